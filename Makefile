@@ -1,0 +1,87 @@
+# AI-OTS — the two commands a newcomer needs:
+#   make run    create .venv, install, build, start the whole local stack (Ctrl-C stops it)
+#   make test   create/update .venv, install with test extras, lint, type-check, run all tests
+# Both are idempotent; a second run only redoes what changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+BUF := $(VENV)/bin/buf
+BUILD_REQS := "setuptools>=70" wheel "Cython>=3.0,<4" "numpy>=2.0" grpcio-tools==1.85.1 "mypy-protobuf>=3.6" "googleapis-common-protos>=1.70"
+CORE_SRC := $(wildcard core/*.pyx core/*.pxd core/*.pxi)
+PROTO_SRC := $(wildcard protos/aiots/v1/*.proto)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck protos-deps sysdeps bench clean help check-python
+
+help:
+	@echo "make run | make test | make lint | make bench | make clean"
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
+	  echo "AI-OTS needs Python 3.11+ as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1)). Set PYTHON=python3.11."; exit 1; }
+	@command -v cc >/dev/null || command -v gcc >/dev/null || { \
+	  echo "No C compiler: on Debian/Ubuntu run 'apt-get install build-essential python3-dev'."; exit 1; }
+
+$(VENV)/.stamp-venv: | check-python
+	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'."; exit 1; }
+	$(PIP) install -q -U pip
+	touch $@
+
+# Runtime + build dependencies (re-run when pyproject.toml changes).
+$(VENV)/.stamp-deps: pyproject.toml $(VENV)/.stamp-venv
+	$(PIP) install -q $(BUILD_REQS)
+	$(PIP) install -q --no-build-isolation -e .
+	touch $@
+
+# Test extras on top.
+$(VENV)/.stamp-test-deps: pyproject.toml $(VENV)/.stamp-deps
+	$(PIP) install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+# Compiled core + generated protobuf modules (re-run only when their sources change).
+$(VENV)/.stamp-build: $(CORE_SRC) $(PROTO_SRC) setup.py $(VENV)/.stamp-deps
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+protos/third_party/google/api/http.proto: $(VENV)/.stamp-deps
+	@mkdir -p protos/third_party/google/api
+	@src=$$($(PY) -c 'import google.api.annotations_pb2 as a, os; print(os.path.dirname(a.__file__))'); \
+	  cp $$src/annotations.proto $$src/http.proto protos/third_party/google/api/
+	@touch $@
+
+protos-deps: protos/third_party/google/api/http.proto
+
+# Debian packages the tests need (promtool for alert rules). Installed only when missing.
+sysdeps:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	      || echo "warning: could not install Debian 'prometheus' (promtool); its test will skip"; \
+	  else echo "note: promtool not found (apt-get install prometheus); its test will skip"; fi; }
+
+lint: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build protos-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cython-lint core
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+	$(BUF) build -o /dev/null
+
+typecheck: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
+	$(VENV)/bin/mypy services gateway
+
+test: lint typecheck sysdeps
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+run: $(VENV)/.stamp-build
+	$(VENV)/bin/aiots up $(ARGS)
+
+bench: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build dist *.egg-info protos/third_party core/*.c core/*.so protos/aiots/v1/*_pb2*.py* protos/aiots/v1/aiots.pb
+	rm -f $(VENV)/.stamp-build

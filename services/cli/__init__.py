@@ -1,0 +1,1 @@
+"""The ``aiots`` command line."""

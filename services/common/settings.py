@@ -1,0 +1,219 @@
+"""One typed settings object for every AI-OTS service.
+
+Sources, highest priority first: keyword arguments, environment variables (prefix ``AIOTS_``,
+nested sections with ``__``, e.g. ``AIOTS_CACHE__PORT=9001``), a YAML file named by
+``AIOTS_CONFIG_FILE``, then the defaults below. The defaults serve the embedded mode
+(``make run`` on a fresh machine). Three well-known variables are read without the prefix:
+``DATABASE_URL``, ``REDIS_URL`` and ``DATABENTO_API_KEY``. Secrets are ``SecretStr`` and are
+never logged; ``*_FILE`` variants (e.g. ``DATABENTO_API_KEY_FILE``) read them from files.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+UNDERLYINGS: tuple[str, ...] = ("AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ")
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL/TimescaleDB. Without DATABASE_URL an embedded PostgreSQL (pgserver) is used."""
+
+    pool_min: int = Field(1, ge=1, description="asyncpg pool minimum connections")
+    pool_max: int = Field(10, ge=1, description="asyncpg pool maximum connections")
+    command_timeout_s: float = Field(30.0, gt=0, description="per-statement timeout, seconds")
+    embedded_dir: Path = Field(Path(".aiots/pg"), description="embedded PostgreSQL data dir")
+    partition_days_ahead: int = Field(7, ge=1, description="daily partitions created ahead (plain PG)")
+
+
+class RedisSettings(BaseModel):
+    """Redis (cache + bus). Without REDIS_URL the in-process cache and bus are used."""
+
+    namespace: str = Field("aiots", description="first component of every key: <ns>:v1:<kind>:...")
+    max_connections: int = Field(64, ge=1, description="connection pool size")
+    socket_timeout_s: float = Field(2.0, gt=0, description="socket timeout, seconds")
+    reconnect_max_backoff_s: float = Field(5.0, gt=0, description="cap of the reconnect backoff")
+
+
+class DatabentoSettings(BaseModel):
+    """Databento datasets and gateways (gateways override only for tests/private deployments)."""
+
+    equities_dataset: str = "EQUS.MINI"
+    options_dataset: str = "OPRA.PILLAR"
+    historical_gateway: str | None = Field(None, description="e.g. 127.0.0.1:18443 (HTTPS)")
+    live_gateway: str | None = Field(None, description="host for Live (plain TCP)")
+    live_port: int | None = None
+    heartbeat_interval_s: int = Field(30, ge=5)
+    max_cost_usd: float = Field(5.0, ge=0, description="backfill cost accepted without confirmation")
+
+
+class ServiceSettings(BaseModel):
+    """Common per-service knobs."""
+
+    host: str = "127.0.0.1"
+    port: int
+    metrics_port: int
+    max_workers: int = Field(4, ge=1, description="threads for CPU-heavy core calls")
+
+
+class IngestionSettings(ServiceSettings):
+    port: int = 8002
+    metrics_port: int = 9102
+    queue_size: int = Field(100_000, ge=1000, description="bounded decode->write queue (records)")
+    batch_size: int = Field(50_000, ge=1, description="rows per COPY batch")
+    flush_interval_s: float = Field(0.25, gt=0, description="max time a record waits before COPY")
+    spill_dir: Path = Field(Path(".aiots/spill"), description="DBN/zstd segments while PG is away")
+    simulator_seed: int = 7
+    simulator_speed: float = Field(1.0, gt=0, description="simulated seconds per wall second")
+    history_sessions: int = Field(30, ge=1, description="1-minute sessions written on first start")
+
+
+class CacheSettings(ServiceSettings):
+    port: int = 8001
+    metrics_port: int = 9101
+    default_ttl_s: int = Field(300, ge=1)
+    max_ttl_s: int = Field(86_400, ge=1)
+    max_key_bytes: int = Field(256, ge=1)
+    max_value_bytes: int = Field(1 << 20, ge=1)
+    memory_budget_bytes: int = Field(256 << 20, ge=1 << 20, description="in-process backend budget")
+    ttl_jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of TTL added at random")
+    watch_queue_size: int = Field(1024, ge=1, description="per WatchPrices subscriber")
+
+
+class AnalyticsSettings(ServiceSettings):
+    port: int = 8003
+    metrics_port: int = 9103
+    result_ttl_s: int = Field(30, ge=1, description="cache-aside TTL of computed results")
+    default_lookback: int = Field(500, ge=1)
+    max_lookback: int = Field(100_000, ge=1)
+    checkpoint_interval_s: float = Field(5.0, gt=0)
+    risk_free_rate: float = 0.045
+    unusual_volume_oi: float = 2.0
+
+
+class SignalsSettings(ServiceSettings):
+    port: int = 8004
+    metrics_port: int = 9104
+    heartbeat_s: float = Field(15.0, gt=0)
+    subscriber_queue: int = Field(1000, ge=1)
+    strategies_file: Path | None = Field(None, description="YAML strategy config (reloadable)")
+
+
+class GatewaySettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = 8000
+    admin_port: int = 9901
+    base_id: int = 0
+    concurrency: int = 1
+    jwt_issuer: str = "aiots-dev"
+    jwt_audience: str = "aiots"
+    jwks_file: Path | None = Field(None, description="JWKS for jwt_authn; dev key generated if unset")
+    dev_key_dir: Path = Path(".aiots/keys")
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    max_request_bytes: int = 1 << 20
+
+
+class TelemetrySettings(BaseModel):
+    log_level: str = "INFO"
+    json_logs: bool = True
+    otlp_endpoint: str | None = Field(None, description="OTLP gRPC endpoint; unset: no export")
+    service_namespace: str = "aiots"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Use :func:`get_settings` for the process-wide instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIOTS_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DATABASE_URL", "AIOTS_DATABASE_URL", "database_url")
+    )
+    redis_url: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "AIOTS_REDIS_URL", "redis_url")
+    )
+    databento_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABENTO_API_KEY", "AIOTS_DATABENTO_API_KEY", "databento_api_key"),
+    )
+    symbols: list[str] = Field(default_factory=lambda: list(UNDERLYINGS))
+    data_dir: Path = Field(Path(".aiots"), description="where embedded data lives")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    databento: DatabentoSettings = Field(default_factory=DatabentoSettings)
+    ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    signals: SignalsSettings = Field(default_factory=SignalsSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        """Read DATABASE_URL_FILE / REDIS_URL_FILE / DATABENTO_API_KEY_FILE when set."""
+        if isinstance(data, dict):
+            for field, env in (
+                ("database_url", "DATABASE_URL_FILE"),
+                ("redis_url", "REDIS_URL_FILE"),
+                ("databento_api_key", "DATABENTO_API_KEY_FILE"),
+            ):
+                path = os.environ.get(env)
+                if path and not data.get(field):
+                    data[field] = Path(path).read_text().strip()
+        return data
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        return [s.strip().upper() for s in v if s.strip()]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        cfg = os.environ.get("AIOTS_CONFIG_FILE")
+        if cfg:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cfg))
+        return tuple(sources)
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_bus(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def simulated_feed(self) -> bool:
+        return self.databento_api_key is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
