@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -34,15 +34,30 @@ class DatabaseSettings(BaseModel):
     command_timeout_s: float = Field(30.0, gt=0, description="per-statement timeout, seconds")
     embedded_dir: Path = Field(Path(".aiots/pg"), description="embedded PostgreSQL data dir")
     partition_days_ahead: int = Field(7, ge=1, description="daily partitions created ahead (plain PG)")
+    timescale: Literal["auto", "on", "off"] = Field(
+        "auto", description="use TimescaleDB when the extension can be created (auto), require it, or not"
+    )
+    migrate_on_start: bool = Field(True, description="apply pending migrations when a pool is created")
 
 
 class RedisSettings(BaseModel):
-    """Redis (cache + bus). Without REDIS_URL the in-process cache and bus are used."""
+    """Redis (cache + bus). Without REDIS_URL the in-process cache and bus are used.
+
+    The bus knobs (stream_*, claim_*, read_*) also drive the in-process bus so both transports
+    behave alike.
+    """
 
     namespace: str = Field("aiots", description="first component of every key: <ns>:v1:<kind>:...")
     max_connections: int = Field(64, ge=1, description="connection pool size")
     socket_timeout_s: float = Field(2.0, gt=0, description="socket timeout, seconds")
+    reconnect_initial_backoff_s: float = Field(0.05, gt=0, description="first reconnect backoff")
     reconnect_max_backoff_s: float = Field(5.0, gt=0, description="cap of the reconnect backoff")
+    stream_maxlen: int = Field(100_000, ge=1, description="approximate MAXLEN of each bus stream")
+    read_batch: int = Field(512, ge=1, description="messages per XREADGROUP/XAUTOCLAIM call")
+    read_block_ms: int = Field(500, ge=1, description="XREADGROUP BLOCK; keep below socket_timeout_s")
+    claim_idle_ms: int = Field(30_000, ge=1, description="pending entries idle this long are reclaimed")
+    claim_interval_s: float = Field(5.0, gt=0, description="how often a consumer runs XAUTOCLAIM")
+    listen_queue_size: int = Field(10_000, ge=1, description="in-process broadcast queue per listener")
 
 
 class DatabentoSettings(BaseModel):

@@ -1,0 +1,1 @@
+"""PostgreSQL/TimescaleDB storage: migrations, pool, idempotent batched writer, typed queries."""
