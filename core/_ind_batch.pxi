@@ -1,0 +1,1429 @@
+# Batch indicator kernels (included by indicators.pyx).
+#
+# Every kernel works on an input slice that starts at the TA-Lib "begidx" (first index where no
+# input is NaN), fills its own lookback prefix with NaN and mirrors the TA-Lib C reference
+# operation by operation. Kernels never touch Python objects and run without the GIL.
+
+# ------------------------------------------------------------------------------------ overlap
+
+
+cdef void _sma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    cdef Py_ssize_t i, lb = p - 1
+    cdef double total = 0.0, tmp
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    for i in range(lb):
+        total += x[i]
+    for i in range(lb, n):
+        total += x[i]
+        tmp = total
+        total -= x[i - lb]
+        out[i] = tmp / p
+
+
+cdef void _ema_at(const double* x, Py_ssize_t n, int p, double k, Py_ssize_t seed_end,
+                  double* out) noexcept nogil:
+    """EMA seeded by the SMA of the ``p`` values ending at ``seed_end`` (TA_INT_EMA)."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0, prev
+    if n <= seed_end:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, seed_end)
+    for i in range(seed_end - p + 1, seed_end + 1):
+        s += x[i]
+    prev = s / p
+    out[seed_end] = prev
+    for i in range(seed_end + 1, n):
+        prev = (x[i] - prev) * k + prev
+        out[i] = prev
+
+
+cdef inline double _per_to_k(int p) noexcept nogil:
+    return 2.0 / <double>(p + 1)
+
+
+cdef inline double _window_var(const double* w, int p) noexcept nogil:
+    """Population variance of ``p`` consecutive values, two-pass (mean, then deviations)."""
+    cdef int j
+    cdef double m = 0.0, acc = 0.0, d
+    for j in range(p):
+        m += w[j]
+    m /= p
+    for j in range(p):
+        d = w[j] - m
+        acc += d * d
+    return acc / p
+
+
+cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    cdef Py_ssize_t i, lb = p - 1
+    cdef double divider = (p * (p + 1)) >> 1
+    cdef double psum = 0.0, psub = 0.0, trailing = 0.0, t
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    if p == 1:
+        for i in range(n):
+            out[i] = x[i]
+        return
+    _nan(out, 0, lb)
+    for i in range(lb):
+        t = x[i]
+        psub += t
+        psum += t * (i + 1)
+    for i in range(lb, n):
+        t = x[i]
+        psub += t
+        psub -= trailing
+        psum += t * p
+        trailing = x[i - lb]
+        out[i] = psum / divider
+        psum -= psub
+
+
+cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    cdef double const_max = 2.0 / (30.0 + 1.0)
+    cdef double const_diff = 2.0 / (2.0 + 1.0) - const_max
+    cdef double sum_roc1 = 0.0, t, t2, period_roc, prev, trailing_value, er
+    cdef Py_ssize_t i, today = 0, trailing_idx = 0
+    if p == 1:
+        for i in range(n):
+            out[i] = x[i]
+        return
+    if n <= p:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, p)
+    for i in range(p):
+        t = x[today]
+        today += 1
+        t -= x[today]
+        sum_roc1 += fabs(t)
+    prev = x[today - 1]
+    t = x[today]
+    t2 = x[trailing_idx]
+    trailing_idx += 1
+    period_roc = t - t2
+    trailing_value = t2
+    if sum_roc1 <= period_roc or _is_zero(sum_roc1):
+        er = 1.0
+    else:
+        er = fabs(period_roc / sum_roc1)
+    er = er * const_diff + const_max
+    er *= er
+    prev = (x[today] - prev) * er + prev
+    today += 1
+    out[p] = prev
+    while today < n:
+        t = x[today]
+        t2 = x[trailing_idx]
+        trailing_idx += 1
+        period_roc = t - t2
+        sum_roc1 -= fabs(trailing_value - t2)
+        sum_roc1 += fabs(t - x[today - 1])
+        trailing_value = t2
+        if sum_roc1 <= period_roc or _is_zero(sum_roc1):
+            er = 1.0
+        else:
+            er = fabs(period_roc / sum_roc1)
+        er = er * const_diff + const_max
+        er *= er
+        prev = (x[today] - prev) * er + prev
+        out[today] = prev
+        today += 1
+
+
+cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
+                    double* upper, double* mid, double* lower) noexcept nogil:
+    cdef Py_ssize_t i, lb = p - 1
+    cdef double var, std
+    _sma_k(x, n, p, mid)
+    if n <= lb:
+        _nan(upper, 0, n)
+        _nan(lower, 0, n)
+        return
+    _nan(upper, 0, lb)
+    _nan(lower, 0, lb)
+    for i in range(lb, n):
+        var = _window_var(x + i - lb, p)
+        std = sqrt(var) if var > 0.0 else 0.0
+        _bands(mid[i], std, up, dn, &upper[i], &lower[i])
+
+
+cdef inline void _bands(double m, double std, double up, double dn, double* u,
+                        double* lo) noexcept nogil:
+    cdef double t
+    if up == dn:
+        if up == 1.0:
+            u[0] = m + std
+            lo[0] = m - std
+        else:
+            t = std * up
+            u[0] = m + t
+            lo[0] = m - t
+    elif up == 1.0:
+        u[0] = m + std
+        lo[0] = m - std * dn
+    elif dn == 1.0:
+        u[0] = m + std * up
+        lo[0] = m - std
+    else:
+        u[0] = m + std * up
+        lo[0] = m - std * dn
+
+
+cdef void _sar_k(const double* h, const double* l, Py_ssize_t n, double acc, double amax,
+                 double* out) noexcept nogil:
+    cdef bint is_long
+    cdef Py_ssize_t today = 1
+    cdef double af, ep, sar, new_high, new_low, prev_high, prev_low, diff_p, diff_m
+    if n <= 1:
+        _nan(out, 0, n)
+        return
+    out[0] = NAN
+    if acc > amax:
+        acc = amax
+    af = acc
+    diff_p = h[1] - h[0]
+    diff_m = l[0] - l[1]
+    is_long = not (diff_m > 0 and diff_p < diff_m)
+    new_high = h[0]
+    new_low = l[0]
+    if is_long:
+        ep = h[1]
+        sar = new_low
+    else:
+        ep = l[1]
+        sar = new_high
+    new_low = l[1]
+    new_high = h[1]
+    while today < n:
+        prev_low = new_low
+        prev_high = new_high
+        new_low = l[today]
+        new_high = h[today]
+        out[today] = _sar_step(&is_long, &af, &ep, &sar, acc, amax, new_high, new_low,
+                               prev_high, prev_low)
+        today += 1
+
+
+cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar, double acc,
+                             double amax, double new_high, double new_low, double prev_high,
+                             double prev_low) noexcept nogil:
+    """One TA_SAR iteration; returns the SAR output for the bar, updates the state."""
+    cdef double o
+    if is_long[0]:
+        if new_low <= sar[0]:
+            is_long[0] = False
+            sar[0] = ep[0]
+            if sar[0] < prev_high:
+                sar[0] = prev_high
+            if sar[0] < new_high:
+                sar[0] = new_high
+            o = sar[0]
+            af[0] = acc
+            ep[0] = new_low
+            sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
+            if sar[0] < prev_high:
+                sar[0] = prev_high
+            if sar[0] < new_high:
+                sar[0] = new_high
+        else:
+            o = sar[0]
+            if new_high > ep[0]:
+                ep[0] = new_high
+                af[0] += acc
+                if af[0] > amax:
+                    af[0] = amax
+            sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
+            if sar[0] > prev_low:
+                sar[0] = prev_low
+            if sar[0] > new_low:
+                sar[0] = new_low
+    elif new_high >= sar[0]:
+        is_long[0] = True
+        sar[0] = ep[0]
+        if sar[0] > prev_low:
+            sar[0] = prev_low
+        if sar[0] > new_low:
+            sar[0] = new_low
+        o = sar[0]
+        af[0] = acc
+        ep[0] = new_high
+        sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
+        if sar[0] > prev_low:
+            sar[0] = prev_low
+        if sar[0] > new_low:
+            sar[0] = new_low
+    else:
+        o = sar[0]
+        if new_low < ep[0]:
+            ep[0] = new_low
+            af[0] += acc
+            if af[0] > amax:
+                af[0] = amax
+        sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
+        if sar[0] < prev_high:
+            sar[0] = prev_high
+        if sar[0] < new_high:
+            sar[0] = new_high
+    return o
+
+
+cdef void _vwap_k(const double* h, const double* l, const double* c, const double* v,
+                  const char* start, Py_ssize_t n, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double cum_pv = 0.0, cum_v = 0.0, tp
+    for i in range(n):
+        if i == 0 or start[i]:
+            cum_pv = 0.0
+            cum_v = 0.0
+        tp = (h[i] + l[i] + c[i]) / 3.0
+        cum_pv += tp * v[i]
+        cum_v += v[i]
+        out[i] = cum_pv / cum_v if cum_v != 0.0 else NAN
+
+
+# ----------------------------------------------------------------------------------- momentum
+
+
+cdef void _rsi_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    cdef Py_ssize_t i, today = 0
+    cdef double prev_value, gain = 0.0, loss = 0.0, t1, t2, pm1 = p - 1
+    if n <= p:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, p)
+    prev_value = x[0]
+    today = 1
+    for i in range(p):
+        t1 = x[today]
+        today += 1
+        t2 = t1 - prev_value
+        prev_value = t1
+        if t2 < 0:
+            loss -= t2
+        else:
+            gain += t2
+    loss /= p
+    gain /= p
+    t1 = gain + loss
+    out[p] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
+    while today < n:
+        t1 = x[today]
+        t2 = t1 - prev_value
+        prev_value = t1
+        loss *= pm1
+        gain *= pm1
+        if t2 < 0:
+            loss -= t2
+        else:
+            gain += t2
+        loss /= p
+        gain /= p
+        t1 = gain + loss
+        out[today] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
+        today += 1
+
+
+cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal,
+                  double* fbuf, double* sbuf, double* macd, double* sig,
+                  double* hist) noexcept nogil:
+    cdef Py_ssize_t i, s0, lbtot
+    cdef int t
+    if slow < fast:
+        t = slow
+        slow = fast
+        fast = t
+    s0 = slow - 1
+    lbtot = s0 + signal - 1
+    if n <= lbtot:
+        _nan(macd, 0, n)
+        _nan(sig, 0, n)
+        _nan(hist, 0, n)
+        return
+    _ema_at(x, n, slow, _per_to_k(slow), s0, sbuf)
+    _ema_at(x, n, fast, _per_to_k(fast), s0, fbuf)
+    for i in range(s0, n):
+        fbuf[i] = fbuf[i] - sbuf[i]
+    _ema_at(fbuf, n, signal, _per_to_k(signal), lbtot, sig)
+    _nan(macd, 0, lbtot)
+    _nan(hist, 0, lbtot)
+    for i in range(lbtot, n):
+        macd[i] = fbuf[i]
+        hist[i] = fbuf[i] - sig[i]
+
+
+cdef void _fastk_k(const double* h, const double* l, const double* c, Py_ssize_t n, int fk,
+                   double* out) noexcept nogil:
+    """Raw %K exactly as TA_STOCH/TA_STOCHF compute it (valid from fk - 1)."""
+    cdef Py_ssize_t today = fk - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
+    cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
+    _nan(out, 0, today if today < n else n)
+    while today < n:
+        tmp = l[today]
+        if lowest_idx < trailing:
+            lowest_idx = trailing
+            lowest = l[lowest_idx]
+            i = lowest_idx + 1
+            while i <= today:
+                tmp = l[i]
+                if tmp < lowest:
+                    lowest_idx = i
+                    lowest = tmp
+                i += 1
+            diff = (highest - lowest) / 100.0
+        elif tmp <= lowest:
+            lowest_idx = today
+            lowest = tmp
+            diff = (highest - lowest) / 100.0
+        tmp = h[today]
+        if highest_idx < trailing:
+            highest_idx = trailing
+            highest = h[highest_idx]
+            i = highest_idx + 1
+            while i <= today:
+                tmp = h[i]
+                if tmp > highest:
+                    highest_idx = i
+                    highest = tmp
+                i += 1
+            diff = (highest - lowest) / 100.0
+        elif tmp >= highest:
+            highest_idx = today
+            highest = tmp
+            diff = (highest - lowest) / 100.0
+        if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
+            out[today] = (c[today] - lowest) / diff
+        else:
+            out[today] = 0.0
+        trailing += 1
+        today += 1
+
+
+cdef void _stoch_k(const double* h, const double* l, const double* c, Py_ssize_t n, int fk,
+                   int sk, int sd, double* tmp, double* slowk, double* slowd) noexcept nogil:
+    cdef Py_ssize_t a = fk - 1, b = fk - 1 + sk - 1, lbtot = fk - 1 + sk - 1 + sd - 1, i
+    if n <= lbtot:
+        _nan(slowk, 0, n)
+        _nan(slowd, 0, n)
+        return
+    _fastk_k(h, l, c, n, fk, tmp)
+    _sma_k(tmp + a, n - a, sk, slowk + a)
+    _sma_k(slowk + b, n - b, sd, slowd + b)
+    _nan(slowk, 0, lbtot)
+    _nan(slowd, 0, lbtot)
+
+
+cdef void _stochrsi_k(const double* x, Py_ssize_t n, int p, int fk, int fd, double* rsi,
+                      double* fastk, double* fastd) noexcept nogil:
+    cdef Py_ssize_t lbtot = p + fk - 1 + fd - 1, a = p, b = p + fk - 1
+    if n <= lbtot:
+        _nan(fastk, 0, n)
+        _nan(fastd, 0, n)
+        return
+    _rsi_k(x, n, p, rsi)
+    _fastk_k(rsi + a, rsi + a, rsi + a, n - a, fk, fastk + a)
+    _sma_k(fastk + b, n - b, fd, fastd + b)
+    _nan(fastk, 0, lbtot)
+    _nan(fastd, 0, lbtot)
+
+
+cdef inline double _true_range(double high, double low, double prev_close) noexcept nogil:
+    cdef double r = high - low, t = fabs(high - prev_close)
+    if t > r:
+        r = t
+    t = fabs(low - prev_close)
+    if t > r:
+        r = t
+    return r
+
+
+cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minus_dm) noexcept nogil:
+    if diff_m > 0 and diff_p < diff_m:
+        minus_dm[0] += diff_m
+    elif diff_p > 0 and diff_p > diff_m:
+        plus_dm[0] += diff_p
+
+
+cdef void _dmi_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+                 double* adx, double* pdi, double* mdi) noexcept nogil:
+    """ADX (lookback 2p-1) and +DI/-DI (lookback p) in one pass; any output may be NULL."""
+    cdef Py_ssize_t today = 0, i
+    cdef double prev_high, prev_low, prev_close, pdm = 0.0, mdm = 0.0, tr = 0.0, t
+    cdef double diff_p, diff_m, mdi_v, pdi_v, sum_dx = 0.0, prev_adx = 0.0, pm1 = p - 1
+    cdef Py_ssize_t lb_adx = 2 * p - 1
+    if adx != NULL:
+        _nan(adx, 0, lb_adx if lb_adx < n else n)
+    if pdi != NULL:
+        _nan(pdi, 0, p if p < n else n)
+    if mdi != NULL:
+        _nan(mdi, 0, p if p < n else n)
+    if n <= p:
+        return
+    prev_high = h[0]
+    prev_low = l[0]
+    prev_close = c[0]
+    for i in range(p - 1):
+        today += 1
+        t = h[today]
+        diff_p = t - prev_high
+        prev_high = t
+        t = l[today]
+        diff_m = prev_low - t
+        prev_low = t
+        _dm(diff_p, diff_m, &pdm, &mdm)
+        tr += _true_range(prev_high, prev_low, prev_close)
+        prev_close = c[today]
+    while today < n - 1:
+        today += 1
+        t = h[today]
+        diff_p = t - prev_high
+        prev_high = t
+        t = l[today]
+        diff_m = prev_low - t
+        prev_low = t
+        mdm -= mdm / p
+        pdm -= pdm / p
+        _dm(diff_p, diff_m, &pdm, &mdm)
+        tr = tr - tr / p + _true_range(prev_high, prev_low, prev_close)
+        prev_close = c[today]
+        if not _is_zero(tr):
+            mdi_v = 100.0 * (mdm / tr)
+            pdi_v = 100.0 * (pdm / tr)
+        else:
+            mdi_v = 0.0
+            pdi_v = 0.0
+        if pdi != NULL:
+            pdi[today] = pdi_v
+        if mdi != NULL:
+            mdi[today] = mdi_v
+        if adx != NULL:
+            if today <= lb_adx:
+                if not _is_zero(tr):
+                    t = mdi_v + pdi_v
+                    if not _is_zero(t):
+                        sum_dx += 100.0 * (fabs(mdi_v - pdi_v) / t)
+                if today == lb_adx:
+                    prev_adx = sum_dx / p
+                    adx[today] = prev_adx
+            else:
+                if not _is_zero(tr):
+                    t = mdi_v + pdi_v
+                    if not _is_zero(t):
+                        t = 100.0 * (fabs(mdi_v - pdi_v) / t)
+                        prev_adx = (prev_adx * pm1 + t) / p
+                adx[today] = prev_adx
+
+
+cdef void _di1_k(const double* h, const double* l, const double* c, Py_ssize_t n, bint plus,
+                 double* out) noexcept nogil:
+    """PLUS_DI/MINUS_DI with period 1: raw DM over true range (TA-Lib, no x100)."""
+    cdef Py_ssize_t i
+    cdef double diff_p, diff_m, tr
+    if n <= 1:
+        _nan(out, 0, n)
+        return
+    out[0] = NAN
+    for i in range(1, n):
+        diff_p = h[i] - h[i - 1]
+        diff_m = l[i - 1] - l[i]
+        tr = _true_range(h[i], l[i], c[i - 1])
+        if plus:
+            if diff_p > 0 and diff_p > diff_m and not _is_zero(tr):
+                out[i] = diff_p / tr
+            else:
+                out[i] = 0.0
+        else:
+            if diff_m > 0 and diff_p < diff_m and not _is_zero(tr):
+                out[i] = diff_m / tr
+            else:
+                out[i] = 0.0
+
+
+cdef void _cci_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+                 double* buf, double* out) noexcept nogil:
+    cdef Py_ssize_t i, j, lb = p - 1, idx = 0
+    cdef double last, avg, dev, t, scale
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    for i in range(lb):
+        buf[idx] = (h[i] + l[i] + c[i]) / 3.0
+        idx += 1
+    for i in range(lb, n):
+        last = (h[i] + l[i] + c[i]) / 3.0
+        buf[idx] = last
+        avg = 0.0
+        for j in range(p):
+            avg += buf[j]
+        avg /= p
+        dev = 0.0
+        for j in range(p):
+            dev += fabs(buf[j] - avg)
+        t = last - avg
+        dev /= p
+        scale = fabs(avg)
+        if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
+            out[i] = t / (0.015 * dev)
+        else:
+            out[i] = 0.0
+        idx += 1
+        if idx == p:
+            idx = 0
+
+
+cdef void _willr_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+                   double* out) noexcept nogil:
+    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
+    cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
+    _nan(out, 0, today if today < n else n)
+    while today < n:
+        tmp = l[today]
+        if lowest_idx < trailing:
+            lowest_idx = trailing
+            lowest = l[lowest_idx]
+            i = lowest_idx + 1
+            while i <= today:
+                tmp = l[i]
+                if tmp < lowest:
+                    lowest_idx = i
+                    lowest = tmp
+                i += 1
+            diff = (highest - lowest) / (-100.0)
+        elif tmp <= lowest:
+            lowest_idx = today
+            lowest = tmp
+            diff = (highest - lowest) / (-100.0)
+        tmp = h[today]
+        if highest_idx < trailing:
+            highest_idx = trailing
+            highest = h[highest_idx]
+            i = highest_idx + 1
+            while i <= today:
+                tmp = h[i]
+                if tmp > highest:
+                    highest_idx = i
+                    highest = tmp
+                i += 1
+            diff = (highest - lowest) / (-100.0)
+        elif tmp >= highest:
+            highest_idx = today
+            highest = tmp
+            diff = (highest - lowest) / (-100.0)
+        if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
+            out[today] = (highest - c[today]) / diff
+        else:
+            out[today] = 0.0
+        trailing += 1
+        today += 1
+
+
+cdef inline double _mf_sign(double tp, double prev) noexcept nogil:
+    """Typical-price change, 0 when it is a rounding tie (TA-Lib 0.8 scaled zero test)."""
+    cdef double d = tp - prev
+    if _is_zero_scaled(d, fabs(tp) + fabs(prev)):
+        return 0.0
+    return d
+
+
+cdef void _mfi_k(const double* h, const double* l, const double* c, const double* v, Py_ssize_t n,
+                 int p, double* pos, double* neg, double* out) noexcept nogil:
+    cdef Py_ssize_t i, today = 0, idx = 0, live = 0
+    cdef double prev_value, pos_sum = 0.0, neg_sum = 0.0, t1, t2
+    if n <= p:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, p)
+    prev_value = (h[0] + l[0] + c[0]) / 3.0
+    today = 1
+    for i in range(p):
+        t1 = (h[today] + l[today] + c[today]) / 3.0
+        t2 = _mf_sign(t1, prev_value)
+        prev_value = t1
+        t1 *= v[today]
+        today += 1
+        live += t1 != 0.0 and t2 != 0.0
+        if t2 < 0:
+            neg[idx] = t1
+            neg_sum += t1
+            pos[idx] = 0.0
+        elif t2 > 0:
+            pos[idx] = t1
+            pos_sum += t1
+            neg[idx] = 0.0
+        else:
+            pos[idx] = 0.0
+            neg[idx] = 0.0
+        idx += 1
+        if idx == p:
+            idx = 0
+    t1 = pos_sum + neg_sum
+    out[p] = 0.0 if live == 0 else 100.0 * (pos_sum / t1)
+    while today < n:
+        live -= pos[idx] != 0.0 or neg[idx] != 0.0
+        pos_sum -= pos[idx]
+        neg_sum -= neg[idx]
+        t1 = (h[today] + l[today] + c[today]) / 3.0
+        t2 = _mf_sign(t1, prev_value)
+        prev_value = t1
+        t1 *= v[today]
+        live += t1 != 0.0 and t2 != 0.0
+        if t2 < 0:
+            neg[idx] = t1
+            neg_sum += t1
+            pos[idx] = 0.0
+        elif t2 > 0:
+            pos[idx] = t1
+            pos_sum += t1
+            neg[idx] = 0.0
+        else:
+            pos[idx] = 0.0
+            neg[idx] = 0.0
+        if live == 0:
+            pos_sum = 0.0
+            neg_sum = 0.0
+            out[today] = 0.0
+        else:
+            out[today] = 100.0 * (pos_sum / (pos_sum + neg_sum))
+        today += 1
+        idx += 1
+        if idx == p:
+            idx = 0
+
+
+cdef void _roc_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double t
+    if n <= p:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, p)
+    for i in range(p, n):
+        t = x[i - p]
+        out[i] = ((x[i] / t) - 1.0) * 100.0 if t != 0.0 else 0.0
+
+
+cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    if n <= p:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, p)
+    for i in range(p, n):
+        out[i] = x[i] - x[i - p]
+
+
+cdef void _aroon_k(const double* h, const double* l, Py_ssize_t n, int p, double* down,
+                   double* up) noexcept nogil:
+    cdef Py_ssize_t today = p, trailing = 0, lowest_idx = -1, highest_idx = -1, i
+    cdef double lowest = 0.0, highest = 0.0, tmp, factor = 100.0 / p
+    if n <= p:
+        _nan(down, 0, n)
+        _nan(up, 0, n)
+        return
+    _nan(down, 0, p)
+    _nan(up, 0, p)
+    while today < n:
+        tmp = l[today]
+        if lowest_idx < trailing:
+            lowest_idx = trailing
+            lowest = l[lowest_idx]
+            i = lowest_idx + 1
+            while i <= today:
+                tmp = l[i]
+                if tmp <= lowest:
+                    lowest_idx = i
+                    lowest = tmp
+                i += 1
+        elif tmp <= lowest:
+            lowest_idx = today
+            lowest = tmp
+        tmp = h[today]
+        if highest_idx < trailing:
+            highest_idx = trailing
+            highest = h[highest_idx]
+            i = highest_idx + 1
+            while i <= today:
+                tmp = h[i]
+                if tmp >= highest:
+                    highest_idx = i
+                    highest = tmp
+                i += 1
+        elif tmp >= highest:
+            highest_idx = today
+            highest = tmp
+        up[today] = factor * (p - (today - highest_idx))
+        down[today] = factor * (p - (today - lowest_idx))
+        trailing += 1
+        today += 1
+
+
+cdef void _trange_k(const double* h, const double* l, const double* c, Py_ssize_t n,
+                    double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double greatest, t
+    if n <= 1:
+        _nan(out, 0, n)
+        return
+    out[0] = NAN
+    for i in range(1, n):
+        greatest = h[i] - l[i]
+        t = fabs(c[i - 1] - h[i])
+        if t > greatest:
+            greatest = t
+        t = fabs(l[i] - c[i - 1])
+        if t > greatest:
+            greatest = t
+        out[i] = greatest
+
+
+cdef void _atr_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+                 bint normalize, double* out) noexcept nogil:
+    """ATR (normalize=False) or NATR (normalize=True); writes TR into ``out`` first."""
+    cdef Py_ssize_t i
+    cdef double total = 0.0, prev, pm1 = p - 1, t
+    _trange_k(h, l, c, n, out)
+    if p == 1:
+        return
+    if n <= p:
+        _nan(out, 0, n)
+        return
+    for i in range(1, p):
+        total += out[i]
+    total += out[p]
+    prev = total / p
+    _nan(out, 0, p)
+    t = c[p]
+    if normalize:
+        out[p] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
+    else:
+        out[p] = prev
+    for i in range(p + 1, n):
+        prev *= pm1
+        prev += out[i]
+        prev /= p
+        if normalize:
+            t = c[i]
+            out[i] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
+        else:
+            out[i] = prev
+
+
+cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* out) noexcept nogil:
+    cdef Py_ssize_t i, lb = p - 1
+    cdef double var
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    for i in range(lb, n):
+        var = _window_var(x + i - lb, p)
+        out[i] = sqrt(var) * nbdev if var > 0.0 else 0.0
+
+
+cdef void _obv_k(const double* x, const double* v, Py_ssize_t n, double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double prev_obv, prev_real, t
+    if n == 0:
+        return
+    prev_obv = v[0]
+    prev_real = x[0]
+    for i in range(n):
+        t = x[i]
+        if t > prev_real:
+            prev_obv += v[i]
+        elif t < prev_real:
+            prev_obv -= v[i]
+        out[i] = prev_obv
+        prev_real = t
+
+
+cdef inline double _ad_step(double ad, double high, double low, double close,
+                            double volume) noexcept nogil:
+    cdef double t = high - low
+    if t > 0.0:
+        ad += (((close - low) - (high - close)) / t) * volume
+    return ad
+
+
+cdef void _ad_k(const double* h, const double* l, const double* c, const double* v, Py_ssize_t n,
+                double* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double ad = 0.0
+    for i in range(n):
+        ad = _ad_step(ad, h[i], l[i], c[i], v[i])
+        out[i] = ad
+
+
+cdef void _adosc_k(const double* h, const double* l, const double* c, const double* v,
+                   Py_ssize_t n, int fast, int slow, double* out) noexcept nogil:
+    cdef Py_ssize_t i, lb = (fast if fast > slow else slow) - 1
+    cdef double fk = _per_to_k(fast), sk = _per_to_k(slow)
+    cdef double ofk = 1.0 - fk, osk = 1.0 - sk, ad = 0.0, fe, se
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    ad = _ad_step(ad, h[0], l[0], c[0], v[0])
+    fe = ad
+    se = ad
+    for i in range(1, lb):
+        ad = _ad_step(ad, h[i], l[i], c[i], v[i])
+        fe = fma(ofk, fe, fk * ad)
+        se = fma(osk, se, sk * ad)
+    for i in range(lb if lb > 0 else 1, n):
+        ad = _ad_step(ad, h[i], l[i], c[i], v[i])
+        fe = fma(ofk, fe, fk * ad)
+        se = fma(osk, se, sk * ad)
+        out[i] = fe - se
+    if lb == 0:
+        out[0] = 0.0
+
+
+# ------------------------------------------------------------------------------ Python wrappers
+
+cdef tuple _N1 = ("real",)
+cdef tuple _HL = ("high", "low")
+cdef tuple _HLC = ("high", "low", "close")
+cdef tuple _HLCV = ("high", "low", "close", "volume")
+
+
+def sma(real, *, period=30):
+    """Simple moving average (TA_SMA). Default period 30; lookback period - 1."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _sma_k(x + b, m - b, p, o + b)
+    return out
+
+
+def ema(real, *, period=30):
+    """Exponential moving average (TA_EMA), k = 2/(period+1), seeded by the SMA of the first
+    ``period`` values. Default period 30; lookback period - 1."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _ema_at(x + b, m - b, p, _per_to_k(p), p - 1, o + b)
+    return out
+
+
+def wma(real, *, period=30):
+    """Linearly weighted moving average (TA_WMA). Default period 30; lookback period - 1."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _wma_k(x + b, m - b, p, o + b)
+    return out
+
+
+def dema(real, *, period=30):
+    """Double EMA, 2*EMA - EMA(EMA) (TA_DEMA). Default period 30; lookback 2*(period-1)."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n), e1 = _empty(n), e2 = _empty(n)
+    cdef double* o = _dp(out)
+    cdef double* a1 = _dp(e1)
+    cdef double* a2 = _dp(e2)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n - beg, i, lb1 = p - 1, lb2 = 2 * (p - 1)
+    cdef double k = _per_to_k(p)
+    with nogil:
+        _nan(o, 0, b)
+        if m <= lb2:
+            _nan(o + b, 0, m)
+        else:
+            _ema_at(x + b, m, p, k, lb1, a1)
+            _ema_at(a1 + lb1, m - lb1, p, k, lb1, a2 + lb1)
+            _nan(o + b, 0, lb2)
+            for i in range(lb2, m):
+                o[b + i] = (2.0 * a1[i]) - a2[i]
+    return out
+
+
+def tema(real, *, period=30):
+    """Triple EMA, 3*E1 - 3*E2 + E3 (TA_TEMA). Default period 30; lookback 3*(period-1)."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n), e1 = _empty(n), e2 = _empty(n), e3 = _empty(n)
+    cdef double* o = _dp(out)
+    cdef double* a1 = _dp(e1)
+    cdef double* a2 = _dp(e2)
+    cdef double* a3 = _dp(e3)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n - beg, i, lb1 = p - 1, lb2 = 2 * (p - 1), lb3 = 3 * (p - 1)
+    cdef double k = _per_to_k(p)
+    with nogil:
+        _nan(o, 0, b)
+        if m <= lb3:
+            _nan(o + b, 0, m)
+        else:
+            _ema_at(x + b, m, p, k, lb1, a1)
+            _ema_at(a1 + lb1, m - lb1, p, k, lb1, a2 + lb1)
+            _ema_at(a2 + lb2, m - lb2, p, k, lb1, a3 + lb2)
+            _nan(o + b, 0, lb3)
+            for i in range(lb3, m):
+                o[b + i] = a3[i] + ((3.0 * a1[i]) - (3.0 * a2[i]))
+    return out
+
+
+def kama(real, *, period=30):
+    """Kaufman adaptive moving average (TA_KAMA; fast 2, slow 30). Default period 30;
+    lookback period."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _kama_k(x + b, m - b, p, o + b)
+    return out
+
+
+def bbands(real, *, period=20, nbdev_up=2.0, nbdev_dn=2.0):
+    """Bollinger bands over an SMA middle (TA_BBANDS, matype SMA): (upper, middle, lower).
+    Defaults period 20, nbdev_up 2, nbdev_dn 2 (population standard deviation);
+    lookback period - 1."""
+    cdef int p = _period(period, "period", 2)
+    cdef double up = _real(nbdev_up, "nbdev_up"), dn = _real(nbdev_dn, "nbdev_dn")
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray u = _empty(n), mid = _empty(n), lo = _empty(n)
+    cdef double* pu = _dp(u)
+    cdef double* pm = _dp(mid)
+    cdef double* pl = _dp(lo)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(pu, 0, b)
+        _nan(pm, 0, b)
+        _nan(pl, 0, b)
+        _bbands_k(x + b, m - b, p, up, dn, pu + b, pm + b, pl + b)
+    return u, mid, lo
+
+
+def sar(high, low, *, acceleration=0.02, maximum=0.2):
+    """Parabolic SAR (TA_SAR). Defaults acceleration 0.02, maximum 0.2; lookback 1. The first
+    direction comes from the -DM of the first two bars, the first SAR is bar 0's low/high."""
+    cdef double acc = _real(acceleration, "acceleration", 0.0)
+    cdef double amax = _real(maximum, "maximum", 0.0)
+    arrays, n, beg = _inputs((high, low), _HL)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _sar_k(h + b, l + b, m - b, acc, amax, o + b)
+    return out
+
+
+def ny_session_starts(timestamps):
+    """Boolean array: True where the America/New_York calendar day of an int64 ns UTC timestamp
+    differs from the previous element's (and at index 0)."""
+    from zoneinfo import ZoneInfo
+    import datetime as _dt
+    cdef cnp.ndarray ts
+    try:
+        ts = np.ascontiguousarray(timestamps, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"timestamps must be int64 nanoseconds: {exc}") from None
+    if ts.ndim != 1:
+        raise ValueError(f"timestamps must be 1-D, got {ts.ndim}-D")
+    n = ts.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    hour_ns = 3_600_000_000_000
+    hours = np.floor_divide(ts, hour_ns)
+    uniq, inv = np.unique(hours, return_inverse=True)
+    tz = ZoneInfo("America/New_York")
+    offsets = np.empty(uniq.shape[0], dtype=np.int64)
+    for j in range(uniq.shape[0]):
+        h = int(uniq[j])
+        if not -2_000_000 < h < 2_000_000:
+            raise ValueError(f"timestamps must be within years 1742..2198, got {h * hour_ns} ns")
+        d = _dt.datetime.fromtimestamp(h * 3600, tz=_dt.UTC).astimezone(tz)
+        offsets[j] = int(d.utcoffset().total_seconds()) * 1_000_000_000
+    local_day = np.floor_divide(ts + offsets[inv], 86_400 * 1_000_000_000)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(local_day[1:], local_day[: n - 1], out=starts[1:])
+    return starts
+
+
+def vwap(high, low, close, volume, *, session_start=None, timestamps=None):
+    """Volume-weighted average price of the typical price (H+L+C)/3, cumulative within a session.
+
+    Sessions start at index 0 and wherever ``session_start`` (bool array) is True, or, when
+    ``timestamps`` (int64 ns UTC) are given instead, at each new America/New_York calendar day.
+    NaN until the session has traded non-zero volume. No TA-Lib equivalent."""
+    if session_start is not None and timestamps is not None:
+        raise ValueError("give session_start or timestamps, not both")
+    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+    cdef cnp.ndarray starts
+    if timestamps is not None:
+        starts = ny_session_starts(timestamps)
+        if starts.shape[0] != n:
+            raise ValueError(f"timestamps has length {starts.shape[0]} but high has length {n}")
+    elif session_start is not None:
+        try:
+            starts = np.ascontiguousarray(session_start, dtype=bool)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"session_start must be a boolean array: {exc}") from None
+        if starts.ndim != 1 or starts.shape[0] != n:
+            raise ValueError(f"session_start must be 1-D of length {n}, got shape {np.shape(starts)}")
+    else:
+        starts = np.zeros(n, dtype=bool)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef const double* v = _dp(arrays[3])
+    cdef const char* s = <const char*>cnp.PyArray_DATA(starts)
+    cdef Py_ssize_t m = n
+    with nogil:
+        _vwap_k(h, l, c, v, s, m, o)
+    return out
+
+
+def rsi(real, *, period=14):
+    """Relative strength index with Wilder smoothing (TA_RSI). Default period 14; lookback
+    period."""
+    cdef int p = _period(period, "period", 2)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _rsi_k(x + b, m - b, p, o + b)
+    return out
+
+
+def macd(real, *, fast=12, slow=26, signal=9):
+    """MACD with EMAs (TA_MACD): (macd, signal, hist). Defaults 12/26/9; k = 2/(n+1); both EMAs
+    are seeded at bar slow-1 (TA-Lib convention); lookback slow + signal - 2."""
+    cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
+    cdef int g = _period(signal, "signal", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray m1 = _empty(n), m2 = _empty(n), m3 = _empty(n), t1 = _empty(n), t2 = _empty(n)
+    cdef double* p1 = _dp(m1)
+    cdef double* p2 = _dp(m2)
+    cdef double* p3 = _dp(m3)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    cdef double* q1 = _dp(t1)
+    cdef double* q2 = _dp(t2)
+    with nogil:
+        _nan(p1, 0, b)
+        _nan(p2, 0, b)
+        _nan(p3, 0, b)
+        _macd_k(x + b, m - b, f, s, g, q1, q2, p1 + b, p2 + b, p3 + b)
+    return m1, m2, m3
+
+
+def stoch(high, low, close, *, fastk=5, slowk=3, slowd=3):
+    """Slow stochastic (TA_STOCH, SMA smoothing): (slowk, slowd). Defaults 5/3/3; lookback
+    fastk + slowk + slowd - 3."""
+    cdef int fk = _period(fastk, "fastk", 1), sk = _period(slowk, "slowk", 1)
+    cdef int sd = _period(slowd, "slowd", 1)
+    arrays, n, beg = _inputs((high, low, close), _HLC)
+    cdef cnp.ndarray k = _empty(n), d = _empty(n), t = _empty(n)
+    cdef double* pk = _dp(k)
+    cdef double* pd = _dp(d)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef Py_ssize_t b = beg, m = n
+    cdef double* q = _dp(t)
+    with nogil:
+        _nan(pk, 0, b)
+        _nan(pd, 0, b)
+        _stoch_k(h + b, l + b, c + b, m - b, fk, sk, sd, q, pk + b, pd + b)
+    return k, d
+
+
+def stochrsi(real, *, period=14, fastk=5, fastd=3):
+    """Stochastic RSI (TA_STOCHRSI, SMA %D): (fastk, fastd). Defaults 14/5/3; lookback
+    period + fastk + fastd - 2."""
+    cdef int p = _period(period, "period", 2), fk = _period(fastk, "fastk", 1)
+    cdef int fd = _period(fastd, "fastd", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray k = _empty(n), d = _empty(n), t = _empty(n)
+    cdef double* pk = _dp(k)
+    cdef double* pd = _dp(d)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    cdef double* q = _dp(t)
+    with nogil:
+        _nan(pk, 0, b)
+        _nan(pd, 0, b)
+        _stochrsi_k(x + b, m - b, p, fk, fd, q, pk + b, pd + b)
+    return k, d
+
+
+cdef _dmi(high, low, close, object period, int which):
+    cdef int p = _period(period, "period", 2 if which == 0 else 1)
+    arrays, n, beg = _inputs((high, low, close), _HLC)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        if which == 0:
+            _dmi_k(h + b, l + b, c + b, m - b, p, o + b, NULL, NULL)
+        elif p == 1:
+            _di1_k(h + b, l + b, c + b, m - b, which == 1, o + b)
+        elif which == 1:
+            _dmi_k(h + b, l + b, c + b, m - b, p, NULL, o + b, NULL)
+        else:
+            _dmi_k(h + b, l + b, c + b, m - b, p, NULL, NULL, o + b)
+    return out
+
+
+def adx(high, low, close, *, period=14):
+    """Average directional index, Wilder smoothing (TA_ADX). Default period 14; lookback
+    2*period - 1."""
+    return _dmi(high, low, close, period, 0)
+
+
+def plus_di(high, low, close, *, period=14):
+    """Plus directional indicator (TA_PLUS_DI). Default period 14; lookback period."""
+    return _dmi(high, low, close, period, 1)
+
+
+def minus_di(high, low, close, *, period=14):
+    """Minus directional indicator (TA_MINUS_DI). Default period 14; lookback period."""
+    return _dmi(high, low, close, period, 2)
+
+
+def cci(high, low, close, *, period=14):
+    """Commodity channel index on the typical price (TA_CCI). Default period 14; lookback
+    period - 1."""
+    cdef int p = _period(period, "period", 2)
+    arrays, n, beg = _inputs((high, low, close), _HLC)
+    cdef cnp.ndarray out = _empty(n), buf = _empty(p)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef Py_ssize_t b = beg, m = n
+    cdef double* q = _dp(buf)
+    with nogil:
+        _nan(o, 0, b)
+        _cci_k(h + b, l + b, c + b, m - b, p, q, o + b)
+    return out
+
+
+def willr(high, low, close, *, period=14):
+    """Williams %R in [-100, 0] (TA_WILLR). Default period 14; lookback period - 1."""
+    cdef int p = _period(period, "period", 2)
+    arrays, n, beg = _inputs((high, low, close), _HLC)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _willr_k(h + b, l + b, c + b, m - b, p, o + b)
+    return out
+
+
+def mfi(high, low, close, volume, *, period=14):
+    """Money flow index (TA_MFI). Default period 14; lookback period."""
+    cdef int p = _period(period, "period", 2)
+    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+    cdef cnp.ndarray out = _empty(n), pos = _empty(p), neg = _empty(p)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef const double* v = _dp(arrays[3])
+    cdef Py_ssize_t b = beg, m = n
+    cdef double* q1 = _dp(pos)
+    cdef double* q2 = _dp(neg)
+    with nogil:
+        _nan(o, 0, b)
+        _mfi_k(h + b, l + b, c + b, v + b, m - b, p, q1, q2, o + b)
+    return out
+
+
+def roc(real, *, period=10):
+    """Rate of change in percent, (x/x[-period] - 1)*100 (TA_ROC). Default period 10; lookback
+    period."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _roc_k(x + b, m - b, p, o + b)
+    return out
+
+
+def mom(real, *, period=10):
+    """Momentum x - x[-period] (TA_MOM). Default period 10; lookback period."""
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _mom_k(x + b, m - b, p, o + b)
+    return out
+
+
+def aroon(high, low, *, period=14):
+    """Aroon (TA_AROON): (aroondown, aroonup), window period + 1 bars, latest extreme wins ties.
+    Default period 14; lookback period."""
+    cdef int p = _period(period, "period", 2)
+    arrays, n, beg = _inputs((high, low), _HL)
+    cdef cnp.ndarray dn = _empty(n), up = _empty(n)
+    cdef double* pd = _dp(dn)
+    cdef double* pu = _dp(up)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(pd, 0, b)
+        _nan(pu, 0, b)
+        _aroon_k(h + b, l + b, m - b, p, pd + b, pu + b)
+    return dn, up
+
+
+cdef _atr(high, low, close, object period, bint normalize):
+    cdef int p = _period(period, "period", 1)
+    arrays, n, beg = _inputs((high, low, close), _HLC)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _atr_k(h + b, l + b, c + b, m - b, p, normalize, o + b)
+    return out
+
+
+def atr(high, low, close, *, period=14):
+    """Average true range, Wilder smoothing seeded by the SMA of the first ``period`` true ranges
+    (TA_ATR). Default period 14; lookback period (period 1 is TRANGE)."""
+    return _atr(high, low, close, period, False)
+
+
+def natr(high, low, close, *, period=14):
+    """Normalized ATR, 100 * ATR / close (TA_NATR). Default period 14; lookback period
+    (period 1 returns TRANGE, as TA-Lib does)."""
+    return _atr(high, low, close, period, True)
+
+
+def trange(high, low, close):
+    """True range (TA_TRANGE). Lookback 1."""
+    arrays, n, beg = _inputs((high, low, close), _HLC)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _trange_k(h + b, l + b, c + b, m - b, o + b)
+    return out
+
+
+def stddev(real, *, period=5, nbdev=1.0):
+    """Population standard deviation times ``nbdev`` (TA_STDDEV). Defaults period 5, nbdev 1;
+    lookback period - 1."""
+    cdef int p = _period(period, "period", 2)
+    cdef double nd = _real(nbdev, "nbdev")
+    arrays, n, beg = _inputs((real,), _N1)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _stddev_k(x + b, m - b, p, nd, o + b)
+    return out
+
+
+def obv(real, volume):
+    """On-balance volume starting at the first bar's volume (TA_OBV). Lookback 0."""
+    arrays, n, beg = _inputs((real, volume), ("real", "volume"))
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* x = _dp(arrays[0])
+    cdef const double* v = _dp(arrays[1])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _obv_k(x + b, v + b, m - b, o + b)
+    return out
+
+
+def ad(high, low, close, volume):
+    """Chaikin accumulation/distribution line (TA_AD). Lookback 0."""
+    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef const double* v = _dp(arrays[3])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _ad_k(h + b, l + b, c + b, v + b, m - b, o + b)
+    return out
+
+
+def adosc(high, low, close, volume, *, fast=3, slow=10):
+    """Chaikin A/D oscillator, EMA(fast) - EMA(slow) of the A/D line, both EMAs seeded with the
+    first A/D value (TA_ADOSC). Defaults 3/10; lookback max(fast, slow) - 1."""
+    cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
+    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+    cdef cnp.ndarray out = _empty(n)
+    cdef double* o = _dp(out)
+    cdef const double* h = _dp(arrays[0])
+    cdef const double* l = _dp(arrays[1])
+    cdef const double* c = _dp(arrays[2])
+    cdef const double* v = _dp(arrays[3])
+    cdef Py_ssize_t b = beg, m = n
+    with nogil:
+        _nan(o, 0, b)
+        _adosc_k(h + b, l + b, c + b, v + b, m - b, f, s, o + b)
+    return out
