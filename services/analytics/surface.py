@@ -1,0 +1,294 @@
+"""Raw-SVI volatility surface: a deterministic NumPy-only fitter and arbitrage checks.
+
+Conventions: ``k = ln(K/F)`` is log forward moneyness, ``t`` years (ACT/365), ``w = iv^2 * t`` is
+total implied variance. A slice is raw SVI (Gatheral 2004):
+
+    w(k) = a + b * (rho * (k - m) + sqrt((k - m)^2 + sigma^2))
+
+Fitting (Zeliade's quasi-explicit method, 2009): for fixed (m, sigma) with y = (k - m)/sigma the
+slice is linear in (a, d, c) = (a, rho*b*sigma, b*sigma): w = a + d*y + c*sqrt(y^2 + 1). The inner
+problem is a least squares with the convex domain 0 <= c <= 4 sigma, |d| <= c, |d| <= 4 sigma - c,
+solved exactly (interior solution, else the best point on the domain's four edges). The outer
+problem over (m, sigma) is a fixed grid search followed by a Nelder-Mead polish from the best grid
+point. No random starts, so the same quotes always give the same parameters.
+
+Arbitrage checks: butterfly (Gatheral & Jacquier 2014) needs the density factor
+
+    g(k) = (1 - k w'/(2w))^2 - (w'^2/4) (1/w + 1/4) + w''/2 >= 0
+
+on a dense k grid (and w > 0); calendar arbitrage is absent when w(k, t) is non-decreasing in t at
+every grid moneyness.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+
+#: outer grid: m over the quoted k range (plus margin) and sigma on a log grid
+GRID_M = 15
+GRID_SIGMA = 12
+SIGMA_MIN = 1e-3
+SIGMA_MAX = 2.0
+NM_ITER = 200
+NM_TOL = 1e-12
+#: Roger Lee's moment bound on the wings' total-variance slope: b (1 + |rho|) <= 2
+LEE_SLOPE = 2.0
+DENSITY_POINTS = 801
+#: weight of the arbitrage penalties in the outer objective, and the coarse grid they use
+PENALTY = 1e5
+PENALTY_POINTS = 61
+DENSITY_MARGIN = 1.0
+DENSITY_TOL = -1e-9
+MIN_POINTS = 5
+
+
+@dataclass(frozen=True)
+class SviParams:
+    """Raw-SVI parameters of one slice (total variance)."""
+
+    a: float
+    b: float
+    rho: float
+    m: float
+    sigma: float
+
+    def total_variance(self, k: F64) -> F64:
+        """w(k) for log-moneyness ``k``."""
+        x = np.asarray(k, dtype=np.float64) - self.m
+        return np.asarray(self.a + self.b * (self.rho * x + np.sqrt(x * x + self.sigma**2)), dtype=np.float64)
+
+    def density_factor(self, k: F64) -> F64:
+        """Gatheral's g(k) (negative means butterfly arbitrage)."""
+        x = np.asarray(k, dtype=np.float64) - self.m
+        root = np.sqrt(x * x + self.sigma**2)
+        w = self.a + self.b * (self.rho * x + root)
+        w1 = self.b * (self.rho + x / root)
+        w2 = self.b * self.sigma**2 / root**3
+        kk = np.asarray(k, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = (1.0 - kk * w1 / (2.0 * w)) ** 2 - (w1 * w1 / 4.0) * (1.0 / w + 0.25) + w2 / 2.0
+        return np.asarray(np.where(w > 0, g, -np.inf), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SliceFit:
+    """A fitted slice with its quality and butterfly-arbitrage figures."""
+
+    label: str
+    t: float
+    params: SviParams
+    rmse_vol_points: float
+    points: int
+    butterfly_arbitrage_free: bool
+    min_density: float
+
+
+@dataclass(frozen=True)
+class SurfaceFit:
+    """Fitted slices (nearest first) and the calendar check on ``calendar_grid``."""
+
+    slices: list[SliceFit]
+    calendar_arbitrage_free: bool
+
+
+def _inner(k: F64, w: F64, m: float, sigma: float) -> tuple[float, float, float, float]:
+    """Best (a, d, c) for fixed (m, sigma) under the quasi-explicit domain; returns (sse, a, d, c)."""
+    y = (k - m) / sigma
+    z = np.sqrt(y * y + 1.0)
+    best = (math.inf, 0.0, 0.0, 0.0)
+    x = np.column_stack([np.ones_like(y), y, z])
+    sol, *_ = np.linalg.lstsq(x, w, rcond=None)
+    a, d, c = (float(v) for v in sol)
+    lim = LEE_SLOPE * sigma
+    if 0.0 <= c <= lim and abs(d) <= c and abs(d) <= lim - c:
+        r = x @ sol - w
+        return float(r @ r), a, d, c
+    # Edges of the (d, c) domain: vertices (0, 0), (L/2, L/2), (0, L), (-L/2, L/2), L = lim.
+    verts = [(0.0, 0.0), (lim / 2, lim / 2), (0.0, lim), (-lim / 2, lim / 2)]
+    for i in range(4):
+        d0, c0 = verts[i]
+        d1, c1 = verts[(i + 1) % 4]
+        dd, dc = d1 - d0, c1 - c0
+        base = w - d0 * y - c0 * z
+        reg = dd * y + dc * z
+        xe = np.column_stack([np.ones_like(y), reg])
+        se, *_ = np.linalg.lstsq(xe, base, rcond=None)
+        tt = min(max(float(se[1]), 0.0), 1.0)
+        ae = float(np.mean(base - tt * reg))
+        de, ce = d0 + tt * dd, c0 + tt * dc
+        r = ae + de * y + ce * z - w
+        sse = float(r @ r)
+        if sse < best[0]:
+            best = (sse, ae, de, ce)
+    return best
+
+
+def _objective(k: F64, w: F64, m: float, log_sigma: float) -> float:
+    m = min(max(m, float(k.min())), float(k.max()))
+    sigma = math.exp(min(max(log_sigma, math.log(SIGMA_MIN)), math.log(SIGMA_MAX)))
+    sse, a, d, c = _inner(k, w, m, sigma)
+    # Penalise negative minimum variance a + sqrt(c^2 - d^2) (raw-SVI min is a + b sigma sqrt(1-rho^2))
+    # and butterfly arbitrage (g < 0) on a coarse grid around the quotes.
+    wmin = a + math.sqrt(max(c * c - d * d, 0.0))
+    pen = PENALTY * wmin * wmin if wmin < 0 else 0.0
+    if c > 0:
+        lo, hi = float(k.min()), float(k.max())
+        grid = np.linspace(lo - DENSITY_MARGIN, hi + DENSITY_MARGIN, PENALTY_POINTS)
+        g = SviParams(a, c / sigma, d / c, m, sigma).density_factor(grid)
+        neg = np.minimum(np.nan_to_num(g, nan=-1.0, neginf=-1.0), 0.0)
+        pen += PENALTY * float(neg @ neg) * float(np.mean(w * w))
+    return sse + pen
+
+
+def _nelder_mead(k: F64, w: F64, x0: tuple[float, float], step: tuple[float, float]) -> tuple[float, float]:
+    """Plain deterministic Nelder-Mead over (m, log sigma)."""
+    pts = [np.array(x0), np.array([x0[0] + step[0], x0[1]]), np.array([x0[0], x0[1] + step[1]])]
+    vals = [_objective(k, w, float(p[0]), float(p[1])) for p in pts]
+    for _ in range(NM_ITER):
+        order = np.argsort(vals)
+        pts = [pts[i] for i in order]
+        vals = [vals[i] for i in order]
+        if abs(vals[-1] - vals[0]) <= NM_TOL * (abs(vals[0]) + NM_TOL):
+            break
+        c = (pts[0] + pts[1]) / 2.0
+        xr = c + (c - pts[2])
+        fr = _objective(k, w, float(xr[0]), float(xr[1]))
+        if fr < vals[0]:
+            xe = c + 2.0 * (c - pts[2])
+            fe = _objective(k, w, float(xe[0]), float(xe[1]))
+            pts[2], vals[2] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < vals[1]:
+            pts[2], vals[2] = xr, fr
+        else:
+            xc = c + 0.5 * (pts[2] - c)
+            fc = _objective(k, w, float(xc[0]), float(xc[1]))
+            if fc < vals[2]:
+                pts[2], vals[2] = xc, fc
+            else:
+                pts[1] = pts[0] + 0.5 * (pts[1] - pts[0])
+                pts[2] = pts[0] + 0.5 * (pts[2] - pts[0])
+                vals[1] = _objective(k, w, float(pts[1][0]), float(pts[1][1]))
+                vals[2] = _objective(k, w, float(pts[2][0]), float(pts[2][1]))
+    i = int(np.argmin(vals))
+    return float(pts[i][0]), float(pts[i][1])
+
+
+def fit_slice(k: Sequence[float] | F64, iv: Sequence[float] | F64, t: float) -> SviParams:
+    """Fit raw SVI to implied vols ``iv`` at log-moneyness ``k`` for maturity ``t`` (years).
+
+    Raises ValueError when fewer than 5 finite points remain or ``t`` is not positive.
+    """
+    if not (t > 0 and math.isfinite(t)):
+        raise ValueError(f"t must be a positive number of years, got {t}")
+    ka = np.asarray(k, dtype=np.float64)
+    va = np.asarray(iv, dtype=np.float64)
+    ok = np.isfinite(ka) & np.isfinite(va) & (va > 0)
+    ka, va = ka[ok], va[ok]
+    if ka.size < MIN_POINTS:
+        raise ValueError(f"need at least {MIN_POINTS} quotes with a finite positive IV, got {ka.size}")
+    w = va * va * t
+    lo, hi = float(ka.min()), float(ka.max())
+    span = max(hi - lo, 1e-3)
+    ms = np.linspace(lo, hi, GRID_M)
+    sigmas = np.geomspace(max(SIGMA_MIN, span / 200.0), min(SIGMA_MAX, 2.0 * span + 0.05), GRID_SIGMA)
+    best = (math.inf, 0.0, 0.0)
+    for m in ms:
+        for s in sigmas:
+            f = _objective(ka, w, float(m), math.log(float(s)))
+            if f < best[0]:
+                best = (f, float(m), math.log(float(s)))
+    dm = float(ms[1] - ms[0])
+    dls = float(np.log(sigmas[1] / sigmas[0]))
+    m, ls = _nelder_mead(ka, w, (best[1], best[2]), (dm, dls))
+    if _objective(ka, w, m, ls) > best[0]:
+        m, ls = best[1], best[2]
+    m = min(max(m, lo), hi)
+    sigma = math.exp(min(max(ls, math.log(SIGMA_MIN)), math.log(SIGMA_MAX)))
+    _, a, d, c = _inner(ka, w, m, sigma)
+    b = c / sigma
+    rho = d / c if c > 0 else 0.0
+    return SviParams(a=a, b=b, rho=min(max(rho, -1.0), 1.0), m=m, sigma=sigma)
+
+
+def slice_iv(params: SviParams, k: F64, t: float) -> F64:
+    """Implied vol of a slice at ``k`` (NaN where total variance is negative)."""
+    w = params.total_variance(k)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.where(w >= 0, np.sqrt(np.maximum(w, 0.0) / t), np.nan), dtype=np.float64)
+
+
+def butterfly_check(params: SviParams, k_lo: float, k_hi: float) -> tuple[bool, float]:
+    """(free, min g) over a dense grid widened by DENSITY_MARGIN either side of [k_lo, k_hi]."""
+    grid = np.linspace(k_lo - DENSITY_MARGIN, k_hi + DENSITY_MARGIN, DENSITY_POINTS)
+    g = params.density_factor(grid)
+    mn = float(np.min(g))
+    return bool(mn >= DENSITY_TOL), mn
+
+
+def fit_surface(quotes: Sequence[tuple[str, float, F64, F64]], calendar_grid: F64 | None = None) -> SurfaceFit:
+    """Fit each (label, t, k, iv) slice; check butterfly per slice and calendar across slices.
+
+    Slices that cannot be fitted (too few points) are left out. ``calendar_grid`` defaults to the
+    union range of quoted k on 61 points.
+    """
+    fits: list[SliceFit] = []
+    k_lo, k_hi = math.inf, -math.inf
+    for label, t, k, iv in sorted(quotes, key=lambda q: q[1]):
+        ka = np.asarray(k, dtype=np.float64)
+        va = np.asarray(iv, dtype=np.float64)
+        ok = np.isfinite(ka) & np.isfinite(va) & (va > 0)
+        if int(ok.sum()) < MIN_POINTS or not t > 0:
+            continue
+        p = fit_slice(ka[ok], va[ok], t)
+        resid = slice_iv(p, ka[ok], t) - va[ok]
+        rmse = float(np.sqrt(np.nanmean(resid * resid)) * 100.0)
+        lo, hi = float(ka[ok].min()), float(ka[ok].max())
+        k_lo, k_hi = min(k_lo, lo), max(k_hi, hi)
+        free, mn = butterfly_check(p, lo, hi)
+        fits.append(SliceFit(label, float(t), p, rmse, int(ok.sum()), free, mn))
+    if calendar_grid is None:
+        calendar_grid = np.linspace(k_lo, k_hi, 61) if fits else np.zeros(0)
+    return SurfaceFit(slices=fits, calendar_arbitrage_free=calendar_free(fits, calendar_grid))
+
+
+def calendar_free(fits: Sequence[SliceFit], k: F64) -> bool:
+    """True when total variance is non-decreasing in t at every ``k`` (tolerance 1e-12)."""
+    if len(fits) < 2 or k.size == 0:
+        return True
+    ws = np.vstack([f.params.total_variance(k) for f in fits])
+    return bool(np.all(np.diff(ws, axis=0) >= -1e-12))
+
+
+def surface_grid(fits: Sequence[SliceFit], k: F64, t: F64) -> F64:
+    """IV on the grid (len(t), len(k)).
+
+    Between fitted maturities total variance is interpolated linearly in t (which keeps calendar
+    freedom); before the first slice w scales with t/t1 (flat IV); after the last the last slice's
+    IV is held flat.
+    """
+    out = np.full((t.size, k.size), np.nan)
+    if not fits:
+        return out
+    ts = np.array([f.t for f in fits])
+    ws = np.vstack([f.params.total_variance(k) for f in fits])
+    for i, tt in enumerate(t):
+        if not tt > 0:
+            continue
+        if tt <= ts[0]:
+            w = ws[0] * tt / ts[0]
+        elif tt >= ts[-1]:
+            w = ws[-1] * tt / ts[-1]
+        else:
+            j = int(np.searchsorted(ts, tt)) - 1
+            lam = (tt - ts[j]) / (ts[j + 1] - ts[j])
+            w = (1 - lam) * ws[j] + lam * ws[j + 1]
+        with np.errstate(invalid="ignore"):
+            out[i] = np.where(w >= 0, np.sqrt(np.maximum(w, 0.0) / tt), np.nan)
+    return out
