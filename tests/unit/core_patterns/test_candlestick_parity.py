@@ -25,9 +25,7 @@ def _assert_same(name: str, ours: np.ndarray, ref: np.ndarray) -> None:
     assert ours.dtype == np.int32
     assert ours.shape == ref.shape
     bad = np.flatnonzero(ours != ref)
-    assert bad.size == 0, (
-        f"{name}: {bad.size} mismatches, first at {bad[:5]}: {ours[bad[:5]]} vs {ref[bad[:5]]}"
-    )
+    assert bad.size == 0, f"{name}: {bad.size} mismatches, first at {bad[:5]}: {ours[bad[:5]]} vs {ref[bad[:5]]}"
 
 
 @pytest.fixture(scope="module")
