@@ -26,6 +26,18 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 << 20
 SHUTDOWN_GRACE_S = 5.0
 
+InterceptorFactory = Callable[[Sequence[str]], Sequence[grpc.aio.ServerInterceptor]]
+_default_interceptors: InterceptorFactory | None = None
+
+
+def set_default_interceptors(factory: InterceptorFactory | None) -> None:
+    """Interceptors every server gets before its own (telemetry and audit install theirs here).
+
+    ``factory`` receives the full names of the server's gRPC services.
+    """
+    global _default_interceptors
+    _default_interceptors = factory
+
 
 @dataclass
 class ServiceRegistration:
@@ -46,9 +58,7 @@ class GrpcServer:
     services: list[str] = field(default_factory=list)
 
     async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in [*self.services, ""]:
             await self.health.set(name, status)
 
@@ -65,8 +75,10 @@ async def start_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> GrpcServer:
     """Start a server on host:port (port 0 picks a free one; the bound port is returned)."""
+    names = [r.full_name for r in registrations]
+    defaults = list(_default_interceptors(names)) if _default_interceptors is not None else []
     server = grpc.aio.server(
-        interceptors=[*interceptors, ErrorInterceptor()],
+        interceptors=[*defaults, *interceptors, ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -75,7 +87,6 @@ async def start_server(
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [r.full_name for r in registrations]
     for reg in registrations:
         reg.add_to_server(reg.servicer, server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
