@@ -1,0 +1,223 @@
+"""The signals service process: engine on the bus, storage, fan-out and the gRPC server.
+
+Work split across replicas (all standard Redis mechanisms, nothing home-made):
+- closed 1m bars: consumer group ``signals`` (each bar is evaluated by one replica);
+- option quotes: a group per replica (every replica keeps the whole chain and open signals);
+- signal events: pub/sub broadcast ``signals`` (every replica fans out to its subscribers);
+- exits seen by several replicas: the conditional UPDATE in the store lets exactly one announce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiots.services.bus.base import Delivery
+from aiots.services.common.runtime import Runtime
+from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
+from aiots.services.signals.config import ConfigSource
+from aiots.services.signals.conversions import signal_to_proto
+from aiots.services.signals.engine import SignalEngine
+from aiots.services.signals.fanout import Broker
+from aiots.services.signals.models import Bar, OptionQuote, Signal
+from aiots.services.signals.service import SERVICE_NAME, SignalServicer, add_to_server
+from aiots.services.signals.store import SignalStore
+from aiots.v1 import common_pb2, events_pb2
+
+log = logging.getLogger(__name__)
+
+BAR_TOPIC = "bars:1m"
+OPTION_TOPIC = "options:quotes"
+SIGNAL_TOPIC = "signals"
+SIGNAL_CHANNEL = "signals"
+NY = ZoneInfo("America/New_York")
+EXPIRY_HOUR = 16
+NS = 1_000_000_000
+IV_RANK_REFRESH_S = 300.0
+
+
+def expiry_ns(date: str) -> int:
+    """16:00 America/New_York on ``date`` (YYYY-MM-DD), in ns UTC."""
+    d = dt.date.fromisoformat(date)
+    return int(dt.datetime(d.year, d.month, d.day, EXPIRY_HOUR, tzinfo=NY).timestamp()) * NS
+
+
+def bar_from_event(ev: events_pb2.BarEvent) -> Bar:
+    b = ev.bar
+    return Bar(b.symbol, ev.ts_event or b.ts.ToNanoseconds(), b.open, b.high, b.low, b.close, b.volume)
+
+
+def quote_from_event(ev: events_pb2.OptionQuoteEvent) -> OptionQuote:
+    c = ev.contract
+    return OptionQuote(
+        occ_symbol=ev.symbol,
+        underlying=c.underlying,
+        expiry=c.expiry,
+        expiry_ns=expiry_ns(c.expiry),
+        strike=c.strike,
+        is_call=c.right == common_pb2.OPTION_RIGHT_CALL,
+        bid=ev.bid,
+        ask=ev.ask,
+        bid_size=ev.bid_size,
+        ask_size=ev.ask_size,
+        last=ev.last,
+        volume=ev.volume,
+        open_interest=ev.open_interest,
+        ts_ns=ev.ts_event,
+        multiplier=c.multiplier or 100,
+    )
+
+
+class SignalsApp:
+    """Implements :class:`aiots.services.common.runtime.ServiceApp`."""
+
+    name = "signals"
+
+    def __init__(self, rt: Runtime, port: int | None = None) -> None:
+        s = rt.settings
+        self.rt = rt
+        self.cfg = s.signals
+        self._port = self.cfg.port if port is None else port
+        self.replica = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.store = SignalStore(rt.db)
+        self.iv_ranks: dict[str, float] = {}
+        self.engine = SignalEngine(
+            ConfigSource(self.cfg.strategies_file), iv_rank=lambda sym: self.iv_ranks.get(sym, math.nan)
+        )
+        self.broker = Broker(self.cfg.subscriber_queue)
+        self.servicer = SignalServicer(
+            self.store,
+            self.broker,
+            symbols=s.symbols,
+            strategies=self.engine.strategy_names,
+            heartbeat_s=self.cfg.heartbeat_s,
+        )
+        self.server: GrpcServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+        self.bars_seen = 0
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server else self._port
+
+    async def start(self) -> None:
+        for sig in await self.store.open_signals():
+            self.engine.track(sig)
+        bus = self.rt.bus
+        symbols = self.rt.settings.symbols
+        listener = bus.listen(SIGNAL_CHANNEL)
+        with contextlib.suppress(AttributeError):
+            await listener.start()
+        self._spawn(self._fanout(listener))
+        self._spawn(
+            self._consume(
+                bus.consume(BAR_TOPIC, symbols, group="signals", consumer=self.replica), "signals", self._on_bar
+            )
+        )
+        chain_group = f"signals-chain-{self.replica}"
+        self._spawn(
+            self._consume(
+                bus.consume(OPTION_TOPIC, symbols, group=chain_group, consumer=self.replica),
+                chain_group,
+                self._on_option_quote,
+            )
+        )
+        self._spawn(self._refresh_iv_ranks())
+        self.server = await start_server(
+            [ServiceRegistration(SERVICE_NAME, add_to_server, self.servicer)], host=self.cfg.host, port=self._port
+        )
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.set_serving(False)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.server is not None:
+            await self.server.server.stop(1.0)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def _consume(
+        self, it: AsyncIterator[Delivery], group: str, handle: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        async for d in it:
+            try:
+                await handle(d.payload)
+            except Exception:
+                log.exception("signals: failed to process a bus message", extra={"stream": d.stream})
+            await self.rt.bus.ack(d, group=group)
+
+    async def _on_bar(self, payload: bytes) -> None:
+        ev = events_pb2.BarEvent.FromString(payload)
+        if not ev.closed or ev.bar.interval not in ("", "1m"):
+            return
+        self.bars_seen += 1
+        async with self._lock:
+            new, updates = self.engine.on_bar(bar_from_event(ev))
+            await self._emit(new, updates)
+
+    async def _on_option_quote(self, payload: bytes) -> None:
+        q = quote_from_event(events_pb2.OptionQuoteEvent.FromString(payload))
+        async with self._lock:
+            updates = self.engine.on_option_quote(q)
+            await self._emit([], updates)
+
+    async def _emit(self, new: list[Signal], updates: list[Signal]) -> None:
+        """Persist first (so `since` can replay it), then announce to every replica."""
+        bus = self.rt.bus
+        for sig in new:
+            if await self.store.insert(sig):
+                ev = events_pb2.SignalEvent(
+                    symbol=sig.symbol, ts_event=sig.created_ns, signal=signal_to_proto(sig), is_update=False
+                )
+                await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
+                await bus.broadcast(SIGNAL_CHANNEL, ev)
+        for sig in updates:
+            if await self.store.close(sig):
+                ev = events_pb2.SignalEvent(
+                    symbol=sig.symbol, ts_event=sig.exit_ns, signal=signal_to_proto(sig), is_update=True
+                )
+                await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
+                await bus.broadcast(SIGNAL_CHANNEL, ev)
+
+    async def _fanout(self, listener: Any) -> None:
+        async for payload in listener:
+            ev = events_pb2.SignalEvent.FromString(payload)
+            self.broker.publish(ev.signal, ev.is_update)
+
+    async def _refresh_iv_ranks(self) -> None:
+        """IV rank per underlying from the stored ATM IV history (refreshed periodically)."""
+        try:
+            from aiots.services.storage import queries
+        except ImportError:  # storage not available in this build
+            return
+        while True:
+            for sym in self.rt.settings.symbols:
+                try:
+                    h = await queries.atm_iv_history(self.rt.db, sym)
+                except Exception:
+                    log.warning("signals: IV history unavailable for %s", sym)
+                    continue
+                iv = h.iv[~(h.iv != h.iv)] if len(h.iv) else h.iv
+                if len(iv) >= 2:
+                    lo, hi = float(iv.min()), float(iv.max())
+                    self.iv_ranks[sym] = 100.0 * (float(iv[-1]) - lo) / (hi - lo) if hi > lo else math.nan
+            await asyncio.sleep(IV_RANK_REFRESH_S)
+
+
+async def create_app(rt: Runtime, *, port: int | None = None) -> SignalsApp:
+    """Build (not start) the signals service for the shared runtime."""
+    return SignalsApp(rt, port)

@@ -1,0 +1,192 @@
+"""SignalService servicer: validation and proto plumbing only (domain in engine/store/fanout).
+
+SubscribeSignals is registered with a pass-through serializer: the broker already encoded each
+message once for all subscribers, so this handler yields bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
+from aiots.services.signals.store import SignalFilter, SignalStore
+from aiots.v1 import signals_pb2
+
+SERVICE_NAME = "aiots.v1.SignalService"
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+ULID_LEN = 26
+
+
+def split_csv(values: Sequence[str]) -> list[str]:
+    """["AAPL,MSFT", "qqq"] -> ["AAPL", "MSFT", "QQQ"] (REST sends comma-separated lists)."""
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+class SignalServicer:
+    def __init__(
+        self,
+        store: SignalStore,
+        broker: Broker,
+        *,
+        symbols: Sequence[str],
+        strategies: Sequence[str],
+        heartbeat_s: float,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.symbols = list(symbols)
+        self.strategies = list(strategies)
+        self.heartbeat_s = heartbeat_s
+
+    # -- validation -------------------------------------------------------------------------
+    def _filter(
+        self,
+        symbols: Sequence[str],
+        strategies: Sequence[str],
+        min_confidence: float,
+        statuses: Sequence[int] = (),
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> SignalFilter:
+        syms = [s.upper() for s in split_csv(symbols)]
+        bad = [s for s in syms if s not in self.symbols]
+        if bad:
+            raise InvalidArgument("symbols", f"unknown symbol(s) {bad}; supported: {', '.join(self.symbols)}")
+        strats = split_csv(strategies)
+        bad = [s for s in strats if s not in self.strategies]
+        if bad:
+            raise InvalidArgument("strategies", f"unknown strategy {bad}; supported: {', '.join(self.strategies)}")
+        if not (0.0 <= min_confidence <= 1.0):
+            raise InvalidArgument("min_confidence", f"must be within 0..1, got {min_confidence}")
+        return SignalFilter(tuple(syms), tuple(strats), tuple(statuses), min_confidence, start_ns, end_ns)
+
+    @staticmethod
+    def _since(since: str) -> tuple[str | None, int | None]:
+        if not since:
+            return None, None
+        if len(since) == ULID_LEN and since.isalnum():
+            return since.upper(), None
+        try:
+            dt = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument("since", f"must be a signal id (ULID) or an RFC 3339 time, got {since!r}") from None
+        if dt.tzinfo is None:
+            raise InvalidArgument("since", f"time needs a UTC offset (e.g. 2025-01-02T15:30:00Z), got {since!r}")
+        return None, int(dt.timestamp() * 1e9)
+
+    # -- RPCs -------------------------------------------------------------------------------
+    async def SubscribeSignals(
+        self, request: signals_pb2.SubscribeSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        f = self._filter(request.symbols, request.strategies, request.min_confidence)
+        since_id, since_ns = self._since(request.since)
+        sub = self.broker.subscribe(f, request.include_updates)
+        try:
+            last_id = ""
+            if since_id is not None or since_ns is not None:
+                for sig in await self.store.after(f, since_id, since_ns):
+                    last_id = max(last_id, sig.id)
+                    yield encode_signal(sig)
+            while True:
+                if sub.overflowed:
+                    raise ResourceExhausted(
+                        "subscriber queue overflowed (client too slow); resume with since="
+                        + (last_id or "<last signal id received>"),
+                        metadata={"last_id": last_id},
+                    )
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), timeout=self.heartbeat_s)
+                except TimeoutError:
+                    yield encode_heartbeat(time.time_ns())
+                    continue
+                if not item.is_update:
+                    if item.signal_id <= last_id:
+                        continue  # already sent by the replay
+                    last_id = item.signal_id
+                yield item.data
+        finally:
+            self.broker.unsubscribe(sub)
+
+    async def ListSignals(
+        self, request: signals_pb2.ListSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.ListSignalsResponse:
+        size = request.page.page_size or DEFAULT_PAGE
+        if not (1 <= size <= MAX_PAGE):
+            raise InvalidArgument("page.page_size", f"must be within 1..{MAX_PAGE}, got {size}")
+        f = self._filter(
+            request.symbols,
+            request.strategies,
+            request.min_confidence,
+            [int(s) for s in request.statuses],
+            request.start.ToNanoseconds() if request.HasField("start") else None,
+            request.end.ToNanoseconds() if request.HasField("end") else None,
+        )
+        sigs = await self.store.page(f, size + 1, request.page.page_token or None)
+        resp = signals_pb2.ListSignalsResponse(signals=sigs[:size])
+        if len(sigs) > size:
+            resp.page.next_page_token = sigs[size - 1].id
+        return resp
+
+    async def GetSignal(
+        self, request: signals_pb2.GetSignalRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.GetSignalResponse:
+        if not request.id:
+            raise InvalidArgument("id", "required (a ULID such as 01JH3Z...)")
+        sig = await self.store.get(request.id.upper())
+        if sig is None:
+            raise NotFound(f"no signal with id {request.id!r}")
+        return signals_pb2.GetSignalResponse(signal=sig)
+
+    async def GetSignalStats(
+        self, request: signals_pb2.GetSignalStatsRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.GetSignalStatsResponse:
+        f = self._filter(
+            request.symbols,
+            request.strategies,
+            0.0,
+            (),
+            request.start.ToNanoseconds() if request.HasField("start") else None,
+            request.end.ToNanoseconds() if request.HasField("end") else None,
+        )
+        rows = await self.store.stats(f)
+        return signals_pb2.GetSignalStatsResponse(rows=[signals_pb2.SignalStatsRow(**r) for r in rows])
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+def add_to_server(servicer: SignalServicer, server: Any) -> None:
+    """Register the servicer; SubscribeSignals yields pre-encoded bytes (serialise once)."""
+    pb = signals_pb2
+    handlers = {
+        "SubscribeSignals": grpc.unary_stream_rpc_method_handler(
+            servicer.SubscribeSignals,
+            request_deserializer=pb.SubscribeSignalsRequest.FromString,
+            response_serializer=_identity,
+        ),
+        "ListSignals": grpc.unary_unary_rpc_method_handler(
+            servicer.ListSignals,
+            request_deserializer=pb.ListSignalsRequest.FromString,
+            response_serializer=pb.ListSignalsResponse.SerializeToString,
+        ),
+        "GetSignal": grpc.unary_unary_rpc_method_handler(
+            servicer.GetSignal,
+            request_deserializer=pb.GetSignalRequest.FromString,
+            response_serializer=pb.GetSignalResponse.SerializeToString,
+        ),
+        "GetSignalStats": grpc.unary_unary_rpc_method_handler(
+            servicer.GetSignalStats,
+            request_deserializer=pb.GetSignalStatsRequest.FromString,
+            response_serializer=pb.GetSignalStatsResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

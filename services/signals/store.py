@@ -1,0 +1,210 @@
+"""Signals in PostgreSQL (tables ``signals`` and ``signal_status_history`` from the storage
+migrations). The full Signal is kept as protobuf bytes in ``payload``; the filterable fields are
+columns. Status changes are conditional (``WHERE status = OPEN``) so that when several replicas
+see the same exit, exactly one records and announces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiots.services.signals.conversions import signal_from_proto, signal_to_proto
+from aiots.services.signals.models import Signal, Status
+from aiots.v1 import signals_pb2
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+@dataclass(frozen=True)
+class SignalFilter:
+    """Filters shared by List/Subscribe/Stats (empty sequences mean all)."""
+
+    symbols: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ()
+    statuses: tuple[int, ...] = ()
+    min_confidence: float = 0.0
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+    def matches(self, symbol: str, strategy: str, confidence: float) -> bool:
+        return (
+            (not self.symbols or symbol in self.symbols)
+            and (not self.strategies or strategy in self.strategies)
+            and confidence >= self.min_confidence
+        )
+
+    def where(self, args: list[Any]) -> str:
+        clauses = ["TRUE"]
+        if self.symbols:
+            args.append(list(self.symbols))
+            clauses.append(f"symbol = ANY(${len(args)})")
+        if self.strategies:
+            args.append(list(self.strategies))
+            clauses.append(f"strategy = ANY(${len(args)})")
+        if self.statuses:
+            args.append(list(self.statuses))
+            clauses.append(f"status = ANY(${len(args)}::smallint[])")
+        if self.min_confidence > 0:
+            args.append(self.min_confidence)
+            clauses.append(f"confidence >= ${len(args)}")
+        if self.start_ns is not None:
+            args.append(_dt(self.start_ns))
+            clauses.append(f"created_at >= ${len(args)}")
+        if self.end_ns is not None:
+            args.append(_dt(self.end_ns))
+            clauses.append(f"created_at < ${len(args)}")
+        return " AND ".join(clauses)
+
+
+class SignalStore:
+    """asyncpg-backed persistence of signals and their status history."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def insert(self, s: Signal) -> bool:
+        """Store a new signal (idempotent on id). True when it was new."""
+        payload = signal_to_proto(s).SerializeToString()
+        async with self.pool.acquire() as con, con.transaction():
+            res = await con.execute(
+                """INSERT INTO signals (id, created_at, symbol, strategy, direction, status, confidence,
+                       underlying_price, occ_symbol, entry_price, target_price, stop_price, horizon,
+                       expected_return_pct, reward_risk, iv, iv_rank, payload)
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
+                   ON CONFLICT (id) DO NOTHING""",
+                s.id,
+                _dt(s.created_ns),
+                s.symbol,
+                s.strategy,
+                int(s.direction),
+                int(s.status),
+                s.confidence,
+                s.underlying_price,
+                s.contract.occ_symbol,
+                s.entry_price,
+                s.target_price,
+                s.stop_price,
+                _dt(s.horizon_ns),
+                s.expected_return_pct,
+                s.reward_risk,
+                s.iv,
+                s.iv_rank,
+                payload,
+            )
+            if res.endswith(" 0"):
+                return False
+            for h in s.history:
+                await con.execute(
+                    "INSERT INTO signal_status_history (signal_id, status, at, option_price, note)"
+                    " VALUES ($1,$2,$3,$4,$5)",
+                    s.id,
+                    int(h.status),
+                    _dt(h.at_ns),
+                    h.option_price,
+                    h.note,
+                )
+        return True
+
+    async def close(self, s: Signal) -> bool:
+        """Record a status change from OPEN; False when another replica already did."""
+        h = s.history[-1]
+        payload = signal_to_proto(s).SerializeToString()
+        async with self.pool.acquire() as con, con.transaction():
+            res = await con.execute(
+                "UPDATE signals SET status = $2, payload = $3, updated_at = now() WHERE id = $1 AND status = $4",
+                s.id,
+                int(s.status),
+                payload,
+                int(Status.OPEN),
+            )
+            if res.endswith(" 0"):
+                return False
+            await con.execute(
+                "INSERT INTO signal_status_history (signal_id, status, at, option_price, note) VALUES ($1,$2,$3,$4,$5)",
+                s.id,
+                int(h.status),
+                _dt(h.at_ns),
+                h.option_price,
+                h.note,
+            )
+        return True
+
+    async def get(self, signal_id: str) -> signals_pb2.Signal | None:
+        row = await self.pool.fetchrow("SELECT payload FROM signals WHERE id = $1", signal_id)
+        if row is None:
+            return None
+        msg = signals_pb2.Signal.FromString(row["payload"])
+        hist = await self.pool.fetch(
+            "SELECT status, at, option_price, note FROM signal_status_history WHERE signal_id = $1 ORDER BY at, id",
+            signal_id,
+        )
+        del msg.history[:]
+        for h in hist:
+            ch = msg.history.add(status=h["status"], option_price=h["option_price"] or 0.0, note=h["note"])
+            ch.at.FromDatetime(h["at"])
+        return msg
+
+    async def page(self, f: SignalFilter, limit: int, before_id: str | None) -> list[signals_pb2.Signal]:
+        """Newest first; ``before_id`` continues a previous page."""
+        args: list[Any] = []
+        where = f.where(args)
+        if before_id:
+            args.append(before_id)
+            where += f" AND id < ${len(args)}"
+        args.append(limit)
+        rows = await self.pool.fetch(
+            f"SELECT payload FROM signals WHERE {where} ORDER BY id DESC LIMIT ${len(args)}", *args
+        )
+        return [signals_pb2.Signal.FromString(r["payload"]) for r in rows]
+
+    async def after(self, f: SignalFilter, since_id: str | None, since_ns: int | None) -> list[signals_pb2.Signal]:
+        """Signals created after a ULID or a time, oldest first (the replay part of a subscription)."""
+        args: list[Any] = []
+        where = f.where(args)
+        if since_id is not None:
+            args.append(since_id)
+            where += f" AND id > ${len(args)}"
+        if since_ns is not None:
+            args.append(_dt(since_ns))
+            where += f" AND created_at > ${len(args)}"
+        rows = await self.pool.fetch(f"SELECT payload FROM signals WHERE {where} ORDER BY id", *args)
+        return [signals_pb2.Signal.FromString(r["payload"]) for r in rows]
+
+    async def open_signals(self) -> list[Signal]:
+        rows = await self.pool.fetch("SELECT payload FROM signals WHERE status = $1 ORDER BY id", int(Status.OPEN))
+        out = []
+        for r in rows:
+            m = signals_pb2.Signal.FromString(r["payload"])
+            out.append(signal_from_proto(m))
+        return out
+
+    async def stats(self, f: SignalFilter) -> list[dict[str, Any]]:
+        args: list[Any] = []
+        where = f.where(args)
+        rows = await self.pool.fetch(
+            f"""SELECT strategy, symbol, count(*) AS total,
+                   count(*) FILTER (WHERE status = 1) AS open,
+                   count(*) FILTER (WHERE status = 2) AS target_hit,
+                   count(*) FILTER (WHERE status = 3) AS stopped,
+                   count(*) FILTER (WHERE status = 4) AS expired
+               FROM signals WHERE {where} GROUP BY strategy, symbol ORDER BY strategy, symbol""",
+            *args,
+        )
+        out = [dict(r) for r in rows]
+        pnl = await self.pool.fetch(
+            f"SELECT strategy, symbol, payload FROM signals WHERE {where} AND status IN (2,3,4)", *args
+        )
+        sums: dict[tuple[str, str], list[float]] = {}
+        for p in pnl:
+            m = signals_pb2.Signal.FromString(p["payload"])
+            sums.setdefault((p["strategy"], p["symbol"]), []).append(m.outcome.pnl_pct)
+        for row in out:
+            vals = sums.get((row["strategy"], row["symbol"]), [])
+            row["avg_pnl_pct"] = sum(vals) / len(vals) if vals else 0.0
+            done = row["target_hit"] + row["stopped"] + row["expired"]
+            row["hit_rate"] = row["target_hit"] / done if done else 0.0
+        return out
