@@ -94,15 +94,21 @@ class IngestionSettings(ServiceSettings):
 
 
 class CacheSettings(ServiceSettings):
+    """Cache service: analytics values (TTL-bounded), price snapshots, WatchPrices streams."""
+
     port: int = 8001
     metrics_port: int = 9101
     default_ttl_s: int = Field(300, ge=1)
     max_ttl_s: int = Field(86_400, ge=1)
     max_key_bytes: int = Field(256, ge=1)
     max_value_bytes: int = Field(1 << 20, ge=1)
+    max_symbols: int = Field(1000, ge=1, description="tickers per GetStockPrices/WatchPrices request")
     memory_budget_bytes: int = Field(256 << 20, ge=1 << 20, description="in-process backend budget")
     ttl_jitter: float = Field(0.1, ge=0, le=0.5, description="fraction of TTL added at random")
     watch_queue_size: int = Field(1024, ge=1, description="per WatchPrices subscriber")
+    watch_heartbeat_s: float = Field(15.0, gt=0, description="WatchPrices heartbeat when idle")
+    price_channel: str = Field("prices", description="bus broadcast channel of price changes")
+    price_ttl_s: int = Field(0, ge=0, description="TTL of price snapshots; 0: never expire")
 
 
 class AnalyticsSettings(ServiceSettings):
@@ -124,20 +130,83 @@ class SignalsSettings(ServiceSettings):
     strategies_file: Path | None = Field(None, description="YAML strategy config (reloadable)")
 
 
+class TokenBucketSettings(BaseModel):
+    """An Envoy local_ratelimit token bucket: ``max_tokens`` burst, refilled by ``tokens_per_fill``
+    every ``fill_interval_s`` seconds (sustained rate = tokens_per_fill / fill_interval_s per second)."""
+
+    max_tokens: int = Field(ge=1)
+    tokens_per_fill: int = Field(ge=1)
+    fill_interval_s: float = Field(1.0, ge=0.05)
+
+
+class GatewayRateLimits(BaseModel):
+    """One shared bucket per route class (per Envoy worker), plus per-subject stream subscriptions."""
+
+    analytics_reads: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=200, tokens_per_fill=100)
+    )
+    reads: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=400, tokens_per_fill=200)
+    )
+    pricing_batch: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10)
+    )
+    writes: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10)
+    )
+    streams: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=5)
+    )
+    stream_opens_per_subject: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=5, tokens_per_fill=1, fill_interval_s=10.0),
+        description="new streaming calls per JWT subject (concurrency is enforced by the services)",
+    )
+    max_subjects: int = Field(10_000, ge=1, description="per-subject buckets kept (LRU)")
+
+
 class GatewaySettings(BaseModel):
+    """Envoy in front of every service (see gateway/). Ports: listener 8000, admin 9901 on
+    127.0.0.1 only, the supervisor's /health + /openapi.json endpoint on 127.0.0.1:health_port."""
+
     host: str = "0.0.0.0"
     port: int = 8000
     admin_port: int = 9901
-    base_id: int = 0
-    concurrency: int = 1
+    health_port: int = Field(9900, description="supervisor HTTP endpoint (127.0.0.1) behind /health")
+    upstream_host: str = Field("127.0.0.1", description="where the four services listen")
+    base_id: int = Field(0, ge=0, description="Envoy --base-id (distinct per Envoy on one host)")
+    concurrency: int = Field(1, ge=1, description="Envoy worker threads (--concurrency)")
+    log_level: str = Field("warning", description="Envoy --log-level")
+    config_path: Path = Field(Path(".aiots/gateway/envoy.yaml"), description="generated Envoy config")
+    access_log_path: str = Field("/dev/stdout", description="JSON access log (one object per line)")
+    profile: Literal["dev", "prod"] = Field("dev", description="HS256 is refused outside dev")
     jwt_issuer: str = "aiots-dev"
     jwt_audience: str = "aiots"
+    jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"
+    jwt_role_claim: str = Field("role", description="claim holding viewer|trader|admin")
     jwks_file: Path | None = Field(None, description="JWKS for jwt_authn; dev key generated if unset")
     dev_key_dir: Path = Path(".aiots/keys")
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
-    max_request_bytes: int = 1 << 20
+    max_request_bytes: int = Field(1 << 20, ge=1024, description="413 above this request body size")
+    connect_timeout_s: float = Field(1.0, gt=0)
+    unary_timeout_s: float = Field(30.0, gt=0, description="route timeout of unary calls")
+    stream_idle_timeout_s: float = Field(
+        60.0, gt=0, description="idle timeout of streaming routes (must exceed the signals heartbeat)"
+    )
+    health_check_interval_s: float = Field(2.0, gt=0, description="active gRPC health check interval")
+    health_check_timeout_s: float = Field(1.0, gt=0)
+    unhealthy_threshold: int = Field(2, ge=1)
+    healthy_threshold: int = Field(1, ge=1)
+    rate_limits: GatewayRateLimits = Field(default_factory=GatewayRateLimits)
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewaySettings:
+        if self.jwt_algorithm == "HS256" and self.profile != "dev":
+            raise ValueError("jwt_algorithm HS256 is only allowed with profile 'dev'")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        return self
 
 
 class TelemetrySettings(BaseModel):

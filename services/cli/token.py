@@ -1,0 +1,30 @@
+"""``aiots token``: issue a JWT signed with the development key (see aiots.gateway.tokens)."""
+
+from __future__ import annotations
+
+import click
+
+from aiots.services.common.settings import get_settings
+
+ROLES = ("viewer", "trader", "admin")
+
+
+@click.command(name="token")
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h, 7d.")
+@click.option("--subject", "--sub", default="dev", show_default=True, help="The 'sub' claim (audit log).")
+def cli(role: str, ttl: str, subject: str) -> None:
+    """Print a bearer token for the gateway: curl -H "Authorization: Bearer $(aiots token)"."""
+    from aiots.gateway import tokens
+
+    gw = get_settings().gateway
+    if gw.jwks_file is not None:
+        raise click.ClickException(
+            "gateway.jwks_file is set: tokens must come from that identity provider, not the dev key"
+        )
+    try:
+        ttl_s = tokens.parse_ttl(ttl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ttl") from exc
+    tokens.ensure_jwks(gw)
+    click.echo(tokens.issue_token(gw, role=role, subject=subject, ttl_s=ttl_s))
