@@ -11,10 +11,19 @@ Guarantees (the transports document and test them):
   consumer's unacknowledged messages are redelivered (pending-entry recovery).
 - ``broadcast``/``listen``: fire-and-forget fan-out to every listener currently connected
   (Redis pub/sub), used where every replica must see every event (e.g. signals to subscribers).
+
+Ordering, precisely: each stream (one topic + key, e.g. one symbol) is totally ordered, and a
+consumer receives the new messages of a stream in that order. Within one group the messages of a
+stream are spread over the group's live consumers batch by batch (work sharing), so per-key
+processing order holds only when one consumer of the group reads that key. Replicas that need
+per-symbol order therefore split the keys with :func:`partition_keys` (each replica consumes a
+disjoint set of symbols). Redeliveries after a consumer dies arrive after newer messages of the
+same stream: handlers must be idempotent (at-least-once).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +34,13 @@ from google.protobuf.message import Message
 def stream_name(namespace: str, topic: str, key: str) -> str:
     """``<namespace>:v1:<topic>:<key>``; key is the symbol (uppercase) for market events."""
     return f"{namespace}:v1:{topic}:{key}"
+
+
+def partition_keys(keys: Sequence[str], index: int, count: int) -> list[str]:
+    """The keys replica ``index`` of ``count`` should consume (stable CRC32 hash, disjoint, total)."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"partition index {index} out of range for {count} partitions")
+    return [k for k in keys if zlib.crc32(k.encode()) % count == index]
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,13 @@ class Bus(Protocol):
 
         ``start`` is where a new group begins: ``"$"`` (new messages) or ``"0"`` (all retained).
         The caller must ``ack`` each delivery after processing it.
+        """
+
+    async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
+        """Create ``group`` on the streams of (topic, keys) now (idempotent).
+
+        ``consume`` creates its groups on first iteration; call this first when messages
+        published before that first iteration must reach the group.
         """
 
     async def ack(self, delivery: Delivery, *, group: str) -> None:

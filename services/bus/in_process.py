@@ -1,0 +1,327 @@
+"""In-process bus for the embedded mode (one asyncio process, no Redis).
+
+It mirrors the Redis Streams semantics of :mod:`aiots.services.bus.redis_streams` so code written
+against one works against the other:
+
+- each stream (topic + key) is a bounded log (``RedisSettings.stream_maxlen`` newest entries);
+- a consumer group has a last-delivered position and a pending-entries list (PEL); messages are
+  handed out batch by batch (``read_batch``) to the group's live consumers and stay pending until
+  acked;
+- recovery: pending entries of a consumer whose ``consume`` iterator has ended (closed, garbage
+  collected, task cancelled) are redelivered at once to another live consumer of the group, and
+  entries pending longer than ``claim_idle_ms`` are reclaimed like ``XAUTOCLAIM`` does (a stuck
+  consumer);
+- order: see :mod:`aiots.services.bus.base` (total order per stream; per-key processing order
+  when one consumer of the group reads the key);
+- broadcast/listen: fan-out to every live listener through a bounded queue per listener (drops
+  the oldest payload when a listener falls ``listen_queue_size`` behind: fire-and-forget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+
+from aiots.services.bus.base import Delivery, stream_name
+from aiots.services.common.errors import FailedPrecondition, InvalidArgument
+from aiots.services.common.settings import RedisSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Entry:
+    seq: int
+    key: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _Pending:
+    consumer: str
+    delivered_at: float
+    deliveries: int = 1
+
+
+@dataclass
+class _Group:
+    last: int
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    live: dict[str, int] = field(default_factory=dict)  # consumer -> open iterators
+
+
+@dataclass
+class _Stream:
+    name: str
+    key: str
+    entries: deque[_Entry]
+    next_seq: int = 1
+    groups: dict[str, _Group] = field(default_factory=dict)
+
+    def find(self, seq: int) -> _Entry | None:
+        if not self.entries:
+            return None
+        idx = seq - self.entries[0].seq
+        if 0 <= idx < len(self.entries):
+            return self.entries[idx]
+        return None
+
+
+def _msg_id(seq: int) -> str:
+    return f"0-{seq}"
+
+
+def _seq_of(message_id: str) -> int:
+    return int(message_id.rpartition("-")[2])
+
+
+class InProcessSubscription:
+    """An async iterator of broadcast payloads; subscribed from creation (nothing is missed)."""
+
+    def __init__(self, bus: InProcessBus, channel: str, maxsize: int) -> None:
+        self._bus = bus
+        self.channel = channel
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
+        self.dropped = 0
+        self._closed = False
+        bus._listeners.setdefault(channel, set()).add(self)
+
+    async def start(self) -> None:
+        """Already subscribed; present for parity with the Redis subscription."""
+
+    def offer(self, payload: bytes) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(payload)
+
+    def __aiter__(self) -> InProcessSubscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        return await self.queue.get()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        subs = self._bus._listeners.get(self.channel)
+        if subs is not None:
+            subs.discard(self)
+
+    def __del__(self) -> None:
+        subs = self._bus._listeners.get(self.channel)
+        if subs is not None:
+            subs.discard(self)
+
+
+class InProcessBus:
+    """The :class:`~aiots.services.bus.base.Bus` inside one process (see module docstring)."""
+
+    backend = "memory"
+
+    def __init__(self, settings: RedisSettings | None = None) -> None:
+        self._cfg = settings or RedisSettings()
+        self._ns = self._cfg.namespace
+        self._streams: dict[str, _Stream] = {}
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._listeners: dict[str, set[InProcessSubscription]] = {}
+        self._closed = False
+
+    # --- streams -------------------------------------------------------------------------
+
+    def _stream(self, topic: str, key: str) -> _Stream:
+        name = stream_name(self._ns, topic, key)
+        st = self._streams.get(name)
+        if st is None:
+            st = _Stream(name=name, key=key, entries=deque(maxlen=self._cfg.stream_maxlen))
+            self._streams[name] = st
+        return st
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FailedPrecondition("the in-process bus is closed")
+
+    def _wake(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+
+    def _append(self, topic: str, key: str, event: Message) -> str:
+        if not key:
+            raise InvalidArgument("key", "bus key must be non-empty")
+        st = self._stream(topic, key)
+        seq = st.next_seq
+        st.next_seq += 1
+        st.entries.append(_Entry(seq, key, event.SerializeToString()))
+        return _msg_id(seq)
+
+    async def publish(self, topic: str, key: str, event: Message) -> str:
+        """Append ``event`` to the stream of (topic, key); returns its id."""
+        self._check_open()
+        mid = self._append(topic, key, event)
+        self._wake()
+        return mid
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
+        """Append several (key, event) pairs."""
+        self._check_open()
+        for key, event in items:
+            self._append(topic, key, event)
+        self._wake()
+
+    async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
+        """Create ``group`` on each stream now (``"$"``: after the newest entry, ``"0"``: all)."""
+        for key in keys:
+            self._ensure(self._stream(topic, key), group, start)
+
+    @staticmethod
+    def _ensure(st: _Stream, group: str, start: str) -> _Group:
+        g = st.groups.get(group)
+        if g is None:
+            if start == "$":
+                last = st.next_seq - 1
+            elif start in ("0", "0-0"):
+                last = 0
+            else:
+                raise InvalidArgument("start", f"start must be '$' or '0', got {start!r}")
+            g = _Group(last=last)
+            st.groups[group] = g
+        return g
+
+    def _take(self, streams: list[_Stream], group: str, consumer: str) -> list[Delivery]:
+        """Claim orphaned/idle pending entries, then new ones; at most ``read_batch``."""
+        out: list[Delivery] = []
+        limit = self._cfg.read_batch
+        now = time.monotonic()
+        idle_s = self._cfg.claim_idle_ms / 1000.0
+        for st in streams:
+            g = st.groups[group]
+            if g.pending:
+                for seq in sorted(g.pending):
+                    if len(out) >= limit:
+                        return out
+                    p = g.pending[seq]
+                    orphan = p.consumer not in g.live
+                    if p.consumer == consumer or not (orphan or now - p.delivered_at >= idle_s):
+                        continue
+                    entry = st.find(seq)
+                    if entry is None:  # trimmed away by MAXLEN
+                        del g.pending[seq]
+                        continue
+                    p.consumer, p.delivered_at = consumer, now
+                    p.deliveries += 1
+                    out.append(Delivery(st.name, _msg_id(seq), entry.key, entry.payload))
+        for st in streams:
+            g = st.groups[group]
+            if not st.entries or st.next_seq - 1 <= g.last:
+                continue
+            first = max(g.last + 1, st.entries[0].seq)
+            idx = first - st.entries[0].seq
+            while idx < len(st.entries) and len(out) < limit:
+                entry = st.entries[idx]
+                g.pending[entry.seq] = _Pending(consumer, now)
+                out.append(Delivery(st.name, _msg_id(entry.seq), entry.key, entry.payload))
+                g.last = entry.seq
+                idx += 1
+            if len(out) >= limit:
+                break
+        return out
+
+    async def consume(
+        self,
+        topic: str,
+        keys: Sequence[str],
+        *,
+        group: str,
+        consumer: str,
+        start: str = "$",
+    ) -> AsyncIterator[Delivery]:
+        """Yield messages of (topic, key) for ``keys`` as ``consumer`` of ``group`` (ack each)."""
+        self._check_open()
+        if not keys:
+            raise InvalidArgument("keys", "consume needs at least one key")
+        streams = [self._stream(topic, k) for k in keys]
+        groups = [self._ensure(st, group, start) for st in streams]
+        for g in groups:
+            if consumer not in g.live:
+                # A restarted consumer of the same name: its old pending entries become orphans.
+                for p in g.pending.values():
+                    if p.consumer == consumer:
+                        p.consumer = ""
+            g.live[consumer] = g.live.get(consumer, 0) + 1
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._closed:
+                batch = self._take(streams, group, consumer)
+                if batch:
+                    for d in batch:
+                        yield d
+                    await asyncio.sleep(0)  # let producers and peers run between batches
+                    continue
+                fut: asyncio.Future[None] = loop.create_future()
+                self._waiters.add(fut)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fut, self._cfg.claim_interval_s)
+                self._waiters.discard(fut)
+        finally:
+            for g in groups:
+                n = g.live.get(consumer, 0) - 1
+                if n <= 0:
+                    g.live.pop(consumer, None)
+                else:
+                    g.live[consumer] = n
+            # The dead consumer's pending entries are now orphans: wake peers to take them.
+            self._wake()
+
+    async def ack(self, delivery: Delivery, *, group: str) -> None:
+        """Remove the delivery from the group's pending list (idempotent)."""
+        st = self._streams.get(delivery.stream)
+        if st is None:
+            return
+        g = st.groups.get(group)
+        if g is not None:
+            g.pending.pop(_seq_of(delivery.message_id), None)
+
+    async def pending_count(self, topic: str, key: str, group: str) -> int:
+        """Entries delivered to ``group`` but not yet acked (for tests and stats)."""
+        g = self._stream(topic, key).groups.get(group)
+        return len(g.pending) if g else 0
+
+    # --- broadcast -----------------------------------------------------------------------
+
+    async def broadcast(self, channel: str, event: Message) -> None:
+        """Send ``event`` to every current listener of ``channel``."""
+        self._check_open()
+        payload = event.SerializeToString()
+        for sub in list(self._listeners.get(channel, ())):
+            sub.offer(payload)
+
+    async def broadcast_bytes(self, channel: str, payload: bytes) -> None:
+        """Broadcast an already serialised payload."""
+        self._check_open()
+        for sub in list(self._listeners.get(channel, ())):
+            sub.offer(payload)
+
+    def listen(self, channel: str) -> InProcessSubscription:
+        """Payloads broadcast on ``channel`` from now on (subscribed immediately)."""
+        self._check_open()
+        return InProcessSubscription(self, channel, self._cfg.listen_queue_size)
+
+    async def ping(self) -> bool:
+        return not self._closed
+
+    async def close(self) -> None:
+        """Stop consumers (their loops end) and drop listeners."""
+        self._closed = True
+        self._wake()
+        self._listeners.clear()

@@ -1,0 +1,73 @@
+"""Redis connections shared by the Redis bus and the Redis cache backend.
+
+redis.asyncio with hiredis (installed: redis-py picks it up for parsing), one connection pool per
+client. redis-py reconnects a broken connection on its next command; :class:`Backoff` paces the
+retries of our loops and the fail-fast window of calls while Redis is away.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from aiots.services.common.settings import RedisSettings
+
+#: Errors meaning "Redis is not reachable right now" (as opposed to a bad command).
+REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def connect_redis(url: str, cfg: RedisSettings, *, block_ms: int = 0) -> aioredis.Redis:
+    """A client with its own pool; ``block_ms`` extends the socket timeout for blocking reads."""
+    return aioredis.Redis.from_url(
+        url,
+        max_connections=cfg.max_connections,
+        socket_timeout=cfg.socket_timeout_s + block_ms / 1000.0,
+        socket_connect_timeout=cfg.socket_timeout_s,
+        retry_on_timeout=False,
+        decode_responses=False,
+    )
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url
+
+
+class Backoff:
+    """Exponential backoff with full jitter: ``initial * 2**n`` capped at ``cap`` seconds."""
+
+    def __init__(self, initial_s: float, cap_s: float) -> None:
+        self.initial_s = initial_s
+        self.cap_s = cap_s
+        self.failures = 0
+        self.down_until = 0.0
+
+    def next_delay(self) -> float:
+        """Record a failure; the delay before the next attempt, seconds."""
+        base = min(self.cap_s, self.initial_s * float(2 << min(self.failures, 30)) / 2)
+        self.failures += 1
+        delay = base / 2 + random.random() * base / 2
+        self.down_until = time.monotonic() + delay
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+        self.down_until = 0.0
+
+    @property
+    def in_window(self) -> bool:
+        """True while callers should fail fast instead of trying Redis again."""
+        return self.failures > 0 and bool(time.monotonic() < self.down_until)

@@ -1,0 +1,346 @@
+"""Redis Streams (+ pub/sub) bus: the :class:`~aiots.services.bus.base.Bus` across processes.
+
+- ``publish``: ``XADD <ns>:v1:<topic>:<key> MAXLEN ~ stream_maxlen * k <key> p <payload>``;
+  ``publish_many`` pipelines the XADDs (one round trip).
+- ``consume``: one consumer of a consumer group (``XGROUP CREATE ... MKSTREAM``) reading all the
+  given streams with ``XREADGROUP ... BLOCK read_block_ms COUNT read_batch``. On start it first
+  re-reads its own pending history (``XREADGROUP ... 0``: a consumer restarted under the same name
+  gets back what it had not acked), and every ``claim_interval_s`` it runs ``XAUTOCLAIM`` for
+  entries pending longer than ``claim_idle_ms`` (a crashed consumer's messages are redelivered).
+- ``ack``: ``XACK``, buffered and flushed in one pipeline per event-loop turn (and before each
+  read), so acking costs one round trip per batch, not per message. An ack lost to a crash only
+  causes a redelivery (at-least-once).
+- ``broadcast``/``listen``: ``PUBLISH``/``SUBSCRIBE`` on ``<ns>:v1:<channel>``; fire-and-forget
+  (a listener misses what is sent while it is disconnected).
+- Faults: when Redis goes away, ``publish``/``broadcast`` raise ``Unavailable`` and the consume and
+  listen loops retry with exponential backoff (``reconnect_*``), recreating a lost group (a Redis
+  restarted without persistence) from ``0``. What survives a Redis restart is what Redis
+  persisted: with ``appendonly yes`` + ``appendfsync always`` every acknowledged XADD does.
+- Order: see :mod:`aiots.services.bus.base`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from google.protobuf.message import Message
+from redis.exceptions import ResponseError
+
+from aiots.services.bus.base import Delivery, stream_name
+from aiots.services.bus.redis_conn import REDIS_DOWN_ERRORS, Backoff, connect_redis, redact
+from aiots.services.common.errors import InvalidArgument, Unavailable
+from aiots.services.common.settings import RedisSettings
+
+log = logging.getLogger(__name__)
+
+_F_KEY = b"k"
+_F_PAYLOAD = b"p"
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class RedisSubscription:
+    """Async iterator of payloads on one pub/sub channel; resubscribes after a disconnect."""
+
+    def __init__(self, bus: RedisStreamsBus, channel: str) -> None:
+        self._bus = bus
+        self.channel = channel
+        self._full = f"{bus.namespace}:v1:{channel}"
+        self._ps: Any = None  # redis.asyncio.client.PubSub
+        self._closed = False
+        self._backoff = Backoff(bus.cfg.reconnect_initial_backoff_s, bus.cfg.reconnect_max_backoff_s)
+
+    async def start(self) -> None:
+        """Subscribe now (idempotent); raises ``Unavailable`` when Redis is away."""
+        if self._ps is not None:
+            return
+        ps: Any = self._bus.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await ps.subscribe(self._full)
+        except REDIS_DOWN_ERRORS as exc:
+            with contextlib.suppress(Exception):
+                await ps.aclose()
+            raise Unavailable(f"bus: cannot subscribe to {self._full}: Redis unreachable ({exc})") from exc
+        self._ps = ps
+
+    def __aiter__(self) -> RedisSubscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._closed:
+            try:
+                await self.start()
+                msg = await self._ps.get_message(
+                    ignore_subscribe_messages=True, timeout=self._bus.cfg.read_block_ms / 1000.0
+                )
+                self._backoff.reset()
+            except (Unavailable, *REDIS_DOWN_ERRORS) as exc:
+                await self._drop()
+                delay = self._backoff.next_delay()
+                log.warning("pub/sub %s disconnected (%s); retrying in %.2fs", self._full, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if msg is not None and msg.get("type") == "message":
+                data = msg["data"]
+                return data if isinstance(data, bytes) else str(data).encode()
+        raise StopAsyncIteration
+
+    async def _drop(self) -> None:
+        ps, self._ps = self._ps, None
+        if ps is not None:
+            with contextlib.suppress(Exception):
+                await ps.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._drop()
+
+
+class RedisStreamsBus:
+    """The bus over Redis (see module docstring)."""
+
+    backend = "redis"
+
+    def __init__(self, url: str, settings: RedisSettings | None = None) -> None:
+        self.cfg = settings or RedisSettings()
+        self.namespace = self.cfg.namespace
+        self.url = url
+        # Typed loosely: redis-py's stream command stubs do not model RESP2 replies.
+        self.redis: Any = connect_redis(url, self.cfg, block_ms=self.cfg.read_block_ms)
+        self._acks: dict[tuple[str, str], list[str]] = {}
+        self._flush_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._subs: set[RedisSubscription] = set()
+
+    def _down(self, what: str, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"bus: {what} failed: Redis at {redact(self.url)} unreachable ({exc}); reconnecting with backoff"
+        )
+
+    # --- publish -------------------------------------------------------------------------
+
+    async def publish(self, topic: str, key: str, event: Message) -> str:
+        """XADD with approximate MAXLEN; returns the stream id."""
+        if not key:
+            raise InvalidArgument("key", "bus key must be non-empty")
+        name = stream_name(self.namespace, topic, key)
+        try:
+            mid = await self.redis.xadd(
+                name,
+                {_F_KEY: key, _F_PAYLOAD: event.SerializeToString()},
+                maxlen=self.cfg.stream_maxlen,
+                approximate=True,
+            )
+        except REDIS_DOWN_ERRORS as exc:
+            raise self._down(f"publish to {name}", exc) from exc
+        return _s(mid)
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
+        """Pipelined XADDs (one round trip)."""
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        maxlen = self.cfg.stream_maxlen
+        for key, event in items:
+            if not key:
+                raise InvalidArgument("key", "bus key must be non-empty")
+            pipe.xadd(
+                stream_name(self.namespace, topic, key),
+                {_F_KEY: key, _F_PAYLOAD: event.SerializeToString()},
+                maxlen=maxlen,
+                approximate=True,
+            )
+        try:
+            await pipe.execute()
+        except REDIS_DOWN_ERRORS as exc:
+            raise self._down(f"publish of {len(items)} events to {topic}", exc) from exc
+
+    # --- consume -------------------------------------------------------------------------
+
+    async def _create_groups(self, streams: Sequence[str], group: str, start: str) -> None:
+        sid = "0" if start in ("0", "0-0") else "$"
+        if start not in ("$", "0", "0-0"):
+            raise InvalidArgument("start", f"start must be '$' or '0', got {start!r}")
+        pipe = self.redis.pipeline(transaction=False)
+        for s in streams:
+            pipe.xgroup_create(s, group, id=sid, mkstream=True)
+        results = await pipe.execute(raise_on_error=False)
+        for r in results:
+            if isinstance(r, ResponseError) and "BUSYGROUP" not in str(r):
+                raise r
+            if isinstance(r, BaseException) and not isinstance(r, ResponseError):
+                raise r
+
+    async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
+        """XGROUP CREATE ... MKSTREAM on each stream (existing groups are left as they are)."""
+        try:
+            await self._create_groups([stream_name(self.namespace, topic, k) for k in keys], group, start)
+        except REDIS_DOWN_ERRORS as exc:
+            raise self._down(f"creating group {group}", exc) from exc
+
+    @staticmethod
+    def _deliveries(stream: str, entries: list[Any]) -> list[Delivery]:
+        out = []
+        for mid, fields in entries:
+            if mid is None or fields is None:  # deleted (trimmed) entry still pending
+                continue
+            key = fields.get(_F_KEY, b"")
+            out.append(Delivery(stream, _s(mid), _s(key), fields.get(_F_PAYLOAD, b"")))
+        return out
+
+    async def consume(
+        self,
+        topic: str,
+        keys: Sequence[str],
+        *,
+        group: str,
+        consumer: str,
+        start: str = "$",
+    ) -> AsyncIterator[Delivery]:
+        """Yield messages as ``consumer`` of ``group``; ack each with :meth:`ack`."""
+        if not keys:
+            raise InvalidArgument("keys", "consume needs at least one key")
+        streams = [stream_name(self.namespace, topic, k) for k in keys]
+        cfg = self.cfg
+        backoff = Backoff(cfg.reconnect_initial_backoff_s, cfg.reconnect_max_backoff_s)
+        ready = False
+        group_start = start
+        history: dict[str, str] = {s: "0-0" for s in streams}  # own pending entries still to re-read
+        claim_cursor: dict[str, str] = {s: "0-0" for s in streams}
+        last_claim = time.monotonic()
+        while not self._closed:
+            batch: list[Delivery] = []
+            try:
+                if not ready:
+                    await self._create_groups(streams, group, group_start)
+                    ready = True
+                await self._flush_acks()
+                if history:
+                    res = await self.redis.xreadgroup(group, consumer, dict(history), count=cfg.read_batch)
+                    got = {_s(name): entries for name, entries in res}
+                    for s in list(history):
+                        entries = got.get(s) or []
+                        if not entries:
+                            del history[s]
+                            continue
+                        history[s] = _s(entries[-1][0])
+                        batch.extend(self._deliveries(s, entries))
+                elif time.monotonic() - last_claim >= cfg.claim_interval_s:
+                    last_claim = time.monotonic()
+                    for s in streams:
+                        res = await self.redis.xautoclaim(
+                            s, group, consumer, cfg.claim_idle_ms, start_id=claim_cursor[s], count=cfg.read_batch
+                        )
+                        claim_cursor[s] = _s(res[0])
+                        batch.extend(self._deliveries(s, res[1]))
+                    if batch:
+                        log.info("reclaimed %d idle pending messages for %s/%s", len(batch), group, consumer)
+                else:
+                    res = await self.redis.xreadgroup(
+                        group, consumer, dict.fromkeys(streams, ">"), count=cfg.read_batch, block=cfg.read_block_ms
+                    )
+                    for name, entries in res:
+                        batch.extend(self._deliveries(_s(name), entries))
+                backoff.reset()
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    # Redis lost the group (restarted without persistence): recreate from the start.
+                    log.warning("consumer group %s vanished; recreating it from 0", group)
+                    ready, group_start = False, "0"
+                    continue
+                raise
+            except REDIS_DOWN_ERRORS as exc:
+                delay = backoff.next_delay()
+                log.warning("bus consumer %s/%s: Redis unreachable (%s); retry in %.2fs", group, consumer, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            for d in batch:
+                yield d
+
+    # --- ack -----------------------------------------------------------------------------
+
+    async def ack(self, delivery: Delivery, *, group: str) -> None:
+        """Buffer an XACK; flushed in one pipeline when the event loop next turns."""
+        self._acks.setdefault((delivery.stream, group), []).append(delivery.message_id)
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        backoff = Backoff(self.cfg.reconnect_initial_backoff_s, self.cfg.reconnect_max_backoff_s)
+        while self._acks and not self._closed:
+            try:
+                await self._flush_acks()
+                backoff.reset()
+            except REDIS_DOWN_ERRORS as exc:
+                delay = backoff.next_delay()
+                log.warning("XACK flush failed (%s); retry in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _flush_acks(self) -> None:
+        if not self._acks:
+            return
+        acks, self._acks = self._acks, {}
+        pipe = self.redis.pipeline(transaction=False)
+        for (stream, group), ids in acks.items():
+            pipe.xack(stream, group, *ids)
+        try:
+            await pipe.execute()
+        except BaseException:
+            for k, ids in acks.items():  # keep them for the next flush
+                self._acks.setdefault(k, [])[:0] = ids
+            raise
+
+    async def flush(self) -> None:
+        """Send buffered acks now (raises ``Unavailable`` when Redis is away)."""
+        try:
+            await self._flush_acks()
+        except REDIS_DOWN_ERRORS as exc:
+            raise self._down("XACK", exc) from exc
+
+    async def pending_count(self, topic: str, key: str, group: str) -> int:
+        """Entries delivered to ``group`` but not yet acked (XPENDING summary)."""
+        info = await self.redis.xpending(stream_name(self.namespace, topic, key), group)
+        return int(info["pending"])
+
+    # --- broadcast -----------------------------------------------------------------------
+
+    async def broadcast(self, channel: str, event: Message) -> None:
+        """PUBLISH to ``<ns>:v1:<channel>``."""
+        await self.broadcast_bytes(channel, event.SerializeToString())
+
+    async def broadcast_bytes(self, channel: str, payload: bytes) -> None:
+        """PUBLISH an already serialised payload."""
+        try:
+            await self.redis.publish(f"{self.namespace}:v1:{channel}", payload)
+        except REDIS_DOWN_ERRORS as exc:
+            raise self._down(f"broadcast on {channel}", exc) from exc
+
+    def listen(self, channel: str) -> RedisSubscription:
+        """Payloads on ``channel``; ``await sub.start()`` to subscribe before the first read."""
+        sub = RedisSubscription(self, channel)
+        self._subs.add(sub)
+        return sub
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except REDIS_DOWN_ERRORS:
+            return False
+
+    async def close(self) -> None:
+        """Flush acks (best effort), close subscriptions and the pool."""
+        with contextlib.suppress(Exception):
+            await self._flush_acks()
+        self._closed = True
+        for sub in list(self._subs):
+            await sub.aclose()
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
+        await self.redis.aclose()

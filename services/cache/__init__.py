@@ -1,0 +1,1 @@
+"""Cache service: latest price snapshots, cached analytics values, WatchPrices."""

@@ -1,0 +1,387 @@
+"""Live price snapshots: the :class:`PriceBook` the ingestion pipeline feeds, and the
+:class:`PriceWatchHub` that fans price changes out to WatchPrices subscribers.
+
+Ingestion calls, per normalised record (prices in dollars, times int64 ns UTC)::
+
+    await prices.on_trade(symbol, ts_ns, price, size)
+    await prices.on_quote(symbol, ts_ns, bid, ask, bid_size, ask_size)
+    await prices.on_bar(symbol, ts_ns, open_, high, low, close, volume)   # feeds without trades
+    await prices.set_prev_close(symbol, price)
+
+Each call updates the symbol's snapshot, stores it as ``StockPrice`` protobuf bytes under
+``<ns>:v1:price:<SYMBOL>`` and broadcasts it on the bus channel ``CacheSettings.price_channel``
+so WatchPrices on every replica sees it. Session fields (open/high/low/volume) reset when an
+update falls in a later America/New_York calendar day than the snapshot; the previous session's
+last trade then becomes ``prev_close`` unless :meth:`PriceBook.set_prev_close` set it. Updates
+older than the snapshot (out of order) still count towards high/low/volume but do not move
+``last``/``bid``/``ask``. ``on_bar`` and ``on_trade`` both add volume: feed one or the other.
+When the cache or bus is away the in-memory snapshot is still updated and the call returns
+False (never raises ``Unavailable``): the next successful update writes the latest state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiots.services.cache.backends.base import CacheBackend, Keyspace
+from aiots.services.common.errors import InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+MARKET_TZ = ZoneInfo("America/New_York")
+NS_PER_S = 1_000_000_000
+PRICE_KIND = "price"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSnapshot:
+    """Latest prices of one ticker in dollars; ``ts_ns`` is the latest update (ns UTC)."""
+
+    symbol: str
+    last: float = 0.0
+    bid: float = 0.0
+    ask: float = 0.0
+    open: float = 0.0
+    high: float = 0.0
+    low: float = 0.0
+    prev_close: float = 0.0
+    volume: float = 0.0
+    ts_ns: int = 0
+
+    @property
+    def change(self) -> float:
+        """last - prev_close (0 until both are known)."""
+        return self.last - self.prev_close if self.last and self.prev_close else 0.0
+
+    @property
+    def change_pct(self) -> float:
+        """100 * change / prev_close (0 until both are known)."""
+        return 100.0 * self.change / self.prev_close if self.last and self.prev_close else 0.0
+
+
+def session_end_ns(ts_ns: int) -> int:
+    """Next America/New_York midnight after ``ts_ns`` (the end of its calendar session day)."""
+    local = datetime.fromtimestamp(ts_ns / NS_PER_S, MARKET_TZ)
+    nxt = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), MARKET_TZ)
+    return int(nxt.timestamp()) * NS_PER_S
+
+
+def normalize_symbol(symbol: str, field: str = "symbol") -> str:
+    """Uppercase, stripped ticker; InvalidArgument when empty or malformed."""
+    s = symbol.strip().upper()
+    if not s:
+        raise InvalidArgument(field, "ticker must be non-empty, e.g. 'AAPL'")
+    if len(s) > 32 or not all(c.isalnum() or c in "._-/ " for c in s):
+        raise InvalidArgument(field, f"ticker {symbol!r} is not valid: up to 32 letters, digits, '.', '-', '/'")
+    return s
+
+
+def _check_price(field: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidArgument(field, f"must be a finite number {bound} dollars, got {value!r}")
+
+
+def _check_size(field: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise InvalidArgument(field, f"must be a finite number >= 0, got {value!r}")
+
+
+class PriceBook:
+    """Snapshots per ticker in a cache backend, each change broadcast on the bus."""
+
+    def __init__(
+        self,
+        cache: CacheBackend,
+        bus: Any | None,
+        *,
+        keyspace: Keyspace,
+        channel: str,
+        tracked: Sequence[str] = (),
+        ttl_s: float | None = None,
+        encode: Callable[[PriceSnapshot], Any] | None = None,
+        decode: Callable[[bytes], PriceSnapshot] | None = None,
+    ) -> None:
+        if encode is None or decode is None:
+            from aiots.services.cache import convert
+
+            encode = encode or convert.price_to_proto
+            decode = decode or convert.price_from_bytes
+        self.cache = cache
+        self.bus = bus
+        self.keyspace = keyspace
+        self.channel = channel
+        self.ttl_s = ttl_s
+        self._encode = encode
+        self._decode = decode
+        self._tracked = [normalize_symbol(s) for s in tracked]
+        self._snaps: dict[str, PriceSnapshot] = {}
+        self._session_end: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.write_failures = 0
+
+    def key(self, symbol: str) -> str:
+        """``<ns>:v1:price:<SYMBOL>``."""
+        key: str = self.keyspace.key(PRICE_KIND, symbol)
+        return key
+
+    @property
+    def tracked(self) -> list[str]:
+        """Configured tickers plus every ticker updated through this book."""
+        extra = sorted(s for s in self._snaps if s not in self._tracked)
+        return [*self._tracked, *extra]
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def _load(self, symbol: str) -> PriceSnapshot:
+        snap = self._snaps.get(symbol)
+        if snap is not None:
+            return snap
+        raw = None
+        with contextlib.suppress(Unavailable):
+            raw = await self.cache.get(self.key(symbol))
+        snap = self._decode(raw) if raw else PriceSnapshot(symbol)
+        self._snaps[symbol] = snap
+        if snap.ts_ns:
+            self._session_end[symbol] = session_end_ns(snap.ts_ns)
+        return snap
+
+    def _roll(self, snap: PriceSnapshot, ts_ns: int) -> PriceSnapshot:
+        """Start a new session when ``ts_ns`` is past the snapshot's session day."""
+        end = self._session_end.get(snap.symbol)
+        if end is None or ts_ns < end:
+            if end is None:
+                self._session_end[snap.symbol] = session_end_ns(ts_ns)
+            return snap
+        self._session_end[snap.symbol] = session_end_ns(ts_ns)
+        return replace(snap, prev_close=snap.last or snap.prev_close, open=0.0, high=0.0, low=0.0, volume=0.0)
+
+    async def _update(self, symbol: str, ts_ns: int, fn: Callable[[PriceSnapshot, bool], PriceSnapshot]) -> bool:
+        if ts_ns <= 0:
+            raise InvalidArgument("ts_ns", f"must be > 0 ns since the epoch (UTC), got {ts_ns}")
+        sym = normalize_symbol(symbol)
+        lock = self._locks.get(sym)
+        if lock is None:
+            lock = self._locks[sym] = asyncio.Lock()
+        async with lock:
+            snap = self._roll(await self._load(sym), ts_ns)
+            newest = ts_ns >= snap.ts_ns
+            snap = fn(snap, newest)
+            if newest:
+                snap = replace(snap, ts_ns=ts_ns)
+            self._snaps[sym] = snap
+            return await self._write(snap)
+
+    async def _write(self, snap: PriceSnapshot) -> bool:
+        msg = self._encode(snap)
+        try:
+            await self.cache.set(self.key(snap.symbol), msg.SerializeToString(), self.ttl_s)
+            if self.bus is not None:
+                await self.bus.broadcast(self.channel, msg)
+        except Unavailable as exc:
+            self.write_failures += 1
+            if self.write_failures in (1, 10, 100) or self.write_failures % 1000 == 0:
+                log.warning("price snapshot %s not stored (%d failures): %s", snap.symbol, self.write_failures, exc)
+            return False
+        return True
+
+    async def on_trade(self, symbol: str, ts_ns: int, price: float, size: float) -> bool:
+        """A trade print: last, session open/high/low, volume += size."""
+        _check_price("price", price)
+        _check_size("size", size)
+
+        def apply(s: PriceSnapshot, newest: bool) -> PriceSnapshot:
+            return replace(
+                s,
+                last=price if newest or not s.last else s.last,
+                open=s.open or price,
+                high=max(s.high, price),
+                low=min(s.low, price) if s.low else price,
+                volume=s.volume + size,
+            )
+
+        return await self._update(symbol, ts_ns, apply)
+
+    async def on_quote(
+        self, symbol: str, ts_ns: int, bid: float, ask: float, bid_size: float = 0.0, ask_size: float = 0.0
+    ) -> bool:
+        """A top-of-book change (0 = no bid/ask on that side)."""
+        _check_price("bid", bid, allow_zero=True)
+        _check_price("ask", ask, allow_zero=True)
+        _check_size("bid_size", bid_size)
+        _check_size("ask_size", ask_size)
+
+        def apply(s: PriceSnapshot, newest: bool) -> PriceSnapshot:
+            return replace(s, bid=bid, ask=ask) if newest else s
+
+        return await self._update(symbol, ts_ns, apply)
+
+    async def on_bar(
+        self, symbol: str, ts_ns: int, open_: float, high: float, low: float, close: float, volume: float
+    ) -> bool:
+        """An OHLCV bar starting at ``ts_ns`` (for feeds without trades)."""
+        for name, v in (("open", open_), ("high", high), ("low", low), ("close", close)):
+            _check_price(name, v)
+        _check_size("volume", volume)
+        if not low <= min(open_, close) <= max(open_, close) <= high:
+            raise InvalidArgument("bar", f"needs low <= open, close <= high, got O={open_} H={high} L={low} C={close}")
+
+        def apply(s: PriceSnapshot, newest: bool) -> PriceSnapshot:
+            return replace(
+                s,
+                last=close if newest or not s.last else s.last,
+                open=s.open or open_,
+                high=max(s.high, high),
+                low=min(s.low, low) if s.low else low,
+                volume=s.volume + volume,
+            )
+
+        return await self._update(symbol, ts_ns, apply)
+
+    async def set_prev_close(self, symbol: str, price: float, ts_ns: int | None = None) -> bool:
+        """The previous session's close (from the daily bars / statistics feed)."""
+        _check_price("price", price)
+        sym = normalize_symbol(symbol)
+        lock = self._locks.setdefault(sym, asyncio.Lock())
+        async with lock:
+            snap = replace(await self._load(sym), prev_close=price)
+            if ts_ns is not None and ts_ns > snap.ts_ns:
+                snap = replace(self._roll(snap, ts_ns), prev_close=price, ts_ns=ts_ns)
+            self._snaps[sym] = snap
+            return await self._write(snap)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, symbol: str) -> PriceSnapshot:
+        """The stored snapshot; NotFound names the symbol and the tracked ones."""
+        sym = normalize_symbol(symbol)
+        raw = await self.cache.get(self.key(sym))
+        if raw is None:
+            raise NotFound(
+                f"no price snapshot for symbol {sym!r}; tracked symbols: {', '.join(self.tracked) or '(none)'}",
+                reason="SYMBOL_NOT_FOUND",
+                metadata={"symbol": sym},
+            )
+        return self._decode(raw)
+
+    async def get_raw(self, symbol: str) -> bytes | None:
+        """The stored ``StockPrice`` bytes (no decoding), or None."""
+        raw: bytes | None = await self.cache.get(self.key(normalize_symbol(symbol)))
+        return raw
+
+    async def get_many(self, symbols: Sequence[str]) -> tuple[list[PriceSnapshot], list[str]]:
+        """Snapshots in request order (one MGET) and the symbols with none."""
+        syms = [normalize_symbol(s, f"symbols[{i}]") for i, s in enumerate(symbols)]
+        raws = await self.cache.get_many([self.key(s) for s in syms])
+        found: list[PriceSnapshot] = []
+        missing: list[str] = []
+        for s, raw in zip(syms, raws, strict=True):
+            if raw is None:
+                missing.append(s)
+            else:
+                found.append(self._decode(raw))
+        return found, missing
+
+
+class PriceWatcher:
+    """One subscriber: a bounded queue of snapshots (drops the oldest when full)."""
+
+    def __init__(self, hub: PriceWatchHub, symbols: frozenset[str], maxsize: int) -> None:
+        self.hub = hub
+        self.symbols = symbols
+        self.queue: asyncio.Queue[PriceSnapshot] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def offer(self, snap: PriceSnapshot) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(snap)
+
+    async def next(self, timeout_s: float) -> PriceSnapshot | None:
+        """The next change, or None after ``timeout_s`` idle (time for a heartbeat)."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self.hub._remove(self)
+
+
+class PriceWatchHub:
+    """One bus listener per process fanning price changes out to :class:`PriceWatcher` queues."""
+
+    def __init__(
+        self, bus: Any, channel: str, queue_size: int, decode: Callable[[bytes], PriceSnapshot] | None = None
+    ) -> None:
+        if decode is None:
+            from aiots.services.cache import convert
+
+            decode = convert.price_from_bytes
+        self.bus = bus
+        self.channel = channel
+        self.queue_size = queue_size
+        self._decode = decode
+        self._watchers: dict[str, set[PriceWatcher]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Any = None
+        self.received = 0
+
+    async def start(self) -> None:
+        """Subscribe to the channel now and start fanning out."""
+        self._sub = self.bus.listen(self.channel)
+        start = getattr(self._sub, "start", None)
+        if start is not None:
+            with contextlib.suppress(Unavailable):  # the listener retries by itself
+                await start()
+        self._task = asyncio.create_task(self._run(self._sub), name=f"price-watch-{self.channel}")
+
+    async def _run(self, sub: AsyncIterator[bytes]) -> None:
+        async for payload in sub:
+            try:
+                snap = self._decode(payload)
+            except Exception:
+                log.warning("undecodable payload on %s (%d bytes) skipped", self.channel, len(payload))
+                continue
+            self.received += 1
+            for w in self._watchers.get(snap.symbol, ()):
+                w.offer(snap)
+
+    def subscribe(self, symbols: Sequence[str]) -> PriceWatcher:
+        w = PriceWatcher(self, frozenset(symbols), self.queue_size)
+        for s in w.symbols:
+            self._watchers.setdefault(s, set()).add(w)
+        return w
+
+    def _remove(self, w: PriceWatcher) -> None:
+        for s in w.symbols:
+            subs = self._watchers.get(s)
+            if subs is not None:
+                subs.discard(w)
+                if not subs:
+                    del self._watchers[s]
+
+    @property
+    def subscribers(self) -> int:
+        return len({w for ws in self._watchers.values() for w in ws})
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._sub is not None:
+            aclose = getattr(self._sub, "aclose", None)
+            if aclose is not None:
+                await aclose()
