@@ -1,0 +1,709 @@
+"""DBN records -> normalised columnar batches (the one decode path for every source).
+
+Input: DBN record objects (``databento_dbn`` classes, from Live, DBNDecoder or the simulator) or
+structured arrays (``DBNStore.to_ndarray``). Objects are grouped by record type and turned into
+the same structured arrays (``bytes(record)`` is the DBN wire layout), so all normalisation is
+vectorised NumPy over arrays:
+
+- prices: int64 fixed point x 1e-9 -> float64 dollars; ``UNDEF_PRICE`` -> NaN (NULL in storage);
+- times: uint64 ns UTC -> int64 ns; ``UNDEF_TIMESTAMP`` -> 0;
+- instrument_id -> symbol through the session's mappings (``SymbolMappingMsg``, Metadata
+  mappings with their dates, definitions); tickers upper-case, options the 21-char OCC symbol;
+- data quality: crossed quotes (bid > ask), zero-size quotes, out-of-order ts_event per symbol and
+  unmapped instrument ids are counted and emitted as ``data_quality_events`` rows.
+
+Output: a :class:`Batch` of per-table column arrays (symbols as int32 codes of a process-wide
+:class:`SymbolTable`) plus small row lists (instruments, statistics, data-quality events).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import databento_dbn as dbn
+import numpy as np
+import numpy.typing as npt
+
+UNDEF_PRICE = 2**63 - 1
+UNDEF_TS = 2**64 - 1
+PRICE_SCALE = 1e-9
+NS_PER_DAY = 86_400 * 1_000_000_000
+UNDEF_MULTIPLIER = 2**31 - 1
+DEFAULT_OPTION_MULTIPLIER = 100
+
+# aiots.v1.EventSource values
+SOURCE_LIVE, SOURCE_HISTORICAL, SOURCE_REPLAY, SOURCE_SIMULATOR = 1, 2, 3, 4
+KIND_STOCK, KIND_OPTION = 1, 2
+
+# DBN record types used here
+RTYPE_TRADE = 0
+RTYPE_MBP1 = 1
+RTYPE_OHLCV = {32: "bars_1s", 33: "bars_1m", 35: "bars_1d"}
+RTYPE_OHLCV_OTHER = (34, 36)  # 1h and end-of-day bars: not stored (rolled up from 1m instead)
+RTYPE_QUOTES_ONLY = (177, 192, 193, 194, 195, 196)  # cmbp-1, cbbo-1s/1m, tcbbo, bbo-1s/1m
+RTYPE_DEFINITION = 19
+RTYPE_STATISTICS = 24
+RTYPE_ERROR = 21
+RTYPE_SYSTEM = 23
+RTYPE_MAPPING = 22
+
+OCC_RE = re.compile(r"^[A-Z0-9.]{1,6} {0,5}\d{6}[CP]\d{8}$")
+
+# Columnar tables: column -> numpy dtype. ``sym``/``und`` are SymbolTable codes; ``side`` an ASCII code.
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "trades": [
+        ("sym", "i4"),
+        ("ts_event", "i8"),
+        ("price", "f8"),
+        ("size", "f8"),
+        ("side", "i2"),
+        ("publisher_id", "i4"),
+        ("sequence", "i8"),
+        ("ts_recv", "i8"),
+        ("source", "i2"),
+    ],
+    "quotes": [
+        ("sym", "i4"),
+        ("ts_event", "i8"),
+        ("bid", "f8"),
+        ("ask", "f8"),
+        ("bid_size", "f8"),
+        ("ask_size", "f8"),
+        ("publisher_id", "i4"),
+        ("sequence", "i8"),
+        ("source", "i2"),
+    ],
+    "option_quotes": [
+        ("sym", "i4"),
+        ("und", "i4"),
+        ("ts_event", "i8"),
+        ("bid", "f8"),
+        ("ask", "f8"),
+        ("bid_size", "f8"),
+        ("ask_size", "f8"),
+        ("underlying_price", "f8"),
+        ("publisher_id", "i4"),
+        ("sequence", "i8"),
+        ("source", "i2"),
+    ],
+}
+_BAR_COLS = [
+    ("sym", "i4"),
+    ("ts_event", "i8"),
+    ("open", "f8"),
+    ("high", "f8"),
+    ("low", "f8"),
+    ("close", "f8"),
+    ("volume", "f8"),
+    ("vwap", "f8"),
+    ("trade_count", "i8"),
+    ("source", "i2"),
+]
+for _t in ("bars_1s", "bars_1m", "bars_1d"):
+    TABLES[_t] = _BAR_COLS
+
+Columns = dict[str, npt.NDArray[Any]]
+
+
+class SymbolTable:
+    """Process-wide interning of symbols to int32 codes (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self._symbols: list[str] = []
+        self._lock = threading.Lock()
+
+    def code(self, symbol: str) -> int:
+        c = self._codes.get(symbol)
+        if c is None:
+            with self._lock:
+                c = self._codes.get(symbol)
+                if c is None:
+                    c = len(self._symbols)
+                    self._symbols.append(symbol)
+                    self._codes[symbol] = c
+        return c
+
+    def symbol(self, code: int) -> str:
+        return self._symbols[code]
+
+    def symbols_of(self, codes: npt.NDArray[Any]) -> dict[int, str]:
+        """{code: symbol} for the distinct codes in ``codes``."""
+        return {int(c): self._symbols[int(c)] for c in np.unique(codes)}
+
+
+SYMBOLS = SymbolTable()
+
+
+@dataclass(frozen=True)
+class InstrumentInfo:
+    """What is known about a symbol (from its name and, for options, its definition)."""
+
+    symbol: str
+    kind: int
+    underlying: str
+    strike: float | None = None
+    expiry: dt.date | None = None
+    right: str | None = None
+    multiplier: int = 1
+
+
+def parse_occ(symbol: str) -> InstrumentInfo | None:
+    """Parse a 21-character OCC/OSI option symbol, e.g. ``AAPL  250221C00250000``; None if not one."""
+    if len(symbol) != 21 or OCC_RE.match(symbol) is None:
+        return None
+    try:
+        expiry = dt.datetime.strptime(symbol[6:12], "%y%m%d").date()
+    except ValueError:
+        return None
+    return InstrumentInfo(
+        symbol=symbol,
+        kind=KIND_OPTION,
+        underlying=symbol[:6].strip(),
+        strike=int(symbol[13:21]) / 1000.0,
+        expiry=expiry,
+        right=symbol[12],
+        multiplier=DEFAULT_OPTION_MULTIPLIER,
+    )
+
+
+def occ_symbol(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
+    """The 21-character OCC symbol: root padded to 6, YYMMDD, C/P, strike x 1000 in 8 digits."""
+    return f"{underlying.upper():<6}{expiry:%y%m%d}{right}{round(strike * 1000):08d}"
+
+
+def instrument_info(symbol: str) -> InstrumentInfo:
+    """Stock unless the symbol parses as OCC."""
+    return parse_occ(symbol) or InstrumentInfo(symbol=symbol, kind=KIND_STOCK, underlying=symbol)
+
+
+@dataclass
+class Batch:
+    """Normalised records ready for storage, cache and bus."""
+
+    columns: dict[str, Columns] = field(default_factory=dict)
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
+    symbols: dict[int, str] = field(default_factory=dict)
+
+    def count(self, table: str | None = None) -> int:
+        """Rows in ``table`` (all columnar tables when None)."""
+        if table is not None:
+            cols = self.columns.get(table)
+            return 0 if cols is None else int(next(iter(cols.values())).shape[0])
+        return sum(self.count(t) for t in self.columns)
+
+    def add(self, table: str, cols: Columns) -> None:
+        n = int(next(iter(cols.values())).shape[0])
+        if n == 0:
+            return
+        if table in self.columns:
+            old = self.columns[table]
+            self.columns[table] = {k: np.concatenate([old[k], cols[k]]) for k in old}
+        else:
+            self.columns[table] = cols
+        for key in ("sym", "und"):
+            if key in cols:
+                self.symbols.update(SYMBOLS.symbols_of(cols[key]))
+
+    def extend(self, other: Batch) -> None:
+        for t, cols in other.columns.items():
+            self.add(t, cols)
+        for t, rows in other.rows.items():
+            self.rows[t].extend(rows)
+        self.symbols.update(other.symbols)
+
+    def empty(self) -> bool:
+        return not self.columns and not any(self.rows.values())
+
+    def total(self) -> int:
+        """Columnar rows plus small-table rows."""
+        return self.count() + sum(len(r) for r in self.rows.values())
+
+
+def merge(batches: Sequence[Batch]) -> Batch:
+    out = Batch()
+    for b in batches:
+        out.extend(b)
+    return out
+
+
+def _px(a: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    a = a.astype(np.int64, copy=False)
+    out = a.astype(np.float64) * PRICE_SCALE
+    out[a == UNDEF_PRICE] = np.nan
+    return out
+
+
+def _ts(a: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    u = a.astype(np.uint64, copy=False)
+    out = u.astype(np.int64)
+    out[u == np.uint64(UNDEF_TS)] = 0
+    return out
+
+
+def _side(a: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
+    if a.dtype.kind == "S":
+        return a.view(np.uint8).astype(np.int16)
+    return a.astype(np.int16)
+
+
+@dataclass
+class Counters:
+    """Running counts for status reporting."""
+
+    records: int = 0
+    heartbeats: int = 0
+    unmapped: int = 0
+    crossed: int = 0
+    zero_size: int = 0
+    out_of_order: int = 0
+    errors: int = 0
+    per_stream: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (symbol, schema) -> [n, last]
+
+    @property
+    def data_quality(self) -> int:
+        return self.unmapped + self.crossed + self.zero_size + self.out_of_order
+
+
+SCHEMA_OF_RTYPE = {
+    0: "trades",
+    1: "mbp-1",
+    177: "cmbp-1",
+    192: "cbbo-1s",
+    193: "cbbo-1m",
+    194: "tcbbo",
+    195: "bbo-1s",
+    196: "bbo-1m",
+    32: "ohlcv-1s",
+    33: "ohlcv-1m",
+    34: "ohlcv-1h",
+    35: "ohlcv-1d",
+    19: "definition",
+    24: "statistics",
+}
+
+
+class Normalizer:
+    """Stateful normaliser for one stream (one session's id mappings and quality state)."""
+
+    def __init__(self, source: int, dataset: str = "", symbols: SymbolTable = SYMBOLS) -> None:
+        self.source = source
+        self.dataset = dataset
+        self.symtab = symbols
+        self.id_map: dict[int, str] = {}
+        self.dated: Any = None  # databento InstrumentMap (historical metadata mappings)
+        self.info: dict[str, InstrumentInfo] = {}
+        self.last_ts: dict[tuple[str, int], int] = {}  # (table, code) -> last ts_event
+        self.last_price: dict[str, float] = {}  # stock -> last trade/mid (for option quotes)
+        self.counters = Counters()
+        self.mapping_rows: list[tuple[Any, ...]] = []
+
+    # --- symbology -------------------------------------------------------------------------
+    def map_id(self, instrument_id: int, symbol: str, start_ns: int = 0, end_ns: int = 0) -> None:
+        """Map an instrument id to a symbol for this session (SymbolMappingMsg)."""
+        sym = symbol if parse_occ(symbol) else symbol.strip().upper()
+        self.id_map[int(instrument_id)] = sym
+        self._ensure_info(sym)
+        if self.dataset:
+            lo = start_ns if 0 < start_ns < UNDEF_TS else 0
+            hi = end_ns if 0 < end_ns < UNDEF_TS else lo + NS_PER_DAY
+            self.mapping_rows.append((self.dataset, int(instrument_id), sym, lo, hi))
+
+    def load_metadata(self, metadata: Any) -> None:
+        """Use a DBN Metadata's mappings (dated) for resolution."""
+        from databento.common.symbology import InstrumentMap
+
+        if not getattr(metadata, "mappings", None):
+            return
+        if self.dated is None:
+            self.dated = InstrumentMap()
+        self.dated.insert_metadata(metadata)
+        if not self.dataset:
+            self.dataset = str(metadata.dataset or "")
+        for raw, intervals in metadata.mappings.items():
+            for iv in intervals:
+                try:
+                    iid = int(iv["symbol"])
+                except (TypeError, ValueError):
+                    continue
+                self.map_id(iid, raw, _date_ns(iv["start_date"]), _date_ns(iv["end_date"]))
+
+    def _ensure_info(self, sym: str) -> InstrumentInfo:
+        inf = self.info.get(sym)
+        if inf is None:
+            inf = instrument_info(sym)
+            self.info[sym] = inf
+        return inf
+
+    def _resolve(self, ids: npt.NDArray[Any], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+        """Symbol codes for (instrument_id, ts_event); -1 where unknown."""
+        out = np.full(ids.shape[0], -1, dtype=np.int32)
+        if self.dated is not None and ts.shape[0]:
+            days = ts // NS_PER_DAY
+            key = ids.astype(np.int64) * 100_000 + days
+            uk, inv = np.unique(key, return_inverse=True)
+            codes = np.empty(uk.shape[0], dtype=np.int32)
+            for i, k in enumerate(uk.tolist()):
+                iid, day = divmod(k, 100_000)
+                sym = self.dated.resolve(iid, dt.date(1970, 1, 1) + dt.timedelta(days=day))
+                sym = sym or self.id_map.get(iid)
+                codes[i] = self.symtab.code(self._canon(sym)) if sym else -1
+            out = codes[inv]
+        elif ids.shape[0]:
+            uk, inv = np.unique(ids, return_inverse=True)
+            codes = np.array(
+                [self.symtab.code(self.id_map[k]) if k in self.id_map else -1 for k in uk.tolist()], dtype=np.int32
+            )
+            out = codes[inv]
+        return out
+
+    def _canon(self, sym: str) -> str:
+        s = sym if parse_occ(sym) else sym.strip().upper()
+        self._ensure_info(s)
+        return s
+
+    # --- entry points ----------------------------------------------------------------------
+    def records(self, recs: Iterable[Any]) -> Batch:
+        """Normalise DBN record objects (any mix of record types), in order."""
+        batch = Batch()
+        groups: dict[tuple[type, int], list[bytes]] = {}
+        order: list[tuple[type, int]] = []
+
+        def flush() -> None:
+            for key in order:
+                cls, rtype = key
+                data = b"".join(groups[key])
+                arr = np.frombuffer(data, dtype=np.dtype(cls._dtypes))  # type: ignore[attr-defined]
+                batch.extend(self.array(rtype, arr))
+            groups.clear()
+            order.clear()
+
+        for r in recs:
+            rt = int(r.rtype)
+            if isinstance(r, dbn.SymbolMappingMsg):
+                flush()  # mappings apply to the records after them
+                self.map_id(r.instrument_id, r.stype_out_symbol, int(r.start_ts), int(r.end_ts))
+                continue
+            if isinstance(r, dbn.SystemMsg):
+                self.counters.heartbeats += 1
+                continue
+            if isinstance(r, dbn.ErrorMsg):
+                self.counters.errors += 1
+                batch.rows["data_quality_events"].append(
+                    (self._src(), "gateway_error", None, _ts_scalar(r.ts_event), str(r.err))
+                )
+                continue
+            key = (type(r), rt)
+            g = groups.get(key)
+            if g is None:
+                groups[key] = g = []
+                order.append(key)
+            g.append(bytes(r))
+        flush()
+        return batch
+
+    def _src(self) -> str:
+        return {1: "live", 2: "historical", 3: "replay", 4: "simulator"}.get(self.source, "unknown")
+
+    def array(self, rtype: int, a: npt.NDArray[Any]) -> Batch:
+        """Normalise a structured array of one record type (``to_ndarray`` layout)."""
+        batch = Batch()
+        n = int(a.shape[0])
+        if n == 0:
+            return batch
+        self.counters.records += n
+        if self.mapping_rows:
+            batch.rows["instrument_ids"].extend(self.mapping_rows)
+            self.mapping_rows = []
+        if rtype == RTYPE_DEFINITION:
+            self._definitions(a, batch)
+            return batch
+        ts = _ts(a["ts_event"])
+        codes = self._resolve(a["instrument_id"], ts)
+        bad = codes < 0
+        if bad.any():
+            self.counters.unmapped += int(bad.sum())
+            ids = np.unique(a["instrument_id"][bad]).tolist()
+            batch.rows["data_quality_events"].append(
+                (self._src(), "unmapped_instrument", None, int(ts[bad][0]), f"n={int(bad.sum())} ids={ids[:10]}")
+            )
+            keep = ~bad
+            a, ts, codes = a[keep], ts[keep], codes[keep]
+            if a.shape[0] == 0:
+                return batch
+        if rtype == RTYPE_TRADE:
+            self._trades(a, ts, codes, batch)
+        elif rtype == RTYPE_MBP1 or rtype in RTYPE_QUOTES_ONLY:
+            if "action" in (a.dtype.names or ()):
+                is_trade = a["action"] == b"T"
+                if is_trade.any():
+                    self._trades(a[is_trade], ts[is_trade], codes[is_trade], batch)
+            self._quotes(a, ts, codes, batch)
+        elif rtype in RTYPE_OHLCV:
+            self._bars(RTYPE_OHLCV[rtype], a, ts, codes, batch)
+        elif rtype == RTYPE_STATISTICS:
+            self._stats(a, ts, codes, batch)
+        self._count_streams(rtype, codes, ts)
+        return batch
+
+    # --- per record type -------------------------------------------------------------------
+    def _count_streams(self, rtype: int, codes: npt.NDArray[np.int32], ts: npt.NDArray[np.int64]) -> None:
+        schema = SCHEMA_OF_RTYPE.get(rtype, str(rtype))
+        uc, cnt = np.unique(codes, return_counts=True)
+        last = ts[::-1][np.unique(codes[::-1], return_index=True)[1]]
+        for c, k, t in zip(uc.tolist(), cnt.tolist(), last.tolist(), strict=True):
+            key = (self.symtab.symbol(c), schema)
+            st = self.counters.per_stream.setdefault(key, [0, 0])
+            st[0] += k
+            st[1] = max(st[1], t)
+
+    def _order_check(self, table: str, codes: npt.NDArray[np.int32], ts: npt.NDArray[np.int64], batch: Batch) -> None:
+        """Count ts_event going backwards per symbol (vs the previous record of that symbol)."""
+        order = np.argsort(codes, kind="stable")
+        c, t = codes[order], ts[order]
+        same = c[1:] == c[:-1]
+        back = np.zeros(c.shape[0], dtype=bool)
+        back[1:] = same & (t[1:] < t[:-1])
+        first = np.ones(c.shape[0], dtype=bool)
+        first[1:] = ~same
+        for i in np.flatnonzero(first).tolist():
+            prev = self.last_ts.get((table, int(c[i])))
+            if prev is not None and t[i] < prev:
+                back[i] = True
+        last_idx = np.flatnonzero(np.append(~same, True))
+        for i in last_idx.tolist():
+            k = (table, int(c[i]))
+            self.last_ts[k] = max(self.last_ts.get(k, 0), int(t[i]))
+        nb = int(back.sum())
+        if nb:
+            self.counters.out_of_order += nb
+            syms = sorted({self.symtab.symbol(int(x)) for x in c[back][:20].tolist()})
+            batch.rows["data_quality_events"].append(
+                (self._src(), "out_of_order", syms[0], int(t[back][0]), f"{table}: n={nb} symbols={syms}")
+            )
+
+    def _trades(self, a: npt.NDArray[Any], ts: npt.NDArray[np.int64], codes: npt.NDArray[np.int32], b: Batch) -> None:
+        n = a.shape[0]
+        price = _px(a["price"])
+        self._order_check("trades", codes, ts, b)
+        b.add(
+            "trades",
+            {
+                "sym": codes,
+                "ts_event": ts,
+                "price": price,
+                "size": a["size"].astype(np.float64),
+                "side": _side(a["side"]),
+                "publisher_id": a["publisher_id"].astype(np.int32),
+                "sequence": a["sequence"].astype(np.int64)
+                if "sequence" in (a.dtype.names or ())
+                else np.zeros(n, np.int64),
+                "ts_recv": _ts(a["ts_recv"]),
+                "source": np.full(n, self.source, np.int16),
+            },
+        )
+        self._remember_prices(codes, price)
+
+    def _remember_prices(self, codes: npt.NDArray[np.int32], px: npt.NDArray[np.float64]) -> None:
+        ok = ~np.isnan(px)
+        if not ok.any():
+            return
+        c, p = codes[ok], px[ok]
+        uc, idx = np.unique(c[::-1], return_index=True)
+        for code, price in zip(uc.tolist(), p[::-1][idx].tolist(), strict=True):
+            sym = self.symtab.symbol(code)
+            if self.info.get(sym, instrument_info(sym)).kind == KIND_STOCK:
+                self.last_price[sym] = price
+
+    def _quotes(self, a: npt.NDArray[Any], ts: npt.NDArray[np.int64], codes: npt.NDArray[np.int32], b: Batch) -> None:
+        n = a.shape[0]
+        bid, ask = _px(a["bid_px_00"]), _px(a["ask_px_00"])
+        bsz, asz = a["bid_sz_00"].astype(np.float64), a["ask_sz_00"].astype(np.float64)
+        seq = a["sequence"].astype(np.int64) if "sequence" in (a.dtype.names or ()) else np.zeros(n, np.int64)
+        both = ~np.isnan(bid) & ~np.isnan(ask)
+        crossed = both & (bid > ask)
+        zero = (~np.isnan(bid) & (bsz == 0)) | (~np.isnan(ask) & (asz == 0))
+        for kind, mask in (("crossed_quote", crossed), ("zero_size_quote", zero)):
+            k = int(mask.sum())
+            if k:
+                if kind == "crossed_quote":
+                    self.counters.crossed += k
+                else:
+                    self.counters.zero_size += k
+                syms = sorted({self.symtab.symbol(int(x)) for x in codes[mask][:20].tolist()})
+                b.rows["data_quality_events"].append(
+                    (self._src(), kind, syms[0], int(ts[mask][0]), f"n={k} symbols={syms}")
+                )
+        is_opt = np.array([self.info[self.symtab.symbol(int(c))].kind == KIND_OPTION for c in codes.tolist()])
+        if (~is_opt).any():
+            m = ~is_opt
+            self._order_check("quotes", codes[m], ts[m], b)
+            b.add(
+                "quotes",
+                {
+                    "sym": codes[m],
+                    "ts_event": ts[m],
+                    "bid": bid[m],
+                    "ask": ask[m],
+                    "bid_size": bsz[m],
+                    "ask_size": asz[m],
+                    "publisher_id": a["publisher_id"][m].astype(np.int32),
+                    "sequence": seq[m],
+                    "source": np.full(int(m.sum()), self.source, np.int16),
+                },
+            )
+            mid = np.where(both[m] & ~crossed[m], (bid[m] + ask[m]) / 2, np.nan)
+            self._remember_prices(codes[m], mid)
+        if is_opt.any():
+            m = is_opt
+            oc = codes[m]
+            und_sym = [self.info[self.symtab.symbol(int(c))].underlying for c in oc.tolist()]
+            und = np.array([self.symtab.code(u) for u in und_sym], dtype=np.int32)
+            upx = np.array([self.last_price.get(u, np.nan) for u in und_sym], dtype=np.float64)
+            self._order_check("option_quotes", oc, ts[m], b)
+            b.add(
+                "option_quotes",
+                {
+                    "sym": oc,
+                    "und": und,
+                    "ts_event": ts[m],
+                    "bid": bid[m],
+                    "ask": ask[m],
+                    "bid_size": bsz[m],
+                    "ask_size": asz[m],
+                    "underlying_price": upx,
+                    "publisher_id": a["publisher_id"][m].astype(np.int32),
+                    "sequence": seq[m],
+                    "source": np.full(int(m.sum()), self.source, np.int16),
+                },
+            )
+
+    def _bars(
+        self, table: str, a: npt.NDArray[Any], ts: npt.NDArray[np.int64], codes: npt.NDArray[np.int32], b: Batch
+    ) -> None:
+        n = a.shape[0]
+        b.add(
+            table,
+            {
+                "sym": codes,
+                "ts_event": ts,
+                "open": _px(a["open"]),
+                "high": _px(a["high"]),
+                "low": _px(a["low"]),
+                "close": _px(a["close"]),
+                "volume": a["volume"].astype(np.float64),
+                "vwap": np.zeros(n, np.float64),
+                "trade_count": np.zeros(n, np.int64),
+                "source": np.full(n, self.source, np.int16),
+            },
+        )
+
+    def _stats(self, a: npt.NDArray[Any], ts: npt.NDArray[np.int64], codes: npt.NDArray[np.int32], b: Batch) -> None:
+        oi, close, vol = (
+            int(dbn.StatType.OPEN_INTEREST),
+            int(dbn.StatType.CLOSE_PRICE),
+            int(dbn.StatType.CLEARED_VOLUME),
+        )
+        ts_ref = _ts(a["ts_ref"])
+        for i in range(a.shape[0]):
+            st = int(a["stat_type"][i])
+            if st not in (oi, close, vol):
+                continue
+            sym = self.symtab.symbol(int(codes[i]))
+            inf = self.info.get(sym) or instrument_info(sym)
+            if inf.kind != KIND_OPTION:
+                continue
+            t = int(ts_ref[i]) or int(ts[i])
+            as_of = _session_date(t)
+            price = float(_px(a["price"][i : i + 1])[0])
+            qty = float(a["quantity"][i])
+            b.rows["option_stats"].append(
+                (
+                    sym,
+                    inf.underlying,
+                    as_of,
+                    qty if st == oi else None,
+                    price if st == close else None,
+                    qty if st == vol else None,
+                    int(ts[i]),
+                )
+            )
+
+    def _definitions(self, a: npt.NDArray[Any], b: Batch) -> None:
+        for i in range(a.shape[0]):
+            r = a[i]
+            raw = _cstr(r["raw_symbol"])
+            if not raw:
+                continue
+            sym = self._canon(raw)
+            iid = int(r["instrument_id"])
+            ts_e = int(_ts(np.array([r["ts_event"]]))[0])
+            self.id_map.setdefault(iid, sym)
+            if self.dataset:
+                day0 = (ts_e // NS_PER_DAY) * NS_PER_DAY
+                b.rows["instrument_ids"].append((self.dataset, iid, sym, day0, day0 + NS_PER_DAY))
+            cls = _cstr(r["instrument_class"])
+            und = _cstr(r["underlying"]) or sym
+            if cls in ("C", "P"):
+                exp_ns = int(_ts(np.array([r["expiration"]]))[0])
+                occ = parse_occ(sym)  # the OCC date is authoritative; DBN expiration is 00:00 UTC of it
+                expiry = (
+                    occ.expiry if occ else (dt.datetime.fromtimestamp(exp_ns / 1e9, dt.UTC).date() if exp_ns else None)
+                )
+                strike = float(_px(np.array([r["strike_price"]]))[0])
+                mult = int(r["contract_multiplier"])
+                inf = InstrumentInfo(
+                    symbol=sym,
+                    kind=KIND_OPTION,
+                    underlying=und.strip().upper(),
+                    strike=None if np.isnan(strike) else strike,
+                    expiry=expiry,
+                    right=cls,
+                    multiplier=DEFAULT_OPTION_MULTIPLIER if mult in (0, UNDEF_MULTIPLIER) else mult,
+                )
+            else:
+                inf = InstrumentInfo(symbol=sym, kind=KIND_STOCK, underlying=sym)
+            self.info[sym] = inf
+            b.rows["instruments"].append(_instrument_row(inf, self.dataset))
+
+    def instrument_rows(self) -> list[tuple[Any, ...]]:
+        """Rows for every symbol seen so far (instruments table upsert)."""
+        return [_instrument_row(i, self.dataset) for i in self.info.values()]
+
+
+def _instrument_row(inf: InstrumentInfo, dataset: str) -> tuple[Any, ...]:
+    return (inf.symbol, inf.kind, inf.underlying, inf.strike, inf.expiry, inf.right, inf.multiplier, dataset)
+
+
+def _cstr(v: Any) -> str:
+    if isinstance(v, bytes | np.bytes_):
+        return bytes(v).split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    return str(v).strip()
+
+
+def _ts_scalar(v: int) -> int:
+    return 0 if v >= UNDEF_TS else int(v)
+
+
+def _date_ns(d: Any) -> int:
+    if isinstance(d, str):
+        d = dt.date.fromisoformat(d)
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+_NY: Any = None
+
+
+def _session_date(ts_ns: int) -> dt.date:
+    global _NY
+    if _NY is None:
+        from zoneinfo import ZoneInfo
+
+        _NY = ZoneInfo("America/New_York")
+    return dt.datetime.fromtimestamp(ts_ns / 1e9, _NY).date()

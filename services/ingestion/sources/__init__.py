@@ -1,0 +1,1 @@
+"""Sources of DBN records: live, historical, replay, simulator."""
