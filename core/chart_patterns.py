@@ -308,45 +308,54 @@ def find_trend(ctx: _Ctx) -> Trend:
 def find_breakouts(ctx: _Ctx, clusters: list[_Cluster], require_volume: bool) -> list[ChartPattern]:
     """Closes through a level zone, the zone built only from pivots confirmed before that bar."""
     p = ctx.p
+    n = ctx.n
     out: list[ChartPattern] = []
-    v = ctx.v
-    if v is not None:
+    ratio = np.full(n, np.nan)
+    if ctx.v is not None and n > p.volume_window:
+        v = ctx.v
         csum = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(v), v, 0.0))])
+        tv = np.arange(p.volume_window, n)
+        avg = (csum[tv] - csum[tv - p.volume_window]) / p.volume_window
+        with np.errstate(all="ignore"):
+            ratio[tv] = np.where(avg > 0, v[tv] / avg, np.nan)
+    bars = np.arange(n)
     for cl in clusters:
-        order = np.argsort(cl.indices)
+        order = np.argsort(np.asarray(cl.indices) + p.pivot_right, kind="stable")
         idx = np.asarray(cl.indices)[order]
         prices = np.asarray(cl.prices)[order]
         known = idx + p.pivot_right  # bar at which each pivot is confirmed
-        first_t = int(known[p.min_touches - 1]) + 1 if idx.size >= p.min_touches else ctx.n
-        for t in range(max(first_t, 1), ctx.n):
-            m = int(np.searchsorted(known, t, side="left"))
-            if m < p.min_touches:
-                continue
-            upper = float(prices[:m].max())
-            lower = float(prices[:m].min())
-            c0, c1 = ctx.c[t - 1], ctx.c[t]
-            if c1 > upper >= c0:
-                direction, kind, through = 1, "breakout", upper
-            elif c1 < lower <= c0:
-                direction, kind, through = -1, "breakdown", lower
-            else:
-                continue
-            ratio = math.nan
-            if v is not None and t >= p.volume_window:
-                avg = (csum[t] - csum[t - p.volume_window]) / p.volume_window
-                ratio = float(v[t] / avg) if avg > 0 else math.nan
-            confirmed = math.isfinite(ratio) and ratio > p.volume_factor
+        m = np.searchsorted(known, bars, side="left")  # pivots confirmed before bar t
+        live = m >= p.min_touches
+        live[0] = False
+        if not live.any():
+            continue
+        take = np.maximum(m - 1, 0)
+        upper = np.maximum.accumulate(prices)[take]
+        lower = np.minimum.accumulate(prices)[take]
+        mean = (np.cumsum(prices) / np.arange(1, prices.size + 1))[take]
+        prev = np.concatenate([[np.nan], ctx.c[:-1]])
+        up = live & (ctx.c > upper) & (upper >= prev)
+        down = live & (ctx.c < lower) & (lower <= prev)
+        for hit in np.flatnonzero(up | down):
+            t = int(hit)
+            direction = 1 if up[t] else -1
+            r = float(ratio[t])
+            confirmed = math.isfinite(r) and r > p.volume_factor
             if require_volume and not confirmed:
                 continue
-            vol_score = _clip01(ratio / (2.0 * p.volume_factor)) if math.isfinite(ratio) else 0.0
-            strength = _clip01(0.5 * min(m / 5.0, 1.0) + 0.5 * vol_score)
+            vol_score = _clip01(r / (2.0 * p.volume_factor)) if math.isfinite(r) else 0.0
+            strength = _clip01(0.5 * min(int(m[t]) / 5.0, 1.0) + 0.5 * vol_score)
             out.append(
                 ChartPattern(
-                    kind=kind,
+                    kind="breakout" if direction == 1 else "breakdown",
                     direction=direction,
                     start_index=int(idx[0]),
                     end_index=t,
-                    key_prices={"level": float(prices[:m].mean()), "through": through, "close": float(c1)},
+                    key_prices={
+                        "level": float(mean[t]),
+                        "through": float(upper[t] if direction == 1 else lower[t]),
+                        "close": float(ctx.c[t]),
+                    },
                     strength=strength,
                     confirmed=confirmed,
                 )
@@ -503,11 +512,16 @@ def find_head_and_shoulders(ctx: _Ctx, inverse: bool) -> list[ChartPattern]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[float, float, float]:
-    """Least-squares (slope, intercept, max abs residual)."""
-    slope, intercept = np.polyfit(x, y, 1)
-    resid = float(np.max(np.abs(y - (slope * x + intercept))))
-    return float(slope), float(intercept), resid
+def _line(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """Least-squares (slope, intercept, max abs residual) of a handful of points."""
+    k = len(x)
+    xm = sum(x) / k
+    ym = sum(y) / k
+    sxx = sum((xi - xm) ** 2 for xi in x)
+    slope = sum((xi - xm) * (yi - ym) for xi, yi in zip(x, y, strict=True)) / sxx if sxx > 0 else 0.0
+    intercept = ym - slope * xm
+    resid = max(abs(yi - (slope * xi + intercept)) for xi, yi in zip(x, y, strict=True))
+    return slope, intercept, resid
 
 
 def find_triangles(ctx: _Ctx) -> list[ChartPattern]:
@@ -541,16 +555,16 @@ def find_triangles(ctx: _Ctx) -> list[ChartPattern]:
             s, last = run[0][0], run[-1][0]
             if last - s > p.max_pattern_bars:
                 continue
-            hx = np.array([i for i, k in run if k == 1], dtype=np.float64)
-            lx = np.array([i for i, k in run if k == -1], dtype=np.float64)
-            if hx.size < 2 or lx.size < 2:
+            hx = [float(i) for i, k in run if k == 1]
+            lx = [float(i) for i, k in run if k == -1]
+            if len(hx) < 2 or len(lx) < 2:
                 continue
-            hy = ctx.h[hx.astype(np.intp)]
-            ly = ctx.lo[lx.astype(np.intp)]
+            hy = [float(ctx.h[int(i)]) for i in hx]
+            ly = [float(ctx.lo[int(i)]) for i in lx]
             atr = float(ctx.atr[last])
             hs, hb, hres = _line(hx, hy)
             ls, lb, lres = _line(lx, ly)
-            fit_tol = max(p.triangle_fit_atr * atr, p.level_tol_pct * float(np.mean(hy)))
+            fit_tol = max(p.triangle_fit_atr * atr, p.level_tol_pct * sum(hy) / len(hy))
             if max(hres, lres) > fit_tol:
                 continue
             span = last - s
