@@ -79,7 +79,7 @@ async def stub(app: SignalsApp) -> AsyncIterator[signals_pb2_grpc.SignalServiceS
         yield signals_pb2_grpc.SignalServiceStub(ch)
 
 
-async def _collect(call: Any, n: int, timeout: float = 10.0) -> list[signals_pb2.SubscribeSignalsResponse]:
+async def _collect(call: Any, n: int, limit_s: float = 10.0) -> list[signals_pb2.SubscribeSignalsResponse]:
     out: list[signals_pb2.SubscribeSignalsResponse] = []
 
     async def run() -> None:
@@ -90,7 +90,7 @@ async def _collect(call: Any, n: int, timeout: float = 10.0) -> list[signals_pb2
             if len(out) >= n:
                 return
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(run(), limit_s)
     return out
 
 
@@ -176,7 +176,7 @@ async def test_hundred_subscribers_each_get_every_signal_once_in_order(
     calls = [stub.SubscribeSignals(signals_pb2.SubscribeSignalsRequest()) for _ in range(100)]
     await _wait_subscribers(app, 100)
     sigs = [make_signal(100 + i, symbol=("AAPL", "MSFT", "SPY")[i % 3]) for i in range(6)]
-    collectors = [asyncio.ensure_future(_collect(c, len(sigs), timeout=30)) for c in calls]
+    collectors = [asyncio.ensure_future(_collect(c, len(sigs), limit_s=30)) for c in calls]
     for s in sigs:
         await app._emit([s], [])
     results = await asyncio.gather(*collectors)
@@ -201,9 +201,9 @@ async def test_stalled_subscriber_gets_resource_exhausted_others_keep_up(
     # The slow client never reads: once gRPC's flow-control windows are full its queue (8) overflows.
     n = 4000
     protos = [signal_to_proto(make_signal(200 + i)) for i in range(n)]
-    fast_task = asyncio.ensure_future(_collect(fast, n, timeout=60))
+    fast_task = asyncio.ensure_future(_collect(fast, n, limit_s=60))
     for p in protos:
-        while fast_sub.queue.qsize() > 4:  # a healthy client reads at the production rate
+        while fast_sub.queue.qsize() > 4:  # a healthy client reads at the production rate  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         app.broker.publish(p, False)
     assert [m.signal.id for m in await fast_task] == [p.id for p in protos]
