@@ -129,7 +129,8 @@ def list_(symbols: str, limit: int, target: str | None, token: str | None, as_js
                 symbols=[symbols] if symbols else [], page=common_pb2.PageRequest(page_size=limit)
             )
             try:
-                return await stub.ListSignals(req, metadata=_metadata(token))
+                resp: signals_pb2.ListSignalsResponse = await stub.ListSignals(req, metadata=_metadata(token))
+                return resp
             except grpc.aio.AioRpcError as exc:
                 raise _rpc_error(exc, addr) from None
 
@@ -169,7 +170,9 @@ def show(signal_id: str, target: str | None, token: str | None, as_json: bool) -
         async with grpc.aio.insecure_channel(addr) as ch:
             stub = signals_pb2_grpc.SignalServiceStub(ch)
             try:
-                return await stub.GetSignal(signals_pb2.GetSignalRequest(id=signal_id), metadata=_metadata(token))
+                req = signals_pb2.GetSignalRequest(id=signal_id)
+                resp: signals_pb2.GetSignalResponse = await stub.GetSignal(req, metadata=_metadata(token))
+                return resp
             except grpc.aio.AioRpcError as exc:
                 raise _rpc_error(exc, addr) from None
 
