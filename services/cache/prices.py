@@ -32,13 +32,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiots.services.cache.backends.base import CacheBackend, Keyspace
-from aiots.services.common.errors import InvalidArgument, NotFound, Unavailable
+from aiots.services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from aiots.services.common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 MARKET_TZ = ZoneInfo("America/New_York")
 NS_PER_S = 1_000_000_000
 PRICE_KIND = "price"
+PRICE_BOOK_EXTRA = "cache.prices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,3 +387,26 @@ class PriceWatchHub:
             aclose = getattr(self._sub, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def price_book_for(rt: Runtime) -> PriceBook:
+    """The runtime's shared :class:`PriceBook` (created on first use from ``rt.cache``/``rt.bus``).
+
+    Ingestion and the cache service of one process use the same instance (``rt.extras``).
+    """
+    book = rt.extras.get(PRICE_BOOK_EXTRA)
+    if isinstance(book, PriceBook):
+        return book
+    if rt.cache is None:
+        raise FailedPrecondition("runtime has no cache backend yet (start the cache service or set rt.cache)")
+    cfg = rt.settings.cache
+    book = PriceBook(
+        rt.cache,
+        rt.bus,
+        keyspace=Keyspace(rt.settings.redis.namespace),
+        channel=cfg.price_channel,
+        tracked=rt.settings.symbols,
+        ttl_s=float(cfg.price_ttl_s) if cfg.price_ttl_s else None,
+    )
+    rt.extras[PRICE_BOOK_EXTRA] = book
+    return book
