@@ -1,0 +1,1847 @@
+# Streaming indicator classes (included by indicators.pyx).
+#
+# One small final cdef class per indicator. State is O(1) in the stream length: scalars plus ring
+# buffers / monotonic deques sized by the period. Each ``update`` repeats the batch kernel's
+# arithmetic in the same order, so feeding a series bar by bar reproduces the batch output bit for
+# bit. ``update`` returns NaN (a tuple of NaN for multi-output) while warming up.
+
+cimport cython
+
+
+def _restore(cls, tuple params, dict state):
+    """Unpickle helper: rebuild with the same parameters, then restore every state field."""
+    obj = cls(*params)
+    for k, v in state.items():
+        setattr(obj, k, v)
+    obj._bind()
+    return obj
+
+
+cdef class _Stream:
+    """Shared plumbing: ready/value/reset/pickling. Subclasses list their state in ``_fields``."""
+
+    cdef public double _o1, _o2, _o3
+    cdef public bint _rdy
+    cdef int _nout
+    _fields = ()
+
+    def _params(self):
+        return ()
+
+    def _bind(self):
+        pass
+
+    @property
+    def ready(self):
+        """True once the indicator has produced its first value."""
+        return self._rdy
+
+    @property
+    def value(self):
+        """Latest value (a tuple for multi-output indicators); NaN while warming up."""
+        cdef double nan = NAN
+        if self._nout == 1:
+            return self._o1 if self._rdy else nan
+        if not self._rdy:
+            return (nan,) * self._nout
+        if self._nout == 2:
+            return (self._o1, self._o2)
+        return (self._o1, self._o2, self._o3)
+
+    def reset(self):
+        """Forget all history (same parameters)."""
+        self.__init__(*self._params())
+
+    def __reduce__(self):
+        state = {}
+        for f in ("_o1", "_o2", "_o3", "_rdy") + tuple(self._fields):
+            v = getattr(self, f)
+            state[f] = v.copy() if isinstance(v, np.ndarray) else v
+        return (_restore, (type(self), tuple(self._params()), state))
+
+    def __repr__(self):
+        return f"{type(self).__name__}{tuple(self._params())!r}"
+
+
+cdef inline cnp.ndarray _zeros(Py_ssize_t n):
+    return np.zeros(n, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- C-level building blocks
+
+cdef struct EmaSt:
+    int period
+    double k
+    int count
+    double sum
+    double value
+
+
+cdef inline void _ema_init(EmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.k = _per_to_k(period)
+    s.count = 0
+    s.sum = 0.0
+    s.value = NAN
+
+
+cdef inline double _ema_push(EmaSt* s, double x) noexcept nogil:
+    if s.count >= s.period:
+        s.value = (x - s.value) * s.k + s.value
+        return s.value
+    s.sum += x
+    s.count += 1
+    if s.count == s.period:
+        s.value = s.sum / s.period
+        return s.value
+    return NAN
+
+
+cdef struct SmaSt:
+    int period
+    int count
+    int idx
+    double sum
+
+
+cdef inline void _sma_init(SmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.idx = 0
+    s.sum = 0.0
+
+
+cdef inline double _sma_push(SmaSt* s, double* buf, double x) noexcept nogil:
+    """Rolling SMA over ``buf`` (size period); same add/sub order as TA_INT_SMA."""
+    cdef int pos = s.idx
+    cdef double tmp
+    buf[pos] = x
+    s.sum += x
+    s.idx = pos + 1 if pos + 1 < s.period else 0
+    if s.count < s.period:
+        s.count += 1
+        if s.count < s.period:
+            return NAN
+    tmp = s.sum
+    s.sum -= buf[s.idx]
+    return tmp / s.period
+
+
+cdef struct DequeSt:
+    int cap
+    long head
+    long tail
+
+
+cdef inline void _dq_init(DequeSt* d, int cap) noexcept nogil:
+    d.cap = cap
+    d.head = 0
+    d.tail = 0
+
+
+cdef inline void _dq_push(DequeSt* d, double* vals, double* idxs, double x, long i, long w,
+                          bint is_max) noexcept nogil:
+    """Monotonic deque over the last ``w`` items; ties keep the latest index."""
+    cdef long j
+    while d.tail > d.head:
+        j = (d.tail - 1) % d.cap
+        if (vals[j] <= x) if is_max else (vals[j] >= x):
+            d.tail -= 1
+        else:
+            break
+    j = d.tail % d.cap
+    vals[j] = x
+    idxs[j] = <double>i
+    d.tail += 1
+    while idxs[d.head % d.cap] <= <double>(i - w):
+        d.head += 1
+
+
+cdef inline double _dq_front(DequeSt* d, double* vals) noexcept nogil:
+    return vals[d.head % d.cap]
+
+
+cdef inline double _dq_front_idx(DequeSt* d, double* idxs) noexcept nogil:
+    return idxs[d.head % d.cap]
+
+
+cdef inline cnp.ndarray _as_input(object x, str name):
+    return _arr(x, name)
+
+
+# ------------------------------------------------------------------------- overlap studies
+
+@cython.final
+cdef class EMA(_Stream):
+    """Streaming EMA (TA_EMA): SMA seed of the first ``period`` values, then k = 2/(period+1)."""
+
+    cdef public EmaSt _e
+    _fields = ("_e",)
+
+    def __init__(self, period=30):
+        _ema_init(&self._e, _period(period, "period", 1))
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._e.period,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the EMA or NaN while warming up."""
+        cdef double v = _ema_push(&self._e, real)
+        if self._e.count >= self._e.period:
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update_many(self, real):
+        """Feed a block of values; returns the EMA for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class SMA(_Stream):
+    """Streaming simple moving average (TA_SMA) over a ring buffer."""
+
+    cdef public SmaSt _s
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_s", "_buf")
+
+    def __init__(self, period=30):
+        cdef int p = _period(period, "period", 1)
+        _sma_init(&self._s, p)
+        self._buf = _zeros(p)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._s.period,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the SMA or NaN while warming up."""
+        cdef double v = _sma_push(&self._s, self._b, real)
+        if self._s.count >= self._s.period:
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update_many(self, real):
+        """Feed a block of values; returns the SMA for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class WMA(_Stream):
+    """Streaming linearly weighted moving average (TA_WMA)."""
+
+    cdef public int _p, _count, _idx
+    cdef public double _psum, _psub, _trailing
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_p", "_count", "_idx", "_psum", "_psub", "_trailing", "_buf")
+
+    def __init__(self, period=30):
+        self._p = _period(period, "period", 1)
+        self._count = 0
+        self._idx = 0
+        self._psum = 0.0
+        self._psub = 0.0
+        self._trailing = 0.0
+        self._buf = _zeros(self._p)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._p,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the WMA or NaN while warming up."""
+        cdef int p = self._p
+        cdef double divider = (p * (p + 1)) >> 1, v
+        if p == 1:
+            self._rdy = True
+            self._o1 = real
+            return real
+        self._b[self._idx] = real
+        self._idx = self._idx + 1 if self._idx + 1 < p else 0
+        if self._count < p - 1:
+            self._count += 1
+            self._psub += real
+            self._psum += real * self._count
+            return NAN
+        self._psub += real
+        self._psub -= self._trailing
+        self._psum += real * p
+        self._trailing = self._b[self._idx]
+        v = self._psum / divider
+        self._psum -= self._psub
+        self._rdy = True
+        self._o1 = v
+        return v
+
+    def update_many(self, real):
+        """Feed a block of values; returns the WMA for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class DEMA(_Stream):
+    """Streaming double EMA (TA_DEMA): 2*EMA - EMA(EMA)."""
+
+    cdef public EmaSt _e1, _e2
+    _fields = ("_e1", "_e2")
+
+    def __init__(self, period=30):
+        cdef int p = _period(period, "period", 1)
+        _ema_init(&self._e1, p)
+        _ema_init(&self._e2, p)
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._e1.period,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the DEMA or NaN while warming up."""
+        cdef double a = _ema_push(&self._e1, real), b
+        if self._e1.count < self._e1.period:
+            return NAN
+        b = _ema_push(&self._e2, a)
+        if self._e2.count < self._e2.period:
+            return NAN
+        self._rdy = True
+        self._o1 = (2.0 * a) - b
+        return self._o1
+
+    def update_many(self, real):
+        """Feed a block of values; returns the DEMA for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class TEMA(_Stream):
+    """Streaming triple EMA (TA_TEMA): 3*E1 - 3*E2 + E3."""
+
+    cdef public EmaSt _e1, _e2, _e3
+    _fields = ("_e1", "_e2", "_e3")
+
+    def __init__(self, period=30):
+        cdef int p = _period(period, "period", 1)
+        _ema_init(&self._e1, p)
+        _ema_init(&self._e2, p)
+        _ema_init(&self._e3, p)
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._e1.period,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the TEMA or NaN while warming up."""
+        cdef double a = _ema_push(&self._e1, real), b, c
+        if self._e1.count < self._e1.period:
+            return NAN
+        b = _ema_push(&self._e2, a)
+        if self._e2.count < self._e2.period:
+            return NAN
+        c = _ema_push(&self._e3, b)
+        if self._e3.count < self._e3.period:
+            return NAN
+        self._rdy = True
+        self._o1 = c + ((3.0 * a) - (3.0 * b))
+        return self._o1
+
+    def update_many(self, real):
+        """Feed a block of values; returns the TEMA for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class KAMA(_Stream):
+    """Streaming Kaufman adaptive moving average (TA_KAMA)."""
+
+    cdef public int _p, _count, _idx
+    cdef public double _sum_roc1, _prev, _trailing_value, _last
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_p", "_count", "_idx", "_sum_roc1", "_prev", "_trailing_value", "_last", "_buf")
+
+    def __init__(self, period=30):
+        self._p = _period(period, "period", 1)
+        self._count = 0
+        self._idx = 0
+        self._sum_roc1 = 0.0
+        self._prev = NAN
+        self._trailing_value = NAN
+        self._last = NAN
+        self._buf = _zeros(self._p + 1)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._p,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the KAMA or NaN while warming up."""
+        cdef int p = self._p, cap = p + 1
+        cdef double const_max = 2.0 / (30.0 + 1.0)
+        cdef double const_diff = 2.0 / (2.0 + 1.0) - const_max
+        cdef double t2, period_roc, er, oldest
+        if p == 1:
+            self._rdy = True
+            self._o1 = real
+            return real
+        # ring of the last p+1 values: after the write, the oldest sits at _idx
+        self._b[self._idx] = real
+        self._idx = self._idx + 1 if self._idx + 1 < cap else 0
+        if self._count < p:
+            if self._count > 0:
+                self._sum_roc1 += fabs(self._last - real)
+            self._count += 1
+            self._last = real
+            return NAN
+        oldest = self._b[self._idx]
+        if self._count == p:
+            self._sum_roc1 += fabs(self._last - real)
+            self._count += 1
+            self._prev = self._last
+            t2 = oldest
+            period_roc = real - t2
+            self._trailing_value = t2
+        else:
+            t2 = oldest
+            period_roc = real - t2
+            self._sum_roc1 -= fabs(self._trailing_value - t2)
+            self._sum_roc1 += fabs(real - self._last)
+            self._trailing_value = t2
+        if self._sum_roc1 <= period_roc or _is_zero(self._sum_roc1):
+            er = 1.0
+        else:
+            er = fabs(period_roc / self._sum_roc1)
+        er = er * const_diff + const_max
+        er *= er
+        self._prev = (real - self._prev) * er + self._prev
+        self._last = real
+        self._rdy = True
+        self._o1 = self._prev
+        return self._prev
+
+    def update_many(self, real):
+        """Feed a block of values; returns the KAMA for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class BBands(_Stream):
+    """Streaming Bollinger bands (SMA middle, population std): update returns
+    (upper, middle, lower)."""
+
+    cdef public SmaSt _s
+    cdef public double _up, _dn
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_s", "_buf")
+
+    def __init__(self, period=20, nbdev_up=2.0, nbdev_dn=2.0):
+        cdef int p = _period(period, "period", 2)
+        self._up = _real(nbdev_up, "nbdev_up")
+        self._dn = _real(nbdev_dn, "nbdev_dn")
+        _sma_init(&self._s, p)
+        self._buf = _zeros(p)
+        self._bind()
+        self._nout = 3
+        self._rdy = False
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._s.period, self._up, self._dn)
+
+    cdef bint _push(self, double x) noexcept:
+        cdef double m = _sma_push(&self._s, self._b, x), var, std
+        cdef int p = self._s.period, j, k
+        cdef double mean = 0.0, acc = 0.0, d
+        if self._s.count < p:
+            return False
+        # window in chronological order starts at the slot after the newest value
+        k = self._s.idx
+        for j in range(p):
+            mean += self._b[k]
+            k = k + 1 if k + 1 < p else 0
+        mean /= p
+        for j in range(p):
+            d = self._b[k] - mean
+            acc += d * d
+            k = k + 1 if k + 1 < p else 0
+        var = acc / p
+        std = sqrt(var) if var > 0.0 else 0.0
+        _bands(m, std, self._up, self._dn, &self._o1, &self._o3)
+        self._o2 = m
+        self._rdy = True
+        return True
+
+    cpdef tuple update(self, double real):
+        """Feed one value; returns (upper, middle, lower) or NaNs while warming up."""
+        if self._push(real):
+            return (self._o1, self._o2, self._o3)
+        return (NAN, NAN, NAN)
+
+    def update_many(self, real):
+        """Feed a block of values; returns (upper, middle, lower) arrays."""
+        cdef cnp.ndarray a = _as_input(real, "real")
+        cdef Py_ssize_t i, n = a.shape[0]
+        cdef cnp.ndarray u = _empty(n), m = _empty(n), lo = _empty(n)
+        cdef const double* x = _dp(a)
+        cdef double* pu = _dp(u)
+        cdef double* pm = _dp(m)
+        cdef double* pl = _dp(lo)
+        for i in range(n):
+            if self._push(x[i]):
+                pu[i] = self._o1
+                pm[i] = self._o2
+                pl[i] = self._o3
+            else:
+                pu[i] = pm[i] = pl[i] = NAN
+        return u, m, lo
+
+
+@cython.final
+cdef class SAR(_Stream):
+    """Streaming parabolic SAR (TA_SAR)."""
+
+    cdef public double _acc, _amax, _af, _ep, _sar, _new_high, _new_low
+    cdef public bint _is_long
+    cdef public int _count
+    _fields = ("_acc", "_amax", "_af", "_ep", "_sar", "_new_high", "_new_low", "_is_long",
+               "_count")
+
+    def __init__(self, acceleration=0.02, maximum=0.2):
+        self._acc = _real(acceleration, "acceleration", 0.0)
+        self._amax = _real(maximum, "maximum", 0.0)
+        self._count = 0
+        self._af = self._ep = self._sar = self._new_high = self._new_low = NAN
+        self._is_long = True
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._acc, self._amax)
+
+    cpdef double update(self, double high, double low):
+        """Feed one bar; returns the SAR or NaN on the first bar."""
+        cdef double acc = self._acc if self._acc <= self._amax else self._amax
+        cdef double prev_high, prev_low, diff_p, diff_m
+        if self._count == 0:
+            self._count = 1
+            self._new_high = high
+            self._new_low = low
+            return NAN
+        if self._count == 1:
+            self._count = 2
+            diff_p = high - self._new_high
+            diff_m = self._new_low - low
+            self._is_long = not (diff_m > 0 and diff_p < diff_m)
+            self._af = acc
+            if self._is_long:
+                self._ep = high
+                self._sar = self._new_low
+            else:
+                self._ep = low
+                self._sar = self._new_high
+            self._new_low = low
+            self._new_high = high
+        prev_low = self._new_low
+        prev_high = self._new_high
+        self._new_low = low
+        self._new_high = high
+        self._o1 = _sar_step(&self._is_long, &self._af, &self._ep, &self._sar, acc, self._amax,
+                             high, low, prev_high, prev_low)
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, high, low):
+        """Feed a block of bars; returns the SAR for each."""
+        arrays, n, beg = _inputs((high, low), _HL)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i])
+        return out
+
+
+@cython.final
+cdef class VWAP(_Stream):
+    """Streaming session VWAP of the typical price; pass ``new_session=True`` on a session's first
+    bar (see ``ny_session_starts`` for America/New_York days)."""
+
+    cdef public double _cum_pv, _cum_v
+    _fields = ("_cum_pv", "_cum_v")
+
+    def __init__(self):
+        self._cum_pv = 0.0
+        self._cum_v = 0.0
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    cpdef double update(self, double high, double low, double close, double volume,
+                        bint new_session=False):
+        """Feed one bar; returns the session VWAP (NaN before any volume traded)."""
+        cdef double tp
+        if new_session:
+            self._cum_pv = 0.0
+            self._cum_v = 0.0
+        tp = (high + low + close) / 3.0
+        self._cum_pv += tp * volume
+        self._cum_v += volume
+        self._o1 = self._cum_pv / self._cum_v if self._cum_v != 0.0 else NAN
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, high, low, close, volume, session_start=None, timestamps=None):
+        """Feed a block of bars; sessions as in ``vwap`` (a block does not force a new session
+        unless ``session_start``/``timestamps`` say so)."""
+        arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+        cdef cnp.ndarray starts
+        if timestamps is not None:
+            starts = ny_session_starts(timestamps)
+        elif session_start is not None:
+            starts = np.ascontiguousarray(session_start, dtype=bool)
+        else:
+            starts = np.zeros(n, dtype=bool)
+        if starts.shape[0] != n:
+            raise ValueError(f"session markers have length {starts.shape[0]}, expected {n}")
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef const double* v = _dp(arrays[3])
+        cdef const char* s = <const char*>cnp.PyArray_DATA(starts)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i], v[i], s[i] != 0)
+        return out
+
+
+# -------------------------------------------------------------------------------- momentum
+
+cdef struct RsiSt:
+    int period
+    int count
+    double prev
+    double gain
+    double loss
+
+
+cdef inline double _rsi_push(RsiSt* s, double x) noexcept nogil:
+    cdef double d, t
+    cdef int p = s.period
+    if s.count == 0:
+        s.prev = x
+        s.count = 1
+        return NAN
+    d = x - s.prev
+    s.prev = x
+    if s.count <= p:
+        if d < 0:
+            s.loss -= d
+        else:
+            s.gain += d
+        s.count += 1
+        if s.count <= p:
+            return NAN
+        s.loss /= p
+        s.gain /= p
+    else:
+        s.loss *= <double>(p - 1)
+        s.gain *= <double>(p - 1)
+        if d < 0:
+            s.loss -= d
+        else:
+            s.gain += d
+        s.loss /= p
+        s.gain /= p
+    t = s.gain + s.loss
+    return 100.0 * (s.gain / t) if not _is_zero(t) else 0.0
+
+
+@cython.final
+cdef class RSI(_Stream):
+    """Streaming RSI with Wilder smoothing (TA_RSI)."""
+
+    cdef public RsiSt _r
+    _fields = ("_r",)
+
+    def __init__(self, period=14):
+        self._r.period = _period(period, "period", 2)
+        self._r.count = 0
+        self._r.prev = NAN
+        self._r.gain = 0.0
+        self._r.loss = 0.0
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._r.period,)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the RSI or NaN while warming up."""
+        cdef double v = _rsi_push(&self._r, real)
+        if self._r.count > self._r.period:
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update_many(self, real):
+        """Feed a block of values; returns the RSI for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class MACD(_Stream):
+    """Streaming MACD (TA_MACD): both EMAs seeded at bar slow-1; update returns
+    (macd, signal, hist)."""
+
+    cdef public int _fast, _slow, _count, _idx
+    cdef public double _fv, _sv
+    cdef public EmaSt _es, _sig
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_fast", "_slow", "_count", "_idx", "_fv", "_sv", "_es", "_sig", "_buf")
+
+    def __init__(self, fast=12, slow=26, signal=9):
+        cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
+        cdef int g = _period(signal, "signal", 1)
+        self._fast = f if f <= s else s
+        self._slow = s if f <= s else f
+        self._count = 0
+        self._idx = 0
+        self._fv = NAN
+        self._sv = NAN
+        _ema_init(&self._es, self._slow)
+        _ema_init(&self._sig, g)
+        self._buf = _zeros(self._fast)
+        self._bind()
+        self._nout = 3
+        self._rdy = False
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._fast, self._slow, self._sig.period)
+
+    cdef bint _push(self, double x) noexcept:
+        cdef int j, k, f = self._fast
+        cdef double s = 0.0, m, g
+        self._sv = _ema_push(&self._es, x)
+        if self._count < self._slow:
+            self._b[self._idx] = x
+            self._idx = self._idx + 1 if self._idx + 1 < f else 0
+            self._count += 1
+            if self._count < self._slow:
+                return False
+            k = self._idx
+            for j in range(f):
+                s += self._b[k]
+                k = k + 1 if k + 1 < f else 0
+            self._fv = s / f
+        else:
+            self._fv = (x - self._fv) * _per_to_k(f) + self._fv
+        m = self._fv - self._sv
+        g = _ema_push(&self._sig, m)
+        if self._sig.count < self._sig.period:
+            return False
+        self._o1 = m
+        self._o2 = g
+        self._o3 = m - g
+        self._rdy = True
+        return True
+
+    cpdef tuple update(self, double real):
+        """Feed one value; returns (macd, signal, hist) or NaNs while warming up."""
+        if self._push(real):
+            return (self._o1, self._o2, self._o3)
+        return (NAN, NAN, NAN)
+
+    def update_many(self, real):
+        """Feed a block of values; returns (macd, signal, hist) arrays."""
+        cdef cnp.ndarray a = _as_input(real, "real")
+        cdef Py_ssize_t i, n = a.shape[0]
+        cdef cnp.ndarray r1 = _empty(n), r2 = _empty(n), r3 = _empty(n)
+        cdef const double* x = _dp(a)
+        cdef double* p1 = _dp(r1)
+        cdef double* p2 = _dp(r2)
+        cdef double* p3 = _dp(r3)
+        for i in range(n):
+            if self._push(x[i]):
+                p1[i] = self._o1
+                p2[i] = self._o2
+                p3[i] = self._o3
+            else:
+                p1[i] = p2[i] = p3[i] = NAN
+        return r1, r2, r3
+
+
+cdef inline double _fastk_value(double c, double lowest, double highest) noexcept nogil:
+    cdef double diff = (highest - lowest) / 100.0
+    if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
+        return (c - lowest) / diff
+    return 0.0
+
+
+@cython.final
+cdef class Stoch(_Stream):
+    """Streaming slow stochastic (TA_STOCH, SMA smoothing): update returns (slowk, slowd)."""
+
+    cdef public int _fk
+    cdef public long _i
+    cdef public DequeSt _dmax, _dmin
+    cdef public SmaSt _sk, _sd
+    cdef public object _vmax, _imax, _vmin, _imin, _bk, _bd
+    cdef double* _pvmax
+    cdef double* _pimax
+    cdef double* _pvmin
+    cdef double* _pimin
+    cdef double* _pbk
+    cdef double* _pbd
+    _fields = ("_fk", "_i", "_dmax", "_dmin", "_sk", "_sd", "_vmax", "_imax", "_vmin", "_imin",
+               "_bk", "_bd")
+
+    def __init__(self, fastk=5, slowk=3, slowd=3):
+        self._fk = _period(fastk, "fastk", 1)
+        cdef int sk = _period(slowk, "slowk", 1), sd = _period(slowd, "slowd", 1)
+        self._i = 0
+        _dq_init(&self._dmax, self._fk + 1)
+        _dq_init(&self._dmin, self._fk + 1)
+        _sma_init(&self._sk, sk)
+        _sma_init(&self._sd, sd)
+        self._vmax = _zeros(self._fk + 1)
+        self._imax = _zeros(self._fk + 1)
+        self._vmin = _zeros(self._fk + 1)
+        self._imin = _zeros(self._fk + 1)
+        self._bk = _zeros(sk)
+        self._bd = _zeros(sd)
+        self._bind()
+        self._nout = 2
+        self._rdy = False
+
+    def _bind(self):
+        self._pvmax = _dp(self._vmax)
+        self._pimax = _dp(self._imax)
+        self._pvmin = _dp(self._vmin)
+        self._pimin = _dp(self._imin)
+        self._pbk = _dp(self._bk)
+        self._pbd = _dp(self._bd)
+
+    def _params(self):
+        return (self._fk, self._sk.period, self._sd.period)
+
+    cdef bint _push(self, double high, double low, double close) noexcept:
+        cdef long i = self._i
+        cdef double k, d
+        self._i += 1
+        _dq_push(&self._dmax, self._pvmax, self._pimax, high, i, self._fk, True)
+        _dq_push(&self._dmin, self._pvmin, self._pimin, low, i, self._fk, False)
+        if i < self._fk - 1:
+            return False
+        k = _fastk_value(close, _dq_front(&self._dmin, self._pvmin),
+                         _dq_front(&self._dmax, self._pvmax))
+        k = _sma_push(&self._sk, self._pbk, k)
+        if self._sk.count < self._sk.period:
+            return False
+        d = _sma_push(&self._sd, self._pbd, k)
+        if self._sd.count < self._sd.period:
+            return False
+        self._o1 = k
+        self._o2 = d
+        self._rdy = True
+        return True
+
+    cpdef tuple update(self, double high, double low, double close):
+        """Feed one bar; returns (slowk, slowd) or NaNs while warming up."""
+        if self._push(high, low, close):
+            return (self._o1, self._o2)
+        return (NAN, NAN)
+
+    def update_many(self, high, low, close):
+        """Feed a block of bars; returns (slowk, slowd) arrays."""
+        arrays, n, beg = _inputs((high, low, close), _HLC)
+        cdef cnp.ndarray r1 = _empty(n), r2 = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef double* p1 = _dp(r1)
+        cdef double* p2 = _dp(r2)
+        cdef Py_ssize_t i
+        for i in range(n):
+            if self._push(h[i], l[i], c[i]):
+                p1[i] = self._o1
+                p2[i] = self._o2
+            else:
+                p1[i] = p2[i] = NAN
+        return r1, r2
+
+
+@cython.final
+cdef class StochRSI(_Stream):
+    """Streaming stochastic RSI (TA_STOCHRSI, SMA %D): update returns (fastk, fastd)."""
+
+    cdef public RsiSt _r
+    cdef public int _fk
+    cdef public long _i
+    cdef public DequeSt _dmax, _dmin
+    cdef public SmaSt _sd
+    cdef public object _vmax, _imax, _vmin, _imin, _bd
+    cdef double* _pvmax
+    cdef double* _pimax
+    cdef double* _pvmin
+    cdef double* _pimin
+    cdef double* _pbd
+    _fields = ("_r", "_fk", "_i", "_dmax", "_dmin", "_sd", "_vmax", "_imax", "_vmin", "_imin",
+               "_bd")
+
+    def __init__(self, period=14, fastk=5, fastd=3):
+        self._r.period = _period(period, "period", 2)
+        self._r.count = 0
+        self._r.prev = NAN
+        self._r.gain = 0.0
+        self._r.loss = 0.0
+        self._fk = _period(fastk, "fastk", 1)
+        cdef int fd = _period(fastd, "fastd", 1)
+        self._i = 0
+        _dq_init(&self._dmax, self._fk + 1)
+        _dq_init(&self._dmin, self._fk + 1)
+        _sma_init(&self._sd, fd)
+        self._vmax = _zeros(self._fk + 1)
+        self._imax = _zeros(self._fk + 1)
+        self._vmin = _zeros(self._fk + 1)
+        self._imin = _zeros(self._fk + 1)
+        self._bd = _zeros(fd)
+        self._bind()
+        self._nout = 2
+        self._rdy = False
+
+    def _bind(self):
+        self._pvmax = _dp(self._vmax)
+        self._pimax = _dp(self._imax)
+        self._pvmin = _dp(self._vmin)
+        self._pimin = _dp(self._imin)
+        self._pbd = _dp(self._bd)
+
+    def _params(self):
+        return (self._r.period, self._fk, self._sd.period)
+
+    cdef bint _push(self, double x) noexcept:
+        cdef double r = _rsi_push(&self._r, x), k, d
+        cdef long i
+        if self._r.count <= self._r.period:
+            return False
+        i = self._i
+        self._i += 1
+        _dq_push(&self._dmax, self._pvmax, self._pimax, r, i, self._fk, True)
+        _dq_push(&self._dmin, self._pvmin, self._pimin, r, i, self._fk, False)
+        if i < self._fk - 1:
+            return False
+        k = _fastk_value(r, _dq_front(&self._dmin, self._pvmin), _dq_front(&self._dmax, self._pvmax))
+        d = _sma_push(&self._sd, self._pbd, k)
+        if self._sd.count < self._sd.period:
+            return False
+        self._o1 = k
+        self._o2 = d
+        self._rdy = True
+        return True
+
+    cpdef tuple update(self, double real):
+        """Feed one value; returns (fastk, fastd) or NaNs while warming up."""
+        if self._push(real):
+            return (self._o1, self._o2)
+        return (NAN, NAN)
+
+    def update_many(self, real):
+        """Feed a block of values; returns (fastk, fastd) arrays."""
+        cdef cnp.ndarray a = _as_input(real, "real")
+        cdef Py_ssize_t i, n = a.shape[0]
+        cdef cnp.ndarray r1 = _empty(n), r2 = _empty(n)
+        cdef const double* x = _dp(a)
+        cdef double* p1 = _dp(r1)
+        cdef double* p2 = _dp(r2)
+        for i in range(n):
+            if self._push(x[i]):
+                p1[i] = self._o1
+                p2[i] = self._o2
+            else:
+                p1[i] = p2[i] = NAN
+        return r1, r2
+
+
+@cython.final
+cdef class ADX(_Stream):
+    """Streaming ADX with Wilder smoothing (TA_ADX); ``plus_di``/``minus_di`` expose the +DI/-DI
+    of the same smoothing (TA_PLUS_DI/TA_MINUS_DI, ready after ``period`` bars)."""
+
+    cdef public int _p
+    cdef public long _count
+    cdef public double _ph, _pl, _pc, _pdm, _mdm, _tr, _sum_dx, _adx, _pdi, _mdi
+    _fields = ("_p", "_count", "_ph", "_pl", "_pc", "_pdm", "_mdm", "_tr", "_sum_dx", "_adx",
+               "_pdi", "_mdi")
+
+    def __init__(self, period=14):
+        self._p = _period(period, "period", 2)
+        self._count = 0
+        self._ph = self._pl = self._pc = NAN
+        self._pdm = self._mdm = self._tr = self._sum_dx = 0.0
+        self._adx = self._pdi = self._mdi = NAN
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._p,)
+
+    @property
+    def plus_di(self):
+        """Latest +DI (NaN before ``period`` bars)."""
+        return self._pdi
+
+    @property
+    def minus_di(self):
+        """Latest -DI (NaN before ``period`` bars)."""
+        return self._mdi
+
+    cpdef double update(self, double high, double low, double close):
+        """Feed one bar; returns the ADX or NaN while warming up."""
+        cdef long i = self._count
+        cdef int p = self._p
+        cdef double diff_p, diff_m, t
+        self._count += 1
+        if i == 0:
+            self._ph = high
+            self._pl = low
+            self._pc = close
+            return NAN
+        diff_p = high - self._ph
+        self._ph = high
+        diff_m = self._pl - low
+        self._pl = low
+        if i <= p - 1:
+            _dm(diff_p, diff_m, &self._pdm, &self._mdm)
+            self._tr += _true_range(self._ph, self._pl, self._pc)
+            self._pc = close
+            return NAN
+        self._mdm -= self._mdm / p
+        self._pdm -= self._pdm / p
+        _dm(diff_p, diff_m, &self._pdm, &self._mdm)
+        self._tr = self._tr - self._tr / p + _true_range(self._ph, self._pl, self._pc)
+        self._pc = close
+        if not _is_zero(self._tr):
+            self._mdi = 100.0 * (self._mdm / self._tr)
+            self._pdi = 100.0 * (self._pdm / self._tr)
+        else:
+            self._mdi = 0.0
+            self._pdi = 0.0
+        if i <= 2 * p - 1:
+            if not _is_zero(self._tr):
+                t = self._mdi + self._pdi
+                if not _is_zero(t):
+                    self._sum_dx += 100.0 * (fabs(self._mdi - self._pdi) / t)
+            if i < 2 * p - 1:
+                return NAN
+            self._adx = self._sum_dx / p
+        elif not _is_zero(self._tr):
+            t = self._mdi + self._pdi
+            if not _is_zero(t):
+                t = 100.0 * (fabs(self._mdi - self._pdi) / t)
+                self._adx = (self._adx * <double>(p - 1) + t) / p
+        self._rdy = True
+        self._o1 = self._adx
+        return self._adx
+
+    def update_many(self, high, low, close):
+        """Feed a block of bars; returns the ADX for each."""
+        arrays, n, beg = _inputs((high, low, close), _HLC)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i])
+        return out
+
+
+@cython.final
+cdef class CCI(_Stream):
+    """Streaming commodity channel index (TA_CCI); O(period) mean deviation per bar, as TA-Lib."""
+
+    cdef public int _p, _idx, _count
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_p", "_idx", "_count", "_buf")
+
+    def __init__(self, period=14):
+        self._p = _period(period, "period", 2)
+        self._idx = 0
+        self._count = 0
+        self._buf = _zeros(self._p)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._p,)
+
+    cpdef double update(self, double high, double low, double close):
+        """Feed one bar; returns the CCI or NaN while warming up."""
+        cdef int p = self._p, j
+        cdef double last = (high + low + close) / 3.0, avg = 0.0, dev = 0.0, t, scale
+        self._b[self._idx] = last
+        self._idx = self._idx + 1 if self._idx + 1 < p else 0
+        if self._count < p - 1:
+            self._count += 1
+            return NAN
+        for j in range(p):
+            avg += self._b[j]
+        avg /= p
+        for j in range(p):
+            dev += fabs(self._b[j] - avg)
+        t = last - avg
+        dev /= p
+        scale = fabs(avg)
+        if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
+            self._o1 = t / (0.015 * dev)
+        else:
+            self._o1 = 0.0
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, high, low, close):
+        """Feed a block of bars; returns the CCI for each."""
+        arrays, n, beg = _inputs((high, low, close), _HLC)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i])
+        return out
+
+
+@cython.final
+cdef class WillR(_Stream):
+    """Streaming Williams %R (TA_WILLR) with monotonic deques."""
+
+    cdef public int _p
+    cdef public long _i
+    cdef public DequeSt _dmax, _dmin
+    cdef public object _vmax, _imax, _vmin, _imin
+    cdef double* _pvmax
+    cdef double* _pimax
+    cdef double* _pvmin
+    cdef double* _pimin
+    _fields = ("_p", "_i", "_dmax", "_dmin", "_vmax", "_imax", "_vmin", "_imin")
+
+    def __init__(self, period=14):
+        self._p = _period(period, "period", 2)
+        self._i = 0
+        _dq_init(&self._dmax, self._p + 1)
+        _dq_init(&self._dmin, self._p + 1)
+        self._vmax = _zeros(self._p + 1)
+        self._imax = _zeros(self._p + 1)
+        self._vmin = _zeros(self._p + 1)
+        self._imin = _zeros(self._p + 1)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._pvmax = _dp(self._vmax)
+        self._pimax = _dp(self._imax)
+        self._pvmin = _dp(self._vmin)
+        self._pimin = _dp(self._imin)
+
+    def _params(self):
+        return (self._p,)
+
+    cpdef double update(self, double high, double low, double close):
+        """Feed one bar; returns %R in [-100, 0] or NaN while warming up."""
+        cdef long i = self._i
+        cdef double hi, lo
+        self._i += 1
+        _dq_push(&self._dmax, self._pvmax, self._pimax, high, i, self._p, True)
+        _dq_push(&self._dmin, self._pvmin, self._pimin, low, i, self._p, False)
+        if i < self._p - 1:
+            return NAN
+        hi = _dq_front(&self._dmax, self._pvmax)
+        lo = _dq_front(&self._dmin, self._pvmin)
+        if not _is_zero_scaled(hi - lo, fabs(hi) + fabs(lo)):
+            self._o1 = (hi - close) / ((hi - lo) / (-100.0))
+        else:
+            self._o1 = 0.0
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, high, low, close):
+        """Feed a block of bars; returns %R for each."""
+        arrays, n, beg = _inputs((high, low, close), _HLC)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i])
+        return out
+
+
+@cython.final
+cdef class MFI(_Stream):
+    """Streaming money flow index (TA_MFI, TA-Lib 0.8 tie and empty-window rules)."""
+
+    cdef public int _p, _idx, _live
+    cdef public long _count
+    cdef public double _prev, _pos_sum, _neg_sum
+    cdef public object _pos, _neg
+    cdef double* _pp
+    cdef double* _pn
+    _fields = ("_p", "_idx", "_live", "_count", "_prev", "_pos_sum", "_neg_sum", "_pos", "_neg")
+
+    def __init__(self, period=14):
+        self._p = _period(period, "period", 2)
+        self._idx = 0
+        self._live = 0
+        self._count = 0
+        self._prev = NAN
+        self._pos_sum = 0.0
+        self._neg_sum = 0.0
+        self._pos = _zeros(self._p)
+        self._neg = _zeros(self._p)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._pp = _dp(self._pos)
+        self._pn = _dp(self._neg)
+
+    def _params(self):
+        return (self._p,)
+
+    cpdef double update(self, double high, double low, double close, double volume):
+        """Feed one bar; returns the MFI or NaN while warming up."""
+        cdef long i = self._count
+        cdef int idx = self._idx
+        cdef double t1, t2
+        self._count += 1
+        t1 = (high + low + close) / 3.0
+        if i == 0:
+            self._prev = t1
+            return NAN
+        if i > self._p:
+            self._live -= self._pp[idx] != 0.0 or self._pn[idx] != 0.0
+            self._pos_sum -= self._pp[idx]
+            self._neg_sum -= self._pn[idx]
+        t2 = _mf_sign(t1, self._prev)
+        self._prev = t1
+        t1 *= volume
+        self._live += t1 != 0.0 and t2 != 0.0
+        if t2 < 0:
+            self._pn[idx] = t1
+            self._neg_sum += t1
+            self._pp[idx] = 0.0
+        elif t2 > 0:
+            self._pp[idx] = t1
+            self._pos_sum += t1
+            self._pn[idx] = 0.0
+        else:
+            self._pp[idx] = 0.0
+            self._pn[idx] = 0.0
+        self._idx = idx + 1 if idx + 1 < self._p else 0
+        if i < self._p:
+            return NAN
+        if self._live == 0:
+            if i > self._p:
+                self._pos_sum = 0.0
+                self._neg_sum = 0.0
+            self._o1 = 0.0
+        else:
+            self._o1 = 100.0 * (self._pos_sum / (self._pos_sum + self._neg_sum))
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, high, low, close, volume):
+        """Feed a block of bars; returns the MFI for each."""
+        arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef const double* v = _dp(arrays[3])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i], v[i])
+        return out
+
+
+cdef class _Lag(_Stream):
+    """Shared state for ROC/MOM: a ring of the last ``period`` values."""
+
+    cdef public int _p, _idx
+    cdef public long _count
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_p", "_idx", "_count", "_buf")
+
+    def __init__(self, period=10):
+        self._p = _period(period, "period", 1)
+        self._idx = 0
+        self._count = 0
+        self._buf = _zeros(self._p)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._p,)
+
+    cdef inline double _shift(self, double x) noexcept:
+        """Store x, return the value ``period`` bars back (NaN while warming up)."""
+        cdef double old = self._b[self._idx]
+        self._b[self._idx] = x
+        self._idx = self._idx + 1 if self._idx + 1 < self._p else 0
+        self._count += 1
+        return old if self._count > self._p else NAN
+
+
+@cython.final
+cdef class ROC(_Lag):
+    """Streaming rate of change in percent (TA_ROC)."""
+
+    cpdef double update(self, double real):
+        """Feed one value; returns (x/x[-period] - 1)*100 or NaN while warming up."""
+        cdef double old = self._shift(real)
+        if self._count <= self._p:
+            return NAN
+        self._o1 = ((real / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, real):
+        """Feed a block of values; returns the ROC for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class MOM(_Lag):
+    """Streaming momentum x - x[-period] (TA_MOM)."""
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the momentum or NaN while warming up."""
+        cdef double old = self._shift(real)
+        if self._count <= self._p:
+            return NAN
+        self._o1 = real - old
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, real):
+        """Feed a block of values; returns the momentum for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class Aroon(_Stream):
+    """Streaming Aroon (TA_AROON) over period+1 bars: update returns (aroondown, aroonup)."""
+
+    cdef public int _p
+    cdef public long _i
+    cdef public DequeSt _dmax, _dmin
+    cdef public object _vmax, _imax, _vmin, _imin
+    cdef double* _pvmax
+    cdef double* _pimax
+    cdef double* _pvmin
+    cdef double* _pimin
+    _fields = ("_p", "_i", "_dmax", "_dmin", "_vmax", "_imax", "_vmin", "_imin")
+
+    def __init__(self, period=14):
+        self._p = _period(period, "period", 2)
+        self._i = 0
+        _dq_init(&self._dmax, self._p + 2)
+        _dq_init(&self._dmin, self._p + 2)
+        self._vmax = _zeros(self._p + 2)
+        self._imax = _zeros(self._p + 2)
+        self._vmin = _zeros(self._p + 2)
+        self._imin = _zeros(self._p + 2)
+        self._bind()
+        self._nout = 2
+        self._rdy = False
+
+    def _bind(self):
+        self._pvmax = _dp(self._vmax)
+        self._pimax = _dp(self._imax)
+        self._pvmin = _dp(self._vmin)
+        self._pimin = _dp(self._imin)
+
+    def _params(self):
+        return (self._p,)
+
+    cdef bint _push(self, double high, double low) noexcept:
+        cdef long i = self._i
+        cdef double factor = 100.0 / self._p
+        self._i += 1
+        _dq_push(&self._dmax, self._pvmax, self._pimax, high, i, self._p + 1, True)
+        _dq_push(&self._dmin, self._pvmin, self._pimin, low, i, self._p + 1, False)
+        if i < self._p:
+            return False
+        self._o2 = factor * (self._p - (i - <long>_dq_front_idx(&self._dmax, self._pimax)))
+        self._o1 = factor * (self._p - (i - <long>_dq_front_idx(&self._dmin, self._pimin)))
+        self._rdy = True
+        return True
+
+    cpdef tuple update(self, double high, double low):
+        """Feed one bar; returns (aroondown, aroonup) or NaNs while warming up."""
+        if self._push(high, low):
+            return (self._o1, self._o2)
+        return (NAN, NAN)
+
+    def update_many(self, high, low):
+        """Feed a block of bars; returns (aroondown, aroonup) arrays."""
+        arrays, n, beg = _inputs((high, low), _HL)
+        cdef cnp.ndarray r1 = _empty(n), r2 = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef double* p1 = _dp(r1)
+        cdef double* p2 = _dp(r2)
+        cdef Py_ssize_t i
+        for i in range(n):
+            if self._push(h[i], l[i]):
+                p1[i] = self._o1
+                p2[i] = self._o2
+            else:
+                p1[i] = p2[i] = NAN
+        return r1, r2
+
+
+cdef class _ATRBase(_Stream):
+    """Shared ATR state: TR from bar 1, SMA seed of the first ``period`` TRs, Wilder smoothing."""
+
+    cdef public int _p
+    cdef public long _count
+    cdef public double _pc, _sum, _atr
+    _fields = ("_p", "_count", "_pc", "_sum", "_atr")
+
+    def __init__(self, period=14):
+        self._p = _period(period, "period", 1)
+        self._count = 0
+        self._pc = NAN
+        self._sum = 0.0
+        self._atr = NAN
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._p,)
+
+    cdef inline bint _step(self, double high, double low, double close) noexcept:
+        """Advance; True when ``_atr`` holds a value for this bar (TR itself for period 1)."""
+        cdef long i = self._count
+        cdef double tr
+        self._count += 1
+        if i == 0:
+            self._pc = close
+            return False
+        tr = _trange1(high, low, self._pc)
+        self._pc = close
+        if self._p == 1:
+            self._atr = tr
+            return True
+        if i < self._p:
+            self._sum += tr
+            return False
+        if i == self._p:
+            self._sum += tr
+            self._atr = self._sum / self._p
+            return True
+        self._atr *= <double>(self._p - 1)
+        self._atr += tr
+        self._atr /= self._p
+        return True
+
+    def update_many(self, high, low, close):
+        """Feed a block of bars; returns the value for each."""
+        arrays, n, beg = _inputs((high, low, close), _HLC)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self._upd(h[i], l[i], c[i])
+        return out
+
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        return NAN
+
+
+cdef inline double _trange1(double high, double low, double prev_close) noexcept nogil:
+    """TA_TRANGE's operation order."""
+    cdef double greatest = high - low, t = fabs(prev_close - high)
+    if t > greatest:
+        greatest = t
+    t = fabs(low - prev_close)
+    if t > greatest:
+        greatest = t
+    return greatest
+
+
+@cython.final
+cdef class ATR(_ATRBase):
+    """Streaming average true range (TA_ATR)."""
+
+    cpdef double update(self, double high, double low, double close):
+        """Feed one bar; returns the ATR or NaN while warming up."""
+        if not self._step(high, low, close):
+            return NAN
+        self._o1 = self._atr
+        self._rdy = True
+        return self._o1
+
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        return self.update(high, low, close)
+
+
+@cython.final
+cdef class NATR(_ATRBase):
+    """Streaming normalized ATR, 100*ATR/close (TA_NATR; period 1 is TRANGE, as TA-Lib)."""
+
+    cpdef double update(self, double high, double low, double close):
+        """Feed one bar; returns the NATR or NaN while warming up."""
+        if not self._step(high, low, close):
+            return NAN
+        if self._p == 1:
+            self._o1 = self._atr
+        else:
+            self._o1 = (self._atr / close) * 100.0 if not _is_zero(close) else 0.0
+        self._rdy = True
+        return self._o1
+
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        return self.update(high, low, close)
+
+
+@cython.final
+cdef class TRange(_ATRBase):
+    """Streaming true range (TA_TRANGE)."""
+
+    def __init__(self):
+        _ATRBase.__init__(self, 1)
+
+    def _params(self):
+        return ()
+
+    cpdef double update(self, double high, double low, double close):
+        """Feed one bar; returns the true range or NaN on the first bar."""
+        if not self._step(high, low, close):
+            return NAN
+        self._o1 = self._atr
+        self._rdy = True
+        return self._o1
+
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        return self.update(high, low, close)
+
+
+@cython.final
+cdef class StdDev(_Stream):
+    """Streaming population standard deviation times ``nbdev`` (TA_STDDEV), two-pass over a
+    ring of ``period`` values."""
+
+    cdef public int _p, _idx
+    cdef public long _count
+    cdef public double _nbdev
+    cdef public object _buf
+    cdef double* _b
+    _fields = ("_p", "_idx", "_count", "_buf")
+
+    def __init__(self, period=5, nbdev=1.0):
+        self._p = _period(period, "period", 2)
+        self._nbdev = _real(nbdev, "nbdev")
+        self._idx = 0
+        self._count = 0
+        self._buf = _zeros(self._p)
+        self._bind()
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _bind(self):
+        self._b = _dp(self._buf)
+
+    def _params(self):
+        return (self._p, self._nbdev)
+
+    cpdef double update(self, double real):
+        """Feed one value; returns the standard deviation or NaN while warming up."""
+        cdef int p = self._p, j, k
+        cdef double m = 0.0, acc = 0.0, d, var
+        self._b[self._idx] = real
+        self._idx = self._idx + 1 if self._idx + 1 < p else 0
+        self._count += 1
+        if self._count < p:
+            return NAN
+        k = self._idx
+        for j in range(p):
+            m += self._b[k]
+            k = k + 1 if k + 1 < p else 0
+        m /= p
+        for j in range(p):
+            d = self._b[k] - m
+            acc += d * d
+            k = k + 1 if k + 1 < p else 0
+        var = acc / p
+        self._o1 = sqrt(var) * self._nbdev if var > 0.0 else 0.0
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, real):
+        """Feed a block of values; returns the standard deviation for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self.update(x[i])
+        return out
+
+
+@cython.final
+cdef class OBV(_Stream):
+    """Streaming on-balance volume (TA_OBV), starting at the first bar's volume."""
+
+    cdef public double _obv, _prev
+    cdef public long _count
+    _fields = ("_obv", "_prev", "_count")
+
+    def __init__(self):
+        self._obv = NAN
+        self._prev = NAN
+        self._count = 0
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    cpdef double update(self, double real, double volume):
+        """Feed one bar; returns the OBV."""
+        if self._count == 0:
+            self._obv = volume
+            self._prev = real
+        elif real > self._prev:
+            self._obv += volume
+        elif real < self._prev:
+            self._obv -= volume
+        self._prev = real
+        self._count += 1
+        self._o1 = self._obv
+        self._rdy = True
+        return self._obv
+
+    def update_many(self, real, volume):
+        """Feed a block of bars; returns the OBV for each."""
+        arrays, n, beg = _inputs((real, volume), ("real", "volume"))
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* x = _dp(arrays[0])
+        cdef const double* v = _dp(arrays[1])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(x[i], v[i])
+        return out
+
+
+@cython.final
+cdef class AD(_Stream):
+    """Streaming Chaikin accumulation/distribution line (TA_AD)."""
+
+    cdef public double _ad
+    _fields = ("_ad",)
+
+    def __init__(self):
+        self._ad = 0.0
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    cpdef double update(self, double high, double low, double close, double volume):
+        """Feed one bar; returns the A/D line."""
+        self._ad = _ad_step(self._ad, high, low, close, volume)
+        self._o1 = self._ad
+        self._rdy = True
+        return self._ad
+
+    def update_many(self, high, low, close, volume):
+        """Feed a block of bars; returns the A/D line for each."""
+        arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef const double* v = _dp(arrays[3])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i], v[i])
+        return out
+
+
+@cython.final
+cdef class ADOSC(_Stream):
+    """Streaming Chaikin A/D oscillator (TA_ADOSC): EMA(fast) - EMA(slow) of the A/D line."""
+
+    cdef public int _fast, _slow
+    cdef public long _count
+    cdef public double _ad, _fe, _se
+    _fields = ("_fast", "_slow", "_count", "_ad", "_fe", "_se")
+
+    def __init__(self, fast=3, slow=10):
+        self._fast = _period(fast, "fast", 2)
+        self._slow = _period(slow, "slow", 2)
+        self._count = 0
+        self._ad = 0.0
+        self._fe = NAN
+        self._se = NAN
+        self._nout = 1
+        self._rdy = False
+        self._o1 = NAN
+
+    def _params(self):
+        return (self._fast, self._slow)
+
+    cpdef double update(self, double high, double low, double close, double volume):
+        """Feed one bar; returns the oscillator or NaN while warming up."""
+        cdef long i = self._count
+        cdef long lb = (self._fast if self._fast > self._slow else self._slow) - 1
+        cdef double fk = _per_to_k(self._fast), sk = _per_to_k(self._slow)
+        self._count += 1
+        self._ad = _ad_step(self._ad, high, low, close, volume)
+        if i == 0:
+            self._fe = self._ad
+            self._se = self._ad
+            return NAN
+        self._fe = fma(1.0 - fk, self._fe, fk * self._ad)
+        self._se = fma(1.0 - sk, self._se, sk * self._ad)
+        if i < lb:
+            return NAN
+        self._o1 = self._fe - self._se
+        self._rdy = True
+        return self._o1
+
+    def update_many(self, high, low, close, volume):
+        """Feed a block of bars; returns the oscillator for each."""
+        arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+        cdef cnp.ndarray out = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* l = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef const double* v = _dp(arrays[3])
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self.update(h[i], l[i], c[i], v[i])
+        return out
