@@ -31,6 +31,8 @@ HEALTH_CLUSTER = "gateway_health"
 STREAM_SUBJECT_KEY = "stream_subject"
 ROUTE_CLASS_KEY = "route_class"
 METADATA_NS = "aiots.gateway"
+#: request header set on non-gRPC routes (stripped before the upstream sees it)
+REST_MARKER = "x-aiots-rest"
 #: the default bucket of the local_ratelimit filter; only the descriptor buckets are meant to bite
 UNLIMITED_TOKENS = 1_000_000_000
 DRAIN_TIME_S = 5
@@ -76,13 +78,27 @@ def _disabled() -> dict[str, Any]:
     return {"@type": FILTER_CONFIG, "disabled": True}
 
 
-def _strip_grpc_headers() -> dict[str, Any]:
-    """REST routes: drop grpc-* response headers. Done by header_mutation, whose encoder runs
-    after the transcoder's (route-level response_headers_to_remove runs before it)."""
+def _rest_mutations(*, strip_grpc: bool) -> dict[str, Any]:
+    """Per-route header_mutation for non-gRPC routes: mark the request as REST (the local-reply
+    mapper keys on it: the transcoder rewrites content-type to application/grpc before it can
+    fail) and, on API routes, drop grpc-* response headers. header_mutation's encoder runs after
+    the transcoder's, whereas route-level response_headers_to_remove would run before it."""
+    mutations: dict[str, Any] = {
+        "request_mutations": [
+            {
+                "append": {
+                    "header": {"key": REST_MARKER, "value": "1"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            }
+        ]
+    }
+    if strip_grpc:
+        mutations["response_mutations"] = [{"remove": h} for h in GRPC_RESPONSE_HEADERS]
     return {
         "envoy.filters.http.header_mutation": {
             "@type": _T + "envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute",
-            "mutations": {"response_mutations": [{"remove": h} for h in GRPC_RESPONSE_HEADERS]},
+            "mutations": mutations,
         }
     }
 
@@ -180,6 +196,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                     "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                     "envoy.filters.http.local_ratelimit": _disabled(),
                     "envoy.filters.http.grpc_json_transcoder": _disabled(),
+                    **_rest_mutations(strip_grpc=False),
                 },
             }
         )
@@ -193,6 +210,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                 "envoy.filters.http.local_ratelimit": _disabled(),
                 "envoy.filters.http.grpc_json_transcoder": _disabled(),
+                **_rest_mutations(strip_grpc=False),
             },
         }
     )
@@ -207,7 +225,8 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 },
                 "route": _route_action(model, m),
                 "metadata": _route_metadata(m),
-                "typed_per_filter_config": {**_method_filters(model, m), **_strip_grpc_headers()},
+                "request_headers_to_remove": [REST_MARKER],
+                "typed_per_filter_config": {**_method_filters(model, m), **_rest_mutations(strip_grpc=True)},
             }
         )
     for m in model.methods:
@@ -241,6 +260,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 },
                 "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                 "envoy.filters.http.local_ratelimit": _disabled(),
+                **_rest_mutations(strip_grpc=False),
             },
         }
     )
@@ -251,16 +271,7 @@ def _local_reply() -> dict[str, Any]:
     """JSON bodies ``{"code", "message", "details"}`` for Envoy's own replies to REST clients (401
     from jwt_authn, 403 RBAC, 429, 400 transcoding errors, 413...). gRPC clients are left alone:
     Envoy turns their local replies into grpc-status/grpc-message."""
-    not_grpc = {
-        "header_filter": {
-            "header": {
-                "name": "content-type",
-                "string_match": {"prefix": "application/grpc"},
-                "invert_match": True,
-                "treat_missing_header_as_empty": True,
-            }
-        }
-    }
+    rest = {"header_filter": {"header": {"name": REST_MARKER, "present_match": True}}}
     mappers = [
         {
             "filter": {
@@ -274,7 +285,7 @@ def _local_reply() -> dict[str, Any]:
                                 }
                             }
                         },
-                        not_grpc,
+                        rest,
                     ]
                 }
             },
@@ -415,7 +426,10 @@ def _http_filters(model: GatewayModel) -> list[dict[str, Any]]:
                     "preserve_proto_field_names": True,
                     "stream_newline_delimited": True,
                 },
-                "request_validation_options": {"reject_binding_body_field_collisions": True},
+                "request_validation_options": {
+                    "reject_binding_body_field_collisions": True,
+                    "reject_unknown_query_parameters": True,
+                },
             },
         },
         {
@@ -522,6 +536,8 @@ def bootstrap(model: GatewayModel) -> dict[str, Any]:
         "stat_prefix": "ingress",
         "codec_type": "AUTO",
         "generate_request_id": True,
+        "preserve_external_request_id": True,
+        "always_set_request_id_in_response": True,
         "use_remote_address": True,
         "normalize_path": True,
         "merge_slashes": True,

@@ -109,6 +109,8 @@ class Gateway:
             gw.log_level,
             "--drain-time-s",
             str(DRAIN_TIME_S),
+            "--file-flush-interval-msec",
+            str(gw.access_log_flush_ms),
         )
         try:
             await self._wait_ready()

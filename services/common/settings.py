@@ -120,6 +120,19 @@ class AnalyticsSettings(ServiceSettings):
     checkpoint_interval_s: float = Field(5.0, gt=0)
     risk_free_rate: float = 0.045
     unusual_volume_oi: float = 2.0
+    max_period: int = Field(1000, ge=1, description="largest indicator period accepted")
+    default_pattern_days: int = Field(30, ge=1)
+    min_pattern_days: int = Field(5, ge=1)
+    max_pattern_days: int = Field(3650, ge=1)
+    max_batch: int = Field(100_000, ge=1, description="contracts per PriceOptions/ImpliedVolatility call")
+    chunk_rows: int = Field(2000, ge=1, description="rows per core call between cancellation checks")
+    american_method: str = Field("bjerksund_stensland_2002", description="chain IVs/Greeks pricer")
+    binomial_steps: int = Field(501, ge=3, le=20_000)
+    max_unusual: int = Field(50, ge=1, description="unusual-activity rows returned")
+    iv_history_days: int = Field(252, ge=1)
+    live_intervals: list[str] = Field(default_factory=lambda: ["1m", "1d"], description="live-state intervals")
+    live_warmup_bars: int = Field(500, ge=1, description="stored bars replayed to warm live state")
+    live_consumer_group: str = "analytics"
 
 
 class SignalsSettings(ServiceSettings):
@@ -178,6 +191,7 @@ class GatewaySettings(BaseModel):
     log_level: str = Field("warning", description="Envoy --log-level")
     config_path: Path = Field(Path(".aiots/gateway/envoy.yaml"), description="generated Envoy config")
     access_log_path: str = Field("/dev/stdout", description="JSON access log (one object per line)")
+    access_log_flush_ms: int = Field(1000, ge=10, description="Envoy --file-flush-interval-msec")
     profile: Literal["dev", "prod"] = Field("dev", description="HS256 is refused outside dev")
     jwt_issuer: str = "aiots-dev"
     jwt_audience: str = "aiots"
