@@ -1,0 +1,416 @@
+"""Option-chain analytics: per-contract IV and Greeks (American pricer), and chain-level figures.
+
+Conventions: premiums in dollars per share, times int64 ns UTC, expiries are dates that expire at
+16:00 America/New_York, ``t`` in years ACT/365, IVs annual (0.25 = 25%), contract multiplier 100
+unless the chain says otherwise. Pricing maths (IV, Greeks) is ``aiots.core.options``; this module
+only aggregates.
+
+Per expiry the forward comes from put-call parity, ``F = K + e^{rT} (C - P)``, averaged over the
+strikes nearest the money where both mids exist, and the implied continuous dividend yield (or
+borrow) is ``q = r - ln(F/S)/T``. For American options parity holds only approximately (early
+exercise), which is why only near-the-money strikes are used. Every contract's IV is then the
+American IV of its mid with that ``q``; its Greeks come from the American pricer at that IV.
+
+Dealer exposures assume dealers are long calls and short puts to customers' opposite position
+(the usual "GEX" convention): ``GEX = gamma * OI * multiplier * S^2 * 0.01`` (calls +, puts -), in
+dollars per 1% move; ``DEX = delta * OI * multiplier * S`` in dollars. The zero-gamma level is
+where the total GEX profile, recomputed at shifted spots with European gamma at each contract's
+IV and implied yield (a fast proxy for the American gamma), changes sign.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from aiots.core import options as opt
+from aiots.services.analytics.pricing import GREEK_NAMES, TRADER_FIRST_ORDER
+
+F64 = npt.NDArray[np.float64]
+NY = ZoneInfo("America/New_York")
+NS = 1_000_000_000
+YEAR_NS = 365 * 86_400 * NS
+EXPIRY_HOUR = 16
+CONTRACT_MULTIPLIER = 100
+PARITY_STRIKES = 3
+ZERO_GAMMA_RANGE = 0.25
+ZERO_GAMMA_POINTS = 101
+DELTA_25 = 0.25
+IV_RANK_TARGET_DAYS = 30.0
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """Inputs that are settings, not data."""
+
+    rate: float
+    unusual_threshold: float
+    american_method: str = "bjerksund_stensland_2002"
+    max_unusual: int = 50
+
+
+@dataclass
+class EnrichedChain:
+    """A chain with per-contract T, mid, IV (reason), Greeks; arrays aligned with ``occ``."""
+
+    underlying: str
+    as_of_ns: int
+    spot: float
+    occ: list[str]
+    expiry: list[str]
+    strike: F64
+    is_call: npt.NDArray[np.bool_]
+    bid: F64
+    ask: F64
+    mid: F64
+    last: F64
+    volume: F64
+    open_interest: F64
+    oi_as_of: str
+    t: F64
+    iv: F64
+    iv_reason: list[str]
+    greeks: dict[str, F64]
+    forward: dict[str, float]
+    dividend_yield: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ExpiryStats:
+    """Analytics of one expiry (see ExpiryAnalytics in analytics.proto)."""
+
+    expiry: str
+    dte: float
+    atm_iv: float
+    rr25: float
+    bf25: float
+    expected_move_straddle: float
+    expected_move_iv: float
+    max_pain: float
+    forward: float
+    implied_dividend_yield: float
+
+
+@dataclass(frozen=True)
+class StrikeExposureRow:
+    """Dealer exposures at one strike."""
+
+    strike: float
+    gex: float
+    dex: float
+    call_oi: float
+    put_oi: float
+
+
+@dataclass(frozen=True)
+class UnusualRow:
+    """A contract with volume/OI above the threshold (index into the enriched chain)."""
+
+    index: int
+    volume: float
+    open_interest: float
+    ratio: float
+
+
+@dataclass(frozen=True)
+class ChainAnalytics:
+    """Chain-level analytics (see GetOptionsAnalyticsResponse)."""
+
+    underlying: str
+    spot: float
+    as_of_ns: int
+    oi_as_of: str
+    expiries: list[ExpiryStats]
+    pcr_volume: float
+    pcr_oi: float
+    exposures: list[StrikeExposureRow]
+    total_gex: float
+    zero_gamma: float
+    total_dex: float
+    unusual: list[UnusualRow]
+    iv_rank: float
+    iv_percentile: float
+    iv_history_days: int
+
+
+def expiry_ns(expiry: str) -> int:
+    """16:00 America/New_York on ``expiry`` (YYYY-MM-DD), in ns UTC."""
+    d = dt.date.fromisoformat(expiry)
+    return int(dt.datetime(d.year, d.month, d.day, EXPIRY_HOUR, tzinfo=NY).timestamp()) * NS
+
+
+def _mid(bid: F64, ask: F64, last: F64) -> F64:
+    ok = np.isfinite(bid) & np.isfinite(ask) & (bid >= 0) & (ask > 0) & (ask >= bid)
+    mid = np.where(ok, (bid + ask) / 2.0, np.nan)
+    return np.asarray(np.where(np.isfinite(mid), mid, np.where(last > 0, last, np.nan)), dtype=np.float64)
+
+
+def _parity_forward(strike: F64, is_call: npt.NDArray[np.bool_], mid: F64, spot: float, t: float, r: float) -> float:
+    """Forward from put-call parity at the strikes nearest ``spot`` with both mids; NaN if none."""
+    calls = {float(k): float(m) for k, c, m in zip(strike, is_call, mid, strict=True) if c and np.isfinite(m)}
+    puts = {float(k): float(m) for k, c, m in zip(strike, is_call, mid, strict=True) if not c and np.isfinite(m)}
+    both = sorted(set(calls) & set(puts), key=lambda k: abs(k - spot))[:PARITY_STRIKES]
+    if not both:
+        return math.nan
+    return float(np.mean([k + math.exp(r * t) * (calls[k] - puts[k]) for k in both]))
+
+
+def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> EnrichedChain:
+    """Per-contract mids, forwards/yields per expiry, American IVs and Greeks.
+
+    ``chain`` is an ``aiots.services.storage.queries.OptionChain`` (or anything with its fields).
+    """
+    n = len(chain.occ)
+    ts = np.asarray(chain.ts, dtype=np.int64)
+    as_of = int(ts.max()) if n and ts.max() > 0 else (now_ns or 0)
+    spot = float(chain.spot)
+    if not (math.isfinite(spot) and spot > 0):
+        und = np.asarray(chain.underlying_price, dtype=np.float64)
+        spot = float(np.nanmedian(und)) if n and np.isfinite(und).any() else math.nan
+    expiries = [str(e) for e in np.asarray(chain.expiry).astype("datetime64[D]").astype(str)]
+    strike = np.asarray(chain.strike, dtype=np.float64)
+    is_call = np.asarray(chain.right) == "C"
+    bid = np.asarray(chain.bid, dtype=np.float64)
+    ask = np.asarray(chain.ask, dtype=np.float64)
+    last = np.asarray(chain.last, dtype=np.float64)
+    mid = _mid(bid, ask, last)
+    exp_ns = {e: expiry_ns(e) for e in set(expiries)}
+    t = np.array([(exp_ns[e] - as_of) / YEAR_NS for e in expiries], dtype=np.float64)
+    r = cfg.rate
+    forward: dict[str, float] = {}
+    qy: dict[str, float] = {}
+    q = np.full(n, np.nan)
+    for e in sorted(set(expiries)):
+        sel = np.array([x == e for x in expiries])
+        te = float(t[sel][0])
+        f = _parity_forward(strike[sel], is_call[sel], mid[sel], spot, te, r) if te > 0 else math.nan
+        qe = r - math.log(f / spot) / te if te > 0 and f > 0 and spot > 0 else 0.0
+        if not math.isfinite(f) and te > 0:
+            f = spot * math.exp(r * te)
+        forward[e], qy[e] = f, qe
+        q[sel] = qe
+    iv = np.full(n, np.nan)
+    reasons = ["NO_QUOTE" if not np.isfinite(m) else "" for m in mid]
+    for i in np.flatnonzero(t <= 0):
+        reasons[i] = "EXPIRED"
+    ok = np.array([not x for x in reasons], dtype=np.bool_)
+    idx = np.flatnonzero(ok)
+    greeks = {g: np.full(n, np.nan) for g in (*GREEK_NAMES, "price")}
+    raw_gamma = np.full(n, np.nan)
+    if idx.size and math.isfinite(spot):
+        sol, codes = opt.implied_vol(
+            mid[idx], spot, strike[idx], t[idx], r, q[idx], is_call[idx],
+            style="american", return_reason=True, method=cfg.american_method,
+        )  # fmt: skip
+        iv[idx] = sol
+        for j, c in zip(idx.tolist(), np.asarray(codes).tolist(), strict=True):
+            if c != opt.OK:
+                reasons[j] = str(opt.REASONS.get(int(c), f"REASON_{c}"))
+        good = idx[np.isfinite(iv[idx])]
+        if good.size:
+            raw = opt.american_greeks(
+                spot, strike[good], t[good], r, iv[good], q[good], is_call[good], method=cfg.american_method
+            )
+            trader = opt.trader_units(raw)
+            for g in raw.dtype.names or ():
+                src = trader if g in TRADER_FIRST_ORDER else raw
+                greeks[g][good] = src[g]
+            raw_gamma[good] = raw["gamma"]
+    oi_dates = np.asarray(chain.oi_as_of).astype("datetime64[D]")
+    oi_valid = oi_dates[~np.isnat(oi_dates)]
+    return EnrichedChain(
+        underlying=str(chain.underlying),
+        as_of_ns=as_of,
+        spot=spot,
+        occ=list(chain.occ),
+        expiry=expiries,
+        strike=strike,
+        is_call=is_call,
+        bid=bid,
+        ask=ask,
+        mid=mid,
+        last=last,
+        volume=np.nan_to_num(np.asarray(chain.volume, dtype=np.float64), nan=0.0),
+        open_interest=np.nan_to_num(np.asarray(chain.open_interest, dtype=np.float64), nan=0.0),
+        oi_as_of=str(oi_valid.max()) if oi_valid.size else "",
+        t=t,
+        iv=iv,
+        iv_reason=reasons,
+        greeks=greeks,
+        forward=forward,
+        dividend_yield=qy,
+    )
+
+
+def max_pain(strike: F64, is_call: npt.NDArray[np.bool_], oi: F64) -> float:
+    """Strike minimising the total intrinsic value paid to option holders at expiry."""
+    ks = np.unique(strike)
+    if ks.size == 0:
+        return math.nan
+    cs, co = strike[is_call], oi[is_call]
+    ps, po = strike[~is_call], oi[~is_call]
+    pain = np.array([np.sum(co * np.maximum(k - cs, 0.0)) + np.sum(po * np.maximum(ps - k, 0.0)) for k in ks])
+    return float(ks[int(np.argmin(pain))])
+
+
+def _atm_iv(strike: F64, is_call: npt.NDArray[np.bool_], iv: F64, fwd: float) -> float:
+    """IV at K = F: per strike the mean of the call/put IVs, interpolated linearly in strike."""
+    ks = np.unique(strike[np.isfinite(iv)])
+    if ks.size == 0 or not math.isfinite(fwd):
+        return math.nan
+    per = np.array([np.nanmean(iv[(strike == k) & np.isfinite(iv)]) for k in ks])
+    return float(np.interp(fwd, ks, per))
+
+
+def _iv_at_delta(delta: F64, iv: F64, target: float) -> float:
+    ok = np.isfinite(delta) & np.isfinite(iv)
+    if ok.sum() < 2:
+        return math.nan
+    d, v = delta[ok], iv[ok]
+    o = np.argsort(d)
+    d, v = d[o], v[o]
+    if not (d[0] <= target <= d[-1]):
+        return math.nan
+    return float(np.interp(target, d, v))
+
+
+def _expiry_stats(ch: EnrichedChain, e: str) -> ExpiryStats:
+    sel = np.array([x == e for x in ch.expiry])
+    k, c, iv = ch.strike[sel], ch.is_call[sel], ch.iv[sel]
+    delta, mid = ch.greeks["delta"][sel], ch.mid[sel]
+    te = float(ch.t[sel][0])
+    fwd = ch.forward[e]
+    atm = _atm_iv(k, c, iv, fwd)
+    ivc = _iv_at_delta(delta[c], iv[c], DELTA_25)
+    ivp = _iv_at_delta(delta[~c], iv[~c], -DELTA_25)
+    calls = {float(kk): float(m) for kk, m in zip(k[c], mid[c], strict=True) if np.isfinite(m)}
+    puts = {float(kk): float(m) for kk, m in zip(k[~c], mid[~c], strict=True) if np.isfinite(m)}
+    both = sorted(set(calls) & set(puts), key=lambda kk: abs(kk - fwd) if math.isfinite(fwd) else 0.0)
+    straddle = calls[both[0]] + puts[both[0]] if both else math.nan
+    return ExpiryStats(
+        expiry=e,
+        dte=te * 365.0,
+        atm_iv=atm,
+        rr25=ivc - ivp,
+        bf25=(ivc + ivp) / 2.0 - atm,
+        expected_move_straddle=straddle,
+        expected_move_iv=ch.spot * atm * math.sqrt(te) if te > 0 else math.nan,
+        max_pain=max_pain(k, c, ch.open_interest[sel]),
+        forward=fwd,
+        implied_dividend_yield=ch.dividend_yield[e],
+    )
+
+
+def exposures(ch: EnrichedChain) -> tuple[list[StrikeExposureRow], float, float]:
+    """(GEX/DEX per strike, total GEX, total DEX) in dollars (see module docstring)."""
+    s = ch.spot
+    sign = np.where(ch.is_call, 1.0, -1.0)
+    gamma = np.nan_to_num(ch.greeks["gamma"])
+    delta = np.nan_to_num(ch.greeks["delta"])
+    gex = sign * gamma * ch.open_interest * CONTRACT_MULTIPLIER * s * s * 0.01
+    dex = delta * ch.open_interest * CONTRACT_MULTIPLIER * s
+    rows = []
+    for k in np.unique(ch.strike):
+        sel = ch.strike == k
+        rows.append(
+            StrikeExposureRow(
+                strike=float(k),
+                gex=float(gex[sel].sum()),
+                dex=float(dex[sel].sum()),
+                call_oi=float(ch.open_interest[sel & ch.is_call].sum()),
+                put_oi=float(ch.open_interest[sel & ~ch.is_call].sum()),
+            )
+        )
+    return rows, float(gex.sum()), float(dex.sum())
+
+
+def zero_gamma_level(ch: EnrichedChain, rate: float) -> float:
+    """Spot in [S(1-25%), S(1+25%)] where the total GEX profile changes sign (nearest to S); NaN if none."""
+    ok = np.isfinite(ch.iv) & (ch.t > 0) & (ch.open_interest > 0)
+    if not ok.any() or not math.isfinite(ch.spot):
+        return math.nan
+    q = np.array([ch.dividend_yield[e] for e in ch.expiry])[ok]
+    grid = ch.spot * np.linspace(1 - ZERO_GAMMA_RANGE, 1 + ZERO_GAMMA_RANGE, ZERO_GAMMA_POINTS)
+    sign = np.where(ch.is_call[ok], 1.0, -1.0) * ch.open_interest[ok] * CONTRACT_MULTIPLIER
+    g = opt.bs_greeks(
+        grid[:, None], ch.strike[ok][None, :], ch.t[ok][None, :], rate, ch.iv[ok][None, :], q[None, :],
+        ch.is_call[ok][None, :],
+    )["gamma"]  # fmt: skip
+    profile = np.sum(np.nan_to_num(g) * sign[None, :], axis=1) * grid * grid * 0.01
+    flips = np.flatnonzero(np.sign(profile[:-1]) * np.sign(profile[1:]) < 0)
+    if flips.size == 0:
+        return math.nan
+    levels = [grid[i] - profile[i] * (grid[i + 1] - grid[i]) / (profile[i + 1] - profile[i]) for i in flips.tolist()]
+    return float(min(levels, key=lambda x: abs(x - ch.spot)))
+
+
+def iv_rank_percentile(current: float, history: F64) -> tuple[float, float, int]:
+    """(rank 0..100, percentile 0..100, days) of ``current`` against the daily ATM IV ``history``.
+
+    rank = (current - min) / (max - min); percentile = share of days with IV below current.
+    NaN when there is no history (or it is flat, for the rank).
+    """
+    h = np.asarray(history, dtype=np.float64)
+    h = h[np.isfinite(h)]
+    if h.size == 0 or not math.isfinite(current):
+        return math.nan, math.nan, int(h.size)
+    lo, hi = float(h.min()), float(h.max())
+    rank = (current - lo) / (hi - lo) * 100.0 if hi > lo else math.nan
+    pct = float(np.mean(h < current) * 100.0)
+    return float(min(max(rank, 0.0), 100.0)) if math.isfinite(rank) else rank, pct, int(h.size)
+
+
+def reference_atm_iv(stats: list[ExpiryStats]) -> float:
+    """ATM IV at 30 days: linear in total variance between the bracketing expiries (nearest if outside)."""
+    pts = [(s.dte, s.atm_iv) for s in stats if math.isfinite(s.atm_iv) and s.dte > 0]
+    if not pts:
+        return math.nan
+    pts.sort()
+    if pts[0][0] >= IV_RANK_TARGET_DAYS:
+        return pts[0][1]
+    if pts[-1][0] <= IV_RANK_TARGET_DAYS:
+        return pts[-1][1]
+    for (d0, v0), (d1, v1) in itertools.pairwise(pts):
+        if d0 <= IV_RANK_TARGET_DAYS <= d1:
+            w = v0 * v0 * d0 + (v1 * v1 * d1 - v0 * v0 * d0) * (IV_RANK_TARGET_DAYS - d0) / (d1 - d0)
+            return math.sqrt(max(w, 0.0) / IV_RANK_TARGET_DAYS)
+    return pts[0][1]
+
+
+def analyze(ch: EnrichedChain, cfg: AnalyticsConfig, iv_history: F64) -> ChainAnalytics:
+    """Chain-level analytics over an enriched chain and the stored daily ATM IV history."""
+    stats = [_expiry_stats(ch, e) for e in sorted(set(ch.expiry))]
+    vol_c, vol_p = ch.volume[ch.is_call].sum(), ch.volume[~ch.is_call].sum()
+    oi_c, oi_p = ch.open_interest[ch.is_call].sum(), ch.open_interest[~ch.is_call].sum()
+    rows, total_gex, total_dex = exposures(ch)
+    unusual = [
+        UnusualRow(int(i), float(ch.volume[i]), float(ch.open_interest[i]), float(ch.volume[i] / ch.open_interest[i]))
+        for i in np.flatnonzero(ch.open_interest > 0)
+        if ch.volume[i] / ch.open_interest[i] > cfg.unusual_threshold
+    ]
+    unusual.sort(key=lambda u: -u.ratio)
+    rank, pct, days = iv_rank_percentile(reference_atm_iv(stats), iv_history)
+    return ChainAnalytics(
+        underlying=ch.underlying,
+        spot=ch.spot,
+        as_of_ns=ch.as_of_ns,
+        oi_as_of=ch.oi_as_of,
+        expiries=stats,
+        pcr_volume=float(vol_p / vol_c) if vol_c > 0 else math.nan,
+        pcr_oi=float(oi_p / oi_c) if oi_c > 0 else math.nan,
+        exposures=rows,
+        total_gex=total_gex,
+        zero_gamma=zero_gamma_level(ch, cfg.rate),
+        total_dex=total_dex,
+        unusual=unusual[: cfg.max_unusual],
+        iv_rank=rank,
+        iv_percentile=pct,
+        iv_history_days=days,
+    )

@@ -1,0 +1,309 @@
+"""AnalyticsService servicer: validate, fetch, hand the maths to a thread, convert. No maths here.
+
+CPU-heavy core calls run in a worker thread (they release the GIL). Batch RPCs run in chunks of
+``settings.analytics.chunk_rows`` rows, so a cancelled or timed-out RPC stops after the chunk in
+flight. Computed answers go through a cache-aside keyed by (request, data version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from aiots.services.analytics import conversions as conv
+from aiots.services.analytics import indicators as ind
+from aiots.services.analytics import options_analytics as oa
+from aiots.services.analytics import pricing, store, surface
+from aiots.services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from aiots.services.common.runtime import Runtime
+from aiots.services.storage import queries
+from aiots.v1 import analytics_pb2 as pb
+from aiots.v1 import analytics_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+DEFAULT_MONEYNESS = np.round(np.arange(-0.3, 0.3 + 1e-9, 0.05), 10)
+MIN_STEPS, MAX_STEPS = 3, 20_000
+COLLECT_HINT = "collect it with `aiots collect start --symbols {sym}` (IngestionService.StartCollection) or Backfill"
+
+
+def _symbol(raw: str, field: str = "symbol") -> str:
+    sym = raw.strip().upper()
+    if not sym:
+        raise InvalidArgument(field, "a ticker is required, e.g. 'AAPL'")
+    if not SYMBOL_RE.match(sym):
+        raise InvalidArgument(field, f"{raw!r} is not a ticker (1-10 characters A-Z, 0-9, '.', '-')")
+    return sym
+
+
+def _iso(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()
+
+
+class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
+    """Thin servicer over the analytics domain modules."""
+
+    def __init__(self, rt: Runtime, live: Any = None) -> None:
+        self.rt = rt
+        self.cfg = rt.settings.analytics
+        self.cache = store.ResultCache(rt.cache, self.cfg.result_ttl_s)
+        self.live = live
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Any:
+        if self.rt.db is None:
+            raise Unavailable("analytics has no database connection (DATABASE_URL unset and no embedded PG)")
+        return self.rt.db
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    def _acfg(self, unusual: float = 0.0) -> oa.AnalyticsConfig:
+        return oa.AnalyticsConfig(
+            rate=self.cfg.risk_free_rate,
+            unusual_threshold=unusual if unusual > 0 else self.cfg.unusual_volume_oi,
+            american_method=self.cfg.american_method,
+            max_unusual=self.cfg.max_unusual,
+        )
+
+    async def _require_chain(self, sym: str) -> Any:
+        chain = await queries.latest_option_chain(self.db, sym)
+        if len(chain) == 0:
+            if not await store.symbol_known(self.db, sym) and not await store.underlying_has_options(self.db, sym):
+                raise NotFound(f"unknown symbol {sym!r}: no stock or option data is stored for it")
+            raise FailedPrecondition(
+                f"no unexpired option chain stored for {sym}; " + COLLECT_HINT.format(sym=sym),
+                reason="NO_DATA",
+            )
+        return chain
+
+    async def _enriched(self, sym: str) -> oa.EnrichedChain:
+        chain = await self._require_chain(sym)
+        return await self._thread(oa.enrich, chain, self._acfg())
+
+    # -- batch pricing -----------------------------------------------------------------------------------
+
+    def _check_batch(self, n: int, field: str) -> None:
+        if not 1 <= n <= self.cfg.max_batch:
+            raise InvalidArgument(field, f"send 1..{self.cfg.max_batch} rows, got {n}")
+
+    def _method(self, method: str, steps: int) -> tuple[str, int]:
+        m = method.strip().lower() or pricing.DEFAULT_METHOD
+        if m not in pricing.AMERICAN_METHODS:
+            raise InvalidArgument("american_method", f"{method!r} unknown; use one of {list(pricing.AMERICAN_METHODS)}")
+        if steps and not MIN_STEPS <= steps <= MAX_STEPS:
+            raise InvalidArgument("steps", f"steps must be in {MIN_STEPS}..{MAX_STEPS} (0 for default), got {steps}")
+        return m, steps or self.cfg.binomial_steps
+
+    def _chunks(self, b: pricing.ContractBatch) -> list[pricing.ContractBatch]:
+        size = self.cfg.chunk_rows
+        out = []
+        for lo in range(0, len(b), size):
+            hi = min(lo + size, len(b))
+            sl = slice(lo, hi)
+            out.append(
+                replace(
+                    b,
+                    spot=b.spot[sl],
+                    strike=b.strike[sl],
+                    t=b.t[sl],
+                    rate=b.rate[sl],
+                    q=b.q[sl],
+                    vol=b.vol[sl],
+                    price=b.price[sl],
+                    is_call=b.is_call[sl],
+                    right_ok=b.right_ok[sl],
+                    american=b.american[sl],
+                    dividends=b.dividends[sl],
+                )
+            )
+        return out
+
+    async def PriceOptions(self, request: pb.PriceOptionsRequest, context: grpc.aio.ServicerContext) -> Any:
+        self._check_batch(len(request.contracts), "contracts")
+        method, steps = self._method(request.american_method, request.steps)
+        batch = conv.contracts_from_proto(request.contracts)
+        parts = [await self._thread(pricing.price_batch, c, method, steps) for c in self._chunks(batch)]
+        merged = pricing.PricedBatch(
+            price=np.concatenate([p.price for p in parts]),
+            greeks={g: np.concatenate([p.greeks[g] for p in parts]) for g in pricing.GREEK_NAMES},
+            reasons=[r for p in parts for r in p.reasons],
+        )
+        return conv.priced_to_proto(merged)
+
+    async def ImpliedVolatility(self, request: pb.ImpliedVolatilityRequest, context: grpc.aio.ServicerContext) -> Any:
+        self._check_batch(len(request.quotes), "quotes")
+        batch = conv.contracts_from_proto(request.quotes)
+        method, steps = self._method("", 0)
+        parts = [await self._thread(pricing.iv_batch, c, method, steps) for c in self._chunks(batch)]
+        merged = pricing.IvBatch(
+            iv=np.concatenate([p.iv for p in parts]), reasons=[r for p in parts for r in p.reasons]
+        )
+        return conv.iv_to_proto(merged)
+
+    # -- chain ---------------------------------------------------------------------------------------------
+
+    async def _cached(self, kind: str, text: str, version: int, make: Callable[[], Any], parse: Any) -> Any:
+        async def compute() -> bytes:
+            msg = await make()
+            return bytes(msg.SerializeToString())
+
+        raw, _ = await self.cache.get_or_compute(self.cache.key(kind, text, version), compute)
+        return parse(raw)
+
+    async def GetOptionChain(self, request: pb.GetOptionChainRequest, context: grpc.aio.ServicerContext) -> Any:
+        sym = _symbol(request.symbol)
+        expiry = request.expiry.strip()
+        if expiry:
+            try:
+                dt.date.fromisoformat(expiry)
+            except ValueError:
+                raise InvalidArgument("expiry", f"{expiry!r} is not a date YYYY-MM-DD") from None
+        version = await store.chain_version(self.db, sym)
+
+        async def make() -> Any:
+            ch = await self._enriched(sym)
+            if expiry and expiry not in ch.expiry:
+                raise FailedPrecondition(
+                    f"no contracts of {sym} expiring {expiry} are stored; expiries: {sorted(set(ch.expiry))}",
+                    reason="NO_DATA",
+                )
+            return conv.chain_to_proto(ch, expiry)
+
+        return await self._cached("chain", f"{sym}|{expiry}", version, make, pb.GetOptionChainResponse.FromString)
+
+    async def GetOptionsAnalytics(
+        self, request: pb.GetOptionsAnalyticsRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        sym = _symbol(request.symbol)
+        thr = request.unusual_threshold
+        if not (math.isfinite(thr) and thr >= 0):
+            raise InvalidArgument("unusual_threshold", f"must be a finite number >= 0 (0: default), got {thr}")
+        version = await store.chain_version(self.db, sym)
+        acfg = self._acfg(thr)
+
+        async def make() -> Any:
+            ch = await self._enriched(sym)
+            hist = await queries.atm_iv_history(self.db, sym, self.cfg.iv_history_days)
+            res = await self._thread(oa.analyze, ch, acfg, hist.iv)
+            return conv.analytics_to_proto(res, ch)
+
+        text = f"{sym}|{acfg.unusual_threshold}"
+        return await self._cached("options", text, version, make, pb.GetOptionsAnalyticsResponse.FromString)
+
+    async def GetVolSurface(self, request: pb.GetVolSurfaceRequest, context: grpc.aio.ServicerContext) -> Any:
+        sym = _symbol(request.symbol)
+        k = np.array(request.moneyness, dtype=np.float64) if request.moneyness else DEFAULT_MONEYNESS
+        if not np.isfinite(k).all() or (np.abs(k) > 5).any():
+            raise InvalidArgument("moneyness", "values must be finite log-moneyness within [-5, 5]")
+        tq = np.array(request.maturities, dtype=np.float64)
+        if tq.size and (~np.isfinite(tq) | (tq <= 0) | (tq > 30)).any():
+            raise InvalidArgument("maturities", "values must be years in (0, 30]")
+        ch = await self._enriched(sym)
+        quotes = []
+        for e in sorted(set(ch.expiry)):
+            sel = np.array([x == e for x in ch.expiry])
+            fwd = ch.forward[e]
+            kk = np.log(ch.strike[sel] / fwd)
+            otm = np.where(ch.is_call[sel], kk >= 0, kk < 0)
+            quotes.append((e, float(ch.t[sel][0]), kk[otm], ch.iv[sel][otm]))
+        fit = await self._thread(surface.fit_surface, quotes, k)
+        if not fit.slices:
+            raise FailedPrecondition(
+                f"{sym}: no expiry has {surface.MIN_POINTS} or more solvable out-of-the-money quotes to fit",
+                reason="NO_DATA",
+            )
+        t = tq if tq.size else np.array([s.t for s in fit.slices])
+        grid = surface.surface_grid(fit.slices, k, t)
+        return conv.surface_to_proto(sym, ch.as_of_ns, fit, k, t, grid)
+
+    # -- indicators ------------------------------------------------------------------------------------------
+
+    def _indicator_query(self, request: pb.GetIndicatorsRequest) -> ind.IndicatorQuery:
+        sym = _symbol(request.symbol)
+        interval = request.interval.strip() or "1d"
+        if interval not in ind.INTERVALS:
+            raise InvalidArgument("interval", f"{interval!r} unknown; use one of {list(ind.INTERVALS)}")
+        names = ind.parse_names(list(request.indicators))
+        calls = ind.build_calls(names, request.period, list(request.params), self.cfg.max_period)
+        lookback = request.lookback or self.cfg.default_lookback
+        if not 1 <= lookback <= self.cfg.max_lookback:
+            raise InvalidArgument("lookback", f"lookback must be in 1..{self.cfg.max_lookback}, got {lookback}")
+        start = conv.ns_from_ts(request.start) if request.HasField("start") else None
+        end = conv.ns_from_ts(request.end) if request.HasField("end") else None
+        if start is not None and end is not None and start >= end:
+            raise InvalidArgument("start", f"start {_iso(start)} must be before end {_iso(end)}")
+        return ind.IndicatorQuery(sym, interval, calls, lookback, start, end, request.include_series, request.period)
+
+    async def GetIndicators(self, request: pb.GetIndicatorsRequest, context: grpc.aio.ServicerContext) -> Any:
+        q = self._indicator_query(request)
+        if self.live is not None and not q.include_series and q.start_ns is None and q.end_ns is None:
+            live = self.live.latest(q.symbol, q.interval, q.calls)
+            if live is not None:
+                ts, values = live
+                return conv.indicators_to_proto(q.symbol, q.interval, ts, values, False, "live")
+        version = await store.bars_version(self.db, q.symbol, q.interval)
+
+        async def compute() -> bytes:
+            bars = await queries.get_bars(self.db, q.symbol, q.interval, q.start_ns, q.end_ns, q.lookback)
+            if len(bars) == 0:
+                if not await store.symbol_known(self.db, q.symbol):
+                    raise NotFound(f"unknown symbol {q.symbol!r}: no instrument or bars are stored for it")
+                raise FailedPrecondition(
+                    f"no {q.interval} bars stored for {q.symbol} in [{_iso(q.start_ns)}, {_iso(q.end_ns)}); "
+                    + COLLECT_HINT.format(sym=q.symbol),
+                    reason="NO_DATA",
+                )
+            values = await self._thread(ind.compute, q.calls, bars)
+            msg = conv.indicators_to_proto(q.symbol, q.interval, bars.ts, values, q.include_series, "computed")
+            return bytes(msg.SerializeToString())
+
+        raw, hit = await self.cache.get_or_compute(self.cache.key("ind", q.cache_key(), version), compute)
+        resp = pb.GetIndicatorsResponse.FromString(raw)
+        if hit:
+            resp.source = "cache"
+        return resp
+
+    # -- patterns ------------------------------------------------------------------------------------------
+
+    async def GetPatterns(self, request: pb.GetPatternsRequest, context: grpc.aio.ServicerContext) -> Any:
+        from aiots.services.analytics import patterns as pat
+
+        sym = _symbol(request.symbol)
+        days = request.days or self.cfg.default_pattern_days
+        if not self.cfg.min_pattern_days <= days <= self.cfg.max_pattern_days:
+            raise InvalidArgument(
+                "days", f"days must be in {self.cfg.min_pattern_days}..{self.cfg.max_pattern_days}, got {days}"
+            )
+        interval = request.interval.strip() or "1d"
+        if interval not in ind.INTERVALS:
+            raise InvalidArgument("interval", f"{interval!r} unknown; use one of {list(ind.INTERVALS)}")
+        version = await store.bars_version(self.db, sym, interval)
+
+        async def make() -> Any:
+            end = version + 1
+            start = end - days * 86_400 * conv.NS
+            bars = await queries.get_bars(self.db, sym, interval, start, end, self.cfg.max_lookback)
+            if len(bars) == 0:
+                if not await store.symbol_known(self.db, sym):
+                    raise NotFound(f"unknown symbol {sym!r}: no instrument or bars are stored for it")
+                raise FailedPrecondition(
+                    f"no {interval} bars stored for {sym} in the last {days} days; " + COLLECT_HINT.format(sym=sym),
+                    reason="NO_DATA",
+                )
+            res = await self._thread(pat.scan, bars)
+            return conv.patterns_to_proto(sym, bars.ts, res)
+
+        return await self._cached("pat", f"{sym}|{days}|{interval}", version, make, pb.GetPatternsResponse.FromString)
