@@ -1,0 +1,79 @@
+"""``aiots serve SERVICE``: run one service in this process (for docker-compose / Kubernetes).
+
+Several processes only see the same events and data when they share Redis (REDIS_URL: bus + cache)
+and PostgreSQL (DATABASE_URL). Without them each process would get its own in-process bus and its own
+embedded database, so this command refuses unless ``--standalone`` says that is intended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+import click
+
+from aiots.services.common.settings import Settings, get_settings
+
+SERVICES = ("cache", "ingestion", "analytics", "signals")
+
+
+@click.command(name="serve")
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--port", type=int, default=None, help="gRPC port (default: <service>.port).")
+@click.option("--metrics-port", type=int, default=None, help="Prometheus port (default: <service>.metrics_port).")
+@click.option("--host", default=None, help="Bind address (default: <service>.host; 0.0.0.0 in containers).")
+@click.option(
+    "--standalone",
+    is_flag=True,
+    help="Allow running without REDIS_URL/DATABASE_URL (in-process bus, embedded database: this process only).",
+)
+def cli(service: str, port: int | None, metrics_port: int | None, host: str | None, standalone: bool) -> None:
+    """Run one service until SIGTERM/SIGINT (graceful: health NOT_SERVING, drain, flush, stop)."""
+    from aiots.services.common.supervisor import SupervisorError
+
+    settings = get_settings()
+    missing = [n for n, v in (("REDIS_URL", settings.redis_url), ("DATABASE_URL", settings.database_url)) if v is None]
+    if missing and not standalone:
+        raise click.ClickException(
+            f"{' and '.join(missing)} not set: separate service processes share events and data only through "
+            "Redis and PostgreSQL. Set them, use 'aiots up' for everything in one process, or pass --standalone."
+        )
+    updates: dict[str, object] = {}
+    if port is not None:
+        updates["port"] = port
+    if metrics_port is not None:
+        updates["metrics_port"] = metrics_port
+    if host is not None:
+        updates["host"] = host
+    if updates:
+        cfg = getattr(settings, service).model_copy(update=updates)
+        settings = settings.model_copy(update={service: cfg})
+    try:
+        sys.exit(asyncio.run(_serve(settings, service)))
+    except SupervisorError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+async def _serve(settings: Settings, service: str) -> int:
+    from aiots.services.common import telemetry
+    from aiots.services.common.logging import setup_logging
+    from aiots.services.common.supervisor import Supervisor
+
+    setup_logging(settings)
+    telemetry.setup_telemetry(settings, service=service)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    sup = Supervisor(settings, services=[service], gateway=False)
+    await sup.start()
+    if service not in sup.apps:
+        await sup.stop()
+        raise click.ClickException(f"service {service!r} is not available in this build: {'; '.join(sup.notes)}")
+    await stop.wait()
+    overran = await sup.stop()
+    telemetry.shutdown_telemetry()
+    return 1 if overran else 0

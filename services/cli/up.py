@@ -1,0 +1,218 @@
+"""``aiots up``: the whole system on one machine, in one process (what ``make run`` calls).
+
+With no DATABASE_URL it starts an embedded PostgreSQL (data under ``--data-dir``, default ``.aiots``,
+kept between runs); with no REDIS_URL the in-process cache and bus; with no DATABENTO_API_KEY the
+market simulator (or ``--replay FILE.dbn``). It prints the URLs, a dev token and lines to try, then a
+live line per signal. Ctrl-C stops everything in order within 10 s (a second Ctrl-C aborts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from aiots.services.common.settings import Settings, get_settings
+
+DEV_TOKEN_TTL_S = 12 * 3600.0
+RESUBSCRIBE_PAUSE_S = 1.0
+
+
+@click.command(name="up")
+@click.option(
+    "--replay",
+    "replay",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Replay these DBN files as the market feed (repeatable).",
+)
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), help="Feed speed: 1 real time, 60 = 1 min/s.")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where embedded data lives [.aiots]."
+)
+@click.option(
+    "--feed",
+    type=click.Choice(["auto", "simulator", "replay", "live"]),
+    default="auto",
+    show_default=True,
+    help="auto: live with DATABENTO_API_KEY, replay with --replay, else the simulator.",
+)
+@click.option("--no-gateway", is_flag=True, help="Do not start Envoy (services stay reachable directly).")
+@click.option("--quiet", is_flag=True, help="No live signal lines.")
+@click.option("--duration", type=float, default=None, hidden=True, help="Stop after N seconds (smoke tests).")
+def cli(
+    replay: tuple[Path, ...],
+    speed: float | None,
+    data_dir: Path | None,
+    feed: str,
+    no_gateway: bool,
+    quiet: bool,
+    duration: float | None,
+) -> None:
+    """Start all four services, the Envoy gateway and a market feed (Ctrl-C stops them)."""
+    from aiots.services.common.supervisor import Feed, SupervisorError, with_data_dir, with_speed
+
+    settings = get_settings()
+    if data_dir is not None:
+        settings = with_data_dir(settings, data_dir)
+    if speed is not None:
+        settings = with_speed(settings, speed)
+    f = Feed(kind=feed, replay_files=list(replay), speed=speed)
+    try:
+        rc = asyncio.run(_up(settings, f, gateway=not no_gateway, quiet=quiet, duration=duration))
+    except SupervisorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(rc)
+
+
+async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, duration: float | None) -> int:
+    from aiots.services.common import telemetry
+    from aiots.services.common.logging import setup_logging
+    from aiots.services.common.supervisor import Supervisor
+
+    console = Console(highlight=False, soft_wrap=True)
+    setup_logging(settings, json_logs=settings.telemetry.json_logs and not sys.stderr.isatty())
+    telemetry.setup_telemetry(settings, service="aiots")
+    stop = asyncio.Event()
+    _install_signals(stop)
+    console.print("[bold]AI-OTS[/] starting ...")
+    t0 = time.monotonic()
+    sup = Supervisor(settings, gateway=gateway, feed=feed)
+    await sup.start()
+    _banner(console, sup, time.monotonic() - t0)
+    follower: asyncio.Task[None] | None = None
+    if not quiet and "signals" in sup.apps:
+        follower = asyncio.create_task(_follow_signals(console, sup.apps["signals"].port, stop))
+    if duration is not None:
+        asyncio.get_running_loop().call_later(duration, stop.set)
+    await stop.wait()
+    console.print("stopping ...")
+    t1 = time.monotonic()
+    if follower is not None:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await follower
+    overran = await sup.stop()
+    telemetry.shutdown_telemetry()
+    took = time.monotonic() - t1
+    if overran:
+        console.print(f"[yellow]stopped in {took:.1f} s; timed out: {', '.join(overran)}[/]")
+        return 1
+    console.print(f"stopped in {took:.1f} s")
+    return 0
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def first(sig: int) -> None:
+        stop.set()
+        # a second Ctrl-C interrupts at once
+        loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, first, sig)
+
+
+def _banner(console: Console, sup: Any, took: float) -> None:
+    s: Settings = sup.settings
+    feed = sup.rt.extras.get("feed", {})
+    db = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL ({s.database.embedded_dir})"
+    bus = "Redis (REDIS_URL)" if s.redis_url else "in-process cache + bus"
+    src = feed.get("kind", "?") + (f" x{feed.get('speed')}" if feed.get("kind") != "live" else "")
+    console.print(f"[bold green]AI-OTS is up[/] in {took:.1f} s  ·  {db}  ·  {bus}  ·  feed: {src}")
+    gw = s.gateway
+    host = "localhost"
+    if sup.gateway is not None:
+        console.print(
+            f"  gateway    http://{host}:{gw.port}  (REST/JSON + gRPC, JWT)   admin http://127.0.0.1:{gw.admin_port}"
+        )
+    for name, app in sup.apps.items():
+        cfg = getattr(s, name)
+        mp = sup.metrics_ports.get(name)
+        metrics = f"   metrics http://{cfg.host}:{mp}/metrics" if mp else ""
+        console.print(f"  {name:<10} grpc {cfg.host}:{app.port}{metrics}")
+    for note in sup.notes:
+        console.print(f"  [yellow]note:[/] {note}")
+    token = _dev_token(s) if sup.gateway is not None else None
+    console.print()
+    if token:
+        console.print("Try (a dev token, role admin, valid 12 h):")
+        console.print(f"  export TOKEN={token}")
+        base = f"http://{host}:{gw.port}"
+        console.print(
+            f'  curl -H "Authorization: Bearer $TOKEN" \'{base}/api/v1/analytics/indicators/AAPL'
+            "?indicators=sma,rsi,macd&period=20&interval=1m'"
+        )
+        console.print(f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/cache/stock-prices/AAPL'")
+        console.print(f"  curl -N -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/signals/subscribe'")
+    if "analytics" in sup.apps:
+        a = sup.apps["analytics"].port
+        body = '{"symbol":"AAPL","interval":"1m"}'
+        console.print(f"  grpcurl -plaintext -d '{body}' 127.0.0.1:{a} aiots.v1.AnalyticsService/GetIndicators")
+        console.print("  aiots chain AAPL        aiots greeks 190 200 0.25 0.045 0.3 --call --american")
+    if "signals" in sup.apps:
+        console.print("  aiots signals follow    (or watch the lines below)")
+    console.print("Live signals (Ctrl-C to stop):")
+
+
+def _dev_token(s: Settings) -> str | None:
+    if s.gateway.jwks_file is not None:
+        return None
+    try:
+        from aiots.gateway import tokens
+    except ModuleNotFoundError:
+        return None
+    return tokens.issue_token(s.gateway, role="admin", subject="dev@localhost", ttl_s=DEV_TOKEN_TTL_S)
+
+
+async def _follow_signals(console: Console, port: int, stop: asyncio.Event) -> None:
+    """Print one line per new signal / status change; resume after drops with ``since``."""
+    import grpc
+
+    from aiots.services.common.telemetry import open_channel
+    from aiots.v1 import signals_pb2, signals_pb2_grpc
+
+    since = ""
+    async with open_channel(f"127.0.0.1:{port}") as ch:
+        stub = signals_pb2_grpc.SignalServiceStub(ch)
+        while not stop.is_set():
+            try:
+                req = signals_pb2.SubscribeSignalsRequest(include_updates=True, since=since)
+                async for msg in stub.SubscribeSignals(req):
+                    kind = msg.WhichOneof("event")
+                    if kind in ("signal", "update"):
+                        sig = msg.signal if kind == "signal" else msg.update
+                        since = sig.id or since
+                        console.print(signal_line(sig, is_update=kind == "update"))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.CANCELLED:
+                    return
+            await asyncio.sleep(RESUBSCRIBE_PAUSE_S)
+
+
+def signal_line(sig: Any, *, is_update: bool) -> str:
+    """One human line for a Signal message."""
+    from aiots.v1 import signals_pb2
+
+    at = datetime.now(UTC).astimezone().strftime("%H:%M:%S")
+    status = signals_pb2.SignalStatus.Name(sig.status).removeprefix("SIGNAL_STATUS_")
+    direction = signals_pb2.Direction.Name(sig.direction).removeprefix("DIRECTION_").lower()
+    c = sig.contract
+    head = f"{at} {'UPDATE' if is_update else 'NEW   '} {status:<10} {sig.symbol:<5} {direction:<7} {sig.strategy}"
+    body = (
+        f" {c.occ_symbol} entry ${sig.entry_price:.2f} target ${sig.target_price:.2f} stop ${sig.stop_price:.2f}"
+        f" conf {sig.confidence:.2f}"
+    )
+    if is_update and sig.HasField("outcome"):
+        body += f" pnl {sig.outcome.pnl_pct:+.1f}%"
+    return head + body + f"  [{sig.id}]"

@@ -1,0 +1,250 @@
+"""Build the shared :class:`Runtime` and run services in one asyncio process, in order.
+
+Used by ``aiots up`` (all four services + the Envoy gateway) and ``aiots serve NAME`` (one service).
+
+Start order: runtime (PostgreSQL pool, cache backend, bus) -> cache -> ingestion -> analytics ->
+signals -> gateway. Stop order is the reverse (the edge first so no new work arrives, then signals,
+analytics, ingestion (which flushes its writers), cache, and finally the bus, cache backend and pool),
+all within ``STOP_BUDGET_S`` seconds: each step gets what is left of the budget.
+
+A service module that does not exist yet (``aiots.services.<name>.app`` missing) is skipped with one
+note; so is the gateway when ``aiots.gateway.run`` is missing. Everything else that fails to start
+stops what already started and raises :class:`SupervisorError` with one clear line.
+
+The market feed for ingestion is described in ``rt.extras["feed"]``: ``{"kind": "simulator" |
+"replay" | "live", "replay_files": [paths], "speed": float}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiots.services.common import telemetry
+from aiots.services.common.runtime import Runtime, ServiceApp
+from aiots.services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_ORDER: tuple[str, ...] = ("cache", "ingestion", "analytics", "signals")
+STOP_BUDGET_S = 10.0
+MIN_STEP_S = 0.5
+
+
+class SupervisorError(RuntimeError):
+    """A component could not start; the message says which and why."""
+
+
+@dataclass
+class Feed:
+    """Which market feed ingestion runs."""
+
+    kind: str = "auto"  # auto | simulator | replay | live
+    replay_files: list[Path] = field(default_factory=list)
+    speed: float | None = None
+
+    def resolve(self, settings: Settings) -> dict[str, Any]:
+        kind = self.kind
+        if kind == "auto":
+            kind = "replay" if self.replay_files else ("simulator" if settings.simulated_feed else "live")
+        if kind == "live" and settings.simulated_feed:
+            raise SupervisorError("--feed live needs DATABENTO_API_KEY (or use the simulator: --feed simulator)")
+        if kind == "replay" and not self.replay_files:
+            raise SupervisorError("--feed replay needs --replay FILE.dbn")
+        for f in self.replay_files:
+            if not f.is_file():
+                raise SupervisorError(f"replay file not found: {f}")
+        speed = self.speed if self.speed is not None else settings.ingestion.simulator_speed
+        return {"kind": kind, "replay_files": [str(f) for f in self.replay_files], "speed": speed}
+
+
+def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
+    """``settings`` with every embedded path (PostgreSQL, spill, keys, gateway config) under
+    ``data_dir``."""
+    return settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "database": settings.database.model_copy(update={"embedded_dir": data_dir / "pg"}),
+            "ingestion": settings.ingestion.model_copy(update={"spill_dir": data_dir / "spill"}),
+            "gateway": settings.gateway.model_copy(
+                update={"dev_key_dir": data_dir / "keys", "config_path": data_dir / "gateway" / "envoy.yaml"}
+            ),
+        }
+    )
+
+
+def with_speed(settings: Settings, speed: float) -> Settings:
+    """``settings`` with the simulator/replay speed set."""
+    return settings.model_copy(update={"ingestion": settings.ingestion.model_copy(update={"simulator_speed": speed})})
+
+
+@dataclass
+class _Started:
+    name: str
+    stop: Callable[[], Awaitable[Any]]
+
+
+class Supervisor:
+    """Starts the runtime, services and gateway in order; stops them in reverse."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        services: Sequence[str] = SERVICE_ORDER,
+        gateway: bool = True,
+        metrics: bool = True,
+        feed: Feed | None = None,
+    ) -> None:
+        unknown = [s for s in services if s not in SERVICE_ORDER]
+        if unknown:
+            raise SupervisorError(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICE_ORDER)}")
+        self.settings = settings
+        self.services = [s for s in SERVICE_ORDER if s in services]
+        self.gateway_wanted = gateway
+        self.metrics = metrics
+        self.feed = feed or Feed()
+        self.rt = Runtime(settings=settings)
+        self.apps: dict[str, ServiceApp] = {}
+        self.notes: list[str] = []
+        self.metrics_ports: dict[str, int] = {}
+        self.gateway: Any = None
+        self._started: list[_Started] = []
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self) -> Runtime:
+        """Start everything; on failure stop what started and raise SupervisorError."""
+        try:
+            await self._start_runtime()
+            for name in self.services:
+                await self._start_service(name)
+            if self.gateway_wanted:
+                await self._start_gateway()
+        except BaseException:
+            await self.stop()
+            raise
+        return self.rt
+
+    async def _start_runtime(self) -> None:
+        s = self.settings
+        self.rt.extras["feed"] = self.feed.resolve(s)
+        try:
+            pool_mod = importlib.import_module("aiots.services.storage.pool")
+        except ModuleNotFoundError:
+            self.notes.append("storage: not available in this build (no database)")
+        else:
+            where = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL in {s.database.embedded_dir}"
+            try:
+                self.rt.db = await pool_mod.create_pool(s)
+            except Exception as exc:
+                raise SupervisorError(f"cannot open the database ({where}): {exc}") from exc
+            self._started.append(_Started("database", self.rt.db.close))
+        try:
+            cache_mod = importlib.import_module("aiots.services.cache.backends")
+            self.rt.cache = cache_mod.create_cache_backend(s)
+        except ModuleNotFoundError:
+            self.notes.append("cache backend: not available in this build")
+        else:
+            self._started.append(_Started("cache backend", _closer(self.rt.cache)))
+        try:
+            bus_mod = importlib.import_module("aiots.services.bus.factory")
+            self.rt.bus = bus_mod.create_bus(s)
+        except ModuleNotFoundError:
+            self.notes.append("bus: not available in this build")
+        else:
+            with contextlib.suppress(AttributeError):
+                await self.rt.bus.start()
+            self._started.append(_Started("bus", _closer(self.rt.bus)))
+
+    async def _start_service(self, name: str) -> None:
+        try:
+            mod = importlib.import_module(f"aiots.services.{name}.app")
+        except ModuleNotFoundError as exc:
+            if exc.name and (exc.name == f"aiots.services.{name}.app" or exc.name == f"aiots.services.{name}"):
+                self.notes.append(f"{name}: service not available in this build yet (skipped)")
+                return
+            raise
+        token = telemetry.current_service.set(name)
+        try:
+            app: ServiceApp = await mod.create_app(self.rt)
+            try:
+                await app.start()
+            except OSError as exc:
+                raise SupervisorError(f"{name}: cannot start ({exc})") from exc
+            self.apps[name] = app
+            self._started.append(_Started(name, app.stop))
+            if self.metrics:
+                cfg = getattr(self.settings, name)
+                try:
+                    port = telemetry.start_metrics_server(name, cfg.metrics_port, host=cfg.host)
+                except OSError as exc:
+                    raise SupervisorError(f"{name}: metrics port {cfg.metrics_port} unavailable ({exc})") from exc
+                self.metrics_ports[name] = port
+                self._started.append(_Started(f"{name} metrics", _async(telemetry.stop_metrics_server, port)))
+        finally:
+            telemetry.current_service.reset(token)
+        log.info("service started", extra={"component": name, "port": app.port})
+
+    async def _start_gateway(self) -> None:
+        try:
+            run_mod = importlib.import_module("aiots.gateway.run")
+        except ModuleNotFoundError:
+            self.notes.append("gateway: not available in this build (services are reachable directly)")
+            return
+        token = telemetry.current_service.set("gateway")
+        try:
+            gw = run_mod.Gateway(self.settings)
+            try:
+                await gw.start()
+            except Exception as exc:
+                raise SupervisorError(f"gateway: {exc}") from exc
+            self.gateway = gw
+            self._started.append(_Started("gateway", gw.stop))
+        finally:
+            telemetry.current_service.reset(token)
+
+    # ------------------------------------------------------------------ stop
+
+    async def stop(self, budget_s: float = STOP_BUDGET_S) -> list[str]:
+        """Stop in reverse start order within ``budget_s``; returns components that overran."""
+        deadline = time.monotonic() + budget_s
+        overran: list[str] = []
+        while self._started:
+            comp = self._started.pop()
+            left = max(MIN_STEP_S, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(comp.stop(), left)
+            except TimeoutError:
+                overran.append(comp.name)
+                log.warning("stop timed out", extra={"component": comp.name, "budget_s": round(left, 2)})
+            except Exception:
+                log.exception("error while stopping", extra={"component": comp.name})
+            else:
+                log.debug("stopped", extra={"component": comp.name})
+        return overran
+
+
+def _closer(obj: Any) -> Callable[[], Awaitable[Any]]:
+    async def close() -> None:
+        fn = getattr(obj, "close", None) or getattr(obj, "aclose", None)
+        if fn is not None:
+            res = fn()
+            if asyncio.iscoroutine(res):
+                await res
+
+    return close
+
+
+def _async(fn: Callable[..., Any], *args: Any) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await asyncio.to_thread(fn, *args)
+
+    return run
