@@ -35,11 +35,6 @@ cdef enum:
     RT_HIGHLOW = 1
     RT_SHADOWS = 2
 
-cdef struct Setting:
-    int range_type
-    int avg_period
-    double factor
-
 cdef struct Bars:
     const double* o
     const double* h
@@ -48,17 +43,38 @@ cdef struct Bars:
 
 ctypedef void (*kernel_t)(Bars, Py_ssize_t, int*, double) noexcept nogil
 
-cdef Setting BODY_LONG = Setting(RT_REALBODY, 10, 1.0)
-cdef Setting BODY_VERY_LONG = Setting(RT_REALBODY, 10, 3.0)
-cdef Setting BODY_SHORT = Setting(RT_REALBODY, 10, 1.0)
-cdef Setting BODY_DOJI = Setting(RT_HIGHLOW, 10, 0.1)
-cdef Setting SHADOW_LONG = Setting(RT_REALBODY, 0, 1.0)
-cdef Setting SHADOW_VERY_LONG = Setting(RT_REALBODY, 0, 2.0)
-cdef Setting SHADOW_SHORT = Setting(RT_SHADOWS, 10, 1.0)
-cdef Setting SHADOW_VERY_SHORT = Setting(RT_HIGHLOW, 10, 0.1)
-cdef Setting NEAR = Setting(RT_HIGHLOW, 5, 0.2)
-cdef Setting FAR = Setting(RT_HIGHLOW, 5, 0.6)
-cdef Setting EQUAL = Setting(RT_HIGHLOW, 5, 0.05)
+# The settings are C ``static const`` objects so the compiler folds every range-type branch and
+# period away (values as in TA-Lib's ta_global.c: range type, averaging period, factor).
+cdef extern from *:
+    """
+    typedef struct { int range_type; int avg_period; double factor; } aiots_cdl_setting;
+    static const aiots_cdl_setting AIOTS_BODY_LONG = {0, 10, 1.0};
+    static const aiots_cdl_setting AIOTS_BODY_VERY_LONG = {0, 10, 3.0};
+    static const aiots_cdl_setting AIOTS_BODY_SHORT = {0, 10, 1.0};
+    static const aiots_cdl_setting AIOTS_BODY_DOJI = {1, 10, 0.1};
+    static const aiots_cdl_setting AIOTS_SHADOW_LONG = {0, 0, 1.0};
+    static const aiots_cdl_setting AIOTS_SHADOW_VERY_LONG = {0, 0, 2.0};
+    static const aiots_cdl_setting AIOTS_SHADOW_SHORT = {2, 10, 1.0};
+    static const aiots_cdl_setting AIOTS_SHADOW_VERY_SHORT = {1, 10, 0.1};
+    static const aiots_cdl_setting AIOTS_NEAR = {1, 5, 0.2};
+    static const aiots_cdl_setting AIOTS_FAR = {1, 5, 0.6};
+    static const aiots_cdl_setting AIOTS_EQUAL = {1, 5, 0.05};
+    """
+    ctypedef struct Setting "aiots_cdl_setting":
+        int range_type
+        int avg_period
+        double factor
+    const Setting BODY_LONG "AIOTS_BODY_LONG"
+    const Setting BODY_VERY_LONG "AIOTS_BODY_VERY_LONG"
+    const Setting BODY_SHORT "AIOTS_BODY_SHORT"
+    const Setting BODY_DOJI "AIOTS_BODY_DOJI"
+    const Setting SHADOW_LONG "AIOTS_SHADOW_LONG"
+    const Setting SHADOW_VERY_LONG "AIOTS_SHADOW_VERY_LONG"
+    const Setting SHADOW_SHORT "AIOTS_SHADOW_SHORT"
+    const Setting SHADOW_VERY_SHORT "AIOTS_SHADOW_VERY_SHORT"
+    const Setting NEAR "AIOTS_NEAR"
+    const Setting FAR "AIOTS_FAR"
+    const Setting EQUAL "AIOTS_EQUAL"
 
 CANDLE_SETTINGS = {
     "BodyLong": ("RealBody", 10, 1.0),
@@ -152,8 +168,7 @@ cdef void _k_doji(Bars b, Py_ssize_t m, int* out, double p) noexcept nogil:
     cdef Py_ssize_t tr = start - BODY_DOJI.avg_period
     cdef double tot = _seed(BODY_DOJI, b, tr, start)
     for i in range(start, m):
-        if _body(b, i) <= _avg(BODY_DOJI, tot, b, i):
-            out[i] = 100
+        out[i] = 100 if _body(b, i) <= _avg(BODY_DOJI, tot, b, i) else 0
         tot += _rng(BODY_DOJI, b, i) - _rng(BODY_DOJI, b, tr)
         tr += 1
 
@@ -473,13 +488,17 @@ cdef void _k_marubozu(Bars b, Py_ssize_t m, int* out, double p) noexcept nogil:
 
 cdef void _k_spinning_top(Bars b, Py_ssize_t m, int* out, double p) noexcept nogil:
     cdef Py_ssize_t i, start = LB_SPINNING
+    cdef double body
+    cdef int hit
     cdef Py_ssize_t tr = start - BODY_SHORT.avg_period
     cdef double tot = _seed(BODY_SHORT, b, tr, start)
     for i in range(start, m):
-        if (_body(b, i) < _avg(BODY_SHORT, tot, b, i)
-                and _upper(b, i) > _body(b, i)
-                and _lower(b, i) > _body(b, i)):
-            out[i] = _color(b, i) * 100
+        # Unconditional store: this pattern fires often, so a branch would mispredict.
+        body = _body(b, i)
+        hit = ((body < _avg(BODY_SHORT, tot, b, i))
+               & (_upper(b, i) > body)
+               & (_lower(b, i) > body))
+        out[i] = _color(b, i) * 100 * hit
         tot += _rng(BODY_SHORT, b, i) - _rng(BODY_SHORT, b, tr)
         tr += 1
 
