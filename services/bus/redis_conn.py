@@ -11,6 +11,8 @@ import random
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -27,12 +29,19 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def connect_redis(url: str, cfg: RedisSettings, *, block_ms: int = 0) -> aioredis.Redis:
-    """A client with its own pool; ``block_ms`` extends the socket timeout for blocking reads."""
+    """A client with its own pool; ``block_ms`` extends the socket timeout for blocking reads.
+
+    A command that meets a dead pooled connection (Redis restarted) is retried once at once on a
+    fresh connection; longer outages are paced by the callers' :class:`Backoff`. The retry may
+    repeat a write whose reply was lost (the bus is at-least-once anyway).
+    """
     return aioredis.Redis.from_url(
         url,
         max_connections=cfg.max_connections,
         socket_timeout=cfg.socket_timeout_s + block_ms / 1000.0,
         socket_connect_timeout=cfg.socket_timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
         retry_on_timeout=False,
         decode_responses=False,
     )
