@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from aiots.services.analytics.indicators import IndicatorValues
 from aiots.services.analytics.options_analytics import ChainAnalytics, EnrichedChain, expiry_ns
+from aiots.services.analytics.patterns import PatternScan
 from aiots.services.analytics.pricing import GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
 from aiots.services.analytics.surface import SurfaceFit
 from aiots.v1 import analytics_pb2 as pb
@@ -196,4 +197,36 @@ def surface_to_proto(
     for i, tt in enumerate(t.tolist()):
         for j, kk in enumerate(k.tolist()):
             out.grid.append(pb.SurfacePoint(moneyness=kk, t=tt, iv=float(grid[i, j])))
+    return out
+
+
+def patterns_to_proto(symbol: str, ts: np.ndarray, scan: PatternScan) -> pb.GetPatternsResponse:
+    """Bar indices become bar open times."""
+    times = ts.tolist()
+    out = pb.GetPatternsResponse(symbol=symbol, start=ts_from_ns(times[0]), end=ts_from_ns(times[-1]))
+    for p in scan.patterns:
+        out.patterns.append(
+            pb.PatternMatch(
+                name=p.name,
+                category=p.category,
+                direction=p.direction,
+                start=ts_from_ns(times[p.start]),
+                end=ts_from_ns(times[p.end]),
+                key_prices=p.key_prices,
+                strength=p.strength,
+            )
+        )
+    for lv in scan.levels:
+        out.levels.append(
+            pb.PriceLevel(
+                price=lv.price,
+                kind=lv.kind,
+                touches=lv.touches,
+                strength=lv.strength,
+                first_touch=ts_from_ns(times[lv.first]),
+                last_touch=ts_from_ns(times[lv.last]),
+            )
+        )
+    t = scan.trend
+    out.trend.CopyFrom(pb.Trend(direction=t.direction, slope=t.slope, r_squared=t.r_squared, adx=t.adx))
     return out

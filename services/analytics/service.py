@@ -21,6 +21,7 @@ import numpy as np
 from aiots.services.analytics import conversions as conv
 from aiots.services.analytics import indicators as ind
 from aiots.services.analytics import options_analytics as oa
+from aiots.services.analytics import patterns as pat
 from aiots.services.analytics import pricing, store, surface
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from aiots.services.common.runtime import Runtime
@@ -279,8 +280,6 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     # -- patterns ------------------------------------------------------------------------------------------
 
     async def GetPatterns(self, request: pb.GetPatternsRequest, context: grpc.aio.ServicerContext) -> Any:
-        from aiots.services.analytics import patterns as pat
-
         sym = _symbol(request.symbol)
         days = request.days or self.cfg.default_pattern_days
         if not self.cfg.min_pattern_days <= days <= self.cfg.max_pattern_days:

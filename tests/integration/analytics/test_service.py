@@ -280,3 +280,31 @@ async def test_real_chain_analytics_and_surface(analytics: Any) -> None:
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
     e = await _err(stub.GetOptionsAnalytics(pb.GetOptionsAnalyticsRequest(symbol="A", unusual_threshold=-1)))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_get_patterns(analytics: Any, shared_data: Path) -> None:
+    stub, _ = analytics
+    resp = await stub.GetPatterns(pb.GetPatternsRequest(symbol="AAPL", days=365))
+    with (shared_data / "ohlcv" / "AAPL_1d_2015-02-17_2017-02-16.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    import datetime as dt
+
+    end = dt.date.fromisoformat(rows[-1]["date"])
+    win = [r for r in rows if (end - dt.date.fromisoformat(r["date"])).days < 365]
+    o, h, lo, c = (np.array([float(r[k]) for r in win]) for k in ("open", "high", "low", "close"))
+    # TA-Lib oracle: engulfing hits on the same window, by date and direction
+    flags = talib.CDLENGULFING(o, h, lo, c)
+    want = {(win[i]["date"], "bullish" if flags[i] > 0 else "bearish") for i in np.flatnonzero(flags)}
+    got = {
+        (dt.datetime.fromtimestamp(p.start.seconds, dt.UTC).date().isoformat(), p.direction)
+        for p in resp.patterns
+        if p.name in ("cdl_engulfing", "engulfing", "CDLENGULFING")
+    }
+    assert want and got == want
+    assert resp.trend.direction in ("up", "down", "sideways") and 0 <= resp.trend.r_squared <= 1
+    assert all(lv.kind in ("support", "resistance") and lv.touches >= 2 for lv in resp.levels)
+    assert [lv.price for lv in resp.levels] == sorted(lv.price for lv in resp.levels)
+    e = await _err(stub.GetPatterns(pb.GetPatternsRequest(symbol="AAPL", days=2)))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "5..3650" in e.details()
+    e = await _err(stub.GetPatterns(pb.GetPatternsRequest(symbol="QQQQ", days=30)))
+    assert e.code() == grpc.StatusCode.NOT_FOUND
