@@ -1,0 +1,174 @@
+"""Gateway overhead: unary CacheService.GetStockPrice direct to grpc.aio vs through Envoy (gRPC
+pass-through and REST/JSON transcoding, with JWT + RBAC + rate limiting on), same run.
+
+Load generator: h2load (apt-get install nghttp2-client), 32 requests in flight for every path
+(gRPC: 4 connections x 8 streams; REST: 32 HTTP/1.1 connections), fixed duration after a
+warm-up. Percentiles are computed from h2load's per-request log. The upstream is a canned
+servicer in ``--servers`` processes sharing the port (SO_REUSEPORT); Envoy runs with
+``--concurrency`` workers. Usage: ``python bench/gateway.py [--duration 5] [--servers 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import grpc
+
+from aiots.gateway.run import Gateway
+from aiots.gateway.tokens import issue_token
+from aiots.services.common.settings import Settings
+from aiots.v1 import cache_pb2 as cpb
+from aiots.v1 import cache_pb2_grpc as cpb_grpc
+
+IN_FLIGHT = 32
+HUGE = {"max_tokens": 10_000_000, "tokens_per_fill": 10_000_000, "fill_interval_s": 1.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cache(cpb_grpc.CacheServiceServicer):
+    async def GetStockPrice(self, request, context):  # type: ignore[no-untyped-def]
+        return cpb.GetStockPriceResponse(price=cpb.StockPrice(symbol=request.symbol, last=190.5, bid=190.4, ask=190.6))
+
+
+def serve(port: int) -> None:
+    async def main() -> None:
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        cpb_grpc.add_CacheServiceServicer_to_server(Cache(), server)
+        hs = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(hs, server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        for name in ("", "aiots.v1.CacheService"):
+            await hs.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def h2load(url: str, args: list[str], duration: float, log: Path) -> tuple[float, float, float, int]:
+    """(QPS, p50 ms, p99 ms, non-2xx) from one h2load run."""
+    cmd = ["h2load", "-D", str(int(duration)), "--warm-up-time", "1", "--log-file", str(log), *args, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    durations, bad = [], 0
+    for line in log.read_text().splitlines():
+        _, status, us = line.split("\t")[:3]
+        durations.append(int(us) / 1000.0)
+        bad += not status.startswith("2")
+    qs = statistics.quantiles(durations, n=100)
+    # "finished in 5.00s, 1693.20 req/s, ..." (measurement window only, warm-up excluded)
+    qps = next(float(x.split(",")[1].split()[0]) for x in out.splitlines() if x.startswith("finished in"))
+    return qps, qs[49], qs[98], bad
+
+
+def grpc_body(path: Path) -> Path:
+    msg = cpb.GetStockPriceRequest(symbol="AAPL").SerializeToString()
+    path.write_bytes(struct.pack(">BI", 0, len(msg)) + msg)
+    return path
+
+
+async def check_through_envoy(target: str, token: str) -> None:
+    async with grpc.aio.insecure_channel(target) as ch:
+        r = await cpb_grpc.CacheServiceStub(ch).GetStockPrice(
+            cpb.GetStockPriceRequest(symbol="AAPL"), metadata=(("authorization", f"Bearer {token}"),)
+        )
+        assert r.price.last == 190.5
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--servers", type=int, default=1, help="upstream server processes")
+    ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
+    a = ap.parse_args()
+    if shutil.which("h2load") is None:
+        sys.exit("h2load not found: apt-get install nghttp2-client")
+    tmp = Path(tempfile.mkdtemp(prefix="aiots-gw-bench-"))
+    up = free_port()
+    procs = [mp.get_context("spawn").Process(target=serve, args=(up,), daemon=True) for _ in range(a.servers)]
+    for p in procs:
+        p.start()
+    await asyncio.sleep(1.5)
+    settings = Settings(
+        cache={"port": up},
+        gateway={
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "admin_port": free_port(),
+            "health_port": free_port(),
+            "base_id": 9000 + os.getpid() % 1000,
+            "concurrency": a.concurrency,
+            "dev_key_dir": str(tmp / "keys"),
+            "access_log_path": "/dev/null",
+            "log_level": "error",
+            "rate_limits": {k: HUGE for k in ("analytics_reads", "reads", "pricing_batch", "writes", "streams")},
+        },
+    )
+    gw = Gateway(settings, config_dir=tmp / "envoy")
+    await gw.start()
+    try:
+        token = issue_token(settings.gateway, role="viewer", subject="bench", ttl_s=3600)
+        port = settings.gateway.port
+        await asyncio.sleep(1.0)
+        await check_through_envoy(f"127.0.0.1:{port}", token)
+        body = grpc_body(tmp / "req.bin")
+        g = [
+            "-c",
+            "4",
+            "-m",
+            str(IN_FLIGHT // 4),
+            "-d",
+            str(body),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+        ]
+        auth = ["-H", f"authorization: Bearer {token}"]
+        runs = [
+            ("direct grpc.aio (h2c)", f"http://127.0.0.1:{up}/aiots.v1.CacheService/GetStockPrice", g),
+            ("Envoy gRPC pass-through", f"http://127.0.0.1:{port}/aiots.v1.CacheService/GetStockPrice", g + auth),
+            (
+                "Envoy REST/JSON (HTTP/1.1)",
+                f"http://127.0.0.1:{port}/api/v1/cache/stock-prices/AAPL",
+                ["--h1", "-c", str(IN_FLIGHT), *auth],
+            ),
+        ]
+        results = []
+        for name, url, args in runs:
+            results.append((name, *h2load(url, args, a.duration, tmp / "log.tsv")))
+        base_qps, base_p99 = results[0][1], results[0][3]
+        print(
+            f"GetStockPrice, {IN_FLIGHT} in flight, {a.duration:.0f} s, servers={a.servers}, envoy --concurrency {a.concurrency}, {os.cpu_count()} CPUs"
+        )
+        print(
+            f"{'path':30} {'QPS':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'QPS/direct':>10} {'p99/direct':>10}"
+        )
+        for name, qps, p50, p99, bad in results:
+            print(f"{name:30} {qps:8.0f} {p50:8.2f} {p99:8.2f} {bad:8d} {qps / base_qps:10.2f} {p99 / base_p99:10.2f}")
+    finally:
+        await gw.stop()
+        for p in procs:
+            p.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
