@@ -45,6 +45,7 @@ class Spec:
     inputs: tuple[str, ...]
     params: dict[str, float | int]
     outputs: tuple[str, ...]
+    stream: Any = None
 
 
 def _from_registry(name: str, spec: Any) -> Spec | None:
@@ -55,7 +56,7 @@ def _from_registry(name: str, spec: Any) -> Spec | None:
     raw_params = getattr(spec, "params", {})
     params = dict(raw_params) if isinstance(raw_params, dict) else {str(p[0]): p[1] for p in raw_params}
     outputs = tuple(getattr(spec, "outputs", ())) or (name,)
-    return Spec(name, func, inputs, params, outputs)
+    return Spec(name, func, inputs, params, outputs, getattr(spec, "stream", None))
 
 
 def _from_signature(name: str, func: Callable[..., Any]) -> Spec:
