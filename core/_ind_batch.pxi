@@ -58,6 +58,17 @@ cdef inline double _window_var(const double* w, int p) noexcept nogil:
     return acc / p
 
 
+cdef inline void _wma_reseed(const double* w, int p, double* psum, double* psub) noexcept nogil:
+    """Exact running sums before bar i from w = x[i-p .. i-1]: removes rounding drift."""
+    cdef int j
+    cdef double a = 0.0, b = 0.0
+    for j in range(p):
+        b += w[j]
+        a += w[j] * j
+    psum[0] = a
+    psub[0] = b
+
+
 cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i, lb = p - 1
     cdef double divider = (p * (p + 1)) >> 1
@@ -75,6 +86,8 @@ cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         psub += t
         psum += t * (i + 1)
     for i in range(lb, n):
+        if i - lb >= WMA_RESEED and (i - lb) % WMA_RESEED == 0:
+            _wma_reseed(x + i - p, p, &psum, &psub)
         t = x[i]
         psub += t
         psub -= trailing

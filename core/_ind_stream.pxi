@@ -253,7 +253,8 @@ cdef class SMA(_Stream):
 cdef class WMA(_Stream):
     """Streaming linearly weighted moving average (TA_WMA)."""
 
-    cdef public int _p, _count, _idx
+    cdef public int _p, _idx
+    cdef public long _count
     cdef public double _psum, _psub, _trailing
     cdef public object _buf
     cdef double* _b
@@ -286,13 +287,26 @@ cdef class WMA(_Stream):
             self._rdy = True
             self._o1 = real
             return real
-        self._b[self._idx] = real
-        self._idx = self._idx + 1 if self._idx + 1 < p else 0
+        cdef int j, k
         if self._count < p - 1:
+            self._b[self._idx] = real
+            self._idx = self._idx + 1 if self._idx + 1 < p else 0
             self._count += 1
             self._psub += real
             self._psum += real * self._count
             return NAN
+        self._count += 1
+        if self._count - p >= WMA_RESEED and (self._count - p) % WMA_RESEED == 0:
+            # ring holds x[i-p .. i-1] oldest-first from _idx: same reseed as the batch kernel
+            self._psum = 0.0
+            self._psub = 0.0
+            k = self._idx
+            for j in range(p):
+                self._psub += self._b[k]
+                self._psum += self._b[k] * j
+                k = k + 1 if k + 1 < p else 0
+        self._b[self._idx] = real
+        self._idx = self._idx + 1 if self._idx + 1 < p else 0
         self._psub += real
         self._psub -= self._trailing
         self._psum += real * p

@@ -29,9 +29,12 @@ cdef extern from *:
     /* TA-Lib 0.8 epsilon for TA_IS_ZERO / TA_IS_ZERO_OR_NEG. */
     #define AIOTS_TA_EPS 1e-14
     #define AIOTS_MAX_PERIOD 100000
+    /* WMA running sums are recomputed exactly every this many outputs (TA-Lib 0.8 has no drift). */
+    #define AIOTS_WMA_RESEED 1024
     """
     const double TA_EPS "AIOTS_TA_EPS"
     const int MAX_PERIOD "AIOTS_MAX_PERIOD"
+    const int WMA_RESEED "AIOTS_WMA_RESEED"
 
 cdef inline bint _is_zero(double v) noexcept nogil:
     return -TA_EPS < v < TA_EPS
