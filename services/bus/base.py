@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
@@ -43,9 +42,8 @@ def partition_keys(keys: Sequence[str], index: int, count: int) -> list[str]:
     return [k for k in keys if zlib.crc32(k.encode()) % count == index]
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One delivered message: its stream, transport id, key and payload bytes."""
+class Delivery(NamedTuple):
+    """One delivered message: its stream, transport id, key and payload bytes (immutable)."""
 
     stream: str
     message_id: str

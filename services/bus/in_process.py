@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from google.protobuf.message import Message
 
@@ -36,18 +37,14 @@ from aiots.services.common.settings import RedisSettings
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class _Entry:
+class _Entry(NamedTuple):
     seq: int
-    key: str
-    payload: bytes
+    delivery: Delivery  # built once at publish; the same object on redelivery
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     consumer: str
     delivered_at: float
-    deliveries: int = 1
 
 
 @dataclass
@@ -79,7 +76,7 @@ def _msg_id(seq: int) -> str:
 
 
 def _seq_of(message_id: str) -> int:
-    return int(message_id.rpartition("-")[2])
+    return int(message_id[2:])  # ids are "0-<seq>"
 
 
 class InProcessSubscription:
@@ -162,8 +159,9 @@ class InProcessBus:
         st = self._stream(topic, key)
         seq = st.next_seq
         st.next_seq += 1
-        st.entries.append(_Entry(seq, key, event.SerializeToString()))
-        return _msg_id(seq)
+        mid = _msg_id(seq)
+        st.entries.append(_Entry(seq, Delivery(st.name, mid, key, event.SerializeToString())))
+        return mid
 
     async def publish(self, topic: str, key: str, event: Message) -> str:
         """Append ``event`` to the stream of (topic, key); returns its id."""
@@ -218,21 +216,22 @@ class InProcessBus:
                     if entry is None:  # trimmed away by MAXLEN
                         del g.pending[seq]
                         continue
-                    p.consumer, p.delivered_at = consumer, now
-                    p.deliveries += 1
-                    out.append(Delivery(st.name, _msg_id(seq), entry.key, entry.payload))
+                    g.pending[seq] = _Pending(consumer, now)
+                    out.append(entry.delivery)
         for st in streams:
             g = st.groups[group]
             if not st.entries or st.next_seq - 1 <= g.last:
                 continue
             first = max(g.last + 1, st.entries[0].seq)
             idx = first - st.entries[0].seq
-            while idx < len(st.entries) and len(out) < limit:
-                entry = st.entries[idx]
-                g.pending[entry.seq] = _Pending(consumer, now)
-                out.append(Delivery(st.name, _msg_id(entry.seq), entry.key, entry.payload))
-                g.last = entry.seq
-                idx += 1
+            stop = min(len(st.entries), idx + limit - len(out))
+            mine = _Pending(consumer, now)
+            pending = g.pending
+            for i in range(idx, stop):
+                entry = st.entries[i]
+                pending[entry.seq] = mine
+                out.append(entry.delivery)
+            g.last = st.entries[stop - 1].seq
             if len(out) >= limit:
                 break
         return out
@@ -255,9 +254,9 @@ class InProcessBus:
         for g in groups:
             if consumer not in g.live:
                 # A restarted consumer of the same name: its old pending entries become orphans.
-                for p in g.pending.values():
+                for seq, p in list(g.pending.items()):
                     if p.consumer == consumer:
-                        p.consumer = ""
+                        g.pending[seq] = _Pending("", p.delivered_at)
             g.live[consumer] = g.live.get(consumer, 0) + 1
         loop = asyncio.get_running_loop()
         try:

@@ -1,0 +1,163 @@
+"""Cache and bus benchmark (not a test). Needs Redis at REDIS_URL (default redis://127.0.0.1:6379/0).
+
+1. GetStockPrice over gRPC (cache service with the Redis backend, in a child process) with 1, 16
+   and 64 concurrent callers, against the anchor measured in the same run: raw redis-py
+   ``GET`` of the same key with the same concurrency (the ceiling for a Redis-backed read).
+2. Bus throughput: events published (publish_many batches) + consumed + acked, in-process and
+   through Redis Streams.
+
+    .venv/bin/python bench/cache.py [--seconds 3] [--events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def serve(port: int, ns: str) -> None:
+    from aiots.services.cache.app import create_app
+    from aiots.services.cache.prices import price_book_for
+    from aiots.services.common.runtime import Runtime
+    from aiots.services.common.settings import Settings
+
+    rt = Runtime(settings=Settings(redis_url=REDIS_URL, redis={"namespace": ns}))
+    app = await create_app(rt, port=port)
+    await app.start()
+    await price_book_for(rt).on_trade("AAPL", time.time_ns(), 200.0, 100)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def closed_loop(call: Callable[[], Awaitable[object]], conc: int, seconds: float) -> tuple[float, float, float]:
+    """QPS, p50 and p99 latency (ms) of ``conc`` callers looping for ``seconds``."""
+    lat: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while True:
+            t = time.perf_counter()
+            if t >= stop:
+                return
+            await call()
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    el = time.perf_counter() - t0
+    lat.sort()
+    return len(lat) / el, 1000 * lat[len(lat) // 2], 1000 * lat[int(len(lat) * 0.99)]
+
+
+async def bench_get(seconds: float) -> list[str]:
+    import grpc
+    import redis.asyncio as aioredis
+
+    from aiots.v1 import cache_pb2, cache_pb2_grpc
+
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    port = 18_001
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", str(port), ns, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    assert line.strip() == b"ready", line
+    rows = []
+    try:
+        r = aioredis.Redis.from_url(REDIS_URL, max_connections=128)
+        key = f"{ns}:v1:price:AAPL"
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        stub = cache_pb2_grpc.CacheServiceStub(channel)
+        req = cache_pb2.GetStockPriceRequest(symbol="AAPL")
+        await stub.GetStockPrice(req)
+        for conc in (1, 16, 64):
+            rq, rp50, rp99 = await closed_loop(lambda: r.get(key), conc, seconds)
+            gq, gp50, gp99 = await closed_loop(lambda: stub.GetStockPrice(req), conc, seconds)
+            rows.append(
+                f"| {conc} | {gq:,.0f} | {gp50:.2f} / {gp99:.2f} | {rq:,.0f} | {rp50:.2f} / {rp99:.2f} | {gq / rq:.2f} |"
+            )
+        await channel.close()
+        await r.delete(key)
+        await r.aclose()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return rows
+
+
+async def bench_bus(bus: object, n: int, label: str) -> str:
+    from aiots.v1 import events_pb2
+
+    symbols = ["AAPL", "MSFT", "NVDA", "SPY"]
+    topic = f"bench-{uuid.uuid4().hex[:6]}"
+    await bus.ensure_group(topic, symbols, group="g")  # type: ignore[attr-defined]
+    ev = [events_pb2.TradeEvent(symbol=s, ts_event=1, price=1.0, size=1) for s in symbols]
+    done = asyncio.Event()
+    count = 0
+
+    async def consume() -> None:
+        nonlocal count
+        async for d in bus.consume(topic, symbols, group="g", consumer="c"):  # type: ignore[attr-defined]
+            events_pb2.TradeEvent.FromString(d.payload)
+            await bus.ack(d, group="g")  # type: ignore[attr-defined]
+            count += 1
+            if count >= n:
+                done.set()
+                return
+
+    t0 = time.perf_counter()
+    task = asyncio.create_task(consume())
+    batch = 1000
+    for i in range(0, n, batch):
+        await bus.publish_many(topic, [(symbols[j % 4], ev[j % 4]) for j in range(i, i + batch)])  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+    await asyncio.wait_for(done.wait(), 300)
+    flush = getattr(bus, "flush", None)
+    if flush is not None:
+        await flush()
+    el = time.perf_counter() - t0
+    await task
+    redis = getattr(bus, "redis", None)
+    if redis is not None:
+        await redis.delete(*[f"{bus.namespace}:v1:{topic}:{s}" for s in symbols])  # type: ignore[attr-defined]
+    return f"| {label} | {n:,} | {el:.2f} | {n / el:,.0f} |"
+
+
+async def main(seconds: float, events: int) -> None:
+    from aiots.services.bus.in_process import InProcessBus
+    from aiots.services.bus.redis_streams import RedisStreamsBus
+    from aiots.services.common.settings import RedisSettings
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Redis {REDIS_URL}\n")
+    print("| callers | GetStockPrice gRPC QPS | p50 / p99 ms | raw redis-py GET QPS | p50 / p99 ms | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for row in await bench_get(seconds):
+        print(row, flush=True)
+    print("\n| bus | events | seconds | events/s (publish+consume+ack) |")
+    print("|---|---:|---:|---:|")
+    cfg = RedisSettings(namespace=f"bench-{uuid.uuid4().hex[:6]}", read_batch=1000, stream_maxlen=1_000_000)
+    inproc = InProcessBus(cfg)
+    print(await bench_bus(inproc, max(events, 200_000), "in-process"), flush=True)
+    await inproc.close()
+    rbus = RedisStreamsBus(REDIS_URL, cfg)
+    print(await bench_bus(rbus, events, "Redis Streams"), flush=True)
+    await rbus.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        asyncio.run(serve(int(sys.argv[2]), sys.argv[3]))
+        sys.exit(0)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--events", type=int, default=100_000)
+    a = ap.parse_args()
+    asyncio.run(main(a.seconds, a.events))
