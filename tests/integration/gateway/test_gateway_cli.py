@@ -1,0 +1,55 @@
+"""`aiots gateway` as a process: starts Envoy as a child, forwards SIGTERM, exits with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.gateway.stack import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def test_aiots_gateway_runs_envoy_and_forwards_sigterm(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    env = {
+        **os.environ,
+        "AIOTS_GATEWAY__HOST": "127.0.0.1",
+        "AIOTS_GATEWAY__ADMIN_PORT": str(admin),
+        "AIOTS_GATEWAY__HEALTH_PORT": str(free_port()),
+        "AIOTS_GATEWAY__CONFIG_PATH": str(tmp_path / "envoy.yaml"),
+        "AIOTS_GATEWAY__DEV_KEY_DIR": str(tmp_path / "keys"),
+        "AIOTS_GATEWAY__ACCESS_LOG_PATH": str(tmp_path / "access.log"),
+    }
+    cmd = [sys.executable, "-m", "aiots.services.cli.main", "gateway", "--base-id", "31337", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    status = r.status
+            except urllib.error.HTTPError as e:
+                status = e.code  # no upstreams running: 503 from the gateway itself
+            except OSError:
+                time.sleep(0.1)
+        assert status == 503
+        assert (tmp_path / "envoy.yaml").read_text().startswith("# Generated")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        # Envoy (the child) is gone with it: the admin port no longer answers
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
