@@ -109,9 +109,16 @@ def test_parity_parameter_sweep(period: int) -> None:
 
 _TALIB_NAME = {"plus_di_1": "PLUS_DI"}
 _PARAM_MAP = {
-    "period": "timeperiod", "fast": "fastperiod", "slow": "slowperiod", "signal": "signalperiod",
-    "nbdev_up": "nbdevup", "nbdev_dn": "nbdevdn", "fastk": "fastk_period", "slowk": "slowk_period",
-    "slowd": "slowd_period", "fastd": "fastd_period",
+    "period": "timeperiod",
+    "fast": "fastperiod",
+    "slow": "slowperiod",
+    "signal": "signalperiod",
+    "nbdev_up": "nbdevup",
+    "nbdev_dn": "nbdevdn",
+    "fastk": "fastk_period",
+    "slowk": "slowk_period",
+    "slowd": "slowd_period",
+    "fastd": "fastd_period",
 }
 
 

@@ -67,7 +67,7 @@ def test_reset_and_ready(name: str) -> None:
 
 
 def test_scalar_update_equals_block() -> None:
-    h, lo, c, v = random_walk(300, seed=9)
+    h, lo, c, _v = random_walk(300, seed=9)
     e, r, m, a = ind.EMA(10), ind.RSI(14), ind.MACD(), ind.ADX(14)
     outs = np.array([e.update(x) for x in c])
     np.testing.assert_array_equal(outs, ind.ema(c, period=10))
@@ -75,8 +75,7 @@ def test_scalar_update_equals_block() -> None:
     macd_rows = np.array([m.update(x) for x in c])
     for k, ref in enumerate(ind.macd(c)):
         np.testing.assert_array_equal(macd_rows[:, k], ref)
-    np.testing.assert_array_equal(np.array([a.update(*bar) for bar in zip(h, lo, c, strict=True)]),
-                                  ind.adx(h, lo, c))
+    np.testing.assert_array_equal(np.array([a.update(*bar) for bar in zip(h, lo, c, strict=True)]), ind.adx(h, lo, c))
     np.testing.assert_array_equal(a.plus_di, ind.plus_di(h, lo, c)[-1])
     np.testing.assert_array_equal(a.minus_di, ind.minus_di(h, lo, c)[-1])
 
