@@ -265,15 +265,19 @@ class PriceBook:
 
     async def get(self, symbol: str) -> PriceSnapshot:
         """The stored snapshot; NotFound names the symbol and the tracked ones."""
+        return self._decode(await self.get_bytes(symbol))
+
+    async def get_bytes(self, symbol: str) -> bytes:
+        """The stored ``StockPrice`` bytes (the hot read path skips decoding); NotFound as :meth:`get`."""
         sym = normalize_symbol(symbol)
-        raw = await self.cache.get(self.key(sym))
+        raw: bytes | None = await self.cache.get(self.key(sym))
         if raw is None:
             raise NotFound(
                 f"no price snapshot for symbol {sym!r}; tracked symbols: {', '.join(self.tracked) or '(none)'}",
                 reason="SYMBOL_NOT_FOUND",
                 metadata={"symbol": sym},
             )
-        return self._decode(raw)
+        return raw
 
     async def get_raw(self, symbol: str) -> bytes | None:
         """The stored ``StockPrice`` bytes (no decoding), or None."""

@@ -63,8 +63,8 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def GetStockPrice(
         self, request: cache_pb2.GetStockPriceRequest, context: Any
     ) -> cache_pb2.GetStockPriceResponse:
-        snap = await self.prices.get(request.symbol)
-        return cache_pb2.GetStockPriceResponse(price=convert.price_to_proto(snap))
+        raw = await self.prices.get_bytes(request.symbol)  # stored as StockPrice bytes already
+        return cache_pb2.GetStockPriceResponse(price=cache_pb2.StockPrice.FromString(raw))
 
     async def GetStockPrices(
         self, request: cache_pb2.GetStockPricesRequest, context: Any
