@@ -19,6 +19,7 @@ Output: a :class:`Batch` of per-table column arrays (symbols as int32 codes of a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import threading
 from collections import defaultdict
@@ -154,6 +155,7 @@ class InstrumentInfo:
     multiplier: int = 1
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_occ(symbol: str) -> InstrumentInfo | None:
     """Parse a 21-character OCC/OSI option symbol, e.g. ``AAPL  250221C00250000``; None if not one."""
     if len(symbol) != 21 or OCC_RE.match(symbol) is None:
@@ -263,12 +265,13 @@ class Counters:
     crossed: int = 0
     zero_size: int = 0
     out_of_order: int = 0
+    undefined_ts: int = 0
     errors: int = 0
     per_stream: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (symbol, schema) -> [n, last]
 
     @property
     def data_quality(self) -> int:
-        return self.unmapped + self.crossed + self.zero_size + self.out_of_order
+        return self.unmapped + self.crossed + self.zero_size + self.out_of_order + self.undefined_ts
 
 
 SCHEMA_OF_RTYPE = {
@@ -425,6 +428,16 @@ class Normalizer:
             self._definitions(a, batch)
             return batch
         ts = _ts(a["ts_event"])
+        if "ts_recv" in (a.dtype.names or ()):
+            ts = np.where(ts == 0, _ts(a["ts_recv"]), ts)  # undefined event time: fall back to receive time
+        undef = ts == 0
+        if undef.any():
+            k = int(undef.sum())
+            self.counters.undefined_ts += k
+            batch.rows["data_quality_events"].append((self._src(), "undefined_timestamp", None, None, f"n={k}"))
+            a, ts = a[~undef], ts[~undef]
+            if a.shape[0] == 0:
+                return batch
         codes = self._resolve(a["instrument_id"], ts)
         bad = codes < 0
         if bad.any():
@@ -636,33 +649,39 @@ class Normalizer:
             )
 
     def _definitions(self, a: npt.NDArray[Any], b: Batch) -> None:
-        for i in range(a.shape[0]):
-            r = a[i]
-            raw = _cstr(r["raw_symbol"])
+        raws = a["raw_symbol"].tolist()
+        classes = a["instrument_class"].tolist()
+        unds = a["underlying"].tolist()
+        iids = a["instrument_id"].tolist()
+        ts_e = _ts(a["ts_event"]).tolist()
+        exps = _ts(a["expiration"]).tolist()
+        strikes = _px(a["strike_price"]).tolist()
+        mults = a["contract_multiplier"].tolist()
+        for i, raw_b in enumerate(raws):
+            raw = _cstr(raw_b)
             if not raw:
                 continue
             sym = self._canon(raw)
-            iid = int(r["instrument_id"])
-            ts_e = int(_ts(np.array([r["ts_event"]]))[0])
+            iid = int(iids[i])
             self.id_map.setdefault(iid, sym)
             if self.dataset:
-                day0 = (ts_e // NS_PER_DAY) * NS_PER_DAY
+                day0 = (ts_e[i] // NS_PER_DAY) * NS_PER_DAY
                 b.rows["instrument_ids"].append((self.dataset, iid, sym, day0, day0 + NS_PER_DAY))
-            cls = _cstr(r["instrument_class"])
-            und = _cstr(r["underlying"]) or sym
+            cls = _cstr(classes[i])
+            und = _cstr(unds[i]) or sym
             if cls in ("C", "P"):
-                exp_ns = int(_ts(np.array([r["expiration"]]))[0])
                 occ = parse_occ(sym)  # the OCC date is authoritative; DBN expiration is 00:00 UTC of it
+                exp_ns = exps[i]
                 expiry = (
                     occ.expiry if occ else (dt.datetime.fromtimestamp(exp_ns / 1e9, dt.UTC).date() if exp_ns else None)
                 )
-                strike = float(_px(np.array([r["strike_price"]]))[0])
-                mult = int(r["contract_multiplier"])
+                strike = strikes[i]
+                mult = int(mults[i])
                 inf = InstrumentInfo(
                     symbol=sym,
                     kind=KIND_OPTION,
                     underlying=und.strip().upper(),
-                    strike=None if np.isnan(strike) else strike,
+                    strike=None if strike != strike else strike,
                     expiry=expiry,
                     right=cls,
                     multiplier=DEFAULT_OPTION_MULTIPLIER if mult in (0, UNDEF_MULTIPLIER) else mult,

@@ -432,11 +432,10 @@ class Writer:
         for table, cols in batch.columns.items():
             if table in PARTITIONED_TABLES:
                 days = set(np.unique(cols["ts_event"] // NS_PER_DAY).tolist()) - self._known_days[table]
-                if days:
-                    first = dt.date(1970, 1, 1) + dt.timedelta(days=min(days))
-                    last = dt.date(1970, 1, 1) + dt.timedelta(days=max(days))
-                    await ensure_partitions(conn, [table], first, last)
-                    self._known_days[table].update(range(min(days), max(days) + 1))
+                for day in sorted(days):  # only the days present: never a range across a gap
+                    d = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+                    await ensure_partitions(conn, [table], d, d)
+                    self._known_days[table].add(day)
         new_instr = [s for s in batch.symbols.values() if s not in self._known_instruments]
         rows = dict(batch.rows)
         extra = []

@@ -1,0 +1,248 @@
+"""One pipeline for every source: normalised batch -> bars from trades -> storage, cache, bus.
+
+For each batch (from :mod:`aiots.services.ingestion.normalize`):
+
+1. when the stream has no OHLCV schema, 1s and 1m bars are built from its trades
+   (:class:`BarBuilder`); closed bars join the batch (stored in bars_1s/bars_1m);
+2. the batch goes to the storage writer (bounded queue: this ``await`` is the backpressure);
+3. the latest trade/quote per stock updates the cache's PriceBook (optional dependency;
+   per symbol and batch: first, low, high and last trade so last/high/low/volume stay exact);
+4. events go on the bus (``aiots.v1.events_pb2``): ``trades``/``quotes`` keyed by ticker,
+   ``bars:1s``/``bars:1m`` (closed bars) keyed by ticker, ``options:quotes`` and ``options:trades``
+   keyed by the UNDERLYING ticker (so a chain stays on one ordered stream).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aiots.services.ingestion.bars import BarBuilder
+from aiots.services.ingestion.normalize import KIND_OPTION, SYMBOLS, Batch, instrument_info
+from aiots.v1 import common_pb2, events_pb2
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+BAR_WIDTHS = {"bars_1s": ("1s", NS), "bars_1m": ("1m", 60 * NS)}
+
+
+def _ts(ns: int) -> Timestamp:
+    return Timestamp(seconds=ns // NS, nanos=ns % NS)
+
+
+class Pipeline:
+    """Stateful per stream (bar builders); share one writer/bus/prices across pipelines."""
+
+    def __init__(
+        self,
+        *,
+        writer: Any = None,
+        bus: Any = None,
+        prices: Any = None,
+        source: int = 0,
+        build_bars: bool = True,
+        publish: bool = True,
+    ) -> None:
+        self.writer = writer
+        self.bus = bus
+        self.prices = prices
+        self.source = source
+        self.build_bars = build_bars
+        self.publish_events = publish and bus is not None
+        self.builders = {t: BarBuilder(w, source) for t, (_, w) in BAR_WIDTHS.items()}
+        self.published = 0
+        self.bus_errors = 0
+        self._opt: dict[int, tuple[bool, str]] = {}
+
+    def _option(self, code: int) -> tuple[bool, str]:
+        r = self._opt.get(code)
+        if r is None:
+            inf = instrument_info(SYMBOLS.symbol(code))
+            r = (inf.kind == KIND_OPTION, inf.underlying)
+            self._opt[code] = r
+        return r
+
+    async def process(self, batch: Batch) -> None:
+        """Bars, store, cache, publish (in that order)."""
+        if self.build_bars and "trades" in batch.columns:
+            t = batch.columns["trades"]
+            stock = np.array([not self._option(int(c))[0] for c in t["sym"].tolist()], dtype=bool)
+            if stock.any():
+                for table, b in self.builders.items():
+                    if table not in batch.columns:
+                        batch.add(table, b.on_trades(t["sym"][stock], t["ts_event"][stock], t["price"][stock],
+                                                     t["size"][stock]))  # fmt: skip
+        await self._emit(batch)
+
+    async def close_bars(self, watermark_ns: int | None = None) -> None:
+        """Close bars whose interval ended (watermark) or all of them (None: end of stream)."""
+        if not self.build_bars:
+            return
+        b = Batch()
+        for table, builder in self.builders.items():
+            b.add(table, builder.close_all() if watermark_ns is None else builder.close_until(watermark_ns))
+        if not b.empty():
+            await self._emit(b)
+
+    async def _emit(self, batch: Batch) -> None:
+        if self.writer is not None:
+            await self.writer.put(batch)
+        if self.prices is not None:
+            try:
+                await self._update_prices(batch)
+            except Exception:
+                log.exception("price book update failed")
+        if self.publish_events:
+            try:
+                await self._publish(batch)
+            except Exception:
+                self.bus_errors += 1
+                log.exception("bus publish failed")
+
+    async def _update_prices(self, batch: Batch) -> None:
+        t = batch.columns.get("trades")
+        if t is not None:
+            for code, idx in _groups(t["sym"]).items():
+                if self._option(code)[0]:
+                    continue
+                sym = SYMBOLS.symbol(code)
+                px, sz, ts = t["price"][idx], t["size"][idx], t["ts_event"][idx]
+                ok = ~np.isnan(px)
+                if not ok.any():
+                    continue
+                px, sz, ts = px[ok], sz[ok], ts[ok]
+                lo, hi = int(np.argmin(px)), int(np.argmax(px))
+                for i in dict.fromkeys((0, lo, hi)):
+                    if i != len(px) - 1:
+                        await self.prices.on_trade(sym, int(ts[i]), float(px[i]), 0.0)
+                await self.prices.on_trade(sym, int(ts[-1]), float(px[-1]), float(sz.sum()))
+        q = batch.columns.get("quotes")
+        if q is not None:
+            for code, idx in _groups(q["sym"]).items():
+                i = int(idx[-1])
+                bid, ask = float(q["bid"][i]), float(q["ask"][i])
+                await self.prices.on_quote(
+                    SYMBOLS.symbol(code),
+                    int(q["ts_event"][i]),
+                    0.0 if np.isnan(bid) else bid,
+                    0.0 if np.isnan(ask) else ask,
+                    float(q["bid_size"][i]),
+                    float(q["ask_size"][i]),
+                )
+
+    async def _publish(self, batch: Batch) -> None:
+        by_topic: dict[str, list[tuple[str, Message]]] = defaultdict(list)
+        src = self.source
+        t = batch.columns.get("trades")
+        if t is not None:
+            for c, ts, px, sz, side, seq, pub in zip(
+                t["sym"].tolist(),
+                t["ts_event"].tolist(),
+                t["price"].tolist(),
+                t["size"].tolist(),
+                t["side"].tolist(),
+                t["sequence"].tolist(),
+                t["publisher_id"].tolist(),
+                strict=True,
+            ):
+                sym = SYMBOLS.symbol(c)
+                is_opt, und = self._option(c)
+                ev = events_pb2.TradeEvent(symbol=sym, ts_event=ts, source=src, price=px, size=sz,
+                                           side=chr(side), sequence=max(seq, 0), publisher_id=pub)  # fmt: skip
+                by_topic["options:trades" if is_opt else "trades"].append((und if is_opt else sym, ev))
+        q = batch.columns.get("quotes")
+        if q is not None:
+            for c, ts, bid, ask, bs, az in zip(
+                q["sym"].tolist(),
+                q["ts_event"].tolist(),
+                q["bid"].tolist(),
+                q["ask"].tolist(),
+                q["bid_size"].tolist(),
+                q["ask_size"].tolist(),
+                strict=True,
+            ):
+                sym = SYMBOLS.symbol(c)
+                by_topic["quotes"].append(
+                    (
+                        sym,
+                        events_pb2.QuoteEvent(
+                            symbol=sym, ts_event=ts, source=src, bid=_z(bid), ask=_z(ask), bid_size=bs, ask_size=az
+                        ),
+                    )
+                )
+        o = batch.columns.get("option_quotes")
+        if o is not None:
+            for c, u, ts, bid, ask, bs, az, up in zip(
+                o["sym"].tolist(),
+                o["und"].tolist(),
+                o["ts_event"].tolist(),
+                o["bid"].tolist(),
+                o["ask"].tolist(),
+                o["bid_size"].tolist(),
+                o["ask_size"].tolist(),
+                o["underlying_price"].tolist(),
+                strict=True,
+            ):
+                sym = SYMBOLS.symbol(c)
+                inf = instrument_info(sym)
+                contract = common_pb2.OptionContract(
+                    occ_symbol=sym, underlying=inf.underlying, strike=inf.strike or 0.0,
+                    expiry=inf.expiry.isoformat() if inf.expiry else "",
+                    right=common_pb2.OPTION_RIGHT_CALL if inf.right == "C" else common_pb2.OPTION_RIGHT_PUT,
+                    multiplier=inf.multiplier, style=common_pb2.EXERCISE_STYLE_AMERICAN,
+                )  # fmt: skip
+                by_topic["options:quotes"].append(
+                    (
+                        SYMBOLS.symbol(u),
+                        events_pb2.OptionQuoteEvent(
+                            symbol=sym,
+                            ts_event=ts,
+                            source=src,
+                            contract=contract,
+                            bid=_z(bid),
+                            ask=_z(ask),
+                            bid_size=bs,
+                            ask_size=az,
+                            underlying_price=_z(up),
+                        ),
+                    )
+                )
+        for table, (interval, _) in BAR_WIDTHS.items():
+            bars = batch.columns.get(table)
+            if bars is None:
+                continue
+            for i in range(bars["sym"].shape[0]):
+                sym = SYMBOLS.symbol(int(bars["sym"][i]))
+                if self._option(int(bars["sym"][i]))[0]:
+                    continue
+                ts = int(bars["ts_event"][i])
+                bar = common_pb2.Bar(
+                    symbol=sym, interval=interval, ts=_ts(ts), open=float(bars["open"][i]),
+                    high=float(bars["high"][i]), low=float(bars["low"][i]), close=float(bars["close"][i]),
+                    volume=float(bars["volume"][i]), vwap=float(bars["vwap"][i]),
+                    trade_count=int(bars["trade_count"][i]),
+                )  # fmt: skip
+                by_topic[f"bars:{interval}"].append(
+                    (sym, events_pb2.BarEvent(source=src, bar=bar, ts_event=ts, closed=True))
+                )
+        for topic, items in by_topic.items():
+            await self.bus.publish_many(topic, items)
+            self.published += len(items)
+
+
+def _z(x: float) -> float:
+    return 0.0 if x != x else x
+
+
+def _groups(codes: np.ndarray[Any, Any]) -> dict[int, np.ndarray[Any, Any]]:
+    """code -> indices (in order) of that code."""
+    order = np.argsort(codes, kind="stable")
+    c = codes[order]
+    brk = np.flatnonzero(c[1:] != c[:-1]) + 1
+    return {int(codes[g[0]]): g for g in np.split(order, brk)} if c.shape[0] else {}
