@@ -188,7 +188,7 @@ cdef inline void _bands(double m, double std, double up, double dn, double* u,
         lo[0] = m - std * dn
 
 
-cdef void _sar_k(const double* h, const double* l, Py_ssize_t n, double acc, double amax,
+cdef void _sar_k(const double* h, const double* lw, Py_ssize_t n, double acc, double amax,
                  double* out) noexcept nogil:
     cdef bint is_long
     cdef Py_ssize_t today = 1
@@ -201,22 +201,22 @@ cdef void _sar_k(const double* h, const double* l, Py_ssize_t n, double acc, dou
         acc = amax
     af = acc
     diff_p = h[1] - h[0]
-    diff_m = l[0] - l[1]
+    diff_m = lw[0] - lw[1]
     is_long = not (diff_m > 0 and diff_p < diff_m)
     new_high = h[0]
-    new_low = l[0]
+    new_low = lw[0]
     if is_long:
         ep = h[1]
         sar = new_low
     else:
-        ep = l[1]
+        ep = lw[1]
         sar = new_high
-    new_low = l[1]
+    new_low = lw[1]
     new_high = h[1]
     while today < n:
         prev_low = new_low
         prev_high = new_high
-        new_low = l[today]
+        new_low = lw[today]
         new_high = h[today]
         out[today] = _sar_step(&is_long, &af, &ep, &sar, acc, amax, new_high, new_low,
                                prev_high, prev_low)
@@ -286,7 +286,7 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
     return o
 
 
-cdef void _vwap_k(const double* h, const double* l, const double* c, const double* v,
+cdef void _vwap_k(const double* h, const double* lw, const double* c, const double* v,
                   const char* start, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
     cdef double cum_pv = 0.0, cum_v = 0.0, tp
@@ -294,7 +294,7 @@ cdef void _vwap_k(const double* h, const double* l, const double* c, const doubl
         if i == 0 or start[i]:
             cum_pv = 0.0
             cum_v = 0.0
-        tp = (h[i] + l[i] + c[i]) / 3.0
+        tp = (h[i] + lw[i] + c[i]) / 3.0
         cum_pv += tp * v[i]
         cum_v += v[i]
         out[i] = cum_pv / cum_v if cum_v != 0.0 else NAN
@@ -370,20 +370,20 @@ cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal,
         hist[i] = fbuf[i] - sig[i]
 
 
-cdef void _fastk_k(const double* h, const double* l, const double* c, Py_ssize_t n, int fk,
+cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
                    double* out) noexcept nogil:
     """Raw %K exactly as TA_STOCH/TA_STOCHF compute it (valid from fk - 1)."""
     cdef Py_ssize_t today = fk - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
     cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
     _nan(out, 0, today if today < n else n)
     while today < n:
-        tmp = l[today]
+        tmp = lw[today]
         if lowest_idx < trailing:
             lowest_idx = trailing
-            lowest = l[lowest_idx]
+            lowest = lw[lowest_idx]
             i = lowest_idx + 1
             while i <= today:
-                tmp = l[i]
+                tmp = lw[i]
                 if tmp < lowest:
                     lowest_idx = i
                     lowest = tmp
@@ -417,14 +417,14 @@ cdef void _fastk_k(const double* h, const double* l, const double* c, Py_ssize_t
         today += 1
 
 
-cdef void _stoch_k(const double* h, const double* l, const double* c, Py_ssize_t n, int fk,
+cdef void _stoch_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
                    int sk, int sd, double* tmp, double* slowk, double* slowd) noexcept nogil:
     cdef Py_ssize_t a = fk - 1, b = fk - 1 + sk - 1, lbtot = fk - 1 + sk - 1 + sd - 1, i
     if n <= lbtot:
         _nan(slowk, 0, n)
         _nan(slowd, 0, n)
         return
-    _fastk_k(h, l, c, n, fk, tmp)
+    _fastk_k(h, lw, c, n, fk, tmp)
     _sma_k(tmp + a, n - a, sk, slowk + a)
     _sma_k(slowk + b, n - b, sd, slowd + b)
     _nan(slowk, 0, lbtot)
@@ -462,7 +462,7 @@ cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minu
         plus_dm[0] += diff_p
 
 
-cdef void _dmi_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  double* adx, double* pdi, double* mdi) noexcept nogil:
     """ADX (lookback 2p-1) and +DI/-DI (lookback p) in one pass; any output may be NULL."""
     cdef Py_ssize_t today = 0, i
@@ -478,14 +478,14 @@ cdef void _dmi_k(const double* h, const double* l, const double* c, Py_ssize_t n
     if n <= p:
         return
     prev_high = h[0]
-    prev_low = l[0]
+    prev_low = lw[0]
     prev_close = c[0]
     for i in range(p - 1):
         today += 1
         t = h[today]
         diff_p = t - prev_high
         prev_high = t
-        t = l[today]
+        t = lw[today]
         diff_m = prev_low - t
         prev_low = t
         _dm(diff_p, diff_m, &pdm, &mdm)
@@ -496,7 +496,7 @@ cdef void _dmi_k(const double* h, const double* l, const double* c, Py_ssize_t n
         t = h[today]
         diff_p = t - prev_high
         prev_high = t
-        t = l[today]
+        t = lw[today]
         diff_m = prev_low - t
         prev_low = t
         mdm -= mdm / p
@@ -532,7 +532,7 @@ cdef void _dmi_k(const double* h, const double* l, const double* c, Py_ssize_t n
                 adx[today] = prev_adx
 
 
-cdef void _di1_k(const double* h, const double* l, const double* c, Py_ssize_t n, bint plus,
+cdef void _di1_k(const double* h, const double* lw, const double* c, Py_ssize_t n, bint plus,
                  double* out) noexcept nogil:
     """PLUS_DI/MINUS_DI with period 1: raw DM over true range (TA-Lib, no x100)."""
     cdef Py_ssize_t i
@@ -543,8 +543,8 @@ cdef void _di1_k(const double* h, const double* l, const double* c, Py_ssize_t n
     out[0] = NAN
     for i in range(1, n):
         diff_p = h[i] - h[i - 1]
-        diff_m = l[i - 1] - l[i]
-        tr = _true_range(h[i], l[i], c[i - 1])
+        diff_m = lw[i - 1] - lw[i]
+        tr = _true_range(h[i], lw[i], c[i - 1])
         if plus:
             if diff_p > 0 and diff_p > diff_m and not _is_zero(tr):
                 out[i] = diff_p / tr
@@ -557,7 +557,7 @@ cdef void _di1_k(const double* h, const double* l, const double* c, Py_ssize_t n
                 out[i] = 0.0
 
 
-cdef void _cci_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  double* buf, double* out) noexcept nogil:
     cdef Py_ssize_t i, j, lb = p - 1, idx = 0
     cdef double last, avg, dev, t, scale
@@ -566,10 +566,10 @@ cdef void _cci_k(const double* h, const double* l, const double* c, Py_ssize_t n
         return
     _nan(out, 0, lb)
     for i in range(lb):
-        buf[idx] = (h[i] + l[i] + c[i]) / 3.0
+        buf[idx] = (h[i] + lw[i] + c[i]) / 3.0
         idx += 1
     for i in range(lb, n):
-        last = (h[i] + l[i] + c[i]) / 3.0
+        last = (h[i] + lw[i] + c[i]) / 3.0
         buf[idx] = last
         avg = 0.0
         for j in range(p):
@@ -590,19 +590,19 @@ cdef void _cci_k(const double* h, const double* l, const double* c, Py_ssize_t n
             idx = 0
 
 
-cdef void _willr_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                    double* out) noexcept nogil:
     cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
     cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
     _nan(out, 0, today if today < n else n)
     while today < n:
-        tmp = l[today]
+        tmp = lw[today]
         if lowest_idx < trailing:
             lowest_idx = trailing
-            lowest = l[lowest_idx]
+            lowest = lw[lowest_idx]
             i = lowest_idx + 1
             while i <= today:
-                tmp = l[i]
+                tmp = lw[i]
                 if tmp < lowest:
                     lowest_idx = i
                     lowest = tmp
@@ -644,7 +644,7 @@ cdef inline double _mf_sign(double tp, double prev) noexcept nogil:
     return d
 
 
-cdef void _mfi_k(const double* h, const double* l, const double* c, const double* v, Py_ssize_t n,
+cdef void _mfi_k(const double* h, const double* lw, const double* c, const double* v, Py_ssize_t n,
                  int p, double* pos, double* neg, double* out) noexcept nogil:
     cdef Py_ssize_t i, today = 0, idx = 0, live = 0
     cdef double prev_value, pos_sum = 0.0, neg_sum = 0.0, t1, t2
@@ -652,10 +652,10 @@ cdef void _mfi_k(const double* h, const double* l, const double* c, const double
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
-    prev_value = (h[0] + l[0] + c[0]) / 3.0
+    prev_value = (h[0] + lw[0] + c[0]) / 3.0
     today = 1
     for i in range(p):
-        t1 = (h[today] + l[today] + c[today]) / 3.0
+        t1 = (h[today] + lw[today] + c[today]) / 3.0
         t2 = _mf_sign(t1, prev_value)
         prev_value = t1
         t1 *= v[today]
@@ -681,7 +681,7 @@ cdef void _mfi_k(const double* h, const double* l, const double* c, const double
         live -= pos[idx] != 0.0 or neg[idx] != 0.0
         pos_sum -= pos[idx]
         neg_sum -= neg[idx]
-        t1 = (h[today] + l[today] + c[today]) / 3.0
+        t1 = (h[today] + lw[today] + c[today]) / 3.0
         t2 = _mf_sign(t1, prev_value)
         prev_value = t1
         t1 *= v[today]
@@ -731,7 +731,7 @@ cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         out[i] = x[i] - x[i - p]
 
 
-cdef void _aroon_k(const double* h, const double* l, Py_ssize_t n, int p, double* down,
+cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, double* down,
                    double* up) noexcept nogil:
     cdef Py_ssize_t today = p, trailing = 0, lowest_idx = -1, highest_idx = -1, i
     cdef double lowest = 0.0, highest = 0.0, tmp, factor = 100.0 / p
@@ -742,13 +742,13 @@ cdef void _aroon_k(const double* h, const double* l, Py_ssize_t n, int p, double
     _nan(down, 0, p)
     _nan(up, 0, p)
     while today < n:
-        tmp = l[today]
+        tmp = lw[today]
         if lowest_idx < trailing:
             lowest_idx = trailing
-            lowest = l[lowest_idx]
+            lowest = lw[lowest_idx]
             i = lowest_idx + 1
             while i <= today:
-                tmp = l[i]
+                tmp = lw[i]
                 if tmp <= lowest:
                     lowest_idx = i
                     lowest = tmp
@@ -776,7 +776,7 @@ cdef void _aroon_k(const double* h, const double* l, Py_ssize_t n, int p, double
         today += 1
 
 
-cdef void _trange_k(const double* h, const double* l, const double* c, Py_ssize_t n,
+cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize_t n,
                     double* out) noexcept nogil:
     cdef Py_ssize_t i
     cdef double greatest, t
@@ -785,22 +785,22 @@ cdef void _trange_k(const double* h, const double* l, const double* c, Py_ssize_
         return
     out[0] = NAN
     for i in range(1, n):
-        greatest = h[i] - l[i]
+        greatest = h[i] - lw[i]
         t = fabs(c[i - 1] - h[i])
         if t > greatest:
             greatest = t
-        t = fabs(l[i] - c[i - 1])
+        t = fabs(lw[i] - c[i - 1])
         if t > greatest:
             greatest = t
         out[i] = greatest
 
 
-cdef void _atr_k(const double* h, const double* l, const double* c, Py_ssize_t n, int p,
+cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  bint normalize, double* out) noexcept nogil:
     """ATR (normalize=False) or NATR (normalize=True); writes TR into ``out`` first."""
     cdef Py_ssize_t i
     cdef double total = 0.0, prev, pm1 = p - 1, t
-    _trange_k(h, l, c, n, out)
+    _trange_k(h, lw, c, n, out)
     if p == 1:
         return
     if n <= p:
@@ -864,16 +864,16 @@ cdef inline double _ad_step(double ad, double high, double low, double close,
     return ad
 
 
-cdef void _ad_k(const double* h, const double* l, const double* c, const double* v, Py_ssize_t n,
+cdef void _ad_k(const double* h, const double* lw, const double* c, const double* v, Py_ssize_t n,
                 double* out) noexcept nogil:
     cdef Py_ssize_t i
     cdef double ad = 0.0
     for i in range(n):
-        ad = _ad_step(ad, h[i], l[i], c[i], v[i])
+        ad = _ad_step(ad, h[i], lw[i], c[i], v[i])
         out[i] = ad
 
 
-cdef void _adosc_k(const double* h, const double* l, const double* c, const double* v,
+cdef void _adosc_k(const double* h, const double* lw, const double* c, const double* v,
                    Py_ssize_t n, int fast, int slow, double* out) noexcept nogil:
     cdef Py_ssize_t i, lb = (fast if fast > slow else slow) - 1
     cdef double fk = _per_to_k(fast), sk = _per_to_k(slow)
@@ -882,15 +882,15 @@ cdef void _adosc_k(const double* h, const double* l, const double* c, const doub
         _nan(out, 0, n)
         return
     _nan(out, 0, lb)
-    ad = _ad_step(ad, h[0], l[0], c[0], v[0])
+    ad = _ad_step(ad, h[0], lw[0], c[0], v[0])
     fe = ad
     se = ad
     for i in range(1, lb):
-        ad = _ad_step(ad, h[i], l[i], c[i], v[i])
+        ad = _ad_step(ad, h[i], lw[i], c[i], v[i])
         fe = fma(ofk, fe, fk * ad)
         se = fma(osk, se, sk * ad)
     for i in range(lb if lb > 0 else 1, n):
-        ad = _ad_step(ad, h[i], l[i], c[i], v[i])
+        ad = _ad_step(ad, h[i], lw[i], c[i], v[i])
         fe = fma(ofk, fe, fk * ad)
         se = fma(osk, se, sk * ad)
         out[i] = fe - se
@@ -1044,11 +1044,11 @@ def sar(high, low, *, acceleration=0.02, maximum=0.2):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        _sar_k(h + b, l + b, m - b, acc, amax, o + b)
+        _sar_k(h + b, lw + b, m - b, acc, amax, o + b)
     return out
 
 
@@ -1111,13 +1111,13 @@ def vwap(high, low, close, volume, *, session_start=None, timestamps=None):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef const double* v = _dp(arrays[3])
     cdef const char* s = <const char*>cnp.PyArray_DATA(starts)
     cdef Py_ssize_t m = n
     with nogil:
-        _vwap_k(h, l, c, v, s, m, o)
+        _vwap_k(h, lw, c, v, s, m, o)
     return out
 
 
@@ -1168,14 +1168,14 @@ def stoch(high, low, close, *, fastk=5, slowk=3, slowd=3):
     cdef double* pk = _dp(k)
     cdef double* pd = _dp(d)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
     cdef double* q = _dp(t)
     with nogil:
         _nan(pk, 0, b)
         _nan(pd, 0, b)
-        _stoch_k(h + b, l + b, c + b, m - b, fk, sk, sd, q, pk + b, pd + b)
+        _stoch_k(h + b, lw + b, c + b, m - b, fk, sk, sd, q, pk + b, pd + b)
     return k, d
 
 
@@ -1204,19 +1204,19 @@ cdef _dmi(high, low, close, object period, int which):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
         if which == 0:
-            _dmi_k(h + b, l + b, c + b, m - b, p, o + b, NULL, NULL)
+            _dmi_k(h + b, lw + b, c + b, m - b, p, o + b, NULL, NULL)
         elif p == 1:
-            _di1_k(h + b, l + b, c + b, m - b, which == 1, o + b)
+            _di1_k(h + b, lw + b, c + b, m - b, which == 1, o + b)
         elif which == 1:
-            _dmi_k(h + b, l + b, c + b, m - b, p, NULL, o + b, NULL)
+            _dmi_k(h + b, lw + b, c + b, m - b, p, NULL, o + b, NULL)
         else:
-            _dmi_k(h + b, l + b, c + b, m - b, p, NULL, NULL, o + b)
+            _dmi_k(h + b, lw + b, c + b, m - b, p, NULL, NULL, o + b)
     return out
 
 
@@ -1244,13 +1244,13 @@ def cci(high, low, close, *, period=14):
     cdef cnp.ndarray out = _empty(n), buf = _empty(p)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
     cdef double* q = _dp(buf)
     with nogil:
         _nan(o, 0, b)
-        _cci_k(h + b, l + b, c + b, m - b, p, q, o + b)
+        _cci_k(h + b, lw + b, c + b, m - b, p, q, o + b)
     return out
 
 
@@ -1261,12 +1261,12 @@ def willr(high, low, close, *, period=14):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        _willr_k(h + b, l + b, c + b, m - b, p, o + b)
+        _willr_k(h + b, lw + b, c + b, m - b, p, o + b)
     return out
 
 
@@ -1277,7 +1277,7 @@ def mfi(high, low, close, volume, *, period=14):
     cdef cnp.ndarray out = _empty(n), pos = _empty(p), neg = _empty(p)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef const double* v = _dp(arrays[3])
     cdef Py_ssize_t b = beg, m = n
@@ -1285,7 +1285,7 @@ def mfi(high, low, close, volume, *, period=14):
     cdef double* q2 = _dp(neg)
     with nogil:
         _nan(o, 0, b)
-        _mfi_k(h + b, l + b, c + b, v + b, m - b, p, q1, q2, o + b)
+        _mfi_k(h + b, lw + b, c + b, v + b, m - b, p, q1, q2, o + b)
     return out
 
 
@@ -1327,12 +1327,12 @@ def aroon(high, low, *, period=14):
     cdef double* pd = _dp(dn)
     cdef double* pu = _dp(up)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(pd, 0, b)
         _nan(pu, 0, b)
-        _aroon_k(h + b, l + b, m - b, p, pd + b, pu + b)
+        _aroon_k(h + b, lw + b, m - b, p, pd + b, pu + b)
     return dn, up
 
 
@@ -1342,12 +1342,12 @@ cdef _atr(high, low, close, object period, bint normalize):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        _atr_k(h + b, l + b, c + b, m - b, p, normalize, o + b)
+        _atr_k(h + b, lw + b, c + b, m - b, p, normalize, o + b)
     return out
 
 
@@ -1369,12 +1369,12 @@ def trange(high, low, close):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        _trange_k(h + b, l + b, c + b, m - b, o + b)
+        _trange_k(h + b, lw + b, c + b, m - b, o + b)
     return out
 
 
@@ -1414,13 +1414,13 @@ def ad(high, low, close, volume):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef const double* v = _dp(arrays[3])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        _ad_k(h + b, l + b, c + b, v + b, m - b, o + b)
+        _ad_k(h + b, lw + b, c + b, v + b, m - b, o + b)
     return out
 
 
@@ -1432,11 +1432,11 @@ def adosc(high, low, close, volume, *, fast=3, slow=10):
     cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
     cdef const double* h = _dp(arrays[0])
-    cdef const double* l = _dp(arrays[1])
+    cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef const double* v = _dp(arrays[3])
     cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        _adosc_k(h + b, l + b, c + b, v + b, m - b, f, s, o + b)
+        _adosc_k(h + b, lw + b, c + b, v + b, m - b, f, s, o + b)
     return out

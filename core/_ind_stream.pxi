@@ -635,11 +635,11 @@ cdef class SAR(_Stream):
         arrays, n, beg = _inputs((high, low), _HL)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i])
+            o[i] = self.update(h[i], lw[i])
         return out
 
 
@@ -687,14 +687,14 @@ cdef class VWAP(_Stream):
             raise ValueError(f"session markers have length {starts.shape[0]}, expected {n}")
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef const double* v = _dp(arrays[3])
         cdef const char* s = <const char*>cnp.PyArray_DATA(starts)
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i], v[i], s[i] != 0)
+            o[i] = self.update(h[i], lw[i], c[i], v[i], s[i] != 0)
         return out
 
 
@@ -951,13 +951,13 @@ cdef class Stoch(_Stream):
         arrays, n, beg = _inputs((high, low, close), _HLC)
         cdef cnp.ndarray r1 = _empty(n), r2 = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef double* p1 = _dp(r1)
         cdef double* p2 = _dp(r2)
         cdef Py_ssize_t i
         for i in range(n):
-            if self._push(h[i], l[i], c[i]):
+            if self._push(h[i], lw[i], c[i]):
                 p1[i] = self._o1
                 p2[i] = self._o2
             else:
@@ -1144,12 +1144,12 @@ cdef class ADX(_Stream):
         arrays, n, beg = _inputs((high, low, close), _HLC)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i])
+            o[i] = self.update(h[i], lw[i], c[i])
         return out
 
 
@@ -1207,12 +1207,12 @@ cdef class CCI(_Stream):
         arrays, n, beg = _inputs((high, low, close), _HLC)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i])
+            o[i] = self.update(h[i], lw[i], c[i])
         return out
 
 
@@ -1276,12 +1276,12 @@ cdef class WillR(_Stream):
         arrays, n, beg = _inputs((high, low, close), _HLC)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i])
+            o[i] = self.update(h[i], lw[i], c[i])
         return out
 
 
@@ -1366,13 +1366,13 @@ cdef class MFI(_Stream):
         arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef const double* v = _dp(arrays[3])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i], v[i])
+            o[i] = self.update(h[i], lw[i], c[i], v[i])
         return out
 
 
@@ -1518,12 +1518,12 @@ cdef class Aroon(_Stream):
         arrays, n, beg = _inputs((high, low), _HL)
         cdef cnp.ndarray r1 = _empty(n), r2 = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef double* p1 = _dp(r1)
         cdef double* p2 = _dp(r2)
         cdef Py_ssize_t i
         for i in range(n):
-            if self._push(h[i], l[i]):
+            if self._push(h[i], lw[i]):
                 p1[i] = self._o1
                 p2[i] = self._o2
             else:
@@ -1582,12 +1582,12 @@ cdef class _ATRBase(_Stream):
         arrays, n, beg = _inputs((high, low, close), _HLC)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self._upd(h[i], l[i], c[i])
+            o[i] = self._upd(h[i], lw[i], c[i])
         return out
 
     cdef double _upd(self, double high, double low, double close) noexcept:
@@ -1794,13 +1794,13 @@ cdef class AD(_Stream):
         arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef const double* v = _dp(arrays[3])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i], v[i])
+            o[i] = self.update(h[i], lw[i], c[i], v[i])
         return out
 
 
@@ -1851,11 +1851,11 @@ cdef class ADOSC(_Stream):
         arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
         cdef cnp.ndarray out = _empty(n)
         cdef const double* h = _dp(arrays[0])
-        cdef const double* l = _dp(arrays[1])
+        cdef const double* lw = _dp(arrays[1])
         cdef const double* c = _dp(arrays[2])
         cdef const double* v = _dp(arrays[3])
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], l[i], c[i], v[i])
+            o[i] = self.update(h[i], lw[i], c[i], v[i])
         return out

@@ -17,7 +17,6 @@ Conventions
 """
 
 from libc.math cimport NAN, fabs, fma, isfinite, isnan, sqrt
-from libc.stdint cimport int64_t
 
 import numpy as np
 cimport numpy as cnp
