@@ -1,0 +1,272 @@
+# Scalar maths for core/options.pyx (included, not compiled alone): normal distribution helpers,
+# erfcx, Jäckel's normalised Black function and its branch expansions, Genz's bivariate normal.
+# Everything here is noexcept nogil and allocation free.
+
+cdef extern from *:
+    """
+    #define AIOTS_SQRT2PI 2.5066282746310002
+    #define AIOTS_1_SQRT2PI 0.3989422804014327
+    #define AIOTS_SQRT1_2 0.7071067811865476
+    #define AIOTS_SQRT_PI 1.7724538509055160
+    #define AIOTS_SQRT_PI_2 1.2533141373155003
+    """
+    double SQRT2PI "AIOTS_SQRT2PI"
+    double INV_SQRT2PI "AIOTS_1_SQRT2PI"
+    double SQRT1_2 "AIOTS_SQRT1_2"
+    double SQRT_PI "AIOTS_SQRT_PI"
+    double SQRT_PI_2 "AIOTS_SQRT_PI_2"
+
+# Branch thresholds of the normalised Black function (h = x/s, t = s/2), chosen from Jäckel (2015).
+cdef double ASYMPTOTIC_H = -10.0
+cdef double SMALL_T = 0.21
+cdef double NORM_CDF_H_PLUS_T = 0.85
+
+# Gauss-Legendre half rules (6, 12, 20 points) for Genz's bivariate normal.
+cdef double GL_X[3][10]
+cdef double GL_W[3][10]
+GL_X[0][:3] = [-0.9324695142031519, -0.6612093864662645, -0.2386191860831969]
+GL_W[0][:3] = [0.17132449237917027, 0.3607615730481387, 0.46791393457269104]
+GL_X[1][:6] = [-0.9815606342467192, -0.9041172563704748, -0.7699026741943047,
+               -0.5873179542866175, -0.3678314989981802, -0.1252334085114689]
+GL_W[1][:6] = [0.04717533638651141, 0.10693932599531907, 0.16007832854334642,
+               0.20316742672306573, 0.2334925365383546, 0.2491470458134027]
+GL_X[2][:10] = [-0.993128599185095, -0.9639719272779138, -0.912234428251326, -0.8391169718222188,
+                -0.7463319064601508, -0.636053680726515, -0.5108670019508271, -0.37370608871541955,
+                -0.22778585114164507, -0.07652652113349734]
+GL_W[2][:10] = [0.017614007139150893, 0.040601429800386446, 0.06267204833410879, 0.08327674157670471,
+                0.1019301198172407, 0.1181945319615186, 0.1316886384491769, 0.1420961093183824,
+                0.14917298647260424, 0.15275338713072628]
+
+
+cdef inline double norm_cdf(double z) noexcept nogil:
+    """Phi(z) = erfc(-z/sqrt2)/2, relative accuracy a few ulp in both tails."""
+    return 0.5 * erfc(-z * SQRT1_2)
+
+
+cdef inline double norm_pdf(double z) noexcept nogil:
+    return INV_SQRT2PI * exp(-0.5 * z * z)
+
+
+cdef inline double expx2(double x) noexcept nogil:
+    """exp(x*x) without the x*x rounding error (Cephes' split of x into a 1/128 grid part)."""
+    cdef double m, f
+    x = fabs(x)
+    m = floor(x * 128.0 + 0.5) / 128.0
+    f = x - m
+    return exp(m * m) * exp(2.0 * m * f + f * f)
+
+
+cdef inline double erfcx(double x) noexcept nogil:
+    """Scaled complementary error function exp(x^2) erfc(x)."""
+    cdef double y, y2
+    if x < 26.0:
+        return erfc(x) * expx2(x)
+    y = 1.0 / x
+    y2 = y * y
+    return y / SQRT_PI * (1.0 + y2 * (-0.5 + y2 * (0.75 + y2 * (-1.875 + y2 * 6.5625))))
+
+
+cdef inline double _norm_ppf1(double p) noexcept nogil:
+    """Inverse normal CDF: Acklam's rational start plus two Halley steps on erfc (full precision)."""
+    cdef double q, r, x, e, u
+    if not (p > 0.0 and p < 1.0):
+        if p == 0.0:
+            return -INFINITY
+        if p == 1.0:
+            return INFINITY
+        return NAN
+    if p < 0.02425:
+        q = sqrt(-2.0 * log(p))
+        x = ((((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e+00) * q
+                - 2.549732539343734e+00) * q + 4.374664141464968e+00) * q + 2.938163982698783e+00)
+             / ((((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e+00) * q
+                 + 3.754408661907416e+00) * q + 1.0))
+    elif p > 1.0 - 0.02425:
+        q = sqrt(-2.0 * log1p(-p))
+        x = -((((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e+00) * q
+                 - 2.549732539343734e+00) * q + 4.374664141464968e+00) * q + 2.938163982698783e+00)
+              / ((((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e+00) * q
+                  + 3.754408661907416e+00) * q + 1.0))
+    else:
+        q = p - 0.5
+        r = q * q
+        x = ((((((-3.969683028665376e+01 * r + 2.209460984245205e+02) * r - 2.759285104469687e+02) * r
+                + 1.383577518672690e+02) * r - 3.066479806614716e+01) * r + 2.506628277459239e+00) * q
+             / (((((-5.447609879822406e+01 * r + 1.615858368580409e+02) * r - 1.556989798598866e+02) * r
+                  + 6.680131188771972e+01) * r - 1.328068155288572e+01) * r + 1.0))
+    for _ in range(2):
+        if x < 0.0:
+            e = norm_cdf(x) - p
+        else:
+            e = (1.0 - p) - norm_cdf(-x)
+        u = e * SQRT2PI * exp(0.5 * x * x)
+        x = x - u / (1.0 + 0.5 * x * u)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalised Black (Jäckel 2015): b(x, s) = e^{x/2} Phi(x/s + s/2) - e^{-x/2} Phi(x/s - s/2)
+# for an out-of-the-money call (x = ln(F/K) <= 0), s = sigma sqrt(T). Four evaluation branches
+# keep the relative accuracy near machine precision everywhere.
+# ---------------------------------------------------------------------------------------------
+
+cdef inline double nb_asymptotic(double h, double t) noexcept nogil:
+    """h << 0: b = E [Y(h+t) - Y(h-t)] with Y = Phi/phi expanded asymptotically, differences exact."""
+    cdef double r = (h + t) * (h - t)
+    cdef double e = exp(-0.5 * (h * h + t * t)) * INV_SQRT2PI
+    cdef double tau = (t * t) / (h * h)
+    cdef double g = (h * h) / (r * r)
+    cdef double total = 0.0, term, prev = INFINITY, sn, c, gpow = 1.0, dfact = 1.0, tj
+    cdef int n, j, m
+    for n in range(60):
+        m = 2 * n + 1
+        # S_n = sum_j C(m, 2j+1) tau^j
+        c = m
+        sn = c
+        tj = 1.0
+        for j in range(1, n + 1):
+            c = c * (m - 2 * j + 1) * (m - 2 * j) / ((2 * j) * (2 * j + 1.0))
+            tj *= tau
+            sn += c * tj
+        term = dfact * gpow * sn
+        if fabs(term) > prev:
+            break
+        if n % 2 == 0:
+            total += term
+        else:
+            total -= term
+        if fabs(term) <= 1e-17 * fabs(total):
+            break
+        prev = fabs(term)
+        gpow *= g
+        dfact *= m
+    return 2.0 * e * (t / r) * total
+
+
+cdef inline double nb_small_t(double h, double t) noexcept nogil:
+    """t < 0.21: b = 2E sum_{k odd} Y^(k)(h) t^k/k!, Y' = 1 + hY, Y^(n+1) = hY^(n) + nY^(n-1)."""
+    cdef double y0 = SQRT_PI_2 * erfcx(-h * SQRT1_2)
+    cdef double y1 = 1.0 + h * y0
+    cdef double ym1 = y0, yk = y1, ynext
+    cdef double tk = t, fact = 1.0, total = t * y1
+    cdef int k
+    for k in range(1, 16):
+        ynext = h * yk + k * ym1
+        ym1 = yk
+        yk = ynext
+        fact *= (k + 1)
+        tk *= t
+        if k % 2 == 0:
+            total += yk * tk / fact
+    return 2.0 * INV_SQRT2PI * exp(-0.5 * (h * h + t * t)) * total
+
+
+cdef inline double nb_otm(double x, double s) noexcept nogil:
+    """Normalised OTM call b(x, s) for x <= 0, s > 0."""
+    cdef double h, t, b
+    if s <= 0.0:
+        return 0.0
+    if x == 0.0:
+        return erf(0.25 * s * 1.4142135623730951)
+    h = x / s
+    t = 0.5 * s
+    if h < ASYMPTOTIC_H and h + t < ASYMPTOTIC_H + SMALL_T:
+        b = nb_asymptotic(h, t)
+    elif t < SMALL_T:
+        b = nb_small_t(h, t)
+    elif h + t > NORM_CDF_H_PLUS_T:
+        b = exp(0.5 * x) * norm_cdf(h + t) - exp(-0.5 * x) * norm_cdf(h - t)
+    else:
+        b = 0.5 * exp(-0.5 * (h * h + t * t)) * (erfcx(-SQRT1_2 * (h + t)) - erfcx(-SQRT1_2 * (h - t)))
+    return b if b > 0.0 else 0.0
+
+
+cdef inline double nb_otm_complement(double x, double s) noexcept nogil:
+    """e^{x/2} - b(x, s) for x <= 0 as a sum of positive terms (no cancellation)."""
+    cdef double h = x / s, t = 0.5 * s
+    return exp(0.5 * x) * norm_cdf(-h - t) + exp(-0.5 * x) * norm_cdf(h - t)
+
+
+cdef inline double nb_vega(double x, double s) noexcept nogil:
+    """db/ds = exp(-(x^2/s^2 + s^2/4)/2)/sqrt(2 pi)."""
+    cdef double h = x / s, t = 0.5 * s
+    return INV_SQRT2PI * exp(-0.5 * (h * h + t * t))
+
+
+cdef inline double normalised_black(double x, double s, bint is_call) noexcept nogil:
+    """Normalised Black price for either right: reduce to OTM call plus normalised intrinsic."""
+    if not is_call:
+        x = -x
+    if x > 0.0:
+        return 2.0 * sinh(0.5 * x) + nb_otm(-x, s)
+    return nb_otm(x, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bivariate normal P(X < a, Y < b; rho) by Genz (2004) "Numerical computation of rectangular
+# bivariate and trivariate normal and t probabilities" (Drezner-Wesolowsky with Gauss-Legendre).
+# ---------------------------------------------------------------------------------------------
+
+cdef double bvnd(double dh, double dk, double r) noexcept nogil:
+    """P(X > dh, Y > dk) for standard normals with correlation r."""
+    cdef int ng, lg, i, k_
+    cdef double h = dh, k = dk, hk = h * k, bvn = 0.0, hs, asr, sn, as_, a, bs, c, d, b, xs, rs, sgn
+    if fabs(r) < 0.3:
+        ng = 0
+        lg = 3
+    elif fabs(r) < 0.75:
+        ng = 1
+        lg = 6
+    else:
+        ng = 2
+        lg = 10
+    if fabs(r) < 0.925:
+        hs = 0.5 * (h * h + k * k)
+        asr = asin(r)
+        for i in range(lg):
+            sn = sin(asr * (GL_X[ng][i] + 1.0) * 0.5)
+            bvn += GL_W[ng][i] * exp((sn * hk - hs) / (1.0 - sn * sn))
+            sn = sin(asr * (-GL_X[ng][i] + 1.0) * 0.5)
+            bvn += GL_W[ng][i] * exp((sn * hk - hs) / (1.0 - sn * sn))
+        return bvn * asr / (4.0 * M_PI) + norm_cdf(-h) * norm_cdf(-k)
+    if r < 0.0:
+        k = -k
+        hk = -hk
+    if fabs(r) < 1.0:
+        as_ = (1.0 - r) * (1.0 + r)
+        a = sqrt(as_)
+        bs = (h - k) * (h - k)
+        c = (4.0 - hk) / 8.0
+        d = (12.0 - hk) / 16.0
+        bvn = a * exp(-(bs / as_ + hk) * 0.5) * (1.0 - c * (bs - as_) * (1.0 - d * bs / 5.0) / 3.0
+                                                 + c * d * as_ * as_ / 5.0)
+        if hk > -160.0:
+            b = sqrt(bs)
+            bvn -= (exp(-hk * 0.5) * SQRT2PI * norm_cdf(-b / a) * b
+                    * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0))
+        a = 0.5 * a
+        for i in range(lg):
+            for k_ in range(2):
+                sgn = -1.0 if k_ == 0 else 1.0
+                xs = a * (sgn * GL_X[ng][i] + 1.0)
+                xs = xs * xs
+                rs = sqrt(1.0 - xs)
+                asr = -(bs / xs + hk) * 0.5
+                if asr > -100.0:
+                    bvn += a * GL_W[ng][i] * exp(asr) * (
+                        exp(-hk * (1.0 - rs) / (2.0 * (1.0 + rs))) / rs - (1.0 + c * xs * (1.0 + d * xs)))
+        bvn = -bvn / (2.0 * M_PI)
+    if r > 0.0:
+        return bvn + norm_cdf(-fmax(h, k))
+    bvn = -bvn
+    if k > h:
+        if h < 0.0:
+            bvn += norm_cdf(k) - norm_cdf(h)
+        else:
+            bvn += norm_cdf(-h) - norm_cdf(-k)
+    return bvn
+
+
+cdef inline double cbnd(double a, double b, double rho) noexcept nogil:
+    """P(X < a, Y < b; rho)."""
+    return bvnd(-a, -b, rho)
