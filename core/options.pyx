@@ -607,6 +607,10 @@ cdef double _am_iv1(double P, double S, double K, double T, double r, double q, 
     a = AM_SIG_LO
     b = AM_SIG_HI
     fa = _am_price1(method, S, K, T, r, q, a, call, steps, lr, dt, dd, nd) - P
+    while not isfinite(fa) and a < 0.1:
+        # some approximations (BAW, trees) break down at tiny sigma: move the lower end up
+        a *= 4.0
+        fa = _am_price1(method, S, K, T, r, q, a, call, steps, lr, dt, dd, nd) - P
     fb = _am_price1(method, S, K, T, r, q, b, call, steps, lr, dt, dd, nd) - P
     if not (isfinite(fa) and isfinite(fb)):
         reason[0] = R_NOCONV
@@ -619,7 +623,7 @@ cdef double _am_iv1(double P, double S, double K, double T, double r, double q, 
         return a
     c = b
     fc = fb
-    for _it in range(200):
+    for _it in range(300):
         if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
             c = a
             fc = fa

@@ -1,0 +1,152 @@
+"""Implied volatility: Jäckel's reference values, mpmath-exact round trips, reason codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aiots.core import options as o
+
+
+def _kappa(price: np.ndarray, sigma: np.ndarray, vega: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return price / (sigma * vega)
+
+
+def test_lets_be_rational_reference_values(shared_data: Path) -> None:
+    """Jäckel's C++ reference outputs (py_lets_be_rational TestValues): Black price and IV."""
+    d = json.loads((shared_data / "reference" / "py_lets_be_rational_TestValues.json").read_text())
+    inp, out = d["input"], d["output"]
+    F = np.array([x["F"] for x in inp], float)
+    K = np.array([x["K"] for x in inp], float)
+    T = np.array([x["T"] for x in inp], float)
+    sig = np.array([x["sigma"] for x in inp], float)
+    call = np.array([x["q"] for x in inp]) > 0
+    black = np.array([y["black"] for y in out], float)
+    mine = o.black76_price(F, K, T, 0.0, sig, call)
+    ok = (black > 1e-300) & (T > 0.0)  # T = 0 rows: NaN by design (T must be positive)
+    np.testing.assert_allclose(mine[ok], black[ok], rtol=1e-13)
+    iv, reason = o.implied_vol(black, F, K, T, 0.0, 0.0, call, return_reason=True)
+    kappa = _kappa(black, sig, o.black76_greeks(F, K, T, 0.0, sig, call)["vega"])
+    dom = ok & (kappa <= 1e3)
+    assert dom.sum() > 900
+    assert np.all(reason[dom] == o.OK)
+    assert np.max(np.abs(iv[dom] - sig[dom]) / sig[dom]) <= 1e-12
+    ref_iv = np.array([y["implied_volatility_from_a_transformed_rational_guess"] for y in out])
+    assert np.max(np.abs(iv[dom] - ref_iv[dom]) / ref_iv[dom]) <= 1e-12
+    # zero prices carry no information: NaN with INVALID_INPUT, never an exception
+    assert np.all(reason[(black <= 0.0) | (T <= 0.0)] == o.INVALID_INPUT)
+
+
+def test_round_trip_against_mpmath_prices() -> None:
+    """Prices computed to 40 digits by mpmath, inverted: |dsigma|/sigma <= 1e-12 in the domain."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 40
+    rng = np.random.default_rng(5)
+    n = 400
+    T = 10 ** rng.uniform(np.log10(1 / 365), np.log10(5), n)
+    sig = 10 ** rng.uniform(-2, np.log10(5), n)
+    k = rng.uniform(-2, 2, n)  # ln(K/F)
+    call = rng.random(n) < 0.5
+    S, r, q = 100.0, 0.03, 0.01
+    F = S * np.exp((r - q) * T)
+    K = F * np.exp(k)
+    prices = np.empty(n)
+    for i in range(n):
+        f, kk, s = mp.mpf(F[i]), mp.mpf(K[i]), mp.mpf(sig[i]) * mp.sqrt(mp.mpf(T[i]))
+        d1 = mp.log(f / kk) / s + s / 2
+        th = 1 if call[i] else -1
+        prices[i] = float(mp.exp(-r * mp.mpf(T[i])) * th * (f * mp.ncdf(th * d1) - kk * mp.ncdf(th * (d1 - s))))
+    iv, reason = o.implied_vol(prices, S, K, T, r, q, call, return_reason=True)
+    kappa = _kappa(prices, sig, o.bs_greeks(S, K, T, r, sig, q, call)["vega"])
+    dom = (prices > 1e-280) & (kappa <= 1e3)
+    assert dom.sum() > 150
+    err = np.abs(iv[dom] - sig[dom]) / sig[dom]
+    assert np.all(reason[dom] == o.OK)
+    assert err.max() <= 1e-12, err.max()
+
+
+@pytest.mark.slow
+def test_round_trip_200k_random() -> None:
+    rng = np.random.default_rng(7)
+    n = 200_000
+    T = 10 ** rng.uniform(np.log10(1 / 365), np.log10(5), n)
+    sig = 10 ** rng.uniform(-2, np.log10(5), n)
+    r = rng.uniform(-0.01, 0.08, n)
+    q = rng.uniform(0.0, 0.05, n)
+    S = 100.0
+    K = S * np.exp((r - q) * T) * np.exp(rng.uniform(-2, 2, n))
+    call = rng.random(n) < 0.5
+    p = o.bs_price(S, K, T, r, sig, q, call)
+    iv, reason = o.implied_vol(p, S, K, T, r, q, call, return_reason=True)
+    kappa = _kappa(p, sig, o.bs_greeks(S, K, T, r, sig, q, call)["vega"])
+    dom = (p > 1e-280) & (kappa <= 1e3)
+    assert np.all(reason[dom] == o.OK)
+    assert np.max(np.abs(iv[dom] - sig[dom]) / sig[dom]) <= 1e-12
+    # outside the domain we still never fail hard: finite sigma or NaN with a reason
+    assert np.all(np.isfinite(iv) | (reason != o.OK))
+
+
+def test_matches_py_vollib_lets_be_rational() -> None:
+    lbr = pytest.importorskip("py_lets_be_rational")
+    rng = np.random.default_rng(9)
+    F = rng.uniform(50, 150, 300)
+    K = rng.uniform(50, 150, 300)
+    T = rng.uniform(0.02, 3, 300)
+    sig = rng.uniform(0.05, 1.5, 300)
+    call = rng.random(300) < 0.5
+    p = o.black76_price(F, K, T, 0.0, sig, call)
+    mine = o.implied_vol(p, F, K, T, 0.0, 0.0, call)
+    kappa = _kappa(p, sig, o.black76_greeks(F, K, T, 0.0, sig, call)["vega"])
+    compared = 0
+    for i in np.nonzero(kappa <= 1e3)[0]:
+        try:
+            ref = lbr.implied_volatility_from_a_transformed_rational_guess(p[i], F[i], K[i], T[i],
+                                                                          1 if call[i] else -1)
+        except Exception:  # noqa: BLE001 - py_lets_be_rational raises on prices at/below its intrinsic
+            continue
+        assert abs(mine[i] - ref) <= 1e-11 * ref, (i, mine[i], ref)
+        compared += 1
+    assert compared > 200
+
+
+def test_reason_codes() -> None:
+    S, K, T, r = 100.0, 100.0, 0.5, 0.05
+    prices = np.array([1e-30, 5.0, 0.0, -1.0, np.nan, np.inf, 150.0, 100.0])
+    iv, reason = o.implied_vol(prices, S, K, T, r, 0.0, True, return_reason=True)
+    assert reason.dtype == np.int8
+    assert reason[1] == o.OK and np.isfinite(iv[1])
+    assert list(reason[2:6]) == [o.INVALID_INPUT] * 4
+    assert reason[6] == o.ABOVE_MAX and reason[7] == o.ABOVE_MAX
+    assert np.all(np.isnan(iv[2:]))
+    itm = o.implied_vol(20.0, 130.0, 100.0, 1.0, 0.05, 0.0, True, return_reason=True)
+    assert itm[1] == o.BELOW_INTRINSIC and np.isnan(itm[0])
+    assert o.reason_name(o.BELOW_INTRINSIC) == "BELOW_INTRINSIC"
+    assert o.reason_name(99) == "UNKNOWN"
+    assert set(o.REASONS.values()) >= {"OK", "BELOW_INTRINSIC", "ABOVE_MAX", "INVALID_INPUT", "NO_CONVERGENCE"}
+    bad = o.implied_vol(5.0, np.array([100.0, -1.0, np.nan]), 100.0, np.array([0.5, 0.5, 0.5]), 0.05,
+                        return_reason=True)
+    assert list(bad[1]) == [o.OK, o.INVALID_INPUT, o.INVALID_INPUT]
+
+
+def test_american_style_deep_itm_put() -> None:
+    """A deep ITM American put above intrinsic but below the European bound still gets a vol."""
+    S, K, T, r, q = 82.0, 100.0, 1.0, 0.06, 0.0  # European put value < intrinsic 18 here
+    for method in ("bjerksund_stensland_2002", "baw", "binomial"):
+        price = o.american_price(S, K, T, r, 0.25, q, False, method=method, steps=301)
+        eu_iv, eu_reason = o.implied_vol(price, S, K, T, r, q, False, return_reason=True)
+        am_iv, am_reason = o.implied_vol(price, S, K, T, r, q, False, style="american", method=method,
+                                         steps=301, return_reason=True)
+        assert am_reason == o.OK
+        assert abs(am_iv - 0.25) < 1e-9, (method, am_iv)
+        # European IV of the same price is biased upward (or undefined) because of the early-exercise premium
+        assert eu_reason != o.OK or eu_iv > 0.25
+    iv, reason = o.implied_vol(np.array([17.0, 18.0 + 1e-9, 100.0]), S, K, T, r, q, False, style="american",
+                               return_reason=True)
+    assert reason[0] == o.BELOW_INTRINSIC and np.isnan(iv[0])
+    # a hair above intrinsic: exercised at every sigma in range -> lowest sigma or no model price
+    assert reason[1] in (o.OK, o.OUTSIDE_MODEL_RANGE)
+    assert reason[2] == o.ABOVE_MAX
