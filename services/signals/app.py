@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from aiots.services.bus.base import Delivery
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
+from aiots.services.common.telemetry import metrics
 from aiots.services.signals.config import ConfigSource
 from aiots.services.signals.conversions import signal_to_proto
 from aiots.services.signals.engine import SignalEngine
@@ -92,7 +93,10 @@ class SignalsApp:
         self.engine = SignalEngine(
             ConfigSource(self.cfg.strategies_file), iv_rank=lambda sym: self.iv_ranks.get(sym, math.nan)
         )
-        self.broker = Broker(self.cfg.subscriber_queue)
+        self.broker = Broker(
+            self.cfg.subscriber_queue,
+            on_drop=lambda: metrics.subscriber_drops.add(1, {"stream": "signals", "reason": "overflow"}),
+        )
         self.servicer = SignalServicer(
             self.store,
             self.broker,
@@ -117,6 +121,7 @@ class SignalsApp:
         listener = bus.listen(SIGNAL_CHANNEL)
         with contextlib.suppress(AttributeError):
             await listener.start()
+        self._update_open_gauge()
         self._spawn(self._fanout(listener))
         self._spawn(
             self._consume(
@@ -159,6 +164,8 @@ class SignalsApp:
             except Exception:
                 log.exception("signals: failed to process a bus message", extra={"stream": d.stream})
             await self.rt.bus.ack(d, group=group)
+            topic = d.stream.split(":v1:", 1)[-1].rsplit(":", 1)[0]
+            metrics.bus_consumed.add(1, {"topic": topic, "group": "signals"})
 
     async def _on_bar(self, payload: bytes) -> None:
         ev = events_pb2.BarEvent.FromString(payload)
@@ -180,6 +187,7 @@ class SignalsApp:
         bus = self.rt.bus
         for sig in new:
             if await self.store.insert(sig):
+                metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
                 ev = events_pb2.SignalEvent(
                     symbol=sig.symbol, ts_event=sig.created_ns, signal=signal_to_proto(sig), is_update=False
                 )
@@ -187,11 +195,22 @@ class SignalsApp:
                 await bus.broadcast(SIGNAL_CHANNEL, ev)
         for sig in updates:
             if await self.store.close(sig):
+                metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
+                metrics.signal_pnl.record(sig.pnl_pct, {"strategy": sig.strategy, "status": sig.status.name})
                 ev = events_pb2.SignalEvent(
                     symbol=sig.symbol, ts_event=sig.exit_ns, signal=signal_to_proto(sig), is_update=True
                 )
                 await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
                 await bus.broadcast(SIGNAL_CHANNEL, ev)
+        if new or updates:
+            self._update_open_gauge()
+
+    def _update_open_gauge(self) -> None:
+        counts = dict.fromkeys(self.engine.strategy_names, 0)
+        for sig in self.engine.tracker.open_signals():
+            counts[sig.strategy] = counts.get(sig.strategy, 0) + 1
+        for strategy, n in counts.items():
+            metrics.signals_open.set(n, {"strategy": strategy})
 
     async def _fanout(self, listener: Any) -> None:
         async for payload in listener:

@@ -33,6 +33,7 @@ from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 NS_PER_YEAR = 365.0 * 86_400e9
 NS_PER_DAY = 86_400e9
+DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,23 @@ class ContractSelector:
             return None
         S = idea.underlying_price
         r = sc.risk_free_rate
+        # Cheap pre-filter: European IV/delta (microseconds) keeps only contracts near the delta
+        # band, so the American solver (the costly step) runs on a handful of them.
         mids = np.array([q.mid for q in cands])
         K = np.array([q.strike for q in cands])
         T = np.array([(q.expiry_ns - now_ns) / NS_PER_YEAR for q in cands])
+        iv_eu = np.asarray(opt.implied_vol(mids, S, K, T, r, dividend_yield, want_call), float)
+        near = np.isfinite(iv_eu)
+        if near.any():
+            d_eu = np.abs(opt.bs_greeks(S, K[near], T[near], r, iv_eu[near], dividend_yield, want_call)["delta"])
+            keep = (d_eu >= sc.delta_min - DELTA_PREFILTER_MARGIN) & (d_eu <= sc.delta_max + DELTA_PREFILTER_MARGIN)
+            near[np.flatnonzero(near)[~keep]] = False
+        # European IV fails below the European bound (deep ITM American puts): let the American solver try.
+        near |= ~np.isfinite(iv_eu)
+        if not near.any():
+            return None
+        cands = [c for c, n in zip(cands, near, strict=True) if n]
+        mids, K, T = mids[near], K[near], T[near]
         iv = np.asarray(opt.implied_vol(mids, S, K, T, r, dividend_yield, want_call, style="american"), float)
         ok = np.isfinite(iv) & (iv > 0)
         if not ok.any():

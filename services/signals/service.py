@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from aiots.services.common.telemetry import metrics
 from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
 from aiots.services.signals.store import SignalFilter, SignalStore
 from aiots.v1 import signals_pb2
@@ -89,6 +90,7 @@ class SignalServicer:
         f = self._filter(request.symbols, request.strategies, request.min_confidence)
         since_id, since_ns = self._since(request.since)
         sub = self.broker.subscribe(f, request.include_updates)
+        metrics.subscribers.add(1, {"stream": "signals"})
         try:
             last_id = ""
             if since_id is not None or since_ns is not None:
@@ -114,6 +116,7 @@ class SignalServicer:
                 yield item.data
         finally:
             self.broker.unsubscribe(sub)
+            metrics.subscribers.add(-1, {"stream": "signals"})
 
     async def ListSignals(
         self, request: signals_pb2.ListSignalsRequest, context: grpc.aio.ServicerContext
