@@ -313,7 +313,7 @@ def build_model(
     upstreams = []
     for short, section in SERVICE_SECTIONS.items():
         port = getattr(settings, section).port
-        upstreams.append(Upstream(cluster=section, service=f"{PACKAGE}.{short}", host=gw.upstream_host, port=port))
+        upstreams.append(Upstream(cluster=section, service=f"{PACKAGE}.{short}", host=gw.host_of(section), port=port))
     rl = gw.rate_limits
     buckets = {rc: Bucket.of(getattr(rl, rc.value)) for rc in RouteClass}
     tls = (gw.tls_cert_file, gw.tls_key_file) if gw.tls_cert_file and gw.tls_key_file else None

@@ -17,6 +17,7 @@ catch-all answering 404 JSON (after authentication, so unknown paths reveal noth
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -472,11 +473,19 @@ def _access_log(model: GatewayModel) -> list[dict[str, Any]]:
     ]
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _cluster(model: GatewayModel, name: str, host: str, port: int, grpc_service: str | None) -> dict[str, Any]:
     gw = model.settings
     c: dict[str, Any] = {
         "name": name,
-        "type": "STATIC",
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": _d(gw.connect_timeout_s),
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
@@ -486,6 +495,12 @@ def _cluster(model: GatewayModel, name: str, host: str, port: int, grpc_service:
             ],
         },
     }
+    if c["type"] == "STRICT_DNS":
+        # a DNS name (compose service, Kubernetes Service): every address it resolves to is an endpoint
+        # (a headless Service spreads over pods), re-resolved every dns_refresh_rate_s
+        c["dns_lookup_family"] = "V4_PREFERRED"
+        c["dns_refresh_rate"] = _d(gw.dns_refresh_rate_s)
+        c["respect_dns_ttl"] = True
     if grpc_service is not None:
         c["typed_extension_protocol_options"] = {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

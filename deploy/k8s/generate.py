@@ -155,17 +155,20 @@ def gateway_deployment() -> dict[str, Any]:
     }
 
 
-def service(name: str, ports: list[tuple[str, int]], *, kind: str = "ClusterIP") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": labels(name)},
-        "spec": {
-            "type": kind,
-            "selector": labels(name),
-            "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in ports],
-        },
+def service(
+    name: str, ports: list[tuple[str, int]], *, kind: str = "ClusterIP", headless: bool = False
+) -> dict[str, Any]:
+    """A Service. ``headless``: DNS returns every ready pod's IP, so Envoy (STRICT_DNS cluster via
+    gateway.upstream_hosts) balances each request over the pods; through a ClusterIP one long-lived
+    HTTP/2 connection would pin all of a gateway's traffic to one pod."""
+    spec: dict[str, Any] = {
+        "type": kind,
+        "selector": labels(name),
+        "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in ports],
     }
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels(name)}, "spec": spec}
 
 
 def external(name: str, host: str, port: int) -> dict[str, Any]:
@@ -237,7 +240,7 @@ def main() -> None:
     for name, (port, mport, *_rest) in SERVICES.items():
         files[f"{name}.yaml"] = [
             service_deployment(name),
-            service(name, [("grpc", port), ("metrics", mport)]),
+            service(name, [("grpc", port), ("metrics", mport)], headless=True),
             pdb(name),
         ]
     files["hpa.yaml"] = [hpa("analytics", 2, 10), hpa("signals", 2, 10)]

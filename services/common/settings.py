@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -181,11 +181,18 @@ class GatewaySettings(BaseModel):
     """Envoy in front of every service (see gateway/). Ports: listener 8000, admin 9901 on
     127.0.0.1 only, the supervisor's /health + /openapi.json endpoint on 127.0.0.1:health_port."""
 
+    #: the services behind the gateway (the keys upstream_hosts accepts)
+    UPSTREAMS: ClassVar[tuple[str, ...]] = ("cache", "ingestion", "analytics", "signals")
+
     host: str = "0.0.0.0"
     port: int = 8000
     admin_port: int = 9901
     health_port: int = Field(9900, description="supervisor HTTP endpoint (127.0.0.1) behind /health")
-    upstream_host: str = Field("127.0.0.1", description="where the four services listen")
+    upstream_host: str = Field("127.0.0.1", description="host of every service not named in upstream_hosts")
+    upstream_hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description='per-service host (IP or DNS name), e.g. {"cache": "cache", ...}; unset: upstream_host',
+    )
     base_id: int = Field(0, ge=0, description="Envoy --base-id (distinct per Envoy on one host)")
     concurrency: int = Field(1, ge=1, description="Envoy worker threads (--concurrency)")
     log_level: str = Field("warning", description="Envoy --log-level")
@@ -204,6 +211,7 @@ class GatewaySettings(BaseModel):
     tls_key_file: Path | None = None
     max_request_bytes: int = Field(1 << 20, ge=1024, description="413 above this request body size")
     connect_timeout_s: float = Field(1.0, gt=0)
+    dns_refresh_rate_s: float = Field(5.0, ge=0.001, description="re-resolution of upstream DNS names")
     unary_timeout_s: float = Field(30.0, gt=0, description="route timeout of unary calls")
     stream_idle_timeout_s: float = Field(
         60.0, gt=0, description="idle timeout of streaming routes (must exceed the signals heartbeat)"
@@ -220,7 +228,17 @@ class GatewaySettings(BaseModel):
             raise ValueError("jwt_algorithm HS256 is only allowed with profile 'dev'")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file must be set together")
+        unknown = sorted(set(self.upstream_hosts) - set(self.UPSTREAMS))
+        if unknown:
+            raise ValueError(f"upstream_hosts: unknown service {unknown[0]!r}; choose from {', '.join(self.UPSTREAMS)}")
+        empty = sorted(k for k, v in self.upstream_hosts.items() if not v.strip())
+        if empty:
+            raise ValueError(f"upstream_hosts: empty host for {empty[0]!r}")
         return self
+
+    def host_of(self, service: str) -> str:
+        """Where ``service`` (cache|ingestion|analytics|signals) listens, as the gateway reaches it."""
+        return self.upstream_hosts.get(service, self.upstream_host)
 
 
 class TelemetrySettings(BaseModel):

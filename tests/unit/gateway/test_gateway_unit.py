@@ -212,3 +212,55 @@ def test_validate_rejects_a_broken_config(tmp_path: Path) -> None:
 
     with pytest.raises(run.GatewayError, match="rejected"):
         asyncio.run(run.validate(bad, 4243))
+
+
+def _endpoints(boot: dict[str, object]) -> dict[str, tuple[str, str]]:
+    """cluster -> (type, address) of the four service clusters."""
+    out = {}
+    for c in boot["static_resources"]["clusters"]:  # type: ignore[index]
+        if c["name"] == render.HEALTH_CLUSTER:
+            continue
+        sa = c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+        out[c["name"]] = (c["type"], sa["address"])
+    return out
+
+
+def test_upstream_hosts_from_the_deploy_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the exact value docker-compose.yml and deploy/k8s set
+    monkeypatch.setenv(
+        "AIOTS_GATEWAY__UPSTREAM_HOSTS",
+        '{"cache": "cache", "ingestion": "ingestion", "analytics": "analytics", "signals": "signals"}',
+    )
+    s = Settings()
+    assert s.gateway.upstream_hosts == {n: n for n in ("cache", "ingestion", "analytics", "signals")}
+    m = model.build_model(s, descriptor_file=Path("x.pb"), jwks_file=Path("j.json"))
+    eps = _endpoints(render.bootstrap(m))
+    # DNS names need a DNS cluster (STATIC only takes IP literals)
+    assert eps == {n: ("STRICT_DNS", n) for n in ("cache", "ingestion", "analytics", "signals")}
+
+
+def test_upstream_hosts_default_and_partial_override() -> None:
+    eps = _endpoints(render.bootstrap(model.build_model(Settings(), descriptor_file=Path("x.pb"), jwks_file=Path("j"))))
+    assert eps == {n: ("STATIC", "127.0.0.1") for n in ("cache", "ingestion", "analytics", "signals")}
+    s = Settings(gateway={"upstream_host": "10.0.0.5", "upstream_hosts": {"signals": "::1"}})
+    eps = _endpoints(render.bootstrap(model.build_model(s, descriptor_file=Path("x.pb"), jwks_file=Path("j"))))
+    assert eps["signals"] == ("STATIC", "::1") and eps["cache"] == ("STATIC", "10.0.0.5")
+
+
+def test_upstream_hosts_rejects_unknown_services_and_empty_hosts() -> None:
+    with pytest.raises(ValidationError, match="unknown service 'gateway'"):
+        GatewaySettings(upstream_hosts={"gateway": "x"})
+    with pytest.raises(ValidationError, match="empty host"):
+        GatewaySettings(upstream_hosts={"cache": " "})
+
+
+def test_dns_upstreams_pass_envoy_validate(tmp_path: Path) -> None:
+    gw = {"dev_key_dir": str(tmp_path / "keys"), "upstream_hosts": {"cache": "cache", "signals": "localhost"}}
+    _, cfg = run.prepare(Settings(gateway=gw), tmp_path / "envoy")
+    r = subprocess.run(
+        [run.envoy_binary(), "--mode", "validate", "-c", str(cfg), "--base-id", "4244"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

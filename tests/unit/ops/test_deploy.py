@@ -28,9 +28,6 @@ DEPLOY = ROOT / "deploy"
 SERVICES = ("cache", "ingestion", "analytics", "signals")
 # Non-AI-OTS series dashboards/alerts may use: Prometheus' own `up` and prometheus_client's process metrics.
 FOREIGN_METRICS = {"up", "process_cpu_seconds_total"}
-# Settings the deployment files already use but another area has yet to add (see .readme/ops.md):
-# the gateway needs one upstream host per service once services run in separate containers/pods.
-PENDING_SETTINGS = {"AIOTS_GATEWAY__UPSTREAM_HOSTS"}
 K8S_VERSION = "1.31"
 PROM_FN = {
     "sum", "rate", "increase", "max", "min", "avg", "by", "histogram_quantile", "le", "count", "without",
@@ -156,12 +153,22 @@ def setting_exists(env: str) -> bool:
 
 def _check_env(names: set[str]) -> None:
     unknown = {n for n in names if (n.startswith("AIOTS_") or n.isupper()) and not setting_exists(n)}
-    unknown -= PENDING_SETTINGS | {"AIOTS_SERVICE"}  # AIOTS_SERVICE: the container's role, read by healthcheck.py
+    unknown -= {"AIOTS_SERVICE"}  # AIOTS_SERVICE: the container's role, read by healthcheck.py
     assert not unknown, f"variables that no setting reads: {sorted(unknown)}"
+
+
+def _gateway_hosts(env: dict[str, str]) -> dict[str, str]:
+    """Where the gateway sends each service, as GatewaySettings reads ``env`` (the real parser)."""
+    gw = Settings.model_validate({}).gateway
+    raw = env.get("AIOTS_GATEWAY__UPSTREAM_HOSTS")
+    if raw is not None:
+        gw = gw.model_validate({**gw.model_dump(), "upstream_hosts": json.loads(raw)})
+    return {n: gw.host_of(n) for n in SERVICES}
 
 
 def test_setting_exists_oracle() -> None:
     assert setting_exists("AIOTS_CACHE__PORT") and setting_exists("AIOTS_TELEMETRY__OTLP_ENDPOINT")
+    assert setting_exists("AIOTS_GATEWAY__UPSTREAM_HOSTS")
     assert not setting_exists("AIOTS_CACHE__PROT") and not setting_exists("AIOTS_NOPE")
 
 
@@ -204,6 +211,9 @@ def test_compose_ports_and_env_match_settings(compose: dict[str, Any]) -> None:
         _check_env(set(env))
     assert svcs["gateway"]["ports"] == [f"{s.gateway.port}:{s.gateway.port}"]
     _check_env(set(svcs["gateway"]["environment"]))
+    # the gateway reaches each service under its compose service name
+    hosts = _gateway_hosts(svcs["gateway"]["environment"])
+    assert hosts == {n: n for n in SERVICES} and set(hosts.values()) <= set(svcs)
     vols = svcs["grafana"]["volumes"]
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in vols
     prov = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/aiots.yml").read_text())
@@ -314,6 +324,11 @@ def test_k8s_renders_and_validates_against_schemas(where: str) -> None:
         assert by[("Service", ext)]["spec"]["type"] == "ExternalName"
     gw = by[("Deployment", "gateway")]["spec"]["template"]["spec"]["containers"][0]
     assert gw["readinessProbe"]["httpGet"]["port"] == s.gateway.port
+    # the gateway reaches each service through its headless Service (every ready pod is an endpoint)
+    hosts = _gateway_hosts({e["name"]: e["value"] for e in gw["env"] if "value" in e})
+    assert hosts == {n: n for n in SERVICES}
+    for name in SERVICES:
+        assert by[("Service", name)]["spec"]["clusterIP"] == "None"
     _check_env(set(by[("ConfigMap", "aiots-config")]["data"]))
     if where != "base":
         assert all(d["metadata"].get("namespace") == "aiots" for d in docs if d["kind"] != "Namespace")
