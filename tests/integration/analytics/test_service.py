@@ -1,4 +1,4 @@
-"""AnalyticsService through a real gRPC channel against seeded PostgreSQL.
+"""AnalyticsService through a real gRPC channel against PostgreSQL filled through the ingestion writer.
 
 Oracles: QuantLib (European prices/Greeks, QdFp American prices), TA-Lib (indicator
 values), hand-derived max pain / put-call ratios / GEX aggregation on a tiny chain.
@@ -211,7 +211,7 @@ async def test_get_indicators_errors(analytics: Any) -> None:
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_tiny_chain_hand_derived(analytics: Any, seeded_pool: Any) -> None:
+async def test_tiny_chain_hand_derived(analytics: Any, writer: Any) -> None:
     """One expiry, strikes 90/100/110: max pain, put/call ratios and GEX aggregation by hand."""
     stub, _ = analytics
     exp = "2016-02-19"
@@ -224,7 +224,7 @@ async def test_tiny_chain_hand_derived(analytics: Any, seeded_pool: Any) -> None
          "volume": float(v), "oi": float(oi)}
         for (r, k), (b, a, v, oi) in book.items()
     ]  # fmt: skip
-    await seed_chain(seeded_pool, "TNY", "2016-01-20", 100.0, rows)
+    await seed_chain(writer, "TNY", "2016-01-20", 100.0, rows)
     resp = await stub.GetOptionsAnalytics(pb.GetOptionsAnalyticsRequest(symbol="TNY", unusual_threshold=1.5))
     # max pain: pay-out at settlement K*: calls OI*(K*-K)+, puts OI*(K-K*)+
     #   K*=90: puts 200*10 + 20*20 = 2400; K*=100: calls 100*10=1000, puts 20*10=200 -> 1200;
