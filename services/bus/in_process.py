@@ -24,9 +24,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from google.protobuf.message import Message
 
@@ -36,10 +36,8 @@ from aiots.services.common.settings import RedisSettings
 
 log = logging.getLogger(__name__)
 
-
-class _Entry(NamedTuple):
-    seq: int
-    delivery: Delivery  # built once at publish; the same object on redelivery
+#: ``Delivery(...)`` minus the namedtuple's Python-level ``__new__`` (one per published message).
+_new_delivery = cast(Callable[[type[Delivery], tuple[str, str, str, bytes]], Delivery], tuple.__new__)
 
 
 class _Pending(NamedTuple):
@@ -47,32 +45,32 @@ class _Pending(NamedTuple):
     delivered_at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
-    last: int
-    pending: dict[int, _Pending] = field(default_factory=dict)
+    last: int  # seq of the last entry handed out
+    pending: dict[str, _Pending] = field(default_factory=dict)  # message id -> holder, in delivery order
     live: dict[str, int] = field(default_factory=dict)  # consumer -> open iterators
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
+    """A bounded log: ``entries[i]`` has seq ``first_seq + i``; deliveries are built once at publish."""
+
     name: str
     key: str
-    entries: deque[_Entry]
+    entries: deque[Delivery]
     next_seq: int = 1
     groups: dict[str, _Group] = field(default_factory=dict)
 
-    def find(self, seq: int) -> _Entry | None:
-        if not self.entries:
-            return None
-        idx = seq - self.entries[0].seq
+    @property
+    def first_seq(self) -> int:
+        return self.next_seq - len(self.entries)
+
+    def find(self, seq: int) -> Delivery | None:
+        idx = seq - self.first_seq
         if 0 <= idx < len(self.entries):
             return self.entries[idx]
         return None
-
-
-def _msg_id(seq: int) -> str:
-    return f"0-{seq}"
 
 
 def _seq_of(message_id: str) -> int:
@@ -128,7 +126,8 @@ class InProcessBus:
     def __init__(self, settings: RedisSettings | None = None) -> None:
         self._cfg = settings or RedisSettings()
         self._ns = self._cfg.namespace
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, _Stream] = {}  # by full stream name
+        self._by_topic: dict[str, dict[str, _Stream]] = {}  # topic -> key -> stream (hot path)
         self._waiters: set[asyncio.Future[None]] = set()
         self._listeners: dict[str, set[InProcessSubscription]] = {}
         self._closed = False
@@ -136,11 +135,16 @@ class InProcessBus:
     # --- streams -------------------------------------------------------------------------
 
     def _stream(self, topic: str, key: str) -> _Stream:
-        name = stream_name(self._ns, topic, key)
-        st = self._streams.get(name)
+        by_key = self._by_topic.get(topic)
+        if by_key is None:
+            by_key = self._by_topic[topic] = {}
+        st = by_key.get(key)
         if st is None:
+            if not key:
+                raise InvalidArgument("key", "bus key must be non-empty")
+            name = stream_name(self._ns, topic, key)
             st = _Stream(name=name, key=key, entries=deque(maxlen=self._cfg.stream_maxlen))
-            self._streams[name] = st
+            self._streams[name] = by_key[key] = st
         return st
 
     def _check_open(self) -> None:
@@ -148,33 +152,37 @@ class InProcessBus:
             raise FailedPrecondition("the in-process bus is closed")
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
         self._waiters.clear()
 
-    def _append(self, topic: str, key: str, event: Message) -> str:
-        if not key:
-            raise InvalidArgument("key", "bus key must be non-empty")
-        st = self._stream(topic, key)
-        seq = st.next_seq
-        st.next_seq += 1
-        mid = _msg_id(seq)
-        st.entries.append(_Entry(seq, Delivery(st.name, mid, key, event.SerializeToString())))
-        return mid
-
     async def publish(self, topic: str, key: str, event: Message) -> str:
         """Append ``event`` to the stream of (topic, key); returns its id."""
         self._check_open()
-        mid = self._append(topic, key, event)
+        st = self._stream(topic, key)
+        seq = st.next_seq
+        st.next_seq = seq + 1
+        mid = f"0-{seq}"
+        st.entries.append(_new_delivery(Delivery, (st.name, mid, key, event.SerializeToString())))
         self._wake()
         return mid
 
     async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
-        """Append several (key, event) pairs."""
+        """Append several (key, event) pairs (one wake-up of the consumers for the batch)."""
         self._check_open()
+        by_key = self._by_topic.get(topic) or {}
+        new = _new_delivery
         for key, event in items:
-            self._append(topic, key, event)
+            st = by_key.get(key)
+            if st is None:
+                st = self._stream(topic, key)
+                by_key = self._by_topic[topic]
+            seq = st.next_seq
+            st.next_seq = seq + 1
+            st.entries.append(new(Delivery, (st.name, f"0-{seq}", key, event.SerializeToString())))
         self._wake()
 
     async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
@@ -204,34 +212,35 @@ class InProcessBus:
         idle_s = self._cfg.claim_idle_ms / 1000.0
         for st in streams:
             g = st.groups[group]
-            if g.pending:
-                for seq in sorted(g.pending):
-                    if len(out) >= limit:
-                        return out
-                    p = g.pending[seq]
-                    orphan = p.consumer not in g.live
-                    if p.consumer == consumer or not (orphan or now - p.delivered_at >= idle_s):
-                        continue
-                    entry = st.find(seq)
-                    if entry is None:  # trimmed away by MAXLEN
-                        del g.pending[seq]
-                        continue
-                    g.pending[seq] = _Pending(consumer, now)
-                    out.append(entry.delivery)
+            if not g.pending:
+                continue
+            for mid in sorted(g.pending, key=_seq_of):
+                if len(out) >= limit:
+                    return out
+                p = g.pending[mid]
+                orphan = p.consumer not in g.live
+                if p.consumer == consumer or not (orphan or now - p.delivered_at >= idle_s):
+                    continue
+                entry = st.find(_seq_of(mid))
+                if entry is None:  # trimmed away by MAXLEN
+                    del g.pending[mid]
+                    continue
+                g.pending[mid] = _Pending(consumer, now)
+                out.append(entry)
         for st in streams:
             g = st.groups[group]
-            if not st.entries or st.next_seq - 1 <= g.last:
+            entries = st.entries
+            if not entries or st.next_seq - 1 <= g.last:
                 continue
-            first = max(g.last + 1, st.entries[0].seq)
-            idx = first - st.entries[0].seq
-            stop = min(len(st.entries), idx + limit - len(out))
+            first_seq = st.next_seq - len(entries)
+            idx = max(g.last + 1, first_seq) - first_seq
+            stop = min(len(entries), idx + limit - len(out))
             mine = _Pending(consumer, now)
-            pending = g.pending
-            for i in range(idx, stop):
-                entry = st.entries[i]
-                pending[entry.seq] = mine
-                out.append(entry.delivery)
-            g.last = st.entries[stop - 1].seq
+            # Indexing a deque near either end is cheap (consumers that keep up read the tail).
+            got = list(entries) if idx == 0 and stop == len(entries) else [entries[i] for i in range(idx, stop)]
+            g.pending.update(dict.fromkeys([d.message_id for d in got], mine))
+            out += got
+            g.last = first_seq + stop - 1
             if len(out) >= limit:
                 break
         return out
@@ -254,9 +263,9 @@ class InProcessBus:
         for g in groups:
             if consumer not in g.live:
                 # A restarted consumer of the same name: its old pending entries become orphans.
-                for seq, p in list(g.pending.items()):
+                for mid, p in list(g.pending.items()):
                     if p.consumer == consumer:
-                        g.pending[seq] = _Pending("", p.delivered_at)
+                        g.pending[mid] = _Pending("", p.delivered_at)
             g.live[consumer] = g.live.get(consumer, 0) + 1
         loop = asyncio.get_running_loop()
         try:
@@ -285,11 +294,10 @@ class InProcessBus:
     async def ack(self, delivery: Delivery, *, group: str) -> None:
         """Remove the delivery from the group's pending list (idempotent)."""
         st = self._streams.get(delivery.stream)
-        if st is None:
-            return
-        g = st.groups.get(group)
-        if g is not None:
-            g.pending.pop(_seq_of(delivery.message_id), None)
+        if st is not None:
+            g = st.groups.get(group)
+            if g is not None:
+                g.pending.pop(delivery.message_id, None)
 
     async def pending_count(self, topic: str, key: str, group: str) -> int:
         """Entries delivered to ``group`` but not yet acked (for tests and stats)."""
