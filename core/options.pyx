@@ -573,15 +573,19 @@ cdef void _binomial(double S, double K, double T, double r, double q, double v, 
 
 cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,
                        int steps, bint lr, const double* dt, const double* dd, int nd) noexcept nogil:
-    cdef double o[4]
+    cdef double o[4], a
+    if method == M_BINOMIAL:
+        _binomial(S, K, T, r, q, v, call, steps, lr, dt, dd, nd, o)
+        return o[0]
     if method == M_BS2002:
-        return _bs2002(S, K, T, r, q, v, call)
-    if method == M_BAW:
-        return _baw(S, K, T, r, q, v, call)
-    if method == M_BS1993:
-        return _bs1993(S, K, T, r, q, v, call)
-    _binomial(S, K, T, r, q, v, call, steps, lr, dt, dd, nd, o)
-    return o[0]
+        a = _bs2002(S, K, T, r, q, v, call)
+    elif method == M_BAW:
+        a = _baw(S, K, T, r, q, v, call)
+    else:
+        a = _bs1993(S, K, T, r, q, v, call)
+    # the approximations can dip below the European value or intrinsic (BS: value of one exercise
+    # policy; BAW: critical price solved to 1e-6): both are hard lower bounds of the American price.
+    return fmax(a, fmax(_bs_price1(S, K, T, r, q, v, call), fmax(S - K, 0.0) if call else fmax(K - S, 0.0)))
 
 
 cdef double AM_SIG_LO = 1e-4
