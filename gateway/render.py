@@ -271,8 +271,20 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
 def _local_reply() -> dict[str, Any]:
     """JSON bodies ``{"code", "message", "details"}`` for Envoy's own replies to REST clients (401
     from jwt_authn, 403 RBAC, 429, 400 transcoding errors, 413...). gRPC clients are left alone:
-    Envoy turns their local replies into grpc-status/grpc-message."""
-    rest = {"header_filter": {"header": {"name": REST_MARKER, "present_match": True}}}
+    Envoy turns their local replies into grpc-status/grpc-message.
+
+    A request is REST when it carries the REST marker (set per route, before any filter can fail)
+    or ``x-envoy-original-path`` (set by the transcoder on every request it transcodes). The second
+    one matters for errors in the request *body* (malformed JSON, wrong types): the transcoder lets
+    the headers continue to the router, which strips the marker, before the body arrives."""
+    rest = {
+        "or_filter": {
+            "filters": [
+                {"header_filter": {"header": {"name": REST_MARKER, "present_match": True}}},
+                {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}},
+            ]
+        }
+    }
     mappers = [
         {
             "filter": {

@@ -358,6 +358,7 @@ async def test_grpc_passthrough_typed_stubs(stack: Stack) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as ei:
             await cache.GetStockPrice(cpb.GetStockPriceRequest(symbol="AAPL"))
         assert ei.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert not (ei.value.details() or "").startswith("{")  # REST's JSON error body stays off gRPC
         viewer = (("authorization", f"Bearer {stack.token('viewer')}"),)
         with pytest.raises(grpc.aio.AioRpcError) as ei:
             await analytics.PriceOptions(apb.PriceOptionsRequest(), metadata=viewer)
@@ -431,11 +432,20 @@ def test_services_receive_verified_subject_and_role_not_client_copies(stack: Sta
 
 def test_400_for_malformed_json_wrong_types_unknown_query(stack: Stack) -> None:
     path = "/api/v1/analytics/options:price"
-    # body errors: Envoy's transcoder answers text/plain itself (no local-reply hook there)
-    status, _, raw = call(stack, "POST", path, body=b'{"contracts": [{')
-    assert status == 400 and b"Unexpected end of string" in raw
-    status, _, raw = call(stack, "POST", path, body={"contracts": [{"spot": "abc"}]})
-    assert status == 400 and raw == b'contracts[0].spot: invalid value "abc" for type TYPE_DOUBLE'
+    # body errors (the transcoder's local reply after the headers went on): the same JSON error shape
+    status, headers, raw = call(stack, "POST", path, body=b'{"contracts": [{')
+    err = json.loads(raw)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert err["code"] == 3 and "Unexpected end of string" in err["message"] and err["details"] == []
+    status, headers, raw = call(stack, "POST", path, body={"contracts": [{"spot": "abc"}]})
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(raw) == {
+        "code": 3,
+        "message": 'contracts[0].spot: invalid value "abc" for type TYPE_DOUBLE',
+        "details": [],
+    }
+    status, _, raw = call(stack, "POST", "/api/v1/cache/analytics", body=b"not json at all")
+    assert status == 400 and json.loads(raw)["code"] == 3
     # path/query errors are local replies and get the JSON error body
     status, _, raw = call(stack, "GET", "/api/v1/analytics/indicators/AAPL?period=twenty")
     assert status == 400 and "TYPE_INT32" in json.loads(raw)["message"]
