@@ -91,6 +91,7 @@ class IngestionSettings(ServiceSettings):
     simulator_seed: int = 7
     simulator_speed: float = Field(1.0, gt=0, description="simulated seconds per wall second")
     history_sessions: int = Field(30, ge=1, description="1-minute sessions written on first start")
+    autostart: bool = Field(True, description="start the default source (simulator/live) for all symbols")
 
 
 class CacheSettings(ServiceSettings):

@@ -471,7 +471,10 @@ class Normalizer:
         uc, cnt = np.unique(codes, return_counts=True)
         last = ts[::-1][np.unique(codes[::-1], return_index=True)[1]]
         for c, k, t in zip(uc.tolist(), cnt.tolist(), last.tolist(), strict=True):
-            key = (self.symtab.symbol(c), schema)
+            sym = self.symtab.symbol(c)
+            inf = self.info.get(sym) or instrument_info(sym)
+            # options are reported per underlying (a chain is thousands of contracts)
+            key = (inf.underlying, f"opra:{schema}") if inf.kind == KIND_OPTION else (sym, schema)
             st = self.counters.per_stream.setdefault(key, [0, 0])
             st[0] += k
             st[1] = max(st[1], t)

@@ -1,0 +1,293 @@
+"""Collection jobs (simulator, live), backfills and status: the domain behind IngestionService.
+
+No protobuf here (conversion lives in service.py). Jobs are recorded in ``collection_jobs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ulid
+
+from aiots.services.common.errors import FailedPrecondition, InvalidArgument
+from aiots.services.common.settings import UNDERLYINGS, Settings
+from aiots.services.ingestion.normalize import SOURCE_HISTORICAL, SOURCE_LIVE, SOURCE_SIMULATOR, Normalizer
+from aiots.services.ingestion.pipeline import Pipeline
+from aiots.services.ingestion.sources.historical import BackfillProgress, backfill, historical_client
+from aiots.services.ingestion.sources.live import LiveSource
+from aiots.services.ingestion.sources.simulator import SimulatorSource, seed_history
+from aiots.services.storage.writer import Writer
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SCHEMAS: tuple[str, ...] = (
+    "trades", "tbbo", "mbp-1", "cbbo-1s", "ohlcv-1s", "ohlcv-1m", "definition", "statistics",
+)  # fmt: skip
+DEFAULT_SCHEMAS: tuple[str, ...] = ("trades", "tbbo")
+SOURCE_NAMES = {SOURCE_LIVE: "live", SOURCE_HISTORICAL: "historical", 3: "replay", SOURCE_SIMULATOR: "simulator"}
+
+
+@dataclass
+class Job:
+    """A running collection."""
+
+    job_id: str
+    source: int
+    symbols: list[str]
+    schemas: list[str]
+    task: asyncio.Task[None]
+    runner: Any
+    started_ns: int = field(default_factory=time.time_ns)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """Status of one (symbol, schema) stream."""
+
+    symbol: str
+    schema: str
+    records: int
+    last_event_ns: int
+    errors: int
+    source: int
+
+
+@dataclass(frozen=True)
+class Status:
+    """Overall collection status."""
+
+    running: bool
+    streams: list[StreamState]
+    pending_records: int
+    spilled_records: int
+    data_quality_events: int
+
+
+def validate_symbols(settings: Settings, symbols: Sequence[str], field_name: str = "symbols") -> list[str]:
+    """Uppercase tickers; InvalidArgument listing the supported ones when unknown (empty: all)."""
+    supported = list(dict.fromkeys([*settings.symbols, *UNDERLYINGS]))
+    out = [s.strip().upper() for s in symbols if s.strip()]
+    bad = [s for s in out if s not in supported]
+    if bad:
+        raise InvalidArgument(field_name, f"unknown symbol(s) {bad}; supported: {', '.join(supported)}")
+    return out or list(settings.symbols)
+
+
+def validate_schemas(schemas: Sequence[str], field_name: str = "schemas") -> list[str]:
+    out = [s.strip().lower() for s in schemas if s.strip()]
+    bad = [s for s in out if s not in SUPPORTED_SCHEMAS]
+    if bad:
+        raise InvalidArgument(field_name, f"unsupported schema(s) {bad}; supported: {', '.join(SUPPORTED_SCHEMAS)}")
+    return out or list(DEFAULT_SCHEMAS)
+
+
+class IngestionManager:
+    """Owns the writer, the pipelines and the running jobs."""
+
+    def __init__(self, settings: Settings, pool: Any, dsn: str, *, bus: Any = None, prices: Any = None) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.bus = bus
+        self.prices = prices
+        cfg = settings.ingestion
+        self.writer = Writer(
+            dsn,
+            spill_dir=cfg.spill_dir,
+            queue_records=cfg.queue_size,
+            batch_records=cfg.batch_size,
+            flush_interval_s=cfg.flush_interval_s,
+        )
+        self.jobs: dict[str, Job] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        await self.stop_collection([])
+        await self.writer.close()
+
+    def default_source(self) -> int:
+        return int(SOURCE_SIMULATOR if self.settings.simulated_feed else SOURCE_LIVE)
+
+    def _pipeline(self, source: int) -> Pipeline:
+        return Pipeline(writer=self.writer, bus=self.bus, prices=self.prices, source=source)
+
+    async def seed(self) -> bool:
+        """Seeded history for the simulator (once per database)."""
+        sim = SimulatorSource(
+            self._pipeline(SOURCE_SIMULATOR), self.settings.symbols, seed=self.settings.ingestion.simulator_seed
+        )
+        return bool(
+            await seed_history(
+                self.pool,
+                self.writer,
+                sim.sim,
+                self.settings.ingestion.history_sessions,
+                self.settings.ingestion.simulator_seed,
+            )
+        )
+
+    async def start_collection(
+        self, symbols: Sequence[str], schemas: Sequence[str], source: int = 0, include_options: bool = False
+    ) -> tuple[str, bool, int, str]:
+        """Start (idempotent): returns (job_id, started, source, message)."""
+        syms = validate_symbols(self.settings, symbols)
+        schs = validate_schemas(schemas)
+        src = source or self.default_source()
+        if src not in (SOURCE_LIVE, SOURCE_SIMULATOR):
+            raise InvalidArgument(
+                "source",
+                "StartCollection supports DATA_SOURCE_LIVE and DATA_SOURCE_SIMULATOR "
+                "(use Backfill for historical data and `aiots replay` for files)",
+            )
+        if src == SOURCE_LIVE and self.settings.databento_api_key is None:
+            raise FailedPrecondition("live collection needs DATABENTO_API_KEY", reason="NO_API_KEY")
+        async with self._lock:
+            for job in self.jobs.values():
+                if job.source == src and set(syms) <= set(job.symbols) and set(schs) <= set(job.schemas):
+                    return job.job_id, False, src, f"already collecting {', '.join(job.symbols)} ({SOURCE_NAMES[src]})"
+            # widen: a running job of this source is replaced by one covering the union
+            merged_syms, merged_schs = list(syms), list(schs)
+            for job in [j for j in self.jobs.values() if j.source == src]:
+                merged_syms = list(dict.fromkeys([*job.symbols, *merged_syms]))
+                merged_schs = list(dict.fromkeys([*job.schemas, *merged_schs]))
+                await self._stop_job(job)
+            job_id = str(ulid.ULID())
+            runner: Any
+            if src == SOURCE_SIMULATOR:
+                runner = SimulatorSource(
+                    self._pipeline(src), merged_syms, seed=self.settings.ingestion.simulator_seed,
+                    speed=self.settings.ingestion.simulator_speed,
+                )  # fmt: skip
+            else:
+                key = self.settings.databento_api_key.get_secret_value()  # type: ignore[union-attr]
+                db_cfg = self.settings.databento
+                runner = LiveSource(
+                    self._pipeline(src), key=key, dataset=db_cfg.equities_dataset, symbols=merged_syms,
+                    schemas=merged_schs, gateway=db_cfg.live_gateway, port=db_cfg.live_port,
+                    heartbeat_interval_s=db_cfg.heartbeat_interval_s,
+                    historical=lambda: historical_client(key, db_cfg.historical_gateway),
+                )  # fmt: skip
+            task = asyncio.create_task(self._run(job_id, runner), name=f"collect-{job_id}")
+            self.jobs[job_id] = Job(job_id, src, merged_syms, merged_schs, task, runner)
+            await self.pool.execute(
+                "INSERT INTO collection_jobs (job_id, kind, status, params) VALUES ($1, $2, 'running', $3)",
+                job_id,
+                SOURCE_NAMES[src],
+                json.dumps({"symbols": merged_syms, "schemas": merged_schs, "include_options": include_options}),
+            )
+            return (
+                job_id,
+                True,
+                src,
+                f"collecting {', '.join(merged_syms)} [{', '.join(merged_schs)}] ({SOURCE_NAMES[src]})",
+            )
+
+    async def _run(self, job_id: str, runner: Any) -> None:
+        status, error = "stopped", None
+        try:
+            await runner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status, error = "failed", str(exc)[:500]
+            log.exception("collection job failed", extra={"job_id": job_id})
+        with contextlib.suppress(Exception):
+            await self.pool.execute(
+                "UPDATE collection_jobs SET status = $2, error = $3, updated_at = now() WHERE job_id = $1",
+                job_id,
+                status,
+                error,
+            )
+
+    async def _stop_job(self, job: Job) -> None:
+        job.runner.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(job.task), 5.0)
+        except (TimeoutError, Exception):
+            job.task.cancel()
+            with contextlib.suppress(BaseException):
+                await job.task
+        with contextlib.suppress(Exception):
+            await job.runner.pipeline.close_bars()
+        self.jobs.pop(job.job_id, None)
+
+    async def stop_collection(self, symbols: Sequence[str]) -> tuple[list[str], int]:
+        """Stop jobs (all when ``symbols`` is empty; jobs keep collecting their other symbols)."""
+        syms = validate_symbols(self.settings, symbols) if symbols else []
+        stopped: list[str] = []
+        restart: list[tuple[list[str], list[str], int]] = []
+        async with self._lock:
+            for job in list(self.jobs.values()):
+                if syms and not set(syms) & set(job.symbols):
+                    continue
+                await self._stop_job(job)
+                stopped.append(job.job_id)
+                rest = [s for s in job.symbols if s not in syms] if syms else []
+                if rest:
+                    restart.append((rest, job.schemas, job.source))
+        before = self.writer.stats.put_records
+        await self.writer.flush()
+        for rest, schemas, src in restart:
+            await self.start_collection(rest, schemas, src)
+        return stopped, before - self.writer.pending_records if before else 0
+
+    def status(self) -> Status:
+        streams: list[StreamState] = []
+        dq = 0
+        for job in self.jobs.values():
+            norms: list[Normalizer] = []
+            if isinstance(job.runner, SimulatorSource):
+                norms = [job.runner.norm]
+            elif isinstance(job.runner, LiveSource):
+                norms = job.runner.stats.normalizers
+            agg: dict[tuple[str, str], list[int]] = {}
+            for n in norms:
+                dq += n.counters.data_quality
+                for key, (cnt, last) in n.counters.per_stream.items():
+                    a = agg.setdefault(key, [0, 0, 0])
+                    a[0] += cnt
+                    a[1] = max(a[1], last)
+                    a[2] += n.counters.errors
+            streams += [StreamState(k[0], k[1], v[0], v[1], v[2], job.source) for k, v in sorted(agg.items())]
+        return Status(
+            running=bool(self.jobs),
+            streams=streams,
+            pending_records=self.writer.pending_records,
+            spilled_records=self.writer.stats.spilled_records,
+            data_quality_events=dq,
+        )
+
+    async def backfill(
+        self,
+        symbols: Sequence[str],
+        schemas: Sequence[str],
+        start: dt.datetime,
+        end: dt.datetime,
+        dataset: str = "",
+        max_cost_usd: float = 0.0,
+        resume_job_id: str = "",
+    ) -> AsyncIterator[BackfillProgress]:
+        syms = validate_symbols(self.settings, symbols)
+        schs = validate_schemas(schemas)
+        if end <= start:
+            raise InvalidArgument("end", f"end {end.isoformat()} must be after start {start.isoformat()}")
+        if self.settings.databento_api_key is None:
+            raise FailedPrecondition("backfill needs DATABENTO_API_KEY (Databento Historical)", reason="NO_API_KEY")
+        key = self.settings.databento_api_key.get_secret_value()
+        client = await asyncio.to_thread(historical_client, key, self.settings.databento.historical_gateway)
+        async for p in backfill(
+            client=client, pool=self.pool, pipeline=self._pipeline(SOURCE_HISTORICAL), writer=self.writer,
+            dataset=dataset or self.settings.databento.equities_dataset, symbols=syms, schemas=schs, start=start,
+            end=end, max_cost_usd=max_cost_usd or self.settings.databento.max_cost_usd, resume_job_id=resume_job_id,
+        ):  # fmt: skip
+            yield p
