@@ -51,7 +51,9 @@ def implied_forward(strikes: npt.ArrayLike, call_mids: npt.ArrayLike, put_mids: 
     C = np.asarray(call_mids, dtype=np.float64).ravel()
     P = np.asarray(put_mids, dtype=np.float64).ravel()
     if not (K.shape == C.shape == P.shape):
-        raise ValueError(f"strikes, call_mids, put_mids must have equal lengths, got {K.shape}, {C.shape}, {P.shape}")
+        raise ValueError(
+            f"strikes, call_mids, put_mids must have equal lengths, got {K.shape}, {C.shape}, {P.shape}"
+        )
     if not (np.isfinite(T) and T > 0.0):
         raise ValueError(f"T must be a positive number of years, got {T}")
     ok = np.isfinite(K) & np.isfinite(C) & np.isfinite(P) & (K > 0) & (C > 0) & (P > 0)

@@ -363,6 +363,8 @@ cdef double _bs2002_call(double S, double K, double T, double r, double b, doubl
     cdef double beta = (0.5 - b / vsq) + sqrt((b / vsq - 0.5) * (b / vsq - 0.5) + 2.0 * r / vsq)
     cdef double binf = beta / (beta - 1.0) * K
     cdef double b0 = fmax(K, r / (r - b) * K)
+    if not (beta > 1.0 + 1e-12 and binf < INFINITY):
+        return _gbs_call(S, K, T, r, b, v)  # r = 0 with b -> 0-: no early-exercise premium left
     cdef double t1 = 0.5 * (sqrt(5.0) - 1.0) * T
     cdef double h1 = -(b * t1 + 2.0 * v * sqrt(t1)) * K * K / ((binf - b0) * b0)
     cdef double h2 = -(b * T + 2.0 * v * sqrt(T)) * K * K / ((binf - b0) * b0)
@@ -390,6 +392,8 @@ cdef double _bs1993_call(double S, double K, double T, double r, double b, doubl
     cdef double beta = (0.5 - b / vsq) + sqrt((b / vsq - 0.5) * (b / vsq - 0.5) + 2.0 * r / vsq)
     cdef double binf = beta / (beta - 1.0) * K
     cdef double b0 = fmax(K, r / (r - b) * K)
+    if not (beta > 1.0 + 1e-12 and binf < INFINITY):
+        return _gbs_call(S, K, T, r, b, v)
     cdef double ht = -(b * T + 2.0 * v * sqrt(T)) * b0 / (binf - b0)
     cdef double i = b0 + (binf - b0) * (1.0 - exp(ht))
     cdef double alpha
@@ -440,11 +444,15 @@ cdef double _baw(double S, double K, double T, double r, double q, double v, bin
         su = K / (1.0 - 1.0 / qu)
         hh = -(bT + 2.0 * sv) * K / (su - K)
         si = K + (su - K) * (1.0 - exp(hh))
+        if not si > K:  # seed breaks down (e.g. r = 0 with a large yield): start from S_inf
+            si = su if su > K else 2.0 * K
     else:
         qu = (-(n - 1.0) - sqrt((n - 1.0) * (n - 1.0) + 4.0 * m)) / 2.0
         su = K / (1.0 - 1.0 / qu)
         hh = (bT - 2.0 * sv) * K / (K - su)
         si = su + (K - su) * exp(hh)
+        if not (si > 0.0 and si < K):
+            si = su if (su > 0.0 and su < K) else 0.5 * K
     kk = -2.0 * log(rd) / (var * (1.0 - rd)) if fabs(1.0 - rd) > 2.3e-13 else 2.0 / var
     for _it in range(BAW_MAX_ITER):
         fwd = si * dd / rd
@@ -522,15 +530,22 @@ cdef void _binomial(double S, double K, double T, double r, double q, double v, 
     h = T / n
     growth = exp((r - q) * h)
     disc = exp(-r * h)
+    p = 0.0
     if lr:
         d1 = (log(sx / K) + (r - q + 0.5 * v * v) * T) / (v * sqrt(T))
         d2 = d1 - v * sqrt(T)
         p = _pp2(d2, n)
         u = growth * _pp2(d1, n) / p
         d = (growth - p * u) / (1.0 - p)
-    else:
+    if not lr or not (p > 0.0 and p < 1.0 and d > 0.0 and u > d):
+        # CRR; Leisen-Reimer saturates (p -> 0 or 1) far from the money at tiny vol
         u = exp(v * sqrt(h))
         d = 1.0 / u
+        p = (growth - d) / (u - d)
+    if not (p > 0.0 and p < 1.0):
+        # drift dominates the CRR spread: centre the lattice on the drift (p stays risk neutral)
+        u = exp((r - q - 0.5 * v * v) * h + v * sqrt(h))
+        d = exp((r - q - 0.5 * v * v) * h - v * sqrt(h))
         p = (growth - d) / (u - d)
     if not (p > 0.0 and p < 1.0 and d > 0.0):
         return
@@ -574,6 +589,8 @@ cdef void _binomial(double S, double K, double T, double r, double q, double v, 
 cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,
                        int steps, bint lr, const double* dt, const double* dd, int nd) noexcept nogil:
     cdef double o[4], a
+    if _bad(S, K, T, r, q, v):
+        return NAN
     if method == M_BINOMIAL:
         _binomial(S, K, T, r, q, v, call, steps, lr, dt, dd, nd, o)
         return o[0]
@@ -583,6 +600,8 @@ cdef double _am_price1(int method, double S, double K, double T, double r, doubl
         a = _baw(S, K, T, r, q, v, call)
     else:
         a = _bs1993(S, K, T, r, q, v, call)
+    if not a == a:
+        return NAN
     # the approximations can dip below the European value or intrinsic (BS: value of one exercise
     # policy; BAW: critical price solved to 1e-6): both are hard lower bounds of the American price.
     return fmax(a, fmax(_bs_price1(S, K, T, r, q, v, call), fmax(S - K, 0.0) if call else fmax(K - S, 0.0)))
