@@ -39,6 +39,7 @@ from aiots.services.common.settings import RedisSettings
 log = logging.getLogger(__name__)
 
 _F_PAYLOAD = b"p"
+_SUB_RETRY_ERRORS: tuple[type[BaseException], ...] = (Unavailable, *REDIS_DOWN_ERRORS)
 
 # KEYS: stream names; ARGV[1]: approximate MAXLEN; ARGV[i+1]: payload of KEYS[i].
 _XADD_MANY = """
@@ -89,7 +90,7 @@ class RedisSubscription:
                     ignore_subscribe_messages=True, timeout=self._bus.cfg.read_block_ms / 1000.0
                 )
                 self._backoff.reset()
-            except (Unavailable, *REDIS_DOWN_ERRORS) as exc:
+            except _SUB_RETRY_ERRORS as exc:
                 await self._drop()
                 delay = self._backoff.next_delay()
                 log.warning("pub/sub %s disconnected (%s); retrying in %.2fs", self._full, exc, delay)

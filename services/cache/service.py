@@ -116,8 +116,8 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             for snap in found:
                 yield self._watch_msg(snap)
             while True:
-                snap = await watcher.next(self.cfg.watch_heartbeat_s)
-                yield self._watch_msg(snap)
+                change = await watcher.next(self.cfg.watch_heartbeat_s)
+                yield self._watch_msg(change)
         finally:
             watcher.close()
 
