@@ -9,15 +9,20 @@ of a 1000-event ``publish_many`` or ``XACK``); :class:`FastPackConnection` packs
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from typing import Any
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aiots.services.common.settings import RedisSettings
@@ -105,3 +110,172 @@ class Backoff:
     def in_window(self) -> bool:
         """True while callers should fail fast instead of trying Redis again."""
         return self.failures > 0 and bool(time.monotonic() < self.down_until)
+
+
+#: hiredis's C packer (its stub types the argument as a 1-tuple).
+_pack = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
+
+
+class _ReplyProtocol(asyncio.Protocol):
+    """Feeds a :class:`PipelinedRedis` with the bytes and the end of its connection."""
+
+    def __init__(self, owner: PipelinedRedis) -> None:
+        self.owner = owner
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._on_data(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._on_lost(self, exc)
+
+
+class PipelinedRedis:
+    """Many outstanding commands on one TCP connection; Redis answers them in order (FIFO).
+
+    For hot single-key reads: a command is packed by hiredis and written at once, replies are parsed
+    by ``hiredis.Reader`` and matched to their callers in order, so concurrent callers share one
+    socket (a ``recv`` returns many replies) with no pool checkout, lock or connection health probe
+    per command, which is most of what redis-py's asyncio client spends on a ``GET``. Replies are
+    bytes (no decoding). A command unanswered after ``socket_timeout_s`` aborts the connection; a
+    lost connection fails every outstanding command with ``ConnectionError`` (callers map it to
+    ``Unavailable``) and the next command reconnects. Plain ``redis://`` URLs only (use
+    :func:`pipelined_or_none`).
+    """
+
+    def __init__(self, url: str, cfg: RedisSettings) -> None:
+        p = parse_url(url)
+        if "path" in p or "connection_class" in p:
+            raise ValueError(f"PipelinedRedis needs a redis:// TCP URL, got {redact(url)}")
+        self.host: str = p.get("host", "localhost")
+        self.port: int = int(p.get("port", 6379))
+        self.db: int = int(p.get("db", 0))
+        self._auth: tuple[str, ...] = ()
+        if p.get("password") is not None:
+            user = p.get("username")
+            self._auth = (user, p["password"]) if user else (p["password"],)
+        self.timeout_s = cfg.socket_timeout_s
+        self._proto: _ReplyProtocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._reader: Any = None
+        self._waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._connecting: asyncio.Future[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    async def execute(self, *args: str | bytes | int | float) -> Any:
+        """Send one command and await its reply (``ResponseError`` for an error reply)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            await self._connect()
+            transport = self._transport
+            if transport is None:
+                raise RedisConnectionError("Redis connection lost while connecting")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._waiters.append((fut, loop.time()))
+        transport.write(_pack(args))
+        return await fut
+
+    async def _connect(self) -> None:
+        if self._closed:
+            raise RedisConnectionError("PipelinedRedis is closed")
+        if self._connecting is not None:  # single flight: others wait for the same attempt
+            await asyncio.shield(self._connecting)
+            return
+        loop = asyncio.get_running_loop()
+        self._connecting = loop.create_future()
+        try:
+            proto = _ReplyProtocol(self)
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: proto, self.host, self.port), self.timeout_s
+            )
+            self._reader = hiredis.Reader()
+            self._waiters.clear()
+            self._proto, self._transport = proto, transport
+            self._arm_watchdog()
+            if self._auth:
+                await self._handshake("AUTH", *self._auth)
+            if self.db:
+                await self._handshake("SELECT", self.db)
+            self._connecting.set_result(None)
+        except BaseException as exc:
+            self._drop(exc)
+            if isinstance(exc, Exception):
+                self._connecting.set_exception(exc)
+                self._connecting.exception()  # retrieved: waiters re-raise it from the shield
+            else:
+                self._connecting.cancel()
+            raise
+        finally:
+            self._connecting = None
+
+    async def _handshake(self, *args: str | int) -> None:
+        assert self._transport is not None
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append((fut, asyncio.get_running_loop().time()))
+        self._transport.write(_pack(args))
+        await asyncio.wait_for(fut, self.timeout_s)
+
+    def _on_data(self, proto: _ReplyProtocol, data: bytes) -> None:
+        if proto is not self._proto:
+            return
+        reader = self._reader
+        reader.feed(data)
+        waiters = self._waiters
+        while True:
+            reply = reader.gets()
+            if reply is False:
+                return
+            if not waiters:  # a reply nobody asked for: the stream is out of step
+                self._drop(RedisConnectionError("unexpected reply from Redis"))
+                return
+            fut = waiters.popleft()[0]
+            if fut.done():  # the caller was cancelled; its reply is dropped in order
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                fut.set_exception(ResponseError(str(reply)))
+            else:
+                fut.set_result(reply)
+
+    def _on_lost(self, proto: _ReplyProtocol, exc: Exception | None) -> None:
+        if proto is self._proto:
+            self._drop(RedisConnectionError(f"connection to Redis at {self.host}:{self.port} lost ({exc})"))
+
+    def _drop(self, exc: BaseException) -> None:
+        """Close the connection and fail every outstanding command with ``exc``."""
+        transport, self._transport, self._proto = self._transport, None, None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        waiters, self._waiters = self._waiters, deque()
+        for fut, _ in waiters:
+            if not fut.done():
+                fut.set_exception(exc if isinstance(exc, Exception) else RedisConnectionError(str(exc)))
+        if transport is not None:
+            transport.abort()
+
+    def _arm_watchdog(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(self.timeout_s / 2, self._check_stalled)
+
+    def _check_stalled(self) -> None:
+        """Abort the connection when its oldest command has waited longer than ``timeout_s``."""
+        self._watchdog = None
+        if self._transport is None:
+            return
+        if self._waiters and asyncio.get_running_loop().time() - self._waiters[0][1] > self.timeout_s:
+            self._drop(RedisTimeoutError(f"Redis at {self.host}:{self.port} did not answer in {self.timeout_s}s"))
+            return
+        self._arm_watchdog()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._drop(RedisConnectionError("PipelinedRedis closed"))
+
+
+def pipelined_or_none(url: str, cfg: RedisSettings) -> PipelinedRedis | None:
+    """A :class:`PipelinedRedis` for plain TCP URLs; None for unix:// and rediss:// (use the pool)."""
+    try:
+        return PipelinedRedis(url, cfg)
+    except ValueError:
+        return None

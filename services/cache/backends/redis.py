@@ -4,6 +4,12 @@ When Redis is unreachable every call raises ``Unavailable`` with the URL (passwo
 the cause; after a failure calls fail fast for a backoff window (exponential with jitter,
 ``reconnect_initial_backoff_s`` doubling up to ``reconnect_max_backoff_s``) and then try again:
 redis-py reconnects the pool's connections by itself, so the backend recovers with no restart.
+
+Single-key ``get`` (the GetStockPrice hot path) goes through one shared
+:class:`~aiots.services.bus.redis_conn.PipelinedRedis` connection instead of the pool: concurrent
+readers' GETs are in flight together on one socket, with none of the pool's per-command checkout
+work; a GET that meets a dead connection is retried once on a fresh one (reads are idempotent).
+Everything else uses the pool.
 Hit/miss counters are this process's; keys/memory/evictions come from Redis (``DBSIZE``,
 ``INFO memory``/``INFO stats``) and so cover the whole Redis database, not only this namespace.
 """
@@ -15,7 +21,9 @@ from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
 
-from aiots.services.bus.redis_conn import REDIS_DOWN_ERRORS, Backoff, connect_redis, redact
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from aiots.services.bus.redis_conn import REDIS_DOWN_ERRORS, Backoff, connect_redis, pipelined_or_none, redact
 from aiots.services.cache.backends.base import CacheStats
 from aiots.services.common.errors import Unavailable
 from aiots.services.common.settings import RedisSettings
@@ -31,8 +39,9 @@ class RedisBackend:
     def __init__(self, url: str, settings: RedisSettings | None = None) -> None:
         self.cfg = settings or RedisSettings()
         self.url = url
-        self.redis = connect_redis(url, self.cfg)
+        self.redis: Any = connect_redis(url, self.cfg)  # decode_responses=False: replies are bytes
         self._backoff = Backoff(self.cfg.reconnect_initial_backoff_s, self.cfg.reconnect_max_backoff_s)
+        self._pipe = pipelined_or_none(url, self.cfg)
         self.hits = 0
         self.misses = 0
 
@@ -62,8 +71,22 @@ class RedisBackend:
                 self.hits += 1
 
     async def get(self, key: str) -> bytes | None:
-        v: bytes | None = await self._call("GET", lambda: self.redis.get(key))
-        self._count((v,))
+        v: bytes | None = await self._call("GET", lambda: self._get(key))
+        if v is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return v
+
+    async def _get(self, key: str) -> bytes | None:
+        pipe = self._pipe
+        if pipe is None:
+            v: bytes | None = await self.redis.get(key)
+            return v
+        try:
+            v = await pipe.execute("GET", key)
+        except RedisConnectionError:  # a connection that died since its last use: once more, fresh
+            v = await pipe.execute("GET", key)
         return v
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -135,4 +158,6 @@ class RedisBackend:
             return False
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.close()
         await self.redis.aclose()
