@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.exceptions import ResponseError
-
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from aiots.services.bus.redis_conn import REDIS_DOWN_ERRORS, Backoff, connect_redis, pipelined_or_none, redact
 from aiots.services.cache.backends.base import CacheStats
