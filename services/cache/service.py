@@ -1,6 +1,10 @@
 """CacheService servicer: validation and proto <-> domain only; the work is in
 :class:`~aiots.services.cache.prices.PriceBook`, :class:`~aiots.services.cache.prices.PriceWatchHub`
 and :class:`~aiots.services.cache.analytics_store.AnalyticsStore`.
+
+GetStockPrice is registered with a pass-through serializer: the cache already holds the
+``StockPrice`` bytes, and a ``GetStockPriceResponse`` is those bytes behind one field header, so
+the hot read path builds no message objects and serialises nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import grpc
 from google.protobuf import struct_pb2
 
 from aiots.services.cache import convert
@@ -21,7 +26,48 @@ from aiots.services.common.settings import CacheSettings
 from aiots.v1 import cache_pb2, cache_pb2_grpc
 
 SERVICE_NAME = "aiots.v1.CacheService"
-add_to_server = cache_pb2_grpc.add_CacheServiceServicer_to_server
+
+
+def price_response_bytes(stock_price: bytes) -> bytes:
+    """A serialised ``GetStockPriceResponse`` around serialised ``StockPrice`` bytes (field 1, LEN)."""
+    n = len(stock_price)
+    header = bytearray(b"\x0a")
+    while n >= 0x80:
+        header.append((n & 0x7F) | 0x80)
+        n >>= 7
+    header.append(n)
+    return bytes(header) + stock_price
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+class _Capture:
+    """Stands in for a server to collect the generated method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers.update(handlers)
+
+
+def add_to_server(servicer: CacheServicer, server: Any) -> None:
+    """The generated registration, with GetStockPrice answering pre-serialised bytes."""
+    cap = _Capture()
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(servicer, cap)
+    handlers = dict(cap.handlers)
+    handlers["GetStockPrice"] = grpc.unary_unary_rpc_method_handler(
+        servicer.GetStockPriceBytes,
+        request_deserializer=cache_pb2.GetStockPriceRequest.FromString,
+        response_serializer=_identity,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def parse_symbols(values: Sequence[str], limit: int, field: str = "symbols") -> list[str]:
@@ -65,6 +111,10 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     ) -> cache_pb2.GetStockPriceResponse:
         raw = await self.prices.get_bytes(request.symbol)  # stored as StockPrice bytes already
         return cache_pb2.GetStockPriceResponse(price=cache_pb2.StockPrice.FromString(raw))
+
+    async def GetStockPriceBytes(self, request: cache_pb2.GetStockPriceRequest, context: Any) -> bytes:
+        """GetStockPrice as the serialised response (what the server registers; see module docstring)."""
+        return price_response_bytes(await self.prices.get_bytes(request.symbol))
 
     async def GetStockPrices(
         self, request: cache_pb2.GetStockPricesRequest, context: Any
