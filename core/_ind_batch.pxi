@@ -23,11 +23,18 @@ cdef void _sma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         out[i] = tmp / p
 
 
+cdef inline double _ema_next(double prev, double x, double k, double ok) noexcept nogil:
+    """One EMA step, ``x*k + prev*(1-k)`` (``ok`` = 1 - k). Algebraically TA-Lib's
+    ``(x - prev)*k + prev`` but with a 2-operation dependency chain (mul, add) instead of 3, so
+    the loop-carried latency is a third shorter; rounding differs from TA-Lib by a few ulp."""
+    return x * k + prev * ok
+
+
 cdef void _ema_at(const double* x, Py_ssize_t n, int p, double k, Py_ssize_t seed_end,
                   double* out) noexcept nogil:
     """EMA seeded by the SMA of the ``p`` values ending at ``seed_end`` (TA_INT_EMA)."""
     cdef Py_ssize_t i
-    cdef double s = 0.0, prev
+    cdef double s = 0.0, prev, ok = 1.0 - k
     if n <= seed_end:
         _nan(out, 0, n)
         return
@@ -37,7 +44,7 @@ cdef void _ema_at(const double* x, Py_ssize_t n, int p, double k, Py_ssize_t see
     prev = s / p
     out[seed_end] = prev
     for i in range(seed_end + 1, n):
-        prev = (x[i] - prev) * k + prev
+        prev = _ema_next(prev, x[i], k, ok)
         out[i] = prev
 
 
@@ -45,17 +52,121 @@ cdef inline double _per_to_k(int p) noexcept nogil:
     return 2.0 / <double>(p + 1)
 
 
-cdef inline double _window_var(const double* w, int p) noexcept nogil:
-    """Population variance of ``p`` consecutive values, two-pass (mean, then deviations)."""
-    cdef int j
-    cdef double m = 0.0, acc = 0.0, d
+cdef inline double _wilder_next(double prev, double x, double c1, double inv) noexcept nogil:
+    """Wilder smoothing ``(prev*(p-1) + x)/p`` evaluated as ``prev*c1 + x*inv`` with
+    c1 = (p-1)/p and inv = 1/p: the reciprocal form TA-Lib 0.8.1's build runs. No divide in the
+    loop-carried chain (mul + add instead of mul + add + div: about 3x shorter latency)."""
+    return prev * c1 + x * inv
+
+
+cdef inline double _wilder_c1(int p) noexcept nogil:
+    return (p - 1.0) / p
+
+
+cdef inline double _pos_part(double d) noexcept nogil:
+    """d if d > 0 else 0 (NaN gives 0); pairs with ``_pos_part(d) - d`` for the negative part, the
+    branch-free gain/loss split TA-Lib 0.8.1's build uses (random-walk signs defeat prediction)."""
+    return d if d > 0.0 else 0.0
+
+
+cdef struct VarSt:
+    int period
+    int budget
+    long count
+    double inv
+    double anchor
+    double s1
+    double s2
+
+
+cdef inline void _var_init(VarSt* s, int period) noexcept nogil:
+    s.period = period
+    s.budget = 32 * period
+    s.count = 0
+    s.inv = 1.0 / period
+    s.anchor = 0.0
+    s.s1 = 0.0
+    s.s2 = 0.0
+
+
+cdef inline void _var_warm(VarSt* s, double x) noexcept nogil:
+    """Accumulate one of the first ``period - 1`` values (deviations from the first value)."""
+    cdef double d
+    if s.count == 0:
+        s.anchor = x
+    d = x - s.anchor
+    s.s1 += d
+    s.s2 += d * d
+    s.count += 1
+
+
+cdef inline double _var_reanchor(VarSt* s, const double* w, int start) noexcept nogil:
+    """Re-centre on the window mean: exact sums over the window ``w`` (ring of ``period`` values,
+    oldest at ``start``); returns the window variance clamped to 0 below 1e-12 of the scale."""
+    cdef int p = s.period, j, k = start
+    cdef double tot = 0.0, a, d, s1 = 0.0, s2 = 0.0, m, q, var
     for j in range(p):
-        m += w[j]
-    m /= p
+        tot += w[k]
+        k = k + 1 if k + 1 < p else 0
+    a = tot * s.inv
+    k = start
     for j in range(p):
-        d = w[j] - m
-        acc += d * d
-    return acc / p
+        d = w[k] - a
+        s1 += d
+        s2 += d * d
+        k = k + 1 if k + 1 < p else 0
+    m = s.inv * s1
+    q = s.inv * s2
+    var = q - m * m
+    if var < q * 1e-12:
+        var = 0.0
+    s.anchor = a
+    s.s1 = s1
+    s.s2 = s2
+    s.budget = 32 * p
+    return var
+
+
+cdef inline double _var_step(VarSt* s, double x, const double* w, int start) noexcept nogil:
+    """Population variance of the window ending at ``x`` (TA-Lib 0.8.1 TA_VAR, step for step).
+
+    Running sums of deviations from an anchor; the anchor is moved to the window mean when the
+    subtraction would cancel (var below 1e-6 of the scale, or a departing value dwarfing the
+    sums) and every 32 * period bars, so the result is exact to rounding in O(1) per bar.
+    ``w``/``start``: the window (``period`` values including ``x``) as a ring, oldest first."""
+    cdef double d = x - s.anchor, m, var, t, t2
+    s.s1 += d
+    s.s2 += d * d
+    m = s.inv * s.s1
+    var = s.inv * s.s2 - m * m
+    t = w[start] - s.anchor
+    t2 = t * t
+    s.s2 -= t2
+    if not ((s.inv * s.s2) * 1e-6 > var) and not (t2 > s.s2 * 1e6):
+        s.budget -= 1
+        if s.budget != 0:
+            s.s1 -= t
+            return var
+    var = _var_reanchor(s, w, start)
+    t = w[start] - s.anchor
+    s.s1 -= t
+    s.s2 -= t * t
+    return var
+
+
+cdef void _var_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    """Rolling population variance (lookback p - 1)."""
+    cdef VarSt st
+    cdef Py_ssize_t i, lb = p - 1
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    _var_init(&st, p)
+    for i in range(lb):
+        _var_warm(&st, x[i])
+    for i in range(lb, n):
+        out[i] = _var_step(&st, x[i], x + i - lb, 0)
 
 
 cdef inline void _wma_reseed(const double* w, int p, double* psum, double* psub) noexcept nogil:
@@ -151,19 +262,29 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
 
 cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
                     double* upper, double* mid, double* lower) noexcept nogil:
+    """One pass: TA_INT_SMA middle, TA_VAR running variance, bands."""
     cdef Py_ssize_t i, lb = p - 1
-    cdef double var, std
-    _sma_k(x, n, p, mid)
+    cdef double total = 0.0, tmp, m
+    cdef VarSt st
     if n <= lb:
         _nan(upper, 0, n)
+        _nan(mid, 0, n)
         _nan(lower, 0, n)
         return
     _nan(upper, 0, lb)
+    _nan(mid, 0, lb)
     _nan(lower, 0, lb)
+    _var_init(&st, p)
+    for i in range(lb):
+        total += x[i]
+        _var_warm(&st, x[i])
     for i in range(lb, n):
-        var = _window_var(x + i - lb, p)
-        std = sqrt(var) if var > 0.0 else 0.0
-        _bands(mid[i], std, up, dn, &upper[i], &lower[i])
+        total += x[i]
+        tmp = total
+        total -= x[i - lb]
+        m = tmp / p
+        mid[i] = m
+        _bands(m, sqrt(_var_step(&st, x[i], x + i - lb, 0)), up, dn, &upper[i], &lower[i])
 
 
 cdef inline void _bands(double m, double std, double up, double dn, double* u,
@@ -305,7 +426,8 @@ cdef void _vwap_k(const double* h, const double* lw, const double* c, const doub
 
 cdef void _rsi_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i, today = 0
-    cdef double prev_value, gain = 0.0, loss = 0.0, t1, t2, pm1 = p - 1
+    cdef double prev_value, gain = 0.0, loss = 0.0, t1, t2, g
+    cdef double inv = 1.0 / p, c1 = _wilder_c1(p)
     if n <= p:
         _nan(out, 0, n)
         return
@@ -317,10 +439,9 @@ cdef void _rsi_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         today += 1
         t2 = t1 - prev_value
         prev_value = t1
-        if t2 < 0:
-            loss -= t2
-        else:
-            gain += t2
+        g = _pos_part(t2)
+        gain += g
+        loss += g - t2
     loss /= p
     gain /= p
     t1 = gain + loss
@@ -329,24 +450,22 @@ cdef void _rsi_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         t1 = x[today]
         t2 = t1 - prev_value
         prev_value = t1
-        loss *= pm1
-        gain *= pm1
-        if t2 < 0:
-            loss -= t2
-        else:
-            gain += t2
-        loss /= p
-        gain /= p
+        g = _pos_part(t2)
+        gain = _wilder_next(gain, g, c1, inv)
+        loss = _wilder_next(loss, g - t2, c1, inv)
         t1 = gain + loss
         out[today] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
         today += 1
 
 
 cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal,
-                  double* fbuf, double* sbuf, double* macd, double* sig,
-                  double* hist) noexcept nogil:
+                  double* macd, double* sig, double* hist) noexcept nogil:
+    """Fast EMA, slow EMA and the signal EMA in one pass, no temporaries. Both price EMAs are
+    seeded at bar slow-1 (fast by the SMA of the ``fast`` values ending there), the signal EMA by
+    the SMA of the first ``signal`` MACD values; same operation order as the streaming class."""
     cdef Py_ssize_t i, s0, lbtot
     cdef int t
+    cdef double kf, ks, kg, okf, oks, okg, sv, fv, gv, m, acc
     if slow < fast:
         t = slow
         slow = fast
@@ -358,16 +477,85 @@ cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal,
         _nan(sig, 0, n)
         _nan(hist, 0, n)
         return
-    _ema_at(x, n, slow, _per_to_k(slow), s0, sbuf)
-    _ema_at(x, n, fast, _per_to_k(fast), s0, fbuf)
-    for i in range(s0, n):
-        fbuf[i] = fbuf[i] - sbuf[i]
-    _ema_at(fbuf, n, signal, _per_to_k(signal), lbtot, sig)
     _nan(macd, 0, lbtot)
+    _nan(sig, 0, lbtot)
     _nan(hist, 0, lbtot)
-    for i in range(lbtot, n):
-        macd[i] = fbuf[i]
-        hist[i] = fbuf[i] - sig[i]
+    kf = _per_to_k(fast)
+    ks = _per_to_k(slow)
+    kg = _per_to_k(signal)
+    okf = 1.0 - kf
+    oks = 1.0 - ks
+    okg = 1.0 - kg
+    acc = 0.0
+    for i in range(slow):
+        acc += x[i]
+    sv = acc / slow
+    acc = 0.0
+    for i in range(slow - fast, slow):
+        acc += x[i]
+    fv = acc / fast
+    m = fv - sv
+    acc = 0.0
+    acc += m
+    for i in range(slow, lbtot + 1):
+        sv = _ema_next(sv, x[i], ks, oks)
+        fv = _ema_next(fv, x[i], kf, okf)
+        m = fv - sv
+        acc += m
+    gv = acc / signal
+    macd[lbtot] = m
+    sig[lbtot] = gv
+    hist[lbtot] = m - gv
+    for i in range(lbtot + 1, n):
+        sv = _ema_next(sv, x[i], ks, oks)
+        fv = _ema_next(fv, x[i], kf, okf)
+        m = fv - sv
+        gv = _ema_next(gv, m, kg, okg)
+        macd[i] = m
+        sig[i] = gv
+        hist[i] = m - gv
+
+
+cdef void _xema_k(const double* x, Py_ssize_t n, int p, int levels, double* out) noexcept nogil:
+    """DEMA (levels 2: 2*E1 - E2) or TEMA (levels 3: E3 + (3*E1 - 3*E2)) in one pass with no
+    temporaries; each EMA level is seeded by the SMA of its first ``p`` inputs, exactly as the
+    streaming classes chain their EMAs."""
+    cdef double k = _per_to_k(p), ok = 1.0 - k, e1, e2 = 0.0, e3 = 0.0, acc
+    cdef Py_ssize_t i, lb = levels * (p - 1)
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    acc = 0.0
+    for i in range(p):
+        acc += x[i]
+    e1 = acc / p
+    acc = 0.0
+    acc += e1
+    for i in range(p, 2 * p - 1):
+        e1 = _ema_next(e1, x[i], k, ok)
+        acc += e1
+    e2 = acc / p
+    if levels == 2:
+        out[lb] = (2.0 * e1) - e2
+        for i in range(lb + 1, n):
+            e1 = _ema_next(e1, x[i], k, ok)
+            e2 = _ema_next(e2, e1, k, ok)
+            out[i] = (2.0 * e1) - e2
+        return
+    acc = 0.0
+    acc += e2
+    for i in range(2 * p - 1, 3 * p - 2):
+        e1 = _ema_next(e1, x[i], k, ok)
+        e2 = _ema_next(e2, e1, k, ok)
+        acc += e2
+    e3 = acc / p
+    out[lb] = e3 + ((3.0 * e1) - (3.0 * e2))
+    for i in range(lb + 1, n):
+        e1 = _ema_next(e1, x[i], k, ok)
+        e2 = _ema_next(e2, e1, k, ok)
+        e3 = _ema_next(e3, e2, k, ok)
+        out[i] = e3 + ((3.0 * e1) - (3.0 * e2))
 
 
 cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
@@ -467,7 +655,8 @@ cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t 
     """ADX (lookback 2p-1) and +DI/-DI (lookback p) in one pass; any output may be NULL."""
     cdef Py_ssize_t today = 0, i
     cdef double prev_high, prev_low, prev_close, pdm = 0.0, mdm = 0.0, tr = 0.0, t
-    cdef double diff_p, diff_m, mdi_v, pdi_v, sum_dx = 0.0, prev_adx = 0.0, pm1 = p - 1
+    cdef double diff_p, diff_m, mdi_v, pdi_v, sum_dx = 0.0, prev_adx = 0.0
+    cdef double inv = 1.0 / p, c1 = _wilder_c1(p)
     cdef Py_ssize_t lb_adx = 2 * p - 1
     if adx != NULL:
         _nan(adx, 0, lb_adx if lb_adx < n else n)
@@ -499,10 +688,10 @@ cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t 
         t = lw[today]
         diff_m = prev_low - t
         prev_low = t
-        mdm -= mdm / p
-        pdm -= pdm / p
+        mdm -= mdm * inv
+        pdm -= pdm * inv
         _dm(diff_p, diff_m, &pdm, &mdm)
-        tr = tr - tr / p + _true_range(prev_high, prev_low, prev_close)
+        tr = tr - tr * inv + _true_range(prev_high, prev_low, prev_close)
         prev_close = c[today]
         if not _is_zero(tr):
             mdi_v = 100.0 * (mdm / tr)
@@ -528,7 +717,7 @@ cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t 
                     t = mdi_v + pdi_v
                     if not _is_zero(t):
                         t = 100.0 * (fabs(mdi_v - pdi_v) / t)
-                        prev_adx = (prev_adx * pm1 + t) / p
+                        prev_adx = _wilder_next(prev_adx, t, c1, inv)
                 adx[today] = prev_adx
 
 
@@ -776,6 +965,17 @@ cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, doubl
         today += 1
 
 
+cdef inline double _trange1(double high, double low, double prev_close) noexcept nogil:
+    """TA_TRANGE's operation order."""
+    cdef double greatest = high - low, t = fabs(prev_close - high)
+    if t > greatest:
+        greatest = t
+    t = fabs(low - prev_close)
+    if t > greatest:
+        greatest = t
+    return greatest
+
+
 cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize_t n,
                     double* out) noexcept nogil:
     cdef Py_ssize_t i
@@ -797,46 +997,40 @@ cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize
 
 cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  bint normalize, double* out) noexcept nogil:
-    """ATR (normalize=False) or NATR (normalize=True); writes TR into ``out`` first."""
+    """ATR (normalize=False) or NATR (normalize=True) in one pass: SMA seed of the first ``p``
+    true ranges, then Wilder smoothing in reciprocal form."""
     cdef Py_ssize_t i
-    cdef double total = 0.0, prev, pm1 = p - 1, t
-    _trange_k(h, lw, c, n, out)
+    cdef double total = 0.0, prev, t, inv = 1.0 / p, c1 = _wilder_c1(p)
     if p == 1:
+        _trange_k(h, lw, c, n, out)
         return
     if n <= p:
         _nan(out, 0, n)
         return
-    for i in range(1, p):
-        total += out[i]
-    total += out[p]
-    prev = total / p
     _nan(out, 0, p)
+    for i in range(1, p + 1):
+        total += _trange1(h[i], lw[i], c[i - 1])
+    prev = total / p
     t = c[p]
     if normalize:
         out[p] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
-    else:
-        out[p] = prev
-    for i in range(p + 1, n):
-        prev *= pm1
-        prev += out[i]
-        prev /= p
-        if normalize:
+        for i in range(p + 1, n):
+            prev = _wilder_next(prev, _trange1(h[i], lw[i], c[i - 1]), c1, inv)
             t = c[i]
             out[i] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
-        else:
+    else:
+        out[p] = prev
+        for i in range(p + 1, n):
+            prev = _wilder_next(prev, _trange1(h[i], lw[i], c[i - 1]), c1, inv)
             out[i] = prev
 
 
 cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* out) noexcept nogil:
+    """sqrt(TA_VAR) * nbdev; the variance is never negative (clamped on re-anchoring)."""
     cdef Py_ssize_t i, lb = p - 1
-    cdef double var
-    if n <= lb:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, lb)
+    _var_k(x, n, p, out)
     for i in range(lb, n):
-        var = _window_var(x + i - lb, p)
-        out[i] = sqrt(var) * nbdev if var > 0.0 else 0.0
+        out[i] = sqrt(out[i]) * nbdev
 
 
 cdef void _obv_k(const double* x, const double* v, Py_ssize_t n, double* out) noexcept nogil:
@@ -953,23 +1147,13 @@ def dema(real, *, period=30):
     """Double EMA, 2*EMA - EMA(EMA) (TA_DEMA). Default period 30; lookback 2*(period-1)."""
     cdef int p = _period(period, "period", 1)
     arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n), e1 = _empty(n), e2 = _empty(n)
+    cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
-    cdef double* a1 = _dp(e1)
-    cdef double* a2 = _dp(e2)
     cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n - beg, i, lb1 = p - 1, lb2 = 2 * (p - 1)
-    cdef double k = _per_to_k(p)
+    cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        if m <= lb2:
-            _nan(o + b, 0, m)
-        else:
-            _ema_at(x + b, m, p, k, lb1, a1)
-            _ema_at(a1 + lb1, m - lb1, p, k, lb1, a2 + lb1)
-            _nan(o + b, 0, lb2)
-            for i in range(lb2, m):
-                o[b + i] = (2.0 * a1[i]) - a2[i]
+        _xema_k(x + b, m - b, p, 2, o + b)
     return out
 
 
@@ -977,25 +1161,13 @@ def tema(real, *, period=30):
     """Triple EMA, 3*E1 - 3*E2 + E3 (TA_TEMA). Default period 30; lookback 3*(period-1)."""
     cdef int p = _period(period, "period", 1)
     arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n), e1 = _empty(n), e2 = _empty(n), e3 = _empty(n)
+    cdef cnp.ndarray out = _empty(n)
     cdef double* o = _dp(out)
-    cdef double* a1 = _dp(e1)
-    cdef double* a2 = _dp(e2)
-    cdef double* a3 = _dp(e3)
     cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n - beg, i, lb1 = p - 1, lb2 = 2 * (p - 1), lb3 = 3 * (p - 1)
-    cdef double k = _per_to_k(p)
+    cdef Py_ssize_t b = beg, m = n
     with nogil:
         _nan(o, 0, b)
-        if m <= lb3:
-            _nan(o + b, 0, m)
-        else:
-            _ema_at(x + b, m, p, k, lb1, a1)
-            _ema_at(a1 + lb1, m - lb1, p, k, lb1, a2 + lb1)
-            _ema_at(a2 + lb2, m - lb2, p, k, lb1, a3 + lb2)
-            _nan(o + b, 0, lb3)
-            for i in range(lb3, m):
-                o[b + i] = a3[i] + ((3.0 * a1[i]) - (3.0 * a2[i]))
+        _xema_k(x + b, m - b, p, 3, o + b)
     return out
 
 
@@ -1142,19 +1314,17 @@ def macd(real, *, fast=12, slow=26, signal=9):
     cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
     cdef int g = _period(signal, "signal", 1)
     arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray m1 = _empty(n), m2 = _empty(n), m3 = _empty(n), t1 = _empty(n), t2 = _empty(n)
+    cdef cnp.ndarray m1 = _empty(n), m2 = _empty(n), m3 = _empty(n)
     cdef double* p1 = _dp(m1)
     cdef double* p2 = _dp(m2)
     cdef double* p3 = _dp(m3)
     cdef const double* x = _dp(arrays[0])
     cdef Py_ssize_t b = beg, m = n
-    cdef double* q1 = _dp(t1)
-    cdef double* q2 = _dp(t2)
     with nogil:
         _nan(p1, 0, b)
         _nan(p2, 0, b)
         _nan(p3, 0, b)
-        _macd_k(x + b, m - b, f, s, g, q1, q2, p1 + b, p2 + b, p3 + b)
+        _macd_k(x + b, m - b, f, s, g, p1 + b, p2 + b, p3 + b)
     return m1, m2, m3
 
 

@@ -87,7 +87,7 @@ cdef inline void _ema_init(EmaSt* s, int period) noexcept nogil:
 
 cdef inline double _ema_push(EmaSt* s, double x) noexcept nogil:
     if s.count >= s.period:
-        s.value = (x - s.value) * s.k + s.value
+        s.value = _ema_next(s.value, x, s.k, 1.0 - s.k)
         return s.value
     s.sum += x
     s.count += 1
@@ -506,16 +506,18 @@ cdef class BBands(_Stream):
     (upper, middle, lower)."""
 
     cdef public SmaSt _s
+    cdef public VarSt _v
     cdef public double _up, _dn
     cdef public object _buf
     cdef double* _b
-    _fields = ("_s", "_buf")
+    _fields = ("_s", "_v", "_buf")
 
     def __init__(self, period=20, nbdev_up=2.0, nbdev_dn=2.0):
         cdef int p = _period(period, "period", 2)
         self._up = _real(nbdev_up, "nbdev_up")
         self._dn = _real(nbdev_dn, "nbdev_dn")
         _sma_init(&self._s, p)
+        _var_init(&self._v, p)
         self._buf = _zeros(p)
         self._bind()
         self._nout = 3
@@ -528,24 +530,13 @@ cdef class BBands(_Stream):
         return (self._s.period, self._up, self._dn)
 
     cdef bint _push(self, double x) noexcept:
-        cdef double m = _sma_push(&self._s, self._b, x), var, std
-        cdef int p = self._s.period, j, k
-        cdef double mean = 0.0, acc = 0.0, d
-        if self._s.count < p:
+        cdef double m = _sma_push(&self._s, self._b, x), var
+        if self._s.count < self._s.period:
+            _var_warm(&self._v, x)
             return False
-        # window in chronological order starts at the slot after the newest value
-        k = self._s.idx
-        for j in range(p):
-            mean += self._b[k]
-            k = k + 1 if k + 1 < p else 0
-        mean /= p
-        for j in range(p):
-            d = self._b[k] - mean
-            acc += d * d
-            k = k + 1 if k + 1 < p else 0
-        var = acc / p
-        std = sqrt(var) if var > 0.0 else 0.0
-        _bands(m, std, self._up, self._dn, &self._o1, &self._o3)
+        # the ring now holds the window oldest-first from the slot after the newest value
+        var = _var_step(&self._v, x, self._b, self._s.idx)
+        _bands(m, sqrt(var), self._up, self._dn, &self._o1, &self._o3)
         self._o2 = m
         self._rdy = True
         return True
@@ -709,7 +700,7 @@ cdef struct RsiSt:
 
 
 cdef inline double _rsi_push(RsiSt* s, double x) noexcept nogil:
-    cdef double d, t
+    cdef double d, t, g
     cdef int p = s.period
     if s.count == 0:
         s.prev = x
@@ -717,25 +708,19 @@ cdef inline double _rsi_push(RsiSt* s, double x) noexcept nogil:
         return NAN
     d = x - s.prev
     s.prev = x
+    g = _pos_part(d)
     if s.count <= p:
-        if d < 0:
-            s.loss -= d
-        else:
-            s.gain += d
+        s.gain += g
+        s.loss += g - d
         s.count += 1
         if s.count <= p:
             return NAN
         s.loss /= p
         s.gain /= p
     else:
-        s.loss *= <double>(p - 1)
-        s.gain *= <double>(p - 1)
-        if d < 0:
-            s.loss -= d
-        else:
-            s.gain += d
-        s.loss /= p
-        s.gain /= p
+        t = 1.0 / p
+        s.gain = _wilder_next(s.gain, g, _wilder_c1(p), t)
+        s.loss = _wilder_next(s.loss, g - d, _wilder_c1(p), t)
     t = s.gain + s.loss
     return 100.0 * (s.gain / t) if not _is_zero(t) else 0.0
 
@@ -829,7 +814,8 @@ cdef class MACD(_Stream):
                 k = k + 1 if k + 1 < f else 0
             self._fv = s / f
         else:
-            self._fv = (x - self._fv) * _per_to_k(f) + self._fv
+            g = _per_to_k(f)
+            self._fv = _ema_next(self._fv, x, g, 1.0 - g)
         m = self._fv - self._sv
         g = _ema_push(&self._sig, m)
         if self._sig.count < self._sig.period:
@@ -1095,7 +1081,7 @@ cdef class ADX(_Stream):
         """Feed one bar; returns the ADX or NaN while warming up."""
         cdef long i = self._count
         cdef int p = self._p
-        cdef double diff_p, diff_m, t
+        cdef double diff_p, diff_m, t, inv
         self._count += 1
         if i == 0:
             self._ph = high
@@ -1111,10 +1097,11 @@ cdef class ADX(_Stream):
             self._tr += _true_range(self._ph, self._pl, self._pc)
             self._pc = close
             return NAN
-        self._mdm -= self._mdm / p
-        self._pdm -= self._pdm / p
+        inv = 1.0 / p
+        self._mdm -= self._mdm * inv
+        self._pdm -= self._pdm * inv
         _dm(diff_p, diff_m, &self._pdm, &self._mdm)
-        self._tr = self._tr - self._tr / p + _true_range(self._ph, self._pl, self._pc)
+        self._tr = self._tr - self._tr * inv + _true_range(self._ph, self._pl, self._pc)
         self._pc = close
         if not _is_zero(self._tr):
             self._mdi = 100.0 * (self._mdm / self._tr)
@@ -1134,7 +1121,7 @@ cdef class ADX(_Stream):
             t = self._mdi + self._pdi
             if not _is_zero(t):
                 t = 100.0 * (fabs(self._mdi - self._pdi) / t)
-                self._adx = (self._adx * <double>(p - 1) + t) / p
+                self._adx = _wilder_next(self._adx, t, _wilder_c1(p), inv)
         self._rdy = True
         self._o1 = self._adx
         return self._adx
@@ -1572,9 +1559,7 @@ cdef class _ATRBase(_Stream):
             self._sum += tr
             self._atr = self._sum / self._p
             return True
-        self._atr *= <double>(self._p - 1)
-        self._atr += tr
-        self._atr /= self._p
+        self._atr = _wilder_next(self._atr, tr, _wilder_c1(self._p), 1.0 / self._p)
         return True
 
     def update_many(self, high, low, close):
@@ -1592,17 +1577,6 @@ cdef class _ATRBase(_Stream):
 
     cdef double _upd(self, double high, double low, double close) noexcept:
         return NAN
-
-
-cdef inline double _trange1(double high, double low, double prev_close) noexcept nogil:
-    """TA_TRANGE's operation order."""
-    cdef double greatest = high - low, t = fabs(prev_close - high)
-    if t > greatest:
-        greatest = t
-    t = fabs(low - prev_close)
-    if t > greatest:
-        greatest = t
-    return greatest
 
 
 @cython.final
@@ -1664,21 +1638,23 @@ cdef class TRange(_ATRBase):
 
 @cython.final
 cdef class StdDev(_Stream):
-    """Streaming population standard deviation times ``nbdev`` (TA_STDDEV), two-pass over a
-    ring of ``period`` values."""
+    """Streaming population standard deviation times ``nbdev`` (TA_STDDEV): TA_VAR's anchored
+    running sums over a ring of ``period`` values."""
 
     cdef public int _p, _idx
     cdef public long _count
     cdef public double _nbdev
+    cdef public VarSt _v
     cdef public object _buf
     cdef double* _b
-    _fields = ("_p", "_idx", "_count", "_buf")
+    _fields = ("_p", "_idx", "_count", "_v", "_buf")
 
     def __init__(self, period=5, nbdev=1.0):
         self._p = _period(period, "period", 2)
         self._nbdev = _real(nbdev, "nbdev")
         self._idx = 0
         self._count = 0
+        _var_init(&self._v, self._p)
         self._buf = _zeros(self._p)
         self._bind()
         self._nout = 1
@@ -1693,24 +1669,14 @@ cdef class StdDev(_Stream):
 
     cpdef double update(self, double real):
         """Feed one value; returns the standard deviation or NaN while warming up."""
-        cdef int p = self._p, j, k
-        cdef double m = 0.0, acc = 0.0, d, var
+        cdef int p = self._p
         self._b[self._idx] = real
         self._idx = self._idx + 1 if self._idx + 1 < p else 0
         self._count += 1
         if self._count < p:
+            _var_warm(&self._v, real)
             return NAN
-        k = self._idx
-        for j in range(p):
-            m += self._b[k]
-            k = k + 1 if k + 1 < p else 0
-        m /= p
-        for j in range(p):
-            d = self._b[k] - m
-            acc += d * d
-            k = k + 1 if k + 1 < p else 0
-        var = acc / p
-        self._o1 = sqrt(var) * self._nbdev if var > 0.0 else 0.0
+        self._o1 = sqrt(_var_step(&self._v, real, self._b, self._idx)) * self._nbdev
         self._rdy = True
         return self._o1
 

@@ -1,4 +1,7 @@
 # cython: cpow=True
+# distutils: extra_compile_args = -fno-math-errno
+# (-fno-math-errno: sqrt() here only sees values >= 0 or NaN; without it GCC guards every sqrt
+# with an errno slow path, which blocks vectorising the STDDEV/BBANDS loops.)
 """Compiled technical indicators with TA-Lib parity: batch functions and O(1) streaming classes.
 
 Conventions
