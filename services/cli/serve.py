@@ -59,7 +59,7 @@ def cli(service: str, port: int | None, metrics_port: int | None, host: str | No
 async def _serve(settings: Settings, service: str) -> int:
     from aiots.services.common import telemetry
     from aiots.services.common.logging import setup_logging
-    from aiots.services.common.supervisor import Supervisor
+    from aiots.services.common.supervisor import Supervisor, exit_now
 
     setup_logging(settings)
     telemetry.setup_telemetry(settings, service=service)
@@ -76,4 +76,6 @@ async def _serve(settings: Settings, service: str) -> int:
     await stop.wait()
     overran = await sup.stop()
     telemetry.shutdown_telemetry()
+    if sup.stuck:
+        exit_now(1)
     return 1 if overran else 0

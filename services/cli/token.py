@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from aiots.services.common.settings import get_settings
@@ -13,11 +15,19 @@ ROLES = ("viewer", "trader", "admin")
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h, 7d.")
 @click.option("--subject", "--sub", default="dev", show_default=True, help="The 'sub' claim (audit log).")
-def cli(role: str, ttl: str, subject: str) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Use the dev key of the stack started with 'aiots up --data-dir DIR' (keys in DIR/keys).",
+)
+def cli(role: str, ttl: str, subject: str, data_dir: Path | None) -> None:
     """Print a bearer token for the gateway: curl -H "Authorization: Bearer $(aiots token)"."""
     from aiots.gateway import tokens
 
     gw = get_settings().gateway
+    if data_dir is not None:
+        gw = gw.model_copy(update={"dev_key_dir": data_dir / "keys"})
     if gw.jwks_file is not None:
         raise click.ClickException(
             "gateway.jwks_file is set: tokens must come from that identity provider, not the dev key"

@@ -45,6 +45,14 @@ RESUBSCRIBE_PAUSE_S = 1.0
     show_default=True,
     help="auto: live with DATABENTO_API_KEY, replay with --replay, else the simulator.",
 )
+@click.option(
+    "--port-offset",
+    type=click.IntRange(min=0, max=50_000),
+    default=0,
+    help="Add N to every port (gateway, admin, health, services, metrics) and, unless --base-id is given, to "
+    "Envoy's base id: a second stack beside a running one.",
+)
+@click.option("--base-id", type=click.IntRange(min=0), default=None, help="Envoy --base-id (distinct per Envoy).")
 @click.option("--no-gateway", is_flag=True, help="Do not start Envoy (services stay reachable directly).")
 @click.option("--quiet", is_flag=True, help="No live signal lines.")
 @click.option("--duration", type=float, default=None, hidden=True, help="Stop after N seconds (smoke tests).")
@@ -53,18 +61,33 @@ def cli(
     speed: float | None,
     data_dir: Path | None,
     feed: str,
+    port_offset: int,
+    base_id: int | None,
     no_gateway: bool,
     quiet: bool,
     duration: float | None,
 ) -> None:
     """Start all four services, the Envoy gateway and a market feed (Ctrl-C stops them)."""
-    from aiots.services.common.supervisor import Feed, SupervisorError, with_data_dir, with_speed
+    from aiots.services.common.supervisor import (
+        Feed,
+        SupervisorError,
+        with_base_id,
+        with_data_dir,
+        with_port_offset,
+        with_speed,
+    )
 
     settings = get_settings()
     if data_dir is not None:
         settings = with_data_dir(settings, data_dir)
     if speed is not None:
         settings = with_speed(settings, speed)
+    if port_offset:
+        settings = with_port_offset(settings, port_offset)
+        if base_id is None:  # a second stack's Envoy must not share the first one's base id
+            base_id = settings.gateway.base_id + port_offset
+    if base_id is not None:
+        settings = with_base_id(settings, base_id)
     f = Feed(kind=feed, replay_files=list(replay), speed=speed)
     try:
         rc = asyncio.run(_up(settings, f, gateway=not no_gateway, quiet=quiet, duration=duration))
@@ -76,7 +99,7 @@ def cli(
 async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, duration: float | None) -> int:
     from aiots.services.common import telemetry
     from aiots.services.common.logging import setup_logging
-    from aiots.services.common.supervisor import Supervisor
+    from aiots.services.common.supervisor import Supervisor, exit_now
 
     console = Console(highlight=False, soft_wrap=True)
     setup_logging(settings, json_logs=settings.telemetry.json_logs and not sys.stderr.isatty())
@@ -105,6 +128,8 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
     took = time.monotonic() - t1
     if overran:
         console.print(f"[yellow]stopped in {took:.1f} s; timed out: {', '.join(overran)}[/]")
+        if sup.stuck:
+            exit_now(1)
         return 1
     console.print(f"stopped in {took:.1f} s")
     return 0

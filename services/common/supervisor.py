@@ -18,14 +18,17 @@ The market feed for ingestion is described in ``rt.extras["feed"]``: ``{"kind": 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiots.services.common import telemetry
 from aiots.services.common.runtime import Runtime, ServiceApp
@@ -80,6 +83,30 @@ def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
     )
 
 
+def with_port_offset(settings: Settings, offset: int) -> Settings:
+    """``settings`` with ``offset`` added to every listening port: the gateway's listener, admin and
+    health ports and each service's gRPC and metrics ports (a second stack on the same host)."""
+    gw = settings.gateway
+    update: dict[str, Any] = {
+        "gateway": gw.model_copy(
+            update={
+                "port": gw.port + offset,
+                "admin_port": gw.admin_port + offset,
+                "health_port": gw.health_port + offset,
+            }
+        )
+    }
+    for name in SERVICE_ORDER:
+        cfg = getattr(settings, name)
+        update[name] = cfg.model_copy(update={"port": cfg.port + offset, "metrics_port": cfg.metrics_port + offset})
+    return settings.model_copy(update=update)
+
+
+def with_base_id(settings: Settings, base_id: int) -> Settings:
+    """``settings`` with Envoy's ``--base-id`` set (several Envoys on one host need distinct ones)."""
+    return settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"base_id": base_id})})
+
+
 def with_speed(settings: Settings, speed: float) -> Settings:
     """``settings`` with the simulator/replay speed set."""
     return settings.model_copy(update={"ingestion": settings.ingestion.model_copy(update={"simulator_speed": speed})})
@@ -117,6 +144,8 @@ class Supervisor:
         self.metrics_ports: dict[str, int] = {}
         self.gateway: Any = None
         self._started: list[_Started] = []
+        #: stop() calls that overran and ignored cancellation (the process must not wait for them)
+        self.stuck: list[asyncio.Future[Any]] = []
 
     # ------------------------------------------------------------------ start
 
@@ -220,16 +249,32 @@ class Supervisor:
         while self._started:
             comp = self._started.pop()
             left = max(MIN_STEP_S, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(comp.stop(), left)
-            except TimeoutError:
+            # not wait_for: a stop() that swallows its cancellation would make wait_for wait forever
+            task = asyncio.ensure_future(comp.stop())
+            done, _ = await asyncio.wait({task}, timeout=left)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=MIN_STEP_S)
                 overran.append(comp.name)
                 log.warning("stop timed out", extra={"component": comp.name, "budget_s": round(left, 2)})
-            except Exception:
-                log.exception("error while stopping", extra={"component": comp.name})
+                if not task.done():
+                    self.stuck.append(task)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("error while stopping", extra={"component": comp.name}, exc_info=task.exception())
             else:
                 log.debug("stopped", extra={"component": comp.name})
         return overran
+
+
+def exit_now(rc: int) -> NoReturn:
+    """End the process with ``rc`` without waiting for stuck tasks (asyncio.run would wait for every
+    task to finish after cancelling it, forever for one that ignores cancellation). atexit handlers
+    still run first: the embedded PostgreSQL is stopped and logs are flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(rc)
 
 
 def _closer(obj: Any) -> Callable[[], Awaitable[Any]]:

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import Counter, Histogram, UpDownCounter, _Gauge
@@ -488,48 +489,51 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     @contextlib.contextmanager
-    def _rpc(self, method: str, carrier: Mapping[str, str], context: Any) -> Iterator[dict[str, str]]:
-        token = current_service.set(self.service)
-        parent = propagate.extract(carrier)
+    def _rpc(
+        self, method: str, carrier: Mapping[str, str], context: Any, *, current: bool = True
+    ) -> Iterator[trace.Span]:
+        """Span, latency, in-flight and outcome of one RPC. ``current``: make the span and the service
+        current for the block (unary calls). Streams pass False and make them current around each step
+        themselves: a context set before a ``yield`` cannot be reset after it (the generator may be
+        closed from another context)."""
         start = time.perf_counter()
-        outcome = {"code": "OK"}
-        attrs = {"method": method}
+        outcome = "OK"
+        attrs = {"method": method, "service": self.service}
         metrics.rpc_in_flight.add(1, attrs)
-        with tracer().start_as_current_span(
-            method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as sp:
-            sp.set_attribute("rpc.system", "grpc")
-            sp.set_attribute("rpc.method", method)
-            sp.set_attribute("aiots.service", self.service)
-            subject = carrier.get("x-aiots-subject")
-            if subject:
-                sp.set_attribute("enduser.id", subject)
-            try:
-                yield outcome
-            except grpc.aio.AbortError:
-                outcome["code"] = _code_name(context.code())
-                raise
-            except asyncio.CancelledError:
-                outcome["code"] = "CANCELLED"
-                raise
-            except Exception as exc:
-                outcome["code"] = "INTERNAL"
-                sp.record_exception(exc)
-                raise
-            finally:
-                if outcome["code"] == "OK" and context.code() is not None:
-                    outcome["code"] = _code_name(context.code())
-                code = outcome["code"]
-                sp.set_attribute("rpc.grpc.status_code", code)
-                if code in SERVER_ERROR_CODES:
-                    sp.set_status(Status(StatusCode.ERROR, code))
-                metrics.rpc_in_flight.add(-1, attrs)
-                metrics.rpc_duration.record(time.perf_counter() - start, {"method": method, "code": code})
-                current_service.reset(token)
+        sp = tracer().start_span(method, context=propagate.extract(carrier), kind=SpanKind.SERVER)
+        sp.set_attribute("rpc.system", "grpc")
+        sp.set_attribute("rpc.method", method)
+        sp.set_attribute("aiots.service", self.service)
+        subject = carrier.get("x-aiots-subject")
+        if subject:
+            sp.set_attribute("enduser.id", subject)
+        service_token = current_service.set(self.service) if current else None
+        ctx_token = otel_context.attach(trace.set_span_in_context(sp)) if current else None
+        try:
+            yield sp
+        except grpc.aio.AbortError:
+            outcome = _code_name(context.code())
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = "CANCELLED"
+            raise
+        except Exception as exc:
+            outcome = "INTERNAL"
+            sp.record_exception(exc)
+            raise
+        finally:
+            if outcome == "OK" and context.code() is not None:
+                outcome = _code_name(context.code())
+            sp.set_attribute("rpc.grpc.status_code", outcome)
+            if outcome in SERVER_ERROR_CODES:
+                sp.set_status(Status(StatusCode.ERROR, outcome))
+            sp.end()
+            metrics.rpc_in_flight.add(-1, attrs)
+            metrics.rpc_duration.record(time.perf_counter() - start, {**attrs, "code": outcome})
+            if ctx_token is not None:
+                otel_context.detach(ctx_token)
+            if service_token is not None:
+                current_service.reset(service_token)
 
     def _unary(self, behavior: Callable[..., Any], method: str, carrier: Mapping[str, str]) -> Any:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -539,10 +543,29 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapper
 
     def _stream(self, behavior: Callable[..., Any], method: str, carrier: Mapping[str, str]) -> Any:
+        service = self.service
+
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            with self._rpc(method, carrier, context):
-                async for item in behavior(request, context):
-                    yield item
+            with self._rpc(method, carrier, context, current=False) as sp:
+                ctx = trace.set_span_in_context(sp)
+                agen = behavior(request, context).__aiter__()
+                try:
+                    while True:
+                        # span + service current while the servicer runs, never across our yield
+                        service_token = current_service.set(service)
+                        ctx_token = otel_context.attach(ctx)
+                        try:
+                            item = await agen.__anext__()
+                        except StopAsyncIteration:
+                            return
+                        finally:
+                            otel_context.detach(ctx_token)
+                            current_service.reset(service_token)
+                        yield item
+                finally:
+                    aclose = getattr(agen, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
 
         return wrapper
 
