@@ -25,8 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, cast
 
 from google.protobuf.message import Message
 from redis.exceptions import ResponseError
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 _F_PAYLOAD = b"p"
 _SUB_RETRY_ERRORS: tuple[type[BaseException], ...] = (Unavailable, *REDIS_DOWN_ERRORS)
+_MAX_CACHED_NAMES = 100_000  # stream names memoised per (topic, key)
+#: ``Delivery(...)`` minus the namedtuple's Python-level ``__new__`` (one per consumed message).
+_new_delivery = cast(Callable[[type[Delivery], tuple[str, str, str, bytes]], Delivery], tuple.__new__)
 
 # KEYS: stream names; ARGV[1]: approximate MAXLEN; ARGV[i+1]: payload of KEYS[i].
 _XADD_MANY = """
@@ -53,6 +56,33 @@ return #KEYS
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
+
+
+def _payload(fields: list[bytes]) -> bytes:
+    """The ``p`` field of a raw ``[field, value, ...]`` entry (our entries have only that field)."""
+    if len(fields) == 2 and fields[0] == _F_PAYLOAD:
+        return fields[1]
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == _F_PAYLOAD:
+            return fields[i + 1]
+    return b""
+
+
+def _as_is(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _stream_items(res: Any) -> Any:
+    """(stream, entries) pairs of a raw XREADGROUP reply: a map (RESP3), a list (RESP2) or nil."""
+    if isinstance(res, dict):
+        return res.items()
+    return res or ()
+
+
+def _raw_deliveries(stream: str, key: str, entries: list[Any]) -> list[Delivery]:
+    """Deliveries from raw ``[[id, [field, value, ...]], ...]`` (an entry trimmed away has no fields)."""
+    new = _new_delivery
+    return [new(Delivery, (stream, mid.decode(), key, _payload(f))) for mid, f in entries if f is not None]
 
 
 class RedisSubscription:
@@ -128,6 +158,27 @@ class RedisStreamsBus:
         self._closed = False
         self._subs: set[RedisSubscription] = set()
         self._xadd_many = self.redis.register_script(_XADD_MANY)
+        # XREADGROUP replies become deliveries straight from hiredis's nested lists (redis-py's
+        # callback builds a dict per entry that would be thrown away at once).
+        self.redis.set_response_callback("XREADGROUP", cast(Any, _as_is))
+        self._names: dict[str, dict[str, str]] = {}  # topic -> key -> stream name
+        self._n_names = 0
+
+    def _name(self, topic: str, key: str) -> str:
+        """``stream_name`` memoised (the publish hot path)."""
+        by_key = self._names.get(topic)
+        if by_key is None:
+            by_key = self._names[topic] = {}
+        name = by_key.get(key)
+        if name is None:
+            if not key:
+                raise InvalidArgument("key", "bus key must be non-empty")
+            if self._n_names >= _MAX_CACHED_NAMES:
+                self._names, self._n_names = {topic: by_key}, 0
+                by_key.clear()
+            name = by_key[key] = stream_name(self.namespace, topic, key)
+            self._n_names += 1
+        return name
 
     def _down(self, what: str, exc: BaseException) -> Unavailable:
         return Unavailable(
@@ -161,13 +212,11 @@ class RedisStreamsBus:
         """
         if not items:
             return
-        names: list[str] = []
+        by_key = self._names.get(topic) or {}
+        name = self._name
+        names = [by_key.get(key) or name(topic, key) for key, _ in items]
         args: list[bytes | int] = [self.cfg.stream_maxlen]
-        for key, event in items:
-            if not key:
-                raise InvalidArgument("key", "bus key must be non-empty")
-            names.append(stream_name(self.namespace, topic, key))
-            args.append(event.SerializeToString())
+        args += [event.SerializeToString() for _, event in items]
         try:
             await self._xadd_many(keys=names, args=args)
         except REDIS_DOWN_ERRORS as exc:
@@ -235,14 +284,14 @@ class RedisStreamsBus:
                 await self._flush_acks()
                 if history:
                     res = await self.redis.xreadgroup(group, consumer, dict(history), count=cfg.read_batch)
-                    got = {_s(name): entries for name, entries in res}
+                    got = {_s(name): entries for name, entries in _stream_items(res)}
                     for s in list(history):
                         entries = got.get(s) or []
                         if not entries:
                             del history[s]
                             continue
                         history[s] = _s(entries[-1][0])
-                        batch.extend(self._deliveries(s, key_of[s], entries))
+                        batch.extend(_raw_deliveries(s, key_of[s], entries))
                 elif time.monotonic() - last_claim >= cfg.claim_interval_s:
                     last_claim = time.monotonic()
                     for s in streams:
@@ -257,9 +306,9 @@ class RedisStreamsBus:
                     res = await self.redis.xreadgroup(
                         group, consumer, dict.fromkeys(streams, ">"), count=cfg.read_batch, block=cfg.read_block_ms
                     )
-                    for name, entries in res:
+                    for name, entries in _stream_items(res):
                         s = _s(name)
-                        batch.extend(self._deliveries(s, key_of[s], entries))
+                        batch.extend(_raw_deliveries(s, key_of[s], entries))
                 backoff.reset()
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):
