@@ -59,6 +59,8 @@ cdef inline double expx2(double x) noexcept nogil:
 cdef inline double erfcx(double x) noexcept nogil:
     """Scaled complementary error function exp(x^2) erfc(x)."""
     cdef double y, y2
+    if fabs(x) < 2.0:
+        return erfc(x) * exp(x * x)  # rounding of x*x costs <= 4 ulp here
     if x < 26.0:
         return erfc(x) * expx2(x)
     y = 1.0 / x

@@ -217,8 +217,9 @@ cdef double _solve_s(double beta, double x, int* reason) noexcept nogil:
     bc = nb_otm(x, sc) if sc > 0.0 else 0.0
     sl = sc - bc / vc
     su = sc + (bmax - bc) / vc
-    bl = nb_otm(x, sl) if sl > 0.0 else 0.0
-    bu = nb_otm(x, su)
+    # only the branch point on beta's side of b_c is needed
+    bl = nb_otm(x, sl) if (sl > 0.0 and beta < bc) else 0.0
+    bu = nb_otm(x, su) if beta >= bc else INFINITY
     Lb = log(beta)
     cb = bmax - beta
     if beta < bl:
