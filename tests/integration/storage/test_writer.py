@@ -148,3 +148,49 @@ async def test_spill_left_by_previous_process_is_written_at_start(pg_dsn: str, t
     assert await w.drained(10)
     await w.close()
     assert await _count(pg_dsn, "WRTD") == (600, 600)
+
+
+async def test_direct_copy_and_dedup_path_store_identical_rows(pg_dsn: str, tmp_path: Path) -> None:
+    """The optimistic binary COPY into the table and the staging + ON CONFLICT path agree column by column."""
+    rows = {}
+    for sym, optimistic in (("WRTE", True), ("WRTF", False)):
+        w = Writer(pg_dsn, spill_dir=tmp_path / sym, flush_interval_s=0.01, optimistic=optimistic)
+        await w.start()
+        b = trade_batch(sym, 0, 700)
+        q = nz.Batch()
+        q.add(
+            "quotes",
+            {
+                "sym": np.full(3, nz.SYMBOLS.code(sym), np.int32),
+                "ts_event": T0 + np.arange(3),
+                "bid": np.array([1.0, np.nan, 2.0]),
+                "ask": np.array([1.1, 2.0, 2.1]),
+                "bid_size": np.ones(3),
+                "ask_size": np.ones(3),
+                "publisher_id": np.ones(3, np.int32),
+                "sequence": np.arange(3, dtype=np.int64),
+                "source": np.full(3, 1, np.int16),
+            },
+        )
+        b.extend(q)
+        await w.put(b)
+        await w.close()
+        assert w.stats.dedup_batches == 0
+        c = await asyncpg.connect(pg_dsn)
+        try:
+            rows[sym] = [
+                tuple(r)
+                for r in await c.fetch(
+                    "SELECT ts_event, ts, price, size, side, publisher_id, sequence, ts_recv, source FROM trades "
+                    "WHERE symbol = $1 ORDER BY ts_event",
+                    sym,
+                )
+            ]
+            rows[sym + "q"] = [
+                tuple(r)
+                for r in await c.fetch("SELECT ts_event, bid, ask FROM quotes WHERE symbol = $1 ORDER BY ts_event", sym)
+            ]
+        finally:
+            await c.close()
+    assert rows["WRTE"] == rows["WRTF"] and len(rows["WRTE"]) == 700
+    assert rows["WRTEq"] == rows["WRTFq"] and rows["WRTEq"][1][1] is None  # NaN bid stored as NULL
