@@ -184,7 +184,13 @@ def _client_proc(port: int, n_subs: int, n_msgs: int, ready: Any, result: Any) -
 
 
 async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
-    sig = signal_to_proto(sample_signal())
+    base_sig = signal_to_proto(sample_signal())
+    sigs = []
+    for i in range(n_msgs):  # distinct, increasing ids (the stream de-duplicates by id)
+        m = signals_pb2.Signal()
+        m.CopyFrom(base_sig)
+        m.id = f"01K7{i:022d}"
+        sigs.append(m)
     if plain:
         servicer: Any = PlainServicer()
         reg = ServiceRegistration(SERVICE_NAME, signals_pb2_grpc.add_SignalServiceServicer_to_server, servicer)
@@ -199,18 +205,21 @@ async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
     ready, result = ctx.Event(), ctx.Queue()
     proc = ctx.Process(target=_client_proc, args=(gs.port, n_subs, n_msgs, ready, result))
     proc.start()
-    await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+    loop = asyncio.get_running_loop()
+    while not await loop.run_in_executor(None, ready.wait, 1.0):
+        if not proc.is_alive():
+            raise RuntimeError(f"benchmark client process died (exit code {proc.exitcode})")
     while (len(servicer.queues) if plain else broker.subscribers) < n_subs:
         await asyncio.sleep(0.01)
-    resp = signals_pb2.SubscribeSignalsResponse(signal=sig)
-    for _ in range(n_msgs):
+    for sig in sigs:
         if plain:
+            resp = signals_pb2.SubscribeSignalsResponse(signal=sig)
             for q in servicer.queues:
                 q.put_nowait(resp)
         else:
             broker.publish(sig, False)
         await asyncio.sleep(0)
-    t_first, t_last = await asyncio.get_running_loop().run_in_executor(None, result.get)
+    t_first, t_last = await loop.run_in_executor(None, result.get, True, 600)
     proc.join()
     if plain:
         for q in servicer.queues:
@@ -302,23 +311,27 @@ def pct(xs: list[float], p: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller runs")
+    ap.add_argument("--only", choices=["engine", "fanout", "latency"], help="run one part")
     a = ap.parse_args()
+    run = {a.only} if a.only else {"engine", "fanout", "latency"}
     print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
-    ns, fired, evals = bench_engine(500 if a.quick else 3000)
-    print(f"\nengine: {ns / 1e3:.1f} us per closed bar per symbol (all 3 strategies; {fired} signals, {evals} evals)")
-    print("\nfan-out (messages/s delivered, clients in another process)")
-    print(f"{'subscribers':>11} | {'SignalService':>14} | {'plain grpc.aio':>14} | ratio")
-    for n in (10, 100, 500):
-        msgs = max(20, (2000 if not a.quick else 400) // max(1, n // 10))
-        ours = asyncio.run(bench_fanout(n, msgs, plain=False))
-        base = asyncio.run(bench_fanout(n, msgs, plain=True))
-        print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}")
-    lat = asyncio.run(bench_latency(10 if a.quick else 30, 2000, 0.05))
-    print(
-        f"\ntick-to-subscriber (2,000 trades/s, 9 symbols): n={len(lat)} "
-        f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, max {max(lat, default=float('nan')):.2f} ms"
-    )
-
+    if "engine" in run:
+        ns, fired, evals = bench_engine(500 if a.quick else 3000)
+        print(f"\nengine: {ns / 1e3:.1f} us per closed bar per symbol (all 3 strategies; {fired} signals, {evals} evals)")
+    if "fanout" in run:
+        print("\nfan-out (messages/s delivered, clients in another process)")
+        print(f"{'subscribers':>11} | {'SignalService':>14} | {'plain grpc.aio':>14} | ratio")
+        for n in (10, 100, 500):
+            msgs = max(20, (2000 if not a.quick else 400) // max(1, n // 10))
+            ours = asyncio.run(bench_fanout(n, msgs, plain=False))
+            base = asyncio.run(bench_fanout(n, msgs, plain=True))
+            print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}", flush=True)
+    if "latency" in run:
+        lat = asyncio.run(bench_latency(10 if a.quick else 30, 2000, 0.05))
+        print(
+            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols): n={len(lat)} "
+            f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, max {max(lat, default=float('nan')):.2f} ms"
+        )
 
 if __name__ == "__main__":
     main()
