@@ -644,10 +644,12 @@ cdef inline double _true_range(double high, double low, double prev_close) noexc
 
 
 cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minus_dm) noexcept nogil:
-    if diff_m > 0 and diff_p < diff_m:
-        minus_dm[0] += diff_m
-    elif diff_p > 0 and diff_p > diff_m:
-        plus_dm[0] += diff_p
+    """TA-Lib's +DM/-DM rule, branch-free (adding 0.0 leaves the sums unchanged): which of the two
+    wins is a coin flip on price data, so a branch mispredicts about every other bar."""
+    cdef bint is_m = (diff_m > 0) & (diff_p < diff_m)
+    cdef bint is_p = (not is_m) & (diff_p > 0) & (diff_p > diff_m)
+    minus_dm[0] += diff_m if is_m else 0.0
+    plus_dm[0] += diff_p if is_p else 0.0
 
 
 cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
@@ -693,12 +695,13 @@ cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t 
         _dm(diff_p, diff_m, &pdm, &mdm)
         tr = tr - tr * inv + _true_range(prev_high, prev_low, prev_close)
         prev_close = c[today]
+        mdi_v = 0.0
+        pdi_v = 0.0
         if not _is_zero(tr):
-            mdi_v = 100.0 * (mdm / tr)
-            pdi_v = 100.0 * (pdm / tr)
-        else:
-            mdi_v = 0.0
-            pdi_v = 0.0
+            if mdi != NULL or adx != NULL:
+                mdi_v = 100.0 * (mdm / tr)
+            if pdi != NULL or adx != NULL:
+                pdi_v = 100.0 * (pdm / tr)
         if pdi != NULL:
             pdi[today] = pdi_v
         if mdi != NULL:
@@ -796,11 +799,11 @@ cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_
                     lowest_idx = i
                     lowest = tmp
                 i += 1
-            diff = (highest - lowest) / (-100.0)
+            diff = (highest - lowest) * -0.01
         elif tmp <= lowest:
             lowest_idx = today
             lowest = tmp
-            diff = (highest - lowest) / (-100.0)
+            diff = (highest - lowest) * -0.01
         tmp = h[today]
         if highest_idx < trailing:
             highest_idx = trailing
@@ -812,11 +815,11 @@ cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_
                     highest_idx = i
                     highest = tmp
                 i += 1
-            diff = (highest - lowest) / (-100.0)
+            diff = (highest - lowest) * -0.01
         elif tmp >= highest:
             highest_idx = today
             highest = tmp
-            diff = (highest - lowest) / (-100.0)
+            diff = (highest - lowest) * -0.01
         if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
             out[today] = (highest - c[today]) / diff
         else:
@@ -899,15 +902,16 @@ cdef void _mfi_k(const double* h, const double* lw, const double* c, const doubl
 
 
 cdef void _roc_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
+    """Two branch-free loops GCC vectorises: the ratio everywhere, then 0 where the base is 0."""
     cdef Py_ssize_t i
-    cdef double t
     if n <= p:
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
     for i in range(p, n):
-        t = x[i - p]
-        out[i] = ((x[i] / t) - 1.0) * 100.0 if t != 0.0 else 0.0
+        out[i] = ((x[i] / x[i - p]) - 1.0) * 100.0
+    for i in range(p, n):
+        out[i] = 0.0 if x[i - p] == 0.0 else out[i]
 
 
 cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
@@ -1067,27 +1071,64 @@ cdef void _ad_k(const double* h, const double* lw, const double* c, const double
         out[i] = ad
 
 
+cdef extern from *:
+    """
+    /* ADOSC's two EMAs must use a fused multiply-add (TA-Lib 0.8.1 does; without it the fast-slow
+     * difference of the large A/D line drifts past 1e-9). Baseline x86-64 code has no FMA
+     * instruction, so fma() is a libm call per EMA step. This loop is compiled twice, with and
+     * without the FMA instruction set, and the FMA copy is picked at run time when the CPU has
+     * it. fma() is correctly rounded either way, so both copies and the streaming class (libm
+     * fma) give bit-identical results. -ffp-contract=off (see indicators.pyx) keeps GCC from
+     * fusing anything else. */
+    #define AIOTS_ADOSC_LOOP(NAME, ATTR, FMA)                                                  \
+    static ATTR void NAME(const double* h, const double* l, const double* c, const double* v, \
+                          Py_ssize_t n, double fk, double ofk, double sk, double osk,         \
+                          double* st, double* out) {                                          \
+        double ad = st[0], fe = st[1], se = st[2], t;                                         \
+        Py_ssize_t i;                                                                         \
+        for (i = 1; i < n; i++) {                                                             \
+            t = h[i] - l[i];                                                                  \
+            if (t > 0.0) ad += (((c[i] - l[i]) - (h[i] - c[i])) / t) * v[i];                  \
+            fe = FMA(ofk, fe, fk * ad);                                                       \
+            se = FMA(osk, se, sk * ad);                                                       \
+            out[i] = fe - se;                                                                 \
+        }                                                                                     \
+        st[0] = ad; st[1] = fe; st[2] = se;                                                   \
+    }
+    AIOTS_ADOSC_LOOP(aiots_adosc_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_ADOSC_LOOP(aiots_adosc_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_have_fma = -1;
+    #endif
+    static void aiots_adosc_loop(const double* h, const double* l, const double* c,
+                                 const double* v, Py_ssize_t n, double fk, double ofk, double sk,
+                                 double osk, double* st, double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_have_fma < 0) aiots_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_have_fma) { aiots_adosc_fma3(h, l, c, v, n, fk, ofk, sk, osk, st, out); return; }
+    #endif
+        aiots_adosc_plain(h, l, c, v, n, fk, ofk, sk, osk, st, out);
+    }
+    """
+    void _adosc_loop "aiots_adosc_loop"(const double* h, const double* l, const double* c,
+                                        const double* v, Py_ssize_t n, double fk, double ofk,
+                                        double sk, double osk, double* st, double* out) nogil
+
+
 cdef void _adosc_k(const double* h, const double* lw, const double* c, const double* v,
                    Py_ssize_t n, int fast, int slow, double* out) noexcept nogil:
-    cdef Py_ssize_t i, lb = (fast if fast > slow else slow) - 1
+    """A/D line and fast/slow EMAs of it (fma steps, see the C loop above) in one pass."""
+    cdef Py_ssize_t lb = (fast if fast > slow else slow) - 1
     cdef double fk = _per_to_k(fast), sk = _per_to_k(slow)
-    cdef double ofk = 1.0 - fk, osk = 1.0 - sk, ad = 0.0, fe, se
+    cdef double st[3]
     if n <= lb:
         _nan(out, 0, n)
         return
+    st[0] = _ad_step(0.0, h[0], lw[0], c[0], v[0])
+    st[1] = st[0]
+    st[2] = st[0]
+    _adosc_loop(h, lw, c, v, n, fk, 1.0 - fk, sk, 1.0 - sk, st, out)
     _nan(out, 0, lb)
-    ad = _ad_step(ad, h[0], lw[0], c[0], v[0])
-    fe = ad
-    se = ad
-    for i in range(1, lb):
-        ad = _ad_step(ad, h[i], lw[i], c[i], v[i])
-        fe = fma(ofk, fe, fk * ad)
-        se = fma(osk, se, sk * ad)
-    for i in range(lb if lb > 0 else 1, n):
-        ad = _ad_step(ad, h[i], lw[i], c[i], v[i])
-        fe = fma(ofk, fe, fk * ad)
-        se = fma(osk, se, sk * ad)
-        out[i] = fe - se
     if lb == 0:
         out[0] = 0.0
 

@@ -1252,7 +1252,7 @@ cdef class WillR(_Stream):
         hi = _dq_front(&self._dmax, self._pvmax)
         lo = _dq_front(&self._dmin, self._pvmin)
         if not _is_zero_scaled(hi - lo, fabs(hi) + fabs(lo)):
-            self._o1 = (hi - close) / ((hi - lo) / (-100.0))
+            self._o1 = (hi - close) / ((hi - lo) * -0.01)
         else:
             self._o1 = 0.0
         self._rdy = True

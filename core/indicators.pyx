@@ -1,7 +1,8 @@
 # cython: cpow=True
-# distutils: extra_compile_args = -fno-math-errno
-# (-fno-math-errno: sqrt() here only sees values >= 0 or NaN; without it GCC guards every sqrt
-# with an errno slow path, which blocks vectorising the STDDEV/BBANDS loops.)
+# distutils: extra_compile_args = -fno-math-errno -ffp-contract=off
+# -fno-math-errno: sqrt() here only sees values >= 0 or NaN; without it GCC guards every sqrt with
+# an errno slow path. -ffp-contract=off: never fuse a*b+c implicitly, so batch kernels, the
+# FMA-dispatched ADOSC loop and the streaming classes round identically (bit-exact streaming).
 """Compiled technical indicators with TA-Lib parity: batch functions and O(1) streaming classes.
 
 Conventions
