@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from google.protobuf import timestamp_pb2
@@ -11,7 +12,7 @@ from google.protobuf import timestamp_pb2
 from aiots.services.analytics.indicators import IndicatorValues
 from aiots.services.analytics.options_analytics import ChainAnalytics, EnrichedChain, expiry_ns
 from aiots.services.analytics.patterns import PatternScan
-from aiots.services.analytics.pricing import GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
+from aiots.services.analytics.pricing import F64, GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
 from aiots.services.analytics.surface import SurfaceFit
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
@@ -30,32 +31,51 @@ def ns_from_ts(ts: timestamp_pb2.Timestamp) -> int:
 
 
 def contracts_from_proto(rows: Sequence[pb.PricingInput]) -> ContractBatch:
-    """Columnar batch from PricingInput rows (style unspecified = American)."""
+    """Columnar batch from PricingInput rows (style unspecified = American), in one pass."""
     n = len(rows)
-    cols = np.empty((7, n), dtype=np.float64)
-    is_call = np.zeros(n, dtype=np.bool_)
-    right_ok = np.zeros(n, dtype=np.bool_)
-    american = np.zeros(n, dtype=np.bool_)
-    dividends: list[tuple[tuple[float, float], ...]] = []
-    for i, r in enumerate(rows):
-        cols[:, i] = (r.spot, r.strike, r.time_to_expiry, r.rate, r.dividend_yield, r.volatility, r.price)
-        is_call[i] = r.right == cpb.OPTION_RIGHT_CALL
-        right_ok[i] = r.right in (cpb.OPTION_RIGHT_CALL, cpb.OPTION_RIGHT_PUT)
-        american[i] = r.style != cpb.EXERCISE_STYLE_EUROPEAN
-        dividends.append(tuple((d.time, d.amount) for d in r.dividends))
+    vals = [
+        (r.spot, r.strike, r.time_to_expiry, r.rate, r.dividend_yield, r.volatility, r.price, r.right, r.style,
+         len(r.dividends))
+        for r in rows
+    ]  # fmt: skip
+    cols = np.array(vals, dtype=np.float64).reshape(n, 10).T
+    right, style = cols[7], cols[8]
+    dividends: list[tuple[tuple[float, float], ...]] = [()] * n
+    for i in np.flatnonzero(cols[9]).tolist():
+        dividends[i] = tuple((d.time, d.amount) for d in rows[i].dividends)
     return ContractBatch(
-        spot=cols[0],
-        strike=cols[1],
-        t=cols[2],
-        rate=cols[3],
-        q=cols[4],
-        vol=cols[5],
-        price=cols[6],
-        is_call=is_call,
-        right_ok=right_ok,
-        american=american,
+        spot=np.ascontiguousarray(cols[0]),
+        strike=np.ascontiguousarray(cols[1]),
+        t=np.ascontiguousarray(cols[2]),
+        rate=np.ascontiguousarray(cols[3]),
+        q=np.ascontiguousarray(cols[4]),
+        vol=np.ascontiguousarray(cols[5]),
+        price=np.ascontiguousarray(cols[6]),
+        is_call=right == cpb.OPTION_RIGHT_CALL,
+        right_ok=(right == cpb.OPTION_RIGHT_CALL) | (right == cpb.OPTION_RIGHT_PUT),
+        american=style != cpb.EXERCISE_STYLE_EUROPEAN,
         dividends=dividends,
     )
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _key(desc: Any, name: str, wire: int) -> int:
+    """One-byte field key of ``name`` in message descriptor ``desc`` (field numbers < 16)."""
+    key = (int(desc.fields_by_name[name].number) << 3) | wire
+    if key >= 0x80:
+        raise ValueError(f"field {name} needs a multi-byte key")
+    return key
 
 
 def _greeks(greeks: dict[str, np.ndarray], i: int) -> cpb.Greeks:
@@ -63,20 +83,73 @@ def _greeks(greeks: dict[str, np.ndarray], i: int) -> cpb.Greeks:
 
 
 def priced_to_proto(res: PricedBatch) -> pb.PriceOptionsResponse:
-    cols = [res.greeks[g].tolist() for g in GREEK_NAMES]
-    prices = res.price.tolist()
-    out = pb.PriceOptionsResponse()
-    for i, price in enumerate(prices):
-        g = cpb.Greeks(**{name: col[i] for name, col in zip(GREEK_NAMES, cols, strict=True)})
-        out.results.append(pb.PricingResult(price=price, greeks=g, reason=res.reasons[i]))
-    return out
+    """Rows without a reason are encoded column-wise (see ``_rows_wire``); the rest one by one."""
+    gd = cpb.Greeks.DESCRIPTOR
+    rd = pb.PricingResult.DESCRIPTOR
+    greeks = [(_key(gd, g, 1), np.asarray(res.greeks[g], dtype=np.float64)) for g in GREEK_NAMES]
+    glen = 9 * len(greeks)
+    if glen >= 0x80:
+        raise ValueError("Greeks too long for a one-byte length")
+    # PricingResult body: price, then the Greeks submessage key/length, then its doubles
+    doubles = [(_key(rd, "price", 1), np.asarray(res.price, dtype=np.float64)), *greeks]
+    outer = _key(pb.PriceOptionsResponse.DESCRIPTOR, "results", 2)
+    slow: dict[int, bytes] = {}
+    for i, reason in enumerate(res.reasons):
+        if reason:
+            row = pb.PricingResult(price=float(res.price[i]), greeks=_greeks(res.greeks, i), reason=reason)
+            slow[i] = pb.PriceOptionsResponse(results=[row]).SerializeToString()
+    raw = _rows_wire_split(outer, doubles, 1, (_key(rd, "greeks", 2), glen), slow)
+    return pb.PriceOptionsResponse.FromString(raw)
+
+
+def _rows_wire_split(
+    outer: int, doubles: Sequence[tuple[int, F64]], at: int, sub: tuple[int, int], slow: dict[int, bytes]
+) -> bytes:
+    """``_rows_wire`` with a submessage header ``sub`` (key, length) inserted before ``doubles[at]``."""
+    n = len(doubles[0][1])
+    body = 2 + 9 * len(doubles)
+    prefix = bytes([outer]) + _varint(body)
+    fields = [(f"p{i}", "u1") for i in range(len(prefix))]
+    for i, _ in enumerate(doubles):
+        if i == at:
+            fields += [("sk", "u1"), ("sl", "u1")]
+        fields += [(f"k{i}", "u1"), (f"v{i}", "<f8")]
+    rec = np.empty(n, dtype=np.dtype(fields))
+    for i, b in enumerate(prefix):
+        rec[f"p{i}"] = b
+    rec["sk"], rec["sl"] = sub
+    for i, (key, values) in enumerate(doubles):
+        rec[f"k{i}"] = key
+        rec[f"v{i}"] = values
+    return _splice(rec, slow)
+
+
+def _splice(rec: np.ndarray, slow: dict[int, bytes]) -> bytes:
+    """Rows of ``rec`` as bytes, with the rows in ``slow`` replaced by their own bytes."""
+    if not slow:
+        return rec.tobytes()
+    parts: list[bytes] = []
+    lo = 0
+    for i in sorted(slow):
+        parts += [rec[lo:i].tobytes(), slow[i]]
+        lo = i + 1
+    parts.append(rec[lo:].tobytes())
+    return b"".join(parts)
 
 
 def iv_to_proto(res: IvBatch) -> pb.ImpliedVolatilityResponse:
-    out = pb.ImpliedVolatilityResponse()
-    for v, reason in zip(res.iv.tolist(), res.reasons, strict=True):
-        out.results.append(pb.ImpliedVolatilityResult(implied_volatility=v, reason=reason))
-    return out
+    """Rows without a reason are encoded column-wise; the rest one by one."""
+    slow: dict[int, bytes] = {}
+    for i, reason in enumerate(res.reasons):
+        if reason:
+            row = pb.ImpliedVolatilityResult(implied_volatility=float(res.iv[i]), reason=reason)
+            slow[i] = pb.ImpliedVolatilityResponse(results=[row]).SerializeToString()
+    key = _key(pb.ImpliedVolatilityResult.DESCRIPTOR, "implied_volatility", 1)
+    outer = _key(pb.ImpliedVolatilityResponse.DESCRIPTOR, "results", 2)
+    n = len(res.iv)
+    rec = np.empty(n, dtype=np.dtype([("o", "u1"), ("l", "u1"), ("k", "u1"), ("v", "<f8")]))
+    rec["o"], rec["l"], rec["k"], rec["v"] = outer, 9, key, np.asarray(res.iv, dtype=np.float64)
+    return pb.ImpliedVolatilityResponse.FromString(_splice(rec, slow))
 
 
 def _contract(ch: EnrichedChain, i: int) -> cpb.OptionContract:

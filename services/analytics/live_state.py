@@ -1,13 +1,13 @@
 """Live indicator state: streaming core indicators per (symbol, interval), fed from the bus.
 
 For every configured symbol and interval (``settings.analytics.live_intervals``) the service keeps
-the core's O(1) streaming classes (``IndicatorSpec.stream``) of the default indicators with their
-default parameters. Closed ``BarEvent``s from topic ``bars:<interval>`` update them; the state is
-pickled to the cache (key ``<ns>:v1:analytics:live:<symbol>:<interval>``) every
+the core's O(1) streaming classes (``IndicatorSpec.stream``) of ``settings.analytics.live_indicators``
+with their default parameters. Closed ``BarEvent``s from topic ``bars:<interval>`` update them; the
+state is pickled to the cache (key ``<ns>:v1:analytics:live:<symbol>:<interval>``) every
 ``checkpoint_interval_s`` and on stop, and restored on start, so a restart resumes warm with
 identical values. Without a checkpoint the state is warmed from the last ``live_warmup_bars``
-stored bars. Values are those of the streams over every bar they have seen (the streams reproduce
-the batch functions bit for bit over the same bars).
+stored bars (one vectorised ``update_many`` per stream). Values are those of the streams over
+every bar they have seen (the streams reproduce the batch functions bit for bit over the same bars).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from aiots.services.analytics.indicators import DEFAULT_INDICATORS, SPECS, IndicatorCall, IndicatorValues
+from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorValues
 from aiots.services.common.runtime import Runtime
 from aiots.services.storage import queries
 from aiots.v1 import events_pb2
@@ -52,6 +52,18 @@ def _new_state(names: Sequence[str]) -> SymbolState:
     return st
 
 
+def _warm(st: SymbolState, bars: Any) -> None:
+    """Fold stored bars (a storage ``Bars``, oldest first) into every stream in one call each."""
+    new = np.asarray(bars.ts) > st.last_ts
+    if not new.any():
+        return
+    cols = {c: np.ascontiguousarray(getattr(bars, c)[new], dtype=np.float64) for c in _COLUMNS}
+    for n, s in st.streams.items():
+        s.update_many(*[cols[i if i in _COLUMNS else "close"] for i in SPECS[n].inputs])
+    st.last_ts = int(np.asarray(bars.ts)[new][-1])
+    st.bars += int(new.sum())
+
+
 def _update(st: SymbolState, ts: int, bar: dict[str, float]) -> None:
     """Fold one bar into every stream (a bar not newer than the last one is ignored)."""
     if ts <= st.last_ts:
@@ -65,9 +77,10 @@ def _update(st: SymbolState, ts: int, bar: dict[str, float]) -> None:
 class LiveState:
     """See module docstring. ``latest`` answers from memory; ``start``/``stop`` run the follower."""
 
-    def __init__(self, rt: Runtime, names: Sequence[str] = DEFAULT_INDICATORS) -> None:
+    def __init__(self, rt: Runtime, names: Sequence[str] | None = None) -> None:
         self.rt = rt
         self.cfg = rt.settings.analytics
+        names = list(self.cfg.live_indicators) if names is None else names
         # vwap needs session anchors the bar stream does not carry: computed from storage only
         self.names = [n for n in names if n != "vwap" and getattr(SPECS.get(n), "stream", None) is not None]
         self.symbols = list(rt.settings.symbols)
@@ -97,8 +110,8 @@ class LiveState:
             st = _new_state(self.names)
             if self.rt.db is not None:
                 bars = await queries.get_bars(self.rt.db, symbol, interval, None, None, self.cfg.live_warmup_bars)
-                for i in range(len(bars)):
-                    _update(st, int(bars.ts[i]), {c: float(getattr(bars, c)[i]) for c in _COLUMNS})
+                if len(bars):
+                    await asyncio.to_thread(_warm, st, bars)
         self.state[symbol, interval] = st
         return st
 

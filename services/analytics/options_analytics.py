@@ -41,7 +41,9 @@ EXPIRY_HOUR = 16
 CONTRACT_MULTIPLIER = 100
 PARITY_STRIKES = 3
 ZERO_GAMMA_RANGE = 0.25
-ZERO_GAMMA_POINTS = 101
+ZERO_GAMMA_POINTS = 26
+ZERO_GAMMA_REFINE = 12
+ZERO_GAMMA_XTOL = 1e-5
 DELTA_25 = 0.25
 IV_RANK_TARGET_DAYS = 30.0
 
@@ -187,8 +189,9 @@ def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> Enric
     forward: dict[str, float] = {}
     qy: dict[str, float] = {}
     q = np.full(n, np.nan)
+    exp_arr = np.asarray(expiries)
     for e in sorted(set(expiries)):
-        sel = np.array([x == e for x in expiries])
+        sel = exp_arr == e
         te = float(t[sel][0])
         f = _parity_forward(strike[sel], is_call[sel], mid[sel], spot, te, r) if te > 0 else math.nan
         qe = r - math.log(f / spot) / te if te > 0 and f > 0 and spot > 0 else 0.0
@@ -256,16 +259,17 @@ def max_pain(strike: F64, is_call: npt.NDArray[np.bool_], oi: F64) -> float:
         return math.nan
     cs, co = strike[is_call], oi[is_call]
     ps, po = strike[~is_call], oi[~is_call]
-    pain = np.array([np.sum(co * np.maximum(k - cs, 0.0)) + np.sum(po * np.maximum(ps - k, 0.0)) for k in ks])
+    pain = np.maximum(ks[:, None] - cs[None, :], 0.0) @ co + np.maximum(ps[None, :] - ks[:, None], 0.0) @ po
     return float(ks[int(np.argmin(pain))])
 
 
 def _atm_iv(strike: F64, is_call: npt.NDArray[np.bool_], iv: F64, fwd: float) -> float:
     """IV at K = F: per strike the mean of the call/put IVs, interpolated linearly in strike."""
-    ks = np.unique(strike[np.isfinite(iv)])
-    if ks.size == 0 or not math.isfinite(fwd):
+    ok = np.isfinite(iv)
+    if not ok.any() or not math.isfinite(fwd):
         return math.nan
-    per = np.array([np.nanmean(iv[(strike == k) & np.isfinite(iv)]) for k in ks])
+    ks, inv = np.unique(strike[ok], return_inverse=True)
+    per = np.bincount(inv, weights=iv[ok], minlength=ks.size) / np.bincount(inv, minlength=ks.size)
     return float(np.interp(fwd, ks, per))
 
 
@@ -281,8 +285,8 @@ def _iv_at_delta(delta: F64, iv: F64, target: float) -> float:
     return float(np.interp(target, d, v))
 
 
-def _expiry_stats(ch: EnrichedChain, e: str) -> ExpiryStats:
-    sel = np.array([x == e for x in ch.expiry])
+def _expiry_stats(ch: EnrichedChain, e: str, exp_arr: npt.NDArray[np.str_]) -> ExpiryStats:
+    sel = exp_arr == e
     k, c, iv = ch.strike[sel], ch.is_call[sel], ch.iv[sel]
     delta, mid = ch.greeks["delta"][sel], ch.mid[sel]
     te = float(ch.t[sel][0])
@@ -316,39 +320,59 @@ def exposures(ch: EnrichedChain) -> tuple[list[StrikeExposureRow], float, float]
     delta = np.nan_to_num(ch.greeks["delta"])
     gex = sign * gamma * ch.open_interest * CONTRACT_MULTIPLIER * s * s * 0.01
     dex = delta * ch.open_interest * CONTRACT_MULTIPLIER * s
-    rows = []
-    for k in np.unique(ch.strike):
-        sel = ch.strike == k
-        rows.append(
-            StrikeExposureRow(
-                strike=float(k),
-                gex=float(gex[sel].sum()),
-                dex=float(dex[sel].sum()),
-                call_oi=float(ch.open_interest[sel & ch.is_call].sum()),
-                put_oi=float(ch.open_interest[sel & ~ch.is_call].sum()),
-            )
-        )
+    ks, inv = np.unique(ch.strike, return_inverse=True)
+    oi_c = np.where(ch.is_call, ch.open_interest, 0.0)
+    sums = [np.bincount(inv, weights=w, minlength=ks.size) for w in (gex, dex, oi_c, ch.open_interest - oi_c)]
+    rows = [
+        StrikeExposureRow(strike=k, gex=g, dex=d, call_oi=c, put_oi=p)
+        for k, g, d, c, p in zip(ks.tolist(), *(x.tolist() for x in sums), strict=True)
+    ]
     return rows, float(gex.sum()), float(dex.sum())
 
 
 def zero_gamma_level(ch: EnrichedChain, rate: float) -> float:
-    """Spot in [S(1-25%), S(1+25%)] where the total GEX profile changes sign (nearest to S); NaN if none."""
+    """Spot in [S(1-25%), S(1+25%)] where the total GEX profile changes sign (nearest to S); NaN if none.
+
+    The profile is evaluated on a coarse grid of ``ZERO_GAMMA_POINTS`` spots; the sign change nearest
+    to S is then refined by regula falsi (Illinois) on the profile itself to ``ZERO_GAMMA_XTOL`` x S.
+    """
     ok = np.isfinite(ch.iv) & (ch.t > 0) & (ch.open_interest > 0)
     if not ok.any() or not math.isfinite(ch.spot):
         return math.nan
-    q = np.array([ch.dividend_yield[e] for e in ch.expiry])[ok]
+    exp_arr = np.asarray(ch.expiry)
+    q = np.zeros(int(ok.sum()))
+    for e, qe in ch.dividend_yield.items():
+        q[exp_arr[ok] == e] = qe
+    k, t, iv, call = ch.strike[ok], ch.t[ok], ch.iv[ok], ch.is_call[ok]
+    sign = np.where(call, 1.0, -1.0) * ch.open_interest[ok] * CONTRACT_MULTIPLIER
+
+    def profile(spots: F64) -> F64:
+        # one flat core call per spot: the core's fast path is 1-d contiguous arrays
+        tot = [float(np.nan_to_num(opt.bs_greeks(x, k, t, rate, iv, q, call)["gamma"]) @ sign) for x in spots.tolist()]
+        return np.asarray(tot) * spots * spots * 0.01
+
     grid = ch.spot * np.linspace(1 - ZERO_GAMMA_RANGE, 1 + ZERO_GAMMA_RANGE, ZERO_GAMMA_POINTS)
-    sign = np.where(ch.is_call[ok], 1.0, -1.0) * ch.open_interest[ok] * CONTRACT_MULTIPLIER
-    g = opt.bs_greeks(
-        grid[:, None], ch.strike[ok][None, :], ch.t[ok][None, :], rate, ch.iv[ok][None, :], q[None, :],
-        ch.is_call[ok][None, :],
-    )["gamma"]  # fmt: skip
-    profile = np.sum(np.nan_to_num(g) * sign[None, :], axis=1) * grid * grid * 0.01
-    flips = np.flatnonzero(np.sign(profile[:-1]) * np.sign(profile[1:]) < 0)
+    prof = profile(grid)
+    flips = np.flatnonzero(np.sign(prof[:-1]) * np.sign(prof[1:]) < 0)
     if flips.size == 0:
         return math.nan
-    levels = [grid[i] - profile[i] * (grid[i + 1] - grid[i]) / (profile[i + 1] - profile[i]) for i in flips.tolist()]
-    return float(min(levels, key=lambda x: abs(x - ch.spot)))
+    lin = grid[flips] - prof[flips] * (grid[flips + 1] - grid[flips]) / (prof[flips + 1] - prof[flips])
+    i = int(flips[int(np.argmin(np.abs(lin - ch.spot)))])
+    a, b, fa, fb = float(grid[i]), float(grid[i + 1]), float(prof[i]), float(prof[i + 1])
+    x = float(lin[int(np.argmin(np.abs(lin - ch.spot)))])
+    for _ in range(ZERO_GAMMA_REFINE):
+        if abs(b - a) < ZERO_GAMMA_XTOL * ch.spot:
+            break
+        x = b - fb * (b - a) / (fb - fa)
+        fx = float(profile(np.array([x]))[0])
+        if fx == 0.0:
+            break
+        if fx * fb < 0:
+            a, fa = b, fb
+        else:
+            fa /= 2.0
+        b, fb = x, fx
+    return x
 
 
 def iv_rank_percentile(current: float, history: F64) -> tuple[float, float, int]:
@@ -386,7 +410,8 @@ def reference_atm_iv(stats: list[ExpiryStats]) -> float:
 
 def analyze(ch: EnrichedChain, cfg: AnalyticsConfig, iv_history: F64) -> ChainAnalytics:
     """Chain-level analytics over an enriched chain and the stored daily ATM IV history."""
-    stats = [_expiry_stats(ch, e) for e in sorted(set(ch.expiry))]
+    exp_arr = np.asarray(ch.expiry)
+    stats = [_expiry_stats(ch, e, exp_arr) for e in sorted(set(ch.expiry))]
     vol_c, vol_p = ch.volume[ch.is_call].sum(), ch.volume[~ch.is_call].sum()
     oi_c, oi_p = ch.open_interest[ch.is_call].sum(), ch.open_interest[~ch.is_call].sum()
     rows, total_gex, total_dex = exposures(ch)

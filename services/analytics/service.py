@@ -59,6 +59,9 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self.cfg = rt.settings.analytics
         self.cache = store.ResultCache(rt.cache, self.cfg.result_ttl_s)
         self.live = live
+        # per data version: the bars a query reads, and chain snapshots with their solved IVs/Greeks
+        self.bars = store.VersionedCache(self.cfg.bars_cache_entries)
+        self.chains = store.VersionedCache(self.cfg.chain_cache_entries)
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -90,9 +93,22 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             )
         return chain
 
-    async def _enriched(self, sym: str) -> oa.EnrichedChain:
-        chain = await self._require_chain(sym)
-        return await self._thread(oa.enrich, chain, self._acfg())
+    async def _enriched(self, sym: str, version: int | None = None) -> oa.EnrichedChain:
+        """The chain with IVs/Greeks solved once per data version (the American IVs are the costly part)."""
+        if version is None:
+            version = await store.chain_version(self.db, sym)
+
+        async def make() -> oa.EnrichedChain:
+            chain = await self._require_chain(sym)
+            return await self._thread(oa.enrich, chain, self._acfg())
+
+        return await self.chains.get(sym, version, make)
+
+    async def _convert(self, n: int, fn: Callable[..., T], *args: Any) -> T:
+        """Proto conversion of ``n`` rows: in a worker thread when large, so the loop stays free."""
+        if n >= self.cfg.thread_rows:
+            return await self._thread(fn, *args)
+        return fn(*args)
 
     # -- batch pricing -----------------------------------------------------------------------------------
 
@@ -135,24 +151,26 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     async def PriceOptions(self, request: pb.PriceOptionsRequest, context: grpc.aio.ServicerContext) -> Any:
         self._check_batch(len(request.contracts), "contracts")
         method, steps = self._method(request.american_method, request.steps)
-        batch = conv.contracts_from_proto(request.contracts)
+        n = len(request.contracts)
+        batch = await self._convert(n, conv.contracts_from_proto, request.contracts)
         parts = [await self._thread(pricing.price_batch, c, method, steps) for c in self._chunks(batch)]
         merged = pricing.PricedBatch(
             price=np.concatenate([p.price for p in parts]),
             greeks={g: np.concatenate([p.greeks[g] for p in parts]) for g in pricing.GREEK_NAMES},
             reasons=[r for p in parts for r in p.reasons],
         )
-        return conv.priced_to_proto(merged)
+        return await self._convert(n, conv.priced_to_proto, merged)
 
     async def ImpliedVolatility(self, request: pb.ImpliedVolatilityRequest, context: grpc.aio.ServicerContext) -> Any:
         self._check_batch(len(request.quotes), "quotes")
-        batch = conv.contracts_from_proto(request.quotes)
+        n = len(request.quotes)
+        batch = await self._convert(n, conv.contracts_from_proto, request.quotes)
         method, steps = self._method("", 0)
         parts = [await self._thread(pricing.iv_batch, c, method, steps) for c in self._chunks(batch)]
         merged = pricing.IvBatch(
             iv=np.concatenate([p.iv for p in parts]), reasons=[r for p in parts for r in p.reasons]
         )
-        return conv.iv_to_proto(merged)
+        return await self._convert(n, conv.iv_to_proto, merged)
 
     # -- chain ---------------------------------------------------------------------------------------------
 
@@ -175,13 +193,13 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         version = await store.chain_version(self.db, sym)
 
         async def make() -> Any:
-            ch = await self._enriched(sym)
+            ch = await self._enriched(sym, version)
             if expiry and expiry not in ch.expiry:
                 raise FailedPrecondition(
                     f"no contracts of {sym} expiring {expiry} are stored; expiries: {sorted(set(ch.expiry))}",
                     reason="NO_DATA",
                 )
-            return conv.chain_to_proto(ch, expiry)
+            return await self._convert(len(ch.occ), conv.chain_to_proto, ch, expiry)
 
         return await self._cached("chain", f"{sym}|{expiry}", version, make, pb.GetOptionChainResponse.FromString)
 
@@ -196,7 +214,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         acfg = self._acfg(thr)
 
         async def make() -> Any:
-            ch = await self._enriched(sym)
+            ch = await self._enriched(sym, version)
             hist = await queries.atm_iv_history(self.db, sym, self.cfg.iv_history_days)
             res = await self._thread(oa.analyze, ch, acfg, hist.iv)
             return conv.analytics_to_proto(res, ch)
@@ -257,8 +275,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 return conv.indicators_to_proto(q.symbol, q.interval, ts, values, False, "live")
         version = await store.bars_version(self.db, q.symbol, q.interval)
 
+        async def fetch() -> Any:
+            return await queries.get_bars(self.db, q.symbol, q.interval, q.start_ns, q.end_ns, q.lookback)
+
         async def compute() -> bytes:
-            bars = await queries.get_bars(self.db, q.symbol, q.interval, q.start_ns, q.end_ns, q.lookback)
+            window = (q.symbol, q.interval, q.start_ns, q.end_ns, q.lookback)
+            bars = await self.bars.get(window, version, fetch)
             if len(bars) == 0:
                 if not await store.symbol_known(self.db, q.symbol):
                     raise NotFound(f"unknown symbol {q.symbol!r}: no instrument or bars are stored for it")
@@ -268,7 +290,10 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                     reason="NO_DATA",
                 )
             values = await self._thread(ind.compute, q.calls, bars)
-            msg = conv.indicators_to_proto(q.symbol, q.interval, bars.ts, values, q.include_series, "computed")
+            n = len(bars) if q.include_series else 1
+            msg = await self._convert(
+                n, conv.indicators_to_proto, q.symbol, q.interval, bars.ts, values, q.include_series, "computed"
+            )
             return bytes(msg.SerializeToString())
 
         raw, hit = await self.cache.get_or_compute(self.cache.key("ind", q.cache_key(), version), compute)

@@ -7,15 +7,18 @@ underlying's chain). It is part of every cache key, so new data makes old entrie
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar, cast
 
 from aiots.services.cache.cache_aside import CacheAside
 from aiots.services.storage import queries
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEY_PREFIX = "aiots:v1:analytics"
 
@@ -79,3 +82,61 @@ class ResultCache:
 
         value = await self.aside.get_or_compute(key, self.ttl_s, run)
         return value, not ran
+
+
+class VersionedCache:
+    """In-process LRU of computed values keyed by (key, data version), with single-flight.
+
+    Holds what is expensive to rebuild but cheap to keep: the bars a query reads (a storage round
+    trip of up to ``max_lookback`` rows) and a chain snapshot's solved IVs/Greeks. A new data version
+    replaces the entry; concurrent misses on one key share one computation. At most ``entries``
+    values are kept (least recently used evicted).
+    """
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._values: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._inflight: dict[tuple[Hashable, int], asyncio.Future[Any]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def get(self, key: Hashable, version: int, make: Callable[[], Awaitable[T]]) -> T:
+        """The value of ``key`` at ``version``, computing it (once across concurrent callers) if absent.
+
+        If the caller computing it is cancelled, a waiting caller computes it instead.
+        """
+        while True:
+            got = self._values.get(key)
+            if got is not None and got[0] == version:
+                self._values.move_to_end(key)
+                self.hits += 1
+                return cast(T, got[1])
+            fut = self._inflight.get((key, version))
+            if fut is None:
+                break
+            try:
+                return cast(T, await asyncio.shield(fut))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not fut.cancelled() or (task is not None and task.cancelling()):
+                    raise  # we were cancelled ourselves
+        self.misses += 1
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[key, version] = fut
+        try:
+            value = await make()
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved here: waiters re-raise it, no "never retrieved" warning
+            raise
+        finally:
+            self._inflight.pop((key, version), None)
+        fut.set_result(value)
+        self._values[key] = (version, value)
+        self._values.move_to_end(key)
+        while len(self._values) > self.entries:
+            self._values.popitem(last=False)
+        return value

@@ -134,6 +134,13 @@ class AnalyticsSettings(ServiceSettings):
     live_intervals: list[str] = Field(default_factory=lambda: ["1m", "1d"], description="live-state intervals")
     live_warmup_bars: int = Field(500, ge=1, description="stored bars replayed to warm live state")
     live_consumer_group: str = "analytics"
+    live_indicators: list[str] = Field(
+        default_factory=lambda: ["sma", "ema", "rsi", "macd", "bbands", "atr", "adx", "stoch", "obv"],
+        description="indicators kept live (default parameters) per symbol and interval",
+    )
+    bars_cache_entries: int = Field(8, ge=1, description="bar windows kept in memory per data version")
+    chain_cache_entries: int = Field(16, ge=1, description="chain snapshots kept with solved IVs/Greeks")
+    thread_rows: int = Field(1000, ge=1, description="rows from which proto conversion runs in a worker thread")
 
 
 class SignalsSettings(ServiceSettings):

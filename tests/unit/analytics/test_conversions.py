@@ -1,0 +1,71 @@
+"""Column-wise wire encoding of PriceOptions/ImpliedVolatility responses.
+
+Oracle: the protobuf library itself (messages built field by field, serialised)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiots.services.analytics import conversions as conv
+from aiots.services.analytics.pricing import GREEK_NAMES, IvBatch, PricedBatch
+from aiots.v1 import analytics_pb2 as pb
+from aiots.v1 import common_pb2 as cpb
+
+floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
+reasons = st.sampled_from(["", "", "", "INVALID_SPOT", "PRICING_FAILED", "é-unicode"])
+
+
+def _priced_ref(res: PricedBatch) -> pb.PriceOptionsResponse:
+    out = pb.PriceOptionsResponse()
+    for i in range(len(res.price)):
+        g = cpb.Greeks(**{n: float(res.greeks[n][i]) for n in GREEK_NAMES})
+        out.results.append(pb.PricingResult(price=float(res.price[i]), greeks=g, reason=res.reasons[i]))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(floats, st.lists(floats, min_size=14, max_size=14), reasons), min_size=1, max_size=40))
+def test_priced_to_proto_equals_field_by_field(rows: list[tuple[float, list[float], str]]) -> None:
+    res = PricedBatch(
+        price=np.array([r[0] for r in rows]),
+        greeks={g: np.array([r[1][j] for r in rows]) for j, g in enumerate(GREEK_NAMES)},
+        reasons=[r[2] for r in rows],
+    )
+    got = conv.priced_to_proto(res)
+    assert got.SerializeToString(deterministic=True) == _priced_ref(res).SerializeToString(deterministic=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(floats, reasons), min_size=1, max_size=60))
+def test_iv_to_proto_equals_field_by_field(rows: list[tuple[float, str]]) -> None:
+    res = IvBatch(iv=np.array([r[0] for r in rows]), reasons=[r[1] for r in rows])
+    ref = pb.ImpliedVolatilityResponse(
+        results=[pb.ImpliedVolatilityResult(implied_volatility=v, reason=r) for v, r in rows]
+    )
+    got = conv.iv_to_proto(res)
+    assert got.SerializeToString(deterministic=True) == ref.SerializeToString(deterministic=True)
+    assert all(
+        (math.isnan(a.implied_volatility) and math.isnan(b)) or a.implied_volatility == b
+        for a, (b, _) in zip(got.results, rows, strict=True)
+    )
+
+
+def test_contracts_from_proto_columns() -> None:
+    rows = [
+        pb.PricingInput(spot=100, strike=90, time_to_expiry=0.5, rate=0.05, dividend_yield=0.01, volatility=0.2,
+                        price=12.5, right=cpb.OPTION_RIGHT_CALL, style=cpb.EXERCISE_STYLE_EUROPEAN),
+        pb.PricingInput(spot=50, strike=55, time_to_expiry=1.0, right=cpb.OPTION_RIGHT_PUT,
+                        dividends=[pb.CashDividend(time=0.25, amount=0.5), pb.CashDividend(time=0.75, amount=0.5)]),
+        pb.PricingInput(spot=1),
+    ]  # fmt: skip
+    b = conv.contracts_from_proto(rows)
+    assert b.spot.tolist() == [100, 50, 1] and b.strike.tolist() == [90, 55, 0]
+    assert b.price.tolist() == [12.5, 0, 0] and b.q.tolist() == [0.01, 0, 0]
+    assert b.is_call.tolist() == [True, False, False] and b.right_ok.tolist() == [True, True, False]
+    assert b.american.tolist() == [False, True, True]
+    assert b.dividends == [(), ((0.25, 0.5), (0.75, 0.5)), ()]
+    assert b.spot.flags.c_contiguous and b.t.flags.c_contiguous
