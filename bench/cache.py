@@ -3,8 +3,15 @@
 1. GetStockPrice over gRPC (cache service with the Redis backend, in a child process) with 1, 16
    and 64 concurrent callers, against the anchor measured in the same run: raw redis-py
    ``GET`` of the same key with the same concurrency (the ceiling for a Redis-backed read).
+   The two alternate in six short slices each, so a load spike from other work on the machine
+   hits both sides alike instead of skewing the ratio.
 2. Bus throughput: events published (publish_many batches) + consumed + acked, in-process and
    through Redis Streams.
+
+Besides wall-clock rates, both tables give CPU seconds per operation (this process, the server
+child from /proc, redis-server from ``INFO cpu``): on a shared VM the wall-clock rates swing with
+other people's load, the CPU costs do not. redis-server's CPU includes any other clients of the
+same Redis during the run.
 
     .venv/bin/python bench/cache.py [--seconds 3] [--events 100000]
 """
@@ -36,10 +43,10 @@ async def serve(port: int, ns: str) -> None:
     await asyncio.Event().wait()
 
 
-async def closed_loop(call: Callable[[], Awaitable[object]], conc: int, seconds: float) -> tuple[float, float, float]:
-    """QPS, p50 and p99 latency (ms) of ``conc`` callers looping for ``seconds``."""
-    lat: list[float] = []
+async def closed_loop(call: Callable[[], Awaitable[object]], conc: int, seconds: float, lat: list[float]) -> int:
+    """``conc`` callers looping for ``seconds``; appends latencies (s) to ``lat``, returns calls made."""
     stop = time.perf_counter() + seconds
+    n0 = len(lat)
 
     async def worker() -> None:
         while True:
@@ -49,11 +56,62 @@ async def closed_loop(call: Callable[[], Awaitable[object]], conc: int, seconds:
             await call()
             lat.append(time.perf_counter() - t)
 
-    t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conc)))
-    el = time.perf_counter() - t0
-    lat.sort()
-    return len(lat) / el, 1000 * lat[len(lat) // 2], 1000 * lat[int(len(lat) * 0.99)]
+    return len(lat) - n0
+
+
+class CpuMeter:
+    """CPU seconds used so far by this process, the cache server child and redis-server.
+
+    Wall-clock rates on a shared 2-core VM swing with other people's load; CPU seconds per
+    operation do not, so the tables also give rates per CPU-second (what an otherwise idle core
+    would sustain), next to the wall-clock ones.
+    """
+
+    def __init__(self, redis_client: object, server_pid: int | None = None) -> None:
+        self.redis = redis_client
+        self.server_pid = server_pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _server(self) -> float:
+        if self.server_pid is None:
+            return 0.0
+        with open(f"/proc/{self.server_pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    async def read(self) -> tuple[float, float, float]:
+        """(this process, server child, redis-server) CPU seconds."""
+        info = await self.redis.info("cpu")  # type: ignore[attr-defined]
+        redis_cpu = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return time.process_time(), self._server(), redis_cpu
+
+
+async def interleaved(
+    calls: dict[str, Callable[[], Awaitable[object]]], conc: int, seconds: float, rounds: int, meter: CpuMeter
+) -> dict[str, tuple[float, float, float, list[float]]]:
+    """QPS, p50 and p99 (ms), and CPU ms per call (this process, server, redis) per call kind.
+
+    The kinds alternate in short slices so that machine load hits all alike.
+    """
+    lat: dict[str, list[float]] = {k: [] for k in calls}
+    spent = dict.fromkeys(calls, 0.0)
+    cpu = {k: [0.0, 0.0, 0.0] for k in calls}
+    for _ in range(rounds):
+        for k, call in calls.items():
+            c0 = await meter.read()
+            t0 = time.perf_counter()
+            await closed_loop(call, conc, seconds / rounds, lat[k])
+            spent[k] += time.perf_counter() - t0
+            c1 = await meter.read()
+            for i in range(3):
+                cpu[k][i] += c1[i] - c0[i]
+    out = {}
+    for k, v in lat.items():
+        v.sort()
+        per_call = [1000 * c / len(v) for c in cpu[k]]
+        out[k] = (len(v) / spent[k], 1000 * v[len(v) // 2], 1000 * v[int(len(v) * 0.99)], per_call)
+    return out
 
 
 async def bench_get(seconds: float) -> list[str]:
@@ -73,16 +131,22 @@ async def bench_get(seconds: float) -> list[str]:
     rows = []
     try:
         r = aioredis.Redis.from_url(REDIS_URL, max_connections=128)
+        meter = CpuMeter(r, proc.pid)
         key = f"{ns}:v1:price:AAPL"
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         stub = cache_pb2_grpc.CacheServiceStub(channel)
         req = cache_pb2.GetStockPriceRequest(symbol="AAPL")
         await stub.GetStockPrice(req)
         for conc in (1, 16, 64):
-            rq, rp50, rp99 = await closed_loop(lambda: r.get(key), conc, seconds)
-            gq, gp50, gp99 = await closed_loop(lambda: stub.GetStockPrice(req), conc, seconds)
+            res = await interleaved(
+                {"redis": lambda: r.get(key), "grpc": lambda: stub.GetStockPrice(req)}, conc, seconds, 6, meter
+            )
+            rq, rp50, rp99, rcpu = res["redis"]
+            gq, gp50, gp99, gcpu = res["grpc"]
             rows.append(
-                f"| {conc} | {gq:,.0f} | {gp50:.2f} / {gp99:.2f} | {rq:,.0f} | {rp50:.2f} / {rp99:.2f} | {gq / rq:.2f} |"
+                f"| {conc} | {gq:,.0f} | {gp50:.2f} / {gp99:.2f} | {rq:,.0f} | {rp50:.2f} / {rp99:.2f} "
+                f"| **{gq / rq:.2f}** | {gcpu[0]:.3f} + {gcpu[1]:.3f} + {gcpu[2]:.3f} "
+                f"| {rcpu[0]:.3f} + {rcpu[2]:.3f} | {gcpu[1]:.3f} / {rcpu[0]:.3f} |"
             )
         await channel.close()
         await r.delete(key)
@@ -94,6 +158,8 @@ async def bench_get(seconds: float) -> list[str]:
 
 
 async def bench_bus(bus: object, n: int, label: str) -> str:
+    import redis.asyncio as aioredis
+
     from aiots.v1 import events_pb2
 
     symbols = ["AAPL", "MSFT", "NVDA", "SPY"]
@@ -113,6 +179,9 @@ async def bench_bus(bus: object, n: int, label: str) -> str:
                 done.set()
                 return
 
+    r = aioredis.Redis.from_url(REDIS_URL)
+    meter = CpuMeter(r)
+    c0 = await meter.read()
     t0 = time.perf_counter()
     task = asyncio.create_task(consume())
     batch = 1000
@@ -124,11 +193,16 @@ async def bench_bus(bus: object, n: int, label: str) -> str:
     if flush is not None:
         await flush()
     el = time.perf_counter() - t0
+    c1 = await meter.read()
     await task
+    await r.aclose()
     redis = getattr(bus, "redis", None)
     if redis is not None:
         await redis.delete(*[f"{bus.namespace}:v1:{topic}:{s}" for s in symbols])  # type: ignore[attr-defined]
-    return f"| {label} | {n:,} | {el:.2f} | {n / el:,.0f} |"
+    own = c1[0] - c0[0]
+    red = c1[2] - c0[2] if redis is not None else 0.0
+    red_col = f"{red:.2f}" if redis is not None else "-"
+    return f"| {label} | {n:,} | {el:.2f} | **{n / el:,.0f}** | {own:.2f} | {red_col} | {n / own:,.0f} |"
 
 
 async def main(seconds: float, events: int) -> None:
@@ -136,13 +210,21 @@ async def main(seconds: float, events: int) -> None:
     from aiots.services.bus.redis_streams import RedisStreamsBus
     from aiots.services.common.settings import RedisSettings
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Redis {REDIS_URL}\n")
-    print("| callers | GetStockPrice gRPC QPS | p50 / p99 ms | raw redis-py GET QPS | p50 / p99 ms | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, Redis {REDIS_URL}\n")
+    print(
+        "| callers | GetStockPrice gRPC QPS | p50 / p99 ms | raw redis-py GET QPS | p50 / p99 ms | ratio "
+        "| gRPC CPU ms/call: client + server + redis | GET CPU ms/call: client + redis "
+        "| server / GET client CPU |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in await bench_get(seconds):
         print(row, flush=True)
-    print("\n| bus | events | seconds | events/s (publish+consume+ack) |")
-    print("|---|---:|---:|---:|")
+    print(
+        "\n| bus | events | seconds | events/s (publish+consume+ack) | bench CPU s | redis-server CPU s "
+        "| events per bench CPU-second |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     cfg = RedisSettings(namespace=f"bench-{uuid.uuid4().hex[:6]}", read_batch=1000, stream_maxlen=1_000_000)
     inproc = InProcessBus(cfg)
     print(await bench_bus(inproc, max(events, 200_000), "in-process"), flush=True)
