@@ -186,6 +186,7 @@ class Supervisor:
         try:
             bus_mod = importlib.import_module("aiots.services.bus.factory")
             self.rt.bus = bus_mod.create_bus(s)
+            telemetry.instrument_bus(self.rt.bus)
         except ModuleNotFoundError:
             self.notes.append("bus: not available in this build")
         else:

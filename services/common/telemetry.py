@@ -711,6 +711,29 @@ def instrument_asyncpg() -> None:
     _instrumented.add("asyncpg")
 
 
+def instrument_bus(bus: Any) -> None:
+    """Count what is published on ``bus`` (``aiots_bus_published_total`` by topic, labelled with the
+    publishing service: the context of the RPC or of the task the service spawned). Wraps the instance's
+    ``publish``/``publish_many`` once; neither calls the other in either transport."""
+    if getattr(bus, "_aiots_instrumented", False):
+        return
+    publish = bus.publish
+    publish_many = bus.publish_many
+
+    async def counted_publish(topic: str, key: str, event: Any) -> Any:
+        out = await publish(topic, key, event)
+        metrics.bus_published.add(1, {"topic": topic})
+        return out
+
+    async def counted_publish_many(topic: str, items: Sequence[Any]) -> None:
+        await publish_many(topic, items)
+        metrics.bus_published.add(len(items), {"topic": topic})
+
+    bus.publish = counted_publish
+    bus.publish_many = counted_publish_many
+    bus._aiots_instrumented = True
+
+
 def instrument_redis() -> None:
     """Spans + latency for redis.asyncio commands and pipelines. Idempotent."""
     if "redis" in _instrumented:
