@@ -85,6 +85,7 @@ run: $(VENV)/.stamp-build
 	$(VENV)/bin/aiots up $(ARGS)
 
 bench: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
+	$(PIP) install -q --no-build-isolation -e '.[test,bench]'
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import sys
@@ -269,8 +270,8 @@ async def bench_latency(seconds: float, trades_per_s: int, bar_wall_s: float) ->
             state = {s: [100.0, 100.0, 100.0, 100.0, 0.0] for s in UNDERLYINGS}  # o h l c v
             t_start = time.perf_counter()
             for i in range(n_bars):
-                phase = i % 25
-                for s in UNDERLYINGS:
+                for k, s in enumerate(UNDERLYINGS):
+                    phase = (i + 3 * k) % 25  # symbols break out on different bars, as in a real market
                     st = state[s]
                     for j in range(per_bar):
                         if phase == 20 and j > per_bar // 2:
@@ -294,7 +295,9 @@ async def bench_latency(seconds: float, trades_per_s: int, bar_wall_s: float) ->
                 delay = t_start + (i + 1) * bar_wall_s - time.perf_counter()
                 await asyncio.sleep(max(0.0, delay))
             await asyncio.sleep(1.0)
-            rd.cancel()
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await rd
         await app.stop()
         await bus.close()
         return lat
@@ -317,7 +320,9 @@ def main() -> None:
     print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
     if "engine" in run:
         ns, fired, evals = bench_engine(500 if a.quick else 3000)
-        print(f"\nengine: {ns / 1e3:.1f} us per closed bar per symbol (all 3 strategies; {fired} signals, {evals} evals)")
+        print(
+            f"\nengine: {ns / 1e3:.1f} us per closed bar per symbol (all 3 strategies; {fired} signals, {evals} evals)"
+        )
     if "fanout" in run:
         print("\nfan-out (messages/s delivered, clients in another process)")
         print(f"{'subscribers':>11} | {'SignalService':>14} | {'plain grpc.aio':>14} | ratio")
@@ -332,6 +337,7 @@ def main() -> None:
             f"\ntick-to-subscriber (2,000 trades/s, 9 symbols): n={len(lat)} "
             f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, max {max(lat, default=float('nan')):.2f} ms"
         )
+
 
 if __name__ == "__main__":
     main()
