@@ -13,9 +13,10 @@ Conventions
   leading NaN in any input shifts the start of the computation).
 * Inputs come first, positionally, in TA-Lib's order (high, low, close, volume); parameters are
   keyword-only with TA-Lib's defaults. Multi-output functions return a tuple in TA-Lib's order.
-* Arithmetic follows the TA-Lib C reference step by step (EMA seeded by the SMA of the first
-  ``period`` values, Wilder smoothing for RSI/ATR/ADX/DI, unstable period 0), so results agree with
-  TA-Lib within 1e-9 relative and streaming classes reproduce the batch values bit for bit.
+* Arithmetic follows TA-Lib 0.8.1 as its library is built (EMA seeded by the SMA of the first
+  ``period`` values, Wilder smoothing for RSI/ATR/ADX/DI in reciprocal form, TA_VAR's anchored
+  running variance, unstable period 0), so results agree with TA-Lib within 1e-9 relative and
+  streaming classes reproduce the batch values bit for bit.
 * ``vwap`` has no TA-Lib equivalent: it anchors at session starts given as a boolean array, or at
   each new America/New_York calendar day derived from int64 ns UTC timestamps.
 """
