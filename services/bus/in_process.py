@@ -48,7 +48,7 @@ class _Pending(NamedTuple):
 @dataclass(slots=True)
 class _Group:
     last: int  # seq of the last entry handed out
-    pending: dict[str, _Pending] = field(default_factory=dict)  # message id -> holder, in delivery order
+    pending: dict[str, _Pending] = field(default_factory=dict)  # message id -> holder, in seq order
     live: dict[str, int] = field(default_factory=dict)  # consumer -> open iterators
 
 
@@ -214,10 +214,10 @@ class InProcessBus:
             g = st.groups[group]
             if not g.pending:
                 continue
-            for mid in sorted(g.pending, key=_seq_of):
+            # Insertion order is seq order: entries enter in seq order and reclaims update in place.
+            for mid, p in list(g.pending.items()):
                 if len(out) >= limit:
                     return out
-                p = g.pending[mid]
                 orphan = p.consumer not in g.live
                 if p.consumer == consumer or not (orphan or now - p.delivered_at >= idle_s):
                     continue

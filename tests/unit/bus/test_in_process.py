@@ -32,3 +32,22 @@ async def test_maxlen_keeps_newest_and_trimmed_are_not_delivered() -> None:
     await bus.close()
     with pytest.raises(FailedPrecondition, match="closed"):
         await bus.publish("t", "K", events_pb2.TradeEvent())
+
+
+async def test_orphans_are_redelivered_in_stream_order_after_partial_acks() -> None:
+    bus = InProcessBus(RedisSettings(namespace="u", read_batch=100, claim_idle_ms=60_000))
+    await bus.publish_many("t", [("K", events_pb2.TradeEvent(sequence=i)) for i in range(10)])
+    dead = bus.consume("t", ["K"], group="g", consumer="a", start="0")
+    got = [await anext(dead) for _ in range(10)]
+    for d in got[::2]:
+        await bus.ack(d, group="g")
+    await dead.aclose()  # its unacked (odd) entries become orphans
+    alive = bus.consume("t", ["K"], group="g", consumer="b")
+    again = [await anext(alive) for _ in range(5)]
+    assert [events_pb2.TradeEvent.FromString(d.payload).sequence for d in again] == [1, 3, 5, 7, 9]
+    assert [d.message_id for d in again] == [d.message_id for d in got[1::2]]
+    for d in again:
+        await bus.ack(d, group="g")
+    assert await bus.pending_count("t", "K", "g") == 0
+    await alive.aclose()
+    await bus.close()
