@@ -81,8 +81,12 @@ def _stream_items(res: Any) -> Any:
 
 def _raw_deliveries(stream: str, key: str, entries: list[Any]) -> list[Delivery]:
     """Deliveries from raw ``[[id, [field, value, ...]], ...]`` (an entry trimmed away has no fields)."""
-    new = _new_delivery
-    return [new(Delivery, (stream, mid.decode(), key, _payload(f))) for mid, f in entries if f is not None]
+    new, p = _new_delivery, _F_PAYLOAD
+    return [
+        new(Delivery, (stream, mid.decode(), key, f[1] if len(f) == 2 and f[0] == p else _payload(f)))
+        for mid, f in entries
+        if f is not None
+    ]
 
 
 class RedisSubscription:
@@ -329,8 +333,14 @@ class RedisStreamsBus:
 
     async def ack(self, delivery: Delivery, *, group: str) -> None:
         """Buffer an XACK; flushed in one pipeline when the event loop next turns."""
-        self._acks.setdefault((delivery.stream, group), []).append(delivery.message_id)
-        if self._flush_task is None or self._flush_task.done():
+        k = (delivery.stream, group)
+        ids = self._acks.get(k)
+        if ids is None:
+            self._acks[k] = [delivery.message_id]
+        else:
+            ids.append(delivery.message_id)
+        task = self._flush_task
+        if task is None or task.done():
             self._flush_task = asyncio.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
