@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +44,8 @@ NY = ZoneInfo("America/New_York")
 EXPIRY_HOUR = 16
 NS = 1_000_000_000
 IV_RANK_REFRESH_S = 300.0
+STOP_TASKS_TIMEOUT_S = 2.0
+STOP_GRACE_S = 1.0
 
 
 def expiry_ns(date: str) -> int:
@@ -108,6 +111,7 @@ class SignalsApp:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self.bars_seen = 0
+        self._last_event_ns = 0
 
     @property
     def port(self) -> int:
@@ -122,6 +126,7 @@ class SignalsApp:
         with contextlib.suppress(AttributeError):
             await listener.start()
         self._update_open_gauge()
+        metrics.queue_capacity.set(self.cfg.subscriber_queue, {"queue": "signals_subscriber"})
         self._spawn(self._fanout(listener))
         self._spawn(
             self._consume(
@@ -142,15 +147,17 @@ class SignalsApp:
         )
 
     async def stop(self) -> None:
+        """Stop consuming, then stop the server (open streams get the grace period)."""
         if self.server is not None:
             await self.server.set_serving(False)
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=STOP_TASKS_TIMEOUT_S)
+            for t in pending:
+                log.warning("signals: background task did not stop in time: %r", t)
         if self.server is not None:
-            await self.server.server.stop(1.0)
+            await self.server.server.stop(STOP_GRACE_S)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
@@ -166,9 +173,12 @@ class SignalsApp:
             await self.rt.bus.ack(d, group=group)
             topic = d.stream.split(":v1:", 1)[-1].rsplit(":", 1)[0]
             metrics.bus_consumed.add(1, {"topic": topic, "group": "signals"})
+            if self._last_event_ns:
+                metrics.bus_lag.set((time.time_ns() - self._last_event_ns) / 1e9, {"topic": topic, "group": "signals"})
 
     async def _on_bar(self, payload: bytes) -> None:
         ev = events_pb2.BarEvent.FromString(payload)
+        self._last_event_ns = ev.ts_event
         if not ev.closed or ev.bar.interval not in ("", "1m"):
             return
         self.bars_seen += 1
@@ -177,7 +187,9 @@ class SignalsApp:
             await self._emit(new, updates)
 
     async def _on_option_quote(self, payload: bytes) -> None:
-        q = quote_from_event(events_pb2.OptionQuoteEvent.FromString(payload))
+        ev = events_pb2.OptionQuoteEvent.FromString(payload)
+        self._last_event_ns = ev.ts_event
+        q = quote_from_event(ev)
         async with self._lock:
             updates = self.engine.on_option_quote(q)
             await self._emit([], updates)
@@ -216,6 +228,7 @@ class SignalsApp:
         async for payload in listener:
             ev = events_pb2.SignalEvent.FromString(payload)
             self.broker.publish(ev.signal, ev.is_update)
+            metrics.queue_depth.set(self.broker.deepest_queue(), {"queue": "signals_subscriber"})
 
     async def _refresh_iv_ranks(self) -> None:
         """IV rank per underlying from the stored ATM IV history (refreshed periodically)."""

@@ -56,6 +56,10 @@ class Broker:
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subs.discard(sub)
 
+    def deepest_queue(self) -> int:
+        """Largest backlog among this replica's subscribers (for the queue-depth gauge)."""
+        return max((s.queue.qsize() for s in self._subs), default=0)
+
     def publish(self, sig: signals_pb2.Signal, is_update: bool) -> int:
         """Queue ``sig`` for every matching subscriber; returns how many got it."""
         resp = signals_pb2.SubscribeSignalsResponse()
