@@ -902,16 +902,15 @@ cdef void _mfi_k(const double* h, const double* lw, const double* c, const doubl
 
 
 cdef void _roc_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    """Two branch-free loops GCC vectorises: the ratio everywhere, then 0 where the base is 0."""
     cdef Py_ssize_t i
+    cdef double t
     if n <= p:
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
     for i in range(p, n):
-        out[i] = ((x[i] / x[i - p]) - 1.0) * 100.0
-    for i in range(p, n):
-        out[i] = 0.0 if x[i - p] == 0.0 else out[i]
+        t = x[i - p]
+        out[i] = ((x[i] / t) - 1.0) * 100.0 if t != 0.0 else 0.0
 
 
 cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
