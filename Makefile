@@ -65,10 +65,11 @@ sysdeps:
 lint: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build protos-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/cython-lint core
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cython-lint core
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 	$(BUF) build -o /dev/null
+	PY=$(PY) BUF=$(BUF) .ci/buf-breaking
 
 # mypy sees the aiots namespace through a symlink map of the package_dir layout, so imports
 # between services, gateway, core stubs and the generated aiots.v1 stubs are all type-checked.
