@@ -106,6 +106,7 @@ class SignalsApp:
             symbols=s.symbols,
             strategies=self.engine.strategy_names,
             heartbeat_s=self.cfg.heartbeat_s,
+            max_streams_per_subject=self.cfg.max_streams_per_subject,
         )
         self.server: GrpcServer | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from aiots.services.common.telemetry import metrics
 from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
@@ -40,7 +41,10 @@ class SignalServicer:
         symbols: Sequence[str],
         strategies: Sequence[str],
         heartbeat_s: float,
+        max_streams_per_subject: int = 5,
     ) -> None:
+        self.max_streams_per_subject = max_streams_per_subject
+        self._streams_by_subject: dict[str, int] = {}
         self.store = store
         self.broker = broker
         self.symbols = list(symbols)
@@ -89,6 +93,17 @@ class SignalServicer:
     ) -> AsyncIterator[bytes]:
         f = self._filter(request.symbols, request.strategies, request.min_confidence)
         since_id, since_ns = self._since(request.since)
+        # The gateway verifies the token and forwards its subject; Envoy can limit how fast streams
+        # open but not how many stay open, so the per-subject count is enforced here.
+        subject = dict(context.invocation_metadata() or ()).get(SUBJECT_HEADER, "")
+        if subject:
+            if self._streams_by_subject.get(subject, 0) >= self.max_streams_per_subject:
+                raise ResourceExhausted(
+                    f"subject {subject!r} already has {self.max_streams_per_subject} open signal streams "
+                    "(the limit); close one first",
+                    metadata={"limit": str(self.max_streams_per_subject)},
+                )
+            self._streams_by_subject[subject] = self._streams_by_subject.get(subject, 0) + 1
         sub = self.broker.subscribe(f, request.include_updates)
         metrics.subscribers.add(1, {"stream": "signals"})
         try:
@@ -117,6 +132,12 @@ class SignalServicer:
         finally:
             self.broker.unsubscribe(sub)
             metrics.subscribers.add(-1, {"stream": "signals"})
+            if subject:
+                left = self._streams_by_subject.get(subject, 1) - 1
+                if left > 0:
+                    self._streams_by_subject[subject] = left
+                else:
+                    self._streams_by_subject.pop(subject, None)
 
     async def ListSignals(
         self, request: signals_pb2.ListSignalsRequest, context: grpc.aio.ServicerContext

@@ -203,7 +203,7 @@ async def test_stalled_subscriber_gets_resource_exhausted_others_keep_up(
     protos = [signal_to_proto(make_signal(200 + i)) for i in range(n)]
     fast_task = asyncio.ensure_future(_collect(fast, n, limit_s=60))
     for p in protos:
-        while fast_sub.queue.qsize() > 4:  # a healthy client reads at the production rate  # noqa: ASYNC110
+        while fast_sub.queue.qsize() > 4:  # a healthy client reads at the production rate
             await asyncio.sleep(0.001)
         app.broker.publish(p, False)
     assert [m.signal.id for m in await fast_task] == [p.id for p in protos]
@@ -253,3 +253,25 @@ async def test_idle_stream_gets_heartbeats(app: SignalsApp, stub: signals_pb2_gr
     first = await asyncio.wait_for(call.read(), 5)
     call.cancel()
     assert first.WhichOneof("event") == "heartbeat"
+
+
+async def test_open_streams_are_limited_per_subject(app: SignalsApp, stub: signals_pb2_grpc.SignalServiceStub) -> None:
+    limit = app.cfg.max_streams_per_subject
+    alice = (("x-aiots-subject", "alice"),)
+    calls = [stub.SubscribeSignals(signals_pb2.SubscribeSignalsRequest(), metadata=alice) for _ in range(limit)]
+    await _wait_subscribers(app, limit)
+    extra = stub.SubscribeSignals(signals_pb2.SubscribeSignalsRequest(), metadata=alice)
+    with pytest.raises(grpc.aio.AioRpcError) as ei:
+        await extra.read()
+    assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "alice" in (ei.value.details() or "")
+    bob = stub.SubscribeSignals(signals_pb2.SubscribeSignalsRequest(), metadata=(("x-aiots-subject", "bob"),))
+    await _wait_subscribers(app, limit + 1)  # another subject is not affected
+    calls[0].cancel()
+    for _ in range(200):  # a closed stream frees its slot
+        if app.broker.subscribers == limit:
+            break
+        await asyncio.sleep(0.01)
+    again = stub.SubscribeSignals(signals_pb2.SubscribeSignalsRequest(), metadata=alice)
+    await _wait_subscribers(app, limit + 1)
+    for c in [*calls[1:], bob, again]:
+        c.cancel()
