@@ -90,8 +90,10 @@ def main() -> None:
     q = rng.uniform(0.0, 0.04, n)
     v = rng.uniform(0.1, 0.8, n)
     call = rng.random(n) < 0.5
-    print(f"machine: {platform.machine()} {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-          f"repeats={REPEATS}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+        f"repeats={REPEATS}"
+    )
     print("| workload | ours ms | other ms | ratio | note")
     print("|---|---:|---:|---:|---|")
 
@@ -149,9 +151,11 @@ def main() -> None:
     dc = ql.Actual365Fixed()
     sq_, rq_, qq_, vq_ = ql.SimpleQuote(100.0), ql.SimpleQuote(0.0), ql.SimpleQuote(0.0), ql.SimpleQuote(0.2)
     proc = ql.BlackScholesMertonProcess(
-        ql.QuoteHandle(sq_), ql.YieldTermStructureHandle(ql.FlatForward(today, ql.QuoteHandle(qq_), dc)),
+        ql.QuoteHandle(sq_),
+        ql.YieldTermStructureHandle(ql.FlatForward(today, ql.QuoteHandle(qq_), dc)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, ql.QuoteHandle(rq_), dc)),
-        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), ql.QuoteHandle(vq_), dc)))
+        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), ql.QuoteHandle(vq_), dc)),
+    )
     mq = 2_000
 
     def ql_run(engine: object) -> None:
@@ -160,8 +164,10 @@ def main() -> None:
             rq_.setValue(float(r[i]))
             qq_.setValue(float(q[i]))
             vq_.setValue(float(v[i]))
-            opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if call[i] else ql.Option.Put, float(K[i])),
-                                   ql.AmericanExercise(today, today + max(1, round(T[i] * 365))))
+            opt = ql.VanillaOption(
+                ql.PlainVanillaPayoff(ql.Option.Call if call[i] else ql.Option.Put, float(K[i])),
+                ql.AmericanExercise(today, today + max(1, round(T[i] * 365))),
+            )
             opt.setPricingEngine(engine)
             opt.NPV()
 

@@ -39,8 +39,15 @@ class OccSymbol(NamedTuple):
     strike: float
 
 
-def implied_forward(strikes: npt.ArrayLike, call_mids: npt.ArrayLike, put_mids: npt.ArrayLike, T: float,
-                    r: float, spot: float | None = None, n_near: int = 5) -> ForwardEstimate:
+def implied_forward(
+    strikes: npt.ArrayLike,
+    call_mids: npt.ArrayLike,
+    put_mids: npt.ArrayLike,
+    T: float,
+    r: float,
+    spot: float | None = None,
+    n_near: int = 5,
+) -> ForwardEstimate:
     """Forward from put-call parity, F = K + e^{rT} (C - P), as the median over the ``n_near``
     strikes with the smallest |C - P| (nearest the money, where quotes are tightest).
 
@@ -51,9 +58,7 @@ def implied_forward(strikes: npt.ArrayLike, call_mids: npt.ArrayLike, put_mids: 
     C = np.asarray(call_mids, dtype=np.float64).ravel()
     P = np.asarray(put_mids, dtype=np.float64).ravel()
     if not (K.shape == C.shape == P.shape):
-        raise ValueError(
-            f"strikes, call_mids, put_mids must have equal lengths, got {K.shape}, {C.shape}, {P.shape}"
-        )
+        raise ValueError(f"strikes, call_mids, put_mids must have equal lengths, got {K.shape}, {C.shape}, {P.shape}")
     if not (np.isfinite(T) and T > 0.0):
         raise ValueError(f"T must be a positive number of years, got {T}")
     ok = np.isfinite(K) & np.isfinite(C) & np.isfinite(P) & (K > 0) & (C > 0) & (P > 0)
@@ -66,9 +71,16 @@ def implied_forward(strikes: npt.ArrayLike, call_mids: npt.ArrayLike, put_mids: 
     return ForwardEstimate(fwd, q, int(order.size))
 
 
-def strike_from_delta(delta: npt.ArrayLike, S: npt.ArrayLike, T: npt.ArrayLike, r: npt.ArrayLike,
-                      sigma: npt.ArrayLike, q: npt.ArrayLike = 0.0, is_call: npt.ArrayLike = True,
-                      delta_type: str = "spot") -> FloatArray | float:
+def strike_from_delta(
+    delta: npt.ArrayLike,
+    S: npt.ArrayLike,
+    T: npt.ArrayLike,
+    r: npt.ArrayLike,
+    sigma: npt.ArrayLike,
+    q: npt.ArrayLike = 0.0,
+    is_call: npt.ArrayLike = True,
+    delta_type: str = "spot",
+) -> FloatArray | float:
     """Strike whose BSM delta equals ``delta`` (e.g. 0.25 call, -0.25 put) at vol ``sigma``.
 
     ``delta_type="spot"``: delta = theta e^{-qT} N(theta d1); ``"forward"``: without e^{-qT}.
@@ -89,8 +101,9 @@ def strike_from_delta(delta: npt.ArrayLike, S: npt.ArrayLike, T: npt.ArrayLike, 
     return float(out) if out.ndim == 0 else out
 
 
-def atm_strike(strikes: npt.ArrayLike, forward: float, method: str = "forward", sigma: float | None = None,
-               T: float | None = None) -> float:
+def atm_strike(
+    strikes: npt.ArrayLike, forward: float, method: str = "forward", sigma: float | None = None, T: float | None = None
+) -> float:
     """Listed strike nearest the ATM level: the forward (``"forward"``) or the delta-neutral
     straddle strike F e^{sigma^2 T / 2} (``"delta_neutral"``, needs sigma and T). Ties go to the
     lower strike."""

@@ -28,33 +28,96 @@ AMERICAN_GREEK_FIELDS: Final[tuple[str, ...]]
 AMERICAN_GREEKS_DTYPE: Final[np.dtype[Any]]
 
 def reason_name(code: int) -> str: ...
-def bs_price(S: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, q: ArrayLike = 0.0,
-             is_call: ArrayLike = True) -> FloatOut: ...
-def bs_greeks(S: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, q: ArrayLike = 0.0,
-              is_call: ArrayLike = True) -> RecordOut: ...
-def black76_price(F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike,
-                  is_call: ArrayLike = True) -> FloatOut: ...
-def black76_greeks(F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike,
-                   is_call: ArrayLike = True) -> RecordOut: ...
+def bs_price(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    sigma: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+) -> FloatOut: ...
+def bs_greeks(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    sigma: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+) -> RecordOut: ...
+def black76_price(
+    F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, is_call: ArrayLike = True
+) -> FloatOut: ...
+def black76_greeks(
+    F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, is_call: ArrayLike = True
+) -> RecordOut: ...
 def trader_units(greeks: RecordOut) -> RecordOut: ...
 def norm_ppf(p: ArrayLike) -> FloatOut: ...
 @overload
-def implied_vol(price: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, q: ArrayLike = 0.0,
-                is_call: ArrayLike = True, style: Literal["european", "american"] = "european",
-                return_reason: Literal[False] = False, *, method: Method = "bjerksund_stensland_2002",
-                steps: int = 501, tree: Tree = "leisen_reimer", dividends: Dividends = None) -> FloatOut: ...
+def implied_vol(
+    price: ArrayLike,
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+    style: Literal["european", "american"] = "european",
+    return_reason: Literal[False] = False,
+    *,
+    method: Method = "bjerksund_stensland_2002",
+    steps: int = 501,
+    tree: Tree = "leisen_reimer",
+    dividends: Dividends = None,
+) -> FloatOut: ...
 @overload
-def implied_vol(price: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, q: ArrayLike = 0.0,
-                is_call: ArrayLike = True, style: Literal["european", "american"] = "european", *,
-                return_reason: Literal[True], method: Method = "bjerksund_stensland_2002",
-                steps: int = 501, tree: Tree = "leisen_reimer",
-                dividends: Dividends = None) -> tuple[FloatOut, np.int8 | npt.NDArray[np.int8]]: ...
-def american_price(S: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike,
-                   q: ArrayLike = 0.0, is_call: ArrayLike = True, method: Method = "bjerksund_stensland_2002",
-                   steps: int = 501, dividends: Dividends = None, *, tree: Tree = "leisen_reimer") -> FloatOut: ...
-def american_greeks(S: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike,
-                    q: ArrayLike = 0.0, is_call: ArrayLike = True, method: Method = "binomial",
-                    steps: int = 501, dividends: Dividends = None, *, tree: Tree = "leisen_reimer",
-                    vol_bump: float = 1e-4, rate_bump: float = 1e-4) -> RecordOut: ...
-def early_exercise_boundary(K: float, T: float, r: float, sigma: float, q: float = 0.0, n_points: int = 50,
-                            steps: int = 2000) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def implied_vol(
+    price: ArrayLike,
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+    style: Literal["european", "american"] = "european",
+    *,
+    return_reason: Literal[True],
+    method: Method = "bjerksund_stensland_2002",
+    steps: int = 501,
+    tree: Tree = "leisen_reimer",
+    dividends: Dividends = None,
+) -> tuple[FloatOut, np.int8 | npt.NDArray[np.int8]]: ...
+def american_price(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    sigma: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+    method: Method = "bjerksund_stensland_2002",
+    steps: int = 501,
+    dividends: Dividends = None,
+    *,
+    tree: Tree = "leisen_reimer",
+) -> FloatOut: ...
+def american_greeks(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    sigma: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+    method: Method = "binomial",
+    steps: int = 501,
+    dividends: Dividends = None,
+    *,
+    tree: Tree = "leisen_reimer",
+    vol_bump: float = 1e-4,
+    rate_bump: float = 1e-4,
+) -> RecordOut: ...
+def early_exercise_boundary(
+    K: float, T: float, r: float, sigma: float, q: float = 0.0, n_points: int = 50, steps: int = 2000
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...

@@ -21,8 +21,9 @@ def _ql(S: float, K: float, days: int, r: float, sig: float, q: float, call: boo
         ql.YieldTermStructureHandle(ql.FlatForward(TODAY, r, DC)),
         ql.BlackVolTermStructureHandle(ql.BlackConstantVol(TODAY, ql.NullCalendar(), sig, DC)),
     )
-    opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, K),
-                           ql.AmericanExercise(TODAY, TODAY + days))
+    opt = ql.VanillaOption(
+        ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, K), ql.AmericanExercise(TODAY, TODAY + days)
+    )
     eng = {
         "baw": lambda: ql.BaroneAdesiWhaleyApproximationEngine(proc),
         "bs1993": lambda: ql.BjerksundStenslandApproximationEngine(proc),
@@ -36,12 +37,20 @@ def _ql(S: float, K: float, days: int, r: float, sig: float, q: float, call: boo
 def _contracts(n: int, seed: int):
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        yield (100.0, float(rng.uniform(70, 130)), int(rng.integers(10, 3 * 365)), float(rng.uniform(0.0, 0.08)),
-               float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 0.08)), bool(rng.random() < 0.5))
+        yield (
+            100.0,
+            float(rng.uniform(70, 130)),
+            int(rng.integers(10, 3 * 365)),
+            float(rng.uniform(0.0, 0.08)),
+            float(rng.uniform(0.1, 0.6)),
+            float(rng.uniform(0.0, 0.08)),
+            bool(rng.random() < 0.5),
+        )
 
 
-@pytest.mark.parametrize(("engine", "method", "tol"), [("baw", "baw", 1e-9),
-                                                       ("bs1993", "bjerksund_stensland_1993", 1e-10)])
+@pytest.mark.parametrize(
+    ("engine", "method", "tol"), [("baw", "baw", 1e-9), ("bs1993", "bjerksund_stensland_1993", 1e-10)]
+)
 def test_same_formula_as_quantlib(engine: str, method: str, tol: float) -> None:
     for S, K, days, r, sig, q, call in _contracts(300, 3):
         ref = _ql(S, K, days, r, sig, q, call, engine).NPV()
@@ -56,8 +65,12 @@ def test_accuracy_vs_quantlib_qdfp() -> None:
     bound and is weakest for long-dated, high-vol deep ITM cases), BAW ~0.15, BS1993 ~0.5,
     Leisen-Reimer binomial 1001 steps ~3.5e-3 (near the exercise boundary). Asserted with margin.
     """
-    errs: dict[str, float] = {"bjerksund_stensland_2002": 0.0, "baw": 0.0, "bjerksund_stensland_1993": 0.0,
-                              "binomial": 0.0}
+    errs: dict[str, float] = {
+        "bjerksund_stensland_2002": 0.0,
+        "baw": 0.0,
+        "bjerksund_stensland_1993": 0.0,
+        "binomial": 0.0,
+    }
     for S, K, days, r, sig, q, call in _contracts(40, 5):
         ref = _ql(S, K, days, r, sig, q, call, "qdfp").NPV()
         for m in errs:

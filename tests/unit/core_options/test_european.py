@@ -67,9 +67,15 @@ def test_quantlib_analytic_european_100k() -> None:
     price = o.bs_price(*args)
     g = o.bs_greeks(*args)
     floor = 1e-13 * c["S"]
-    for name, mine, col in (("price", price, 0), ("delta", g["delta"], 1), ("gamma", g["gamma"], 2),
-                            ("vega", g["vega"], 3), ("theta", g["theta"], 4), ("rho", g["rho"], 5),
-                            ("epsilon", g["epsilon"], 6)):
+    for name, mine, col in (
+        ("price", price, 0),
+        ("delta", g["delta"], 1),
+        ("gamma", g["gamma"], 2),
+        ("vega", g["vega"], 3),
+        ("theta", g["theta"], 4),
+        ("rho", g["rho"], 5),
+        ("epsilon", g["epsilon"], 6),
+    ):
         scale = floor if name != "gamma" else floor / c["S"] ** 2
         err = np.abs(mine - ref[:, col]) - (1e-10 * np.abs(ref[:, col]) + scale)
         assert np.all(err <= 0.0), f"{name}: worst excess {err.max():.3e} at {int(err.argmax())}"
@@ -91,9 +97,15 @@ def test_haug_and_hull_published_values(shared_data: Path) -> None:
             g = o.bs_greeks(S, K, T, r, v, q, call)
             price = float(o.bs_price(S, K, T, r, v, q, call))
             mine = {
-                "price": price, "delta": g["delta"], "gamma": g["gamma"], "vega": g["vega"],
-                "theta": g["theta"], "theta_per_day": g["theta"] / 365.0, "rho": g["rho"],
-                "dividend_rho": g["epsilon"], "elasticity": g["delta"] * S / price,
+                "price": price,
+                "delta": g["delta"],
+                "gamma": g["gamma"],
+                "vega": g["vega"],
+                "theta": g["theta"],
+                "theta_per_day": g["theta"] / 365.0,
+                "rho": g["rho"],
+                "dividend_rho": g["epsilon"],
+                "elasticity": g["delta"] * S / price,
             }[qty]
             if qty in ("vega", "rho") and ("0.01" in units or "1%" in units):
                 mine = mine / 100.0
@@ -120,8 +132,9 @@ def test_black76_matches_bsm_with_q_equal_r() -> None:
         b = o.black76_price(F, K, T, r, v, call)
         np.testing.assert_allclose(b, o.bs_price(F, K, T, r, v, r, call), rtol=1e-14)
         # QuantLib's blackFormula (undiscounted) times the discount factor.
-        ref = [ql.blackFormula(ql.Option.Call if call else ql.Option.Put, k, F, v * np.sqrt(T)) * np.exp(-r * T)
-               for k in K]
+        ref = [
+            ql.blackFormula(ql.Option.Call if call else ql.Option.Put, k, F, v * np.sqrt(T)) * np.exp(-r * T) for k in K
+        ]
         np.testing.assert_allclose(b, ref, rtol=1e-12)
         g = o.black76_greeks(F, K, T, r, v, call)
         np.testing.assert_allclose(g["rho"], -T * b, rtol=1e-12)

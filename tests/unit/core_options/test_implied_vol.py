@@ -104,8 +104,7 @@ def test_matches_py_vollib_lets_be_rational() -> None:
     compared = 0
     for i in np.nonzero(kappa <= 1e3)[0]:
         try:
-            ref = lbr.implied_volatility_from_a_transformed_rational_guess(p[i], F[i], K[i], T[i],
-                                                                          1 if call[i] else -1)
+            ref = lbr.implied_volatility_from_a_transformed_rational_guess(p[i], F[i], K[i], T[i], 1 if call[i] else -1)
         except Exception:  # py_lets_be_rational raises on prices at/below its intrinsic
             continue
         assert abs(mine[i] - ref) <= 1e-11 * ref, (i, mine[i], ref)
@@ -127,8 +126,9 @@ def test_reason_codes() -> None:
     assert o.reason_name(o.BELOW_INTRINSIC) == "BELOW_INTRINSIC"
     assert o.reason_name(99) == "UNKNOWN"
     assert set(o.REASONS.values()) >= {"OK", "BELOW_INTRINSIC", "ABOVE_MAX", "INVALID_INPUT", "NO_CONVERGENCE"}
-    bad = o.implied_vol(5.0, np.array([100.0, -1.0, np.nan]), 100.0, np.array([0.5, 0.5, 0.5]), 0.05,
-                        return_reason=True)
+    bad = o.implied_vol(
+        5.0, np.array([100.0, -1.0, np.nan]), 100.0, np.array([0.5, 0.5, 0.5]), 0.05, return_reason=True
+    )
     assert list(bad[1]) == [o.OK, o.INVALID_INPUT, o.INVALID_INPUT]
 
 
@@ -138,14 +138,16 @@ def test_american_style_deep_itm_put() -> None:
     for method in ("bjerksund_stensland_2002", "baw", "binomial"):
         price = o.american_price(S, K, T, r, 0.25, q, False, method=method, steps=301)
         eu_iv, eu_reason = o.implied_vol(price, S, K, T, r, q, False, return_reason=True)
-        am_iv, am_reason = o.implied_vol(price, S, K, T, r, q, False, style="american", method=method,
-                                         steps=301, return_reason=True)
+        am_iv, am_reason = o.implied_vol(
+            price, S, K, T, r, q, False, style="american", method=method, steps=301, return_reason=True
+        )
         assert am_reason == o.OK
         assert abs(am_iv - 0.25) < 1e-9, (method, am_iv)
         # European IV of the same price is biased upward (or undefined) because of the early-exercise premium
         assert eu_reason != o.OK or eu_iv > 0.25
-    iv, reason = o.implied_vol(np.array([17.0, 18.0 + 1e-9, 100.0]), S, K, T, r, q, False, style="american",
-                               return_reason=True)
+    iv, reason = o.implied_vol(
+        np.array([17.0, 18.0 + 1e-9, 100.0]), S, K, T, r, q, False, style="american", return_reason=True
+    )
     assert reason[0] == o.BELOW_INTRINSIC and np.isnan(iv[0])
     # a hair above intrinsic: exercised at every sigma in range -> lowest sigma or no model price
     assert reason[1] in (o.OK, o.OUTSIDE_MODEL_RANGE)

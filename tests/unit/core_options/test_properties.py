@@ -87,8 +87,7 @@ def test_iv_round_trip(S: float, m: float, T: float, r: float, q: float, v: floa
 
 
 @settings(max_examples=60, deadline=None)
-@given(S=spot, m=mny, T=st.floats(0.02, 3.0), r=st.floats(0.0, 0.1), q=div, v=st.floats(0.05, 1.5),
-       call=st.booleans())
+@given(S=spot, m=mny, T=st.floats(0.02, 3.0), r=st.floats(0.0, 0.1), q=div, v=st.floats(0.05, 1.5), call=st.booleans())
 def test_american_properties(S: float, m: float, T: float, r: float, q: float, v: float, call: bool) -> None:
     K = S * m
     eu = o.bs_price(S, K, T, r, v, q, call)
@@ -107,8 +106,7 @@ def test_american_properties(S: float, m: float, T: float, r: float, q: float, v
 
 @settings(max_examples=100, deadline=None)
 @given(price=anyf, S=anyf, K=anyf, T=anyf, r=anyf, v=anyf, call=st.booleans())
-def test_never_raises_on_any_float(price: float, S: float, K: float, T: float, r: float, v: float,
-                                   call: bool) -> None:
+def test_never_raises_on_any_float(price: float, S: float, K: float, T: float, r: float, v: float, call: bool) -> None:
     o.bs_price(S, K, T, r, v, 0.0, call)
     o.bs_greeks(S, K, T, r, v, 0.0, call)
     o.black76_greeks(S, K, T, r, v, call)
