@@ -29,6 +29,7 @@ from aiots.v1 import common_pb2, events_pb2
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
+SESSION_OFFSET_S = 5 * 3600
 BAR_WIDTHS = {"bars_1s": ("1s", NS), "bars_1m": ("1m", 60 * NS)}
 
 
@@ -59,6 +60,10 @@ class Pipeline:
         self.published = 0
         self.bus_errors = 0
         self._opt: dict[int, tuple[bool, str]] = {}
+        # Per contract: latest open interest (OPRA statistics) and this session's traded volume,
+        # so option quote events carry what contract selection filters on.
+        self._oi: dict[str, float] = {}
+        self._opt_volume: dict[str, tuple[int, float]] = {}
 
     def _option(self, code: int) -> tuple[bool, str]:
         r = self._opt.get(code)
@@ -138,7 +143,10 @@ class Pipeline:
 
     async def _publish(self, batch: Batch) -> None:
         by_topic: dict[str, list[tuple[str, Message]]] = defaultdict(list)
-        src = self.source
+        src: Any = self.source
+        for row in batch.rows.get("option_stats", ()):
+            if row[3] is not None:  # (symbol, underlying, as_of, open_interest, close, volume, ts)
+                self._oi[row[0]] = float(row[3])
         t = batch.columns.get("trades")
         if t is not None:
             for c, ts, px, sz, side, seq, pub in zip(
@@ -156,6 +164,10 @@ class Pipeline:
                 ev = events_pb2.TradeEvent(symbol=sym, ts_event=ts, source=src, price=px, size=sz,
                                            side=chr(side), sequence=max(seq, 0), publisher_id=pub)  # fmt: skip
                 by_topic["options:trades" if is_opt else "trades"].append((und if is_opt else sym, ev))
+                if is_opt:
+                    day = session_key(ts)
+                    prev_day, vol = self._opt_volume.get(sym, (day, 0.0))
+                    self._opt_volume[sym] = (day, (vol if prev_day == day else 0.0) + sz)
         q = batch.columns.get("quotes")
         if q is not None:
             for c, ts, bid, ask, bs, az in zip(
@@ -191,6 +203,7 @@ class Pipeline:
             ):
                 sym = SYMBOLS.symbol(c)
                 inf = instrument_info(sym)
+                vday, vol = self._opt_volume.get(sym, (0, 0.0))
                 contract = common_pb2.OptionContract(
                     occ_symbol=sym, underlying=inf.underlying, strike=inf.strike or 0.0,
                     expiry=inf.expiry.isoformat() if inf.expiry else "",
@@ -210,6 +223,8 @@ class Pipeline:
                             bid_size=bs,
                             ask_size=az,
                             underlying_price=_z(up),
+                            volume=vol if vday == session_key(ts) else 0.0,
+                            open_interest=self._oi.get(sym, 0.0),
                         ),
                     )
                 )
@@ -234,6 +249,11 @@ class Pipeline:
         for topic, items in by_topic.items():
             await self.bus.publish_many(topic, items)
             self.published += len(items)
+
+
+def session_key(ts_ns: int) -> int:
+    """Trading-session day number of a ns timestamp (UTC-5h: one key per US session, DST-safe for RTH)."""
+    return (ts_ns // NS - SESSION_OFFSET_S) // 86_400
 
 
 def _z(x: float) -> float:
