@@ -51,8 +51,8 @@ def start(ctx: click.Context, symbols: tuple[str, ...], schemas: tuple[str, ...]
     req = ingestion_pb2.StartCollectionRequest(
         symbols=list(symbols),
         schemas=list(schemas),
-        source=SOURCES[source],
-        include_options=options,  # type: ignore[arg-type]
+        source=SOURCES[source],  # type: ignore[arg-type]
+        include_options=options,
     )
     r = asyncio.run(_call(ctx.obj["target"], "StartCollection", req))
     console.print(f"{'started' if r.started else 'already running'}: job {r.job_id} - {r.message}")  # type: ignore[attr-defined]

@@ -70,6 +70,13 @@ class DatabentoSettings(BaseModel):
     live_port: int | None = None
     heartbeat_interval_s: int = Field(30, ge=5)
     max_cost_usd: float = Field(5.0, ge=0, description="backfill cost accepted without confirmation")
+    options_quote_schema: Literal["cbbo-1s", "cbbo-1m", "tcbbo", "cmbp-1", "mbp-1", "tbbo"] = Field(
+        "cbbo-1s", description="OPRA quote schema for include_options (parent symbology <SYM>.OPT)"
+    )
+    options_schemas: list[str] = Field(
+        default_factory=lambda: ["definition", "statistics"],
+        description="OPRA schemas subscribed besides the quote schema",
+    )
 
 
 class ServiceSettings(BaseModel):
@@ -92,6 +99,11 @@ class IngestionSettings(ServiceSettings):
     simulator_speed: float = Field(1.0, gt=0, description="simulated seconds per wall second")
     history_sessions: int = Field(30, ge=1, description="1-minute sessions written on first start")
     autostart: bool = Field(True, description="start the default source (simulator/live) for all symbols")
+    live_max_batch: int = Field(
+        5000, ge=1, description="live records normalised together at most (a batch also ends when the feed is idle)"
+    )
+    live_backoff_s: float = Field(1.0, gt=0, description="first live reconnect backoff, seconds")
+    live_max_backoff_s: float = Field(30.0, gt=0, description="cap of the live reconnect backoff, seconds")
 
 
 class CacheSettings(ServiceSettings):
@@ -149,6 +161,9 @@ class SignalsSettings(ServiceSettings):
     heartbeat_s: float = Field(15.0, gt=0)
     subscriber_queue: int = Field(1000, ge=1)
     strategies_file: Path | None = Field(None, description="YAML strategy config (reloadable)")
+    max_streams_per_subject: int = Field(
+        5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
+    )
 
 
 class TokenBucketSettings(BaseModel):
@@ -161,9 +176,6 @@ class TokenBucketSettings(BaseModel):
 
 
 class GatewayRateLimits(BaseModel):
-    max_streams_per_subject: int = Field(
-        5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
-    )
     """One shared bucket per route class (per Envoy worker), plus per-subject stream subscriptions."""
 
     analytics_reads: TokenBucketSettings = Field(

@@ -22,7 +22,7 @@ from aiots.services.common.settings import UNDERLYINGS, Settings
 from aiots.services.ingestion.normalize import SOURCE_HISTORICAL, SOURCE_LIVE, SOURCE_SIMULATOR, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import BackfillProgress, backfill, historical_client
-from aiots.services.ingestion.sources.live import LiveSource
+from aiots.services.ingestion.sources.live import LiveGroup, LiveSource
 from aiots.services.ingestion.sources.simulator import SimulatorSource, seed_history
 from aiots.services.storage.writer import Writer
 
@@ -45,6 +45,7 @@ class Job:
     schemas: list[str]
     task: asyncio.Task[None]
     runner: Any
+    include_options: bool = False
     started_ns: int = field(default_factory=time.time_ns)
 
 
@@ -153,13 +154,19 @@ class IngestionManager:
             raise FailedPrecondition("live collection needs DATABENTO_API_KEY", reason="NO_API_KEY")
         async with self._lock:
             for job in self.jobs.values():
-                if job.source == src and set(syms) <= set(job.symbols) and set(schs) <= set(job.schemas):
+                if (
+                    job.source == src
+                    and set(syms) <= set(job.symbols)
+                    and set(schs) <= set(job.schemas)
+                    and (job.include_options or not include_options)
+                ):
                     return job.job_id, False, src, f"already collecting {', '.join(job.symbols)} ({SOURCE_NAMES[src]})"
             # widen: a running job of this source is replaced by one covering the union
-            merged_syms, merged_schs = list(syms), list(schs)
+            merged_syms, merged_schs, merged_opts = list(syms), list(schs), include_options
             for job in [j for j in self.jobs.values() if j.source == src]:
                 merged_syms = list(dict.fromkeys([*job.symbols, *merged_syms]))
                 merged_schs = list(dict.fromkeys([*job.schemas, *merged_schs]))
+                merged_opts = merged_opts or job.include_options
                 await self._stop_job(job)
             job_id = str(ulid.ULID())
             runner: Any
@@ -169,28 +176,46 @@ class IngestionManager:
                     speed=self.settings.ingestion.simulator_speed,
                 )  # fmt: skip
             else:
-                key = self.settings.databento_api_key.get_secret_value()  # type: ignore[union-attr]
-                db_cfg = self.settings.databento
-                runner = LiveSource(
-                    self._pipeline(src), key=key, dataset=db_cfg.equities_dataset, symbols=merged_syms,
-                    schemas=merged_schs, gateway=db_cfg.live_gateway, port=db_cfg.live_port,
-                    heartbeat_interval_s=db_cfg.heartbeat_interval_s,
-                    historical=lambda: historical_client(key, db_cfg.historical_gateway),
-                )  # fmt: skip
+                runner = self._live_runner(merged_syms, merged_schs, merged_opts)
             task = asyncio.create_task(self._run(job_id, runner), name=f"collect-{job_id}")
-            self.jobs[job_id] = Job(job_id, src, merged_syms, merged_schs, task, runner)
+            self.jobs[job_id] = Job(job_id, src, merged_syms, merged_schs, task, runner, merged_opts)
             await self.pool.execute(
                 "INSERT INTO collection_jobs (job_id, kind, status, params) VALUES ($1, $2, 'running', $3)",
                 job_id,
                 SOURCE_NAMES[src],
-                json.dumps({"symbols": merged_syms, "schemas": merged_schs, "include_options": include_options}),
+                json.dumps({"symbols": merged_syms, "schemas": merged_schs, "include_options": merged_opts}),
             )
+            opts = " + options" if merged_opts else ""
             return (
                 job_id,
                 True,
                 src,
-                f"collecting {', '.join(merged_syms)} [{', '.join(merged_schs)}] ({SOURCE_NAMES[src]})",
+                f"collecting {', '.join(merged_syms)}{opts} [{', '.join(merged_schs)}] ({SOURCE_NAMES[src]})",
             )
+
+    def _live_runner(self, symbols: list[str], schemas: list[str], include_options: bool) -> LiveGroup:
+        """Equities session, plus an OPRA session (parent symbology ``<SYM>.OPT``) with options."""
+        key = self.settings.databento_api_key.get_secret_value()  # type: ignore[union-attr]
+        db_cfg = self.settings.databento
+        cfg = self.settings.ingestion
+        common: dict[str, Any] = {
+            "key": key, "gateway": db_cfg.live_gateway, "port": db_cfg.live_port,
+            "heartbeat_interval_s": db_cfg.heartbeat_interval_s, "max_batch": cfg.live_max_batch,
+            "backoff_s": cfg.live_backoff_s, "max_backoff_s": cfg.live_max_backoff_s,
+            "historical": lambda: historical_client(key, db_cfg.historical_gateway),
+        }  # fmt: skip
+        eq = LiveSource(
+            self._pipeline(SOURCE_LIVE), dataset=db_cfg.equities_dataset, symbols=symbols, schemas=schemas, **common
+        )
+        sources = [eq]
+        if include_options:
+            opra_schemas = list(dict.fromkeys([*db_cfg.options_schemas, db_cfg.options_quote_schema]))
+            opra = LiveSource(
+                self._pipeline(SOURCE_LIVE), dataset=db_cfg.options_dataset, symbols=[f"{s}.OPT" for s in symbols],
+                schemas=opra_schemas, stype_in="parent", **common,
+            )  # fmt: skip
+            sources.append(opra)
+        return LiveGroup(sources)
 
     async def _run(self, job_id: str, runner: Any) -> None:
         status, error = "stopped", None
@@ -217,15 +242,16 @@ class IngestionManager:
             job.task.cancel()
             with contextlib.suppress(BaseException):
                 await job.task
-        with contextlib.suppress(Exception):
-            await job.runner.pipeline.close_bars()
+        for pipe in getattr(job.runner, "pipelines", None) or [job.runner.pipeline]:
+            with contextlib.suppress(Exception):
+                await pipe.close_bars()
         self.jobs.pop(job.job_id, None)
 
     async def stop_collection(self, symbols: Sequence[str]) -> tuple[list[str], int]:
         """Stop jobs (all when ``symbols`` is empty; jobs keep collecting their other symbols)."""
         syms = validate_symbols(self.settings, symbols) if symbols else []
         stopped: list[str] = []
-        restart: list[tuple[list[str], list[str], int]] = []
+        restart: list[tuple[list[str], list[str], int, bool]] = []
         async with self._lock:
             for job in list(self.jobs.values()):
                 if syms and not set(syms) & set(job.symbols):
@@ -234,11 +260,11 @@ class IngestionManager:
                 stopped.append(job.job_id)
                 rest = [s for s in job.symbols if s not in syms] if syms else []
                 if rest:
-                    restart.append((rest, job.schemas, job.source))
+                    restart.append((rest, job.schemas, job.source, job.include_options))
         before = self.writer.stats.put_records
         await self.writer.flush()
-        for rest, schemas, src in restart:
-            await self.start_collection(rest, schemas, src)
+        for rest, schemas, src, opts in restart:
+            await self.start_collection(rest, schemas, src, opts)
         return stopped, before - self.writer.pending_records if before else 0
 
     def status(self) -> Status:
@@ -248,8 +274,8 @@ class IngestionManager:
             norms: list[Normalizer] = []
             if isinstance(job.runner, SimulatorSource):
                 norms = [job.runner.norm]
-            elif isinstance(job.runner, LiveSource):
-                norms = job.runner.stats.normalizers
+            elif isinstance(job.runner, LiveSource | LiveGroup):
+                norms = job.runner.normalizers
             agg: dict[tuple[str, str], list[int]] = {}
             for n in norms:
                 dq += n.counters.data_quality

@@ -34,6 +34,7 @@ import numpy.typing as npt
 UNDEF_PRICE = 2**63 - 1
 UNDEF_TS = 2**64 - 1
 PRICE_SCALE = 1e-9
+PRICE_DIVISOR = 1e9
 NS_PER_DAY = 86_400 * 1_000_000_000
 UNDEF_MULTIPLIER = 2**31 - 1
 DEFAULT_OPTION_MULTIPLIER = 100
@@ -237,7 +238,7 @@ def merge(batches: Sequence[Batch]) -> Batch:
 
 def _px(a: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     a = a.astype(np.int64, copy=False)
-    out = a.astype(np.float64) * PRICE_SCALE
+    out = a.astype(np.float64) / PRICE_DIVISOR  # division is correctly rounded: 250000000000 -> 250.0 exactly
     out[a == UNDEF_PRICE] = np.nan
     return out
 
@@ -324,6 +325,8 @@ class Normalizer:
 
         if not getattr(metadata, "mappings", None):
             return
+        if getattr(metadata, "stype_in", None) in (dbn.SType.PARENT, dbn.SType.CONTINUOUS):
+            return  # ids map to the parent (e.g. AAPL.OPT); contracts come from definitions/mappings
         if self.dated is None:
             self.dated = InstrumentMap()
         self.dated.insert_metadata(metadata)

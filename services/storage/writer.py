@@ -154,7 +154,7 @@ def _direct_layout(table: str) -> tuple[np.dtype[Any], list[str], list[str]]:
     """Binary COPY row layout straight into ``table``: fixed columns, then text columns last."""
     fields: list[tuple[str, str]] = [("_n", ">i2")]
     fixed: list[str] = []
-    text = [c for c in ("sym", "und") if c in dict(TABLES[table])]
+    text: list[str] = [c for c in ("sym", "und") if c in dict(TABLES[table])]
     for name, t in TABLES[table]:
         if name in ("sym", "und"):
             continue

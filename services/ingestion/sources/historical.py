@@ -65,15 +65,19 @@ def day_chunks(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, 
 
 async def fetch_into(
     client: Any, pipeline: Pipeline, *, dataset: str, schema: str, symbols: Sequence[str], start: Any, end: Any,
-    source: int = SOURCE_HISTORICAL,
+    source: int = SOURCE_HISTORICAL, stype_in: str = "raw_symbol", id_map: dict[int, str] | None = None,
 ) -> int:  # fmt: skip
-    """Fetch one window and push it through the pipeline; returns records processed."""
+    """Fetch one window and push it through the pipeline; returns records processed.
+
+    ``id_map`` seeds instrument id -> symbol (a live session's mappings for its gap: with parent
+    symbology the Historical metadata maps ids to the parent, e.g. ``AAPL.OPT``, not the contract).
+    """
 
     def get() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             store = client.timeseries.get_range(
-                dataset=dataset, start=start, end=end, symbols=list(symbols), schema=schema, stype_in="raw_symbol"
+                dataset=dataset, start=start, end=end, symbols=list(symbols), schema=schema, stype_in=stype_in
             )
             first = next(iter(store), None)
             arrays = list(store.to_ndarray(count=250_000)) if first is not None else []
@@ -81,6 +85,8 @@ async def fetch_into(
 
     meta, rtype, arrays = await asyncio.to_thread(get)
     norm = Normalizer(source, dataset)
+    for iid, sym in (id_map or {}).items():
+        norm.map_id(iid, sym)
     norm.load_metadata(meta)
     n = 0
     for arr in arrays:

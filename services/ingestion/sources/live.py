@@ -11,6 +11,12 @@ received (inclusive: the writer's ON CONFLICT DO NOTHING drops what is already s
 Authentication failures are fatal (a clear error, no retry storm). A heartbeat watchdog turns a
 silent feed (no record, not even a heartbeat, for ``silence_s``) into a data-quality alert and a
 reconnect instead of a hang.
+
+Latency: records are taken from the client one ``await`` at a time (no task per record) and a batch
+is normalised and published as soon as the client's queue of decoded records is empty (or
+``max_batch`` records are waiting), so a record waits for at most the records decoded with it,
+never for a timer. Options (``include_options``) are a second session on OPRA with parent
+symbology (``AAPL.OPT``, ``stype_in="parent"``); :class:`LiveGroup` runs both as one job.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiots.services.ingestion.normalize import SOURCE_LIVE, Batch, Normalizer
+import databento_dbn as dbn
+
+from aiots.services.ingestion.normalize import SOURCE_LIVE, UNDEF_TS, Batch, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import fetch_into
 
@@ -69,13 +77,14 @@ class LiveSource:
         dataset: str,
         symbols: Sequence[str],
         schemas: Sequence[str],
+        stype_in: str = "raw_symbol",
         gateway: str | None = None,
         port: int | None = None,
         heartbeat_interval_s: int = 30,
         historical: Callable[[], Any] | None = None,
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
-        flush_records: int = 1000,
+        max_batch: int = 5000,
         flush_interval_s: float = 0.05,
         is_market_open: Callable[[], bool] = market_open,
         silence_s: float | None = None,
@@ -85,6 +94,7 @@ class LiveSource:
         self.dataset = dataset
         self.symbols = list(symbols)
         self.schemas = list(schemas)
+        self.stype_in = stype_in
         self.gateway = gateway
         self.port = port
         self.heartbeat_interval_s = heartbeat_interval_s
@@ -92,14 +102,25 @@ class LiveSource:
         self.historical = historical
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.flush_records = flush_records
-        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self.flush_interval_s = flush_interval_s  # only when the client's queue size is not visible
         self.is_market_open = is_market_open
         self.stats = LiveStats()
         self.last_ts = 0
         self._stop = asyncio.Event()
         self._client: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gap_pending = False
+        self._silent = False
+        self._last_rx = 0.0
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        return [self.pipeline]
+
+    @property
+    def normalizers(self) -> list[Normalizer]:
+        return self.stats.normalizers
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,31 +138,53 @@ class LiveSource:
             kw["port"] = self.port
         client = db.Live(**kw)
         for schema in self.schemas:
-            client.subscribe(dataset=self.dataset, schema=schema, symbols=self.symbols, stype_in="raw_symbol")
+            client.subscribe(dataset=self.dataset, schema=schema, symbols=self.symbols, stype_in=self.stype_in)
         return client
 
     async def run(self) -> None:
         """Sessions with reconnect/backoff and gap backfill until :meth:`stop` or an auth failure."""
         backoff = self.backoff_s
-        while not self._stop.is_set():
-            try:
-                clean = await self._session()
-                backoff = self.backoff_s
-                if self._stop.is_set() or (clean and not self.is_market_open()):
-                    return
-                log.warning("live feed ended cleanly during market hours; reconnecting")
-            except LiveAuthError:
-                raise
-            except Exception as exc:
-                self.stats.last_error = repr(exc)
-                log.warning("live session lost; reconnecting", extra={"error": repr(exc)})
-            self.stats.reconnects += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), backoff)
-            backoff = min(backoff * 2, self.max_backoff_s)
-            self._gap_pending = True
+        try:
+            while not self._stop.is_set():
+                try:
+                    clean = await self._session()
+                    backoff = self.backoff_s
+                    if self._stop.is_set() or (clean and not self.is_market_open()):
+                        return
+                    log.warning("live feed ended cleanly during market hours; reconnecting")
+                except LiveAuthError:
+                    raise
+                except Exception as exc:
+                    self.stats.last_error = repr(exc)
+                    log.warning("live session lost; reconnecting", extra={"error": repr(exc)})
+                self.stats.reconnects += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                self._gap_pending = True
+        finally:
+            for t in list(self._tasks):
+                t.cancel()
 
-    _gap_pending = False
+    async def _watchdog(self, client: Any) -> None:
+        """Terminate a session that received nothing (not even a heartbeat) for ``silence_s``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(self.silence_s / 4, 0.01))
+            if loop.time() - self._last_rx > self.silence_s:
+                self._silent = True
+                with contextlib.suppress(Exception):
+                    client.terminate()
+                return
+
+    async def _silence_alert(self) -> None:
+        self.stats.silent_alerts += 1
+        b = Batch()
+        b.rows["data_quality_events"].append(
+            ("live", "feed_silent", None, None, f"{self.dataset}: no record for {self.silence_s}s; reconnecting")
+        )
+        await self.pipeline.process(b)
+        raise ConnectionError(f"live feed {self.dataset} silent for {self.silence_s}s")
 
     async def _session(self) -> bool:
         """One session; True when it ended with a clean EOF, raises on abrupt loss."""
@@ -156,55 +199,80 @@ class LiveSource:
         self.stats.sessions += 1
         norm = Normalizer(SOURCE_LIVE, self.dataset)
         self.stats.normalizers.append(norm)
-        gap_from = self.last_ts if self._gap_pending and self.last_ts else 0
+        self._gap_from = self.last_ts if self._gap_pending and self.last_ts else 0
+        self._first_ts = 0
         self._gap_pending = False
         buf: list[Any] = []
         it = client.__aiter__()
+        # the client's queue of decoded records (private; without it batches end by time instead)
+        q = getattr(it, "_dbn_queue", None)
+        queued: Callable[[], int] | None = getattr(q, "qsize", None)
         loop = asyncio.get_running_loop()
-        last_flush = loop.time()
-        first_ts = 0
+        self._last_rx = last_flush = loop.time()
+        self._silent = False
+        watchdog = asyncio.create_task(self._watchdog(client))
+        nxt = it.__anext__
+        max_batch = self.max_batch
         try:
             while not self._stop.is_set():
                 try:
-                    rec = await asyncio.wait_for(it.__anext__(), self.silence_s)
+                    rec = await nxt()
                 except StopAsyncIteration:
                     break
-                except TimeoutError:
-                    self.stats.silent_alerts += 1
-                    b = Batch()
-                    b.rows["data_quality_events"].append(
-                        ("live", "feed_silent", None, None, f"no record for {self.silence_s}s; reconnecting")
-                    )
-                    await self.pipeline.process(b)
-                    raise ConnectionError(f"live feed silent for {self.silence_s}s") from None
+                except Exception:
+                    if self._silent:
+                        break
+                    raise
                 buf.append(rec)
-                ts = int(getattr(rec, "ts_event", 0) or 0)
-                if 0 < ts < 2**63 and getattr(rec, "rtype", None) not in (22, 23):
-                    if not first_ts:
-                        first_ts = ts
-                    self.last_ts = max(self.last_ts, ts)
-                if len(buf) >= self.flush_records or loop.time() - last_flush >= self.flush_interval_s:
+                if len(buf) >= max_batch or (
+                    queued() == 0 if queued is not None else loop.time() - last_flush >= self.flush_interval_s
+                ):
+                    self._last_rx = loop.time()
                     await self._flush(norm, buf)
                     buf = []
-                    last_flush = loop.time()
-                if gap_from and first_ts:
-                    self._tasks.add(t := asyncio.create_task(self._backfill_gap(gap_from, first_ts)))
-                    t.add_done_callback(self._tasks.discard)
-                    gap_from = 0
+                    last_flush = self._last_rx
+            if self._silent and not self._stop.is_set():
+                await self._flush(norm, buf)
+                buf = []
+                await self._silence_alert()
         finally:
+            watchdog.cancel()
             await self._flush(norm, buf)  # what arrived before a drop is kept
             self._client = None
             with contextlib.suppress(Exception):
                 client.terminate()
         return True
 
+    _gap_from = 0
+    _first_ts = 0
+
+    def _track(self, buf: list[Any]) -> None:
+        """First/last ts_event of market records (mappings and system messages excluded)."""
+        skip = (dbn.SymbolMappingMsg, dbn.SystemMsg)
+        if not self._first_ts:
+            for r in buf:
+                if not isinstance(r, skip) and 0 < r.ts_event < UNDEF_TS:
+                    self._first_ts = int(r.ts_event)
+                    break
+        for r in reversed(buf):
+            if not isinstance(r, skip) and 0 < r.ts_event < UNDEF_TS:
+                self.last_ts = max(self.last_ts, int(r.ts_event))
+                break
+
     async def _flush(self, norm: Normalizer, buf: list[Any]) -> None:
         if not buf:
             return
         self.stats.records += len(buf)
+        self._track(buf)
         await self.pipeline.process(norm.records(buf))
+        if self._gap_from and self._first_ts:
+            seed = dict(norm.id_map)
+            t = asyncio.create_task(self._backfill_gap(self._gap_from, self._first_ts, seed))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+            self._gap_from = 0
 
-    async def _backfill_gap(self, start_ns: int, end_ns: int) -> None:
+    async def _backfill_gap(self, start_ns: int, end_ns: int, id_map: dict[int, str] | None = None) -> None:
         """Fetch [start_ns, end_ns) for every schema through Historical (dedup by the writer)."""
         if self.historical is None or end_ns <= start_ns:
             return
@@ -213,9 +281,38 @@ class LiveSource:
             for schema in self.schemas:
                 n = await fetch_into(
                     client, self.pipeline, dataset=self.dataset, schema=schema, symbols=self.symbols,
-                    start=start_ns, end=end_ns, source=SOURCE_LIVE,
+                    start=start_ns, end=end_ns, source=SOURCE_LIVE, stype_in=self.stype_in, id_map=id_map,
                 )  # fmt: skip
                 self.stats.gap_records += n
             self.stats.gap_backfills += 1
         except Exception:
             log.exception("gap backfill failed", extra={"start_ns": start_ns, "end_ns": end_ns})
+
+
+class LiveGroup:
+    """Several Live sessions (equities, and OPRA for ``include_options``) run and stopped as one job."""
+
+    def __init__(self, sources: Sequence[LiveSource]) -> None:
+        self.sources = list(sources)
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        return [s.pipeline for s in self.sources]
+
+    @property
+    def normalizers(self) -> list[Normalizer]:
+        return [n for s in self.sources for n in s.stats.normalizers]
+
+    def stop(self) -> None:
+        for s in self.sources:
+            s.stop()
+
+    async def run(self) -> None:
+        """All sessions until stopped; one failing (e.g. authentication) stops the others."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for s in self.sources:
+                    tg.create_task(s.run(), name=f"live-{s.dataset}")
+        except BaseExceptionGroup as eg:
+            self.stop()
+            raise eg.exceptions[0] from None

@@ -6,8 +6,11 @@
   ``/v0/symbology.resolve``; HTTP Basic auth with the key as user name.
 - :class:`FakeLive`: the LSG text protocol (greeting, CRAM challenge, auth, subscriptions,
   start_session) then a DBN stream (Metadata with schema None, SymbolMappingMsgs, records,
-  heartbeats). Each connection plays the next :class:`LivePlan`: its records, then ``eof``
-  (clean FIN), ``rst`` (abrupt reset, SO_LINGER 0) or ``hang`` (silence).
+  heartbeats). Each connection plays the next :class:`LivePlan` (of its dataset when
+  ``plans_by_dataset`` names it): its records, then ``eof`` (clean FIN), ``rst`` (abrupt reset,
+  SO_LINGER 0) or ``hang`` (silence). Parent symbology (``stype_in=parent``, ``AAPL.OPT``) is
+  answered like the real gateway: one SymbolMappingMsg per child contract (``parents``), whose
+  ``stype_out_symbol`` is the contract's raw OSI symbol.
 """
 
 from __future__ import annotations
@@ -218,8 +221,12 @@ class FakeLive:
     connections: int = 0
     auth_failures: int = 0
     subscriptions: list[str] = field(default_factory=list)
+    parents: dict[str, dict[str, int]] = field(default_factory=dict)  # "AAPL.OPT" -> {OSI symbol: id}
+    plans_by_dataset: dict[str, list[LivePlan]] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)  # dataset of each authenticated connection
     _loop: asyncio.AbstractEventLoop | None = None
     _server: Any = None
+    _closing: asyncio.Event | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -236,9 +243,11 @@ class FakeLive:
             await writer.drain()
             writer.close()
             return
+        dataset = fields.get("dataset", self.dataset)
+        self.datasets.append(dataset)
         writer.write(b"success=1|session_id=1\n")
         await writer.drain()
-        symbols: list[str] = []
+        symbols: list[tuple[str, str, int]] = []  # (stype_in symbol, raw symbol, instrument id)
         while True:
             ln = (await reader.readline()).decode().strip()
             if not ln:
@@ -246,23 +255,30 @@ class FakeLive:
                 return
             if ln.startswith("start_session"):
                 break
-            self.subscriptions.append(ln)
+            self.subscriptions.append(f"dataset={dataset}|{ln}")
             f = dict(kv.split("=", 1) for kv in ln.split("|"))
-            symbols += [s for s in f.get("symbols", "").split(",") if s]
-        plan = self.plans[min(self.connections - 1, len(self.plans) - 1)]
+            for s in f.get("symbols", "").split(","):
+                if f.get("stype_in") == "parent":
+                    symbols += [(s, raw, iid) for raw, iid in self.parents.get(s, {}).items()]
+                elif s in self.ids:
+                    symbols.append((s, s, self.ids[s]))
+        symbols = list(dict.fromkeys(symbols))
+        plans = self.plans_by_dataset.get(dataset, self.plans)
+        n_conn = self.datasets.count(dataset)
+        plan = plans[min(n_conn - 1, len(plans) - 1)]
         now = dt.datetime.now(dt.UTC)
         now_ns = int(now.timestamp()) * NS
-        out = metadata_bytes(self.dataset, now_ns, None, symbols, self.ids)
-        for s in symbols:
+        out = metadata_bytes(dataset, now_ns, None, [s for s, _, _ in symbols], self.ids)
+        for s_in, raw, iid in symbols:
             out += bytes(
                 dbn.SymbolMappingMsg(
                     publisher_id=0,
-                    instrument_id=self.ids[s],
+                    instrument_id=iid,
                     ts_event=now_ns,
-                    stype_in=dbn.SType.RAW_SYMBOL,
-                    stype_in_symbol=s,
+                    stype_in=dbn.SType.PARENT if s_in != raw else dbn.SType.RAW_SYMBOL,
+                    stype_in_symbol=s_in,
                     stype_out=dbn.SType.INSTRUMENT_ID,
-                    stype_out_symbol=s,
+                    stype_out_symbol=raw,
                     start_ts=now_ns,
                     end_ts=now_ns + 86_400 * NS,
                 )
@@ -274,7 +290,7 @@ class FakeLive:
                 code=dbn.SystemCode.SUBSCRIPTION_ACK,
             )
         )
-        ids = {self.ids[s] for s in symbols}
+        ids = {iid for _, _, iid in symbols}
         for r in plan.records:
             if r.instrument_id in ids:
                 out += bytes(r)
@@ -288,7 +304,9 @@ class FakeLive:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
         elif plan.ending == "hang":
-            await asyncio.sleep(3600)
+            assert self._closing is not None
+            await self._closing.wait()
+            writer.close()
         else:
             writer.close()
 
@@ -300,6 +318,7 @@ class FakeLive:
             self._loop = loop
 
             async def main() -> None:
+                self._closing = asyncio.Event()
                 self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
                 self.port = self._server.sockets[0].getsockname()[1]
                 ready.set()
@@ -313,8 +332,18 @@ class FakeLive:
         return self.port
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
+        """Close the listener and cancel the open connections (hanging ones included)."""
+        if self._loop is None or self._server is None:
+            return
+        loop, server = self._loop, self._server
+
+        def shutdown() -> None:
+            server.close()
+            if self._closing is not None:
+                self._closing.set()
+
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(shutdown)
 
 
 def trade(iid: int, ts: int, price: float, seq: int, size: int = 100) -> Any:
