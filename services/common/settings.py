@@ -161,9 +161,6 @@ class SignalsSettings(ServiceSettings):
     heartbeat_s: float = Field(15.0, gt=0)
     subscriber_queue: int = Field(1000, ge=1)
     strategies_file: Path | None = Field(None, description="YAML strategy config (reloadable)")
-    max_streams_per_subject: int = Field(
-        5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
-    )
 
 
 class TokenBucketSettings(BaseModel):
@@ -176,6 +173,9 @@ class TokenBucketSettings(BaseModel):
 
 
 class GatewayRateLimits(BaseModel):
+    max_streams_per_subject: int = Field(
+        5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
+    )
     """One shared bucket per route class (per Envoy worker), plus per-subject stream subscriptions."""
 
     analytics_reads: TokenBucketSettings = Field(
