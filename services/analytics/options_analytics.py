@@ -5,11 +5,16 @@ Conventions: premiums in dollars per share, times int64 ns UTC, expiries are dat
 unless the chain says otherwise. Pricing maths (IV, Greeks) is ``aiots.core.options``; this module
 only aggregates.
 
-Per expiry the forward comes from put-call parity, ``F = K + e^{rT} (C - P)``, averaged over the
-strikes nearest the money where both mids exist, and the implied continuous dividend yield (or
-borrow) is ``q = r - ln(F/S)/T``. For American options parity holds only approximately (early
-exercise), which is why only near-the-money strikes are used. Every contract's IV is then the
-American IV of its mid with that ``q``; its Greeks come from the American pricer at that IV.
+Per expiry the forward and the implied continuous dividend yield (or borrow) ``q = r - ln(F/S)/T``
+come from put-call parity via ``aiots.core.chain.implied_forward`` (``F = K + e^{rT} (C - P)``,
+median over the ``PARITY_STRIKES`` strikes with the smallest |C - P|, where both mids exist). For
+American options parity holds only approximately (early exercise), which is why only
+near-the-money strikes are used. Every contract's IV is then the American IV of its mid with that
+``q``; its Greeks come from the American pricer at that IV.
+
+The 25-delta risk reversal / butterfly use the market convention: the strike whose Black-Scholes
+spot delta at its own smile IV is +/-0.25 (``aiots.core.chain.strike_from_delta`` solved as a fixed
+point over the smile, linear in strike between listed strikes).
 
 Dealer exposures assume dealers are long calls and short puts to customers' opposite position
 (the usual "GEX" convention): ``GEX = gamma * OI * multiplier * S^2 * 0.01`` (calls +, puts -), in
@@ -20,31 +25,32 @@ IV and implied yield (a fast proxy for the American gamma), changes sign.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
+from aiots.core import chain as core_chain
 from aiots.core import options as opt
-from aiots.services.analytics.pricing import GREEK_NAMES, TRADER_FIRST_ORDER
+from aiots.services.analytics.pricing import GREEK_NAMES, TRADER_FIRST_ORDER, AmericanMethod
 
 F64 = npt.NDArray[np.float64]
-NY = ZoneInfo("America/New_York")
 NS = 1_000_000_000
-YEAR_NS = 365 * 86_400 * NS
-EXPIRY_HOUR = 16
+YEAR_NS = core_chain.NS_PER_YEAR
 CONTRACT_MULTIPLIER = 100
 PARITY_STRIKES = 3
+PARITY_REFINE = 2
 ZERO_GAMMA_RANGE = 0.25
 ZERO_GAMMA_POINTS = 26
 ZERO_GAMMA_REFINE = 12
 ZERO_GAMMA_XTOL = 1e-5
 DELTA_25 = 0.25
+#: Illinois refinement of the 25-delta strike within its bracketing listed strikes
+DELTA_REFINE = 30
+DELTA_XTOL = 1e-10
 IV_RANK_TARGET_DAYS = 30.0
 
 
@@ -54,7 +60,7 @@ class AnalyticsConfig:
 
     rate: float
     unusual_threshold: float
-    american_method: str = "bjerksund_stensland_2002"
+    american_method: AmericanMethod = "bjerksund_stensland_2002"
     max_unusual: int = 50
 
 
@@ -143,9 +149,8 @@ class ChainAnalytics:
 
 
 def expiry_ns(expiry: str) -> int:
-    """16:00 America/New_York on ``expiry`` (YYYY-MM-DD), in ns UTC."""
-    d = dt.date.fromisoformat(expiry)
-    return int(dt.datetime(d.year, d.month, d.day, EXPIRY_HOUR, tzinfo=NY).timestamp()) * NS
+    """16:00 America/New_York on ``expiry`` (YYYY-MM-DD), in ns UTC (``aiots.core.chain.expiry_ns``)."""
+    return core_chain.expiry_ns(expiry)
 
 
 def _mid(bid: F64, ask: F64, last: F64) -> F64:
@@ -154,14 +159,45 @@ def _mid(bid: F64, ask: F64, last: F64) -> F64:
     return np.asarray(np.where(np.isfinite(mid), mid, np.where(last > 0, last, np.nan)), dtype=np.float64)
 
 
-def _parity_forward(strike: F64, is_call: npt.NDArray[np.bool_], mid: F64, spot: float, t: float, r: float) -> float:
-    """Forward from put-call parity at the strikes nearest ``spot`` with both mids; NaN if none."""
-    calls = {float(k): float(m) for k, c, m in zip(strike, is_call, mid, strict=True) if c and np.isfinite(m)}
-    puts = {float(k): float(m) for k, c, m in zip(strike, is_call, mid, strict=True) if not c and np.isfinite(m)}
-    both = sorted(set(calls) & set(puts), key=lambda k: abs(k - spot))[:PARITY_STRIKES]
-    if not both:
-        return math.nan
-    return float(np.mean([k + math.exp(r * t) * (calls[k] - puts[k]) for k in both]))
+def _parity_forward(
+    strike: F64,
+    is_call: npt.NDArray[np.bool_],
+    mid: F64,
+    spot: float,
+    t: float,
+    r: float,
+    method: AmericanMethod,
+    refine: int = PARITY_REFINE,
+) -> tuple[float, float]:
+    """(F, q) of one expiry from put-call parity (``aiots.core.chain.implied_forward``); NaNs when
+    no strike has both a call and a put mid.
+
+    American premiums carry an early-exercise premium that biases parity, so the estimate is
+    refined ``refine`` times on the strikes nearest the money: each mid is turned into the
+    European price at its American IV under the current ``q`` and parity is applied again.
+    """
+    kc, kp = strike[is_call], strike[~is_call]
+    both, ic, ip = np.intersect1d(kc, kp, assume_unique=False, return_indices=True)
+    cm, pm = mid[is_call][ic], mid[~is_call][ip]
+    try:
+        est = core_chain.implied_forward(both, cm, pm, t, r, spot=spot, n_near=PARITY_STRIKES)
+    except ValueError:
+        return math.nan, math.nan
+    ok = np.isfinite(cm) & np.isfinite(pm) & (cm > 0) & (pm > 0)
+    near = np.flatnonzero(ok)[np.argsort(np.abs(cm[ok] - pm[ok]), kind="stable")[: PARITY_STRIKES * 2]]
+    k, c, p = both[near], cm[near], pm[near]
+    for _ in range(refine):
+        if not math.isfinite(est.q):
+            break
+        prices = []
+        for right, m in ((True, c), (False, p)):
+            iv = opt.implied_vol(m, spot, k, t, r, est.q, right, style="american", method=method)
+            prices.append(np.asarray(opt.bs_price(spot, k, t, r, iv, est.q, right), dtype=np.float64))
+        try:
+            est = core_chain.implied_forward(k, prices[0], prices[1], t, r, spot=spot, n_near=PARITY_STRIKES)
+        except ValueError:
+            break
+    return est.forward, est.q
 
 
 def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> EnrichedChain:
@@ -193,8 +229,13 @@ def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> Enric
     for e in sorted(set(expiries)):
         sel = exp_arr == e
         te = float(t[sel][0])
-        f = _parity_forward(strike[sel], is_call[sel], mid[sel], spot, te, r) if te > 0 else math.nan
-        qe = r - math.log(f / spot) / te if te > 0 and f > 0 and spot > 0 else 0.0
+        f, qe = (
+            _parity_forward(strike[sel], is_call[sel], mid[sel], spot, te, r, cfg.american_method)
+            if te > 0
+            else (math.nan, 0.0)
+        )
+        if not math.isfinite(qe):
+            qe = 0.0
         if not math.isfinite(f) and te > 0:
             f = spot * math.exp(r * te)
         forward[e], qy[e] = f, qe
@@ -273,27 +314,56 @@ def _atm_iv(strike: F64, is_call: npt.NDArray[np.bool_], iv: F64, fwd: float) ->
     return float(np.interp(fwd, ks, per))
 
 
-def _iv_at_delta(delta: F64, iv: F64, target: float) -> float:
-    ok = np.isfinite(delta) & np.isfinite(iv)
-    if ok.sum() < 2:
+def _iv_at_delta(strike: F64, iv: F64, target: float, spot: float, t: float, r: float, q: float, call: bool) -> float:
+    """Smile IV at the strike whose BSM spot delta, at that strike's own IV, equals ``target``.
+
+    The smile is ``iv`` linear in strike between the listed ``strike``s (one side: calls for a call
+    delta). The strike is the root of ``g(K) = strike_from_delta(target, sigma(K)) - K``: a sign
+    change over the listed strikes (the one nearest the flat-smile answer) refined by Illinois
+    regula falsi. NaN when the delta is not reached within the listed strikes.
+    """
+    ok = np.isfinite(strike) & np.isfinite(iv) & (iv > 0)
+    if ok.sum() < 2 or not (t > 0 and math.isfinite(spot)):
         return math.nan
-    d, v = delta[ok], iv[ok]
-    o = np.argsort(d)
-    d, v = d[o], v[o]
-    if not (d[0] <= target <= d[-1]):
+    ks, inv = np.unique(strike[ok], return_inverse=True)
+    vs = np.bincount(inv, weights=iv[ok], minlength=ks.size) / np.bincount(inv, minlength=ks.size)
+
+    def g(k: F64) -> F64:
+        sig = np.interp(k, ks, vs)
+        return np.asarray(core_chain.strike_from_delta(target, spot, t, r, sig, q, call), dtype=np.float64) - k
+
+    gk = g(ks)
+    flips = np.flatnonzero(np.isfinite(gk[:-1]) & np.isfinite(gk[1:]) & (np.sign(gk[:-1]) * np.sign(gk[1:]) <= 0))
+    if flips.size == 0:
         return math.nan
-    return float(np.interp(target, d, v))
+    flat = float(np.asarray(core_chain.strike_from_delta(target, spot, t, r, float(np.median(vs)), q, call)))
+    mids = (ks[flips] + ks[flips + 1]) / 2.0
+    i = int(flips[int(np.argmin(np.abs(mids - flat)))]) if math.isfinite(flat) else int(flips[0])
+    a, b, fa, fb = float(ks[i]), float(ks[i + 1]), float(gk[i]), float(gk[i + 1])
+    x = a if fa == 0.0 else b
+    for _ in range(DELTA_REFINE):
+        if fa == 0.0 or fb == 0.0 or abs(b - a) < DELTA_XTOL * spot:
+            x = a if fa == 0.0 else b
+            break
+        x = b - fb * (b - a) / (fb - fa)
+        fx = float(g(np.array([x]))[0])
+        if fx * fb < 0:
+            a, fa = b, fb
+        else:
+            fa /= 2.0
+        b, fb = x, fx
+    return float(np.interp(x, ks, vs))
 
 
-def _expiry_stats(ch: EnrichedChain, e: str, exp_arr: npt.NDArray[np.str_]) -> ExpiryStats:
+def _expiry_stats(ch: EnrichedChain, e: str, exp_arr: npt.NDArray[np.str_], rate: float) -> ExpiryStats:
     sel = exp_arr == e
     k, c, iv = ch.strike[sel], ch.is_call[sel], ch.iv[sel]
-    delta, mid = ch.greeks["delta"][sel], ch.mid[sel]
+    mid = ch.mid[sel]
     te = float(ch.t[sel][0])
-    fwd = ch.forward[e]
+    fwd, qe = ch.forward[e], ch.dividend_yield[e]
     atm = _atm_iv(k, c, iv, fwd)
-    ivc = _iv_at_delta(delta[c], iv[c], DELTA_25)
-    ivp = _iv_at_delta(delta[~c], iv[~c], -DELTA_25)
+    ivc = _iv_at_delta(k[c], iv[c], DELTA_25, ch.spot, te, rate, qe, True)
+    ivp = _iv_at_delta(k[~c], iv[~c], -DELTA_25, ch.spot, te, rate, qe, False)
     calls = {float(kk): float(m) for kk, m in zip(k[c], mid[c], strict=True) if np.isfinite(m)}
     puts = {float(kk): float(m) for kk, m in zip(k[~c], mid[~c], strict=True) if np.isfinite(m)}
     both = sorted(set(calls) & set(puts), key=lambda kk: abs(kk - fwd) if math.isfinite(fwd) else 0.0)
@@ -411,7 +481,7 @@ def reference_atm_iv(stats: list[ExpiryStats]) -> float:
 def analyze(ch: EnrichedChain, cfg: AnalyticsConfig, iv_history: F64) -> ChainAnalytics:
     """Chain-level analytics over an enriched chain and the stored daily ATM IV history."""
     exp_arr = np.asarray(ch.expiry)
-    stats = [_expiry_stats(ch, e, exp_arr) for e in sorted(set(ch.expiry))]
+    stats = [_expiry_stats(ch, e, exp_arr, cfg.rate) for e in sorted(set(ch.expiry))]
     vol_c, vol_p = ch.volume[ch.is_call].sum(), ch.volume[~ch.is_call].sum()
     oi_c, oi_p = ch.open_interest[ch.is_call].sum(), ch.open_interest[~ch.is_call].sum()
     rows, total_gex, total_dex = exposures(ch)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -42,8 +43,17 @@ GREEK_NAMES: tuple[str, ...] = (
 )
 #: Greeks reported in trader units (the rest stay raw)
 TRADER_FIRST_ORDER = ("delta", "gamma", "theta", "vega", "rho", "epsilon")
-AMERICAN_METHODS = ("bjerksund_stensland_2002", "baw", "binomial")
-DEFAULT_METHOD = "bjerksund_stensland_2002"
+AmericanMethod = Literal["bjerksund_stensland_2002", "baw", "binomial"]
+AMERICAN_METHODS: tuple[AmericanMethod, ...] = get_args(AmericanMethod)
+DEFAULT_METHOD: AmericanMethod = "bjerksund_stensland_2002"
+
+
+def as_method(name: str) -> AmericanMethod:
+    """``name`` as an American method, or ValueError listing the valid ones."""
+    if name not in AMERICAN_METHODS:
+        raise ValueError(f"american method {name!r} unknown; use one of {list(AMERICAN_METHODS)}")
+    return name
+
 
 Dividends = tuple[tuple[float, float], ...]
 
@@ -128,7 +138,7 @@ def _groups(b: ContractBatch, reasons: list[str]) -> dict[tuple[bool, Dividends]
     return groups
 
 
-def price_batch(b: ContractBatch, method: str = DEFAULT_METHOD, steps: int = 501) -> PricedBatch:
+def price_batch(b: ContractBatch, method: AmericanMethod = DEFAULT_METHOD, steps: int = 501) -> PricedBatch:
     """Price every row with Greeks. Rows with cash dividends use the binomial tree (the only
     American method that takes them), whatever ``method`` says."""
     n = len(b)
@@ -142,15 +152,12 @@ def price_batch(b: ContractBatch, method: str = DEFAULT_METHOD, steps: int = 501
             price[idx] = opt.bs_price(*args)
             raw = opt.bs_greeks(*args)
         else:
-            m = "binomial" if divs else method
-            kw: dict[str, object] = {"method": m, "steps": steps}
-            if divs:
-                kw["dividends"] = list(divs)
-            raw = opt.american_greeks(*args, **kw)
+            m: AmericanMethod = "binomial" if divs else method
+            raw = opt.american_greeks(*args, method=m, steps=steps, dividends=list(divs) if divs else None)
             price[idx] = raw["price"]
         trader = opt.trader_units(raw)
         for g in GREEK_NAMES:
-            if g in raw.dtype.names:
+            if g in (raw.dtype.names or ()):
                 src = trader if g in TRADER_FIRST_ORDER else raw
                 greeks[g][idx] = src[g]
     for i in np.flatnonzero(~np.isfinite(price)).tolist():
@@ -159,22 +166,22 @@ def price_batch(b: ContractBatch, method: str = DEFAULT_METHOD, steps: int = 501
     return PricedBatch(price=price, greeks=greeks, reasons=reasons)
 
 
-def iv_batch(b: ContractBatch, method: str = DEFAULT_METHOD, steps: int = 501) -> IvBatch:
+def iv_batch(b: ContractBatch, method: AmericanMethod = DEFAULT_METHOD, steps: int = 501) -> IvBatch:
     """Implied vol of every row's ``price`` (European: exact LBR-class; American: core's solver)."""
     n = len(b)
     reasons = _validate(b, need_vol=False, need_price=True)
     iv = np.full(n, np.nan)
     for (american, divs), rows in _groups(b, reasons).items():
         idx = np.asarray(rows, dtype=np.intp)
-        kw: dict[str, object] = {"style": "american" if american else "european", "return_reason": True}
+        args = (b.price[idx], b.spot[idx], b.strike[idx], b.t[idx], b.rate[idx], b.q[idx], b.is_call[idx])
         if american:
-            kw["method"] = "binomial" if divs else method
-            kw["steps"] = steps
-            if divs:
-                kw["dividends"] = list(divs)
-        sol, codes = opt.implied_vol(
-            b.price[idx], b.spot[idx], b.strike[idx], b.t[idx], b.rate[idx], b.q[idx], b.is_call[idx], **kw
-        )
+            m: AmericanMethod = "binomial" if divs else method
+            sol, codes = opt.implied_vol(
+                *args, style="american", return_reason=True, method=m, steps=steps,
+                dividends=list(divs) if divs else None,
+            )  # fmt: skip
+        else:
+            sol, codes = opt.implied_vol(*args, style="european", return_reason=True)
         iv[idx] = sol
         for j, code in zip(rows, np.asarray(codes).tolist(), strict=True):
             if code != opt.OK:

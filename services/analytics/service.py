@@ -78,7 +78,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         return oa.AnalyticsConfig(
             rate=self.cfg.risk_free_rate,
             unusual_threshold=unusual if unusual > 0 else self.cfg.unusual_volume_oi,
-            american_method=self.cfg.american_method,
+            american_method=pricing.as_method(self.cfg.american_method),
             max_unusual=self.cfg.max_unusual,
         )
 
@@ -116,10 +116,13 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         if not 1 <= n <= self.cfg.max_batch:
             raise InvalidArgument(field, f"send 1..{self.cfg.max_batch} rows, got {n}")
 
-    def _method(self, method: str, steps: int) -> tuple[str, int]:
-        m = method.strip().lower() or pricing.DEFAULT_METHOD
-        if m not in pricing.AMERICAN_METHODS:
-            raise InvalidArgument("american_method", f"{method!r} unknown; use one of {list(pricing.AMERICAN_METHODS)}")
+    def _method(self, method: str, steps: int) -> tuple[pricing.AmericanMethod, int]:
+        try:
+            m = pricing.as_method(method.strip().lower() or pricing.DEFAULT_METHOD)
+        except ValueError:
+            raise InvalidArgument(
+                "american_method", f"{method!r} unknown; use one of {list(pricing.AMERICAN_METHODS)}"
+            ) from None
         if steps and not MIN_STEPS <= steps <= MAX_STEPS:
             raise InvalidArgument("steps", f"steps must be in {MIN_STEPS}..{MAX_STEPS} (0 for default), got {steps}")
         return m, steps or self.cfg.binomial_steps

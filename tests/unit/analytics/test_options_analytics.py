@@ -121,3 +121,108 @@ def test_american_iv_round_trip_reprices() -> None:
                          method="bjerksund_stensland_2002")  # fmt: skip
     back = opt.american_price(s, k[ident], t[ident], r, iv, q[ident], call[ident], method="bjerksund_stensland_2002")
     assert np.all(np.abs(back - price[ident]) < 1e-6 * s)
+
+
+# -- forward / implied yield from put-call parity, 25-delta strikes -------------------------------------------------
+
+
+def test_parity_forward_hand_derived_european() -> None:
+    """European prices (vollib BSM): parity is exact, F = S e^{(r-q)T}, q recovered to 1e-10.
+
+    Hand case: S = 100, r = 5%, q = 2%, T = 0.5 -> F = 100 e^{0.015} = 101.511306...; at K = 100,
+    C - P = e^{-rT} (F - K) = 0.975310 * 1.511306 = 1.473990...
+    """
+    from vollib.black_scholes_merton import black_scholes_merton as bsm
+
+    s, r, q, t = 100.0, 0.05, 0.02, 0.5
+    ks = np.arange(90.0, 111.0, 2.5)
+    c = np.array([bsm("c", s, k, t, r, 0.25, q) for k in ks])
+    p = np.array([bsm("p", s, k, t, r, 0.25, q) for k in ks])
+    atm = int(np.flatnonzero(ks == 100.0)[0])
+    assert c[atm] - p[atm] == pytest.approx(0.9753099120283326 * 1.5113064615719, abs=1e-9)
+    strike = np.concatenate([ks, ks])
+    is_call = np.concatenate([np.ones(ks.size, bool), np.zeros(ks.size, bool)])
+    f, qq = oa._parity_forward(strike, is_call, np.concatenate([c, p]), s, t, r, "bjerksund_stensland_2002", refine=0)
+    assert f == pytest.approx(101.51130646157189, abs=1e-9)
+    assert qq == pytest.approx(q, abs=1e-10)
+
+
+def _ql_american(s: float, k: float, t: float, r: float, q: float, vol: float, call: bool) -> float:
+    import QuantLib as ql
+
+    today = ql.Date(2, 1, 2030)
+    ql.Settings.instance().evaluationDate = today
+    dc = ql.Actual365Fixed()
+    expiry = today + round(t * 365)
+    proc = ql.BlackScholesMertonProcess(
+        ql.QuoteHandle(ql.SimpleQuote(s)),
+        ql.YieldTermStructureHandle(ql.FlatForward(today, q, dc)),
+        ql.YieldTermStructureHandle(ql.FlatForward(today, r, dc)),
+        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), vol, dc)),
+    )
+    opt_ = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, k),
+                            ql.AmericanExercise(today, expiry))  # fmt: skip
+    opt_.setPricingEngine(ql.FdBlackScholesVanillaEngine(proc, 400, 400))
+    return float(opt_.NPV())
+
+
+def test_enrich_forward_and_yield_from_american_chain() -> None:
+    """American mids (QuantLib finite differences, flat 30% vol): the implied forward and yield match
+    F = S e^{(r-q)T} despite the early-exercise premium biasing raw parity."""
+    import types
+
+    s, r, q, vol = 100.0, 0.05, 0.02, 0.30
+    expiry = "2030-07-03"
+    t_days = 182
+    as_of = oa.expiry_ns(expiry) - t_days * 86_400 * oa.NS
+    t = t_days / 365
+    ks = np.arange(80.0, 121.0, 5.0)
+    rows = [(k, c, _ql_american(s, k, t, r, q, vol, c)) for k in ks for c in (True, False)]
+    n = len(rows)
+    px = np.array([x[2] for x in rows])
+    chain = types.SimpleNamespace(
+        underlying="T", occ=[str(i) for i in range(n)], ts=np.full(n, as_of, np.int64), spot=s,
+        underlying_price=np.full(n, s), expiry=np.array([expiry] * n, dtype="datetime64[D]"),
+        strike=np.array([x[0] for x in rows]), right=np.array(["C" if x[1] else "P" for x in rows]),
+        bid=px, ask=px, last=np.full(n, np.nan), volume=np.zeros(n), open_interest=np.zeros(n),
+        oi_as_of=np.array(["NaT"] * n, dtype="datetime64[D]"),
+    )  # fmt: skip
+    # refined with the accurate American model (CRR tree): F and q as hand-derived
+    ch = oa.enrich(chain, oa.AnalyticsConfig(rate=r, unusual_threshold=1.0, american_method="binomial"))
+    want_f = s * np.exp((r - q) * t)
+    assert ch.dividend_yield[expiry] == pytest.approx(q, abs=5e-5)
+    assert ch.forward[expiry] == pytest.approx(want_f, abs=5e-5 * t * s)
+    # raw American parity is biased by the early-exercise premium; refining with the default
+    # Bjerksund-Stensland 2002 model (4 cents off QuantLib here) removes most of the bias
+    args = (ch.strike, ch.is_call, ch.mid, s, t, r, "bjerksund_stensland_2002")
+    _, q_raw = oa._parity_forward(*args, refine=0)
+    _, q_bs = oa._parity_forward(*args)
+    assert abs(q_raw - q) > 2e-3
+    assert abs(q_bs - q) < 1e-3 and abs(q_bs - q) < abs(q_raw - q) / 3
+
+
+@pytest.mark.parametrize("call", [True, False])
+def test_iv_at_25_delta_vs_vollib_bisection(call: bool) -> None:
+    """Skewed smile, linear in strike between listed strikes: the strike where vollib's BSM spot delta
+    at the smile IV is +/-0.25 (found by bisection) gives the same IV."""
+    from vollib.black_scholes_merton.greeks.analytical import delta as vdelta
+
+    s, t, r, q = 100.0, 0.25, 0.04, 0.015
+    ks = np.arange(60.0, 141.0, 2.5)
+    iv = 0.22 - 0.12 * np.log(ks / s) + 0.3 * np.log(ks / s) ** 2
+    target = 0.25 if call else -0.25
+    got = oa._iv_at_delta(ks, iv, target, s, t, r, q, call)
+
+    def h(k: float) -> float:
+        return float(vdelta("c" if call else "p", s, k, t, r, float(np.interp(k, ks, iv)), q)) - target
+
+    lo, hi = 60.0, 140.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if np.sign(h(mid)) == np.sign(h(lo)):
+            lo = mid
+        else:
+            hi = mid
+    assert got == pytest.approx(float(np.interp((lo + hi) / 2, ks, iv)), abs=1e-9)
+    # unreachable within the listed strikes -> NaN
+    assert np.isnan(oa._iv_at_delta(ks[:3], iv[:3], 0.25, s, t, r, q, True))
