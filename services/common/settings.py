@@ -161,6 +161,10 @@ class SignalsSettings(ServiceSettings):
     heartbeat_s: float = Field(15.0, gt=0)
     subscriber_queue: int = Field(1000, ge=1)
     strategies_file: Path | None = Field(None, description="YAML strategy config (reloadable)")
+    max_streams_per_subject: int = Field(
+        5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
+    )
+    warmup_bars: int = Field(300, ge=0, description="stored 1m bars per symbol fed to the features at start")
 
 
 class TokenBucketSettings(BaseModel):

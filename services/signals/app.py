@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -48,8 +49,9 @@ STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 
 
+@functools.lru_cache(maxsize=4096)
 def expiry_ns(date: str) -> int:
-    """16:00 America/New_York on ``date`` (YYYY-MM-DD), in ns UTC."""
+    """16:00 America/New_York on ``date`` (YYYY-MM-DD), in ns UTC (cached: a chain has few expiries)."""
     d = dt.date.fromisoformat(date)
     return int(dt.datetime(d.year, d.month, d.day, EXPIRY_HOUR, tzinfo=NY).timestamp()) * NS
 
@@ -121,6 +123,7 @@ class SignalsApp:
     async def start(self) -> None:
         for sig in await self.store.open_signals():
             self.engine.track(sig)
+        await self._warm_up()
         bus = self.rt.bus
         symbols = self.rt.settings.symbols
         listener = bus.listen(SIGNAL_CHANNEL)
@@ -159,6 +162,28 @@ class SignalsApp:
                 log.warning("signals: background task did not stop in time: %r", t)
         if self.server is not None:
             await self.server.server.stop(STOP_GRACE_S)
+
+    async def _warm_up(self) -> None:
+        """Prime the streaming features with the latest stored 1m bars, so signals don't wait for
+        the slowest indicator (EMA 50, ADX 28 bars) to warm up on live bars after a (re)start."""
+        n = self.cfg.warmup_bars
+        if n <= 0 or self.rt.db is None:
+            return
+        try:
+            from aiots.services.storage import queries
+        except ImportError:
+            return
+        for sym in self.rt.settings.symbols:
+            try:
+                bars = await queries.get_bars(self.rt.db, sym, "1m", end_ns=time.time_ns(), limit=n)
+            except Exception:
+                log.warning("signals: no stored bars to warm up %s", sym)
+                continue
+            for i in range(len(bars)):
+                self.engine.warm(
+                    Bar(sym, int(bars.ts[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                        float(bars.close[i]), float(bars.volume[i]))
+                )  # fmt: skip
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))

@@ -129,6 +129,13 @@ class SignalEngine:
             new.append(sig)
         return new, updates
 
+    def warm(self, bar: Bar) -> None:
+        """Feed a historical bar to the features only (no strategy runs, nothing is emitted)."""
+        feats = self._features.get(bar.symbol)
+        if feats is None:
+            feats = self._features[bar.symbol] = SymbolFeatures(self.config)
+        feats.update(bar)
+
     def on_option_quote(self, q: OptionQuote) -> list[Signal]:
         """Feed one option quote: updates the chain and returns signals whose status changed."""
         self.chains.update(q)

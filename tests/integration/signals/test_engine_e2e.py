@@ -9,6 +9,7 @@ with target/stop obeying the 5-10 % / reward:risk rules, then its TARGET_HIT upd
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
 from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC, SignalsApp, expiry_ns
 from aiots.services.signals.config import SignalsConfig
+from aiots.services.storage.migrate import ensure_partitions
 from aiots.v1 import common_pb2, events_pb2, signals_pb2, signals_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -85,7 +87,7 @@ def chain_events(spot: float, ts_ns: int) -> list[events_pb2.OptionQuoteEvent]:
 
 @pytest.fixture
 async def app(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, InProcessBus]]:
-    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0}, symbols=["AAPL", "MSFT"])
+    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0, "warmup_bars": 0}, symbols=["AAPL", "MSFT"])
     bus = InProcessBus(settings.redis)
     await pg_pool.execute("DELETE FROM signals WHERE symbol = 'AAPL'")
     a = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
@@ -155,3 +157,37 @@ async def _next_event(call: Any) -> signals_pb2.SubscribeSignalsResponse:
         m: signals_pb2.SubscribeSignalsResponse = await call.read()
         if m.WhichOneof("event") != "heartbeat":
             return m
+
+
+async def test_start_warms_features_from_stored_bars(pg_pool: Any) -> None:
+    """After a restart the features are ready from stored 1m bars, not after 50 live minutes."""
+    import talib
+
+    rng = np.random.default_rng(3)
+    n = 120
+    c = 300 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    o = np.r_[c[0], c[:-1]]
+    h, lo = np.maximum(o, c) + 0.05, np.minimum(o, c) - 0.05
+    ts = T0 - (n - np.arange(n)) * MIN  # the session before T0
+    await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
+    day = dt.datetime.fromtimestamp(T0 / 1e9, dt.UTC).date()
+    await ensure_partitions(pg_pool, ["bars_1m"], day - dt.timedelta(days=1), day)
+    await pg_pool.executemany(
+        "INSERT INTO bars_1m (symbol, ts_event, ts, open, high, low, close, volume, vwap, trade_count)"
+        " VALUES ('MSFT', $1::bigint, to_timestamp($1::bigint / 1e9), $2, $3, $4, $5, 1000, $5, 10)",
+        [(int(t), float(a), float(b), float(d), float(e)) for t, a, b, d, e in zip(ts, o, h, lo, c, strict=True)],
+    )
+    settings = Settings(signals={"port": 0, "warmup_bars": 100}, symbols=["AAPL", "MSFT"])
+    bus = InProcessBus(settings.redis)
+    app = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
+    await app.start()
+    try:
+        feats = app.engine._features["MSFT"]
+        assert feats.last_ts_ns == int(ts[-1])
+        # warm-up used the latest 100 bars: the EMA(50) equals TA-Lib's over exactly those bars
+        assert float(feats.ema_slow.value) == pytest.approx(talib.EMA(c[-100:], 50)[-1], rel=1e-12)
+        assert feats.adx.ready and feats.ema_slow.ready
+    finally:
+        await app.stop()
+        await bus.close()
+        await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")

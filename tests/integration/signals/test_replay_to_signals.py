@@ -148,7 +148,7 @@ def stock_trades() -> list[Any]:
 
 @pytest.fixture
 async def stack(pg_pool: Any, pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[SignalsApp, Pipeline, Writer]]:
-    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0}, symbols=["AAPL", "MSFT"])
+    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0, "warmup_bars": 0}, symbols=["AAPL", "MSFT"])
     bus = InProcessBus(settings.redis)
     await pg_pool.execute("DELETE FROM signals WHERE symbol = 'AAPL'")
     writer = Writer(pg_dsn, spill_dir=tmp_path / "spill")
