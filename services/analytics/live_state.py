@@ -8,6 +8,10 @@ state is pickled to the cache (key ``<ns>:v1:analytics:live:<symbol>:<interval>`
 identical values. Without a checkpoint the state is warmed from the last ``live_warmup_bars``
 stored bars (one vectorised ``update_many`` per stream). Values are those of the streams over
 every bar they have seen (the streams reproduce the batch functions bit for bit over the same bars).
+
+Metrics: ``aiots_bus_consumed_total`` and ``aiots_bus_lag_seconds`` (now minus the bar's
+``ts_event``, its open time) by topic and group per consumed event; checkpoint reads count in
+``aiots_cache_requests_total{op="get"}`` (hit|miss|error).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import logging
 import os
 import pickle
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorValues
+from aiots.services.analytics.store import metered_get
 from aiots.services.common.runtime import Runtime
+from aiots.services.common.telemetry import metrics
 from aiots.services.storage import queries
 from aiots.v1 import events_pb2
 
@@ -100,7 +107,7 @@ class LiveState:
         st: SymbolState | None = None
         if self.rt.cache is not None:
             try:
-                raw = await self.rt.cache.get(self.key(symbol, interval))
+                raw = await metered_get(self.rt.cache, self.key(symbol, interval))
                 if raw is not None:
                     st = pickle.loads(raw)  # our own checkpoint, written by checkpoint()
             except Exception:
@@ -168,14 +175,23 @@ class LiveState:
 
     async def _follow(self, interval: str) -> None:
         group = self.cfg.live_consumer_group
+        topic = f"bars:{interval}"
+        labels = {"topic": topic, "group": group}
         consumer = f"analytics-{os.getpid()}-{id(self):x}"
-        stream = self.rt.bus.consume(f"bars:{interval}", self.symbols, group=group, consumer=consumer, start="0")
+        stream = self.rt.bus.consume(topic, self.symbols, group=group, consumer=consumer, start="0")
         async for d in stream:
+            ts_event = 0
             try:
-                self.on_bar(events_pb2.BarEvent.FromString(d.payload))
+                event = events_pb2.BarEvent.FromString(d.payload)
+                ts_event = event.ts_event
+                self.on_bar(event)
             except Exception:
                 log.exception("bad bar event on %s", d.stream)
             await self.rt.bus.ack(d, group=group)
+            metrics.bus_consumed.add(1, labels)
+            if ts_event > 0:
+                # now - the bar's ts_event (its open time: includes the bar's own length)
+                metrics.bus_lag.set((time.time_ns() - ts_event) / 1e9, labels)
 
     async def _checkpoints(self) -> None:
         while not self._stop.is_set():

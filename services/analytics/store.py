@@ -14,7 +14,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar, cast
 
+from aiots.services.cache.backends.base import CacheBackend
 from aiots.services.cache.cache_aside import CacheAside
+from aiots.services.common.telemetry import metrics
 from aiots.services.storage import queries
 
 log = logging.getLogger(__name__)
@@ -56,13 +58,43 @@ async def underlying_has_options(pool: Any, underlying: str) -> bool:
     return bool(await pool.fetchval("SELECT 1 FROM instruments WHERE underlying = $1 AND kind = 2 LIMIT 1", underlying))
 
 
+def count_cache_get(result: str) -> None:
+    """``aiots_cache_requests_total{op="get", result}``: result is hit, miss or error."""
+    metrics.cache_requests.add(1, {"op": "get", "result": result})
+
+
+async def metered_get(backend: Any, key: str) -> bytes | None:
+    """``backend.get(key)``, counted as a hit, a miss or an error (re-raised)."""
+    try:
+        raw: bytes | None = await backend.get(key)
+    except Exception:
+        count_cache_get("error")
+        raise
+    count_cache_get("hit" if raw is not None else "miss")
+    return raw
+
+
+class MeteredBackend:
+    """A cache backend whose reads (``get``) are counted (see :func:`metered_get`); the rest delegates."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    async def get(self, key: str) -> bytes | None:
+        return await metered_get(self._backend, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
 class ResultCache:
     """Cache-aside (``aiots.services.cache.cache_aside.CacheAside``: single-flight, jittered TTL) over
-    the runtime's cache backend. Without a backend everything is computed and nothing stored."""
+    the runtime's cache backend, its reads counted in ``aiots_cache_requests_total``. Without a
+    backend everything is computed and nothing stored."""
 
     def __init__(self, backend: Any, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self.aside = CacheAside(backend) if backend is not None else None
+        self.aside = CacheAside(cast(CacheBackend, MeteredBackend(backend))) if backend is not None else None
 
     @staticmethod
     def key(kind: str, request_text: str, version: int) -> str:
