@@ -625,9 +625,12 @@ cdef void _binomial(double S, double K, double T, double r, double q, double v, 
     out[3] = (v21 - v0 - out[1] * dS - 0.5 * out[2] * dS * dS) / (2.0 * h)
 
 
+cdef double AM_NOISE = 1e-12
+
+
 cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,
                        int steps, bint lr, const double* dt, const double* dd, int nd) noexcept nogil:
-    cdef double o[4], a
+    cdef double o[4], a, lo
     if _bad(S, K, T, r, q, v):
         return NAN
     if method == M_BINOMIAL:
@@ -643,7 +646,13 @@ cdef double _am_price1(int method, double S, double K, double T, double r, doubl
         return NAN
     # the approximations can dip below the European value or intrinsic (BS: value of one exercise
     # policy; BAW: critical price solved to 1e-6): both are hard lower bounds of the American price.
-    return fmax(a, fmax(_bs_price1(S, K, T, r, q, v, call), fmax(S - K, 0.0) if call else fmax(K - S, 0.0)))
+    lo = fmax(_bs_price1(S, K, T, r, q, v, call), fmax(S - K, 0.0) if call else fmax(K - S, 0.0))
+    # The closed forms sum O(S + K) terms, so they carry ~1e-13 (S + K) of absolute rounding noise
+    # (e.g. 2e-12 for a far-OTM call at sigma = 1e-4, whose value is 0): a premium below that
+    # floor is noise, and the exact European value (relative accuracy) is returned instead.
+    if a - lo <= AM_NOISE * (S + K):
+        return lo
+    return a
 
 
 cdef double AM_SIG_LO = 1e-4
@@ -653,9 +662,15 @@ cdef double AM_SIG_HI = 10.0
 cdef double _am_iv1(double P, double S, double K, double T, double r, double q, bint call, int method,
                     int steps, bint lr, const double* dt, const double* dd, int nd,
                     int* reason) noexcept nogil:
-    """American implied vol by Brent's method on the chosen American pricer, sigma in [1e-4, 10]."""
-    cdef double a, b, c, fa, fb, fc, d = 0.0, e = 0.0, tol1, xm, p, qq, rr, s, min1, min2, intrinsic
-    cdef int _it
+    """American implied vol by Brent's method on the chosen American pricer, sigma in [1e-4, 10].
+
+    The European implied vol of P, where it exists, is an upper bracket (American >= European at
+    every sigma) and is the answer when the model's early-exercise premium there is nil (most OTM
+    contracts: one American evaluation). A price the model already reaches at sigma = 1e-4 (at
+    intrinsic: flat in sigma, no information) gives OUTSIDE_MODEL_RANGE.
+    """
+    cdef double a, b, c, fa, fb, fc, d = 0.0, e = 0.0, tol1, xm, p, qq, rr, s, min1, min2, intrinsic, se
+    cdef int _it, re = 0
     if _bad(S, K, T, r, q, 1.0) or not (P > 0.0 and P < INFINITY):
         reason[0] = R_INVALID
         return NAN
@@ -666,23 +681,34 @@ cdef double _am_iv1(double P, double S, double K, double T, double r, double q, 
     if (call and P >= S) or (not call and P >= K):
         reason[0] = R_ABOVE
         return NAN
-    a = AM_SIG_LO
+    if P - intrinsic <= AM_NOISE * (S + K):
+        reason[0] = R_RANGE  # at intrinsic: every sigma up to the exercise threshold gives this price
+        return NAN
     b = AM_SIG_HI
+    fb = NAN
+    se = _iv1(P, S, K, T, r, q, call, &re)
+    if re == R_OK and se > AM_SIG_LO and se < AM_SIG_HI:
+        fb = _am_price1(method, S, K, T, r, q, se, call, steps, lr, dt, dd, nd) - P
+        if fb == 0.0:
+            reason[0] = R_OK
+            return se
+        if fb > 0.0:
+            b = se
+    if not fb > 0.0:
+        b = AM_SIG_HI
+        fb = _am_price1(method, S, K, T, r, q, b, call, steps, lr, dt, dd, nd) - P
+    a = AM_SIG_LO
     fa = _am_price1(method, S, K, T, r, q, a, call, steps, lr, dt, dd, nd) - P
     while not isfinite(fa) and a < 0.1:
         # some approximations (BAW, trees) break down at tiny sigma: move the lower end up
         a *= 4.0
         fa = _am_price1(method, S, K, T, r, q, a, call, steps, lr, dt, dd, nd) - P
-    fb = _am_price1(method, S, K, T, r, q, b, call, steps, lr, dt, dd, nd) - P
     if not (isfinite(fa) and isfinite(fb)):
         reason[0] = R_NOCONV
         return NAN
-    if fa > 0.0 or fb < 0.0:
+    if fa >= 0.0 or fb < 0.0:
         reason[0] = R_RANGE
         return NAN
-    if fa == 0.0:
-        reason[0] = R_OK
-        return a
     c = b
     fc = fb
     for _it in range(300):
@@ -904,8 +930,11 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     gives 0.0) and S e^{-qT} (call) / K e^{-rT} (put) (ABOVE_MAX at or above).
 
     American (``style="american"``): Brent's method on ``american_price`` (``method``, ``steps``,
-    ``tree``, ``dividends`` as there) over sigma in [1e-4, 10]; bounds are intrinsic (S-K)+ / (K-S)+
-    and S / K; a price the model cannot reach in that sigma range gives OUTSIDE_MODEL_RANGE.
+    ``tree``, ``dividends`` as there) over sigma in [1e-4, 10], bracketed above by the European
+    implied vol of the price (the answer itself where the early-exercise premium there is nil);
+    bounds are intrinsic (S-K)+ / (K-S)+ and S / K. A price the model cannot reach in that sigma
+    range gives OUTSIDE_MODEL_RANGE, and so does a price the model already gives at sigma = 1e-4:
+    at intrinsic (deep ITM, exercised at once) the price is flat in sigma and names no vol.
 
     Returns sigma (and, with ``return_reason=True``, an int8 array of reason codes, see ``REASONS``).
     """

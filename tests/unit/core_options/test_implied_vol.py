@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiots.core import options as o
 
@@ -152,3 +154,59 @@ def test_american_style_deep_itm_put() -> None:
     # a hair above intrinsic: exercised at every sigma in range -> lowest sigma or no model price
     assert reason[1] in (o.OK, o.OUTSIDE_MODEL_RANGE)
     assert reason[2] == o.ABOVE_MAX
+
+
+def _check_american_round_trip(S, K, T, r, q, v, call, method):  # type: ignore[no-untyped-def]
+    """Round trip price -> American IV; returns the reason codes. OK results reproduce the price to
+    the closed forms' noise (1e-12 (S + K)) and the vol where the price pins it; anything else must
+    be OUTSIDE_MODEL_RANGE with the price genuinely flat in sigma (the model reaches it at 1e-4)."""
+    p = o.american_price(S, K, T, r, v, q, call, method=method)
+    iv, reason = o.implied_vol(p, S, K, T, r, q, call, style="american", method=method, return_reason=True)
+    p, iv, reason = np.atleast_1d(p), np.atleast_1d(iv), np.atleast_1d(reason)
+    S, K, T, r, q, v, call = np.broadcast_arrays(*(np.atleast_1d(x) for x in (S, K, T, r, q, v, call)))
+    noise = 1e-12 * (S + K)
+    ok = reason == o.OK
+    assert np.all(ok | (reason == o.OUTSIDE_MODEL_RANGE)), np.unique(reason)
+    back = o.american_price(S[ok], K[ok], T[ok], r[ok], iv[ok], q[ok], call[ok], method=method)
+    assert np.all(np.abs(back - p[ok]) <= 4.0 * noise[ok])
+    up = o.american_price(S, K, T, r, v * 1.001, q, call, method=method)
+    dn = o.american_price(S, K, T, r, v * 0.999, q, call, method=method)
+    pinned = ok & (up - dn > 1e-7 * p)  # a 0.1% vol change moves the price by > 1e-7 relative
+    assert np.all(np.abs(iv[pinned] - v[pinned]) <= 1e-8 * v[pinned])
+    rng_ = ~ok
+    floor = o.american_price(S[rng_], K[rng_], T[rng_], r[rng_], 1e-4, q[rng_], call[rng_], method=method)
+    assert np.all(floor >= p[rng_] - noise[rng_])
+    return reason
+
+
+@pytest.mark.parametrize("method", ["bjerksund_stensland_2002", "baw"])
+def test_american_iv_round_trip_with_dividend_yield(method: str) -> None:
+    """Calls and puts with q > 0 (random S, K around S, T 1d..2y, r 0..6%, q 0.1..5%, sigma 0.1..1.5):
+    every price converges, OUTSIDE_MODEL_RANGE only where flat in sigma (at intrinsic)."""
+    rng = np.random.default_rng(17)
+    n = 2000
+    S = rng.uniform(5.0, 800.0, n)
+    K = S * np.exp(rng.uniform(-0.4, 0.4, n))
+    T = rng.integers(1, 731, n) / 365.0
+    r = rng.uniform(0.0, 0.06, n)
+    q = rng.uniform(0.001, 0.05, n)
+    v = rng.uniform(0.1, 1.5, n)
+    call = rng.random(n) < 0.5
+    reason = _check_american_round_trip(S, K, T, r, q, v, call, method)
+    assert np.mean(reason[call] == o.OK) > 0.95 and np.mean(reason[~call] == o.OK) > 0.95
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    S=st.floats(1.0, 1000.0),
+    m=st.floats(-0.5, 0.5),
+    days=st.integers(1, 730),
+    r=st.floats(0.0, 0.08),
+    q=st.floats(0.001, 0.08),
+    v=st.floats(0.05, 2.0),
+    call=st.booleans(),
+)
+def test_american_iv_round_trip_property(
+    S: float, m: float, days: int, r: float, q: float, v: float, call: bool
+) -> None:
+    _check_american_round_trip(S, S * np.exp(m), days / 365.0, r, q, v, call, "bjerksund_stensland_2002")
