@@ -294,10 +294,9 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 )
             values = await self._thread(ind.compute, q.calls, bars)
             n = len(bars) if q.include_series else 1
-            msg = await self._convert(
-                n, conv.indicators_to_proto, q.symbol, q.interval, bars.ts, values, q.include_series, "computed"
+            return await self._convert(
+                n, conv.indicators_wire, q.symbol, q.interval, bars.ts, values, q.include_series, "computed"
             )
-            return bytes(msg.SerializeToString())
 
         raw, hit = await self.cache.get_or_compute(self.cache.key("ind", q.cache_key(), version), compute)
         resp = pb.GetIndicatorsResponse.FromString(raw)
