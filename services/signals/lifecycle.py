@@ -1,8 +1,10 @@
 """Open signals watched against live option quotes and time.
 
 Exit rules (premiums per share): the option's **bid** at or above the target -> TARGET_HIT at the
-bid; bid at or below the stop -> STOPPED at the bid; the horizon passing first -> EXPIRED at the
-last bid seen (mid when no bid). Returns the changed signals; persistence is the caller's job.
+bid (a price one can actually sell at); the **mid** (the mark) at or below the stop -> STOPPED,
+filled at the bid; the horizon passing first -> EXPIRED at the last bid seen (mid when no bid).
+Triggering the stop on the bid would stop most ideas out on the spread alone, since the entry is
+the mid. Returns the changed signals; persistence is the caller's job.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ class LifecycleTracker:
             elif q.bid >= sig.target_price:
                 note = f"bid {q.bid:.2f} >= target {sig.target_price:.2f}"
                 changed.append(self._close(sig, Status.TARGET_HIT, q.ts_ns, q.bid, note))
-            elif q.bid <= sig.stop_price:
-                note = f"bid {q.bid:.2f} <= stop {sig.stop_price:.2f}"
+            elif q.mid <= sig.stop_price:
+                note = f"mid {q.mid:.3f} <= stop {sig.stop_price:.2f} (sold at the bid {q.bid:.2f})"
                 changed.append(self._close(sig, Status.STOPPED, q.ts_ns, q.bid, note))
         return changed
 
