@@ -235,8 +235,9 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             raise InvalidArgument("maturities", "values must be years in (0, 30]")
         ch = await self._enriched(sym)
         quotes = []
+        exp_arr = np.asarray(ch.expiry)
         for e in sorted(set(ch.expiry)):
-            sel = np.array([x == e for x in ch.expiry])
+            sel = exp_arr == e
             fwd = ch.forward[e]
             kk = np.log(ch.strike[sel] / fwd)
             otm = np.where(ch.is_call[sel], kk >= 0, kk < 0)

@@ -118,3 +118,31 @@ def test_real_spxw_chain(shared_data: Path, quote_date: str) -> None:
     assert s.butterfly_arbitrage_free == (s.min_density >= -1e-9)
     # Any arbitrage the fitter leaves is marginal (penalised in the objective).
     assert s.min_density > -5e-3
+
+
+def test_batched_grid_objective_matches_per_candidate_lstsq() -> None:
+    """The batched objective (normal equations, all slices padded into one call) agrees with the
+    per-candidate ``lstsq`` objective, and a surface fit equals its slices fitted one by one."""
+    from aiots.services.analytics import surface as sf
+
+    rng = np.random.default_rng(7)
+    slices = []
+    for n, t in ((9, 0.1), (40, 0.5), (23, 1.2)):
+        k = np.sort(rng.uniform(-0.6, 0.4, n))
+        iv = 0.2 + 0.1 * k * k - 0.05 * k + rng.normal(0, 0.004, n)
+        slices.append((f"s{n}", t, k, iv))
+    cleaned = [sf._clean(k, iv, t) for _, t, k, iv in slices]
+    width = max(k.size for k, _ in cleaned)
+    ms = rng.uniform(-0.5, 0.3, 60)
+    ls = np.log(rng.uniform(0.01, 1.5, 60))
+    rows = [cleaned[i % 3] for i in range(60)]
+    kb = np.array([np.pad(k, (0, width - k.size), constant_values=k[0]) for k, _ in rows])
+    wb = np.array([np.pad(w, (0, width - w.size)) for _, w in rows])
+    valid = np.array([np.arange(width) < k.size for k, _ in rows])
+    got = sf._objective_batch(kb, wb, valid, ms, ls)
+    want = np.array([sf._objective(k, w, float(m), float(s)) for (k, w), m, s in zip(rows, ms, ls, strict=True)])
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-14)
+    fit = fit_surface(slices)
+    for (_, t, k, iv), s in zip(sorted(slices, key=lambda q: q[1]), fit.slices, strict=True):
+        assert s.params == fit_slice(k, iv, t)
+    assert fit_surface(slices) == fit  # deterministic
