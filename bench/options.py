@@ -1,6 +1,7 @@
 """Benchmark aiots.core.options against NumPy/SciPy, vollib and QuantLib (run: python bench/options.py).
 
-Prints medians of REPEATS runs (env AIOTS_BENCH_REPEATS, default 7) side by side and ratios.
+Sections: throughput (1M/100k, vs anchors) then small-n latency; `python bench/options.py latency`
+runs only the latter. Prints medians of REPEATS runs (env AIOTS_BENCH_REPEATS, default 7) side by side and ratios.
 Per-option libraries are timed on a subset and scaled linearly to the full size (stated in the
 table). py_vollib_vectorized is not used: it fails to compile with numba (TypingError) on this
 environment's NumPy 2.x.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -76,11 +78,55 @@ def numpy_bisection_iv(price, S, K, T, r, q, call, tol=1e-12):  # type: ignore[n
     return 0.5 * (lo + hi)
 
 
+def latency_us(fn: Callable[[], object], reps: int = 400) -> float:
+    """Median wall time of one call in microseconds (small-n latency: dominated by fixed costs)."""
+    fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e6
+
+
+def latency_section() -> None:
+    """Per-call latency at chain-sized inputs: calls below the OpenMP thresholds must stay serial
+    (starting a parallel region costs 10-30 ms on a loaded 2-core box)."""
+    rng = np.random.default_rng(7)
+    print("\nsmall-n latency, median us per call")
+    print("| call | n=1 | n=8 | n=40 | n=400 |")
+    print("|---|---:|---:|---:|---:|")
+    cases: dict[str, Callable[..., object]] = {
+        "bs_price": lambda a: o.bs_price(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+        "bs_greeks": lambda a: o.bs_greeks(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+        "implied_vol european": lambda a: o.implied_vol(a[7], a[0], a[1], a[2], a[3], a[5], a[6]),
+        "american_price bs2002": lambda a: o.american_price(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+        "american_price baw": lambda a: o.american_price(a[0], a[1], a[2], a[3], a[4], a[5], a[6], method="baw"),
+        "implied_vol american bs2002": lambda a: o.implied_vol(a[8], a[0], a[1], a[2], a[3], a[5], a[6], "american"),
+    }
+    inputs = {}
+    for n in (1, 8, 40, 400):
+        S = rng.uniform(50, 150, n)
+        K = S * np.exp(rng.uniform(-0.3, 0.3, n))
+        T = rng.uniform(7 / 365, 1.0, n)
+        r = rng.uniform(0.0, 0.05, n)
+        v = rng.uniform(0.15, 0.6, n)
+        q = rng.uniform(0.0, 0.03, n)
+        c = rng.random(n) < 0.5
+        inputs[n] = (S, K, T, r, v, q, c, o.bs_price(S, K, T, r, v, q, c), o.american_price(S, K, T, r, v, q, c))
+    for name, fn in cases.items():
+        cells = [f"{latency_us(lambda fn=fn, a=inputs[n]: fn(a), 200 if n < 400 else 50):.0f}" for n in inputs]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def row(label: str, ours: float, other: float, note: str = "") -> None:
     print(f"| {label:<58} | {ours * 1e3:>10.1f} | {other * 1e3:>12.1f} | {other / ours:>8.1f}x | {note}")
 
 
 def main() -> None:
+    if "latency" in sys.argv[1:]:
+        latency_section()
+        return
     rng = np.random.default_rng(42)
     n = 1_000_000
     S = rng.uniform(50, 150, n)
@@ -180,3 +226,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    if len(sys.argv) == 1:
+        latency_section()

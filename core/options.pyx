@@ -86,8 +86,29 @@ _METHODS = {"bjerksund_stensland_2002": M_BS2002, "bs2002": M_BS2002,
             "barone_adesi_whaley": M_BAW, "binomial": M_BINOMIAL}
 _TREES = {"leisen_reimer": 1, "lr": 1, "crr": 0}
 
-cdef Py_ssize_t PAR_MIN = 4096
-cdef Py_ssize_t PAR_MIN_HEAVY = 8
+# Smallest element counts that start an OpenMP parallel region. Starting one costs ~20-50 us on an
+# idle machine but 10-30 ms on a loaded 2-core box (the second thread waits for a time slice), so
+# a call goes parallel only when its serial work is several ms (bench/options.py, latency section):
+# ~0.15 us/element for prices and Greeks, ~1 us for a European IV, ~1-3 us for the American closed
+# forms, 50+ us for trees and American IVs.
+cdef Py_ssize_t PAR_MIN_LIGHT = 32768
+cdef Py_ssize_t PAR_MIN_IV = 4096
+cdef Py_ssize_t PAR_MIN_AM = 2048
+cdef Py_ssize_t PAR_MIN_HEAVY = 128
+
+
+def _parallel_thresholds(light=None, iv=None, am=None, heavy=None):
+    """Read (and, for benchmarks, set) the OpenMP thresholds; returns the values now in force."""
+    global PAR_MIN_LIGHT, PAR_MIN_IV, PAR_MIN_AM, PAR_MIN_HEAVY
+    if light is not None:
+        PAR_MIN_LIGHT = int(light)
+    if iv is not None:
+        PAR_MIN_IV = int(iv)
+    if am is not None:
+        PAR_MIN_AM = int(am)
+    if heavy is not None:
+        PAR_MIN_HEAVY = int(heavy)
+    return {"light": PAR_MIN_LIGHT, "iv": PAR_MIN_IV, "am": PAR_MIN_AM, "heavy": PAR_MIN_HEAVY}
 
 # ------------------------------------------------------------------------------------------------
 # Argument handling (Python level, once per call)
@@ -786,7 +807,7 @@ def bs_price(S, K, T, r, sigma, q=0.0, is_call=True):
     cdef double[::1] o = out
     cdef Py_ssize_t i, nn = n
     with nogil:
-        if nn >= PAR_MIN:
+        if nn >= PAR_MIN_LIGHT:
             for i in prange(nn, schedule="static"):
                 o[i] = _bs_price1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
                                   a6[i * s6] != 0)
@@ -807,7 +828,7 @@ def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
     cdef Py_ssize_t i, nn = n
     cdef double qq
     with nogil:
-        if nn >= PAR_MIN:
+        if nn >= PAR_MIN_LIGHT:
             for i in prange(nn, schedule="static"):
                 qq = a3[i * s3] if black else a5[i * s5]
                 _bs_greeks1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], qq, a4[i * s4],
@@ -961,10 +982,11 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     cdef signed char[::1] rs = reasons
     cdef Py_ssize_t i, nn = n
     cdef int rc
-    cdef Py_ssize_t pmin = PAR_MIN_HEAVY if am else PAR_MIN
+    cdef Py_ssize_t pmin = PAR_MIN_HEAVY if am else PAR_MIN_IV
+    cdef Py_ssize_t chunk = 4 if am else 256
     with nogil:
         if nn >= pmin:
-            for i in prange(nn, schedule="guided"):
+            for i in prange(nn, schedule="dynamic", chunksize=chunk):
                 rc = 0
                 if am:
                     o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
@@ -1019,10 +1041,11 @@ def american_price(S, K, T, r, sigma, q=0.0, is_call=True, method="bjerksund_ste
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] o = out
     cdef Py_ssize_t i, nn = n
-    cdef Py_ssize_t pmin = PAR_MIN_HEAVY if cd == M_BINOMIAL else 256
+    cdef Py_ssize_t pmin = PAR_MIN_HEAVY if cd == M_BINOMIAL else PAR_MIN_AM
+    cdef Py_ssize_t chunk = 4 if cd == M_BINOMIAL else 64
     with nogil:
         if nn >= pmin:
-            for i in prange(nn, schedule="guided"):
+            for i in prange(nn, schedule="dynamic", chunksize=chunk):
                 o[i] = _am_price1(cd, a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
                                   a6[i * s6] != 0, nsteps, lr_flag, &dtv[0], &ddv[0], nd)
         else:
@@ -1044,9 +1067,14 @@ def _tree_greeks(S, K, T, r, sigma, q, is_call, steps, dividends, tree):
     cdef double[:, ::1] o = out
     cdef Py_ssize_t i, nn = n
     with nogil:
-        for i in prange(nn, schedule="guided"):
-            _binomial(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
-                      a6[i * s6] != 0, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &o[i, 0])
+        if nn >= PAR_MIN_HEAVY:
+            for i in prange(nn, schedule="dynamic", chunksize=4):
+                _binomial(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
+                          a6[i * s6] != 0, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &o[i, 0])
+        else:
+            for i in range(nn):
+                _binomial(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
+                          a6[i * s6] != 0, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &o[i, 0])
     return shape, out
 
 
