@@ -99,13 +99,9 @@ def test_american_call_iv_with_dividend_yield_solves() -> None:
     assert not bad.any(), {opt.REASONS.get(int(c), c): int((codes[bad] == c).sum()) for c in np.unique(codes[bad])}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug (aiots.core.options, not analytics): implied_vol(style='american', BS2002) returns OK with a "
-    "far too low IV for deep out-of-the-money puts (price a few cents), where american_price gives NaN; "
-    "22 of 2,000 random contracts",
-)
 def test_american_iv_round_trip_reprices() -> None:
+    """Every identifiable contract's American IV reprices to its price (was a core bug for deep-OTM
+    puts, fixed in aiots.core.options 8c6bf46; formerly a strict xfail here)."""
     rng = np.random.default_rng(1)
     n = 2000
     s, r = 100.0, 0.045
