@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,10 +84,11 @@ class InProcessSubscription:
     def __init__(self, bus: InProcessBus, channel: str, maxsize: int) -> None:
         self._bus = bus
         self.channel = channel
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
+        # None is the end-of-stream marker (b"" is a valid payload: an empty message).
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize)
         self.dropped = 0
         self._closed = False
-        bus._listeners.setdefault(channel, set()).add(self)
+        bus._listeners.setdefault(channel, weakref.WeakSet()).add(self)
 
     async def start(self) -> None:
         """Already subscribed; present for parity with the Redis subscription."""
@@ -104,18 +106,26 @@ class InProcessSubscription:
     async def __anext__(self) -> bytes:
         if self._closed:
             raise StopAsyncIteration
-        return await self.queue.get()
+        payload = await self.queue.get()
+        if payload is None:
+            raise StopAsyncIteration
+        return payload
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
+        """Unsubscribe and end the iteration, waking a reader blocked in ``__anext__``."""
+        if self._closed:
+            return
         self._closed = True
         subs = self._bus._listeners.get(self.channel)
         if subs is not None:
             subs.discard(self)
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
-    def __del__(self) -> None:
-        subs = self._bus._listeners.get(self.channel)
-        if subs is not None:
-            subs.discard(self)
+    async def aclose(self) -> None:
+        self.close()
 
 
 class InProcessBus:
@@ -129,7 +139,8 @@ class InProcessBus:
         self._streams: dict[str, _Stream] = {}  # by full stream name
         self._by_topic: dict[str, dict[str, _Stream]] = {}  # topic -> key -> stream (hot path)
         self._waiters: set[asyncio.Future[None]] = set()
-        self._listeners: dict[str, set[InProcessSubscription]] = {}
+        # Weak: a subscription dropped without aclose() stops receiving once collected.
+        self._listeners: dict[str, weakref.WeakSet[InProcessSubscription]] = {}
         self._closed = False
 
     # --- streams -------------------------------------------------------------------------
@@ -328,7 +339,10 @@ class InProcessBus:
         return not self._closed
 
     async def close(self) -> None:
-        """Stop consumers (their loops end) and drop listeners."""
+        """Stop consumers and listeners (their loops end)."""
         self._closed = True
         self._wake()
+        for subs in list(self._listeners.values()):
+            for sub in list(subs):
+                sub.close()
         self._listeners.clear()

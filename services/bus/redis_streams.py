@@ -143,6 +143,7 @@ class RedisSubscription:
 
     async def aclose(self) -> None:
         self._closed = True
+        self._bus._subs.discard(self)
         await self._drop()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from aiots.services.bus.base import partition_keys
@@ -50,4 +52,29 @@ async def test_orphans_are_redelivered_in_stream_order_after_partial_acks() -> N
         await bus.ack(d, group="g")
     assert await bus.pending_count("t", "K", "g") == 0
     await alive.aclose()
+    await bus.close()
+
+
+async def test_listener_blocked_in_read_ends_on_aclose_and_on_bus_close() -> None:
+    bus = InProcessBus(RedisSettings(namespace="u", listen_queue_size=2))
+    a, b = bus.listen("ch"), bus.listen("ch")
+
+    async def drain(sub: object) -> list[bytes]:
+        return [p async for p in sub]  # type: ignore[attr-defined]
+
+    ra, rb = asyncio.create_task(drain(a)), asyncio.create_task(drain(b))
+    await bus.broadcast("ch", events_pb2.TradeEvent())  # b"": a valid (empty) payload, not the end
+    await asyncio.sleep(0)
+    await a.aclose()
+    assert await asyncio.wait_for(ra, 5) == [b""]
+    await bus.close()
+    assert await asyncio.wait_for(rb, 5) == [b""]
+
+
+async def test_full_listener_still_ends_on_close() -> None:
+    bus = InProcessBus(RedisSettings(namespace="u", listen_queue_size=1))
+    sub = bus.listen("ch")
+    await bus.broadcast("ch", events_pb2.TradeEvent(sequence=1))  # the queue is now full
+    await sub.aclose()
+    assert [p async for p in sub] == []
     await bus.close()
