@@ -88,31 +88,35 @@ class Gateway:
 
     async def start(self) -> None:
         gw = self.settings.gateway
-        m, self.config_path = prepare(self.settings, self.config_dir)
-        await validate(self.config_path, gw.base_id)
+        # File writes, the descriptor set, the RSA key load/generation and the OpenAPI build take
+        # ~1 s of CPU: off the event loop, where ``aiots up``'s services are already serving.
+        m, config = await asyncio.to_thread(prepare, self.settings, self.config_dir)
+        self.config_path = config
+        await validate(config, gw.base_id)
+        spec = await asyncio.to_thread(openapi.build, m.methods)
         self.health = HealthEndpoint(
             admin_port=gw.admin_port,
             upstreams=[u.cluster for u in m.upstreams],
-            openapi=openapi.build(m.methods),
+            openapi=spec,
             port=gw.health_port,
         )
         await self.health.start()
-        self.proc = await asyncio.create_subprocess_exec(
-            envoy_binary(),
-            "-c",
-            str(self.config_path),
-            "--base-id",
-            str(gw.base_id),
-            "--concurrency",
-            str(gw.concurrency),
-            "--log-level",
-            gw.log_level,
-            "--drain-time-s",
-            str(DRAIN_TIME_S),
-            "--file-flush-interval-msec",
-            str(gw.access_log_flush_ms),
-        )
-        try:
+        try:  # whatever fails from here stops the health endpoint (and Envoy) again
+            self.proc = await asyncio.create_subprocess_exec(
+                envoy_binary(),
+                "-c",
+                str(config),
+                "--base-id",
+                str(gw.base_id),
+                "--concurrency",
+                str(gw.concurrency),
+                "--log-level",
+                gw.log_level,
+                "--drain-time-s",
+                str(DRAIN_TIME_S),
+                "--file-flush-interval-msec",
+                str(gw.access_log_flush_ms),
+            )
             await self._wait_ready()
         except BaseException:
             await self.stop()

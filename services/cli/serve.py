@@ -75,7 +75,7 @@ async def _serve(settings: Settings, service: str) -> int:
         raise click.ClickException(f"service {service!r} is not available in this build: {'; '.join(sup.notes)}")
     await stop.wait()
     overran = await sup.stop()
-    telemetry.shutdown_telemetry()
+    await asyncio.to_thread(telemetry.shutdown_telemetry)  # flushing exporters blocks (OTLP: seconds)
     if sup.stuck:
         exit_now(1)
     return 1 if overran else 0

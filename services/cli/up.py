@@ -110,7 +110,9 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
     t0 = time.monotonic()
     sup = Supervisor(settings, gateway=gateway, feed=feed)
     await sup.start()
-    _banner(console, sup, time.monotonic() - t0)
+    # Loading the RSA dev key and signing take ~150 ms: not on the loop the services run on.
+    token = await asyncio.to_thread(_dev_token, settings) if sup.gateway is not None else None
+    _banner(console, sup, time.monotonic() - t0, token)
     follower: asyncio.Task[None] | None = None
     if not quiet and "signals" in sup.apps:
         follower = asyncio.create_task(_follow_signals(console, sup.apps["signals"].port, stop))
@@ -124,7 +126,7 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await follower
     overran = await sup.stop()
-    telemetry.shutdown_telemetry()
+    await asyncio.to_thread(telemetry.shutdown_telemetry)  # flushing exporters blocks (OTLP: seconds)
     took = time.monotonic() - t1
     if overran:
         console.print(f"[yellow]stopped in {took:.1f} s; timed out: {', '.join(overran)}[/]")
@@ -148,7 +150,7 @@ def _install_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, first, sig)
 
 
-def _banner(console: Console, sup: Any, took: float) -> None:
+def _banner(console: Console, sup: Any, took: float, token: str | None) -> None:
     s: Settings = sup.settings
     feed = sup.rt.extras.get("feed", {})
     db = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL ({s.database.embedded_dir})"
@@ -168,7 +170,6 @@ def _banner(console: Console, sup: Any, took: float) -> None:
         console.print(f"  {name:<10} grpc {cfg.host}:{app.port}{metrics}")
     for note in sup.notes:
         console.print(f"  [yellow]note:[/] {note}")
-    token = _dev_token(s) if sup.gateway is not None else None
     console.print()
     if token:
         console.print("Try (a dev token, role admin, valid 12 h):")
