@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING, cast
 
 import click
 
+if TYPE_CHECKING:  # the pricing module (NumPy, the compiled core) loads only when a price is asked for
+    from aiots.services.analytics.pricing import AmericanMethod
+
+#: the values of ``aiots.services.analytics.pricing.AmericanMethod`` (a test keeps them equal)
 METHODS = ("bjerksund_stensland_2002", "baw", "binomial")
 FIRST_ORDER = ("delta", "gamma", "theta", "vega", "rho", "epsilon")
 
@@ -42,7 +47,8 @@ def cli(
     as_json: bool,
 ) -> None:
     """Price one option and its Greeks: S K T r sigma [q]."""
-    result = price_one(spot, strike, t, rate, sigma, q, is_call=is_call, american=american, method=method)
+    american_method = cast("AmericanMethod", method)  # click.Choice(METHODS) checked it
+    result = price_one(spot, strike, t, rate, sigma, q, is_call=is_call, american=american, method=american_method)
     if result["reason"]:
         raise click.ClickException(
             f"cannot price: {result['reason']} (S={spot}, K={strike}, T={t}, r={rate}, sigma={sigma}, q={q}); "
@@ -68,7 +74,7 @@ def price_one(
     *,
     is_call: bool,
     american: bool,
-    method: str = METHODS[0],
+    method: AmericanMethod = "bjerksund_stensland_2002",
 ) -> dict[str, object]:
     """{"price", "greeks": {name: value}, "reason", inputs...}; NaN Greeks become None."""
     import numpy as np

@@ -81,3 +81,10 @@ def test_table_output() -> None:
     res = CliRunner().invoke(cli, ["100", "100", "0.5", "0.05", "0.2", "--put", "--american"])
     assert res.exit_code == 0, res.output
     assert "american put" in res.output and "theta" in res.output and not math.isnan(1.0)
+
+
+def test_method_choices_are_the_pricers_methods() -> None:
+    from aiots.services.analytics.pricing import AMERICAN_METHODS
+    from aiots.services.cli.greeks import METHODS
+
+    assert METHODS == AMERICAN_METHODS
