@@ -57,6 +57,40 @@ from aiots.v1 import (
 T = TypeVar("T")
 STREAM_GAP_S = 0.4
 AS_OF = timestamp_pb2.Timestamp(seconds=1_700_000_000)
+PACE_HEADER = "x-test-pace"
+PACE_TIMEOUT_S = 20.0
+
+
+class Pacer:
+    """Lets a test release a stream's messages one at a time: a call carrying ``x-test-pace: NAME``
+    sends its next message only after ``release(NAME)``. A gateway that buffered the stream would
+    never deliver the first message, so the test needs no clock to tell streaming from buffering."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, threading.Semaphore] = {}
+        self._lock = threading.Lock()
+        self.timeouts: list[str] = []
+        self.paced: set[str] = set()  # calls whose header reached the server
+
+    def _gate(self, name: str) -> threading.Semaphore:
+        with self._lock:
+            return self._gates.setdefault(name, threading.Semaphore(0))
+
+    def release(self, name: str) -> None:
+        self._gate(name).release()
+
+    async def between_messages(self, context: Any) -> None:
+        """Before every message but the first: wait for the test (paced calls) or STREAM_GAP_S."""
+        name = dict(context.invocation_metadata() or ()).get(PACE_HEADER)
+        if name is None:
+            await asyncio.sleep(STREAM_GAP_S)
+            return
+        self.paced.add(name)
+        if not await asyncio.to_thread(self._gate(name).acquire, True, PACE_TIMEOUT_S):
+            self.timeouts.append(name)
+
+
+PACER = Pacer()
 
 
 def free_port() -> int:
@@ -119,7 +153,7 @@ class Cache(cpb_grpc.CacheServiceServicer):
         syms = [s for e in request.symbols for s in e.split(",") if s] or ["AAPL"]
         for i in range(3):
             if i:
-                await asyncio.sleep(STREAM_GAP_S)
+                await PACER.between_messages(context)
             yield cpb.WatchPricesResponse(price=cpb.StockPrice(symbol=syms[i % len(syms)], last=100.0 + i))
 
 
@@ -186,7 +220,7 @@ class Ingestion(ipb_grpc.IngestionServiceServicer):
     async def Backfill(self, request: Any, context: Any) -> AsyncIterator[Any]:
         for i in range(1, 4):
             if i > 1:
-                await asyncio.sleep(STREAM_GAP_S)
+                await PACER.between_messages(context)
             yield ipb.BackfillResponse(job_id="bf-1", chunks_done=i, chunks_total=3, done=i == 3)
 
     async def GetBars(self, request: Any, context: Any) -> Any:
@@ -213,7 +247,7 @@ class Signals(spb_grpc.SignalServiceServicer):
         syms = [s for e in request.symbols for s in e.split(",") if s] or ["AAPL"]
         for i in range(3):
             if i:
-                await asyncio.sleep(STREAM_GAP_S)
+                await PACER.between_messages(context)
             if i == 1 and "fail" in request.strategies:
                 raise ResourceExhausted("subscriber queue overflow; resume with since=sig-0")
             yield spb.SubscribeSignalsResponse(signal=spb.Signal(id=f"sig-{i}", symbol=syms[i % len(syms)]))

@@ -7,6 +7,7 @@ claims signed by PyJWT, and openapi-spec-validator.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import subprocess
@@ -44,9 +45,10 @@ from aiots.v1 import (
 from aiots.v1 import (
     signals_pb2_grpc as spb_grpc,
 )
-from tests.integration.gateway.stack import AS_OF, AUDIT, STREAM_GAP_S, Stack, to_json
+from tests.integration.gateway.stack import AS_OF, AUDIT, PACE_HEADER, PACER, Stack, to_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+STREAM_READ_TIMEOUT_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -300,22 +302,23 @@ def test_original_curl_examples(stack: Stack) -> None:
     ],
 )
 async def test_stream_is_incremental_ndjson(stack: Stack, verb: str, path: str, body: Any, role: str) -> None:
-    arrivals: list[float] = []
+    # The server sends message i+1 only after this test has read message i and released it
+    # (PACER): a gateway that buffered the stream would leave the first read waiting.
+    pace = f"pace-{verb}-{path}"
+    headers = {**stack.auth(role, f"stream-{role}-{path}"), PACE_HEADER: pace}
     lines: list[dict[str, Any]] = []
-    async with aiohttp.ClientSession() as s:
-        t0 = time.monotonic()
-        async with s.request(verb, stack.url + path, json=body, headers=stack.auth(role, f"stream-{role}-{path}")) as r:
-            assert r.status == 200
-            assert not [h for h in r.headers if h.lower().startswith("grpc-")]
-            async for raw in r.content:
-                if raw.strip():
-                    arrivals.append(time.monotonic() - t0)
-                    lines.append(json.loads(raw))
+    async with aiohttp.ClientSession() as s, s.request(verb, stack.url + path, json=body, headers=headers) as r:
+        assert r.status == 200
+        assert not [h for h in r.headers if h.lower().startswith("grpc-")]
+        while True:
+            raw = await asyncio.wait_for(r.content.readline(), STREAM_READ_TIMEOUT_S)
+            if not raw:
+                break
+            if raw.strip():
+                lines.append(json.loads(raw))
+                PACER.release(pace)
     assert len(lines) == 3
-    # servers sleep STREAM_GAP_S between messages: each must arrive on its own, not at the end
-    assert arrivals[1] - arrivals[0] > STREAM_GAP_S * 0.6
-    assert arrivals[2] - arrivals[1] > STREAM_GAP_S * 0.6
-    assert arrivals[0] < STREAM_GAP_S
+    assert pace in PACER.paced and pace not in PACER.timeouts
 
 
 def test_stream_error_after_first_message_is_a_trailer_over_http11(stack: Stack) -> None:
