@@ -98,6 +98,24 @@ def _check_size(field: str, value: float) -> None:
         raise InvalidArgument(field, f"must be a finite number >= 0, got {value!r}")
 
 
+def _add_ohlcv(
+    open_: float, high: float, low: float, close: float, volume: float
+) -> Callable[[PriceSnapshot, bool], PriceSnapshot]:
+    """The update for a bar (a trade is the bar O=H=L=C=price): ``last`` moves only when newest."""
+
+    def apply(s: PriceSnapshot, newest: bool) -> PriceSnapshot:
+        return replace(
+            s,
+            last=close if newest or not s.last else s.last,
+            open=s.open or open_,
+            high=max(s.high, high),
+            low=min(s.low, low) if s.low else low,
+            volume=s.volume + volume,
+        )
+
+    return apply
+
+
 class PriceBook:
     """Snapshots per ticker in a cache backend, each change broadcast on the bus."""
 
@@ -144,6 +162,13 @@ class PriceBook:
 
     # --- writes --------------------------------------------------------------------------
 
+    def _lock(self, sym: str) -> asyncio.Lock:
+        """One lock per ticker: an update's read-modify-write of the snapshot is not interleaved."""
+        lock = self._locks.get(sym)
+        if lock is None:
+            lock = self._locks[sym] = asyncio.Lock()
+        return lock
+
     async def _load(self, symbol: str) -> PriceSnapshot:
         snap = self._snaps.get(symbol)
         if snap is not None:
@@ -171,10 +196,7 @@ class PriceBook:
         if ts_ns <= 0:
             raise InvalidArgument("ts_ns", f"must be > 0 ns since the epoch (UTC), got {ts_ns}")
         sym = normalize_symbol(symbol)
-        lock = self._locks.get(sym)
-        if lock is None:
-            lock = self._locks[sym] = asyncio.Lock()
-        async with lock:
+        async with self._lock(sym):
             snap = self._roll(await self._load(sym), ts_ns)
             newest = ts_ns >= snap.ts_ns
             snap = fn(snap, newest)
@@ -200,18 +222,7 @@ class PriceBook:
         """A trade print: last, session open/high/low, volume += size."""
         _check_price("price", price)
         _check_size("size", size)
-
-        def apply(s: PriceSnapshot, newest: bool) -> PriceSnapshot:
-            return replace(
-                s,
-                last=price if newest or not s.last else s.last,
-                open=s.open or price,
-                high=max(s.high, price),
-                low=min(s.low, price) if s.low else price,
-                volume=s.volume + size,
-            )
-
-        return await self._update(symbol, ts_ns, apply)
+        return await self._update(symbol, ts_ns, _add_ohlcv(price, price, price, price, size))
 
     async def on_quote(
         self, symbol: str, ts_ns: int, bid: float, ask: float, bid_size: float = 0.0, ask_size: float = 0.0
@@ -236,25 +247,13 @@ class PriceBook:
         _check_size("volume", volume)
         if not low <= min(open_, close) <= max(open_, close) <= high:
             raise InvalidArgument("bar", f"needs low <= open, close <= high, got O={open_} H={high} L={low} C={close}")
-
-        def apply(s: PriceSnapshot, newest: bool) -> PriceSnapshot:
-            return replace(
-                s,
-                last=close if newest or not s.last else s.last,
-                open=s.open or open_,
-                high=max(s.high, high),
-                low=min(s.low, low) if s.low else low,
-                volume=s.volume + volume,
-            )
-
-        return await self._update(symbol, ts_ns, apply)
+        return await self._update(symbol, ts_ns, _add_ohlcv(open_, high, low, close, volume))
 
     async def set_prev_close(self, symbol: str, price: float, ts_ns: int | None = None) -> bool:
         """The previous session's close (from the daily bars / statistics feed)."""
         _check_price("price", price)
         sym = normalize_symbol(symbol)
-        lock = self._locks.setdefault(sym, asyncio.Lock())
-        async with lock:
+        async with self._lock(sym):
             snap = replace(await self._load(sym), prev_close=price)
             if ts_ns is not None and ts_ns > snap.ts_ns:
                 snap = replace(self._roll(snap, ts_ns), prev_close=price, ts_ns=ts_ns)
@@ -277,11 +276,6 @@ class PriceBook:
                 reason="SYMBOL_NOT_FOUND",
                 metadata={"symbol": sym},
             )
-        return raw
-
-    async def get_raw(self, symbol: str) -> bytes | None:
-        """The stored ``StockPrice`` bytes (no decoding), or None."""
-        raw: bytes | None = await self.cache.get(self.key(normalize_symbol(symbol)))
         return raw
 
     async def get_many(self, symbols: Sequence[str]) -> tuple[list[PriceSnapshot], list[str]]:
@@ -352,6 +346,12 @@ class PriceWatchHub:
             with contextlib.suppress(Unavailable):  # the listener retries by itself
                 await start()
         self._task = asyncio.create_task(self._run(self._sub), name=f"price-watch-{self.channel}")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """WatchPrices streams would go quiet without a word: say why the fan-out stopped."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("price watch fan-out on %s stopped", self.channel, exc_info=task.exception())
 
     async def _run(self, sub: AsyncIterator[bytes]) -> None:
         async for payload in sub:
@@ -385,7 +385,7 @@ class PriceWatchHub:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # an exception was logged by _ended
                 await self._task
         if self._sub is not None:
             aclose = getattr(self._sub, "aclose", None)

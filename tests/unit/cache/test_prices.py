@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.cache.backends import MemoryBackend, RedisBackend
 from aiots.services.cache.backends.base import Keyspace
-from aiots.services.cache.prices import PriceBook, session_end_ns
+from aiots.services.cache.prices import PriceBook, PriceWatchHub, session_end_ns
 from aiots.services.common.errors import InvalidArgument, NotFound
 from aiots.services.common.settings import RedisSettings
 
@@ -159,3 +159,34 @@ def test_property_high_low_volume_last(ts: list[tuple[int, float, float]]) -> No
         assert s.last == ts[newest][1]
 
     asyncio.run(run())
+
+
+class _BrokenListener:
+    """A bus whose subscription fails on the first read (e.g. a non-retryable Redis error)."""
+
+    def listen(self, channel: str) -> _BrokenListener:
+        return self
+
+    def __aiter__(self) -> _BrokenListener:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise RuntimeError("subscription broke")
+
+
+async def test_watch_hub_says_when_its_fan_out_dies(caplog: pytest.LogCaptureFixture) -> None:
+    hub = PriceWatchHub(_BrokenListener(), "prices", 4)
+    await hub.start()
+    assert hub._task is not None
+    await asyncio.wait([hub._task], timeout=5)
+    assert any("fan-out on prices stopped" in r.getMessage() and r.exc_info for r in caplog.records)
+    await hub.stop()  # already logged: stopping does not raise it again
+
+
+async def test_watch_hub_ends_with_the_in_process_bus() -> None:
+    bus = InProcessBus(RedisSettings(namespace="t"))
+    hub = PriceWatchHub(bus, "prices", 4)
+    await hub.start()
+    assert hub._task is not None
+    await bus.close()
+    await asyncio.wait_for(hub._task, 5)
