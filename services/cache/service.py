@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import struct_pb2
 
 from aiots.services.cache import convert
 from aiots.services.cache.analytics_store import AnalyticsStore
@@ -177,8 +176,3 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         if snap is None:
             return cache_pb2.WatchPricesResponse(sent_at=now)
         return cache_pb2.WatchPricesResponse(price=convert.price_to_proto(snap), sent_at=now)
-
-
-def value_size(v: struct_pb2.Value) -> int:
-    """Serialised size of a JSON value in bytes."""
-    return int(v.ByteSize())

@@ -71,10 +71,7 @@ class RedisBackend:
 
     async def get(self, key: str) -> bytes | None:
         v: bytes | None = await self._call("GET", lambda: self._get(key))
-        if v is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+        self._count((v,))
         return v
 
     async def _get(self, key: str) -> bytes | None:

@@ -9,7 +9,7 @@ status codes the API contract names.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,13 @@ def details(err: grpc.aio.AioRpcError) -> list[Any]:
                     a.Unpack(m)
                     out.append(m)
     return out
+
+
+async def until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for ``cond`` (a server-side effect) instead of sleeping a guessed time."""
+    async with asyncio.timeout(timeout_s):
+        while not cond():
+            await asyncio.sleep(0.01)
 
 
 async def expect(code: grpc.StatusCode, call: Any, *needles: str) -> grpc.aio.AioRpcError:
@@ -236,8 +243,9 @@ async def test_watch_prices_stream(env: Env) -> None:
     hb = await asyncio.wait_for(call.read(), 5)  # idle: heartbeat without a price
     assert not hb.HasField("price") and hb.sent_at.seconds > 0
     call.cancel()
-    await asyncio.sleep(0.1)
-    assert env.app.hub is not None and env.app.hub.subscribers == 0
+    assert env.app.hub is not None
+    hub = env.app.hub
+    await until(lambda: hub.subscribers == 0)  # the server ends the stream's watcher
 
 
 async def test_watch_prices_bad_input(env: Env) -> None:
@@ -264,7 +272,9 @@ async def test_watch_prices_across_replicas(redis_url: str, redis_ns: str) -> No
         ch = grpc.aio.insecure_channel(f"127.0.0.1:{apps[1][0].port}")
         channels.append(ch)
         call = cache_pb2_grpc.CacheServiceStub(ch).WatchPrices(cache_pb2.WatchPricesRequest(symbols=["NVDA"]))
-        await asyncio.sleep(0.3)  # the stream is set up server side
+        hub = apps[1][0].hub
+        assert hub is not None
+        await until(lambda: hub.subscribers == 1)  # subscribed server side before the price is written
         await price_book_for(apps[0][1]).on_trade("NVDA", T0, 150.0, 5)
         m = await asyncio.wait_for(call.read(), 5)
         assert m.price.symbol == "NVDA" and m.price.last == 150.0
