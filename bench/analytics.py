@@ -19,6 +19,10 @@ Cases (9 indicators: sma ema rsi macd bbands atr adx stoch obv, default paramete
   per-contract IVs/Greeks from the per-data-version chain cache), core = the chain analytics over
   the enriched chain; ``GetOptionsAnalytics cold``: chain read and IVs/Greeks solved (core = the
   American IV + Greeks + analytics);
+* ``GetIndicators series``: the full recompute returning the 100,000-point series and bar times
+  (column-wise wire encoding), core = the 9 core functions; the naive field-by-field message build
+  of the same response is timed beside it;
+* ``GetVolSurface``: raw-SVI fit of the 10 expiries (result not cached), core = ``fit_surface``;
 * ``PriceOptions``: 10,000 American contracts (Bjerksund-Stensland 2002 + Greeks), core =
   american_greeks on the same arrays.
 
@@ -50,8 +54,10 @@ import grpc
 import numpy as np
 
 from aiots.core import options as opt
+from aiots.services.analytics import conversions as conv
 from aiots.services.analytics import indicators as ind
 from aiots.services.analytics import options_analytics as oa
+from aiots.services.analytics import surface
 from aiots.services.analytics.live_state import LiveState
 from aiots.services.analytics.service import AnalyticsServicer
 from aiots.services.cache.backends.memory import MemoryBackend
@@ -76,6 +82,7 @@ NS = 1_000_000_000
 INDICATORS = ("sma", "ema", "rsi", "macd", "bbands", "atr", "adx", "stoch", "obv")
 SERVICE = "/aiots.v1.AnalyticsService/"
 CLIENTS = (1, 8, 32)
+DEFAULT_K = np.round(np.arange(-0.3, 0.3 + 1e-9, 0.05), 10)
 
 
 # -- data through the ingestion path ------------------------------------------------------------------
@@ -217,7 +224,7 @@ def timed_core(fn: Callable[[], Any], reps: int) -> float:
 
 def instrument(servicer: AnalyticsServicer, sink: dict[str, list[float]]) -> None:
     """Record the time spent inside each RPC method."""
-    for name in ("GetIndicators", "GetOptionsAnalytics", "PriceOptions"):
+    for name in ("GetIndicators", "GetOptionsAnalytics", "GetVolSurface", "PriceOptions"):
         orig = getattr(servicer, name)
 
         async def timed(req: Any, ctx: Any, orig: Callable[..., Awaitable[Any]] = orig, name: str = name) -> Any:
@@ -230,7 +237,7 @@ def instrument(servicer: AnalyticsServicer, sink: dict[str, list[float]]) -> Non
         setattr(servicer, name, timed)
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, client_counts: tuple[int, ...], skip: list[str]) -> None:
     db = f"aiots_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(f"{PG}/postgres")
     await admin.execute(f'CREATE DATABASE "{db}"')
@@ -244,13 +251,13 @@ async def main(quick: bool) -> None:
             await seed(dsn, Path(spill))
             print(f"seeded {N_BARS} bars + {N_EXPIRIES * N_STRIKES * 2}-contract chain through the writer "
                   f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
-        await run_cases(dsn, quick)
+        await run_cases(dsn, quick, client_counts, skip)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
 
 
-async def run_cases(dsn: str, quick: bool) -> None:
+async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip: list[str]) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
     settings = Settings(
         symbols=[SYM],
@@ -284,6 +291,23 @@ async def run_cases(dsn: str, quick: bool) -> None:
     enriched = oa.enrich(chain_raw, acfg)
     n_ok = int(np.isfinite(enriched.iv).sum())
     print(f"chain: {len(enriched.occ)} contracts, {n_ok} IVs solved (American, q from parity)")
+    series_req = pb.GetIndicatorsRequest()
+    series_req.CopyFrom(full_req)
+    series_req.include_series = True
+    vals = ind.compute(calls, stored)
+    for name, fn in (
+        ("naive message build", conv.indicators_to_proto_naive),
+        ("column-wise wire", conv.indicators_wire),
+    ):
+        ms = timed_core(lambda fn=fn: fn(SYM, "1m", stored.ts, vals, True, "computed"), 3) * 1e3
+        print(f"GetIndicators series response, 100k bars x 9 indicators: {name} {ms:.1f} ms")
+    exp_arr = np.asarray(enriched.expiry)
+    quotes = []
+    for e in sorted(set(enriched.expiry)):
+        sel = exp_arr == e
+        kk = np.log(enriched.strike[sel] / enriched.forward[e])
+        otm = np.where(enriched.is_call[sel], kk >= 0, kk < 0)
+        quotes.append((e, float(enriched.t[sel][0]), kk[otm], enriched.iv[sel][otm]))
     price_req, arrays = price_contracts(N_PRICE)
     s, k, t, vol, call = arrays
     reps = 3 if quick else 7
@@ -291,6 +315,7 @@ async def run_cases(dsn: str, quick: bool) -> None:
         "live": timed_core(lambda: live.latest(SYM, "1m", calls), 200),
         "full": timed_core(lambda: ind.compute(calls, stored), reps),
         "options": timed_core(lambda: oa.analyze(enriched, acfg, hist.iv), reps),
+        "surface": timed_core(lambda: surface.fit_surface(quotes, DEFAULT_K), reps),
         "options_cold": timed_core(lambda: oa.analyze(oa.enrich(chain_raw, acfg), acfg, hist.iv), reps),
         "price": timed_core(
             lambda: opt.american_greeks(s, k, t, RATE, vol, DIV_YIELD, call, method="bjerksund_stensland_2002"), reps
@@ -302,12 +327,16 @@ async def run_cases(dsn: str, quick: bool) -> None:
         ("GetIndicators full, 100k bars", "GetIndicators", full_req.SerializeToString(), "full", 60),
         ("GetOptionsAnalytics 2,000 contracts", "GetOptionsAnalytics",
          pb.GetOptionsAnalyticsRequest(symbol=SYM).SerializeToString(), "options", 30),
+        ("GetIndicators series, 100k bars", "GetIndicators", series_req.SerializeToString(), "full", 30),
+        ("GetVolSurface 10 expiries", "GetVolSurface", pb.GetVolSurfaceRequest(symbol=SYM).SerializeToString(),
+         "surface", 20),
         ("PriceOptions 10,000 American", "PriceOptions", price_req.SerializeToString(), "price", 8),
     ]  # fmt: skip
+    cases = [c for c in cases if not skip or not any(x in c[0] for x in skip)]
     rows = []
     budget_s = 3.0 if quick else 8.0
     for label, method, payload, key, n1 in cases:
-        for clients in CLIENTS:
+        for clients in client_counts:
             # cap the run: about budget_s of core time per (case, clients), at least one request per client
             total = min(n1 * clients, max(clients, int(budget_s / max(core[key], 1e-4))))
             per_client = max(1, total // clients)
@@ -381,4 +410,7 @@ def price_contracts(n: int) -> tuple[pb.PriceOptionsRequest, tuple[np.ndarray, .
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    asyncio.run(main(ap.parse_args().quick))
+    ap.add_argument("--clients", default=",".join(map(str, CLIENTS)), help="concurrent clients, e.g. 1,8,32")
+    ap.add_argument("--skip", action="append", default=[], help="skip cases whose label contains this (repeatable)")
+    a = ap.parse_args()
+    asyncio.run(main(a.quick, tuple(int(x) for x in a.clients.split(",")), a.skip))
