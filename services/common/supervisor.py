@@ -205,12 +205,14 @@ class Supervisor:
         token = telemetry.current_service.set(name)
         try:
             app: ServiceApp = await mod.create_app(self.rt)
+            # Registered before start(): a start that fails half-way (port taken after its tasks were
+            # spawned) is stopped with the rest instead of leaving its tasks running.
+            self._started.append(_Started(name, app.stop))
             try:
                 await app.start()
             except OSError as exc:
                 raise SupervisorError(f"{name}: cannot start ({exc})") from exc
             self.apps[name] = app
-            self._started.append(_Started(name, app.stop))
             if self.metrics:
                 cfg = getattr(self.settings, name)
                 try:
