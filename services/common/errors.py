@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,3 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return handler
-
-
-def grpc_code_of(code: int) -> str:
-    """Name of a google.rpc code number (for logs)."""
-    return str(code_pb2.Code.Name(code))

@@ -2,16 +2,13 @@
 
 Every server gets: the error interceptor (domain errors -> rich gRPC statuses), any extra
 interceptors (telemetry, audit), ``grpc.health.v1.Health`` with a status per service, server
-reflection, graceful shutdown on SIGINT/SIGTERM with a grace period, and bounded message sizes.
+reflection, a graceful stop with a grace period (:meth:`GrpcServer.stop`), and bounded message sizes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,22 +95,3 @@ async def start_server(
     await gs.set_serving(True)
     log.info("gRPC server listening", extra={"port": bound, "services": names})
     return gs
-
-
-async def run_until_signal(
-    gs: GrpcServer,
-    on_shutdown: Callable[[], Awaitable[None]] | None = None,
-    stop_event: asyncio.Event | None = None,
-) -> None:
-    """Serve until SIGINT/SIGTERM (or ``stop_event``), then drain, run ``on_shutdown``, stop."""
-    stop = stop_event or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down", extra={"port": gs.port})
-    await gs.set_serving(False)
-    if on_shutdown is not None:
-        await on_shutdown()
-    await gs.server.stop(SHUTDOWN_GRACE_S)
