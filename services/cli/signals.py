@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +22,41 @@ from aiots.services.common.settings import get_settings
 from aiots.v1 import common_pb2, signals_pb2, signals_pb2_grpc
 
 console = Console()
-DIRECTION = {1: "BULL", 2: "BEAR"}
-STATUS = {1: "open", 2: "target hit", 3: "stopped", 4: "expired", 5: "cancelled"}
+DIRECTION = {signals_pb2.DIRECTION_BULLISH: "BULL", signals_pb2.DIRECTION_BEARISH: "BEAR"}
+STATUS = {
+    signals_pb2.SIGNAL_STATUS_OPEN: "open",
+    signals_pb2.SIGNAL_STATUS_TARGET_HIT: "target hit",
+    signals_pb2.SIGNAL_STATUS_STOPPED: "stopped",
+    signals_pb2.SIGNAL_STATUS_EXPIRED: "expired",
+    signals_pb2.SIGNAL_STATUS_CANCELLED: "cancelled",
+}
+RESUBSCRIBE_PAUSE_S = 1.0
+#: stream ends after which a subscriber resumes (server restarting, subscriber queue overflow)
+RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+
+async def follow_stream(
+    stub: signals_pb2_grpc.SignalServiceStub,
+    request: signals_pb2.SubscribeSignalsRequest,
+    *,
+    metadata: Sequence[tuple[str, str]] | None = None,
+    pause_s: float = RESUBSCRIBE_PAUSE_S,
+) -> AsyncIterator[signals_pb2.SubscribeSignalsResponse]:
+    """SubscribeSignals that resumes after a resumable end with ``since`` = the last *new* signal's id
+    (an update carries an older signal's id: resuming from it would replay signals already seen).
+    Other errors are raised; the caller stops by closing the iterator (or cancelling its task)."""
+    req = signals_pb2.SubscribeSignalsRequest()
+    req.CopyFrom(request)
+    while True:
+        try:
+            async for m in stub.SubscribeSignals(req, metadata=metadata):
+                if m.WhichOneof("event") == "signal" and m.signal.id:
+                    req.since = m.signal.id
+                yield m
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in RESUMABLE:
+                raise
+        await asyncio.sleep(pause_s)
 
 
 def _target(target: str | None) -> str:
@@ -83,7 +116,7 @@ def follow(
     token: str | None,
     as_json: bool,
 ) -> None:
-    """Stream signals as they are made (Ctrl-C to stop). Reconnects resume with --since."""
+    """Stream signals as they are made (Ctrl-C to stop). Reconnects resume after the last signal seen."""
     req = signals_pb2.SubscribeSignalsRequest(
         symbols=[symbols] if symbols else [],
         strategies=[strategies] if strategies else [],
@@ -97,7 +130,7 @@ def follow(
         async with grpc.aio.insecure_channel(addr) as ch:
             stub = signals_pb2_grpc.SignalServiceStub(ch)
             try:
-                async for m in stub.SubscribeSignals(req, metadata=_metadata(token)):
+                async for m in follow_stream(stub, req, metadata=_metadata(token)):
                     kind = m.WhichOneof("event")
                     if kind == "heartbeat":
                         continue

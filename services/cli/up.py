@@ -23,7 +23,6 @@ from rich.console import Console
 from aiots.services.common.settings import Settings, get_settings
 
 DEV_TOKEN_TTL_S = 12 * 3600.0
-RESUBSCRIBE_PAUSE_S = 1.0
 
 
 @click.command(name="up")
@@ -202,28 +201,21 @@ def _dev_token(s: Settings) -> str | None:
 
 
 async def _follow_signals(console: Console, port: int, stop: asyncio.Event) -> None:
-    """Print one line per new signal / status change; resume after drops with ``since``."""
-    import grpc
-
+    """Print one line per new signal / status change until ``stop``; resumes after drops."""
+    from aiots.services.cli.signals import follow_stream
     from aiots.services.common.telemetry import open_channel
     from aiots.v1 import signals_pb2, signals_pb2_grpc
 
-    since = ""
     async with open_channel(f"127.0.0.1:{port}") as ch:
         stub = signals_pb2_grpc.SignalServiceStub(ch)
-        while not stop.is_set():
-            try:
-                req = signals_pb2.SubscribeSignalsRequest(include_updates=True, since=since)
-                async for msg in stub.SubscribeSignals(req):
-                    kind = msg.WhichOneof("event")
-                    if kind in ("signal", "update"):
-                        sig = msg.signal if kind == "signal" else msg.update
-                        since = sig.id or since
-                        console.print(signal_line(sig, is_update=kind == "update"))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.CANCELLED:
-                    return
-            await asyncio.sleep(RESUBSCRIBE_PAUSE_S)
+        req = signals_pb2.SubscribeSignalsRequest(include_updates=True)
+        async for msg in follow_stream(stub, req):
+            if stop.is_set():
+                return
+            kind = msg.WhichOneof("event")
+            if kind in ("signal", "update"):
+                sig = msg.signal if kind == "signal" else msg.update
+                console.print(signal_line(sig, is_update=kind == "update"))
 
 
 def signal_line(sig: Any, *, is_update: bool) -> str:
