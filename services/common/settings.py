@@ -177,9 +177,6 @@ class TokenBucketSettings(BaseModel):
 
 
 class GatewayRateLimits(BaseModel):
-    max_streams_per_subject: int = Field(
-        5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
-    )
     """One shared bucket per route class (per Envoy worker), plus per-subject stream subscriptions."""
 
     analytics_reads: TokenBucketSettings = Field(
