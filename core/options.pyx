@@ -492,9 +492,11 @@ cdef double _baw(double S, double K, double T, double r, double q, double v, bin
     cdef double dd = exp(-q * T), rd = exp(-r * T), var = v * v * T, sv = sqrt(var)
     cdef double n, m, bT, qu, su, hh, si, fwd, d1, kk, euro, Q, lhs, rhs, bi, a
     cdef int _it
-    if call and dd >= 1.0:
+    # no (or a vanishing, qT or rT below 1e-12) reason to exercise early: the seed and the critical
+    # price iteration break down as the premium -> 0 (q = 2.2e-16 gave NaN), so return the European
+    if call and q * T <= 1e-12:
         return _bs_price1(S, K, T, r, q, v, True)
-    if not call and rd >= 1.0:
+    if not call and r * T <= 1e-12:
         return _bs_price1(S, K, T, r, q, v, False)
     n = 2.0 * log(dd / rd) / var
     m = -2.0 * log(rd) / var
