@@ -24,6 +24,8 @@ OUTSIDE_MODEL_RANGE: Final[int]
 REASONS: Final[dict[int, str]]
 GREEK_FIELDS: Final[tuple[str, ...]]
 GREEKS_DTYPE: Final[np.dtype[Any]]
+PRICE_GREEKS2_DTYPE: Final[np.dtype[Any]]
+PRICE_GREEKS3_DTYPE: Final[np.dtype[Any]]
 AMERICAN_GREEK_FIELDS: Final[tuple[str, ...]]
 AMERICAN_GREEKS_DTYPE: Final[np.dtype[Any]]
 
@@ -46,6 +48,19 @@ def bs_greeks(
     q: ArrayLike = 0.0,
     is_call: ArrayLike = True,
 ) -> RecordOut: ...
+def bs_price_greeks(
+    S: ArrayLike,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: ArrayLike,
+    sigma: ArrayLike,
+    q: ArrayLike = 0.0,
+    is_call: ArrayLike = True,
+    third_order: bool = False,
+) -> RecordOut: ...
+def _parallel_thresholds(
+    light: int | None = None, iv: int | None = None, am: int | None = None, heavy: int | None = None
+) -> dict[str, int]: ...
 def black76_price(
     F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, is_call: ArrayLike = True
 ) -> FloatOut: ...

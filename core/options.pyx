@@ -79,6 +79,8 @@ def reason_name(code):
 GREEK_FIELDS = ("delta", "vega", "theta", "rho", "epsilon", "gamma", "vanna", "vomma", "charm", "veta",
                 "speed", "zomma", "color", "ultima")
 GREEKS_DTYPE = np.dtype([(f, np.float64) for f in GREEK_FIELDS])
+PRICE_GREEKS2_DTYPE = np.dtype([(f, np.float64) for f in ("price",) + GREEK_FIELDS[:10]])
+PRICE_GREEKS3_DTYPE = np.dtype([(f, np.float64) for f in ("price",) + GREEK_FIELDS])
 AMERICAN_GREEK_FIELDS = ("price", "delta", "gamma", "theta", "vega", "rho")
 AMERICAN_GREEKS_DTYPE = np.dtype([(f, np.float64) for f in AMERICAN_GREEK_FIELDS])
 _METHODS = {"bjerksund_stensland_2002": M_BS2002, "bs2002": M_BS2002,
@@ -810,7 +812,7 @@ def bs_price(S, K, T, r, sigma, q=0.0, is_call=True):
     cdef Py_ssize_t i, nn = n
     with nogil:
         if nn >= PAR_MIN_LIGHT:
-            for i in prange(nn, schedule="static"):
+            for i in prange(nn, schedule="dynamic", chunksize=2048):
                 o[i] = _bs_price1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
                                   a6[i * s6] != 0)
         else:
@@ -831,7 +833,7 @@ def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
     cdef double qq
     with nogil:
         if nn >= PAR_MIN_LIGHT:
-            for i in prange(nn, schedule="static"):
+            for i in prange(nn, schedule="dynamic", chunksize=2048):
                 qq = a3[i * s3] if black else a5[i * s5]
                 _bs_greeks1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], qq, a4[i * s4],
                             a6[i * s6] != 0, &o[i, 0])
@@ -846,6 +848,86 @@ def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
                 if black:
                     o[i, 3] = o[i, 3] + o[i, 4]
                     o[i, 4] = 0.0 * o[i, 4]
+    return _finish(out, shape)
+
+
+# Where th (a - b) loses more than a factor 10 to cancellation, or is below 1e-6 of the terms (deep
+# tails, where the relative error of Phi grows like d^2 eps), the price comes from normalised Black.
+cdef double FUSED_CANCEL = 0.1
+cdef double FUSED_TINY = 1e-6
+
+
+cdef inline void _bs_pg1(double S, double K, double T, double r, double q, double v, bint call, int nout,
+                         double* o) noexcept nogil:
+    """Price then Greeks (GREEK_FIELDS order, first nout - 1 of them) in one pass sharing d1, d2, the
+    normal pdf/cdfs, the discount factors and sqrt(T). The price is th (S e^-qT N(th d1) - K e^-rT
+    N(th d2)); where the two terms cancel, or in the deep tails, it is recomputed through the
+    normalised Black function, so it keeps bs_price's relative accuracy."""
+    cdef int i
+    if _bad(S, K, T, r, q, v):
+        for i in range(nout):
+            o[i] = NAN
+        return
+    cdef double th = 1.0 if call else -1.0
+    cdef double sqT = sqrt(T), vs = v * sqT, ivs = 1.0 / vs, iv = 1.0 / v, iT = 1.0 / T
+    cdef double d1 = (log(S / K) + (r - q + 0.5 * v * v) * T) * ivs
+    cdef double d2 = d1 - vs
+    cdef double dq = exp(-q * T), dr = exp(-r * T)
+    cdef double nd1 = norm_pdf(d1)
+    cdef double Nd1 = norm_cdf(th * d1), Nd2 = norm_cdf(th * d2)
+    cdef double sdq = S * dq, kdr = K * dr
+    cdef double a = sdq * Nd1, b = kdr * Nd2
+    cdef double dqn = dq * nd1
+    cdef double pdq = S * dqn  # S e^-qT phi(d1)
+    cdef double vega = pdq * sqT
+    cdef double gamma = dqn * ivs / S
+    cdef double dd = d1 * d2
+    cdef double ct = (2.0 * (r - q) * T - d2 * vs) * ivs  # 2 T x (d d1/dT-type term of charm/color)
+    o[0] = th * (a - b)
+    if o[0] < FUSED_CANCEL * (a if a > b else b) or o[0] < FUSED_TINY * (sdq + kdr):
+        o[0] = _bs_price1(S, K, T, r, q, v, call)
+    o[1] = th * dq * Nd1
+    o[2] = vega
+    o[3] = -0.5 * pdq * v / sqT - th * r * b + th * q * a
+    o[4] = th * T * b
+    o[5] = -th * T * a
+    o[6] = gamma
+    o[7] = -dqn * d2 * iv
+    o[8] = vega * dd * iv
+    o[9] = th * q * dq * Nd1 - 0.5 * dqn * ct * iT
+    o[10] = vega * (q + (r - q) * d1 * ivs - 0.5 * (1.0 + dd) * iT)
+    if nout > 11:
+        o[11] = -gamma / S * (d1 * ivs + 1.0)
+        o[12] = gamma * (dd - 1.0) * iv
+        o[13] = 0.5 * dqn * iT * ivs / S * (2.0 * q * T + 1.0 + ct * d1)
+        o[14] = -vega * iv * iv * (dd * (1.0 - dd) + d1 * d1 + d2 * d2)
+
+
+def bs_price_greeks(S, K, T, r, sigma, q=0.0, is_call=True, third_order=False):
+    """BSM price and Greeks computed together in one loop (what a chain update needs).
+
+    Structured array with fields ``price`` then the first- and second-order Greeks of ``bs_greeks``
+    (delta, vega, theta, rho, epsilon, gamma, vanna, vomma, charm, veta); ``third_order=True`` adds
+    speed, zomma, color, ultima. Same units and values as ``bs_price`` / ``bs_greeks`` (the price to
+    ~1e-13 relative), at the cost of one Greeks pass. NaN rows for invalid inputs.
+    """
+    shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call)
+    cdef int nout = 15 if third_order else 11
+    cdef const double[::1] a0 = f[0], a1 = f[1], a2 = f[2], a3 = f[3], a4 = f[4], a5 = f[5]
+    cdef const unsigned char[::1] a6 = f[6]
+    cdef Py_ssize_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3], s4 = st[4], s5 = st[5], s6 = st[6]
+    out = np.empty(n, dtype=PRICE_GREEKS3_DTYPE if third_order else PRICE_GREEKS2_DTYPE)
+    cdef double[:, ::1] o = out.view(np.float64).reshape(n, nout)
+    cdef Py_ssize_t i, nn = n
+    with nogil:
+        if nn >= PAR_MIN_LIGHT:
+            for i in prange(nn, schedule="dynamic", chunksize=2048):
+                _bs_pg1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4], a6[i * s6] != 0,
+                        nout, &o[i, 0])
+        else:
+            for i in range(nn):
+                _bs_pg1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4], a6[i * s6] != 0,
+                        nout, &o[i, 0])
     return _finish(out, shape)
 
 

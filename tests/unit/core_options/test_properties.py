@@ -109,6 +109,7 @@ def test_american_properties(S: float, m: float, T: float, r: float, q: float, v
 def test_never_raises_on_any_float(price: float, S: float, K: float, T: float, r: float, v: float, call: bool) -> None:
     o.bs_price(S, K, T, r, v, 0.0, call)
     o.bs_greeks(S, K, T, r, v, 0.0, call)
+    o.bs_price_greeks(S, K, T, r, v, 0.0, call, third_order=True)
     o.black76_greeks(S, K, T, r, v, call)
     o.american_price(S, K, T, r, v, 0.0, call)
     o.american_price(S, K, T, r, v, 0.0, call, method="baw")
