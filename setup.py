@@ -107,9 +107,7 @@ def generate_protos() -> None:
     if protoc.main(desc_args) != 0:
         _fail("protoc failed to write the descriptor set.")
     init = PROTO_PKG / "__init__.py"
-    init.write_text(
-        '"""Generated protobuf/gRPC modules for aiots.v1 (never edit; the build regenerates)."""\n'
-    )
+    init.write_text('"""Generated protobuf/gRPC modules for aiots.v1 (never edit; the build regenerates)."""\n')
     (PROTO_PKG / "py.typed").write_text("")
 
 

@@ -182,18 +182,12 @@ class GatewayRateLimits(BaseModel):
     analytics_reads: TokenBucketSettings = Field(
         default_factory=lambda: TokenBucketSettings(max_tokens=200, tokens_per_fill=100)
     )
-    reads: TokenBucketSettings = Field(
-        default_factory=lambda: TokenBucketSettings(max_tokens=400, tokens_per_fill=200)
-    )
+    reads: TokenBucketSettings = Field(default_factory=lambda: TokenBucketSettings(max_tokens=400, tokens_per_fill=200))
     pricing_batch: TokenBucketSettings = Field(
         default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10)
     )
-    writes: TokenBucketSettings = Field(
-        default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10)
-    )
-    streams: TokenBucketSettings = Field(
-        default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=5)
-    )
+    writes: TokenBucketSettings = Field(default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10))
+    streams: TokenBucketSettings = Field(default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=5))
     stream_opens_per_subject: TokenBucketSettings = Field(
         default_factory=lambda: TokenBucketSettings(max_tokens=5, tokens_per_fill=1, fill_interval_s=10.0),
         description="new streaming calls per JWT subject (concurrency is enforced by the services)",
