@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from aiots.services.bus.base import Delivery
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
@@ -177,7 +179,7 @@ class SignalsApp:
             try:
                 bars = await queries.get_bars(self.rt.db, sym, "1m", end_ns=time.time_ns(), limit=n)
             except Exception:
-                log.warning("signals: no stored bars to warm up %s", sym)
+                log.warning("signals: no stored bars to warm up %s", sym, exc_info=True)
                 continue
             for i in range(len(bars)):
                 self.engine.warm(
@@ -209,7 +211,9 @@ class SignalsApp:
             return
         self.bars_seen += 1
         async with self._lock:
-            new, updates = self.engine.on_bar(bar_from_event(ev))
+            # Contract selection solves American IVs: off the event loop (engine state is only
+            # touched under this lock, so a worker thread is safe).
+            new, updates = await asyncio.to_thread(self.engine.on_bar, bar_from_event(ev))
             await self._emit(new, updates)
 
     async def _on_option_quote(self, payload: bytes) -> None:
@@ -267,9 +271,9 @@ class SignalsApp:
                 try:
                     h = await queries.atm_iv_history(self.rt.db, sym)
                 except Exception:
-                    log.warning("signals: IV history unavailable for %s", sym)
+                    log.warning("signals: IV history unavailable for %s", sym, exc_info=True)
                     continue
-                iv = h.iv[~(h.iv != h.iv)] if len(h.iv) else h.iv
+                iv = h.iv[~np.isnan(h.iv)]
                 if len(iv) >= 2:
                     lo, hi = float(iv.min()), float(iv.max())
                     self.iv_ranks[sym] = 100.0 * (float(iv[-1]) - lo) / (hi - lo) if hi > lo else math.nan
