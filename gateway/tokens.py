@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -134,7 +135,7 @@ def issue_token(
         "aud": gw.jwt_audience,
         "sub": subject,
         "iat": iat,
-        "exp": iat + int(ttl_s),
+        "exp": iat + math.ceil(ttl_s),  # never shorter than asked (0.5 s must not be already expired)
         gw.jwt_role_claim: role,
     }
     claims.update(extra_claims or {})
