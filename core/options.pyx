@@ -22,8 +22,7 @@ Conventions
 
 from cython.parallel cimport prange
 from libc.math cimport (
-    INFINITY, M_PI, NAN, asin, erf, erfc, exp, fabs, floor, fmax, fmin, isfinite, log, log1p, pow,
-    sin, sinh, sqrt,
+    INFINITY, NAN, erf, erfc, exp, fabs, floor, fmax, fmin, isfinite, log, log1p, pow, sinh, sqrt,
 )
 from libc.stdlib cimport free, malloc
 
@@ -379,30 +378,47 @@ cdef double _bs_phi(double lnS, double T, double g, double lnH, double lnI, doub
     return exp(lam + g * (lnS - lnref)) * (norm_cdf(d) - _expcdf(kappa * lis, d - 2.0 * lis / vst))
 
 
-cdef double _bs_psi(double lnS, double T, double g, double lnH, double lnI2, double lnI1, double t1, double r,
-                    double b, double v, double lnref) noexcept nogil:
-    """Bjerksund-Stensland psi(S, T | g, H, I2, I1, t1) / ref^g: S_T^g paid at T if S_T <= H, S stays
-    below I2 on [0, t1] and below I1 on [t1, T] (H <= I1 <= I2). Derived by the reflection principle
-    in each period (measure with drift b + (g - 1/2) v^2); four bivariate normals with rho =
-    +-sqrt(t1/T). NaN where a weight (I/S)^kappa exceeds e^PSI_MAX_LOG (not computable to 1e-9)."""
+cdef bint _bs_gamma_terms(double lnS, double T, double t1, double g, double lnI1, double lnI2, double r,
+                          double b, double v, double lnref, int nh, double lnHa, double lnHb, double* phi12,
+                          double* psi) noexcept nogil:
+    """For one power g: phi(S, t1 | g, I1, I2) and psi(S, T | g, H, I2, I1, t1) for H = lnHa (and lnHb
+    when nh = 2), all divided by ref^g.
+
+    psi is S_T^g paid at T if S_T <= H, S stays below I2 on [0, t1] and below I1 on [t1, T]
+    (H <= I1 <= I2); the reflection principle in each period (measure with drift b + (g - 1/2) v^2)
+    gives four bivariate normals with rho = +-sqrt(t1/T) (bvn_golden). phi(t1 | g, I1, I2) uses the
+    same two first-period normals, Phi(-e1) - (I2/S)^kappa Phi(-e2). False (nothing computed) where a
+    weight (I/S)^kappa exceeds e^PSI_MAX_LOG: Genz's bvn is accurate to ~1e-16 absolutely, not
+    relatively for rho < 0, so such a term is not computable to 1e-9."""
     cdef double vsq = v * v, drift = b + (g - 0.5) * vsq
-    cdef double vs1 = v * sqrt(t1), vs2 = v * sqrt(T), dt1 = drift * t1, dT = drift * T
     cdef double kappa = 2.0 * b / vsq + (2.0 * g - 1.0)
     cdef double p2 = kappa * (lnI2 - lnS), p3 = kappa * (lnI1 - lnS), p4 = kappa * (lnI1 - lnI2)
-    cdef double rho = sqrt(t1 / T)
     if fmax(p2, fmax(p3, p4)) > PSI_MAX_LOG:
-        return NAN
+        return False
+    cdef double vs1 = v * sqrt(t1), vs2 = v * sqrt(T), dt1 = drift * t1, dT = drift * T
+    cdef double lam = -r + g * b + 0.5 * g * (g - 1.0) * vsq
     cdef double l1 = lnS - lnI1  # ln(S / I1)
     cdef double l2 = 2.0 * lnI2 - lnS - lnI1  # ln(I2^2 / (S I1))
     cdef double e1 = (l1 + dt1) / vs1, e2 = (l2 + dt1) / vs1
     cdef double e3 = (l1 - dt1) / vs1, e4 = (l2 - dt1) / vs1
-    cdef double f1 = (lnS - lnH + dT) / vs2
-    cdef double f2 = (2.0 * lnI2 - lnS - lnH + dT) / vs2
-    cdef double f3 = (2.0 * lnI1 - lnS - lnH + dT) / vs2
-    cdef double f4 = (lnS + 2.0 * (lnI1 - lnI2) - lnH + dT) / vs2
-    cdef double lam = (-r + g * b + 0.5 * g * (g - 1.0) * vsq) * T
-    return exp(lam + g * (lnS - lnref)) * (cbnd(-e1, -f1, rho) - exp(p2) * cbnd(-e2, -f2, rho)
-                                           - exp(p3) * cbnd(-e3, -f3, -rho) + exp(p4) * cbnd(-e4, -f4, -rho))
+    cdef double pe1 = norm_cdf(-e1), pe2 = norm_cdf(-e2), pe3 = norm_cdf(-e3), pe4 = norm_cdf(-e4)
+    cdef double w2 = exp(p2), w3 = exp(p3), w4 = exp(p4)
+    cdef double sc = g * (lnS - lnref)
+    cdef double pre = exp(lam * T + sc)
+    cdef double lnH, f1, f2, f3, f4
+    cdef int j
+    phi12[0] = exp(lam * t1 + sc) * (pe1 - w2 * pe2)
+    for j in range(nh):
+        lnH = lnHa if j == 0 else lnHb
+        f1 = (lnS - lnH + dT) / vs2
+        f2 = (2.0 * lnI2 - lnS - lnH + dT) / vs2
+        f3 = (2.0 * lnI1 - lnS - lnH + dT) / vs2
+        f4 = (lnS + 2.0 * (lnI1 - lnI2) - lnH + dT) / vs2
+        psi[j] = pre * (bvn_golden(e1, f1, pe1, norm_cdf(-f1), 0)
+                        - w2 * bvn_golden(e2, f2, pe2, norm_cdf(-f2), 0)
+                        - w3 * bvn_golden(e3, f3, pe3, norm_cdf(-f3), 1)
+                        + w4 * bvn_golden(e4, f4, pe4, norm_cdf(-f4), 1))
+    return True
 
 
 cdef inline bint _bs_setup(double K, double r, double b, double v, double* beta, double* binf,
@@ -432,14 +448,19 @@ cdef double _bs2002_call(double S, double K, double T, double r, double b, doubl
     if S >= i2:
         return S - K
     cdef double lS = log(S), lK = log(K), l1 = log(i1), l2 = log(i2)
+    cdef double pb, p1, p0
+    cdef double sb[2]
+    cdef double s1[2]
+    cdef double s0[2]
+    if not (_bs_gamma_terms(lS, T, t1, beta, l1, l2, r, b, v, l1, 1, l1, l1, &pb, sb)
+            and _bs_gamma_terms(lS, T, t1, 1.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p1, s1)
+            and _bs_gamma_terms(lS, T, t1, 0.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p0, s0)):
+        return NAN  # ill-conditioned (see _bs_gamma_terms): the caller keeps the 1993 policy
     return ((i2 - K) * exp(beta * (lS - l2)) - (i2 - K) * _bs_phi(lS, t1, beta, l2, l2, r, b, v, l2)
-            + _bs_phi(lS, t1, 1.0, l2, l2, r, b, v, 0.0) - _bs_phi(lS, t1, 1.0, l1, l2, r, b, v, 0.0)
-            - K * _bs_phi(lS, t1, 0.0, l2, l2, r, b, v, 0.0) + K * _bs_phi(lS, t1, 0.0, l1, l2, r, b, v, 0.0)
-            + (i1 - K) * _bs_phi(lS, t1, beta, l1, l2, r, b, v, l1)
-            - (i1 - K) * _bs_psi(lS, T, beta, l1, l2, l1, t1, r, b, v, l1)
-            + _bs_psi(lS, T, 1.0, l1, l2, l1, t1, r, b, v, 0.0) - _bs_psi(lS, T, 1.0, lK, l2, l1, t1, r, b, v, 0.0)
-            - K * _bs_psi(lS, T, 0.0, l1, l2, l1, t1, r, b, v, 0.0)
-            + K * _bs_psi(lS, T, 0.0, lK, l2, l1, t1, r, b, v, 0.0))
+            + _bs_phi(lS, t1, 1.0, l2, l2, r, b, v, 0.0) - p1
+            - K * _bs_phi(lS, t1, 0.0, l2, l2, r, b, v, 0.0) + K * p0
+            + (i1 - K) * pb - (i1 - K) * sb[0]
+            + s1[0] - s1[1] - K * s0[0] + K * s0[1])
 
 
 cdef double _bs1993_call(double S, double K, double T, double r, double b, double v) noexcept nogil:
@@ -655,7 +676,8 @@ cdef double AM_NOISE = 1e-12
 
 cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,
                        int steps, bint lr, const double* dt, const double* dd, int nd) noexcept nogil:
-    cdef double o[4], a, lo
+    cdef double o[4]
+    cdef double a, lo
     if _bad(S, K, T, r, q, v):
         return NAN
     if method == M_BINOMIAL:
