@@ -128,21 +128,23 @@ cdef inline double nb_asymptotic(double h, double t) noexcept nogil:
     return 2.0 * e * (t / r) * total
 
 
+cdef double INV_ODD_FACT[9]
+INV_ODD_FACT[:] = [1.0 / math.factorial(2 * i + 1) for i in range(9)]
+
+
 cdef inline double nb_small_t(double h, double t) noexcept nogil:
     """t < 0.21: b = 2E sum_{k odd} Y^(k)(h) t^k/k!, Y' = 1 + hY, Y^(n+1) = hY^(n) + nY^(n-1)."""
     cdef double y0 = SQRT_PI_2 * erfcx(-h * SQRT1_2)
     cdef double y1 = 1.0 + h * y0
-    cdef double ym1 = y0, yk = y1, ynext
-    cdef double tk = t, fact = 1.0, total = t * y1
-    cdef int k
-    for k in range(1, 16):
-        ynext = h * yk + k * ym1
+    cdef double ym1 = y0, yk = y1, ynext, tk = t, t2 = t * t, total = t * y1
+    cdef int m
+    for m in range(1, 15):
+        ynext = h * yk + m * ym1  # Y^(m+1)
         ym1 = yk
         yk = ynext
-        fact *= (k + 1)
-        tk *= t
-        if k % 2 == 0:
-            total += yk * tk / fact
+        if m & 1 == 0:  # m + 1 odd: add Y^(m+1) t^(m+1) / (m+1)!
+            tk *= t2
+            total += yk * tk * INV_ODD_FACT[(m + 1) >> 1]
     return 2.0 * INV_SQRT2PI * exp(-0.5 * (h * h + t * t)) * total
 
 

@@ -223,6 +223,9 @@ cdef inline void _bs_greeks1(double S, double K, double T, double r, double q, d
 # ------------------------------------------------------------------------------------------------
 
 
+cdef double IV_DONE = 1e-4
+
+
 cdef double _solve_s(double beta, double x, int* reason) noexcept nogil:
     """Solve b(x, s) = beta for s, x <= 0, 0 < beta < exp(x/2).
 
@@ -303,7 +306,9 @@ cdef double _solve_s(double beta, double x, int* reason) noexcept nogil:
             else:
                 sn = 2.0 * s
             polish = False
-        elif polish or fabs(ds) <= 1e-14 * sn or b == beta:
+        elif polish or fabs(ds) <= IV_DONE * sn or b == beta:
+            # Householder(3) converges with order 4: a step of relative size <= IV_DONE leaves an
+            # error ~ (IV_DONE)^4 after it, far below double precision, so its result is final
             reason[0] = R_OK
             return sn
         elif fabs(ds) <= 1e-10 * sn:
