@@ -133,18 +133,30 @@ def _as_flag(value, name):
         raise ValueError(f"{name}: cannot be converted to a bool array ({exc})") from None
     if a.dtype.kind not in "biu":
         raise ValueError(f"{name}: expected bool (True = call) or 0/1 integers, got dtype {a.dtype}")
+    if a.dtype.kind == "b":
+        return a.view(np.uint8)  # no copy: bool is one byte of 0/1
     return (a != 0).astype(np.uint8)
 
 
 def _prepare(names, arrays):
     """Broadcast shape, element count, flat contiguous arrays and 0/1 index strides."""
-    shape = ()
-    for name, a in zip(names, arrays):
+    shapes = [a.shape for a in arrays]
+    big = [sh for sh in shapes if sh != () and sh != (1,)]
+    if not big:
+        shape = max(shapes, key=len)
+    elif all(sh == big[0] for sh in big) and len(big[0]) >= max(len(sh) for sh in shapes):
+        shape = big[0]  # the common case (equal arrays and scalars): no broadcast_shapes calls
+    else:
         try:
-            shape = np.broadcast_shapes(shape, a.shape)
+            shape = np.broadcast_shapes(*shapes)
         except ValueError:
-            raise ValueError(f"{name} has shape {a.shape}, which does not broadcast with shape {shape} "
-                             f"of the arguments before it ({', '.join(names)})") from None
+            shape = ()
+            for name, a in zip(names, arrays):
+                try:
+                    shape = np.broadcast_shapes(shape, a.shape)
+                except ValueError:
+                    raise ValueError(f"{name} has shape {a.shape}, which does not broadcast with shape {shape} "
+                                     f"of the arguments before it ({', '.join(names)})") from None
     n = math.prod(shape)
     flats = []
     strides = []
