@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +22,12 @@ warnings.filterwarnings("ignore", module="databento")
 DP = "dbn/databento-python"
 
 
-async def test_replay_real_samples_twice_stores_once(shared_data: Path, pg_dsn: str, tmp_path: Path) -> None:
+async def test_replay_real_samples_twice_stores_once(
+    shared_data: Path, make_database: Callable[..., str], tmp_path: Path
+) -> None:
+    # Its own database: it counts every NVDA trade/bar and AAPL option quote, which other areas' tests
+    # also write into the shared session database.
+    pg_dsn = make_database(migrated=True)
     files = [shared_data / f"{DP}/XNAS.ITCH/test_data.{s}.dbn.zst" for s in ("trades", "tbbo", "ohlcv-1m")]
     files.append(shared_data / f"{DP}/OPRA.PILLAR/test_data.cbbo-1s.dbn.zst")
     w = Writer(pg_dsn, spill_dir=tmp_path / "spill", flush_interval_s=0.01)
