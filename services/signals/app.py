@@ -210,10 +210,12 @@ class SignalsApp:
         if not ev.closed or ev.bar.interval not in ("", "1m"):
             return
         self.bars_seen += 1
+        bar = bar_from_event(ev)
         async with self._lock:
+            ideas, updates = self.engine.evaluate(bar)  # tens of microseconds: stays on the loop
             # Contract selection solves American IVs: off the event loop (engine state is only
             # touched under this lock, so a worker thread is safe).
-            new, updates = await asyncio.to_thread(self.engine.on_bar, bar_from_event(ev))
+            new = await asyncio.to_thread(self.engine.select, bar, ideas) if ideas else []
             await self._emit(new, updates)
 
     async def _on_option_quote(self, payload: bytes) -> None:

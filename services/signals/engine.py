@@ -14,7 +14,7 @@ from aiots.services.signals.config import ConfigSource, SignalsConfig
 from aiots.services.signals.features import SymbolFeatures
 from aiots.services.signals.ids import signal_id
 from aiots.services.signals.lifecycle import LifecycleTracker
-from aiots.services.signals.models import Bar, OptionQuote, Signal, Status, StatusChange
+from aiots.services.signals.models import Bar, Idea, OptionQuote, Signal, Status, StatusChange
 from aiots.services.signals.selection import ContractSelector
 from aiots.services.signals.strategies import Strategy, all_strategies
 
@@ -73,6 +73,13 @@ class SignalEngine:
 
     def on_bar(self, bar: Bar) -> tuple[list[Signal], list[Signal]]:
         """Feed one closed bar. Returns (new signals, signals whose status changed)."""
+        ideas, updates = self.evaluate(bar)
+        return (self.select(bar, ideas) if ideas else []), updates
+
+    def evaluate(self, bar: Bar) -> tuple[list[Idea], list[Signal]]:
+        """The cheap half of :meth:`on_bar` (tens of microseconds): features, expiries, strategies.
+
+        Returns the ideas that fired (outside their cooldown) and the expired signals."""
         cfg = self.config
         feats = self._features.get(bar.symbol)
         if feats is None:
@@ -81,17 +88,25 @@ class SignalEngine:
         if snap is None:
             return [], []
         n = self._bar_count[bar.symbol] = self._bar_count.get(bar.symbol, 0) + 1
-        now = bar.close_ts_ns
-        updates = self.tracker.on_time(now, bar.symbol)
-        new: list[Signal] = []
+        updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol)
+        ideas: list[Idea] = []
         for strat in self.strategies:
             self.evaluations += 1
             last = self._last_fired.get((bar.symbol, strat.name))
             if last is not None and n - last <= cfg.cooldown_bars:
                 continue
             idea = strat.evaluate(snap, cfg)
-            if idea is None:
-                continue
+            if idea is not None:
+                ideas.append(idea)
+        return ideas, updates
+
+    def select(self, bar: Bar, ideas: list[Idea]) -> list[Signal]:
+        """The costly half of :meth:`on_bar`: a contract for each idea (American IV solves)."""
+        cfg = self.config
+        now = bar.close_ts_ns
+        n = self._bar_count.get(bar.symbol, 0)
+        new: list[Signal] = []
+        for idea in ideas:
             sel = self.selector.select(
                 idea,
                 self.chains.chain(bar.symbol),
@@ -102,14 +117,14 @@ class SignalEngine:
             )
             if sel is None:
                 continue
-            self._last_fired[(bar.symbol, strat.name)] = n
+            self._last_fired[(bar.symbol, idea.strategy)] = n
             sig = Signal(
-                id=signal_id(now, bar.symbol, strat.name, sel.quote.occ_symbol),
+                id=signal_id(now, bar.symbol, idea.strategy, sel.quote.occ_symbol),
                 created_ns=now,
                 symbol=bar.symbol,
                 underlying_price=bar.close,
                 direction=idea.direction,
-                strategy=strat.name,
+                strategy=idea.strategy,
                 contract=sel.quote,
                 entry_price=sel.entry,
                 target_price=sel.target,
@@ -123,11 +138,11 @@ class SignalEngine:
                 iv_rank=self._iv_rank(bar.symbol),
                 reasons=idea.reasons,
                 projected_move=idea.projected_move,
-                history=[StatusChange(Status.OPEN, now, sel.entry, f"opened by {strat.name}")],
+                history=[StatusChange(Status.OPEN, now, sel.entry, f"opened by {idea.strategy}")],
             )
             self.tracker.add(sig)
             new.append(sig)
-        return new, updates
+        return new
 
     def warm(self, bar: Bar) -> None:
         """Feed a historical bar to the features only (no strategy runs, nothing is emitted)."""

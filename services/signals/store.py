@@ -67,47 +67,44 @@ class SignalStore:
         self.pool = pool
 
     async def insert(self, s: Signal) -> bool:
-        """Store a new signal (idempotent on id). True when it was new."""
+        """Store a new signal and its opening status in one round trip (idempotent on id).
+
+        True when it was new."""
         payload = signal_to_proto(s).SerializeToString()
-        async with self.pool.acquire() as con, con.transaction():
-            res = await con.execute(
-                """INSERT INTO signals (id, created_at, symbol, strategy, direction, status, confidence,
+        h = s.history[0]
+        inserted = await self.pool.fetchval(
+            """WITH s AS (
+                   INSERT INTO signals (id, created_at, symbol, strategy, direction, status, confidence,
                        underlying_price, occ_symbol, entry_price, target_price, stop_price, horizon,
                        expected_return_pct, reward_risk, iv, iv_rank, payload)
                    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
-                   ON CONFLICT (id) DO NOTHING""",
-                s.id,
-                _dt(s.created_ns),
-                s.symbol,
-                s.strategy,
-                int(s.direction),
-                int(s.status),
-                s.confidence,
-                s.underlying_price,
-                s.contract.occ_symbol,
-                s.entry_price,
-                s.target_price,
-                s.stop_price,
-                _dt(s.horizon_ns),
-                s.expected_return_pct,
-                s.reward_risk,
-                s.iv,
-                s.iv_rank,
-                payload,
-            )
-            if res.endswith(" 0"):
-                return False
-            for h in s.history:
-                await con.execute(
-                    "INSERT INTO signal_status_history (signal_id, status, at, option_price, note)"
-                    " VALUES ($1,$2,$3,$4,$5)",
-                    s.id,
-                    int(h.status),
-                    _dt(h.at_ns),
-                    h.option_price,
-                    h.note,
-                )
-        return True
+                   ON CONFLICT (id) DO NOTHING RETURNING id)
+               INSERT INTO signal_status_history (signal_id, status, at, option_price, note)
+               SELECT id, $19, $20, $21, $22 FROM s RETURNING signal_id""",
+            s.id,
+            _dt(s.created_ns),
+            s.symbol,
+            s.strategy,
+            int(s.direction),
+            int(s.status),
+            s.confidence,
+            s.underlying_price,
+            s.contract.occ_symbol,
+            s.entry_price,
+            s.target_price,
+            s.stop_price,
+            _dt(s.horizon_ns),
+            s.expected_return_pct,
+            s.reward_risk,
+            s.iv,
+            s.iv_rank,
+            payload,
+            int(h.status),
+            _dt(h.at_ns),
+            h.option_price,
+            h.note,
+        )
+        return inserted is not None
 
     async def close(self, s: Signal) -> bool:
         """Record a status change from OPEN; False when another replica already did."""
