@@ -10,17 +10,29 @@ Compares, on the same machine and run, for N trade records (default 1,000,000, 9
    (building them is not timed) straight into the same (emptied) table;
 3. naive: ``DBNStore.to_df()`` + ``pandas.DataFrame.to_sql`` (SQLAlchemy + psycopg, method="multi")
    on a smaller N (``--naive-n``) into a plain table, scaled to records/s;
-4. replay to the bus: the same file through the pipeline to the in-process bus only (no storage).
+4. replay to the bus: the same file through the pipeline to the in-process bus only (no storage);
+5. live-path latency (issue #5 target: p99 <= 1 ms at 50,000 records/s): a paced LSG gateway in a
+   child process streams TradeMsgs at ``--rate`` records/s (stamping ``ts_event`` with its send
+   time, CLOCK_REALTIME), the real ``databento.Live`` client decodes them, :class:`LiveSource`
+   normalises and publishes, and a bus consumer in the same process records
+   ``receive time - ts_event`` per TradeEvent, for the in-process bus and for Redis Streams, with
+   and without the PostgreSQL writer in the loop. Measured from the gateway's send, so it is an
+   upper bound of decode -> bus (it includes the loopback hop and the client's own decode).
 
-Usage: ``.venv/bin/python bench/ingest.py [--n 1000000] [--naive-n 100000]``. Needs PostgreSQL on
-127.0.0.1:5432 (user postgres, trust) or ``--server DSN``; creates and drops its own database.
+Usage: ``.venv/bin/python bench/ingest.py [--n 1000000] [--naive-n 100000] [--only ingest|latency]``.
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) or ``--server DSN``; creates and drops its
+own database. The to_df + to_sql comparison needs the ``bench`` extra (SQLAlchemy, psycopg); without
+it that row is skipped with a message. The Redis latency rows need Redis (``--redis``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import multiprocessing as mp
+import socket
 import tempfile
 import time
 import uuid
@@ -35,10 +47,14 @@ import numpy as np
 import zstandard
 
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.bus.redis_streams import RedisStreamsBus
+from aiots.services.common.settings import RedisSettings
 from aiots.services.ingestion.pipeline import Pipeline
+from aiots.services.ingestion.sources.live import LiveSource
 from aiots.services.ingestion.sources.replay import replay_files
 from aiots.services.storage.migrate import ensure_partitions, migrate
 from aiots.services.storage.writer import Writer
+from aiots.v1 import events_pb2
 
 warnings.filterwarnings("ignore")
 NS = 1_000_000_000
@@ -87,11 +103,263 @@ def make_file(path: Path, n: int, seed: int = 1) -> int:
     return start
 
 
+# --- live-path latency --------------------------------------------------------------------------
+
+
+def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -> None:  # type: ignore[type-arg]
+    """LSG handshake, then TradeMsgs at ``rate``/s in ``tick_s`` slices, ts_event = send time; then EOF."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port_q.put(srv.getsockname()[1])
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = conn.makefile("rb")
+    cram = "abcdefghijklmnopqrstuvwxyzABCDEF"
+    conn.sendall(b"lsg_version=0.4.2\n" + f"cram={cram}\n".encode())
+    f.readline()  # auth line: any key is accepted
+    conn.sendall(b"success=1|session_id=1\n")
+    while not f.readline().startswith(b"start_session"):
+        pass
+    now = time.time_ns()
+    out = bytes(
+        dbn.Metadata(dataset="XNAS.ITCH", start=now, schema=None, stype_in=None, stype_out=dbn.SType.INSTRUMENT_ID,
+                     symbols=SYMBOLS, partial=[], not_found=[], mappings=[])
+    )  # fmt: skip
+    for i, sym in enumerate(SYMBOLS):
+        out += bytes(dbn.SymbolMappingMsg(
+            publisher_id=0, instrument_id=1000 + i, ts_event=now, stype_in=dbn.SType.RAW_SYMBOL, stype_in_symbol=sym,
+            stype_out=dbn.SType.INSTRUMENT_ID, stype_out_symbol=sym, start_ts=now, end_ts=now + 86_400 * NS,
+        ))  # fmt: skip
+    conn.sendall(out)
+    n = int(rate * seconds)
+    dtype = np.dtype(dbn.TradeMsg._dtypes)  # type: ignore[attr-defined]
+    a = np.zeros(n, dtype=dtype)
+    a["length"] = dtype.itemsize // 4
+    a["publisher_id"] = 1
+    a["instrument_id"] = 1000 + np.arange(n) % len(SYMBOLS)
+    a["price"] = 100 * 10**9
+    a["size"] = 100
+    a["action"] = b"T"
+    a["side"] = b"B"
+    a["sequence"] = np.arange(n) + 1
+    per_tick = max(1, round(rate * tick_s))
+    heartbeat = bytes(dbn.SystemMsg(ts_event=now, msg="Heartbeat", code=dbn.SystemCode.HEARTBEAT))
+    t0 = time.perf_counter()
+    last_hb = t0
+    for k, i in enumerate(range(0, n, per_tick)):
+        due = t0 + k * tick_s
+        while (d := due - time.perf_counter()) > 0:
+            time.sleep(d if d > 0.0003 else 0)
+        part = a[i : i + per_tick]
+        part["ts_event"] = part["ts_recv"] = time.time_ns()
+        conn.sendall(part.tobytes())
+        if due - last_hb >= 1.0:
+            conn.sendall(heartbeat)
+            last_hb = due
+    time.sleep(0.2)
+    conn.shutdown(socket.SHUT_WR)
+    with contextlib.suppress(OSError):
+        while conn.recv(65536):
+            pass
+    conn.close()
+    srv.close()
+
+
+async def live_latency(bus: object, writer: Writer | None, rate: int, seconds: float) -> dict[str, float]:
+    """One paced session through LiveSource -> bus; returns latency percentiles (microseconds)."""
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    proc = ctx.Process(target=_paced_gateway, args=(q, rate, seconds, 0.001), daemon=True)
+    proc.start()
+    port = await asyncio.to_thread(q.get, True, 30)
+    lat: list[int] = []
+    group = f"lat{uuid.uuid4().hex[:6]}"
+    await bus.ensure_group("trades", SYMBOLS, group=group, start="$")  # type: ignore[attr-defined]
+
+    async def consume() -> None:
+        async for d in bus.consume("trades", SYMBOLS, group=group, consumer="c1", start="$"):  # type: ignore[attr-defined]
+            lat.append(time.time_ns() - events_pb2.TradeEvent.FromString(d.payload).ts_event)
+            await bus.ack(d, group=group)  # type: ignore[attr-defined]
+
+    consumer = asyncio.create_task(consume())
+    src = LiveSource(
+        Pipeline(writer=writer, bus=bus, source=1, build_bars=False), key="db-" + "L" * 29, dataset="XNAS.ITCH",
+        symbols=SYMBOLS, schemas=["trades"], gateway="127.0.0.1", port=port, is_market_open=lambda: False,
+    )  # fmt: skip
+    t = time.perf_counter()
+    await src.run()
+    elapsed = time.perf_counter() - t
+    n = int(rate * seconds)
+    for _ in range(200):
+        if len(lat) >= n:
+            break
+        await asyncio.sleep(0.01)
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    await asyncio.to_thread(proc.join, 10)
+    x = np.array(lat[len(lat) // 10 :], dtype=np.float64) / 1000.0  # first 10%: warm-up
+    return {
+        "n": float(len(lat)),
+        "rate": src.stats.records / elapsed,
+        "p50": float(np.percentile(x, 50)),
+        "p99": float(np.percentile(x, 99)),
+        "max": float(x.max()),
+    }
+
+
+async def latency_table(args: argparse.Namespace, dsn: str | None, tmp: Path) -> None:
+    rows = []
+    ns = f"aiotsbench{uuid.uuid4().hex[:6]}"
+    buses: list[tuple[str, object]] = [("in-process bus", InProcessBus())]
+    try:
+        rb = RedisStreamsBus(args.redis, RedisSettings(namespace=ns, read_block_ms=100))
+        await rb.redis.ping()
+        buses.append(("Redis Streams", rb))
+    except Exception as exc:
+        print(f"Redis at {args.redis} not reachable ({exc}); Redis Streams latency skipped")
+    for name, bus in buses:
+        for with_writer in (False, True) if dsn else (False,):
+            w = None
+            if with_writer and dsn:
+                w = Writer(dsn, spill_dir=tmp / f"spill-{name[:5]}", flush_interval_s=0.25)
+                await w.start()
+            r = await live_latency(bus, w, args.rate, args.seconds)
+            if w is not None:
+                await w.close()
+            label = f"{name}{' + PostgreSQL writer' if with_writer else ''}"
+            rows.append((label, r))
+        if isinstance(bus, RedisStreamsBus):
+            keys = [k async for k in bus.redis.scan_iter(match=f"{ns}:*")]
+            if keys:
+                await bus.redis.delete(*keys)
+        await bus.close()  # type: ignore[attr-defined]
+    print()
+    print(f"Live path latency, gateway send -> bus consumer receive, {args.rate:,} records/s for {args.seconds:g} s")
+    print("| path | records | achieved rec/s | p50 (ms) | p99 (ms) | max (ms) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, r in rows:
+        print(
+            f"| Live client -> LiveSource -> {label} | {int(r['n']):,} | {r['rate']:,.0f} | {r['p50'] / 1000:.3f} "
+            f"| {r['p99'] / 1000:.3f} | {r['max'] / 1000:.3f} |"
+        )
+    print("target: p99 <= 1 ms at 50,000 records/s")
+
+
+def _naive_deps() -> str | None:
+    """None when SQLAlchemy and psycopg are importable, else what is missing."""
+    missing = []
+    for mod in ("sqlalchemy", "psycopg"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    return ", ".join(missing) or None
+
+
+async def ingest_table(args: argparse.Namespace, name: str, dsn: str, tmp: Path) -> None:
+    conn = await asyncpg.connect(dsn)
+    f = tmp / "trades.dbn.zst"
+    t = time.perf_counter()
+    start = make_file(f, args.n)
+    print(f"generated {args.n:,} TradeMsg ({f.stat().st_size:,} B zstd) in {time.perf_counter() - t:.2f}s")
+    day = dt.datetime.fromtimestamp(start / NS, dt.UTC).date()
+    await ensure_partitions(conn, ["trades"], day, day)
+
+    # 1. ours, end to end
+    w = Writer(dsn, spill_dir=tmp / "spill", queue_records=400_000, batch_records=250_000, flush_interval_s=0.05)
+    await w.start()
+    t = time.perf_counter()
+    await replay_files([f], Pipeline(writer=w, source=3, build_bars=False, publish=False))
+    await w.drained(600)
+    ours_s = time.perf_counter() - t
+    await w.close()
+    stored = await conn.fetchval("SELECT count(*) FROM trades")
+    assert stored == args.n, stored
+
+    # 1b. the same file again: every batch hits duplicates -> staging + INSERT ON CONFLICT DO NOTHING
+    w = Writer(dsn, spill_dir=tmp / "spill", queue_records=400_000, batch_records=250_000, flush_interval_s=0.05)
+    await w.start()
+    t = time.perf_counter()
+    await replay_files([f], Pipeline(writer=w, source=3, build_bars=False, publish=False))
+    await w.drained(600)
+    dup_s = time.perf_counter() - t
+    await w.close()
+    assert await conn.fetchval("SELECT count(*) FROM trades") == args.n and w.stats.dedup_batches > 0
+
+    # 2. ceiling: prebuilt tuples, COPY straight into the emptied table
+    cols = ["symbol", "ts_event", "ts", "price", "size", "side", "publisher_id", "sequence", "ts_recv", "source"]
+    rows = await conn.fetch(f"SELECT {', '.join(cols)} FROM trades")
+    tuples = [tuple(r) for r in rows]
+    del rows
+    await conn.execute("TRUNCATE trades")
+    t = time.perf_counter()
+    await conn.copy_records_to_table("trades", records=tuples, columns=cols)
+    raw_s = time.perf_counter() - t
+    del tuples
+
+    # 3. naive: to_df + to_sql on a smaller N, scaled (needs the `bench` extra)
+    naive_s = None
+    missing = _naive_deps()
+    if missing:
+        print(f"to_df + to_sql comparison skipped: {missing} not installed (pip install -e '.[bench]')")
+    else:
+        import sqlalchemy
+
+        small = tmp / "small.dbn.zst"
+        make_file(small, args.naive_n, seed=2)
+        url = args.server.replace("postgresql://", "postgresql+psycopg://", 1)
+        eng = sqlalchemy.create_engine(f"{url}/{name}")
+        t = time.perf_counter()
+        df = db.DBNStore.from_file(small).to_df()
+        df.to_sql("trades_naive", eng, if_exists="append", index=True, method="multi", chunksize=2000)
+        naive_s = time.perf_counter() - t
+        eng.dispose()
+
+    # 4. replay to the bus only
+    bus = InProcessBus()
+    t = time.perf_counter()
+    await replay_files([f], Pipeline(bus=bus, source=3, build_bars=False))
+    bus_s = time.perf_counter() - t
+    await bus.close()
+    await conn.close()
+
+    ours, raw = args.n / ours_s, args.n / raw_s
+    print()
+    print("| path | records | seconds | records/s | vs raw COPY |")
+    print("|---|---:|---:|---:|---:|")
+    table = [
+        (
+            "ours, end to end: DBN file -> decode -> normalise -> binary COPY into the table (fresh data)",
+            args.n,
+            ours_s,
+        ),
+        ("ours, same file again (all duplicates: staging COPY + INSERT ON CONFLICT DO NOTHING)", args.n, dup_s),
+        ("asyncpg copy_records_to_table, prebuilt tuples (ceiling)", args.n, raw_s),
+    ]
+    if naive_s is not None:
+        table.append(
+            (f"DBNStore.to_df() + DataFrame.to_sql (naive, N={args.naive_n:,}, scaled)", args.naive_n, naive_s)
+        )
+    for label, n, sec in table:
+        print(f"| {label} | {n:,} | {sec:.2f} | {n / sec:,.0f} | {n / sec / raw:.2f} |")
+    print(f"| DBN file -> pipeline -> in-process bus (TradeEvent protobufs) | {args.n:,} | {bus_s:.2f} "
+          f"| {args.n / bus_s:,.0f} | - |")  # fmt: skip
+    print()
+    vs_naive = f"{ours / (args.naive_n / naive_s):.1f}x" if naive_s else "n/a (skipped)"
+    print(f"ours / raw COPY = {ours / raw:.2f} (target >= 0.5); ours / naive = {vs_naive} (target >= 10x)")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--naive-n", type=int, default=100_000)
     ap.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--rate", type=int, default=50_000, help="live latency: records/s")
+    ap.add_argument("--seconds", type=float, default=5.0, help="live latency: seconds per run")
+    ap.add_argument("--only", choices=["ingest", "latency"], default=None)
     args = ap.parse_args()
     name = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{args.server}/postgres")
@@ -101,104 +369,11 @@ async def main() -> None:
     try:
         conn = await asyncpg.connect(dsn)
         await migrate(conn, timescale="off")
-        f = tmp / "trades.dbn.zst"
-        t = time.perf_counter()
-        start = make_file(f, args.n)
-        print(f"generated {args.n:,} TradeMsg ({f.stat().st_size:,} B zstd) in {time.perf_counter() - t:.2f}s")
-        day = dt.datetime.fromtimestamp(start / NS, dt.UTC).date()
-        await ensure_partitions(conn, ["trades"], day, day)
-
-        # 1. ours, end to end
-        w = Writer(dsn, spill_dir=tmp / "spill", queue_records=400_000, batch_records=250_000, flush_interval_s=0.05)
-        await w.start()
-        t = time.perf_counter()
-        await replay_files([f], Pipeline(writer=w, source=3, build_bars=False, publish=False))
-        await w.drained(600)
-        ours_s = time.perf_counter() - t
-        await w.close()
-        stored = await conn.fetchval("SELECT count(*) FROM trades")
-        assert stored == args.n, stored
-
-        # 1b. the same file again: every batch hits duplicates -> staging + INSERT ON CONFLICT DO NOTHING
-        w = Writer(dsn, spill_dir=tmp / "spill", queue_records=400_000, batch_records=250_000, flush_interval_s=0.05)
-        await w.start()
-        t = time.perf_counter()
-        await replay_files([f], Pipeline(writer=w, source=3, build_bars=False, publish=False))
-        await w.drained(600)
-        dup_s = time.perf_counter() - t
-        await w.close()
-        assert await conn.fetchval("SELECT count(*) FROM trades") == args.n and w.stats.dedup_batches > 0
-
-        # 2. ceiling: prebuilt tuples, COPY straight into the emptied table
-        rows = await conn.fetch(
-            "SELECT symbol, ts_event, ts, price, size, side, publisher_id, sequence, ts_recv, source FROM trades"
-        )
-        tuples = [tuple(r) for r in rows]
-        del rows
-        await conn.execute("TRUNCATE trades")
-        t = time.perf_counter()
-        await conn.copy_records_to_table(
-            "trades",
-            records=tuples,
-            columns=[
-                "symbol",
-                "ts_event",
-                "ts",
-                "price",
-                "size",
-                "side",
-                "publisher_id",
-                "sequence",
-                "ts_recv",
-                "source",
-            ],
-        )
-        raw_s = time.perf_counter() - t
-        del tuples
-
-        # 3. naive: to_df + to_sql on a smaller N, scaled
-        import sqlalchemy
-
-        small = tmp / "small.dbn.zst"
-        make_file(small, args.naive_n, seed=2)
-        eng = sqlalchemy.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-        t = time.perf_counter()
-        df = db.DBNStore.from_file(small).to_df()
-        df.to_sql("trades_naive", eng, if_exists="append", index=True, method="multi", chunksize=2000)
-        naive_s = time.perf_counter() - t
-        eng.dispose()
-
-        # 4. replay to the bus only
-        bus = InProcessBus()
-        t = time.perf_counter()
-        p = Pipeline(bus=bus, source=3, build_bars=False)
-        await replay_files([f], p)
-        bus_s = time.perf_counter() - t
-        await bus.close()
         await conn.close()
-
-        ours, raw = args.n / ours_s, args.n / raw_s
-        naive, busr = args.naive_n / naive_s, args.n / bus_s
-        print()
-        print("| path | records | seconds | records/s | vs raw COPY |")
-        print("|---|---:|---:|---:|---:|")
-        print(
-            f"| ours, end to end: DBN file -> decode -> normalise -> binary COPY into the table (fresh data) | {args.n:,} | {ours_s:.2f} | {ours:,.0f} | {ours / raw:.2f} |"
-        )
-        print(
-            f"| ours, same file again (all duplicates: staging COPY + INSERT ON CONFLICT DO NOTHING) | {args.n:,} | {dup_s:.2f} | {args.n / dup_s:,.0f} | {args.n / dup_s / raw:.2f} |"
-        )
-        print(
-            f"| asyncpg copy_records_to_table, prebuilt tuples (ceiling) | {args.n:,} | {raw_s:.2f} | {raw:,.0f} | 1.00 |"
-        )
-        print(
-            f"| DBNStore.to_df() + DataFrame.to_sql (naive, N={args.naive_n:,}, scaled) | {args.naive_n:,} | {naive_s:.2f} | {naive:,.0f} | {naive / raw:.2f} |"
-        )
-        print(
-            f"| DBN file -> pipeline -> in-process bus (TradeEvent protobufs) | {args.n:,} | {bus_s:.2f} | {busr:,.0f} | - |"
-        )
-        print()
-        print(f"ours / raw COPY = {ours / raw:.2f} (target >= 0.5); ours / naive = {ours / naive:.1f}x (target >= 10x)")
+        if args.only in (None, "ingest"):
+            await ingest_table(args, name, dsn, tmp)
+        if args.only in (None, "latency"):
+            await latency_table(args, dsn, tmp)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -60,10 +60,19 @@ class Pipeline:
         self.published = 0
         self.bus_errors = 0
         self._opt: dict[int, tuple[bool, str]] = {}
+        self._route: dict[int, tuple[str, str, str]] = {}
         # Per contract: latest open interest (OPRA statistics) and this session's traded volume,
         # so option quote events carry what contract selection filters on.
         self._oi: dict[str, float] = {}
         self._opt_volume: dict[str, tuple[int, float]] = {}
+
+    def _route_of(self, code: int) -> tuple[str, str, str]:
+        """(symbol, trade topic, bus key) of a symbol code: options go to options:trades keyed by underlying."""
+        sym = SYMBOLS.symbol(code)
+        is_opt, und = self._option(code)
+        r = (sym, "options:trades", und) if is_opt else (sym, "trades", sym)
+        self._route[code] = r
+        return r
 
     def _option(self, code: int) -> tuple[bool, str]:
         r = self._opt.get(code)
@@ -149,22 +158,23 @@ class Pipeline:
                 self._oi[row[0]] = float(row[3])
         t = batch.columns.get("trades")
         if t is not None:
+            route = self._route
+            trade_ev = events_pb2.TradeEvent
             for c, ts, px, sz, side, seq, pub in zip(
                 t["sym"].tolist(),
                 t["ts_event"].tolist(),
                 t["price"].tolist(),
                 t["size"].tolist(),
                 t["side"].tolist(),
-                t["sequence"].tolist(),
+                np.maximum(t["sequence"], 0).tolist(),
                 t["publisher_id"].tolist(),
                 strict=True,
             ):
-                sym = SYMBOLS.symbol(c)
-                is_opt, und = self._option(c)
-                ev = events_pb2.TradeEvent(symbol=sym, ts_event=ts, source=src, price=px, size=sz,
-                                           side=chr(side), sequence=max(seq, 0), publisher_id=pub)  # fmt: skip
-                by_topic["options:trades" if is_opt else "trades"].append((und if is_opt else sym, ev))
-                if is_opt:
+                sym, topic, key = route.get(c) or self._route_of(c)
+                ev = trade_ev(symbol=sym, ts_event=ts, source=src, price=px, size=sz, side=_CHR[side],
+                              sequence=seq, publisher_id=pub)  # fmt: skip
+                by_topic[topic].append((key, ev))
+                if topic == "options:trades":
                     day = session_key(ts)
                     prev_day, vol = self._opt_volume.get(sym, (day, 0.0))
                     self._opt_volume[sym] = (day, (vol if prev_day == day else 0.0) + sz)
@@ -254,6 +264,9 @@ class Pipeline:
 def session_key(ts_ns: int) -> int:
     """Trading-session day number of a ns timestamp (UTC-5h: one key per US session, DST-safe for RTH)."""
     return (ts_ns // NS - SESSION_OFFSET_S) // 86_400
+
+
+_CHR = [chr(i) for i in range(256)]
 
 
 def _z(x: float) -> float:

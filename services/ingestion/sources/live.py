@@ -12,9 +12,11 @@ Authentication failures are fatal (a clear error, no retry storm). A heartbeat w
 silent feed (no record, not even a heartbeat, for ``silence_s``) into a data-quality alert and a
 reconnect instead of a hang.
 
-Latency: records are taken from the client one ``await`` at a time (no task per record) and a batch
-is normalised and published as soon as the client's queue of decoded records is empty (or
-``max_batch`` records are waiting), so a record waits for at most the records decoded with it,
+Latency: records come through the client's record *callback* (its reader thread appends them to an
+inbox and wakes the event loop once per burst), not its async iterator, whose per-record queue
+and await cost ~3x the CPU (the iterator tops out near 50k records/s on this machine, the callback
+near 140k). The loop takes everything in the inbox as one batch (at most ``max_batch`` records
+per normalise call) and publishes it at once: a record waits for the records decoded with it,
 never for a timer. Options (``include_options``) are a second session on OPRA with parent
 symbology (``AAPL.OPT``, ``stype_in="parent"``); :class:`LiveGroup` runs both as one job.
 """
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +69,36 @@ class LiveStats:
     normalizers: list[Normalizer] = field(default_factory=list)
 
 
+class _Inbox:
+    """Records handed over by the client's reader thread; the event loop is woken once per burst."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+        self._buf: list[Any] = []
+        self._lock = threading.Lock()
+        self._armed = True
+
+    def put(self, record: Any) -> None:
+        """Client thread: keep the record; wake the loop if it is not already woken."""
+        with self._lock:
+            self._buf.append(record)
+            wake, self._armed = self._armed, False
+        if wake:
+            self.loop.call_soon_threadsafe(self.event.set)
+
+    def wake(self) -> None:
+        self.event.set()
+
+    def take(self) -> list[Any]:
+        """Event loop: everything received so far (re-arms the wake-up)."""
+        with self._lock:
+            buf, self._buf = self._buf, []
+            self._armed = True
+            self.event.clear()
+        return buf
+
+
 class LiveSource:
     """Collects symbols x schemas from one dataset until stopped."""
 
@@ -85,7 +118,6 @@ class LiveSource:
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
         max_batch: int = 5000,
-        flush_interval_s: float = 0.05,
         is_market_open: Callable[[], bool] = market_open,
         silence_s: float | None = None,
     ) -> None:
@@ -103,7 +135,6 @@ class LiveSource:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_batch = max_batch
-        self.flush_interval_s = flush_interval_s  # only when the client's queue size is not visible
         self.is_market_open = is_market_open
         self.stats = LiveStats()
         self.last_ts = 0
@@ -128,7 +159,8 @@ class LiveSource:
             with contextlib.suppress(Exception):
                 self._client.terminate()
 
-    def _new_client(self) -> Any:
+    def _new_client(self, on_record: Callable[[Any], None]) -> Any:
+        """Connect, authenticate, subscribe, register the record callback and start the session (blocking)."""
         import databento as db
 
         kw: dict[str, Any] = {"key": self.key, "heartbeat_interval_s": self.heartbeat_interval_s}
@@ -139,6 +171,8 @@ class LiveSource:
         client = db.Live(**kw)
         for schema in self.schemas:
             client.subscribe(dataset=self.dataset, schema=schema, symbols=self.symbols, stype_in=self.stype_in)
+        client.add_callback(on_record)
+        client.start()
         return client
 
     async def run(self) -> None:
@@ -188,8 +222,10 @@ class LiveSource:
 
     async def _session(self) -> bool:
         """One session; True when it ended with a clean EOF, raises on abrupt loss."""
+        loop = asyncio.get_running_loop()
+        inbox = _Inbox(loop)
         try:
-            client = await asyncio.to_thread(self._new_client)
+            client = await asyncio.to_thread(self._new_client, inbox.put)
         except Exception as exc:
             msg = str(exc)
             if "auth" in msg.lower() or "key" in msg.lower():
@@ -202,42 +238,34 @@ class LiveSource:
         self._gap_from = self.last_ts if self._gap_pending and self.last_ts else 0
         self._first_ts = 0
         self._gap_pending = False
-        buf: list[Any] = []
-        it = client.__aiter__()
-        # the client's queue of decoded records (private; without it batches end by time instead)
-        q = getattr(it, "_dbn_queue", None)
-        queued: Callable[[], int] | None = getattr(q, "qsize", None)
-        loop = asyncio.get_running_loop()
-        self._last_rx = last_flush = loop.time()
+        closed = asyncio.ensure_future(client.wait_for_close())
+        closed.add_done_callback(lambda _: inbox.wake())
+        self._last_rx = loop.time()
         self._silent = False
         watchdog = asyncio.create_task(self._watchdog(client))
-        nxt = it.__anext__
         max_batch = self.max_batch
         try:
-            while not self._stop.is_set():
-                try:
-                    rec = await nxt()
-                except StopAsyncIteration:
-                    break
-                except Exception:
-                    if self._silent:
-                        break
-                    raise
-                buf.append(rec)
-                if len(buf) >= max_batch or (
-                    queued() == 0 if queued is not None else loop.time() - last_flush >= self.flush_interval_s
-                ):
+            while True:
+                await inbox.event.wait()
+                recs = inbox.take()
+                if recs:
                     self._last_rx = loop.time()
-                    await self._flush(norm, buf)
-                    buf = []
-                    last_flush = self._last_rx
+                    for i in range(0, len(recs), max_batch):
+                        await self._flush(norm, recs[i : i + max_batch])
+                elif closed.done() or self._stop.is_set():
+                    break
+            lost = closed.exception()
             if self._silent and not self._stop.is_set():
-                await self._flush(norm, buf)
-                buf = []
                 await self._silence_alert()
+            if lost is not None and not self._stop.is_set():
+                raise lost
         finally:
             watchdog.cancel()
-            await self._flush(norm, buf)  # what arrived before a drop is kept
+            if not closed.done():
+                closed.cancel()
+            with contextlib.suppress(BaseException):
+                await closed
+            await self._flush(norm, inbox.take())  # what arrived before a drop is kept
             self._client = None
             with contextlib.suppress(Exception):
                 client.terminate()
