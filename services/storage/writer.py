@@ -45,7 +45,8 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from aiots.services.ingestion.normalize import (
+from aiots.services.storage.migrate import PARTITIONED_TABLES, ensure_partitions
+from aiots.services.storage.records import (
     KIND_STOCK,
     SYMBOLS,
     TABLES,
@@ -54,7 +55,6 @@ from aiots.services.ingestion.normalize import (
     instrument_info,
     merge,
 )
-from aiots.services.storage.migrate import PARTITIONED_TABLES, ensure_partitions
 
 log = logging.getLogger(__name__)
 
