@@ -7,7 +7,7 @@ import math
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.features import Snapshot
 from aiots.services.signals.models import Direction, Idea, Reason
-from aiots.services.signals.strategies.base import clip01
+from aiots.services.signals.strategies.base import atr_idea, clip01
 
 
 class MomentumBreakout:
@@ -59,14 +59,4 @@ class MomentumBreakout:
             f"volume {vol_ratio:.1f}x its {c.volume_period}-bar average (needs {c.volume_mult:.1f}x)",
         )
         evidence = clip01(0.4 + 0.2 * min(vol_ratio / c.volume_mult - 1.0, 1.0) + 0.2 * min(dist, 1.0))
-        sign = 1.0 if direction is Direction.BULLISH else -1.0
-        return Idea(
-            symbol=bar.symbol,
-            strategy=self.name,
-            direction=direction,
-            underlying_price=bar.close,
-            projected_move=sign * c.move_atr * atr,
-            horizon_ns=c.horizon_bars * bar.interval_ns,
-            evidence=evidence,
-            reasons=(lvl, vol, rsi_ok),
-        )
+        return atr_idea(self.name, bar, direction, c.move_atr, atr, c.horizon_bars, evidence, (lvl, vol, rsi_ok))

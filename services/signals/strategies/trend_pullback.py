@@ -7,7 +7,7 @@ import math
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.features import Snapshot
 from aiots.services.signals.models import Direction, Idea, Reason
-from aiots.services.signals.strategies.base import clip01
+from aiots.services.signals.strategies.base import atr_idea, clip01
 
 
 class TrendPullback:
@@ -41,14 +41,4 @@ class TrendPullback:
             f"+DI {snap.plus_di:.1f} vs -DI {snap.minus_di:.1f}",
         )
         evidence = clip01(0.35 + 0.5 * min((snap.adx - c.adx_min) / 25.0, 1.0))
-        sign = 1.0 if direction is Direction.BULLISH else -1.0
-        return Idea(
-            symbol=bar.symbol,
-            strategy=self.name,
-            direction=direction,
-            underlying_price=bar.close,
-            projected_move=sign * c.move_atr * atr,
-            horizon_ns=c.horizon_bars * bar.interval_ns,
-            evidence=evidence,
-            reasons=(touch, adx, di),
-        )
+        return atr_idea(self.name, bar, direction, c.move_atr, atr, c.horizon_bars, evidence, (touch, adx, di))
