@@ -10,7 +10,11 @@ vectorised NumPy over arrays:
 - instrument_id -> symbol through the session's mappings (``SymbolMappingMsg``, Metadata
   mappings with their dates, definitions); tickers upper-case, options the 21-char OCC symbol;
 - data quality: crossed quotes (bid > ask), zero-size quotes, out-of-order ts_event per symbol and
-  unmapped instrument ids are counted and emitted as ``data_quality_events`` rows.
+  unmapped instrument ids are counted exactly (per record; a quote both crossed and zero-size
+  counts once in each kind) in :class:`Counters` (GetCollectionStatus.data_quality_events sums
+  them over the running jobs) and stored as ``data_quality_events`` rows, ONE ROW PER KIND PER
+  BATCH: ``symbol``/``ts_event`` are the first offending record's, ``detail`` starts ``n=<count>``
+  (summing n over the rows gives the exact count).
 
 Output: a :class:`Batch` of per-table column arrays (symbols as int32 codes of a process-wide
 :class:`SymbolTable`) plus small row lists (instruments, statistics, data-quality events).

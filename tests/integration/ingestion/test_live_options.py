@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import databento as db
+import databento_dbn as dbn
 import grpc
 import numpy as np
 import pytest
@@ -155,3 +156,60 @@ async def test_include_options_subscribes_opra_parent_and_publishes_option_quote
     assert by[("AAPL", "opra:cbbo-1s")].records == len(cbbo)
     assert by[("AAPL", "trades")].records == 2
     await stub.StopCollection(ingestion_pb2.StopCollectionRequest())
+
+
+def _q(ts: int, bid: float, ask: float, bsz: int = 1, asz: int = 1, seq: int = 0) -> Any:
+    return dbn.MBP1Msg(
+        publisher_id=1, instrument_id=100, ts_event=ts, price=round(bid * 1e9), size=1, action=dbn.Action.ADD,
+        side=dbn.Side.BID, depth=0, ts_recv=ts, sequence=seq,
+        levels=dbn.BidAskPair(bid_px=round(bid * 1e9), ask_px=round(ask * 1e9), bid_sz=bsz, ask_sz=asz, bid_ct=1,
+                              ask_ct=1),
+    )  # fmt: skip
+
+
+async def test_data_quality_counts_are_exact_in_status_and_storage(
+    make_database: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crafted crossed, zero-size and out-of-order records: each counted once, in the status and the table."""
+    monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
+    t0 = int(dt.datetime.now(dt.UTC).timestamp()) * NS - 60 * NS
+    recs = [
+        _q(t0, 100.0, 101.0, seq=1),  # fine
+        _q(t0 + 2, 102.0, 101.0, seq=2),  # crossed
+        _q(t0 + 3, 100.0, 101.0, bsz=0, seq=3),  # zero size (bid)
+        _q(t0 + 1, 100.0, 101.0, seq=4),  # out of order (t0+1 < t0+3)
+        _q(t0 + 4, 103.0, 102.0, asz=0, seq=5),  # crossed and zero size (ask)
+        trade(100, t0 + 10, 100.5, 6),
+        trade(100, t0 + 5, 100.5, 7),  # out of order trade
+    ]
+    want = {"crossed_quote": 2, "zero_size_quote": 2, "out_of_order": 2}
+    gw = FakeLive(KEY, "EQUS.MINI", {"AAPL": 100}, [LivePlan(recs, "hang")])
+    port = gw.start()
+    settings = Settings(
+        database_url=make_database(True), databento_api_key=KEY, symbols=["AAPL"],
+        databento={"live_gateway": "127.0.0.1", "live_port": port, "heartbeat_interval_s": 5},
+        ingestion={"spill_dir": tmp_path / "spill", "autostart": False, "flush_interval_s": 0.02},
+    )  # fmt: skip
+    app = await create_app(Runtime(settings=settings, bus=InProcessBus()), port=0)
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+            stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
+            await stub.StartCollection(ingestion_pb2.StartCollectionRequest(
+                symbols=["AAPL"], schemas=["mbp-1", "trades"], source=ingestion_pb2.DATA_SOURCE_LIVE))  # fmt: skip
+            for _ in range(200):
+                st = await stub.GetCollectionStatus(ingestion_pb2.GetCollectionStatusRequest())
+                if sum(s.records for s in st.streams) >= len(recs):
+                    break
+                await asyncio.sleep(0.05)
+            assert st.data_quality_events == sum(want.values())
+            await stub.StopCollection(ingestion_pb2.StopCollectionRequest())
+        rows = await app.rt.db.fetch("SELECT kind, detail FROM data_quality_events WHERE symbol = 'AAPL'")
+        got: dict[str, int] = {}
+        for r in rows:
+            n = int(r["detail"].split("n=", 1)[1].split()[0])
+            got[r["kind"]] = got.get(r["kind"], 0) + n
+        assert got == want
+    finally:
+        await app.stop()
+        gw.stop()
