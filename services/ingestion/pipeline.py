@@ -104,7 +104,32 @@ class Pipeline:
         if not b.empty():
             await self._emit(b)
 
+    async def _fill_underlying(self, batch: Batch) -> None:
+        """Option quotes without an underlying price (e.g. an option-only replay): the cache's latest
+        price of the underlying (last trade, else the bid/ask mid) when it has one; else left NaN
+        (NULL in storage, 0 on the bus: consumers take the spot from the stock feed)."""
+        o = batch.columns.get("option_quotes")
+        if o is None:
+            return
+        up = o["underlying_price"]
+        missing = np.isnan(up)
+        if not missing.any():
+            return
+        if not up.flags.writeable:
+            up = o["underlying_price"] = up.copy()
+        und = o["und"]
+        for code in np.unique(und[missing]).tolist():
+            try:
+                snap = await self.prices.get(SYMBOLS.symbol(code))
+            except Exception:  # NotFound (nothing cached yet) or the cache is away
+                continue
+            px = snap.last or ((snap.bid + snap.ask) / 2 if snap.bid > 0 and snap.ask > 0 else 0.0)
+            if px > 0:
+                up[missing & (und == code)] = px
+
     async def _emit(self, batch: Batch) -> None:
+        if self.prices is not None:
+            await self._fill_underlying(batch)
         if self.writer is not None:
             await self.writer.put(batch)
         if self.prices is not None:

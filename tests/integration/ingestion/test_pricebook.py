@@ -20,7 +20,7 @@ from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.replay import replay_files
-from aiots.v1 import cache_pb2, cache_pb2_grpc
+from aiots.v1 import cache_pb2, cache_pb2_grpc, events_pb2
 
 warnings.filterwarnings("ignore", module="databento")
 DP = "dbn/databento-python"
@@ -70,3 +70,33 @@ async def test_get_stock_price_after_replay_matches_to_df(shared_data: Path, mon
                 assert p.as_of.ToNanoseconds() == want["as_of"]
     finally:
         await app.stop()
+
+
+async def test_option_only_replay_takes_underlying_price_from_the_cache(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An option-only file has no stock prices: underlying_price comes from the cache's latest AAPL price."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    f = shared_data / f"{DP}/OPRA.PILLAR/test_data.cbbo-1s.dbn.zst"
+    n = len(db.DBNStore.from_file(f).to_df())
+    got: dict[str, list[float]] = {}
+    for label, spot in (("cached", 231.25), ("none", None)):
+        rt = Runtime(settings=Settings(symbols=["AAPL"]), bus=InProcessBus())
+        app = await create_app(rt, port=0)
+        await app.start()
+        try:
+            book = price_book_for(rt)
+            if spot is not None:
+                await book.on_trade("AAPL", 1_740_000_000 * 10**9, spot, 100.0)
+            await rt.bus.ensure_group("options:quotes", ["AAPL"], group="t", start="$")
+            await replay_files([f], Pipeline(bus=rt.bus, prices=book, source=3, build_bars=False))
+            ups = []
+            async for d in rt.bus.consume("options:quotes", ["AAPL"], group="t", consumer="c"):
+                ups.append(events_pb2.OptionQuoteEvent.FromString(d.payload).underlying_price)
+                if len(ups) == n:
+                    break
+            got[label] = ups
+        finally:
+            await app.stop()
+    assert got["cached"] == [231.25] * n
+    assert got["none"] == [0.0] * n  # unknown: 0 on the bus (NULL in storage)
