@@ -59,7 +59,11 @@ def bs_price_greeks(
     third_order: bool = False,
 ) -> RecordOut: ...
 def _parallel_thresholds(
-    light: int | None = None, iv: int | None = None, am: int | None = None, heavy: int | None = None
+    light: int | None = None,
+    iv: int | None = None,
+    am: int | None = None,
+    heavy: int | None = None,
+    am_iv: int | None = None,
 ) -> dict[str, int]: ...
 def black76_price(
     F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, is_call: ArrayLike = True

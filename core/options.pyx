@@ -90,17 +90,18 @@ _TREES = {"leisen_reimer": 1, "lr": 1, "crr": 0}
 # Smallest element counts that start an OpenMP parallel region. Starting one costs ~20-50 us on an
 # idle machine but 10-30 ms on a loaded 2-core box (the second thread waits for a time slice), so
 # a call goes parallel only when its serial work is several ms (bench/options.py, latency section):
-# ~0.15 us/element for prices and Greeks, ~1 us for a European IV, ~1-3 us for the American closed
-# forms, 50+ us for trees and American IVs.
+# ~0.1 us/element for prices and Greeks, ~0.5 us for a European IV, ~1-4 us for the American closed
+# forms, ~10 us for an American IV on a closed form, 100+ us for trees and IVs on trees.
 cdef Py_ssize_t PAR_MIN_LIGHT = 32768
 cdef Py_ssize_t PAR_MIN_IV = 4096
 cdef Py_ssize_t PAR_MIN_AM = 2048
+cdef Py_ssize_t PAR_MIN_AM_IV = 512
 cdef Py_ssize_t PAR_MIN_HEAVY = 128
 
 
-def _parallel_thresholds(light=None, iv=None, am=None, heavy=None):
+def _parallel_thresholds(light=None, iv=None, am=None, heavy=None, am_iv=None):
     """Read (and, for benchmarks, set) the OpenMP thresholds; returns the values now in force."""
-    global PAR_MIN_LIGHT, PAR_MIN_IV, PAR_MIN_AM, PAR_MIN_HEAVY
+    global PAR_MIN_LIGHT, PAR_MIN_IV, PAR_MIN_AM, PAR_MIN_HEAVY, PAR_MIN_AM_IV
     if light is not None:
         PAR_MIN_LIGHT = int(light)
     if iv is not None:
@@ -109,7 +110,10 @@ def _parallel_thresholds(light=None, iv=None, am=None, heavy=None):
         PAR_MIN_AM = int(am)
     if heavy is not None:
         PAR_MIN_HEAVY = int(heavy)
-    return {"light": PAR_MIN_LIGHT, "iv": PAR_MIN_IV, "am": PAR_MIN_AM, "heavy": PAR_MIN_HEAVY}
+    if am_iv is not None:
+        PAR_MIN_AM_IV = int(am_iv)
+    return {"light": PAR_MIN_LIGHT, "iv": PAR_MIN_IV, "am": PAR_MIN_AM, "heavy": PAR_MIN_HEAVY,
+            "am_iv": PAR_MIN_AM_IV}
 
 # ------------------------------------------------------------------------------------------------
 # Argument handling (Python level, once per call)
@@ -1105,7 +1109,9 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     cdef signed char[::1] rs = reasons
     cdef Py_ssize_t i, nn = n
     cdef int rc
-    cdef Py_ssize_t pmin = PAR_MIN_HEAVY if am else PAR_MIN_IV
+    cdef Py_ssize_t pmin = PAR_MIN_IV
+    if am:
+        pmin = PAR_MIN_HEAVY if code == M_BINOMIAL else PAR_MIN_AM_IV
     cdef Py_ssize_t chunk = 4 if am else 256
     with nogil:
         if nn >= pmin:
