@@ -1,7 +1,8 @@
 """The signals service process: engine on the bus, storage, fan-out and the gRPC server.
 
 Work split across replicas (all standard Redis mechanisms, nothing home-made):
-- closed 1m bars: consumer group ``signals`` (each bar is evaluated by one replica);
+- closed 1m bars: a group per replica (each replica evaluates every bar, keeping per-symbol state
+  in order; deterministic ids + the store's ON CONFLICT make exactly one replica announce);
 - option quotes: a group per replica (every replica keeps the whole chain and open signals);
 - signal events: pub/sub broadcast ``signals`` (every replica fans out to its subscribers);
 - exits seen by several replicas: the conditional UPDATE in the store lets exactly one announce.
@@ -29,7 +30,7 @@ from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.services.common.telemetry import metrics
 from aiots.services.signals.config import ConfigSource
-from aiots.services.signals.conversions import signal_to_proto
+from aiots.services.signals.conversions import signal_from_proto, signal_to_proto
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.fanout import Broker
 from aiots.services.signals.models import Bar, OptionQuote, Signal
@@ -134,9 +135,14 @@ class SignalsApp:
         self._update_open_gauge()
         metrics.queue_capacity.set(self.cfg.subscriber_queue, {"queue": "signals_subscriber"})
         self._spawn(self._fanout(listener))
+        # Every replica evaluates every bar (a group of its own): the features are per-symbol state
+        # that must see each bar in order, and a shared group would split a symbol's bars between
+        # replicas. Signal ids are deterministic per (bar close, symbol, strategy), so the store's
+        # ON CONFLICT lets exactly one replica record and announce each signal.
+        bar_group = f"signals-bars-{self.replica}"
         self._spawn(
             self._consume(
-                bus.consume(BAR_TOPIC, symbols, group="signals", consumer=self.replica), "signals", self._on_bar
+                bus.consume(BAR_TOPIC, symbols, group=bar_group, consumer=self.replica), bar_group, self._on_bar
             )
         )
         chain_group = f"signals-chain-{self.replica}"
@@ -230,13 +236,19 @@ class SignalsApp:
         """Persist first (so `since` can replay it), then announce to every replica."""
         bus = self.rt.bus
         for sig in new:
-            if await self.store.insert(sig):
-                metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
-                ev = events_pb2.SignalEvent(
-                    symbol=sig.symbol, ts_event=sig.created_ns, signal=signal_to_proto(sig), is_update=False
-                )
-                await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
-                await bus.broadcast(SIGNAL_CHANNEL, ev)
+            if not await self.store.insert(sig):
+                # Another replica recorded this signal first (perhaps on another contract, if its
+                # chain was a moment fresher): track the stored version, announce nothing.
+                stored = await self.store.get(sig.id)
+                if stored is not None:
+                    self.engine.tracker.replace(signal_from_proto(stored, expiry_ns(stored.contract.expiry)))
+                continue
+            metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
+            ev = events_pb2.SignalEvent(
+                symbol=sig.symbol, ts_event=sig.created_ns, signal=signal_to_proto(sig), is_update=False
+            )
+            await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
+            await bus.broadcast(SIGNAL_CHANNEL, ev)
         for sig in updates:
             if await self.store.close(sig):
                 metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})

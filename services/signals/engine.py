@@ -119,7 +119,7 @@ class SignalEngine:
                 continue
             self._last_fired[(bar.symbol, idea.strategy)] = n
             sig = Signal(
-                id=signal_id(now, bar.symbol, idea.strategy, sel.quote.occ_symbol),
+                id=signal_id(now, bar.symbol, idea.strategy),
                 created_ns=now,
                 symbol=bar.symbol,
                 underlying_price=bar.close,

@@ -23,6 +23,14 @@ class LifecycleTracker:
         if sig.status is Status.OPEN:
             self._by_occ.setdefault(sig.contract.occ_symbol, {})[sig.id] = sig
 
+    def replace(self, sig: Signal) -> None:
+        """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
+        for occ in list(self._by_occ):
+            group = self._by_occ[occ]
+            if group.pop(sig.id, None) is not None and not group:
+                del self._by_occ[occ]
+        self.add(sig)
+
     def open_signals(self) -> list[Signal]:
         return [s for group in self._by_occ.values() for s in group.values()]
 
