@@ -22,3 +22,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "PROVENANCE.md").is_file():
         pytest.skip(f"real market data not found at {SHARED_DATA} (set AIOTS_SHARED_DATA)")
     return SHARED_DATA
+
+
+# CI runs property tests with a fixed seed (reproducible: a red CI is a real regression, and the
+# failing example is printed); developers' runs explore fresh random examples every time.
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hyp_settings.load_profile("ci")
