@@ -279,9 +279,19 @@ class SpillStore:
         return path
 
     @staticmethod
-    def load(path: Path, symbols: SymbolTable = SYMBOLS) -> Batch:
+    def read(path: Path) -> tuple[Any, Any, Any]:
+        """Decompress and unpickle a segment (no shared state: safe in a worker thread)."""
         raw = zstandard.ZstdDecompressor().decompress(path.read_bytes())
-        columns, rows, syms = pickle.loads(raw)  # our own files only
+        return pickle.loads(raw)  # type: ignore[no-any-return]  # our own files only
+
+    @staticmethod
+    def load(path: Path, symbols: SymbolTable = SYMBOLS) -> Batch:
+        return SpillStore.rebuild(SpillStore.read(path), symbols)
+
+    @staticmethod
+    def rebuild(parts: tuple[Any, Any, Any], symbols: SymbolTable = SYMBOLS) -> Batch:
+        """A batch from :meth:`read`'s parts, symbol codes remapped into ``symbols`` (event loop)."""
+        columns, rows, syms = parts
         remap = {old: symbols.code(s) for old, s in syms.items()}
         lut = np.zeros(max(remap, default=0) + 1, dtype=np.int32)
         for old, new in remap.items():
@@ -452,7 +462,8 @@ class Writer:
                 return
             except Exception as exc:
                 self._on_failure(exc)
-        self.spill.append(batch)
+        # pickle + zstd + fsync: off the event loop (this runs exactly when PostgreSQL struggles)
+        await asyncio.to_thread(self.spill.append, batch)
         self.stats.spilled_records += batch.total()
         self.stats.spill_segments += 1
 
@@ -470,7 +481,7 @@ class Writer:
 
     async def _drain_spill(self) -> None:
         for path in self.spill.segments():
-            batch = SpillStore.load(path, self.symbols)
+            batch = SpillStore.rebuild(await asyncio.to_thread(SpillStore.read, path), self.symbols)
             try:
                 await self._write(batch)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
