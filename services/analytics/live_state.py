@@ -36,6 +36,7 @@ from aiots.services.storage import queries
 from aiots.v1 import events_pb2
 
 log = logging.getLogger(__name__)
+STOP_STEP_TIMEOUT_S = 2.0
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -203,12 +204,18 @@ class LiveState:
                 log.warning("live checkpoint failed", exc_info=True)
 
     async def stop(self) -> None:
+        """Stop consuming and write a final checkpoint, each step bounded (Ctrl-C has 10 s for all)."""
         self._stop.set()
         for t in self._tasks:
             if t.get_name() != "analytics-checkpoint":
                 t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=STOP_STEP_TIMEOUT_S)
+            for t in pending:
+                log.warning("live state: task %s did not stop in time; cancelled", t.get_name())
+                t.cancel()
         self._tasks.clear()
-        await self.checkpoint()
+        try:
+            await asyncio.wait_for(self.checkpoint(), STOP_STEP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("live state: final checkpoint did not finish in %.0f s", STOP_STEP_TIMEOUT_S)
