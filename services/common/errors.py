@@ -13,6 +13,8 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger(__name__)
@@ -117,9 +119,90 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
 Handler = Callable[..., Any]
 
 
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def bad_utf8_field(descriptor: Descriptor, data: bytes, prefix: str = "") -> str | None:
+    """Path (``a.b``) of the first string field of ``data`` (wire format of ``descriptor``) that
+    is not valid UTF-8; ``None`` when there is none or the bytes are not walkable."""
+    pos = 0
+    try:
+        while pos < len(data):
+            key, pos = _varint(data, pos)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                _, pos = _varint(data, pos)
+                continue
+            if wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+                continue
+            if wire != 2:
+                return None
+            size, pos = _varint(data, pos)
+            chunk, pos = data[pos : pos + size], pos + size
+            fd = descriptor.fields_by_number.get(number)
+            if fd is None:
+                continue
+            if fd.type == FieldDescriptor.TYPE_STRING:
+                try:
+                    chunk.decode("utf-8")
+                except UnicodeDecodeError:
+                    return prefix + fd.name
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type is not None:
+                inner = bad_utf8_field(fd.message_type, chunk, f"{prefix}{fd.name}.")
+                if inner is not None:
+                    return inner
+    except ValueError:
+        return None
+    return None
+
+
+class Undecodable:
+    """Stands in for a request whose bytes did not parse; the wrapped handler answers
+    INVALID_ARGUMENT naming the field instead of the server's UNKNOWN/500."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InvalidArgument) -> None:
+        self.error = error
+
+
+def guarded_deserializer(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` returning :class:`Undecodable` instead of raising ``DecodeError``."""
+    if deserializer is None:
+        return None
+    message_type = getattr(deserializer, "__self__", None)
+    descriptor: Descriptor | None = getattr(message_type, "DESCRIPTOR", None)
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            field = bad_utf8_field(descriptor, data) if descriptor is not None else None
+            if field is not None:
+                return Undecodable(
+                    InvalidArgument(field, "is not valid UTF-8 text; send printable UTF-8 (e.g. a ticker like AAPL)")
+                )
+            return Undecodable(InvalidArgument("request", f"malformed request message ({exc})"))
+
+    return deserialize
+
+
 def _wrap_unary(behavior: Handler) -> Handler:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            if isinstance(request, Undecodable):
+                raise request.error
             return await behavior(request, context)
         except grpc.aio.AbortError:
             raise
@@ -132,6 +215,8 @@ def _wrap_unary(behavior: Handler) -> Handler:
 def _wrap_stream(behavior: Handler) -> Handler:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
+            if isinstance(request, Undecodable):
+                raise request.error
             async for item in behavior(request, context):
                 yield item
         except grpc.aio.AbortError:
@@ -143,7 +228,11 @@ def _wrap_stream(behavior: Handler) -> Handler:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps domain errors (and stray exceptions) to gRPC statuses with rich details."""
+    """Maps domain errors (and stray exceptions) to gRPC statuses with rich details.
+
+    It also guards request decoding: bytes that do not parse (e.g. invalid UTF-8 in a string
+    field, as Envoy transcodes a percent-encoded path) give INVALID_ARGUMENT naming the field.
+    """
 
     async def intercept_service(
         self,
@@ -156,13 +245,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=guarded_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=guarded_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
