@@ -179,7 +179,8 @@ class LiveState:
         topic = f"bars:{interval}"
         labels = {"topic": topic, "group": group}
         consumer = f"analytics-{os.getpid()}-{id(self):x}"
-        stream = self.rt.bus.consume(topic, self.symbols, group=group, consumer=consumer, start="0")
+        bus = self.rt.need_bus("analytics live state")
+        stream = bus.consume(topic, self.symbols, group=group, consumer=consumer, start="0")
         async for d in stream:
             ts_event = 0
             try:
@@ -188,7 +189,7 @@ class LiveState:
                 self.on_bar(event)
             except Exception:
                 log.exception("bad bar event on %s", d.stream)
-            await self.rt.bus.ack(d, group=group)
+            await bus.ack(d, group=group)
             metrics.bus_consumed.add(1, labels)
             if ts_event > 0:
                 # now - the bar's ts_event (its open time: includes the bar's own length)

@@ -24,10 +24,9 @@ same stream: handlers must be idempotent (at-least-once).
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import Sequence
 
-from google.protobuf.message import Message
+from aiots.services.common.ports import Bus, Delivery, Handler
 
 
 def stream_name(namespace: str, topic: str, key: str) -> str:
@@ -42,57 +41,4 @@ def partition_keys(keys: Sequence[str], index: int, count: int) -> list[str]:
     return [k for k in keys if zlib.crc32(k.encode()) % count == index]
 
 
-class Delivery(NamedTuple):
-    """One delivered message: its stream, transport id, key and payload bytes (immutable)."""
-
-    stream: str
-    message_id: str
-    key: str
-    payload: bytes
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
-
-
-class Bus(Protocol):
-    """Publish/consume (streams with consumer groups) and broadcast/listen (pub/sub)."""
-
-    async def publish(self, topic: str, key: str, event: Message) -> str:
-        """Append ``event`` to the stream of (topic, key); returns the message id."""
-
-    async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
-        """Append several (key, event) pairs in one round trip where the transport allows."""
-
-    def consume(
-        self,
-        topic: str,
-        keys: Sequence[str],
-        *,
-        group: str,
-        consumer: str,
-        start: str = "$",
-    ) -> AsyncIterator[Delivery]:
-        """Yield messages of (topic, key) for ``keys`` as member ``consumer`` of ``group``.
-
-        ``start`` is where a new group begins: ``"$"`` (new messages) or ``"0"`` (all retained).
-        The caller must ``ack`` each delivery after processing it.
-        """
-
-    async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
-        """Create ``group`` on the streams of (topic, keys) now (idempotent).
-
-        ``consume`` creates its groups on first iteration; call this first when messages
-        published before that first iteration must reach the group.
-        """
-
-    async def ack(self, delivery: Delivery, *, group: str) -> None:
-        """Acknowledge a processed delivery."""
-
-    async def broadcast(self, channel: str, event: Message) -> None:
-        """Send ``event`` to every current listener of ``channel``."""
-
-    def listen(self, channel: str) -> AsyncIterator[bytes]:
-        """Yield payloads broadcast on ``channel`` from now on."""
-
-    async def close(self) -> None:
-        """Release connections and stop background tasks."""
+__all__ = ["Bus", "Delivery", "Handler", "partition_keys", "stream_name"]

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MARKET_TZ = ZoneInfo("America/New_York")
 NS_PER_S = 1_000_000_000
 PRICE_KIND = "price"
-PRICE_BOOK_EXTRA = "cache.prices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,10 +395,10 @@ class PriceWatchHub:
 def price_book_for(rt: Runtime) -> PriceBook:
     """The runtime's shared :class:`PriceBook` (created on first use from ``rt.cache``/``rt.bus``).
 
-    Ingestion and the cache service of one process use the same instance (``rt.extras``).
+    Ingestion and the cache service of one process use the same instance (``rt.component``).
     """
-    book = rt.extras.get(PRICE_BOOK_EXTRA)
-    if isinstance(book, PriceBook):
+    book = rt.component(PriceBook)
+    if book is not None:
         return book
     if rt.cache is None:
         raise FailedPrecondition("runtime has no cache backend yet (start the cache service or set rt.cache)")
@@ -412,5 +411,4 @@ def price_book_for(rt: Runtime) -> PriceBook:
         tracked=rt.settings.symbols,
         ttl_s=float(cfg.price_ttl_s) if cfg.price_ttl_s else None,
     )
-    rt.extras[PRICE_BOOK_EXTRA] = book
-    return book
+    return rt.register(book)

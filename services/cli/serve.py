@@ -31,7 +31,7 @@ SERVICES = ("cache", "ingestion", "analytics", "signals")
 )
 def cli(service: str, port: int | None, metrics_port: int | None, host: str | None, standalone: bool) -> None:
     """Run one service until SIGTERM/SIGINT (graceful: health NOT_SERVING, drain, flush, stop)."""
-    from aiots.services.common.supervisor import SupervisorError
+    from aiots.services.stack.supervisor import SupervisorError
 
     settings = get_settings()
     missing = [n for n, v in (("REDIS_URL", settings.redis_url), ("DATABASE_URL", settings.database_url)) if v is None]
@@ -59,7 +59,7 @@ def cli(service: str, port: int | None, metrics_port: int | None, host: str | No
 async def _serve(settings: Settings, service: str) -> int:
     from aiots.services.common import telemetry
     from aiots.services.common.logging import setup_logging
-    from aiots.services.common.supervisor import Supervisor, exit_now
+    from aiots.services.stack.supervisor import Supervisor, exit_now
 
     setup_logging(settings)
     telemetry.setup_telemetry(settings, service=service)

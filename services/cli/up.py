@@ -67,7 +67,7 @@ def cli(
     duration: float | None,
 ) -> None:
     """Start all four services, the Envoy gateway and a market feed (Ctrl-C stops them)."""
-    from aiots.services.common.supervisor import (
+    from aiots.services.stack.supervisor import (
         Feed,
         SupervisorError,
         with_base_id,
@@ -98,7 +98,7 @@ def cli(
 async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, duration: float | None) -> int:
     from aiots.services.common import telemetry
     from aiots.services.common.logging import setup_logging
-    from aiots.services.common.supervisor import Supervisor, exit_now
+    from aiots.services.stack.supervisor import Supervisor, exit_now
 
     console = Console(highlight=False, soft_wrap=True)
     setup_logging(settings, json_logs=settings.telemetry.json_logs and not sys.stderr.isatty())
@@ -151,10 +151,12 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 def _banner(console: Console, sup: Any, took: float, token: str | None) -> None:
     s: Settings = sup.settings
-    feed = sup.rt.extras.get("feed", {})
+    feed = sup.rt.feed
     db = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL ({s.database.embedded_dir})"
     bus = "Redis (REDIS_URL)" if s.redis_url else "in-process cache + bus"
-    src = feed.get("kind", "?") + (f" x{feed.get('speed')}" if feed.get("kind") != "live" else "")
+    src = feed.kind + (f" x{feed.speed:g}" if feed.kind != "live" else "")
+    if feed.kind == "replay":
+        src += " of " + ", ".join(f.name for f in feed.replay_files)
     console.print(f"[bold green]AI-OTS is up[/] in {took:.1f} s  ·  {db}  ·  {bus}  ·  feed: {src}")
     gw = s.gateway
     host = "localhost"

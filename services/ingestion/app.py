@@ -50,7 +50,7 @@ class IngestionApp:
             return None
 
     async def start(self) -> None:
-        dsn = self.rt.extras.get("database_dsn") or await resolve_dsn(self.rt.settings)
+        dsn = self.rt.database_dsn or await resolve_dsn(self.rt.settings)
         if self.rt.db is None:
             self.rt.db = await create_pool(self.rt.settings, dsn=dsn)
             self._own_pool = True
@@ -61,9 +61,13 @@ class IngestionApp:
             [ServiceRegistration(SERVICE_NAME, add_to_server, servicer)], host=self.cfg.host, port=self._port
         )
         if self.cfg.autostart:
-            if self.rt.settings.simulated_feed:
-                await self.manager.seed()
-            await self.manager.start_collection([], [])
+            feed = self.rt.feed
+            if feed.kind == "replay":
+                await self.manager.start_replay(list(feed.replay_files), feed.speed)
+            else:
+                if feed.kind == "simulator" and self.rt.settings.simulated_feed:
+                    await self.manager.seed()
+                await self.manager.start_collection([], [])
         log.info("ingestion service started", extra={"port": self.server.port})
 
     async def stop(self) -> None:

@@ -13,16 +13,24 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ulid
 
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument
 from aiots.services.common.settings import UNDERLYINGS, Settings
-from aiots.services.ingestion.normalize import SOURCE_HISTORICAL, SOURCE_LIVE, SOURCE_SIMULATOR, Normalizer
+from aiots.services.ingestion.normalize import (
+    SOURCE_HISTORICAL,
+    SOURCE_LIVE,
+    SOURCE_REPLAY,
+    SOURCE_SIMULATOR,
+    Normalizer,
+)
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import BackfillProgress, backfill, historical_client
 from aiots.services.ingestion.sources.live import LiveGroup, LiveSource
+from aiots.services.ingestion.sources.replay import ReplayRunner
 from aiots.services.ingestion.sources.simulator import SimulatorSource, seed_history
 from aiots.services.storage.writer import Writer
 
@@ -32,7 +40,12 @@ SUPPORTED_SCHEMAS: tuple[str, ...] = (
     "trades", "tbbo", "mbp-1", "cbbo-1s", "ohlcv-1s", "ohlcv-1m", "definition", "statistics",
 )  # fmt: skip
 DEFAULT_SCHEMAS: tuple[str, ...] = ("trades", "tbbo")
-SOURCE_NAMES = {SOURCE_LIVE: "live", SOURCE_HISTORICAL: "historical", 3: "replay", SOURCE_SIMULATOR: "simulator"}
+SOURCE_NAMES = {
+    SOURCE_LIVE: "live",
+    SOURCE_HISTORICAL: "historical",
+    SOURCE_REPLAY: "replay",
+    SOURCE_SIMULATOR: "simulator",
+}
 
 
 @dataclass
@@ -192,6 +205,21 @@ class IngestionManager:
                 src,
                 f"collecting {', '.join(merged_syms)}{opts} [{', '.join(merged_schs)}] ({SOURCE_NAMES[src]})",
             )
+
+    async def start_replay(self, files: Sequence[Path], speed: float) -> str:
+        """Replay DBN ``files`` through the pipeline as a collection job (the ``aiots up --replay`` feed)."""
+        async with self._lock:
+            job_id = str(ulid.ULID())
+            runner = ReplayRunner(self._pipeline(SOURCE_REPLAY), files, speed=speed)
+            task = asyncio.create_task(self._run(job_id, runner), name=f"replay-{job_id}")
+            self.jobs[job_id] = Job(job_id, SOURCE_REPLAY, list(self.settings.symbols), [], task, runner, True)
+            await self.pool.execute(
+                "INSERT INTO collection_jobs (job_id, kind, status, params) VALUES ($1, $2, 'running', $3)",
+                job_id,
+                "replay",
+                json.dumps({"files": [str(f) for f in files], "speed": speed}),
+            )
+            return job_id
 
     def _live_runner(self, symbols: list[str], schemas: list[str], include_options: bool) -> LiveGroup:
         """Equities session, plus an OPRA session (parent symbology ``<SYM>.OPT``) with options."""

@@ -11,7 +11,6 @@ Work split across replicas (all standard Redis mechanisms, nothing home-made):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import logging
@@ -127,11 +126,12 @@ class SignalsApp:
         for sig in await self.store.open_signals():
             self.engine.track(sig)
         await self._warm_up()
-        bus = self.rt.bus
+        bus = self.rt.need_bus("signals")
         symbols = self.rt.settings.symbols
         listener = bus.listen(SIGNAL_CHANNEL)
-        with contextlib.suppress(AttributeError):
-            await listener.start()
+        start_listener = getattr(listener, "start", None)
+        if start_listener is not None:
+            await start_listener()
         self._update_open_gauge()
         metrics.queue_capacity.set(self.cfg.subscriber_queue, {"queue": "signals_subscriber"})
         self._spawn(self._fanout(listener))
@@ -204,7 +204,7 @@ class SignalsApp:
                 await handle(d.payload)
             except Exception:
                 log.exception("signals: failed to process a bus message", extra={"stream": d.stream})
-            await self.rt.bus.ack(d, group=group)
+            await self.rt.need_bus("signals").ack(d, group=group)
             topic = d.stream.split(":v1:", 1)[-1].rsplit(":", 1)[0]
             metrics.bus_consumed.add(1, {"topic": topic, "group": "signals"})
             if self._last_event_ns:
@@ -234,7 +234,7 @@ class SignalsApp:
 
     async def _emit(self, new: list[Signal], updates: list[Signal]) -> None:
         """Persist first (so `since` can replay it), then announce to every replica."""
-        bus = self.rt.bus
+        bus = self.rt.need_bus("signals")
         for sig in new:
             if not await self.store.insert(sig):
                 # Another replica recorded this signal first (perhaps on another contract, if its

@@ -11,8 +11,8 @@ A service module that does not exist yet (``aiots.services.<name>.app`` missing)
 note; so is the gateway when ``aiots.gateway.run`` is missing. Everything else that fails to start
 stops what already started and raises :class:`SupervisorError` with one clear line.
 
-The market feed for ingestion is described in ``rt.extras["feed"]``: ``{"kind": "simulator" |
-"replay" | "live", "replay_files": [paths], "speed": float}``.
+The market feed for ingestion is ``rt.feed`` (:class:`~aiots.services.common.runtime.FeedSpec`),
+resolved here from ``aiots up --feed/--replay/--speed``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from aiots.services.common import telemetry
-from aiots.services.common.runtime import Runtime, ServiceApp
+from aiots.services.common.runtime import FeedKind, FeedSpec, Runtime, ServiceApp
 from aiots.services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Feed:
     replay_files: list[Path] = field(default_factory=list)
     speed: float | None = None
 
-    def resolve(self, settings: Settings) -> dict[str, Any]:
+    def resolve(self, settings: Settings) -> FeedSpec:
         kind = self.kind
         if kind == "auto":
             kind = "replay" if self.replay_files else ("simulator" if settings.simulated_feed else "live")
@@ -64,8 +64,10 @@ class Feed:
         for f in self.replay_files:
             if not f.is_file():
                 raise SupervisorError(f"replay file not found: {f}")
+        if kind not in ("simulator", "replay", "live"):
+            raise SupervisorError(f"unknown feed {kind!r}; choose auto, simulator, replay or live")
         speed = self.speed if self.speed is not None else settings.ingestion.simulator_speed
-        return {"kind": kind, "replay_files": [str(f) for f in self.replay_files], "speed": speed}
+        return FeedSpec(kind=cast(FeedKind, kind), replay_files=tuple(self.replay_files), speed=float(speed))
 
 
 def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
@@ -164,7 +166,7 @@ class Supervisor:
 
     async def _start_runtime(self) -> None:
         s = self.settings
-        self.rt.extras["feed"] = self.feed.resolve(s)
+        self.rt.feed = self.feed.resolve(s)
         try:
             pool_mod = importlib.import_module("aiots.services.storage.pool")
         except ModuleNotFoundError:
@@ -172,7 +174,8 @@ class Supervisor:
         else:
             where = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL in {s.database.embedded_dir}"
             try:
-                self.rt.db = await pool_mod.create_pool(s)
+                self.rt.database_dsn = await pool_mod.resolve_dsn(s)
+                self.rt.db = await pool_mod.create_pool(s, dsn=self.rt.database_dsn)
             except Exception as exc:
                 raise SupervisorError(f"cannot open the database ({where}): {exc}") from exc
             self._started.append(_Started("database", self.rt.db.close))
@@ -190,8 +193,9 @@ class Supervisor:
         except ModuleNotFoundError:
             self.notes.append("bus: not available in this build")
         else:
-            with contextlib.suppress(AttributeError):
-                await self.rt.bus.start()
+            start_bus = getattr(self.rt.bus, "start", None)
+            if start_bus is not None:
+                await start_bus()
             self._started.append(_Started("bus", _closer(self.rt.bus)))
 
     async def _start_service(self, name: str) -> None:

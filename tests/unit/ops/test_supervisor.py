@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from aiots.services.common import supervisor as sup_mod
+from aiots.services.stack import supervisor as sup_mod
 from aiots.services.common.settings import Settings
-from aiots.services.common.supervisor import Supervisor, SupervisorError
+from aiots.services.stack.supervisor import Supervisor, SupervisorError
 
 
 class HalfStarted:

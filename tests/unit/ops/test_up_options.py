@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from aiots.services.cli.token import cli as token_cli
 from aiots.services.common.settings import Settings
-from aiots.services.common.supervisor import SERVICE_ORDER, with_base_id, with_data_dir, with_port_offset
+from aiots.services.stack.supervisor import SERVICE_ORDER, with_base_id, with_data_dir, with_port_offset
 
 
 def _ports(s: Settings) -> list[int]:
