@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -25,24 +24,29 @@ from aiots.services.analytics import patterns as pat
 from aiots.services.analytics import pricing, store, surface
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from aiots.services.common.runtime import Runtime
+from aiots.services.common.validation import require_enum, require_ticker, require_time_range
 from aiots.services.storage import queries
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import analytics_pb2_grpc as pb_grpc
+from aiots.v1 import common_pb2
 
 T = TypeVar("T")
-SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 DEFAULT_MONEYNESS = np.round(np.arange(-0.3, 0.3 + 1e-9, 0.05), 10)
 MIN_STEPS, MAX_STEPS = 3, 20_000
+RIGHTS = (common_pb2.OPTION_RIGHT_CALL, common_pb2.OPTION_RIGHT_PUT)
 COLLECT_HINT = "collect it with `aiots collect start --symbols {sym}` (IngestionService.StartCollection) or Backfill"
 
 
 def _symbol(raw: str, field: str = "symbol") -> str:
-    sym = raw.strip().upper()
-    if not sym:
-        raise InvalidArgument(field, "a ticker is required, e.g. 'AAPL'")
-    if not SYMBOL_RE.match(sym):
-        raise InvalidArgument(field, f"{raw!r} is not a ticker (1-10 characters A-Z, 0-9, '.', '-')")
-    return sym
+    return require_ticker(field, raw)
+
+
+def _require_rights(field: str, rows: Any, batch: pricing.ContractBatch) -> None:
+    """Every row names its right (CALL or PUT); the first that does not is INVALID_ARGUMENT."""
+    bad = np.flatnonzero(~batch.right_ok)
+    if bad.size:
+        i = int(bad[0])
+        require_enum(f"{field}[{i}].right", int(rows[i].right), RIGHTS, common_pb2.OptionRight)
 
 
 def _iso(ns: int | None) -> str:
@@ -156,6 +160,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         method, steps = self._method(request.american_method, request.steps)
         n = len(request.contracts)
         batch = await self._convert(n, conv.contracts_from_proto, request.contracts)
+        _require_rights("contracts", request.contracts, batch)
         parts = [await self._thread(pricing.price_batch, c, method, steps) for c in self._chunks(batch)]
         merged = pricing.PricedBatch(
             price=np.concatenate([p.price for p in parts]),
@@ -168,6 +173,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self._check_batch(len(request.quotes), "quotes")
         n = len(request.quotes)
         batch = await self._convert(n, conv.contracts_from_proto, request.quotes)
+        _require_rights("quotes", request.quotes, batch)
         method, steps = self._method("", 0)
         parts = [await self._thread(pricing.iv_batch, c, method, steps) for c in self._chunks(batch)]
         merged = pricing.IvBatch(
@@ -264,8 +270,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         lookback = request.lookback or self.cfg.default_lookback
         if not 1 <= lookback <= self.cfg.max_lookback:
             raise InvalidArgument("lookback", f"lookback must be in 1..{self.cfg.max_lookback}, got {lookback}")
-        start = conv.ns_from_ts(request.start) if request.HasField("start") else None
-        end = conv.ns_from_ts(request.end) if request.HasField("end") else None
+        start, end = require_time_range(request, ordered=False)
         if start is not None and end is not None and start >= end:
             raise InvalidArgument("start", f"start {_iso(start)} must be before end {_iso(end)}")
         return ind.IndicatorQuery(sym, interval, calls, lookback, start, end, request.include_series, request.period)

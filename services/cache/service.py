@@ -19,9 +19,10 @@ import grpc
 from aiots.services.cache import convert
 from aiots.services.cache.analytics_store import AnalyticsStore
 from aiots.services.cache.backends.base import CacheBackend
-from aiots.services.cache.prices import PriceBook, PriceWatchHub, normalize_symbol
+from aiots.services.cache.prices import PriceBook, PriceWatchHub
 from aiots.services.common.errors import InvalidArgument
 from aiots.services.common.settings import CacheSettings
+from aiots.services.common.validation import require_ticker
 from aiots.v1 import cache_pb2, cache_pb2_grpc
 
 SERVICE_NAME = "aiots.v1.CacheService"
@@ -77,7 +78,7 @@ def parse_symbols(values: Sequence[str], limit: int, field: str = "symbols") -> 
         for part in v.split(","):
             if not part.strip():
                 continue
-            s = normalize_symbol(part, f"{field}[{i}]")
+            s = require_ticker(f"{field}[{i}]", part)
             if s not in seen:
                 seen.add(s)
                 out.append(s)
@@ -108,11 +109,13 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def GetStockPrice(
         self, request: cache_pb2.GetStockPriceRequest, context: Any
     ) -> cache_pb2.GetStockPriceResponse:
+        require_ticker("symbol", request.symbol)
         raw = await self.prices.get_bytes(request.symbol)  # stored as StockPrice bytes already
         return cache_pb2.GetStockPriceResponse(price=cache_pb2.StockPrice.FromString(raw))
 
     async def GetStockPriceBytes(self, request: cache_pb2.GetStockPriceRequest, context: Any) -> bytes:
         """GetStockPrice as the serialised response (what the server registers; see module docstring)."""
+        require_ticker("symbol", request.symbol)
         return price_response_bytes(await self.prices.get_bytes(request.symbol))
 
     async def GetStockPrices(

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aiots.services.common.errors import InvalidArgument
+from aiots.services.common.validation import require_ticker, require_time_range
 from aiots.services.ingestion.manager import IngestionManager, validate_symbols
 from aiots.services.ingestion.normalize import KIND_OPTION, parse_occ
 from aiots.services.storage import queries
@@ -67,9 +68,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     async def _symbol(self, raw: str) -> str:
         """A configured ticker or one with stored data; InvalidArgument listing the supported ones otherwise."""
-        sym = raw.strip().upper()
-        if not sym:
-            raise InvalidArgument("symbol", "required: a ticker such as AAPL")
+        sym = require_ticker("symbol", raw)
         if await self.pool.fetchval("SELECT 1 FROM instruments WHERE symbol = $1", sym):
             return sym
         (sym,) = validate_symbols(self.m.settings, [sym], "symbol")
@@ -118,6 +117,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     ) -> AsyncIterator[ingestion_pb2.BackfillResponse]:
         if not request.HasField("start") or not request.HasField("end"):
             raise InvalidArgument("start", "start and end are required (UTC timestamps, end exclusive)")
+        require_time_range(request)
         if request.max_cost_usd < 0:
             raise InvalidArgument("max_cost_usd", f"{request.max_cost_usd} must be >= 0")
         start = dt.datetime.fromtimestamp(_ns(request.start) / NS, dt.UTC)
@@ -145,10 +145,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         if interval not in BAR_INTERVALS:
             raise InvalidArgument("interval", f"{interval!r} not supported; use one of {', '.join(BAR_INTERVALS)}")
         limit = _limit(request.limit, DEFAULT_BARS, MAX_BARS, "limit")
-        end = _ns(request.end) if request.HasField("end") else None
-        start = _ns(request.start) if request.HasField("start") else None
-        if start is not None and end is not None and end <= start:
-            raise InvalidArgument("end", "end must be after start")
+        start, end = require_time_range(request)
         bars = await queries.get_bars(self.pool, sym, interval, start, end, limit)
         out = [
             common_pb2.Bar(
@@ -182,10 +179,8 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     ) -> ingestion_pb2.GetTradesResponse:
         raw = request.symbol if parse_occ(request.symbol) else await self._symbol(request.symbol)
         limit = _limit(request.limit, DEFAULT_TRADES, MAX_TRADES, "limit")
-        t = await queries.get_trades(
-            self.pool, raw, _ns(request.start) if request.HasField("start") else None,
-            _ns(request.end) if request.HasField("end") else None, limit,
-        )  # fmt: skip
+        start, end = require_time_range(request)
+        t = await queries.get_trades(self.pool, raw, start, end, limit)
         return ingestion_pb2.GetTradesResponse(
             trades=[
                 common_pb2.Trade(
@@ -238,7 +233,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def GetOptionChainDefinitions(
         self, request: ingestion_pb2.GetOptionChainDefinitionsRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.GetOptionChainDefinitionsResponse:
-        (und,) = validate_symbols(self.m.settings, [request.symbol or "?"], "symbol")
+        (und,) = validate_symbols(self.m.settings, [require_ticker("symbol", request.symbol)], "symbol")
         expiry = None
         if request.expiry:
             try:

@@ -17,6 +17,7 @@ import grpc
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from aiots.services.common.telemetry import metrics
+from aiots.services.common.validation import require_time_range
 from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
 from aiots.services.signals.store import SignalFilter, SignalStore
 from aiots.v1 import signals_pb2
@@ -150,8 +151,7 @@ class SignalServicer:
             request.strategies,
             request.min_confidence,
             [int(s) for s in request.statuses],
-            request.start.ToNanoseconds() if request.HasField("start") else None,
-            request.end.ToNanoseconds() if request.HasField("end") else None,
+            *require_time_range(request, ordered=False),
         )
         sigs = await self.store.page(f, size + 1, request.page.page_token or None)
         resp = signals_pb2.ListSignalsResponse(signals=sigs[:size])
@@ -177,8 +177,7 @@ class SignalServicer:
             request.strategies,
             0.0,
             (),
-            request.start.ToNanoseconds() if request.HasField("start") else None,
-            request.end.ToNanoseconds() if request.HasField("end") else None,
+            *require_time_range(request, ordered=False),
         )
         rows = await self.store.stats(f)
         return signals_pb2.GetSignalStatsResponse(rows=[signals_pb2.SignalStatsRow(**r) for r in rows])

@@ -107,21 +107,21 @@ async def test_price_options_bad_rows_and_requests(analytics: Any) -> None:
     rows = [
         _row(right=CALL, time_to_expiry=0.0),
         _row(right=CALL, volatility=-0.1),
-        _row(right=cpb.OPTION_RIGHT_UNSPECIFIED),
         _row(right=PUT, spot=float("nan")),
         _row(right=PUT, style=EURO, dividends=[pb.CashDividend(time=0.1, amount=1.0)]),
         _row(right=PUT, style=AMER, dividends=[pb.CashDividend(time=0.1, amount=1.0)]),
     ]
     resp = await stub.PriceOptions(pb.PriceOptionsRequest(contracts=rows, american_method="binomial", steps=801))
     reasons = [r.reason for r in resp.results]
-    assert reasons[:5] == [
-        "NONPOSITIVE_TIME", "INVALID_VOLATILITY", "INVALID_RIGHT", "INVALID_SPOT", "DIVIDENDS_NEED_AMERICAN",
-    ]  # fmt: skip
-    assert all(math.isnan(r.price) for r in resp.results[:5])
-    assert reasons[5] == ""
+    assert reasons[:4] == ["NONPOSITIVE_TIME", "INVALID_VOLATILITY", "INVALID_SPOT", "DIVIDENDS_NEED_AMERICAN"]
+    assert all(math.isnan(r.price) for r in resp.results[:4])
+    assert reasons[4] == ""
     no_div = await stub.PriceOptions(pb.PriceOptionsRequest(contracts=[_row(right=PUT)], american_method="binomial"))
     # a cash dividend makes an American put worth more
-    assert resp.results[5].price > no_div.results[0].price
+    assert resp.results[4].price > no_div.results[0].price
+    # a row without its right is a bad request, not a NaN row (issue 18 item 6)
+    e = await _err(stub.PriceOptions(pb.PriceOptionsRequest(contracts=[_row(right=cpb.OPTION_RIGHT_UNSPECIFIED)])))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "OPTION_RIGHT_PUT" in e.details()
     e = await _err(stub.PriceOptions(pb.PriceOptionsRequest()))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "contracts" in e.details()
     e = await _err(stub.PriceOptions(pb.PriceOptionsRequest(contracts=[_row(right=CALL)], american_method="magic")))
