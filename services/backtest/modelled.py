@@ -1,0 +1,282 @@
+"""Modelled option premiums where no real quotes exist (underlying bars only).
+
+A synthetic chain is built at the decision time from the listed expiries of the root
+(:func:`aiots.core.conventions.listed_expiries`) inside the selection's DTE window and a strike
+grid around the spot. Each contract is priced with the style of its root (American:
+Bjerksund-Stensland 2002; European: Black-Scholes) at one IV, flat across strikes (no skew).
+The IV comes, in order, from: a configured per-symbol IV, the ATM IV of the nearest real chain
+snapshot of that symbol (the latest one at or before the time, else the earliest after), a
+configured default IV, or the symbol's trailing realised volatility of regular-hours 1-minute
+returns (no look-ahead). Quotes get a modelled spread: the half-spread is a fraction of the
+model price (at least a minimum), rounded outward to the tick. Every trade priced this way is
+labelled ``priced_from = "modelled"``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aiots.core import options as opt
+from aiots.core.conventions import (
+    NS_PER_DAY,
+    NS_PER_MIN,
+    NS_PER_YEAR,
+    calendar,
+    exercise_style,
+    expiry_ns,
+    format_occ,
+    listed_expiries,
+    ny_date,
+)
+from aiots.services.backtest.readers import ChainSnapshots
+from aiots.services.signals.engine import ChainBook
+from aiots.services.signals.models import OptionQuote
+
+MINUTES_PER_YEAR = 390.0 * 252.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How modelled premiums are made (fractions of the model price; dollars per share)."""
+
+    half_spread_frac: float = (
+        0.0125  # SPXW median half-spread/mid of selectable contracts is 1.84%, yfinance Mag-7 2.72%
+    )
+    min_half_spread: float = 0.01
+    tick: float = 0.01
+    strikes_sd: float = 1.5  # strike grid spans +- this many IV standard deviations over dte_max
+    max_strikes_per_side: int = 40
+    iv_by_symbol: dict[str, float] = field(default_factory=dict)
+    default_iv: float | None = None
+    realised_halflife_bars: float = 390.0
+    realised_min_returns: int = 60
+    min_iv: float = 0.05
+    dividend_yield: float = 0.0
+
+    def half_spread_frac_for(self, _symbol: str) -> float:
+        return self.half_spread_frac
+
+
+def strike_step(spot: float) -> float:
+    """A listed-strike increment typical for the price level (dollars)."""
+    if spot < 25:
+        return 0.5
+    if spot < 1000:
+        return 1.0
+    return 5.0
+
+
+def modelled_quote_prices(model_price: float | np.ndarray, settings: ModelSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(bid, ask) around ``model_price`` with the modelled half-spread, rounded outward to the tick."""
+    p = np.asarray(model_price, dtype=np.float64)
+    h = np.maximum(settings.half_spread_frac * p, settings.min_half_spread)
+    t = settings.tick
+    bid = np.floor((p - h) / t + 1e-9) * t
+    ask = np.ceil((p + h) / t - 1e-9) * t
+    return np.where(bid > 0, np.round(bid, 6), 0.0), np.round(ask, 6)
+
+
+def model_price(
+    spot: float,
+    strike: np.ndarray,
+    years: np.ndarray,
+    rate: float,
+    iv: float,
+    q: float,
+    is_call: np.ndarray,
+    style: str,
+) -> np.ndarray:
+    """Model value per share: American (BS2002) or European (BSM) by the root's style."""
+    t = np.maximum(years, 1e-9)
+    if style == "european":
+        return np.asarray(opt.bs_price(spot, strike, t, rate, iv, q, is_call), dtype=np.float64)
+    return np.asarray(opt.american_price(spot, strike, t, rate, iv, q, is_call), dtype=np.float64)
+
+
+class RealisedVol:
+    """Trailing EW realised vol of regular-hours 1-minute log returns, annualised (390 x 252)."""
+
+    def __init__(self, halflife_bars: float, min_returns: int) -> None:
+        self._alpha = 1.0 - 0.5 ** (1.0 / halflife_bars)
+        self._min = min_returns
+        self._var: dict[str, float] = {}
+        self._n: dict[str, int] = {}
+        self._last: dict[str, tuple[int, float]] = {}
+
+    def update(self, symbol: str, ts_ns: int, close: float, interval_ns: int) -> None:
+        if not calendar().is_regular_hours(ts_ns):
+            return
+        prev = self._last.get(symbol)
+        self._last[symbol] = (ts_ns, close)
+        if prev is None or ts_ns - prev[0] != interval_ns or prev[1] <= 0 or close <= 0:
+            return
+        r = math.log(close / prev[1])
+        v = self._var.get(symbol)
+        self._var[symbol] = r * r if v is None else (1 - self._alpha) * v + self._alpha * r * r
+        self._n[symbol] = self._n.get(symbol, 0) + 1
+
+    def vol(self, symbol: str, interval_ns: int) -> float:
+        if self._n.get(symbol, 0) < self._min:
+            return math.nan
+        per_year = MINUTES_PER_YEAR * NS_PER_MIN / interval_ns
+        return math.sqrt(self._var[symbol] * per_year)
+
+
+class ChainIV:
+    """ATM IV per (symbol, snapshot time) from real chain snapshots.
+
+    ATM is the strike where |call mid - put mid| is smallest (no spot needed); the IV is the
+    median of the vendor IVs of the call and put there, on the expiry nearest ``target_days``.
+    """
+
+    def __init__(self, chains: list[ChainSnapshots], target_days: float) -> None:
+        self._points: dict[str, list[tuple[int, float]]] = {}
+        for c in chains:
+            f = c.frame
+            f = f[(f["bid"] > 0) & (f["ask"] > 0) & (f["ask"] >= f["bid"]) & np.isfinite(f["implied_vol"])]
+            for (und, ts), g in f.groupby(["underlying", "ts_ns"]):
+                iv = self._atm_iv(g, int(ts), target_days)
+                if math.isfinite(iv):
+                    self._points.setdefault(str(und), []).append((int(ts), iv))
+        for v in self._points.values():
+            v.sort()
+
+    @staticmethod
+    def _atm_iv(g: object, ts: int, target_days: float) -> float:
+        import pandas as pd
+
+        assert isinstance(g, pd.DataFrame)
+        days = (g["expiration"].map(lambda e: expiry_ns(e)) - ts) / NS_PER_DAY
+        g = g.assign(days=days)
+        g = g[g["days"] > 0.5]
+        if g.empty:
+            return math.nan
+        exp_days = g.groupby("expiration")["days"].first()
+        best = (exp_days - target_days).abs().idxmin()
+        e = g[g["expiration"] == best].assign(mid=lambda x: 0.5 * (x["bid"] + x["ask"]))
+        calls = e[e["is_call"]].set_index("strike")
+        puts = e[~e["is_call"]].set_index("strike")
+        both = calls.index.intersection(puts.index)
+        if len(both) == 0:
+            return math.nan
+        diff = (calls.loc[both, "mid"] - puts.loc[both, "mid"]).abs()
+        k = diff.idxmin()
+        ivs = [float(calls.at[k, "implied_vol"]), float(puts.at[k, "implied_vol"])]
+        ivs = [v for v in ivs if 0.01 < v < 5.0]
+        return float(np.median(ivs)) if ivs else math.nan
+
+    def iv(self, symbol: str, ts_ns: int) -> tuple[float, int | None]:
+        """(IV, snapshot ns) of the latest snapshot at or before ``ts_ns``, else the earliest after."""
+        pts = self._points.get(symbol)
+        if not pts:
+            return math.nan, None
+        i = bisect.bisect_right(pts, (ts_ns, math.inf)) - 1
+        t, v = pts[i] if i >= 0 else pts[0]
+        return v, t
+
+    def symbols(self) -> list[str]:
+        return sorted(self._points)
+
+
+class ModelledChainBook(ChainBook):
+    """A :class:`ChainBook` whose chain for a modelled symbol is synthesised at the current time.
+
+    Symbols fed real quotes (``update``) keep the plain ChainBook behaviour; for the others the
+    runner sets the time, spot and IV with :meth:`set_state` before the engine selects.
+    """
+
+    def __init__(self, settings: ModelSettings, rate: float, dte_min: float, dte_max: float) -> None:
+        super().__init__()
+        self.settings = settings
+        self.rate = rate
+        self.dte_min, self.dte_max = dte_min, dte_max
+        self._state: dict[str, tuple[int, float, float]] = {}
+        self._cache: dict[str, tuple[tuple[int, float, float], list[OptionQuote]]] = {}
+        self.real: set[str] = set()
+
+    def update(self, q: OptionQuote) -> None:
+        self.real.add(q.underlying)
+        super().update(q)
+
+    def set_state(self, symbol: str, now_ns: int, spot: float, iv: float) -> None:
+        self._state[symbol] = (now_ns, spot, iv)
+
+    def chain(self, underlying: str) -> list[OptionQuote]:
+        if underlying in self.real:
+            return super().chain(underlying)
+        st = self._state.get(underlying)
+        if st is None or not math.isfinite(st[2]):
+            return []
+        hit = self._cache.get(underlying)
+        if hit is not None and hit[0] == st:
+            return hit[1]
+        quotes = self.synthesise(underlying, *st)
+        self._cache[underlying] = (st, quotes)
+        return quotes
+
+    def synthesise(self, symbol: str, now_ns: int, spot: float, iv: float) -> list[OptionQuote]:
+        """The modelled chain of ``symbol`` at ``now_ns`` (calls and puts, sorted by OCC symbol)."""
+        s = self.settings
+        today = ny_date(now_ns)
+        exps = [
+            e
+            for e in listed_expiries(symbol, today, today + dt.timedelta(days=math.ceil(self.dte_max) + 1))
+            if self.dte_min * NS_PER_DAY <= expiry_ns(e) - now_ns <= self.dte_max * NS_PER_DAY
+        ]
+        if not exps or spot <= 0:
+            return []
+        step = strike_step(spot)
+        width = s.strikes_sd * iv * math.sqrt(self.dte_max / 365.0) * spot
+        n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
+        center = round(spot / step) * step
+        strikes = np.round(center + step * np.arange(-n, n + 1), 6)
+        strikes = strikes[strikes > 0]
+        style = exercise_style(symbol)
+        out: list[OptionQuote] = []
+        for e in exps:
+            e_ns = expiry_ns(e)
+            years = np.full(strikes.size, (e_ns - now_ns) / NS_PER_YEAR)
+            for is_call in (True, False):
+                flags = np.full(strikes.size, is_call)
+                px = model_price(spot, strikes, years, self.rate, iv, s.dividend_yield, flags, style)
+                bid, ask = modelled_quote_prices(px, s)
+                right = "C" if is_call else "P"
+                for k, b, a in zip(strikes.tolist(), bid.tolist(), ask.tolist(), strict=True):
+                    out.append(
+                        OptionQuote(
+                            occ_symbol=format_occ(symbol, e, right, k),
+                            underlying=symbol,
+                            expiry=e.isoformat(),
+                            expiry_ns=e_ns,
+                            strike=k,
+                            is_call=is_call,
+                            bid=b,
+                            ask=a,
+                            ts_ns=now_ns,
+                        )
+                    )
+        out.sort(key=lambda q: q.occ_symbol)
+        return out
+
+    def reprice(self, q: OptionQuote, now_ns: int, spot: float, iv: float) -> tuple[float, float]:
+        """(bid, ask) of contract ``q`` at ``now_ns`` for spot ``spot`` at the entry IV."""
+        years = np.array([(q.expiry_ns - now_ns) / NS_PER_YEAR])
+        px = model_price(
+            spot,
+            np.array([q.strike]),
+            years,
+            self.rate,
+            iv,
+            self.settings.dividend_yield,
+            np.array([q.is_call]),
+            exercise_style(q.occ_symbol),
+        )
+        if years[0] <= 0:
+            px = np.array([max(0.0, (spot - q.strike) if q.is_call else (q.strike - spot))])
+        bid, ask = modelled_quote_prices(px, self.settings)
+        return float(bid[0]), float(ask[0])

@@ -1,0 +1,421 @@
+"""The replay: bars and option quotes in time order through the live :class:`SignalEngine`,
+entries and exits through the shared :class:`aiots.core.execution.ExecutionModel`.
+
+Clock: a bar is decided on at its close (``Bar.close_ts_ns``). Option quote bars are stamped at
+their **end**; before the bars closing at time T are evaluated, every quote known at T (ending
+at or before T) is fed to the engine. So a decision at T fills at the ask of the quote bar ending
+at T (stale or one-sided quotes refuse the fill, as the execution model says).
+
+Exits (a long option, one contract per signal, checked on every later quote of the contract):
+TARGET when the bid reaches the signal's target, STOP when the bid falls to its stop, both sold
+at that bid; HORIZON at the signal's horizon, CLOSE ``close_buffer`` before the session's close
+(early closes included) and EXPIRY ``close_buffer`` before the contract's expiry, sold at the
+first executable bid from then on. A contract that expires with no executable bid settles at
+its intrinsic value from the underlying's last close. Entries are refused outside regular hours
+and within ``close_buffer`` of the close.
+
+The strategies, the features, contract selection and the signal levels are the engine's own:
+this module only calls :meth:`SignalEngine.evaluate` and :meth:`SignalEngine.select`, the two
+halves of :meth:`SignalEngine.on_bar` that live mode runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, calendar, expiry_ns, ny_date
+from aiots.core.execution import ExecutionModel, Fill, Quote, Refused
+from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSettings, RealisedVol
+from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
+from aiots.services.signals.config import SignalsConfig
+from aiots.services.signals.engine import SignalEngine
+from aiots.services.signals.models import Bar, Direction, Idea, OptionQuote, Signal
+
+PricedFrom = Literal["quotes", "modelled"]
+ExitReason = Literal["TARGET", "STOP", "HORIZON", "CLOSE", "EXPIRY"]
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """Replay and execution settings (times ns; prices dollars per share)."""
+
+    execution: ExecutionModel = field(default_factory=ExecutionModel)
+    close_buffer_ns: int = 5 * NS_PER_MIN
+    model: ModelSettings = field(default_factory=ModelSettings)
+    start_ns: int | None = None  # decisions from this time (bars before it only warm the features)
+    end_ns: int | None = None
+    symbols: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass
+class Trade:
+    """One signal, its fill (or refusal) and its exit."""
+
+    signal: Signal
+    priced_from: PricedFrom
+    iv_source: str
+    entry: Fill | None = None
+    refusal: str = ""
+    exit_ns: int = 0
+    exit_price: float = math.nan
+    exit_reason: ExitReason | None = None
+    exit_note: str = ""
+    pnl_usd: float = math.nan
+    pnl_pct: float = math.nan
+    model_iv: float = math.nan
+    deadline_ns: int = 0
+    deadline_reason: ExitReason = "HORIZON"
+    last_bid: float = math.nan
+
+    @property
+    def closed(self) -> bool:
+        return self.exit_reason is not None
+
+    @property
+    def hit(self) -> bool:
+        return self.exit_reason == "TARGET"
+
+
+@dataclass
+class ReplayResult:
+    trades: list[Trade]
+    bars: int
+    symbols: list[str]
+    sessions: dict[str, list[str]]
+    filters_skipped: list[str]
+    iv_sources: dict[str, str]
+    signal_ts: list[
+        tuple[str, str, int, Direction, float, int, float]
+    ]  # symbol, strategy, ts, direction, move/spot, horizon, evidence
+
+
+def _merge_bars(series: Iterable[BarSeries], start_ns: int | None, end_ns: int | None) -> list[Bar]:
+    out: list[tuple[int, str, int]] = []
+    arrays: dict[str, BarSeries] = {}
+    for s in series:
+        arrays[s.symbol] = s
+        close = s.ts_ns + s.interval_ns
+        keep = np.ones(len(s), dtype=bool)
+        if end_ns is not None:
+            keep &= close <= end_ns
+        out.extend((int(close[i]), s.symbol, int(i)) for i in np.flatnonzero(keep))
+    out.sort()
+    bars: list[Bar] = []
+    for _c, sym, i in out:
+        s = arrays[sym]
+        bars.append(
+            Bar(
+                sym,
+                int(s.ts_ns[i]),
+                float(s.open[i]),
+                float(s.high[i]),
+                float(s.low[i]),
+                float(s.close[i]),
+                float(s.volume[i]),
+                s.interval_ns,
+            )
+        )
+    return bars
+
+
+class _QuoteFeed:
+    """Real option quote bars merged in time order, converted once per row on demand."""
+
+    def __init__(self, files: list[OptionQuoteBars]) -> None:
+        self._files = files
+        self._heap: list[tuple[int, int, int]] = []
+        for fi, f in enumerate(files):
+            if len(f):
+                heapq.heappush(self._heap, (int(f.ts_ns[0]), fi, 0))
+        self._exp_ns: dict[str, int] = {}
+
+    def pop_until(self, t_ns: int) -> Iterable[OptionQuote]:
+        h = self._heap
+        while h and h[0][0] <= t_ns:
+            ts, fi, i = heapq.heappop(h)
+            f = self._files[fi]
+            if i + 1 < len(f):
+                heapq.heappush(h, (int(f.ts_ns[i + 1]), fi, i + 1))
+            e = str(f.expiry[i])
+            ens = self._exp_ns.get(e)
+            if ens is None:
+                ens = self._exp_ns[e] = expiry_ns(e)
+            bid, ask = float(f.bid[i]), float(f.ask[i])
+            yield OptionQuote(
+                occ_symbol=str(f.occ[i]),
+                underlying=str(f.underlying[i]),
+                expiry=e,
+                expiry_ns=ens,
+                strike=float(f.strike[i]),
+                is_call=bool(f.is_call[i]),
+                bid=bid if math.isfinite(bid) else 0.0,
+                ask=ask if math.isfinite(ask) else 0.0,
+                bid_size=float(f.bid_size[i]) if math.isfinite(f.bid_size[i]) else math.nan,
+                ask_size=float(f.ask_size[i]) if math.isfinite(f.ask_size[i]) else math.nan,
+                ts_ns=ts,
+            )
+
+
+def _exec_quote(q: OptionQuote) -> Quote:
+    """The execution model's view of an engine quote (0 on a side = not quoted)."""
+    return Quote(q.bid if q.bid > 0 else math.nan, q.ask if q.ask > 0 else math.nan, q.ts_ns, q.bid_size, q.ask_size)
+
+
+class Replay:
+    """One pass over the data. ``null_plan`` (bar close ns, symbol) -> ideas replaces the strategies."""
+
+    def __init__(
+        self,
+        cfg: SignalsConfig,
+        bars: dict[str, BarSeries],
+        quotes: list[OptionQuoteBars],
+        chains: list[ChainSnapshots],
+        settings: BacktestSettings,
+        *,
+        null_plan: dict[tuple[int, str], list[Idea]] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.settings = settings
+        self.real_symbols = {str(u) for f in quotes for u in set(f.underlying.tolist())}
+        self.filters_skipped = ["min_open_interest", "min_volume"]  # no file the backtest reads carries them per minute
+        sel = cfg.selection.model_copy(update={"min_open_interest": 0.0, "min_volume": 0.0})
+        self.cfg = cfg.model_copy(update={"selection": sel})
+        self.book = ModelledChainBook(settings.model, sel.risk_free_rate, sel.dte_min, sel.dte_max)
+        self.book.real = set(self.real_symbols)
+        self.null_plan = null_plan
+        self.engine = SignalEngine(self.cfg, chains=self.book)
+        if null_plan is not None:
+            self.engine.strategies = []  # the null model's ideas come from the plan
+        self.chain_iv = ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max))
+        self.rv = RealisedVol(settings.model.realised_halflife_bars, settings.model.realised_min_returns)
+        syms = set(settings.symbols) if settings.symbols else None
+        self.series = {k: v for k, v in bars.items() if syms is None or k in syms}
+        self.quotes = quotes
+        self.progress = progress
+        self.trades: list[Trade] = []
+        self._open: dict[str, list[Trade]] = {}  # occ -> open trades
+        self._last_close: dict[str, float] = {}
+        self.iv_sources: dict[str, str] = {}
+        self.signal_log: list[tuple[str, str, int, Direction, float, int, float]] = []
+
+    # --- IV for modelled premiums ---------------------------------------------------------
+    def _model_iv(self, symbol: str, now_ns: int, interval_ns: int) -> tuple[float, str]:
+        m = self.settings.model
+        if symbol in m.iv_by_symbol:
+            return m.iv_by_symbol[symbol], "configured"
+        iv, snap = self.chain_iv.iv(symbol, now_ns)
+        if math.isfinite(iv) and snap is not None:
+            return max(iv, m.min_iv), f"chain {ny_date(snap).isoformat()}"
+        if m.default_iv is not None:
+            return m.default_iv, "configured default"
+        rv = self.rv.vol(symbol, interval_ns)
+        return (max(rv, m.min_iv), "realised") if math.isfinite(rv) else (math.nan, "none yet")
+
+    # --- positions ------------------------------------------------------------------------
+    def _close(self, t: Trade, now_ns: int, price: float, reason: ExitReason, note: str = "") -> None:
+        assert t.entry is not None
+        t.exit_ns, t.exit_price, t.exit_reason, t.exit_note = now_ns, price, reason, note
+        t.pnl_usd, t.pnl_pct = self.settings.execution.round_trip_pnl(t.entry, price)
+        occ = t.signal.contract.occ_symbol
+        lst = self._open.get(occ, [])
+        if t in lst:
+            lst.remove(t)
+        if not lst:
+            self._open.pop(occ, None)
+
+    def _on_contract_quote(self, q: OptionQuote) -> None:
+        """A new quote of a contract with open trades: check stops, targets and deadlines."""
+        trades = self._open.get(q.occ_symbol)
+        if not trades:
+            return
+        ex = self.settings.execution
+        eq = _exec_quote(q)
+        for t in list(trades):
+            assert t.entry is not None
+            if q.ts_ns <= t.entry.ts_ns:
+                continue
+            if eq.has_bid:
+                t.last_bid = eq.bid
+            if q.ts_ns >= q.expiry_ns:
+                self._settle(t, q.ts_ns)
+                continue
+            fill = ex.sell(eq, q.ts_ns)
+            if isinstance(fill, Refused):
+                continue
+            if q.ts_ns >= t.deadline_ns:
+                self._close(t, q.ts_ns, fill.price, t.deadline_reason)
+            elif fill.price >= t.signal.target_price:
+                self._close(t, q.ts_ns, fill.price, "TARGET")
+            elif fill.price <= t.signal.stop_price:
+                self._close(t, q.ts_ns, fill.price, "STOP")
+
+    def _settle(self, t: Trade, now_ns: int) -> None:
+        c = t.signal.contract
+        spot = self._last_close.get(t.signal.symbol, math.nan)
+        intrinsic = max(0.0, (spot - c.strike) if c.is_call else (c.strike - spot)) if math.isfinite(spot) else 0.0
+        self._close(t, now_ns, intrinsic, "EXPIRY", "expired with no executable bid; settled at intrinsic value")
+
+    def _enter(self, sig: Signal, now_ns: int, priced_from: PricedFrom, iv: float, iv_source: str) -> None:
+        t = Trade(sig, priced_from, iv_source, model_iv=iv)
+        self.trades.append(t)
+        q = sig.contract  # the latest quote of the contract known now (the one selection used)
+        session = calendar().session_of(now_ns)
+        if (
+            session is not None
+            and session.open_ns <= now_ns
+            and now_ns >= session.close_ns - self.settings.close_buffer_ns
+        ):
+            if now_ns < session.close_ns:
+                t.refusal = "NEAR_CLOSE"
+                return
+        res = self.settings.execution.buy(_exec_quote(q), now_ns)
+        if isinstance(res, Refused):
+            t.refusal = res.reason.value
+            return
+        t.entry = res
+        assert session is not None  # buy() refuses outside regular hours
+        buf = self.settings.close_buffer_ns
+        cands: list[tuple[int, ExitReason]] = [
+            (sig.horizon_ns, "HORIZON"),
+            (session.close_ns - buf, "CLOSE"),
+            (q.expiry_ns - buf, "EXPIRY"),
+        ]
+        # On expiry day the close and the expiry coincide: call it EXPIRY.
+        t.deadline_ns, t.deadline_reason = min(cands, key=lambda c: (c[0], c[1] != "EXPIRY"))
+        self._open.setdefault(q.occ_symbol, []).append(t)
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self) -> ReplayResult:
+        st = self.settings
+        bars = _merge_bars(self.series.values(), None, st.end_ns)
+        feed = _QuoteFeed(self.quotes)
+        total = len(bars)
+        eng = self.engine
+        book = self.book
+        sessions: dict[str, set[str]] = {}
+        step = max(1, total // 200)
+        for n, bar in enumerate(bars):
+            now = bar.close_ts_ns
+            # 1. every real option quote known at `now`
+            for q in feed.pop_until(now):
+                eng.on_option_quote(q)
+                if q.occ_symbol in self._open:
+                    self._on_contract_quote(q)
+            sym = bar.symbol
+            self._last_close[sym] = bar.close
+            self.rv.update(sym, bar.ts_ns, bar.close, bar.interval_ns)
+            modelled = sym not in book.real
+            # 2. modelled quotes of the open modelled trades of this symbol, at this bar's close
+            if modelled:
+                for occ in [o for o, ts in self._open.items() if ts and ts[0].signal.symbol == sym]:
+                    for t in list(self._open.get(occ, [])):
+                        b, a = book.reprice(t.signal.contract, now, bar.close, t.model_iv)
+                        c = t.signal.contract
+                        self._on_contract_quote(
+                            OptionQuote(
+                                c.occ_symbol, c.underlying, c.expiry, c.expiry_ns, c.strike, c.is_call, b, a, ts_ns=now
+                            )
+                        )
+            # 3. decisions
+            if st.start_ns is not None and now <= st.start_ns:
+                eng.warm(bar)
+            else:
+                if calendar().is_regular_hours(bar.ts_ns):
+                    sessions.setdefault(sym, set()).add(ny_date(bar.ts_ns).isoformat())
+                if self.null_plan is None:
+                    ideas, _updates = eng.evaluate(bar)
+                else:
+                    eng.evaluate(bar)  # keeps the features and the lifecycle's clock as live
+                    ideas = [
+                        Idea(
+                            i.symbol,
+                            i.strategy,
+                            i.direction,
+                            bar.close,
+                            i.projected_move * bar.close,
+                            i.horizon_ns,
+                            i.evidence,
+                            i.reasons,
+                        )
+                        for i in self.null_plan.get((now, sym), [])
+                    ]
+                if ideas:
+                    iv, src = (math.nan, "quotes")
+                    if modelled:
+                        iv, src = self._model_iv(sym, now, bar.interval_ns)
+                        book.set_state(sym, now, bar.close, iv)
+                        self.iv_sources.setdefault(sym, src)
+                    for sig in eng.select(bar, ideas):
+                        self.signal_log.append(
+                            (
+                                sym,
+                                sig.strategy,
+                                now,
+                                sig.direction,
+                                sig.projected_move / bar.close,
+                                sig.horizon_ns - now,
+                                next((i.evidence for i in ideas if i.strategy == sig.strategy), 0.0),
+                            )
+                        )
+                        self._enter(sig, now, "modelled" if modelled else "quotes", iv, src)
+            if self.progress is not None and (n % step == 0 or n == total - 1):
+                self.progress(n + 1, total)
+        # trades still open at the end of the data: the last executable bid, or intrinsic if expired
+        for occ in list(self._open):
+            for t in list(self._open.get(occ, [])):
+                if math.isfinite(t.last_bid):
+                    self._close(t, bars[-1].close_ts_ns, t.last_bid, t.deadline_reason, "data ended; last bid seen")
+                else:
+                    self._settle(t, bars[-1].close_ts_ns)
+        return ReplayResult(
+            self.trades,
+            total,
+            sorted(self.series),
+            {k: sorted(v) for k, v in sessions.items()},
+            self.filters_skipped,
+            self.iv_sources,
+            self.signal_log,
+        )
+
+
+def null_plan(
+    signals: list[tuple[str, str, int, Direction, float, int, float]],
+    bars: dict[str, BarSeries],
+    seed: int,
+    start_ns: int | None = None,
+) -> dict[tuple[int, str], list[Idea]]:
+    """Random entries with the same count, symbol, direction, projected move (as a fraction of
+    spot), horizon and minute of the day as the strategies' signals, on random sessions (seeded).
+
+    Each null idea goes through the same contract selection and exits in a second replay.
+    """
+    rng = random.Random(seed)
+    by_minute: dict[tuple[str, int], list[int]] = {}
+    for sym, s in bars.items():
+        close = s.ts_ns + s.interval_ns
+        if start_ns is not None:
+            close = close[close > start_ns]
+        mins = ((close // NS_PER_MIN) % (NS_PER_DAY // NS_PER_MIN)).astype(np.int64)
+        for c, m in zip(close.tolist(), mins.tolist(), strict=True):
+            by_minute.setdefault((sym, int(m)), []).append(int(c))
+    plan: dict[tuple[int, str], list[Idea]] = {}
+    for k, (sym, strat, ts, direction, move_frac, horizon, evidence) in enumerate(
+        sorted(signals, key=lambda x: (x[2], x[0], x[1]))
+    ):
+        m = int((ts // NS_PER_MIN) % (NS_PER_DAY // NS_PER_MIN))
+        pool = by_minute.get((sym, m))
+        if not pool:
+            continue
+        at = pool[rng.randrange(len(pool))]
+        idea = Idea(sym, f"null:{strat}#{k}", direction, 0.0, move_frac, horizon, evidence, ())
+        plan.setdefault((at, sym), []).append(idea)
+    return plan
