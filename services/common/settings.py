@@ -153,6 +153,15 @@ class AnalyticsSettings(ServiceSettings):
     bars_cache_entries: int = Field(8, ge=1, description="bar windows kept in memory per data version")
     chain_cache_entries: int = Field(16, ge=1, description="chain snapshots kept with solved IVs/Greeks")
     thread_rows: int = Field(1000, ge=1, description="rows from which proto conversion runs in a worker thread")
+    max_last_age_s: float = Field(
+        900.0, ge=0, description="a last trade prices a contract without a two-sided quote only when younger than this"
+    )
+    spot_sync_tolerance_s: float = Field(
+        60.0, ge=0, description="spot and option-quote times further apart than this are flagged out of sync"
+    )
+    dividend_yields: dict[str, float] = Field(
+        default_factory=dict, description="continuous dividend yield per symbol used to price American contracts"
+    )
 
 
 class SignalsSettings(ServiceSettings):
