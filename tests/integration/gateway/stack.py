@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
@@ -53,6 +52,7 @@ from aiots.v1 import (
 from aiots.v1 import (
     signals_pb2_grpc as spb_grpc,
 )
+from tests.integration.gateway.ports import free_port
 
 T = TypeVar("T")
 STREAM_GAP_S = 0.4
@@ -91,12 +91,6 @@ class Pacer:
 
 
 PACER = Pacer()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Audit:

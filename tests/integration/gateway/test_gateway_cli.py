@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.gateway.stack import free_port
+from tests.integration.gateway.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -28,6 +28,9 @@ def test_aiots_gateway_runs_envoy_and_forwards_sigterm(tmp_path: Path) -> None:
         "AIOTS_GATEWAY__CONFIG_PATH": str(tmp_path / "envoy.yaml"),
         "AIOTS_GATEWAY__DEV_KEY_DIR": str(tmp_path / "keys"),
         "AIOTS_GATEWAY__ACCESS_LOG_PATH": str(tmp_path / "access.log"),
+        # upstreams on reserved ports where nothing listens (not 8001-8004: a developer's
+        # `make run` stack may be serving there, and then /health would say 200)
+        **{f"AIOTS_{svc}__PORT": str(free_port()) for svc in ("CACHE", "INGESTION", "ANALYTICS", "SIGNALS")},
     }
     cmd = [sys.executable, "-m", "aiots.services.cli.main", "gateway", "--base-id", "31337", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
