@@ -94,6 +94,15 @@ POLICIES: dict[str, MethodPolicy] = {
     "SignalService/GetSignal": MethodPolicy(_V, _R),
     "SignalService/GetSignalStats": MethodPolicy(_V, _R),
     "SignalService/SubscribeSignals": MethodPolicy(_T, _S),
+    # paper trading (issue 16): trader to trade, viewer to read; accounts are scoped to the subject
+    "PortfolioService/CreateAccount": MethodPolicy(_T, _W),
+    "PortfolioService/ListAccounts": MethodPolicy(_V, _R),
+    "PortfolioService/GetAccount": MethodPolicy(_V, _R),
+    "PortfolioService/PlaceOrder": MethodPolicy(_T, _W),
+    "PortfolioService/ListOrders": MethodPolicy(_V, _R),
+    "PortfolioService/SetLimits": MethodPolicy(_T, _W),
+    "PortfolioService/SetFollowRule": MethodPolicy(_T, _W),
+    "PortfolioService/WatchAccount": MethodPolicy(_T, _S),
 }
 
 #: service short name -> settings section holding its port
@@ -102,6 +111,7 @@ SERVICE_SECTIONS: dict[str, str] = {
     "IngestionService": "ingestion",
     "AnalyticsService": "analytics",
     "SignalService": "signals",
+    "PortfolioService": "portfolio",
 }
 
 
@@ -312,8 +322,14 @@ def build_model(
     methods = load_methods() if methods is None else methods
     upstreams = []
     for short, section in SERVICE_SECTIONS.items():
-        port = getattr(settings, section).port
-        upstreams.append(Upstream(cluster=section, service=f"{PACKAGE}.{short}", host=gw.host_of(section), port=port))
+        cfg = getattr(settings, section, None)
+        if cfg is None:  # a service whose settings section is not in this build yet is not routed
+            continue
+        upstreams.append(
+            Upstream(cluster=section, service=f"{PACKAGE}.{short}", host=gw.host_of(section), port=cfg.port)
+        )
+    routed = {u.service for u in upstreams}
+    methods = tuple(m for m in methods if m.service in routed)
     rl = gw.rate_limits
     buckets = {rc: Bucket.of(getattr(rl, rc.value)) for rc in RouteClass}
     tls = (gw.tls_cert_file, gw.tls_key_file) if gw.tls_cert_file and gw.tls_key_file else None
