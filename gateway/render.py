@@ -18,7 +18,6 @@ catch-all answering 404 JSON (after authentication, so unknown paths reveal noth
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any
 
 import yaml
@@ -45,21 +44,35 @@ GRPC_RESPONSE_HEADERS = (
     "grpc-encoding",
     "grpc-accept-encoding",
 )
-#: local replies (Envoy-generated) to REST clients get a google.rpc.Status-like JSON body
+#: local replies (Envoy-generated) to REST clients get a google.rpc.Status-like JSON body; the
+#: google.rpc.Code of each HTTP status (HTTP -> gRPC as in grpc's doc/http-grpc-status-mapping)
 LOCAL_REPLY_CODES = {
     400: 3,
     401: 16,
     403: 7,
     404: 5,
     405: 12,
+    408: 4,
+    409: 10,
+    411: 3,
     413: 8,
+    414: 3,
+    415: 3,
     429: 8,
     431: 8,
     500: 13,
+    501: 12,
     502: 14,
     503: 14,
     504: 4,
 }
+#: google.rpc.Code for any other 4xx/5xx local reply (UNKNOWN), so no error body is ever empty
+LOCAL_REPLY_DEFAULT_CODE = 2
+NOT_FOUND_MESSAGE = "no such API path (GET /openapi.json lists them)"
+BAD_PATH_MESSAGE = (
+    "invalid request path (%RESPONSE_CODE_DETAILS%): NUL (%%00) and malformed percent-encodings are refused; "
+    "send a '/' inside a path value as %%2F"
+)
 
 _T = "type.googleapis.com/"
 HCM = _T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -246,14 +259,9 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
             "match": {"prefix": "/"},
             "direct_response": {
                 "status": 404,
-                "body": {"inline_string": json.dumps({"code": 5, "message": "no such API path", "details": []})},
+                # plain text: the local-reply mapper wraps it into the JSON error body
+                "body": {"inline_string": NOT_FOUND_MESSAGE},
             },
-            "response_headers_to_add": [
-                {
-                    "header": {"key": "content-type", "value": "application/json"},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                }
-            ],
             "typed_per_filter_config": {
                 "envoy.filters.http.jwt_authn": {
                     "@type": _T + "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
@@ -268,47 +276,79 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
     return out
 
 
-def _local_reply() -> dict[str, Any]:
-    """JSON bodies ``{"code", "message", "details"}`` for Envoy's own replies to REST clients (401
-    from jwt_authn, 403 RBAC, 429, 400 transcoding errors, 413...). gRPC clients are left alone:
-    Envoy turns their local replies into grpc-status/grpc-message.
+def _status_is(op: str, status: int) -> dict[str, Any]:
+    return {
+        "status_code_filter": {
+            "comparison": {
+                "op": op,
+                "value": {"default_value": status, "runtime_key": f"aiots.local_reply.{op}{status}"},
+            }
+        }
+    }
 
-    A request is REST when it carries the REST marker (set per route, before any filter can fail)
-    or ``x-envoy-original-path`` (set by the transcoder on every request it transcodes). The second
-    one matters for errors in the request *body* (malformed JSON, wrong types): the transcoder lets
-    the headers continue to the router, which strips the marker, before the body arrives."""
+
+def _error_body(code: int, message: str = "%LOCAL_REPLY_BODY%") -> dict[str, Any]:
+    return {
+        "json_format": {"code": code, "message": message, "details": []},
+        "content_type": "application/json",
+    }
+
+
+def _local_reply() -> dict[str, Any]:
+    """JSON bodies ``{"code", "message", "details"}`` for *every* 4xx/5xx Envoy answers itself to
+    a non-gRPC client: 401 from jwt_authn, 403 RBAC, 429, 400 transcoding errors, 413, and the
+    replies sent before any route is chosen (a path that fails normalisation: ``%00``, an encoded
+    ``../``), so no error body is ever empty or plain text. gRPC clients are left alone: Envoy
+    turns their local replies into grpc-status/grpc-message.
+
+    A request is REST when its content-type is not ``application/grpc*``, or it carries the REST
+    marker (set per route, before any filter can fail: the transcoder rewrites content-type to
+    application/grpc) or ``x-envoy-original-path`` (set by the transcoder on every request it
+    transcodes; it matters for errors in the request *body*, found after the router already
+    stripped the marker)."""
     rest = {
         "or_filter": {
             "filters": [
                 {"header_filter": {"header": {"name": REST_MARKER, "present_match": True}}},
                 {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}},
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                            "invert_match": True,
+                        }
+                    }
+                },
+                {"header_filter": {"header": {"name": "content-type", "present_match": False}}},
             ]
         }
     }
+    before_filters = [
+        {"header_filter": {"header": {"name": REST_MARKER, "present_match": False}}},
+        {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": False}}},
+        {"header_filter": {"header": {"name": "content-type", "present_match": False}}},
+    ]
     mappers = [
         {
-            "filter": {
-                "and_filter": {
-                    "filters": [
-                        {
-                            "status_code_filter": {
-                                "comparison": {
-                                    "op": "EQ",
-                                    "value": {"default_value": status, "runtime_key": f"aiots.local_reply.{status}"},
-                                }
-                            }
-                        },
-                        rest,
-                    ]
-                }
-            },
-            "body_format_override": {
-                "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%", "details": []},
-                "content_type": "application/json",
-            },
+            # refused before any route or filter ran: the path failed normalisation (Envoy gives no text)
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 400), *before_filters]}},
+            "body_format_override": _error_body(3, BAD_PATH_MESSAGE),
+        }
+    ]
+    mappers += [
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", status), rest]}},
+            "body_format_override": _error_body(code),
         }
         for status, code in LOCAL_REPLY_CODES.items()
     ]
+    mappers.append(
+        {
+            "filter": {"and_filter": {"filters": [_status_is("GE", 400), rest]}},
+            "body_format_override": _error_body(LOCAL_REPLY_DEFAULT_CODE),
+        }
+    )
     return {"mappers": mappers}
 
 
@@ -432,6 +472,7 @@ def _http_filters(model: GatewayModel) -> list[dict[str, Any]]:
                 "services": sorted({m.service for m in model.methods}),
                 "match_incoming_request_route": True,
                 "convert_grpc_status": True,
+                "url_unescape_spec": "ALL_CHARACTERS",
                 "print_options": {
                     "add_whitespace": False,
                     "always_print_primitive_fields": True,
@@ -568,7 +609,10 @@ def bootstrap(model: GatewayModel) -> dict[str, Any]:
         "use_remote_address": True,
         "normalize_path": True,
         "merge_slashes": True,
-        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        # a cache key may hold "/": clients send it as %2F, which stays inside one path segment for
+        # routing (every route is a whole-path regex with its own RBAC policy, so nothing can be
+        # smuggled past a rule) and the transcoder decodes it into the field (url_unescape_spec)
+        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
         "http_protocol_options": {"enable_trailers": True},
         "stream_idle_timeout": _d(gw.stream_idle_timeout_s),
         "drain_timeout": _d(DRAIN_TIME_S),

@@ -462,6 +462,49 @@ def test_400_for_malformed_json_wrong_types_unknown_query(stack: Stack) -> None:
     assert err["details"][0]["field_violations"][0]["field"] == "contracts"
 
 
+#: hostile paths from issue 18 (items 1 and 4): NUL, encoded dot-segments and slashes, invalid
+#: UTF-8 (a lone continuation, an overlong '/', a truncated sequence), stray '%'
+HOSTILE_PATHS = [
+    "/api/v1/analytics/indicators/%FF%FE",
+    "/api/v1/cache/analytics/..%2F..%2Fetc%2Fpasswd",
+    "/api/v1/cache/analytics/a%00b",
+    "/api/v1/cache/stock-prices/%00",
+    "/api/v1/data/bars/..%2f?interval=1m",
+    "/api/v1/signals/%C0%AF",
+    "/api/v1/data/options/%E2%82/definitions",
+    "/api/v1/cache/analytics/%",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/api/v1/analytics/patterns/%2e%2e%2f%2e%2e%2f",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+def test_hostile_paths_get_a_json_error_never_5xx_or_empty(stack: Stack, path: str) -> None:
+    # (the canned upstreams echo any symbol; the real services refuse "../" and the like with 400)
+    status, headers, raw = call(stack, "GET", path, role="admin")
+    assert status < 500, (status, raw)
+    assert headers["content-type"] == "application/json", headers
+    body = json.loads(raw)
+    if status >= 400:
+        assert isinstance(body["code"], int) and body["code"] > 0
+        assert body["message"].strip(), raw
+
+
+def test_cache_keys_with_slashes_are_readable_and_deletable_with_2f(stack: Stack) -> None:
+    key = "reports/AAPL/2026-01-02"
+    status, _, raw = call(stack, "POST", "/api/v1/cache/analytics", body={"key": key, "data": {"x": 1}, "ttl": 60})
+    assert status == 200, raw
+    enc = key.replace("/", "%2F")
+    status, _, raw = call(stack, "GET", f"/api/v1/cache/analytics/{enc}", role="viewer")
+    assert status == 200, raw
+    assert json.loads(raw)["key"] == key and json.loads(raw)["data"] == {"x": 1}
+    status, _, raw = call(stack, "DELETE", "/api/v1/cache/analytics/" + key.replace("/", "%2f"))  # %2f too
+    assert status == 200 and json.loads(raw) == {"deleted": True}, raw
+    # the unencoded form is another path (no such route), answered in JSON
+    status, _, raw = call(stack, "GET", f"/api/v1/cache/analytics/{key}", role="viewer")
+    assert status == 404 and json.loads(raw)["code"] == 5
+
+
 def test_grpc_status_maps_to_http(stack: Stack) -> None:
     status, headers, raw = call(stack, "GET", "/api/v1/cache/stock-prices/NOPE", role="viewer")
     assert status == 404
