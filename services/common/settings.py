@@ -23,6 +23,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from aiots.core.conventions import DEFAULT_RATE, NS_PER_S
+from aiots.core.execution import ExecutionModel
+
 UNDERLYINGS: tuple[str, ...] = ("AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ")
 
 
@@ -77,6 +80,36 @@ class DatabentoSettings(BaseModel):
         default_factory=lambda: ["definition", "statistics"],
         description="OPRA schemas subscribed besides the quote schema",
     )
+
+
+class MarketSettings(BaseModel):
+    """Market inputs every pricing path uses (analytics, signals, backtest, portfolio)."""
+
+    risk_free_rate: float = Field(DEFAULT_RATE, description="continuously compounded, annual")
+    dividend_yields: dict[str, float] = Field(
+        default_factory=dict,
+        description="continuous dividend yield per underlying, e.g. {'AAPL': 0.005}; missing symbols use 0",
+    )
+
+    def dividend_yield(self, symbol: str) -> float:
+        """The configured continuous yield of ``symbol`` (0 when not configured)."""
+        return float(self.dividend_yields.get(symbol.upper(), 0.0))
+
+
+class ExecutionSettings(BaseModel):
+    """The shared execution model (``aiots.core.execution``): what an option order fills at."""
+
+    fee_per_contract: float = Field(0.65, ge=0, description="dollars per contract per fill")
+    max_quote_age_s: float = Field(60.0, gt=0, description="quotes older than this never fill")
+    regular_hours_only: bool = Field(True, description="refuse fills outside 09:30-16:00 ET sessions")
+
+    def model(self) -> ExecutionModel:
+        """The :class:`~aiots.core.execution.ExecutionModel` these settings describe."""
+        return ExecutionModel(
+            fee_per_contract=self.fee_per_contract,
+            max_quote_age_ns=int(self.max_quote_age_s * NS_PER_S),
+            regular_hours_only=self.regular_hours_only,
+        )
 
 
 class ServiceSettings(BaseModel):
@@ -307,6 +340,8 @@ class Settings(BaseSettings):
     signals: SignalsSettings = Field(default_factory=SignalsSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    market: MarketSettings = Field(default_factory=MarketSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
     @model_validator(mode="before")
     @classmethod
