@@ -30,6 +30,8 @@ JWT_METADATA_KEY = "jwt_payload"
 HEALTH_CLUSTER = "gateway_health"
 STREAM_SUBJECT_KEY = "stream_subject"
 ROUTE_CLASS_KEY = "route_class"
+#: route metadata key holding the least role an RPC needs (named in 403 bodies)
+MIN_ROLE_KEY = "min_role"
 METADATA_NS = "aiots.gateway"
 #: request header set on non-gRPC routes (stripped before the upstream sees it)
 REST_MARKER = "x-aiots-rest"
@@ -68,6 +70,9 @@ LOCAL_REPLY_CODES = {
 }
 #: google.rpc.Code for any other 4xx/5xx local reply (UNKNOWN), so no error body is ever empty
 LOCAL_REPLY_DEFAULT_CODE = 2
+#: how a client without a (valid) token gets one; part of every 401
+TOKEN_HINT = "Send 'Authorization: Bearer <token>'; on a dev stack get one with: .venv/bin/aiots token --role trader"
+ROLE_ORDER = "roles: viewer < trader < admin"
 NOT_FOUND_MESSAGE = "no such API path (GET /openapi.json lists them)"
 BAD_PATH_MESSAGE = (
     "invalid request path (%RESPONSE_CODE_DETAILS%): NUL (%%00) and malformed percent-encodings are refused; "
@@ -159,7 +164,7 @@ def _method_filters(model: GatewayModel, method: Method) -> dict[str, Any]:
 
 def _route_metadata(method: Method) -> dict[str, Any]:
     """Route metadata read by the local_ratelimit filter's descriptor actions."""
-    md = {ROUTE_CLASS_KEY: method.policy.route_class.value}
+    md = {ROUTE_CLASS_KEY: method.policy.route_class.value, MIN_ROLE_KEY: method.policy.min_role.value}
     if method.server_streaming:
         md[STREAM_SUBJECT_KEY] = STREAM_SUBJECT_KEY
     return {"filter_metadata": {METADATA_NS: md}}
@@ -294,7 +299,16 @@ def _error_body(code: int, message: str = "%LOCAL_REPLY_BODY%") -> dict[str, Any
     }
 
 
-def _local_reply() -> dict[str, Any]:
+def _present(header: str, present: bool = True) -> dict[str, Any]:
+    return {"header_filter": {"header": {"name": header, "present_match": present}}}
+
+
+def _grpc_body(message: str) -> dict[str, Any]:
+    """gRPC local replies: Envoy puts the (rewritten) body text into grpc-message."""
+    return {"text_format_source": {"inline_string": message}}
+
+
+def _local_reply(model: GatewayModel) -> dict[str, Any]:
     """JSON bodies ``{"code", "message", "details"}`` for *every* 4xx/5xx Envoy answers itself to
     a non-gRPC client: 401 from jwt_authn, 403 RBAC, 429, 400 transcoding errors, 413, and the
     replies sent before any route is chosen (a path that fails normalisation: ``%00``, an encoded
@@ -329,12 +343,52 @@ def _local_reply() -> dict[str, Any]:
         {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": False}}},
         {"header_filter": {"header": {"name": "content-type", "present_match": False}}},
     ]
-    mappers = [
+    auth = model.auth
+    grpc = {  # the complement of ``rest`` (AccessLogFilter has no "not")
+        "and_filter": {
+            "filters": [
+                _present(REST_MARKER, False),
+                _present("x-envoy-original-path", False),
+                {"header_filter": {"header": {"name": "content-type", "string_match": {"prefix": "application/grpc"}}}},
+            ]
+        }
+    }
+    need = f"%METADATA(ROUTE:{METADATA_NS}:{MIN_ROLE_KEY})%"
+    has_role = _present(auth.role_header)
+    no_role = {"and_filter": {"filters": [_present(auth.role_header, False), _present(auth.subject_header)]}}
+    denied = f"requires role {need}; your token has %REQ({auth.role_header})% ({ROLE_ORDER})"
+    denied_no_role = f"requires role {need}; your token has no '{auth.role_claim}' claim ({ROLE_ORDER})"
+    unauth = f"%LOCAL_REPLY_BODY%. {TOKEN_HINT}"
+    mappers: list[dict[str, Any]] = [
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 401), rest]}},
+            "body_format_override": _error_body(16, unauth),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 401), grpc]}},
+            "body_format_override": _grpc_body(unauth),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 403), rest, has_role]}},
+            "body_format_override": _error_body(7, denied),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 403), rest, no_role]}},
+            "body_format_override": _error_body(7, denied_no_role),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 403), grpc, has_role]}},
+            "body_format_override": _grpc_body(denied),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status_is("EQ", 403), grpc, no_role]}},
+            "body_format_override": _grpc_body(denied_no_role),
+        },
         {
             # refused before any route or filter ran: the path failed normalisation (Envoy gives no text)
             "filter": {"and_filter": {"filters": [_status_is("EQ", 400), *before_filters]}},
             "body_format_override": _error_body(3, BAD_PATH_MESSAGE),
-        }
+        },
     ]
     mappers += [
         {
@@ -617,7 +671,7 @@ def bootstrap(model: GatewayModel) -> dict[str, Any]:
         "stream_idle_timeout": _d(gw.stream_idle_timeout_s),
         "drain_timeout": _d(DRAIN_TIME_S),
         "access_log": _access_log(model),
-        "local_reply_config": _local_reply(),
+        "local_reply_config": _local_reply(model),
         "route_config": {
             "name": "aiots",
             "virtual_hosts": [

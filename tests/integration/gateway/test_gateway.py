@@ -362,10 +362,12 @@ async def test_grpc_passthrough_typed_stubs(stack: Stack) -> None:
             await cache.GetStockPrice(cpb.GetStockPriceRequest(symbol="AAPL"))
         assert ei.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert not (ei.value.details() or "").startswith("{")  # REST's JSON error body stays off gRPC
+        assert ".venv/bin/aiots token --role trader" in (ei.value.details() or "")
         viewer = (("authorization", f"Bearer {stack.token('viewer')}"),)
         with pytest.raises(grpc.aio.AioRpcError) as ei:
             await analytics.PriceOptions(apb.PriceOptionsRequest(), metadata=viewer)
         assert ei.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert ei.value.details() == "requires role trader; your token has viewer (roles: viewer < trader < admin)"
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -374,13 +376,18 @@ async def test_grpc_passthrough_typed_stubs(stack: Stack) -> None:
 def test_401_without_bad_or_expired_token(stack: Stack) -> None:
     path = "/api/v1/cache/stock-prices/AAPL"
     status, headers, raw = call(stack, "GET", path, role=None)
-    assert status == 401 and json.loads(raw) == {"code": 16, "message": "Jwt is missing", "details": []}
+    assert status == 401 and json.loads(raw) == {
+        "code": 16,
+        "message": "Jwt is missing. Send 'Authorization: Bearer <token>'; on a dev stack get one with: "
+        ".venv/bin/aiots token --role trader",
+        "details": [],
+    }
     assert headers["www-authenticate"].startswith("Bearer")
     status, _, _ = call(stack, "GET", path, role=None, headers={"Authorization": "Bearer not.a.jwt"})
     assert status == 401
     expired = stack.token("admin", ttl_s=60, now=time.time() - 3600)
     status, _, raw = call(stack, "GET", path, role=None, headers={"Authorization": f"Bearer {expired}"})
-    assert status == 401 and json.loads(raw)["message"] == "Jwt is expired"
+    assert status == 401 and json.loads(raw)["message"].startswith("Jwt is expired. ")
     # signed by another key with the same kid/issuer: signature check fails
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -417,7 +424,9 @@ def test_roles(stack: Stack, role: str, verb: str, path: str, body: Any, allowed
         assert status == 200, raw
     else:
         assert status == 403, raw
-        assert json.loads(raw) == {"code": 7, "message": "RBAC: access denied", "details": []}
+        need = "trader" if "options:" in path or "subscribe" in path else ("admin" if role == "trader" else "viewer")
+        message = f"requires role {need}; your token has {role} (roles: viewer < trader < admin)"
+        assert json.loads(raw) == {"code": 7, "message": message, "details": []}
 
 
 def test_services_receive_verified_subject_and_role_not_client_copies(stack: Stack) -> None:
