@@ -1,6 +1,6 @@
 """Container healthcheck: gRPC health of this container's service, or the gateway's /health.
 
-``AIOTS_SERVICE`` names the service (cache|ingestion|analytics|signals|gateway); the port comes from
+``AIOTS_SERVICE`` names the service (a settings section with a port, or gateway); the port comes from
 the same settings the service uses. Exit 0 when SERVING / HTTP 200, else 1 (one line on stderr).
 """
 
@@ -26,8 +26,10 @@ def main() -> int:
         except OSError as exc:
             print(f"gateway unhealthy: {exc}", file=sys.stderr)
             return 1
-    if service not in ("cache", "ingestion", "analytics", "signals"):
-        print(f"AIOTS_SERVICE={service!r}: expected cache|ingestion|analytics|signals|gateway", file=sys.stderr)
+    # every settings section with a gRPC port is a service (cache, ingestion, ..., backtest, portfolio)
+    services = sorted(n for n in type(settings).model_fields if hasattr(getattr(settings, n), "metrics_port"))
+    if service not in services:
+        print(f"AIOTS_SERVICE={service!r}: expected {'|'.join(services)}|gateway", file=sys.stderr)
         return 1
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc

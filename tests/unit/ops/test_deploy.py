@@ -137,7 +137,9 @@ def test_dashboards_are_provisionable() -> None:
 
 def setting_exists(env: str) -> bool:
     """Whether an environment variable name maps onto a Settings field (AIOTS_A__B, or an alias)."""
-    if env in {"DATABASE_URL", "REDIS_URL", "DATABENTO_API_KEY", "AIOTS_CONFIG_FILE"}:
+    if env in {"DATABASE_URL", "REDIS_URL", "DATABENTO_API_KEY", "AIOTS_CONFIG_FILE"} | {
+        f"{s}_FILE" for s in ("DATABASE_URL", "REDIS_URL", "DATABENTO_API_KEY")
+    }:
         return True
     if not env.startswith("AIOTS_"):
         return False
@@ -205,7 +207,8 @@ def test_compose_ports_and_env_match_settings(compose: dict[str, Any]) -> None:
         assert sorted(svcs[name]["expose"]) == sorted([str(cfg.port), str(cfg.metrics_port)])
         env = svcs[name]["environment"]
         assert env["AIOTS_SERVICE"] == name
-        assert {"DATABASE_URL", "REDIS_URL", "DATABENTO_API_KEY"} <= set(env)
+        assert {"DATABASE_URL", "REDIS_URL"} <= set(env)
+        assert ("DATABENTO_API_KEY" in env) == (name == "ingestion")  # only ingestion talks to Databento
         assert env["DATABASE_URL"].startswith("postgresql://") and "@timescaledb:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"].startswith("redis://redis:6379")
         _check_env(set(env))
@@ -313,7 +316,12 @@ def test_k8s_renders_and_validates_against_schemas(where: str) -> None:
         assert c["args"] == ["serve", name]
         assert c["securityContext"]["runAsNonRoot"] is True
         assert {"configMapRef": {"name": "aiots-config"}} in c["envFrom"]
-        assert {"secretRef": {"name": "aiots-secrets"}} in c["envFrom"]
+        # secrets are files of the Secret aiots-secrets, named by the settings' *_FILE variables
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        assert vols["secrets"]["secret"]["secretName"] == "aiots-secrets"
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        for item in vols["secrets"]["secret"]["items"]:
+            assert env[f"{item['key']}_FILE"].endswith("/" + item["path"])
         _check_env({e["name"] for e in c["env"]})
         svc = by[("Service", name)]
         assert {p["port"] for p in svc["spec"]["ports"]} == {port, getattr(s, name).metrics_port}
