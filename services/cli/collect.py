@@ -64,7 +64,11 @@ def start(ctx: click.Context, symbols: tuple[str, ...], schemas: tuple[str, ...]
 def stop(ctx: click.Context, symbols: tuple[str, ...]) -> None:
     """Stop collecting SYMBOLS (everything when none)."""
     r = asyncio.run(
-        _call(ctx.obj["target"], "StopCollection", ingestion_pb2.StopCollectionRequest(symbols=list(symbols)))
+        _call(
+            ctx.obj["target"],
+            "StopCollection",
+            ingestion_pb2.StopCollectionRequest(symbols=list(symbols), all=not symbols),
+        )
     )
     console.print(f"stopped jobs: {', '.join(r.job_ids) or 'none'}")  # type: ignore[attr-defined]
 

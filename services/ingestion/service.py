@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aiots.services.common.errors import InvalidArgument
-from aiots.services.common.validation import require_ticker, require_time_range
+from aiots.services.common.validation import require_ticker, require_tickers, require_time_range
 from aiots.services.ingestion.manager import IngestionManager, validate_symbols
 from aiots.services.ingestion.normalize import KIND_OPTION, parse_occ
 from aiots.services.storage import queries
@@ -85,7 +85,12 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def StopCollection(
         self, request: ingestion_pb2.StopCollectionRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.StopCollectionResponse:
-        ids, flushed = await self.m.stop_collection(list(request.symbols))
+        if request.all and request.symbols:
+            raise InvalidArgument("all", "give either symbols or all=true, not both")
+        if not request.all and not request.symbols:
+            raise InvalidArgument("symbols", 'list the tickers to stop, or send {"all": true} to stop every job')
+        symbols = require_tickers("symbols", request.symbols)
+        ids, flushed = await self.m.stop_collection(symbols)
         return ingestion_pb2.StopCollectionResponse(job_ids=ids, records_flushed=flushed)
 
     async def GetCollectionStatus(

@@ -155,7 +155,7 @@ async def test_include_options_subscribes_opra_parent_and_publishes_option_quote
     by = {(s.symbol, s.schema): s for s in st.streams}
     assert by[("AAPL", "opra:cbbo-1s")].records == len(cbbo)
     assert by[("AAPL", "trades")].records == 2
-    await stub.StopCollection(ingestion_pb2.StopCollectionRequest())
+    await stub.StopCollection(ingestion_pb2.StopCollectionRequest(all=True))
 
 
 def _q(ts: int, bid: float, ask: float, bsz: int = 1, asz: int = 1, seq: int = 0) -> Any:
@@ -203,7 +203,7 @@ async def test_data_quality_counts_are_exact_in_status_and_storage(
                     break
                 await asyncio.sleep(0.05)
             assert st.data_quality_events == sum(want.values())
-            await stub.StopCollection(ingestion_pb2.StopCollectionRequest())
+            await stub.StopCollection(ingestion_pb2.StopCollectionRequest(all=True))
         rows = await app.rt.db.fetch("SELECT kind, detail FROM data_quality_events WHERE symbol = 'AAPL'")
         got: dict[str, int] = {}
         for r in rows:

@@ -74,7 +74,7 @@ async def test_collection_lifecycle_and_status(svc: Any) -> None:
             break
         await asyncio.sleep(0.1)
     assert st.running and {s.symbol for s in st.streams if s.schema == "trades"} == {"AAPL", "GOOGL"}
-    stop = await stub.StopCollection(ingestion_pb2.StopCollectionRequest())
+    stop = await stub.StopCollection(ingestion_pb2.StopCollectionRequest(all=True))
     assert list(stop.job_ids) == [r1.job_id]
     st = await stub.GetCollectionStatus(ingestion_pb2.GetCollectionStatusRequest())
     assert not st.running
