@@ -209,6 +209,8 @@ class JwtAuth:
     audience: str
     jwks_file: Path
     role_claim: str
+    max_lifetime_s: int = 86_400
+    clock_skew_s: int = 5
     subject_header: str = "x-aiots-subject"
     role_header: str = "x-aiots-role"
 
@@ -338,7 +340,14 @@ def build_model(
         descriptor_file=descriptor_file,
         upstreams=tuple(upstreams),
         methods=methods,
-        auth=JwtAuth(issuer=gw.jwt_issuer, audience=gw.jwt_audience, jwks_file=jwks_file, role_claim=gw.jwt_role_claim),
+        auth=JwtAuth(
+            issuer=gw.jwt_issuer,
+            audience=gw.jwt_audience,
+            jwks_file=jwks_file,
+            role_claim=gw.jwt_role_claim,
+            max_lifetime_s=gw.jwt_max_lifetime_s,
+            clock_skew_s=gw.jwt_clock_skew_s,
+        ),
         buckets=buckets,
         stream_opens_per_subject=Bucket.of(rl.stream_opens_per_subject),
         max_subjects=rl.max_subjects,

@@ -452,6 +452,13 @@ def _http_filters(model: GatewayModel) -> list[dict[str, Any]]:
                         "audiences": [auth.audience],
                         "local_jwks": {"filename": str(auth.jwks_file.resolve())},
                         "forward": False,
+                        # only the Authorization header (Envoy's default also reads ?access_token=,
+                        # which lands tokens in access logs and browser history)
+                        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                        "from_params": [],
+                        "require_expiration": True,
+                        "max_lifetime": _d(auth.max_lifetime_s),
+                        "clock_skew_seconds": auth.clock_skew_s,
                         "payload_in_metadata": JWT_METADATA_KEY,
                         "claim_to_headers": [
                             {"header_name": auth.subject_header, "claim_name": "sub"},

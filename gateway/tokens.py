@@ -7,7 +7,9 @@ which is why HS256 is refused outside the dev profile). In production set
 ``gateway.jwks_file`` to the identity provider's JWKS; tokens then come from that provider.
 
 Claims: ``iss``, ``aud``, ``sub``, ``iat``, ``exp`` (seconds since the epoch) and the role claim
-(``gateway.jwt_role_claim``, default ``role``).
+(``gateway.jwt_role_claim``, default ``role``). The gateway requires ``exp`` no further ahead than
+``gateway.jwt_max_lifetime_s`` (24 h) and allows ``gateway.jwt_clock_skew_s`` (5 s) of skew, so
+tokens are issued for at most that lifetime.
 """
 
 from __future__ import annotations
@@ -127,7 +129,15 @@ def issue_token(
     now: float | None = None,
     extra_claims: dict[str, Any] | None = None,
 ) -> str:
-    """A signed JWT for ``subject`` with ``role``, valid ``ttl_s`` seconds from ``now``."""
+    """A signed JWT for ``subject`` with ``role``, valid ``ttl_s`` seconds from ``now``.
+
+    Raises ValueError when ``ttl_s`` exceeds ``gw.jwt_max_lifetime_s``: the gateway would refuse
+    such a token (it requires ``exp`` and caps the lifetime)."""
+    if math.ceil(ttl_s) > gw.jwt_max_lifetime_s:
+        raise ValueError(
+            f"ttl {ttl_s:g} s exceeds gateway.jwt_max_lifetime_s ({gw.jwt_max_lifetime_s} s), the longest "
+            "lifetime the gateway accepts (AIOTS_GATEWAY__JWT_MAX_LIFETIME_S raises it)"
+        )
     sk = load_or_create_key(gw.dev_key_dir, gw.jwt_algorithm)
     iat = int(time.time() if now is None else now)
     claims: dict[str, Any] = {

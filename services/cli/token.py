@@ -13,7 +13,9 @@ ROLES = ("viewer", "trader", "admin")
 
 @click.command(name="token")
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
-@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h, 7d.")
+@click.option(
+    "--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h; at most gateway.jwt_max_lifetime_s (24h)."
+)
 @click.option("--subject", "--sub", default="dev", show_default=True, help="The 'sub' claim (audit log).")
 @click.option(
     "--data-dir",
@@ -36,5 +38,11 @@ def cli(role: str, ttl: str, subject: str, data_dir: Path | None) -> None:
         ttl_s = tokens.parse_ttl(ttl)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--ttl") from exc
+    if ttl_s > gw.jwt_max_lifetime_s:
+        raise click.BadParameter(
+            f"{ttl} is longer than the gateway accepts ({gw.jwt_max_lifetime_s} s, gateway.jwt_max_lifetime_s; "
+            "AIOTS_GATEWAY__JWT_MAX_LIFETIME_S raises it)",
+            param_hint="--ttl",
+        )
     tokens.ensure_jwks(gw)
     click.echo(tokens.issue_token(gw, role=role, subject=subject, ttl_s=ttl_s))

@@ -264,6 +264,10 @@ class GatewaySettings(BaseModel):
     jwt_audience: str = "aiots"
     jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"
     jwt_role_claim: str = Field("role", description="claim holding viewer|trader|admin")
+    jwt_max_lifetime_s: int = Field(
+        86_400, ge=60, description="tokens must carry exp, at most this far ahead (Envoy max_lifetime); dev tokens too"
+    )
+    jwt_clock_skew_s: int = Field(5, ge=0, le=5, description="leeway on exp/nbf, seconds (at most 5)")
     jwks_file: Path | None = Field(None, description="JWKS for jwt_authn; dev key generated if unset")
     dev_key_dir: Path = Path(".aiots/keys")
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])

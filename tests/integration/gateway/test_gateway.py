@@ -404,6 +404,38 @@ def test_401_without_bad_or_expired_token(stack: Stack) -> None:
     assert status == 403 and b"Audiences" in raw
 
 
+def _signed(st: Stack, claims: dict[str, Any]) -> str:
+    """A token signed with the stack's dev key carrying exactly ``claims`` (PyJWT, not our issuer)."""
+    import jwt
+
+    from aiots.gateway.tokens import load_or_create_key
+
+    assert st.settings is not None
+    gw = st.settings.gateway
+    sk = load_or_create_key(gw.dev_key_dir, gw.jwt_algorithm)
+    base = {"iss": gw.jwt_issuer, "aud": gw.jwt_audience, "sub": "eve", "role": "admin", "iat": int(time.time())}
+    return jwt.encode({**base, **claims}, sk.key, algorithm=sk.algorithm, headers={"kid": sk.kid})
+
+
+def test_token_rules_exp_required_lifetime_capped_skew_5s_header_only(stack: Stack) -> None:
+    path = "/api/v1/cache/stats"
+    now = int(time.time())
+
+    def status_with(tok: str) -> tuple[int, str]:
+        st, _, raw = call(stack, "GET", path, role=None, headers={"Authorization": f"Bearer {tok}"})
+        return st, json.loads(raw).get("message", "") if st != 200 else ""
+
+    assert status_with(_signed(stack, {"exp": now + 600}))[0] == 200  # the oracle: a good token passes
+    st, msg = status_with(_signed(stack, {}))  # no exp, even for an admin
+    assert st == 401, msg  # Envoy says "Jwt verification fails"
+    assert status_with(_signed(stack, {"exp": now - 30}))[0] == 401  # expired 30 s ago (skew is 5 s)
+    assert status_with(_signed(stack, {"exp": now + 25 * 3600}))[0] == 401  # beyond the 24 h cap
+    # a token in the query string is not read at all
+    good = stack.token("admin")
+    st, _, raw = call(stack, "GET", f"{path}?access_token={good}", role=None)
+    assert st == 401 and json.loads(raw)["message"].startswith("Jwt is missing"), raw
+
+
 @pytest.mark.parametrize(
     ("role", "verb", "path", "body", "allowed"),
     [

@@ -98,6 +98,43 @@ def test_tokens_verify_with_pyjwt_against_the_jwks(tmp_path: Path, alg: str) -> 
     assert all(p.stat().st_mode & 0o077 == 0 for p in tmp_path.glob("jwt-*"))
 
 
+def test_dev_tokens_never_outlive_the_gateways_max_lifetime(tmp_path: Path) -> None:
+    gw = GatewaySettings(dev_key_dir=tmp_path, jwt_max_lifetime_s=3600)
+    tok = tokens.issue_token(gw, role="viewer", subject="u", ttl_s=3600, now=1_000_000)
+    claims = jwt.decode(tok, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 3600
+    with pytest.raises(ValueError, match="jwt_max_lifetime_s"):
+        tokens.issue_token(gw, role="viewer", subject="u", ttl_s=3601)
+    assert GatewaySettings().jwt_max_lifetime_s == 24 * 3600 and GatewaySettings().jwt_clock_skew_s == 5
+    with pytest.raises(ValidationError):
+        GatewaySettings(jwt_clock_skew_s=60)
+
+
+def test_aiots_token_refuses_a_ttl_beyond_the_max_lifetime(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from aiots.services.cli.token import cli
+
+    env = {"AIOTS_GATEWAY__DEV_KEY_DIR": str(tmp_path)}
+    r = CliRunner().invoke(cli, ["--role", "trader", "--ttl", "7d"], env=env)
+    assert r.exit_code == 2 and "jwt_max_lifetime_s" in r.output
+    r = CliRunner().invoke(cli, ["--role", "trader", "--ttl", "24h"], env=env)
+    assert r.exit_code == 0, r.output
+    claims = jwt.decode(r.output.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 24 * 3600 and claims["role"] == "trader"
+
+
+def test_jwt_provider_requires_exp_caps_lifetime_and_reads_only_the_header() -> None:
+    s = Settings(gateway={"jwt_max_lifetime_s": 7200})
+    m = model.build_model(s, descriptor_file=Path("x.pb"), jwks_file=Path("j.json"))
+    jwt_filter = next(f for f in render._http_filters(m) if f["name"] == "envoy.filters.http.jwt_authn")
+    provider = jwt_filter["typed_config"]["providers"][render.JWT_PROVIDER]
+    assert provider["require_expiration"] is True
+    assert provider["max_lifetime"] == "7200.000s" and provider["clock_skew_seconds"] == 5
+    assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
+    assert provider["from_params"] == []
+
+
 def test_expired_token_is_rejected_by_an_independent_verifier(tmp_path: Path) -> None:
     gw = GatewaySettings(dev_key_dir=tmp_path)
     jwks = json.loads(tokens.ensure_jwks(gw).read_text())
