@@ -359,6 +359,14 @@ def listed_expiries(root: str, start: dt.date | str, end: dt.date | str) -> list
     return sorted(out)
 
 
+def is_weekly_expiry(day: dt.date | str) -> bool:
+    """True when ``day`` is a Friday session, or the session a Friday holiday moves the expiry to."""
+    d = as_date(day)
+    cal = calendar()
+    friday = d + dt.timedelta(days=(4 - d.weekday()) % 7)
+    return cal.is_session(d) and (d == friday or (not cal.is_session(friday) and cal.session_before(friday) == d))
+
+
 def is_monthly_expiry(day: dt.date | str) -> bool:
     """True when ``day`` is the (possibly holiday-moved) third-Friday expiry of its month."""
     d = as_date(day)

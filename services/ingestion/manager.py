@@ -31,7 +31,7 @@ from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import BackfillProgress, backfill, historical_client
 from aiots.services.ingestion.sources.live import LiveGroup, LiveSource
 from aiots.services.ingestion.sources.replay import ReplayRunner
-from aiots.services.ingestion.sources.simulator import SimulatorSource, seed_history
+from aiots.services.ingestion.sources.simulator import ClockStatus, SimulatorSource, seed_history
 from aiots.services.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,14 @@ class StreamState:
 
 @dataclass(frozen=True)
 class Status:
-    """Overall collection status."""
+    """Overall collection status; ``market_clock`` says what the simulator shows (None: no simulator)."""
 
     running: bool
     streams: list[StreamState]
     pending_records: int
     spilled_records: int
     data_quality_events: int
+    market_clock: ClockStatus | None = None
 
 
 def validate_symbols(settings: Settings, symbols: Sequence[str], field_name: str = "symbols") -> list[str]:
@@ -186,7 +187,7 @@ class IngestionManager:
             if src == SOURCE_SIMULATOR:
                 runner = SimulatorSource(
                     self._pipeline(src), merged_syms, seed=self.settings.ingestion.simulator_seed,
-                    speed=self.settings.ingestion.simulator_speed,
+                    speed=self.settings.ingestion.simulator_speed, rate=self.settings.market.risk_free_rate,
                 )  # fmt: skip
             else:
                 runner = self._live_runner(merged_syms, merged_schs, merged_opts)
@@ -298,10 +299,12 @@ class IngestionManager:
     def status(self) -> Status:
         streams: list[StreamState] = []
         dq = 0
+        clock: ClockStatus | None = None
         for job in self.jobs.values():
             norms: list[Normalizer] = []
             if isinstance(job.runner, SimulatorSource):
                 norms = [job.runner.norm]
+                clock = job.runner.clock_status()
             elif isinstance(job.runner, LiveSource | LiveGroup):
                 norms = job.runner.normalizers
             agg: dict[tuple[str, str], list[int]] = {}
@@ -319,6 +322,7 @@ class IngestionManager:
             pending_records=self.writer.pending_records,
             spilled_records=self.writer.stats.spilled_records,
             data_quality_events=dq,
+            market_clock=clock,
         )
 
     async def backfill(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import warnings
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import asyncpg
 import databento as db
 import numpy as np
 
+from aiots.core import conventions as cv
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.replay import replay_files
@@ -82,7 +84,9 @@ async def test_simulator_history_and_live_ticks(make_database, tmp_path: Path) -
     w = Writer(dsn, spill_dir=tmp_path / "spill", flush_interval_s=0.02)
     await w.start()
     syms = ["AAPL", "SPY"]
-    src = SimulatorSource(Pipeline(writer=w, bus=InProcessBus(), source=4), syms, seed=11)
+    # a fixed regular-hours start (wall-clock independent): Tuesday 2026-03-03 10:00 ET
+    start = cv.ny_ns(dt.date(2026, 3, 3), dt.time(10, 0))
+    src = SimulatorSource(Pipeline(writer=w, bus=InProcessBus(), source=4), syms, seed=11, start_ns=start)
     t0 = time.monotonic()
     assert await seed_history(pool, w, src.sim, sessions=30, seed=11)
     seeded_s = time.monotonic() - t0

@@ -303,3 +303,11 @@ def test_not_a_session_names_adjacent_sessions(day: dt.date) -> None:
     b, a = err.value.before, err.value.after
     assert b == xs.date_to_session(pd.Timestamp(day), direction="previous").date()
     assert a == xs.date_to_session(pd.Timestamp(day), direction="next").date()
+
+
+def test_weekly_expiry_days() -> None:
+    assert cv.is_weekly_expiry(D(2026, 6, 12))  # a Friday
+    assert cv.is_weekly_expiry(D(2026, 6, 18))  # Thursday before Juneteenth
+    assert cv.is_weekly_expiry(D(2026, 7, 2))  # Thursday before 2026-07-03 (Independence Day observed)
+    assert not cv.is_weekly_expiry(D(2026, 6, 17))  # an ordinary Wednesday
+    assert not cv.is_weekly_expiry(D(2026, 6, 19))  # the holiday itself
