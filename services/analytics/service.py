@@ -22,9 +22,9 @@ from aiots.services.analytics import indicators as ind
 from aiots.services.analytics import options_analytics as oa
 from aiots.services.analytics import patterns as pat
 from aiots.services.analytics import pricing, store, surface
-from aiots.services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from aiots.services.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from aiots.services.common.runtime import Runtime
-from aiots.services.common.validation import require_enum, require_ticker, require_time_range
+from aiots.services.common.validation import require_budget, require_enum, require_ticker, require_time_range
 from aiots.services.storage import queries
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import analytics_pb2_grpc as pb_grpc
@@ -131,8 +131,40 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             raise InvalidArgument("steps", f"steps must be in {MIN_STEPS}..{MAX_STEPS} (0 for default), got {steps}")
         return m, steps or self.cfg.binomial_steps
 
-    def _chunks(self, b: pricing.ContractBatch) -> list[pricing.ContractBatch]:
-        size = self.cfg.chunk_rows
+    def _budget(
+        self, b: pricing.ContractBatch, method: pricing.AmericanMethod, steps: int, field: str, solves: int = 1
+    ) -> int:
+        """Refuse a batch whose tree work (binomial rows x steps^2 x ``solves``) is over
+        ``max_tree_nodes``, before any work; returns the rows per chunk (``chunk_tree_nodes`` each)."""
+        tree = b.american & (np.fromiter((bool(d) for d in b.dividends), np.bool_, len(b)) | (method == "binomial"))
+        rows = int(tree.sum())
+        per_row = steps * steps * solves
+        require_budget(
+            field,
+            rows * per_row,
+            self.cfg.max_tree_nodes,
+            f"binomial tree nodes ({rows} tree contracts x {steps}^2 steps"
+            + (f" x {solves} solver evaluations)" if solves > 1 else ")"),
+        )
+        return max(1, min(self.cfg.chunk_rows, self.cfg.chunk_tree_nodes // per_row)) if rows else self.cfg.chunk_rows
+
+    async def _run_chunks(
+        self, context: grpc.aio.ServicerContext, fn: Callable[..., T], chunks: list[pricing.ContractBatch], *args: Any
+    ) -> list[T]:
+        """``fn(chunk, *args)`` per chunk in a worker thread; stops between chunks when the client
+        has gone (cancelled) or the deadline has passed, so no work outlives its request."""
+        out = []
+        for i, c in enumerate(chunks):
+            if context.cancelled() or context.done():
+                raise asyncio.CancelledError
+            left = context.time_remaining()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded(f"deadline passed after {i} of {len(chunks)} chunks; send fewer contracts")
+            out.append(await self._thread(fn, c, *args))
+        return out
+
+    def _chunks(self, b: pricing.ContractBatch, size: int | None = None) -> list[pricing.ContractBatch]:
+        size = size or self.cfg.chunk_rows
         out = []
         for lo in range(0, len(b), size):
             hi = min(lo + size, len(b))
@@ -161,7 +193,8 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         n = len(request.contracts)
         batch = await self._convert(n, conv.contracts_from_proto, request.contracts)
         _require_rights("contracts", request.contracts, batch)
-        parts = [await self._thread(pricing.price_batch, c, method, steps) for c in self._chunks(batch)]
+        rows = self._budget(batch, method, steps, "contracts")
+        parts = await self._run_chunks(context, pricing.price_batch, self._chunks(batch, rows), method, steps)
         merged = pricing.PricedBatch(
             price=np.concatenate([p.price for p in parts]),
             greeks={g: np.concatenate([p.greeks[g] for p in parts]) for g in pricing.GREEK_NAMES},
@@ -175,7 +208,8 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         batch = await self._convert(n, conv.contracts_from_proto, request.quotes)
         _require_rights("quotes", request.quotes, batch)
         method, steps = self._method("", 0)
-        parts = [await self._thread(pricing.iv_batch, c, method, steps) for c in self._chunks(batch)]
+        rows = self._budget(batch, method, steps, "quotes", self.cfg.iv_tree_evaluations)
+        parts = await self._run_chunks(context, pricing.iv_batch, self._chunks(batch, rows), method, steps)
         merged = pricing.IvBatch(
             iv=np.concatenate([p.iv for p in parts]), reasons=[r for p in parts for r in p.reasons]
         )
@@ -239,6 +273,9 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         tq = np.array(request.maturities, dtype=np.float64)
         if tq.size and (~np.isfinite(tq) | (tq <= 0) | (tq > 30)).any():
             raise InvalidArgument("maturities", "values must be years in (0, 30]")
+        points = k.size * max(tq.size, 1)
+        what = f"surface points ({k.size} moneyness x {max(tq.size, 1)} maturities)"
+        require_budget("moneyness", points, self.cfg.max_surface_points, what)
         ch = await self._enriched(sym)
         quotes = []
         exp_arr = np.asarray(ch.expiry)

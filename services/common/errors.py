@@ -85,6 +85,11 @@ class ResourceExhausted(DomainError):
     default_reason = "RESOURCE_EXHAUSTED"
 
 
+class DeadlineExceeded(DomainError):
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
 class AlreadyExists(DomainError):
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
     default_reason = "ALREADY_EXISTS"

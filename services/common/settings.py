@@ -172,6 +172,14 @@ class AnalyticsSettings(ServiceSettings):
     max_pattern_days: int = Field(3650, ge=1)
     max_batch: int = Field(100_000, ge=1, description="contracts per PriceOptions/ImpliedVolatility call")
     chunk_rows: int = Field(2000, ge=1, description="rows per core call between cancellation checks")
+    max_tree_nodes: int = Field(
+        2_000_000_000, ge=1, description="per-request cost limit: binomial-tree contracts x steps^2 (about 8 s of CPU)"
+    )
+    chunk_tree_nodes: int = Field(
+        50_000_000, ge=1, description="binomial contracts x steps^2 per core call between cancellation checks"
+    )
+    iv_tree_evaluations: int = Field(16, ge=1, description="tree pricings one American IV solve costs (budgeting)")
+    max_surface_points: int = Field(250_000, ge=1, description="per-request limit of vol-surface grid points")
     american_method: str = Field("bjerksund_stensland_2002", description="chain IVs/Greeks pricer")
     binomial_steps: int = Field(501, ge=3, le=20_000)
     max_unusual: int = Field(50, ge=1, description="unusual-activity rows returned")
