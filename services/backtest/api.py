@@ -165,7 +165,8 @@ def build_report(
                     }
                 )
             nulls[pf] = {"priced_from": pf, **null_comparison(sub, zsub, inputs.seed), "by_strategy": by_strat}
-    primary = "quotes" if "quotes" in summary else "modelled"
+    real = {str(u) for q in data.quotes for u in set(q.underlying.tolist())}
+    primary = "quotes" if "quotes" in summary or real & set(res.symbols) else "modelled"
     ex = st.execution
     filled = sorted(
         (t for t in trades if t.entry is not None and t.closed), key=lambda t: (t.signal.created_ns, t.signal.id)
@@ -196,10 +197,8 @@ def build_report(
             "bars": res.bars,
             "symbols": res.symbols,
             "sessions": res.sessions,
-            "priced_from_by_symbol": {
-                s: ("quotes" if s in {str(u) for q in data.quotes for u in set(q.underlying.tolist())} else "modelled")
-                for s in res.symbols
-            },
+            "priced_from_by_symbol": {s: ("quotes" if s in real else "modelled") for s in res.symbols},
+            "ideas_without_contract": res.engine_skipped,
             "filters_skipped": res.filters_skipped,
             "filters_skipped_reason": "no input carries per-minute open interest or volume; those selection filters were not applied",
             "iv_sources": res.iv_sources,

@@ -15,6 +15,7 @@ labelled ``priced_from = "modelled"``.
 from __future__ import annotations
 
 import bisect
+import functools
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ from aiots.services.signals.models import OptionQuote
 MINUTES_PER_YEAR = 390.0 * 252.0
 
 
+@functools.lru_cache(maxsize=200_000)
+def _occ(root: str, expiry: dt.date, right: str, strike: float) -> str:
+    return format_occ(root, expiry, right, strike)
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """How modelled premiums are made (fractions of the model price; dollars per share)."""
@@ -49,7 +55,7 @@ class ModelSettings:
     )
     min_half_spread: float = 0.01
     tick: float = 0.01
-    strikes_sd: float = 1.5  # strike grid spans +- this many IV standard deviations over dte_max
+    strikes_sd: float = 0.8  # each expiry's strike grid spans +- this many IV standard deviations to expiry
     max_strikes_per_side: int = 40
     iv_by_symbol: dict[str, float] = field(default_factory=dict)
     default_iv: float | None = None
@@ -231,35 +237,28 @@ class ModelledChainBook(ChainBook):
         if not exps or spot <= 0:
             return []
         step = strike_step(spot)
-        width = s.strikes_sd * iv * math.sqrt(self.dte_max / 365.0) * spot
-        n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
         center = round(spot / step) * step
-        strikes = np.round(center + step * np.arange(-n, n + 1), 6)
-        strikes = strikes[strikes > 0]
         style = exercise_style(symbol)
         out: list[OptionQuote] = []
         for e in exps:
             e_ns = expiry_ns(e)
-            years = np.full(strikes.size, (e_ns - now_ns) / NS_PER_YEAR)
+            iso = e.isoformat()
+            t_years = (e_ns - now_ns) / NS_PER_YEAR
+            width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
+            n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
+            strikes = np.round(center + step * np.arange(-n, n + 1), 6)
+            strikes = strikes[strikes > 0]
+            years = np.full(strikes.size, t_years)
             for is_call in (True, False):
                 flags = np.full(strikes.size, is_call)
                 px = model_price(spot, strikes, years, self.rate, iv, s.dividend_yield, flags, style)
                 bid, ask = modelled_quote_prices(px, s)
                 right = "C" if is_call else "P"
-                for k, b, a in zip(strikes.tolist(), bid.tolist(), ask.tolist(), strict=True):
-                    out.append(
-                        OptionQuote(
-                            occ_symbol=format_occ(symbol, e, right, k),
-                            underlying=symbol,
-                            expiry=e.isoformat(),
-                            expiry_ns=e_ns,
-                            strike=k,
-                            is_call=is_call,
-                            bid=b,
-                            ask=a,
-                            ts_ns=now_ns,
-                        )
-                    )
+                nan = math.nan
+                out.extend(
+                    OptionQuote(_occ(symbol, e, right, k), symbol, iso, e_ns, k, is_call, b, a, nan, nan, ts_ns=now_ns)
+                    for k, b, a in zip(strikes.tolist(), bid.tolist(), ask.tolist(), strict=True)
+                )
         out.sort(key=lambda q: q.occ_symbol)
         return out
 

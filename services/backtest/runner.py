@@ -93,9 +93,9 @@ class ReplayResult:
     sessions: dict[str, list[str]]
     filters_skipped: list[str]
     iv_sources: dict[str, str]
-    signal_ts: list[
-        tuple[str, str, int, Direction, float, int, float]
-    ]  # symbol, strategy, ts, direction, move/spot, horizon, evidence
+    # symbol, strategy, ts, direction, move/spot, horizon, evidence of every signal
+    signal_ts: list[tuple[str, str, int, Direction, float, int, float]]
+    engine_skipped: dict[str, int] = field(default_factory=dict)  # the engine's count of ideas with no contract
 
 
 def _merge_bars(series: Iterable[BarSeries], start_ns: int | None, end_ns: int | None) -> list[Bar]:
@@ -183,6 +183,7 @@ class Replay:
         *,
         null_plan: dict[tuple[int, str], list[Idea]] | None = None,
         progress: ProgressFn | None = None,
+        engine: SignalEngine | None = None,
     ) -> None:
         self.settings = settings
         self.real_symbols = {str(u) for f in quotes for u in set(f.underlying.tolist())}
@@ -192,7 +193,8 @@ class Replay:
         self.book = ModelledChainBook(settings.model, sel.risk_free_rate, sel.dte_min, sel.dte_max)
         self.book.real = set(self.real_symbols)
         self.null_plan = null_plan
-        self.engine = SignalEngine(self.cfg, chains=self.book)
+        # The live engine; ``engine`` lets tests script the decisions (it must use ``self.book``).
+        self.engine = engine if engine is not None else SignalEngine(self.cfg, chains=self.book)
         if null_plan is not None:
             self.engine.strategies = []  # the null model's ideas come from the plan
         self.chain_iv = ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max))
@@ -384,6 +386,7 @@ class Replay:
             self.filters_skipped,
             self.iv_sources,
             self.signal_log,
+            dict(getattr(self.engine, "skipped", {})),
         )
 
 
