@@ -13,7 +13,8 @@ from aiots.services.analytics.indicators import IndicatorValues
 from aiots.services.analytics.options_analytics import ChainAnalytics, EnrichedChain, expiry_ns
 from aiots.services.analytics.patterns import PatternScan
 from aiots.services.analytics.pricing import F64, GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
-from aiots.services.analytics.surface import SurfaceFit
+from aiots.services.analytics.quotes import exclusion_counts
+from aiots.services.analytics.surface import PARAMETRIZATION, SurfaceFit
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
 
@@ -164,8 +165,21 @@ def _contract(ch: EnrichedChain, i: int) -> cpb.OptionContract:
     )
 
 
+def _excluded(counts: Sequence[tuple[str, int]]) -> list[pb.ExclusionCount]:
+    return [pb.ExclusionCount(reason=r, count=c) for r, c in counts]
+
+
 def chain_to_proto(ch: EnrichedChain, expiry: str = "") -> pb.GetOptionChainResponse:
-    out = pb.GetOptionChainResponse(symbol=ch.underlying, underlying_price=ch.spot, as_of=ts_from_ns(ch.as_of_ns))
+    out = pb.GetOptionChainResponse(
+        symbol=ch.underlying,
+        underlying_price=ch.spot,
+        as_of=ts_from_ns(ch.as_of_ns),
+        exercise_style=ch.exercise_style,
+        pricing_model=ch.pricing_model,
+        excluded=_excluded(exclusion_counts(ch.excluded)),
+    )
+    if ch.spot_ts_ns > 0:
+        out.spot_as_of.CopyFrom(ts_from_ns(ch.spot_ts_ns))
     for i in range(len(ch.occ)):
         if expiry and ch.expiry[i] != expiry:
             continue
@@ -181,6 +195,7 @@ def chain_to_proto(ch: EnrichedChain, expiry: str = "") -> pb.GetOptionChainResp
                 iv=float(ch.iv[i]),
                 greeks=_greeks(ch.greeks, i),
                 iv_reason=ch.iv_reason[i],
+                price_source=ch.price_source[i],
             )
         )
     return out
@@ -205,9 +220,34 @@ def analytics_to_proto(a: ChainAnalytics, ch: EnrichedChain) -> pb.GetOptionsAna
         iv_rank=a.iv_rank,
         iv_percentile=a.iv_percentile,
         iv_history_days=a.iv_history_days,
+        exercise_style=ch.exercise_style,
+        pricing_model=ch.pricing_model,
+        spot_in_sync=ch.spot_in_sync,
+        spot_lag_seconds=ch.spot_lag_s,
+        dividend_yield=ch.dividend_yield,
+        excluded=_excluded(a.excluded),
+        gex_smile_filled=ch.gex_smile_filled,
     )
+    if ch.spot_ts_ns > 0:
+        out.spot_as_of.CopyFrom(ts_from_ns(ch.spot_ts_ns))
     for e in a.expiries:
-        out.expiries.append(pb.ExpiryAnalytics(**e.__dict__))
+        out.expiries.append(
+            pb.ExpiryAnalytics(
+                expiry=e.expiry,
+                dte=e.dte,
+                atm_iv=e.atm_iv,
+                rr25=e.rr25,
+                bf25=e.bf25,
+                expected_move_straddle=e.expected_move_straddle,
+                expected_move_iv=e.expected_move_iv,
+                max_pain=e.max_pain,
+                forward=e.forward,
+                implied_carry=e.implied_carry,
+                forward_source=e.forward_source,
+                quotes_used=e.quotes_used,
+                excluded=_excluded(e.excluded),
+            )
+        )
     for r in a.exposures:
         out.exposures.append(pb.StrikeExposure(**r.__dict__))
     for u in a.unusual:
@@ -352,11 +392,24 @@ def indicators_to_proto_naive(
 
 
 def surface_to_proto(
-    symbol: str, as_of_ns: int, fit: SurfaceFit, k: np.ndarray, t: np.ndarray, grid: np.ndarray
+    symbol: str,
+    as_of_ns: int,
+    fit: SurfaceFit,
+    k: np.ndarray,
+    t: np.ndarray,
+    grid: np.ndarray,
+    ch: EnrichedChain | None = None,
 ) -> pb.GetVolSurfaceResponse:
     out = pb.GetVolSurfaceResponse(
-        symbol=symbol, as_of=ts_from_ns(as_of_ns), calendar_arbitrage_free=fit.calendar_arbitrage_free
+        symbol=symbol,
+        as_of=ts_from_ns(as_of_ns),
+        calendar_arbitrage_free=fit.calendar_arbitrage_free,
+        parametrization=PARAMETRIZATION,
     )
+    if ch is not None:
+        out.exercise_style = ch.exercise_style
+        out.pricing_model = ch.pricing_model
+        out.excluded.extend(_excluded(exclusion_counts(x for x, tt in zip(ch.excluded, ch.t, strict=True) if tt > 0)))
     for s in fit.slices:
         p = s.params
         out.slices.append(
@@ -372,6 +425,14 @@ def surface_to_proto(
                 points=s.points,
                 butterfly_arbitrage_free=s.butterfly_arbitrage_free,
                 min_density=s.min_density,
+                status=s.status,
+                reason=s.reason,
+                theta=s.ssvi.theta if s.ssvi is not None else math.nan,
+                psi=s.ssvi.psi if s.ssvi is not None else math.nan,
+                quoted_rr25=s.quoted_rr25,
+                fitted_rr25=s.fitted_rr25,
+                calendar_arbitrage_free=s.calendar_arbitrage_free,
+                parametrization=s.parametrization,
             )
         )
     for i, tt in enumerate(t.tolist()):

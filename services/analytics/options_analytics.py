@@ -1,16 +1,26 @@
-"""Option-chain analytics: per-contract IV and Greeks (American pricer), and chain-level figures.
+"""Option-chain analytics: per-contract IV and Greeks, and chain-level figures.
 
-Conventions: premiums in dollars per share, times int64 ns UTC, expiries are dates that expire at
-16:00 America/New_York, ``t`` in years ACT/365, IVs annual (0.25 = 25%), contract multiplier 100
-unless the chain says otherwise. Pricing maths (IV, Greeks) is ``aiots.core.options``; this module
-only aggregates.
+Conventions: premiums in dollars per share, times int64 ns UTC, expiries expire at their session's
+close (``aiots.core.conventions.expiry_ns``: 16:00 ET or the early close), ``t`` in years ACT/365,
+IVs annual (0.25 = 25%), contract multiplier 100. Pricing maths (IV, Greeks) is
+``aiots.core.options``; market facts are ``aiots.core.conventions``; this module only aggregates.
 
-Per expiry the forward and the implied continuous dividend yield (or borrow) ``q = r - ln(F/S)/T``
-come from put-call parity via ``aiots.core.chain.implied_forward`` (``F = K + e^{rT} (C - P)``,
-median over the ``PARITY_STRIKES`` strikes with the smallest |C - P|, where both mids exist). For
-American options parity holds only approximately (early exercise), which is why only
-near-the-money strikes are used. Every contract's IV is then the American IV of its mid with that
-``q``; its Greeks come from the American pricer at that IV.
+Quote hygiene (``quotes.py``): a contract is priced from its two-sided, uncrossed mid, else from a
+last trade younger than ``max_last_age_ns`` (flagged); one-sided, crossed and stale contracts get
+no IV. ATM IV, skew, the parity forward and the surface use two-sided mids only; the left-out
+contracts are counted by reason (``excluded``).
+
+Exercise style comes from each contract's root (``conventions.exercise_style``): European index
+options (SPX, SPXW, XSP, NDX, RUT...) are priced with Black-Scholes-Merton on the expiry's
+put-call-parity forward (equivalently Black-76; the yield used is ``r - ln(F/S)/T``), American
+options (equities, ETFs) with the configured American approximation on spot and the symbol's
+configured dividend yield.
+
+Carry: per expiry the forward comes from put-call parity via ``aiots.core.chain.implied_forward``
+(``F = K + e^{rT} (C - P)``, median over the ``PARITY_STRIKES`` strikes with the smallest |C - P|,
+two-sided mids only; for American options refined on de-Americanised prices near the money),
+else ``S e^{(r - q)T}``. The implied carry is ``ln(F/S)/T``; it is only meaningful when the spot's
+time matches the quotes' (``spot_in_sync``), so it is never reported as a dividend yield.
 
 The 25-delta risk reversal / butterfly use the market convention: the strike whose Black-Scholes
 spot delta at its own smile IV is +/-0.25 (``aiots.core.chain.strike_from_delta`` solved as a fixed
@@ -34,13 +44,27 @@ import numpy as np
 import numpy.typing as npt
 
 from aiots.core import chain as core_chain
+from aiots.core import conventions as cv
 from aiots.core import options as opt
+from aiots.services.analytics import quotes as qh
 from aiots.services.analytics.pricing import GREEK_NAMES, TRADER_FIRST_ORDER, AmericanMethod
+from aiots.services.analytics.surface import SliceQuotes
 
 F64 = npt.NDArray[np.float64]
-NS = 1_000_000_000
-YEAR_NS = core_chain.NS_PER_YEAR
-CONTRACT_MULTIPLIER = 100
+I64 = npt.NDArray[np.int64]
+NS = cv.NS_PER_S
+YEAR_NS = cv.NS_PER_YEAR
+CONTRACT_MULTIPLIER = cv.CONTRACT_MULTIPLIER
+EUROPEAN_MODEL = "black-scholes-merton"
+AMERICAN_MODELS: dict[str, str] = {
+    "bjerksund_stensland_2002": "bjerksund-stensland-2002",
+    "baw": "barone-adesi-whaley",
+    "binomial": "binomial-tree",
+}
+PARITY = "put_call_parity"
+SPOT_CARRY = "spot_carry"
+NO_IV = "NO_IV"
+EXPIRED = "EXPIRED"
 PARITY_STRIKES = 3
 PARITY_REFINE = 2
 ZERO_GAMMA_RANGE = 0.25
@@ -62,6 +86,21 @@ class AnalyticsConfig:
     unusual_threshold: float
     american_method: AmericanMethod = "bjerksund_stensland_2002"
     max_unusual: int = 50
+    #: continuous dividend yield of this symbol (settings), used to price American contracts
+    dividend_yield: float = 0.0
+    #: a last trade prices a contract without a two-sided quote only when younger than this
+    max_last_age_ns: int = 900 * cv.NS_PER_S
+    #: spot and quote times further apart than this are flagged out of sync
+    spot_sync_tolerance_ns: int = 60 * cv.NS_PER_S
+
+
+@dataclass(frozen=True)
+class ChainTimes:
+    """Times the stored chain does not carry: the spot's (0 = unknown) and each contract's last
+    trade (aligned with the chain; 0 = unknown, which makes the last stale)."""
+
+    spot_ts_ns: int = 0
+    last_ts: I64 | None = None
 
 
 @dataclass
@@ -87,7 +126,32 @@ class EnrichedChain:
     iv_reason: list[str]
     greeks: dict[str, F64]
     forward: dict[str, float]
-    dividend_yield: dict[str, float]
+    #: the continuous yield the pricer used per expiry (European: r - ln(F/S)/T; American: configured)
+    q_used: dict[str, float]
+    #: ln(F/S)/T per expiry
+    carry: dict[str, float]
+    forward_source: dict[str, str]
+    #: per contract: "quote", "last" or "" (see quotes.py)
+    price_source: list[str]
+    #: per contract: why it is left out of fits and skews ("" when it is used)
+    excluded: list[str]
+    european: npt.NDArray[np.bool_]
+    exercise_style: str
+    pricing_model: str
+    spot_ts_ns: int
+    spot_in_sync: bool
+    spot_lag_s: float
+    dividend_yield: float
+    #: IV and Greeks for exposures: the contract's own, else the expiry's smile at its strike
+    gex_gamma: F64
+    gex_delta: F64
+    gex_iv: F64
+    gex_smile_filled: int
+
+    @property
+    def fit_ok(self) -> npt.NDArray[np.bool_]:
+        """Contracts fits and skews may use: two-sided quote with a solved IV."""
+        return np.array([not r for r in self.excluded], dtype=np.bool_)
 
 
 @dataclass(frozen=True)
@@ -103,7 +167,10 @@ class ExpiryStats:
     expected_move_iv: float
     max_pain: float
     forward: float
-    implied_dividend_yield: float
+    implied_carry: float
+    forward_source: str
+    quotes_used: int
+    excluded: list[tuple[str, int]]
 
 
 @dataclass(frozen=True)
@@ -146,17 +213,12 @@ class ChainAnalytics:
     iv_rank: float
     iv_percentile: float
     iv_history_days: int
+    excluded: list[tuple[str, int]]
 
 
 def expiry_ns(expiry: str) -> int:
-    """16:00 America/New_York on ``expiry`` (YYYY-MM-DD), in ns UTC (``aiots.core.chain.expiry_ns``)."""
-    return core_chain.expiry_ns(expiry)
-
-
-def _mid(bid: F64, ask: F64, last: F64) -> F64:
-    ok = np.isfinite(bid) & np.isfinite(ask) & (bid >= 0) & (ask > 0) & (ask >= bid)
-    mid = np.where(ok, (bid + ask) / 2.0, np.nan)
-    return np.asarray(np.where(np.isfinite(mid), mid, np.where(last > 0, last, np.nan)), dtype=np.float64)
+    """The expiry instant of ``expiry`` (YYYY-MM-DD) in ns UTC (``aiots.core.conventions.expiry_ns``)."""
+    return int(cv.expiry_ns(expiry))
 
 
 def _parity_forward(
@@ -167,14 +229,17 @@ def _parity_forward(
     t: float,
     r: float,
     method: AmericanMethod,
+    american: bool,
+    q_american: float,
     refine: int = PARITY_REFINE,
-) -> tuple[float, float]:
-    """(F, q) of one expiry from put-call parity (``aiots.core.chain.implied_forward``); NaNs when
-    no strike has both a call and a put mid.
+) -> float:
+    """The forward of one expiry from put-call parity (``aiots.core.chain.implied_forward``) on
+    two-sided mids (``mid`` NaN elsewhere); NaN when no strike has both a call and a put mid.
 
-    American premiums carry an early-exercise premium that biases parity, so the estimate is
-    refined ``refine`` times on the strikes nearest the money: each mid is turned into the
-    European price at its American IV under the current ``q`` and parity is applied again.
+    European premiums satisfy parity exactly. American premiums carry an early-exercise premium
+    that biases it, so for them the estimate is refined ``refine`` times on the strikes nearest
+    the money: each mid is turned into the European price at its American IV (under the
+    configured yield ``q_american``) and parity is applied again.
     """
     kc, kp = strike[is_call], strike[~is_call]
     both, ic, ip = np.intersect1d(kc, kp, assume_unique=False, return_indices=True)
@@ -182,29 +247,52 @@ def _parity_forward(
     try:
         est = core_chain.implied_forward(both, cm, pm, t, r, spot=spot, n_near=PARITY_STRIKES)
     except ValueError:
-        return math.nan, math.nan
+        return math.nan
+    if not american:
+        return float(est.forward)
     ok = np.isfinite(cm) & np.isfinite(pm) & (cm > 0) & (pm > 0)
     near = np.flatnonzero(ok)[np.argsort(np.abs(cm[ok] - pm[ok]), kind="stable")[: PARITY_STRIKES * 2]]
     k, c, p = both[near], cm[near], pm[near]
     for _ in range(refine):
-        if not math.isfinite(est.q):
-            break
         prices = []
         for right, m in ((True, c), (False, p)):
-            iv = opt.implied_vol(m, spot, k, t, r, est.q, right, style="american", method=method)
-            prices.append(np.asarray(opt.bs_price(spot, k, t, r, iv, est.q, right), dtype=np.float64))
+            iv = opt.implied_vol(m, spot, k, t, r, q_american, right, style="american", method=method)
+            prices.append(np.asarray(opt.bs_price(spot, k, t, r, iv, q_american, right), dtype=np.float64))
         try:
             est = core_chain.implied_forward(k, prices[0], prices[1], t, r, spot=spot, n_near=PARITY_STRIKES)
         except ValueError:
             break
-    return est.forward, est.q
+    return float(est.forward)
 
 
-def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> EnrichedChain:
-    """Per-contract mids, forwards/yields per expiry, American IVs and Greeks.
+def _smile_iv(strike: F64, iv: F64, at: F64) -> F64:
+    """IV at strikes ``at`` from a smile (mean IV per listed strike, linear in strike, flat beyond)."""
+    ok = np.isfinite(strike) & np.isfinite(iv) & (iv > 0)
+    if not ok.any():
+        return np.full(at.shape, np.nan)
+    ks, inv = np.unique(strike[ok], return_inverse=True)
+    vs = np.bincount(inv, weights=iv[ok], minlength=ks.size) / np.bincount(inv, minlength=ks.size)
+    return np.asarray(np.interp(at, ks, vs), dtype=np.float64)
 
-    ``chain`` is an ``aiots.services.storage.queries.OptionChain`` (or anything with its fields).
+
+def chain_style(european: npt.NDArray[np.bool_], method: AmericanMethod) -> tuple[str, str]:
+    """(exercise style, pricing model) of a chain: "european", "american" or "mixed"."""
+    if european.size and european.all():
+        return "european", EUROPEAN_MODEL
+    if not european.any():
+        return "american", AMERICAN_MODELS.get(method, method)
+    return "mixed", f"{EUROPEAN_MODEL}+{AMERICAN_MODELS.get(method, method)}"
+
+
+def enrich(
+    chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None, times: ChainTimes | None = None
+) -> EnrichedChain:
+    """Per-contract clean prices, forwards per expiry, IVs and Greeks by exercise style.
+
+    ``chain`` is an ``aiots.services.storage.queries.OptionChain`` (or anything with its fields);
+    ``times`` adds the spot time and the last-trade times the chain does not carry.
     """
+    times = times or ChainTimes()
     n = len(chain.occ)
     ts = np.asarray(chain.ts, dtype=np.int64)
     as_of = int(ts.max()) if n and ts.max() > 0 else (now_ns or 0)
@@ -218,55 +306,102 @@ def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> Enric
     bid = np.asarray(chain.bid, dtype=np.float64)
     ask = np.asarray(chain.ask, dtype=np.float64)
     last = np.asarray(chain.last, dtype=np.float64)
-    mid = _mid(bid, ask, last)
+    clean = qh.clean_prices(bid, ask, last, times.last_ts, as_of, cfg.max_last_age_ns)
+    mid = clean.price
+    two_sided = clean.two_sided
+    quote_mid = np.where(two_sided, mid, np.nan)
+    european = np.array([cv.exercise_style(str(o)) == "european" for o in chain.occ], dtype=np.bool_)
+    style, model = chain_style(european, cfg.american_method)
     exp_ns = {e: expiry_ns(e) for e in set(expiries)}
     t = np.array([(exp_ns[e] - as_of) / YEAR_NS for e in expiries], dtype=np.float64)
     r = cfg.rate
+    q_am = cfg.dividend_yield
     forward: dict[str, float] = {}
-    qy: dict[str, float] = {}
-    q = np.full(n, np.nan)
+    carry: dict[str, float] = {}
+    source: dict[str, str] = {}
+    q_used: dict[str, float] = {}
+    q = np.full(n, q_am)
     exp_arr = np.asarray(expiries)
     for e in sorted(set(expiries)):
         sel = exp_arr == e
         te = float(t[sel][0])
-        f, qe = (
-            _parity_forward(strike[sel], is_call[sel], mid[sel], spot, te, r, cfg.american_method)
-            if te > 0
-            else (math.nan, 0.0)
-        )
-        if not math.isfinite(qe):
-            qe = 0.0
-        if not math.isfinite(f) and te > 0:
-            f = spot * math.exp(r * te)
-        forward[e], qy[e] = f, qe
-        q[sel] = qe
-    iv = np.full(n, np.nan)
-    reasons = ["NO_QUOTE" if not np.isfinite(m) else "" for m in mid]
-    for i in np.flatnonzero(t <= 0):
-        reasons[i] = "EXPIRED"
-    ok = np.array([not x for x in reasons], dtype=np.bool_)
-    idx = np.flatnonzero(ok)
-    greeks = {g: np.full(n, np.nan) for g in (*GREEK_NAMES, "price")}
-    raw_gamma = np.full(n, np.nan)
-    if idx.size and math.isfinite(spot):
-        sol, codes = opt.implied_vol(
-            mid[idx], spot, strike[idx], t[idx], r, q[idx], is_call[idx],
-            style="american", return_reason=True, method=cfg.american_method,
-        )  # fmt: skip
-        iv[idx] = sol
-        for j, c in zip(idx.tolist(), np.asarray(codes).tolist(), strict=True):
-            if c != opt.OK:
-                reasons[j] = str(opt.REASONS.get(int(c), f"REASON_{c}"))
-        good = idx[np.isfinite(iv[idx])]
-        if good.size:
-            raw = opt.american_greeks(
-                spot, strike[good], t[good], r, iv[good], q[good], is_call[good], method=cfg.american_method
+        eu = bool(european[sel].all())
+        f = math.nan
+        if te > 0 and math.isfinite(spot):
+            f = _parity_forward(
+                strike[sel], is_call[sel], quote_mid[sel], spot, te, r, cfg.american_method, not eu, q_am
             )
+        src = PARITY
+        if not (math.isfinite(f) and f > 0):
+            f = spot * math.exp((r - q_am) * te) if te > 0 else math.nan
+            src = SPOT_CARRY
+        c = math.log(f / spot) / te if te > 0 and math.isfinite(f) and spot > 0 else math.nan
+        forward[e], carry[e], source[e] = f, c, src
+        q_eu = r - c if math.isfinite(c) else q_am
+        q_used[e] = q_eu if eu else q_am
+        q[sel & european] = q_eu
+    iv = np.full(n, np.nan)
+    reasons = list(clean.reason)
+    for i in range(n):
+        if reasons[i] == qh.LAST_PRICE:
+            reasons[i] = ""
+    for i in np.flatnonzero(t <= 0).tolist():
+        reasons[i] = EXPIRED
+    priced = np.array([not x for x in reasons], dtype=np.bool_) & np.isfinite(mid)
+    greeks = {g: np.full(n, np.nan) for g in (*GREEK_NAMES, "price")}
+    if priced.any() and math.isfinite(spot):
+        for eu_group in (True, False):
+            idx = np.flatnonzero(priced & (european == eu_group))
+            if not idx.size:
+                continue
+            if eu_group:
+                sol, codes = opt.implied_vol(
+                    mid[idx], spot, strike[idx], t[idx], r, q[idx], is_call[idx], style="european", return_reason=True
+                )
+            else:
+                sol, codes = opt.implied_vol(
+                    mid[idx], spot, strike[idx], t[idx], r, q[idx], is_call[idx],
+                    style="american", return_reason=True, method=cfg.american_method,
+                )  # fmt: skip
+            iv[idx] = sol
+            for j, code in zip(idx.tolist(), np.asarray(codes).tolist(), strict=True):
+                if code != opt.OK:
+                    reasons[j] = str(opt.REASONS.get(int(code), f"REASON_{code}"))
+            good = idx[np.isfinite(iv[idx])]
+            if not good.size:
+                continue
+            args = (spot, strike[good], t[good], r, iv[good], q[good], is_call[good])
+            if eu_group:
+                raw = opt.bs_greeks(*args)
+                greeks["price"][good] = np.asarray(opt.bs_price(*args), dtype=np.float64)
+            else:
+                raw = opt.american_greeks(*args, method=cfg.american_method)
             trader = opt.trader_units(raw)
             for g in raw.dtype.names or ():
-                src = trader if g in TRADER_FIRST_ORDER else raw
-                greeks[g][good] = src[g]
-            raw_gamma[good] = raw["gamma"]
+                src_arr = trader if g in TRADER_FIRST_ORDER else raw
+                greeks[g][good] = src_arr[g]
+    excluded = [
+        reasons[i] or (qh.LAST_PRICE if clean.source[i] == qh.LAST else "") or ("" if np.isfinite(iv[i]) else NO_IV)
+        for i in range(n)
+    ]
+    # exposures: a contract with open interest but no IV of its own takes its expiry's smile IV
+    oi = np.nan_to_num(np.asarray(chain.open_interest, dtype=np.float64), nan=0.0)
+    gex_iv = iv.copy()
+    fill = ~np.isfinite(iv) & (t > 0) & (oi > 0)
+    fit_ok = np.array([not x for x in excluded], dtype=np.bool_)
+    for e in sorted(set(exp_arr[fill].tolist())):
+        sel = exp_arr == e
+        f_idx = np.flatnonzero(fill & sel)
+        gex_iv[f_idx] = _smile_iv(strike[sel & fit_ok], iv[sel & fit_ok], strike[f_idx])
+    filled = np.flatnonzero(fill & np.isfinite(gex_iv))
+    gex_gamma = np.asarray(greeks["gamma"], dtype=np.float64).copy()
+    gex_delta = np.asarray(greeks["delta"], dtype=np.float64).copy()
+    if filled.size and math.isfinite(spot):
+        fg = opt.bs_greeks(spot, strike[filled], t[filled], r, gex_iv[filled], q[filled], is_call[filled])
+        gex_gamma[filled] = fg["gamma"]
+        gex_delta[filled] = fg["delta"]
+    lag_s = (as_of - times.spot_ts_ns) / NS if times.spot_ts_ns > 0 and as_of > 0 else math.nan
+    in_sync = math.isfinite(lag_s) and abs(lag_s) * NS <= cfg.spot_sync_tolerance_ns
     oi_dates = np.asarray(chain.oi_as_of).astype("datetime64[D]")
     oi_valid = oi_dates[~np.isnat(oi_dates)]
     return EnrichedChain(
@@ -282,14 +417,29 @@ def enrich(chain: Any, cfg: AnalyticsConfig, now_ns: int | None = None) -> Enric
         mid=mid,
         last=last,
         volume=np.nan_to_num(np.asarray(chain.volume, dtype=np.float64), nan=0.0),
-        open_interest=np.nan_to_num(np.asarray(chain.open_interest, dtype=np.float64), nan=0.0),
+        open_interest=oi,
         oi_as_of=str(oi_valid.max()) if oi_valid.size else "",
         t=t,
         iv=iv,
         iv_reason=reasons,
         greeks=greeks,
         forward=forward,
-        dividend_yield=qy,
+        q_used=q_used,
+        carry=carry,
+        forward_source=source,
+        price_source=list(clean.source),
+        excluded=excluded,
+        european=european,
+        exercise_style=style,
+        pricing_model=model,
+        spot_ts_ns=int(times.spot_ts_ns),
+        spot_in_sync=bool(in_sync),
+        spot_lag_s=float(lag_s),
+        dividend_yield=q_am,
+        gex_gamma=gex_gamma,
+        gex_delta=gex_delta,
+        gex_iv=gex_iv,
+        gex_smile_filled=int(filled.size),
     )
 
 
@@ -314,17 +464,19 @@ def _atm_iv(strike: F64, is_call: npt.NDArray[np.bool_], iv: F64, fwd: float) ->
     return float(np.interp(fwd, ks, per))
 
 
-def _iv_at_delta(strike: F64, iv: F64, target: float, spot: float, t: float, r: float, q: float, call: bool) -> float:
+def _iv_at_delta(
+    strike: F64, iv: F64, target: float, spot: float, t: float, r: float, q: float, call: bool
+) -> tuple[float, float]:
     """Smile IV at the strike whose BSM spot delta, at that strike's own IV, equals ``target``.
 
     The smile is ``iv`` linear in strike between the listed ``strike``s (one side: calls for a call
     delta). The strike is the root of ``g(K) = strike_from_delta(target, sigma(K)) - K``: a sign
     change over the listed strikes (the one nearest the flat-smile answer) refined by Illinois
-    regula falsi. NaN when the delta is not reached within the listed strikes.
+    regula falsi. Returns (IV, strike); NaNs when the delta is not reached within the listed strikes.
     """
     ok = np.isfinite(strike) & np.isfinite(iv) & (iv > 0)
     if ok.sum() < 2 or not (t > 0 and math.isfinite(spot)):
-        return math.nan
+        return math.nan, math.nan
     ks, inv = np.unique(strike[ok], return_inverse=True)
     vs = np.bincount(inv, weights=iv[ok], minlength=ks.size) / np.bincount(inv, minlength=ks.size)
 
@@ -335,7 +487,7 @@ def _iv_at_delta(strike: F64, iv: F64, target: float, spot: float, t: float, r: 
     gk = g(ks)
     flips = np.flatnonzero(np.isfinite(gk[:-1]) & np.isfinite(gk[1:]) & (np.sign(gk[:-1]) * np.sign(gk[1:]) <= 0))
     if flips.size == 0:
-        return math.nan
+        return math.nan, math.nan
     flat = float(np.asarray(core_chain.strike_from_delta(target, spot, t, r, float(np.median(vs)), q, call)))
     mids = (ks[flips] + ks[flips + 1]) / 2.0
     i = int(flips[int(np.argmin(np.abs(mids - flat)))]) if math.isfinite(flat) else int(flips[0])
@@ -352,18 +504,52 @@ def _iv_at_delta(strike: F64, iv: F64, target: float, spot: float, t: float, r: 
         else:
             fa /= 2.0
         b, fb = x, fx
-    return float(np.interp(x, ks, vs))
+    return float(np.interp(x, ks, vs)), float(x)
+
+
+@dataclass(frozen=True)
+class Skew:
+    """Quoted 25-delta figures of one expiry from two-sided quotes (NaN when not reached)."""
+
+    atm_iv: float
+    iv_call25: float
+    iv_put25: float
+    k_call25: float
+    k_put25: float
+
+    @property
+    def rr25(self) -> float:
+        return self.iv_call25 - self.iv_put25
+
+    @property
+    def bf25(self) -> float:
+        return (self.iv_call25 + self.iv_put25) / 2.0 - self.atm_iv
+
+
+def expiry_skew(ch: EnrichedChain, e: str, rate: float) -> Skew:
+    """ATM IV and the 25-delta call/put IVs and strikes of expiry ``e`` over usable quotes only.
+
+    Deltas are BSM spot deltas with the yield the pricer used (``q_used``), for either style.
+    """
+    exp_arr = np.asarray(ch.expiry)
+    sel = (exp_arr == e) & ch.fit_ok
+    k, c, iv = ch.strike[sel], ch.is_call[sel], ch.iv[sel]
+    te = float(ch.t[exp_arr == e][0])
+    qe = ch.q_used[e]
+    atm = _atm_iv(k, c, iv, ch.forward[e])
+    ivc, kc = _iv_at_delta(k[c], iv[c], DELTA_25, ch.spot, te, rate, qe, True)
+    ivp, kp = _iv_at_delta(k[~c], iv[~c], -DELTA_25, ch.spot, te, rate, qe, False)
+    return Skew(atm, ivc, ivp, kc, kp)
 
 
 def _expiry_stats(ch: EnrichedChain, e: str, exp_arr: npt.NDArray[np.str_], rate: float) -> ExpiryStats:
     sel = exp_arr == e
-    k, c, iv = ch.strike[sel], ch.is_call[sel], ch.iv[sel]
-    mid = ch.mid[sel]
+    k, c = ch.strike[sel], ch.is_call[sel]
+    use = ch.fit_ok[sel]
+    mid = np.where(use, ch.mid[sel], np.nan)
     te = float(ch.t[sel][0])
-    fwd, qe = ch.forward[e], ch.dividend_yield[e]
-    atm = _atm_iv(k, c, iv, fwd)
-    ivc = _iv_at_delta(k[c], iv[c], DELTA_25, ch.spot, te, rate, qe, True)
-    ivp = _iv_at_delta(k[~c], iv[~c], -DELTA_25, ch.spot, te, rate, qe, False)
+    fwd = ch.forward[e]
+    sk = expiry_skew(ch, e, rate)
     calls = {float(kk): float(m) for kk, m in zip(k[c], mid[c], strict=True) if np.isfinite(m)}
     puts = {float(kk): float(m) for kk, m in zip(k[~c], mid[~c], strict=True) if np.isfinite(m)}
     both = sorted(set(calls) & set(puts), key=lambda kk: abs(kk - fwd) if math.isfinite(fwd) else 0.0)
@@ -371,14 +557,17 @@ def _expiry_stats(ch: EnrichedChain, e: str, exp_arr: npt.NDArray[np.str_], rate
     return ExpiryStats(
         expiry=e,
         dte=te * 365.0,
-        atm_iv=atm,
-        rr25=ivc - ivp,
-        bf25=(ivc + ivp) / 2.0 - atm,
+        atm_iv=sk.atm_iv,
+        rr25=sk.rr25,
+        bf25=sk.bf25,
         expected_move_straddle=straddle,
-        expected_move_iv=ch.spot * atm * math.sqrt(te) if te > 0 else math.nan,
+        expected_move_iv=ch.spot * sk.atm_iv * math.sqrt(te) if te > 0 else math.nan,
         max_pain=max_pain(k, c, ch.open_interest[sel]),
         forward=fwd,
-        implied_dividend_yield=ch.dividend_yield[e],
+        implied_carry=ch.carry[e],
+        forward_source=ch.forward_source[e],
+        quotes_used=int(use.sum()),
+        excluded=qh.exclusion_counts(x for x, s_ in zip(ch.excluded, sel.tolist(), strict=True) if s_),
     )
 
 
@@ -386,8 +575,8 @@ def exposures(ch: EnrichedChain) -> tuple[list[StrikeExposureRow], float, float]
     """(GEX/DEX per strike, total GEX, total DEX) in dollars (see module docstring)."""
     s = ch.spot
     sign = np.where(ch.is_call, 1.0, -1.0)
-    gamma = np.nan_to_num(ch.greeks["gamma"])
-    delta = np.nan_to_num(ch.greeks["delta"])
+    gamma = np.nan_to_num(ch.gex_gamma)
+    delta = np.nan_to_num(ch.gex_delta)
     gex = sign * gamma * ch.open_interest * CONTRACT_MULTIPLIER * s * s * 0.01
     dex = delta * ch.open_interest * CONTRACT_MULTIPLIER * s
     ks, inv = np.unique(ch.strike, return_inverse=True)
@@ -406,14 +595,14 @@ def zero_gamma_level(ch: EnrichedChain, rate: float) -> float:
     The profile is evaluated on a coarse grid of ``ZERO_GAMMA_POINTS`` spots; the sign change nearest
     to S is then refined by regula falsi (Illinois) on the profile itself to ``ZERO_GAMMA_XTOL`` x S.
     """
-    ok = np.isfinite(ch.iv) & (ch.t > 0) & (ch.open_interest > 0)
+    ok = np.isfinite(ch.gex_iv) & (ch.t > 0) & (ch.open_interest > 0)
     if not ok.any() or not math.isfinite(ch.spot):
         return math.nan
     exp_arr = np.asarray(ch.expiry)
-    q = np.zeros(int(ok.sum()))
-    for e, qe in ch.dividend_yield.items():
-        q[exp_arr[ok] == e] = qe
-    k, t, iv, call = ch.strike[ok], ch.t[ok], ch.iv[ok], ch.is_call[ok]
+    q = np.full(int(ok.sum()), ch.dividend_yield)
+    for e in set(exp_arr[ok].tolist()):
+        q[(exp_arr[ok] == e) & ch.european[ok]] = ch.q_used[e] if ch.european[exp_arr == e].all() else ch.dividend_yield
+    k, t, iv, call = ch.strike[ok], ch.t[ok], ch.gex_iv[ok], ch.is_call[ok]
     sign = np.where(call, 1.0, -1.0) * ch.open_interest[ok] * CONTRACT_MULTIPLIER
 
     def profile(spots: F64) -> F64:
@@ -446,19 +635,10 @@ def zero_gamma_level(ch: EnrichedChain, rate: float) -> float:
 
 
 def iv_rank_percentile(current: float, history: F64) -> tuple[float, float, int]:
-    """(rank 0..100, percentile 0..100, days) of ``current`` against the daily ATM IV ``history``.
-
-    rank = (current - min) / (max - min); percentile = share of days with IV below current.
-    NaN when there is no history (or it is flat, for the rank).
-    """
+    """(rank, percentile, days) of ``current`` against the daily ATM IV ``history``
+    (``conventions.iv_rank`` / ``conventions.iv_percentile``; days = finite history points)."""
     h = np.asarray(history, dtype=np.float64)
-    h = h[np.isfinite(h)]
-    if h.size == 0 or not math.isfinite(current):
-        return math.nan, math.nan, int(h.size)
-    lo, hi = float(h.min()), float(h.max())
-    rank = (current - lo) / (hi - lo) * 100.0 if hi > lo else math.nan
-    pct = float(np.mean(h < current) * 100.0)
-    return float(min(max(rank, 0.0), 100.0)) if math.isfinite(rank) else rank, pct, int(h.size)
+    return cv.iv_rank(current, h), cv.iv_percentile(current, h), int(np.isfinite(h).sum())
 
 
 def reference_atm_iv(stats: list[ExpiryStats]) -> float:
@@ -508,4 +688,26 @@ def analyze(ch: EnrichedChain, cfg: AnalyticsConfig, iv_history: F64) -> ChainAn
         iv_rank=rank,
         iv_percentile=pct,
         iv_history_days=days,
+        excluded=qh.exclusion_counts(ch.excluded),
     )
+
+
+def surface_quotes(ch: EnrichedChain, rate: float) -> list[SliceQuotes]:
+    """Per unexpired expiry: out-of-the-money usable IVs at k = ln(K/F), with the quoted 25-delta
+    strikes (as k) and risk reversal the fitted slice is checked against."""
+    out: list[SliceQuotes] = []
+    exp_arr = np.asarray(ch.expiry)
+    for e in sorted(set(ch.expiry)):
+        sel = exp_arr == e
+        te = float(ch.t[sel][0])
+        fwd = ch.forward[e]
+        if not (te > 0 and math.isfinite(fwd) and fwd > 0):
+            continue
+        use = sel & ch.fit_ok
+        kk = np.log(ch.strike[use] / fwd)
+        otm = np.where(ch.is_call[use], kk >= 0, kk < 0)
+        sk = expiry_skew(ch, e, rate)
+        k_c = math.log(sk.k_call25 / fwd) if math.isfinite(sk.k_call25) else math.nan
+        k_p = math.log(sk.k_put25 / fwd) if math.isfinite(sk.k_put25) else math.nan
+        out.append(SliceQuotes(e, te, kk[otm], ch.iv[use][otm], k_c, k_p, sk.rr25))
+    return out

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
+from aiots.core import conventions as cv
 from aiots.services.analytics import conversions as conv
 from aiots.services.analytics import indicators as ind
 from aiots.services.analytics import options_analytics as oa
@@ -78,12 +79,15 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
-    def _acfg(self, unusual: float = 0.0) -> oa.AnalyticsConfig:
+    def _acfg(self, sym: str, unusual: float = 0.0) -> oa.AnalyticsConfig:
         return oa.AnalyticsConfig(
             rate=self.cfg.risk_free_rate,
             unusual_threshold=unusual if unusual > 0 else self.cfg.unusual_volume_oi,
             american_method=pricing.as_method(self.cfg.american_method),
             max_unusual=self.cfg.max_unusual,
+            dividend_yield=float(self.cfg.dividend_yields.get(sym, 0.0)),
+            max_last_age_ns=int(self.cfg.max_last_age_s * cv.NS_PER_S),
+            spot_sync_tolerance_ns=int(self.cfg.spot_sync_tolerance_s * cv.NS_PER_S),
         )
 
     async def _require_chain(self, sym: str) -> Any:
@@ -104,7 +108,14 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
 
         async def make() -> oa.EnrichedChain:
             chain = await self._require_chain(sym)
-            return await self._thread(oa.enrich, chain, self._acfg())
+            ts = np.asarray(chain.ts, dtype=np.int64)
+            since = queries.session_start_ns(int(ts.max())) if ts.size and ts.max() > 0 else 0
+            last = await store.last_trade_ts(self.db, list(chain.occ), since)
+            times = oa.ChainTimes(
+                spot_ts_ns=await store.spot_ts(self.db, sym),
+                last_ts=np.array([last.get(o, 0) for o in chain.occ], dtype=np.int64),
+            )
+            return await self._thread(oa.enrich, chain, self._acfg(sym), None, times)
 
         return await self.chains.get(sym, version, make)
 
@@ -254,7 +265,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         if not (math.isfinite(thr) and thr >= 0):
             raise InvalidArgument("unusual_threshold", f"must be a finite number >= 0 (0: default), got {thr}")
         version = await store.chain_version(self.db, sym)
-        acfg = self._acfg(thr)
+        acfg = self._acfg(sym, thr)
 
         async def make() -> Any:
             ch = await self._enriched(sym, version)
@@ -277,23 +288,13 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         what = f"surface points ({k.size} moneyness x {max(tq.size, 1)} maturities)"
         require_budget("moneyness", points, self.cfg.max_surface_points, what)
         ch = await self._enriched(sym)
-        quotes = []
-        exp_arr = np.asarray(ch.expiry)
-        for e in sorted(set(ch.expiry)):
-            sel = exp_arr == e
-            fwd = ch.forward[e]
-            kk = np.log(ch.strike[sel] / fwd)
-            otm = np.where(ch.is_call[sel], kk >= 0, kk < 0)
-            quotes.append((e, float(ch.t[sel][0]), kk[otm], ch.iv[sel][otm]))
+        quotes = oa.surface_quotes(ch, self.cfg.risk_free_rate)
         fit = await self._thread(surface.fit_surface, quotes, k)
         if not fit.slices:
-            raise FailedPrecondition(
-                f"{sym}: no expiry has {surface.MIN_POINTS} or more solvable out-of-the-money quotes to fit",
-                reason="NO_DATA",
-            )
-        t = tq if tq.size else np.array([s.t for s in fit.slices])
+            raise FailedPrecondition(f"{sym}: the stored chain has no unexpired expiry to fit", reason="NO_DATA")
+        t = tq if tq.size else np.array([s.t for s in fit.ok])
         grid = surface.surface_grid(fit.slices, k, t)
-        return conv.surface_to_proto(sym, ch.as_of_ns, fit, k, t, grid)
+        return conv.surface_to_proto(sym, ch.as_of_ns, fit, k, t, grid, ch)
 
     # -- indicators ------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar, cast
 
+from aiots.core import conventions as cv
 from aiots.services.cache.backends.base import CacheBackend
 from aiots.services.cache.cache_aside import CacheAside
 from aiots.services.common.telemetry import metrics
@@ -172,3 +173,39 @@ class VersionedCache:
         while len(self._values) > self.entries:
             self._values.popitem(last=False)
         return value
+
+
+_SPOT_TS_SQL = (
+    "SELECT ts_event FROM trades WHERE symbol = $1 ORDER BY ts_event DESC LIMIT 1",
+    "SELECT ts_event FROM bars_1m WHERE symbol = $1 ORDER BY ts_event DESC LIMIT 1",
+    "SELECT ts_event FROM bars_1d WHERE symbol = $1 ORDER BY ts_event DESC LIMIT 1",
+)
+
+
+async def spot_ts(pool: Any, symbol: str) -> int:
+    """ns of the price ``queries.latest_price`` returns (same order: trade, 1m bar, daily bar); 0 if none.
+
+    A bar's price is its close: a 1-minute bar's time is its open plus a minute, a daily bar's
+    the close of its session.
+    """
+    for i, sql in enumerate(_SPOT_TS_SQL):
+        v = await pool.fetchval(sql, symbol.upper())
+        if v is not None:
+            if i == 1:
+                return int(v) + int(cv.NS_PER_MIN)
+            if i == 2:
+                return int(cv.expiry_ns(cv.ny_date(int(v))))
+            return int(v)
+    return 0
+
+
+async def last_trade_ts(pool: Any, occ: list[str], since_ns: int) -> dict[str, int]:
+    """ns of each contract's latest trade at or after ``since_ns`` (contracts without one are absent)."""
+    if not occ:
+        return {}
+    rows = await pool.fetch(
+        "SELECT symbol, max(ts_event) FROM trades WHERE symbol = ANY($1::text[]) AND ts_event >= $2 GROUP BY symbol",
+        occ,
+        since_ns,
+    )
+    return {str(r[0]): int(r[1]) for r in rows}

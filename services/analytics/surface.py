@@ -1,24 +1,25 @@
-"""Raw-SVI volatility surface: a deterministic NumPy-only fitter and arbitrage checks.
+"""Arbitrage-free SVI volatility surface: eSSVI slices fitted under no-arbitrage constraints.
 
 Conventions: ``k = ln(K/F)`` is log forward moneyness, ``t`` years (ACT/365), ``w = iv^2 * t`` is
-total implied variance. A slice is raw SVI (Gatheral 2004):
+total implied variance. Each expiry is an SSVI slice (Gatheral & Jacquier 2014) with its own
+parameters (the "extended SSVI" of Hendriks & Martini 2019):
 
-    w(k) = a + b * (rho * (k - m) + sqrt((k - m)^2 + sigma^2))
+    w(k) = theta/2 * (1 + rho*phi*k + sqrt((phi*k + rho)^2 + 1 - rho^2)),  psi = theta * phi
 
-Fitting (Zeliade's quasi-explicit method, 2009): for fixed (m, sigma) with y = (k - m)/sigma the
-slice is linear in (a, d, c) = (a, rho*b*sigma, b*sigma): w = a + d*y + c*sqrt(y^2 + 1). The inner
-problem is a least squares with the convex domain 0 <= c <= 4 sigma, |d| <= c, |d| <= 4 sigma - c,
-solved exactly (interior solution, else the best point on the domain's four edges). The outer
-problem over (m, sigma) is a fixed grid search (every slice's grid evaluated in one batched NumPy
-call) followed by a Nelder-Mead polish from the best grid point. No random starts, so the same
-quotes always give the same parameters.
+which is raw SVI with a = theta(1 - rho^2)/2, b = psi/2, m = -rho/phi, sigma = sqrt(1 - rho^2)/phi.
 
-Arbitrage checks: butterfly (Gatheral & Jacquier 2014) needs the density factor
+Constraints imposed in the fit (scipy SLSQP on (theta, rho, psi), a few fixed starts, so the same
+quotes always give the same slice):
 
-    g(k) = (1 - k w'/(2w))^2 - (w'^2/4) (1/w + 1/4) + w''/2 >= 0
+- no butterfly arbitrage (Gatheral-Jacquier Theorem 4.2): psi (1 + |rho|) < 4 and
+  psi^2 (1 + |rho|) <= 4 theta, which makes the density factor g(k) >= 0 for every k;
+- no calendar arbitrage against the previous accepted slice (Hendriks-Martini):
+  theta >= theta_prev and |rho psi - rho_prev psi_prev| <= psi - psi_prev, which makes total
+  variance non-decreasing in t at every k.
 
-on a dense k grid (and w > 0); calendar arbitrage is absent when w(k, t) is non-decreasing in t at
-every grid moneyness.
+Both are then checked numerically (g on a dense grid; w against the previous slice), and the
+fitted 25-delta risk reversal is compared in sign with the quoted one. A slice that fails gets a
+status other than "OK" with a reason, and stays out of the grid and of the calendar chain.
 """
 
 from __future__ import annotations
@@ -29,25 +30,43 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import minimize
 
 F64 = npt.NDArray[np.float64]
 
-#: outer grid: m over the quoted k range (plus margin) and sigma on a log grid
-GRID_M = 15
-GRID_SIGMA = 12
-SIGMA_MIN = 1e-3
-SIGMA_MAX = 2.0
-NM_ITER = 200
-NM_TOL = 1e-12
-#: Roger Lee's moment bound on the wings' total-variance slope: b (1 + |rho|) <= 2
-LEE_SLOPE = 2.0
 DENSITY_POINTS = 801
-#: weight of the arbitrage penalties in the outer objective, and the coarse grid they use
-PENALTY = 1e5
-PENALTY_POINTS = 61
 DENSITY_MARGIN = 1.0
 DENSITY_TOL = -1e-9
+CALENDAR_TOL = 1e-12
+CALENDAR_POINTS = 121
 MIN_POINTS = 5
+#: strict margin on the Gatheral-Jacquier bound psi (1 + |rho|) < 4
+GJ_BOUND = 4.0 - 1e-6
+RHO_MAX = 0.999
+THETA_MAX = 25.0
+SLSQP_MAXITER = 300
+SLSQP_FTOL = 1e-14
+#: constraint violation above which a solution counts as infeasible
+FEASIBILITY_TOL = 1e-9
+#: fixed starts: rho, and psi as a fraction of the largest butterfly-free psi
+START_RHO = (-0.6, 0.0, 0.6)
+START_PSI_FRACTION = (0.3, 0.9)
+#: quoted risk reversals smaller than this (vol, 0.0025 = 0.25 vol points) have no reliable sign
+SKEW_SIGN_TOL = 0.0025
+
+OK = "OK"
+SKEW_MISMATCH = "SKEW_MISMATCH"
+ARBITRAGE = "ARBITRAGE"
+TOO_FEW_QUOTES = "TOO_FEW_QUOTES"
+FIT_FAILED = "FIT_FAILED"
+PARAMETRIZATION = "svi"
+#: Roger Lee's moment bound on the wings' total-variance slope: b (1 + |rho|) <= 2
+LEE_SLOPE = 2.0
+#: the raw-SVI refinement imposes g(k) >= 0 and calendar order on this grid around the quotes
+CONSTRAINT_POINTS = 81
+CONSTRAINT_MARGIN = 0.5
+#: g(k) >= G_MARGIN on the constraint grid, so that g stays >= 0 between its points
+G_MARGIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -79,8 +98,52 @@ class SviParams:
 
 
 @dataclass(frozen=True)
+class SsviParams:
+    """One eSSVI slice: ATM total variance ``theta``, correlation ``rho``, ``psi = theta * phi``."""
+
+    theta: float
+    rho: float
+    psi: float
+
+    def to_raw(self) -> SviParams:
+        """The same slice as raw SVI."""
+        phi = self.psi / self.theta
+        r = self.rho
+        return SviParams(
+            a=self.theta * (1.0 - r * r) / 2.0,
+            b=self.psi / 2.0,
+            rho=r,
+            m=-r / phi,
+            sigma=math.sqrt(max(1.0 - r * r, 0.0)) / phi,
+        )
+
+    def total_variance(self, k: F64) -> F64:
+        """w(k) for log-moneyness ``k``."""
+        kk = np.asarray(k, dtype=np.float64)
+        phi = self.psi / self.theta
+        x = phi * kk + self.rho
+        return np.asarray(
+            self.theta / 2.0 * (1.0 + self.rho * phi * kk + np.sqrt(x * x + 1.0 - self.rho**2)), dtype=np.float64
+        )
+
+
+@dataclass(frozen=True)
+class SliceQuotes:
+    """What one expiry offers the fit: OTM two-sided IVs at ``k``, and the quoted 25-delta strikes
+    (as log-moneyness) and risk reversal (NaN when not reached)."""
+
+    label: str
+    t: float
+    k: F64
+    iv: F64
+    k_call25: float = math.nan
+    k_put25: float = math.nan
+    quoted_rr25: float = math.nan
+
+
+@dataclass(frozen=True)
 class SliceFit:
-    """A fitted slice with its quality and butterfly-arbitrage figures."""
+    """A fitted (or rejected) slice: parameters, quality, arbitrage figures and status."""
 
     label: str
     t: float
@@ -89,246 +152,254 @@ class SliceFit:
     points: int
     butterfly_arbitrage_free: bool
     min_density: float
+    status: str = OK
+    reason: str = ""
+    ssvi: SsviParams | None = None
+    quoted_rr25: float = math.nan
+    fitted_rr25: float = math.nan
+    calendar_arbitrage_free: bool = True
+    #: "svi" (raw SVI refined under the constraints) or "essvi" (the constrained eSSVI start, kept
+    #: when the refinement does not pass the checks)
+    parametrization: str = ""
 
 
 @dataclass(frozen=True)
 class SurfaceFit:
-    """Fitted slices (nearest first) and the calendar check on ``calendar_grid``."""
+    """Fitted slices (nearest first; status per slice) and the calendar check over the OK ones."""
 
     slices: list[SliceFit]
     calendar_arbitrage_free: bool
 
-
-def _inner(k: F64, w: F64, m: float, sigma: float) -> tuple[float, float, float, float]:
-    """Best (a, d, c) for fixed (m, sigma) under the quasi-explicit domain; returns (sse, a, d, c)."""
-    y = (k - m) / sigma
-    z = np.sqrt(y * y + 1.0)
-    best = (math.inf, 0.0, 0.0, 0.0)
-    x = np.column_stack([np.ones_like(y), y, z])
-    sol, *_ = np.linalg.lstsq(x, w, rcond=None)
-    a, d, c = (float(v) for v in sol)
-    lim = LEE_SLOPE * sigma
-    if 0.0 <= c <= lim and abs(d) <= c and abs(d) <= lim - c:
-        r = x @ sol - w
-        return float(r @ r), a, d, c
-    # Edges of the (d, c) domain: vertices (0, 0), (L/2, L/2), (0, L), (-L/2, L/2), L = lim.
-    verts = [(0.0, 0.0), (lim / 2, lim / 2), (0.0, lim), (-lim / 2, lim / 2)]
-    for i in range(4):
-        d0, c0 = verts[i]
-        d1, c1 = verts[(i + 1) % 4]
-        dd, dc = d1 - d0, c1 - c0
-        base = w - d0 * y - c0 * z
-        reg = dd * y + dc * z
-        xe = np.column_stack([np.ones_like(y), reg])
-        se, *_ = np.linalg.lstsq(xe, base, rcond=None)
-        tt = min(max(float(se[1]), 0.0), 1.0)
-        ae = float(np.mean(base - tt * reg))
-        de, ce = d0 + tt * dd, c0 + tt * dc
-        r = ae + de * y + ce * z - w
-        sse = float(r @ r)
-        if sse < best[0]:
-            best = (sse, ae, de, ce)
-    return best
+    @property
+    def ok(self) -> list[SliceFit]:
+        """The slices with status "OK" (the ones the grid uses)."""
+        return [s for s in self.slices if s.status == OK]
 
 
-def _objective(k: F64, w: F64, m: float, log_sigma: float) -> float:
-    m = min(max(m, float(k.min())), float(k.max()))
-    sigma = math.exp(min(max(log_sigma, math.log(SIGMA_MIN)), math.log(SIGMA_MAX)))
-    sse, a, d, c = _inner(k, w, m, sigma)
-    # Penalise negative minimum variance a + sqrt(c^2 - d^2) (raw-SVI min is a + b sigma sqrt(1-rho^2))
-    # and butterfly arbitrage (g < 0) on a coarse grid around the quotes.
-    wmin = a + math.sqrt(max(c * c - d * d, 0.0))
-    pen = PENALTY * wmin * wmin if wmin < 0 else 0.0
-    if c > 0:
-        lo, hi = float(k.min()), float(k.max())
-        grid = np.linspace(lo - DENSITY_MARGIN, hi + DENSITY_MARGIN, PENALTY_POINTS)
-        g = SviParams(a, c / sigma, d / c, m, sigma).density_factor(grid)
-        neg = np.minimum(np.nan_to_num(g, nan=-1.0, neginf=-1.0), 0.0)
-        pen += PENALTY * float(neg @ neg) * float(np.mean(w * w))
-    return sse + pen
+_NAN_RAW = SviParams(math.nan, math.nan, math.nan, math.nan, math.nan)
 
 
-def _objective_batch(k: F64, w: F64, valid: npt.NDArray[np.bool_], m: F64, log_sigma: F64) -> F64:
-    """:func:`_objective` for B candidates at once: row b is (k[b], w[b]) masked by ``valid[b]``
-    (rows may belong to different slices, padded to one width) at (m[b], log_sigma[b]).
+def _constraints(prev: SsviParams | None) -> list[dict[str, object]]:
+    """SLSQP inequality constraints (>= 0) on x = (theta, rho, psi)."""
+    cons: list[dict[str, object]] = [
+        {"type": "ineq", "fun": lambda x: GJ_BOUND - x[2] * (1.0 + x[1])},
+        {"type": "ineq", "fun": lambda x: GJ_BOUND - x[2] * (1.0 - x[1])},
+        {"type": "ineq", "fun": lambda x: 4.0 * x[0] - x[2] ** 2 * (1.0 + x[1])},
+        {"type": "ineq", "fun": lambda x: 4.0 * x[0] - x[2] ** 2 * (1.0 - x[1])},
+    ]
+    if prev is not None:
+        tp, rp, pp = prev.theta, prev.rho, prev.psi
+        cons += [
+            {"type": "ineq", "fun": lambda x: x[0] - tp},
+            {"type": "ineq", "fun": lambda x: (x[2] - pp) - (x[1] * x[2] - rp * pp)},
+            {"type": "ineq", "fun": lambda x: (x[2] - pp) + (x[1] * x[2] - rp * pp)},
+        ]
+    return cons
 
-    The inner least squares are solved from the weighted normal equations (pseudo-inverse of the
-    3x3 / closed-form 2-parameter fits) instead of ``lstsq`` per candidate: the same minimisers up
-    to rounding.
+
+def _violation(x: F64, prev: SsviParams | None) -> float:
+    cons = _constraints(prev)
+    worst = max(-float(c["fun"](x)) for c in cons)  # type: ignore[operator]
+    lo = min(x[0] - 1e-10, RHO_MAX - abs(x[1]), x[2] - 1e-10)
+    return float(max(worst, -lo, 0.0))
+
+
+def fit_ssvi_slice(k: F64, iv: F64, t: float, prev: SsviParams | None = None) -> tuple[SsviParams | None, str]:
+    """Least squares in IV of one eSSVI slice under the module's constraints.
+
+    Returns (params, "") or (None, reason). ``prev`` is the previous accepted slice (calendar).
     """
-    wt = valid.astype(np.float64)
-    cnt = wt.sum(axis=1)
-    lo = np.where(valid, k, np.inf).min(axis=1)
-    hi = np.where(valid, k, -np.inf).max(axis=1)
-    m = np.minimum(np.maximum(m, lo), hi)
-    sigma = np.exp(np.minimum(np.maximum(log_sigma, math.log(SIGMA_MIN)), math.log(SIGMA_MAX)))
-    y = (k - m[:, None]) / sigma[:, None]
-    z = np.sqrt(y * y + 1.0)
-    cols = np.stack([np.ones_like(y), y, z], axis=2) * wt[:, :, None]  # (B, P, 3), zero on padding
-    xtx = np.einsum("bpi,bpj->bij", cols, cols)
-    xty = np.einsum("bpi,bp->bi", cols, w)
-    sol = np.einsum("bij,bj->bi", np.linalg.pinv(xtx), xty)
-    a, d, c = sol[:, 0], sol[:, 1], sol[:, 2]
-    lim = LEE_SLOPE * sigma
-
-    def sse(a_: F64, d_: F64, c_: F64) -> F64:
-        r = (a_[:, None] + d_[:, None] * y + c_[:, None] * z - w) * wt
-        return np.asarray(np.einsum("bp,bp->b", r, r), dtype=np.float64)
-
-    best_sse = sse(a, d, c)
-    inside = (c >= 0.0) & (c <= lim) & (np.abs(d) <= c) & (np.abs(d) <= lim - c)
-    # Edges of the (d, c) domain, as in _inner: the best point on each of the four edges.
-    verts = [(0.0, 0.0), (0.5, 0.5), (0.0, 1.0), (-0.5, 0.5)]  # in units of lim
-    e_best = np.full(m.shape, np.inf)
-    ea, ed, ec = np.zeros(m.shape), np.zeros(m.shape), np.zeros(m.shape)
-    for i in range(4):
-        d0, c0 = verts[i][0] * lim, verts[i][1] * lim
-        dd, dc = verts[(i + 1) % 4][0] * lim - d0, verts[(i + 1) % 4][1] * lim - c0
-        base = w - d0[:, None] * y - c0[:, None] * z
-        reg = dd[:, None] * y + dc[:, None] * z
-        mb = (base * wt).sum(axis=1) / cnt
-        mr = (reg * wt).sum(axis=1) / cnt
-        var = (((reg - mr[:, None]) ** 2) * wt).sum(axis=1)
-        cov = ((reg - mr[:, None]) * (base - mb[:, None]) * wt).sum(axis=1)
-        slope = np.divide(cov, var, out=np.zeros_like(cov), where=var > 0)
-        tt = np.minimum(np.maximum(slope, 0.0), 1.0)
-        ae = mb - tt * mr
-        de, ce = d0 + tt * dd, c0 + tt * dc
-        se = sse(ae, de, ce)
-        better = se < e_best
-        e_best = np.where(better, se, e_best)
-        ea, ed, ec = np.where(better, ae, ea), np.where(better, de, ed), np.where(better, ce, ec)
-    a, d, c = np.where(inside, a, ea), np.where(inside, d, ed), np.where(inside, c, ec)
-    total = np.where(inside, best_sse, e_best)
-    wmin = a + np.sqrt(np.maximum(c * c - d * d, 0.0))
-    total = total + np.where(wmin < 0, PENALTY * wmin * wmin, 0.0)
-    # butterfly penalty on PENALTY_POINTS moneyness per row (where c > 0)
-    frac = np.linspace(0.0, 1.0, PENALTY_POINTS)
-    grid = (lo - DENSITY_MARGIN)[:, None] + ((hi - lo) + 2 * DENSITY_MARGIN)[:, None] * frac[None, :]
-    pos = c > 0
-    b_ = np.where(pos, c / sigma, 0.0)
-    rho = np.divide(d, c, out=np.zeros_like(d), where=pos)
-    x = grid - m[:, None]
-    root = np.sqrt(x * x + (sigma * sigma)[:, None])
-    wv = a[:, None] + b_[:, None] * (rho[:, None] * x + root)
-    w1 = b_[:, None] * (rho[:, None] + x / root)
-    w2 = b_[:, None] * (sigma * sigma)[:, None] / root**3
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = (1.0 - grid * w1 / (2.0 * wv)) ** 2 - (w1 * w1 / 4.0) * (1.0 / wv + 0.25) + w2 / 2.0
-    g = np.where(wv > 0, g, -np.inf)
-    neg = np.minimum(np.nan_to_num(g, nan=-1.0, neginf=-1.0), 0.0)
-    mean_w2 = (w * w * wt).sum(axis=1) / cnt
-    total = total + np.where(pos, PENALTY * np.einsum("bp,bp->b", neg, neg) * mean_w2, 0.0)
-    return np.asarray(total, dtype=np.float64)
-
-
-def _nelder_mead(k: F64, w: F64, x0: tuple[float, float], step: tuple[float, float]) -> tuple[float, float]:
-    """Plain deterministic Nelder-Mead over (m, log sigma)."""
-    pts = [np.array(x0), np.array([x0[0] + step[0], x0[1]]), np.array([x0[0], x0[1] + step[1]])]
-    vals = [_objective(k, w, float(p[0]), float(p[1])) for p in pts]
-    for _ in range(NM_ITER):
-        order = np.argsort(vals)
-        pts = [pts[i] for i in order]
-        vals = [vals[i] for i in order]
-        if abs(vals[-1] - vals[0]) <= NM_TOL * (abs(vals[0]) + NM_TOL):
-            break
-        c = (pts[0] + pts[1]) / 2.0
-        xr = c + (c - pts[2])
-        fr = _objective(k, w, float(xr[0]), float(xr[1]))
-        if fr < vals[0]:
-            xe = c + 2.0 * (c - pts[2])
-            fe = _objective(k, w, float(xe[0]), float(xe[1]))
-            pts[2], vals[2] = (xe, fe) if fe < fr else (xr, fr)
-        elif fr < vals[1]:
-            pts[2], vals[2] = xr, fr
-        else:
-            xc = c + 0.5 * (pts[2] - c)
-            fc = _objective(k, w, float(xc[0]), float(xc[1]))
-            if fc < vals[2]:
-                pts[2], vals[2] = xc, fc
-            else:
-                pts[1] = pts[0] + 0.5 * (pts[1] - pts[0])
-                pts[2] = pts[0] + 0.5 * (pts[2] - pts[0])
-                vals[1] = _objective(k, w, float(pts[1][0]), float(pts[1][1]))
-                vals[2] = _objective(k, w, float(pts[2][0]), float(pts[2][1]))
-    i = int(np.argmin(vals))
-    return float(pts[i][0]), float(pts[i][1])
-
-
-def _clean(k: Sequence[float] | F64, iv: Sequence[float] | F64, t: float) -> tuple[F64, F64]:
-    """Finite positive quotes of a slice as (k, total variance); ValueError when unusable."""
-    if not (t > 0 and math.isfinite(t)):
-        raise ValueError(f"t must be a positive number of years, got {t}")
     ka = np.asarray(k, dtype=np.float64)
     va = np.asarray(iv, dtype=np.float64)
-    ok = np.isfinite(ka) & np.isfinite(va) & (va > 0)
-    ka, va = ka[ok], va[ok]
-    if ka.size < MIN_POINTS:
-        raise ValueError(f"need at least {MIN_POINTS} quotes with a finite positive IV, got {ka.size}")
-    return ka, va * va * t
+    w = va * va * t
+    order = np.argsort(ka)
+    theta0 = float(np.interp(0.0, ka[order], w[order]))
+    theta_lo = prev.theta if prev is not None else 1e-10
+    theta0 = max(theta0, theta_lo * (1.0 + 1e-9), 1e-8)
+    sqrt_t = math.sqrt(t)
+
+    def objective(x: F64) -> float:
+        p = SsviParams(float(x[0]), float(x[1]), float(x[2]))
+        wm = np.maximum(p.total_variance(ka), 0.0)
+        r = np.sqrt(wm) / sqrt_t - va
+        return float(r @ r)
+
+    bounds = [(1e-10, THETA_MAX), (-RHO_MAX, RHO_MAX), (1e-10, 4.0)]
+    cons = _constraints(prev)
+    best: tuple[float, F64] | None = None
+    for rho0 in START_RHO:
+        psi_max = min(GJ_BOUND / (1.0 + abs(rho0)), math.sqrt(4.0 * theta0 / (1.0 + abs(rho0))))
+        for frac in START_PSI_FRACTION:
+            psi0 = frac * psi_max
+            if prev is not None:
+                psi0 = max(psi0, prev.psi * (1.0 + 1e-6))
+            res = minimize(
+                objective,
+                np.array([theta0, rho0, psi0]),
+                method="SLSQP",
+                bounds=bounds,
+                constraints=cons,
+                options={"maxiter": SLSQP_MAXITER, "ftol": SLSQP_FTOL},
+            )
+            x = np.asarray(res.x, dtype=np.float64)
+            if not np.all(np.isfinite(x)) or _violation(x, prev) > FEASIBILITY_TOL:
+                continue
+            f = objective(x)
+            if best is None or f < best[0]:
+                best = (f, x)
+    if best is None:
+        return None, "no start reached a point that satisfies the no-arbitrage constraints"
+    x = best[1]
+    return SsviParams(float(x[0]), float(x[1]), float(x[2])), ""
 
 
-def _grid(ka: F64) -> tuple[F64, F64]:
-    """The outer grid of a slice: m values (GRID_M) and sigma values (GRID_SIGMA)."""
+def _svi_constraints(lo: float, hi: float, prev: SviParams | None) -> list[dict[str, object]]:
+    """SLSQP inequality constraints (>= 0) on raw SVI x = (a, b, rho, m, sigma)."""
+    grid = np.linspace(lo - CONSTRAINT_MARGIN, hi + CONSTRAINT_MARGIN, CONSTRAINT_POINTS)
+
+    def p(x: F64) -> SviParams:
+        return SviParams(float(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4]))
+
+    cons: list[dict[str, object]] = [
+        {"type": "ineq", "fun": lambda x: np.nan_to_num(p(x).density_factor(grid), nan=-1.0, neginf=-1.0) - G_MARGIN},
+        {"type": "ineq", "fun": lambda x: x[0] + x[1] * x[4] * math.sqrt(max(1.0 - x[2] ** 2, 0.0))},
+        {"type": "ineq", "fun": lambda x: LEE_SLOPE - x[1] * (1.0 + x[2])},
+        {"type": "ineq", "fun": lambda x: LEE_SLOPE - x[1] * (1.0 - x[2])},
+    ]
+    if prev is not None:
+        wp = prev.total_variance(grid)
+        up, dn = prev.b * (1.0 + prev.rho), prev.b * (1.0 - prev.rho)
+        cons += [
+            {"type": "ineq", "fun": lambda x: p(x).total_variance(grid) - wp},
+            {"type": "ineq", "fun": lambda x: x[1] * (1.0 + x[2]) - up},
+            {"type": "ineq", "fun": lambda x: x[1] * (1.0 - x[2]) - dn},
+        ]
+    return cons
+
+
+def refine_raw_svi(k: F64, iv: F64, t: float, start: SsviParams, prev: SviParams | None = None) -> SviParams | None:
+    """Raw SVI (5 parameters) from a feasible eSSVI start, under g(k) >= 0 and w >= 0 on a grid
+    around the quotes, Lee's wing bound b (1 + |rho|) <= 2 and, against ``prev``, w >= w_prev on
+    the grid with the wing slopes ordered. None when SLSQP ends infeasible or no better."""
+    ka = np.asarray(k, dtype=np.float64)
+    va = np.asarray(iv, dtype=np.float64)
+    sqrt_t = math.sqrt(t)
     lo, hi = float(ka.min()), float(ka.max())
-    span = max(hi - lo, 1e-3)
-    ms = np.linspace(lo, hi, GRID_M)
-    sigmas = np.geomspace(max(SIGMA_MIN, span / 200.0), min(SIGMA_MAX, 2.0 * span + 0.05), GRID_SIGMA)
-    return ms, sigmas
+
+    def objective(x: F64) -> float:
+        w = SviParams(float(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4])).total_variance(ka)
+        r = np.sqrt(np.maximum(w, 0.0)) / sqrt_t - va
+        return float(r @ r)
+
+    r0 = start.to_raw()
+    x0 = np.array([r0.a, r0.b, r0.rho, r0.m, r0.sigma])
+    bounds = [(-THETA_MAX, THETA_MAX), (0.0, LEE_SLOPE), (-RHO_MAX, RHO_MAX), (lo - 2.0, hi + 2.0), (1e-4, 5.0)]
+    x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
+    cons = _svi_constraints(lo, hi, prev)
+    with np.errstate(all="ignore"):
+        res = minimize(
+            objective, x0, method="SLSQP", bounds=bounds, constraints=cons,
+            options={"maxiter": SLSQP_MAXITER, "ftol": SLSQP_FTOL},
+        )  # fmt: skip
+    x = np.asarray(res.x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        return None
+    worst = min(float(np.min(c["fun"](x))) for c in cons)  # type: ignore[operator]
+    if worst < -FEASIBILITY_TOL or objective(x) >= objective(x0):
+        return None
+    return SviParams(float(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4]))
 
 
-def _grid_search(slices: Sequence[tuple[F64, F64]]) -> list[tuple[float, float, float]]:
-    """Best (objective, m, log sigma) on each slice's grid; every candidate of every slice is
-    evaluated in one batched call (first minimum in m-major order, as a nested loop would find)."""
-    if not slices:
-        return []
-    width = max(ka.size for ka, _ in slices)
-    per = GRID_M * GRID_SIGMA
-    rows = len(slices) * per
-    k = np.zeros((rows, width))
-    w = np.zeros((rows, width))
-    valid = np.zeros((rows, width), dtype=np.bool_)
-    m = np.empty(rows)
-    ls = np.empty(rows)
-    for i, (ka, wa) in enumerate(slices):
-        sl = slice(i * per, (i + 1) * per)
-        k[sl, : ka.size], w[sl, : ka.size], valid[sl, : ka.size] = ka, wa, True
-        k[sl, ka.size :] = ka[0]
-        ms, sigmas = _grid(ka)
-        m[sl] = np.repeat(ms, GRID_SIGMA)
-        ls[sl] = np.tile(np.log(sigmas), GRID_M)
-    f = _objective_batch(k, w, valid, m, ls).reshape(len(slices), per)
-    out = []
-    for i in range(len(slices)):
-        j = int(np.argmin(np.where(np.isnan(f[i]), np.inf, f[i])))
-        out.append((float(f[i, j]), float(m[i * per + j]), float(ls[i * per + j])))
-    return out
+def _checks(p: SviParams, lo: float, hi: float, grid: F64, w_prev: F64 | None) -> tuple[bool, float, bool]:
+    """(butterfly free, min g, calendar free against ``w_prev`` on ``grid``) of a slice."""
+    free, mn = butterfly_check(p, lo, hi)
+    cal = w_prev is None or bool(np.all(p.total_variance(grid) - w_prev >= -CALENDAR_TOL))
+    return free, mn, cal
 
 
-def _polish(ka: F64, w: F64, best: tuple[float, float, float]) -> SviParams:
-    """Nelder-Mead from the best grid point (kept if the polish does not improve), then the params."""
-    ms, sigmas = _grid(ka)
-    dm = float(ms[1] - ms[0])
-    dls = float(np.log(sigmas[1] / sigmas[0]))
-    m, ls = _nelder_mead(ka, w, (best[1], best[2]), (dm, dls))
-    if _objective(ka, w, m, ls) > best[0]:
-        m, ls = best[1], best[2]
-    m = min(max(m, float(ka.min())), float(ka.max()))
-    sigma = math.exp(min(max(ls, math.log(SIGMA_MIN)), math.log(SIGMA_MAX)))
-    _, a, d, c = _inner(ka, w, m, sigma)
-    b = c / sigma
-    rho = d / c if c > 0 else 0.0
-    return SviParams(a=a, b=b, rho=min(max(rho, -1.0), 1.0), m=m, sigma=sigma)
+def _rejected(q: SliceQuotes, points: int, status: str, reason: str) -> SliceFit:
+    return SliceFit(
+        q.label, q.t, _NAN_RAW, math.nan, points, False, math.nan, status, reason, None, q.quoted_rr25, math.nan, False
+    )
 
 
-def fit_slice(k: Sequence[float] | F64, iv: Sequence[float] | F64, t: float) -> SviParams:
-    """Fit raw SVI to implied vols ``iv`` at log-moneyness ``k`` for maturity ``t`` (years).
+def _as_quotes(item: SliceQuotes | tuple[str, float, F64, F64]) -> SliceQuotes:
+    if isinstance(item, SliceQuotes):
+        return item
+    label, t, k, iv = item
+    return SliceQuotes(label, float(t), np.asarray(k, dtype=np.float64), np.asarray(iv, dtype=np.float64))
 
-    Raises ValueError when fewer than 5 finite points remain or ``t`` is not positive.
+
+def fit_surface(
+    quotes: Sequence[SliceQuotes | tuple[str, float, F64, F64]], calendar_grid: F64 | None = None
+) -> SurfaceFit:
+    """Fit every slice, nearest first, each constrained by the previous OK slice.
+
+    ``quotes`` are :class:`SliceQuotes` or (label, t, k, iv) tuples. Every slice comes back, with
+    status "OK" or why not. ``calendar_grid`` (log-moneyness) is where the calendar check runs;
+    it defaults to the union range of quoted k on CALENDAR_POINTS points.
     """
-    ka, w = _clean(k, iv, t)
-    (best,) = _grid_search([(ka, w)])
-    return _polish(ka, w, best)
+    items = sorted((_as_quotes(q) for q in quotes), key=lambda q: q.t)
+    fits: list[SliceFit] = []
+    prev: SliceFit | None = None
+    k_lo, k_hi = math.inf, -math.inf
+    for q in items:
+        ok = np.isfinite(q.k) & np.isfinite(q.iv) & (q.iv > 0)
+        ka, va = q.k[ok], q.iv[ok]
+        if not (q.t > 0 and math.isfinite(q.t)):
+            fits.append(_rejected(q, int(ka.size), TOO_FEW_QUOTES, f"t must be positive years, got {q.t}"))
+            continue
+        if ka.size < MIN_POINTS:
+            fits.append(
+                _rejected(q, int(ka.size), TOO_FEW_QUOTES, f"{ka.size} usable quotes; at least {MIN_POINTS} needed")
+            )
+            continue
+        ssvi, why = fit_ssvi_slice(ka, va, q.t, prev.ssvi if prev is not None else None)
+        if ssvi is None:
+            fits.append(_rejected(q, int(ka.size), FIT_FAILED, why))
+            continue
+        lo, hi = float(ka.min()), float(ka.max())
+        grid = np.linspace(min(lo, -1.0) - DENSITY_MARGIN, max(hi, 1.0) + DENSITY_MARGIN, DENSITY_POINTS)
+
+        w_prev = prev.params.total_variance(grid) if prev is not None else None
+
+        raw, model = ssvi.to_raw(), "essvi"
+        refined = refine_raw_svi(ka, va, q.t, ssvi, prev.params if prev is not None else None)
+        if refined is not None:
+            rf, _, rc = _checks(refined, lo, hi, grid, w_prev)
+            if rf and rc:
+                raw, model = refined, "svi"
+        free, mn, cal_free = _checks(raw, lo, hi, grid, w_prev)
+        resid = slice_iv(raw, ka, q.t) - va
+        rmse = float(np.sqrt(np.mean(resid * resid)) * 100.0)
+        fitted_rr = math.nan
+        if math.isfinite(q.k_call25) and math.isfinite(q.k_put25):
+            iv_c, iv_p = slice_iv(raw, np.array([q.k_call25, q.k_put25]), q.t).tolist()
+            fitted_rr = iv_c - iv_p
+        status, reason = OK, ""
+        if not free or not cal_free:
+            status = ARBITRAGE
+            reason = f"min g(k) = {mn:.3g}" if not free else "total variance below the previous slice's"
+        elif (
+            math.isfinite(q.quoted_rr25)
+            and abs(q.quoted_rr25) >= SKEW_SIGN_TOL
+            and math.isfinite(fitted_rr)
+            and math.copysign(1.0, fitted_rr) != math.copysign(1.0, q.quoted_rr25)
+        ):
+            status = SKEW_MISMATCH
+            reason = f"fitted 25-delta risk reversal {fitted_rr:+.4f} vs quoted {q.quoted_rr25:+.4f}"
+        fit = SliceFit(
+            q.label, q.t, raw, rmse, int(ka.size), free, mn, status, reason, ssvi, q.quoted_rr25, fitted_rr, cal_free,
+            model,
+        )  # fmt: skip
+        fits.append(fit)
+        if status == OK:
+            prev = fit
+            k_lo, k_hi = min(k_lo, lo), max(k_hi, hi)
+    ok_fits = [f for f in fits if f.status == OK]
+    if calendar_grid is None:
+        calendar_grid = np.linspace(k_lo, k_hi, CALENDAR_POINTS) if ok_fits else np.zeros(0)
+    return SurfaceFit(slices=fits, calendar_arbitrage_free=calendar_free(ok_fits, calendar_grid))
 
 
 def slice_iv(params: SviParams, k: F64, t: float) -> F64:
@@ -346,53 +417,23 @@ def butterfly_check(params: SviParams, k_lo: float, k_hi: float) -> tuple[bool, 
     return bool(mn >= DENSITY_TOL), mn
 
 
-def fit_surface(quotes: Sequence[tuple[str, float, F64, F64]], calendar_grid: F64 | None = None) -> SurfaceFit:
-    """Fit each (label, t, k, iv) slice; check butterfly per slice and calendar across slices.
-
-    Slices that cannot be fitted (too few points) are left out. ``calendar_grid`` defaults to the
-    union range of quoted k on 61 points.
-    """
-    fits: list[SliceFit] = []
-    k_lo, k_hi = math.inf, -math.inf
-    usable: list[tuple[str, float, F64, F64, F64]] = []
-    for label, t, k, iv in sorted(quotes, key=lambda q: q[1]):
-        ka = np.asarray(k, dtype=np.float64)
-        va = np.asarray(iv, dtype=np.float64)
-        ok = np.isfinite(ka) & np.isfinite(va) & (va > 0)
-        if int(ok.sum()) < MIN_POINTS or not t > 0:
-            continue
-        kc, wc = _clean(ka[ok], va[ok], t)
-        usable.append((label, float(t), kc, wc, va[ok]))
-    bests = _grid_search([(kc, wc) for _, _, kc, wc, _ in usable])  # all slices' grids in one batch
-    for (label, t, kc, wc, vc), best in zip(usable, bests, strict=True):
-        p = _polish(kc, wc, best)
-        resid = slice_iv(p, kc, t) - vc
-        rmse = float(np.sqrt(np.nanmean(resid * resid)) * 100.0)
-        lo, hi = float(kc.min()), float(kc.max())
-        k_lo, k_hi = min(k_lo, lo), max(k_hi, hi)
-        free, mn = butterfly_check(p, lo, hi)
-        fits.append(SliceFit(label, t, p, rmse, int(kc.size), free, mn))
-    if calendar_grid is None:
-        calendar_grid = np.linspace(k_lo, k_hi, 61) if fits else np.zeros(0)
-    return SurfaceFit(slices=fits, calendar_arbitrage_free=calendar_free(fits, calendar_grid))
-
-
 def calendar_free(fits: Sequence[SliceFit], k: F64) -> bool:
-    """True when total variance is non-decreasing in t at every ``k`` (tolerance 1e-12)."""
+    """True when total variance is non-decreasing in t at every ``k`` (tolerance CALENDAR_TOL)."""
     if len(fits) < 2 or k.size == 0:
         return True
     ws = np.vstack([f.params.total_variance(k) for f in fits])
-    return bool(np.all(np.diff(ws, axis=0) >= -1e-12))
+    return bool(np.all(np.diff(ws, axis=0) >= -CALENDAR_TOL))
 
 
 def surface_grid(fits: Sequence[SliceFit], k: F64, t: F64) -> F64:
-    """IV on the grid (len(t), len(k)).
+    """IV on the grid (len(t), len(k)) from the "OK" slices.
 
     Between fitted maturities total variance is interpolated linearly in t (which keeps calendar
     freedom); before the first slice w scales with t/t1 (flat IV); after the last the last slice's
     IV is held flat.
     """
     out = np.full((t.size, k.size), np.nan)
+    fits = [f for f in fits if f.status == OK]
     if not fits:
         return out
     ts = np.array([f.t for f in fits])

@@ -34,7 +34,10 @@ def _chain(n_strikes: int = 21) -> oa.EnrichedChain:
         underlying="T", as_of_ns=0, spot=spot, occ=[str(i) for i in range(n)], expiry=expiry, strike=strike,
         is_call=is_call, bid=nan, ask=nan, mid=nan, last=nan, volume=np.zeros(n), open_interest=oi, oi_as_of="",
         t=t, iv=iv, iv_reason=[""] * n, greeks={}, forward={"2030-01-18": 100.2, "2030-03-15": 100.5},
-        dividend_yield={"2030-01-18": 0.01, "2030-03-15": 0.02},
+        q_used={"2030-01-18": 0.01, "2030-03-15": 0.02}, carry={}, forward_source={}, price_source=["quote"] * n,
+        excluded=[""] * n, european=np.ones(n, bool), exercise_style="european", pricing_model=oa.EUROPEAN_MODEL,
+        spot_ts_ns=0, spot_in_sync=False, spot_lag_s=np.nan, dividend_yield=0.0, gex_gamma=nan, gex_delta=nan,
+        gex_iv=iv, gex_smile_filled=0,
     )  # fmt: skip
 
 
@@ -42,7 +45,7 @@ def test_zero_gamma_vs_vollib_dense_profile() -> None:
     ch = _chain()
     r = 0.04
     got = oa.zero_gamma_level(ch, r)
-    q = np.array([ch.dividend_yield[e] for e in ch.expiry])
+    q = np.array([ch.q_used[e] for e in ch.expiry])
     grid = np.linspace(75, 125, 5001)
 
     def gex(s: float) -> float:
@@ -138,9 +141,9 @@ def test_parity_forward_hand_derived_european() -> None:
     assert c[atm] - p[atm] == pytest.approx(0.9753099120283326 * 1.5113064615719, abs=1e-9)
     strike = np.concatenate([ks, ks])
     is_call = np.concatenate([np.ones(ks.size, bool), np.zeros(ks.size, bool)])
-    f, qq = oa._parity_forward(strike, is_call, np.concatenate([c, p]), s, t, r, "bjerksund_stensland_2002", refine=0)
+    f = oa._parity_forward(strike, is_call, np.concatenate([c, p]), s, t, r, "bjerksund_stensland_2002", False, 0.0)
     assert f == pytest.approx(101.51130646157189, abs=1e-9)
-    assert qq == pytest.approx(q, abs=1e-10)
+    assert r - np.log(f / s) / t == pytest.approx(q, abs=1e-10)
 
 
 def _ql_american(s: float, k: float, t: float, r: float, q: float, vol: float, call: bool) -> float:
@@ -163,8 +166,9 @@ def _ql_american(s: float, k: float, t: float, r: float, q: float, vol: float, c
 
 
 def test_enrich_forward_and_yield_from_american_chain() -> None:
-    """American mids (QuantLib finite differences, flat 30% vol): the implied forward and yield match
-    F = S e^{(r-q)T} despite the early-exercise premium biasing raw parity."""
+    """American mids (QuantLib finite differences, flat 30% vol): the implied forward and carry match
+    F = S e^{(r-q)T} despite the early-exercise premium biasing raw parity (refined with the
+    configured yield q)."""
     import types
 
     s, r, q, vol = 100.0, 0.05, 0.02, 0.30
@@ -184,15 +188,21 @@ def test_enrich_forward_and_yield_from_american_chain() -> None:
         oi_as_of=np.array(["NaT"] * n, dtype="datetime64[D]"),
     )  # fmt: skip
     # refined with the accurate American model (CRR tree): F and q as hand-derived
-    ch = oa.enrich(chain, oa.AnalyticsConfig(rate=r, unusual_threshold=1.0, american_method="binomial"))
+    cfg = oa.AnalyticsConfig(rate=r, unusual_threshold=1.0, american_method="binomial", dividend_yield=q)
+    ch = oa.enrich(chain, cfg)
     want_f = s * np.exp((r - q) * t)
-    assert ch.dividend_yield[expiry] == pytest.approx(q, abs=5e-5)
+    assert ch.exercise_style == "american" and ch.pricing_model == "binomial-tree"
+    assert ch.forward_source[expiry] == oa.PARITY
+    assert ch.carry[expiry] == pytest.approx(r - q, abs=5e-5)
+    assert ch.q_used[expiry] == q
     assert ch.forward[expiry] == pytest.approx(want_f, abs=5e-5 * t * s)
+    # the American IVs were solved with the configured yield: flat 30% back (tree vs QuantLib FD)
+    assert np.nanmax(np.abs(ch.iv - vol)) < 2e-3
     # raw American parity is biased by the early-exercise premium; refining with the default
     # Bjerksund-Stensland 2002 model (4 cents off QuantLib here) removes most of the bias
-    args = (ch.strike, ch.is_call, ch.mid, s, t, r, "bjerksund_stensland_2002")
-    _, q_raw = oa._parity_forward(*args, refine=0)
-    _, q_bs = oa._parity_forward(*args)
+    args = (ch.strike, ch.is_call, ch.mid, s, t, r, "bjerksund_stensland_2002", True, q)
+    q_raw = r - np.log(oa._parity_forward(*args, refine=0) / s) / t
+    q_bs = r - np.log(oa._parity_forward(*args) / s) / t
     assert abs(q_raw - q) > 2e-3
     assert abs(q_bs - q) < 1e-3 and abs(q_bs - q) < abs(q_raw - q) / 3
 
@@ -207,7 +217,7 @@ def test_iv_at_25_delta_vs_vollib_bisection(call: bool) -> None:
     ks = np.arange(60.0, 141.0, 2.5)
     iv = 0.22 - 0.12 * np.log(ks / s) + 0.3 * np.log(ks / s) ** 2
     target = 0.25 if call else -0.25
-    got = oa._iv_at_delta(ks, iv, target, s, t, r, q, call)
+    got, _ = oa._iv_at_delta(ks, iv, target, s, t, r, q, call)
 
     def h(k: float) -> float:
         return float(vdelta("c" if call else "p", s, k, t, r, float(np.interp(k, ks, iv)), q)) - target
@@ -221,4 +231,4 @@ def test_iv_at_25_delta_vs_vollib_bisection(call: bool) -> None:
             hi = mid
     assert got == pytest.approx(float(np.interp((lo + hi) / 2, ks, iv)), abs=1e-9)
     # unreachable within the listed strikes -> NaN
-    assert np.isnan(oa._iv_at_delta(ks[:3], iv[:3], 0.25, s, t, r, q, True))
+    assert np.isnan(oa._iv_at_delta(ks[:3], iv[:3], 0.25, s, t, r, q, True)[0])
