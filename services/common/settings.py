@@ -217,6 +217,23 @@ class SignalsSettings(ServiceSettings):
     warmup_bars: int = Field(300, ge=0, description="stored 1m bars per symbol fed to the features at start")
 
 
+class PortfolioSettings(ServiceSettings):
+    """Paper accounts (issue 16): fills use ``execution``, pricing ``market``."""
+
+    port: int = 8006
+    metrics_port: int = 9106
+    local_subject: str = Field("local", description="owner of calls made without x-aiots-subject (direct gRPC)")
+    max_accounts_per_subject: int = Field(100, ge=1)
+    max_streams_per_subject: int = Field(5, ge=1, description="open WatchAccount streams per subject")
+    mark_interval_s: float = Field(2.0, gt=0, description="marks on a watch stream every this many seconds")
+    poll_interval_s: float = Field(0.25, gt=0, description="how often a watch stream looks for new stored events")
+    beta_days: int = Field(252, ge=2, description="daily bars used for the beta to SPY")
+    beta_min_days: int = Field(20, ge=1, description="fewer paired daily returns: beta 1")
+    american_method: Literal["bjerksund_stensland_2002", "bjerksund_stensland_1993", "baw", "binomial"] = Field(
+        "bjerksund_stensland_2002", description="IV and Greeks of American contracts"
+    )
+
+
 class TokenBucketSettings(BaseModel):
     """An Envoy local_ratelimit token bucket: ``max_tokens`` burst, refilled by ``tokens_per_fill``
     every ``fill_interval_s`` seconds (sustained rate = tokens_per_fill / fill_interval_s per second)."""
@@ -250,7 +267,7 @@ class GatewaySettings(BaseModel):
     127.0.0.1 only, the supervisor's /health + /openapi.json endpoint on 127.0.0.1:health_port."""
 
     #: the services behind the gateway (the keys upstream_hosts accepts)
-    UPSTREAMS: ClassVar[tuple[str, ...]] = ("cache", "ingestion", "analytics", "signals")
+    UPSTREAMS: ClassVar[tuple[str, ...]] = ("cache", "ingestion", "analytics", "signals", "portfolio")
 
     host: str = "0.0.0.0"
     port: int = 8000
@@ -350,6 +367,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     signals: SignalsSettings = Field(default_factory=SignalsSettings)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     market: MarketSettings = Field(default_factory=MarketSettings)

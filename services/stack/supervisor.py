@@ -36,13 +36,14 @@ from aiots.services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SERVICE_ORDER: tuple[str, ...] = ("cache", "ingestion", "analytics", "signals")
+SERVICE_ORDER: tuple[str, ...] = ("cache", "ingestion", "analytics", "signals", "portfolio")
 #: where each service's ``create_app`` lives (literal names: the architecture test reads them)
 APP_MODULES: dict[str, str] = {
     "cache": "aiots.services.cache.app",
     "ingestion": "aiots.services.ingestion.app",
     "analytics": "aiots.services.analytics.app",
     "signals": "aiots.services.signals.app",
+    "portfolio": "aiots.services.portfolio.app",
 }
 STOP_BUDGET_S = 10.0
 MIN_STEP_S = 0.5
