@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from aiots.services.analytics.service import AnalyticsServicer
+from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.v1 import analytics_pb2_grpc
@@ -69,6 +70,7 @@ class AnalyticsApp:
             host=self.cfg.host,
             port=self._port,
         )
+        await self.server.watch(runtime_dependencies(self.rt), self.cfg)
         log.info("analytics service started", extra={"port": self.server.port})
 
     async def stop(self) -> None:

@@ -14,6 +14,7 @@ from aiots.services.cache.analytics_store import AnalyticsStore
 from aiots.services.cache.backends import create_cache_backend
 from aiots.services.cache.prices import PriceWatchHub, price_book_for
 from aiots.services.cache.service import SERVICE_NAME, CacheServicer, add_to_server
+from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 
@@ -52,6 +53,7 @@ class CacheApp:
         self.server = await start_server(
             [ServiceRegistration(SERVICE_NAME, add_to_server, servicer)], host=self.cfg.host, port=self._port
         )
+        await self.server.watch(runtime_dependencies(self.rt), self.cfg)
         log.info("cache service started", extra={"port": self.server.port, "backend": self.rt.cache.name})
 
     async def stop(self) -> None:

@@ -1,7 +1,9 @@
 """Build and run a grpc.aio server the same way for every service.
 
-Every server gets: the error interceptor (domain errors -> rich gRPC statuses), any extra
-interceptors (telemetry, audit), ``grpc.health.v1.Health`` with a status per service, server
+Every server gets: the error interceptor (domain errors -> rich gRPC statuses, undecodable
+requests -> INVALID_ARGUMENT naming the field), any extra interceptors (telemetry, audit),
+``grpc.health.v1.Health`` with liveness (``""``), readiness per service and a status per
+dependency once :meth:`GrpcServer.watch` is called (:mod:`aiots.services.common.health`), server
 reflection, a graceful stop with a grace period (:meth:`GrpcServer.stop`), and bounded message sizes.
 """
 
@@ -17,6 +19,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from aiots.services.common.errors import ErrorInterceptor
+from aiots.services.common.health import Dependency, Readiness
+from aiots.services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +57,27 @@ class GrpcServer:
     health: health.aio.HealthServicer
     port: int
     services: list[str] = field(default_factory=list)
+    readiness: Readiness | None = None
 
     async def set_serving(self, serving: bool) -> None:
+        """All names (liveness ``""`` and each service's readiness) at once; ``False`` also stops
+        the dependency probes (a stopping server never turns ready again)."""
+        if not serving and self.readiness is not None:
+            await self.readiness.stop()
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in [*self.services, ""]:
             await self.health.set(name, status)
+
+    async def watch(self, deps: Sequence[Dependency], cfg: ServiceSettings) -> Readiness:
+        """Report readiness from ``deps`` (see :mod:`aiots.services.common.health`): the services'
+        names follow the required dependencies, ``aiots.dep.<name>`` each dependency."""
+        if self.readiness is not None:
+            await self.readiness.stop()
+        self.readiness = Readiness(
+            self.health, self.services, deps, interval_s=cfg.readiness_interval_s, timeout_s=cfg.readiness_timeout_s
+        )
+        await self.readiness.start()
+        return self.readiness
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         await self.set_serving(False)

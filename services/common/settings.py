@@ -119,6 +119,8 @@ class ServiceSettings(BaseModel):
     port: int
     metrics_port: int
     max_workers: int = Field(4, ge=1, description="threads for CPU-heavy core calls")
+    readiness_interval_s: float = Field(1.0, gt=0, description="dependency probe period (gRPC health readiness)")
+    readiness_timeout_s: float = Field(1.0, gt=0, description="a dependency slower than this to answer is down")
 
 
 class IngestionSettings(ServiceSettings):
@@ -137,6 +139,7 @@ class IngestionSettings(ServiceSettings):
     )
     live_backoff_s: float = Field(1.0, gt=0, description="first live reconnect backoff, seconds")
     live_max_backoff_s: float = Field(30.0, gt=0, description="cap of the live reconnect backoff, seconds")
+    feed_stale_s: float = Field(120.0, gt=0, description="aiots.dep.feed is down after this long without events")
 
 
 class CacheSettings(ServiceSettings):

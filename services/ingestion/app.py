@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiots.services.common.health import feed_dependency, runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.services.ingestion.manager import IngestionManager
@@ -60,6 +61,9 @@ class IngestionApp:
         self.server = await start_server(
             [ServiceRegistration(SERVICE_NAME, add_to_server, servicer)], host=self.cfg.host, port=self._port
         )
+        manager = self.manager
+        feed_dep = feed_dependency(manager.status, self.cfg.feed_stale_s)
+        await self.server.watch([*runtime_dependencies(self.rt), feed_dep], self.cfg)
         if self.cfg.autostart:
             feed = self.rt.feed
             if feed.kind == "replay":

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from aiots.services.bus.base import Delivery
+from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.services.common.telemetry import metrics
@@ -157,6 +158,7 @@ class SignalsApp:
         self.server = await start_server(
             [ServiceRegistration(SERVICE_NAME, add_to_server, self.servicer)], host=self.cfg.host, port=self._port
         )
+        await self.server.watch(runtime_dependencies(self.rt), self.cfg)
 
     async def stop(self) -> None:
         """Stop consuming, then stop the server (open streams get the grace period)."""
