@@ -53,7 +53,7 @@ class CacheApp:
         self.server = await start_server(
             [ServiceRegistration(SERVICE_NAME, add_to_server, servicer)], host=self.cfg.host, port=self._port
         )
-        await self.server.watch(runtime_dependencies(self.rt), self.cfg)
+        await self.server.watch(runtime_dependencies(self.rt, redis_required=True), self.cfg)
         log.info("cache service started", extra={"port": self.server.port, "backend": self.rt.cache.name})
 
     async def stop(self) -> None:

@@ -6,7 +6,9 @@ Health service names a server reports (the gateway's ``/health`` reads them; kee
   once it is stopping.
 - the full name of each gRPC service (e.g. ``aiots.v1.CacheService``): **readiness**. SERVING
   while every *required* dependency answers; NOT_SERVING while one does not. Envoy's active
-  health check reads this name, so an unready replica stops receiving traffic.
+  health check reads this name, so an unready replica stops receiving traffic. PostgreSQL is
+  required wherever a pool is used; Redis only by the cache service (elsewhere the bus rides out
+  an outage: the outbox keeps published events, consumers retry).
 - ``aiots.dep.postgres``, ``aiots.dep.redis``, ``aiots.dep.feed``: one per dependency the
   service uses, SERVING while it answers its probe (``SELECT 1``, ``PING``, a recent feed event).
   The feed is informational (not required): a quiet market is not an outage.
@@ -59,8 +61,11 @@ def _pg_probe(pool: Any) -> Callable[[], Awaitable[bool]]:
     return probe
 
 
-def runtime_dependencies(rt: Runtime) -> list[Dependency]:
-    """PostgreSQL when the runtime has a pool; Redis when the bus or the cache backend is Redis."""
+def runtime_dependencies(rt: Runtime, *, redis_required: bool = False) -> list[Dependency]:
+    """PostgreSQL (required) when the runtime has a pool; Redis when the bus or the cache backend
+    is Redis, required only where the service cannot answer without it (the cache service): a
+    bus outage is ridden out by the outbox and the consumers' retries, so it must not take a
+    service's reads out of the load balancer."""
     deps: list[Dependency] = []
     if rt.db is not None:
         deps.append(Dependency(POSTGRES, _pg_probe(rt.db)))
@@ -75,7 +80,7 @@ def runtime_dependencies(rt: Runtime) -> list[Dependency]:
             results = [bool(await x.ping()) for x in redis_users]
             return all(results)
 
-        deps.append(Dependency(REDIS, redis_probe))
+        deps.append(Dependency(REDIS, redis_probe, required=redis_required))
     return deps
 
 
