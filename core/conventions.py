@@ -19,11 +19,14 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
 
 # --- time -------------------------------------------------------------------------------------
 NS_PER_US = 1_000
@@ -94,16 +97,16 @@ def rfc3339(ns: int, tz: dt.tzinfo = NY) -> str:
     return ns_to_datetime(ns, tz).isoformat()
 
 
-def ns_to_pb(ns: int) -> object:
+def ns_to_pb(ns: int) -> Timestamp:
     """int64 ns UTC -> ``google.protobuf.Timestamp``."""
     from google.protobuf import timestamp_pb2
 
     return timestamp_pb2.Timestamp(seconds=int(ns) // NS_PER_S, nanos=int(ns) % NS_PER_S)
 
 
-def pb_to_ns(ts: object) -> int:
+def pb_to_ns(ts: Timestamp) -> int:
     """``google.protobuf.Timestamp`` -> int64 ns UTC."""
-    return int(ts.seconds) * NS_PER_S + int(ts.nanos)  # type: ignore[attr-defined]
+    return int(ts.seconds) * NS_PER_S + int(ts.nanos)
 
 
 def as_date(value: dt.date | str) -> dt.date:

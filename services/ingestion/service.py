@@ -13,17 +13,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from aiots.core import conventions as cv
 from aiots.services.common.errors import InvalidArgument
 from aiots.services.common.validation import require_ticker, require_tickers, require_time_range
 from aiots.services.ingestion.manager import IngestionManager, validate_symbols
 from aiots.services.ingestion.normalize import KIND_OPTION, parse_occ
+from aiots.services.ingestion.sources.simulator import ClockStatus
 from aiots.services.storage import queries
 from aiots.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
 SERVICE_NAME = "aiots.v1.IngestionService"
-NS = 1_000_000_000
+NS = cv.NS_PER_S
 BAR_INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
 MAX_BARS = 100_000
 DEFAULT_BARS = 10_000
@@ -33,12 +34,16 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 
-def _ts(ns: int) -> Timestamp:
-    return Timestamp(seconds=ns // NS, nanos=ns % NS)
+_ts = cv.ns_to_pb
+_ns = cv.pb_to_ns
 
 
-def _ns(ts: Timestamp) -> int:
-    return int(ts.seconds) * NS + int(ts.nanos)
+def _clock(c: ClockStatus | None) -> ingestion_pb2.MarketClock | None:
+    if c is None:
+        return None
+    return ingestion_pb2.MarketClock(
+        mode=c.mode, phase=c.phase, market_time=_ts(c.market_ns), session_date=c.session.isoformat(), note=c.note
+    )
 
 
 def _limit(v: int, default: int, maximum: int, field: str) -> int:
@@ -55,7 +60,9 @@ def _contract(r: queries.InstrumentRow) -> common_pb2.OptionContract:
         expiry=r.expiry.isoformat() if r.expiry else "",
         right=common_pb2.OPTION_RIGHT_CALL if r.right == "C" else common_pb2.OPTION_RIGHT_PUT,
         multiplier=r.multiplier,
-        style=common_pb2.EXERCISE_STYLE_AMERICAN,
+        style=common_pb2.EXERCISE_STYLE_EUROPEAN
+        if cv.exercise_style(r.symbol) == "european"
+        else common_pb2.EXERCISE_STYLE_AMERICAN,
     )
 
 
@@ -115,6 +122,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
             pending_records=st.pending_records,
             spilled_records=st.spilled_records,
             data_quality_events=st.data_quality_events,
+            market_clock=_clock(st.market_clock),
         )
 
     async def Backfill(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import exchange_calendars as xcals
 import grpc
 import numpy as np
+import pandas as pd
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -74,6 +78,14 @@ async def test_collection_lifecycle_and_status(svc: Any) -> None:
             break
         await asyncio.sleep(0.1)
     assert st.running and {s.symbol for s in st.streams if s.schema == "trades"} == {"AAPL", "GOOGL"}
+    # the simulator says where its market stands; its time lies in an XNYS session (exchange-calendars)
+    clock = st.market_clock
+    assert clock.mode in ("live", "replay", "closed") and clock.note
+    xnys = xcals.get_calendar("XNYS", start="2020-01-01")
+    day = dt.date.fromisoformat(clock.session_date)
+    assert xnys.is_session(pd.Timestamp(day))
+    local = dt.datetime.fromtimestamp(clock.market_time.ToNanoseconds() / 1e9, ZoneInfo("America/New_York"))
+    assert local.date() == day and dt.time(4) <= local.time() < dt.time(20)
     stop = await stub.StopCollection(ingestion_pb2.StopCollectionRequest(all=True))
     assert list(stop.job_ids) == [r1.job_id]
     st = await stub.GetCollectionStatus(ingestion_pb2.GetCollectionStatusRequest())
@@ -86,7 +98,17 @@ async def test_collection_lifecycle_and_status(svc: Any) -> None:
 async def test_bars_rollups_consistent_with_1m(svc: Any) -> None:
     stub, _ = svc
     m1 = (await stub.GetBars(ingestion_pb2.GetBarsRequest(symbol="AAPL", interval="1m", limit=100_000))).bars
-    assert len(m1) >= 30 * 390
+    # 30 seeded sessions, each with its regular minutes per exchange-calendars (210 on an early close)
+    xnys = xcals.get_calendar("XNYS", start="2020-01-01")
+    ny = ZoneInfo("America/New_York")
+    per_day: dict[dt.date, int] = {}
+    for b in m1:
+        day = dt.datetime.fromtimestamp(b.ts.seconds, ny).date()
+        per_day[day] = per_day.get(day, 0) + 1
+    assert len(per_day) == 30
+    for day, n in per_day.items():
+        row = xnys.schedule.loc[pd.Timestamp(day)]
+        assert n == (row["close"] - row["open"]).total_seconds() / 60
     ts = np.array([b.ts.ToNanoseconds() for b in m1])
     vol = np.array([b.volume for b in m1])
     for interval, width in (("5m", 300), ("15m", 900), ("1h", 3600)):
