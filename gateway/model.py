@@ -40,13 +40,15 @@ class Role(StrEnum):
 
 
 class RouteClass(StrEnum):
-    """Rate-limit classes; each has one shared token bucket (GatewaySettings.rate_limits)."""
+    """Rate-limit classes; each has a token bucket per JWT subject (GatewaySettings.rate_limits)."""
 
     ANALYTICS_READS = "analytics_reads"
     READS = "reads"
     PRICING_BATCH = "pricing_batch"
     WRITES = "writes"
     STREAMS = "streams"
+    #: /health and /openapi.json (no token): a bucket per client address
+    UNAUTHENTICATED = "unauthenticated"
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,6 @@ class GatewayModel:
     methods: tuple[Method, ...]
     auth: JwtAuth
     buckets: dict[RouteClass, Bucket]
-    stream_opens_per_subject: Bucket
     max_subjects: int
     health_upstream_port: int
     tls: tuple[Path, Path] | None = None
@@ -349,7 +350,6 @@ def build_model(
             clock_skew_s=gw.jwt_clock_skew_s,
         ),
         buckets=buckets,
-        stream_opens_per_subject=Bucket.of(rl.stream_opens_per_subject),
         max_subjects=rl.max_subjects,
         health_upstream_port=gw.health_port,
         tls=tls,

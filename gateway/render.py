@@ -5,13 +5,13 @@ Layout of the one listener (``settings.gateway.port``)::
     header_mutation (drop client-sent x-aiots-subject/x-aiots-role)
     -> cors -> jwt_authn (claims -> x-aiots-subject/x-aiots-role, payload -> metadata)
     -> rbac (per route: the roles allowed for that RPC, from the JWT metadata)
-    -> local_ratelimit (one shared bucket per route class + per-subject stream opens)
+    -> local_ratelimit (a bucket per route class per verified subject; per client address without one)
     -> buffer (413 above max_request_bytes) -> grpc_json_transcoder -> router
 
 Routes, per RPC: one per google.api.http binding (regex on the path + the verb) and one for
 the plain gRPC path ``/aiots.v1.Service/Method`` (content-type application/grpc). Both carry the
 same RBAC policy and rate-limit class, so the rules are identical over REST and gRPC. Then
-``/health`` and ``/openapi.json`` (to the supervisor; no token, not rate limited) and a final
+``/health`` and ``/openapi.json`` (to the supervisor; no token, rate limited per client address) and a final
 catch-all answering 404 JSON (after authentication, so unknown paths reveal nothing).
 """
 
@@ -28,7 +28,11 @@ JWT_PROVIDER = "aiots"
 JWT_REQUIREMENT = "jwt"
 JWT_METADATA_KEY = "jwt_payload"
 HEALTH_CLUSTER = "gateway_health"
-STREAM_SUBJECT_KEY = "stream_subject"
+#: descriptor keys of the per-caller buckets
+SUBJECT_KEY = "subject"
+ANONYMOUS_KEY = "anonymous"
+BY_ADDRESS = "by_address"
+REMOTE_ADDRESS_KEY = "remote_address"
 ROUTE_CLASS_KEY = "route_class"
 #: route metadata key holding the least role an RPC needs (named in 403 bodies)
 MIN_ROLE_KEY = "min_role"
@@ -165,8 +169,6 @@ def _method_filters(model: GatewayModel, method: Method) -> dict[str, Any]:
 def _route_metadata(method: Method) -> dict[str, Any]:
     """Route metadata read by the local_ratelimit filter's descriptor actions."""
     md = {ROUTE_CLASS_KEY: method.policy.route_class.value, MIN_ROLE_KEY: method.policy.min_role.value}
-    if method.server_streaming:
-        md[STREAM_SUBJECT_KEY] = STREAM_SUBJECT_KEY
     return {"filter_metadata": {METADATA_NS: md}}
 
 
@@ -207,13 +209,14 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "name": path.lstrip("/"),
                 "match": {"path": path},
                 "route": {"cluster": HEALTH_CLUSTER, "timeout": _d(model.settings.health_check_timeout_s * 3)},
+                # no token here, so the bucket is per client address
+                "metadata": {"filter_metadata": {METADATA_NS: {ROUTE_CLASS_KEY: RouteClass.UNAUTHENTICATED.value}}},
                 "typed_per_filter_config": {
                     "envoy.filters.http.jwt_authn": {
                         "@type": _T + "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
                         "disabled": True,
                     },
                     "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
-                    "envoy.filters.http.local_ratelimit": _disabled(),
                     "envoy.filters.http.grpc_json_transcoder": _disabled(),
                     **_rest_mutations(strip_grpc=False),
                 },
@@ -419,16 +422,25 @@ def _cors(model: GatewayModel) -> dict[str, Any]:
 
 def _http_filters(model: GatewayModel) -> list[dict[str, Any]]:
     auth = model.auth
-    descriptors: list[dict[str, Any]] = [
-        {"entries": [{"key": ROUTE_CLASS_KEY, "value": rc.value}], "token_bucket": _bucket(model.buckets[rc])}
-        for rc in RouteClass
-    ]
-    descriptors.append(
-        {
-            "entries": [{"key": ROUTE_CLASS_KEY, "value": STREAM_SUBJECT_KEY}, {"key": "subject"}],
-            "token_bucket": _bucket(model.stream_opens_per_subject),
-        }
-    )
+    # Per caller, per route class: the verified subject (jwt claim -> header; client copies are
+    # stripped first), or the client address where there is no subject (no token, or no ``sub``).
+    # An entry without a value is a wildcard: one bucket per distinct value, LRU-capped.
+    descriptors: list[dict[str, Any]] = []
+    for rc in RouteClass:
+        bucket = _bucket(model.buckets[rc])
+        descriptors.append(
+            {"entries": [{"key": ROUTE_CLASS_KEY, "value": rc.value}, {"key": SUBJECT_KEY}], "token_bucket": bucket}
+        )
+        descriptors.append(
+            {
+                "entries": [
+                    {"key": ROUTE_CLASS_KEY, "value": rc.value},
+                    {"key": ANONYMOUS_KEY, "value": BY_ADDRESS},
+                    {"key": REMOTE_ADDRESS_KEY},
+                ],
+                "token_bucket": bucket,
+            }
+        )
     retry_after = max(1, round(max(b.fill_interval_s for b in model.buckets.values())))
     return [
         {
@@ -499,11 +511,24 @@ def _http_filters(model: GatewayModel) -> list[dict[str, Any]]:
                 },
                 "descriptors": descriptors,
                 "rate_limits": [
-                    {"actions": [_metadata_action(ROUTE_CLASS_KEY, skip_if_absent=True)]},
                     {
                         "actions": [
-                            _metadata_action(STREAM_SUBJECT_KEY, skip_if_absent=False),
-                            {"request_headers": {"header_name": auth.subject_header, "descriptor_key": "subject"}},
+                            _metadata_action(ROUTE_CLASS_KEY, skip_if_absent=False),
+                            {"request_headers": {"header_name": auth.subject_header, "descriptor_key": SUBJECT_KEY}},
+                        ]
+                    },
+                    {
+                        "actions": [
+                            _metadata_action(ROUTE_CLASS_KEY, skip_if_absent=False),
+                            {
+                                "header_value_match": {
+                                    "descriptor_key": ANONYMOUS_KEY,
+                                    "descriptor_value": BY_ADDRESS,
+                                    "expect_match": False,  # generated when there is no subject header
+                                    "headers": [{"name": auth.subject_header, "present_match": True}],
+                                }
+                            },
+                            {"remote_address": {}},
                         ]
                     },
                 ],

@@ -247,7 +247,11 @@ class TokenBucketSettings(BaseModel):
 
 
 class GatewayRateLimits(BaseModel):
-    """One shared bucket per route class (per Envoy worker), plus per-subject stream subscriptions."""
+    """Envoy local_ratelimit buckets, one per route class **per verified JWT subject** (a token
+    without ``sub``: per client address), so one caller flooding never drains another's budget.
+    ``streams`` counts stream opens (their own budget, apart from the unary classes; concurrency
+    per subject is enforced by the services). ``unauthenticated`` covers ``/health`` and
+    ``/openapi.json``, per client address. Buckets are per Envoy worker (``--concurrency``)."""
 
     analytics_reads: TokenBucketSettings = Field(
         default_factory=lambda: TokenBucketSettings(max_tokens=200, tokens_per_fill=100)
@@ -257,12 +261,15 @@ class GatewayRateLimits(BaseModel):
         default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10)
     )
     writes: TokenBucketSettings = Field(default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=10))
-    streams: TokenBucketSettings = Field(default_factory=lambda: TokenBucketSettings(max_tokens=20, tokens_per_fill=5))
-    stream_opens_per_subject: TokenBucketSettings = Field(
-        default_factory=lambda: TokenBucketSettings(max_tokens=5, tokens_per_fill=1, fill_interval_s=10.0),
-        description="new streaming calls per JWT subject (concurrency is enforced by the services)",
+    streams: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=10, tokens_per_fill=1, fill_interval_s=2.0),
+        description="stream opens per subject: burst, then one every fill_interval_s",
     )
-    max_subjects: int = Field(10_000, ge=1, description="per-subject buckets kept (LRU)")
+    unauthenticated: TokenBucketSettings = Field(
+        default_factory=lambda: TokenBucketSettings(max_tokens=60, tokens_per_fill=30),
+        description="/health and /openapi.json, per client address",
+    )
+    max_subjects: int = Field(10_000, ge=1, description="per-subject/per-address buckets kept (LRU)")
 
 
 class GatewaySettings(BaseModel):

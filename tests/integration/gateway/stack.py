@@ -11,6 +11,7 @@ tests can share one stack per module.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -259,7 +260,38 @@ class Signals(spb_grpc.SignalServiceServicer):
         return spb.GetSignalStatsResponse(rows=[spb.SignalStatsRow(strategy=s, total=7) for s in request.strategies])
 
 
+def _generic(short: str, section: str) -> ServiceRegistration:
+    """A service added by another issue, with no canned servicer here: every RPC answers NOT_FOUND
+    (a 4xx, so the no-5xx fuzz test holds), and the gateway has a healthy upstream to route and check."""
+    mod = importlib.import_module(f"aiots.v1.{section}_pb2_grpc")
+    base = getattr(mod, f"{short}Servicer")
+
+    message = f"{short}: no canned answer in the gateway test stack"
+
+    async def unary(self: Any, request: Any, context: Any) -> None:
+        raise NotFound(message)
+
+    async def stream(self: Any, request: Any, context: Any) -> AsyncIterator[Any]:
+        raise NotFound(message)
+        yield  # an async generator, as grpc.aio wants for a server stream
+
+    desc = importlib.import_module(f"aiots.v1.{section}_pb2").DESCRIPTOR.services_by_name[short]
+    methods = {m.name: stream if m.server_streaming else unary for m in desc.methods}
+    servicer = type(f"Canned{short}", (base,), methods)()
+    return ServiceRegistration(f"aiots.v1.{short}", getattr(mod, f"add_{short}Servicer_to_server"), servicer)
+
+
 def registrations() -> dict[str, ServiceRegistration]:
+    from aiots.gateway.model import SERVICE_SECTIONS
+
+    canned = _canned()
+    for short, section in SERVICE_SECTIONS.items():
+        if section not in canned and hasattr(Settings(), section):
+            canned[section] = _generic(short, section)
+    return canned
+
+
+def _canned() -> dict[str, ServiceRegistration]:
     return {
         "cache": ServiceRegistration("aiots.v1.CacheService", cpb_grpc.add_CacheServiceServicer_to_server, Cache()),
         "ingestion": ServiceRegistration(

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from aiots.services.common.settings import GatewaySettings
 from aiots.v1 import cache_pb2, cache_pb2_grpc
 from tests.integration.gateway.stack import Stack
 from tests.integration.gateway.test_gateway import call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-SERVICES = ("cache", "ingestion", "analytics", "signals")
+SERVICES = GatewaySettings.UPSTREAMS
 HEALTHY_WITHIN_S = 10.0
 
 

@@ -25,8 +25,7 @@ REQUEST_TIMEOUT_S = 10.0
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # roomy buckets: 429 is not what this test is about (test_gateway_limits covers it)
     big = {"max_tokens": 10_000, "tokens_per_fill": 10_000}
-    limits = {k: big for k in ("analytics_reads", "reads", "pricing_batch", "writes", "streams")}
-    limits["stream_opens_per_subject"] = big
+    limits = {k: big for k in ("analytics_reads", "reads", "pricing_batch", "writes", "streams", "unauthenticated")}
     st = Stack(tmp_path_factory.mktemp("gwfuzz"), gateway={"rate_limits": limits}).start()
     try:
         yield st
