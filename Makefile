@@ -14,7 +14,7 @@ CORE_SRC := $(wildcard core/*.pyx core/*.pxd core/*.pxi)
 PROTO_SRC := $(wildcard protos/aiots/v1/*.proto)
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck protos-deps sysdeps bench clean help check-python
+.PHONY: run test lint typecheck protos-deps sysdeps checkov bench clean help check-python
 
 help:
 	@echo "make run | make test | make lint | make bench | make clean"
@@ -54,6 +54,17 @@ protos/third_party/google/api/http.proto: $(VENV)/.stamp-deps
 
 protos-deps: protos/third_party/google/api/http.proto
 
+# checkov (IaC scanner, tests/unit/ops/test_aws_checkov.py) in its own venv: its pins (packaging<24,
+# bc-python-hcl2 installing the same `hcl2` package as python-hcl2, boto3==, networkx<2.7) conflict
+# with the project's. Pinned so that a new checkov release cannot turn `make test` red by itself.
+CHECKOV_VERSION := 3.3.30
+$(VENV)/checkov/.stamp: $(VENV)/.stamp-venv
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+checkov: $(VENV)/checkov/.stamp
+
 # Debian packages the tests need (promtool for alert rules). Installed only when missing.
 sysdeps:
 	@command -v promtool >/dev/null || { \
@@ -79,7 +90,7 @@ typecheck: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
 	@ln -sfn ../../../protos/aiots/v1 build/mypy/aiots/v1
 	MYPYPATH=build/mypy $(VENV)/bin/mypy build/mypy/aiots/services build/mypy/aiots/gateway
 
-test: lint typecheck sysdeps
+test: lint typecheck sysdeps checkov
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 run: $(VENV)/.stamp-build
