@@ -12,8 +12,9 @@ import logging
 from aiots.services.bus.factory import create_bus
 from aiots.services.cache.analytics_store import AnalyticsStore
 from aiots.services.cache.backends import create_cache_backend
-from aiots.services.cache.prices import PriceWatchHub, price_book_for
+from aiots.services.cache.prices import price_book_for
 from aiots.services.cache.service import SERVICE_NAME, CacheServicer, add_to_server
+from aiots.services.cache.watch import PriceWatchHub
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 
-from aiots.services.cache.prices import NS_PER_S, PriceSnapshot
+from aiots.core.conventions import ns_to_pb as ts_from_ns
+from aiots.core.conventions import pb_to_ns as ns_from_ts
+from aiots.services.cache.prices import PriceSnapshot
 from aiots.v1 import cache_pb2
 
-
-def ts_from_ns(ns: int) -> timestamp_pb2.Timestamp:
-    """int64 ns UTC -> google.protobuf.Timestamp."""
-    return timestamp_pb2.Timestamp(seconds=ns // NS_PER_S, nanos=ns % NS_PER_S)
-
-
-def ns_from_ts(ts: timestamp_pb2.Timestamp) -> int:
-    ns: int = ts.seconds * NS_PER_S + ts.nanos
-    return ns
+__all__ = [
+    "ns_from_ts", "price_from_bytes", "price_from_proto", "price_to_proto", "ts_from_ns", "value_from_bytes",
+    "value_to_bytes",
+]  # fmt: skip
 
 
 def price_to_proto(s: PriceSnapshot) -> cache_pb2.StockPrice:

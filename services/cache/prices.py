@@ -1,5 +1,5 @@
-"""Live price snapshots: the :class:`PriceBook` the ingestion pipeline feeds, and the
-:class:`PriceWatchHub` that fans price changes out to WatchPrices subscribers.
+"""Live price snapshots: the :class:`PriceBook` the ingestion pipeline feeds (the WatchPrices
+fan-out is :mod:`aiots.services.cache.watch`).
 
 Ingestion calls, per normalised record (prices in dollars, times int64 ns UTC)::
 
@@ -11,8 +11,10 @@ Ingestion calls, per normalised record (prices in dollars, times int64 ns UTC)::
 Each call updates the symbol's snapshot, stores it as ``StockPrice`` protobuf bytes under
 ``<ns>:v1:price:<SYMBOL>`` and broadcasts it on the bus channel ``CacheSettings.price_channel``
 so WatchPrices on every replica sees it. Session fields (open/high/low/volume) reset when an
-update falls in a later America/New_York calendar day than the snapshot; the previous session's
-last trade then becomes ``prev_close`` unless :meth:`PriceBook.set_prev_close` set it. Updates
+update falls in a later America/New_York calendar day than the snapshot; ``prev_close`` then
+becomes the previous session's close: its last price in regular hours (XNYS calendar, early
+closes included), else its last price. Sources that know the official close (the simulator, at
+each session start) set it with :meth:`PriceBook.set_prev_close`. Updates
 older than the snapshot (out of order) still count towards high/low/volume but do not move
 ``last``/``bid``/``ask``. ``on_bar`` and ``on_trade`` both add volume: feed one or the other.
 When the cache or bus is away the in-memory snapshot is still updated and the call returns
@@ -25,20 +27,19 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from aiots.core import conventions as cv
 from aiots.services.cache.backends.base import CacheBackend, Keyspace
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from aiots.services.common.runtime import Runtime
+from aiots.services.common.validation import require_ticker
 
 log = logging.getLogger(__name__)
 
-MARKET_TZ = ZoneInfo("America/New_York")
-NS_PER_S = 1_000_000_000
 PRICE_KIND = "price"
 
 
@@ -70,19 +71,12 @@ class PriceSnapshot:
 
 def session_end_ns(ts_ns: int) -> int:
     """Next America/New_York midnight after ``ts_ns`` (the end of its calendar session day)."""
-    local = datetime.fromtimestamp(ts_ns / NS_PER_S, MARKET_TZ)
-    nxt = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), MARKET_TZ)
-    return int(nxt.timestamp()) * NS_PER_S
+    return cv.ny_midnight_ns(cv.ny_date(ts_ns) + timedelta(days=1))
 
 
 def normalize_symbol(symbol: str, field: str = "symbol") -> str:
-    """Uppercase, stripped ticker; InvalidArgument when empty or malformed."""
-    s = symbol.strip().upper()
-    if not s:
-        raise InvalidArgument(field, "ticker must be non-empty, e.g. 'AAPL'")
-    if len(s) > 32 or not all(c.isalnum() or c in "._-/ " for c in s):
-        raise InvalidArgument(field, f"ticker {symbol!r} is not valid: up to 32 letters, digits, '.', '-', '/'")
-    return s
+    """Upper-cased ticker (``conventions.TICKER_RULE``); InvalidArgument naming ``field`` otherwise."""
+    return require_ticker(field, symbol)
 
 
 def _check_price(field: str, value: float, *, allow_zero: bool = False) -> None:
@@ -145,6 +139,7 @@ class PriceBook:
         self._tracked = [normalize_symbol(s) for s in tracked]
         self._snaps: dict[str, PriceSnapshot] = {}
         self._session_end: dict[str, int] = {}
+        self._regular_last: dict[str, tuple[int, float]] = {}  # (ts_ns, price) of the session's last regular print
         self._locks: dict[str, asyncio.Lock] = {}
         self.write_failures = 0
 
@@ -189,7 +184,15 @@ class PriceBook:
                 self._session_end[snap.symbol] = session_end_ns(ts_ns)
             return snap
         self._session_end[snap.symbol] = session_end_ns(ts_ns)
-        return replace(snap, prev_close=snap.last or snap.prev_close, open=0.0, high=0.0, low=0.0, volume=0.0)
+        regular = self._regular_last.pop(snap.symbol, None)
+        close = regular[1] if regular else snap.last
+        return replace(snap, prev_close=close or snap.prev_close, open=0.0, high=0.0, low=0.0, volume=0.0)
+
+    def _note_regular(self, symbol: str, ts_ns: int, price: float) -> None:
+        """Remember the latest regular-hours price of the session (its close, once it ends)."""
+        last = self._regular_last.get(symbol)
+        if (last is None or ts_ns >= last[0]) and cv.calendar().is_regular_hours(ts_ns):
+            self._regular_last[symbol] = (ts_ns, price)
 
     async def _update(self, symbol: str, ts_ns: int, fn: Callable[[PriceSnapshot, bool], PriceSnapshot]) -> bool:
         if ts_ns <= 0:
@@ -221,7 +224,9 @@ class PriceBook:
         """A trade print: last, session open/high/low, volume += size."""
         _check_price("price", price)
         _check_size("size", size)
-        return await self._update(symbol, ts_ns, _add_ohlcv(price, price, price, price, size))
+        ok = await self._update(symbol, ts_ns, _add_ohlcv(price, price, price, price, size))
+        self._note_regular(normalize_symbol(symbol), ts_ns, price)
+        return ok
 
     async def on_quote(
         self, symbol: str, ts_ns: int, bid: float, ask: float, bid_size: float = 0.0, ask_size: float = 0.0
@@ -246,10 +251,13 @@ class PriceBook:
         _check_size("volume", volume)
         if not low <= min(open_, close) <= max(open_, close) <= high:
             raise InvalidArgument("bar", f"needs low <= open, close <= high, got O={open_} H={high} L={low} C={close}")
-        return await self._update(symbol, ts_ns, _add_ohlcv(open_, high, low, close, volume))
+        ok = await self._update(symbol, ts_ns, _add_ohlcv(open_, high, low, close, volume))
+        self._note_regular(normalize_symbol(symbol), ts_ns, close)
+        return ok
 
     async def set_prev_close(self, symbol: str, price: float, ts_ns: int | None = None) -> bool:
-        """The previous session's close (from the daily bars / statistics feed)."""
+        """The previous session's close (from the daily bars / statistics feed, or the simulator at
+        each session start); ``ts_ns`` in the new session rolls the session fields first."""
         _check_price("price", price)
         sym = normalize_symbol(symbol)
         async with self._lock(sym):
@@ -289,107 +297,6 @@ class PriceBook:
             else:
                 found.append(self._decode(raw))
         return found, missing
-
-
-class PriceWatcher:
-    """One subscriber: a bounded queue of snapshots (drops the oldest when full)."""
-
-    def __init__(self, hub: PriceWatchHub, symbols: frozenset[str], maxsize: int) -> None:
-        self.hub = hub
-        self.symbols = symbols
-        self.queue: asyncio.Queue[PriceSnapshot] = asyncio.Queue(maxsize)
-        self.dropped = 0
-
-    def offer(self, snap: PriceSnapshot) -> None:
-        if self.queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(snap)
-
-    async def next(self, timeout_s: float) -> PriceSnapshot | None:
-        """The next change, or None after ``timeout_s`` idle (time for a heartbeat)."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout_s)
-        except TimeoutError:
-            return None
-
-    def close(self) -> None:
-        self.hub._remove(self)
-
-
-class PriceWatchHub:
-    """One bus listener per process fanning price changes out to :class:`PriceWatcher` queues."""
-
-    def __init__(
-        self, bus: Any, channel: str, queue_size: int, decode: Callable[[bytes], PriceSnapshot] | None = None
-    ) -> None:
-        if decode is None:
-            from aiots.services.cache import convert
-
-            decode = convert.price_from_bytes
-        self.bus = bus
-        self.channel = channel
-        self.queue_size = queue_size
-        self._decode = decode
-        self._watchers: dict[str, set[PriceWatcher]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._sub: Any = None
-        self.received = 0
-
-    async def start(self) -> None:
-        """Subscribe to the channel now and start fanning out."""
-        self._sub = self.bus.listen(self.channel)
-        start = getattr(self._sub, "start", None)
-        if start is not None:
-            with contextlib.suppress(Unavailable):  # the listener retries by itself
-                await start()
-        self._task = asyncio.create_task(self._run(self._sub), name=f"price-watch-{self.channel}")
-        self._task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        """WatchPrices streams would go quiet without a word: say why the fan-out stopped."""
-        if not task.cancelled() and task.exception() is not None:
-            log.error("price watch fan-out on %s stopped", self.channel, exc_info=task.exception())
-
-    async def _run(self, sub: AsyncIterator[bytes]) -> None:
-        async for payload in sub:
-            try:
-                snap = self._decode(payload)
-            except Exception:
-                log.warning("undecodable payload on %s (%d bytes) skipped", self.channel, len(payload))
-                continue
-            self.received += 1
-            for w in self._watchers.get(snap.symbol, ()):
-                w.offer(snap)
-
-    def subscribe(self, symbols: Sequence[str]) -> PriceWatcher:
-        w = PriceWatcher(self, frozenset(symbols), self.queue_size)
-        for s in w.symbols:
-            self._watchers.setdefault(s, set()).add(w)
-        return w
-
-    def _remove(self, w: PriceWatcher) -> None:
-        for s in w.symbols:
-            subs = self._watchers.get(s)
-            if subs is not None:
-                subs.discard(w)
-                if not subs:
-                    del self._watchers[s]
-
-    @property
-    def subscribers(self) -> int:
-        return len({w for ws in self._watchers.values() for w in ws})
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):  # an exception was logged by _ended
-                await self._task
-        if self._sub is not None:
-            aclose = getattr(self._sub, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
 
 def price_book_for(rt: Runtime) -> PriceBook:

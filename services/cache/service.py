@@ -1,5 +1,5 @@
 """CacheService servicer: validation and proto <-> domain only; the work is in
-:class:`~aiots.services.cache.prices.PriceBook`, :class:`~aiots.services.cache.prices.PriceWatchHub`
+:class:`~aiots.services.cache.prices.PriceBook`, :class:`~aiots.services.cache.watch.PriceWatchHub`
 and :class:`~aiots.services.cache.analytics_store.AnalyticsStore`.
 
 GetStockPrice is registered with a pass-through serializer: the cache already holds the
@@ -19,7 +19,8 @@ import grpc
 from aiots.services.cache import convert
 from aiots.services.cache.analytics_store import AnalyticsStore
 from aiots.services.cache.backends.base import CacheBackend
-from aiots.services.cache.prices import PriceBook, PriceWatchHub
+from aiots.services.cache.prices import PriceBook
+from aiots.services.cache.watch import PriceWatchHub
 from aiots.services.common.errors import InvalidArgument
 from aiots.services.common.settings import CacheSettings
 from aiots.services.common.validation import require_ticker

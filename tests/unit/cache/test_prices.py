@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.cache.backends import MemoryBackend, RedisBackend
 from aiots.services.cache.backends.base import Keyspace
-from aiots.services.cache.prices import PriceBook, PriceWatchHub, session_end_ns
+from aiots.services.cache.prices import PriceBook, session_end_ns
+from aiots.services.cache.watch import PriceWatchHub
 from aiots.services.common.errors import InvalidArgument, NotFound
 from aiots.services.common.settings import RedisSettings
 
@@ -190,3 +191,21 @@ async def test_watch_hub_ends_with_the_in_process_bus() -> None:
     assert hub._task is not None
     await bus.close()
     await asyncio.wait_for(hub._task, 5)
+
+
+async def test_prev_close_is_the_regular_close_not_a_post_market_print() -> None:
+    p = book()
+    await p.on_trade("AAPL", ns(2026, 1, 2, 15, 59), 100.0, 10)  # last regular-hours print
+    await p.on_trade("AAPL", ns(2026, 1, 2, 17, 30), 105.0, 10)  # post-market
+    await p.on_trade("AAPL", ns(2026, 1, 5, 9, 31), 106.0, 10)  # Monday
+    s = await p.get("AAPL")
+    assert s.prev_close == 100.0 and s.change == pytest.approx(6.0)
+
+
+async def test_prev_close_on_an_early_close_day() -> None:
+    # 2025-11-28 closes at 13:00 ET (hand-derived; exchange-calendars agrees in tests/unit/core)
+    p = book()
+    await p.on_trade("AAPL", ns(2025, 11, 28, 12, 59), 50.0, 1)
+    await p.on_trade("AAPL", ns(2025, 11, 28, 14, 0), 52.0, 1)  # after the early close: post-market
+    await p.on_trade("AAPL", ns(2025, 12, 1, 4, 30), 53.0, 1)  # Monday pre-market
+    assert (await p.get("AAPL")).prev_close == 50.0
