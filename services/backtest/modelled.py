@@ -15,8 +15,8 @@ labelled ``priced_from = "modelled"``.
 from __future__ import annotations
 
 import bisect
-import functools
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -254,9 +254,8 @@ class ModelledChainBook(ChainBook):
                 px = model_price(spot, strikes, years, self.rate, iv, s.dividend_yield, flags, style)
                 bid, ask = modelled_quote_prices(px, s)
                 right = "C" if is_call else "P"
-                nan = math.nan
                 out.extend(
-                    OptionQuote(_occ(symbol, e, right, k), symbol, iso, e_ns, k, is_call, b, a, nan, nan, ts_ns=now_ns)
+                    OptionQuote(_occ(symbol, e, right, k), symbol, iso, e_ns, k, is_call, b, a, ts_ns=now_ns)
                     for k, b, a in zip(strikes.tolist(), bid.tolist(), ask.tolist(), strict=True)
                 )
         out.sort(key=lambda q: q.occ_symbol)

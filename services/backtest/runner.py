@@ -159,15 +159,21 @@ class _QuoteFeed:
                 is_call=bool(f.is_call[i]),
                 bid=bid if math.isfinite(bid) else 0.0,
                 ask=ask if math.isfinite(ask) else 0.0,
-                bid_size=float(f.bid_size[i]) if math.isfinite(f.bid_size[i]) else math.nan,
-                ask_size=float(f.ask_size[i]) if math.isfinite(f.ask_size[i]) else math.nan,
+                bid_size=float(f.bid_size[i]) if math.isfinite(f.bid_size[i]) else 0.0,  # the engine's 0 = unknown
+                ask_size=float(f.ask_size[i]) if math.isfinite(f.ask_size[i]) else 0.0,
                 ts_ns=ts,
             )
 
 
 def _exec_quote(q: OptionQuote) -> Quote:
-    """The execution model's view of an engine quote (0 on a side = not quoted)."""
-    return Quote(q.bid if q.bid > 0 else math.nan, q.ask if q.ask > 0 else math.nan, q.ts_ns, q.bid_size, q.ask_size)
+    """The execution model's view of an engine quote (0 on a side = not quoted; size 0 = unknown)."""
+    return Quote(
+        q.bid if q.bid > 0 else math.nan,
+        q.ask if q.ask > 0 else math.nan,
+        q.ts_ns,
+        q.bid_size if q.bid_size > 0 else math.nan,
+        q.ask_size if q.ask_size > 0 else math.nan,
+    )
 
 
 class Replay:
@@ -355,7 +361,7 @@ class Replay:
                     if modelled:
                         iv, src = self._model_iv(sym, now, bar.interval_ns)
                         book.set_state(sym, now, bar.close, iv)
-                        self.iv_sources.setdefault(sym, src)
+                        self.iv_sources[sym] = src  # the latest source used
                     for sig in eng.select(bar, ideas):
                         self.signal_log.append(
                             (

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +19,7 @@ from aiots.core.conventions import NS_PER_MIN, ny_ns
 from aiots.services.backtest.readers import BarSeries, read_option_quote_bars
 from aiots.services.backtest.runner import BacktestSettings, Replay
 from aiots.services.signals.config import load_config
-from aiots.services.signals.engine import ChainBook
-from aiots.services.signals.models import Bar, Direction, GreeksTU, Idea, OptionQuote, Signal
+from tests.unit.backtest.scripted import Script, ScriptedEngine
 
 DAY = dt.date(2024, 3, 1)  # a regular Friday session, 09:30-16:00 ET
 C1 = "TEST  240308C00100000"
@@ -80,67 +77,6 @@ def quote_row(start: tuple[int, int], occ: str, bid: float | None, ask: float | 
     ]
 
 
-@dataclass(frozen=True)
-class Script:
-    at: tuple[int, int]  # decision time = the bar close, New York
-    occ: str
-    target: float
-    stop: float
-    horizon: tuple[int, int]
-
-
-class ScriptedEngine:
-    """The engine's interface (evaluate/select/warm/on_option_quote) with scripted decisions."""
-
-    def __init__(self, book: ChainBook, scripts: list[Script]) -> None:
-        self.chains = book
-        self.strategies: list[object] = []
-        self.skipped: dict[str, int] = {}
-        self.scripts = {t(*s.at): s for s in scripts}
-
-    def warm(self, bar: Bar) -> None:
-        pass
-
-    def on_option_quote(self, q: OptionQuote) -> list[Signal]:
-        self.chains.update(q)
-        return []
-
-    def evaluate(self, bar: Bar) -> tuple[list[Idea], list[Signal]]:
-        s = self.scripts.get(bar.close_ts_ns)
-        if s is None:
-            return [], []
-        return [Idea(bar.symbol, "scripted", Direction.BULLISH, bar.close, 1.0, 60 * NS_PER_MIN, 0.5, ())], []
-
-    def select(self, bar: Bar, ideas: list[Idea]) -> list[Signal]:
-        s = self.scripts[bar.close_ts_ns]
-        q = next((c for c in self.chains.chain(bar.symbol) if c.occ_symbol == s.occ), None)
-        if q is None:
-            return []
-        return [
-            Signal(
-                id=f"sig-{s.at[0]:02d}{s.at[1]:02d}",
-                created_ns=bar.close_ts_ns,
-                symbol=bar.symbol,
-                underlying_price=bar.close,
-                direction=Direction.BULLISH,
-                strategy="scripted",
-                contract=q,
-                entry_price=q.ask,
-                target_price=s.target,
-                stop_price=s.stop,
-                horizon_ns=t(*s.horizon),
-                confidence=0.5,
-                expected_return_pct=5.0,
-                reward_risk=1.0,
-                greeks=GreeksTU(0.5, 0, 0, 0, 0),
-                iv=0.3,
-                iv_rank=math.nan,
-                reasons=(),
-                projected_move=1.0,
-            )
-        ]
-
-
 def flat(occ: str, a: tuple[int, int], b: tuple[int, int], bid: float, ask: float) -> list[list[str]]:
     """One quote bar per minute with the same quote, bars starting from ``a`` to ``b`` inclusive."""
     out = []
@@ -182,16 +118,20 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     n = starts.size
     close = np.full(n, 100.0)
     bars = {"TEST": BarSeries("TEST", starts, close, close, close, close, np.full(n, 1000.0), NS_PER_MIN, "scripted")}
+
+    def sc(at: tuple[int, int], occ: str, target: float, stop: float, horizon: tuple[int, int]) -> Script:
+        return Script(f"sig-{at[0]:02d}{at[1]:02d}", t(*at), occ, target, stop, t(*horizon))
+
     scripts = [
-        Script((10, 0), C1, 2.20, 1.80, (11, 0)),
-        Script((11, 0), P1, 3.40, 2.80, (12, 0)),
-        Script((12, 0), C2, 1.50, 0.50, (12, 5)),
-        Script((13, 0), C3, 1.00, 0.10, (14, 0)),
-        Script((13, 30), C4, 9.00, 1.00, (14, 0)),
-        Script((15, 40), C5, 2.00, 0.10, (16, 30)),
-        Script((15, 0), X0, 2.00, 0.01, (16, 30)),
-        Script((15, 57), C5, 2.00, 0.10, (16, 30)),  # H: within 5 minutes of the close -> refused
-        Script((9, 0), C1, 2.20, 1.80, (10, 0)),  # I: pre-market -> refused (and no quote yet)
+        sc((10, 0), C1, 2.20, 1.80, (11, 0)),
+        sc((11, 0), P1, 3.40, 2.80, (12, 0)),
+        sc((12, 0), C2, 1.50, 0.50, (12, 5)),
+        sc((13, 0), C3, 1.00, 0.10, (14, 0)),
+        sc((13, 30), C4, 9.00, 1.00, (14, 0)),
+        sc((15, 40), C5, 2.00, 0.10, (16, 30)),
+        sc((15, 0), X0, 2.00, 0.01, (16, 30)),
+        sc((15, 57), C5, 2.00, 0.10, (16, 30)),  # H: within 5 minutes of the close -> refused
+        sc((9, 0), C1, 2.20, 1.80, (10, 0)),  # I: pre-market: no quote exists yet, so no signal
     ]
     rp = Replay(load_config(), bars, [quotes], [], BacktestSettings())
     rp.engine = ScriptedEngine(rp.book, scripts)  # type: ignore[assignment]
