@@ -1,25 +1,26 @@
-"""Option-chain helpers over the compiled core: implied forward, delta strikes, ATM, expiry time, OCC.
+"""Option-chain helpers over the compiled core: implied forward, delta strikes, ATM, expiry time.
 
 Conventions as in :mod:`aiots.core.options`: T in years ACT/365, r and q continuously compounded,
-premiums per share. Expiry is 16:00 America/New_York on the expiration date.
+premiums per share. The expiry instant, OCC symbols and the New York zone come from
+:mod:`aiots.core.conventions` (re-exported here for existing callers): an option expires at its
+expiry session's close (16:00 ET, or the early close).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from aiots.core import options as _opt
+from aiots.core.conventions import NS_PER_YEAR, NY, OccSymbol, expiry_ns, format_occ, parse_occ
 
-NY = ZoneInfo("America/New_York")
-EXPIRY_TIME = dt.time(16, 0)
-NS_PER_YEAR = 365 * 86_400 * 1_000_000_000
-_OCC_RE = re.compile(r"^([A-Z0-9.]{1,6})\s*(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
+__all__ = [
+    "NS_PER_YEAR", "NY", "ForwardEstimate", "OccSymbol", "atm_strike", "expiry_ns", "format_occ", "implied_forward",
+    "parse_occ", "strike_from_delta", "time_to_expiry",
+]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -30,13 +31,6 @@ class ForwardEstimate(NamedTuple):
     forward: float
     q: float
     n_used: int
-
-
-class OccSymbol(NamedTuple):
-    underlying: str
-    expiry: dt.date
-    right: str  # "C" or "P"
-    strike: float
 
 
 def implied_forward(
@@ -122,51 +116,9 @@ def atm_strike(
     return float(K[int(np.argmin(np.abs(K - level)))])
 
 
-def expiry_ns(expiry_date: dt.date | str) -> int:
-    """16:00 America/New_York on ``expiry_date`` as int64 ns UTC."""
-    if isinstance(expiry_date, str):
-        expiry_date = dt.date.fromisoformat(expiry_date)
-    if isinstance(expiry_date, dt.datetime) or not isinstance(expiry_date, dt.date):
-        raise ValueError(f"expiry_date must be a date or ISO string, got {expiry_date!r}")
-    local = dt.datetime.combine(expiry_date, EXPIRY_TIME, tzinfo=NY)
-    return int(local.timestamp()) * 1_000_000_000
-
-
 def time_to_expiry(now_ns: npt.ArrayLike, expiry_date: dt.date | str) -> FloatArray | float:
-    """Years (ACT/365, exact seconds) from ``now_ns`` (int64 ns UTC, scalar or array) to 16:00
-    America/New_York on ``expiry_date``. Negative once expired."""
+    """Years (ACT/365, exact nanoseconds) from ``now_ns`` (int64 ns UTC, scalar or array) to the
+    expiry instant of ``expiry_date`` (its session close). Negative once expired."""
     now = np.asarray(now_ns, dtype=np.int64)
     out = (expiry_ns(expiry_date) - now).astype(np.float64) / NS_PER_YEAR
     return float(out) if out.ndim == 0 else out
-
-
-def parse_occ(symbol: str) -> OccSymbol:
-    """Parse a 21-character OCC option symbol (``"AAPL  250117C00150000"``; the padding may be
-    omitted). Strike is the 8-digit field / 1000. Raises ValueError on malformed input."""
-    m = _OCC_RE.match(symbol.strip().upper()) if isinstance(symbol, str) else None
-    if m is None:
-        raise ValueError(f"not an OCC option symbol: {symbol!r} (expected e.g. 'AAPL  250117C00150000')")
-    root, yy, mm, dd, right, strike = m.groups()
-    try:
-        expiry = dt.date(2000 + int(yy), int(mm), int(dd))
-    except ValueError:
-        raise ValueError(f"OCC symbol {symbol!r} has an invalid date {yy}{mm}{dd}") from None
-    return OccSymbol(root, expiry, right, int(strike) / 1000.0)
-
-
-def format_occ(underlying: str, expiry: dt.date | str, right: str, strike: float) -> str:
-    """21-character OCC symbol: root padded to 6, YYMMDD, C/P, strike * 1000 in 8 digits."""
-    root = underlying.strip().upper()
-    if not re.fullmatch(r"[A-Z0-9.]{1,6}", root):
-        raise ValueError(f"underlying must be 1-6 characters A-Z0-9., got {underlying!r}")
-    if isinstance(expiry, str):
-        expiry = dt.date.fromisoformat(expiry)
-    if not 2000 <= expiry.year <= 2099:
-        raise ValueError(f"expiry year must be in 2000-2099, got {expiry}")
-    r = right.strip().upper()[:1] if isinstance(right, str) else ""
-    if r not in ("C", "P"):
-        raise ValueError(f"right must be 'C'/'P' (or call/put), got {right!r}")
-    milli = round(float(strike) * 1000)
-    if not (np.isfinite(strike) and 0 < milli < 100_000_000 and abs(float(strike) * 1000 - milli) < 1e-6):
-        raise ValueError(f"strike must be positive, below 100000 and a multiple of 0.001, got {strike!r}")
-    return f"{root:<6}{expiry:%y%m%d}{r}{milli:08d}"

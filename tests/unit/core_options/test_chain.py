@@ -64,6 +64,9 @@ def test_time_to_expiry_new_york_close() -> None:
     assert chain.expiry_ns("2025-07-18") == int(exp2.timestamp()) * 10**9
     arr = chain.time_to_expiry(np.array([now, now + 86_400 * 10**9]), "2025-01-17")
     np.testing.assert_allclose(arr, [1 / 365, 0.0], atol=1e-15)
+    # an early close (day after Thanksgiving 2025, 13:00 EST = 18:00 UTC) is the expiry instant
+    exp3 = dt.datetime(2025, 11, 28, 18, 0, tzinfo=dt.UTC)
+    assert chain.expiry_ns(dt.date(2025, 11, 28)) == int(exp3.timestamp()) * 10**9
 
 
 def test_occ_parse_and_format() -> None:
