@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -52,7 +53,11 @@ def prepare(settings: Settings, config_dir: Path | None = None) -> tuple[gmodel.
     pb.write_bytes(gmodel.descriptor_bytes())
     jwks = tokens.ensure_jwks(gw)
     m = gmodel.build_model(settings, descriptor_file=pb, jwks_file=jwks)
-    cfg.write_text(render.to_yaml(m))
+    # 0600: the config may hold gateway.upstream_secret
+    fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(render.to_yaml(m, redact=False))
+    cfg.chmod(0o600)
     return m, cfg
 
 

@@ -19,8 +19,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from aiots.services.common.errors import ErrorInterceptor
+from aiots.services.common.gateway_auth import gateway_interceptors
 from aiots.services.common.health import Dependency, Readiness
-from aiots.services.common.settings import ServiceSettings
+from aiots.services.common.settings import ServiceSettings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ async def start_server(
     names = [r.full_name for r in registrations]
     defaults = list(_default_interceptors(names)) if _default_interceptors is not None else []
     server = grpc.aio.server(
-        interceptors=[*defaults, *interceptors, ErrorInterceptor()],
+        interceptors=[*defaults, *gateway_interceptors(get_settings().gateway), *interceptors, ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

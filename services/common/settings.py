@@ -279,7 +279,7 @@ class GatewaySettings(BaseModel):
     #: the services behind the gateway (the keys upstream_hosts accepts)
     UPSTREAMS: ClassVar[tuple[str, ...]] = ("cache", "ingestion", "analytics", "signals", "portfolio")
 
-    host: str = "0.0.0.0"
+    host: str = Field("127.0.0.1", description="listener address; 0.0.0.0 (compose, Kubernetes) must be asked for")
     port: int = 8000
     admin_port: int = 9901
     health_port: int = Field(9900, description="supervisor HTTP endpoint (127.0.0.1) behind /health")
@@ -308,6 +308,14 @@ class GatewaySettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    upstream_secret: SecretStr | None = Field(
+        None,
+        description="shared secret the gateway sends to the services (x-aiots-gateway-secret) and they require; "
+        "set it (same value everywhere) where service ports are reachable from other hosts",
+    )
+    upstream_secret_trust_loopback: bool = Field(
+        True, description="with upstream_secret set, calls from a loopback peer (the local CLI) need no secret"
+    )
     max_request_bytes: int = Field(1 << 20, ge=1024, description="413 above this request body size")
     connect_timeout_s: float = Field(1.0, gt=0)
     dns_refresh_rate_s: float = Field(5.0, ge=0.001, description="re-resolution of upstream DNS names")

@@ -14,7 +14,7 @@ import asyncio
 import importlib
 import random
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -317,9 +317,10 @@ def to_json(msg: Any) -> dict[str, Any]:
 class Stack:
     """Four upstream servers + the gateway, on a background event loop."""
 
-    def __init__(self, tmp: Path, gateway: dict[str, Any] | None = None) -> None:
+    def __init__(self, tmp: Path, gateway: dict[str, Any] | None = None, interceptors: Sequence[Any] = ()) -> None:
         self.tmp = tmp
         self.gateway_overrides = gateway or {}
+        self.interceptors = list(interceptors)  # extra server interceptors of the upstreams
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.servers: dict[str, GrpcServer] = {}
@@ -332,7 +333,7 @@ class Stack:
     async def _start(self) -> None:
         ports: dict[str, Any] = {}
         for name, reg in registrations().items():
-            gs = await start_server([reg], host="127.0.0.1", port=0)
+            gs = await start_server([reg], host="127.0.0.1", port=0, interceptors=self.interceptors)
             self.servers[name] = gs
             ports[name] = {"port": gs.port}
         gw = {
