@@ -33,7 +33,7 @@ SECRETS: dict[str, tuple[str, ...]] = {
 }
 SECRETS_DIR = "/etc/aiots/secrets"
 # The services the gateway routes to (GatewaySettings.UPSTREAMS).
-GATEWAY_UPSTREAMS = ("cache", "ingestion", "analytics", "signals")
+GATEWAY_UPSTREAMS = ("cache", "ingestion", "analytics", "signals", "portfolio")
 # Pods labelled so may scrape the metrics ports (NetworkPolicy).
 PROMETHEUS_LABELS = {"app.kubernetes.io/name": "prometheus"}
 # Checks of checkov (`make test` runs it on the rendered overlay) this deployment does not follow, and why.
@@ -295,6 +295,7 @@ def config() -> dict[str, Any]:
             "AIOTS_TELEMETRY__LOG_LEVEL": "INFO",
             "AIOTS_TELEMETRY__OTLP_ENDPOINT": "",
             "AIOTS_GATEWAY__PROFILE": "prod",
+            "AIOTS_GATEWAY__CONCURRENCY": "1",
             "AIOTS_GATEWAY__JWT_ISSUER": "https://login.example.com/",
             "AIOTS_GATEWAY__JWT_AUDIENCE": "aiots",
         },

@@ -62,6 +62,7 @@ locals {
     AIOTS_TELEMETRY__LOG_LEVEL     = var.log_level
     AIOTS_TELEMETRY__OTLP_ENDPOINT = var.otlp_endpoint
     AIOTS_GATEWAY__PROFILE         = "prod"
+    AIOTS_GATEWAY__CONCURRENCY     = tostring(var.gateway_concurrency)
     AIOTS_GATEWAY__JWT_ISSUER      = var.jwt_issuer
     AIOTS_GATEWAY__JWT_AUDIENCE    = var.jwt_audience
   }
@@ -88,7 +89,7 @@ locals {
   }
 
   # The services the gateway routes to (GatewaySettings.UPSTREAMS), reached by their Cloud Map names.
-  gateway_upstreams = ["cache", "ingestion", "analytics", "signals"]
+  gateway_upstreams = ["cache", "ingestion", "analytics", "signals", "portfolio"]
 
   gateway_environment = {
     AIOTS_SERVICE                 = "gateway"

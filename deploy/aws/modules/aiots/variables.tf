@@ -101,6 +101,12 @@ variable "cpu_target_percent" {
   default     = 70
 }
 
+variable "gateway_concurrency" {
+  description = "AIOTS_GATEWAY__CONCURRENCY: Envoy worker threads per gateway task (match the task's vCPUs)."
+  type        = number
+  default     = 1
+}
+
 variable "log_level" {
   description = "AIOTS_TELEMETRY__LOG_LEVEL of every container."
   type        = string
