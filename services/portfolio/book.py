@@ -192,7 +192,7 @@ class Portfolio:
                 await acct.append_order(order, {**order_to_json(order), "realized_pnl": realized})
         if breach is not None:
             raise FailedPrecondition(
-                breach.message,
+                f"risk limit {breach.name}: {breach.message}",
                 reason=breach.name.upper(),
                 metadata={"limit": breach.name, "limit_value": f"{breach.limit:.2f}", "value": f"{breach.value:.2f}"},
             )

@@ -160,7 +160,8 @@ def watch_item_to_proto(item: Event | Mark) -> portfolio_pb2.WatchAccountRespons
     msg = portfolio_pb2.WatchAccountResponse(seq=item.seq, at=ts(item.at_ns))
     p: dict[str, Any] = dict(item.payload)
     if item.kind == "fill":
-        realized = float(p.pop("realized_pnl", 0.0))
+        realized = float(p.pop("realized_pnl", 0.0) or 0.0)
+        p.update({k: math.nan for k in ("bid", "ask") if p.get(k) is None})
         msg.fill.CopyFrom(order_to_proto(OrderRecord(**p), realized))
     else:
         msg.limit.CopyFrom(

@@ -11,6 +11,7 @@ order (the unique constraint backs this up).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +34,11 @@ _ORDER_COLS = (
     "fill_price, fees, cash_flow, bid, ask, filled_ns, signal_id, source"
 )
 _ACCOUNT_COLS = "id, owner, name, starting_cash, created_ns, limits::text, follow::text, last_seq"
+
+
+def _json(payload: dict[str, Any]) -> str:
+    """JSON text with non-finite numbers as null (PostgreSQL's jsonb has no NaN)."""
+    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in payload.items()})
 
 
 def _account(r: Any) -> AccountRow:
@@ -102,7 +108,7 @@ class LockedAccount:
             e.seq,
             e.kind,
             e.at_ns,
-            json.dumps(e.payload),
+            _json(e.payload),
         )
         await self.conn.execute("UPDATE portfolio_accounts SET last_seq = $2 WHERE id = $1", e.account_id, e.seq)
 
