@@ -31,11 +31,11 @@ import databento_dbn as dbn
 import numpy as np
 import numpy.typing as npt
 
+from aiots.core import conventions as cv
 from aiots.services.storage.records import (  # re-exported: the shared record-batch types live in storage
     DEFAULT_OPTION_MULTIPLIER,
     KIND_OPTION,
     KIND_STOCK,
-    OCC_RE,
     SYMBOLS,
     TABLES,
     Batch,
@@ -49,7 +49,7 @@ from aiots.services.storage.records import (  # re-exported: the shared record-b
 )
 
 __all__ = [
-    "DEFAULT_OPTION_MULTIPLIER", "KIND_OPTION", "KIND_STOCK", "OCC_RE", "SYMBOLS", "TABLES", "Batch", "Columns",
+    "DEFAULT_OPTION_MULTIPLIER", "KIND_OPTION", "KIND_STOCK", "SYMBOLS", "TABLES", "Batch", "Columns",
     "InstrumentInfo", "Normalizer", "SymbolTable", "instrument_info", "merge", "occ_symbol", "parse_occ",
 ]  # fmt: skip
 
@@ -57,7 +57,7 @@ UNDEF_PRICE = 2**63 - 1
 UNDEF_TS = 2**64 - 1
 PRICE_SCALE = 1e-9
 PRICE_DIVISOR = 1e9
-NS_PER_DAY = 86_400 * 1_000_000_000
+NS_PER_DAY = cv.NS_PER_DAY
 UNDEF_MULTIPLIER = 2**31 - 1
 
 # aiots.v1.EventSource values
@@ -518,9 +518,7 @@ class Normalizer:
             if cls in ("C", "P"):
                 occ = parse_occ(sym)  # the OCC date is authoritative; DBN expiration is 00:00 UTC of it
                 exp_ns = exps[i]
-                expiry = (
-                    occ.expiry if occ else (dt.datetime.fromtimestamp(exp_ns / 1e9, dt.UTC).date() if exp_ns else None)
-                )
+                expiry = occ.expiry if occ else (cv.ns_to_datetime(exp_ns).date() if exp_ns else None)
                 strike = strikes[i]
                 mult = int(mults[i])
                 inf = InstrumentInfo(
@@ -557,18 +555,9 @@ def _ts_scalar(v: int) -> int:
 
 
 def _date_ns(d: Any) -> int:
-    if isinstance(d, str):
-        d = dt.date.fromisoformat(d)
-    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+    """00:00 UTC of a date (Databento symbology intervals are UTC dates)."""
+    day = cv.as_date(d)
+    return cv.datetime_to_ns(dt.datetime(day.year, day.month, day.day, tzinfo=cv.UTC))
 
 
-_NY: Any = None
-
-
-def _session_date(ts_ns: int) -> dt.date:
-    global _NY
-    if _NY is None:
-        from zoneinfo import ZoneInfo
-
-        _NY = ZoneInfo("America/New_York")
-    return dt.datetime.fromtimestamp(ts_ns / 1e9, _NY).date()
+_session_date = cv.ny_date  # the New York date of an instant (open interest, statistics)

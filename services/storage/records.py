@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,10 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aiots.core import conventions as cv
+
 KIND_STOCK, KIND_OPTION = 1, 2
 DEFAULT_OPTION_MULTIPLIER = 100
 
-OCC_RE = re.compile(r"^[A-Z0-9.]{1,6} {0,5}\d{6}[CP]\d{8}$")
 
 # Columnar tables: column -> numpy dtype. ``sym``/``und`` are SymbolTable codes; ``side`` an ASCII code.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -126,27 +126,28 @@ class InstrumentInfo:
 
 @functools.lru_cache(maxsize=65_536)
 def parse_occ(symbol: str) -> InstrumentInfo | None:
-    """Parse a 21-character OCC/OSI option symbol, e.g. ``AAPL  250221C00250000``; None if not one."""
-    if len(symbol) != 21 or OCC_RE.match(symbol) is None:
+    """A stored 21-character OCC symbol (e.g. ``AAPL  250221C00250000``, ``conventions.parse_occ``
+    on the padded upper-case form) as instrument info; None if it is not one."""
+    if len(symbol) != 21 or symbol != symbol.upper():
         return None
     try:
-        expiry = dt.datetime.strptime(symbol[6:12], "%y%m%d").date()
-    except ValueError:
+        o = cv.parse_occ(symbol)
+    except cv.InvalidSymbol:
         return None
     return InstrumentInfo(
         symbol=symbol,
         kind=KIND_OPTION,
-        underlying=symbol[:6].strip(),
-        strike=int(symbol[13:21]) / 1000.0,
-        expiry=expiry,
-        right=symbol[12],
+        underlying=o.root,
+        strike=o.strike,
+        expiry=o.expiry,
+        right=o.right,
         multiplier=DEFAULT_OPTION_MULTIPLIER,
     )
 
 
 def occ_symbol(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
-    """The 21-character OCC symbol: root padded to 6, YYMMDD, C/P, strike x 1000 in 8 digits."""
-    return f"{underlying.upper():<6}{expiry:%y%m%d}{right}{round(strike * 1000):08d}"
+    """The 21-character OCC symbol (``conventions.format_occ``)."""
+    return cv.format_occ(underlying, expiry, right, strike)
 
 
 def instrument_info(symbol: str) -> InstrumentInfo:
