@@ -104,6 +104,7 @@ class Gateway:
             upstreams=[u.cluster for u in m.upstreams],
             openapi=spec,
             port=gw.health_port,
+            targets={u.cluster: f"{u.host}:{u.port}" for u in m.upstreams},
         )
         await self.health.start()
         try:  # whatever fails from here stops the health endpoint (and Envoy) again

@@ -12,8 +12,10 @@
   causes a redelivery (at-least-once).
 - ``broadcast``/``listen``: ``PUBLISH``/``SUBSCRIBE`` on ``<ns>:v1:<channel>``; fire-and-forget
   (a listener misses what is sent while it is disconnected).
-- Faults: when Redis goes away, ``publish``/``broadcast`` raise ``Unavailable`` and the consume and
-  listen loops retry with exponential backoff (``reconnect_*``), recreating a lost group (a Redis
+- Faults: when Redis goes away, ``publish``/``publish_many`` keep the events in the on-disk outbox
+  (:mod:`aiots.services.bus.outbox`: fsynced, replayed in order when Redis returns, exactly once
+  into the streams), ``broadcast`` raises ``Unavailable``, and the consume and listen loops retry
+  with exponential backoff (``reconnect_*``), recreating a lost group (a Redis
   restarted without persistence) from ``0``. What survives a Redis restart is what Redis
   persisted: with ``appendonly yes`` + ``appendfsync always`` every acknowledged XADD does.
 - Order: see :mod:`aiots.services.bus.base`.
@@ -25,16 +27,21 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from google.protobuf.message import Message
 from redis.exceptions import ResponseError
 
 from aiots.services.bus.base import Delivery, stream_name
+from aiots.services.bus.outbox import Outbox, OutboxBatch
 from aiots.services.bus.redis_conn import REDIS_DOWN_ERRORS, Backoff, connect_redis, redact
 from aiots.services.common.errors import InvalidArgument, Unavailable
 from aiots.services.common.settings import RedisSettings
+from aiots.services.common.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +51,26 @@ _MAX_CACHED_NAMES = 100_000  # stream names memoised per (topic, key)
 #: ``Delivery(...)`` minus the namedtuple's Python-level ``__new__`` (one per consumed message).
 _new_delivery = cast(Callable[[type[Delivery], tuple[str, str, str, bytes]], Delivery], tuple.__new__)
 
-# KEYS: stream names; ARGV[1]: approximate MAXLEN; ARGV[i+1]: payload of KEYS[i].
-_XADD_MANY = """
-local maxlen = ARGV[1]
-for i = 1, #KEYS do
-  redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'p', ARGV[i + 1])
+# KEYS[1]: the publisher's high-water mark key; KEYS[i+1]: stream of event i.
+# ARGV: batch seq, mark TTL (s), approximate MAXLEN, "1" to return the ids, then the payloads.
+# A batch whose seq is not above the mark was applied already (its reply was lost): skipped.
+_PUBLISH = """
+local seq = tonumber(ARGV[1])
+local hw = tonumber(redis.call('GET', KEYS[1]) or '0')
+if seq <= hw then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local maxlen = ARGV[3]
+if ARGV[4] == '1' then
+  local ids = {}
+  for i = 2, #KEYS do
+    ids[i - 1] = redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'p', ARGV[i + 3])
+  end
+  return ids
 end
-return #KEYS
+for i = 2, #KEYS do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'p', ARGV[i + 3])
+end
+return #KEYS - 1
 """
 
 
@@ -87,6 +107,21 @@ def _raw_deliveries(stream: str, key: str, entries: list[Any]) -> list[Delivery]
         for mid, f in entries
         if f is not None
     ]
+
+
+@dataclass
+class OutboxStats:
+    """Events written to the outbox, replayed from it, and replays skipped as already applied
+    (also counted in ``aiots_bus_outbox_events_total{event}``)."""
+
+    spilled: int = 0
+    replayed: int = 0
+    deduplicated: int = 0
+
+    def count(self, event: str, n: int, pending: int) -> None:
+        setattr(self, event, getattr(self, event) + n)
+        metrics.by_name["aiots_bus_outbox_events_total"].add(n, {"event": event})
+        metrics.by_name["aiots_bus_outbox_pending"].set(pending)
 
 
 class RedisSubscription:
@@ -162,7 +197,16 @@ class RedisStreamsBus:
         self._flush_task: asyncio.Task[None] | None = None
         self._closed = False
         self._subs: set[RedisSubscription] = set()
-        self._xadd_many = self.redis.register_script(_XADD_MANY)
+        self._publish = self.redis.register_script(_PUBLISH)
+        self.publisher = uuid.uuid4().hex[:16]
+        self._seq = 0
+        self._send_lock = asyncio.Lock()
+        self.outbox = Outbox(Path(self.cfg.outbox_dir), self.publisher)
+        self.outbox_stats = OutboxStats()
+        self._replay_task: asyncio.Task[None] | None = None
+        if self.outbox:
+            with contextlib.suppress(RuntimeError):  # no running loop: the first publish starts it
+                self._start_replay()
         # XREADGROUP replies become deliveries straight from hiredis's nested lists (redis-py's
         # callback builds a dict per entry that would be thrown away at once).
         self.redis.set_response_callback("XREADGROUP", cast(Any, _as_is))
@@ -193,20 +237,11 @@ class RedisStreamsBus:
     # --- publish -------------------------------------------------------------------------
 
     async def publish(self, topic: str, key: str, event: Message) -> str:
-        """XADD with approximate MAXLEN; returns the stream id."""
+        """XADD with approximate MAXLEN; returns the stream id ("" when it went to the outbox)."""
         if not key:
             raise InvalidArgument("key", "bus key must be non-empty")
-        name = stream_name(self.namespace, topic, key)
-        try:
-            mid = await self.redis.xadd(
-                name,
-                {_F_PAYLOAD: event.SerializeToString()},
-                maxlen=self.cfg.stream_maxlen,
-                approximate=True,
-            )
-        except REDIS_DOWN_ERRORS as exc:
-            raise self._down(f"publish to {name}", exc) from exc
-        return _s(mid)
+        ids = await self._send([self._name(topic, key)], [event.SerializeToString()], want_ids=True)
+        return _s(ids[0]) if isinstance(ids, list) and ids else ""
 
     async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
         """All XADDs in one ``EVALSHA`` (a server-side loop): one command and one reply per batch.
@@ -220,12 +255,78 @@ class RedisStreamsBus:
         by_key = self._names.get(topic) or {}
         name = self._name
         names = [by_key.get(key) or name(topic, key) for key, _ in items]
-        args: list[bytes | int] = [self.cfg.stream_maxlen]
-        args += [event.SerializeToString() for _, event in items]
-        try:
-            await self._xadd_many(keys=names, args=args)
-        except REDIS_DOWN_ERRORS as exc:
-            raise self._down(f"publish of {len(items)} events to {topic}", exc) from exc
+        await self._send(names, [event.SerializeToString() for _, event in items])
+
+    def _hw_key(self, publisher: str) -> str:
+        return f"{self.namespace}:v1:outbox:hw:{publisher}"
+
+    async def _script(self, batch: OutboxBatch, want_ids: bool) -> Any:
+        cfg = self.cfg
+        args: list[bytes | int | str] = [
+            batch.seq,
+            cfg.outbox_dedupe_ttl_s,
+            cfg.stream_maxlen,
+            "1" if want_ids else "0",
+        ]
+        args += batch.payloads
+        return await self._publish(keys=[self._hw_key(batch.publisher), *batch.streams], args=args)
+
+    async def _send(self, names: list[str], payloads: list[bytes], want_ids: bool = False) -> Any:
+        """Publish one batch now, or into the outbox while Redis is away or older batches wait.
+
+        Batches are numbered and sent one at a time (the high-water mark needs them in order)."""
+        async with self._send_lock:
+            self._seq += 1
+            batch = OutboxBatch(self.publisher, self._seq, names, payloads)
+            if not self.outbox:
+                try:
+                    return await self._script(batch, want_ids)
+                except REDIS_DOWN_ERRORS as exc:
+                    log.warning(
+                        "bus: Redis at %s unreachable (%s); keeping events in the outbox %s",
+                        redact(self.url), exc, self.outbox.dir,
+                    )  # fmt: skip
+            await asyncio.to_thread(self.outbox.append, batch)
+            self.outbox_stats.count("spilled", len(batch), self.outbox.pending_events)
+            self._start_replay()
+            return None
+
+    def _start_replay(self) -> None:
+        task = self._replay_task
+        if task is None or task.done():
+            self._replay_task = asyncio.get_running_loop().create_task(self._replay(), name="bus-outbox-replay")
+
+    async def _replay(self) -> None:
+        """Send the outbox's batches in order once Redis answers; each leaves the disk when sent."""
+        backoff = Backoff(self.cfg.reconnect_initial_backoff_s, self.cfg.reconnect_max_backoff_s)
+        while not self._closed:
+            async with self._send_lock:
+                path = self.outbox.first()
+                if path is None:
+                    return
+                batch = await asyncio.to_thread(Outbox.read, path)
+                try:
+                    applied = await self._script(batch, False)
+                except REDIS_DOWN_ERRORS:
+                    applied = None
+                else:
+                    await asyncio.to_thread(self.outbox.remove, path)
+                    event = "deduplicated" if applied == -1 else "replayed"
+                    self.outbox_stats.count(event, len(batch), self.outbox.pending_events)
+            if applied is None:
+                await asyncio.sleep(backoff.next_delay())
+            else:
+                backoff.reset()
+                if not self.outbox:
+                    log.info("bus: outbox replayed; publishing directly again")
+
+    async def drain_outbox(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until the outbox is empty (True) or ``timeout`` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        while self.outbox and time.monotonic() < deadline:
+            self._start_replay()
+            await asyncio.sleep(0.05)
+        return not self.outbox
 
     # --- consume -------------------------------------------------------------------------
 
@@ -411,6 +512,11 @@ class RedisStreamsBus:
         with contextlib.suppress(Exception):
             await self._flush_acks()
         self._closed = True
+        if self._replay_task is not None and not self._replay_task.done():
+            self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
+        self.outbox.close()
         for sub in list(self._subs):
             await sub.aclose()
         if self._flush_task is not None and not self._flush_task.done():

@@ -61,6 +61,10 @@ class RedisSettings(BaseModel):
     claim_idle_ms: int = Field(30_000, ge=1, description="pending entries idle this long are reclaimed")
     claim_interval_s: float = Field(5.0, gt=0, description="how often a consumer runs XAUTOCLAIM")
     listen_queue_size: int = Field(10_000, ge=1, description="in-process broadcast queue per listener")
+    outbox_dir: Path = Field(Path(".aiots/outbox"), description="bus events kept on disk while Redis is away")
+    outbox_dedupe_ttl_s: int = Field(
+        7 * 86_400, ge=60, description="how long Redis remembers a publisher's last batch (replay dedupe)"
+    )
 
 
 class DatabentoSettings(BaseModel):

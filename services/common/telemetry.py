@@ -40,6 +40,9 @@ aiots_bus_published_total                   counter    topic                   e
 aiots_bus_consumed_total                    counter    topic, group            events handled and acked
 aiots_bus_lag_seconds                       gauge      topic, group            now - ts_event at consumption
 aiots_bus_pending                           gauge      topic, group            delivered, not yet acked
+aiots_bus_outbox_events_total               counter    event                   bus outbox: spilled (Redis away),
+                                                                               replayed, deduplicated
+aiots_bus_outbox_pending                    gauge      -                       events waiting in the bus outbox
 aiots_cache_requests_total                  counter    op, result              result: hit|miss|error
 aiots_signals_total                         counter    strategy, status        signals created (status=OPEN)
                                                                                and status changes
@@ -177,6 +180,11 @@ CATALOG: tuple[MetricSpec, ...] = (
     MetricSpec("aiots_cache_requests_total", "counter", "Cache lookups by result (hit|miss|error)", "1",
                ("op", "result"), owners=("cache", "analytics", "signals"),
                prime={"op": "get", "result": "hit"}),
+    MetricSpec("aiots_bus_outbox_events_total", "counter",
+               "Bus events kept on disk while Redis was away (spilled), sent later (replayed), or found "
+               "already applied on replay (deduplicated)", "1", ("event",), prime={"event": "spilled"}),
+    MetricSpec("aiots_bus_outbox_pending", "gauge", "Bus events waiting in the outbox for Redis", "1", (),
+               prime={}),
     MetricSpec("aiots_signals_total", "counter", "Signals created (OPEN) and status changes", "1",
                ("strategy", "status"), owners=("signals",), prime={"strategy": "none", "status": "OPEN"}),
     MetricSpec("aiots_signals_open", "gauge", "Signals currently open", "1", ("strategy",),

@@ -649,3 +649,44 @@ def test_health_reports_each_upstream_and_503_names_the_down_one(stack: Stack) -
             break
         time.sleep(0.1)
     assert status == 200
+
+
+def _health_until(stack: Stack, want: int) -> tuple[int, dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, raw = call(stack, "GET", "/health", role=None)
+        if status == want or time.monotonic() > deadline:
+            return status, json.loads(raw)
+        time.sleep(0.1)
+
+
+def test_health_names_the_dependency_that_is_down(stack: Stack) -> None:
+    """Issue 18 item 13: the services report each dependency as ``aiots.dep.<name>`` and turn
+    their own name NOT_SERVING while a required one is down (services/common/health.py); here
+    the canned cache server says so by hand, as the real one does when Redis dies."""
+    from grpc_health.v1 import health_pb2
+
+    ok, down = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    cache, ingestion = stack.servers["cache"], stack.servers["ingestion"]
+    stack.run(cache.health.set("aiots.dep.postgres", ok))
+    stack.run(cache.health.set("aiots.dep.redis", ok))
+    stack.run(ingestion.health.set("aiots.dep.feed", down))  # informational: degraded, still 200
+    status, body = _health_until(stack, 200)
+    assert status == 200, body
+    assert body["dependencies"]["cache"] == {"postgres": "SERVING", "redis": "SERVING"}
+    assert body["dependencies"]["analytics"] == {}  # uses none of them (NOT_FOUND)
+    assert body["degraded"] == ["ingestion: feed"]
+    stack.run(cache.health.set("aiots.dep.redis", down))
+    stack.run(cache.health.set("aiots.v1.CacheService", down))
+    try:
+        status, body = _health_until(stack, 503)
+        assert status == 503, body
+        assert body["not_serving"] == ["cache"]
+        assert body["dependencies"]["cache"] == {"postgres": "SERVING", "redis": "NOT_SERVING"}
+        assert body["message"] == "not ready: cache: redis down"
+    finally:
+        stack.run(cache.health.set("aiots.dep.redis", ok))
+        stack.run(cache.health.set("aiots.v1.CacheService", ok))
+        stack.run(ingestion.health.set("aiots.dep.feed", ok))
+    status, body = _health_until(stack, 200)
+    assert status == 200 and body["degraded"] == [], body

@@ -305,3 +305,15 @@ def test_dns_upstreams_pass_envoy_validate(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_health_summary_names_down_dependencies_and_degraded_ones() -> None:
+    ups = {"cache": "NOT_SERVING", "ingestion": "SERVING", "analytics": "NOT_SERVING"}
+    deps = {"cache": {"postgres": "SERVING", "redis": "NOT_SERVING"}, "ingestion": {"feed": "NOT_SERVING"}}
+    code, body = health.summarize(ups, deps)
+    assert code == 503
+    assert body["not_serving"] == ["cache", "analytics"]
+    assert body["message"] == "not ready: cache: redis down; analytics: not serving"
+    assert body["degraded"] == ["ingestion: feed"]
+    code, body = health.summarize({"cache": "SERVING"}, {"cache": {"redis": "SERVING"}})
+    assert code == 200 and "message" not in body and body["degraded"] == []
