@@ -65,6 +65,25 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
 @click.option("--iv", "iv", multiple=True, help="SYMBOL=IV for modelled premiums (e.g. SPY=0.15). Repeatable.")
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--report", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report here.")
+@click.option(
+    "--walk-forward",
+    "folds",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Anchored walk-forward with this many date folds (out-of-sample scoring).",
+)
+@click.option(
+    "--search",
+    multiple=True,
+    help="KEY=V1,V2 over a dotted strategies.yaml key, for --walk-forward (e.g. cooldown_bars=15,30). Repeatable.",
+)
+@click.option(
+    "--min-trades",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="In-sample trades a parameter set needs to be chosen.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary table.")
 def cli(
     bars: tuple[str, ...],
@@ -78,6 +97,9 @@ def cli(
     iv: tuple[str, ...],
     json_out: str,
     html_out: str | None,
+    folds: int | None,
+    search: tuple[str, ...],
+    min_trades: int,
     quiet: bool,
 ) -> None:
     """Backtest the built-in strategies on bars (and option quotes) with ask/bid fills and fees."""
@@ -89,6 +111,7 @@ def cli(
     from aiots.services.backtest.html import render
     from aiots.services.backtest.readers import DataFileError
     from aiots.services.backtest.runner import BacktestSettings
+    from aiots.services.backtest.walkforward import apply_overrides, parse_search, walk_forward
 
     try:
         syms = tuple(normalize_ticker(s, "--symbols") for s in symbols.split(",") if s.strip())
@@ -108,8 +131,17 @@ def cli(
     base = BacktestSettings()
     settings = replace(base, model=replace(base.model, iv_by_symbol=ivs))
     inputs = BacktestInputs(bars, option_quotes, chains, config, syms, date_from, date_to, seed, settings)
+    if search and not folds:
+        raise click.BadParameter("needs --walk-forward N", param_hint="--search")
+    try:
+        grid = parse_search(search)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--search") from None
     try:
         data = load(inputs)
+        for key, values in grid.items():
+            for v in values:
+                apply_overrides(data.config, {key: v})
     except (DataFileError, ValueError, ValidationError, OSError) as exc:
         raise click.ClickException(str(exc).splitlines()[0] if isinstance(exc, ValidationError) else str(exc)) from None
     if quiet:
@@ -132,6 +164,10 @@ def cli(
                 prog.update(tasks[stage], completed=done)  # type: ignore[arg-type]
 
             report = run_backtest(inputs, progress, data=data)
+            if folds:
+                report["walk_forward"] = walk_forward(inputs, data, grid, folds, min_trades, progress)
+    if quiet and folds:
+        report["walk_forward"] = walk_forward(inputs, data, grid, folds, min_trades)
     Path(json_out).write_text(json.dumps(report, indent=1))
     if html_out:
         Path(html_out).write_text(render(report))
