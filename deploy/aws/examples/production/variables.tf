@@ -25,6 +25,12 @@ variable "alarm_email" {
   default     = null
 }
 
+variable "databento_enabled" {
+  description = "Live Databento feed (after deploy.sh put-secret DATABENTO_API_KEY); false: simulator."
+  type        = bool
+  default     = false
+}
+
 variable "external_database_url_secret_arn" {
   description = "Secret with a Timescale Cloud DATABASE_URL; null creates RDS PostgreSQL (no TimescaleDB)."
   type        = string

@@ -182,7 +182,7 @@ resource "aws_ecs_task_definition" "service" {
         { name = "metrics", containerPort = each.value.metrics_port, protocol = "tcp" },
       ]
       environment = [for k, v in merge(local.common_environment, local.service_environment[each.key]) : { name = k, value = v }]
-      secrets     = [for s in local.service_secrets[each.key] : { name = s, valueFrom = local.secret_arns[s] }]
+      secrets     = [for s in local.service_secrets[each.key] : { name = s, valueFrom = local.secret_arns[s] } if s != "DATABENTO_API_KEY" || var.databento_enabled]
       healthCheck = {
         command     = local.healthcheck_command
         interval    = 10

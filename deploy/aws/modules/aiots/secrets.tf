@@ -1,7 +1,8 @@
 # Secrets Manager. DATABASE_URL and REDIS_URL are composed here from generated passwords (they are
 # therefore in the Terraform state: keep the state in an encrypted, access-controlled backend, see
 # examples/production/versions.tf). The Databento key and the JWKS are created empty: their values
-# never pass through Terraform (deploy.sh put-secret sets them), so the state never holds them.
+# never pass through Terraform (deploy.sh put-secret sets them): the state holds only the JWKS's
+# first value (public keys, default: none) and never the Databento key.
 
 resource "random_password" "db" {
   count   = local.use_rds ? 1 : 0
@@ -60,4 +61,14 @@ resource "aws_secretsmanager_secret" "jwks" {
   kms_key_id              = aws_kms_key.this.arn
   recovery_window_in_days = 7
   tags                    = local.tags
+}
+
+# A first JWKS so that the gateway task can start (ECS needs a secret value); put-secret replaces it.
+resource "aws_secretsmanager_secret_version" "jwks_initial" {
+  secret_id     = aws_secretsmanager_secret.jwks.id
+  secret_string = var.initial_jwks_json
+
+  lifecycle {
+    ignore_changes = [secret_string]
+  }
 }

@@ -160,6 +160,25 @@ variable "alb_access_logs_bucket" {
   default     = null
 }
 
+# ------------------------------------------------------------------------------ secrets
+
+variable "databento_enabled" {
+  description = "Inject DATABENTO_API_KEY into ingestion (live Databento feed). Set true after `deploy.sh put-secret DATABENTO_API_KEY`; false: the simulator feeds the system."
+  type        = bool
+  default     = false
+}
+
+variable "initial_jwks_json" {
+  description = "First value of the JWKS secret (public keys, not sensitive). Later values come from `deploy.sh put-secret AIOTS_JWKS_JSON` and are kept. The default has no key: every token is refused until the identity provider's JWKS is stored."
+  type        = string
+  default     = "{\"keys\": []}"
+
+  validation {
+    condition     = can(jsondecode(var.initial_jwks_json).keys)
+    error_message = "initial_jwks_json must be a JWKS document: {\"keys\": [...]}."
+  }
+}
+
 # ------------------------------------------------------------------------------ data stores
 
 variable "external_database_url_secret_arn" {
