@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "quote": "quote",
     "chain": "chain",
     "greeks": "greeks",
+    "portfolio": "portfolio",
     "backtest": "backtest",
 }
 
