@@ -254,7 +254,7 @@ BUSINESS = dashboard(
             "Median P&L on premium by strategy",
             [
                 (
-                    "histogram_quantile(0.5, sum by (strategy, le) (rate(aiots_signal_pnl_percent_bucket[24h])))",
+                    "100 * (histogram_quantile(0.5, sum by (strategy, le) (rate(aiots_signal_return_ratio_bucket[24h]))) - 1)",
                     "{{strategy}}",
                 )
             ],

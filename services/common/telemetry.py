@@ -47,7 +47,8 @@ aiots_cache_requests_total                  counter    op, result              r
 aiots_signals_total                         counter    strategy, status        signals created (status=OPEN)
                                                                                and status changes
 aiots_signals_open                          gauge      strategy                signals currently open
-aiots_signal_pnl_percent                    histogram  strategy, status        premium P&L of closed signals
+aiots_signal_return_ratio                   histogram  strategy, status        exit proceeds / cost of closed
+                                                                               signals after fees (0.95 = -5 %)
 aiots_subscribers                           gauge      stream                  open streaming subscribers
 aiots_subscriber_drops_total                counter    stream, reason          subscribers ended by overflow
 aiots_audit_events_total                    counter    action, outcome         admin actions (see audit.py)
@@ -110,7 +111,9 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     5.0,
     10.0,
 )
-PNL_BUCKETS_PCT: tuple[float, ...] = (-50.0, -20.0, -10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+# Exit proceeds / premium paid, after fees: 1.0 is breakeven, 0.95 a 5 % loss (histograms take no
+# negative values, so losses are recorded as ratios below 1 instead of negative percentages).
+RETURN_RATIO_BUCKETS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98, 1.0, 1.02, 1.05, 1.1, 1.2, 1.5, 2.0)
 # gRPC codes that mean the server failed (span status ERROR); the rest are the caller's problem.
 SERVER_ERROR_CODES = frozenset(
     {"UNKNOWN", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "DEADLINE_EXCEEDED", "UNIMPLEMENTED"}
@@ -177,20 +180,21 @@ CATALOG: tuple[MetricSpec, ...] = (
                ("topic", "group")),
     MetricSpec("aiots_bus_pending", "gauge", "Delivered but unacknowledged events (backlog)", "1",
                ("topic", "group"), prime={"topic": "none", "group": "none"}),
-    MetricSpec("aiots_cache_requests_total", "counter", "Cache lookups by result (hit|miss|error)", "1",
-               ("op", "result"), owners=("cache", "analytics", "signals"),
-               prime={"op": "get", "result": "hit"}),
     MetricSpec("aiots_bus_outbox_events_total", "counter",
                "Bus events kept on disk while Redis was away (spilled), sent later (replayed), or found "
                "already applied on replay (deduplicated)", "1", ("event",), prime={"event": "spilled"}),
     MetricSpec("aiots_bus_outbox_pending", "gauge", "Bus events waiting in the outbox for Redis", "1", (),
                prime={}),
+    MetricSpec("aiots_cache_requests_total", "counter", "Cache lookups by result (hit|miss|error)", "1",
+               ("op", "result"), owners=("cache", "analytics", "signals"),
+               prime={"op": "get", "result": "hit"}),
     MetricSpec("aiots_signals_total", "counter", "Signals created (OPEN) and status changes", "1",
                ("strategy", "status"), owners=("signals",), prime={"strategy": "none", "status": "OPEN"}),
     MetricSpec("aiots_signals_open", "gauge", "Signals currently open", "1", ("strategy",),
                owners=("signals",)),
-    MetricSpec("aiots_signal_pnl_percent", "histogram", "Premium P&L of closed signals, percent", "%",
-               ("strategy", "status"), owners=("signals",), buckets=PNL_BUCKETS_PCT),
+    MetricSpec("aiots_signal_return_ratio", "histogram",
+               "Exit proceeds / premium paid of closed signals, after fees (losses below 1)", "1",
+               ("strategy", "status"), owners=("signals",), buckets=RETURN_RATIO_BUCKETS),
     MetricSpec("aiots_subscribers", "updown", "Open streaming subscribers", "1", ("stream",),
                owners=("cache", "signals"), prime={"stream": "none"}),
     MetricSpec("aiots_subscriber_drops_total", "counter", "Subscribers ended by queue overflow", "1",
@@ -263,7 +267,7 @@ class Metrics:
         self.cache_requests = i["aiots_cache_requests_total"]
         self.signals = i["aiots_signals_total"]
         self.signals_open = i["aiots_signals_open"]
-        self.signal_pnl = i["aiots_signal_pnl_percent"]
+        self.signal_return = i["aiots_signal_return_ratio"]
         self.subscribers = i["aiots_subscribers"]
         self.subscriber_drops = i["aiots_subscriber_drops_total"]
         self.audit_events = i["aiots_audit_events_total"]

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from aiots.core.conventions import iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
@@ -35,6 +36,7 @@ from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.fanout import Broker
 from aiots.services.signals.models import Bar, OptionQuote, Signal
 from aiots.services.signals.service import SERVICE_NAME, SignalServicer, add_to_server
+from aiots.services.signals.stats import return_ratio
 from aiots.services.signals.store import SignalStore
 from aiots.v1 import common_pb2, events_pb2
 
@@ -99,7 +101,10 @@ class SignalsApp:
         self.store = SignalStore(rt.db)
         self.iv_ranks: dict[str, float] = {}
         self.engine = SignalEngine(
-            ConfigSource(self.cfg.strategies_file), iv_rank=lambda sym: self.iv_ranks.get(sym, math.nan)
+            ConfigSource(self.cfg.strategies_file),
+            iv_rank=lambda sym: self.iv_ranks.get(sym, math.nan),
+            dividend_yield=s.market.dividend_yield,
+            execution=s.execution.model(),
         )
         self.broker = Broker(
             self.cfg.subscriber_queue,
@@ -254,7 +259,9 @@ class SignalsApp:
         for sig in updates:
             if await self.store.close(sig):
                 metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
-                metrics.signal_pnl.record(sig.pnl_pct, {"strategy": sig.strategy, "status": sig.status.name})
+                metrics.signal_return.record(
+                    return_ratio(sig.pnl_pct), {"strategy": sig.strategy, "status": sig.status.name}
+                )
                 ev = events_pb2.SignalEvent(
                     symbol=sig.symbol, ts_event=sig.exit_ns, signal=signal_to_proto(sig), is_update=True
                 )
@@ -291,8 +298,7 @@ class SignalsApp:
                     continue
                 iv = h.iv[~np.isnan(h.iv)]
                 if len(iv) >= 2:
-                    lo, hi = float(iv.min()), float(iv.max())
-                    self.iv_ranks[sym] = 100.0 * (float(iv[-1]) - lo) / (hi - lo) if hi > lo else math.nan
+                    self.iv_ranks[sym] = iv_rank(float(iv[-1]), iv)
             await asyncio.sleep(IV_RANK_REFRESH_S)
 
 

@@ -13,13 +13,19 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from aiots.core.conventions import DEFAULT_RATE
+
 log = logging.getLogger(__name__)
 
 DEFAULT_FILE = Path(__file__).with_name("strategies.yaml")
 
 
 class SelectionConfig(BaseModel):
-    """How a contract is chosen and how target/stop are set (premiums in dollars per share)."""
+    """How a contract is chosen and how target/stop are set (premiums in dollars per share).
+
+    Levels are executable: entry at the ask, target and stop measured on the bid a long holder can
+    sell at, returns after the execution model's fees on both legs.
+    """
 
     dte_min: float = Field(2.0, ge=0, description="minimum calendar days to expiry")
     dte_max: float = Field(21.0, gt=0, description="maximum calendar days to expiry")
@@ -29,15 +35,25 @@ class SelectionConfig(BaseModel):
     min_open_interest: float = Field(100.0, ge=0)
     min_volume: float = Field(10.0, ge=0)
     min_premium: float = Field(0.20, ge=0, description="mid at least, dollars per share")
-    target_min_pct: float = Field(5.0, gt=0, description="smallest target gain on premium, %")
-    target_max_pct: float = Field(10.0, gt=0, description="largest target gain on premium, %")
+    target_min_pct: float = Field(5.0, gt=0, description="smallest target gain on premium after costs, %")
+    target_max_pct: float = Field(10.0, gt=0, description="largest target gain on premium after costs, %")
     target_capture: float = Field(0.6, gt=0, le=1, description="share of the expected move targeted")
-    min_reward_risk: float = Field(1.5, gt=0, description="(target-entry)/(entry-stop) at least")
-    max_stop_pct: float = Field(6.0, gt=0, description="largest stop loss on premium, %")
+    min_reward_risk: float = Field(0.3, ge=0, description="net reward / net risk at least (after costs)")
+    max_stop_pct: float = Field(35.0, gt=0, description="largest loss on premium at the stop, after costs, %")
+    stop_spread_mult: float = Field(2.0, ge=0, description="stop at least this many spreads below the entry")
+    stop_noise_mult: float = Field(1.0, ge=0, description="and at least this many option noise units below it")
+    noise_bars: int = Field(5, ge=1, description="bars of underlying ATR (through delta/gamma) in one noise unit")
     spread_cover: float = Field(2.0, ge=0, description="expected gain must exceed this x half-spread")
+    min_quote_size: float = Field(1.0, ge=0, description="contracts quoted on the ask at least (when sizes are known)")
+    event_iv_ratio: float = Field(
+        1.5, gt=1, description="front-expiry ATM IV / next expiry's at or above this = event risk: skip the idea"
+    )
+    min_expected_value_pct: float = Field(
+        0.0, description="expected value after costs at the calibrated probability, % of premium, above this"
+    )
     max_iv_rank_debit: float = Field(80.0, ge=0, le=100, description="skip buying premium above this IV rank")
     low_iv_rank: float = Field(30.0, ge=0, le=100, description="IV rank counted as cheap premium")
-    risk_free_rate: float = Field(0.045, description="continuously compounded")
+    risk_free_rate: float = Field(DEFAULT_RATE, description="continuously compounded")
 
     @model_validator(mode="after")
     def _ranges(self) -> SelectionConfig:
@@ -51,10 +67,31 @@ class SelectionConfig(BaseModel):
 
 
 class ConfidenceConfig(BaseModel):
-    """confidence = model_weight * p_model + (1 - model_weight) * evidence (both 0..1)."""
+    """Confidence is the calibrated probability that the target is reached before the stop or the horizon.
 
-    model_weight: float = Field(0.6, ge=0, le=1)
+    The calibration artifact (``calibration.json`` beside this module, refitted by ``aiots backtest
+    --refit-calibration``) maps the model probability and the strategy evidence to that probability;
+    without an artifact the confidence is the model probability itself. ``model_weight`` is kept for
+    old configs and no longer used.
+    """
+
+    model_weight: float = Field(0.6, ge=0, le=1, description="unused (kept so older YAML files still load)")
     low_iv_bonus: float = Field(0.05, ge=0, le=0.5, description="added to evidence when IV rank is low")
+    calibration_file: Path | None = Field(None, description="calibration artifact (JSON); the packaged one if unset")
+
+
+class MarketHoursConfig(BaseModel):
+    """When ideas may fire: regular hours only, after the opening minutes, horizons ending before the close."""
+
+    open_delay_minutes: float = Field(5.0, ge=0, description="no signal in the first minutes (stale quotes)")
+    close_buffer_minutes: float = Field(5.0, ge=0, description="every horizon ends this long before the close")
+    min_horizon_minutes: float = Field(10.0, gt=0, description="skip ideas with less time than this left")
+
+
+class SizingConfig(BaseModel):
+    """Suggested size: contracts whose loss at the stop (after costs) fits the dollar risk per trade."""
+
+    risk_per_trade_usd: float = Field(500.0, gt=0, description="dollars at risk per signal")
 
 
 class MomentumBreakoutConfig(BaseModel):
@@ -109,6 +146,8 @@ class SignalsConfig(BaseModel):
     cooldown_bars: int = Field(30, ge=0, description="bars before the same (symbol, strategy) fires again")
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
+    market_hours: MarketHoursConfig = Field(default_factory=MarketHoursConfig)
+    sizing: SizingConfig = Field(default_factory=SizingConfig)
     strategies: StrategiesConfig = Field(default_factory=StrategiesConfig)
 
     @property

@@ -38,7 +38,9 @@ def signal_to_proto(s: Signal, *, with_history: bool = True) -> signals_pb2.Sign
             expiry=q.expiry,
             right=common_pb2.OPTION_RIGHT_CALL if q.is_call else common_pb2.OPTION_RIGHT_PUT,
             multiplier=q.multiplier,
-            style=common_pb2.EXERCISE_STYLE_AMERICAN,
+            style=common_pb2.EXERCISE_STYLE_EUROPEAN
+            if s.exercise_style == "european"
+            else common_pb2.EXERCISE_STYLE_AMERICAN,
         ),
         entry_price=s.entry_price,
         bid=q.bid,
@@ -62,7 +64,13 @@ def signal_to_proto(s: Signal, *, with_history: bool = True) -> signals_pb2.Sign
         ],
         status=signals_pb2.SignalStatus.ValueType(int(s.status)),
         projected_move=s.projected_move,
+        suggested_contracts=s.suggested_contracts,
+        fee_per_contract=s.fee_per_contract,
+        p_model=s.p_model,
+        risk_per_contract=s.risk_per_contract,
     )
+    if s.updated_ns:
+        msg.updated_at.CopyFrom(ts(s.updated_ns))
     if s.status.closed:
         msg.outcome.CopyFrom(
             signals_pb2.SignalOutcome(exit_time=ts(s.exit_ns), exit_price=s.exit_price, pnl_pct=s.pnl_pct)
@@ -118,4 +126,10 @@ def signal_from_proto(m: signals_pb2.Signal, expiry_ns: int = 0) -> Signal:
         exit_ns=m.outcome.exit_time.ToNanoseconds() if m.HasField("outcome") else 0,
         exit_price=m.outcome.exit_price,
         history=[StatusChange(Status(h.status), h.at.ToNanoseconds(), h.option_price, h.note) for h in m.history],
+        suggested_contracts=m.suggested_contracts,
+        fee_per_contract=m.fee_per_contract,
+        p_model=m.p_model,
+        risk_per_contract=m.risk_per_contract,
+        exercise_style="european" if c.style == common_pb2.EXERCISE_STYLE_EUROPEAN else "american",
+        updated_ns=m.updated_at.ToNanoseconds() if m.HasField("updated_at") else 0,
     )

@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from aiots.core.conventions import NS_PER_MIN, calendar
+from aiots.core.execution import ExecutionModel
+from aiots.services.signals.calibration import Calibrator, load_calibrator
 from aiots.services.signals.config import ConfigSource, SignalsConfig
 from aiots.services.signals.features import SymbolFeatures
 from aiots.services.signals.ids import signal_id
@@ -46,12 +49,18 @@ class SignalEngine:
         iv_rank: Callable[[str], float] | None = None,
         dividend_yield: Callable[[str], float] | None = None,
         strategies: list[Strategy] | None = None,
+        execution: ExecutionModel | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self._source = config if isinstance(config, ConfigSource) else None
         self._static = config if isinstance(config, SignalsConfig) else None
+        self.execution = execution or ExecutionModel()
         self.chains = chains or ChainBook()
         self.tracker = LifecycleTracker()
-        self.selector = ContractSelector()
+        cal = calibrator if calibrator is not None else load_calibrator(self.config.confidence.calibration_file)
+        self.selector = ContractSelector(self.execution, cal)
+        #: why ideas found no contract, counted by reason (event risk, costs, liquidity, hours)
+        self.skipped: dict[str, int] = {}
         self.strategies = strategies or all_strategies()
         self._iv_rank = iv_rank or (lambda _s: math.nan)
         self._q = dividend_yield or (lambda _s: 0.0)
@@ -89,6 +98,8 @@ class SignalEngine:
             return [], []
         n = self._bar_count[bar.symbol] = self._bar_count.get(bar.symbol, 0) + 1
         updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol)
+        if not self.may_open(bar.close_ts_ns, cfg):
+            return [], updates
         ideas: list[Idea] = []
         for strat in self.strategies:
             self.evaluations += 1
@@ -100,13 +111,38 @@ class SignalEngine:
                 ideas.append(idea)
         return ideas, updates
 
+    @staticmethod
+    def may_open(now_ns: int, cfg: SignalsConfig) -> bool:
+        """Regular hours, past the opening delay, with at least the minimum horizon before the close."""
+        s = calendar().session_of(now_ns)
+        if s is None or not (s.open_ns <= now_ns < s.close_ns):
+            return False
+        mh = cfg.market_hours
+        if now_ns < s.open_ns + int(mh.open_delay_minutes * NS_PER_MIN):
+            return False
+        last = s.close_ns - int((mh.close_buffer_minutes + mh.min_horizon_minutes) * NS_PER_MIN)
+        return now_ns <= last
+
+    @staticmethod
+    def horizon_end(now_ns: int, horizon_ns: int, cfg: SignalsConfig) -> int:
+        """``now + horizon`` clipped to ``close_buffer_minutes`` before the session's close (early closes too)."""
+        s = calendar().session_of(now_ns)
+        end = now_ns + horizon_ns
+        if s is None:
+            return end
+        return min(end, s.close_ns - int(cfg.market_hours.close_buffer_minutes * NS_PER_MIN))
+
     def select(self, bar: Bar, ideas: list[Idea]) -> list[Signal]:
-        """The costly half of :meth:`on_bar`: a contract for each idea (American IV solves)."""
+        """The costly half of :meth:`on_bar`: a contract for each idea (IV solves)."""
         cfg = self.config
         now = bar.close_ts_ns
         n = self._bar_count.get(bar.symbol, 0)
         new: list[Signal] = []
         for idea in ideas:
+            end = self.horizon_end(now, idea.horizon_ns, cfg)
+            if end - now < int(cfg.market_hours.min_horizon_minutes * NS_PER_MIN):
+                self.skipped["horizon past the close"] = self.skipped.get("horizon past the close", 0) + 1
+                continue
             sel = self.selector.select(
                 idea,
                 self.chains.chain(bar.symbol),
@@ -114,8 +150,11 @@ class SignalEngine:
                 cfg,
                 dividend_yield=self._q(bar.symbol),
                 iv_rank=self._iv_rank(bar.symbol),
+                horizon_end_ns=end,
             )
             if sel is None:
+                why = self.selector.last_skip.split(":")[0] or "no contract"
+                self.skipped[why] = self.skipped.get(why, 0) + 1
                 continue
             self._last_fired[(bar.symbol, idea.strategy)] = n
             sig = Signal(
@@ -129,7 +168,7 @@ class SignalEngine:
                 entry_price=sel.entry,
                 target_price=sel.target,
                 stop_price=sel.stop,
-                horizon_ns=now + idea.horizon_ns,
+                horizon_ns=end,
                 confidence=sel.confidence,
                 expected_return_pct=sel.expected_return_pct,
                 reward_risk=sel.reward_risk,
@@ -138,7 +177,12 @@ class SignalEngine:
                 iv_rank=self._iv_rank(bar.symbol),
                 reasons=idea.reasons,
                 projected_move=idea.projected_move,
-                history=[StatusChange(Status.OPEN, now, sel.entry, f"opened by {idea.strategy}")],
+                history=[StatusChange(Status.OPEN, now, sel.entry, f"opened by {idea.strategy} (bought at the ask)")],
+                suggested_contracts=sel.suggested_contracts,
+                fee_per_contract=self.execution.fee_per_contract,
+                p_model=sel.p_model,
+                risk_per_contract=sel.risk_per_contract,
+                exercise_style=sel.style,
             )
             self.tracker.add(sig)
             new.append(sig)

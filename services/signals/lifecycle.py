@@ -1,10 +1,12 @@
 """Open signals watched against live option quotes and time.
 
-Exit rules (premiums per share): the option's **bid** at or above the target -> TARGET_HIT at the
-bid (a price one can actually sell at); the **mid** (the mark) at or below the stop -> STOPPED,
-filled at the bid; the horizon passing first -> EXPIRED at the last bid seen (mid when no bid).
-Triggering the stop on the bid would stop most ideas out on the spread alone, since the entry is
-the mid. Returns the changed signals; persistence is the caller's job.
+Exit rules (premiums per share), all on the price a long holder can sell at, the **bid**: the bid
+at or above the target -> TARGET_HIT at the bid; the bid at or below the stop -> STOPPED at the
+bid; the horizon (which the engine ends before the session's close) passing first -> EXPIRED at
+the last bid seen (0 when the contract never had a bid: nothing could be sold). The entry is the
+ask and the stop sits at least two spreads below it, so the spread alone does not stop an idea
+out. Each change is stamped with the quote's (or the clock's) time in ``updated_ns``. Returns the
+changed signals; persistence is the caller's job.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class LifecycleTracker:
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
             self._by_occ.setdefault(sig.contract.occ_symbol, {})[sig.id] = sig
+            if sig.contract.bid > 0:
+                self._last_bid.setdefault(sig.contract.occ_symbol, sig.contract.bid)
 
     def replace(self, sig: Signal) -> None:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
@@ -38,6 +42,7 @@ class LifecycleTracker:
         sig.status = status
         sig.exit_ns = at_ns
         sig.exit_price = price
+        sig.updated_ns = at_ns
         sig.history.append(StatusChange(status, at_ns, price, note))
         group = self._by_occ.get(sig.contract.occ_symbol, {})
         group.pop(sig.id, None)
@@ -61,8 +66,8 @@ class LifecycleTracker:
             elif q.bid >= sig.target_price:
                 note = f"bid {q.bid:.2f} >= target {sig.target_price:.2f}"
                 changed.append(self._close(sig, Status.TARGET_HIT, q.ts_ns, q.bid, note))
-            elif q.mid <= sig.stop_price:
-                note = f"mid {q.mid:.3f} <= stop {sig.stop_price:.2f} (sold at the bid {q.bid:.2f})"
+            elif q.bid <= sig.stop_price:
+                note = f"bid {q.bid:.2f} <= stop {sig.stop_price:.2f}"
                 changed.append(self._close(sig, Status.STOPPED, q.ts_ns, q.bid, note))
         return changed
 
@@ -71,6 +76,6 @@ class LifecycleTracker:
         changed: list[Signal] = []
         for sig in sorted(self.open_signals(), key=lambda s: s.id):
             if (symbol is None or sig.symbol == symbol) and now_ns >= sig.horizon_ns:
-                price = self._last_bid.get(sig.contract.occ_symbol, 0.0) or sig.contract.mid
+                price = self._last_bid.get(sig.contract.occ_symbol, 0.0)
                 changed.append(self._close(sig, Status.EXPIRED, sig.horizon_ns, price, "horizon reached"))
         return changed

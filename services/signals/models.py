@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -72,6 +73,7 @@ class Idea:
     evidence: float
     reasons: tuple[Reason, ...]
     prefer_debit: bool = True
+    atr: float = math.nan  # the underlying's ATR (dollars per bar) the idea was measured with
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ class OptionQuote:
     @property
     def mid(self) -> float:
         return 0.5 * (self.bid + self.ask)
+
+    @property
+    def two_sided(self) -> bool:
+        """Both sides quoted and not crossed (the only quotes a mid or a fill may come from)."""
+        return self.bid > 0.0 and self.ask >= self.bid
 
 
 @dataclass(frozen=True)
@@ -145,9 +152,20 @@ class Signal:
     exit_ns: int = 0
     exit_price: float = 0.0
     history: list[StatusChange] = field(default_factory=list)
+    suggested_contracts: int = 0  # for the configured dollar risk per trade (risk to the stop, after costs)
+    fee_per_contract: float = 0.0  # dollars per contract per fill
+    p_model: float = math.nan  # the model's raw probability (target before stop or horizon)
+    risk_per_contract: float = 0.0  # dollars lost per contract if stopped at the stop, fees included
+    exercise_style: str = "american"
+    updated_ns: int = 0  # the latest status change (0 while it has none)
 
     @property
     def pnl_pct(self) -> float:
-        if self.exit_price <= 0.0 or self.entry_price <= 0.0:
+        """Return on the premium paid, from the fills and after fees on both legs (0 while open).
+
+        An exit at a price of 0 (no bid at the horizon) is a total loss of premium and fees."""
+        if not self.status.closed or self.entry_price <= 0.0:
             return 0.0
-        return (self.exit_price / self.entry_price - 1.0) * 100.0
+        fee = self.fee_per_contract / self.contract.multiplier
+        cost = self.entry_price + fee
+        return (max(self.exit_price, 0.0) - fee) / cost * 100.0 - 100.0

@@ -7,6 +7,7 @@ message once for all subscribers, so this handler yields bytes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -19,6 +20,7 @@ from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExha
 from aiots.services.common.telemetry import metrics
 from aiots.services.common.validation import require_time_range
 from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
+from aiots.services.signals.stats import signal_stats
 from aiots.services.signals.store import SignalFilter, SignalStore
 from aiots.v1 import signals_pb2
 
@@ -179,8 +181,22 @@ class SignalServicer:
             (),
             *require_time_range(request, ordered=False),
         )
-        rows = await self.store.stats(f)
-        return signals_pb2.GetSignalStatsResponse(rows=[signals_pb2.SignalStatsRow(**r) for r in rows])
+        rows, cal = signal_stats(await self.store.outcomes(f))
+        return signals_pb2.GetSignalStatsResponse(
+            rows=[signals_pb2.SignalStatsRow(**dataclasses.asdict(r)) for r in rows],
+            calibration=signals_pb2.SignalCalibration(
+                brier=cal.brier,
+                ece=cal.ece,
+                base_rate=cal.base_rate,
+                brier_base_rate=cal.brier_base_rate,
+                bins=[
+                    signals_pb2.CalibrationBin(
+                        lo=b.lo, hi=b.hi, predicted=b.predicted, realised=b.realised, count=b.count
+                    )
+                    for b in cal.bins
+                ],
+            ),
+        )
 
 
 def _identity(b: bytes) -> bytes:

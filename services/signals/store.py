@@ -12,6 +12,7 @@ from typing import Any
 
 from aiots.services.signals.conversions import signal_from_proto, signal_to_proto
 from aiots.services.signals.models import Signal, Status
+from aiots.services.signals.stats import Outcome
 from aiots.v1 import signals_pb2
 
 
@@ -179,29 +180,13 @@ class SignalStore:
             out.append(signal_from_proto(m))
         return out
 
-    async def stats(self, f: SignalFilter) -> list[dict[str, Any]]:
+    async def outcomes(self, f: SignalFilter) -> list[Outcome]:
+        """Every signal the filter selects, as (strategy, symbol, status, P&L after fees, confidence)."""
         args: list[Any] = []
         where = f.where(args)
-        rows = await self.pool.fetch(
-            f"""SELECT strategy, symbol, count(*) AS total,
-                   count(*) FILTER (WHERE status = 1) AS open,
-                   count(*) FILTER (WHERE status = 2) AS target_hit,
-                   count(*) FILTER (WHERE status = 3) AS stopped,
-                   count(*) FILTER (WHERE status = 4) AS expired
-               FROM signals WHERE {where} GROUP BY strategy, symbol ORDER BY strategy, symbol""",
-            *args,
-        )
-        out = [dict(r) for r in rows]
-        pnl = await self.pool.fetch(
-            f"SELECT strategy, symbol, payload FROM signals WHERE {where} AND status IN (2,3,4)", *args
-        )
-        sums: dict[tuple[str, str], list[float]] = {}
-        for p in pnl:
-            m = signals_pb2.Signal.FromString(p["payload"])
-            sums.setdefault((p["strategy"], p["symbol"]), []).append(m.outcome.pnl_pct)
-        for row in out:
-            vals = sums.get((row["strategy"], row["symbol"]), [])
-            row["avg_pnl_pct"] = sum(vals) / len(vals) if vals else 0.0
-            done = row["target_hit"] + row["stopped"] + row["expired"]
-            row["hit_rate"] = row["target_hit"] / done if done else 0.0
+        rows = await self.pool.fetch(f"SELECT payload FROM signals WHERE {where} ORDER BY id", *args)
+        out = []
+        for r in rows:
+            m = signals_pb2.Signal.FromString(r["payload"])
+            out.append(Outcome(m.strategy, m.symbol, Status(m.status), m.outcome.pnl_pct, m.confidence))
         return out

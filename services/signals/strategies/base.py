@@ -46,6 +46,7 @@ def atr_idea(
         horizon_ns=horizon_bars * bar.interval_ns,
         evidence=evidence,
         reasons=reasons,
+        atr=atr,
     )
 
 

@@ -59,4 +59,5 @@ class MeanReversion:
             horizon_ns=c.horizon_bars * bar.interval_ns,
             evidence=evidence,
             reasons=(band, rsi, candle),
+            atr=atr,
         )

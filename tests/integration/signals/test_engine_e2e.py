@@ -1,9 +1,11 @@
 """A scripted market on the bus -> engine -> store -> fan-out -> typed gRPC client.
 
 The bars are built so that a volume-confirmed breakout happens at a known minute (80); the
-option chain is priced with the core's American pricer. The client subscribes before the first
-bar and must receive exactly that signal, on a call inside the configured DTE/delta window,
-with target/stop obeying the 5-10 % / reward:risk rules, then its TARGET_HIT update.
+option chain is priced with the core's American pricer and quoted 10 s before the breakout bar
+closes (quotes older than the execution model's 60 s never fill). The client subscribes before
+the first bar and must receive exactly that signal, on a call inside the configured DTE/delta
+window, entered at the ask with a bid target 5-10 % above it after fees and a stop at least two
+spreads below, then its TARGET_HIT update.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ async def test_scripted_breakout_produces_the_expected_signal(app: tuple[Signals
             if sig_app.broker.subscribers:
                 break
             await asyncio.sleep(0.01)
-        for ev in chain_events(200.0, T0):
+        quote_ts = T0 + (BREAKOUT_MINUTE + 1) * MIN - 10 * 10**9
+        for ev in chain_events(200.0, quote_ts):
             await bus.publish(OPTION_TOPIC, "AAPL", ev)
         await asyncio.sleep(0.2)  # the chain is in before the bars (as in a live session)
         for ev in scripted_bars():
@@ -124,16 +127,19 @@ async def test_scripted_breakout_produces_the_expected_signal(app: tuple[Signals
         assert s.created_at.ToNanoseconds() == T0 + (BREAKOUT_MINUTE + 1) * MIN  # close of the breakout bar
         assert s.underlying_price == pytest.approx(201.2)
         assert s.contract.right == common_pb2.OPTION_RIGHT_CALL and s.contract.expiry == EXPIRY
-        # Entry is the published mid of the chosen contract.
-        quotes = {e.symbol: e for e in chain_events(200.0, T0)}
+        # Entry is the published ask of the chosen contract (an executable buy).
+        quotes = {e.symbol: e for e in chain_events(200.0, quote_ts)}
         q = quotes[s.contract.occ_symbol]
-        assert s.entry_price == pytest.approx(0.5 * (q.bid + q.ask))
+        assert s.entry_price == q.ask
         assert s.bid == q.bid and s.ask == q.ask
         sc = cfg.selection
         assert sc.delta_min <= s.greeks.delta <= sc.delta_max
-        gain = 100 * (s.target_price / s.entry_price - 1)
+        fee = s.fee_per_contract / 100
+        assert s.fee_per_contract == 0.65
+        gain = 100 * ((s.target_price - fee) / (s.entry_price + fee) - 1)  # sold at the bid, after fees
         assert sc.target_min_pct - 1e-9 <= gain <= sc.target_max_pct + 1e-9
-        assert s.reward_risk >= sc.min_reward_risk - 1e-9 and s.stop_price < s.entry_price
+        assert s.entry_price - s.stop_price >= 2 * (q.ask - q.bid) - 1e-9
+        assert s.reward_risk >= sc.min_reward_risk - 1e-9 and s.suggested_contracts >= 1
         assert 0 < s.confidence <= 1
         assert {r.indicator for r in s.reasons} >= {"close vs resistance", "volume / avg"}
         vol = next(r for r in s.reasons if r.indicator == "volume / avg")
@@ -150,6 +156,7 @@ async def test_scripted_breakout_produces_the_expected_signal(app: tuple[Signals
         assert upd.WhichOneof("event") == "update"
         assert upd.update.id == s.id and upd.update.status == signals_pb2.SIGNAL_STATUS_TARGET_HIT
         assert upd.update.outcome.exit_price == pytest.approx(hit.bid)
+        assert upd.update.updated_at.ToNanoseconds() == hit.ts_event  # stamped with the update's time
 
 
 async def _next_event(call: Any) -> signals_pb2.SubscribeSignalsResponse:

@@ -3,7 +3,9 @@ normalise, bars from trades, storage writer) -> bus -> signals engine -> SignalS
 
 The market is built so that a volume-confirmed breakout happens on minute 80; the option chain
 (definitions, open interest, quotes, a trade per contract) is priced with the core's American
-pricer. A typed gRPC client subscribed before the replay must receive exactly that signal.
+pricer and quoted again 5 s before the breakout bar closes (quotes older than the execution
+model's 60 s never fill). A typed gRPC client subscribed before the replay must receive exactly
+that signal, entered at the ask.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def mapping(iid: int, sym: str) -> Any:
 
 
 def chain_records(spot: float) -> tuple[list[Any], dict[str, int], dict[str, tuple[float, float]]]:
-    """Definitions, open interest, one quote and one 20-lot trade per contract (all at T0)."""
+    """Definitions, open interest, one quote and one 20-lot trade per contract (at T0), and the same
+    quote again 5 s before the breakout bar closes."""
     T = (expiry_ns(EXPIRY.isoformat()) - T0) / (365 * 86_400 * NS)
     recs: list[Any] = []
     ids: dict[str, int] = {}
@@ -118,6 +121,14 @@ def chain_records(spot: float) -> tuple[list[Any], dict[str, int], dict[str, tup
                 action=dbn.Action.TRADE, side=dbn.Side.NONE, depth=0, ts_recv=T0 + 2, sequence=iid,
             ))  # fmt: skip
             iid += 1
+    late = T0 + (BREAKOUT + 1) * MIN - 5 * NS
+    for occ, (bid, ask) in quotes.items():
+        recs.append(dbn.CBBOMsg(
+            rtype=dbn.RType.CBBO_1S, publisher_id=PUB_OPRA, instrument_id=ids[occ], ts_event=late,
+            price=dbn.UNDEF_PRICE, size=0, side=dbn.Side.NONE, ts_recv=late,
+            levels=dbn.ConsolidatedBidAskPair(bid_px=fx(bid), ask_px=fx(ask), bid_sz=10, ask_sz=10,
+                                              bid_pb=PUB_OPRA, ask_pb=PUB_OPRA),
+        ))  # fmt: skip
     return recs, ids, quotes
 
 
@@ -195,9 +206,11 @@ async def test_replayed_breakout_reaches_a_subscriber(
     assert s.underlying_price == pytest.approx(201.2)
     assert s.contract.right == common_pb2.OPTION_RIGHT_CALL and s.contract.expiry == EXPIRY.isoformat()
     bid, ask = quotes[s.contract.occ_symbol]
-    assert (s.bid, s.ask) == (bid, ask) and s.entry_price == pytest.approx(0.5 * (bid + ask))
+    assert (s.bid, s.ask) == (bid, ask) and s.entry_price == ask  # bought at the ask
     assert sc.delta_min <= s.greeks.delta <= sc.delta_max
-    assert sc.target_min_pct - 1e-9 <= 100 * (s.target_price / s.entry_price - 1) <= sc.target_max_pct + 1e-9
+    fee = s.fee_per_contract / 100
+    net = 100 * ((s.target_price - fee) / (s.entry_price + fee) - 1)  # sold at the bid, after fees
+    assert sc.target_min_pct - 1e-9 <= net <= sc.target_max_pct + 1e-9
     assert s.reward_risk >= sc.min_reward_risk - 1e-9
     vol = next(r for r in s.reasons if r.indicator == "volume / avg")
     assert vol.value == pytest.approx(4.0)  # 4,000 shares vs the 1,000-share average

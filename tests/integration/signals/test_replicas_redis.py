@@ -16,7 +16,9 @@ from aiots.services.common.settings import Settings
 from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC, SignalsApp
 from aiots.v1 import signals_pb2, signals_pb2_grpc
 from tests.integration.bus.redis_fixtures import redis_ns, redis_url  # noqa: F401 (fixtures)
-from tests.integration.signals.test_engine_e2e import chain_events, scripted_bars
+from tests.integration.signals.test_engine_e2e import BREAKOUT_MINUTE, MIN, T0, chain_events, scripted_bars
+
+QUOTE_TS = T0 + (BREAKOUT_MINUTE + 1) * MIN - 10 * 10**9  # fresh at the breakout (quotes > 60 s old never fill)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +49,7 @@ async def test_two_replicas_share_bars_and_both_fan_out(pg_pool: Any, redis_url:
                     break
                 await asyncio.sleep(0.01)
         pub = buses[0]
-        await pub.publish_many(OPTION_TOPIC, [("AAPL", ev) for ev in chain_events(200.0, scripted_bars()[0].ts_event)])
+        await pub.publish_many(OPTION_TOPIC, [("AAPL", ev) for ev in chain_events(200.0, QUOTE_TS)])
         for _ in range(500):  # each replica keeps the whole chain (one group per replica)
             if all(len(a.engine.chains.chain("AAPL")) == 42 for a in apps):
                 break

@@ -1,8 +1,11 @@
-"""Contract selection maths against hand-derived cases and closed forms."""
+"""Contract selection maths against hand-derived cases and closed forms, and the executable-level
+rules on hand-built chains: entry at the ask, target/stop on the bid after fees, the stop at least
+two spreads and one noise unit away, stale/one-sided/thin quotes refused, event risk skipped, EV > 0."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,11 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiots.core import options as opt
+from aiots.core.conventions import NS_PER_MIN, NY, datetime_to_ns
+from aiots.core.execution import ExecutionModel
+from aiots.services.signals.calibration import Calibrator
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import Direction, Idea, OptionQuote, Reason
 from aiots.services.signals.selection import (
     NS_PER_DAY,
     ContractSelector,
+    expected_value,
     move_for_option_change,
     race_probability,
     reach_probability,
@@ -54,6 +61,31 @@ def test_race_probability_matches_monte_carlo() -> None:
     assert up.mean() == pytest.approx(race_probability(s, u, lo, sig, mu), abs=0.03)
 
 
+def test_expected_value_by_hand() -> None:
+    # target 60 %, stop: the model split the other 40 % as 30 % stop / 10 % neither; horizon value 0.02
+    ev = expected_value(0.6, 0.6, 0.3, gain=0.10, loss=0.20, at_horizon=0.02)
+    assert ev == pytest.approx(0.6 * 0.10 - 0.3 * 0.20 + 0.1 * 0.02)
+    # a calibrated 0.3 keeps the model's 3:1 stop:neither split of the rest
+    ev = expected_value(0.3, 0.6, 0.3, gain=0.10, loss=0.20, at_horizon=5.0)  # horizon value clipped to the gain
+    assert ev == pytest.approx(0.3 * 0.10 - 0.7 * 0.75 * 0.20 + 0.7 * 0.25 * 0.10)
+
+
+def test_reach_probability_with_drift_matches_monte_carlo() -> None:
+    # Independent check: simulated Brownian motion with drift, barrier 2 % up over 1/52 year.
+    rng = np.random.default_rng(7)
+    s, level, sig, t, m = 100.0, 102.0, 0.3, 1 / 52, 0.8
+    n, steps = 20_000, 400
+    dt = t / steps
+    x = np.cumsum(m * dt + sig * math.sqrt(dt) * rng.standard_normal((n, steps)), axis=1)
+    hit = (x.max(axis=1) >= math.log(level / s)).mean()
+    # discrete monitoring misses crossings between steps: shift the barrier by 0.5826 sigma sqrt(dt)
+    # (Broadie-Glasserman-Kou continuity correction) to compare with the continuous formula
+    shifted = level * math.exp(0.5826 * sig * math.sqrt(dt))
+    assert reach_probability(s, shifted, sig, t, m) == pytest.approx(hit, abs=0.01)
+    # and downward barriers mirror it
+    assert reach_probability(s, s * s / level, sig, t, -m) == pytest.approx(reach_probability(s, level, sig, t, m))
+
+
 def test_reach_probability_reflection_principle() -> None:
     # P(max_{t<=T} W >= a) = 2 (1 - N(a / (sigma sqrt T))) for driftless Brownian motion.
     s, level, sig, t = 100.0, 103.0, 0.25, 10 / 365
@@ -79,11 +111,17 @@ def test_move_for_option_change_solves_the_taylor_model(
         assert delta * x + 0.5 * gamma * x * x + theta * days == pytest.approx(dv, abs=1e-9)
 
 
-def _chain(spot: float, now_ns: int, iv: float = 0.3, r: float = 0.045) -> list[OptionQuote]:
+# 10:00 ET on a regular session (Tuesday 2023-11-14)
+NOW = datetime_to_ns(__import__("datetime").datetime(2023, 11, 14, 10, 0, tzinfo=NY))
+
+
+def _chain(
+    spot: float, now_ns: int, iv: float = 0.3, r: float = 0.045, days: float = 10, tag: str = "250101"
+) -> list[OptionQuote]:
     """A synthetic chain priced with the core's American pricer (bid/ask = price -/+ 1%)."""
     out = []
-    exp_ns = now_ns + int(10 * NS_PER_DAY)
-    T = 10 / 365
+    exp_ns = now_ns + int(days * NS_PER_DAY)
+    T = days / 365
     for k in np.arange(spot * 0.9, spot * 1.1, 1.0):
         for is_call in (True, False):
             p = float(opt.american_price(spot, k, T, r, iv, 0.0, is_call))
@@ -91,7 +129,7 @@ def _chain(spot: float, now_ns: int, iv: float = 0.3, r: float = 0.045) -> list[
                 continue
             out.append(
                 OptionQuote(
-                    occ_symbol=f"TEST  250101{'C' if is_call else 'P'}{int(k * 1000):08d}",
+                    occ_symbol=f"TEST  {tag}{'C' if is_call else 'P'}{int(k * 1000):08d}",
                     underlying="AAPL",
                     expiry="2025-01-01",
                     expiry_ns=exp_ns,
@@ -117,42 +155,110 @@ def _idea(direction: Direction, move: float, spot: float = 100.0) -> Idea:
         horizon_ns=int(60 * 60e9),
         evidence=0.7,
         reasons=(Reason("x", 1.0, 0.5, "test"),),
+        atr=0.12,  # a 1-minute ATR of a $100 stock
     )
 
 
+FEE = 0.65 / 100  # dollars per share per fill (the default execution model)
+
+
 @pytest.mark.parametrize("direction,move", [(Direction.BULLISH, 3.0), (Direction.BEARISH, -3.0)])
-def test_selection_levels_respect_the_rules(direction: Direction, move: float) -> None:
+def test_selection_levels_are_executable(direction: Direction, move: float) -> None:
     cfg = SignalsConfig()
-    now = 1_700_000_000 * 10**9
-    sel = ContractSelector().select(_idea(direction, move), _chain(100.0, now), now, cfg)
+    sel = ContractSelector().select(_idea(direction, move), _chain(100.0, NOW), NOW, cfg)
     assert sel is not None
     q = sel.quote
     assert q.is_call == (direction is Direction.BULLISH)
     sc = cfg.selection
     assert sc.delta_min <= abs(sel.greeks.delta) <= sc.delta_max
-    gain = 100 * (sel.target / sel.entry - 1)
-    assert sc.target_min_pct - 1e-6 <= gain <= sc.target_max_pct + 1e-6
-    assert sel.reward_risk >= sc.min_reward_risk - 1e-6
-    assert sel.stop < sel.entry == pytest.approx(q.mid)
-    assert 0.0 <= sel.confidence <= 1.0
+    assert sel.entry == q.ask  # bought at the ask
+    # the target is a bid price returning 5-10 % after fees on both legs
+    net = 100 * ((sel.target - FEE) / (sel.entry + FEE) - 1)
+    assert sc.target_min_pct - 1e-6 <= net <= sc.target_max_pct + 1e-6
+    # the stop is at least two spreads below the entry
+    assert sel.entry - sel.stop >= 2 * (q.ask - q.bid) - 1e-12
+    loss = (sel.entry + FEE) - (sel.stop - FEE)
+    assert sel.reward_risk == pytest.approx((sel.target - FEE - sel.entry - FEE) / loss)
+    assert 100 * loss / (sel.entry + FEE) <= sc.max_stop_pct + 1e-9
+    assert 0.0 <= sel.confidence <= 1.0 and sel.expected_return_pct > 0
+    # expected value after costs is bounded by the all-target and all-stop cases
+    gain = sel.target - FEE - sel.entry - FEE
+    assert -loss < sel.expected_return_pct / 100 * (sel.entry + FEE) < gain
+    assert sel.suggested_contracts == int(cfg.sizing.risk_per_trade_usd // (loss * 100)) >= 1
     # IV recovered from the American prices the chain was built with (mid = American price).
     assert sel.iv == pytest.approx(0.3, abs=2e-3)
 
 
 def test_selection_skips_rich_premium_and_unpayable_moves() -> None:
     cfg = SignalsConfig()
-    now = 1_700_000_000 * 10**9
-    chain = _chain(100.0, now)
+    chain = _chain(100.0, NOW)
     idea = _idea(Direction.BULLISH, 3.0)
-    assert ContractSelector().select(idea, chain, now, cfg, iv_rank=95.0) is None
-    assert ContractSelector().select(_idea(Direction.BULLISH, 0.01), chain, now, cfg) is None
-    assert ContractSelector().select(idea, [], now, cfg) is None
+    assert ContractSelector().select(idea, chain, NOW, cfg, iv_rank=95.0) is None
+    assert ContractSelector().select(_idea(Direction.BULLISH, 0.01), chain, NOW, cfg) is None
+    assert ContractSelector().select(idea, [], NOW, cfg) is None
 
 
 def test_selection_is_deterministic() -> None:
     cfg = SignalsConfig()
-    now = 1_700_000_000 * 10**9
-    chain = _chain(100.0, now)
-    a = ContractSelector().select(_idea(Direction.BULLISH, 3.0), chain, now, cfg)
-    b = ContractSelector().select(_idea(Direction.BULLISH, 3.0), list(reversed(chain)), now, cfg)
+    chain = _chain(100.0, NOW)
+    a = ContractSelector().select(_idea(Direction.BULLISH, 3.0), chain, NOW, cfg)
+    b = ContractSelector().select(_idea(Direction.BULLISH, 3.0), list(reversed(chain)), NOW, cfg)
     assert a is not None and b is not None and a.quote.occ_symbol == b.quote.occ_symbol
+
+
+def test_stale_one_sided_and_thin_quotes_are_never_used() -> None:
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    chain = _chain(100.0, NOW)
+    old = [replace(q, ts_ns=NOW - 61 * 10**9) for q in chain]  # older than the 60 s limit
+    sel = ContractSelector()
+    assert sel.select(idea, old, NOW, cfg) is None and "no fresh" in sel.last_skip
+    no_bid = [replace(q, bid=0.0) for q in chain]
+    assert ContractSelector().select(idea, no_bid, NOW, cfg) is None
+    thin = [replace(q, ask_size=0.5, bid_size=10) for q in chain]  # under min_quote_size = 1 contract
+    assert ContractSelector().select(idea, thin, NOW, cfg) is None
+    fresh_enough = [replace(q, ts_ns=NOW - 59 * 10**9) for q in chain]
+    assert ContractSelector().select(idea, fresh_enough, NOW, cfg) is not None
+
+
+def test_front_expiry_iv_kink_is_event_risk() -> None:
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    front = _chain(100.0, NOW, iv=0.69, days=3, tag="231117")  # an earnings week
+    nxt = _chain(100.0, NOW, iv=0.30, days=10, tag="231124")
+    sel = ContractSelector()
+    assert sel.select(idea, front + nxt, NOW, cfg) is None
+    assert sel.last_skip.startswith("event risk") and "2.30x" in sel.last_skip
+    calm = _chain(100.0, NOW, iv=0.32, days=3, tag="231117") + nxt
+    assert sel.select(idea, calm, NOW, cfg) is not None
+
+
+def test_ev_negative_ideas_are_suppressed() -> None:
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    chain = _chain(100.0, NOW)
+    assert ContractSelector().select(idea, chain, NOW, cfg) is not None
+    # a calibration that says targets are rarely reached: EV after costs turns negative
+    pessimist = Calibrator(intercept=-4.0, logit_p_model=0.0, evidence=0.0, n=100)
+    assert ContractSelector(calibrator=pessimist).select(idea, chain, NOW, cfg) is None
+
+
+def test_theta_is_charged_in_trading_time() -> None:
+    # 60 one-minute bars = 60/390 of a trading day: the old calendar-time charge was 60/1440 of a day
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    sel = ContractSelector().select(idea, _chain(100.0, NOW), NOW, cfg, horizon_end_ns=NOW + 60 * NS_PER_MIN)
+    assert sel is not None
+    theta_trading = sel.greeks.theta * 365 / 252 * 60 / 390
+    theta_calendar = sel.greeks.theta * 60 / 1440
+    assert theta_trading / theta_calendar == pytest.approx((365 / 252) * (1440 / 390))  # ~5.3x
+
+
+def test_fees_come_from_the_execution_model() -> None:
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    free = ContractSelector(ExecutionModel(fee_per_contract=0.0)).select(idea, _chain(100.0, NOW), NOW, cfg)
+    paid = ContractSelector(ExecutionModel(fee_per_contract=0.65)).select(idea, _chain(100.0, NOW), NOW, cfg)
+    assert free is not None and paid is not None
+    if free.quote.occ_symbol == paid.quote.occ_symbol:
+        assert paid.target > free.target  # the fee round trip raises the bid needed for the same return

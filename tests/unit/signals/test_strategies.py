@@ -173,10 +173,11 @@ def test_engine_is_deterministic_across_runs() -> None:
         cfg.cooldown_bars = 0
         eng = SignalEngine(cfg)
         t0 = 1_760_016_600 * 10**9
+        chain: list[OptionQuote] = []
         for k in range(90, 111):
             for is_call in (True, False):
                 p = float(opt.american_price(100.0, float(k), 9 / 365, 0.045, 0.3, 0.0, is_call))
-                eng.chains.update(
+                chain.append(
                     OptionQuote(
                         f"AAPL  251017{'C' if is_call else 'P'}{k * 1000:08d}",
                         "AAPL",
@@ -197,6 +198,8 @@ def test_engine_is_deterministic_across_runs() -> None:
         out = []
         for i in range(1500):
             o = c[i - 1] if i else c[0]
+            for q in chain:  # the chain is re-quoted every minute (quotes older than 60 s never fill)
+                eng.chains.update(replace(q, ts_ns=t0 + (i + 1) * 60 * 10**9))
             new, _ = eng.on_bar(
                 Bar("AAPL", t0 + i * 60 * 10**9, o, max(o, c[i]) * 1.0004, min(o, c[i]) * 0.9996, c[i], v[i])
             )
