@@ -24,23 +24,22 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, TypeAlias
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from aiots.core import conventions as cv
+from aiots.services.common.errors import InvalidArgument
 from aiots.services.storage.migrate import engine_of
 
-NY = ZoneInfo("America/New_York")
-NS = 1_000_000_000
 INTERVAL_NS: dict[str, int] = {
-    "1s": NS,
-    "1m": 60 * NS,
-    "5m": 300 * NS,
-    "15m": 900 * NS,
-    "1h": 3600 * NS,
-    "1d": 86_400 * NS,
+    "1s": cv.NS_PER_S,
+    "1m": cv.NS_PER_MIN,
+    "5m": 5 * cv.NS_PER_MIN,
+    "15m": 15 * cv.NS_PER_MIN,
+    "1h": cv.NS_PER_HOUR,
+    "1d": cv.NS_PER_DAY,
 }
 STORED_INTERVALS = {"1s": "bars_1s", "1m": "bars_1m", "1d": "bars_1d"}
 ROLLED_INTERVALS = ("5m", "15m", "1h")
@@ -93,6 +92,8 @@ class OptionChain:
     ts: I64
     underlying_price: F64
     spot: float
+    session: dt.date | None = None  # the session the quotes come from (None: nothing quoted)
+    market_closed: bool = False  # True when answered from the last session while the market is closed
 
     def __len__(self) -> int:
         return len(self.occ)
@@ -129,13 +130,29 @@ class TradeRows:
 
 def session_start_ns(ts_ns: int) -> int:
     """Midnight America/New_York of the session date containing ``ts_ns``, in ns UTC."""
-    d = dt.datetime.fromtimestamp(ts_ns / NS, NY).date()
-    return int(dt.datetime(d.year, d.month, d.day, tzinfo=NY).timestamp()) * NS
+    return cv.ny_midnight_ns(cv.ny_date(ts_ns))
 
 
-def session_date(ts_ns: int) -> dt.date:
-    """Session date (America/New_York) of ``ts_ns``."""
-    return dt.datetime.fromtimestamp(ts_ns / NS, NY).date()
+session_date = cv.ny_date  # the session (New York) date of an instant
+
+
+def not_a_session(field: str, day: dt.date) -> InvalidArgument | None:
+    """INVALID_ARGUMENT naming the nearest sessions when ``day`` is not an NYSE session, else None."""
+    try:
+        cv.calendar().session(day)
+    except cv.NotASession as exc:
+        return InvalidArgument(field, str(exc), reason="NOT_A_SESSION")
+    return None
+
+
+def _window_day_closed(start_ns: int | None, end_ns: int | None) -> dt.date | None:
+    """The New York date of a [start, end) window lying inside one day that is not a session."""
+    if start_ns is None or end_ns is None or end_ns <= start_ns:
+        return None
+    day = cv.ny_date(start_ns)
+    if cv.ny_date(end_ns - 1) != day or cv.calendar().is_session(day):
+        return None
+    return day
 
 
 def _f64(rows: list[Any], i: int) -> F64:
@@ -186,6 +203,11 @@ async def get_bars(
                   WHERE symbol = $1 AND ts_event >= $2 AND ts_event < $3
                   GROUP BY b ORDER BY b DESC LIMIT $4"""
         rows = await pool.fetch(sql, sym, lo_b, hi, limit, width)
+    closed = _window_day_closed(start_ns, end_ns) if not rows else None
+    if closed is not None:  # a window inside a holiday or weekend: say which sessions are near
+        err = not_a_session("start", closed)
+        if err is not None:
+            raise err
     rows.reverse()
     return Bars(
         symbol=sym,
@@ -260,7 +282,12 @@ async def latest_option_chain(
     sess_start = session_start_ns(ref_ns)
     min_expiry = exp if exp is not None else session_date(ref_ns)
     rows = await pool.fetch(_CHAIN_SQL, und, min_expiry, exp, sess_start)
+    if exp is not None and not rows and (err := not_a_session("expiry", exp)) is not None:
+        raise err
     spot = await latest_price(pool, und)
+    quoted = session_date(int(last_ts)) if last_ts is not None else None
+    now = now_ns if now_ns is not None else dt_now_ns()
+    closed = quoted is not None and cv.calendar().phase(now) == "closed"
     oi_dates = np.array(
         [np.datetime64(r[9], "D") if r[9] is not None else np.datetime64("NaT", "D") for r in rows],
         dtype="datetime64[D]",
@@ -280,12 +307,14 @@ async def latest_option_chain(
         ts=_i64(rows, 10),
         underlying_price=_f64(rows, 11),
         spot=spot,
+        session=quoted,
+        market_closed=closed,
     )
 
 
 def dt_now_ns() -> int:
     """Current wall time in ns UTC."""
-    return int(dt.datetime.now(dt.UTC).timestamp() * NS)
+    return cv.datetime_to_ns(dt.datetime.now(cv.UTC))
 
 
 async def atm_iv_history(pool: Conn, underlying: str, days: int = 252) -> AtmIvHistory:
@@ -402,4 +431,6 @@ async def option_definitions(pool: Conn, underlying: str, expiry: dt.date | None
         underlying.upper(),
         expiry,
     )
+    if expiry is not None and not rows and (err := not_a_session("expiry", expiry)) is not None:
+        raise err
     return [_instr(r) for r in rows]

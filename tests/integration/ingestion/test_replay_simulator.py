@@ -10,7 +10,9 @@ from pathlib import Path
 
 import asyncpg
 import databento as db
+import exchange_calendars as xcals
 import numpy as np
+import pandas as pd
 
 from aiots.core import conventions as cv
 from aiots.services.bus.in_process import InProcessBus
@@ -107,6 +109,22 @@ async def test_simulator_history_and_live_ticks(make_database, tmp_path: Path) -
     assert len(iv) == 252 and np.all((iv.iv > 0.03) & (iv.iv < 1.5))
     chain = await queries.latest_option_chain(pool, "AAPL")
     assert len(chain) > 100
+    # asked on Saturday 2026-03-07, the chain comes from the last quoted session and says so
+    saturday = cv.ny_ns(dt.date(2026, 3, 7), dt.time(12, 0))
+    closed = await queries.latest_option_chain(pool, "AAPL", now_ns=saturday)
+    assert closed.session == dt.date(2026, 3, 3) and closed.market_closed and len(closed) == len(chain)
+    live = await queries.latest_option_chain(pool, "AAPL", now_ns=start + 3_600 * cv.NS_PER_S)
+    assert live.session == dt.date(2026, 3, 3) and not live.market_closed
+    # the listed expiries are NYSE sessions on the weekly/monthly schedule (exchange-calendars)
+    xnys = xcals.get_calendar("XNYS", start="2024-01-01", end="2026-12-31")
+    for e in {d.astype(object) for d in chain.expiry}:
+        assert xnys.is_session(pd.Timestamp(e)) and cv.is_weekly_expiry(e)
+    # OI is stamped at the previous session's close: 2026-03-02
+    assert {d.astype(object) for d in chain.oi_as_of} == {dt.date(2026, 3, 2)}
+    # daily bars only on sessions; 1-minute bars only in regular hours
+    d_days = [cv.ny_date(int(t) + 12 * cv.NS_PER_HOUR) for t in d.ts]
+    assert len(d_days) >= 250 and all(xnys.is_session(pd.Timestamp(x)) for x in d_days)
+    assert all(cv.calendar().is_regular_hours(int(t)) for t in m.ts)
     quoted = ~np.isnan(chain.bid)
     assert quoted.mean() > 0.9 and np.all(chain.ask[quoted] >= chain.bid[quoted])
     assert np.all(chain.open_interest > 0)

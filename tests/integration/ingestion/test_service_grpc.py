@@ -197,3 +197,28 @@ async def test_bad_input_per_rpc(svc: Any) -> None:
             ingestion_pb2.GetOptionChainDefinitionsRequest(symbol="AAPL", expiry="next friday")
         )
     )
+
+
+async def test_dates_that_are_not_sessions_name_the_nearest_sessions(svc: Any) -> None:
+    stub, _ = svc
+    ny = ZoneInfo("America/New_York")
+    # Juneteenth 2026 is a Friday holiday: nearest sessions Thursday 2026-06-18 and Monday 2026-06-22
+    msg = await _bad(
+        lambda: stub.GetOptionChainDefinitions(
+            ingestion_pb2.GetOptionChainDefinitionsRequest(symbol="AAPL", expiry="2026-06-19")
+        )
+    )
+    assert "expiry" in msg and "2026-06-18" in msg and "2026-06-22" in msg
+    # a window inside Saturday 2026-11-28: the Friday early-close session before, Monday after
+    start = dt.datetime(2026, 11, 28, 9, 30, tzinfo=ny)
+    end = dt.datetime(2026, 11, 28, 16, 0, tzinfo=ny)
+    req = ingestion_pb2.GetBarsRequest(symbol="AAPL", interval="1m")
+    req.start.FromDatetime(start)
+    req.end.FromDatetime(end)
+    msg = await _bad(lambda: stub.GetBars(req))
+    assert "2026-11-27" in msg and "2026-11-30" in msg
+    # a session date with no contracts is an empty answer, not an error
+    ok = await stub.GetOptionChainDefinitions(
+        ingestion_pb2.GetOptionChainDefinitionsRequest(symbol="AAPL", expiry="2026-06-18")
+    )
+    assert len(ok.contracts) == 0
