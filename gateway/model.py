@@ -107,6 +107,10 @@ POLICIES: dict[str, MethodPolicy] = {
     "PortfolioService/WatchAccount": MethodPolicy(_T, _S),
 }
 
+    # backtests (issue 14): a run streams progress and costs CPU (trader), stored runs are reads
+    "BacktestService/RunBacktest": MethodPolicy(_T, _S),
+    "BacktestService/GetBacktest": MethodPolicy(_V, _R),
+    "BacktestService/ListBacktests": MethodPolicy(_V, _R),
 #: service short name -> settings section holding its port
 SERVICE_SECTIONS: dict[str, str] = {
     "CacheService": "cache",
@@ -116,6 +120,7 @@ SERVICE_SECTIONS: dict[str, str] = {
     "PortfolioService": "portfolio",
 }
 
+    "BacktestService": "backtest",
 
 @dataclass(frozen=True)
 class HttpBinding:
