@@ -24,6 +24,8 @@ from google.protobuf import descriptor_pb2
 from aiots.services.common.settings import GatewaySettings, Settings, TokenBucketSettings
 
 PACKAGE = "aiots.v1"
+#: the access log's file name beside the generated config when gateway.access_log_path is unset
+ACCESS_LOG_NAME = "access.log"
 
 
 class Role(StrEnum):
@@ -105,12 +107,12 @@ POLICIES: dict[str, MethodPolicy] = {
     "PortfolioService/SetLimits": MethodPolicy(_T, _W),
     "PortfolioService/SetFollowRule": MethodPolicy(_T, _W),
     "PortfolioService/WatchAccount": MethodPolicy(_T, _S),
-}
-
     # backtests (issue 14): a run streams progress and costs CPU (trader), stored runs are reads
     "BacktestService/RunBacktest": MethodPolicy(_T, _S),
     "BacktestService/GetBacktest": MethodPolicy(_V, _R),
     "BacktestService/ListBacktests": MethodPolicy(_V, _R),
+}
+
 #: service short name -> settings section holding its port
 SERVICE_SECTIONS: dict[str, str] = {
     "CacheService": "cache",
@@ -118,9 +120,9 @@ SERVICE_SECTIONS: dict[str, str] = {
     "AnalyticsService": "analytics",
     "SignalService": "signals",
     "PortfolioService": "portfolio",
+    "BacktestService": "backtest",
 }
 
-    "BacktestService": "backtest",
 
 @dataclass(frozen=True)
 class HttpBinding:
@@ -236,6 +238,8 @@ class GatewayModel:
     health_upstream_port: int
     tls: tuple[Path, Path] | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: where Envoy writes its JSON access log (``gateway.access_log_path``, else beside the config)
+    access_log_path: str = "/dev/stdout"
 
     def upstream_of(self, method: Method) -> Upstream:
         for u in self.upstreams:
@@ -341,6 +345,7 @@ def build_model(
     rl = gw.rate_limits
     buckets = {rc: Bucket.of(getattr(rl, rc.value)) for rc in RouteClass}
     tls = (gw.tls_cert_file, gw.tls_key_file) if gw.tls_cert_file and gw.tls_key_file else None
+    access_log = gw.access_log_path or str(Path(gw.config_path).parent / ACCESS_LOG_NAME)
     return GatewayModel(
         settings=gw,
         descriptor_file=descriptor_file,
@@ -358,4 +363,5 @@ def build_model(
         max_subjects=rl.max_subjects,
         health_upstream_port=gw.health_port,
         tls=tls,
+        access_log_path=access_log,
     )

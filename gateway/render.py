@@ -590,7 +590,8 @@ def _access_log(model: GatewayModel) -> list[dict[str, Any]]:
     fmt = {
         "ts": "%START_TIME%",
         "request_id": "%REQ(X-REQUEST-ID)%",
-        "method": "%REQ(:METHOD)%",
+        # the client's method and path: the transcoder turns every REST call into POST /pkg.Service/Method
+        "method": "%REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)%",
         "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
         "protocol": "%PROTOCOL%",
         "status": "%RESPONSE_CODE%",
@@ -612,7 +613,7 @@ def _access_log(model: GatewayModel) -> list[dict[str, Any]]:
             "name": "envoy.access_loggers.file",
             "typed_config": {
                 "@type": _T + "envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                "path": model.settings.access_log_path,
+                "path": model.access_log_path,
                 "log_format": {"json_format": fmt},
             },
         }

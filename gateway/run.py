@@ -52,7 +52,11 @@ def prepare(settings: Settings, config_dir: Path | None = None) -> tuple[gmodel.
     pb = cfg.parent / "aiots.pb"
     pb.write_bytes(gmodel.descriptor_bytes())
     jwks = tokens.ensure_jwks(gw)
+    if gw.access_log_path is None:  # beside the config actually written (tests pass their own dir)
+        gw = gw.model_copy(update={"access_log_path": str(cfg.parent / gmodel.ACCESS_LOG_NAME)})
+        settings = settings.model_copy(update={"gateway": gw})
     m = gmodel.build_model(settings, descriptor_file=pb, jwks_file=jwks)
+    Path(m.access_log_path).parent.mkdir(parents=True, exist_ok=True)
     # 0600: the config may hold gateway.upstream_secret
     fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -296,7 +296,11 @@ class GatewaySettings(BaseModel):
     concurrency: int = Field(1, ge=1, description="Envoy worker threads (--concurrency)")
     log_level: str = Field("warning", description="Envoy --log-level")
     config_path: Path = Field(Path(".aiots/gateway/envoy.yaml"), description="generated Envoy config")
-    access_log_path: str = Field("/dev/stdout", description="JSON access log (one object per line)")
+    access_log_path: str | None = Field(
+        None,
+        description="JSON access log, one object per line; unset: access.log beside config_path "
+        "(not the terminal); containers: /dev/stdout",
+    )
     access_log_flush_ms: int = Field(1000, ge=10, description="Envoy --file-flush-interval-msec")
     profile: Literal["dev", "prod"] = Field("dev", description="HS256 is refused outside dev")
     jwt_issuer: str = "aiots-dev"

@@ -611,6 +611,8 @@ def test_json_access_log_with_request_id(stack: Stack) -> None:
     assert entry is not None
     assert entry["status"] == 200 and entry["upstream"] == "cache" and entry["role"] == "viewer"
     assert entry["route"] == "rest:CacheService/GetStats:GET:/api/v1/cache/stats"
+    # the client's method and path, not the transcoded POST /aiots.v1.CacheService/GetStats
+    assert entry["method"] == "GET" and entry["path"] == "/api/v1/cache/stats"
 
 
 def test_openapi_served_without_token_and_valid(stack: Stack) -> None:

@@ -317,3 +317,14 @@ def test_health_summary_names_down_dependencies_and_degraded_ones() -> None:
     assert body["degraded"] == ["ingestion: feed"]
     code, body = health.summarize({"cache": "SERVING"}, {"cache": {"redis": "SERVING"}})
     assert code == 200 and "message" not in body and body["degraded"] == []
+
+
+def test_access_log_goes_to_a_file_beside_the_config_not_the_terminal(tmp_path: Path) -> None:
+    s = Settings(gateway={"config_path": str(tmp_path / "gw" / "envoy.yaml"), "dev_key_dir": str(tmp_path / "k")})
+    m, _ = run.prepare(s)
+    assert m.access_log_path == str(tmp_path / "gw" / "access.log")
+    logger = render._access_log(m)[0]["typed_config"]
+    assert logger["path"] == str(tmp_path / "gw" / "access.log")
+    assert logger["log_format"]["json_format"]["method"] == "%REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)%"
+    explicit = Settings(gateway={"access_log_path": "/dev/stdout"})
+    assert model.build_model(explicit, descriptor_file=Path("x"), jwks_file=Path("j")).access_log_path == "/dev/stdout"
