@@ -8,6 +8,7 @@ durations); deploy.sh is run with and without a terraform on PATH.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -37,8 +38,10 @@ def unquote(v: Any) -> Any:
     return v
 
 
+@functools.lru_cache(maxsize=16)
 def load_dir(d: Path) -> dict[str, list[Any]]:
-    """All top-level blocks of the .tf files of one module, by block type."""
+    """All top-level blocks of the .tf files of one module, by block type (parsed once per session;
+    callers must not modify the result)."""
     out: dict[str, list[Any]] = {}
     for f in sorted(d.glob("*.tf")):
         with f.open() as fh:
