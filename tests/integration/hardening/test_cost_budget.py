@@ -70,7 +70,7 @@ async def test_over_budget_is_refused_before_any_work(stack: Stack, counted: Cou
     err = ei.value
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     limit = stack.settings.analytics.max_tree_nodes
-    assert 45 * 20_000**2 > limit  # the request really is over the configured limit
+    assert limit < 45 * 20_000**2  # the request really is over the configured limit
     msg = err.details() or ""
     assert msg.startswith("contracts: ") and f"{45 * 20_000**2:,}" in msg and f"{limit:,}" in msg, msg
     assert counted.calls == 0  # refused up front: nothing was priced
