@@ -193,12 +193,13 @@ def drift(deps: dict[str, Deployment], intended: dict[Any, Any] = INTENDED) -> l
             only, missing_env, missing_secrets, _why = intended.get((dep, svc), (set(), set(), set(), ""))
             views[dep] = (c.ports, c.health, (c.env - only) | missing_env, c.secrets | missing_secrets)
         for i, what in enumerate(("ports", "health check", "environment variable names", "secrets")):
-            values = {dep: v[i] for dep, v in views.items()}
+            values: dict[str, Any] = {dep: v[i] for dep, v in views.items()}
             if len({repr(sorted(v)) if isinstance(v, frozenset) else repr(v) for v in values.values()}) == 1:
                 continue
-            if all(isinstance(v, frozenset) for v in values.values()):
-                everywhere = frozenset.intersection(*values.values())
-                values = {dep: f"+{sorted(v - everywhere)}" for dep, v in values.items()}
+            sets = {dep: v for dep, v in values.items() if isinstance(v, frozenset)}
+            if len(sets) == len(values):  # show only what is not everywhere
+                everywhere = frozenset.intersection(*sets.values())
+                values = {dep: f"+{sorted(v - everywhere)}" for dep, v in sets.items()}
             problems.append(f"{svc}: {what} differ: {values}")
     return problems
 
