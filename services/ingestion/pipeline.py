@@ -20,21 +20,20 @@ from typing import Any
 
 import numpy as np
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from aiots.core import conventions as cv
 from aiots.services.ingestion.bars import BarBuilder
 from aiots.services.ingestion.normalize import KIND_OPTION, SYMBOLS, Batch, instrument_info
 from aiots.v1 import common_pb2, events_pb2
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
+NS = cv.NS_PER_S
 SESSION_OFFSET_S = 5 * 3600
 BAR_WIDTHS = {"bars_1s": ("1s", NS), "bars_1m": ("1m", 60 * NS)}
 
 
-def _ts(ns: int) -> Timestamp:
-    return Timestamp(seconds=ns // NS, nanos=ns % NS)
+_ts = cv.ns_to_pb
 
 
 class Pipeline:

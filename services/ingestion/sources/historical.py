@@ -22,13 +22,14 @@ from typing import Any
 
 import ulid
 
+from aiots.core import conventions as cv
 from aiots.services.common.errors import FailedPrecondition, Unavailable
 from aiots.services.ingestion.normalize import SOURCE_HISTORICAL, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
+NS = cv.NS_PER_S
 
 
 @dataclass

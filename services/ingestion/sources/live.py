@@ -31,18 +31,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import databento_dbn as dbn
 
+from aiots.core import conventions as cv
 from aiots.services.ingestion.normalize import SOURCE_LIVE, UNDEF_TS, Batch, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import fetch_into
 
 log = logging.getLogger(__name__)
-
-NY = ZoneInfo("America/New_York")
-NS = 1_000_000_000
 
 
 class LiveAuthError(RuntimeError):
@@ -50,9 +47,8 @@ class LiveAuthError(RuntimeError):
 
 
 def market_open(now: dt.datetime | None = None) -> bool:
-    """US equities extended session (04:00-20:00 ET, Monday-Friday)."""
-    t = (now or dt.datetime.now(dt.UTC)).astimezone(NY)
-    return t.weekday() < 5 and dt.time(4, 0) <= t.time() < dt.time(20, 0)
+    """Inside an NYSE session's extended hours (04:00-20:00 ET on session days; holidays closed)."""
+    return cv.calendar().phase(cv.datetime_to_ns(now or dt.datetime.now(cv.UTC))) != "closed"
 
 
 @dataclass

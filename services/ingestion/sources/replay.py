@@ -19,6 +19,7 @@ from typing import Any
 
 import databento_dbn as _dbn
 
+from aiots.core import conventions as cv
 from aiots.services.ingestion.normalize import SOURCE_REPLAY, UNDEF_TS, Batch, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 
@@ -27,7 +28,7 @@ dbn: Any = _dbn
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK_BYTES = 4 << 20
-NS = 1_000_000_000
+NS = cv.NS_PER_S
 
 
 @dataclass
