@@ -131,10 +131,23 @@ class TrendPullbackConfig(BaseModel):
     horizon_bars: int = Field(90, ge=1)
 
 
+class CheapVolatilityConfig(BaseModel):
+    """Option-native: buy premium in the trend's direction when the traded expiry's ATM implied
+    volatility is cheap against the realised volatility of the underlying's 1-minute returns."""
+
+    enabled: bool = True
+    rv_bars: int = Field(390, ge=30, description="1-minute returns in the realised-vol window (one session)")
+    iv_rv_max: float = Field(0.8, gt=0, description="ATM IV / realised vol at most this: premium is cheap")
+    min_rv: float = Field(0.05, ge=0, description="annualised realised vol at least (ignore dead tape)")
+    move_sigma: float = Field(1.0, gt=0, description="projected move in realised sigmas over the horizon")
+    horizon_bars: int = Field(60, ge=1)
+
+
 class StrategiesConfig(BaseModel):
     momentum_breakout: MomentumBreakoutConfig = Field(default_factory=MomentumBreakoutConfig)
     mean_reversion: MeanReversionConfig = Field(default_factory=MeanReversionConfig)
     trend_pullback: TrendPullbackConfig = Field(default_factory=TrendPullbackConfig)
+    cheap_volatility: CheapVolatilityConfig = Field(default_factory=CheapVolatilityConfig)
 
 
 class SignalsConfig(BaseModel):

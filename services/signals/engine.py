@@ -7,6 +7,7 @@ I/O (bus, storage, fan-out) lives in :mod:`app`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ from aiots.services.signals.features import SymbolFeatures
 from aiots.services.signals.ids import signal_id
 from aiots.services.signals.lifecycle import LifecycleTracker
 from aiots.services.signals.models import Bar, Idea, OptionQuote, Signal, Status, StatusChange
-from aiots.services.signals.selection import ContractSelector
+from aiots.services.signals.selection import ContractSelector, traded_atm_iv
 from aiots.services.signals.strategies import Strategy, all_strategies
 
 
@@ -100,6 +101,16 @@ class SignalEngine:
         updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol)
         if not self.may_open(bar.close_ts_ns, cfg):
             return [], updates
+        if cfg.strategies.cheap_volatility.enabled and math.isfinite(snap.realized_vol):
+            iv = traded_atm_iv(
+                self.chains.chain(bar.symbol),
+                bar.close,
+                bar.close_ts_ns,
+                cfg,
+                self._q(bar.symbol),
+                self.execution.max_quote_age_ns,
+            )
+            snap = dataclasses.replace(snap, atm_iv=iv)
         ideas: list[Idea] = []
         for strat in self.strategies:
             self.evaluations += 1

@@ -62,11 +62,50 @@ class Snapshot:
     volume_avg: float  # SMA of volume over the bars before this one
     resistance: float
     support: float
+    realized_vol: float = math.nan  # annualised (252 x 390 minutes) std of in-session 1-minute log returns
+    atm_iv: float = math.nan  # ATM IV of the expiry contracts would be chosen from (set by the engine)
 
     @property
     def ready(self) -> bool:
         vals = (self.atr, self.rsi, self.adx, self.ema_fast, self.ema_slow, self.bb_middle, self.volume_avg)
         return self.prev_bar is not None and all(math.isfinite(v) for v in vals)
+
+
+class RollingVariance:
+    """Variance of the last ``n`` values, O(1) per value (sums over a ring; re-summed every n values
+    so rounding never accumulates)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._buf: deque[float] = deque()
+        self._s = 0.0
+        self._s2 = 0.0
+        self._since = 0
+
+    def push(self, x: float) -> None:
+        self._buf.append(x)
+        self._s += x
+        self._s2 += x * x
+        if len(self._buf) > self.n:
+            old = self._buf.popleft()
+            self._s -= old
+            self._s2 -= old * old
+        self._since += 1
+        if self._since >= self.n:
+            self._since = 0
+            self._s = sum(self._buf)
+            self._s2 = sum(v * v for v in self._buf)
+
+    @property
+    def value(self) -> float:
+        """Sample variance (ddof = 1); NaN until the window is full."""
+        k = len(self._buf)
+        if k < self.n or k < 2:
+            return math.nan
+        return max(0.0, (self._s2 - self._s * self._s / k) / (k - 1))
+
+
+MINUTES_PER_YEAR = 252 * 390  # trading minutes (the annualisation of 1-minute returns)
 
 
 class SymbolFeatures:
@@ -83,6 +122,7 @@ class SymbolFeatures:
         self.vol = ind.SMA(s.momentum_breakout.volume_period)
         self.hi = RollingExtreme(s.momentum_breakout.lookback, True)
         self.lo = RollingExtreme(s.momentum_breakout.lookback, False)
+        self.rv = RollingVariance(s.cheap_volatility.rv_bars)
         self.prev_bar: Bar | None = None
         self.last_ts_ns = -1
 
@@ -107,6 +147,12 @@ class SymbolFeatures:
         self.vol.update(bar.volume)
         self.hi.push(bar.high)
         self.lo.push(bar.low)
+        prev = self.prev_bar
+        # in-session returns only: a gap over 2 bars (overnight, a halt) is not a 1-minute return
+        if prev is not None and prev.close > 0 and bar.close > 0 and bar.ts_ns - prev.ts_ns <= 2 * bar.interval_ns:
+            self.rv.push(math.log(bar.close / prev.close))
+        var = self.rv.value
+        rv = math.sqrt(var * MINUTES_PER_YEAR * 60e9 / bar.interval_ns) if math.isfinite(var) else math.nan
         snap = Snapshot(
             bar=bar,
             prev_bar=self.prev_bar,
@@ -125,6 +171,7 @@ class SymbolFeatures:
             volume_avg=volume_avg,
             resistance=resistance,
             support=support,
+            realized_vol=rv,
         )
         self.prev_bar = bar
         return snap

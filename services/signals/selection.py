@@ -150,6 +150,17 @@ def atm_iv_by_expiry(
     return out
 
 
+def traded_atm_iv(
+    chain: Sequence[OptionQuote], spot: float, now_ns: int, cfg: SignalsConfig, q: float, max_age_ns: int
+) -> float:
+    """ATM IV of the nearest expiry inside the selection's DTE window (fresh quotes only; NaN if none)."""
+    sc = cfg.selection
+    lo, hi = now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
+    window = [c for c in chain if lo <= c.expiry_ns <= hi and now_ns - c.ts_ns <= max_age_ns]
+    ivs = atm_iv_by_expiry(window, spot, now_ns, sc.risk_free_rate, q)
+    return ivs[0][1] if ivs else math.nan
+
+
 def event_risk(chain: Sequence[OptionQuote], spot: float, now_ns: int, r: float, q: float, ratio: float) -> str | None:
     """A sentence when the front expiry's ATM IV is ``ratio`` x the next expiry's or more, else None."""
     ivs = atm_iv_by_expiry(chain, spot, now_ns, r, q)

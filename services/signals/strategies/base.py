@@ -51,8 +51,9 @@ def atr_idea(
 
 
 def all_strategies() -> list[Strategy]:
+    from aiots.services.signals.strategies.cheap_volatility import CheapVolatility
     from aiots.services.signals.strategies.mean_reversion import MeanReversion
     from aiots.services.signals.strategies.momentum_breakout import MomentumBreakout
     from aiots.services.signals.strategies.trend_pullback import TrendPullback
 
-    return [MomentumBreakout(), MeanReversion(), TrendPullback()]
+    return [MomentumBreakout(), MeanReversion(), TrendPullback(), CheapVolatility()]
