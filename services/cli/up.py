@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -22,7 +23,10 @@ from rich.console import Console
 
 from aiots.services.common.settings import Settings, get_settings
 
-DEV_TOKEN_TTL_S = 12 * 3600.0
+#: the banner's dev token: the least role its examples need, short-lived, in a 0600 file (never printed)
+DEV_TOKEN_ROLE = "trader"
+DEV_TOKEN_TTL_S = 3600.0
+DEV_TOKEN_FILE = "token"
 
 
 @click.command(name="up")
@@ -110,8 +114,8 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
     sup = Supervisor(settings, gateway=gateway, feed=feed)
     await sup.start()
     # Loading the RSA dev key and signing take ~150 ms: not on the loop the services run on.
-    token = await asyncio.to_thread(_dev_token, settings) if sup.gateway is not None else None
-    _banner(console, sup, time.monotonic() - t0, token)
+    token_file = await asyncio.to_thread(_dev_token, settings) if sup.gateway is not None else None
+    _banner(console, sup, time.monotonic() - t0, token_file)
     follower: asyncio.Task[None] | None = None
     if not quiet and "signals" in sup.apps:
         follower = asyncio.create_task(_follow_signals(console, sup.apps["signals"].port, stop))
@@ -149,7 +153,23 @@ def _install_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, first, sig)
 
 
-def _banner(console: Console, sup: Any, took: float, token: str | None) -> None:
+def _exe(name: str) -> str:
+    """This venv's ``name`` command as the user can type it (``.venv/bin/aiots`` from the repo)."""
+    path = Path(sys.executable).parent / name
+    with contextlib.suppress(ValueError):
+        rel = path.absolute().relative_to(Path.cwd())
+        return str(rel) if rel.parts[0].startswith(".") else f"./{rel}"
+    return str(path)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    with contextlib.suppress(ValueError):
+        return str(path.absolute().relative_to(Path.cwd()))
+    return str(path)
+
+
+def _banner(console: Console, sup: Any, took: float, token_file: Path | None) -> None:
     s: Settings = sup.settings
     feed = sup.rt.feed
     db = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL ({s.database.embedded_dir})"
@@ -172,9 +192,13 @@ def _banner(console: Console, sup: Any, took: float, token: str | None) -> None:
     for note in sup.notes:
         console.print(f"  [yellow]note:[/] {note}")
     console.print()
-    if token:
-        console.print("Try (a dev token, role admin, valid 12 h):")
-        console.print(f"  export TOKEN={token}")
+    aiots, buf = _exe("aiots"), _exe("buf")
+    if token_file is not None:
+        console.print(
+            f"Try (a dev token, role {DEV_TOKEN_ROLE}, valid {DEV_TOKEN_TTL_S / 3600:g} h, in a file only you can "
+            f"read; others: {aiots} token --role admin):"
+        )
+        console.print(f"  export TOKEN=$(cat {_shown(token_file)})")
         base = f"http://{host}:{gw.port}"
         console.print(
             f'  curl -H "Authorization: Bearer $TOKEN" \'{base}/api/v1/analytics/indicators/AAPL'
@@ -182,24 +206,44 @@ def _banner(console: Console, sup: Any, took: float, token: str | None) -> None:
         )
         console.print(f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/cache/stock-prices/AAPL'")
         console.print(f"  curl -N -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/signals/subscribe'")
+        console.print(f"  curl {base}/health    # no token; access log: {_shown(Path(_access_log(s)))}")
+    ports = ", ".join(str(app.port) for app in sup.apps.values())
+    if ports:
+        console.print(f"  # ports {ports} speak gRPC only (curl there fails); buf curl from the venv:")
     if "analytics" in sup.apps:
         a = sup.apps["analytics"].port
         body = '{"symbol":"AAPL","interval":"1m"}'
-        console.print(f"  grpcurl -plaintext -d '{body}' 127.0.0.1:{a} aiots.v1.AnalyticsService/GetIndicators")
-        console.print("  aiots chain AAPL        aiots greeks 190 200 0.25 0.045 0.3 --call --american")
+        grpc = f"{buf} curl --protocol grpc --http2-prior-knowledge"
+        console.print(f"  {grpc} -d '{body}' http://127.0.0.1:{a}/aiots.v1.AnalyticsService/GetIndicators")
+        console.print(f"  {grpc} http://127.0.0.1:{a}/grpc.health.v1.Health/Check")
+        console.print(f"  {aiots} chain AAPL")
+        console.print(f"  {aiots} greeks 190 200 0.25 0.045 0.3 --call --american")
     if "signals" in sup.apps:
-        console.print("  aiots signals follow    (or watch the lines below)")
+        console.print(f"  {aiots} signals follow    # or watch the lines below")
     console.print("Live signals (Ctrl-C to stop):")
 
 
-def _dev_token(s: Settings) -> str | None:
+def _access_log(s: Settings) -> str:
+    return s.gateway.access_log_path or str(Path(s.gateway.config_path).parent / "access.log")
+
+
+def _dev_token(s: Settings) -> Path | None:
+    """Issue the banner's token into ``<data_dir>/token`` (mode 0600); its path, or None without
+    a dev key (tokens then come from the configured identity provider)."""
     if s.gateway.jwks_file is not None:
         return None
     try:
         from aiots.gateway import tokens
     except ModuleNotFoundError:
         return None
-    return tokens.issue_token(s.gateway, role="admin", subject="dev@localhost", ttl_s=DEV_TOKEN_TTL_S)
+    tok = tokens.issue_token(s.gateway, role=DEV_TOKEN_ROLE, subject="dev@localhost", ttl_s=DEV_TOKEN_TTL_S)
+    path = Path(s.data_dir) / DEV_TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a fresh file: O_CREAT's mode applies only to new files
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(tok + "\n")
+    return path
 
 
 async def _follow_signals(console: Console, port: int, stop: asyncio.Event) -> None:

@@ -171,10 +171,12 @@ class UpProcess:
 
     @property
     def token(self) -> str:
-        """The dev token ``aiots up`` printed (``export TOKEN=...``)."""
-        m = re.search(r"export TOKEN=(\S+)", self.banner)
+        """The dev token (role trader) behind the banner's ``export TOKEN=$(cat FILE)``; the banner
+        never prints the token itself."""
+        m = re.search(r"export TOKEN=\$\(cat (\S+)\)", self.banner)
         assert m, self.banner
-        return m.group(1)
+        path = Path(m.group(1))
+        return (path if path.is_absolute() else self.tmp / path).read_text().strip()  # aiots up ran in tmp
 
     def started(self, service: str) -> bool:
         return f"127.0.0.1:{self.ports[service]}" in self.banner

@@ -80,6 +80,7 @@ def test_health_and_banner(up: UpProcess) -> None:
 
 def test_original_curl_examples(up: UpProcess) -> None:
     u = up.url
+    admin = up.issue_token("admin")  # the banner's token is a trader's; these writes are admin RPCs
     code, body = curl(up, f"{u}/api/v1/analytics/indicators/AAPL?period=20&indicators=sma,rsi,macd")
     assert code == 200, body
     ind = json.loads(body)
@@ -93,6 +94,7 @@ def test_original_curl_examples(up: UpProcess) -> None:
         "Content-Type: application/json",
         "-d",
         '{"symbols": ["AAPL","GOOGL"], "schemas": ["trades","tbbo"]}',
+        token=admin,
     )
     assert code == 200, body
     start = json.loads(body)
@@ -106,6 +108,7 @@ def test_original_curl_examples(up: UpProcess) -> None:
         "Content-Type: application/json",
         "-d",
         '{"key": "AAPL_indicators", "data": {"rsi": 65.5}, "ttl": 300}',
+        token=admin,
     )
     assert code == 200, body
     assert json.loads(body)["key"] == "AAPL_indicators"
