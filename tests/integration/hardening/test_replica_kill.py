@@ -1,0 +1,183 @@
+"""Two SignalService replicas (separate processes, ``aiots serve signals``) on one Redis and one
+PostgreSQL; one is killed with SIGKILL mid-stream (issue 18, item 16).
+
+The client reads signals from replica A, A dies, the client resumes on replica B with
+``since=<last id received>`` and gets what was created meanwhile. Oracle: the signals table (each
+replica evaluates every bar in its own consumer group and the store keeps one row per
+deterministic id): the client received every stored signal exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aiots.services.bus.redis_streams import RedisStreamsBus
+from aiots.services.common.settings import RedisSettings
+from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC
+from aiots.v1 import signals_pb2, signals_pb2_grpc
+from tests.integration.bus.redis_fixtures import RedisProc
+from tests.integration.gateway.ports import free_port
+from tests.integration.signals.test_engine_e2e import BREAKOUT_MINUTE, MIN, T0, chain_events, scripted_bars
+
+pytestmark = pytest.mark.timeout(120)
+
+NS = "replkill"
+QUOTE_TS = T0 + (BREAKOUT_MINUTE + 1) * MIN - 10 * 10**9
+SYMBOLS = ("AAPL", "MSFT")
+
+
+def _as(symbol: str, events: list[Any]) -> list[Any]:
+    """The scripted AAPL events re-labelled for ``symbol`` (same prices: the same signal fires)."""
+    out = []
+    for ev in events:
+        raw = ev.SerializeToString().replace(b"AAPL", symbol.encode()[:4].ljust(4, b" "))
+        out.append(type(ev).FromString(raw))
+    return out
+
+
+class Replica:
+    def __init__(self, name: str, env: dict[str, str], tmp: Path) -> None:
+        self.port = free_port()
+        self.log = tmp / f"{name}.log"
+        env = {**env, "AIOTS_REDIS__OUTBOX_DIR": str(tmp / f"outbox-{name}")}
+        cmd = [sys.executable, "-m", "aiots.services.cli.main", "serve", "signals", "--port", str(self.port),
+               "--metrics-port", str(free_port())]  # fmt: skip
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+
+    async def ready(self, limit_s: float = 60.0) -> None:
+        deadline = time.monotonic() + limit_s
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            while True:
+                assert self.proc.poll() is None, self.log.read_text()[-3000:]
+                try:
+                    r = await stub.Check(health_pb2.HealthCheckRequest(service="aiots.v1.SignalService"), timeout=1)
+                    if r.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+                await asyncio.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def replicas(
+    redis_proc: RedisProc, make_database: Callable[..., str], tmp_path: Path
+) -> Iterator[tuple[list[Replica], str]]:
+    dsn = make_database(True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_proc.url,
+        "AIOTS_REDIS__NAMESPACE": NS,
+        "AIOTS_SYMBOLS": '["AAPL", "MSFT"]',
+        "AIOTS_SIGNALS__WARMUP_BARS": "0",
+        "AIOTS_SIGNALS__HEARTBEAT_S": "1",
+        "AIOTS_DATABASE__MIGRATE_ON_START": "false",
+    }
+    env.pop("DATABENTO_API_KEY", None)
+    reps = [Replica("a", env, tmp_path), Replica("b", env, tmp_path)]
+    try:
+        yield reps, dsn
+    finally:
+        for r in reps:
+            r.stop()
+
+
+async def _groups_ready(url: str) -> None:
+    """Both replicas' consumer groups exist on every stream they read (else '$' would skip events)."""
+    r = aioredis.from_url(url)
+    try:
+        for _ in range(300):
+            counts = []
+            for topic in (BAR_TOPIC, OPTION_TOPIC):
+                for sym in SYMBOLS:
+                    try:
+                        counts.append(len(await r.xinfo_groups(f"{NS}:v1:{topic}:{sym}")))
+                    except Exception:
+                        counts.append(0)
+            if min(counts) >= 2:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"consumer groups not ready: {counts}")
+    finally:
+        await r.aclose()
+
+
+async def _publish(bus: RedisStreamsBus, symbol: str) -> None:
+    await bus.publish_many(OPTION_TOPIC, [(symbol, ev) for ev in _as(symbol, chain_events(200.0, QUOTE_TS))])
+    await asyncio.sleep(0.5)  # the chain is in before the breakout bar
+    await bus.publish_many(BAR_TOPIC, [(symbol, ev) for ev in _as(symbol, scripted_bars())])
+
+
+async def _next_signal(call: Any) -> signals_pb2.Signal:
+    while True:
+        m = await call.read()
+        assert m is not grpc.aio.EOF
+        if m.WhichOneof("event") == "signal":
+            return m.signal
+
+
+async def test_kill_a_replica_mid_stream_and_resume_with_since(
+    replicas: tuple[list[Replica], str], redis_proc: RedisProc, tmp_path: Path
+) -> None:
+    (a, b), dsn = replicas
+    await asyncio.gather(a.ready(), b.ready())
+    await _groups_ready(redis_proc.url)
+    bus = RedisStreamsBus(redis_proc.url, RedisSettings(namespace=NS, outbox_dir=tmp_path / "outbox-test"))
+    req = signals_pb2.SubscribeSignalsRequest(symbols=list(SYMBOLS), strategies=["momentum_breakout"])
+    received: list[str] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch:
+            call = signals_pb2_grpc.SignalServiceStub(ch).SubscribeSignals(req)
+            first = await asyncio.wait_for(call.read(), 10)  # the stream is open (a heartbeat)
+            assert first is not grpc.aio.EOF
+            await _publish(bus, "AAPL")
+            received.append((await asyncio.wait_for(_next_signal(call), 30)).id)
+            a.kill()  # mid-stream
+            await _publish(bus, "MSFT")  # created while the client is away
+            with pytest.raises(grpc.aio.AioRpcError):
+                await asyncio.wait_for(_next_signal(call), 10)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch:
+            req.since = received[-1]
+            call = signals_pb2_grpc.SignalServiceStub(ch).SubscribeSignals(req)
+            received.append((await asyncio.wait_for(_next_signal(call), 30)).id)
+            call.cancel()
+    finally:
+        await bus.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = [r["id"] for r in await conn.fetch("SELECT id FROM signals ORDER BY id")]
+        symbols = {r["symbol"] for r in await conn.fetch("SELECT symbol FROM signals")}
+    finally:
+        await conn.close()
+    assert symbols == set(SYMBOLS)
+    assert sorted(received) == stored, (received, stored)
