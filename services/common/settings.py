@@ -239,6 +239,9 @@ class PortfolioSettings(ServiceSettings):
     american_method: Literal["bjerksund_stensland_2002", "bjerksund_stensland_1993", "baw", "binomial"] = Field(
         "bjerksund_stensland_2002", description="IV and Greeks of American contracts"
     )
+    clock: Literal["auto", "wall", "market"] = Field(
+        "auto", description="order time: wall clock, or the newest quote's time (auto: market unless the feed is live)"
+    )
 
 
 class TokenBucketSettings(BaseModel):

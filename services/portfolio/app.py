@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiots.services.cache.backends.base import Keyspace
@@ -21,7 +22,7 @@ from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.services.portfolio import conversions as conv
 from aiots.services.portfolio.book import Follower, Portfolio, PortfolioConfig
-from aiots.services.portfolio.market import LiveMarket, QuoteBook
+from aiots.services.portfolio.market import LiveMarket, MarketClock, QuoteBook
 from aiots.services.portfolio.service import SERVICE_NAME, PortfolioServicer, add_to_server
 from aiots.services.portfolio.store import PortfolioStore
 from aiots.services.portfolio.valuation import Greeker
@@ -70,6 +71,7 @@ class PortfolioApp:
                 poll_interval_s=self.cfg.poll_interval_s,
             ),
             dividend_yields={k.upper(): v for k, v in s.market.dividend_yields.items()},
+            clock=self._clock(),
         )
         self.follower = Follower(self.portfolio)
         self.servicer = PortfolioServicer(
@@ -80,6 +82,13 @@ class PortfolioApp:
         )
         self.server: GrpcServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _clock(self) -> Callable[[], int]:
+        """Wall time for a live feed; the feed's market time for the simulator or a replay."""
+        kind = self.cfg.clock
+        if kind == "auto":
+            kind = "wall" if self.rt.feed.kind == "live" else "market"
+        return time.time_ns if kind == "wall" else MarketClock(self.book)
 
     @property
     def port(self) -> int:

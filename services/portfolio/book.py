@@ -105,8 +105,7 @@ class Portfolio:
                 f"subject {owner!r} already has {self.cfg.max_accounts_per_owner} accounts (the limit)",
                 reason="TOO_MANY_ACCOUNTS",
             )
-        now = self.clock()
-        row = AccountRow(str(ULID()), owner, name, cash, now)
+        row = AccountRow(str(ULID()), owner, name, cash, time.time_ns())  # wall time, also on a replayed feed
         await self.store.create_account(row)
         return await self._view(row, [])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -42,8 +43,10 @@ class QuoteBook:
     def __init__(self) -> None:
         self._q: dict[str, LiveQuote] = {}
         self._spot: dict[str, float] = {}
+        self.latest_ns = 0
 
     def update(self, occ: str, underlying: str, q: LiveQuote) -> None:
+        self.latest_ns = max(self.latest_ns, q.ts_ns)
         old = self._q.get(occ)
         if old is None or q.ts_ns >= old.ts_ns:
             self._q[occ] = q
@@ -58,6 +61,18 @@ class QuoteBook:
 
     def __len__(self) -> int:
         return len(self._q)
+
+
+class MarketClock:
+    """Order time for simulated and replayed feeds: the newest quote's time on the bus (the feed's
+    market time, which a replayed session runs on), or the wall clock before any quote arrived."""
+
+    def __init__(self, book: QuoteBook, wall: Callable[[], int] = time.time_ns) -> None:
+        self.book = book
+        self.wall = wall
+
+    def __call__(self) -> int:
+        return self.book.latest_ns or self.wall()
 
 
 class LiveMarket:
