@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
 import click
 import grpc
 from rich.console import Console
 from rich.table import Table
 
+from aiots.core import conventions as cv
 from aiots.services.common.settings import get_settings
 from aiots.v1 import ingestion_pb2, ingestion_pb2_grpc
 
@@ -82,9 +82,11 @@ def status(ctx: click.Context) -> None:
     for c in ("symbol", "schema", "records", "last event (UTC)", "lag s", "errors"):
         t.add_column(c)
     for s in r.streams:  # type: ignore[attr-defined]
-        last = dt.datetime.fromtimestamp(s.last_event.seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        last = cv.ns_to_datetime(cv.pb_to_ns(s.last_event)).strftime("%Y-%m-%d %H:%M:%S")
         t.add_row(s.symbol, s.schema, str(s.records), last, f"{s.lag_seconds:.1f}", str(s.errors))
     console.print(t)
     console.print(
         f"pending {r.pending_records}  spilled {r.spilled_records}  data-quality events {r.data_quality_events}"  # type: ignore[attr-defined]
     )
+    if r.HasField("market_clock"):  # type: ignore[attr-defined]
+        console.print(f"market: {r.market_clock.note}")  # type: ignore[attr-defined]

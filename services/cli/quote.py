@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import click
 
+from aiots.core import conventions as cv
 from aiots.services.common.settings import get_settings
-
-MARKET_TZ = ZoneInfo("America/New_York")
 
 
 async def fetch_quote(target: str, symbol: str, timeout_s: float) -> bytes:
@@ -47,7 +44,7 @@ def cli(symbol: str, as_json: bool, target: str | None, timeout_s: float) -> Non
     if as_json:
         click.echo(json.dumps(json_format.MessageToDict(p, preserving_proto_field_name=True), indent=2))
         return
-    as_of = datetime.fromtimestamp(p.as_of.seconds + p.as_of.nanos / 1e9, MARKET_TZ)
+    as_of = cv.ns_to_ny(cv.pb_to_ns(p.as_of))
     sign = "+" if p.change >= 0 else ""
     click.echo(f"{p.symbol}  {p.last:,.2f}  {sign}{p.change:,.2f} ({sign}{p.change_pct:.2f}%)")
     click.echo(f"  bid {p.bid:,.2f}  ask {p.ask:,.2f}")

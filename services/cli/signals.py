@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -18,6 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
+from aiots.core import conventions as cv
 from aiots.services.common.settings import get_settings
 from aiots.v1 import common_pb2, signals_pb2, signals_pb2_grpc
 
@@ -69,7 +69,7 @@ def _metadata(token: str | None) -> Sequence[tuple[str, str]] | None:
 
 
 def _ts(t: Any) -> str:
-    return datetime.fromtimestamp(t.seconds + t.nanos / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return cv.ns_to_datetime(cv.pb_to_ns(t)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _line(s: signals_pb2.Signal) -> str:
