@@ -171,7 +171,7 @@ class AnalyticsSettings(ServiceSettings):
     default_lookback: int = Field(500, ge=1)
     max_lookback: int = Field(100_000, ge=1)
     checkpoint_interval_s: float = Field(5.0, gt=0)
-    risk_free_rate: float = 0.045
+    risk_free_rate: float = Field(DEFAULT_RATE, description="continuously compounded, annual")
     unusual_volume_oi: float = 2.0
     max_period: int = Field(1000, ge=1, description="largest indicator period accepted")
     default_pattern_days: int = Field(30, ge=1)
