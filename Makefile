@@ -13,6 +13,11 @@ BUILD_REQS := "setuptools>=70" wheel "Cython>=3.0,<4" "numpy>=2.0" grpcio-tools=
 CORE_SRC := $(wildcard core/*.pyx core/*.pxd core/*.pxi)
 PROTO_SRC := $(wildcard protos/aiots/v1/*.proto)
 PYTEST_ARGS ?=
+# compiler output of the Cython build goes here (shown only when the build fails)
+BUILD_LOG := build/build.log
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+BUILD_CORE = @mkdir -p build; $(PIP) install -q --no-build-isolation $(1) -e . >$(BUILD_LOG) 2>&1 || { \
+	  tail -n 40 $(BUILD_LOG); echo "build failed; full log: $(BUILD_LOG)"; exit 1; }
 
 .PHONY: run test lint typecheck protos-deps sysdeps checkov bench clean help check-python
 
@@ -26,25 +31,33 @@ check-python:
 	  echo "No C compiler: on Debian/Ubuntu run 'apt-get install build-essential python3-dev'."; exit 1; }
 
 $(VENV)/.stamp-venv: | check-python
+	@echo "==> [1/3] creating $(VENV) with $(PYTHON)"
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'."; exit 1; }
 	$(PIP) install -q -U pip
 	touch $@
 
 # Runtime + build dependencies (re-run when pyproject.toml changes).
 $(VENV)/.stamp-deps: pyproject.toml $(VENV)/.stamp-venv
+	@echo "==> [2/3] installing dependencies into $(VENV) (first run: a few minutes)"
 	$(PIP) install -q $(BUILD_REQS)
-	$(PIP) install -q --no-build-isolation -e .
-	touch $@
+	@mkdir -p build; $(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' >build/requirements.txt
+	$(PIP) install -q -r build/requirements.txt
+	@echo "==> [3/3] building the Cython core and the gRPC stubs (about a minute; compiler output: $(BUILD_LOG))"
+	$(call BUILD_CORE,--no-deps)
+	@echo "==> done"
+	@touch $@
 
 # Test extras on top.
 $(VENV)/.stamp-test-deps: pyproject.toml $(VENV)/.stamp-deps
+	@echo "==> installing the test dependencies"
 	$(PIP) install -q --no-build-isolation -e '.[test]'
-	touch $@
+	@touch $@
 
 # Compiled core + generated protobuf modules (re-run only when their sources change).
 $(VENV)/.stamp-build: $(CORE_SRC) $(PROTO_SRC) setup.py $(VENV)/.stamp-deps
-	$(PIP) install -q --no-build-isolation --no-deps -e .
-	touch $@
+	@echo "==> building the Cython core and the gRPC stubs (compiler output: $(BUILD_LOG))"
+	$(call BUILD_CORE,--no-deps)
+	@touch $@
 
 protos/third_party/google/api/http.proto: $(VENV)/.stamp-deps
 	@mkdir -p protos/third_party/google/api
