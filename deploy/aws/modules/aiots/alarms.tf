@@ -82,10 +82,10 @@ locals {
     "${pair[0]}-${pair[1]}" => { alert = pair[0], service = pair[1] }
   }
   emf_alarms = merge([
-    for k, v in local.alarm_rules : { for s in v.services : "${k}-${s}" => { alert = k, service = s } } if v.kind == "emf"
+    for k, v in local.alarm_rules : { for s in try(v.services, []) : "${k}-${s}" => { alert = k, service = s } } if v.kind == "emf"
   ]...)
   emf_ratio_alarms = merge([
-    for k, v in local.alarm_rules : { for s in v.services : "${k}-${s}" => { alert = k, service = s } } if v.kind == "emf_ratio"
+    for k, v in local.alarm_rules : { for s in try(v.services, []) : "${k}-${s}" => { alert = k, service = s } } if v.kind == "emf_ratio"
   ]...)
   alarm_actions = [aws_sns_topic.alarms.arn]
 }
