@@ -244,6 +244,19 @@ class PortfolioSettings(ServiceSettings):
     )
 
 
+class BacktestServiceSettings(ServiceSettings):
+    """BacktestService (issue 14): runs read files only from ``data_roots``."""
+
+    port: int = 8005
+    metrics_port: int = 9105
+    data_roots: list[Path] = Field(
+        default_factory=lambda: [Path("../shared/data"), Path(".aiots/data")],
+        description="folders RunBacktest may read input files from (relative paths resolve against them)",
+    )
+    max_concurrent_runs: int = Field(1, ge=1, description="runs at once per process (each uses one CPU)")
+    local_subject: str = Field("local", description="owner of runs made without x-aiots-subject (direct gRPC)")
+
+
 class TokenBucketSettings(BaseModel):
     """An Envoy local_ratelimit token bucket: ``max_tokens`` burst, refilled by ``tokens_per_fill``
     every ``fill_interval_s`` seconds (sustained rate = tokens_per_fill / fill_interval_s per second)."""
@@ -397,6 +410,7 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     signals: SignalsSettings = Field(default_factory=SignalsSettings)
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    backtest: BacktestServiceSettings = Field(default_factory=BacktestServiceSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     market: MarketSettings = Field(default_factory=MarketSettings)

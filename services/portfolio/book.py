@@ -158,7 +158,7 @@ class Portfolio:
                 raise InvalidArgument(
                     "contract",
                     f"{occ.strip()!r} is not a listed contract (no definition and no quote); "
-                    "pick one from GET /api/v1/options/{symbol}/chain",
+                    "pick one from GET /api/v1/analytics/options/{symbol}/chain",
                     reason="UNKNOWN_CONTRACT",
                 )
             res = self.model.fill(it.side, _quote(q), now, it.quantity, it.limit_price)

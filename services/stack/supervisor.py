@@ -36,7 +36,7 @@ from aiots.services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SERVICE_ORDER: tuple[str, ...] = ("cache", "ingestion", "analytics", "signals", "portfolio")
+SERVICE_ORDER: tuple[str, ...] = ("cache", "ingestion", "analytics", "signals", "portfolio", "backtest")
 #: where each service's ``create_app`` lives (literal names: the architecture test reads them)
 APP_MODULES: dict[str, str] = {
     "cache": "aiots.services.cache.app",
@@ -44,6 +44,7 @@ APP_MODULES: dict[str, str] = {
     "analytics": "aiots.services.analytics.app",
     "signals": "aiots.services.signals.app",
     "portfolio": "aiots.services.portfolio.app",
+    "backtest": "aiots.services.backtest.app",
 }
 STOP_BUDGET_S = 10.0
 MIN_STEP_S = 0.5
