@@ -160,6 +160,7 @@ def gateway_deployment() -> dict[str, Any]:
             {"name": "AIOTS_GATEWAY__UPSTREAM_HOSTS", "value": upstreams},
             {"name": "AIOTS_GATEWAY__JWKS_FILE", "value": "/etc/aiots/jwks/jwks.json"},
             {"name": "AIOTS_GATEWAY__CONFIG_PATH", "value": "/tmp/gateway/envoy.yaml"},
+            {"name": "AIOTS_GATEWAY__ACCESS_LOG_PATH", "value": "/dev/stdout"},
         ],
         "envFrom": [{"configMapRef": {"name": "aiots-config"}}],
         "readinessProbe": {

@@ -92,12 +92,13 @@ locals {
   gateway_upstreams = ["cache", "ingestion", "analytics", "signals", "portfolio"]
 
   gateway_environment = {
-    AIOTS_SERVICE                 = "gateway"
-    AIOTS_GATEWAY__HOST           = "0.0.0.0"
-    AIOTS_GATEWAY__PORT           = tostring(local.gateway.port)
-    AIOTS_GATEWAY__UPSTREAM_HOSTS = jsonencode({ for n in local.gateway_upstreams : n => "${n}.${local.discovery_domain}" })
-    AIOTS_GATEWAY__JWKS_FILE      = "/etc/aiots/jwks/jwks.json"
-    AIOTS_GATEWAY__CONFIG_PATH    = "/tmp/gateway/envoy.yaml"
+    AIOTS_SERVICE                  = "gateway"
+    AIOTS_GATEWAY__HOST            = "0.0.0.0"
+    AIOTS_GATEWAY__PORT            = tostring(local.gateway.port)
+    AIOTS_GATEWAY__UPSTREAM_HOSTS  = jsonencode({ for n in local.gateway_upstreams : n => "${n}.${local.discovery_domain}" })
+    AIOTS_GATEWAY__JWKS_FILE       = "/etc/aiots/jwks/jwks.json"
+    AIOTS_GATEWAY__CONFIG_PATH     = "/tmp/gateway/envoy.yaml"
+    AIOTS_GATEWAY__ACCESS_LOG_PATH = "/dev/stdout" # JSON access log into the task's log group
   }
 
   # The gateway's secret: the identity provider's JWKS (public keys), written to a file by an
