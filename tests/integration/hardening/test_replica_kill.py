@@ -1,10 +1,14 @@
-"""Two SignalService replicas (separate processes, ``aiots serve signals``) on one Redis and one
+"""Two replicas of a service (separate processes, ``aiots serve``) on one Redis and one
 PostgreSQL; one is killed with SIGKILL mid-stream (issue 18, item 16).
 
-The client reads signals from replica A, A dies, the client resumes on replica B with
+Signals: the client reads signals from replica A, A dies, the client resumes on replica B with
 ``since=<last id received>`` and gets what was created meanwhile. Oracle: the signals table (each
 replica evaluates every bar in its own consumer group and the store keeps one row per
 deterministic id): the client received every stored signal exactly once.
+
+Analytics (live state, one consumer group shared by the replicas): bars keep flowing while A is
+killed; B takes over A's share, including what A had been handed but not acknowledged
+(XAUTOCLAIM). Oracle: Redis's own group accounting (XINFO GROUPS: every entry read, none pending).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common.settings import RedisSettings
 from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC
-from aiots.v1 import signals_pb2, signals_pb2_grpc
+from aiots.v1 import events_pb2, signals_pb2, signals_pb2_grpc
 from tests.integration.bus.redis_fixtures import RedisProc
 from tests.integration.gateway.ports import free_port
 from tests.integration.signals.test_engine_e2e import BREAKOUT_MINUTE, MIN, T0, chain_events, scripted_bars
@@ -50,23 +54,25 @@ def _as(symbol: str, events: list[Any]) -> list[Any]:
 
 
 class Replica:
-    def __init__(self, name: str, env: dict[str, str], tmp: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], tmp: Path, service: str = "signals") -> None:
+        self.service = service
         self.port = free_port()
         self.log = tmp / f"{name}.log"
         env = {**env, "AIOTS_REDIS__OUTBOX_DIR": str(tmp / f"outbox-{name}")}
-        cmd = [sys.executable, "-m", "aiots.services.cli.main", "serve", "signals", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "aiots.services.cli.main", "serve", service, "--port", str(self.port),
                "--metrics-port", str(free_port())]  # fmt: skip
         with open(self.log, "wb") as f:
             self.proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
 
     async def ready(self, limit_s: float = 60.0) -> None:
+        name = {"signals": "aiots.v1.SignalService", "analytics": "aiots.v1.AnalyticsService"}[self.service]
         deadline = time.monotonic() + limit_s
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while True:
                 assert self.proc.poll() is None, self.log.read_text()[-3000:]
                 try:
-                    r = await stub.Check(health_pb2.HealthCheckRequest(service="aiots.v1.SignalService"), timeout=1)
+                    r = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=1)
                     if r.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.aio.AioRpcError:
@@ -181,3 +187,103 @@ async def test_kill_a_replica_mid_stream_and_resume_with_since(
         await conn.close()
     assert symbols == set(SYMBOLS)
     assert sorted(received) == stored, (received, stored)
+
+
+async def _group_state(url: str, group: str) -> list[dict[str, Any]]:
+    r = aioredis.from_url(url, decode_responses=True)
+    try:
+        out = []
+        for sym in SYMBOLS:
+            stream = f"{NS}:v1:bars:1m:{sym}"
+            g = next((x for x in await r.xinfo_groups(stream) if x["name"] == group), None)
+            out.append({"stream": stream, "length": await r.xlen(stream), **(g or {})})
+        return out
+    finally:
+        await r.aclose()
+
+
+def _bars(symbol: str, start: int, n: int) -> list[tuple[str, events_pb2.BarEvent]]:
+    out = []
+    for i in range(start, start + n):
+        ev = _as(symbol, scripted_bars()[:1])[0]
+        ev.ts_event = T0 + i * MIN
+        ev.bar.ts.FromNanoseconds(ev.ts_event)
+        out.append((symbol, ev))
+    return out
+
+
+async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
+    redis_proc: RedisProc, make_database: Callable[..., str], tmp_path: Path
+) -> None:
+    dsn = make_database(True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_proc.url,
+        "AIOTS_REDIS__NAMESPACE": NS,
+        "AIOTS_SYMBOLS": '["AAPL", "MSFT"]',
+        "AIOTS_ANALYTICS__LIVE_INTERVALS": '["1m"]',
+        "AIOTS_REDIS__CLAIM_IDLE_MS": "1000",
+        "AIOTS_REDIS__CLAIM_INTERVAL_S": "0.3",
+        "AIOTS_REDIS__READ_BATCH": "8",
+        "AIOTS_REDIS__READ_BLOCK_MS": "5000",
+        "AIOTS_DATABASE__MIGRATE_ON_START": "false",
+    }
+    env.pop("DATABENTO_API_KEY", None)
+    a, b = Replica("a", env, tmp_path, "analytics"), Replica("b", env, tmp_path, "analytics")
+    bus = RedisStreamsBus(redis_proc.url, RedisSettings(namespace=NS, outbox_dir=tmp_path / "outbox-test"))
+    try:
+        await asyncio.gather(a.ready(), b.ready())
+        r = aioredis.from_url(redis_proc.url, decode_responses=True)
+        for _ in range(300):  # both replicas are consumers of the shared group
+            try:
+                consumers = [len(await r.xinfo_consumers(f"{NS}:v1:bars:1m:{s}", "analytics")) for s in SYMBOLS]
+            except Exception:
+                consumers = [0]
+            if min(consumers) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert min(consumers) >= 2, consumers
+        await r.aclose()
+        n = 0
+        for _ in range(10):
+            for sym in SYMBOLS:
+                await bus.publish_many("bars:1m", _bars(sym, n, 20))
+            n += 20
+            await asyncio.sleep(0.05)
+        # Freeze A while it waits in XREADGROUP BLOCK, then publish: Redis hands entries to the
+        # blocked reads in FIFO order, so A (first or second in line) is handed a batch it never
+        # acks; then kill it. Those entries are pending on A until B reclaims them.
+        await asyncio.sleep(0.3)  # both have re-issued their blocking reads
+        a.proc.send_signal(signal.SIGSTOP)
+        for _ in range(3):
+            for sym in SYMBOLS:
+                await bus.publish_many("bars:1m", _bars(sym, n, 8))
+            n += 8
+            await asyncio.sleep(0.2)
+        a.kill()
+        r = aioredis.from_url(redis_proc.url, decode_responses=True)
+        stranded = 0
+        for sym in SYMBOLS:
+            for c in await r.xinfo_consumers(f"{NS}:v1:bars:1m:{sym}", "analytics"):
+                if c["name"].startswith(f"analytics-{a.proc.pid}-"):
+                    stranded += int(c["pending"])
+        await r.aclose()
+        assert stranded > 0, "A was handed nothing before it died (the test would not test the takeover)"
+        for _ in range(10):
+            for sym in SYMBOLS:
+                await bus.publish_many("bars:1m", _bars(sym, n, 20))
+            n += 20
+            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 45
+        while True:
+            state = await _group_state(redis_proc.url, "analytics")
+            done = all(s.get("pending") == 0 and s.get("lag") == 0 and s["length"] == n for s in state)
+            if done or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert done, state
+    finally:
+        await bus.close()
+        a.stop()
+        b.stop()
