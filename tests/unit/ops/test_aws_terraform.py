@@ -484,3 +484,43 @@ def test_deploy_sh_runs_terraform_in_the_example(tmp_path: Path) -> None:
     calls = log.read_text().splitlines()
     assert calls[0] == f"{EXAMPLE}|init -input=false"
     assert calls[1].startswith(f"{EXAMPLE}|plan -input=false -out=")
+
+
+# ----------------------------------------------------------------------------- limits only an apply would hit
+
+# Fargate task sizes: CPU units -> allowed memory (MiB), from the ECS developer guide's task-size table.
+FARGATE_SIZES = {
+    256: {512, 1024, 2048},
+    512: set(range(1024, 4096 + 1, 1024)),
+    1024: set(range(2048, 8192 + 1, 1024)),
+    2048: set(range(4096, 16384 + 1, 1024)),
+    4096: set(range(8192, 30720 + 1, 1024)),
+}
+
+
+def test_default_task_sizes_are_valid_fargate_sizes() -> None:
+    loc = locals_of(load_dir(MODULE))
+    for name, s in [*loc["services"].items(), ("gateway", loc["gateway"])]:
+        assert s["memory"] in FARGATE_SIZES.get(s["cpu"], set()), f"{name}: {s['cpu']} CPU units with {s['memory']} MiB"
+        assert 1 <= s["min"] <= s["desired"] <= s["max"], name
+    assert loc["services"]["ingestion"]["max"] == 1  # the single writer of the feed
+
+
+def _max_len(variable: str) -> int:
+    """Longest value a variable's validation regex ^[a-z][...]{m,n}$ admits."""
+    body = next(b[f'"{variable}"'] for b in load_dir(MODULE)["variable"] if f'"{variable}"' in b)
+    m = re.search(r"\{(\d+),(\d+)\}\$", body["validation"][0]["condition"])
+    assert m, variable
+    return 1 + int(m.group(2))
+
+
+def test_longest_names_fit_aws_limits() -> None:
+    """Names built from var.name and var.environment at their longest still fit: load balancer and
+    target group 32 characters, IAM role 64, ElastiCache replication group 40."""
+    prefix = "x" * _max_len("name") + "-" + "y" * _max_len("environment")
+    longest_service = max([*locals_of(load_dir(MODULE))["services"], "gateway"], key=len)
+    assert len(prefix) <= 32 and len(f"{prefix}-gw") <= 32
+    assert len(f"{prefix}-{longest_service}-exec") <= 64 and len(f"{prefix}-rds-monitoring") <= 64
+    assert len(prefix) <= 40
+    text = "\n".join(p.read_text() for p in MODULE.glob("*.tf"))
+    assert re.search(r'resource "aws_lb_target_group" "gateway" \{\n\s+name\s+= "\$\{local\.prefix\}-gw"', text)

@@ -5,9 +5,10 @@ variable "name" {
   type        = string
   default     = "aiots"
 
+  # name and environment are short enough for AWS's name limits (load balancer and target group: 32).
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
-    error_message = "name: 2-21 characters, lower-case letters, digits and hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.name))
+    error_message = "name: 2-12 characters, lower-case letters, digits and hyphens, starting with a letter."
   }
 }
 
@@ -15,6 +16,11 @@ variable "environment" {
   description = "Environment name, part of resource names and tags (e.g. production, staging)."
   type        = string
   default     = "production"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.environment))
+    error_message = "environment: 2-16 characters, lower-case letters, digits and hyphens, starting with a letter."
+  }
 }
 
 variable "tags" {
