@@ -280,3 +280,19 @@ def test_gateway_routes_to_the_same_upstreams(
     assert compose == k8s == tf == set(GatewaySettings.UPSTREAMS)
     # the gateway's compose start waits for exactly the services it routes to
     assert set(compose_doc["services"]["gateway"]["depends_on"]) == set(GatewaySettings.UPSTREAMS)
+
+
+def test_k8s_base_is_what_generate_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/k8s/base is generated: a hand edit (or a generate.py change not rerun) shows here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k8s_generate", ROOT / "deploy/k8s/generate.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    monkeypatch.setattr(gen, "BASE", tmp_path)
+    gen.main()
+    committed = ROOT / "deploy/k8s/base"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in committed.iterdir())
+    for p in tmp_path.iterdir():
+        assert p.read_text() == (committed / p.name).read_text(), f"{p.name}: run python deploy/k8s/generate.py"
