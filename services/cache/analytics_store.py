@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from aiots.core import conventions as cv
 from aiots.services.cache.backends.base import CacheBackend, Keyspace
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from aiots.services.common.settings import CacheSettings
 
 ANALYTICS_KIND = "analytics"
-NS_PER_S = 1_000_000_000
+NS_PER_S = cv.NS_PER_S
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from aiots.core import conventions as cv
 from aiots.services.cli.collect import _target
 from aiots.v1 import ingestion_pb2, ingestion_pb2_grpc
 
@@ -22,9 +23,8 @@ console = Console()
 
 
 def _ts(d: dt.datetime) -> Timestamp:
-    t = Timestamp()
-    t.FromDatetime(d if d.tzinfo else d.replace(tzinfo=dt.UTC))
-    return t
+    """A naive datetime is UTC (the options say so)."""
+    return cv.ns_to_pb(cv.datetime_to_ns(d))
 
 
 async def _run(target: str, req: ingestion_pb2.BackfillRequest) -> None:
