@@ -84,6 +84,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def StartCollection(
         self, request: ingestion_pb2.StartCollectionRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.StartCollectionResponse:
+        require_tickers("symbols", request.symbols)  # blank entries are errors, not "all"
         job_id, started, source, msg = await self.m.start_collection(
             list(request.symbols), list(request.schemas), int(request.source), request.include_options
         )
@@ -131,6 +132,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         if not request.HasField("start") or not request.HasField("end"):
             raise InvalidArgument("start", "start and end are required (UTC timestamps, end exclusive)")
         require_time_range(request)
+        require_tickers("symbols", request.symbols)
         if request.max_cost_usd < 0:
             raise InvalidArgument("max_cost_usd", f"{request.max_cost_usd} must be >= 0")
         start = dt.datetime.fromtimestamp(_ns(request.start) / NS, dt.UTC)
@@ -220,7 +222,11 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def ListInstruments(
         self, request: ingestion_pb2.ListInstrumentsRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.ListInstrumentsResponse:
-        und = validate_symbols(self.m.settings, [request.underlying], "underlying")[0] if request.underlying else None
+        und = (
+            validate_symbols(self.m.settings, [require_ticker("underlying", request.underlying)], "underlying")[0]
+            if request.underlying
+            else None
+        )
         kind = int(request.kind) or None
         if kind not in (None, 1, 2):
             raise InvalidArgument("kind", f"{request.kind} unknown; use INSTRUMENT_KIND_STOCK or _OPTION")

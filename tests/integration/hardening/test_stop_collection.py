@@ -35,3 +35,19 @@ async def test_stop_needs_all_or_symbols(stack: Stack) -> None:
     assert list(stop.job_ids) == [started.job_id]
     st = await stub.GetCollectionStatus(ingestion_pb2.GetCollectionStatusRequest())
     assert not st.running
+
+
+async def test_blank_symbols_never_mean_all(stack: Stack) -> None:
+    """An empty list means every configured symbol; a list of blanks is a mistake, not "all"."""
+    stub = ingestion_pb2_grpc.IngestionServiceStub(stack.channels["ingestion"])
+    calls = [
+        (stub.StartCollection(ingestion_pb2.StartCollectionRequest(symbols=[" "])), "symbols[0]"),
+        (stub.ListInstruments(ingestion_pb2.ListInstrumentsRequest(underlying=" ")), "underlying"),
+    ]
+    for call, field in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as ei:
+            await call
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (ei.value.details() or "").startswith(f"{field}: "), ei.value.details()
+    st = await stub.GetCollectionStatus(ingestion_pb2.GetCollectionStatusRequest())
+    assert not st.running
