@@ -277,7 +277,13 @@ def test_gateway_routes_to_the_same_upstreams(
     env = {e["name"]: e.get("value") for e in gw["spec"]["template"]["spec"]["containers"][0]["env"]}
     k8s = _upstreams(env["AIOTS_GATEWAY__UPSTREAM_HOSTS"])
     tf = {unquote(x) for x in tf_locals["gateway_upstreams"]}
-    assert compose == k8s == tf == set(GatewaySettings.UPSTREAMS)
+    want = set(GatewaySettings.UPSTREAMS)
+    assert compose == k8s == tf == want, (
+        f"gateway upstreams: compose {sorted(compose)}, k8s {sorted(k8s)}, terraform {sorted(tf)}, "
+        f"GatewaySettings.UPSTREAMS {sorted(want)}: update AIOTS_GATEWAY__UPSTREAM_HOSTS and depends_on in "
+        "docker-compose.yml, GATEWAY_UPSTREAMS in deploy/k8s/generate.py (then run it) and gateway_upstreams "
+        "in deploy/aws/modules/aiots/locals.tf"
+    )
     # the gateway's compose start waits for exactly the services it routes to
     assert set(compose_doc["services"]["gateway"]["depends_on"]) == set(GatewaySettings.UPSTREAMS)
 
