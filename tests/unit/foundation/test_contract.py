@@ -32,8 +32,10 @@ REQUIRED = {
     ("POST", "/api/v1/analytics/options:iv"),
     ("GET", "/api/v1/analytics/vol-surface/{symbol}"),
     ("GET", "/api/v1/prices/watch"),
+    ("POST", "/api/v1/backtests"),
+    ("GET", "/api/v1/backtests/{id}"),
 }
-STREAMING = {"SubscribeSignals", "WatchPrices", "Backfill"}
+STREAMING = {"SubscribeSignals", "WatchPrices", "Backfill", "RunBacktest"}
 
 
 def _rules() -> dict[tuple[str, str], tuple[str, str, bool]]:
@@ -69,6 +71,8 @@ def test_every_rpc_has_an_http_rule_and_streams_are_server_streaming() -> None:
         "AnalyticsService",
         "CacheService",
         "SignalService",
+        "PortfolioService",
+        "BacktestService",
     }
 
 

@@ -239,7 +239,9 @@ def test_generated_config_passes_envoy_validate(tmp_path: Path, variant: str) ->
         for n, c in clusters.items()
         if n != render.HEALTH_CLUSTER
     }
-    assert ports == {"cache": 8001, "ingestion": 8002, "analytics": 8003, "signals": 8004, "portfolio": 8006}
+    assert ports == {
+        "cache": 8001, "ingestion": 8002, "analytics": 8003, "signals": 8004, "portfolio": 8006, "backtest": 8005
+    }
     assert all("grpc_health_check" in c["health_checks"][0] for n, c in clusters.items() if n != render.HEALTH_CLUSTER)
 
 
@@ -277,12 +279,15 @@ def test_upstream_hosts_from_the_deploy_env_var(monkeypatch: pytest.MonkeyPatch)
     assert eps == {
         **{n: ("STRICT_DNS", n) for n in ("cache", "ingestion", "analytics", "signals")},
         "portfolio": ("STATIC", "127.0.0.1"),  # not named by that deploy yet: the default host
+        "backtest": ("STATIC", "127.0.0.1"),
     }
 
 
 def test_upstream_hosts_default_and_partial_override() -> None:
     eps = _endpoints(render.bootstrap(model.build_model(Settings(), descriptor_file=Path("x.pb"), jwks_file=Path("j"))))
-    assert eps == {n: ("STATIC", "127.0.0.1") for n in ("cache", "ingestion", "analytics", "signals", "portfolio")}
+    assert eps == {
+        n: ("STATIC", "127.0.0.1") for n in ("cache", "ingestion", "analytics", "signals", "portfolio", "backtest")
+    }
     s = Settings(gateway={"upstream_host": "10.0.0.5", "upstream_hosts": {"signals": "::1"}})
     eps = _endpoints(render.bootstrap(model.build_model(s, descriptor_file=Path("x.pb"), jwks_file=Path("j"))))
     assert eps["signals"] == ("STATIC", "::1") and eps["cache"] == ("STATIC", "10.0.0.5")
