@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 OPTION_TOPIC = "options:quotes"
 SIGNAL_TOPIC = "signals"
 FOLLOW_GROUP = "portfolio-follow"
+FOLLOW_SWEEP_S = 30.0  # how often exits refused earlier (or missed) are retried at the live quote
 STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 
@@ -129,9 +130,18 @@ class PortfolioApp:
                 self._on_signal,
             )
         )
+        self._spawn(self._sweep())
         self.server = await start_server(
             [ServiceRegistration(SERVICE_NAME, add_to_server, self.servicer)], host=self.cfg.host, port=self._port
         )
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(FOLLOW_SWEEP_S)
+            try:
+                await self.follower.sweep()
+            except Exception:
+                log.exception("portfolio: follow sweep failed")
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -270,23 +270,36 @@ class Follower:
                 out.extend(await self._try(acct.owner, intent))
             return out
         for owner, entry in await self.store.follow_entries(sig.id):
-            led = Ledger.replay(0.0, await self.store.orders(entry.account_id))
-            held = led.positions[entry.contract].quantity if entry.contract in led.positions else 0
-            qty = min(entry.quantity, held)
-            if qty <= 0:
-                continue
-            intent = OrderIntent(
-                entry.account_id, f"follow:{sig.id}:close", Contract.parse(entry.contract), "SELL", qty,
-                signal_id=sig.id, source=SOURCE_FOLLOW, quote=sig.exit_quote(),
-            )  # fmt: skip
-            out.extend(await self._try(owner, intent))
+            out.extend(await self._exit(owner, entry, sig.exit_quote()))
         return out
 
-    async def _try(self, owner: str, intent: OrderIntent) -> list[OrderRecord]:
+    async def sweep(self) -> list[OrderRecord]:
+        """Exit followed positions whose signal closed without an exit fill (refused at the time,
+        or the event was missed while no replica ran) at the latest live quote."""
+        out: list[OrderRecord] = []
+        for owner, entry in await self.store.unclosed_follow_entries():
+            out.extend(await self._exit(owner, entry, None, quiet=True))
+        return out
+
+    async def _exit(
+        self, owner: str, entry: OrderRecord, quote: LiveQuote | None, quiet: bool = False
+    ) -> list[OrderRecord]:
+        led = Ledger.replay(0.0, await self.store.orders(entry.account_id))
+        held = led.positions[entry.contract].quantity if entry.contract in led.positions else 0
+        qty = min(entry.quantity, held)
+        if qty <= 0:
+            return []
+        intent = OrderIntent(
+            entry.account_id, f"follow:{entry.signal_id}:close", Contract.parse(entry.contract), "SELL", qty,
+            signal_id=entry.signal_id, source=SOURCE_FOLLOW, quote=quote,
+        )  # fmt: skip
+        return await self._try(owner, intent, quiet)
+
+    async def _try(self, owner: str, intent: OrderIntent, quiet: bool = False) -> list[OrderRecord]:
         try:
             order, _, _ = await self.portfolio.place(owner, intent)
         except DomainError as exc:
-            log.warning(
+            (log.debug if quiet else log.warning)(
                 "follow order not filled",
                 extra={"account_id": intent.account_id, "client_order_id": intent.client_order_id, "why": exc.message},
             )

@@ -285,6 +285,19 @@ class PortfolioStore:
         v = await self.pool.fetchval("SELECT payload FROM signals WHERE id = $1", signal_id)
         return None if v is None else bytes(v)
 
+    async def unclosed_follow_entries(self) -> list[tuple[str, OrderRecord]]:
+        """(owner, entry order) of followed signals that are closed in the signals table while the
+        account has no exit order yet (its exit was refused, or the event was missed)."""
+        cols = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLS.split(","))
+        rows = await self.pool.fetch(
+            f"SELECT a.owner, {cols} FROM portfolio_orders o "
+            "JOIN portfolio_accounts a ON a.id = o.account_id JOIN signals s ON s.id = o.signal_id "
+            "WHERE o.source = 'follow' AND o.client_order_id = 'follow:' || o.signal_id || ':open' AND s.status <> 1 "
+            "AND NOT EXISTS (SELECT 1 FROM portfolio_orders c WHERE c.account_id = o.account_id "
+            "AND c.client_order_id = 'follow:' || o.signal_id || ':close') ORDER BY o.account_id, o.seq"
+        )
+        return [(r[0], _order(tuple(r)[1:])) for r in rows]
+
     async def follow_entries(self, signal_id: str) -> list[tuple[str, OrderRecord]]:
         """(owner, entry order) of every account that entered ``signal_id`` (client id ``follow:<id>:open``)."""
         cols = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLS.split(","))

@@ -118,3 +118,39 @@ async def test_signal_suggested_size_and_stale_signal(make_database: Callable[..
     finally:
         await stop_stack(s)
         await pool.close()
+
+
+async def test_refused_exit_is_retried_at_the_live_quote(make_database: Callable[..., str]) -> None:
+    """An exit the execution model refused (its quote too old by the time the event arrived) stays
+    open until the sweep sells at the live bid, once."""
+    pool = await asyncpg.create_pool(make_database(True), min_size=1, max_size=4)
+    tape = Tape()
+    s = await start_stack(pool, tape)
+    try:
+        acct = (await s.stub.CreateAccount(pb.CreateAccountRequest(name="f", cash=50_000), metadata=s.md())).account.id
+        await s.stub.SetFollowRule(
+            pb.SetFollowRuleRequest(account_id=acct, rule=pb.FollowRule(enabled=True)), metadata=s.md()
+        )
+        follower = Follower(s.portfolio)
+        m = signal("01U1", AAPL_C, "x", 0.9, 2.00, 2.10, T0)
+        tape.now = T0 + cv.NS_PER_S
+        assert len(await follower.on_signal(signal_view(m))) == 1
+        exit_ns = T0 + 60 * cv.NS_PER_S
+        done = closed(m, spb.SIGNAL_STATUS_STOPPED, 1.80, exit_ns)
+        tape.now = exit_ns + 5 * 60 * cv.NS_PER_S  # the event is handled 5 minutes late: its quote is stale
+        assert await follower.on_signal(signal_view(done)) == []
+        assert await follower.sweep() == []  # not closed in the signals table yet
+        await pool.execute(
+            "INSERT INTO signals (id, created_at, symbol, strategy, status, payload) "
+            "VALUES ($1, now(), 'AAPL', 'x', $2, $3)",
+            "01U1", spb.SIGNAL_STATUS_STOPPED, done.SerializeToString(),
+        )  # fmt: skip
+        tape.set(AAPL_C, 1.70, 1.85, spot=226.0)
+        (o,) = await follower.sweep()
+        assert (o.side, o.quantity, o.fill_price, o.client_order_id) == ("SELL", 1, 1.70, "follow:01U1:close")
+        assert await follower.sweep() == []  # once
+        a = (await s.stub.GetAccount(pb.GetAccountRequest(account_id=acct), metadata=s.md())).account
+        assert not a.positions and a.realized_pnl == pytest.approx((1.70 - 2.10) * 100 - 1.30)
+    finally:
+        await stop_stack(s)
+        await pool.close()
