@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +19,7 @@ import ulid
 
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument
 from aiots.services.common.settings import UNDERLYINGS, Settings
+from aiots.services.ingestion import store
 from aiots.services.ingestion.normalize import (
     SOURCE_HISTORICAL,
     SOURCE_LIVE,
@@ -193,11 +193,11 @@ class IngestionManager:
                 runner = self._live_runner(merged_syms, merged_schs, merged_opts)
             task = asyncio.create_task(self._run(job_id, runner), name=f"collect-{job_id}")
             self.jobs[job_id] = Job(job_id, src, merged_syms, merged_schs, task, runner, merged_opts)
-            await self.pool.execute(
-                "INSERT INTO collection_jobs (job_id, kind, status, params) VALUES ($1, $2, 'running', $3)",
+            await store.insert_job(
+                self.pool,
                 job_id,
                 SOURCE_NAMES[src],
-                json.dumps({"symbols": merged_syms, "schemas": merged_schs, "include_options": merged_opts}),
+                {"symbols": merged_syms, "schemas": merged_schs, "include_options": merged_opts},
             )
             opts = " + options" if merged_opts else ""
             return (
@@ -214,12 +214,7 @@ class IngestionManager:
             runner = ReplayRunner(self._pipeline(SOURCE_REPLAY), files, speed=speed)
             task = asyncio.create_task(self._run(job_id, runner), name=f"replay-{job_id}")
             self.jobs[job_id] = Job(job_id, SOURCE_REPLAY, list(self.settings.symbols), [], task, runner, True)
-            await self.pool.execute(
-                "INSERT INTO collection_jobs (job_id, kind, status, params) VALUES ($1, $2, 'running', $3)",
-                job_id,
-                "replay",
-                json.dumps({"files": [str(f) for f in files], "speed": speed}),
-            )
+            await store.insert_job(self.pool, job_id, "replay", {"files": [str(f) for f in files], "speed": speed})
             return job_id
 
     def _live_runner(self, symbols: list[str], schemas: list[str], include_options: bool) -> LiveGroup:
@@ -256,12 +251,7 @@ class IngestionManager:
             status, error = "failed", str(exc)[:500]
             log.exception("collection job failed", extra={"job_id": job_id})
         with contextlib.suppress(Exception):
-            await self.pool.execute(
-                "UPDATE collection_jobs SET status = $2, error = $3, updated_at = now() WHERE job_id = $1",
-                job_id,
-                status,
-                error,
-            )
+            await store.finish_job(self.pool, job_id, status, error)
 
     async def _stop_job(self, job: Job) -> None:
         job.runner.stop()

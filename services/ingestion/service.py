@@ -17,6 +17,7 @@ import grpc
 from aiots.core import conventions as cv
 from aiots.services.common.errors import InvalidArgument
 from aiots.services.common.validation import require_ticker, require_tickers, require_time_range
+from aiots.services.ingestion import store
 from aiots.services.ingestion.manager import IngestionManager, validate_symbols
 from aiots.services.ingestion.normalize import KIND_OPTION, parse_occ
 from aiots.services.ingestion.sources.simulator import ClockStatus
@@ -76,7 +77,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def _symbol(self, raw: str) -> str:
         """A configured ticker or one with stored data; InvalidArgument listing the supported ones otherwise."""
         sym = require_ticker("symbol", raw)
-        if await self.pool.fetchval("SELECT 1 FROM instruments WHERE symbol = $1", sym):
+        if await store.symbol_known(self.pool, sym):
             return sym
         (sym,) = validate_symbols(self.m.settings, [sym], "symbol")
         return str(sym)

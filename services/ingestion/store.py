@@ -1,10 +1,13 @@
-"""Ingestion's repository: the SQL the ingestion sources need beyond the writer's COPY path.
+"""Ingestion's repository: the SQL of the ingestion service, its jobs and sources (beyond the
+writer's COPY path): collection jobs, backfill chunks, the simulator's history marker.
 
 ``pool`` is an ``asyncpg.Pool`` or connection.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 SIMULATOR_HISTORY_KEY = "simulator_history"
@@ -23,4 +26,67 @@ async def set_simulator_history_marker(pool: Any, marker: str) -> None:
            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""",
         SIMULATOR_HISTORY_KEY,
         marker,
+    )
+
+
+async def symbol_known(pool: Any, symbol: str) -> bool:
+    """True when ``symbol`` has an instruments row (stored data)."""
+    return bool(await pool.fetchval("SELECT 1 FROM instruments WHERE symbol = $1", symbol))
+
+
+async def insert_job(pool: Any, job_id: str, kind: str, params: dict[str, Any]) -> None:
+    """A new running collection job (``collection_jobs``)."""
+    await pool.execute(
+        "INSERT INTO collection_jobs (job_id, kind, status, params) VALUES ($1, $2, 'running', $3)",
+        job_id,
+        kind,
+        json.dumps(params),
+    )
+
+
+async def upsert_backfill_job(pool: Any, job_id: str, params: dict[str, Any], cost_usd: float) -> None:
+    """A backfill job running (new, or resumed)."""
+    await pool.execute(
+        """INSERT INTO collection_jobs (job_id, kind, status, params, cost_usd)
+           VALUES ($1, 'backfill', 'running', $2, $3)
+           ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_at = now()""",
+        job_id,
+        json.dumps(params),
+        cost_usd,
+    )
+
+
+async def finish_job(pool: Any, job_id: str, status: str, error: str | None = None) -> None:
+    """Mark a job stopped/failed/done (``error`` kept for failed jobs)."""
+    await pool.execute(
+        "UPDATE collection_jobs SET status = $2, error = $3, updated_at = now() WHERE job_id = $1",
+        job_id,
+        status,
+        error,
+    )
+
+
+async def job_exists(pool: Any, job_id: str) -> bool:
+    return await pool.fetchrow("SELECT params FROM collection_jobs WHERE job_id = $1", job_id) is not None
+
+
+async def done_chunks(pool: Any, job_id: str) -> set[tuple[dt.date, str]]:
+    """(day, schema) chunks of a backfill job already stored."""
+    rows = await pool.fetch("SELECT chunk_day, schema FROM backfill_chunks WHERE job_id = $1", job_id)
+    return {(r[0], r[1]) for r in rows}
+
+
+async def record_chunk(pool: Any, job_id: str, day: dt.date, schema: str, records: int) -> None:
+    """One backfill chunk stored; the job's record count grows by ``records``."""
+    await pool.execute(
+        """INSERT INTO backfill_chunks (job_id, chunk_day, schema, status, records)
+           VALUES ($1, $2, $3, 'done', $4)
+           ON CONFLICT DO NOTHING""",
+        job_id,
+        day,
+        schema,
+        records,
+    )
+    await pool.execute(
+        "UPDATE collection_jobs SET records = records + $2, updated_at = now() WHERE job_id = $1", job_id, records
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
 import warnings
@@ -24,6 +23,7 @@ import ulid
 
 from aiots.core import conventions as cv
 from aiots.services.common.errors import FailedPrecondition, Unavailable
+from aiots.services.ingestion import store
 from aiots.services.ingestion.normalize import SOURCE_HISTORICAL, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 
@@ -112,16 +112,14 @@ async def backfill(
 ) -> AsyncIterator[BackfillProgress]:
     """Run (or resume) a backfill job, yielding progress after the cost check and each chunk."""
     chunks = [(d0, d1, s) for d0, d1 in day_chunks(start, end) for s in schemas]
+    done: set[tuple[dt.date, str]] = set()
     if resume_job_id:
-        row = await pool.fetchrow("SELECT params FROM collection_jobs WHERE job_id = $1", resume_job_id)
-        if row is None:
+        if not await store.job_exists(pool, resume_job_id):
             raise FailedPrecondition(f"backfill job {resume_job_id!r} not found", reason="JOB_NOT_FOUND")
         job_id = resume_job_id
-        done_rows = await pool.fetch("SELECT chunk_day, schema FROM backfill_chunks WHERE job_id = $1", job_id)
-        done = {(r[0], r[1]) for r in done_rows}
+        done = await store.done_chunks(pool, job_id)
     else:
         job_id = str(ulid.ULID())
-        done = set()
 
     def cost() -> float:
         return float(
@@ -145,14 +143,7 @@ async def backfill(
         "dataset": dataset, "symbols": list(symbols), "schemas": list(schemas),
         "start": start.isoformat(), "end": end.isoformat(),
     }  # fmt: skip
-    await pool.execute(
-        """INSERT INTO collection_jobs (job_id, kind, status, params, cost_usd)
-           VALUES ($1, 'backfill', 'running', $2, $3)
-           ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_at = now()""",
-        job_id,
-        json.dumps(params),
-        usd,
-    )
+    await store.upsert_backfill_job(pool, job_id, params, usd)
     total = len(chunks)
     n_done = sum(1 for d0, _, s in chunks if (d0.date(), s) in done)
     records = 0
@@ -175,29 +166,14 @@ async def backfill(
             )
             await pipeline.close_bars()
             await writer.flush()
-            await pool.execute(
-                """INSERT INTO backfill_chunks (job_id, chunk_day, schema, status, records)
-                   VALUES ($1, $2, $3, 'done', $4)
-                   ON CONFLICT DO NOTHING""",
-                job_id,
-                d0.date(),
-                schema,
-                n,
-            )
+            await store.record_chunk(pool, job_id, d0.date(), schema, n)
             records += n
             n_done += 1
             fetched += 1
-            await pool.execute(
-                "UPDATE collection_jobs SET records = records + $2, updated_at = now() WHERE job_id = $1", job_id, n
-            )
             rate = (time.monotonic() - t0) / fetched
             yield BackfillProgress(job_id, n_done, total, records, usd, rate * (total - n_done), current, False)
     except Exception as exc:
-        await pool.execute(
-            "UPDATE collection_jobs SET status = 'failed', error = $2, updated_at = now() WHERE job_id = $1",
-            job_id,
-            str(exc)[:500],
-        )
+        await store.finish_job(pool, job_id, "failed", str(exc)[:500])
         raise
-    await pool.execute("UPDATE collection_jobs SET status = 'done', updated_at = now() WHERE job_id = $1", job_id)
+    await store.finish_job(pool, job_id, "done")
     yield BackfillProgress(job_id, n_done, total, records, usd, 0.0, "done", True)
