@@ -17,6 +17,7 @@ from typing import Any
 
 import ulid
 
+from aiots.core import conventions as cv
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument
 from aiots.services.common.settings import UNDERLYINGS, Settings
 from aiots.services.ingestion import store
@@ -191,6 +192,7 @@ class IngestionManager:
                 )  # fmt: skip
             else:
                 runner = self._live_runner(merged_syms, merged_schs, merged_opts)
+                await self.seed_prev_closes(merged_syms)
             task = asyncio.create_task(self._run(job_id, runner), name=f"collect-{job_id}")
             self.jobs[job_id] = Job(job_id, src, merged_syms, merged_schs, task, runner, merged_opts)
             await store.insert_job(
@@ -216,6 +218,22 @@ class IngestionManager:
             self.jobs[job_id] = Job(job_id, SOURCE_REPLAY, list(self.settings.symbols), [], task, runner, True)
             await store.insert_job(self.pool, job_id, "replay", {"files": [str(f) for f in files], "speed": speed})
             return job_id
+
+    async def seed_prev_closes(self, symbols: Sequence[str], now_ns: int | None = None) -> int:
+        """Give the price book each symbol's previous session close from stored bars (how many found)."""
+        if self.prices is None:
+            return 0
+        prev = cv.calendar().previous_close_ns(now_ns if now_ns is not None else time.time_ns())
+        if prev is None:
+            return 0
+        found = 0
+        for sym in symbols:
+            px = await store.close_before(self.pool, sym, prev)
+            if px is not None and px > 0:
+                with contextlib.suppress(Exception):  # the cache is optional
+                    await self.prices.set_prev_close(sym, px)
+                    found += 1
+        return found
 
     def _live_runner(self, symbols: list[str], schemas: list[str], include_options: bool) -> LiveGroup:
         """Equities session, plus an OPRA session (parent symbology ``<SYM>.OPT``) with options."""

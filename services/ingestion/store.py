@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from aiots.core import conventions as cv
+
 SIMULATOR_HISTORY_KEY = "simulator_history"
 
 
@@ -90,3 +92,21 @@ async def record_chunk(pool: Any, job_id: str, day: dt.date, schema: str, record
     await pool.execute(
         "UPDATE collection_jobs SET records = records + $2, updated_at = now() WHERE job_id = $1", job_id, records
     )
+
+
+async def close_before(pool: Any, symbol: str, close_ns: int) -> float | None:
+    """The session close of ``symbol`` ending at ``close_ns`` from stored bars: the last 1-minute bar
+    starting before it (within that session's regular hours), else that date's daily bar."""
+    row = await pool.fetchrow(
+        """SELECT close FROM bars_1m WHERE symbol = $1 AND ts_event < $2 AND ts_event >= $3
+            ORDER BY ts_event DESC LIMIT 1""",
+        symbol,
+        close_ns,
+        close_ns - 7 * cv.NS_PER_HOUR,
+    )
+    if row is not None:
+        return float(row[0])
+    day = cv.ny_date(close_ns)
+    day_ns = cv.datetime_to_ns(dt.datetime(day.year, day.month, day.day, tzinfo=cv.UTC))
+    row = await pool.fetchrow("SELECT close FROM bars_1d WHERE symbol = $1 AND ts_event = $2", symbol, day_ns)
+    return float(row[0]) if row is not None else None

@@ -13,9 +13,15 @@ import databento as db
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
+import pytest
 
 from aiots.core import conventions as cv
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.cache.backends import MemoryBackend
+from aiots.services.cache.backends.base import Keyspace
+from aiots.services.cache.prices import PriceBook
+from aiots.services.common.settings import Settings
+from aiots.services.ingestion.manager import IngestionManager
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.replay import replay_files
 from aiots.services.ingestion.sources.simulator import SimulatorSource, seed_history
@@ -134,5 +140,12 @@ async def test_simulator_history_and_live_ticks(make_database, tmp_path: Path) -
     mid = (chain.bid + chain.ask) / 2
     assert np.all(np.diff(mid[calls & e0]) <= 1e-9)
     assert sorted(await queries.known_symbols(pool)) == syms
+    # a live collection starting Tuesday 2026-03-03 gets Monday's close from the stored bars
+    book = PriceBook(MemoryBackend(1 << 20), None, keyspace=Keyspace("t"), channel="p", tracked=syms)
+    settings = Settings(database_url=dsn, symbols=syms, ingestion={"spill_dir": tmp_path / "spill2"})
+    mgr = IngestionManager(settings, pool, dsn, prices=book)
+    assert await mgr.seed_prev_closes(syms, now_ns=start) == 2
+    monday = cv.datetime_to_ns(dt.datetime(2026, 3, 2, tzinfo=cv.UTC))
+    assert (await book.get("AAPL")).prev_close == pytest.approx(float(d.close[d.ts == monday][0]), abs=1e-9)
     assert (await queries.get_bars(pool, "AAPL", "1s", limit=100)).volume.sum() > 0  # built from trades
     await pool.close()
