@@ -47,10 +47,11 @@ async def test_outage_then_replay_in_order(redis_proc: RedisProc, tmp_path: Path
     await bus.publish("trades", "AAPL", _ev(20))
     assert bus.outbox.pending_events == 11 and bus.outbox_stats.spilled == 11
     await asyncio.to_thread(redis_proc.start)
-    await bus.publish("trades", "AAPL", _ev(21))  # queues behind the outbox: order holds
+    # queues behind the outbox while it is not empty (or goes direct once the replay is done)
+    await bus.publish("trades", "AAPL", _ev(21))
     assert await bus.drain_outbox(30)
     assert await _streamed(bus) == list(range(22))
-    assert bus.outbox_stats.replayed == 12
+    assert bus.outbox_stats.replayed == bus.outbox_stats.spilled in (11, 12)
     await bus.close()
 
 
