@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aiots.core.conventions import NS_PER_MIN, NS_PER_S, REGULAR_OPEN, ny_ns, rfc3339
 from aiots.services.backtest import readers
 from aiots.services.backtest.runner import BacktestSettings, Replay, ReplayResult, Trade, null_plan
@@ -55,9 +57,7 @@ def load(inputs: BacktestInputs) -> LoadedData:
     bars: dict[str, readers.BarSeries] = {}
     for p in inputs.bars:
         for sym, s in readers.read_any_bars(p).items():
-            if sym in bars:
-                raise readers.DataFileError(p, f"symbol {sym} already loaded from {bars[sym].source}", column="symbol")
-            bars[sym] = s
+            bars[sym] = s if sym not in bars else _concat(bars[sym], s, p)
     if inputs.symbols:
         missing = [s for s in inputs.symbols if s not in bars]
         if missing:
@@ -66,6 +66,35 @@ def load(inputs: BacktestInputs) -> LoadedData:
     chains = [readers.read_chains(p) for p in inputs.chains]
     cfg = load_config(Path(inputs.config)) if inputs.config else load_config()
     return LoadedData(bars, quotes, chains, cfg)
+
+
+def _concat(a: readers.BarSeries, b: readers.BarSeries, path: str) -> readers.BarSeries:
+    """Bars of one symbol from two files: same interval, no shared timestamp."""
+    if a.interval_ns != b.interval_ns:
+        raise readers.DataFileError(path, f"{b.symbol}: bar interval differs from {a.source}", column="datetime")
+    ts = np.concatenate([a.ts_ns, b.ts_ns])
+    order = np.argsort(ts, kind="stable")
+    ts = ts[order]
+    dup = np.diff(ts) == 0
+    if dup.any():
+        raise readers.DataFileError(
+            path, f"{b.symbol}: a bar time also in {a.source} (overlapping files)", column="datetime"
+        )
+
+    def cat(x: Any, y: Any) -> Any:
+        return np.concatenate([x, y])[order]
+
+    return readers.BarSeries(
+        a.symbol,
+        ts,
+        cat(a.open, b.open),
+        cat(a.high, b.high),
+        cat(a.low, b.low),
+        cat(a.close, b.close),
+        cat(a.volume, b.volume),
+        a.interval_ns,
+        f"{a.source}+{b.source}",
+    )
 
 
 def _window(inputs: BacktestInputs) -> BacktestSettings:
@@ -200,7 +229,9 @@ def build_report(
             "priced_from_by_symbol": {s: ("quotes" if s in real else "modelled") for s in res.symbols},
             "ideas_without_contract": res.engine_skipped,
             "filters_skipped": res.filters_skipped,
-            "filters_skipped_reason": "no input carries per-minute open interest or volume; those selection filters were not applied",
+            "filters_skipped_reason": (
+                "no input carries per-minute open interest or volume; those selection filters were not applied"
+            ),
             "iv_sources": res.iv_sources,
         },
         "summary": summary,

@@ -40,7 +40,8 @@ def _axes(title: str, xlabel: str, ylabel: str, ylo: float, yhi: float) -> list[
         f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#333"/>',
         f'<line x1="{PAD}" y1="20" x2="{PAD}" y2="{H - PAD}" stroke="#333"/>',
         f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle" font-size="11">{_esc(xlabel)}</text>',
-        f'<text x="12" y="{H / 2}" font-size="11" transform="rotate(-90 12 {H / 2})" text-anchor="middle">{_esc(ylabel)}</text>',
+        f'<text x="12" y="{H / 2}" font-size="11" transform="rotate(-90 12 {H / 2})" '
+        f'text-anchor="middle">{_esc(ylabel)}</text>',
         f'<text x="{PAD - 4}" y="24" text-anchor="end" font-size="10">{ylo if False else _fmt(yhi)}</text>',
         f'<text x="{PAD - 4}" y="{H - PAD}" text-anchor="end" font-size="10">{_fmt(ylo)}</text>',
     ]
@@ -74,7 +75,8 @@ def calibration_svg(bins: Sequence[dict[str, Any]], title: str) -> str:
         y = _scale(b["realised"], 0, 1, H - PAD, 20)
         r = 3 + 7 * math.sqrt(b["n"] / nmax)
         parts.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="#d62728" fill-opacity="0.6"><title>n={b["n"]}</title></circle>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="#d62728" fill-opacity="0.6">'
+            f"<title>n={b['n']}</title></circle>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -96,7 +98,8 @@ def histogram_svg(values: Sequence[float], title: str, bins: int = 20) -> str:
         mid = lo + (i + 0.5) * (hi - lo) / bins
         color = "#2ca02c" if mid > 0 else "#d62728"
         parts.append(
-            f'<rect x="{PAD + i * bw:.1f}" y="{H - PAD - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{color}"><title>{c}</title></rect>'
+            f'<rect x="{PAD + i * bw:.1f}" y="{H - PAD - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" '
+            f'fill="{color}"><title>{c}</title></rect>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -153,10 +156,12 @@ def render(report: dict[str, Any]) -> str:
         "svg{border:1px solid #eee;margin:4px}h2{margin-top:28px}</style></head><body>",
         "<h1>AI-OTS backtest</h1>",
         f"<p>Inputs: {_esc(', '.join(report['inputs']['bars']))}; option quotes: "
-        f"{_esc(', '.join(report['inputs']['option_quotes']) or 'none (modelled premiums)')}; seed {report['inputs']['seed']}.</p>",
+        f"{_esc(', '.join(report['inputs']['option_quotes']) or 'none (modelled premiums)')}; "
+        f"seed {report['inputs']['seed']}.</p>",
         f"<p>Fills at the ask, exits at the bid, ${report['settings']['fee_per_contract']} per contract per leg; "
         f"quotes older than {report['settings']['max_quote_age_s']:.0f} s are not used. Hit = TARGET exit. "
-        f"Selection filters skipped: {_esc(', '.join(report['data']['filters_skipped']))} (no per-minute open interest or volume).</p>",
+        f"Selection filters skipped: {_esc(', '.join(report['data']['filters_skipped']))} "
+        "(no per-minute open interest or volume).</p>",
     ]
     for pf, summ in report["summary"].items():
         trades = [t for t in report["trades"] if t["priced_from"] == pf]

@@ -153,12 +153,12 @@ class ChainIV:
             v.sort()
 
     @staticmethod
-    def _atm_iv(g: object, ts: int, target_days: float) -> float:
+    def _atm_iv(frame: object, ts: int, target_days: float) -> float:
         import pandas as pd
 
-        assert isinstance(g, pd.DataFrame)
-        days = (g["expiration"].map(lambda e: expiry_ns(e)) - ts) / NS_PER_DAY
-        g = g.assign(days=days)
+        assert isinstance(frame, pd.DataFrame)
+        days = (frame["expiration"].map(lambda e: expiry_ns(e)) - ts) / NS_PER_DAY
+        g: pd.DataFrame = frame.assign(days=days)
         g = g[g["days"] > 0.5]
         if g.empty:
             return math.nan

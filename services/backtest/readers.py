@@ -108,7 +108,9 @@ class OptionTradeBars:
 class ChainSnapshots:
     """Chain snapshot rows (normalised options schema); ``ts_ns`` is the snapshot time (ns UTC)."""
 
-    frame: pd.DataFrame  # columns: ts_ns, underlying, underlying_price, expiration, is_call, strike, bid, ask, implied_vol, open_interest, volume
+    #: columns ts_ns, underlying, underlying_price, expiration, is_call, strike, bid, ask, implied_vol,
+    #: open_interest, volume
+    frame: pd.DataFrame
     source: str
 
 
@@ -156,7 +158,8 @@ def _num(df: pd.DataFrame, col: str, path: str | Path, *, allow_empty: bool = Fa
         if neg.any():
             i = _first(neg)
             raise DataFileError(path, f"{vals[i]} is negative (must be >= 0)", row=i + 1, column=col)
-    return vals
+    out: F64 = vals
+    return out
 
 
 def _times(df: pd.DataFrame, col: str, path: str | Path, fmt: str) -> I64:

@@ -277,14 +277,9 @@ class Replay:
         self.trades.append(t)
         q = sig.contract  # the latest quote of the contract known now (the one selection used)
         session = calendar().session_of(now_ns)
-        if (
-            session is not None
-            and session.open_ns <= now_ns
-            and now_ns >= session.close_ns - self.settings.close_buffer_ns
-        ):
-            if now_ns < session.close_ns:
-                t.refusal = "NEAR_CLOSE"
-                return
+        if session is not None and session.close_ns - self.settings.close_buffer_ns <= now_ns < session.close_ns:
+            t.refusal = "NEAR_CLOSE"
+            return
         res = self.settings.execution.buy(_exec_quote(q), now_ns)
         if isinstance(res, Refused):
             t.refusal = res.reason.value

@@ -99,7 +99,7 @@ def summarize(trades: Sequence[Trade]) -> dict[str, Any]:
     gains, losses = usd[usd > 0].sum(), -usd[usd < 0].sum()
     lo, hi = wilson(hits, n)
     tit = np.array([(t.exit_ns - t.signal.created_ns) / NS_PER_MIN for t in filled], dtype=np.float64)
-    reasons = Counter(t.exit_reason for t in filled)
+    reasons = Counter(str(t.exit_reason) for t in filled)
     refusals = Counter(t.refusal for t in trades if t.entry is None)
     return {
         "signals": len(trades),

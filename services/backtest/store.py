@@ -42,7 +42,8 @@ class BacktestStore:
 
     async def get(self, run_id: str) -> RunRecord | None:
         r = await self.pool.fetchrow(
-            "SELECT id, created_ns, owner, request::text, trades, elapsed_s, report::text FROM backtest_runs WHERE id = $1",
+            "SELECT id, created_ns, owner, request::text, trades, elapsed_s, report::text"
+            " FROM backtest_runs WHERE id = $1",
             run_id,
         )
         if r is None:

@@ -49,7 +49,7 @@ def expected_trade(
     q: dict[int, tuple[float | None, float | None]], at: int, target_f: float, stop_f: float, deadline: int
 ) -> tuple[float, float, int, str]:
     """(entry, exit price, exit ns, reason) by walking the file's minutes after the entry."""
-    bid, ask = q[at]
+    _bid, ask = q[at]
     assert ask is not None
     target, stop = ask * target_f, ask * stop_f
     for end in sorted(k for k in q if k > at):

@@ -102,10 +102,14 @@ def theirs(s: BarSeries, cross: np.ndarray) -> list[tuple[int, float, int, float
             i = len(self.data) - 1
             if self.position and self.entry_i is not None and i - self.entry_i >= HOLD:
                 self.position.close()
-            elif not self.position and self.cross[-1] > 0 and i + HOLD < cross.size:
-                if self.entry_i is None or i - self.entry_i > HOLD:
-                    self.buy(size=1)
-                    self.entry_i = i
+            elif (
+                not self.position
+                and self.cross[-1] > 0
+                and i + HOLD < cross.size
+                and (self.entry_i is None or i - self.entry_i > HOLD)
+            ):
+                self.buy(size=1)
+                self.entry_i = i
 
     bt = backtesting.Backtest(df, EmaCross, cash=1_000_000, commission=0.0, trade_on_close=True, finalize_trades=True)
     tr = bt.run()["_trades"]

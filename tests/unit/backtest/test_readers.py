@@ -52,7 +52,11 @@ def test_daily_bars_close_at_16(shared_data: Path) -> None:
 
 @pytest.mark.parametrize(
     ("col", "value", "words"),
-    [("close", "abc", "not a finite number"), ("high", "1.0", "low"), ("datetime", "2024-02-20 25:00:00", "not a time")],
+    [
+        ("close", "abc", "not a finite number"),
+        ("high", "1.0", "low"),
+        ("datetime", "2024-02-20 25:00:00", "not a time"),
+    ],
 )
 def test_ohlcv_corrupted_copy(shared_data: Path, tmp_path: Path, col: str, value: str, words: str) -> None:
     bad = tmp_path / "spy.csv"

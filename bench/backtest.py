@@ -1,0 +1,189 @@
+"""Backtest throughput: bars per second through the full engine, beside backtesting.py and
+NautilusTrader's BacktestEngine on the same bars (the 63 SPY sessions of 2024-02-20..05-17).
+
+* ours: ``aiots.services.backtest`` replaying 1-minute bars through the live SignalEngine (features,
+  every built-in strategy, contract selection on modelled chains, fills and exits through the
+  execution model), strategies pass only (no null model);
+* backtesting.py: an EMA(20/50) cross with an RSI(14) filter, one position, on the same bars;
+* NautilusTrader: the same EMA/RSI rule as a Strategy in a BacktestEngine (bars of one equity).
+
+The comparison is not like for like (ours prices option chains and selects contracts on each
+idea; the others trade the underlying): the printed ratios say how much that costs. One run each.
+
+    .venv/bin/python bench/backtest.py [--bars FILE] [--sessions N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("AIOTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SPY = DATA / "ohlcv" / "SPY_1m_2024-02-20_2024-05-17.csv"
+CHAIN = DATA / "options" / "yfinance_chains_26symbols_2024-07-31.csv"
+
+
+def ours(bars_path: Path, sessions: int | None) -> tuple[int, float, int]:
+    from aiots.services.backtest.api import BacktestInputs, _window, load
+    from aiots.services.backtest.runner import Replay
+
+    inp = BacktestInputs(bars=(str(bars_path),), chains=(str(CHAIN),) if CHAIN.is_file() else ())
+    data = load(inp)
+    if sessions:
+        s = data.bars["SPY"]
+        days = pd.to_datetime(s.ts_ns, utc=True).tz_convert("America/New_York").normalize()
+        last = sorted(set(days))[sessions - 1]
+        inp = BacktestInputs(inp.bars, chains=inp.chains, date_to=last.date())
+    t0 = time.perf_counter()
+    res = Replay(data.config, data.bars, data.quotes, data.chains, _window(inp)).run()
+    return res.bars, time.perf_counter() - t0, sum(t.entry is not None for t in res.trades)
+
+
+def frame(bars_path: Path, sessions: int | None) -> pd.DataFrame:
+    df = pd.read_csv(bars_path, parse_dates=["datetime"])
+    if sessions:
+        days = df["datetime"].dt.normalize()
+        df = df[days <= sorted(days.unique())[sessions - 1]]
+    return df.rename(columns=str.capitalize).set_index("Datetime")[["Open", "High", "Low", "Close", "Volume"]]
+
+
+def backtesting_py(df: pd.DataFrame) -> tuple[int, float, int]:
+    from backtesting import Backtest, Strategy
+
+    def ema(x: np.ndarray, n: int) -> np.ndarray:
+        return pd.Series(x).ewm(span=n, adjust=False).mean().to_numpy()
+
+    def rsi(x: np.ndarray, n: int) -> np.ndarray:
+        d = pd.Series(x).diff()
+        up = d.clip(lower=0).ewm(alpha=1 / n, adjust=False).mean()
+        dn = (-d.clip(upper=0)).ewm(alpha=1 / n, adjust=False).mean()
+        return (100 - 100 / (1 + up / dn)).to_numpy()
+
+    class EmaRsi(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.f = self.I(ema, self.data.Close, 20)
+            self.s = self.I(ema, self.data.Close, 50)
+            self.r = self.I(rsi, self.data.Close, 14)
+
+        def next(self) -> None:
+            if not self.position and self.f[-1] > self.s[-1] and self.f[-2] <= self.s[-2] and self.r[-1] < 70:
+                self.buy(size=1)
+            elif self.position and self.f[-1] < self.s[-1]:
+                self.position.close()
+
+    t0 = time.perf_counter()
+    st = Backtest(df, EmaRsi, cash=1_000_000, commission=0.0, finalize_trades=True).run()
+    return len(df), time.perf_counter() - t0, int(st["# Trades"])
+
+
+def nautilus(df: pd.DataFrame) -> tuple[int, float, int] | str:
+    try:
+        from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+        from nautilus_trader.config import LoggingConfig, StrategyConfig
+        from nautilus_trader.indicators import ExponentialMovingAverage, RelativeStrengthIndex
+        from nautilus_trader.model.currencies import USD
+        from nautilus_trader.model.data import Bar, BarType
+        from nautilus_trader.model.enums import AccountType, OmsType, OrderSide
+        from nautilus_trader.model.identifiers import Venue
+        from nautilus_trader.model.objects import Money, Quantity
+        from nautilus_trader.persistence.wranglers import BarDataWrangler
+        from nautilus_trader.test_kit.providers import TestInstrumentProvider
+        from nautilus_trader.trading.strategy import Strategy
+    except ImportError as exc:  # optional (bench extra)
+        return f"not installed ({exc.name})"
+
+    class Cfg(StrategyConfig, frozen=True):  # type: ignore[call-arg,misc]
+        bar_type: str
+
+    class EmaRsi(Strategy):  # type: ignore[misc]
+        def __init__(self, config: Cfg) -> None:
+            super().__init__(config)
+            self.bar_type = BarType.from_str(config.bar_type)
+            self.fast, self.slow, self.rsi = (
+                ExponentialMovingAverage(20),
+                ExponentialMovingAverage(50),
+                RelativeStrengthIndex(14),
+            )
+            self.prev_diff: float | None = None
+            self.trades = 0
+
+        def on_start(self) -> None:
+            self.register_indicator_for_bars(self.bar_type, self.fast)
+            self.register_indicator_for_bars(self.bar_type, self.slow)
+            self.register_indicator_for_bars(self.bar_type, self.rsi)
+            self.subscribe_bars(self.bar_type)
+
+        def on_bar(self, bar: Bar) -> None:
+            if not (self.fast.initialized and self.slow.initialized and self.rsi.initialized):
+                return
+            diff = self.fast.value - self.slow.value
+            flat = self.portfolio.is_flat(self.bar_type.instrument_id)
+            if flat and self.prev_diff is not None and self.prev_diff <= 0 < diff and self.rsi.value < 0.70:
+                self.submit_order(
+                    self.order_factory.market(self.bar_type.instrument_id, OrderSide.BUY, Quantity.from_int(1))
+                )
+                self.trades += 1
+            elif not flat and diff < 0:
+                self.close_all_positions(self.bar_type.instrument_id)
+            self.prev_diff = diff
+
+    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True)))
+    venue = Venue("XNAS")
+    engine.add_venue(
+        venue, oms_type=OmsType.NETTING, account_type=AccountType.CASH, starting_balances=[Money(1_000_000, USD)]
+    )
+    inst = TestInstrumentProvider.equity("SPY", "XNAS")
+    engine.add_instrument(inst)
+    bar_type = BarType.from_str(f"{inst.id}-1-MINUTE-LAST-EXTERNAL")
+    nd = df.rename(columns=str.lower)
+    nd.index = nd.index.tz_localize("America/New_York").tz_convert("UTC") + pd.Timedelta(minutes=1)  # bar end
+    bars = BarDataWrangler(bar_type, inst).process(nd)
+    engine.add_data(bars)
+    strat = EmaRsi(Cfg(bar_type=str(bar_type)))
+    engine.add_strategy(strat)
+    t0 = time.perf_counter()
+    engine.run()
+    dt_s = time.perf_counter() - t0
+    n = strat.trades
+    engine.dispose()
+    return len(bars), dt_s, n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bars", type=Path, default=SPY)
+    ap.add_argument("--sessions", type=int, default=None, help="only the first N sessions (default: all)")
+    a = ap.parse_args()
+    if not a.bars.is_file():
+        print(f"bars not found: {a.bars} (set AIOTS_SHARED_DATA)", file=sys.stderr)
+        return 1
+    print(f"bars: {a.bars.name}; machine: {os.cpu_count()} CPUs; {dt.datetime.now():%Y-%m-%d %H:%M}")
+    rows: list[tuple[str, int, float, int]] = []
+    n, t, k = ours(a.bars, a.sessions)
+    rows.append(("aiots backtest (full engine, modelled chains)", n, t, k))
+    df = frame(a.bars, a.sessions)
+    n, t, k = backtesting_py(df)
+    rows.append(("backtesting.py EMA/RSI", n, t, k))
+    r = nautilus(df)
+    if isinstance(r, str):
+        print(f"NautilusTrader: {r}")
+    else:
+        rows.append(("NautilusTrader BacktestEngine EMA/RSI", *r))
+    base = rows[0][1] / rows[0][2]
+    print(f"{'engine':48} {'bars':>8} {'seconds':>8} {'bars/s':>10} {'trades':>7} {'ours / it':>10}")
+    for name, n, t, k in rows:
+        bps = n / t
+        print(f"{name:48} {n:8d} {t:8.2f} {bps:10.0f} {k:7d} {base / bps:10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
