@@ -1,9 +1,10 @@
 """The bus outbox: published batches kept on disk, in order, while Redis is away.
 
 Each publishing bus instance has a *publisher id* (random) and numbers its batches 1, 2, 3...
-A batch that cannot reach Redis is written to ``<outbox_dir>/<publisher>/<seq>-<n>.seg`` (one
-segment per batch: pickled stream names and payloads, fsynced, then renamed into place) and
-``publish`` returns: the events are acknowledged once they are on disk. While any segment is
+A batch that cannot reach Redis is written to ``<outbox_dir>/<scope>/<publisher>/<seq>-<n>.seg``
+(``scope``: a hash of the Redis URL and namespace, so orphans are only adopted by a bus of the
+same Redis and namespace; one segment per batch: pickled stream names and payloads, fsynced, then
+renamed into place) and ``publish`` returns: the events are acknowledged once they are on disk. While any segment is
 waiting, later batches queue behind it (per-stream order holds), and a replay task sends the
 segments in order when Redis answers again.
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -201,7 +202,10 @@ class RedisStreamsBus:
         self.publisher = uuid.uuid4().hex[:16]
         self._seq = 0
         self._send_lock = asyncio.Lock()
-        self.outbox = Outbox(Path(self.cfg.outbox_dir), self.publisher)
+        # One outbox root per (Redis, namespace): a bus only ever adopts (replays) what a dead bus
+        # meant for the same Redis and namespace.
+        scope = hashlib.sha256(f"{redact(url)}|{self.namespace}".encode()).hexdigest()[:12]
+        self.outbox = Outbox(Path(self.cfg.outbox_dir) / scope, self.publisher)
         self.outbox_stats = OutboxStats()
         self._replay_task: asyncio.Task[None] | None = None
         if self.outbox:
