@@ -39,7 +39,7 @@ def test_dns_named_upstreams_are_healthy_and_routed(stack: Stack) -> None:
             break
         time.sleep(0.2)
     assert status == 200, raw
-    assert json.loads(raw)["upstreams"] == dict.fromkeys(SERVICES, "SERVING")
+    assert json.loads(raw)["upstreams"] == dict.fromkeys(stack.servers, "SERVING")
     status, _, raw = call(stack, "GET", "/api/v1/cache/stock-prices/AAPL", role="viewer")
     assert status == 200 and json.loads(raw)["price"]["symbol"] == "AAPL"
     with grpc.insecure_channel(stack.grpc_target) as ch:
