@@ -62,7 +62,7 @@ class IngestionApp:
             [ServiceRegistration(SERVICE_NAME, add_to_server, servicer)], host=self.cfg.host, port=self._port
         )
         manager = self.manager
-        feed_dep = feed_dependency(manager.status, self.cfg.feed_stale_s)
+        feed_dep = feed_dependency(manager.feed_status, self.cfg.feed_stale_s)
         await self.server.watch([*runtime_dependencies(self.rt), feed_dep], self.cfg)
         if self.cfg.autostart:
             feed = self.rt.feed
