@@ -18,8 +18,8 @@ from aiots.core import conventions as cv
 from aiots.services.common.errors import InvalidArgument
 from aiots.services.common.validation import require_ticker, require_tickers, require_time_range
 from aiots.services.ingestion import store
-from aiots.services.ingestion.manager import IngestionManager, validate_symbols
-from aiots.services.ingestion.normalize import KIND_OPTION, parse_occ
+from aiots.services.ingestion.manager import IngestionManager, Status, validate_symbols
+from aiots.services.ingestion.normalize import KIND_OPTION, SOURCE_SIMULATOR, parse_occ
 from aiots.services.ingestion.sources.simulator import ClockStatus
 from aiots.services.storage import queries
 from aiots.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
@@ -37,6 +37,14 @@ MAX_PAGE = 1000
 
 _ts = cv.ns_to_pb
 _ns = cv.pb_to_ns
+
+
+def _lag_ref(st: Status, source: int, now_ns: int) -> int:
+    """The instant a stream's lag is measured from: the simulated market time for the simulator
+    (it may replay the last session while the market is closed), else the wall clock."""
+    if source == SOURCE_SIMULATOR and st.market_clock is not None:
+        return st.market_clock.market_ns
+    return now_ns
 
 
 def _clock(c: ClockStatus | None) -> ingestion_pb2.MarketClock | None:
@@ -115,7 +123,9 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
                     schema=s.schema,
                     records=s.records,
                     last_event=_ts(s.last_event_ns),
-                    lag_seconds=max(0.0, (now - s.last_event_ns) / NS) if s.last_event_ns else 0.0,
+                    lag_seconds=max(0.0, (_lag_ref(st, s.source, now) - s.last_event_ns) / NS)
+                    if s.last_event_ns
+                    else 0.0,
                     errors=s.errors,
                     source=s.source,  # type: ignore[arg-type]
                 )

@@ -86,6 +86,8 @@ async def test_collection_lifecycle_and_status(svc: Any) -> None:
     assert xnys.is_session(pd.Timestamp(day))
     local = dt.datetime.fromtimestamp(clock.market_time.ToNanoseconds() / 1e9, ZoneInfo("America/New_York"))
     assert local.date() == day and dt.time(4) <= local.time() < dt.time(20)
+    # lag is measured on the simulated market's clock (a replayed session is not a day behind)
+    assert all(0 <= s.lag_seconds < 600 for s in st.streams)
     stop = await stub.StopCollection(ingestion_pb2.StopCollectionRequest(all=True))
     assert list(stop.job_ids) == [r1.job_id]
     st = await stub.GetCollectionStatus(ingestion_pb2.GetCollectionStatusRequest())
