@@ -92,7 +92,3 @@ class Ledger:
 
     def open_positions(self) -> list[PositionState]:
         return sorted(self.positions.values(), key=lambda p: p.contract)
-
-    def premium_at_risk(self) -> float:
-        """Total basis of the long positions (what they cost, fees in)."""
-        return sum(p.basis for p in self.positions.values() if p.quantity > 0)
