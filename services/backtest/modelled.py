@@ -203,6 +203,7 @@ class ModelledChainBook(ChainBook):
         self.dte_min, self.dte_max = dte_min, dte_max
         self._state: dict[str, tuple[int, float, float]] = {}
         self._cache: dict[str, tuple[tuple[int, float, float], list[OptionQuote]]] = {}
+        self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, int]]] = {}
         self.real: set[str] = set()
 
     def update(self, q: OptionQuote) -> None:
@@ -225,39 +226,44 @@ class ModelledChainBook(ChainBook):
         self._cache[underlying] = (st, quotes)
         return quotes
 
+    def _expiries(self, symbol: str, day: dt.date) -> list[tuple[dt.date, int]]:
+        """(expiry, expiry ns) listed for ``symbol`` from ``day`` to ``dte_max`` days on (cached per day)."""
+        key = (symbol, day)
+        hit = self._exp_cache.get(key)
+        if hit is None:
+            end = day + dt.timedelta(days=math.ceil(self.dte_max) + 1)
+            hit = self._exp_cache[key] = [(e, expiry_ns(e)) for e in listed_expiries(symbol, day, end)]
+        return hit
+
     def synthesise(self, symbol: str, now_ns: int, spot: float, iv: float) -> list[OptionQuote]:
         """The modelled chain of ``symbol`` at ``now_ns`` (calls and puts, sorted by OCC symbol)."""
         s = self.settings
-        today = ny_date(now_ns)
-        exps = [
-            e
-            for e in listed_expiries(symbol, today, today + dt.timedelta(days=math.ceil(self.dte_max) + 1))
-            if self.dte_min * NS_PER_DAY <= expiry_ns(e) - now_ns <= self.dte_max * NS_PER_DAY
-        ]
+        lo, hi = self.dte_min * NS_PER_DAY, self.dte_max * NS_PER_DAY
+        exps = [(e, ens) for e, ens in self._expiries(symbol, ny_date(now_ns)) if lo <= ens - now_ns <= hi]
         if not exps or spot <= 0:
             return []
         step = strike_step(spot)
         center = round(spot / step) * step
-        style = exercise_style(symbol)
-        out: list[OptionQuote] = []
-        for e in exps:
-            e_ns = expiry_ns(e)
-            iso = e.isoformat()
+        rows: list[tuple[dt.date, str, int, float, bool]] = []
+        years: list[float] = []
+        for e, e_ns in exps:
             t_years = (e_ns - now_ns) / NS_PER_YEAR
             width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
             n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
-            strikes = np.round(center + step * np.arange(-n, n + 1), 6)
-            strikes = strikes[strikes > 0]
-            years = np.full(strikes.size, t_years)
-            for is_call in (True, False):
-                flags = np.full(strikes.size, is_call)
-                px = model_price(spot, strikes, years, self.rate, iv, s.dividend_yield, flags, style)
-                bid, ask = modelled_quote_prices(px, s)
-                right = "C" if is_call else "P"
-                out.extend(
-                    OptionQuote(_occ(symbol, e, right, k), symbol, iso, e_ns, k, is_call, b, a, ts_ns=now_ns)
-                    for k, b, a in zip(strikes.tolist(), bid.tolist(), ask.tolist(), strict=True)
-                )
+            iso = e.isoformat()
+            for k in np.round(center + step * np.arange(-n, n + 1), 6).tolist():
+                if k > 0:
+                    for is_call in (True, False):
+                        rows.append((e, iso, e_ns, k, is_call))
+                        years.append(t_years)
+        strikes = np.array([r[3] for r in rows])
+        flags = np.array([r[4] for r in rows])
+        px = model_price(spot, strikes, np.array(years), self.rate, iv, s.dividend_yield, flags, exercise_style(symbol))
+        bid, ask = modelled_quote_prices(px, s)
+        out = [
+            OptionQuote(_occ(symbol, e, "C" if c else "P", k), symbol, iso, ens, k, c, b, a, ts_ns=now_ns)
+            for (e, iso, ens, k, c), b, a in zip(rows, bid.tolist(), ask.tolist(), strict=True)
+        ]
         out.sort(key=lambda q: q.occ_symbol)
         return out
 

@@ -334,10 +334,14 @@ class Replay:
             else:
                 if calendar().is_regular_hours(bar.ts_ns):
                     sessions.setdefault(sym, set()).add(ny_date(bar.ts_ns).isoformat())
+                iv, src = (math.nan, "quotes")
+                if modelled:  # the chain the engine reads at this bar (synthesised only if it is read)
+                    iv, src = self._model_iv(sym, now, bar.interval_ns)
+                    book.set_state(sym, now, bar.close, iv)
                 if self.null_plan is None:
                     ideas, _updates = eng.evaluate(bar)
                 else:
-                    eng.evaluate(bar)  # keeps the features and the lifecycle's clock as live
+                    eng.warm(bar)  # features only: the null model's ideas come from the plan
                     ideas = [
                         Idea(
                             i.symbol,
@@ -352,10 +356,7 @@ class Replay:
                         for i in self.null_plan.get((now, sym), [])
                     ]
                 if ideas:
-                    iv, src = (math.nan, "quotes")
                     if modelled:
-                        iv, src = self._model_iv(sym, now, bar.interval_ns)
-                        book.set_state(sym, now, bar.close, iv)
                         self.iv_sources[sym] = src  # the latest source used
                     for sig in eng.select(bar, ideas):
                         self.signal_log.append(
