@@ -240,7 +240,12 @@ def test_generated_config_passes_envoy_validate(tmp_path: Path, variant: str) ->
         if n != render.HEALTH_CLUSTER
     }
     assert ports == {
-        "cache": 8001, "ingestion": 8002, "analytics": 8003, "signals": 8004, "portfolio": 8006, "backtest": 8005
+        "cache": 8001,
+        "ingestion": 8002,
+        "analytics": 8003,
+        "signals": 8004,
+        "portfolio": 8006,
+        "backtest": 8005,
     }
     assert all("grpc_health_check" in c["health_checks"][0] for n, c in clusters.items() if n != render.HEALTH_CLUSTER)
 
