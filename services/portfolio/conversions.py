@@ -198,7 +198,7 @@ def signal_view(m: signals_pb2.Signal) -> SignalView:
         closed=closed,
         status=CLOSED_STATUSES.get(m.status, "OPEN"),
         exit_price=m.outcome.exit_price if closed else math.nan,
-        suggested_contracts=int(getattr(m, "suggested_contracts", 0)),
+        suggested_contracts=m.suggested_contracts,
         created_ns=m.created_at.ToNanoseconds(),
         bid=m.bid if m.bid > 0 else math.nan,
         ask=m.ask if m.ask > 0 else math.nan,

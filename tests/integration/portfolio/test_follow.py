@@ -107,11 +107,10 @@ async def test_signal_suggested_size_and_stale_signal(make_database: Callable[..
         await s.stub.SetFollowRule(pb.SetFollowRuleRequest(account_id=acct, rule=rule), metadata=s.md())
         follower = Follower(s.portfolio)
         m = signal("01T1", AAPL_C, "x", 0.9, 2.00, 2.10, T0)
-        if "suggested_contracts" in m.DESCRIPTOR.fields_by_name:
-            m.suggested_contracts = 3  # type: ignore[attr-defined,unused-ignore]
+        m.suggested_contracts = 3
         tape.now = T0 + cv.NS_PER_S
         (entry,) = await follower.on_signal(signal_view(m))
-        assert entry.quantity == (3 if "suggested_contracts" in m.DESCRIPTOR.fields_by_name else 1)
+        assert entry.quantity == 3  # the signal's size, not contracts_per_signal
         # a signal whose quote is older than the execution model allows is not entered
         tape.now = T0 + 10 * 60 * cv.NS_PER_S
         assert await follower.on_signal(signal_view(signal("01T2", AAPL_C, "x", 0.9, 2.0, 2.1, T0))) == []
