@@ -14,7 +14,7 @@ from aiots.services.analytics.options_analytics import ChainAnalytics, EnrichedC
 from aiots.services.analytics.patterns import PatternScan
 from aiots.services.analytics.pricing import F64, GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
 from aiots.services.analytics.quotes import exclusion_counts
-from aiots.services.analytics.surface import PARAMETRIZATION, SurfaceFit
+from aiots.services.analytics.surface import PARAMETRIZATION, SliceQuotes, SurfaceFit
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
 
@@ -399,6 +399,7 @@ def surface_to_proto(
     t: np.ndarray,
     grid: np.ndarray,
     ch: EnrichedChain | None = None,
+    quotes: Sequence[SliceQuotes] = (),
 ) -> pb.GetVolSurfaceResponse:
     out = pb.GetVolSurfaceResponse(
         symbol=symbol,
@@ -409,7 +410,12 @@ def surface_to_proto(
     if ch is not None:
         out.exercise_style = ch.exercise_style
         out.pricing_model = ch.pricing_model
-        out.excluded.extend(_excluded(exclusion_counts(x for x, tt in zip(ch.excluded, ch.t, strict=True) if tt > 0)))
+        live = [x for x, tt in zip(ch.excluded, ch.t, strict=True) if tt > 0]
+        counts = dict(exclusion_counts(live))
+        for q in quotes:
+            for reason, n in q.excluded:
+                counts[reason] = counts.get(reason, 0) + n
+        out.excluded.extend(_excluded(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
     for s in fit.slices:
         p = s.params
         out.slices.append(

@@ -64,6 +64,11 @@ AMERICAN_MODELS: dict[str, str] = {
 PARITY = "put_call_parity"
 SPOT_CARRY = "spot_carry"
 NO_IV = "NO_IV"
+#: the surface fits out-of-the-money quotes with |delta| >= FIT_MIN_ABS_DELTA and |k| within
+#: FIT_MAX_SD ATM standard deviations (atm_iv sqrt(t)); further wings are counted as FAR_WING
+FIT_MIN_ABS_DELTA = 0.02
+FIT_MAX_SD = 6.0
+FAR_WING = "FAR_WING"
 EXPIRED = "EXPIRED"
 PARITY_STRIKES = 3
 PARITY_REFINE = 2
@@ -693,8 +698,9 @@ def analyze(ch: EnrichedChain, cfg: AnalyticsConfig, iv_history: F64) -> ChainAn
 
 
 def surface_quotes(ch: EnrichedChain, rate: float) -> list[SliceQuotes]:
-    """Per unexpired expiry: out-of-the-money usable IVs at k = ln(K/F), with the quoted 25-delta
-    strikes (as k) and risk reversal the fitted slice is checked against."""
+    """Per unexpired expiry: out-of-the-money usable IVs at k = ln(K/F) within the fit band
+    (FIT_MIN_ABS_DELTA, FIT_MAX_SD; further wings are counted as FAR_WING), with the quoted
+    25-delta strikes (as k) and risk reversal the fitted slice is checked against."""
     out: list[SliceQuotes] = []
     exp_arr = np.asarray(ch.expiry)
     for e in sorted(set(ch.expiry)):
@@ -707,7 +713,15 @@ def surface_quotes(ch: EnrichedChain, rate: float) -> list[SliceQuotes]:
         kk = np.log(ch.strike[use] / fwd)
         otm = np.where(ch.is_call[use], kk >= 0, kk < 0)
         sk = expiry_skew(ch, e, rate)
+        wing = np.abs(np.nan_to_num(ch.greeks["delta"][use])) >= FIT_MIN_ABS_DELTA
+        if math.isfinite(sk.atm_iv):
+            wing &= np.abs(kk) <= FIT_MAX_SD * sk.atm_iv * math.sqrt(te)
         k_c = math.log(sk.k_call25 / fwd) if math.isfinite(sk.k_call25) else math.nan
         k_p = math.log(sk.k_put25 / fwd) if math.isfinite(sk.k_put25) else math.nan
-        out.append(SliceQuotes(e, te, kk[otm], ch.iv[use][otm], k_c, k_p, sk.rr25))
+        far = int((otm & ~wing).sum())
+        out.append(
+            SliceQuotes(
+                e, te, kk[otm & wing], ch.iv[use][otm & wing], k_c, k_p, sk.rr25, ((FAR_WING, far),) if far else ()
+            )
+        )
     return out

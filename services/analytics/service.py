@@ -294,7 +294,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             raise FailedPrecondition(f"{sym}: the stored chain has no unexpired expiry to fit", reason="NO_DATA")
         t = tq if tq.size else np.array([s.t for s in fit.ok])
         grid = surface.surface_grid(fit.slices, k, t)
-        return conv.surface_to_proto(sym, ch.as_of_ns, fit, k, t, grid, ch)
+        return conv.surface_to_proto(sym, ch.as_of_ns, fit, k, t, grid, ch, quotes)
 
     # -- indicators ------------------------------------------------------------------------------------------
 

@@ -267,11 +267,19 @@ async def test_real_chain_analytics_and_surface(analytics: Any) -> None:
     assert 0 <= resp.iv_percentile <= 100
     chain = await stub.GetOptionChain(pb.GetOptionChainRequest(symbol="A", expiry=resp.expiries[1].expiry))
     assert chain.contracts and all(c.contract.expiry == resp.expiries[1].expiry for c in chain.contracts)
+    assert resp.exercise_style == "american" and resp.pricing_model == "bjerksund-stensland-2002"
+    assert near.forward_source == "put_call_parity" and near.quotes_used > 0
+    assert sum(x.count for x in resp.excluded) > 0 and all(x.reason for x in resp.excluded)
     surf = await stub.GetVolSurface(pb.GetVolSurfaceRequest(symbol="A"))
-    assert surf.slices and all(s.rmse_vol_points < 10 for s in surf.slices)
-    assert len(surf.grid) == len(surf.slices) * 13
+    ok = [s for s in surf.slices if s.status == "OK"]
+    assert ok and all(math.isfinite(s.rmse_vol_points) for s in ok)
+    assert all(s.reason for s in surf.slices if s.status != "OK")
+    assert len(surf.grid) == len(ok) * 13
+    assert surf.parametrization == "svi" and surf.exercise_style == "american"
     for s in surf.slices:
-        print(f"A {s.expiry}: points={s.points} rmse={s.rmse_vol_points:.2f} vol pts min g={s.min_density:.3g}")
+        print(f"A {s.expiry}: {s.status} points={s.points} rmse={s.rmse_vol_points:.2f} min g={s.min_density:.3g}")
+        if s.status == "OK":
+            assert s.butterfly_arbitrage_free and s.calendar_arbitrage_free
     e = await _err(stub.GetOptionsAnalytics(pb.GetOptionsAnalyticsRequest(symbol="NOPE")))
     assert e.code() == grpc.StatusCode.NOT_FOUND and "NOPE" in e.details()
     e = await _err(stub.GetOptionChain(pb.GetOptionChainRequest(symbol="AAPL")))
