@@ -62,15 +62,15 @@ def apply_overrides(cfg: SignalsConfig, overrides: dict[str, Any]) -> SignalsCon
         parts = key.split(".")
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
-                raise ValueError(f"search: unknown key {key!r} (no section {p!r})")
+                raise ValueError(f"unknown config key {key!r} (no section {p!r})")
             node = node[p]
         if parts[-1] not in node:
-            raise ValueError(f"search: unknown key {key!r}")
+            raise ValueError(f"unknown config key {key!r}")
         node[parts[-1]] = value
     try:
         return SignalsConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(f"search: {overrides} is not a valid config: {exc.errors()[0]['msg']}") from None
+        raise ValueError(f"{overrides} is not a valid config: {exc.errors()[0]['msg']}") from None
 
 
 def _sessions(data: LoadedData, st: BacktestSettings) -> list[dt.date]:

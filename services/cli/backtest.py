@@ -61,6 +61,12 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
 @click.option("--symbols", default="", help="Comma-separated symbols to trade (default: all in --bars).")
 @click.option("--from", "date_from", callback=_date, help="First New York date traded (earlier bars only warm up).")
 @click.option("--to", "date_to", callback=_date, help="Last New York date traded (inclusive).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    help="KEY=VALUE over a dotted strategies.yaml key on top of --config (e.g. selection.dte_min=0). Repeatable.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the null model and the bootstrap.")
 @click.option("--iv", "iv", multiple=True, help="SYMBOL=IV for modelled premiums (e.g. SPY=0.15). Repeatable.")
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Write the JSON report here.")
@@ -93,6 +99,7 @@ def cli(
     symbols: str,
     date_from: dt.date | None,
     date_to: dt.date | None,
+    overrides: tuple[str, ...],
     seed: int,
     iv: tuple[str, ...],
     json_out: str,
@@ -139,6 +146,10 @@ def cli(
         raise click.BadParameter(str(exc), param_hint="--search") from None
     try:
         data = load(inputs)
+        sets = parse_search(overrides)
+        if any(len(v) != 1 for v in sets.values()):
+            raise ValueError("--set takes one value per key (KEY=VALUE)")
+        data.config = apply_overrides(data.config, {k: v[0] for k, v in sets.items()})
         for key, values in grid.items():
             for v in values:
                 apply_overrides(data.config, {key: v})

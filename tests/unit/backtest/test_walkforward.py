@@ -16,7 +16,7 @@ def test_parse_and_apply() -> None:
     assert grid == {"cooldown_bars": [15, 30], "strategies.mean_reversion.enabled": [True, False]}
     cfg = apply_overrides(load_config(), {"cooldown_bars": 7, "strategies.momentum_breakout.move_atr": 2.5})
     assert cfg.cooldown_bars == 7 and cfg.strategies.momentum_breakout.move_atr == 2.5
-    with pytest.raises(ValueError, match=r"unknown key 'strategies\.nope\.x'"):
+    with pytest.raises(ValueError, match=r"unknown config key 'strategies\.nope\.x'"):
         apply_overrides(load_config(), {"strategies.nope.x": 1})
     with pytest.raises(ValueError, match="cooldown_bars"):
         apply_overrides(load_config(), {"cooldown_bars": -1})
