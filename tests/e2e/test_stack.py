@@ -73,7 +73,8 @@ def curl(up: UpProcess, *args: str, token: str | None = None) -> tuple[int, str]
 def test_health_and_banner(up: UpProcess) -> None:
     health = up.wait_healthy()
     assert health["status"] == "SERVING"
-    assert health["upstreams"] == dict.fromkeys(("cache", "ingestion", "analytics", "signals"), "SERVING")
+    assert {"cache", "ingestion", "analytics", "signals"} <= set(health["upstreams"])  # + services other issues add
+    assert set(health["upstreams"].values()) == {"SERVING"}, health
     assert f"http://localhost:{up.ports['gateway']}" in up.banner
     assert up.token.count(".") == 2
 
