@@ -414,7 +414,18 @@ def _signed(st: Stack, claims: dict[str, Any]) -> str:
     gw = st.settings.gateway
     sk = load_or_create_key(gw.dev_key_dir, gw.jwt_algorithm)
     base = {"iss": gw.jwt_issuer, "aud": gw.jwt_audience, "sub": "eve", "role": "admin", "iat": int(time.time())}
-    return jwt.encode({**base, **claims}, sk.key, algorithm=sk.algorithm, headers={"kid": sk.kid})
+    merged = {k: v for k, v in {**base, **claims}.items() if v is not None}  # None: leave the claim out
+    return jwt.encode(merged, sk.key, algorithm=sk.algorithm, headers={"kid": sk.kid})
+
+
+def test_403_for_a_token_without_a_role_claim_says_so(stack: Stack) -> None:
+    tok = _signed(stack, {"role": None, "exp": int(time.time()) + 600})
+    status, _, raw = call(stack, "GET", "/api/v1/signals", role=None, headers={"Authorization": f"Bearer {tok}"})
+    assert status == 403
+    assert (
+        json.loads(raw)["message"]
+        == "requires role viewer; your token has no 'role' claim (roles: viewer < trader < admin)"
+    )
 
 
 def test_token_rules_exp_required_lifetime_capped_skew_5s_header_only(stack: Stack) -> None:

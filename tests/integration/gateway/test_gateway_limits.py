@@ -114,3 +114,29 @@ def test_unauthenticated_routes_are_limited_per_client_address(stack: Stack) -> 
     status, raw = _health_from(stack, "127.0.0.3")
     assert status == 429 and json.loads(raw)["code"] == 8
     assert _health_from(stack, "127.0.0.4")[0] == 200  # another address has its own bucket
+
+
+def test_a_token_without_sub_is_limited_per_client_address(stack: Stack) -> None:
+    import time as _time
+
+    import jwt
+
+    from aiots.gateway.tokens import load_or_create_key
+
+    assert stack.settings is not None
+    gw = stack.settings.gateway
+    sk = load_or_create_key(gw.dev_key_dir, gw.jwt_algorithm)
+    now = int(_time.time())
+    claims = {"iss": gw.jwt_issuer, "aud": gw.jwt_audience, "role": "viewer", "iat": now, "exp": now + 600}
+    tok = jwt.encode(claims, sk.key, algorithm=sk.algorithm, headers={"kid": sk.kid})
+
+    def stats_from(source: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10, source_address=(source, 0))
+        conn.request("GET", "/api/v1/cache/stats", headers={"Authorization": f"Bearer {tok}"})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    codes = [stats_from("127.0.0.5") for _ in range(READS_BURST + 3)]
+    assert codes == [200] * READS_BURST + [429] * 3  # no subject: not unlimited, a bucket per address
+    assert stats_from("127.0.0.6") == 200
