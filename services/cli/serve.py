@@ -16,7 +16,7 @@ import click
 
 from aiots.services.common.settings import Settings, get_settings
 
-SERVICES = ("cache", "ingestion", "analytics", "signals")
+SERVICES = ("cache", "ingestion", "analytics", "signals", "portfolio")
 
 
 @click.command(name="serve")
