@@ -15,6 +15,10 @@ supervisor therefore runs this endpoint on 127.0.0.1 (``gateway.health_port``); 
 and the dependencies it reports down (``cache: redis down``). A dependency that is down while its
 service still serves (the feed is informational; the bus rides out a Redis outage) is listed
 under ``degraded`` and keeps 200.
+
+The same endpoint serves the dashboard's static files (``web/dist``, built by ``make run``): Envoy
+routes ``/`` and ``/assets/*`` here without a token. ``index.html`` is ``no-cache``; the files under
+``assets/`` carry a content hash in their names (Vite), so they are ``immutable`` for a year.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import mimetypes
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -48,6 +54,14 @@ ADMIN_TIMEOUT_S = 2.0
 DEP_CHECK_TIMEOUT_S = 1.0
 #: dependencies asked for, in report order
 DEPENDENCIES = (POSTGRES, REDIS, FEED)
+#: Cache-Control of index.html (revalidated on every load: it names the current hashed assets)
+INDEX_CACHE = "no-cache"
+#: Cache-Control of hashed assets (their name changes when their content does)
+ASSET_CACHE = "public, max-age=31536000, immutable"
+#: answer for ``/`` when the page was never built
+NOT_BUILT_MESSAGE = (
+    "the dashboard is not built: run 'make run' (needs Node.js 20+), or 'cd web && npm ci && npm run build'"
+)
 _STATUS = {
     health_pb2.HealthCheckResponse.SERVING: "SERVING",
     health_pb2.HealthCheckResponse.NOT_SERVING: "NOT_SERVING",
@@ -107,6 +121,7 @@ class HealthEndpoint:
         openapi: dict[str, Any],
         port: int,
         targets: dict[str, str] | None = None,
+        web_dir: Path | None = None,
     ) -> None:
         self.admin_url = f"http://127.0.0.1:{admin_port}/clusters?format=json"
         self.upstreams = upstreams
@@ -114,6 +129,7 @@ class HealthEndpoint:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.openapi_body = json.dumps(openapi).encode()
         self.port = port
+        self.web_dir = web_dir
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -161,12 +177,32 @@ class HealthEndpoint:
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self.openapi_body, content_type="application/json")
 
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        index = self.web_dir / "index.html" if self.web_dir is not None else None
+        if index is None or not index.is_file():
+            body = {"code": 14, "message": NOT_BUILT_MESSAGE, "details": []}
+            return web.json_response(body, status=503, headers={"Cache-Control": INDEX_CACHE})
+        return web.FileResponse(index, headers={"Cache-Control": INDEX_CACHE, "Content-Type": "text/html"})
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        root = (self.web_dir / "assets").resolve() if self.web_dir is not None else None
+        path = (root / name).resolve() if root is not None else None
+        # one flat folder of hashed files: anything else (.., subfolders, missing) is 404
+        if root is None or path is None or path.parent != root or not path.is_file():
+            body = {"code": 5, "message": f"no asset {name!r} (the page was rebuilt? reload it)", "details": []}
+            return web.json_response(body, status=404)
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return web.FileResponse(path, headers={"Cache-Control": ASSET_CACHE, "Content-Type": ctype})
+
     async def start(self) -> None:
         """Bind 127.0.0.1:port."""
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/openapi.json", self._openapi)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/assets/{name:.*}", self._asset)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

@@ -11,7 +11,8 @@ Layout of the one listener (``settings.gateway.port``)::
 Routes, per RPC: one per google.api.http binding (regex on the path + the verb) and one for
 the plain gRPC path ``/aiots.v1.Service/Method`` (content-type application/grpc). Both carry the
 same RBAC policy and rate-limit class, so the rules are identical over REST and gRPC. Then
-``/health`` and ``/openapi.json`` (to the supervisor; no token, rate limited per client address) and a final
+``/health`` and ``/openapi.json`` (to the supervisor; no token, rate limited per client address), the
+dashboard's ``/`` and ``/assets/*`` (static files from the supervisor, the same way) and a final
 catch-all answering 404 JSON (after authentication, so unknown paths reveal nothing).
 """
 
@@ -204,11 +205,18 @@ def _sort_key(item: tuple[Method, HttpBinding]) -> tuple[int, int]:
 def routes(model: GatewayModel) -> list[dict[str, Any]]:
     """All routes, most specific first."""
     out: list[dict[str, Any]] = []
-    for path in ("/health", "/openapi.json"):
+    static: list[tuple[str, dict[str, str]]] = [
+        ("health", {"path": "/health"}),
+        ("openapi.json", {"path": "/openapi.json"}),
+        # the dashboard (index.html, hashed assets): no token, its API calls carry one
+        ("web_index", {"path": "/"}),
+        ("web_assets", {"prefix": "/assets/"}),
+    ]
+    for name, match in static:
         out.append(
             {
-                "name": path.lstrip("/"),
-                "match": {"path": path},
+                "name": name,
+                "match": match,
                 "route": {"cluster": HEALTH_CLUSTER, "timeout": _d(model.settings.health_check_timeout_s * 3)},
                 # no token here, so the bucket is per client address
                 "metadata": {"filter_metadata": {METADATA_NS: {ROUTE_CLASS_KEY: RouteClass.UNAUTHENTICATED.value}}},

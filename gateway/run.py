@@ -30,6 +30,8 @@ READY_TIMEOUT_S = 15.0
 READY_POLL_S = 0.05
 STOP_TIMEOUT_S = 10.0
 DRAIN_TIME_S = 2
+#: the dashboard's build output (``web/dist`` of the source checkout; ``make run`` builds it)
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 
 class GatewayError(RuntimeError):
@@ -109,6 +111,7 @@ class Gateway:
             openapi=spec,
             port=gw.health_port,
             targets={u.cluster: f"{u.host}:{u.port}" for u in m.upstreams},
+            web_dir=WEB_DIST,
         )
         await self.health.start()
         try:  # whatever fails from here stops the health endpoint (and Envoy) again
