@@ -67,6 +67,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         # per data version: the bars a query reads, and chain snapshots with their solved IVs/Greeks
         self.bars = store.VersionedCache(self.cfg.bars_cache_entries)
         self.chains = store.VersionedCache(self.cfg.chain_cache_entries)
+        self.surfaces = store.VersionedCache(self.cfg.chain_cache_entries)
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -287,9 +288,17 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         points = k.size * max(tq.size, 1)
         what = f"surface points ({k.size} moneyness x {max(tq.size, 1)} maturities)"
         require_budget("moneyness", points, self.cfg.max_surface_points, what)
-        ch = await self._enriched(sym)
+        version = await store.chain_version(self.db, sym)
+        ch = await self._enriched(sym, version)
         quotes = oa.surface_quotes(ch, self.cfg.risk_free_rate)
-        fit = await self._thread(surface.fit_surface, quotes, k)
+
+        async def make() -> surface.SurfaceFit:
+            return await self._thread(surface.fit_surface, quotes)
+
+        fitted = await self.surfaces.get(sym, version, make)  # the fit is per data version, not per grid
+        fit = replace(
+            fitted, calendar_arbitrage_free=fitted.calendar_arbitrage_free and surface.calendar_free(fitted.ok, k)
+        )
         if not fit.slices:
             raise FailedPrecondition(f"{sym}: the stored chain has no unexpired expiry to fit", reason="NO_DATA")
         t = tq if tq.size else np.array([s.t for s in fit.ok])
