@@ -22,7 +22,7 @@ Cases (9 indicators: sma ema rsi macd bbands atr adx stoch obv, default paramete
 * ``GetIndicators series``: the full recompute returning the 100,000-point series and bar times
   (column-wise wire encoding), core = the 9 core functions; the naive field-by-field message build
   of the same response is timed beside it;
-* ``GetVolSurface``: raw-SVI fit of the 10 expiries (result not cached), core = ``fit_surface``;
+* ``GetVolSurface``: constrained SVI fit of the 10 expiries (cached per data version), core = ``fit_surface``;
 * ``PriceOptions``: 10,000 American contracts (Bjerksund-Stensland 2002 + Greeks), core =
   american_greeks on the same arrays.
 
@@ -287,10 +287,10 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
                                        start=_ts(int(stored.ts[0])))  # fmt: skip
     chain_raw = await queries.latest_option_chain(pool, SYM)
     hist = await queries.atm_iv_history(pool, SYM, 252)
-    acfg = servicer._acfg()
+    acfg = servicer._acfg(SYM)
     enriched = oa.enrich(chain_raw, acfg)
     n_ok = int(np.isfinite(enriched.iv).sum())
-    print(f"chain: {len(enriched.occ)} contracts, {n_ok} IVs solved (American, q from parity)")
+    print(f"chain: {len(enriched.occ)} contracts, {n_ok} IVs solved ({enriched.pricing_model})")
     series_req = pb.GetIndicatorsRequest()
     series_req.CopyFrom(full_req)
     series_req.include_series = True
@@ -301,13 +301,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     ):
         ms = timed_core(lambda fn=fn: fn(SYM, "1m", stored.ts, vals, True, "computed"), 3) * 1e3
         print(f"GetIndicators series response, 100k bars x 9 indicators: {name} {ms:.1f} ms")
-    exp_arr = np.asarray(enriched.expiry)
-    quotes = []
-    for e in sorted(set(enriched.expiry)):
-        sel = exp_arr == e
-        kk = np.log(enriched.strike[sel] / enriched.forward[e])
-        otm = np.where(enriched.is_call[sel], kk >= 0, kk < 0)
-        quotes.append((e, float(enriched.t[sel][0]), kk[otm], enriched.iv[sel][otm]))
+    quotes = oa.surface_quotes(enriched, acfg.rate)
     price_req, arrays = price_contracts(N_PRICE)
     s, k, t, vol, call = arrays
     reps = 3 if quick else 7
