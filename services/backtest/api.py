@@ -18,7 +18,7 @@ import numpy as np
 
 from aiots.core.conventions import NS_PER_MIN, NS_PER_S, REGULAR_OPEN, ny_ns, rfc3339
 from aiots.services.backtest import readers
-from aiots.services.backtest.runner import BacktestSettings, Replay, ReplayResult, Trade, null_plan
+from aiots.services.backtest.runner import BacktestSettings, Replay, ReplayResult, Trade, null_plan, pick_null
 from aiots.services.backtest.stats import calibration, null_comparison, summarize
 from aiots.services.signals.config import SignalsConfig, load_config
 
@@ -259,6 +259,7 @@ def run_backtest(
     res = Replay(data.config, data.bars, data.quotes, data.chains, st, progress=cb("strategies")).run()
     plan = null_plan(res.signal_ts, {k: v for k, v in data.bars.items() if k in res.symbols}, inputs.seed, st.start_ns)
     null = Replay(data.config, data.bars, data.quotes, data.chains, st, null_plan=plan, progress=cb("null model")).run()
+    null.trades = pick_null(null.trades)
     return build_report(inputs, data, res, null)
 
 

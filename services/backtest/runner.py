@@ -21,6 +21,7 @@ halves of :meth:`SignalEngine.on_bar` that live mode runs.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -29,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
-from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, calendar, expiry_ns, ny_date
+from aiots.core.conventions import NS_PER_MIN, calendar, expiry_ns, ny_date
 from aiots.core.execution import ExecutionModel, Fill, Quote, Refused
 from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSettings, RealisedVol
 from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
@@ -93,9 +96,22 @@ class ReplayResult:
     sessions: dict[str, list[str]]
     filters_skipped: list[str]
     iv_sources: dict[str, str]
-    # symbol, strategy, ts, direction, move/spot, horizon, evidence of every signal
-    signal_ts: list[tuple[str, str, int, Direction, float, int, float]]
+    signal_ts: list[SignalRecord]
     engine_skipped: dict[str, int] = field(default_factory=dict)  # the engine's count of ideas with no contract
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """What the null model copies from a strategy signal (move and ATR as fractions of spot)."""
+
+    symbol: str
+    strategy: str
+    ts_ns: int
+    direction: Direction
+    move_frac: float
+    horizon_ns: int
+    evidence: float
+    atr_frac: float
 
 
 def _merge_bars(series: Iterable[BarSeries], start_ns: int | None, end_ns: int | None) -> list[Bar]:
@@ -213,7 +229,7 @@ class Replay:
         self._open: dict[str, list[Trade]] = {}  # occ -> open trades
         self._last_close: dict[str, float] = {}
         self.iv_sources: dict[str, str] = {}
-        self.signal_log: list[tuple[str, str, int, Direction, float, int, float]] = []
+        self.signal_log: list[SignalRecord] = []
 
     # --- IV for modelled premiums ---------------------------------------------------------
     def _model_iv(self, symbol: str, now_ns: int, interval_ns: int) -> tuple[float, str]:
@@ -343,31 +359,30 @@ class Replay:
                 else:
                     eng.warm(bar)  # features only: the null model's ideas come from the plan
                     ideas = [
-                        Idea(
-                            i.symbol,
-                            i.strategy,
-                            i.direction,
-                            bar.close,
-                            i.projected_move * bar.close,
-                            i.horizon_ns,
-                            i.evidence,
-                            i.reasons,
+                        dataclasses.replace(
+                            i,
+                            underlying_price=bar.close,
+                            projected_move=i.projected_move * bar.close,
+                            atr=i.atr * bar.close,
                         )
                         for i in self.null_plan.get((now, sym), [])
                     ]
                 if ideas:
                     if modelled:
                         self.iv_sources[sym] = src  # the latest source used
+                    by_name = {i.strategy: i for i in ideas}
                     for sig in eng.select(bar, ideas):
+                        idea = by_name[sig.strategy]
                         self.signal_log.append(
-                            (
+                            SignalRecord(
                                 sym,
                                 sig.strategy,
                                 now,
                                 sig.direction,
-                                sig.projected_move / bar.close,
-                                sig.horizon_ns - now,
-                                next((i.evidence for i in ideas if i.strategy == sig.strategy), 0.0),
+                                idea.projected_move / bar.close,
+                                idea.horizon_ns,
+                                idea.evidence,
+                                getattr(idea, "atr", math.nan) / bar.close,
                             )
                         )
                         self._enter(sig, now, "modelled" if modelled else "quotes", iv, src)
@@ -392,16 +407,30 @@ class Replay:
         )
 
 
+NULL_CANDIDATES = 10  # random sessions tried per signal; the first (in random order) that gets a contract counts
+
+
+def _ny_minute(ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Minute of the New York day (0..1439) of each ns timestamp."""
+    local = pd.to_datetime(ts_ns, utc=True).tz_convert("America/New_York")
+    return np.asarray(local.hour * 60 + local.minute, dtype=np.int64)
+
+
 def null_plan(
-    signals: list[tuple[str, str, int, Direction, float, int, float]],
+    signals: list[SignalRecord],
     bars: dict[str, BarSeries],
     seed: int,
     start_ns: int | None = None,
+    candidates: int = NULL_CANDIDATES,
 ) -> dict[tuple[int, str], list[Idea]]:
-    """Random entries with the same count, symbol, direction, projected move (as a fraction of
-    spot), horizon and minute of the day as the strategies' signals, on random sessions (seeded).
+    """Random entries with the same count, symbol, direction, projected move and ATR (as fractions
+    of spot), horizon and New York minute of the day as the strategies' signals, on random
+    sessions (seeded).
 
-    Each null idea goes through the same contract selection and exits in a second replay.
+    Each signal k gets up to ``candidates`` random bars at its minute (distinct sessions), named
+    ``null:<strategy>#<k>.<rank>``. They all go through the same contract selection in a second
+    replay; :func:`pick_null` then keeps, per signal, the lowest-rank candidate that got a contract,
+    so the null model has the strategies' count wherever a contract could be selected at all.
     """
     rng = random.Random(seed)
     by_minute: dict[tuple[str, int], list[int]] = {}
@@ -409,18 +438,37 @@ def null_plan(
         close = s.ts_ns + s.interval_ns
         if start_ns is not None:
             close = close[close > start_ns]
-        mins = ((close // NS_PER_MIN) % (NS_PER_DAY // NS_PER_MIN)).astype(np.int64)
-        for c, m in zip(close.tolist(), mins.tolist(), strict=True):
+        for c, m in zip(close.tolist(), _ny_minute(close).tolist(), strict=True):
             by_minute.setdefault((sym, int(m)), []).append(int(c))
     plan: dict[tuple[int, str], list[Idea]] = {}
-    for k, (sym, strat, ts, direction, move_frac, horizon, evidence) in enumerate(
-        sorted(signals, key=lambda x: (x[2], x[0], x[1]))
-    ):
-        m = int((ts // NS_PER_MIN) % (NS_PER_DAY // NS_PER_MIN))
-        pool = by_minute.get((sym, m))
+    ordered = sorted(signals, key=lambda x: (x.ts_ns, x.symbol, x.strategy))
+    minutes = _ny_minute(np.array([x.ts_ns for x in ordered], dtype=np.int64)).tolist() if ordered else []
+    for k, (rec, m) in enumerate(zip(ordered, minutes, strict=True)):
+        pool = by_minute.get((rec.symbol, int(m)))
         if not pool:
             continue
-        at = pool[rng.randrange(len(pool))]
-        idea = Idea(sym, f"null:{strat}#{k}", direction, 0.0, move_frac, horizon, evidence, ())
-        plan.setdefault((at, sym), []).append(idea)
+        for r, at in enumerate(rng.sample(pool, min(candidates, len(pool)))):
+            idea = Idea(
+                symbol=rec.symbol,
+                strategy=f"null:{rec.strategy}#{k}.{r}",
+                direction=rec.direction,
+                underlying_price=0.0,
+                projected_move=rec.move_frac,
+                horizon_ns=rec.horizon_ns,
+                evidence=rec.evidence,
+                reasons=(),
+                atr=rec.atr_frac,
+            )
+            plan.setdefault((at, rec.symbol), []).append(idea)
     return plan
+
+
+def pick_null(trades: list[Trade]) -> list[Trade]:
+    """Per null slot ``null:<strategy>#<k>``, the candidate of lowest rank that got a contract."""
+    best: dict[str, tuple[int, Trade]] = {}
+    for t in trades:
+        slot, _, rank = t.signal.strategy.rpartition(".")
+        r = int(rank)
+        if slot not in best or r < best[slot][0]:
+            best[slot] = (r, t)
+    return [t for _r, t in sorted(best.values(), key=lambda x: x[1].signal.id)]

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from aiots.core.conventions import NS_PER_MIN, ny_ns
+from aiots.core.conventions import NS_PER_MIN, ns_to_ny, ny_ns
 from aiots.services.backtest.api import BacktestInputs, run_backtest
 from aiots.services.backtest.readers import read_bars
-from aiots.services.backtest.runner import null_plan
+from aiots.services.backtest.runner import NULL_CANDIDATES, SignalRecord, null_plan
 from aiots.services.backtest.stats import bootstrap_difference, calibration, max_drawdown, wilson
 from aiots.services.signals.models import Direction
 
@@ -55,9 +55,9 @@ def test_bootstrap_is_seeded() -> None:
 
 def test_null_plan_keeps_count_minute_of_day_and_direction_and_is_seeded(shared_data: Path) -> None:
     bars = read_bars(shared_data / "ohlcv/SPY_1m_2024-02-20_2024-05-17.csv")
-    day = dt.date(2024, 3, 5)
+    day = dt.date(2024, 3, 5)  # before the DST change of 2024-03-10: the null draws cross it
     sigs = [
-        (
+        SignalRecord(
             "SPY",
             "mean_reversion",
             ny_ns(day, dt.time(10, m)),
@@ -65,19 +65,20 @@ def test_null_plan_keeps_count_minute_of_day_and_direction_and_is_seeded(shared_
             0.001,
             45 * NS_PER_MIN,
             0.4,
+            0.0005,
         )
         for m in range(0, 50, 5)
     ]
     a, b, c = null_plan(sigs, bars, 3), null_plan(sigs, bars, 3), null_plan(sigs, bars, 4)
     assert a == b and a != c
-    ideas = [(k, i) for k, v in a.items() for i in v]
-    assert len(ideas) == len(sigs)
-    minutes = sorted(
-        dt.datetime.fromtimestamp(k[0] / 1e9, dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=-5))).time()
-        for k, _ in ideas
-    )
-    assert minutes == sorted(dt.time(10, m) for m in range(0, 50, 5))
-    assert sorted(i.direction for _, i in ideas) == sorted(s[3] for s in sigs)
+    ideas = [(k[0], i) for k, v in a.items() for i in v]
+    assert len(ideas) == len(sigs) * NULL_CANDIDATES
+    for k, sig in enumerate(sigs):
+        mine = [(at, i) for at, i in ideas if i.strategy.startswith(f"null:mean_reversion#{k}.")]
+        assert len(mine) == NULL_CANDIDATES
+        assert {ns_to_ny(at).time() for at, _ in mine} == {ns_to_ny(sig.ts_ns).time()}  # New York minute, DST-proof
+        assert len({ns_to_ny(at).date() for at, _ in mine}) == NULL_CANDIDATES  # distinct sessions
+        assert {i.direction for _, i in mine} == {sig.direction}
 
 
 def test_whole_report_is_deterministic(shared_data: Path) -> None:
