@@ -133,6 +133,8 @@ class EnrichedChain:
     forward: dict[str, float]
     #: the continuous yield the pricer used per expiry (European: r - ln(F/S)/T; American: configured)
     q_used: dict[str, float]
+    #: the same per contract (a mixed expiry prices each contract by its own style)
+    q: F64
     #: ln(F/S)/T per expiry
     carry: dict[str, float]
     forward_source: dict[str, str]
@@ -430,6 +432,7 @@ def enrich(
         greeks=greeks,
         forward=forward,
         q_used=q_used,
+        q=q,
         carry=carry,
         forward_source=source,
         price_source=list(clean.source),
@@ -603,10 +606,7 @@ def zero_gamma_level(ch: EnrichedChain, rate: float) -> float:
     ok = np.isfinite(ch.gex_iv) & (ch.t > 0) & (ch.open_interest > 0)
     if not ok.any() or not math.isfinite(ch.spot):
         return math.nan
-    exp_arr = np.asarray(ch.expiry)
-    q = np.full(int(ok.sum()), ch.dividend_yield)
-    for e in set(exp_arr[ok].tolist()):
-        q[(exp_arr[ok] == e) & ch.european[ok]] = ch.q_used[e] if ch.european[exp_arr == e].all() else ch.dividend_yield
+    q = ch.q[ok]
     k, t, iv, call = ch.strike[ok], ch.t[ok], ch.gex_iv[ok], ch.is_call[ok]
     sign = np.where(call, 1.0, -1.0) * ch.open_interest[ok] * CONTRACT_MULTIPLIER
 
