@@ -270,3 +270,36 @@ def test_iv_rank_uses_conventions() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert math.isnan(oa.iv_rank_percentile(0.2, np.array([]))[0])
+
+
+def test_responses_say_style_carry_and_exclusions(shared_data: Path) -> None:
+    """The proto responses of the SPXW day carry what the domain computed (style, model, carry,
+    the spot time's absence, exclusions, price source, slice status)."""
+    from aiots.services.analytics import conversions as conv
+
+    chain, times = rc.spxw(shared_data, STALE_DAY)
+    ch = oa.enrich(chain, CFG, times=times)
+    a = oa.analyze(ch, CFG, np.array([0.2, 0.3]))
+    resp = conv.analytics_to_proto(a, ch)
+    assert (resp.exercise_style, resp.pricing_model) == ("european", "black-scholes-merton")
+    assert not resp.HasField("spot_as_of") and not resp.spot_in_sync and math.isnan(resp.spot_lag_seconds)
+    (e,) = resp.expiries
+    assert e.implied_dividend_yield == 0.0  # deprecated: no longer filled
+    assert e.forward_source == "put_call_parity" and e.implied_carry == pytest.approx(ch.carry[e.expiry])
+    assert {x.reason: x.count for x in e.excluded}["STALE_LAST"] == 15
+    assert e.quotes_used == int(ch.fit_ok.sum())
+    assert resp.gex_smile_filled == ch.gex_smile_filled > 0
+    full = conv.chain_to_proto(ch)
+    assert full.exercise_style == "european"
+    sources = {c.price_source for c in full.contracts}
+    assert sources <= {"quote", "last", ""} and "quote" in sources
+    stale = [c for c in full.contracts if c.iv_reason == "STALE_LAST"]
+    assert len(stale) == 15 and all(c.price_source == "" and math.isnan(c.mid) for c in stale)
+    quotes = oa.surface_quotes(ch, CFG.rate)
+    fit = surface.fit_surface(quotes)
+    k = np.linspace(-0.2, 0.2, 5)
+    t = np.array([s.t for s in fit.ok])
+    surf = conv.surface_to_proto("SPX", ch.as_of_ns, fit, k, t, surface.surface_grid(fit.slices, k, t), ch, quotes)
+    assert surf.parametrization == "svi" and surf.exercise_style == "european"
+    assert [s.status for s in surf.slices] == ["OK"] and len(surf.grid) == 5
+    assert {x.reason for x in surf.excluded} >= {"STALE_LAST", "ONE_SIDED"}
