@@ -289,9 +289,12 @@ class InProcessBus:
                     continue
                 fut: asyncio.Future[None] = loop.create_future()
                 self._waiters.add(fut)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(fut, self._cfg.claim_interval_s)
-                self._waiters.discard(fut)
+                try:
+                    # asyncio.wait, not wait_for: wait_for on Python 3.11 swallows a cancellation that
+                    # arrives while the future is being completed, and the consumer then never stops
+                    await asyncio.wait({fut}, timeout=self._cfg.claim_interval_s)
+                finally:
+                    self._waiters.discard(fut)
         finally:
             for g in groups:
                 n = g.live.get(consumer, 0) - 1

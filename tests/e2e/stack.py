@@ -24,8 +24,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from aiots.services.stack.supervisor import SERVICE_ORDER
+
 AIOTS = Path(sys.executable).parent / "aiots"
-SERVICES = ("cache", "ingestion", "analytics", "signals")
+SERVICES: tuple[str, ...] = SERVICE_ORDER  # every service `aiots up` starts, each on a spare port
 START_TIMEOUT_S = 90.0
 HEALTH_TIMEOUT_S = 30.0
 HEARTBEAT_S = 1.0
@@ -51,13 +53,14 @@ class UpProcess:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.data_dir = tmp / "data"
-        p = free_ports(11)
+        n = len(SERVICES)
+        p = free_ports(3 + 2 * n)
         self.ports = {
             "gateway": p[0],
             "admin": p[1],
             "health": p[2],
             **{svc: p[3 + i] for i, svc in enumerate(SERVICES)},
-            **{f"{svc}_metrics": p[7 + i] for i, svc in enumerate(SERVICES)},
+            **{f"{svc}_metrics": p[3 + n + i] for i, svc in enumerate(SERVICES)},
         }
         self.base_id = random.randint(10_000, 1_000_000)
         self.proc: subprocess.Popen[str] | None = None
