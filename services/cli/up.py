@@ -178,6 +178,10 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
     if feed.kind == "replay":
         src += " of " + ", ".join(f.name for f in feed.replay_files)
     console.print(f"[bold green]AI-OTS is up[/] in {took:.1f} s  ·  {db}  ·  {bus}  ·  feed: {src}")
+    if feed.kind == "simulator":
+        from aiots.services.ingestion.sources.simulator import describe_market
+
+        console.print(f"  market     {describe_market(time.time_ns())}")
     gw = s.gateway
     host = "localhost"
     if sup.gateway is not None:
