@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 
 from aiots.core import conventions as cv
 from aiots.services.analytics import conversions as conv
@@ -25,6 +26,7 @@ from aiots.services.analytics import patterns as pat
 from aiots.services.analytics import pricing, store, surface
 from aiots.services.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from aiots.services.common.runtime import Runtime
+from aiots.services.common.server import pre_encoded
 from aiots.services.common.validation import require_budget, require_enum, require_ticker, require_time_range
 from aiots.services.storage import queries
 from aiots.v1 import analytics_pb2 as pb
@@ -62,6 +64,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
     def __init__(self, rt: Runtime, live: Any = None) -> None:
         self.rt = rt
         self.cfg = rt.settings.analytics
+        self.market = rt.settings.market  # rate and dividend yields: one home for every pricing path
         self.cache = store.ResultCache(rt.cache, self.cfg.result_ttl_s)
         self.live = live
         # per data version: the bars a query reads, and chain snapshots with their solved IVs/Greeks
@@ -82,11 +85,11 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
 
     def _acfg(self, sym: str, unusual: float = 0.0) -> oa.AnalyticsConfig:
         return oa.AnalyticsConfig(
-            rate=self.cfg.risk_free_rate,
+            rate=self.market.risk_free_rate,
             unusual_threshold=unusual if unusual > 0 else self.cfg.unusual_volume_oi,
             american_method=pricing.as_method(self.cfg.american_method),
             max_unusual=self.cfg.max_unusual,
-            dividend_yield=float(self.cfg.dividend_yields.get(sym, 0.0)),
+            dividend_yield=self.market.dividend_yield(sym),
             max_last_age_ns=int(self.cfg.max_last_age_s * cv.NS_PER_S),
             spot_sync_tolerance_ns=int(self.cfg.spot_sync_tolerance_s * cv.NS_PER_S),
         )
@@ -199,7 +202,8 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             )
         return out
 
-    async def PriceOptions(self, request: pb.PriceOptionsRequest, context: grpc.aio.ServicerContext) -> Any:
+    @pre_encoded(pb.PriceOptionsResponse)
+    async def PriceOptions(self, request: pb.PriceOptionsRequest, context: grpc.aio.ServicerContext) -> bytes:
         self._check_batch(len(request.contracts), "contracts")
         method, steps = self._method(request.american_method, request.steps)
         n = len(request.contracts)
@@ -212,9 +216,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             greeks={g: np.concatenate([p.greeks[g] for p in parts]) for g in pricing.GREEK_NAMES},
             reasons=[r for p in parts for r in p.reasons],
         )
-        return await self._convert(n, conv.priced_to_proto, merged)
+        return await self._convert(n, conv.priced_wire, merged)
 
-    async def ImpliedVolatility(self, request: pb.ImpliedVolatilityRequest, context: grpc.aio.ServicerContext) -> Any:
+    @pre_encoded(pb.ImpliedVolatilityResponse)
+    async def ImpliedVolatility(
+        self, request: pb.ImpliedVolatilityRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
         self._check_batch(len(request.quotes), "quotes")
         n = len(request.quotes)
         batch = await self._convert(n, conv.contracts_from_proto, request.quotes)
@@ -225,19 +232,22 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         merged = pricing.IvBatch(
             iv=np.concatenate([p.iv for p in parts]), reasons=[r for p in parts for r in p.reasons]
         )
-        return await self._convert(n, conv.iv_to_proto, merged)
+        return await self._convert(n, conv.iv_wire, merged)
 
     # -- chain ---------------------------------------------------------------------------------------------
 
-    async def _cached(self, kind: str, text: str, version: int, make: Callable[[], Any], parse: Any) -> Any:
+    async def _cached(self, kind: str, text: str, version: int, make: Callable[[], Awaitable[Message]]) -> bytes:
+        """The serialised response from the result cache, computed by ``make`` on a miss (sent as is)."""
+
         async def compute() -> bytes:
             msg = await make()
             return bytes(msg.SerializeToString())
 
         raw, _ = await self.cache.get_or_compute(self.cache.key(kind, text, version), compute)
-        return parse(raw)
+        return raw
 
-    async def GetOptionChain(self, request: pb.GetOptionChainRequest, context: grpc.aio.ServicerContext) -> Any:
+    @pre_encoded(pb.GetOptionChainResponse)
+    async def GetOptionChain(self, request: pb.GetOptionChainRequest, context: grpc.aio.ServicerContext) -> bytes:
         sym = _symbol(request.symbol)
         expiry = request.expiry.strip()
         if expiry:
@@ -247,7 +257,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 raise InvalidArgument("expiry", f"{expiry!r} is not a date YYYY-MM-DD") from None
         version = await store.chain_version(self.db, sym)
 
-        async def make() -> Any:
+        async def make() -> pb.GetOptionChainResponse:
             ch = await self._enriched(sym, version)
             if expiry and expiry not in ch.expiry:
                 raise FailedPrecondition(
@@ -256,11 +266,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 )
             return await self._convert(len(ch.occ), conv.chain_to_proto, ch, expiry)
 
-        return await self._cached("chain", f"{sym}|{expiry}", version, make, pb.GetOptionChainResponse.FromString)
+        return await self._cached("chain", f"{sym}|{expiry}", version, make)
 
+    @pre_encoded(pb.GetOptionsAnalyticsResponse)
     async def GetOptionsAnalytics(
         self, request: pb.GetOptionsAnalyticsRequest, context: grpc.aio.ServicerContext
-    ) -> Any:
+    ) -> bytes:
         sym = _symbol(request.symbol)
         thr = request.unusual_threshold
         if not (math.isfinite(thr) and thr >= 0):
@@ -268,16 +279,18 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         version = await store.chain_version(self.db, sym)
         acfg = self._acfg(sym, thr)
 
-        async def make() -> Any:
+        async def make() -> pb.GetOptionsAnalyticsResponse:
             ch = await self._enriched(sym, version)
             hist = await queries.atm_iv_history(self.db, sym, self.cfg.iv_history_days)
             res = await self._thread(oa.analyze, ch, acfg, hist.iv)
             return conv.analytics_to_proto(res, ch)
 
         text = f"{sym}|{acfg.unusual_threshold}"
-        return await self._cached("options", text, version, make, pb.GetOptionsAnalyticsResponse.FromString)
+        return await self._cached("options", text, version, make)
 
-    async def GetVolSurface(self, request: pb.GetVolSurfaceRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def GetVolSurface(
+        self, request: pb.GetVolSurfaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetVolSurfaceResponse:
         sym = _symbol(request.symbol)
         k = np.array(request.moneyness, dtype=np.float64) if request.moneyness else DEFAULT_MONEYNESS
         if not np.isfinite(k).all() or (np.abs(k) > 5).any():
@@ -290,7 +303,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         require_budget("moneyness", points, self.cfg.max_surface_points, what)
         version = await store.chain_version(self.db, sym)
         ch = await self._enriched(sym, version)
-        quotes = oa.surface_quotes(ch, self.cfg.risk_free_rate)
+        quotes = oa.surface_quotes(ch, self.market.risk_free_rate)
 
         async def make() -> surface.SurfaceFit:
             return await self._thread(surface.fit_surface, quotes)
@@ -322,13 +335,14 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             raise InvalidArgument("start", f"start {_iso(start)} must be before end {_iso(end)}")
         return ind.IndicatorQuery(sym, interval, calls, lookback, start, end, request.include_series, request.period)
 
-    async def GetIndicators(self, request: pb.GetIndicatorsRequest, context: grpc.aio.ServicerContext) -> Any:
+    @pre_encoded(pb.GetIndicatorsResponse)
+    async def GetIndicators(self, request: pb.GetIndicatorsRequest, context: grpc.aio.ServicerContext) -> bytes:
         q = self._indicator_query(request)
         if self.live is not None and not q.include_series and q.start_ns is None and q.end_ns is None:
             live = self.live.latest(q.symbol, q.interval, q.calls)
             if live is not None:
                 ts, values = live
-                return conv.indicators_to_proto(q.symbol, q.interval, ts, values, False, "live")
+                return conv.indicators_wire(q.symbol, q.interval, ts, values, False, "live")
         version = await store.bars_version(self.db, q.symbol, q.interval)
 
         async def fetch() -> Any:
@@ -347,19 +361,18 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 )
             values = await self._thread(ind.compute, q.calls, bars)
             n = len(bars) if q.include_series else 1
+            # cached without its source (the empty field encodes to nothing); the source is appended below
             return await self._convert(
-                n, conv.indicators_wire, q.symbol, q.interval, bars.ts, values, q.include_series, "computed"
+                n, conv.indicators_wire, q.symbol, q.interval, bars.ts, values, q.include_series, ""
             )
 
         raw, hit = await self.cache.get_or_compute(self.cache.key("ind", q.cache_key(), version), compute)
-        resp = pb.GetIndicatorsResponse.FromString(raw)
-        if hit:
-            resp.source = "cache"
-        return resp
+        return raw + conv.source_wire("cache" if hit else "computed")
 
     # -- patterns ------------------------------------------------------------------------------------------
 
-    async def GetPatterns(self, request: pb.GetPatternsRequest, context: grpc.aio.ServicerContext) -> Any:
+    @pre_encoded(pb.GetPatternsResponse)
+    async def GetPatterns(self, request: pb.GetPatternsRequest, context: grpc.aio.ServicerContext) -> bytes:
         sym = _symbol(request.symbol)
         days = request.days or self.cfg.default_pattern_days
         if not self.cfg.min_pattern_days <= days <= self.cfg.max_pattern_days:
@@ -371,7 +384,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             raise InvalidArgument("interval", f"{interval!r} unknown; use one of {list(ind.INTERVALS)}")
         version = await store.bars_version(self.db, sym, interval)
 
-        async def make() -> Any:
+        async def make() -> pb.GetPatternsResponse:
             end = version + 1
             start = end - days * 86_400 * conv.NS
             bars = await queries.get_bars(self.db, sym, interval, start, end, self.cfg.max_lookback)
@@ -385,4 +398,4 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             res = await self._thread(pat.scan, bars)
             return conv.patterns_to_proto(sym, bars.ts, res)
 
-        return await self._cached("pat", f"{sym}|{days}|{interval}", version, make, pb.GetPatternsResponse.FromString)
+        return await self._cached("pat", f"{sym}|{days}|{interval}", version, make)

@@ -171,7 +171,6 @@ class AnalyticsSettings(ServiceSettings):
     default_lookback: int = Field(500, ge=1)
     max_lookback: int = Field(100_000, ge=1)
     checkpoint_interval_s: float = Field(5.0, gt=0)
-    risk_free_rate: float = Field(DEFAULT_RATE, description="continuously compounded, annual")
     unusual_volume_oi: float = 2.0
     max_period: int = Field(1000, ge=1, description="largest indicator period accepted")
     default_pattern_days: int = Field(30, ge=1)
@@ -209,9 +208,6 @@ class AnalyticsSettings(ServiceSettings):
     spot_sync_tolerance_s: float = Field(
         60.0, ge=0, description="spot and option-quote times further apart than this are flagged out of sync"
     )
-    dividend_yields: dict[str, float] = Field(
-        default_factory=dict, description="continuous dividend yield per symbol used to price American contracts"
-    )
 
 
 class SignalsSettings(ServiceSettings):
@@ -224,6 +220,9 @@ class SignalsSettings(ServiceSettings):
         5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
     )
     warmup_bars: int = Field(300, ge=0, description="stored 1m bars per symbol fed to the features at start")
+    announce_ring: int = Field(
+        1024, ge=16, description="recent new signals kept in memory for since= replays (announced before stored)"
+    )
 
 
 class PortfolioSettings(ServiceSettings):
@@ -330,10 +329,6 @@ class GatewaySettings(BaseModel):
     )
     jwt_clock_skew_s: int = Field(5, ge=0, le=5, description="leeway on exp/nbf, seconds (at most 5)")
     jwks_file: Path | None = Field(None, description="JWKS for jwt_authn; dev key generated if unset")
-    dev_key_dir: Path = Path(".aiots/keys")
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
     upstream_secret: SecretStr | None = Field(
         None,
         description="shared secret the gateway sends to the services (x-aiots-gateway-secret) and they require; "
@@ -342,6 +337,10 @@ class GatewaySettings(BaseModel):
     upstream_secret_trust_loopback: bool = Field(
         True, description="with upstream_secret set, calls from a loopback peer (the local CLI) need no secret"
     )
+    dev_key_dir: Path = Path(".aiots/keys")
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     max_request_bytes: int = Field(1 << 20, ge=1024, description="413 above this request body size")
     connect_timeout_s: float = Field(1.0, gt=0)
     dns_refresh_rate_s: float = Field(5.0, ge=0.001, description="re-resolution of upstream DNS names")
