@@ -41,6 +41,7 @@ import math
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -69,8 +70,10 @@ from aiots.services.storage import queries
 from aiots.services.storage.migrate import migrate
 from aiots.services.storage.writer import Writer
 from aiots.v1 import analytics_pb2 as pb
-from aiots.v1 import analytics_pb2_grpc as pbg
 from aiots.v1 import common_pb2 as cpb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' reference encoder
+from tests.unit.analytics._wire_oracle import indicators_to_proto_naive
 
 PG = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 SYM = "BENCH"
@@ -275,7 +278,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     servicer = AnalyticsServicer(Runtime(settings=settings, db=pool, cache=None), live)
     instrument(servicer, sink)
     gs = await start_server(
-        [ServiceRegistration("aiots.v1.AnalyticsService", pbg.add_AnalyticsServiceServicer_to_server, servicer)],
+        [ServiceRegistration.of(servicer)],
         host="127.0.0.1",
         port=0,
     )
@@ -296,7 +299,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     series_req.include_series = True
     vals = ind.compute(calls, stored)
     for name, fn in (
-        ("naive message build", conv.indicators_to_proto_naive),
+        ("naive message build", indicators_to_proto_naive),
         ("column-wise wire", conv.indicators_wire),
     ):
         ms = timed_core(lambda fn=fn: fn(SYM, "1m", stored.ts, vals, True, "computed"), 3) * 1e3

@@ -13,7 +13,6 @@ from aiots.services.analytics.service import AnalyticsServicer
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
-from aiots.v1 import analytics_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,7 @@ class AnalyticsApp:
             await self.live.start()
         self.servicer = AnalyticsServicer(self.rt, self.live)
         self.server = await start_server(
-            [
-                ServiceRegistration(
-                    SERVICE_NAME, analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server, self.servicer
-                )
-            ],
+            [ServiceRegistration.of(self.servicer)],
             host=self.cfg.host,
             port=self._port,
         )

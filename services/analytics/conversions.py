@@ -15,6 +15,7 @@ from aiots.services.analytics.patterns import PatternScan
 from aiots.services.analytics.pricing import F64, GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
 from aiots.services.analytics.quotes import exclusion_counts
 from aiots.services.analytics.surface import PARAMETRIZATION, SliceQuotes, SurfaceFit
+from aiots.services.common.wire import varint
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
 
@@ -59,18 +60,6 @@ def contracts_from_proto(rows: Sequence[pb.PricingInput]) -> ContractBatch:
     )
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _key(desc: Any, name: str, wire: int) -> int:
     """One-byte field key of ``name`` in message descriptor ``desc`` (field numbers < 16)."""
     key = (int(desc.fields_by_name[name].number) << 3) | wire
@@ -83,8 +72,9 @@ def _greeks(greeks: dict[str, np.ndarray], i: int) -> cpb.Greeks:
     return cpb.Greeks(**{g: float(greeks[g][i]) for g in GREEK_NAMES if g in greeks})
 
 
-def priced_to_proto(res: PricedBatch) -> pb.PriceOptionsResponse:
-    """Rows without a reason are encoded column-wise (see ``_rows_wire``); the rest one by one."""
+def priced_wire(res: PricedBatch) -> bytes:
+    """A serialised PriceOptionsResponse (zero doubles written explicitly, so it parses to the message
+    built field by field): rows without a reason column-wise (``_rows_wire_split``), the rest one by one."""
     gd = cpb.Greeks.DESCRIPTOR
     rd = pb.PricingResult.DESCRIPTOR
     greeks = [(_key(gd, g, 1), np.asarray(res.greeks[g], dtype=np.float64)) for g in GREEK_NAMES]
@@ -99,8 +89,7 @@ def priced_to_proto(res: PricedBatch) -> pb.PriceOptionsResponse:
         if reason:
             row = pb.PricingResult(price=float(res.price[i]), greeks=_greeks(res.greeks, i), reason=reason)
             slow[i] = pb.PriceOptionsResponse(results=[row]).SerializeToString()
-    raw = _rows_wire_split(outer, doubles, 1, (_key(rd, "greeks", 2), glen), slow)
-    return pb.PriceOptionsResponse.FromString(raw)
+    return _rows_wire_split(outer, doubles, 1, (_key(rd, "greeks", 2), glen), slow)
 
 
 def _rows_wire_split(
@@ -109,7 +98,7 @@ def _rows_wire_split(
     """``_rows_wire`` with a submessage header ``sub`` (key, length) inserted before ``doubles[at]``."""
     n = len(doubles[0][1])
     body = 2 + 9 * len(doubles)
-    prefix = bytes([outer]) + _varint(body)
+    prefix = bytes([outer]) + varint(body)
     fields = [(f"p{i}", "u1") for i in range(len(prefix))]
     for i, _ in enumerate(doubles):
         if i == at:
@@ -138,8 +127,8 @@ def _splice(rec: np.ndarray, slow: dict[int, bytes]) -> bytes:
     return b"".join(parts)
 
 
-def iv_to_proto(res: IvBatch) -> pb.ImpliedVolatilityResponse:
-    """Rows without a reason are encoded column-wise; the rest one by one."""
+def iv_wire(res: IvBatch) -> bytes:
+    """A serialised ImpliedVolatilityResponse: rows without a reason column-wise; the rest one by one."""
     slow: dict[int, bytes] = {}
     for i, reason in enumerate(res.reasons):
         if reason:
@@ -150,7 +139,7 @@ def iv_to_proto(res: IvBatch) -> pb.ImpliedVolatilityResponse:
     n = len(res.iv)
     rec = np.empty(n, dtype=np.dtype([("o", "u1"), ("l", "u1"), ("k", "u1"), ("v", "<f8")]))
     rec["o"], rec["l"], rec["k"], rec["v"] = outer, 9, key, np.asarray(res.iv, dtype=np.float64)
-    return pb.ImpliedVolatilityResponse.FromString(_splice(rec, slow))
+    return _splice(rec, slow)
 
 
 def _contract(ch: EnrichedChain, i: int) -> cpb.OptionContract:
@@ -261,7 +250,7 @@ def analytics_to_proto(a: ChainAnalytics, ch: EnrichedChain) -> pb.GetOptionsAna
 
 def _len_field(key: int, body: bytes) -> bytes:
     """A length-delimited field: one-byte ``key``, varint length, ``body``."""
-    return bytes([key]) + _varint(len(body)) + body
+    return bytes([key]) + varint(len(body)) + body
 
 
 def _varint_columns(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,8 +321,9 @@ def indicators_wire(
     source: str,
 ) -> bytes:
     """GetIndicatorsResponse as wire bytes, equal to the protobuf library's deterministic
-    serialisation of :func:`indicators_to_proto`'s message; series and timestamps are written
-    column-wise (packed doubles, :func:`timestamps_wire`) instead of element by element."""
+    serialisation of the message built field by field (the tests' oracle); series and timestamps
+    are written column-wise (packed doubles, :func:`timestamps_wire`) instead of element by element.
+    ``source`` is the last field, so :func:`source_wire` can replace it on cached bytes."""
     n = int(ts.shape[0])
     d = pb.GetIndicatorsResponse.DESCRIPTOR
     head = pb.GetIndicatorsResponse(symbol=symbol, interval=interval, bars=n)
@@ -349,46 +339,14 @@ def indicators_wire(
         parts.append(_len_field(res_key, b"".join(body)))
     if include_series:
         parts.append(timestamps_wire(_key(d, "timestamps", 2), ts))
-    parts.append(pb.GetIndicatorsResponse(source=source).SerializeToString(deterministic=True))
+    parts.append(source_wire(source))
     return b"".join(parts)
 
 
-def indicators_to_proto(
-    symbol: str,
-    interval: str,
-    ts: np.ndarray,
-    values: Sequence[IndicatorValues],
-    include_series: bool,
-    source: str,
-) -> pb.GetIndicatorsResponse:
-    """The GetIndicatorsResponse message (parsed from :func:`indicators_wire`)."""
-    return pb.GetIndicatorsResponse.FromString(indicators_wire(symbol, interval, ts, values, include_series, source))
-
-
-def indicators_to_proto_naive(
-    symbol: str,
-    interval: str,
-    ts: np.ndarray,
-    values: Sequence[IndicatorValues],
-    include_series: bool,
-    source: str,
-) -> pb.GetIndicatorsResponse:
-    """Reference construction, field by field (tests compare :func:`indicators_wire` against it)."""
-    n = int(ts.shape[0])
-    out = pb.GetIndicatorsResponse(symbol=symbol, interval=interval, bars=n, source=source)
-    if n:
-        out.as_of.CopyFrom(ts_from_ns(int(ts[-1])))
-    if include_series:
-        out.timestamps.extend(ts_from_ns(int(t)) for t in ts.tolist())
-    for v in values:
-        res = pb.IndicatorResult(name=v.name, params={k: float(x) for k, x in v.params.items()})
-        for name, series in v.outputs:
-            o = pb.IndicatorOutput(name=name, value=float(series[-1]) if series.size else math.nan)
-            if include_series:
-                o.series.extend(series.tolist())
-            res.outputs.append(o)
-        out.results.append(res)
-    return out
+def source_wire(source: str) -> bytes:
+    """The GetIndicatorsResponse ``source`` field alone (empty for ""); appended last, it is the
+    value a parser keeps (protobuf: the last occurrence of a singular field wins)."""
+    return pb.GetIndicatorsResponse(source=source).SerializeToString(deterministic=True)
 
 
 def surface_to_proto(

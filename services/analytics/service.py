@@ -219,9 +219,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         return await self._convert(n, conv.priced_wire, merged)
 
     @pre_encoded(pb.ImpliedVolatilityResponse)
-    async def ImpliedVolatility(
-        self, request: pb.ImpliedVolatilityRequest, context: grpc.aio.ServicerContext
-    ) -> bytes:
+    async def ImpliedVolatility(self, request: pb.ImpliedVolatilityRequest, context: grpc.aio.ServicerContext) -> bytes:
         self._check_batch(len(request.quotes), "quotes")
         n = len(request.quotes)
         batch = await self._convert(n, conv.contracts_from_proto, request.quotes)

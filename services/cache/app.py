@@ -13,7 +13,7 @@ from aiots.services.bus.factory import create_bus
 from aiots.services.cache.analytics_store import AnalyticsStore
 from aiots.services.cache.backends import create_cache_backend
 from aiots.services.cache.prices import price_book_for
-from aiots.services.cache.service import SERVICE_NAME, CacheServicer, add_to_server
+from aiots.services.cache.service import CacheServicer
 from aiots.services.cache.watch import PriceWatchHub
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
@@ -51,9 +51,7 @@ class CacheApp:
         await self.hub.start()
         store = AnalyticsStore(self.rt.cache, prices.keyspace, self.cfg)
         servicer = CacheServicer(self.cfg, self.rt.cache, prices, self.hub, store)
-        self.server = await start_server(
-            [ServiceRegistration(SERVICE_NAME, add_to_server, servicer)], host=self.cfg.host, port=self._port
-        )
+        self.server = await start_server([ServiceRegistration.of(servicer)], host=self.cfg.host, port=self._port)
         await self.server.watch(runtime_dependencies(self.rt, redis_required=True), self.cfg)
         log.info("cache service started", extra={"port": self.server.port, "backend": self.rt.cache.name})
 

@@ -2,7 +2,7 @@
 :class:`~aiots.services.cache.prices.PriceBook`, :class:`~aiots.services.cache.watch.PriceWatchHub`
 and :class:`~aiots.services.cache.analytics_store.AnalyticsStore`.
 
-GetStockPrice is registered with a pass-through serializer: the cache already holds the
+GetStockPrice is :func:`~aiots.services.common.server.pre_encoded`: the cache already holds the
 ``StockPrice`` bytes, and a ``GetStockPriceResponse`` is those bytes behind one field header, so
 the hot read path builds no message objects and serialises nothing.
 """
@@ -12,18 +12,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import grpc
 
 from aiots.services.cache import convert
 from aiots.services.cache.analytics_store import AnalyticsStore
 from aiots.services.cache.backends.base import CacheBackend
-from aiots.services.cache.prices import PriceBook
+from aiots.services.cache.prices import PriceBook, PriceSnapshot
 from aiots.services.cache.watch import PriceWatchHub
 from aiots.services.common.errors import InvalidArgument
+from aiots.services.common.server import pre_encoded
 from aiots.services.common.settings import CacheSettings
 from aiots.services.common.validation import require_ticker
+from aiots.services.common.wire import len_field
 from aiots.v1 import cache_pb2, cache_pb2_grpc
 
 SERVICE_NAME = "aiots.v1.CacheService"
@@ -31,44 +32,7 @@ SERVICE_NAME = "aiots.v1.CacheService"
 
 def price_response_bytes(stock_price: bytes) -> bytes:
     """A serialised ``GetStockPriceResponse`` around serialised ``StockPrice`` bytes (field 1, LEN)."""
-    n = len(stock_price)
-    header = bytearray(b"\x0a")
-    while n >= 0x80:
-        header.append((n & 0x7F) | 0x80)
-        n >>= 7
-    header.append(n)
-    return bytes(header) + stock_price
-
-
-def _identity(b: bytes) -> bytes:
-    return b
-
-
-class _Capture:
-    """Stands in for a server to collect the generated method handlers."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    def add_generic_rpc_handlers(self, handlers: object) -> None:
-        pass
-
-    def add_registered_method_handlers(self, name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        self.handlers.update(handlers)
-
-
-def add_to_server(servicer: CacheServicer, server: Any) -> None:
-    """The generated registration, with GetStockPrice answering pre-serialised bytes."""
-    cap = _Capture()
-    cache_pb2_grpc.add_CacheServiceServicer_to_server(servicer, cap)
-    handlers = dict(cap.handlers)
-    handlers["GetStockPrice"] = grpc.unary_unary_rpc_method_handler(
-        servicer.GetStockPriceBytes,
-        request_deserializer=cache_pb2.GetStockPriceRequest.FromString,
-        response_serializer=_identity,
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    return len_field(cache_pb2.GetStockPriceResponse.PRICE_FIELD_NUMBER, stock_price)
 
 
 def parse_symbols(values: Sequence[str], limit: int, field: str = "symbols") -> list[str]:
@@ -107,27 +71,21 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self.hub = hub
         self.store = store
 
-    async def GetStockPrice(
-        self, request: cache_pb2.GetStockPriceRequest, context: Any
-    ) -> cache_pb2.GetStockPriceResponse:
-        require_ticker("symbol", request.symbol)
-        raw = await self.prices.get_bytes(request.symbol)  # stored as StockPrice bytes already
-        return cache_pb2.GetStockPriceResponse(price=cache_pb2.StockPrice.FromString(raw))
-
-    async def GetStockPriceBytes(self, request: cache_pb2.GetStockPriceRequest, context: Any) -> bytes:
-        """GetStockPrice as the serialised response (what the server registers; see module docstring)."""
+    @pre_encoded(cache_pb2.GetStockPriceResponse)
+    async def GetStockPrice(self, request: cache_pb2.GetStockPriceRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """The serialised response around the stored ``StockPrice`` bytes (see module docstring)."""
         require_ticker("symbol", request.symbol)
         return price_response_bytes(await self.prices.get_bytes(request.symbol))
 
     async def GetStockPrices(
-        self, request: cache_pb2.GetStockPricesRequest, context: Any
+        self, request: cache_pb2.GetStockPricesRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.GetStockPricesResponse:
         symbols = parse_symbols(request.symbols, self.cfg.max_symbols)
         found, missing = await self.prices.get_many(symbols)
         return cache_pb2.GetStockPricesResponse(prices=[convert.price_to_proto(s) for s in found], missing=missing)
 
     async def SetAnalytics(
-        self, request: cache_pb2.SetAnalyticsRequest, context: Any
+        self, request: cache_pb2.SetAnalyticsRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.SetAnalyticsResponse:
         if not request.HasField("data"):
             raise InvalidArgument("data", "a JSON value is required (object, array, number, string, bool or null)")
@@ -135,18 +93,20 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         return cache_pb2.SetAnalyticsResponse(key=request.key, expires_at=convert.ts_from_ns(expires_ns))
 
     async def GetAnalytics(
-        self, request: cache_pb2.GetAnalyticsRequest, context: Any
+        self, request: cache_pb2.GetAnalyticsRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.GetAnalyticsResponse:
         v = await self.store.get(request.key)
         ttl = 0 if v.ttl_remaining_s is None else max(0, math.ceil(v.ttl_remaining_s))
         return cache_pb2.GetAnalyticsResponse(key=v.key, data=convert.value_from_bytes(v.data), ttl_remaining=ttl)
 
     async def DeleteAnalytics(
-        self, request: cache_pb2.DeleteAnalyticsRequest, context: Any
+        self, request: cache_pb2.DeleteAnalyticsRequest, context: grpc.aio.ServicerContext
     ) -> cache_pb2.DeleteAnalyticsResponse:
         return cache_pb2.DeleteAnalyticsResponse(deleted=await self.store.delete(request.key))
 
-    async def GetStats(self, request: cache_pb2.GetStatsRequest, context: Any) -> cache_pb2.GetStatsResponse:
+    async def GetStats(
+        self, request: cache_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.GetStatsResponse:
         st = await self.backend.stats()
         return cache_pb2.GetStatsResponse(
             hits=st.hits,
@@ -159,7 +119,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         )
 
     async def WatchPrices(  # type: ignore[override]
-        self, request: cache_pb2.WatchPricesRequest, context: Any
+        self, request: cache_pb2.WatchPricesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[cache_pb2.WatchPricesResponse]:
         """Current snapshots first, then every change; a heartbeat (no price) when idle."""
         symbols = parse_symbols(request.symbols, self.cfg.max_symbols)
@@ -175,7 +135,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             watcher.close()
 
     @staticmethod
-    def _watch_msg(snap: Any) -> cache_pb2.WatchPricesResponse:
+    def _watch_msg(snap: PriceSnapshot | None) -> cache_pb2.WatchPricesResponse:
         now = convert.ts_from_ns(time.time_ns())
         if snap is None:
             return cache_pb2.WatchPricesResponse(sent_at=now)

@@ -5,16 +5,27 @@ requests -> INVALID_ARGUMENT naming the field), any extra interceptors (telemetr
 ``grpc.health.v1.Health`` with liveness (``""``), readiness per service and a status per
 dependency once :meth:`GrpcServer.watch` is called (:mod:`aiots.services.common.health`), server
 reflection, a graceful stop with a grace period (:meth:`GrpcServer.stop`), and bounded message sizes.
+
+A servicer that subclasses its generated base class is registered with
+:meth:`ServiceRegistration.of`: the handlers come from the service's descriptor, and an RPC decorated
+with :func:`pre_encoded` / :func:`pre_encoded_stream` returns its response already serialised (the
+server sends those bytes as they are; nothing is parsed and serialised again).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Sequence
+import sys
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -41,13 +52,106 @@ def set_default_interceptors(factory: InterceptorFactory | None) -> None:
     _default_interceptors = factory
 
 
+P = ParamSpec("P")
+R = TypeVar("R", bound=Message)
+_ENCODED = "__aiots_pre_encoded__"
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+def pre_encoded(response: type[R]) -> Callable[[Callable[P, Awaitable[bytes]]], Callable[P, Awaitable[R]]]:
+    """Declare a unary RPC whose implementation returns the serialised ``response`` message.
+
+    The server registers the implementation with an identity serializer (the bytes go out as
+    they are). Called from Python (tests, in-process callers), the method returns the parsed
+    ``response``, so its type is the generated base class's. Usage::
+
+        @pre_encoded(cache_pb2.GetStockPriceResponse)
+        async def GetStockPrice(self, request, context) -> bytes: ...
+    """
+
+    def wrap(fn: Callable[P, Awaitable[bytes]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            return response.FromString(await fn(*args, **kwargs))
+
+        setattr(parsed, _ENCODED, fn)
+        return parsed
+
+    return wrap
+
+
+def pre_encoded_stream(
+    response: type[R],
+) -> Callable[[Callable[P, AsyncIterator[bytes]]], Callable[P, AsyncIterator[R]]]:
+    """:func:`pre_encoded` for a server-streaming RPC: the implementation yields serialised messages."""
+
+    def wrap(fn: Callable[P, AsyncIterator[bytes]]) -> Callable[P, AsyncIterator[R]]:
+        @functools.wraps(fn)
+        async def parsed(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+            async for raw in fn(*args, **kwargs):
+                yield response.FromString(raw)
+
+        setattr(parsed, _ENCODED, fn)
+        return parsed
+
+    return wrap
+
+
+def service_descriptor(servicer: object) -> ServiceDescriptor:
+    """The descriptor of the service whose generated ``<Name>Servicer`` base ``servicer`` subclasses."""
+    for cls in type(servicer).__mro__:
+        mod = cls.__module__
+        if mod.endswith("_pb2_grpc") and cls.__name__.endswith("Servicer"):
+            pb2 = sys.modules[mod.removesuffix("_grpc")]  # the generated grpc module imports it
+            desc: ServiceDescriptor = pb2.DESCRIPTOR.services_by_name[cls.__name__.removesuffix("Servicer")]
+            return desc
+    raise TypeError(f"{type(servicer).__name__} does not subclass a generated *_pb2_grpc.*Servicer")
+
+
+def method_handlers(servicer: object, service: ServiceDescriptor) -> dict[str, grpc.RpcMethodHandler]:
+    """One handler per RPC of ``service``, read from its descriptor; :func:`pre_encoded` RPCs send
+    their bytes through an identity serializer."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for m in service.methods:
+        impl = getattr(servicer, m.name)
+        raw = getattr(impl, _ENCODED, None)
+        behaviour = impl if raw is None else types.MethodType(raw, servicer)
+        request = message_factory.GetMessageClass(m.input_type).FromString
+        serialize = _identity if raw is not None else message_factory.GetMessageClass(m.output_type).SerializeToString
+        make = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }[(m.client_streaming, m.server_streaming)]
+        handlers[m.name] = make(behaviour, request_deserializer=request, response_serializer=serialize)
+    return handlers
+
+
 @dataclass
 class ServiceRegistration:
-    """One gRPC service to expose: its full name and the generated ``add_..._to_server``."""
+    """One gRPC service to expose: its full name, how to add it to a server, and the servicer.
+
+    Prefer :meth:`of`; the explicit form remains for servicers registered by hand."""
 
     full_name: str
     add_to_server: Callable[[Any, grpc.aio.Server], None]
     servicer: Any
+
+    @classmethod
+    def of(cls, servicer: object) -> ServiceRegistration:
+        """Register ``servicer`` (a subclass of a generated ``*Servicer``) from its service descriptor."""
+        service = service_descriptor(servicer)
+
+        def add(impl: object, server: grpc.aio.Server) -> None:
+            handlers = method_handlers(impl, service)
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+            server.add_registered_method_handlers(service.full_name, handlers)
+
+        return cls(service.full_name, add, servicer)
 
 
 @dataclass

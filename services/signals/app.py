@@ -35,7 +35,7 @@ from aiots.services.signals.conversions import signal_from_proto, signal_to_prot
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.fanout import Broker
 from aiots.services.signals.models import Bar, OptionQuote, Signal
-from aiots.services.signals.service import SERVICE_NAME, SignalServicer, add_to_server
+from aiots.services.signals.service import SignalServicer
 from aiots.services.signals.stats import return_ratio
 from aiots.services.signals.store import SignalStore
 from aiots.v1 import common_pb2, events_pb2
@@ -160,9 +160,7 @@ class SignalsApp:
             )
         )
         self._spawn(self._refresh_iv_ranks())
-        self.server = await start_server(
-            [ServiceRegistration(SERVICE_NAME, add_to_server, self.servicer)], host=self.cfg.host, port=self._port
-        )
+        self.server = await start_server([ServiceRegistration.of(self.servicer)], host=self.cfg.host, port=self._port)
         await self.server.watch(runtime_dependencies(self.rt), self.cfg)
 
     async def stop(self) -> None:

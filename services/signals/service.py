@@ -1,7 +1,7 @@
 """SignalService servicer: validation and proto plumbing only (domain in engine/store/fanout).
 
-SubscribeSignals is registered with a pass-through serializer: the broker already encoded each
-message once for all subscribers, so this handler yields bytes.
+SubscribeSignals is :func:`~aiots.services.common.server.pre_encoded_stream`: the broker already
+encoded each message once for all subscribers, so this handler yields bytes.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any
 
 import grpc
 
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from aiots.services.common.server import ServiceRegistration, pre_encoded_stream
 from aiots.services.common.telemetry import metrics
 from aiots.services.common.validation import require_time_range
 from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
 from aiots.services.signals.stats import signal_stats
 from aiots.services.signals.store import SignalFilter, SignalStore
-from aiots.v1 import signals_pb2
+from aiots.v1 import signals_pb2, signals_pb2_grpc
 
 SERVICE_NAME = "aiots.v1.SignalService"
 DEFAULT_PAGE = 100
@@ -35,7 +35,7 @@ def split_csv(values: Sequence[str]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
-class SignalServicer:
+class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
     def __init__(
         self,
         store: SignalStore,
@@ -91,6 +91,7 @@ class SignalServicer:
         return None, int(dt.timestamp() * 1e9)
 
     # -- RPCs -------------------------------------------------------------------------------
+    @pre_encoded_stream(signals_pb2.SubscribeSignalsResponse)
     async def SubscribeSignals(
         self, request: signals_pb2.SubscribeSignalsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
@@ -199,33 +200,6 @@ class SignalServicer:
         )
 
 
-def _identity(b: bytes) -> bytes:
-    return b
-
-
-def add_to_server(servicer: SignalServicer, server: Any) -> None:
-    """Register the servicer; SubscribeSignals yields pre-encoded bytes (serialise once)."""
-    pb = signals_pb2
-    handlers = {
-        "SubscribeSignals": grpc.unary_stream_rpc_method_handler(
-            servicer.SubscribeSignals,
-            request_deserializer=pb.SubscribeSignalsRequest.FromString,
-            response_serializer=_identity,
-        ),
-        "ListSignals": grpc.unary_unary_rpc_method_handler(
-            servicer.ListSignals,
-            request_deserializer=pb.ListSignalsRequest.FromString,
-            response_serializer=pb.ListSignalsResponse.SerializeToString,
-        ),
-        "GetSignal": grpc.unary_unary_rpc_method_handler(
-            servicer.GetSignal,
-            request_deserializer=pb.GetSignalRequest.FromString,
-            response_serializer=pb.GetSignalResponse.SerializeToString,
-        ),
-        "GetSignalStats": grpc.unary_unary_rpc_method_handler(
-            servicer.GetSignalStats,
-            request_deserializer=pb.GetSignalStatsRequest.FromString,
-            response_serializer=pb.GetSignalStatsResponse.SerializeToString,
-        ),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+def add_to_server(servicer: SignalServicer, server: grpc.aio.Server) -> None:
+    """Register the servicer (kept for callers of the old name; see :meth:`ServiceRegistration.of`)."""
+    ServiceRegistration.of(servicer).add_to_server(servicer, server)

@@ -14,6 +14,7 @@ from aiots.services.analytics import conversions as conv
 from aiots.services.analytics.pricing import GREEK_NAMES, IvBatch, PricedBatch
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
+from tests.unit.analytics._wire_oracle import indicators_to_proto_naive
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 reasons = st.sampled_from(["", "", "", "INVALID_SPOT", "PRICING_FAILED", "é-unicode"])
@@ -29,24 +30,24 @@ def _priced_ref(res: PricedBatch) -> pb.PriceOptionsResponse:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(floats, st.lists(floats, min_size=14, max_size=14), reasons), min_size=1, max_size=40))
-def test_priced_to_proto_equals_field_by_field(rows: list[tuple[float, list[float], str]]) -> None:
+def test_priced_wire_equals_field_by_field(rows: list[tuple[float, list[float], str]]) -> None:
     res = PricedBatch(
         price=np.array([r[0] for r in rows]),
         greeks={g: np.array([r[1][j] for r in rows]) for j, g in enumerate(GREEK_NAMES)},
         reasons=[r[2] for r in rows],
     )
-    got = conv.priced_to_proto(res)
+    got = pb.PriceOptionsResponse.FromString(conv.priced_wire(res))  # explicit zeros: same message, other bytes
     assert got.SerializeToString(deterministic=True) == _priced_ref(res).SerializeToString(deterministic=True)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(floats, reasons), min_size=1, max_size=60))
-def test_iv_to_proto_equals_field_by_field(rows: list[tuple[float, str]]) -> None:
+def test_iv_wire_equals_field_by_field(rows: list[tuple[float, str]]) -> None:
     res = IvBatch(iv=np.array([r[0] for r in rows]), reasons=[r[1] for r in rows])
     ref = pb.ImpliedVolatilityResponse(
         results=[pb.ImpliedVolatilityResult(implied_volatility=v, reason=r) for v, r in rows]
     )
-    got = conv.iv_to_proto(res)
+    got = pb.ImpliedVolatilityResponse.FromString(conv.iv_wire(res))
     assert got.SerializeToString(deterministic=True) == ref.SerializeToString(deterministic=True)
     assert all(
         (math.isnan(a.implied_volatility) and math.isnan(b)) or a.implied_volatility == b
@@ -110,9 +111,21 @@ def test_indicators_wire_equals_field_by_field(n: int, series: bool, spec: list[
                 x[rng.integers(0, n, 3)] = special[rng.integers(0, special.size, 3)]
             outs.append((f"{name}{j}", x))
         values.append(IndicatorValues(name, {"period": float(k), "k": 2.5}, outs))
-    want = conv.indicators_to_proto_naive("AAPL", "1m", ts, values, series, "computed")
+    want = indicators_to_proto_naive("AAPL", "1m", ts, values, series, "computed")
     got = conv.indicators_wire("AAPL", "1m", ts, values, series, "computed")
     assert got == want.SerializeToString(deterministic=True)
+
+
+def test_cached_indicators_take_the_appended_source() -> None:
+    """Cached bytes carry no source; the one appended at serve time is the one a client reads."""
+    from aiots.services.analytics.indicators import IndicatorValues
+
+    ts = np.array([1_700_000_000 * conv.NS], dtype=np.int64)
+    values = [IndicatorValues("sma", {"period": 2.0}, [("sma", np.array([1.5]))])]
+    body = conv.indicators_wire("AAPL", "1m", ts, values, False, "")
+    for source in ("cache", "computed"):
+        want = indicators_to_proto_naive("AAPL", "1m", ts, values, False, source)
+        assert body + conv.source_wire(source) == want.SerializeToString(deterministic=True)
 
 
 def test_indicators_wire_100k_bars_equals_naive() -> None:
@@ -122,7 +135,7 @@ def test_indicators_wire_100k_bars_equals_naive() -> None:
     n = 100_000
     ts = 1_700_000_000 * conv.NS + np.arange(n, dtype=np.int64) * 60 * conv.NS
     values = [IndicatorValues("macd", {"fastperiod": 12.0}, [("macd", np.linspace(-1, 1, n)), ("h", np.ones(n))])]
-    want = conv.indicators_to_proto_naive("AAPL", "1m", ts, values, True, "computed")
+    want = indicators_to_proto_naive("AAPL", "1m", ts, values, True, "computed")
     assert conv.indicators_wire("AAPL", "1m", ts, values, True, "computed") == want.SerializeToString(
         deterministic=True
     )
