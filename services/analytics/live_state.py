@@ -1,6 +1,7 @@
 """Live indicator state: streaming core indicators per (symbol, interval), fed from the bus.
 
-For every configured symbol and interval (``settings.analytics.live_intervals``) the service keeps
+For every configured symbol and interval (``settings.analytics.live_intervals`` that have a bar topic
+on the bus, :data:`aiots.services.common.topics.LIVE_BAR_INTERVALS`: ``1m``) the service keeps
 the core's O(1) streaming classes (``IndicatorSpec.stream``) of ``settings.analytics.live_indicators``
 with their default parameters. Closed ``BarEvent``s from topic ``bars:<interval>`` update them; the
 state is pickled to the cache (key ``<ns>:v1:analytics:live:<symbol>:<interval>``) every
@@ -8,6 +9,8 @@ state is pickled to the cache (key ``<ns>:v1:analytics:live:<symbol>:<interval>`
 identical values. Without a checkpoint the state is warmed from the last ``live_warmup_bars``
 stored bars (one vectorised ``update_many`` per stream). Values are those of the streams over
 every bar they have seen (the streams reproduce the batch functions bit for bit over the same bars).
+An interval no bar topic carries (``1d``: rolled up from stored bars) is not kept live: a state
+nothing updates would answer from the past; those answers are computed from storage.
 
 Metrics: ``aiots_bus_consumed_total`` and ``aiots_bus_lag_seconds`` (now minus the bar's
 ``ts_event``, its open time) by topic and group per consumed event; checkpoint reads count in
@@ -32,6 +35,8 @@ from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorV
 from aiots.services.analytics.store import metered_get
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.telemetry import metrics
+from aiots.services.common.topics import LIVE_BAR_INTERVALS
+from aiots.services.common.topics import bars as bar_topic
 from aiots.services.storage import queries
 from aiots.v1 import events_pb2
 
@@ -92,7 +97,9 @@ class LiveState:
         # vwap needs session anchors the bar stream does not carry: computed from storage only
         self.names = [n for n in names if n != "vwap" and getattr(SPECS.get(n), "stream", None) is not None]
         self.symbols = list(rt.settings.symbols)
-        self.intervals = list(self.cfg.live_intervals)
+        self.intervals = [i for i in self.cfg.live_intervals if i in LIVE_BAR_INTERVALS]
+        if dropped := sorted(set(self.cfg.live_intervals) - set(self.intervals)):
+            log.info("live state: %s not kept live (no bar topic; computed from storage)", dropped)
         self.state: dict[tuple[str, str], SymbolState] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -176,7 +183,7 @@ class LiveState:
 
     async def _follow(self, interval: str) -> None:
         group = self.cfg.live_consumer_group
-        topic = f"bars:{interval}"
+        topic = bar_topic(interval)
         labels = {"topic": topic, "group": group}
         consumer = f"analytics-{os.getpid()}-{id(self):x}"
         bus = self.rt.need_bus("analytics live state")

@@ -192,7 +192,10 @@ class AnalyticsSettings(ServiceSettings):
     binomial_steps: int = Field(501, ge=3, le=20_000)
     max_unusual: int = Field(50, ge=1, description="unusual-activity rows returned")
     iv_history_days: int = Field(252, ge=1)
-    live_intervals: list[str] = Field(default_factory=lambda: ["1m", "1d"], description="live-state intervals")
+    live_intervals: list[str] = Field(
+        default_factory=lambda: ["1m"],
+        description="live-state intervals (those with a bar topic: 1m; 1d is from storage)",
+    )
     live_warmup_bars: int = Field(500, ge=1, description="stored bars replayed to warm live state")
     live_consumer_group: str = "analytics"
     live_indicators: list[str] = Field(

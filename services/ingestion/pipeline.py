@@ -7,9 +7,10 @@ For each batch (from :mod:`aiots.services.ingestion.normalize`):
 2. the batch goes to the storage writer (bounded queue: this ``await`` is the backpressure);
 3. the latest trade/quote per stock updates the cache's PriceBook (optional dependency;
    per symbol and batch: first, low, high and last trade so last/high/low/volume stay exact);
-4. events go on the bus (``aiots.v1.events_pb2``): ``trades``/``quotes`` keyed by ticker,
-   ``bars:1s``/``bars:1m`` (closed bars) keyed by ticker, ``options:quotes`` and ``options:trades``
-   keyed by the UNDERLYING ticker (so a chain stays on one ordered stream).
+4. events go on the bus (``aiots.v1.events_pb2``) for the topics some service consumes
+   (:mod:`aiots.services.common.topics`): ``bars:1m`` (closed bars) keyed by ticker and
+   ``options:quotes`` keyed by the UNDERLYING ticker (so a chain stays on one ordered stream).
+   Trades, stock quotes and 1s bars are stored, not published (no service reads them as events).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from aiots.core import conventions as cv
+from aiots.services.common.topics import published
 from aiots.services.ingestion.bars import BarBuilder
 from aiots.services.ingestion.normalize import KIND_OPTION, SYMBOLS, Batch, instrument_info
 from aiots.v1 import common_pb2, events_pb2
@@ -195,15 +197,16 @@ class Pipeline:
                 strict=True,
             ):
                 sym, topic, key = route.get(c) or self._route_of(c)
-                ev = trade_ev(symbol=sym, ts_event=ts, source=src, price=px, size=sz, side=_CHR[side],
-                              sequence=seq, publisher_id=pub)  # fmt: skip
-                by_topic[topic].append((key, ev))
+                if published(topic):
+                    ev = trade_ev(symbol=sym, ts_event=ts, source=src, price=px, size=sz, side=_CHR[side],
+                                  sequence=seq, publisher_id=pub)  # fmt: skip
+                    by_topic[topic].append((key, ev))
                 if topic == "options:trades":
                     day = session_key(ts)
                     prev_day, vol = self._opt_volume.get(sym, (day, 0.0))
                     self._opt_volume[sym] = (day, (vol if prev_day == day else 0.0) + sz)
         q = batch.columns.get("quotes")
-        if q is not None:
+        if q is not None and published("quotes"):
             for c, ts, bid, ask, bs, az in zip(
                 q["sym"].tolist(),
                 q["ts_event"].tolist(),
@@ -264,7 +267,7 @@ class Pipeline:
                 )
         for table, (interval, _) in BAR_WIDTHS.items():
             bars = batch.columns.get(table)
-            if bars is None:
+            if bars is None or not published(f"bars:{interval}"):
                 continue
             for i in range(bars["sym"].shape[0]):
                 sym = SYMBOLS.symbol(int(bars["sym"][i]))

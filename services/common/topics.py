@@ -1,0 +1,58 @@
+"""The bus topics: every topic a service publishes, its event type, who consumes it and why.
+
+A topic is published only when a service consumes it (``tests/unit/common/test_topics.py`` checks
+the publishers and consumers in the code against this table). Ingestion also receives trades,
+stock quotes, option trades and 1-second bars; those go to storage and the price book, not onto
+the bus, because no service reads them as events (option trades still set the session volume that
+``options:quotes`` events carry). Daily bars are not published either: they are rolled up from
+stored 1-minute bars, so a ``1d`` answer is computed from storage, never from a live state that
+no bar would ever update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One bus topic (stream ``<ns>:v1:<name>:<key>``)."""
+
+    name: str
+    event: str  # the aiots.v1.events message carried
+    key: str  # what the stream is keyed by
+    publisher: str
+    consumers: tuple[str, ...]
+    why: str
+
+
+BARS_1M = "bars:1m"
+OPTION_QUOTES = "options:quotes"
+SIGNALS = "signals"
+#: pub/sub channel (not a stream) on which every signals replica hears every signal event
+SIGNALS_CHANNEL = "signals"
+
+CATALOGUE: dict[str, Topic] = {
+    t.name: t
+    for t in (
+        Topic(BARS_1M, "BarEvent", "ticker", "ingestion", ("signals", "analytics"),
+              "closed 1-minute bars: the signal engine's features and analytics' live indicators"),
+        Topic(OPTION_QUOTES, "OptionQuoteEvent", "underlying ticker", "ingestion", ("signals", "portfolio"),
+              "the live chain: contract selection and exits; marks for open positions"),
+        Topic(SIGNALS, "SignalEvent", "ticker", "signals", ("portfolio",),
+              "new signals and their exits: follow rules place orders from them"),
+    )
+}  # fmt: skip
+
+#: bar intervals whose closed bars go on the bus (the live states follow only these)
+LIVE_BAR_INTERVALS: tuple[str, ...] = tuple(n.split(":", 1)[1] for n in CATALOGUE if n.startswith("bars:"))
+
+
+def bars(interval: str) -> str:
+    """The topic of closed ``interval`` bars, e.g. ``bars:1m``."""
+    return f"bars:{interval}"
+
+
+def published(name: str) -> bool:
+    """Whether anything consumes ``name`` (only such topics are published)."""
+    return name in CATALOGUE
