@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aiots.services.common.settings import get_settings
-from aiots.services.storage.migrate import engine_of, migrate, status
+from aiots.services.storage.migrate import engine_of, migrate, recorded_engine, status
 from aiots.services.storage.pool import resolve_dsn
 
 console = Console()
@@ -47,8 +47,7 @@ async def _status() -> tuple[list[object], str]:
     conn = await asyncpg.connect(await resolve_dsn(get_settings()))
     try:
         st = await status(conn)
-        exists = await conn.fetchval("SELECT to_regclass('aiots_meta') IS NOT NULL")
-        return list(st), (await engine_of(conn)) if exists else "-"
+        return list(st), await recorded_engine(conn)
     finally:
         await conn.close()
 

@@ -106,6 +106,13 @@ async def _choose_engine(conn: asyncpg.Connection, want: str) -> Engine:
     return engine
 
 
+async def recorded_engine(conn: asyncpg.Connection | asyncpg.Pool) -> str:
+    """The engine recorded by ``migrate`` ("plain" | "timescale"), or "-" before the first migration."""
+    if not await conn.fetchval("SELECT to_regclass('aiots_meta') IS NOT NULL"):
+        return "-"
+    return await engine_of(conn)
+
+
 async def engine_of(conn: asyncpg.Connection | asyncpg.Pool) -> Engine:
     """The engine a migrated database uses."""
     value = await conn.fetchval("SELECT value FROM aiots_meta WHERE key = 'engine'")

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 
 from aiots.services.storage import queries
-from aiots.services.storage.migrate import PARTITIONED_TABLES, ensure_partitions, load_migrations, migrate, status
+from aiots.services.storage.migrate import (
+    PARTITIONED_TABLES,
+    ensure_partitions,
+    load_migrations,
+    migrate,
+    recorded_engine,
+    status,
+)
 
 NS = 1_000_000_000
 
@@ -22,7 +29,9 @@ async def test_migrate_is_idempotent_and_status(make_database: Callable[..., str
     try:
         before = await status(conn)
         assert all(s.applied_at is None for s in before)
+        assert await recorded_engine(conn) == "-"  # nothing recorded before the first migration
         first = await migrate(conn, timescale="off")
+        assert await recorded_engine(conn) == "plain"
         assert first == [m.version for m in load_migrations()]
         assert await migrate(conn, timescale="off") == []
         after = await status(conn)
