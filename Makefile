@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 BUILD_CORE = @mkdir -p build; $(PIP) install -q --no-build-isolation $(1) -e . >$(BUILD_LOG) 2>&1 || { \
 	  tail -n 40 $(BUILD_LOG); echo "build failed; full log: $(BUILD_LOG)"; exit 1; }
 
-.PHONY: run test lint typecheck protos-deps sysdeps checkov bench clean help check-python
+.PHONY: run test lint typecheck protos-deps sysdeps checkov bench clean help check-python check-node web web-test
 
 help:
 	@echo "make run | make test | make lint | make bench | make clean"
@@ -35,6 +35,36 @@ $(VENV)/.stamp-venv: | check-python
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'."; exit 1; }
 	$(PIP) install -q -U pip
 	touch $@
+
+# The dashboard (web/, issue 17): Node.js 20+ and npm build it; npm ci installs exactly the
+# committed package-lock.json, and the page is rebuilt only when its sources or the contract change.
+NODE_MIN := 20
+WEB_SRC := $(shell find web/src web/scripts -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+
+check-node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "The dashboard needs Node.js $(NODE_MIN)+ and npm, not found: on Debian/Ubuntu 'apt-get install nodejs npm' (if that is older than $(NODE_MIN): https://nodejs.org/en/download)."; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= $(NODE_MIN) ? 0 : 1)' || { \
+	  echo "The dashboard needs Node.js $(NODE_MIN)+ (found $$(node --version)): https://nodejs.org/en/download"; exit 1; }
+
+web/node_modules/.stamp: web/package-lock.json web/package.json | check-node
+	@echo "==> installing the dashboard's npm packages (npm ci)"
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# gen:api writes src/api/{openapi.json,schema.d.ts} from the current contract (the venv's python),
+# so the page always matches the protos; `make test` checks that the committed copies are fresh.
+web/dist/.stamp: $(WEB_SRC) $(PROTO_SRC) web/node_modules/.stamp $(VENV)/.stamp-build
+	@echo "==> building the dashboard (web/dist)"
+	cd web && AIOTS_PYTHON=$(CURDIR)/$(PY) npm run -s gen:api && npm run -s build >../build/web-build.log 2>&1 || { \
+	  tail -n 40 ../build/web-build.log; echo "dashboard build failed; full log: build/web-build.log"; exit 1; }
+	@touch $@
+
+web: web/dist/.stamp
+
+# vitest: unit tests and the staleness test of the generated API types (before any rebuild).
+web-test: web/node_modules/.stamp $(VENV)/.stamp-build
+	cd web && AIOTS_PYTHON=$(CURDIR)/$(PY) npm test -s
 
 # Runtime + build dependencies (re-run when pyproject.toml changes).
 $(VENV)/.stamp-deps: pyproject.toml $(VENV)/.stamp-venv
@@ -78,8 +108,14 @@ $(VENV)/checkov/.stamp: $(VENV)/.stamp-venv
 
 checkov: $(VENV)/checkov/.stamp
 
-# Debian packages the tests need (promtool for alert rules). Installed only when missing.
+# Debian packages the tests need (promtool for alert rules, chromium for the dashboard's browser
+# tests, driven by the playwright wheel; `playwright install` is never run). Installed only when missing.
 sysdeps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	      || echo "warning: could not install Debian 'chromium'; the dashboard's browser tests will skip"; \
+	  else echo "note: chromium not found (apt-get install chromium); the dashboard's browser tests will skip"; fi; }
 	@command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
@@ -103,10 +139,11 @@ typecheck: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
 	@ln -sfn ../../../protos/aiots/v1 build/mypy/aiots/v1
 	MYPYPATH=build/mypy $(VENV)/bin/mypy build/mypy/aiots/services build/mypy/aiots/gateway
 
-test: lint typecheck sysdeps checkov
+test: lint typecheck sysdeps checkov web-test
+	@$(MAKE) --no-print-directory web
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
-run: $(VENV)/.stamp-build
+run: $(VENV)/.stamp-build web
 	$(VENV)/bin/aiots up $(ARGS)
 
 bench: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
@@ -116,3 +153,4 @@ bench: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
 clean:
 	rm -rf build dist *.egg-info protos/third_party core/*.c core/*.so protos/aiots/v1/*_pb2*.py* protos/aiots/v1/aiots.pb
 	rm -f $(VENV)/.stamp-build
+	rm -rf web/dist

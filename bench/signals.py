@@ -32,6 +32,7 @@ import asyncpg
 import grpc
 import numpy as np
 
+from aiots.core import conventions as cv
 from aiots.core import options as opt
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.common.runtime import Runtime
@@ -48,9 +49,9 @@ from aiots.services.signals.store import SignalStore
 from aiots.services.storage.migrate import migrate
 from aiots.v1 import common_pb2, events_pb2, signals_pb2, signals_pb2_grpc
 
-MIN_NS = 60 * 10**9
-DAY_NS = 86_400 * 10**9
-T0 = 1_760_016_600 * 10**9
+MIN_NS = cv.NS_PER_MIN
+DAY_NS = cv.NS_PER_DAY
+T0 = 1_760_016_600 * cv.NS_PER_S
 
 
 def chain_for(symbol: str, spot: float, now_ns: int) -> list[OptionQuote]:
@@ -59,7 +60,7 @@ def chain_for(symbol: str, spot: float, now_ns: int) -> list[OptionQuote]:
     out = []
     strikes = np.round(np.linspace(spot * 0.9, spot * 1.1, 21), 0)
     for is_call in (True, False):
-        prices = opt.american_price(spot, strikes, T, 0.045, 0.3, 0.0, is_call)
+        prices = opt.american_price(spot, strikes, T, cv.DEFAULT_RATE, 0.3, 0.0, is_call)
         for k, p in zip(strikes, prices, strict=True):
             if p < 0.1:
                 continue
@@ -134,7 +135,7 @@ def bench_engine(bars_per_symbol: int) -> tuple[float, int, int]:
             b = Bar(s, T0 + i * MIN_NS, o, max(o, c[i]) * 1.0005, min(o, c[i]) * 0.9995, c[i], v[i])
             fired += len(eng.on_bar(b)[0])
     dt = time.perf_counter() - t
-    return dt / (bars_per_symbol * len(UNDERLYINGS)) * 1e9, fired, eng.evaluations
+    return dt / (bars_per_symbol * len(UNDERLYINGS)) * cv.NS_PER_S, fired, eng.evaluations
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ Work split across replicas (all standard Redis mechanisms, nothing home-made):
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import logging
 import math
@@ -20,10 +19,10 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from aiots.core import conventions as cv
 from aiots.core.conventions import iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.common.health import runtime_dependencies
@@ -46,19 +45,14 @@ BAR_TOPIC = "bars:1m"
 OPTION_TOPIC = "options:quotes"
 SIGNAL_TOPIC = "signals"
 SIGNAL_CHANNEL = "signals"
-NY = ZoneInfo("America/New_York")
-EXPIRY_HOUR = 16
-NS = 1_000_000_000
 IV_RANK_REFRESH_S = 300.0
 STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 
 
-@functools.lru_cache(maxsize=4096)
-def expiry_ns(date: str) -> int:
-    """16:00 America/New_York on ``date`` (YYYY-MM-DD), in ns UTC (cached: a chain has few expiries)."""
-    d = dt.date.fromisoformat(date)
-    return int(dt.datetime(d.year, d.month, d.day, EXPIRY_HOUR, tzinfo=NY).timestamp()) * NS
+#: the expiry instant (``aiots.core.conventions.expiry_ns``: 16:00 ET or the early close), cached per
+#: date: every option quote event asks, and a chain has few expiries
+expiry_ns = functools.lru_cache(maxsize=4096)(cv.expiry_ns)
 
 
 def bar_from_event(ev: events_pb2.BarEvent) -> Bar:
@@ -213,7 +207,7 @@ class SignalsApp:
             topic = d.stream.split(":v1:", 1)[-1].rsplit(":", 1)[0]
             metrics.bus_consumed.add(1, {"topic": topic, "group": "signals"})
             if self._last_event_ns:
-                metrics.bus_lag.set((time.time_ns() - self._last_event_ns) / 1e9, {"topic": topic, "group": "signals"})
+                metrics.bus_lag.set((time.time_ns() - self._last_event_ns) / cv.NS_PER_S, {"topic": topic, "group": "signals"})
 
     async def _on_bar(self, payload: bytes) -> None:
         ev = events_pb2.BarEvent.FromString(payload)

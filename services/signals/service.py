@@ -14,6 +14,7 @@ from datetime import datetime
 
 import grpc
 
+from aiots.core.conventions import datetime_to_ns
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from aiots.services.common.server import ServiceRegistration, pre_encoded_stream
@@ -88,7 +89,7 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
             raise InvalidArgument("since", f"must be a signal id (ULID) or an RFC 3339 time, got {since!r}") from None
         if dt.tzinfo is None:
             raise InvalidArgument("since", f"time needs a UTC offset (e.g. 2025-01-02T15:30:00Z), got {since!r}")
-        return None, int(dt.timestamp() * 1e9)
+        return None, datetime_to_ns(dt)
 
     # -- RPCs -------------------------------------------------------------------------------
     @pre_encoded_stream(signals_pb2.SubscribeSignalsResponse)
