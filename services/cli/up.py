@@ -188,6 +188,9 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
         console.print(
             f"  gateway    http://{host}:{gw.port}  (REST/JSON + gRPC, JWT)   admin http://127.0.0.1:{gw.admin_port}"
         )
+        if token_file is not None:  # one click: the page takes the dev token from the fragment (never sent)
+            url = f"http://{host}:{gw.port}/#token={token_file.read_text().strip()}"
+            console.print(f"  dashboard  {url}", soft_wrap=True, highlight=False, markup=False)
     for name, app in sup.apps.items():
         cfg = getattr(s, name)
         mp = sup.metrics_ports.get(name)
