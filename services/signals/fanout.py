@@ -5,16 +5,26 @@ which encodes the ``SubscribeSignalsResponse`` bytes once and puts the same byte
 matching subscriber's bounded queue. A subscriber whose queue is full is marked overflowed and
 its stream ends with RESOURCE_EXHAUSTED (resume with ``since``); the engine and the other
 subscribers never wait for it.
+
+Signals are announced *before* they are persisted (the database is off the critical path), so the
+broker keeps a short ring of the most recent new signals. A ``since`` replay merges that ring with
+the stored rows (the ring covers what is not stored yet), and the ring's ids de-duplicate the same
+signal announced twice (this replica's own echo from the bus, or a second replica that evaluated
+the same bar: the first announcement seen wins on every replica, since all see one broadcast order).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiots.services.signals.store import SignalFilter
 from aiots.v1 import signals_pb2
+
+#: new signals kept for ``since`` replays and de-duplication (minutes of signals at any real rate)
+DEFAULT_RING = 1024
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,43 @@ class Subscriber:
 class Broker:
     """This replica's subscribers and the fan-out to them."""
 
-    def __init__(self, queue_size: int, on_drop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, queue_size: int, on_drop: Callable[[], None] | None = None, ring_size: int = DEFAULT_RING
+    ) -> None:
         self.queue_size = queue_size
+        self.ring_size = ring_size
         self._subs: set[Subscriber] = set()
         self._on_drop = on_drop
         self.delivered = 0
+        #: the most recent new signals announced here, by id (insertion order = announce order)
+        self._ring: OrderedDict[str, signals_pb2.Signal] = OrderedDict()
+
+    def announced(self, signal_id: str) -> signals_pb2.Signal | None:
+        """The version of ``signal_id`` this replica announced (None when not in the ring)."""
+        return self._ring.get(signal_id)
+
+    def recent(
+        self, f: SignalFilter, since_id: str | None, since_ns: int | None
+    ) -> tuple[list[signals_pb2.Signal], set[str] | None]:
+        """New signals in the ring that match ``f`` and come after ``since_id`` or a time (ns UTC).
+
+        When ``since_id`` is in the ring: (those announced after it, in announce order; the ids
+        announced up to and including it). Otherwise (those with a larger id or a later creation
+        time, oldest id first; None)."""
+        if since_id is not None and since_id in self._ring:
+            ids = list(self._ring)
+            at = ids.index(since_id)
+            after = [self._ring[k] for k in ids[at + 1 :]]
+            return [s for s in after if f.matches(s.symbol, s.strategy, s.confidence)], set(ids[: at + 1])
+        out = [
+            s
+            for s in self._ring.values()
+            if f.matches(s.symbol, s.strategy, s.confidence)
+            and (since_id is None or s.id > since_id)
+            and (since_ns is None or s.created_at.ToNanoseconds() > since_ns)
+        ]
+        out.sort(key=lambda s: s.id)
+        return out, None
 
     @property
     def subscribers(self) -> int:
@@ -61,7 +103,14 @@ class Broker:
         return max((s.queue.qsize() for s in self._subs), default=0)
 
     def publish(self, sig: signals_pb2.Signal, is_update: bool) -> int:
-        """Queue ``sig`` for every matching subscriber; returns how many got it."""
+        """Queue ``sig`` for every matching subscriber; returns how many got it (-1: a new signal
+        already announced here, dropped)."""
+        if not is_update:
+            if sig.id in self._ring:
+                return -1
+            self._ring[sig.id] = sig
+            if len(self._ring) > self.ring_size:
+                self._ring.popitem(last=False)
         resp = signals_pb2.SubscribeSignalsResponse()
         (resp.update if is_update else resp.signal).CopyFrom(sig)
         out = Outgoing(sig.id, is_update, resp.SerializeToString())

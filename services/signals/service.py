@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import grpc
+from ulid import ULID
 
 from aiots.core.conventions import datetime_to_ns
 from aiots.services.common.audit import SUBJECT_HEADER
@@ -46,7 +47,10 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
         strategies: Sequence[str],
         heartbeat_s: float,
         max_streams_per_subject: int = 5,
+        stored: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        #: waits (bounded) until the signals announced so far are stored: queries read what was announced
+        self._stored = stored
         self.max_streams_per_subject = max_streams_per_subject
         self._streams_by_subject: dict[str, int] = {}
         self.store = store
@@ -91,6 +95,29 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
             raise InvalidArgument("since", f"time needs a UTC offset (e.g. 2025-01-02T15:30:00Z), got {since!r}")
         return None, datetime_to_ns(dt)
 
+    async def _replay(self, f: SignalFilter, since_id: str | None, since_ns: int | None) -> list[signals_pb2.Signal]:
+        """What a subscriber resuming after ``since_id`` (or a time, ns UTC) missed, in send order.
+
+        Signals are announced before they are stored, so the broker's ring of recent announcements
+        is merged with the stored rows (a stored row is the more current version of an id). When
+        ``since_id`` is still in the ring the replay follows the announce order: everything
+        announced after it, and stored signals of its millisecond or later that were not announced
+        before it (one bar close gives its signals the same millisecond, and ids within it sort
+        by a hash). Otherwise ids after ``since_id`` (ULIDs sort by time)."""
+        recent, before = self.broker.recent(f, since_id, since_ns)
+        if before is None:
+            merged = {s.id: s for s in recent}
+            merged.update((s.id, s) for s in await self.store.after(f, since_id, since_ns))
+            return [merged[k] for k in sorted(merged)]
+        assert since_id is not None
+        since_ms_ns = ULID.from_str(since_id).milliseconds * 1_000_000
+        stored = {s.id: s for s in await self.store.after(f, None, since_ms_ns - 1) if s.id not in before}
+        order = [s.id for s in recent]
+        fresh = {s.id: s for s in recent}
+        older = sorted(k for k in stored if k not in fresh)
+        fresh.update((k, v) for k, v in stored.items() if k in fresh)
+        return [stored[k] for k in older] + [fresh[k] for k in order]
+
     # -- RPCs -------------------------------------------------------------------------------
     @pre_encoded_stream(signals_pb2.SubscribeSignalsResponse)
     async def SubscribeSignals(
@@ -113,9 +140,11 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
         metrics.subscribers.add(1, {"stream": "signals"})
         try:
             last_id = ""
+            replayed: set[str] = set()
             if since_id is not None or since_ns is not None:
-                for sig in await self.store.after(f, since_id, since_ns):
-                    last_id = max(last_id, sig.id)
+                for sig in await self._replay(f, since_id, since_ns):
+                    replayed.add(sig.id)
+                    last_id = sig.id
                     yield encode_signal(sig)
             while True:
                 if sub.overflowed:
@@ -130,7 +159,9 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
                     yield encode_heartbeat(time.time_ns())
                     continue
                 if not item.is_update:
-                    if item.signal_id <= last_id:
+                    # Not an id comparison: the signals of one bar close share a millisecond, and
+                    # their ids' order within it is a hash's, not the announce order.
+                    if item.signal_id in replayed:
                         continue  # already sent by the replay
                     last_id = item.signal_id
                 yield item.data
@@ -157,6 +188,8 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
             [int(s) for s in request.statuses],
             *require_time_range(request, ordered=False),
         )
+        if self._stored is not None:
+            await self._stored()
         sigs = await self.store.page(f, size + 1, request.page.page_token or None)
         resp = signals_pb2.ListSignalsResponse(signals=sigs[:size])
         if len(sigs) > size:
@@ -169,6 +202,8 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
         if not request.id:
             raise InvalidArgument("id", "required (a ULID such as 01JH3Z...)")
         sig = await self.store.get(request.id.upper())
+        if sig is None:  # announced a moment ago, not stored yet
+            sig = self.broker.announced(request.id.upper())
         if sig is None:
             raise NotFound(f"no signal with id {request.id!r}")
         return signals_pb2.GetSignalResponse(signal=sig)
@@ -183,6 +218,8 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
             (),
             *require_time_range(request, ordered=False),
         )
+        if self._stored is not None:
+            await self._stored()
         rows, cal = signal_stats(await self.store.outcomes(f))
         return signals_pb2.GetSignalStatsResponse(
             rows=[signals_pb2.SignalStatsRow(**dataclasses.asdict(r)) for r in rows],

@@ -69,6 +69,8 @@ async def test_two_replicas_share_bars_and_both_fan_out(pg_pool: Any, redis_url:
                 break
             await asyncio.sleep(0.02)
         assert [a.bars_seen for a in apps] == [len(scripted_bars())] * 2  # both saw every bar, in order
+        for a in apps:  # announced before stored: wait for each replica's store writes
+            await a.stored()
         assert await pg_pool.fetchval("SELECT count(*) FROM signals WHERE symbol = 'AAPL'") == 1
         # no second copy was announced: each subscriber's next event is a heartbeat, not a signal
         for c in calls:
