@@ -54,6 +54,7 @@ import asyncpg
 import grpc
 import numpy as np
 
+from aiots.core import conventions as cv
 from aiots.core import options as opt
 from aiots.services.analytics import conversions as conv
 from aiots.services.analytics import indicators as ind
@@ -80,8 +81,8 @@ SYM = "BENCH"
 N_BARS = 100_000
 N_EXPIRIES, N_STRIKES = 10, 100
 N_PRICE = 10_000
-RATE, DIV_YIELD = 0.045, 0.012
-NS = 1_000_000_000
+RATE, DIV_YIELD = cv.DEFAULT_RATE, 0.012
+NS = cv.NS_PER_S
 INDICATORS = ("sma", "ema", "rsi", "macd", "bbands", "atr", "adx", "stoch", "obv")
 SERVICE = "/aiots.v1.AnalyticsService/"
 CLIENTS = (1, 8, 32)
@@ -119,7 +120,7 @@ def chain(spot: float, quote_ns: int, seed: int = 5) -> list[dict[str, Any]]:
     rows = []
     for j in range(N_EXPIRIES):
         exp = day + dt.timedelta(days=7 * (j + 1) + (4 - (day + dt.timedelta(days=7 * (j + 1))).weekday()) % 7)
-        t = (oa.expiry_ns(exp.isoformat()) - quote_ns) / oa.YEAR_NS
+        t = (cv.expiry_ns(exp) - quote_ns) / oa.YEAR_NS
         ks = np.round(spot * np.linspace(0.6, 1.4, N_STRIKES), 2)
         for right in ("C", "P"):
             vol = 0.25 + 0.25 * np.log(ks / spot) ** 2 - 0.05 * np.log(ks / spot)
@@ -287,7 +288,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     stored = await queries.get_bars(pool, SYM, "1m", None, None, N_BARS)
     live_req = pb.GetIndicatorsRequest(symbol=SYM, interval="1m", indicators=list(INDICATORS))
     full_req = pb.GetIndicatorsRequest(symbol=SYM, interval="1m", indicators=list(INDICATORS), lookback=N_BARS,
-                                       start=_ts(int(stored.ts[0])))  # fmt: skip
+                                       start=cv.ns_to_pb(int(stored.ts[0])))  # fmt: skip
     chain_raw = await queries.latest_option_chain(pool, SYM)
     hist = await queries.atm_iv_history(pool, SYM, 252)
     acfg = servicer._acfg(SYM)
@@ -378,12 +379,6 @@ async def cold_paths(
     out.append(("GetOptionsAnalytics, chain read + IVs solved", (time.perf_counter() - t0) * 1e3,
                 core["options_cold"] * 1e3))  # fmt: skip
     return out
-
-
-def _ts(ns: int) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    return Timestamp(seconds=ns // NS, nanos=ns % NS)
 
 
 def price_contracts(n: int) -> tuple[pb.PriceOptionsRequest, tuple[np.ndarray, ...]]:

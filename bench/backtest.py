@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aiots.core.conventions import NY
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AIOTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SPY = DATA / "ohlcv" / "SPY_1m_2024-02-20_2024-05-17.csv"
@@ -39,7 +41,7 @@ def ours(bars_path: Path, sessions: int | None) -> tuple[int, float, int]:
     data = load(inp)
     if sessions:
         s = data.bars["SPY"]
-        days = pd.to_datetime(s.ts_ns, utc=True).tz_convert("America/New_York").normalize()
+        days = pd.to_datetime(s.ts_ns, utc=True).tz_convert(NY).normalize()
         last = sorted(set(days))[sessions - 1]
         inp = BacktestInputs(inp.bars, chains=inp.chains, date_to=last.date())
     t0 = time.perf_counter()
@@ -144,7 +146,7 @@ def nautilus(df: pd.DataFrame) -> tuple[int, float, int] | str:
     engine.add_instrument(inst)
     bar_type = BarType.from_str(f"{inst.id}-1-MINUTE-LAST-EXTERNAL")
     nd = df.rename(columns=str.lower)
-    nd.index = nd.index.tz_localize("America/New_York").tz_convert("UTC") + pd.Timedelta(minutes=1)  # bar end
+    nd.index = nd.index.tz_localize(NY).tz_convert("UTC") + pd.Timedelta(minutes=1)  # bar end
     bars = BarDataWrangler(bar_type, inst).process(nd)
     engine.add_data(bars)
     strat = EmaRsi(Cfg(bar_type=str(bar_type)))

@@ -22,6 +22,7 @@ import talib
 from talib import stream as tstream
 
 from aiots.core import indicators as ind
+from aiots.core.conventions import NS_PER_S
 
 
 def _walk(n: int) -> tuple[np.ndarray, ...]:
@@ -122,7 +123,7 @@ def main() -> None:
             t0 = _clock()
             for x in xs_:
                 fn(x)
-            best.append((_clock() - t0) / len(xs_) * 1e9)
+            best.append((_clock() - t0) / len(xs_) * NS_PER_S)
         return statistics.median(best)
 
     e = ind.EMA(30)

@@ -46,6 +46,7 @@ import databento_dbn as dbn
 import numpy as np
 import zstandard
 
+from aiots.core import conventions as cv
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common.settings import RedisSettings
@@ -57,7 +58,7 @@ from aiots.services.storage.writer import Writer
 from aiots.v1 import events_pb2
 
 warnings.filterwarnings("ignore")
-NS = 1_000_000_000
+NS = cv.NS_PER_S
 SYMBOLS = ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ"]
 
 

@@ -9,8 +9,12 @@ from typing import Any
 import numpy as np
 from google.protobuf import timestamp_pb2
 
+from aiots.core.conventions import NS_PER_S as NS
+from aiots.core.conventions import expiry_ns
+from aiots.core.conventions import ns_to_pb as ts_from_ns
+from aiots.core.conventions import pb_to_ns as ns_from_ts
 from aiots.services.analytics.indicators import IndicatorValues
-from aiots.services.analytics.options_analytics import ChainAnalytics, EnrichedChain, expiry_ns
+from aiots.services.analytics.options_analytics import ChainAnalytics, EnrichedChain
 from aiots.services.analytics.patterns import PatternScan
 from aiots.services.analytics.pricing import F64, GREEK_NAMES, ContractBatch, IvBatch, PricedBatch
 from aiots.services.analytics.quotes import exclusion_counts
@@ -19,17 +23,7 @@ from aiots.services.common.wire import varint
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
 
-NS = 1_000_000_000
-
-
-def ts_from_ns(ns: int) -> timestamp_pb2.Timestamp:
-    """Timestamp from int64 ns UTC."""
-    return timestamp_pb2.Timestamp(seconds=ns // NS, nanos=ns % NS)
-
-
-def ns_from_ts(ts: timestamp_pb2.Timestamp) -> int:
-    """int64 ns UTC from a Timestamp."""
-    return int(ts.seconds) * NS + int(ts.nanos)
+__all__ = ["NS", "ns_from_ts", "ts_from_ns"]  # re-exported from aiots.core.conventions (their one home)
 
 
 def contracts_from_proto(rows: Sequence[pb.PricingInput]) -> ContractBatch:

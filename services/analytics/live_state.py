@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from aiots.core.conventions import NS_PER_S
 from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorValues
 from aiots.services.analytics.store import metered_get
 from aiots.services.common.runtime import Runtime
@@ -200,7 +201,7 @@ class LiveState:
             metrics.bus_consumed.add(1, labels)
             if ts_event > 0:
                 # now - the bar's ts_event (its open time: includes the bar's own length)
-                metrics.bus_lag.set((time.time_ns() - ts_event) / 1e9, labels)
+                metrics.bus_lag.set((time.time_ns() - ts_event) / NS_PER_S, labels)
 
     async def _checkpoints(self) -> None:
         while not self._stop.is_set():

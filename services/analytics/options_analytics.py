@@ -223,11 +223,6 @@ class ChainAnalytics:
     excluded: list[tuple[str, int]]
 
 
-def expiry_ns(expiry: str) -> int:
-    """The expiry instant of ``expiry`` (YYYY-MM-DD) in ns UTC (``aiots.core.conventions.expiry_ns``)."""
-    return int(cv.expiry_ns(expiry))
-
-
 def _parity_forward(
     strike: F64,
     is_call: npt.NDArray[np.bool_],
@@ -319,7 +314,7 @@ def enrich(
     quote_mid = np.where(two_sided, mid, np.nan)
     european = np.array([cv.exercise_style(str(o)) == "european" for o in chain.occ], dtype=np.bool_)
     style, model = chain_style(european, cfg.american_method)
-    exp_ns = {e: expiry_ns(e) for e in set(expiries)}
+    exp_ns = {e: cv.expiry_ns(e) for e in set(expiries)}
     t = np.array([(exp_ns[e] - as_of) / YEAR_NS for e in expiries], dtype=np.float64)
     r = cfg.rate
     q_am = cfg.dividend_yield

@@ -53,9 +53,7 @@ def _require_rights(field: str, rows: Any, batch: pricing.ContractBatch) -> None
 
 
 def _iso(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()
+    return "-" if ns is None else cv.rfc3339(ns, cv.UTC)
 
 
 class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):

@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from aiots.core.conventions import NS_PER_MIN, REGULAR_CLOSE, REGULAR_OPEN, InvalidSymbol, parse_occ
+from aiots.core.conventions import NS_PER_MIN, NS_PER_S, NY, REGULAR_CLOSE, REGULAR_OPEN, InvalidSymbol, parse_occ
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-NY_TZ = "America/New_York"
+NY_TZ = NY  # the New York zone (aiots.core.conventions.NY)
 DAILY_BAR_NS = (
     int(
         (
@@ -34,7 +34,7 @@ DAILY_BAR_NS = (
             - dt.datetime.combine(dt.date(2000, 1, 3), REGULAR_OPEN)
         ).total_seconds()
     )
-    * 1_000_000_000
+    * NS_PER_S
 )
 
 
@@ -383,7 +383,7 @@ def read_dbn_bars(path: str | Path) -> dict[str, BarSeries]:
     except Exception as exc:  # the client raises several types for corrupt input
         raise DataFileError(p, f"not a readable DBN file: {exc}") from None
     intervals = {
-        "ohlcv-1s": 1_000_000_000,
+        "ohlcv-1s": NS_PER_S,
         "ohlcv-1m": NS_PER_MIN,
         "ohlcv-1h": 60 * NS_PER_MIN,
         "ohlcv-1d": 24 * 60 * NS_PER_MIN,

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from aiots.core.conventions import NS_PER_MIN, calendar, expiry_ns, ny_date
+from aiots.core.conventions import NS_PER_MIN, NY, calendar, expiry_ns, ny_date
 from aiots.core.execution import ExecutionModel, Fill, Quote, Refused
 from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSettings, RealisedVol
 from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
@@ -412,7 +412,7 @@ NULL_CANDIDATES = 10  # random sessions tried per signal; the first (in random o
 
 def _ny_minute(ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Minute of the New York day (0..1439) of each ns timestamp."""
-    local = pd.to_datetime(ts_ns, utc=True).tz_convert("America/New_York")
+    local = pd.to_datetime(ts_ns, utc=True).tz_convert(NY)
     return np.asarray(local.hour * 60 + local.minute, dtype=np.int64)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from aiots.core.conventions import calendar, ny_ns
+from aiots.core.conventions import NY, calendar, ny_ns
 from aiots.services.backtest.api import PRICED_FROM, BacktestInputs, LoadedData, _window
 from aiots.services.backtest.runner import BacktestSettings, Replay, Trade
 from aiots.services.backtest.stats import summarize
@@ -79,7 +79,7 @@ def _sessions(data: LoadedData, st: BacktestSettings) -> list[dt.date]:
     for s in data.bars.values():
         if st.symbols and s.symbol not in st.symbols:
             continue
-        local = pd.to_datetime(s.ts_ns, utc=True).tz_convert("America/New_York")
+        local = pd.to_datetime(s.ts_ns, utc=True).tz_convert(NY)
         days.update(d for d in set(local.date) if cal.is_session(d))
     out = sorted(days)
     if st.start_ns is not None:

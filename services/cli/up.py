@@ -21,6 +21,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from aiots.core.conventions import DEFAULT_RATE
 from aiots.services.common.settings import Settings, get_settings
 
 #: the banner's dev token: the least role its examples need, short-lived, in a 0600 file (never printed)
@@ -224,7 +225,7 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
         console.print(f"  {grpc} -d '{body}' http://127.0.0.1:{a}/aiots.v1.AnalyticsService/GetIndicators")
         console.print(f"  {grpc} http://127.0.0.1:{a}/grpc.health.v1.Health/Check")
         console.print(f"  {aiots} chain AAPL")
-        console.print(f"  {aiots} greeks 190 200 0.25 0.045 0.3 --call --american")
+        console.print(f"  {aiots} greeks 190 200 0.25 {DEFAULT_RATE} 0.3 --call --american")
     if "signals" in sup.apps:
         console.print(f"  {aiots} signals follow    # or watch the lines below")
     console.print("Live signals (Ctrl-C to stop):")

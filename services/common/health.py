@@ -30,6 +30,7 @@ from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 
+from aiots.core.conventions import NS_PER_S
 from aiots.services.common.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ DEP_PREFIX = "aiots.dep."
 POSTGRES, REDIS, FEED = "postgres", "redis", "feed"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True)

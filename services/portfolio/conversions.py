@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from aiots.core.conventions import ns_to_pb as ts
 from aiots.services.portfolio.book import AccountView, Mark
 from aiots.services.portfolio.models import Event, FollowRule, Limits, LiveQuote, OrderRecord, SignalView
 from aiots.services.portfolio.valuation import PositionView, Risk, Valuation
@@ -18,12 +17,6 @@ CLOSED_STATUSES = {
     signals_pb2.SIGNAL_STATUS_EXPIRED: "EXPIRED",
     signals_pb2.SIGNAL_STATUS_CANCELLED: "CANCELLED",
 }
-
-
-def ts(ns: int) -> Timestamp:
-    t = Timestamp()
-    t.FromNanoseconds(int(ns))
-    return t
 
 
 def _f(x: float) -> float:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from aiots.core.conventions import ns_to_pb as ts
 from aiots.services.signals.models import (
     Direction,
     GreeksTU,
@@ -14,12 +13,6 @@ from aiots.services.signals.models import (
     StatusChange,
 )
 from aiots.v1 import common_pb2, signals_pb2
-
-
-def ts(ns: int) -> Timestamp:
-    t = Timestamp()
-    t.FromNanoseconds(int(ns))
-    return t
 
 
 def signal_to_proto(s: Signal, *, with_history: bool = True) -> signals_pb2.Signal:

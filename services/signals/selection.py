@@ -40,13 +40,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiots.core import options as opt
-from aiots.core.conventions import MINUTES_PER_REGULAR_SESSION, NS_PER_DAY, NS_PER_YEAR, calendar, exercise_style
+from aiots.core.conventions import (
+    MINUTES_PER_REGULAR_SESSION,
+    NS_PER_DAY,
+    NS_PER_YEAR,
+    SESSIONS_PER_YEAR,
+    calendar,
+    exercise_style,
+)
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.calibration import Calibrator
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
-SESSIONS_PER_YEAR = 252.0
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 
 

@@ -7,17 +7,13 @@ see the same exit, exactly one records and announces it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from aiots.core.conventions import ns_to_datetime as _dt
 from aiots.services.signals.conversions import signal_from_proto, signal_to_proto
 from aiots.services.signals.models import Signal, Status
 from aiots.services.signals.stats import Outcome
 from aiots.v1 import signals_pb2
-
-
-def _dt(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
 @dataclass(frozen=True)

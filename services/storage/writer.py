@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from aiots.core.conventions import NS_PER_DAY
 from aiots.services.storage.migrate import PARTITIONED_TABLES, ensure_partitions
 from aiots.services.storage.records import (
     KIND_STOCK,
@@ -58,7 +59,6 @@ from aiots.services.storage.records import (
 
 log = logging.getLogger(__name__)
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 _PG_TYPES = {"i2": "int2", "i4": "int4", "i8": "int8", "f8": "float8"}
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _COPY_TRAILER = b"\xff\xff"

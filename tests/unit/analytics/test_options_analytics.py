@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from vollib.black_scholes_merton.greeks.analytical import gamma as vollib_gamma
 
+from aiots.core import conventions as cv
 from aiots.core import options as opt
 from aiots.services.analytics import options_analytics as oa
 
@@ -175,7 +176,7 @@ def test_enrich_forward_and_yield_from_american_chain() -> None:
     s, r, q, vol = 100.0, 0.05, 0.02, 0.30
     expiry = "2030-07-03"
     t_days = 182
-    as_of = oa.expiry_ns(expiry) - t_days * 86_400 * oa.NS
+    as_of = cv.expiry_ns(expiry) - t_days * 86_400 * oa.NS
     t = t_days / 365
     ks = np.arange(80.0, 121.0, 5.0)
     rows = [(k, c, _ql_american(s, k, t, r, q, vol, c)) for k in ks for c in (True, False)]

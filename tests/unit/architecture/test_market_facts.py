@@ -1,0 +1,61 @@
+"""Market facts have one home, ``aiots.core.conventions``: no other module names the New York zone,
+writes the nanoseconds-per-second constant or the default rate.
+
+Oracle: Python's ``ast`` of every source module (string and number literals in code; docstrings and
+SQL text are strings that are not the zone name alone, so they never match)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+SOURCES = ("services", "gateway", "core", "bench")
+HOME = "core/conventions.py"
+ZONE = "America/New_York"
+NS_PER_S = 1_000_000_000
+DEFAULT_RATE = 0.045
+#: (module, literal) -> why the same number there is not the market fact
+ALLOWED: dict[tuple[str, object], str] = {
+    ("services/ingestion/normalize.py", NS_PER_S): "Databento prices are fixed point in units of 1e-9 dollars",
+    ("services/ingestion/sources/simulator/records.py", NS_PER_S): "DBN fixed-point price scale (1e-9 dollars)",
+    ("services/ingestion/sources/simulator/history.py", NS_PER_S): "DBN fixed-point price scale (1e-9 dollars)",
+    ("gateway/render.py", NS_PER_S): "a token-bucket size meaning 'unlimited', a count, not a time",
+}
+
+
+def _facts(path: Path) -> list[tuple[int, object]]:
+    out: list[tuple[int, object]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
+            continue
+        v = node.value
+        if v == ZONE or (isinstance(v, int | float) and v in (NS_PER_S, DEFAULT_RATE)):
+            out.append((node.lineno, v))
+    return out
+
+
+def _modules() -> list[Path]:
+    return [p for top in SOURCES for p in sorted((ROOT / top).rglob("*.py")) if ".venv" not in p.parts]
+
+
+def test_market_facts_only_in_conventions() -> None:
+    offenders = []
+    for path in _modules():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == HOME:
+            continue
+        for line, v in _facts(path):
+            if (rel, v) not in ALLOWED:
+                offenders.append(f"{rel}:{line}: {v!r}")
+    assert not offenders, "use aiots.core.conventions (NY, NS_PER_S, DEFAULT_RATE, ...):\n" + "\n".join(offenders)
+
+
+def test_the_scan_sees_the_facts_where_they_live() -> None:
+    found = {v for _line, v in _facts(ROOT / HOME)}
+    assert {ZONE, NS_PER_S, DEFAULT_RATE} <= found, found
+
+
+def test_every_allowance_is_still_needed() -> None:
+    for rel, v in ALLOWED:
+        assert any(x == v for _line, x in _facts(ROOT / rel)), f"{rel} no longer has {v!r}: drop its allowance"
