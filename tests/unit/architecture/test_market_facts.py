@@ -25,12 +25,23 @@ ALLOWED: dict[tuple[str, object], str] = {
 
 
 def _facts(path: Path) -> list[tuple[int, object]]:
+    """(line, literal) of the zone name, the default rate, and 1e9 used as a unit: an operand of
+    ``*``, ``/``, ``//`` or ``%`` or a constant's whole value (a ``-1e9`` "no floor" sentinel is not)."""
+    tree = ast.parse(path.read_text(), str(path))
+    unit_use: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div | ast.FloorDiv | ast.Mod):
+            unit_use.update(id(x) for x in (node.left, node.right))
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            unit_use.add(id(node.value))
     out: list[tuple[int, object]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
             continue
         v = node.value
-        if v == ZONE or (isinstance(v, int | float) and v in (NS_PER_S, DEFAULT_RATE)):
+        if v == ZONE or (isinstance(v, int | float) and v == DEFAULT_RATE):
+            out.append((node.lineno, v))
+        elif isinstance(v, int | float) and v == NS_PER_S and id(node) in unit_use:
             out.append((node.lineno, v))
     return out
 
