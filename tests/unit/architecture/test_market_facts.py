@@ -39,7 +39,11 @@ def _facts(path: Path) -> list[tuple[int, object]]:
         if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
             continue
         v = node.value
-        if v == ZONE or (isinstance(v, int | float) and v == DEFAULT_RATE) or (isinstance(v, int | float) and v == NS_PER_S and id(node) in unit_use):
+        if (
+            v == ZONE
+            or (isinstance(v, int | float) and v == DEFAULT_RATE)
+            or (isinstance(v, int | float) and v == NS_PER_S and id(node) in unit_use)
+        ):
             out.append((node.lineno, v))
     return out
 
