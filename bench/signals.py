@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import dataclasses
+import functools
 import multiprocessing as mp
 import os
 import sys
@@ -54,13 +55,13 @@ DAY_NS = cv.NS_PER_DAY
 T0 = 1_760_016_600 * cv.NS_PER_S
 
 
-def chain_for(symbol: str, spot: float, now_ns: int) -> list[OptionQuote]:
+def chain_for(symbol: str, spot: float, now_ns: int, vol: float = 0.3) -> list[OptionQuote]:
     exp_ns = now_ns + 9 * DAY_NS
     T = 9 / 365
     out = []
     strikes = np.round(np.linspace(spot * 0.9, spot * 1.1, 21), 0)
     for is_call in (True, False):
-        prices = opt.american_price(spot, strikes, T, cv.DEFAULT_RATE, 0.3, 0.0, is_call)
+        prices = opt.american_price(spot, strikes, T, cv.DEFAULT_RATE, vol, 0.0, is_call)
         for k, p in zip(strikes, prices, strict=True):
             if p < 0.1:
                 continue
@@ -231,7 +232,141 @@ async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
-async def bench_latency(seconds: float, trades_per_s: int, bar_wall_s: float) -> list[float]:
+#: the latency run's session: Monday 2025-10-13 09:30 New York; bars walk 270 minutes a session
+#: from 09:45, then the next day (strategies only open between the opening delay and the close buffer)
+LAT_T0 = 1_760_362_200 * cv.NS_PER_S
+LAT_FIRST_MIN, LAT_MINUTES = 15, 270
+HOPS = ("bus", "features", "strategies", "selection", "announce", "subscriber")
+
+
+END_SYMBOL = "~END"
+
+
+def _latency_client(port: int, result: Any) -> None:
+    """Subscribe, stamp each signal's arrival, hand the stamps back at the end marker."""
+
+    async def run() -> None:
+        stamps: list[tuple[tuple[str, int], float]] = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = signals_pb2_grpc.SignalServiceStub(ch).SubscribeSignals(signals_pb2.SubscribeSignalsRequest())
+            while True:
+                m = await call.read()
+                if m is grpc.aio.EOF:
+                    break
+                if m.WhichOneof("event") != "signal":
+                    continue
+                if m.signal.symbol == END_SYMBOL:
+                    break
+                stamps.append(((m.signal.symbol, m.signal.created_at.ToNanoseconds()), time.perf_counter()))
+            call.cancel()
+        result.put(stamps)
+
+    asyncio.run(run())
+
+
+async def loop_join(proc: Any, timeout_s: float = 10.0) -> None:
+    """Join a child process without blocking the loop; kill it if it overstays."""
+    await asyncio.get_running_loop().run_in_executor(None, proc.join, timeout_s)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
+def lat_bar_ts(i: int) -> int:
+    """Open time (ns UTC) of the latency run's ``i``-th 1-minute bar."""
+    return LAT_T0 + (i // LAT_MINUTES) * DAY_NS + (LAT_FIRST_MIN + i % LAT_MINUTES) * MIN_NS
+
+
+def latency_config() -> SignalsConfig:
+    """Every fired idea gets a contract (the run measures latency, not strategy quality): the cost
+    and expected-value floors are off; the selection still runs in full (IV solves, levels)."""
+    cfg = fast_config()
+    sc = cfg.selection
+    sc.min_expected_value_pct, sc.min_reward_risk, sc.max_stop_pct, sc.spread_cover = -1e9, 0.0, 100.0, 0.0
+    return cfg
+
+
+class Hops:
+    """perf_counter stamps per (symbol, bar close ns) along the path, from instance wrappers."""
+
+    def __init__(self) -> None:
+        self.t: dict[tuple[str, int], dict[str, float]] = {}
+
+    def stamp(self, key: tuple[str, int], hop: str) -> None:
+        self.t.setdefault(key, {})[hop] = time.perf_counter()
+
+    def install(self, app: SignalsApp) -> None:
+        """Wrap the app's handler, engine halves and broker (before ``app.start``)."""
+        from aiots.services.signals import features
+
+        hops, eng, broker = self, app.engine, app.broker
+        on_bar, evaluate, select, publish = app._on_bar, eng.evaluate, eng.select, broker.publish
+        feat_update = features.SymbolFeatures.update
+        current: list[tuple[str, int]] = []
+
+        async def on_bar_w(payload: bytes) -> None:
+            ev = events_pb2.BarEvent.FromString(payload)
+            key = (ev.bar.symbol, ev.ts_event + MIN_NS)
+            hops.stamp(key, "bus")
+            current[:] = [key]
+            await on_bar(payload)
+
+        def feat_w(self_: Any, bar: Bar) -> Any:
+            out = feat_update(self_, bar)
+            if current:
+                hops.stamp(current[0], "features")
+            return out
+
+        def evaluate_w(bar: Bar) -> Any:
+            out = evaluate(bar)
+            hops.stamp((bar.symbol, bar.close_ts_ns), "strategies")
+            return out
+
+        def select_w(bar: Bar, ideas: Any) -> Any:
+            out = select(bar, ideas)
+            hops.stamp((bar.symbol, bar.close_ts_ns), "selection")
+            return out
+
+        def publish_w(sig: Any, is_update: bool) -> int:
+            n = publish(sig, is_update)
+            if not is_update and n >= 0:
+                hops.stamp((sig.symbol, sig.created_at.ToNanoseconds()), "announce")
+            return n
+
+        app._on_bar = on_bar_w  # type: ignore[method-assign]
+        features.SymbolFeatures.update = feat_w  # type: ignore[method-assign]
+        eng.evaluate = evaluate_w  # type: ignore[method-assign]
+        eng.select = select_w  # type: ignore[method-assign]
+        broker.publish = publish_w  # type: ignore[method-assign]
+
+
+async def _before_on_bar(app: SignalsApp, payload: bytes) -> None:
+    """The pre-issue-20 path, kept here as the anchor: selection in a worker thread, each signal
+    stored before it is announced, and announced to this replica's subscribers through the bus."""
+    from aiots.services.signals.app import SIGNAL_CHANNEL, SIGNAL_TOPIC, bar_from_event
+
+    ev = events_pb2.BarEvent.FromString(payload)
+    if not ev.closed or ev.bar.interval not in ("", "1m"):
+        return
+    bar = bar_from_event(ev)
+    async with app._lock:
+        ideas, _updates = app.engine.evaluate(bar)
+        new = await asyncio.to_thread(app.engine.select, bar, ideas) if ideas else []
+        bus = app.rt.need_bus("signals")
+        for sig in new:
+            if not await app.store.insert(sig):
+                continue
+            sev = events_pb2.SignalEvent(
+                symbol=sig.symbol, ts_event=sig.created_ns, signal=signal_to_proto(sig), is_update=False
+            )
+            await bus.publish(SIGNAL_TOPIC, sig.symbol, sev)
+            await bus.broadcast(SIGNAL_CHANNEL, sev)
+
+
+async def bench_latency(
+    seconds: float, trades_per_s: int, bar_wall_s: float, before: bool = False
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals."""
     server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     db = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{server}/postgres")
@@ -240,37 +375,38 @@ async def bench_latency(seconds: float, trades_per_s: int, bar_wall_s: float) ->
     try:
         async with pool.acquire() as con:
             await migrate(con, timescale="off")
-        settings = Settings(signals={"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000})
+        settings = Settings(signals={"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000, "warmup_bars": 0})
         bus = InProcessBus(settings.redis)
         app = SignalsApp(Runtime(settings=settings, db=pool, bus=bus), port=0)
-        app.engine._static = fast_config()
+        app.engine._static = latency_config()
         app.engine._source = None
+        if before:
+            app._on_bar = functools.partial(_before_on_bar, app)  # type: ignore[method-assign]
+        hops = Hops()
+        hops.install(app)
         await app.start()
-        for s in UNDERLYINGS:
-            for q in chain_for(s, 100.0, T0):
-                app.engine.chains.update(q)
+        chains = {s: chain_for(s, 100.0, LAT_T0) for s in UNDERLYINGS}
         closed_at: dict[tuple[str, int], float] = {}
         lat: list[float] = []
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
-            call = signals_pb2_grpc.SignalServiceStub(ch).SubscribeSignals(signals_pb2.SubscribeSignalsRequest())
+        got: dict[tuple[str, int], float] = {}
+        # The subscriber runs in its own process (as a client would): its receive stamps are
+        # perf_counter (CLOCK_MONOTONIC, one clock for every process on the host).
+        ctx = mp.get_context("spawn")
+        result = ctx.Queue()
+        client = ctx.Process(target=_latency_client, args=(app.port, result), daemon=True)
+        client.start()
+        try:
             while not app.broker.subscribers:
+                if not client.is_alive():
+                    raise RuntimeError(f"benchmark client process died (exit code {client.exitcode})")
                 await asyncio.sleep(0.01)
-
-            async def reader() -> None:
-                async for m in call:
-                    if m.WhichOneof("event") != "signal":
-                        continue
-                    key = (m.signal.symbol, m.signal.created_at.ToNanoseconds())
-                    if key in closed_at:
-                        lat.append((time.perf_counter() - closed_at[key]) * 1e3)
-
-            rd = asyncio.ensure_future(reader())
             rng = np.random.default_rng(5)
             per_bar = max(1, int(trades_per_s * bar_wall_s / len(UNDERLYINGS)))
             n_bars = int(seconds / bar_wall_s)
             state = {s: [100.0, 100.0, 100.0, 100.0, 0.0] for s in UNDERLYINGS}  # o h l c v
             t_start = time.perf_counter()
             for i in range(n_bars):
+                ts = lat_bar_ts(i)
                 for k, s in enumerate(UNDERLYINGS):
                     phase = (i + 3 * k) % 25  # symbols break out on different bars, as in a real market
                     st = state[s]
@@ -285,23 +421,42 @@ async def bench_latency(seconds: float, trades_per_s: int, bar_wall_s: float) ->
                             st[:] = [px, px, px, px, 0.0]
                         st[1], st[2], st[3] = max(st[1], px), min(st[2], px), px
                         st[4] += size
+                    # the option quote stream's stand-in: the chain re-quoted within the bar
+                    for q in chains[s]:
+                        app.engine.chains.update(
+                            dataclasses.replace(q, ts_ns=ts + MIN_NS - 1, bid_size=50, ask_size=50)
+                        )
                 # the first trade of the next minute closes this bar: stamp it now
                 t_close = time.perf_counter()
                 for s in UNDERLYINGS:
                     o, h, lo, c, v = state[s]
-                    ts = T0 + i * MIN_NS
                     closed_at[(s, ts + MIN_NS)] = t_close
                     bar = common_pb2.Bar(symbol=s, interval="1m", open=o, high=h, low=lo, close=c, volume=v)
                     await bus.publish(BAR_TOPIC, s, events_pb2.BarEvent(bar=bar, ts_event=ts, closed=True))
                 delay = t_start + (i + 1) * bar_wall_s - time.perf_counter()
                 await asyncio.sleep(max(0.0, delay))
             await asyncio.sleep(1.0)
-            call.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                await rd
-        await app.stop()
-        await bus.close()
-        return lat
+            app.broker.publish(signals_pb2.Signal(id="~", symbol=END_SYMBOL), False)
+            loop = asyncio.get_running_loop()
+            for key, t_sub in await loop.run_in_executor(None, result.get, True, 60):
+                if key in closed_at:
+                    got[key] = t_sub
+                    lat.append((t_sub - closed_at[key]) * 1e3)
+        finally:
+            await loop_join(client)
+            await app.stop()
+            await bus.close()
+        per_hop: dict[str, list[float]] = {h: [] for h in HOPS}
+        for key, t_sub in got.items():
+            t = hops.t.get(key, {})
+            prev = closed_at[key]
+            if not all(h in t for h in HOPS[:-1]):
+                continue
+            for h in HOPS[:-1]:
+                per_hop[h].append((t[h] - prev) * 1e3)
+                prev = t[h]
+            per_hop["subscriber"].append((t_sub - prev) * 1e3)
+        return lat, per_hop
     finally:
         await pool.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
@@ -316,6 +471,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller runs")
     ap.add_argument("--only", choices=["engine", "fanout", "latency"], help="run one part")
+    ap.add_argument("--compare", action="store_true", help="latency: the pre-issue-20 path too, interleaved")
     a = ap.parse_args()
     run = {a.only} if a.only else {"engine", "fanout", "latency"}
     print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
@@ -333,11 +489,19 @@ def main() -> None:
             base = asyncio.run(bench_fanout(n, msgs, plain=True))
             print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}", flush=True)
     if "latency" in run:
-        lat = asyncio.run(bench_latency(10 if a.quick else 30, 2000, 0.05))
-        print(
-            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols): n={len(lat)} "
-            f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, max {max(lat, default=float('nan')):.2f} ms"
-        )
+        secs = 10 if a.quick else 30
+        print(f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run)")
+        print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
+        for label in ("before", "after", "before", "after") if a.compare else ("after",):
+            lat, per_hop = asyncio.run(bench_latency(secs, 2000, 0.05, before=label == "before"))
+            print(
+                f"{label:<6} n={len(lat)} p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
+                f"max {max(lat, default=float('nan')):.2f} ms, load {os.getloadavg()[0]:.1f}"
+            )
+            print(f"  {'hop (ms)':<12} | {'p50':>6} | {'p99':>6} | {'max':>6}")
+            for h in HOPS:
+                xs = per_hop[h]
+                print(f"  {h:<12} | {pct(xs, 50):>6.3f} | {pct(xs, 99):>6.3f} | {max(xs, default=float('nan')):>6.3f}")
 
 
 if __name__ == "__main__":

@@ -279,6 +279,8 @@ class SignalsApp:
             self._persist.put_nowait((to_store, updates))
         if announced:
             self._update_open_gauge()
+            # Let the subscribers' streams write before the next bar of this batch is evaluated.
+            await asyncio.sleep(0)
 
     async def _persist_loop(self) -> None:
         """Store writes in announce order (an exit is never stored before its signal)."""

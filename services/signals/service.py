@@ -154,7 +154,13 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
                         metadata={"last_id": last_id},
                     )
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), timeout=self.heartbeat_s)
+                    item = sub.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    item = None
+                try:
+                    if item is None:
+                        async with asyncio.timeout(self.heartbeat_s):  # no extra task per message
+                            item = await sub.queue.get()
                 except TimeoutError:
                     yield encode_heartbeat(time.time_ns())
                     continue
