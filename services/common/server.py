@@ -14,6 +14,7 @@ server sends those bytes as they are; nothing is parsed and serialised again).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import sys
@@ -41,6 +42,9 @@ SHUTDOWN_GRACE_S = 5.0
 
 InterceptorFactory = Callable[[Sequence[str]], Sequence[grpc.aio.ServerInterceptor]]
 _default_interceptors: InterceptorFactory | None = None
+#: True while the supervisor starts a service that runs as several worker processes on one port
+#: (SO_REUSEPORT: the kernel spreads connections over them); otherwise a taken port is an error.
+reuse_port: contextvars.ContextVar[bool] = contextvars.ContextVar("reuse_port", default=False)
 
 
 def set_default_interceptors(factory: InterceptorFactory | None) -> None:
@@ -204,7 +208,7 @@ async def start_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port.get())),
         ],
     )
     health_servicer = health.aio.HealthServicer()
