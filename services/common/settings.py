@@ -123,6 +123,11 @@ class ServiceSettings(BaseModel):
     port: int
     metrics_port: int
     max_workers: int = Field(4, ge=1, description="threads for CPU-heavy core calls")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="processes serving this service's port (SO_REUSEPORT); >1 needs REDIS_URL and DATABASE_URL",
+    )
     readiness_interval_s: float = Field(1.0, gt=0, description="dependency probe period (gRPC health readiness)")
     readiness_timeout_s: float = Field(1.0, gt=0, description="a dependency slower than this to answer is down")
 
