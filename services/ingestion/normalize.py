@@ -16,13 +16,15 @@ vectorised NumPy over arrays:
   BATCH: ``symbol``/``ts_event`` are the first offending record's, ``detail`` starts ``n=<count>``
   (summing n over the rows gives the exact count).
 
+Field decoding is :mod:`~aiots.services.ingestion.dbn_fields`; id -> symbol resolution and instrument
+facts are :class:`~aiots.services.ingestion.symbology.Symbology`, which a :class:`Normalizer` is.
+
 Output: a :class:`Batch` of per-table column arrays (symbols as int32 codes of a process-wide
 :class:`SymbolTable`) plus small row lists (instruments, statistics, data-quality events).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,19 @@ import numpy as np
 import numpy.typing as npt
 
 from aiots.core import conventions as cv
+from aiots.services.ingestion.dbn_fields import (  # re-exported: the field decoding lives there
+    NS_PER_DAY,
+    PRICE_DIVISOR,
+    PRICE_SCALE,
+    UNDEF_MULTIPLIER,
+    UNDEF_PRICE,
+    UNDEF_TS,
+    _px,
+    _side,
+    _ts,
+    _ts_scalar,
+)
+from aiots.services.ingestion.symbology import Symbology
 from aiots.services.storage.records import (  # re-exported: the shared record-batch types live in storage
     DEFAULT_OPTION_MULTIPLIER,
     KIND_OPTION,
@@ -49,16 +64,28 @@ from aiots.services.storage.records import (  # re-exported: the shared record-b
 )
 
 __all__ = [
-    "DEFAULT_OPTION_MULTIPLIER", "KIND_OPTION", "KIND_STOCK", "SYMBOLS", "TABLES", "Batch", "Columns",
-    "InstrumentInfo", "Normalizer", "SymbolTable", "instrument_info", "merge", "occ_symbol", "parse_occ",
+    "DEFAULT_OPTION_MULTIPLIER",
+    "KIND_OPTION",
+    "KIND_STOCK",
+    "NS_PER_DAY",
+    "PRICE_DIVISOR",
+    "PRICE_SCALE",
+    "SYMBOLS",
+    "TABLES",
+    "UNDEF_MULTIPLIER",
+    "UNDEF_PRICE",
+    "UNDEF_TS",
+    "Batch",
+    "Columns",
+    "InstrumentInfo",
+    "Normalizer",
+    "SymbolTable",
+    "Symbology",
+    "instrument_info",
+    "merge",
+    "occ_symbol",
+    "parse_occ",
 ]  # fmt: skip
-
-UNDEF_PRICE = 2**63 - 1
-UNDEF_TS = 2**64 - 1
-PRICE_SCALE = 1e-9
-PRICE_DIVISOR = 1e9
-NS_PER_DAY = cv.NS_PER_DAY
-UNDEF_MULTIPLIER = 2**31 - 1
 
 # aiots.v1.EventSource values
 SOURCE_LIVE, SOURCE_HISTORICAL, SOURCE_REPLAY, SOURCE_SIMULATOR = 1, 2, 3, 4
@@ -74,26 +101,6 @@ RTYPE_STATISTICS = 24
 RTYPE_ERROR = 21
 RTYPE_SYSTEM = 23
 RTYPE_MAPPING = 22
-
-
-def _px(a: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    a = a.astype(np.int64, copy=False)
-    out = a.astype(np.float64) / PRICE_DIVISOR  # division is correctly rounded: 250000000000 -> 250.0 exactly
-    out[a == UNDEF_PRICE] = np.nan
-    return out
-
-
-def _ts(a: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-    u = a.astype(np.uint64, copy=False)
-    out = u.astype(np.int64)
-    out[u == np.uint64(UNDEF_TS)] = 0
-    return out
-
-
-def _side(a: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
-    if a.dtype.kind == "S":
-        return a.view(np.uint8).astype(np.int16)
-    return a.astype(np.int16)
 
 
 @dataclass
@@ -133,86 +140,15 @@ SCHEMA_OF_RTYPE = {
 }
 
 
-class Normalizer:
+class Normalizer(Symbology):
     """Stateful normaliser for one stream (one session's id mappings and quality state)."""
 
     def __init__(self, source: int, dataset: str = "", symbols: SymbolTable = SYMBOLS) -> None:
+        super().__init__(dataset, symbols)
         self.source = source
-        self.dataset = dataset
-        self.symtab = symbols
-        self.id_map: dict[int, str] = {}
-        self.dated: Any = None  # databento InstrumentMap (historical metadata mappings)
-        self.info: dict[str, InstrumentInfo] = {}
         self.last_ts: dict[tuple[str, int], int] = {}  # (table, code) -> last ts_event
         self.last_price: dict[str, float] = {}  # stock -> last trade/mid (for option quotes)
         self.counters = Counters()
-        self.mapping_rows: list[tuple[Any, ...]] = []
-
-    # --- symbology -------------------------------------------------------------------------
-    def map_id(self, instrument_id: int, symbol: str, start_ns: int = 0, end_ns: int = 0) -> None:
-        """Map an instrument id to a symbol for this session (SymbolMappingMsg)."""
-        sym = symbol if parse_occ(symbol) else symbol.strip().upper()
-        self.id_map[int(instrument_id)] = sym
-        self._ensure_info(sym)
-        if self.dataset:
-            lo = start_ns if 0 < start_ns < UNDEF_TS else 0
-            hi = end_ns if 0 < end_ns < UNDEF_TS else lo + NS_PER_DAY
-            self.mapping_rows.append((self.dataset, int(instrument_id), sym, lo, hi))
-
-    def load_metadata(self, metadata: Any) -> None:
-        """Use a DBN Metadata's mappings (dated) for resolution."""
-        from databento.common.symbology import InstrumentMap
-
-        if not getattr(metadata, "mappings", None):
-            return
-        if getattr(metadata, "stype_in", None) in (dbn.SType.PARENT, dbn.SType.CONTINUOUS):
-            return  # ids map to the parent (e.g. AAPL.OPT); contracts come from definitions/mappings
-        if self.dated is None:
-            self.dated = InstrumentMap()
-        self.dated.insert_metadata(metadata)
-        if not self.dataset:
-            self.dataset = str(metadata.dataset or "")
-        for raw, intervals in metadata.mappings.items():
-            for iv in intervals:
-                try:
-                    iid = int(iv["symbol"])
-                except (TypeError, ValueError):
-                    continue
-                self.map_id(iid, raw, _date_ns(iv["start_date"]), _date_ns(iv["end_date"]))
-
-    def _ensure_info(self, sym: str) -> InstrumentInfo:
-        inf = self.info.get(sym)
-        if inf is None:
-            inf = instrument_info(sym)
-            self.info[sym] = inf
-        return inf
-
-    def _resolve(self, ids: npt.NDArray[Any], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
-        """Symbol codes for (instrument_id, ts_event); -1 where unknown."""
-        out = np.full(ids.shape[0], -1, dtype=np.int32)
-        if self.dated is not None and ts.shape[0]:
-            days = ts // NS_PER_DAY
-            key = ids.astype(np.int64) * 100_000 + days
-            uk, inv = np.unique(key, return_inverse=True)
-            codes = np.empty(uk.shape[0], dtype=np.int32)
-            for i, k in enumerate(uk.tolist()):
-                iid, day = divmod(k, 100_000)
-                sym = self.dated.resolve(iid, dt.date(1970, 1, 1) + dt.timedelta(days=day))
-                sym = sym or self.id_map.get(iid)
-                codes[i] = self.symtab.code(self._canon(sym)) if sym else -1
-            out = codes[inv]
-        elif ids.shape[0]:
-            uk, inv = np.unique(ids, return_inverse=True)
-            codes = np.array(
-                [self.symtab.code(self.id_map[k]) if k in self.id_map else -1 for k in uk.tolist()], dtype=np.int32
-            )
-            out = codes[inv]
-        return out
-
-    def _canon(self, sym: str) -> str:
-        s = sym if parse_occ(sym) else sym.strip().upper()
-        self._ensure_info(s)
-        return s
 
     # --- entry points ----------------------------------------------------------------------
     def records(self, recs: Iterable[Any]) -> Batch:
@@ -493,71 +429,6 @@ class Normalizer:
                     int(ts[i]),
                 )
             )
-
-    def _definitions(self, a: npt.NDArray[Any], b: Batch) -> None:
-        raws = a["raw_symbol"].tolist()
-        classes = a["instrument_class"].tolist()
-        unds = a["underlying"].tolist()
-        iids = a["instrument_id"].tolist()
-        ts_e = _ts(a["ts_event"]).tolist()
-        exps = _ts(a["expiration"]).tolist()
-        strikes = _px(a["strike_price"]).tolist()
-        mults = a["contract_multiplier"].tolist()
-        for i, raw_b in enumerate(raws):
-            raw = _cstr(raw_b)
-            if not raw:
-                continue
-            sym = self._canon(raw)
-            iid = int(iids[i])
-            self.id_map.setdefault(iid, sym)
-            if self.dataset:
-                day0 = (ts_e[i] // NS_PER_DAY) * NS_PER_DAY
-                b.rows["instrument_ids"].append((self.dataset, iid, sym, day0, day0 + NS_PER_DAY))
-            cls = _cstr(classes[i])
-            und = _cstr(unds[i]) or sym
-            if cls in ("C", "P"):
-                occ = parse_occ(sym)  # the OCC date is authoritative; DBN expiration is 00:00 UTC of it
-                exp_ns = exps[i]
-                expiry = occ.expiry if occ else (cv.ns_to_datetime(exp_ns).date() if exp_ns else None)
-                strike = strikes[i]
-                mult = int(mults[i])
-                inf = InstrumentInfo(
-                    symbol=sym,
-                    kind=KIND_OPTION,
-                    underlying=und.strip().upper(),
-                    strike=None if strike != strike else strike,
-                    expiry=expiry,
-                    right=cls,
-                    multiplier=DEFAULT_OPTION_MULTIPLIER if mult in (0, UNDEF_MULTIPLIER) else mult,
-                )
-            else:
-                inf = InstrumentInfo(symbol=sym, kind=KIND_STOCK, underlying=sym)
-            self.info[sym] = inf
-            b.rows["instruments"].append(_instrument_row(inf, self.dataset))
-
-    def instrument_rows(self) -> list[tuple[Any, ...]]:
-        """Rows for every symbol seen so far (instruments table upsert)."""
-        return [_instrument_row(i, self.dataset) for i in self.info.values()]
-
-
-def _instrument_row(inf: InstrumentInfo, dataset: str) -> tuple[Any, ...]:
-    return (inf.symbol, inf.kind, inf.underlying, inf.strike, inf.expiry, inf.right, inf.multiplier, dataset)
-
-
-def _cstr(v: Any) -> str:
-    if isinstance(v, bytes | np.bytes_):
-        return bytes(v).split(b"\0", 1)[0].decode("ascii", "replace").strip()
-    return str(v).strip()
-
-
-def _ts_scalar(v: int) -> int:
-    return 0 if v >= UNDEF_TS else int(v)
-
-
-def _date_ns(d: Any) -> int:
-    """00:00 UTC of a date (Databento symbology intervals are UTC dates)."""
-    day = cv.as_date(d)
-    return cv.datetime_to_ns(dt.datetime(day.year, day.month, day.day, tzinfo=cv.UTC))
 
 
 _session_date = cv.ny_date  # the New York date of an instant (open interest, statistics)

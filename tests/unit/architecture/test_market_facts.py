@@ -17,7 +17,7 @@ NS_PER_S = 1_000_000_000
 DEFAULT_RATE = 0.045
 #: (module, literal) -> why the same number there is not the market fact
 ALLOWED: dict[tuple[str, object], str] = {
-    ("services/ingestion/normalize.py", NS_PER_S): "Databento prices are fixed point in units of 1e-9 dollars",
+    ("services/ingestion/dbn_fields.py", NS_PER_S): "Databento prices are fixed point in units of 1e-9 dollars",
     ("services/ingestion/sources/simulator/records.py", NS_PER_S): "DBN fixed-point price scale (1e-9 dollars)",
     ("services/ingestion/sources/simulator/history.py", NS_PER_S): "DBN fixed-point price scale (1e-9 dollars)",
     ("gateway/render.py", NS_PER_S): "a token-bucket size meaning 'unlimited', a count, not a time",
