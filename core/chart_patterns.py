@@ -22,6 +22,9 @@ Detected (see :class:`ChartParams` for every threshold):
 
 Results are frozen dataclasses; indices are bar positions in the inputs; prices are in the input
 unit (dollars); ``direction`` is +1 bullish/up, -1 bearish/down, 0 neutral; ``strength`` is 0..1.
+
+Size: the pattern detectors share the pivot and ATR helpers and :class:`ChartParams`; each detector
+is one section below.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ Dealer exposures assume dealers are long calls and short puts to customers' oppo
 dollars per 1% move; ``DEX = delta * OI * multiplier * S`` in dollars. The zero-gamma level is
 where the total GEX profile, recomputed at shifted spots with European gamma at each contract's
 IV and implied yield (a fast proxy for the American gamma), changes sign.
+
+Size: chain enrichment and the chain-level figures share :class:`EnrichedChain` and its column
+arrays (left whole while the chain-analytics work is in progress).
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Residuals are IV errors under a soft-L1 loss. Every slice is then checked numeri
 dense grid; w against the longer slice) and its 25-delta risk reversal, at the quoted 25-delta
 strikes, is compared in sign with the quoted one. A slice that fails gets a status other than
 "OK" with a reason, and stays out of the grid and of the calendar chain.
+
+Size: one fitting method (eSSVI seed, constrained raw-SVI refinement, the arbitrage checks, the
+grid) whose steps share private helpers; split, it would be one method spread over files.
 """
 
 from __future__ import annotations

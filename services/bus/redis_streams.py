@@ -19,6 +19,9 @@
   restarted without persistence) from ``0``. What survives a Redis restart is what Redis
   persisted: with ``appendonly yes`` + ``appendfsync always`` every acknowledged XADD does.
 - Order: see :mod:`aiots.services.bus.base`.
+
+Size: one transport class (publish, consume, ack buffering, claims, outbox replay) whose parts share
+one connection and its buffers.
 """
 
 from __future__ import annotations
