@@ -3,14 +3,20 @@
 Several processes only see the same events and data when they share Redis (REDIS_URL: bus + cache)
 and PostgreSQL (DATABASE_URL). Without them each process would get its own in-process bus and its own
 embedded database, so this command refuses unless ``--standalone`` says that is intended.
+
+``--workers N`` (or ``<service>.workers``) runs the service as N processes on one port (this one and
+N-1 children of ``aiots serve --reuse-port``; see :mod:`aiots.services.stack.workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -25,11 +31,28 @@ SERVICES = ("cache", "ingestion", "analytics", "signals", "portfolio")
 @click.option("--metrics-port", type=int, default=None, help="Prometheus port (default: <service>.metrics_port).")
 @click.option("--host", default=None, help="Bind address (default: <service>.host; 0.0.0.0 in containers).")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes serving the port (SO_REUSEPORT; default: <service>.workers). Needs REDIS_URL and DATABASE_URL.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="This process is one worker of several (internal).")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), hidden=True, help="Touched when up.")
+@click.option(
     "--standalone",
     is_flag=True,
     help="Allow running without REDIS_URL/DATABASE_URL (in-process bus, embedded database: this process only).",
 )
-def cli(service: str, port: int | None, metrics_port: int | None, host: str | None, standalone: bool) -> None:
+def cli(
+    service: str,
+    port: int | None,
+    metrics_port: int | None,
+    host: str | None,
+    workers: int | None,
+    reuse_port: bool,
+    ready_file: Path | None,
+    standalone: bool,
+) -> None:
     """Run one service until SIGTERM/SIGINT (graceful: health NOT_SERVING, drain, flush, stop)."""
     from aiots.services.stack.supervisor import SupervisorError
 
@@ -47,16 +70,18 @@ def cli(service: str, port: int | None, metrics_port: int | None, host: str | No
         updates["metrics_port"] = metrics_port
     if host is not None:
         updates["host"] = host
+    if workers is not None:
+        updates["workers"] = workers
     if updates:
         cfg = getattr(settings, service).model_copy(update=updates)
         settings = settings.model_copy(update={service: cfg})
     try:
-        sys.exit(asyncio.run(_serve(settings, service)))
+        sys.exit(asyncio.run(_serve(settings, service, reuse_port=reuse_port, ready_file=ready_file)))
     except SupervisorError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-async def _serve(settings: Settings, service: str) -> int:
+async def _serve(settings: Settings, service: str, *, reuse_port: bool = False, ready_file: Path | None = None) -> int:
     from aiots.services.common import telemetry
     from aiots.services.common.logging import setup_logging
     from aiots.services.stack.supervisor import Supervisor, exit_now
@@ -68,11 +93,15 @@ async def _serve(settings: Settings, service: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    sup = Supervisor(settings, services=[service], gateway=False)
+    sup = Supervisor(settings, services=[service], gateway=False, reuse_port=reuse_port)
     await sup.start()
     if service not in sup.apps:
         await sup.stop()
         raise click.ClickException(f"service {service!r} is not available in this build: {'; '.join(sup.notes)}")
+    for note in sup.notes:
+        logging.getLogger(__name__).warning(note)
+    if ready_file is not None:
+        await asyncio.to_thread(ready_file.write_text, f"{os.getpid()}\n")
     await stop.wait()
     overran = await sup.stop()
     await asyncio.to_thread(telemetry.shutdown_telemetry)  # flushing exporters blocks (OTLP: seconds)

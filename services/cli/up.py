@@ -58,6 +58,13 @@ DEV_TOKEN_FILE = "token"
 )
 @click.option("--base-id", type=click.IntRange(min=0), default=None, help="Envoy --base-id (distinct per Envoy).")
 @click.option("--no-gateway", is_flag=True, help="Do not start Envoy (services stay reachable directly).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes per service (cache, analytics, signals, portfolio) on one port each. Default: the core count "
+    "with REDIS_URL and DATABASE_URL, else 1 (the in-process bus/cache live in one process).",
+)
 @click.option("--quiet", is_flag=True, help="No live signal lines.")
 @click.option("--duration", type=float, default=None, hidden=True, help="Stop after N seconds (smoke tests).")
 def cli(
@@ -68,6 +75,7 @@ def cli(
     port_offset: int,
     base_id: int | None,
     no_gateway: bool,
+    workers: int | None,
     quiet: bool,
     duration: float | None,
 ) -> None:
@@ -79,6 +87,7 @@ def cli(
         with_data_dir,
         with_port_offset,
         with_speed,
+        with_workers,
     )
 
     settings = get_settings()
@@ -92,6 +101,7 @@ def cli(
             base_id = settings.gateway.base_id + port_offset
     if base_id is not None:
         settings = with_base_id(settings, base_id)
+    settings = with_workers(settings, workers)
     f = Feed(kind=feed, replay_files=list(replay), speed=speed)
     try:
         rc = asyncio.run(_up(settings, f, gateway=not no_gateway, quiet=quiet, duration=duration))
@@ -196,7 +206,11 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
         cfg = getattr(s, name)
         mp = sup.metrics_ports.get(name)
         metrics = f"   metrics http://{cfg.host}:{mp}/metrics" if mp else ""
-        console.print(f"  {name:<10} grpc {cfg.host}:{app.port}{metrics}")
+        n = getattr(sup, "workers", {}).get(name, 1)
+        procs = f"  x{n} processes" if n > 1 else ""
+        console.print(f"  {name:<10} grpc {cfg.host}:{app.port}{procs}{metrics}")
+    if not (s.redis_url and s.database_url):
+        console.print("  one process per service (in-process bus/cache; --workers needs REDIS_URL and DATABASE_URL)")
     for note in sup.notes:
         console.print(f"  [yellow]note:[/] {note}")
     console.print()

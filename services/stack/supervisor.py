@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
-from aiots.services.common import telemetry
+from aiots.services.common import server, telemetry
 from aiots.services.common.runtime import FeedKind, FeedSpec, Runtime, ServiceApp
 from aiots.services.common.settings import Settings
+from aiots.services.stack.workers import MULTI_WORKER_SERVICES, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,28 @@ def with_base_id(settings: Settings, base_id: int) -> Settings:
     return settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"base_id": base_id})})
 
 
+def default_workers(settings: Settings) -> int:
+    """Worker processes per service for ``aiots up``: the core count when events and data are
+    shared (REDIS_URL and DATABASE_URL), else 1 (the in-process bus/cache live in one process)."""
+    if settings.redis_url is None or settings.database_url is None:
+        return 1
+    return max(1, os.cpu_count() or 1)
+
+
+def with_workers(settings: Settings, workers: int | None) -> Settings:
+    """``settings`` with ``workers`` processes for every service that can run several (see
+    :data:`MULTI_WORKER_SERVICES`). ``None``: :func:`default_workers` for the services whose
+    ``workers`` was not set in the configuration."""
+    n = default_workers(settings) if workers is None else workers
+    update: dict[str, Any] = {}
+    for name in MULTI_WORKER_SERVICES:
+        cfg = getattr(settings, name)
+        if workers is None and "workers" in cfg.model_fields_set:
+            continue
+        update[name] = cfg.model_copy(update={"workers": n})
+    return settings.model_copy(update=update)
+
+
 def with_speed(settings: Settings, speed: float) -> Settings:
     """``settings`` with the simulator/replay speed set."""
     return settings.model_copy(update={"ingestion": settings.ingestion.model_copy(update={"simulator_speed": speed})})
@@ -140,6 +163,7 @@ class Supervisor:
         gateway: bool = True,
         metrics: bool = True,
         feed: Feed | None = None,
+        reuse_port: bool = False,
     ) -> None:
         unknown = [s for s in services if s not in SERVICE_ORDER]
         if unknown:
@@ -149,6 +173,11 @@ class Supervisor:
         self.gateway_wanted = gateway
         self.metrics = metrics
         self.feed = feed or Feed()
+        #: this process is itself one worker of a multi-process service (``aiots serve --reuse-port``)
+        self.reuse_port = reuse_port
+        #: processes serving each started service's port (this one included)
+        self.workers: dict[str, int] = {}
+        self.pools: dict[str, WorkerPool] = {}
         self.rt = Runtime(settings=settings)
         self.apps: dict[str, ServiceApp] = {}
         self.notes: list[str] = []
@@ -215,7 +244,9 @@ class Supervisor:
                 self.notes.append(f"{name}: service not available in this build yet (skipped)")
                 return
             raise
+        workers = self._workers(name)
         token = telemetry.current_service.set(name)
+        reuse = server.reuse_port.set(workers > 1 or self.reuse_port)
         try:
             app: ServiceApp = await mod.create_app(self.rt)
             # Registered before start(): a start that fails half-way (port taken after its tasks were
@@ -235,8 +266,38 @@ class Supervisor:
                 self.metrics_ports[name] = port
                 self._started.append(_Started(f"{name} metrics", _async(telemetry.stop_metrics_server, port)))
         finally:
+            server.reuse_port.reset(reuse)
             telemetry.current_service.reset(token)
-        log.info("service started", extra={"component": name, "port": app.port})
+        if workers > 1:
+            cfg = getattr(self.settings, name)
+            pool = WorkerPool(
+                self.settings, name, host=cfg.host, port=app.port, count=workers - 1,
+                log_dir=Path(self.settings.data_dir) / "workers",
+            )  # fmt: skip
+            self._started.append(_Started(f"{name} workers", pool.stop))
+            try:
+                await pool.start()
+            except WorkerError as exc:
+                raise SupervisorError(str(exc)) from exc
+            self.pools[name] = pool
+        self.workers[name] = workers
+        log.info("service started", extra={"component": name, "port": app.port, "workers": workers})
+
+    def _workers(self, name: str) -> int:
+        """Processes for ``name``: its ``workers`` setting where that can work, else 1 (with a note)."""
+        n: int = getattr(self.settings, name).workers
+        if n <= 1 or self.reuse_port:
+            return 1
+        if name not in MULTI_WORKER_SERVICES:
+            self.notes.append(f"{name}: one process (workers={n} ignored: it owns state no replica shares)")
+            return 1
+        if self.settings.redis_url is None or self.settings.database_url is None:
+            self.notes.append(
+                f"{name}: one process (workers={n} needs REDIS_URL and DATABASE_URL: the in-process bus and "
+                "cache and the embedded database live inside one process)"
+            )
+            return 1
+        return n
 
     async def _start_gateway(self) -> None:
         try:

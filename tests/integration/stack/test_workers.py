@@ -1,0 +1,105 @@
+"""A service as N worker processes on one port (issue 20 item 2): the supervisor's own server plus
+N-1 ``aiots serve --reuse-port`` children, SO_REUSEPORT. Oracle: the kernel's socket table
+(psutil): which processes listen on the port and which hold the server side of each connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aiots.services.common.settings import Settings
+from aiots.services.stack.supervisor import Supervisor, with_workers
+from tests.integration.bus.redis_fixtures import redis_ns, redis_url  # noqa: F401 (fixtures)
+from tests.integration.gateway.ports import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+SERVICE = "aiots.v1.CacheService"
+
+
+def _server_pids(port: int, status: str) -> list[int]:
+    """pids owning TCP sockets on local ``port`` in ``status`` (one entry per socket)."""
+    return [c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.status == status]
+
+
+async def _check_on_fresh_connections(port: int, n: int) -> list[grpc.aio.Channel]:
+    """``n`` channels, each its own TCP connection, each answering a health check; left open."""
+    chans = []
+    for _ in range(n):
+        ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        r = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
+        assert r.status == health_pb2.HealthCheckResponse.SERVING
+        chans.append(ch)
+    return chans
+
+
+async def test_three_processes_answer_on_one_port_and_survive_a_killed_worker(
+    redis_url: str,  # noqa: F811
+    redis_ns: str,  # noqa: F811
+    make_database: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        redis_url=redis_url,
+        database_url=make_database(True),
+        redis={"namespace": redis_ns},
+        cache={"port": free_port(), "workers": 3},
+        data_dir=tmp_path,
+    )
+    sup = Supervisor(settings, services=["cache"], gateway=False, metrics=False)
+    await sup.start()
+    try:
+        pool = sup.pools["cache"]
+        port = sup.apps["cache"].port
+        assert sup.workers["cache"] == 3 and len(pool.pids) == 2
+        assert sorted(_server_pids(port, psutil.CONN_LISTEN)) == sorted([os.getpid(), *pool.pids])
+        chans = await _check_on_fresh_connections(port, 24)
+        answered = set(_server_pids(port, psutil.CONN_ESTABLISHED))
+        assert len(answered) >= 2 and answered <= {os.getpid(), *pool.pids}  # more than one process served
+        for ch in chans:
+            await ch.close()
+
+        victim = pool.pids[0]
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.to_thread(psutil.Process(victim).wait, 10)
+        chans = await _check_on_fresh_connections(port, 12)  # the port still answers, every time
+        for ch in chans:
+            await ch.close()
+        for _ in range(600):  # the pool starts the worker again
+            if pool.respawns == 1 and len(pool.pids) == 2 and victim not in pool.pids:
+                break
+            await asyncio.sleep(0.1)
+        assert pool.respawns == 1 and len(pool.pids) == 2
+    finally:
+        children = [psutil.Process(p) for p in sup.pools["cache"].pids] if "cache" in sup.pools else []
+        assert await sup.stop() == []
+    for c in children:
+        assert not c.is_running() or c.status() == psutil.STATUS_ZOMBIE
+
+
+async def test_one_process_without_redis_and_postgres_and_says_why(tmp_path: Path) -> None:
+    settings = with_workers(Settings(data_dir=tmp_path, cache={"port": 0}), 4)
+    assert settings.cache.workers == 4 and settings.ingestion.workers == 1  # ingestion owns the feed
+    sup = Supervisor(settings, services=["cache"], gateway=False, metrics=False)
+    await sup.start()
+    try:
+        assert sup.workers == {"cache": 1} and not sup.pools
+        assert any("workers=4 needs REDIS_URL and DATABASE_URL" in n for n in sup.notes)
+    finally:
+        await sup.stop()
+
+
+def test_default_workers_is_the_core_count_only_with_shared_state() -> None:
+    shared = Settings(redis_url="redis://127.0.0.1:1/0", database_url="postgresql://x@127.0.0.1:1/x")
+    assert with_workers(shared, None).analytics.workers == (os.cpu_count() or 1)
+    assert with_workers(Settings(), None).analytics.workers == 1
+    pinned = shared.model_copy(update={"signals": shared.signals.model_copy(update={"workers": 1})})
+    pinned.signals.model_fields_set.add("workers")
+    assert with_workers(pinned, None).signals.workers == 1  # a configured value wins over the default
