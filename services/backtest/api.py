@@ -62,7 +62,7 @@ def load(inputs: BacktestInputs) -> LoadedData:
         missing = [s for s in inputs.symbols if s not in bars]
         if missing:
             raise ValueError(f"symbols: {missing} not in the bar files (they hold {sorted(bars)})")
-    quotes = [readers.read_option_quote_bars(p) for p in inputs.option_quotes]
+    quotes = [readers.read_any_option_quotes(p) for p in inputs.option_quotes]
     chains = [readers.read_chains(p) for p in inputs.chains]
     cfg = load_config(Path(inputs.config)) if inputs.config else load_config()
     return LoadedData(bars, quotes, chains, cfg)

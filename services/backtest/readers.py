@@ -415,6 +415,64 @@ def read_dbn_bars(path: str | Path) -> dict[str, BarSeries]:
     return out
 
 
+QUOTE_SCHEMAS = ("mbp-1", "tbbo", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "tcbbo", "cmbp-1")
+
+
+def read_dbn_option_quotes(path: str | Path) -> OptionQuoteBars:
+    """Top-of-book option quotes from a DBN file (OPRA ``mbp-1``, ``tbbo``, ``cbbo-1m``...) through
+    the official client. The quote time is ``ts_recv`` (when it was known; for ``*bbo-1m`` the
+    interval end); a side with no price is NaN. Symbols must be OCC (``AAPL  250221C00250000``).
+    """
+    import databento as db
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(p, "no such file")
+    try:
+        store = db.DBNStore.from_file(p)
+        schema = str(store.schema)
+        df = store.to_df(pretty_ts=False, map_symbols=True)
+    except Exception as exc:  # the client raises several types for corrupt input
+        raise DataFileError(p, f"not a readable DBN file: {exc}") from None
+    if schema not in QUOTE_SCHEMAS:
+        raise DataFileError(
+            p, f"schema {schema!r} holds no quotes; expected one of {list(QUOTE_SCHEMAS)}", column="schema"
+        )
+    if df.empty:
+        raise DataFileError(p, "no records")
+    ts = np.asarray(df.index.to_numpy(dtype=np.int64), dtype=np.int64)
+    frame = pd.DataFrame({"option_symbol": df["symbol"].astype(str).to_numpy()})
+    frame["underlying"] = [s[:6].strip() for s in frame["option_symbol"]]
+    occ, _und, expiry, is_call, strike = _contract_fields(frame, p)
+    und = np.array([parse_occ(o).underlying for o in occ], dtype=object)
+
+    def px(col: str) -> F64:
+        v = df[col].to_numpy(dtype=np.float64)
+        return np.where(np.isfinite(v) & (v > 0), v, np.nan)
+
+    order = np.argsort(ts, kind="stable")
+    return OptionQuoteBars(
+        ts[order],
+        occ[order],
+        und[order],
+        expiry[order],
+        is_call[order],
+        strike[order],
+        px("bid_px_00")[order],
+        px("ask_px_00")[order],
+        df["bid_sz_00"].to_numpy(np.float64)[order],
+        df["ask_sz_00"].to_numpy(np.float64)[order],
+        str(p),
+    )
+
+
+def read_any_option_quotes(path: str | Path) -> OptionQuoteBars:
+    """Option quote-bar CSV (optionally .gz) or DBN top-of-book quotes, by the file name."""
+    if str(path).lower().endswith((".dbn", ".dbn.zst")):
+        return read_dbn_option_quotes(path)
+    return read_option_quote_bars(path)
+
+
 def read_any_bars(path: str | Path) -> dict[str, BarSeries]:
     """CSV (optionally .gz) or DBN (``.dbn``/``.dbn.zst``) bars by the file name."""
     name = str(path).lower()

@@ -160,3 +160,28 @@ def test_dbn_bars_real_and_corrupted(shared_data: Path, tmp_path: Path) -> None:
     with pytest.raises(DataFileError) as e:
         r.read_any_bars(bad)
     assert str(bad) in str(e.value)
+
+
+def test_dbn_option_quotes_match_the_raw_records(shared_data: Path, tmp_path: Path) -> None:
+    """OPRA tbbo through our reader vs the raw DBN records decoded with databento_dbn (fixed-point 1e-9)."""
+    import databento_dbn
+    import zstandard
+
+    path = shared_data / "dbn/databento-python/OPRA.PILLAR/test_data.tbbo.dbn.zst"
+    raw = zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read()
+    dec = databento_dbn.DBNDecoder()
+    dec.write(raw)
+    recs = [x for x in dec.decode() if hasattr(x, "levels")]
+    q = r.read_any_option_quotes(path)
+    assert len(q) == len(recs) == 4
+    assert q.ts_ns.tolist() == [x.ts_recv for x in recs]
+    assert q.bid.tolist() == pytest.approx([x.levels[0].bid_px / 1e9 for x in recs])
+    assert q.ask.tolist() == pytest.approx([x.levels[0].ask_px / 1e9 for x in recs])
+    assert set(q.occ.tolist()) == {"AAPL  250221C00250000"} and set(q.underlying.tolist()) == {"AAPL"}
+    bad = tmp_path / "cut.dbn.zst"
+    bad.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(DataFileError) as e:
+        r.read_any_option_quotes(bad)
+    assert str(bad) in str(e.value)
+    with pytest.raises(DataFileError, match="holds no quotes"):
+        r.read_any_option_quotes(shared_data / NVDA_DBN)
