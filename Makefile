@@ -148,6 +148,11 @@ run: $(VENV)/.stamp-build web
 
 bench: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
 	$(PIP) install -q --no-build-isolation -e '.[test,bench]'
+	@command -v h2load >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nghttp2-client >/dev/null) \
+	      || echo "warning: could not install Debian 'nghttp2-client' (h2load), which bench/gateway.py and bench/cache.py's processes table need"; \
+	  else echo "note: h2load not found (apt-get install nghttp2-client)"; fi; }
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

@@ -157,6 +157,86 @@ async def bench_get(seconds: float) -> list[str]:
     return rows
 
 
+async def bench_processes(seconds: float, workers: int, rounds: int = 2) -> list[str]:
+    """GetStockPrice QPS from the real cache service run as 1 process and as ``workers`` processes
+    on one port (``cache.workers``: the supervisor's worker mode, SO_REUSEPORT), alternating, with
+    h2load as the client (C, 16 connections x 4 streams: the client is not the ceiling, and the
+    kernel spreads the connections over the processes). Ratios are within this run."""
+    import shutil
+    import struct
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import asyncpg
+
+    from aiots.services.cache.prices import price_book_for
+    from aiots.services.common.settings import Settings
+    from aiots.services.stack.supervisor import Supervisor
+    from aiots.v1 import cache_pb2
+
+    if shutil.which("h2load") is None:
+        return ["| (h2load not found: apt-get install nghttp2-client) |"]
+    server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+    db = f"aiots_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"{server}/postgres")
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    tmp = Path(tempfile.mkdtemp(prefix="aiots-cache-bench-"))
+    body = tmp / "req.bin"
+    msg = cache_pb2.GetStockPriceRequest(symbol="AAPL").SerializeToString()
+    body.write_bytes(struct.pack(">BI", 0, len(msg)) + msg)
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    results: dict[int, list[tuple[float, float, float]]] = {1: [], workers: []}
+    try:
+        for _ in range(rounds):
+            for n in (1, workers):
+                settings = Settings(
+                    redis_url=REDIS_URL,
+                    database_url=f"{server}/{db}",
+                    redis={"namespace": ns},
+                    cache={"port": 0, "workers": n},
+                    data_dir=tmp,
+                )
+                sup = Supervisor(settings, services=["cache"], gateway=False, metrics=False)
+                await sup.start()
+                try:
+                    await price_book_for(sup.rt).on_trade("AAPL", time.time_ns(), 200.0, 100)
+                    port = sup.apps["cache"].port
+                    log = tmp / "h2load.tsv"
+                    cmd = ["h2load", "-D", str(int(seconds)), "--warm-up-time", "1", "--log-file", str(log),
+                           "-c", "16", "-m", "4", "-d", str(body), "-H", "content-type: application/grpc",
+                           "-H", "te: trailers", f"http://127.0.0.1:{port}/aiots.v1.CacheService/GetStockPrice"]  # fmt: skip
+                    out = (
+                        await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, check=True)
+                    ).stdout
+                    qps = next(
+                        float(x.split(",")[1].split()[0]) for x in out.splitlines() if x.startswith("finished in")
+                    )
+                    us = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines())
+                    results[n].append((qps, us[len(us) // 2] / 1e3, us[int(len(us) * 0.99)] / 1e3))
+                finally:
+                    await sup.stop()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in r.scan_iter(f"{ns}:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+    rows = []
+    base = sum(q for q, _, _ in results[1]) / rounds
+    for n, runs in results.items():
+        qps = sum(q for q, _, _ in runs) / rounds
+        p50 = sum(x for _, x, _ in runs) / rounds
+        p99 = sum(x for _, _, x in runs) / rounds
+        rows.append(f"| {n} | {qps:,.0f} | {p50:.2f} / {p99:.2f} | **{qps / base:.2f}** |")
+    return rows
+
+
 async def bench_bus(bus: object, n: int, label: str) -> str:
     import redis.asyncio as aioredis
 
@@ -205,13 +285,23 @@ async def bench_bus(bus: object, n: int, label: str) -> str:
     return f"| {label} | {n:,} | {el:.2f} | **{n / el:,.0f}** | {own:.2f} | {red_col} | {n / own:,.0f} |"
 
 
-async def main(seconds: float, events: int) -> None:
+async def main(seconds: float, events: int, only: str | None = None, workers: int = 0) -> None:
     from aiots.services.bus.in_process import InProcessBus
     from aiots.services.bus.redis_streams import RedisStreamsBus
     from aiots.services.common.settings import RedisSettings
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, Redis {REDIS_URL}\n")
+    if only in (None, "processes"):
+        n = workers or max(2, os.cpu_count() or 1)
+        print(f"GetStockPrice via h2load (64 in flight), the cache service as 1 process vs {n} (cache.workers)")
+        print("| processes | QPS | p50 / p99 ms | QPS / 1 process |")
+        print("|---:|---:|---:|---:|")
+        for row in await bench_processes(seconds, n):
+            print(row, flush=True)
+        print()
+        if only == "processes":
+            return
     print(
         "| callers | GetStockPrice gRPC QPS | p50 / p99 ms | raw redis-py GET QPS | p50 / p99 ms | ratio "
         "| gRPC CPU ms/call: client + server + redis | GET CPU ms/call: client + redis "
@@ -241,5 +331,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--only", choices=["processes"], help="only the 1 vs N processes table")
+    ap.add_argument("--workers", type=int, default=0, help="processes for the N column (default: the core count)")
     a = ap.parse_args()
-    asyncio.run(main(a.seconds, a.events))
+    asyncio.run(main(a.seconds, a.events, a.only, a.workers))

@@ -22,6 +22,7 @@ import click
 
 from aiots.services.common.settings import Settings, get_settings
 
+PARENT_POLL_S = 1.0
 SERVICES = ("cache", "ingestion", "analytics", "signals", "portfolio")
 
 
@@ -102,9 +103,22 @@ async def _serve(settings: Settings, service: str, *, reuse_port: bool = False, 
         logging.getLogger(__name__).warning(note)
     if ready_file is not None:
         await asyncio.to_thread(ready_file.write_text, f"{os.getpid()}\n")
+    orphan_watch = asyncio.ensure_future(_stop_with_parent(stop)) if reuse_port else None
     await stop.wait()
+    if orphan_watch is not None:
+        orphan_watch.cancel()
     overran = await sup.stop()
     await asyncio.to_thread(telemetry.shutdown_telemetry)  # flushing exporters blocks (OTLP: seconds)
     if sup.stuck:
         exit_now(1)
     return 1 if overran else 0
+
+
+async def _stop_with_parent(stop: asyncio.Event) -> None:
+    """A worker of a multi-process service stops when the process that started it is gone."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(PARENT_POLL_S)
+        if os.getppid() != parent:
+            stop.set()
+            return

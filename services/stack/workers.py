@@ -8,15 +8,15 @@ and it needs the same shared state: events on Redis, data in PostgreSQL (the in-
 cache, and the embedded database, exist inside one process only).
 
 A worker that exits unexpectedly is started again after ``RESPAWN_DELAY_S``; the others keep the
-port open meanwhile. Each worker logs to ``<data_dir>/workers/<service>-<i>.log``. On Linux a
-worker also receives SIGTERM when its parent dies, so no orphan keeps serving the port.
+port open meanwhile. Each worker logs to ``<data_dir>/workers/<service>-<i>.log``, and stops by
+itself when its parent is gone (``aiots serve --reuse-port`` watches its parent process), so no
+orphan keeps serving the port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -40,7 +40,6 @@ READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.05
 MONITOR_POLL_S = 0.5
 RESPAWN_DELAY_S = 1.0
-PR_SET_PDEATHSIG = 1
 
 
 class WorkerError(RuntimeError):
@@ -69,11 +68,6 @@ def aiots_command() -> str:
     if not path.exists():
         raise WorkerError(f"cannot start worker processes: no 'aiots' command beside {sys.executable}")
     return str(path)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -114,7 +108,6 @@ class WorkerPool:
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         return _Worker(index, proc, logf, ready)
 
