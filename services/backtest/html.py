@@ -163,6 +163,12 @@ def render(report: dict[str, Any]) -> str:
         f"Selection filters skipped: {_esc(', '.join(report['data']['filters_skipped']))} "
         "(no per-minute open interest or volume).</p>",
     ]
+    skipped = report["data"].get("ideas_without_contract") or {}
+    if skipped:
+        out.append("<h2>Ideas that found no contract (the engine's reasons)</h2>")
+        out.append(_table([{"reason": k, "ideas": v} for k, v in sorted(skipped.items())], ("reason", "ideas")))
+    if not report["summary"]:
+        out.append("<p><b>No signal in this run.</b></p>")
     for pf, summ in report["summary"].items():
         trades = [t for t in report["trades"] if t["priced_from"] == pf]
         out.append(f"<h2>Priced from {_esc(pf)}</h2>")
