@@ -318,21 +318,20 @@ class SignalsApp:
         bus = self.rt.need_bus("signals")
         for msg in new:
             sig = signal_from_proto(msg, expiry_ns(msg.contract.expiry))
-            if not await self.store.insert(sig):
+            if not await self.store.insert(sig, msg):
                 # Another replica stored this id first: follow the stored version.
                 stored = await self.store.get(sig.id)
                 if stored is not None:
                     async with self._lock:
                         self.engine.tracker.replace(signal_from_proto(stored, expiry_ns(stored.contract.expiry)))
         for sig in updates:
-            if await self.store.close(sig):
+            exit_msg = signal_to_proto(sig)  # converted once: stored, published and broadcast
+            if await self.store.close(sig, exit_msg):
                 metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
                 metrics.signal_return.record(
                     return_ratio(sig.pnl_pct), {"strategy": sig.strategy, "status": sig.status.name}
                 )
-                ev = events_pb2.SignalEvent(
-                    symbol=sig.symbol, ts_event=sig.exit_ns, signal=signal_to_proto(sig), is_update=True
-                )
+                ev = events_pb2.SignalEvent(symbol=sig.symbol, ts_event=sig.exit_ns, signal=exit_msg, is_update=True)
                 await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
                 await bus.broadcast(SIGNAL_CHANNEL, ev)
         if new or updates:

@@ -63,11 +63,12 @@ class SignalStore:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    async def insert(self, s: Signal) -> bool:
+    async def insert(self, s: Signal, msg: signals_pb2.Signal | None = None) -> bool:
         """Store a new signal and its opening status in one round trip (idempotent on id).
 
+        ``msg``: ``s`` already converted (the announced message), so it is not converted again.
         True when it was new."""
-        payload = signal_to_proto(s).SerializeToString()
+        payload = (signal_to_proto(s) if msg is None else msg).SerializeToString()
         h = s.history[0]
         inserted = await self.pool.fetchval(
             """WITH s AS (
@@ -103,10 +104,11 @@ class SignalStore:
         )
         return inserted is not None
 
-    async def close(self, s: Signal) -> bool:
-        """Record a status change from OPEN; False when another replica already did."""
+    async def close(self, s: Signal, msg: signals_pb2.Signal | None = None) -> bool:
+        """Record a status change from OPEN; False when another replica already did. ``msg``: ``s``
+        already converted (not converted again)."""
         h = s.history[-1]
-        payload = signal_to_proto(s).SerializeToString()
+        payload = (signal_to_proto(s) if msg is None else msg).SerializeToString()
         async with self.pool.acquire() as con, con.transaction():
             res = await con.execute(
                 "UPDATE signals SET status = $2, payload = $3, updated_at = now() WHERE id = $1 AND status = $4",
