@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "greeks": "greeks",
     "portfolio": "portfolio",
     "backtest": "backtest",
+    "settings": "settings",
 }
 
 

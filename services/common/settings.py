@@ -399,16 +399,21 @@ class Settings(BaseSettings):
     )
 
     database_url: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("DATABASE_URL", "AIOTS_DATABASE_URL", "database_url")
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "AIOTS_DATABASE_URL", "database_url"),
+        description="PostgreSQL/TimescaleDB; unset: the embedded PostgreSQL (pgserver) under data_dir",
     )
     redis_url: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("REDIS_URL", "AIOTS_REDIS_URL", "redis_url")
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "AIOTS_REDIS_URL", "redis_url"),
+        description="Redis for the cache and the bus; unset: in-process cache and bus (one process)",
     )
     databento_api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("DATABENTO_API_KEY", "AIOTS_DATABENTO_API_KEY", "databento_api_key"),
+        description="Databento key for Live and Historical; unset: the market simulator",
     )
-    symbols: list[str] = Field(default_factory=lambda: list(UNDERLYINGS))
+    symbols: list[str] = Field(default_factory=lambda: list(UNDERLYINGS), description="underlyings served")
     data_dir: Path = Field(Path(".aiots"), description="where embedded data lives")
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
