@@ -23,7 +23,7 @@ from aiots.services.common.server import GrpcServer, ServiceRegistration, start_
 from aiots.services.portfolio import conversions as conv
 from aiots.services.portfolio.book import Follower, Portfolio, PortfolioConfig
 from aiots.services.portfolio.market import LiveMarket, MarketClock, QuoteBook
-from aiots.services.portfolio.service import SERVICE_NAME, PortfolioServicer, add_to_server
+from aiots.services.portfolio.service import PortfolioServicer
 from aiots.services.portfolio.store import PortfolioStore
 from aiots.services.portfolio.valuation import Greeker
 from aiots.v1 import cache_pb2, events_pb2
@@ -131,9 +131,7 @@ class PortfolioApp:
             )
         )
         self._spawn(self._sweep())
-        self.server = await start_server(
-            [ServiceRegistration(SERVICE_NAME, add_to_server, self.servicer)], host=self.cfg.host, port=self._port
-        )
+        self.server = await start_server([ServiceRegistration.of(self.servicer)], host=self.cfg.host, port=self._port)
 
     async def _sweep(self) -> None:
         while True:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import grpc
 
 from aiots.core import conventions as cv
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, ResourceExhausted
+from aiots.services.common.server import ServiceRegistration
 from aiots.services.common.validation import require_tickers
 from aiots.services.portfolio import conversions as conv
 from aiots.services.portfolio.book import Portfolio
 from aiots.services.portfolio.models import SIDES, Contract, FollowRule, OrderIntent, Side
-from aiots.v1 import portfolio_pb2, signals_pb2
+from aiots.v1 import portfolio_pb2, portfolio_pb2_grpc, signals_pb2
 
 SERVICE_NAME = "aiots.v1.PortfolioService"
 MAX_NAME = 100
@@ -48,7 +48,7 @@ def _account_id(value: str) -> str:
     return v.upper()
 
 
-class PortfolioServicer:
+class PortfolioServicer(portfolio_pb2_grpc.PortfolioServiceServicer):
     def __init__(
         self,
         portfolio: Portfolio,
@@ -218,27 +218,6 @@ def _side(s: str) -> Side:
     return "BUY" if s == "BUY" else "SELL"
 
 
-def add_to_server(servicer: PortfolioServicer, server: Any) -> None:
-    """Register the servicer under aiots.v1.PortfolioService."""
-    pb = portfolio_pb2
-    unary: dict[str, tuple[Any, Any]] = {
-        "CreateAccount": (pb.CreateAccountRequest, pb.CreateAccountResponse),
-        "ListAccounts": (pb.ListAccountsRequest, pb.ListAccountsResponse),
-        "GetAccount": (pb.GetAccountRequest, pb.GetAccountResponse),
-        "PlaceOrder": (pb.PlaceOrderRequest, pb.PlaceOrderResponse),
-        "ListOrders": (pb.ListOrdersRequest, pb.ListOrdersResponse),
-        "SetLimits": (pb.SetLimitsRequest, pb.SetLimitsResponse),
-        "SetFollowRule": (pb.SetFollowRuleRequest, pb.SetFollowRuleResponse),
-    }
-    handlers: dict[str, grpc.RpcMethodHandler] = {
-        name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, name), request_deserializer=req.FromString, response_serializer=resp.SerializeToString
-        )
-        for name, (req, resp) in unary.items()
-    }
-    handlers["WatchAccount"] = grpc.unary_stream_rpc_method_handler(
-        servicer.WatchAccount,
-        request_deserializer=pb.WatchAccountRequest.FromString,
-        response_serializer=pb.WatchAccountResponse.SerializeToString,
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+def add_to_server(servicer: PortfolioServicer, server: grpc.aio.Server) -> None:
+    """Register the servicer under aiots.v1.PortfolioService (see :meth:`ServiceRegistration.of`)."""
+    ServiceRegistration.of(servicer).add_to_server(servicer, server)
