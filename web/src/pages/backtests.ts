@@ -139,7 +139,7 @@ export const backtestsPage: Page = {
               runs.map((x) => [h("a", { href: `#/backtests/${x.id}` }, (x.id ?? "").slice(0, 12)), shortTime(x.created_at), (x.request?.bars ?? []).join(", "), (x.request?.symbols ?? []).join(", ") || "all", x.trades ?? "0", `${fmt(x.elapsed_s, 1)} s`]),
               { "data-testid": "runs-table" },
             )
-          : h("p", { class: "muted" }, "No stored runs."),
+          : h("p", { class: "muted", "data-testid": "no-runs" }, "No stored runs."),
       );
       const id = ctx.params[0] ?? runs[0]?.id;
       if (id) {
