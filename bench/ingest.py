@@ -12,12 +12,14 @@ Compares, on the same machine and run, for N trade records (default 1,000,000, 9
    on a smaller N (``--naive-n``) into a plain table, scaled to records/s;
 4. replay to the bus: the same file through the pipeline to the in-process bus only (no storage);
 5. live-path latency (issue #5 target: p99 <= 1 ms at 50,000 records/s): a paced LSG gateway in a
-   child process streams TradeMsgs at ``--rate`` records/s (stamping ``ts_event`` with its send
-   time, CLOCK_REALTIME), the real ``databento.Live`` client decodes them, :class:`LiveSource`
-   normalises and publishes, and a bus consumer in the same process records
-   ``receive time - ts_event`` per TradeEvent, for the in-process bus and for Redis Streams, with
-   and without the PostgreSQL writer in the loop. Measured from the gateway's send, so it is an
-   upper bound of decode -> bus (it includes the loopback hop and the client's own decode).
+   child process streams MBP-1 option quotes (OPRA, one contract per underlying) at ``--rate``
+   records/s (stamping ``ts_event`` with its send time, CLOCK_REALTIME), the real ``databento.Live``
+   client decodes them, :class:`LiveSource` normalises and publishes them on ``options:quotes``
+   (the per-record topic ingestion publishes), and a bus consumer in the same process records
+   ``receive time - ts_event`` per OptionQuoteEvent, for the in-process bus and for Redis Streams,
+   with and without the PostgreSQL writer in the loop. Measured from the gateway's send, so it is
+   an upper bound of decode -> bus (it includes the loopback hop and the client's own decode). The
+   run ends by itself and removes its database and Redis keys also when interrupted (Ctrl-C).
 
 Usage: ``.venv/bin/python bench/ingest.py [--n 1000000] [--naive-n 100000] [--only ingest|latency]``.
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) or ``--server DSN``; creates and drops its
@@ -60,6 +62,8 @@ from aiots.v1 import events_pb2
 warnings.filterwarnings("ignore")
 NS = cv.NS_PER_S
 SYMBOLS = ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ"]
+TOPIC = "options:quotes"
+SESSION_SLACK_S = 30.0
 
 
 def make_file(path: Path, n: int, seed: int = 1) -> int:
@@ -107,8 +111,14 @@ def make_file(path: Path, n: int, seed: int = 1) -> int:
 # --- live-path latency --------------------------------------------------------------------------
 
 
+#: one option contract per underlying: its quotes go on ``options:quotes`` keyed by the underlying
+CONTRACTS = [f"{s:<6}251219C00200000" for s in SYMBOLS]
+
+
 def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -> None:  # type: ignore[type-arg]
-    """LSG handshake, then TradeMsgs at ``rate``/s in ``tick_s`` slices, ts_event = send time; then EOF."""
+    """LSG handshake, then MBP-1 option quotes at ``rate``/s in ``tick_s`` slices, ts_event = send
+    time; then EOF. (Option quotes are what ingestion publishes per record; trades, stock quotes
+    and 1s bars are stored only, and 1m bars are published when they close.)"""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -124,25 +134,28 @@ def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -
         pass
     now = time.time_ns()
     out = bytes(
-        dbn.Metadata(dataset="XNAS.ITCH", start=now, schema=None, stype_in=None, stype_out=dbn.SType.INSTRUMENT_ID,
-                     symbols=SYMBOLS, partial=[], not_found=[], mappings=[])
+        dbn.Metadata(dataset="OPRA.PILLAR", start=now, schema=None, stype_in=None, stype_out=dbn.SType.INSTRUMENT_ID,
+                     symbols=CONTRACTS, partial=[], not_found=[], mappings=[])
     )  # fmt: skip
-    for i, sym in enumerate(SYMBOLS):
+    for i, sym in enumerate(CONTRACTS):
         out += bytes(dbn.SymbolMappingMsg(
             publisher_id=0, instrument_id=1000 + i, ts_event=now, stype_in=dbn.SType.RAW_SYMBOL, stype_in_symbol=sym,
             stype_out=dbn.SType.INSTRUMENT_ID, stype_out_symbol=sym, start_ts=now, end_ts=now + 86_400 * NS,
         ))  # fmt: skip
     conn.sendall(out)
     n = int(rate * seconds)
-    dtype = np.dtype(dbn.TradeMsg._dtypes)  # type: ignore[attr-defined]
+    dtype = np.dtype(dbn.MBP1Msg._dtypes)  # type: ignore[attr-defined]
     a = np.zeros(n, dtype=dtype)
     a["length"] = dtype.itemsize // 4
+    a["rtype"] = 1  # mbp-1
     a["publisher_id"] = 1
-    a["instrument_id"] = 1000 + np.arange(n) % len(SYMBOLS)
-    a["price"] = 100 * 10**9
-    a["size"] = 100
-    a["action"] = b"T"
+    a["instrument_id"] = 1000 + np.arange(n) % len(CONTRACTS)
+    a["price"] = 2 * 10**9
+    a["size"] = 10
+    a["action"] = b"A"
     a["side"] = b"B"
+    a["bid_px_00"], a["ask_px_00"] = 2 * 10**9, 21 * 10**8
+    a["bid_sz_00"], a["ask_sz_00"] = 10, 12
     a["sequence"] = np.arange(n) + 1
     per_tick = max(1, round(rate * tick_s))
     heartbeat = bytes(dbn.SystemMsg(ts_event=now, msg="Heartbeat", code=dbn.SystemCode.HEARTBEAT))
@@ -168,38 +181,51 @@ def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -
 
 
 async def live_latency(bus: object, writer: Writer | None, rate: int, seconds: float) -> dict[str, float]:
-    """One paced session through LiveSource -> bus; returns latency percentiles (microseconds)."""
+    """One paced session through LiveSource -> bus; returns latency percentiles (microseconds).
+
+    Every resource is released on the way out, also when interrupted: the gateway process is
+    killed if it overstays, the consumer cancelled, and the live session bounded in time."""
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     proc = ctx.Process(target=_paced_gateway, args=(q, rate, seconds, 0.001), daemon=True)
     proc.start()
-    port = await asyncio.to_thread(q.get, True, 30)
     lat: list[int] = []
-    group = f"lat{uuid.uuid4().hex[:6]}"
-    await bus.ensure_group("trades", SYMBOLS, group=group, start="$")  # type: ignore[attr-defined]
+    consumer: asyncio.Task[None] | None = None
+    try:
+        port = await asyncio.to_thread(q.get, True, 30)
+        group = f"lat{uuid.uuid4().hex[:6]}"
+        await bus.ensure_group(TOPIC, SYMBOLS, group=group, start="$")  # type: ignore[attr-defined]
 
-    async def consume() -> None:
-        async for d in bus.consume("trades", SYMBOLS, group=group, consumer="c1", start="$"):  # type: ignore[attr-defined]
-            lat.append(time.time_ns() - events_pb2.TradeEvent.FromString(d.payload).ts_event)
-            await bus.ack(d, group=group)  # type: ignore[attr-defined]
+        async def consume() -> None:
+            async for d in bus.consume(TOPIC, SYMBOLS, group=group, consumer="c1", start="$"):  # type: ignore[attr-defined]
+                lat.append(time.time_ns() - events_pb2.OptionQuoteEvent.FromString(d.payload).ts_event)
+                await bus.ack(d, group=group)  # type: ignore[attr-defined]
 
-    consumer = asyncio.create_task(consume())
-    src = LiveSource(
-        Pipeline(writer=writer, bus=bus, source=1, build_bars=False), key="db-" + "L" * 29, dataset="XNAS.ITCH",
-        symbols=SYMBOLS, schemas=["trades"], gateway="127.0.0.1", port=port, is_market_open=lambda: False,
-    )  # fmt: skip
-    t = time.perf_counter()
-    await src.run()
-    elapsed = time.perf_counter() - t
-    n = int(rate * seconds)
-    for _ in range(200):
-        if len(lat) >= n:
-            break
-        await asyncio.sleep(0.01)
-    consumer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await consumer
-    await asyncio.to_thread(proc.join, 10)
+        consumer = asyncio.create_task(consume())
+        src = LiveSource(
+            Pipeline(writer=writer, bus=bus, source=1, build_bars=False), key="db-" + "L" * 29,
+            dataset="OPRA.PILLAR", symbols=CONTRACTS, schemas=["mbp-1"], gateway="127.0.0.1", port=port,
+            is_market_open=lambda: False,
+        )  # fmt: skip
+        t = time.perf_counter()
+        await asyncio.wait_for(src.run(), seconds + SESSION_SLACK_S)
+        elapsed = time.perf_counter() - t
+        n = int(rate * seconds)
+        for _ in range(200):
+            if len(lat) >= n:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+        await asyncio.to_thread(proc.join, 10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if not lat:
+        raise RuntimeError(f"no {TOPIC} event reached the consumer (is {TOPIC} still published?)")
     x = np.array(lat[len(lat) // 10 :], dtype=np.float64) / 1000.0  # first 10%: warm-up
     return {
         "n": float(len(lat)),
@@ -220,22 +246,29 @@ async def latency_table(args: argparse.Namespace, dsn: str | None, tmp: Path) ->
         buses.append(("Redis Streams", rb))
     except Exception as exc:
         print(f"Redis at {args.redis} not reachable ({exc}); Redis Streams latency skipped")
-    for name, bus in buses:
-        for with_writer in (False, True) if dsn else (False,):
-            w = None
-            if with_writer and dsn:
-                w = Writer(dsn, spill_dir=tmp / f"spill-{name[:5]}", flush_interval_s=0.25)
-                await w.start()
-            r = await live_latency(bus, w, args.rate, args.seconds)
-            if w is not None:
-                await w.close()
-            label = f"{name}{' + PostgreSQL writer' if with_writer else ''}"
-            rows.append((label, r))
-        if isinstance(bus, RedisStreamsBus):
-            keys = [k async for k in bus.redis.scan_iter(match=f"{ns}:*")]
-            if keys:
-                await bus.redis.delete(*keys)
-        await bus.close()  # type: ignore[attr-defined]
+    try:
+        for name, bus in buses:
+            for with_writer in (False, True) if dsn else (False,):
+                w = None
+                if with_writer and dsn:
+                    w = Writer(dsn, spill_dir=tmp / f"spill-{name[:5]}", flush_interval_s=0.25)
+                    await w.start()
+                try:
+                    r = await live_latency(bus, w, args.rate, args.seconds)
+                finally:
+                    if w is not None:
+                        await w.close()
+                label = f"{name}{' + PostgreSQL writer' if with_writer else ''}"
+                rows.append((label, r))
+    finally:  # the scratch keys go, also on Ctrl-C or an error
+        for _name, bus in buses:
+            if isinstance(bus, RedisStreamsBus):
+                with contextlib.suppress(Exception):
+                    keys = [k async for k in bus.redis.scan_iter(match=f"{ns}:*")]
+                    if keys:
+                        await bus.redis.delete(*keys)
+            with contextlib.suppress(Exception):
+                await bus.close()  # type: ignore[attr-defined]
     print()
     print(f"Live path latency, gateway send -> bus consumer receive, {args.rate:,} records/s for {args.seconds:g} s")
     print("| path | records | achieved rec/s | p50 (ms) | p99 (ms) | max (ms) |")

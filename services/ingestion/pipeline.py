@@ -4,19 +4,27 @@ For each batch (from :mod:`aiots.services.ingestion.normalize`):
 
 1. when the stream has no OHLCV schema, 1s and 1m bars are built from its trades
    (:class:`BarBuilder`); closed bars join the batch (stored in bars_1s/bars_1m);
-2. the batch goes to the storage writer (bounded queue: this ``await`` is the backpressure);
-3. the latest trade/quote per stock updates the cache's PriceBook (optional dependency;
+2. the latest trade/quote per stock updates the cache's PriceBook (optional dependency;
    per symbol and batch: first, low, high and last trade so last/high/low/volume stay exact);
-4. events go on the bus (``aiots.v1.events_pb2``) for the topics some service consumes
+3. events go on the bus (``aiots.v1.events_pb2``) for the topics some service consumes
    (:mod:`aiots.services.common.topics`): ``bars:1m`` (closed bars) keyed by ticker and
    ``options:quotes`` keyed by the UNDERLYING ticker (so a chain stays on one ordered stream).
-   Trades, stock quotes and 1s bars are stored, not published (no service reads them as events).
+   Trades, stock quotes and 1s bars are stored, not published (no service reads them as events);
+4. the batch goes to the storage writer (bounded queue: this ``await`` is the backpressure).
+
+The bus comes before storage, so a record is published as soon as it is decoded and never waits
+for the writer. File sources keep the writer's backpressure on decode (memory stays bounded). A
+live source cannot slow the exchange down, so it calls :meth:`Pipeline.detach_writer`: batches go
+to the writer through a feeder task, and the writer's backpressure stops at that task (the queue
+in front of it is what PostgreSQL owes; the writer spills to disk when PostgreSQL is away).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 import numpy as np
@@ -66,6 +74,44 @@ class Pipeline:
         # so option quote events carry what contract selection filters on.
         self._oi: dict[str, float] = {}
         self._opt_volume: dict[str, tuple[int, float]] = {}
+        #: per option symbol code: (OCC symbol, underlying ticker, contract message), built once
+        self._contract: dict[int, tuple[str, str, common_pb2.OptionContract]] = {}
+        # detach_writer(): batches owed to the writer and the task that hands them over
+        self._owed: deque[Batch] = deque()
+        self._owed_event: asyncio.Event | None = None
+        self._feeder: asyncio.Task[None] | None = None
+
+    def detach_writer(self) -> None:
+        """Hand batches to the writer from a feeder task, so the writer's backpressure never
+        delays publishing (live sources). Needs a running event loop; idempotent."""
+        if self._feeder is None and self.writer is not None:
+            self._owed_event = asyncio.Event()
+            self._feeder = asyncio.ensure_future(self._feed_writer())
+
+    @property
+    def owed(self) -> int:
+        """Batches decoded and published but not yet taken by the writer (detached mode)."""
+        return len(self._owed)
+
+    async def _feed_writer(self) -> None:
+        assert self._owed_event is not None
+        while True:
+            await self._owed_event.wait()
+            self._owed_event.clear()
+            while self._owed:
+                await self.writer.put(self._owed[0])  # the writer's backpressure waits here only
+                self._owed.popleft()
+
+    async def attach_writer(self) -> None:
+        """Hand every owed batch to the writer, then stop the feeder (back to direct puts)."""
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        while self._owed:
+            await self.writer.put(self._owed[0])
+            self._owed.popleft()
 
     def _route_of(self, code: int) -> tuple[str, str, str]:
         """(symbol, trade topic, bus key) of a symbol code: options go to options:trades keyed by underlying."""
@@ -131,9 +177,6 @@ class Pipeline:
     async def _emit(self, batch: Batch) -> None:
         if self.prices is not None:
             await self._fill_underlying(batch)
-        if self.writer is not None:
-            await self.writer.put(batch)
-        if self.prices is not None:
             try:
                 await self._update_prices(batch)
             except Exception:
@@ -144,6 +187,12 @@ class Pipeline:
             except Exception:
                 self.bus_errors += 1
                 log.exception("bus publish failed")
+        if self.writer is not None:
+            if self._feeder is not None and self._owed_event is not None:
+                self._owed.append(batch)
+                self._owed_event.set()
+            else:
+                await self.writer.put(batch)
 
     async def _update_prices(self, batch: Batch) -> None:
         t = batch.columns.get("trades")
@@ -227,6 +276,8 @@ class Pipeline:
                 )
         o = batch.columns.get("option_quotes")
         if o is not None:
+            oq = by_topic["options:quotes"]
+            oq_event, opt_volume, oi = events_pb2.OptionQuoteEvent, self._opt_volume, self._oi
             for c, u, ts, bid, ask, bs, az, up in zip(
                 o["sym"].tolist(),
                 o["und"].tolist(),
@@ -238,30 +289,23 @@ class Pipeline:
                 o["underlying_price"].tolist(),
                 strict=True,
             ):
-                sym = SYMBOLS.symbol(c)
-                inf = instrument_info(sym)
-                vday, vol = self._opt_volume.get(sym, (0, 0.0))
-                contract = common_pb2.OptionContract(
-                    occ_symbol=sym, underlying=inf.underlying, strike=inf.strike or 0.0,
-                    expiry=inf.expiry.isoformat() if inf.expiry else "",
-                    right=common_pb2.OPTION_RIGHT_CALL if inf.right == "C" else common_pb2.OPTION_RIGHT_PUT,
-                    multiplier=inf.multiplier, style=common_pb2.EXERCISE_STYLE_AMERICAN,
-                )  # fmt: skip
-                by_topic["options:quotes"].append(
+                sym, und, contract = self._contract.get(c) or self._contract_of(c, u)
+                vday, vol = opt_volume.get(sym, _NO_VOLUME)
+                oq.append(
                     (
-                        SYMBOLS.symbol(u),
-                        events_pb2.OptionQuoteEvent(
+                        und,
+                        oq_event(
                             symbol=sym,
                             ts_event=ts,
                             source=src,
                             contract=contract,
-                            bid=_z(bid),
-                            ask=_z(ask),
+                            bid=bid if bid == bid else 0.0,
+                            ask=ask if ask == ask else 0.0,
                             bid_size=bs,
                             ask_size=az,
-                            underlying_price=_z(up),
-                            volume=vol if vday == session_key(ts) else 0.0,
-                            open_interest=self._oi.get(sym, 0.0),
+                            underlying_price=up if up == up else 0.0,
+                            volume=vol if vday and vday == session_key(ts) else 0.0,
+                            open_interest=oi.get(sym, 0.0),
                         ),
                     )
                 )
@@ -286,6 +330,22 @@ class Pipeline:
         for topic, items in by_topic.items():
             await self.bus.publish_many(topic, items)
             self.published += len(items)
+
+    def _contract_of(self, code: int, und_code: int) -> tuple[str, str, common_pb2.OptionContract]:
+        """(OCC symbol, underlying ticker, contract message) of an option symbol code (cached)."""
+        sym = SYMBOLS.symbol(code)
+        inf = instrument_info(sym)
+        contract = common_pb2.OptionContract(
+            occ_symbol=sym, underlying=inf.underlying, strike=inf.strike or 0.0,
+            expiry=inf.expiry.isoformat() if inf.expiry else "",
+            right=common_pb2.OPTION_RIGHT_CALL if inf.right == "C" else common_pb2.OPTION_RIGHT_PUT,
+            multiplier=inf.multiplier, style=common_pb2.EXERCISE_STYLE_AMERICAN,
+        )  # fmt: skip
+        r = self._contract[code] = (sym, SYMBOLS.symbol(und_code), contract)
+        return r
+
+
+_NO_VOLUME = (0, 0.0)
 
 
 def session_key(ts_ns: int) -> int:

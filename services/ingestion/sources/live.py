@@ -17,7 +17,9 @@ inbox and wakes the event loop once per burst), not its async iterator, whose pe
 and await cost ~3x the CPU (the iterator tops out near 50k records/s on this machine, the callback
 near 140k). The loop takes everything in the inbox as one batch (at most ``max_batch`` records
 per normalise call) and publishes it at once: a record waits for the records decoded with it,
-never for a timer. Options (``include_options``) are a second session on OPRA with parent
+never for a timer, and never for storage (the pipeline publishes before it stores, and hands
+batches to the writer from a feeder task: :meth:`Pipeline.detach_writer`). Options
+(``include_options``) are a second session on OPRA with parent
 symbology (``AAPL.OPT``, ``stype_in="parent"``); :class:`LiveGroup` runs both as one job.
 """
 
@@ -174,6 +176,7 @@ class LiveSource:
     async def run(self) -> None:
         """Sessions with reconnect/backoff and gap backfill until :meth:`stop` or an auth failure."""
         backoff = self.backoff_s
+        self.pipeline.detach_writer()  # the exchange can't be slowed: storage never delays the bus
         try:
             while not self._stop.is_set():
                 try:
@@ -195,6 +198,7 @@ class LiveSource:
         finally:
             for t in list(self._tasks):
                 t.cancel()
+            await self.pipeline.attach_writer()  # what was decoded reaches the writer
 
     async def _watchdog(self, client: Any) -> None:
         """Terminate a session that received nothing (not even a heartbeat) for ``silence_s``."""
