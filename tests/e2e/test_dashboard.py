@@ -240,3 +240,27 @@ def test_401_shows_the_gateways_message(browser: Any, stack: DashboardStack) -> 
         assert re.search(r"No token: open the one-click link", text), text
     finally:
         p.close()
+
+
+def test_a_viewer_reads_every_page_without_errors_and_gets_no_forms(browser: Any, stack: DashboardStack) -> None:
+    token = stack.issue_token("viewer")  # `aiots token --role viewer`, as a user gets one
+    p = browser.new_page()
+    console = Console()
+    console.attach(p)
+    try:
+        p.goto(f"{stack.url}/#token={token}")
+        assert p.wait_for_selector("[data-testid=role]", timeout=LOAD_TIMEOUT_MS).inner_text() == "viewer"
+        for name, ready in PAGES.items():
+            visit(p, f"#/{name}", ready)
+            p.wait_for_timeout(SETTLE_MS)
+        # streams and writes need trader: the viewer's page polls and shows no forms (no 403s)
+        visit(p, "#/signals", PAGES["signals"])
+        p.wait_for_selector("[data-testid=stream-state]:has-text('viewer')", timeout=LOAD_TIMEOUT_MS)
+        visit(p, "#/portfolio", PAGES["portfolio"])
+        assert p.locator("[data-testid=order-form], [data-testid=create-account]").count() == 0
+        visit(p, "#/backtests", PAGES["backtests"])
+        assert p.locator("[data-testid=bt-form]").count() == 0
+        assert p.locator("#notice:not([hidden])").count() == 0
+        assert not console.errors, console.errors
+    finally:
+        p.close()

@@ -11,6 +11,7 @@ type Signal = Msg<"aiots.v1.Signal">;
 const SUBSCRIBE = "/api/v1/signals/subscribe" as const;
 const MAX_ROWS = 200;
 const STATS_REFRESH_MS = 30_000;
+const POLL_MS = 5_000;
 
 export const short = (e: string | undefined, prefix: string): string => (e ?? "").replace(prefix, "").toLowerCase();
 
@@ -188,6 +189,28 @@ export const signalsPage: Page = {
       } catch (err) {
         if (ctl.signal.aborted) return;
         listBox.prepend(errorBox(err));
+      }
+      if (!ctx.session.can("trader")) {
+        // SubscribeSignals needs the trader role (the gateway's role table): a viewer polls
+        state.textContent = `viewer: refreshed every ${POLL_MS / 1000} s (the live stream needs the trader role)`;
+        const poll = async (): Promise<void> => {
+          if (ctl.signal.aborted) return;
+          try {
+            const r = await unwrap(
+              client.GET("/api/v1/signals", {
+                params: { query: { symbols, strategies, min_confidence: minConf || undefined, "page.page_size": 50 } },
+                signal: ctl.signal,
+              }),
+            );
+            for (const s of r.signals ?? []) list = mergeSignal(list, s);
+            redraw();
+          } catch {
+            /* shown on the next successful poll or by the auth notice */
+          }
+        };
+        const t = setInterval(() => void poll(), POLL_MS);
+        ctl.signal.addEventListener("abort", () => clearInterval(t));
+        return;
       }
       // resume point: the newest id seen (ULIDs sort by time), else the time the list was read
       let since = list.length ? (list[0].id ?? startedAt) : startedAt;
