@@ -223,32 +223,40 @@ def bs_price(S, K, T, r, sigma, q=0.0, is_call=True):
     return _finish(out, shape)
 
 
-def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
-    shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call, "F" if black else "S")
+cdef void _pg_drive(int which, list f, list st, bint black, Py_ssize_t n, double* out, int width):
+    """Run the vectorised price + Greeks loop (_opt_european.pxi) over n rows of out, in parallel
+    chunks of PG_CHUNK rows when n >= PAR_MIN_LIGHT. black: q is r (Black-76)."""
     cdef const double[::1] a0 = f[0], a1 = f[1], a2 = f[2], a3 = f[3], a4 = f[4], a5 = f[5]
     cdef const unsigned char[::1] a6 = f[6]
     cdef Py_ssize_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3], s4 = st[4], s5 = st[5], s6 = st[6]
+    cdef const double* pq = &a3[0] if black else &a5[0]
+    cdef Py_ssize_t sq = s3 if black else s5
+    cdef Py_ssize_t c, nchunk = (n + PG_CHUNK - 1) // PG_CHUNK, hi
+    if n == 0:
+        return
+    with nogil:
+        if n >= PAR_MIN_LIGHT:
+            for c in prange(nchunk, schedule="dynamic", chunksize=1):
+                hi = (c + 1) * PG_CHUNK
+                _pg_run(which, &a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, pq, sq, &a4[0], s4, &a6[0], s6,
+                        c * PG_CHUNK, hi if hi < n else n, out, width, FUSED_CANCEL, FUSED_TINY, _bs_price_cb)
+        else:
+            _pg_run(which, &a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, pq, sq, &a4[0], s4, &a6[0], s6,
+                    0, n, out, width, FUSED_CANCEL, FUSED_TINY, _bs_price_cb)
+
+
+def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
+    shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call, "F" if black else "S")
     out = np.empty(n, dtype=GREEKS_DTYPE)
     cdef double[:, ::1] o = out.view(np.float64).reshape(n, 14)
     cdef Py_ssize_t i, nn = n
-    cdef double qq
-    with nogil:
-        if nn >= PAR_MIN_LIGHT:
-            for i in prange(nn, schedule="dynamic", chunksize=2048):
-                qq = a3[i * s3] if black else a5[i * s5]
-                _bs_greeks1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], qq, a4[i * s4],
-                            a6[i * s6] != 0, &o[i, 0])
-                if black:
-                    o[i, 3] = o[i, 3] + o[i, 4]
-                    o[i, 4] = 0.0 * o[i, 4]
-        else:
+    if nn:
+        _pg_drive(PG_G14, f, st, black, nn, &o[0, 0], 14)
+    if black:
+        with nogil:
             for i in range(nn):
-                qq = a3[i * s3] if black else a5[i * s5]
-                _bs_greeks1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], qq, a4[i * s4],
-                            a6[i * s6] != 0, &o[i, 0])
-                if black:
-                    o[i, 3] = o[i, 3] + o[i, 4]
-                    o[i, 4] = 0.0 * o[i, 4]
+                o[i, 3] = o[i, 3] + o[i, 4]
+                o[i, 4] = 0.0 * o[i, 4]
     return _finish(out, shape)
 
 
@@ -262,21 +270,10 @@ def bs_price_greeks(S, K, T, r, sigma, q=0.0, is_call=True, third_order=False):
     """
     shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call)
     cdef int nout = 15 if third_order else 11
-    cdef const double[::1] a0 = f[0], a1 = f[1], a2 = f[2], a3 = f[3], a4 = f[4], a5 = f[5]
-    cdef const unsigned char[::1] a6 = f[6]
-    cdef Py_ssize_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3], s4 = st[4], s5 = st[5], s6 = st[6]
     out = np.empty(n, dtype=PRICE_GREEKS3_DTYPE if third_order else PRICE_GREEKS2_DTYPE)
     cdef double[:, ::1] o = out.view(np.float64).reshape(n, nout)
-    cdef Py_ssize_t i, nn = n
-    with nogil:
-        if nn >= PAR_MIN_LIGHT:
-            for i in prange(nn, schedule="dynamic", chunksize=2048):
-                _bs_pg1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4], a6[i * s6] != 0,
-                        nout, &o[i, 0])
-        else:
-            for i in range(nn):
-                _bs_pg1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4], a6[i * s6] != 0,
-                        nout, &o[i, 0])
+    if n:
+        _pg_drive(PG_P15 if third_order else PG_P11, f, st, False, n, &o[0, 0], nout)
     return _finish(out, shape)
 
 
