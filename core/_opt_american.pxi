@@ -61,23 +61,43 @@ cdef bint _bs_gamma_terms(double lnS, double T, double t1, double g, double lnI1
     cdef double l2 = 2.0 * lnI2 - lnS - lnI1  # ln(I2^2 / (S I1))
     cdef double e1 = (l1 + dt1) / vs1, e2 = (l2 + dt1) / vs1
     cdef double e3 = (l1 - dt1) / vs1, e4 = (l2 - dt1) / vs1
-    cdef double pe1 = norm_cdf(-e1), pe2 = norm_cdf(-e2), pe3 = norm_cdf(-e3), pe4 = norm_cdf(-e4)
-    cdef double w2 = exp(p2), w3 = exp(p3), w4 = exp(p4)
     cdef double sc = g * (lnS - lnref)
-    cdef double pre = exp(lam * T + sc)
     cdef double lnH, f1, f2, f3, f4
+    cdef double z[12]
+    cdef double pz[12]
+    cdef double ex[5]
+    cdef double ew[5]
     cdef int j
-    phi12[0] = exp(lam * t1 + sc) * (pe1 - w2 * pe2)
+    # every normal and exponential of this term in two short vectorised calls
+    z[0] = -e1
+    z[1] = -e2
+    z[2] = -e3
+    z[3] = -e4
     for j in range(nh):
         lnH = lnHa if j == 0 else lnHb
-        f1 = (lnS - lnH + dT) / vs2
-        f2 = (2.0 * lnI2 - lnS - lnH + dT) / vs2
-        f3 = (2.0 * lnI1 - lnS - lnH + dT) / vs2
-        f4 = (lnS + 2.0 * (lnI1 - lnI2) - lnH + dT) / vs2
-        psi[j] = pre * (bvn_golden(e1, f1, pe1, norm_cdf(-f1), 0)
-                        - w2 * bvn_golden(e2, f2, pe2, norm_cdf(-f2), 0)
-                        - w3 * bvn_golden(e3, f3, pe3, norm_cdf(-f3), 1)
-                        + w4 * bvn_golden(e4, f4, pe4, norm_cdf(-f4), 1))
+        z[4 + 4 * j] = -(lnS - lnH + dT) / vs2
+        z[5 + 4 * j] = -(2.0 * lnI2 - lnS - lnH + dT) / vs2
+        z[6 + 4 * j] = -(2.0 * lnI1 - lnS - lnH + dT) / vs2
+        z[7 + 4 * j] = -(lnS + 2.0 * (lnI1 - lnI2) - lnH + dT) / vs2
+    _ncdf_n(z, pz, 4 + 4 * nh)
+    ex[0] = p2
+    ex[1] = p3
+    ex[2] = p4
+    ex[3] = lam * T + sc
+    ex[4] = lam * t1 + sc
+    _exp_n(ex, ew, 5)
+    cdef double pe1 = pz[0], pe2 = pz[1], pe3 = pz[2], pe4 = pz[3]
+    cdef double w2 = ew[0], w3 = ew[1], w4 = ew[2], pre = ew[3]
+    phi12[0] = ew[4] * (pe1 - w2 * pe2)
+    for j in range(nh):
+        f1 = -z[4 + 4 * j]
+        f2 = -z[5 + 4 * j]
+        f3 = -z[6 + 4 * j]
+        f4 = -z[7 + 4 * j]
+        psi[j] = pre * (bvn_golden(e1, f1, pe1, pz[4 + 4 * j], 0)
+                        - w2 * bvn_golden(e2, f2, pe2, pz[5 + 4 * j], 0)
+                        - w3 * bvn_golden(e3, f3, pe3, pz[6 + 4 * j], 1)
+                        + w4 * bvn_golden(e4, f4, pe4, pz[7 + 4 * j], 1))
     return True
 
 

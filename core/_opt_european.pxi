@@ -123,25 +123,6 @@ cdef inline void _bs_pg1(double S, double K, double T, double r, double q, doubl
 
 cdef extern from *:
     """
-    #include <math.h>
-    #include <stdlib.h>
-    #include <string.h>
-    #if defined(AIOTS_HAVE_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-    #define AIOTS_VMATH 1
-    /* Same symbols as libm's exp/log/erfc, declared with GCC's simd attribute: inside an `omp simd`
-     * loop the vectoriser calls the libmvec variants (_ZGVdN4v_exp ...); scalar code elsewhere in
-     * this file keeps calling the correctly rounded scalar functions. */
-    double aiots_vexp(double) __asm__("exp") __attribute__((simd("notinbranch"), const, nothrow));
-    double aiots_vlog(double) __asm__("log") __attribute__((simd("notinbranch"), const, nothrow));
-    double aiots_verfc(double) __asm__("erfc") __attribute__((simd("notinbranch"), const, nothrow));
-    #define AIOTS_OMP_SIMD _Pragma("omp simd")
-    #else
-    #define AIOTS_VMATH 0
-    #define aiots_vexp exp
-    #define aiots_vlog log
-    #define aiots_verfc erfc
-    #define AIOTS_OMP_SIMD
-    #endif
     #define AIOTS_PG_BLK 256
     typedef double (*aiots_price_fn)(double, double, double, double, double, double, int);
 
