@@ -25,17 +25,34 @@ cdef inline double _expcdf(double p, double z) noexcept nogil:
     return INFINITY
 
 
-cdef double _bs_phi(double lnS, double T, double g, double lnH, double lnI, double r, double b, double v,
-                    double lnref) noexcept nogil:
-    """Bjerksund-Stensland phi(S, T | g, H, I) / ref^g: the value of S_T^g paid at T if S_T <= H and S
-    stays below I until T (so H <= I), in log space; exp(lambda T) (S/ref)^g [Phi(d) - (I/S)^kappa
-    Phi(d - 2 ln(I/S) / (v sqrt T))], d = -(ln(S/H) + (b + (g - 1/2) v^2) T) / (v sqrt T)."""
+cdef void _bs_phi_n(double lnS, double T, const double* g, const double* lnH, const double* lnI, double r,
+                    double b, double v, const double* lnref, double* out, int n) noexcept nogil:
+    """Bjerksund-Stensland phi(S, T | g, H, I) / ref^g for n (<= 6) sets (g, H, I, ref) at one S and T:
+    the value of S_T^g paid at T if S_T <= H and S stays below I until T (so H <= I), in log space;
+    exp(lambda T) (S/ref)^g [Phi(d) - (I/S)^kappa Phi(d - 2 ln(I/S) / (v sqrt T))],
+    d = -(ln(S/H) + (b + (g - 1/2) v^2) T) / (v sqrt T). The 2n normals and 2n exponentials go in two
+    short vectorised calls (a weight exponent past 700 takes _expcdf's log-space tail instead)."""
     cdef double vsq = v * v, vst = v * sqrt(T)
-    cdef double lam = (-r + g * b + 0.5 * g * (g - 1.0) * vsq) * T
-    cdef double d = -((lnS - lnH) + (b + (g - 0.5) * vsq) * T) / vst
-    cdef double kappa = 2.0 * b / vsq + (2.0 * g - 1.0)
-    cdef double lis = lnI - lnS
-    return exp(lam + g * (lnS - lnref)) * (norm_cdf(d) - _expcdf(kappa * lis, d - 2.0 * lis / vst))
+    cdef double z[12]
+    cdef double pz[12]
+    cdef double x[12]
+    cdef double ex[12]
+    cdef double lis, kappa, d
+    cdef int i
+    cdef bint tail = False
+    for i in range(n):
+        d = -((lnS - lnH[i]) + (b + (g[i] - 0.5) * vsq) * T) / vst
+        kappa = 2.0 * b / vsq + (2.0 * g[i] - 1.0)
+        lis = lnI[i] - lnS
+        z[i] = d
+        z[n + i] = d - 2.0 * lis / vst
+        x[i] = (-r + g[i] * b + 0.5 * g[i] * (g[i] - 1.0) * vsq) * T + g[i] * (lnS - lnref[i])
+        x[n + i] = kappa * lis
+        tail = tail or x[n + i] >= 700.0
+    _ncdf_n(z, pz, 2 * n)
+    _exp_n(x, ex, 2 * n)
+    for i in range(n):
+        out[i] = ex[i] * (pz[i] - (ex[n + i] * pz[n + i] if not tail else _expcdf(x[n + i], z[n + i])))
 
 
 cdef bint _bs_gamma_terms(double lnS, double T, double t1, double g, double lnI1, double lnI2, double r,
@@ -136,9 +153,23 @@ cdef double _bs2002_call(double S, double K, double T, double r, double b, doubl
             and _bs_gamma_terms(lS, T, t1, 1.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p1, s1)
             and _bs_gamma_terms(lS, T, t1, 0.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p0, s0)):
         return NAN  # ill-conditioned (see _bs_gamma_terms): the caller keeps the 1993 policy
-    return ((i2 - K) * exp(beta * (lS - l2)) - (i2 - K) * _bs_phi(lS, t1, beta, l2, l2, r, b, v, l2)
-            + _bs_phi(lS, t1, 1.0, l2, l2, r, b, v, 0.0) - p1
-            - K * _bs_phi(lS, t1, 0.0, l2, l2, r, b, v, 0.0) + K * p0
+    cdef double pg[3]
+    cdef double ph[3]
+    cdef double pr_[3]
+    cdef double po[3]
+    pg[0] = beta
+    pg[1] = 1.0
+    pg[2] = 0.0
+    ph[0] = l2
+    ph[1] = l2
+    ph[2] = l2
+    pr_[0] = l2
+    pr_[1] = 0.0
+    pr_[2] = 0.0
+    _bs_phi_n(lS, t1, pg, ph, ph, r, b, v, pr_, po, 3)
+    return ((i2 - K) * exp(beta * (lS - l2)) - (i2 - K) * po[0]
+            + po[1] - p1
+            - K * po[2] + K * p0
             + (i1 - K) * pb - (i1 - K) * sb[0]
             + s1[0] - s1[1] - K * s0[0] + K * s0[1])
 
@@ -153,9 +184,35 @@ cdef double _bs1993_call(double S, double K, double T, double r, double b, doubl
     if S >= i:
         return S - K
     cdef double lS = log(S), lK = log(K), li = log(i)
-    return ((i - K) * exp(beta * (lS - li)) - (i - K) * _bs_phi(lS, T, beta, li, li, r, b, v, li)
-            + _bs_phi(lS, T, 1.0, li, li, r, b, v, 0.0) - _bs_phi(lS, T, 1.0, lK, li, r, b, v, 0.0)
-            - K * _bs_phi(lS, T, 0.0, li, li, r, b, v, 0.0) + K * _bs_phi(lS, T, 0.0, lK, li, r, b, v, 0.0))
+    cdef double pg[5]
+    cdef double ph[5]
+    cdef double pi_[5]
+    cdef double pr_[5]
+    cdef double po[5]
+    pg[0] = beta
+    pg[1] = 1.0
+    pg[2] = 1.0
+    pg[3] = 0.0
+    pg[4] = 0.0
+    ph[0] = li
+    ph[1] = li
+    ph[2] = lK
+    ph[3] = li
+    ph[4] = lK
+    pi_[0] = li
+    pi_[1] = li
+    pi_[2] = li
+    pi_[3] = li
+    pi_[4] = li
+    pr_[0] = li
+    pr_[1] = 0.0
+    pr_[2] = 0.0
+    pr_[3] = 0.0
+    pr_[4] = 0.0
+    _bs_phi_n(lS, T, pg, ph, pi_, r, b, v, pr_, po, 5)
+    return ((i - K) * exp(beta * (lS - li)) - (i - K) * po[0]
+            + po[1] - po[2]
+            - K * po[3] + K * po[4])
 
 
 cdef double _bs1993(double S, double K, double T, double r, double q, double v, bint call) noexcept nogil:
