@@ -250,7 +250,7 @@ cdef double _baw(double S, double K, double T, double r, double q, double v, bin
     if _bad(S, K, T, r, q, v):
         return NAN
     cdef double dd = exp(-q * T), rd = exp(-r * T), var = v * v * T, sv = sqrt(var)
-    cdef double n, m, bT, qu, su, hh, si, fwd, d1, kk, euro, Q, lhs, rhs, bi, a
+    cdef double n, m, bT, qu, su, hh, si, fwd, d1, kk, euro, Q, lhs, rhs, bi, a, n1, n2
     cdef int _it
     # no (or a vanishing, qT or rT below 1e-12) reason to exercise early: the seed and the critical
     # price iteration break down as the premium -> 0 (q = 2.2e-16 gave NaN), so return the European
@@ -279,20 +279,24 @@ cdef double _baw(double S, double K, double T, double r, double q, double v, bin
     for _it in range(BAW_MAX_ITER):
         fwd = si * dd / rd
         d1 = (log(fwd / K) + 0.5 * var) / sv
-        euro = _bs_price1(si, K, T, r, q, v, call)
+        # the critical price is solved to 1e-6 of K: the plain Black formula (QuantLib's here too)
+        # is exact enough, and shares N(d1) with rhs and bi
+        n1 = norm_cdf(d1 if call else -d1)
+        n2 = norm_cdf(d1 - sv if call else sv - d1)
+        euro = (si * dd * n1 - K * rd * n2) if call else (K * rd * n2 - si * dd * n1)
         if call:
             Q = (-(n - 1.0) + sqrt((n - 1.0) * (n - 1.0) + 4.0 * kk)) / 2.0
             lhs = si - K
-            rhs = euro + (1.0 - dd * norm_cdf(d1)) * si / Q
-            bi = dd * norm_cdf(d1) * (1.0 - 1.0 / Q) + (1.0 - dd * norm_pdf(d1) / sv) / Q
+            rhs = euro + (1.0 - dd * n1) * si / Q
+            bi = dd * n1 * (1.0 - 1.0 / Q) + (1.0 - dd * norm_pdf(d1) / sv) / Q
             if fabs(lhs - rhs) / K <= BAW_TOL:
                 break
             si = (K + rhs - bi * si) / (1.0 - bi)
         else:
             Q = (-(n - 1.0) - sqrt((n - 1.0) * (n - 1.0) + 4.0 * kk)) / 2.0
             lhs = K - si
-            rhs = euro - (1.0 - dd * norm_cdf(-d1)) * si / Q
-            bi = -dd * norm_cdf(-d1) * (1.0 - 1.0 / Q) - (1.0 + dd * norm_pdf(-d1) / sv) / Q
+            rhs = euro - (1.0 - dd * n1) * si / Q
+            bi = -dd * n1 * (1.0 - 1.0 / Q) - (1.0 + dd * norm_pdf(-d1) / sv) / Q
             if fabs(lhs - rhs) / K <= BAW_TOL:
                 break
             si = (K - rhs + bi * si) / (1.0 + bi)
