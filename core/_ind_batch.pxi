@@ -782,48 +782,93 @@ cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t 
             idx = 0
 
 
+cdef inline Py_ssize_t _min_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
+    """Minimum of x[a..b] and the last index holding it. Four independent accumulators (selects, not
+    branches) keep the loop-carried chain a quarter as long as one running minimum; comparisons
+    with NaN are false, so a NaN is never picked unless x[a] is NaN (then x[a], index a), as in
+    TA-Lib's rescans."""
+    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
+    cdef Py_ssize_t i = a + 1
+    while i + 3 <= b:
+        t = x[i]
+        m0 = t if t < m0 else m0
+        t = x[i + 1]
+        m1 = t if t < m1 else m1
+        t = x[i + 2]
+        m2 = t if t < m2 else m2
+        t = x[i + 3]
+        m3 = t if t < m3 else m3
+        i += 4
+    while i <= b:
+        t = x[i]
+        m0 = t if t < m0 else m0
+        i += 1
+    m0 = m1 if m1 < m0 else m0
+    m2 = m3 if m3 < m2 else m2
+    m0 = m2 if m2 < m0 else m0
+    i = b
+    while i > a and not (x[i] == m0):
+        i -= 1
+    val[0] = m0
+    return i
+
+
+cdef inline Py_ssize_t _max_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
+    """Maximum of x[a..b] and the last index holding it (see _min_last)."""
+    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
+    cdef Py_ssize_t i = a + 1
+    while i + 3 <= b:
+        t = x[i]
+        m0 = t if t > m0 else m0
+        t = x[i + 1]
+        m1 = t if t > m1 else m1
+        t = x[i + 2]
+        m2 = t if t > m2 else m2
+        t = x[i + 3]
+        m3 = t if t > m3 else m3
+        i += 4
+    while i <= b:
+        t = x[i]
+        m0 = t if t > m0 else m0
+        i += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m0 = m2 if m2 > m0 else m0
+    i = b
+    while i > a and not (x[i] == m0):
+        i -= 1
+    val[0] = m0
+    return i
+
+
 cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                    double* out) noexcept nogil:
-    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
-    cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
+    """TA_WILLR's window extremes (only their values reach the output, so the rescan when an
+    extreme leaves the window may keep the last rather than the first occurrence: fewer rescans)."""
+    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1
+    cdef double lowest = 0.0, highest = 0.0, diff, tmp, q
+    cdef bint lo_new, hi_new, live
     _nan(out, 0, today if today < n else n)
     while today < n:
-        tmp = lw[today]
+        # a new extreme at today is a coin flip on price data: selects, not branches
         if lowest_idx < trailing:
-            lowest_idx = trailing
-            lowest = lw[lowest_idx]
-            i = lowest_idx + 1
-            while i <= today:
-                tmp = lw[i]
-                if tmp < lowest:
-                    lowest_idx = i
-                    lowest = tmp
-                i += 1
-            diff = (highest - lowest) * -0.01
-        elif tmp <= lowest:
-            lowest_idx = today
-            lowest = tmp
-            diff = (highest - lowest) * -0.01
-        tmp = h[today]
-        if highest_idx < trailing:
-            highest_idx = trailing
-            highest = h[highest_idx]
-            i = highest_idx + 1
-            while i <= today:
-                tmp = h[i]
-                if tmp > highest:
-                    highest_idx = i
-                    highest = tmp
-                i += 1
-            diff = (highest - lowest) * -0.01
-        elif tmp >= highest:
-            highest_idx = today
-            highest = tmp
-            diff = (highest - lowest) * -0.01
-        if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-            out[today] = (highest - c[today]) / diff
+            lowest_idx = _min_last(lw, trailing, today, &lowest)
         else:
-            out[today] = 0.0
+            tmp = lw[today]
+            lo_new = tmp <= lowest
+            lowest = tmp if lo_new else lowest
+            lowest_idx = today if lo_new else lowest_idx
+        if highest_idx < trailing:
+            highest_idx = _max_last(h, trailing, today, &highest)
+        else:
+            tmp = h[today]
+            hi_new = tmp >= highest
+            highest = tmp if hi_new else highest
+            highest_idx = today if hi_new else highest_idx
+        diff = (highest - lowest) * -0.01
+        live = not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest))
+        q = (highest - c[today]) / diff
+        out[today] = q if live else 0.0
         trailing += 1
         today += 1
 

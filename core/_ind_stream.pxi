@@ -7,6 +7,8 @@
 
 cimport cython
 
+from collections.abc import Mapping as _Mapping
+
 
 def _restore(cls, tuple params, dict state):
     """Unpickle helper: rebuild with the same parameters, then restore every state field."""
@@ -35,6 +37,34 @@ cdef class _Stream:
     def ready(self):
         """True once the indicator has produced its first value."""
         return self._rdy
+
+    @property
+    def initialized(self):
+        """Same as ``ready`` (NautilusTrader's name): True once the first value is out."""
+        return self._rdy
+
+    def handle_bar(self, bar):
+        """Feed one bar and return what ``update`` returns.
+
+        ``bar``: any object with ``open``/``high``/``low``/``close``/``volume`` attributes (a
+        NautilusTrader ``Bar``, a namedtuple, a dataclass, a pandas row) or a mapping with those
+        keys; values go through ``float()``. The fields read are this indicator's inputs in
+        ``INDICATORS`` (single-input indicators read ``close``; OBV reads close and volume)."""
+        fields = _BAR_FIELDS.get(type(self))
+        if fields is None:
+            raise TypeError(f"{type(self).__name__} has no bar inputs registered")
+        get = bar.__getitem__ if isinstance(bar, _Mapping) else bar.__getattribute__
+        vals = []
+        for f in fields:
+            try:
+                vals.append(float(get(f)))
+            except (KeyError, AttributeError):
+                raise ValueError(f"{type(self).__name__}.handle_bar: bar has no field {f!r} "
+                                 f"(needs {', '.join(fields)})") from None
+            except (TypeError, ValueError):
+                raise ValueError(f"{type(self).__name__}.handle_bar: field {f!r} = {get(f)!r} is "
+                                 "not a number") from None
+        return self.update(*vals)
 
     @property
     def value(self):
