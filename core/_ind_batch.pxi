@@ -1043,10 +1043,68 @@ cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize
         out[i] = greatest
 
 
+cdef extern from *:
+    """
+    /* ATR/NATR after the seed: Wilder smoothing as ONE fused multiply-add per bar,
+     * atr = fma(atr, (p-1)/p, tr/p): a 4-cycle loop-carried chain instead of mul + add (TA-Lib's
+     * wheel is built the same way). Compiled with and without the FMA instruction set and picked
+     * at run time; fma() is correctly rounded, so both copies and the streaming classes (libm fma,
+     * _atr_push) give the same bits. */
+    static inline double aiots_trange1(double high, double low, double prev_close) {
+        double g = high - low, t = fabs(prev_close - high);
+        g = t > g ? t : g;
+        t = fabs(low - prev_close);
+        return t > g ? t : g;
+    }
+    #define AIOTS_ATR_LOOP(NAME, ATTR, FMA)                                                     \
+    static ATTR double NAME(const double* h, const double* l, const double* c, Py_ssize_t from, \
+                            Py_ssize_t n, double atr, double c1, double inv, int norm,           \
+                            double* out) {                                                       \
+        Py_ssize_t i;                                                                            \
+        if (norm) {                                                                              \
+            for (i = from; i < n; i++) {                                                         \
+                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
+                double t = c[i];                                                                 \
+                double v = (atr / t) * 100.0;                                                    \
+                out[i] = (t > -1e-14 && t < 1e-14) ? 0.0 : v;                                    \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (i = from; i < n; i++) {                                                         \
+                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
+                out[i] = atr;                                                                    \
+            }                                                                                    \
+        }                                                                                        \
+        return atr;                                                                              \
+    }
+    AIOTS_ATR_LOOP(aiots_atr_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_ATR_LOOP(aiots_atr_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_atr_have_fma = -1;
+    #endif
+    static double aiots_atr_loop(const double* h, const double* l, const double* c, Py_ssize_t from,
+                                 Py_ssize_t n, double atr, double c1, double inv, int norm,
+                                 double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_atr_have_fma < 0) aiots_atr_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_atr_have_fma) return aiots_atr_fma3(h, l, c, from, n, atr, c1, inv, norm, out);
+    #endif
+        return aiots_atr_plain(h, l, c, from, n, atr, c1, inv, norm, out);
+    }
+    """
+    double _atr_loop "aiots_atr_loop"(const double* h, const double* l, const double* c, Py_ssize_t frm,
+                                      Py_ssize_t n, double atr, double c1, double inv, int norm,
+                                      double* out) nogil
+
+
+cdef inline double _atr_next(double atr, double tr, double c1, double inv) noexcept nogil:
+    """The ATR step of the C loop above, for the streaming classes (same bits: fma is exact)."""
+    return fma(atr, c1, tr * inv)
+
+
 cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  bint normalize, double* out) noexcept nogil:
     """ATR (normalize=False) or NATR (normalize=True) in one pass: SMA seed of the first ``p``
-    true ranges, then Wilder smoothing in reciprocal form."""
+    true ranges, then Wilder smoothing as one fma per bar (_atr_loop / _atr_next)."""
     cdef Py_ssize_t i
     cdef double total = 0.0, prev, t, inv = 1.0 / p, c1 = _wilder_c1(p)
     if p == 1:
@@ -1062,15 +1120,9 @@ cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t 
     t = c[p]
     if normalize:
         out[p] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
-        for i in range(p + 1, n):
-            prev = _wilder_next(prev, _trange1(h[i], lw[i], c[i - 1]), c1, inv)
-            t = c[i]
-            out[i] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
     else:
         out[p] = prev
-        for i in range(p + 1, n):
-            prev = _wilder_next(prev, _trange1(h[i], lw[i], c[i - 1]), c1, inv)
-            out[i] = prev
+    _atr_loop(h, lw, c, p + 1, n, prev, c1, inv, normalize, out)
 
 
 cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* out) noexcept nogil:

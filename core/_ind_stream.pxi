@@ -1597,7 +1597,7 @@ cdef class _ATRBase(_Stream):
             self._sum += tr
             self._atr = self._sum / self._p
             return True
-        self._atr = _wilder_next(self._atr, tr, _wilder_c1(self._p), 1.0 / self._p)
+        self._atr = _atr_next(self._atr, tr, _wilder_c1(self._p), 1.0 / self._p)
         return True
 
     def update_many(self, high, low, close):
