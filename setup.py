@@ -143,7 +143,8 @@ _MVEC_PROBE = r"""
 double aiots_vexp(double) __asm__("exp") __attribute__((simd("notinbranch"), const, nothrow));
 double aiots_vlog(double) __asm__("log") __attribute__((simd("notinbranch"), const, nothrow));
 double aiots_verfc(double) __asm__("erfc") __attribute__((simd("notinbranch"), const, nothrow));
-#define BODY _Pragma("omp simd") for (int i = 0; i < n; i++) o[i] = aiots_vexp(x[i]) + aiots_vlog(x[i]) + aiots_verfc(x[i]);
+#define BODY _Pragma("omp simd") for (int i = 0; i < n; i++) \
+    o[i] = aiots_vexp(x[i]) + aiots_vlog(x[i]) + aiots_verfc(x[i]);
 __attribute__((target("avx2,fma"))) void f2(const double* x, double* o, int n) { BODY }
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void f5(const double* x, double* o, int n) { BODY }
 void f1(const double* x, double* o, int n) { BODY }
