@@ -652,13 +652,101 @@ cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minu
     plus_dm[0] += diff_p if is_p else 0.0
 
 
+cdef extern from *:
+    """
+    /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
+     * +DM/-DM by TA-Lib's rule (selects: which wins is a coin flip on price data) and Wilder
+     * smoothing as one fused multiply-add per sum, s = fma(s, (p-1)/p, x), a 4-cycle chain. */
+    #define AIOTS_DMI_SMOOTH(FMA, PDM, MDM, TR, DP, DMN, TRV, C1)                                 \
+        do {                                                                                       \
+            int is_m_ = ((DMN) > 0) & ((DP) < (DMN));                                              \
+            int is_p_ = (!is_m_) & ((DP) > 0) & ((DP) > (DMN));                                    \
+            MDM = FMA(MDM, C1, is_m_ ? (DMN) : 0.0);                                               \
+            PDM = FMA(PDM, C1, is_p_ ? (DP) : 0.0);                                                \
+            TR = FMA(TR, C1, TRV);                                                                 \
+        } while (0)
+    static inline double aiots_true_range(double high, double low, double prev_close) {
+        double r = high - low, t = fabs(high - prev_close);
+        r = t > r ? t : r;
+        t = fabs(low - prev_close);
+        return t > r ? t : r;
+    }
+    /* the streaming class's step (libm fma: correctly rounded, the same bits as the FMA loop) */
+    static void aiots_dmi_smooth(double* pdm, double* mdm, double* tr, double dp, double dmn,
+                                 double trv, double c1) {
+        AIOTS_DMI_SMOOTH(fma, *pdm, *mdm, *tr, dp, dmn, trv, c1);
+    }
+    /* st: prev high, prev low, prev close, +DM, -DM, TR, sum of DX, ADX; bars today+1 .. n-1 */
+    #define AIOTS_DMI_LOOP(NAME, ATTR, FMA)                                                        \
+    static ATTR void NAME(const double* h, const double* l, const double* c, Py_ssize_t today,     \
+                          Py_ssize_t n, int p, double* st, double* adx, double* pdi, double* mdi) { \
+        double ph = st[0], pl = st[1], pc = st[2], pdm = st[3], mdm = st[4], tr = st[5];          \
+        double sum_dx = st[6], prev_adx = st[7], c1 = (p - 1.0) / p, inv = 1.0 / p;              \
+        Py_ssize_t lb_adx = 2 * (Py_ssize_t)p - 1;                                                 \
+        while (today < n - 1) {                                                                    \
+            double dp, dmn, mdi_v = 0.0, pdi_v = 0.0, t;                                           \
+            int live;                                                                              \
+            today++;                                                                               \
+            dp = h[today] - ph;                                                                    \
+            ph = h[today];                                                                         \
+            dmn = pl - l[today];                                                                   \
+            pl = l[today];                                                                         \
+            AIOTS_DMI_SMOOTH(FMA, pdm, mdm, tr, dp, dmn, aiots_true_range(ph, pl, pc), c1);        \
+            pc = c[today];                                                                         \
+            live = !(tr > -1e-14 && tr < 1e-14);                                                   \
+            if (live) {                                                                            \
+                mdi_v = 100.0 * (mdm / tr);                                                        \
+                pdi_v = 100.0 * (pdm / tr);                                                        \
+            }                                                                                      \
+            if (pdi) pdi[today] = pdi_v;                                                           \
+            if (mdi) mdi[today] = mdi_v;                                                           \
+            if (adx) {                                                                             \
+                t = mdi_v + pdi_v;                                                                 \
+                int ok = live && !(t > -1e-14 && t < 1e-14);                                       \
+                double dx = 100.0 * (fabs(mdi_v - pdi_v) / t);                                     \
+                if (today <= lb_adx) {                                                             \
+                    if (ok) sum_dx += dx;                                                          \
+                    if (today == lb_adx) {                                                         \
+                        prev_adx = sum_dx / p;                                                     \
+                        adx[today] = prev_adx;                                                     \
+                    }                                                                              \
+                } else {                                                                           \
+                    prev_adx = ok ? FMA(prev_adx, c1, dx * inv) : prev_adx;                        \
+                    adx[today] = prev_adx;                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        st[0] = ph; st[1] = pl; st[2] = pc; st[3] = pdm; st[4] = mdm; st[5] = tr;                  \
+        st[6] = sum_dx; st[7] = prev_adx;                                                          \
+    }
+    AIOTS_DMI_LOOP(aiots_dmi_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_DMI_LOOP(aiots_dmi_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_dmi_have_fma = -1;
+    #endif
+    static void aiots_dmi_loop(const double* h, const double* l, const double* c, Py_ssize_t today,
+                               Py_ssize_t n, int p, double* st, double* adx, double* pdi, double* mdi) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_dmi_have_fma < 0) aiots_dmi_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_dmi_have_fma) { aiots_dmi_fma3(h, l, c, today, n, p, st, adx, pdi, mdi); return; }
+    #endif
+        aiots_dmi_plain(h, l, c, today, n, p, st, adx, pdi, mdi);
+    }
+    """
+    void _dmi_loop "aiots_dmi_loop"(const double* h, const double* l, const double* c, Py_ssize_t today,
+                                    Py_ssize_t n, int p, double* st, double* adx, double* pdi,
+                                    double* mdi) nogil
+    void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
+                                        double trv, double c1) nogil
+
+
 cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  double* adx, double* pdi, double* mdi) noexcept nogil:
     """ADX (lookback 2p-1) and +DI/-DI (lookback p) in one pass; any output may be NULL."""
     cdef Py_ssize_t today = 0, i
     cdef double prev_high, prev_low, prev_close, pdm = 0.0, mdm = 0.0, tr = 0.0, t
-    cdef double diff_p, diff_m, mdi_v, pdi_v, sum_dx = 0.0, prev_adx = 0.0
-    cdef double inv = 1.0 / p, c1 = _wilder_c1(p)
+    cdef double diff_p, diff_m
+    cdef double st[8]
     cdef Py_ssize_t lb_adx = 2 * p - 1
     if adx != NULL:
         _nan(adx, 0, lb_adx if lb_adx < n else n)
@@ -682,46 +770,15 @@ cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t 
         _dm(diff_p, diff_m, &pdm, &mdm)
         tr += _true_range(prev_high, prev_low, prev_close)
         prev_close = c[today]
-    while today < n - 1:
-        today += 1
-        t = h[today]
-        diff_p = t - prev_high
-        prev_high = t
-        t = lw[today]
-        diff_m = prev_low - t
-        prev_low = t
-        mdm -= mdm * inv
-        pdm -= pdm * inv
-        _dm(diff_p, diff_m, &pdm, &mdm)
-        tr = tr - tr * inv + _true_range(prev_high, prev_low, prev_close)
-        prev_close = c[today]
-        mdi_v = 0.0
-        pdi_v = 0.0
-        if not _is_zero(tr):
-            if mdi != NULL or adx != NULL:
-                mdi_v = 100.0 * (mdm / tr)
-            if pdi != NULL or adx != NULL:
-                pdi_v = 100.0 * (pdm / tr)
-        if pdi != NULL:
-            pdi[today] = pdi_v
-        if mdi != NULL:
-            mdi[today] = mdi_v
-        if adx != NULL:
-            if today <= lb_adx:
-                if not _is_zero(tr):
-                    t = mdi_v + pdi_v
-                    if not _is_zero(t):
-                        sum_dx += 100.0 * (fabs(mdi_v - pdi_v) / t)
-                if today == lb_adx:
-                    prev_adx = sum_dx / p
-                    adx[today] = prev_adx
-            else:
-                if not _is_zero(tr):
-                    t = mdi_v + pdi_v
-                    if not _is_zero(t):
-                        t = 100.0 * (fabs(mdi_v - pdi_v) / t)
-                        prev_adx = _wilder_next(prev_adx, t, c1, inv)
-                adx[today] = prev_adx
+    st[0] = prev_high
+    st[1] = prev_low
+    st[2] = prev_close
+    st[3] = pdm
+    st[4] = mdm
+    st[5] = tr
+    st[6] = 0.0
+    st[7] = 0.0
+    _dmi_loop(h, lw, c, today, n, p, st, adx, pdi, mdi)
 
 
 cdef void _di1_k(const double* h, const double* lw, const double* c, Py_ssize_t n, bint plus,

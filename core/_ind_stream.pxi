@@ -1136,10 +1136,8 @@ cdef class ADX(_Stream):
             self._pc = close
             return NAN
         inv = 1.0 / p
-        self._mdm -= self._mdm * inv
-        self._pdm -= self._pdm * inv
-        _dm(diff_p, diff_m, &self._pdm, &self._mdm)
-        self._tr = self._tr - self._tr * inv + _true_range(self._ph, self._pl, self._pc)
+        _dmi_smooth(&self._pdm, &self._mdm, &self._tr, diff_p, diff_m,
+                    _true_range(self._ph, self._pl, self._pc), _wilder_c1(p))
         self._pc = close
         if not _is_zero(self._tr):
             self._mdi = 100.0 * (self._mdm / self._tr)
@@ -1159,7 +1157,7 @@ cdef class ADX(_Stream):
             t = self._mdi + self._pdi
             if not _is_zero(t):
                 t = 100.0 * (fabs(self._mdi - self._pdi) / t)
-                self._adx = _wilder_next(self._adx, t, _wilder_c1(p), inv)
+                self._adx = fma(self._adx, _wilder_c1(p), t * inv)
         self._rdy = True
         self._o1 = self._adx
         return self._adx
