@@ -238,7 +238,7 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
         er = fabs(period_roc / sum_roc1)
     er = er * const_diff + const_max
     er *= er
-    prev = (x[today] - prev) * er + prev
+    prev = prev * (1.0 - er) + x[today] * er
     today += 1
     out[p] = prev
     while today < n:
@@ -246,8 +246,8 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
         t2 = x[trailing_idx]
         trailing_idx += 1
         period_roc = t - t2
-        sum_roc1 -= fabs(trailing_value - t2)
-        sum_roc1 += fabs(t - x[today - 1])
+        # one add on the loop-carried sum (TA-Lib subtracts, then adds: two)
+        sum_roc1 += fabs(t - x[today - 1]) - fabs(trailing_value - t2)
         trailing_value = t2
         if sum_roc1 <= period_roc or _is_zero(sum_roc1):
             er = 1.0
@@ -255,7 +255,7 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
             er = fabs(period_roc / sum_roc1)
         er = er * const_diff + const_max
         er *= er
-        prev = (x[today] - prev) * er + prev
+        prev = prev * (1.0 - er) + x[today] * er  # mul + add on the chain, not sub + mul + add
         out[today] = prev
         today += 1
 

@@ -509,8 +509,7 @@ cdef class KAMA(_Stream):
         else:
             t2 = oldest
             period_roc = real - t2
-            self._sum_roc1 -= fabs(self._trailing_value - t2)
-            self._sum_roc1 += fabs(real - self._last)
+            self._sum_roc1 += fabs(real - self._last) - fabs(self._trailing_value - t2)
             self._trailing_value = t2
         if self._sum_roc1 <= period_roc or _is_zero(self._sum_roc1):
             er = 1.0
@@ -518,7 +517,7 @@ cdef class KAMA(_Stream):
             er = fabs(period_roc / self._sum_roc1)
         er = er * const_diff + const_max
         er *= er
-        self._prev = (real - self._prev) * er + self._prev
+        self._prev = self._prev * (1.0 - er) + real * er
         self._last = real
         self._rdy = True
         self._o1 = self._prev
