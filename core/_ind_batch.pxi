@@ -695,8 +695,8 @@ cdef extern from *:
             pc = c[today];                                                                         \
             live = !(tr > -1e-14 && tr < 1e-14);                                                   \
             if (live) {                                                                            \
-                mdi_v = 100.0 * (mdm / tr);                                                        \
-                pdi_v = 100.0 * (pdm / tr);                                                        \
+                if (mdi || adx) mdi_v = 100.0 * (mdm / tr);                                        \
+                if (pdi || adx) pdi_v = 100.0 * (pdm / tr);                                        \
             }                                                                                      \
             if (pdi) pdi[today] = pdi_v;                                                           \
             if (mdi) mdi[today] = mdi_v;                                                           \
