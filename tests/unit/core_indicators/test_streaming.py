@@ -133,3 +133,33 @@ def test_handle_bar_reads_bar_objects_and_mappings() -> None:
         ind.EMA(3).handle_bar({"close": "abc"})
     atr_obj.reset()
     assert not atr_obj.initialized
+
+
+def test_handle_bar_equals_update_for_every_registered_stream() -> None:
+    """For every streaming class in INDICATORS, handle_bar(bar) feeds the registered inputs in order:
+    the same values as update(*inputs), bar after bar (checked against a twin fed by update)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from aiots.core import indicators as ind
+
+    rng = np.random.default_rng(8)
+    n = 120
+    c = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    cols = {"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": rng.uniform(1e3, 1e4, n)}
+    checked = 0
+    for spec in ind.INDICATORS.values():
+        if spec.stream is None:
+            continue
+        a, b = spec.stream(), spec.stream()
+        for i in range(n):
+            bar = SimpleNamespace(**{k: float(v[i]) for k, v in cols.items()})
+            got = a.handle_bar(bar)
+            want = b.update(*(getattr(bar, f) for f in spec.inputs))
+            np.testing.assert_array_equal(
+                np.asarray(got, dtype=float), np.asarray(want, dtype=float), err_msg=spec.name
+            )
+        assert a.initialized == b.ready, spec.name
+        checked += 1
+    assert checked >= 20
