@@ -193,10 +193,14 @@ INV_ODD_FACT[:] = [1.0 / math.factorial(2 * i + 1) for i in range(9)]
 
 
 cdef inline double nb_small_t(double h, double t) noexcept nogil:
-    """t < 0.21: b = 2E sum_{k odd} Y^(k)(h) t^k/k!, Y' = 1 + hY, Y^(n+1) = hY^(n) + nY^(n-1)."""
+    """t < 0.21: b = 2E sum_{k odd} Y^(k)(h) t^k/k!, Y' = 1 + hY, Y^(n+1) = hY^(n) + nY^(n-1).
+
+    Y^(k)(h) = int_0^inf u^k exp(hu - u^2/2) du > 0, so every term is positive and, for t < 0.21,
+    each is below ~t^2/4 of the one before: the sum stops once a term is below 1e-17 of it (the
+    rest is below 1e-18), at most 7 terms (14 derivatives)."""
     cdef double y0 = SQRT_PI_2 * erfcx(-h * SQRT1_2)
     cdef double y1 = 1.0 + h * y0
-    cdef double ym1 = y0, yk = y1, ynext, tk = t, t2 = t * t, total = t * y1
+    cdef double ym1 = y0, yk = y1, ynext, tk = t, t2 = t * t, total = t * y1, term
     cdef int m
     for m in range(1, 15):
         ynext = h * yk + m * ym1  # Y^(m+1)
@@ -204,7 +208,10 @@ cdef inline double nb_small_t(double h, double t) noexcept nogil:
         yk = ynext
         if m & 1 == 0:  # m + 1 odd: add Y^(m+1) t^(m+1) / (m+1)!
             tk *= t2
-            total += yk * tk * INV_ODD_FACT[(m + 1) >> 1]
+            term = yk * tk * INV_ODD_FACT[(m + 1) >> 1]
+            total += term
+            if term <= 1e-17 * total:
+                break
     return 2.0 * INV_SQRT2PI * exp(-0.5 * (h * h + t * t)) * total
 
 
