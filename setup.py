@@ -138,6 +138,45 @@ def _openmp_flags() -> tuple[list[str], list[str]]:
     return [], []
 
 
+_MVEC_PROBE = r"""
+#include <math.h>
+double aiots_vexp(double) __asm__("exp") __attribute__((simd("notinbranch"), const, nothrow));
+double aiots_vlog(double) __asm__("log") __attribute__((simd("notinbranch"), const, nothrow));
+double aiots_verfc(double) __asm__("erfc") __attribute__((simd("notinbranch"), const, nothrow));
+#define BODY _Pragma("omp simd") for (int i = 0; i < n; i++) \
+    o[i] = aiots_vexp(x[i]) + aiots_vlog(x[i]) + aiots_verfc(x[i]);
+__attribute__((target("avx2,fma"))) void f2(const double* x, double* o, int n) { BODY }
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void f5(const double* x, double* o, int n) { BODY }
+void f1(const double* x, double* o, int n) { BODY }
+int main(void) { double x[64] = {1.0}, o[64]; f1(x, o, 64); return o[0] > 0.0 ? 0 : 1; }
+"""
+
+
+def _mvec_flags() -> tuple[list[str], list[str]]:
+    """(compile, link) flags for the SIMD price + Greeks loop (core/_opt_european.pxi): glibc's
+    libmvec vector exp/log/erfc (glibc >= 2.35, x86-64, GCC). Empty when the probe fails: that
+    loop then runs with scalar libm calls (same results, no SIMD). AIOTS_NO_MVEC=1 forces that."""
+    if os.environ.get("AIOTS_NO_MVEC") or sysconfig.get_platform().split("-")[-1] != "x86_64":
+        return [], []
+    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "mvec.c"
+        src.write_text(_MVEC_PROBE)
+        try:
+            res = subprocess.run(
+                [*cc, "-O2", "-fopenmp-simd", str(src), "-o", str(Path(tmp) / "mvec"), "-lmvec", "-lm"],
+                capture_output=True,
+                timeout=60,
+            )
+            ok = res.returncode == 0 and subprocess.run([str(Path(tmp) / "mvec")], timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+    if ok:
+        return ["-DAIOTS_HAVE_MVEC", "-fopenmp-simd", "-fno-math-errno"], ["-lmvec"]
+    print("AI-OTS build: no libmvec (glibc >= 2.35 vector math); the Greeks loop runs scalar.", file=sys.stderr)
+    return [], []
+
+
 class BuildExt(build_ext):
     """Cythonize with the project's directives; clear message when there is no C compiler."""
 
@@ -176,13 +215,14 @@ def _extensions() -> list[Extension]:
     except ImportError as exc:
         _fail(f"{exc.name} is needed to build the core; it is listed in pyproject.toml [build-system].")
     omp_c, omp_l = _openmp_flags()
+    mvec_c, mvec_l = _mvec_flags()
     exts = [
         Extension(
             f"aiots.core.{pyx.stem}",
             [str(pyx.relative_to(ROOT))],
             include_dirs=[np.get_include(), str(ROOT / "core")],
-            extra_compile_args=["-O3", *omp_c],
-            extra_link_args=omp_l,
+            extra_compile_args=["-O3", *omp_c, *(mvec_c if pyx.stem == "options" else [])],
+            extra_link_args=[*omp_l, *(mvec_l if pyx.stem == "options" else [])],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for pyx in sorted((ROOT / "core").glob("*.pyx"))

@@ -2,6 +2,10 @@
 
 Sections: throughput (1M/100k, vs anchors) then small-n latency; `python bench/options.py latency`
 runs only the latter. Prints medians of REPEATS runs (env AIOTS_BENCH_REPEATS, default 7) side by side and ratios.
+``--clock cpu`` (default): this process's CPU time with every call serial (the OpenMP thresholds set
+out of reach), i.e. per-core work, which a shared machine disturbs least; ``--clock wall``:
+``perf_counter`` with the library's own parallel thresholds (both cores for ours, one for NumPy,
+vollib and QuantLib).
 Per-option libraries are timed on a subset and scaled linearly to the full size (stated in the
 table). py_vollib_vectorized is not used: it fails to compile with numba (TypingError) on this
 environment's NumPy 2.x.
@@ -26,12 +30,15 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 REPEATS = int(os.environ.get("AIOTS_BENCH_REPEATS", "7"))
 
 
+_clock: Callable[[], float] = time.process_time
+
+
 def median_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = _clock()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(_clock() - t0)
     return statistics.median(ts)
 
 
@@ -124,9 +131,16 @@ def row(label: str, ours: float, other: float, note: str = "") -> None:
 
 
 def main() -> None:
+    global _clock
     if "latency" in sys.argv[1:]:
         latency_section()
         return
+    wall = "--clock=wall" in sys.argv[1:] or "wall" in sys.argv[1:]
+    if wall:
+        _clock = time.perf_counter
+    else:
+        big = 1 << 62
+        o._parallel_thresholds(light=big, iv=big, am=big, heavy=big, am_iv=big)
     rng = np.random.default_rng(42)
     n = 1_000_000
     S = rng.uniform(50, 150, n)
@@ -136,9 +150,10 @@ def main() -> None:
     q = rng.uniform(0.0, 0.04, n)
     v = rng.uniform(0.1, 0.8, n)
     call = rng.random(n) < 0.5
+    isa = o._simd_isa() if hasattr(o, "_simd_isa") else "scalar"
     print(
         f"machine: {platform.machine()} {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-        f"repeats={REPEATS}"
+        f"repeats={REPEATS}, clock={'wall (ours parallel)' if wall else 'cpu (all serial)'}, greeks simd={isa}"
     )
     print("| workload | ours ms | other ms | ratio | note")
     print("|---|---:|---:|---:|---|")

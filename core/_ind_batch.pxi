@@ -238,7 +238,7 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
         er = fabs(period_roc / sum_roc1)
     er = er * const_diff + const_max
     er *= er
-    prev = (x[today] - prev) * er + prev
+    prev = prev * (1.0 - er) + x[today] * er
     today += 1
     out[p] = prev
     while today < n:
@@ -246,8 +246,8 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
         t2 = x[trailing_idx]
         trailing_idx += 1
         period_roc = t - t2
-        sum_roc1 -= fabs(trailing_value - t2)
-        sum_roc1 += fabs(t - x[today - 1])
+        # one add on the loop-carried sum (TA-Lib subtracts, then adds: two)
+        sum_roc1 += fabs(t - x[today - 1]) - fabs(trailing_value - t2)
         trailing_value = t2
         if sum_roc1 <= period_roc or _is_zero(sum_roc1):
             er = 1.0
@@ -255,7 +255,7 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
             er = fabs(period_roc / sum_roc1)
         er = er * const_diff + const_max
         er *= er
-        prev = (x[today] - prev) * er + prev
+        prev = prev * (1.0 - er) + x[today] * er  # mul + add on the chain, not sub + mul + add
         out[today] = prev
         today += 1
 
@@ -652,13 +652,101 @@ cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minu
     plus_dm[0] += diff_p if is_p else 0.0
 
 
+cdef extern from *:
+    """
+    /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
+     * +DM/-DM by TA-Lib's rule (selects: which wins is a coin flip on price data) and Wilder
+     * smoothing as one fused multiply-add per sum, s = fma(s, (p-1)/p, x), a 4-cycle chain. */
+    #define AIOTS_DMI_SMOOTH(FMA, PDM, MDM, TR, DP, DMN, TRV, C1)                                 \
+        do {                                                                                       \
+            int is_m_ = ((DMN) > 0) & ((DP) < (DMN));                                              \
+            int is_p_ = (!is_m_) & ((DP) > 0) & ((DP) > (DMN));                                    \
+            MDM = FMA(MDM, C1, is_m_ ? (DMN) : 0.0);                                               \
+            PDM = FMA(PDM, C1, is_p_ ? (DP) : 0.0);                                                \
+            TR = FMA(TR, C1, TRV);                                                                 \
+        } while (0)
+    static inline double aiots_true_range(double high, double low, double prev_close) {
+        double r = high - low, t = fabs(high - prev_close);
+        r = t > r ? t : r;
+        t = fabs(low - prev_close);
+        return t > r ? t : r;
+    }
+    /* the streaming class's step (libm fma: correctly rounded, the same bits as the FMA loop) */
+    static void aiots_dmi_smooth(double* pdm, double* mdm, double* tr, double dp, double dmn,
+                                 double trv, double c1) {
+        AIOTS_DMI_SMOOTH(fma, *pdm, *mdm, *tr, dp, dmn, trv, c1);
+    }
+    /* st: prev high, prev low, prev close, +DM, -DM, TR, sum of DX, ADX; bars today+1 .. n-1 */
+    #define AIOTS_DMI_LOOP(NAME, ATTR, FMA)                                                        \
+    static ATTR void NAME(const double* h, const double* l, const double* c, Py_ssize_t today,     \
+                          Py_ssize_t n, int p, double* st, double* adx, double* pdi, double* mdi) { \
+        double ph = st[0], pl = st[1], pc = st[2], pdm = st[3], mdm = st[4], tr = st[5];          \
+        double sum_dx = st[6], prev_adx = st[7], c1 = (p - 1.0) / p, inv = 1.0 / p;              \
+        Py_ssize_t lb_adx = 2 * (Py_ssize_t)p - 1;                                                 \
+        while (today < n - 1) {                                                                    \
+            double dp, dmn, mdi_v = 0.0, pdi_v = 0.0, t;                                           \
+            int live;                                                                              \
+            today++;                                                                               \
+            dp = h[today] - ph;                                                                    \
+            ph = h[today];                                                                         \
+            dmn = pl - l[today];                                                                   \
+            pl = l[today];                                                                         \
+            AIOTS_DMI_SMOOTH(FMA, pdm, mdm, tr, dp, dmn, aiots_true_range(ph, pl, pc), c1);        \
+            pc = c[today];                                                                         \
+            live = !(tr > -1e-14 && tr < 1e-14);                                                   \
+            if (live) {                                                                            \
+                if (mdi || adx) mdi_v = 100.0 * (mdm / tr);                                        \
+                if (pdi || adx) pdi_v = 100.0 * (pdm / tr);                                        \
+            }                                                                                      \
+            if (pdi) pdi[today] = pdi_v;                                                           \
+            if (mdi) mdi[today] = mdi_v;                                                           \
+            if (adx) {                                                                             \
+                t = mdi_v + pdi_v;                                                                 \
+                int ok = live && !(t > -1e-14 && t < 1e-14);                                       \
+                double dx = 100.0 * (fabs(mdi_v - pdi_v) / t);                                     \
+                if (today <= lb_adx) {                                                             \
+                    if (ok) sum_dx += dx;                                                          \
+                    if (today == lb_adx) {                                                         \
+                        prev_adx = sum_dx / p;                                                     \
+                        adx[today] = prev_adx;                                                     \
+                    }                                                                              \
+                } else {                                                                           \
+                    prev_adx = ok ? FMA(prev_adx, c1, dx * inv) : prev_adx;                        \
+                    adx[today] = prev_adx;                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        st[0] = ph; st[1] = pl; st[2] = pc; st[3] = pdm; st[4] = mdm; st[5] = tr;                  \
+        st[6] = sum_dx; st[7] = prev_adx;                                                          \
+    }
+    AIOTS_DMI_LOOP(aiots_dmi_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_DMI_LOOP(aiots_dmi_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_dmi_have_fma = -1;
+    #endif
+    static void aiots_dmi_loop(const double* h, const double* l, const double* c, Py_ssize_t today,
+                               Py_ssize_t n, int p, double* st, double* adx, double* pdi, double* mdi) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_dmi_have_fma < 0) aiots_dmi_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_dmi_have_fma) { aiots_dmi_fma3(h, l, c, today, n, p, st, adx, pdi, mdi); return; }
+    #endif
+        aiots_dmi_plain(h, l, c, today, n, p, st, adx, pdi, mdi);
+    }
+    """
+    void _dmi_loop "aiots_dmi_loop"(const double* h, const double* l, const double* c, Py_ssize_t today,
+                                    Py_ssize_t n, int p, double* st, double* adx, double* pdi,
+                                    double* mdi) nogil
+    void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
+                                        double trv, double c1) nogil
+
+
 cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  double* adx, double* pdi, double* mdi) noexcept nogil:
     """ADX (lookback 2p-1) and +DI/-DI (lookback p) in one pass; any output may be NULL."""
     cdef Py_ssize_t today = 0, i
     cdef double prev_high, prev_low, prev_close, pdm = 0.0, mdm = 0.0, tr = 0.0, t
-    cdef double diff_p, diff_m, mdi_v, pdi_v, sum_dx = 0.0, prev_adx = 0.0
-    cdef double inv = 1.0 / p, c1 = _wilder_c1(p)
+    cdef double diff_p, diff_m
+    cdef double st[8]
     cdef Py_ssize_t lb_adx = 2 * p - 1
     if adx != NULL:
         _nan(adx, 0, lb_adx if lb_adx < n else n)
@@ -682,46 +770,15 @@ cdef void _dmi_k(const double* h, const double* lw, const double* c, Py_ssize_t 
         _dm(diff_p, diff_m, &pdm, &mdm)
         tr += _true_range(prev_high, prev_low, prev_close)
         prev_close = c[today]
-    while today < n - 1:
-        today += 1
-        t = h[today]
-        diff_p = t - prev_high
-        prev_high = t
-        t = lw[today]
-        diff_m = prev_low - t
-        prev_low = t
-        mdm -= mdm * inv
-        pdm -= pdm * inv
-        _dm(diff_p, diff_m, &pdm, &mdm)
-        tr = tr - tr * inv + _true_range(prev_high, prev_low, prev_close)
-        prev_close = c[today]
-        mdi_v = 0.0
-        pdi_v = 0.0
-        if not _is_zero(tr):
-            if mdi != NULL or adx != NULL:
-                mdi_v = 100.0 * (mdm / tr)
-            if pdi != NULL or adx != NULL:
-                pdi_v = 100.0 * (pdm / tr)
-        if pdi != NULL:
-            pdi[today] = pdi_v
-        if mdi != NULL:
-            mdi[today] = mdi_v
-        if adx != NULL:
-            if today <= lb_adx:
-                if not _is_zero(tr):
-                    t = mdi_v + pdi_v
-                    if not _is_zero(t):
-                        sum_dx += 100.0 * (fabs(mdi_v - pdi_v) / t)
-                if today == lb_adx:
-                    prev_adx = sum_dx / p
-                    adx[today] = prev_adx
-            else:
-                if not _is_zero(tr):
-                    t = mdi_v + pdi_v
-                    if not _is_zero(t):
-                        t = 100.0 * (fabs(mdi_v - pdi_v) / t)
-                        prev_adx = _wilder_next(prev_adx, t, c1, inv)
-                adx[today] = prev_adx
+    st[0] = prev_high
+    st[1] = prev_low
+    st[2] = prev_close
+    st[3] = pdm
+    st[4] = mdm
+    st[5] = tr
+    st[6] = 0.0
+    st[7] = 0.0
+    _dmi_loop(h, lw, c, today, n, p, st, adx, pdi, mdi)
 
 
 cdef void _di1_k(const double* h, const double* lw, const double* c, Py_ssize_t n, bint plus,
@@ -782,48 +839,93 @@ cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t 
             idx = 0
 
 
+cdef inline Py_ssize_t _min_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
+    """Minimum of x[a..b] and the last index holding it. Four independent accumulators (selects, not
+    branches) keep the loop-carried chain a quarter as long as one running minimum; comparisons
+    with NaN are false, so a NaN is never picked unless x[a] is NaN (then x[a], index a), as in
+    TA-Lib's rescans."""
+    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
+    cdef Py_ssize_t i = a + 1
+    while i + 3 <= b:
+        t = x[i]
+        m0 = t if t < m0 else m0
+        t = x[i + 1]
+        m1 = t if t < m1 else m1
+        t = x[i + 2]
+        m2 = t if t < m2 else m2
+        t = x[i + 3]
+        m3 = t if t < m3 else m3
+        i += 4
+    while i <= b:
+        t = x[i]
+        m0 = t if t < m0 else m0
+        i += 1
+    m0 = m1 if m1 < m0 else m0
+    m2 = m3 if m3 < m2 else m2
+    m0 = m2 if m2 < m0 else m0
+    i = b
+    while i > a and not (x[i] == m0):
+        i -= 1
+    val[0] = m0
+    return i
+
+
+cdef inline Py_ssize_t _max_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
+    """Maximum of x[a..b] and the last index holding it (see _min_last)."""
+    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
+    cdef Py_ssize_t i = a + 1
+    while i + 3 <= b:
+        t = x[i]
+        m0 = t if t > m0 else m0
+        t = x[i + 1]
+        m1 = t if t > m1 else m1
+        t = x[i + 2]
+        m2 = t if t > m2 else m2
+        t = x[i + 3]
+        m3 = t if t > m3 else m3
+        i += 4
+    while i <= b:
+        t = x[i]
+        m0 = t if t > m0 else m0
+        i += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m0 = m2 if m2 > m0 else m0
+    i = b
+    while i > a and not (x[i] == m0):
+        i -= 1
+    val[0] = m0
+    return i
+
+
 cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                    double* out) noexcept nogil:
-    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
-    cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
+    """TA_WILLR's window extremes (only their values reach the output, so the rescan when an
+    extreme leaves the window may keep the last rather than the first occurrence: fewer rescans)."""
+    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1
+    cdef double lowest = 0.0, highest = 0.0, diff, tmp, q
+    cdef bint lo_new, hi_new, live
     _nan(out, 0, today if today < n else n)
     while today < n:
-        tmp = lw[today]
+        # a new extreme at today is a coin flip on price data: selects, not branches
         if lowest_idx < trailing:
-            lowest_idx = trailing
-            lowest = lw[lowest_idx]
-            i = lowest_idx + 1
-            while i <= today:
-                tmp = lw[i]
-                if tmp < lowest:
-                    lowest_idx = i
-                    lowest = tmp
-                i += 1
-            diff = (highest - lowest) * -0.01
-        elif tmp <= lowest:
-            lowest_idx = today
-            lowest = tmp
-            diff = (highest - lowest) * -0.01
-        tmp = h[today]
-        if highest_idx < trailing:
-            highest_idx = trailing
-            highest = h[highest_idx]
-            i = highest_idx + 1
-            while i <= today:
-                tmp = h[i]
-                if tmp > highest:
-                    highest_idx = i
-                    highest = tmp
-                i += 1
-            diff = (highest - lowest) * -0.01
-        elif tmp >= highest:
-            highest_idx = today
-            highest = tmp
-            diff = (highest - lowest) * -0.01
-        if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-            out[today] = (highest - c[today]) / diff
+            lowest_idx = _min_last(lw, trailing, today, &lowest)
         else:
-            out[today] = 0.0
+            tmp = lw[today]
+            lo_new = tmp <= lowest
+            lowest = tmp if lo_new else lowest
+            lowest_idx = today if lo_new else lowest_idx
+        if highest_idx < trailing:
+            highest_idx = _max_last(h, trailing, today, &highest)
+        else:
+            tmp = h[today]
+            hi_new = tmp >= highest
+            highest = tmp if hi_new else highest
+            highest_idx = today if hi_new else highest_idx
+        diff = (highest - lowest) * -0.01
+        live = not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest))
+        q = (highest - c[today]) / diff
+        out[today] = q if live else 0.0
         trailing += 1
         today += 1
 
@@ -998,10 +1100,68 @@ cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize
         out[i] = greatest
 
 
+cdef extern from *:
+    """
+    /* ATR/NATR after the seed: Wilder smoothing as ONE fused multiply-add per bar,
+     * atr = fma(atr, (p-1)/p, tr/p): a 4-cycle loop-carried chain instead of mul + add (TA-Lib's
+     * wheel is built the same way). Compiled with and without the FMA instruction set and picked
+     * at run time; fma() is correctly rounded, so both copies and the streaming classes (libm fma,
+     * _atr_push) give the same bits. */
+    static inline double aiots_trange1(double high, double low, double prev_close) {
+        double g = high - low, t = fabs(prev_close - high);
+        g = t > g ? t : g;
+        t = fabs(low - prev_close);
+        return t > g ? t : g;
+    }
+    #define AIOTS_ATR_LOOP(NAME, ATTR, FMA)                                                     \
+    static ATTR double NAME(const double* h, const double* l, const double* c, Py_ssize_t from, \
+                            Py_ssize_t n, double atr, double c1, double inv, int norm,           \
+                            double* out) {                                                       \
+        Py_ssize_t i;                                                                            \
+        if (norm) {                                                                              \
+            for (i = from; i < n; i++) {                                                         \
+                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
+                double t = c[i];                                                                 \
+                double v = (atr / t) * 100.0;                                                    \
+                out[i] = (t > -1e-14 && t < 1e-14) ? 0.0 : v;                                    \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (i = from; i < n; i++) {                                                         \
+                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
+                out[i] = atr;                                                                    \
+            }                                                                                    \
+        }                                                                                        \
+        return atr;                                                                              \
+    }
+    AIOTS_ATR_LOOP(aiots_atr_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_ATR_LOOP(aiots_atr_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_atr_have_fma = -1;
+    #endif
+    static double aiots_atr_loop(const double* h, const double* l, const double* c, Py_ssize_t from,
+                                 Py_ssize_t n, double atr, double c1, double inv, int norm,
+                                 double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_atr_have_fma < 0) aiots_atr_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_atr_have_fma) return aiots_atr_fma3(h, l, c, from, n, atr, c1, inv, norm, out);
+    #endif
+        return aiots_atr_plain(h, l, c, from, n, atr, c1, inv, norm, out);
+    }
+    """
+    double _atr_loop "aiots_atr_loop"(const double* h, const double* l, const double* c, Py_ssize_t frm,
+                                      Py_ssize_t n, double atr, double c1, double inv, int norm,
+                                      double* out) nogil
+
+
+cdef inline double _atr_next(double atr, double tr, double c1, double inv) noexcept nogil:
+    """The ATR step of the C loop above, for the streaming classes (same bits: fma is exact)."""
+    return fma(atr, c1, tr * inv)
+
+
 cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  bint normalize, double* out) noexcept nogil:
     """ATR (normalize=False) or NATR (normalize=True) in one pass: SMA seed of the first ``p``
-    true ranges, then Wilder smoothing in reciprocal form."""
+    true ranges, then Wilder smoothing as one fma per bar (_atr_loop / _atr_next)."""
     cdef Py_ssize_t i
     cdef double total = 0.0, prev, t, inv = 1.0 / p, c1 = _wilder_c1(p)
     if p == 1:
@@ -1017,15 +1177,9 @@ cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t 
     t = c[p]
     if normalize:
         out[p] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
-        for i in range(p + 1, n):
-            prev = _wilder_next(prev, _trange1(h[i], lw[i], c[i - 1]), c1, inv)
-            t = c[i]
-            out[i] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
     else:
         out[p] = prev
-        for i in range(p + 1, n):
-            prev = _wilder_next(prev, _trange1(h[i], lw[i], c[i - 1]), c1, inv)
-            out[i] = prev
+    _atr_loop(h, lw, c, p + 1, n, prev, c1, inv, normalize, out)
 
 
 cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* out) noexcept nogil:

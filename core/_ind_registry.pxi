@@ -126,3 +126,7 @@ __all__ = [
     "StochRSI", "ADX", "CCI", "WillR", "MFI", "ROC", "MOM", "Aroon", "ATR", "NATR", "TRange",
     "StdDev", "OBV", "AD", "ADOSC",
 ]
+
+
+# bar fields each streaming class reads in handle_bar (its update's positional inputs)
+_BAR_FIELDS = {spec.stream: spec.inputs for spec in INDICATORS.values() if spec.stream is not None}

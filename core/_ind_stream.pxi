@@ -7,6 +7,8 @@
 
 cimport cython
 
+from collections.abc import Mapping as _Mapping
+
 
 def _restore(cls, tuple params, dict state):
     """Unpickle helper: rebuild with the same parameters, then restore every state field."""
@@ -35,6 +37,34 @@ cdef class _Stream:
     def ready(self):
         """True once the indicator has produced its first value."""
         return self._rdy
+
+    @property
+    def initialized(self):
+        """Same as ``ready`` (NautilusTrader's name): True once the first value is out."""
+        return self._rdy
+
+    def handle_bar(self, bar):
+        """Feed one bar and return what ``update`` returns.
+
+        ``bar``: any object with ``open``/``high``/``low``/``close``/``volume`` attributes (a
+        NautilusTrader ``Bar``, a namedtuple, a dataclass, a pandas row) or a mapping with those
+        keys; values go through ``float()``. The fields read are this indicator's inputs in
+        ``INDICATORS`` (single-input indicators read ``close``; OBV reads close and volume)."""
+        fields = _BAR_FIELDS.get(type(self))
+        if fields is None:
+            raise TypeError(f"{type(self).__name__} has no bar inputs registered")
+        get = bar.__getitem__ if isinstance(bar, _Mapping) else bar.__getattribute__
+        vals = []
+        for f in fields:
+            try:
+                vals.append(float(get(f)))
+            except (KeyError, AttributeError):
+                raise ValueError(f"{type(self).__name__}.handle_bar: bar has no field {f!r} "
+                                 f"(needs {', '.join(fields)})") from None
+            except (TypeError, ValueError):
+                raise ValueError(f"{type(self).__name__}.handle_bar: field {f!r} = {get(f)!r} is "
+                                 "not a number") from None
+        return self.update(*vals)
 
     @property
     def value(self):
@@ -479,8 +509,7 @@ cdef class KAMA(_Stream):
         else:
             t2 = oldest
             period_roc = real - t2
-            self._sum_roc1 -= fabs(self._trailing_value - t2)
-            self._sum_roc1 += fabs(real - self._last)
+            self._sum_roc1 += fabs(real - self._last) - fabs(self._trailing_value - t2)
             self._trailing_value = t2
         if self._sum_roc1 <= period_roc or _is_zero(self._sum_roc1):
             er = 1.0
@@ -488,7 +517,7 @@ cdef class KAMA(_Stream):
             er = fabs(period_roc / self._sum_roc1)
         er = er * const_diff + const_max
         er *= er
-        self._prev = (real - self._prev) * er + self._prev
+        self._prev = self._prev * (1.0 - er) + real * er
         self._last = real
         self._rdy = True
         self._o1 = self._prev
@@ -1106,10 +1135,8 @@ cdef class ADX(_Stream):
             self._pc = close
             return NAN
         inv = 1.0 / p
-        self._mdm -= self._mdm * inv
-        self._pdm -= self._pdm * inv
-        _dm(diff_p, diff_m, &self._pdm, &self._mdm)
-        self._tr = self._tr - self._tr * inv + _true_range(self._ph, self._pl, self._pc)
+        _dmi_smooth(&self._pdm, &self._mdm, &self._tr, diff_p, diff_m,
+                    _true_range(self._ph, self._pl, self._pc), _wilder_c1(p))
         self._pc = close
         if not _is_zero(self._tr):
             self._mdi = 100.0 * (self._mdm / self._tr)
@@ -1129,7 +1156,7 @@ cdef class ADX(_Stream):
             t = self._mdi + self._pdi
             if not _is_zero(t):
                 t = 100.0 * (fabs(self._mdi - self._pdi) / t)
-                self._adx = _wilder_next(self._adx, t, _wilder_c1(p), inv)
+                self._adx = fma(self._adx, _wilder_c1(p), t * inv)
         self._rdy = True
         self._o1 = self._adx
         return self._adx
@@ -1567,7 +1594,7 @@ cdef class _ATRBase(_Stream):
             self._sum += tr
             self._atr = self._sum / self._p
             return True
-        self._atr = _wilder_next(self._atr, tr, _wilder_c1(self._p), 1.0 / self._p)
+        self._atr = _atr_next(self._atr, tr, _wilder_c1(self._p), 1.0 / self._p)
         return True
 
     def update_many(self, high, low, close):

@@ -30,6 +30,7 @@ AMERICAN_GREEK_FIELDS: Final[tuple[str, ...]]
 AMERICAN_GREEKS_DTYPE: Final[np.dtype[Any]]
 
 def reason_name(code: int) -> str: ...
+def _simd_isa() -> str: ...
 def bs_price(
     S: ArrayLike,
     K: ArrayLike,

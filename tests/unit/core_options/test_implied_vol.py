@@ -213,3 +213,31 @@ def test_american_iv_round_trip_property(
     S: float, m: float, days: int, r: float, q: float, v: float, call: bool
 ) -> None:
     _check_american_round_trip(S, S * np.exp(m), days / 365.0, r, q, v, call, "bjerksund_stensland_2002")
+
+
+def test_round_trip_deep_itm_short_dated_at_the_attainable_precision() -> None:
+    """Deep in-the-money, 0.5-10 day contracts (up to 9 standard deviations ITM, both rights, r and q
+    random): the price pins sigma only to kappa * eps relative (kappa = price / (sigma * vega), eps =
+    1.1e-16, a float64 price's rounding), so the found sigma must be within a few ulp of the price of
+    that bound everywhere, and within 1e-12 wherever kappa * eps <= 1e-13."""
+    rng = np.random.default_rng(2)
+    n = 100_000
+    S = 100.0
+    T = rng.uniform(0.5, 10, n) / 365
+    sig = 10 ** rng.uniform(-1.5, 0.5, n)
+    call = rng.random(n) < 0.5
+    m = rng.uniform(0.0, 9.0, n) * sig * np.sqrt(T)
+    K = np.where(call, S * np.exp(-m), S * np.exp(m))
+    r = rng.uniform(0.0, 0.08, n)
+    q = rng.uniform(0.0, 0.05, n)
+    p = o.bs_price(S, K, T, r, sig, q, call)
+    iv, reason = o.implied_vol(p, S, K, T, r, q, call, return_reason=True)
+    att = _kappa(p, sig, o.bs_greeks(S, K, T, r, sig, q, call)["vega"]) * 1.1e-16
+    err = np.abs(iv - sig) / sig
+    ok = reason == o.OK
+    assert ok.sum() > 0.9 * n
+    # not OK only where the time value is below the price's last bit (BELOW_INTRINSIC by rounding)
+    assert np.all(att[~ok] > 1e-4)
+    info = ok & (att <= 1e-3)  # beyond that the time value is a few ulp of the price (0.0 is a fair answer)
+    assert np.all(err[info] <= 8.0 * att[info] + 2e-15), np.max(err[info] / att[info])
+    assert np.all(err[ok & (att <= 1e-13)] <= 1e-12)

@@ -1,0 +1,549 @@
+# American options for core/options.pyx (included, not compiled alone): Bjerksund-Stensland
+# 1993/2002, Barone-Adesi-Whaley, binomial trees, and the American implied vol (Brent).
+
+# ------------------------------------------------------------------------------------------------
+# American options
+# ------------------------------------------------------------------------------------------------
+
+cdef inline double _gbs_call(double S, double K, double T, double r, double b, double v) noexcept nogil:
+    return _bs_price1(S, K, T, r, r - b, v, True)
+
+
+cdef double GOLDEN = 0.6180339887498949  # t1 / T of the 2002 paper, (sqrt(5) - 1) / 2
+cdef double SQRT_GOLDEN = 0.7861513777574233  # rho = sqrt(t1 / T) of its bivariate normals
+# exp of the largest log-weight allowed on a bivariate normal in psi: Genz's bvn is accurate to ~1e-16
+# absolutely (not relatively for rho < 0), so a weight e^16 ~ 9e6 keeps the error below ~1e-9.
+cdef double PSI_MAX_LOG = 16.0
+
+
+cdef inline double _expcdf(double p, double z) noexcept nogil:
+    """exp(p) Phi(z) without overflow where p is large and Phi(z) tiny (log-space tail)."""
+    if p < 700.0:
+        return exp(p) * norm_cdf(z)
+    if z < 0.0:
+        return exp(p - 0.5 * z * z + log(0.5 * erfcx(-z * SQRT1_2)))
+    return INFINITY
+
+
+cdef void _bs_phi_n(double lnS, double T, const double* g, const double* lnH, const double* lnI, double r,
+                    double b, double v, const double* lnref, double* out, int n) noexcept nogil:
+    """Bjerksund-Stensland phi(S, T | g, H, I) / ref^g for n (<= 6) sets (g, H, I, ref) at one S and T:
+    the value of S_T^g paid at T if S_T <= H and S stays below I until T (so H <= I), in log space;
+    exp(lambda T) (S/ref)^g [Phi(d) - (I/S)^kappa Phi(d - 2 ln(I/S) / (v sqrt T))],
+    d = -(ln(S/H) + (b + (g - 1/2) v^2) T) / (v sqrt T). The 2n normals and 2n exponentials go in two
+    short vectorised calls (a weight exponent past 700 takes _expcdf's log-space tail instead)."""
+    cdef double vsq = v * v, vst = v * sqrt(T)
+    cdef double z[12]
+    cdef double pz[12]
+    cdef double x[12]
+    cdef double ex[12]
+    cdef double lis, kappa, d
+    cdef int i
+    cdef bint tail = False
+    for i in range(n):
+        d = -((lnS - lnH[i]) + (b + (g[i] - 0.5) * vsq) * T) / vst
+        kappa = 2.0 * b / vsq + (2.0 * g[i] - 1.0)
+        lis = lnI[i] - lnS
+        z[i] = d
+        z[n + i] = d - 2.0 * lis / vst
+        x[i] = (-r + g[i] * b + 0.5 * g[i] * (g[i] - 1.0) * vsq) * T + g[i] * (lnS - lnref[i])
+        x[n + i] = kappa * lis
+        tail = tail or x[n + i] >= 700.0
+    _ncdf_n(z, pz, 2 * n)
+    _exp_n(x, ex, 2 * n)
+    for i in range(n):
+        out[i] = ex[i] * (pz[i] - (ex[n + i] * pz[n + i] if not tail else _expcdf(x[n + i], z[n + i])))
+
+
+cdef bint _bs_gamma_terms(double lnS, double T, double t1, double g, double lnI1, double lnI2, double r,
+                          double b, double v, double lnref, int nh, double lnHa, double lnHb, double* phi12,
+                          double* psi) noexcept nogil:
+    """For one power g: phi(S, t1 | g, I1, I2) and psi(S, T | g, H, I2, I1, t1) for H = lnHa (and lnHb
+    when nh = 2), all divided by ref^g.
+
+    psi is S_T^g paid at T if S_T <= H, S stays below I2 on [0, t1] and below I1 on [t1, T]
+    (H <= I1 <= I2); the reflection principle in each period (measure with drift b + (g - 1/2) v^2)
+    gives four bivariate normals with rho = +-sqrt(t1/T) (bvn_golden). phi(t1 | g, I1, I2) uses the
+    same two first-period normals, Phi(-e1) - (I2/S)^kappa Phi(-e2). False (nothing computed) where a
+    weight (I/S)^kappa exceeds e^PSI_MAX_LOG: Genz's bvn is accurate to ~1e-16 absolutely, not
+    relatively for rho < 0, so such a term is not computable to 1e-9."""
+    cdef double vsq = v * v, drift = b + (g - 0.5) * vsq
+    cdef double kappa = 2.0 * b / vsq + (2.0 * g - 1.0)
+    cdef double p2 = kappa * (lnI2 - lnS), p3 = kappa * (lnI1 - lnS), p4 = kappa * (lnI1 - lnI2)
+    if fmax(p2, fmax(p3, p4)) > PSI_MAX_LOG:
+        return False
+    cdef double vs1 = v * sqrt(t1), vs2 = v * sqrt(T), dt1 = drift * t1, dT = drift * T
+    cdef double lam = -r + g * b + 0.5 * g * (g - 1.0) * vsq
+    cdef double l1 = lnS - lnI1  # ln(S / I1)
+    cdef double l2 = 2.0 * lnI2 - lnS - lnI1  # ln(I2^2 / (S I1))
+    cdef double e1 = (l1 + dt1) / vs1, e2 = (l2 + dt1) / vs1
+    cdef double e3 = (l1 - dt1) / vs1, e4 = (l2 - dt1) / vs1
+    cdef double sc = g * (lnS - lnref)
+    cdef double lnH, f1, f2, f3, f4
+    cdef double z[12]
+    cdef double pz[12]
+    cdef double ex[5]
+    cdef double ew[5]
+    cdef int j
+    # every normal and exponential of this term in two short vectorised calls
+    z[0] = -e1
+    z[1] = -e2
+    z[2] = -e3
+    z[3] = -e4
+    for j in range(nh):
+        lnH = lnHa if j == 0 else lnHb
+        z[4 + 4 * j] = -(lnS - lnH + dT) / vs2
+        z[5 + 4 * j] = -(2.0 * lnI2 - lnS - lnH + dT) / vs2
+        z[6 + 4 * j] = -(2.0 * lnI1 - lnS - lnH + dT) / vs2
+        z[7 + 4 * j] = -(lnS + 2.0 * (lnI1 - lnI2) - lnH + dT) / vs2
+    _ncdf_n(z, pz, 4 + 4 * nh)
+    ex[0] = p2
+    ex[1] = p3
+    ex[2] = p4
+    ex[3] = lam * T + sc
+    ex[4] = lam * t1 + sc
+    _exp_n(ex, ew, 5)
+    cdef double pe1 = pz[0], pe2 = pz[1], pe3 = pz[2], pe4 = pz[3]
+    cdef double w2 = ew[0], w3 = ew[1], w4 = ew[2], pre = ew[3]
+    phi12[0] = ew[4] * (pe1 - w2 * pe2)
+    for j in range(nh):
+        f1 = -z[4 + 4 * j]
+        f2 = -z[5 + 4 * j]
+        f3 = -z[6 + 4 * j]
+        f4 = -z[7 + 4 * j]
+        psi[j] = pre * (bvn_golden(e1, f1, pe1, pz[4 + 4 * j], 0)
+                        - w2 * bvn_golden(e2, f2, pe2, pz[5 + 4 * j], 0)
+                        - w3 * bvn_golden(e3, f3, pe3, pz[6 + 4 * j], 1)
+                        + w4 * bvn_golden(e4, f4, pe4, pz[7 + 4 * j], 1))
+    return True
+
+
+cdef inline bint _bs_setup(double K, double r, double b, double v, double* beta, double* binf,
+                           double* b0) noexcept nogil:
+    """beta, B_inf = beta/(beta-1) K and B0 = max(K, rK/(r-b)); False where no premium is left."""
+    cdef double vsq = v * v
+    if b >= r:  # a call with q <= 0 is never exercised early
+        return False
+    beta[0] = (0.5 - b / vsq) + sqrt((b / vsq - 0.5) * (b / vsq - 0.5) + 2.0 * r / vsq)
+    binf[0] = beta[0] / (beta[0] - 1.0) * K
+    b0[0] = fmax(K, r / (r - b) * K)
+    # r = 0 with b -> 0-: beta -> 1, B_inf -> inf, no early-exercise premium left
+    return beta[0] > 1.0 + 1e-12 and binf[0] < INFINITY and binf[0] > b0[0]
+
+
+cdef double _bs2002_call(double S, double K, double T, double r, double b, double v) noexcept nogil:
+    """Bjerksund-Stensland (2002) two-step call (carry b < r): exact value of the policy "exercise
+    when S reaches I2 before t1 = (sqrt5 - 1)/2 T, or I1 after t1", triggers from the paper's
+    h(t) = -(b t + 2 v sqrt t) K^2 / ((B_inf - B0) B0), I(t) = B0 + (B_inf - B0)(1 - e^h(t))."""
+    cdef double beta, binf, b0
+    if not _bs_setup(K, r, b, v, &beta, &binf, &b0):
+        return _gbs_call(S, K, T, r, b, v)
+    cdef double t1 = GOLDEN * T
+    cdef double c = K * K / ((binf - b0) * b0)
+    cdef double i1 = b0 + (binf - b0) * (1.0 - exp(-(b * t1 + 2.0 * v * sqrt(t1)) * c))
+    cdef double i2 = b0 + (binf - b0) * (1.0 - exp(-(b * T + 2.0 * v * sqrt(T)) * c))
+    if S >= i2:
+        return S - K
+    cdef double lS = log(S), lK = log(K), l1 = log(i1), l2 = log(i2)
+    cdef double pb, p1, p0
+    cdef double sb[2]
+    cdef double s1[2]
+    cdef double s0[2]
+    if not (_bs_gamma_terms(lS, T, t1, beta, l1, l2, r, b, v, l1, 1, l1, l1, &pb, sb)
+            and _bs_gamma_terms(lS, T, t1, 1.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p1, s1)
+            and _bs_gamma_terms(lS, T, t1, 0.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p0, s0)):
+        return NAN  # ill-conditioned (see _bs_gamma_terms): the caller keeps the 1993 policy
+    cdef double pg[3]
+    cdef double ph[3]
+    cdef double pr_[3]
+    cdef double po[3]
+    pg[0] = beta
+    pg[1] = 1.0
+    pg[2] = 0.0
+    ph[0] = l2
+    ph[1] = l2
+    ph[2] = l2
+    pr_[0] = l2
+    pr_[1] = 0.0
+    pr_[2] = 0.0
+    _bs_phi_n(lS, t1, pg, ph, ph, r, b, v, pr_, po, 3)
+    return ((i2 - K) * exp(beta * (lS - l2)) - (i2 - K) * po[0]
+            + po[1] - p1
+            - K * po[2] + K * p0
+            + (i1 - K) * pb - (i1 - K) * sb[0]
+            + s1[0] - s1[1] - K * s0[0] + K * s0[1])
+
+
+cdef double _bs1993_call(double S, double K, double T, double r, double b, double v) noexcept nogil:
+    """Bjerksund-Stensland (1993) call: one flat trigger I(T), h = -(bT + 2 v sqrt T) B0 / (B_inf - B0)
+    (the formula of QuantLib's BjerksundStenslandApproximationEngine), in log space."""
+    cdef double beta, binf, b0
+    if not _bs_setup(K, r, b, v, &beta, &binf, &b0):
+        return _gbs_call(S, K, T, r, b, v)
+    cdef double i = b0 + (binf - b0) * (1.0 - exp(-(b * T + 2.0 * v * sqrt(T)) * b0 / (binf - b0)))
+    if S >= i:
+        return S - K
+    cdef double lS = log(S), lK = log(K), li = log(i)
+    cdef double pg[5]
+    cdef double ph[5]
+    cdef double pi_[5]
+    cdef double pr_[5]
+    cdef double po[5]
+    pg[0] = beta
+    pg[1] = 1.0
+    pg[2] = 1.0
+    pg[3] = 0.0
+    pg[4] = 0.0
+    ph[0] = li
+    ph[1] = li
+    ph[2] = lK
+    ph[3] = li
+    ph[4] = lK
+    pi_[0] = li
+    pi_[1] = li
+    pi_[2] = li
+    pi_[3] = li
+    pi_[4] = li
+    pr_[0] = li
+    pr_[1] = 0.0
+    pr_[2] = 0.0
+    pr_[3] = 0.0
+    pr_[4] = 0.0
+    _bs_phi_n(lS, T, pg, ph, pi_, r, b, v, pr_, po, 5)
+    return ((i - K) * exp(beta * (lS - li)) - (i - K) * po[0]
+            + po[1] - po[2]
+            - K * po[3] + K * po[4])
+
+
+cdef double _bs1993(double S, double K, double T, double r, double q, double v, bint call) noexcept nogil:
+    if _bad(S, K, T, r, q, v):
+        return NAN
+    if call:
+        return _bs1993_call(S, K, T, r, r - q, v)
+    return _bs1993_call(K, S, T, q, q - r, v)
+
+
+cdef double _bs2002(double S, double K, double T, double r, double q, double v, bint call) noexcept nogil:
+    """Bjerksund-Stensland 2002: the better of two feasible exercise policies (each a lower bound).
+
+    The two-step formula (``_bs2002_call``) values exactly the policy "exercise when S reaches I2
+    before t1 or I1 after t1" (checked against a finite-difference valuation of that policy in the
+    tests). The paper's trigger heuristic h(T) = -(bT + 2 sigma sqrt(T)) K^2 / ((B_inf - B0) B0)
+    puts both triggers far too low when B0 = rK/(r - b) > K (calls with r > q, puts with q > r) and
+    sigma^2 T is large, so that policy can be worth less than the 1993 single flat trigger (e.g.
+    45.77 vs 46.45, true 46.72). Both are values of feasible policies, so their maximum is still a
+    lower bound of the American price and never below BS1993.
+    """
+    if _bad(S, K, T, r, q, v):
+        return NAN
+    if call:
+        return fmax(_bs2002_call(S, K, T, r, r - q, v), _bs1993_call(S, K, T, r, r - q, v))
+    # Put-call transformation P(S, K, T, r, b) = C(K, S, T, r - b, -b).
+    return fmax(_bs2002_call(K, S, T, q, q - r, v), _bs1993_call(K, S, T, q, q - r, v))
+
+
+cdef double BAW_TOL = 1e-6
+
+
+cdef double _baw(double S, double K, double T, double r, double q, double v, bint call) noexcept nogil:
+    """Barone-Adesi-Whaley (1987): QuantLib's seed, Newton update and stopping rule (1e-6 on |LHS-RHS|/K)."""
+    if _bad(S, K, T, r, q, v):
+        return NAN
+    cdef double dd = exp(-q * T), rd = exp(-r * T), var = v * v * T, sv = sqrt(var)
+    cdef double n, m, bT, qu, su, hh, si, fwd, d1, kk, euro, Q, lhs, rhs, bi, a, n1, n2
+    cdef int _it
+    # no (or a vanishing, qT or rT below 1e-12) reason to exercise early: the seed and the critical
+    # price iteration break down as the premium -> 0 (q = 2.2e-16 gave NaN), so return the European
+    if call and q * T <= 1e-12:
+        return _bs_price1(S, K, T, r, q, v, True)
+    if not call and r * T <= 1e-12:
+        return _bs_price1(S, K, T, r, q, v, False)
+    n = 2.0 * log(dd / rd) / var
+    m = -2.0 * log(rd) / var
+    bT = log(dd / rd)
+    if call:
+        qu = (-(n - 1.0) + sqrt((n - 1.0) * (n - 1.0) + 4.0 * m)) / 2.0
+        su = K / (1.0 - 1.0 / qu)
+        hh = -(bT + 2.0 * sv) * K / (su - K)
+        si = K + (su - K) * (1.0 - exp(hh))
+        if not si > K:  # seed breaks down (e.g. r = 0 with a large yield): start from S_inf
+            si = su if su > K else 2.0 * K
+    else:
+        qu = (-(n - 1.0) - sqrt((n - 1.0) * (n - 1.0) + 4.0 * m)) / 2.0
+        su = K / (1.0 - 1.0 / qu)
+        hh = (bT - 2.0 * sv) * K / (K - su)
+        si = su + (K - su) * exp(hh)
+        if not (si > 0.0 and si < K):
+            si = su if (su > 0.0 and su < K) else 0.5 * K
+    kk = -2.0 * log(rd) / (var * (1.0 - rd)) if fabs(1.0 - rd) > 2.3e-13 else 2.0 / var
+    for _it in range(BAW_MAX_ITER):
+        fwd = si * dd / rd
+        d1 = (log(fwd / K) + 0.5 * var) / sv
+        # the critical price is solved to 1e-6 of K: the plain Black formula (QuantLib's here too)
+        # is exact enough, and shares N(d1) with rhs and bi
+        n1 = norm_cdf(d1 if call else -d1)
+        n2 = norm_cdf(d1 - sv if call else sv - d1)
+        euro = (si * dd * n1 - K * rd * n2) if call else (K * rd * n2 - si * dd * n1)
+        if call:
+            Q = (-(n - 1.0) + sqrt((n - 1.0) * (n - 1.0) + 4.0 * kk)) / 2.0
+            lhs = si - K
+            rhs = euro + (1.0 - dd * n1) * si / Q
+            bi = dd * n1 * (1.0 - 1.0 / Q) + (1.0 - dd * norm_pdf(d1) / sv) / Q
+            if fabs(lhs - rhs) / K <= BAW_TOL:
+                break
+            si = (K + rhs - bi * si) / (1.0 - bi)
+        else:
+            Q = (-(n - 1.0) - sqrt((n - 1.0) * (n - 1.0) + 4.0 * kk)) / 2.0
+            lhs = K - si
+            rhs = euro - (1.0 - dd * n1) * si / Q
+            bi = -dd * n1 * (1.0 - 1.0 / Q) - (1.0 + dd * norm_pdf(-d1) / sv) / Q
+            if fabs(lhs - rhs) / K <= BAW_TOL:
+                break
+            si = (K - rhs + bi * si) / (1.0 + bi)
+        if not (si > 0.0 and si < INFINITY):
+            return NAN
+    fwd = si * dd / rd
+    d1 = (log(fwd / K) + 0.5 * var) / sv
+    euro = _bs_price1(S, K, T, r, q, v, call)
+    if call:
+        Q = (-(n - 1.0) + sqrt((n - 1.0) * (n - 1.0) + 4.0 * kk)) / 2.0
+        if S < si:
+            a = (1.0 - dd * norm_cdf(d1)) * si / Q
+            return euro + a * pow(S / si, Q)
+        return S - K
+    Q = (-(n - 1.0) - sqrt((n - 1.0) * (n - 1.0) + 4.0 * kk)) / 2.0
+    if S > si:
+        a = -(1.0 - dd * norm_cdf(-d1)) * si / Q
+        return euro + a * pow(S / si, Q)
+    return K - S
+
+
+cdef inline double _pp2(double z, double n) noexcept nogil:
+    """Peizer-Pratt inversion (method 2) used by Leisen-Reimer."""
+    cdef double a = z / (n + 1.0 / 3.0 + 0.1 / (n + 1.0))
+    cdef double res = 0.5 * sqrt(1.0 - exp(-a * a * (n + 1.0 / 6.0)))
+    return 0.5 + res if z >= 0.0 else 0.5 - res
+
+
+cdef inline double _div_pv(double t, double T, double r, const double* dt, const double* dd,
+                           int nd) noexcept nogil:
+    """Value at time t of the cash dividends paid in (t, T]."""
+    cdef double pv = 0.0
+    cdef int k
+    for k in range(nd):
+        if dt[k] > t and dt[k] <= T:
+            pv += dd[k] * exp(-r * (dt[k] - t))
+    return pv
+
+
+cdef void _binomial(double S, double K, double T, double r, double q, double v, bint call, int steps,
+                    bint lr, const double* dt, const double* dd, int nd, double* out) noexcept nogil:
+    """American binomial tree (escrowed cash dividends). out = price, delta, gamma, theta."""
+    cdef int i, j, n = steps
+    cdef double h, growth, disc, u, d, p, ratio, s, sx, pvi, cont, ex, d1, d2, dS
+    cdef double v0 = NAN, v10 = NAN, v11 = NAN, v20 = NAN, v21 = NAN, v22 = NAN
+    cdef double s10 = NAN, s11 = NAN, s20 = NAN, s21 = NAN, s22 = NAN
+    cdef double* V
+    for i in range(4):
+        out[i] = NAN
+    if _bad(S, K, T, r, q, v) or n < 3:
+        return
+    sx = S - _div_pv(0.0, T, r, dt, dd, nd)
+    if not sx > 0.0:
+        return
+    if lr and n % 2 == 0:
+        n += 1
+    h = T / n
+    growth = exp((r - q) * h)
+    disc = exp(-r * h)
+    p = 0.0
+    if lr:
+        d1 = (log(sx / K) + (r - q + 0.5 * v * v) * T) / (v * sqrt(T))
+        d2 = d1 - v * sqrt(T)
+        p = _pp2(d2, n)
+        u = growth * _pp2(d1, n) / p
+        d = (growth - p * u) / (1.0 - p)
+    if not lr or not (p > 0.0 and p < 1.0 and d > 0.0 and u > d):
+        # CRR; Leisen-Reimer saturates (p -> 0 or 1) far from the money at tiny vol
+        u = exp(v * sqrt(h))
+        d = 1.0 / u
+        p = (growth - d) / (u - d)
+    if not (p > 0.0 and p < 1.0):
+        # drift dominates the CRR spread: centre the lattice on the drift (p stays risk neutral)
+        u = exp((r - q - 0.5 * v * v) * h + v * sqrt(h))
+        d = exp((r - q - 0.5 * v * v) * h - v * sqrt(h))
+        p = (growth - d) / (u - d)
+    if not (p > 0.0 and p < 1.0 and d > 0.0):
+        return
+    V = <double*> malloc((n + 1) * sizeof(double))
+    if V == NULL:
+        return
+    ratio = u / d
+    s = sx * pow(d, n)
+    for j in range(n + 1):
+        V[j] = fmax(s - K, 0.0) if call else fmax(K - s, 0.0)
+        s *= ratio
+    for i in range(n - 1, -1, -1):
+        pvi = _div_pv(i * h, T, r, dt, dd, nd) if nd > 0 else 0.0
+        s = sx * pow(d, i)
+        for j in range(i + 1):
+            cont = disc * (p * V[j + 1] + (1.0 - p) * V[j])
+            ex = (s + pvi - K) if call else (K - s - pvi)
+            V[j] = cont if cont > ex else ex
+            s *= ratio
+        if i == 2:
+            v20 = V[0]
+            v21 = V[1]
+            v22 = V[2]
+            s20 = sx * d * d + pvi
+            s21 = sx * d * u + pvi
+            s22 = sx * u * u + pvi
+        elif i == 1:
+            v10 = V[0]
+            v11 = V[1]
+            s10 = sx * d + pvi
+            s11 = sx * u + pvi
+    v0 = V[0]
+    free(V)
+    out[0] = v0
+    out[1] = (v11 - v10) / (s11 - s10)
+    out[2] = ((v22 - v21) / (s22 - s21) - (v21 - v20) / (s21 - s20)) / (0.5 * (s22 - s20))
+    dS = s21 - S
+    out[3] = (v21 - v0 - out[1] * dS - 0.5 * out[2] * dS * dS) / (2.0 * h)
+
+
+cdef double AM_NOISE = 1e-12
+
+
+cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,
+                       int steps, bint lr, const double* dt, const double* dd, int nd) noexcept nogil:
+    cdef double o[4]
+    cdef double a, lo
+    if _bad(S, K, T, r, q, v):
+        return NAN
+    if method == M_BINOMIAL:
+        _binomial(S, K, T, r, q, v, call, steps, lr, dt, dd, nd, o)
+        return o[0]
+    if method == M_BS2002:
+        a = _bs2002(S, K, T, r, q, v, call)
+    elif method == M_BAW:
+        a = _baw(S, K, T, r, q, v, call)
+    else:
+        a = _bs1993(S, K, T, r, q, v, call)
+    if not a == a:
+        return NAN
+    # the approximations can dip below the European value or intrinsic (BS: value of one exercise
+    # policy; BAW: critical price solved to 1e-6): both are hard lower bounds of the American price.
+    lo = fmax(_bs_price1(S, K, T, r, q, v, call), fmax(S - K, 0.0) if call else fmax(K - S, 0.0))
+    # The closed forms sum O(S + K) terms, so they carry ~1e-13 (S + K) of absolute rounding noise
+    # (e.g. 2e-12 for a far-OTM call at sigma = 1e-4, whose value is 0): a premium below that
+    # floor is noise, and the exact European value (relative accuracy) is returned instead.
+    if a - lo <= AM_NOISE * (S + K):
+        return lo
+    return a
+
+
+cdef double AM_SIG_LO = 1e-4
+cdef double AM_SIG_HI = 10.0
+
+
+cdef double _am_iv1(double P, double S, double K, double T, double r, double q, bint call, int method,
+                    int steps, bint lr, const double* dt, const double* dd, int nd,
+                    int* reason) noexcept nogil:
+    """American implied vol by Brent's method on the chosen American pricer, sigma in [1e-4, 10].
+
+    The European implied vol of P, where it exists, is an upper bracket (American >= European at
+    every sigma) and is the answer when the model's early-exercise premium there is nil (most OTM
+    contracts: one American evaluation). A price the model already reaches at sigma = 1e-4 (at
+    intrinsic: flat in sigma, no information) gives OUTSIDE_MODEL_RANGE.
+    """
+    cdef double a, b, c, fa, fb, fc, d = 0.0, e = 0.0, tol1, xm, p, qq, rr, s, min1, min2, intrinsic, se
+    cdef int _it, re = 0
+    if _bad(S, K, T, r, q, 1.0) or not (P > 0.0 and P < INFINITY):
+        reason[0] = R_INVALID
+        return NAN
+    intrinsic = fmax(S - K, 0.0) if call else fmax(K - S, 0.0)
+    if P < intrinsic:
+        reason[0] = R_BELOW
+        return NAN
+    if (call and P >= S) or (not call and P >= K):
+        reason[0] = R_ABOVE
+        return NAN
+    if P - intrinsic <= AM_NOISE * (S + K):
+        reason[0] = R_RANGE  # at intrinsic: every sigma up to the exercise threshold gives this price
+        return NAN
+    b = AM_SIG_HI
+    fb = NAN
+    se = _iv1(P, S, K, T, r, q, call, &re)
+    if re == R_OK and se > AM_SIG_LO and se < AM_SIG_HI:
+        fb = _am_price1(method, S, K, T, r, q, se, call, steps, lr, dt, dd, nd) - P
+        if fb == 0.0:
+            reason[0] = R_OK
+            return se
+        if fb > 0.0:
+            b = se
+    if not fb > 0.0:
+        b = AM_SIG_HI
+        fb = _am_price1(method, S, K, T, r, q, b, call, steps, lr, dt, dd, nd) - P
+    a = AM_SIG_LO
+    fa = _am_price1(method, S, K, T, r, q, a, call, steps, lr, dt, dd, nd) - P
+    while not isfinite(fa) and a < 0.1:
+        # some approximations (BAW, trees) break down at tiny sigma: move the lower end up
+        a *= 4.0
+        fa = _am_price1(method, S, K, T, r, q, a, call, steps, lr, dt, dd, nd) - P
+    if not (isfinite(fa) and isfinite(fb)):
+        reason[0] = R_NOCONV
+        return NAN
+    if fa >= 0.0 or fb < 0.0:
+        reason[0] = R_RANGE
+        return NAN
+    c = b
+    fc = fb
+    for _it in range(300):
+        if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
+            c = a
+            fc = fa
+            d = b - a
+            e = d
+        if fabs(fc) < fabs(fb):
+            a = b
+            b = c
+            c = a
+            fa = fb
+            fb = fc
+            fc = fa
+        tol1 = 4.0e-16 * fabs(b) + 0.5e-14
+        xm = 0.5 * (c - b)
+        if fabs(xm) <= tol1 or fb == 0.0:
+            reason[0] = R_OK
+            return b
+        if fabs(e) >= tol1 and fabs(fa) > fabs(fb):
+            s = fb / fa
+            if a == c:
+                p = 2.0 * xm * s
+                qq = 1.0 - s
+            else:
+                qq = fa / fc
+                rr = fb / fc
+                p = s * (2.0 * xm * qq * (qq - rr) - (b - a) * (rr - 1.0))
+                qq = (qq - 1.0) * (rr - 1.0) * (s - 1.0)
+            if p > 0.0:
+                qq = -qq
+            p = fabs(p)
+            min1 = 3.0 * xm * qq - fabs(tol1 * qq)
+            min2 = fabs(e * qq)
+            if 2.0 * p < fmin(min1, min2):
+                e = d
+                d = p / qq
+            else:
+                d = xm
+                e = d
+        else:
+            d = xm
+            e = d
+        a = b
+        fa = fb
+        b = b + d if fabs(d) > tol1 else b + (tol1 if xm > 0.0 else -tol1)
+        fb = _am_price1(method, S, K, T, r, q, b, call, steps, lr, dt, dd, nd) - P
+    reason[0] = R_NOCONV
+    return NAN
