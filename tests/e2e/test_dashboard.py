@@ -35,6 +35,11 @@ PAGES = {
     "portfolio": "[data-testid=account-summary], [data-testid=no-accounts]",
     "backtests": "[data-testid=runs-table], [data-testid=no-runs]",
 }
+#: every page, plus the routes that load other data: (hash, nav entry, ready selector)
+ROUTES = [(f"#/{name}", name, ready) for name, ready in PAGES.items()] + [
+    ("#/symbol/MSFT/1m", "symbol", PAGES["symbol"]),
+    ("#/chain/SPY", "chain", PAGES["chain"]),
+]
 LOAD_TIMEOUT_MS = 60_000
 SIGNAL_WAIT_MS = 180_000
 SETTLE_MS = 1_500  # late console errors (a failing refresh) after the page rendered
@@ -102,15 +107,15 @@ def test_each_page_loads_without_console_errors(
 ) -> None:
     p, console = page
     p.set_viewport_size(viewport)
-    for name, ready in PAGES.items():
-        visit(p, f"#/{name}", ready)
+    for hash_, name, ready in ROUTES:
+        visit(p, hash_, ready)
         p.wait_for_timeout(SETTLE_MS)
         assert p.locator(f"nav a[data-page={name}].active").count() == 1
-        assert not p.locator(".error").count(), (name, p.locator(".error").all_inner_texts())
+        assert not p.locator(".error").count(), (hash_, p.locator(".error").all_inner_texts())
         # usable at this width: nothing wider than the window (wide tables scroll in their box)
         overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, (name, viewport, overflow)
-        assert not console.errors, (name, console.errors)
+        assert overflow <= 1, (hash_, viewport, overflow)
+        assert not console.errors, (hash_, console.errors)
 
 
 def test_a_live_signal_appears(page: tuple[Any, Console], stack: DashboardStack) -> None:

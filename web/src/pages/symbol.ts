@@ -21,9 +21,20 @@ import { every, type Page } from "./page";
 export const OVERLAYS = new Set(["sma", "ema", "wma", "dema", "tema", "trima", "kama", "t3", "bbands", "vwap", "sar", "midpoint", "midprice"]);
 const CHOICES = ["sma", "ema", "bbands", "vwap", "rsi", "macd", "stoch", "adx", "atr", "cci", "obv", "mfi"];
 const BARS = { "1m": 390, "1d": 250 } as const;
-const PATTERN_DAYS = { "1m": 2, "1d": 120 } as const;
+const PATTERN_DAYS = { "1m": 5, "1d": 120 } as const; // the service allows 5..3650
 const QUOTE_REFRESH_MS = 5_000;
 const COLORS = ["#f5a623", "#4a90e2", "#bd10e0", "#50e3c2", "#b8e986", "#e86a92", "#9b9b9b", "#f8e71c"];
+
+const NY = "America/New_York";
+const nyTime = new Intl.DateTimeFormat("en-US", { timeZone: NY, hour: "2-digit", minute: "2-digit", hour12: false });
+const nyDay = new Intl.DateTimeFormat("en-US", { timeZone: NY, month: "short", day: "numeric" });
+const nyFull = new Intl.DateTimeFormat("en-US", { timeZone: NY, year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+/** Chart times in New York (exchange) time: the axis and the crosshair label. */
+export function nyLabel(t: Time, intraday: boolean, tick = false): string {
+  const d = new Date(Number(t) * 1000);
+  if (!intraday) return nyDay.format(d);
+  return tick ? nyTime.format(d) : `${nyFull.format(d)} ET`;
+}
 
 export const toTime = (iso: string | undefined): UTCTimestamp => Math.floor(new Date(iso ?? 0).getTime() / 1000) as UTCTimestamp;
 
@@ -130,7 +141,12 @@ export const symbolPage: Page = {
         autoSize: true,
         layout: { background: { type: ColorType.Solid, color: "#141923" }, textColor: "#d7dde8" },
         grid: { vertLines: { color: "#222a38" }, horzLines: { color: "#222a38" } },
-        timeScale: { timeVisible: interval === "1m", secondsVisible: false },
+        timeScale: {
+          timeVisible: interval === "1m",
+          secondsVisible: false,
+          tickMarkFormatter: (t: Time, kind: number) => (interval === "1m" && kind >= 3 ? nyLabel(t, true, true) : nyLabel(t, false)),
+        },
+        localization: { timeFormatter: (t: Time) => nyLabel(t, interval === "1m") },
       });
       const candles = chart.addSeries(CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", wickUpColor: "#26a69a", wickDownColor: "#ef5350", borderVisible: false });
       candles.setData(data);
