@@ -42,3 +42,8 @@ def test_every_used_metric_is_catalogued() -> None:
 def test_the_table_lists_every_entry_once() -> None:
     lines = catalogue_table().splitlines()
     assert [ln.split()[0] for ln in lines] == [s.name for s in CATALOG]
+
+
+def test_docs_list_the_catalogue() -> None:
+    """docs/telemetry.md shows the table ``python -m aiots.services.common.instruments`` prints."""
+    assert catalogue_table() in (ROOT / "docs" / "telemetry.md").read_text()
