@@ -1,0 +1,36 @@
+"""The routes: one gRPC route per RPC of every exposed service, one REST route per google.api.http
+binding, unique names, and the 404 catch-all last. Oracle: the services' own descriptors in the
+generated ``aiots.v1`` modules (every RPC they declare) and their ``google.api.http`` options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.api import annotations_pb2
+
+from aiots.gateway.envoy_routes import routes
+from aiots.gateway.model import GatewayModel, build_model
+from aiots.services.common.settings import Settings
+from aiots.v1 import analytics_pb2, cache_pb2, ingestion_pb2, signals_pb2
+
+
+def _model() -> GatewayModel:
+    return build_model(Settings(), descriptor_file=Path("x.pb"), jwks_file=Path("j.json"))
+
+
+def test_one_grpc_route_per_rpc_and_one_rest_route_per_binding() -> None:
+    rs = routes(_model())
+    names = [r["name"] for r in rs]
+    assert len(names) == len(set(names)) and names[-1] == "not_found"
+    grpc_paths = {r["match"]["path"] for r in rs if r["name"].startswith("grpc:")}
+    rest = [r for r in rs if r["name"].startswith("rest:")]
+    for mod in (cache_pb2, ingestion_pb2, analytics_pb2, signals_pb2):
+        for svc in mod.DESCRIPTOR.services_by_name.values():
+            for m in svc.methods:
+                assert f"/{svc.full_name}/{m.name}" in grpc_paths, f"{svc.full_name}/{m.name} has no gRPC route"
+                rule = m.GetOptions().Extensions[annotations_pb2.http]
+                bindings = [rule, *rule.additional_bindings] if rule.WhichOneof("pattern") else []
+                mine = [r for r in rest if r["name"].startswith(f"rest:{svc.name}/{m.name}:")]
+                assert len(mine) == len(bindings), f"{svc.full_name}/{m.name}: {len(mine)} REST routes"
+                verbs = {b.WhichOneof("pattern").upper() for b in bindings}
+                assert {r["match"]["headers"][0]["string_match"]["exact"] for r in mine} == verbs
