@@ -51,6 +51,11 @@ export function calibrationChart(el: HTMLElement, bins: CalibrationBin[], title:
         marker: { size: bins.map((b) => 6 + Math.min(14, Math.sqrt(b.count))) },
       },
     ],
-    { title: { text: title }, xaxis: { title: { text: "predicted" }, range: [0, 1] }, yaxis: { title: { text: "realised" }, range: [0, 1] } },
+    {
+      title: { text: title },
+      xaxis: { title: { text: "predicted" }, range: [0, 1] },
+      yaxis: { title: { text: "realised" }, range: [0, 1] },
+      legend: { x: 0.02, y: 0.98, orientation: "v", bgcolor: "rgba(0,0,0,0)" },
+    },
   );
 }

@@ -63,11 +63,12 @@ async function showReport(box: HTMLElement, run: Run): Promise<void> {
       : h("p", { class: "muted" }, "No strategy fired."),
   );
   const eq = equityCurve(arr(rep.trades));
-  await plot(eqEl, [{ x: eq.t, y: eq.equity, mode: "lines", name: "equity", line: { color: "#4a90e2" } }], {
-    title: { text: "Equity, one contract per signal (USD)" },
-    xaxis: { type: "date" },
-    showlegend: false,
-  });
+  // by closed trade, not by clock time: nights and weekends would be long flat segments
+  await plot(
+    eqEl,
+    [{ x: eq.equity.map((_, i) => i + 1), y: eq.equity, text: eq.t, mode: "lines+markers", name: "equity", line: { color: "#4a90e2" } }],
+    { title: { text: "Equity, one contract per signal (USD)" }, xaxis: { title: { text: "closed trade #" } }, showlegend: false },
+  );
   const bins = arr(cal.bins).map(obj).map((b) => ({ predicted: num(n(b.predicted)), realised: num(n(b.realised)), count: num(n(b.n)) }));
   await calibrationChart(calEl, bins, `Calibration (${cal.priced_from ?? ""}): Brier ${fmt(n(cal.brier), 3)}, ECE ${fmt(n(cal.ece), 3)}`);
 }

@@ -155,7 +155,7 @@ export const chainPage: Page = {
     });
     const exp = a.exposures ?? [];
     await plot(gexEl, [{ type: "bar", x: exp.map((e) => num(e.strike)), y: exp.map((e) => num(e.gex)), marker: { color: exp.map((e) => (num(e.gex) >= 0 ? "#26a69a" : "#ef5350")) }, name: "GEX" }], {
-      title: { text: "Gamma exposure by strike ($ per 1% move)" },
+      title: { text: "GEX by strike ($ per 1% move)" },
       xaxis: { title: { text: "strike" } },
       showlegend: false,
       shapes: Number.isFinite(num(a.underlying_price)) ? [{ type: "line", x0: num(a.underlying_price), x1: num(a.underlying_price), yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "#667" } }] : [],
