@@ -56,7 +56,7 @@ web/node_modules/.stamp: web/package-lock.json web/package.json | check-node
 # so the page always matches the protos; `make test` checks that the committed copies are fresh.
 web/dist/.stamp: $(WEB_SRC) $(PROTO_SRC) web/node_modules/.stamp $(VENV)/.stamp-build
 	@echo "==> building the dashboard (web/dist)"
-	cd web && AIOTS_PYTHON=$(CURDIR)/$(PY) npm run -s gen:api && npm run -s build >../build/web-build.log 2>&1 || { \
+	@cd web && AIOTS_PYTHON=$(CURDIR)/$(PY) npm run -s gen:api && npm run -s build >../build/web-build.log 2>&1 || { \
 	  tail -n 40 ../build/web-build.log; echo "dashboard build failed; full log: build/web-build.log"; exit 1; }
 	@touch $@
 
