@@ -1,0 +1,31 @@
+"""The listener's filter chain in the documented order (gateway/render.py's docstring: identity
+headers dropped first, router last), and the client-sent identity headers it drops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aiots.gateway import render
+from aiots.gateway.envoy_filters import _http_filters
+from aiots.gateway.model import build_model
+from aiots.services.common.gateway_auth import SECRET_HEADER
+from aiots.services.common.settings import Settings
+
+ORDER = ["header_mutation", "cors", "jwt_authn", "rbac", "local_ratelimit", "buffer", "grpc_json_transcoder", "router"]
+
+
+def test_filter_chain_order_matches_the_documented_layout() -> None:
+    model = build_model(Settings(), descriptor_file=Path("x.pb"), jwks_file=Path("j.json"))
+    names = [f["name"].removeprefix("envoy.filters.http.") for f in _http_filters(model)]
+    assert names == ORDER
+    doc = render.__doc__ or ""
+    assert [n for n in ORDER if n != "router" and n in doc] == ORDER[:-1]  # the docstring names each one
+    assert all(doc.index(a) < doc.index(b) for a, b in zip(ORDER[:-2], ORDER[1:-1], strict=True))
+
+
+def test_client_sent_identity_headers_are_dropped() -> None:
+    model = build_model(Settings(), descriptor_file=Path("x.pb"), jwks_file=Path("j.json"))
+    first = json.dumps(_http_filters(model)[0])
+    for header in ("x-aiots-subject", "x-aiots-role", SECRET_HEADER):
+        assert header in first, header
