@@ -4,6 +4,7 @@ headers dropped first, router last), and the client-sent identity headers it dro
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 from aiots.gateway import render
@@ -21,7 +22,7 @@ def test_filter_chain_order_matches_the_documented_layout() -> None:
     assert names == ORDER
     doc = render.__doc__ or ""
     assert [n for n in ORDER if n != "router" and n in doc] == ORDER[:-1]  # the docstring names each one
-    assert all(doc.index(a) < doc.index(b) for a, b in zip(ORDER[:-2], ORDER[1:-1], strict=True))
+    assert all(doc.index(a) < doc.index(b) for a, b in pairwise(ORDER[:-1]))
 
 
 def test_client_sent_identity_headers_are_dropped() -> None:
