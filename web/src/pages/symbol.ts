@@ -23,6 +23,8 @@ const CHOICES = ["sma", "ema", "bbands", "vwap", "rsi", "macd", "stoch", "adx", 
 const BARS = { "1m": 390, "1d": 250 } as const;
 const PATTERN_DAYS = { "1m": 5, "1d": 120 } as const; // the service allows 5..3650
 const QUOTE_REFRESH_MS = 5_000;
+const MAX_LABELS = 25; // more markers than this: arrows only (the table below names them)
+const MAX_LEVELS = 4; // the strongest support/resistance levels inside the chart's price range
 const COLORS = ["#f5a623", "#4a90e2", "#bd10e0", "#50e3c2", "#b8e986", "#e86a92", "#9b9b9b", "#f8e71c"];
 
 const NY = "America/New_York";
@@ -41,7 +43,7 @@ export const toTime = (iso: string | undefined): UTCTimestamp => Math.floor(new 
 type Pattern = Msg<"aiots.v1.PatternMatch">;
 
 /** Chart markers for detected patterns, in time order (lightweight-charts requires it). */
-export function patternMarkers(patterns: Pattern[]): SeriesMarker<Time>[] {
+export function patternMarkers(patterns: Pattern[], labels = true): SeriesMarker<Time>[] {
   return patterns
     .map((p): SeriesMarker<Time> => {
       const bull = p.direction === "bullish";
@@ -51,7 +53,7 @@ export function patternMarkers(patterns: Pattern[]): SeriesMarker<Time>[] {
         position: bear ? "aboveBar" : "belowBar",
         shape: bull ? "arrowUp" : bear ? "arrowDown" : "circle",
         color: bull ? "#26a69a" : bear ? "#ef5350" : "#9aa4b5",
-        text: (p.name ?? "").replace(/_/g, " "),
+        text: labels ? (p.name ?? "").replace(/_/g, " ") : "",
       };
     })
     .sort((a, b) => Number(a.time) - Number(b.time));
@@ -178,8 +180,16 @@ export const symbolPage: Page = {
 
       if (pats.status === "fulfilled") {
         const p = pats.value;
-        createSeriesMarkers(candles, patternMarkers(p.patterns ?? []));
-        for (const lv of p.levels ?? []) {
+        const first = data.length ? data[0].time : 0;
+        const onChart = (p.patterns ?? []).filter((x) => toTime(x.end) >= first);
+        createSeriesMarkers(candles, patternMarkers(onChart, onChart.length <= MAX_LABELS));
+        const lo = Math.min(...data.map((d) => d.low));
+        const hi = Math.max(...data.map((d) => d.high));
+        const levels = (p.levels ?? [])
+          .filter((lv) => num(lv.price) >= lo && num(lv.price) <= hi)
+          .sort((a, b) => num(b.strength) - num(a.strength))
+          .slice(0, MAX_LEVELS);
+        for (const lv of levels) {
           candles.createPriceLine({ price: num(lv.price), color: lv.kind === "support" ? "#26a69a" : "#ef5350", lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: `${lv.kind} ×${lv.touches}` });
         }
         const t = p.trend ?? {};
