@@ -29,10 +29,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
-from google.protobuf.message import Message
-
 from aiots.services.bus.base import Delivery, stream_name
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument
+from aiots.services.common.ports import Event, event_bytes
 from aiots.services.common.settings import RedisSettings
 
 log = logging.getLogger(__name__)
@@ -170,18 +169,18 @@ class InProcessBus:
                 fut.set_result(None)
         self._waiters.clear()
 
-    async def publish(self, topic: str, key: str, event: Message) -> str:
+    async def publish(self, topic: str, key: str, event: Event) -> str:
         """Append ``event`` to the stream of (topic, key); returns its id."""
         self._check_open()
         st = self._stream(topic, key)
         seq = st.next_seq
         st.next_seq = seq + 1
         mid = f"0-{seq}"
-        st.entries.append(_new_delivery(Delivery, (st.name, mid, key, event.SerializeToString())))
+        st.entries.append(_new_delivery(Delivery, (st.name, mid, key, event_bytes(event))))
         self._wake()
         return mid
 
-    async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, Event]]) -> None:
         """Append several (key, event) pairs (one wake-up of the consumers for the batch)."""
         self._check_open()
         by_key = self._by_topic.get(topic) or {}
@@ -193,7 +192,7 @@ class InProcessBus:
                 by_key = self._by_topic[topic]
             seq = st.next_seq
             st.next_seq = seq + 1
-            st.entries.append(new(Delivery, (st.name, f"0-{seq}", key, event.SerializeToString())))
+            st.entries.append(new(Delivery, (st.name, f"0-{seq}", key, event_bytes(event))))
         self._wake()
 
     async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
@@ -320,10 +319,10 @@ class InProcessBus:
 
     # --- broadcast -----------------------------------------------------------------------
 
-    async def broadcast(self, channel: str, event: Message) -> None:
+    async def broadcast(self, channel: str, event: Event) -> None:
         """Send ``event`` to every current listener of ``channel``."""
         self._check_open()
-        payload = event.SerializeToString()
+        payload = event_bytes(event)
         for sub in list(self._listeners.get(channel, ())):
             sub.offer(payload)
 

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from google.protobuf.message import Message
 from redis.exceptions import ResponseError
 
 from aiots.services.bus.base import Delivery, stream_name
 from aiots.services.bus.outbox import Outbox, OutboxBatch
 from aiots.services.bus.redis_conn import REDIS_DOWN_ERRORS, Backoff, connect_redis, redact
 from aiots.services.common.errors import InvalidArgument, Unavailable
+from aiots.services.common.ports import Event, event_bytes
 from aiots.services.common.settings import RedisSettings
 from aiots.services.common.telemetry import metrics
 
@@ -243,14 +243,14 @@ class RedisStreamsBus:
 
     # --- publish -------------------------------------------------------------------------
 
-    async def publish(self, topic: str, key: str, event: Message) -> str:
+    async def publish(self, topic: str, key: str, event: Event) -> str:
         """XADD with approximate MAXLEN; returns the stream id ("" when it went to the outbox)."""
         if not key:
             raise InvalidArgument("key", "bus key must be non-empty")
-        ids = await self._send([self._name(topic, key)], [event.SerializeToString()], want_ids=True)
+        ids = await self._send([self._name(topic, key)], [event_bytes(event)], want_ids=True)
         return _s(ids[0]) if isinstance(ids, list) and ids else ""
 
-    async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, Event]]) -> None:
         """All XADDs in one ``EVALSHA`` (a server-side loop): one command and one reply per batch.
 
         Packing one small command per event costs more client CPU than Redis spends on the XADDs;
@@ -262,7 +262,7 @@ class RedisStreamsBus:
         by_key = self._names.get(topic) or {}
         name = self._name
         names = [by_key.get(key) or name(topic, key) for key, _ in items]
-        await self._send(names, [event.SerializeToString() for _, event in items])
+        await self._send(names, [event_bytes(event) for _, event in items])
 
     def _hw_key(self, publisher: str) -> str:
         return f"{self.namespace}:v1:outbox:hw:{publisher}"
@@ -491,9 +491,9 @@ class RedisStreamsBus:
 
     # --- broadcast -----------------------------------------------------------------------
 
-    async def broadcast(self, channel: str, event: Message) -> None:
+    async def broadcast(self, channel: str, event: Event) -> None:
         """PUBLISH to ``<ns>:v1:<channel>``."""
-        await self.broadcast_bytes(channel, event.SerializeToString())
+        await self.broadcast_bytes(channel, event_bytes(event))
 
     async def broadcast_bytes(self, channel: str, payload: bytes) -> None:
         """PUBLISH an already serialised payload."""

@@ -26,13 +26,23 @@ class Delivery(NamedTuple):
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
+#: an event message, or its serialised bytes (sent as they are: an event going to a topic and a
+#: channel is serialised once)
+Event = Message | bytes
+
+
+def event_bytes(event: Event) -> bytes:
+    """The wire bytes of ``event``."""
+    return event if isinstance(event, bytes) else event.SerializeToString()
+
+
 class Bus(Protocol):
     """Publish/consume (streams with consumer groups) and broadcast/listen (pub/sub)."""
 
-    async def publish(self, topic: str, key: str, event: Message) -> str:
+    async def publish(self, topic: str, key: str, event: Event) -> str:
         """Append ``event`` to the stream of (topic, key); returns the message id."""
 
-    async def publish_many(self, topic: str, items: Sequence[tuple[str, Message]]) -> None:
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, Event]]) -> None:
         """Append several (key, event) pairs in one round trip where the transport allows."""
 
     def consume(
@@ -60,7 +70,7 @@ class Bus(Protocol):
     async def ack(self, delivery: Delivery, *, group: str) -> None:
         """Acknowledge a processed delivery."""
 
-    async def broadcast(self, channel: str, event: Message) -> None:
+    async def broadcast(self, channel: str, event: Event) -> None:
         """Send ``event`` to every current listener of ``channel``."""
 
     def listen(self, channel: str) -> AsyncIterator[bytes]:

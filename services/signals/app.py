@@ -273,8 +273,9 @@ class SignalsApp:
             to_store.append(msg)
             metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
             ev = events_pb2.SignalEvent(symbol=sig.symbol, ts_event=sig.created_ns, signal=msg, is_update=False)
-            await bus.broadcast(SIGNAL_CHANNEL, ev)
-            await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
+            raw = ev.SerializeToString()  # serialised once for the channel and the topic
+            await bus.broadcast(SIGNAL_CHANNEL, raw)
+            await bus.publish(SIGNAL_TOPIC, sig.symbol, raw)
         if to_store or updates:
             self._persist.put_nowait((to_store, updates))
         if announced:
@@ -332,8 +333,9 @@ class SignalsApp:
                     return_ratio(sig.pnl_pct), {"strategy": sig.strategy, "status": sig.status.name}
                 )
                 ev = events_pb2.SignalEvent(symbol=sig.symbol, ts_event=sig.exit_ns, signal=exit_msg, is_update=True)
-                await bus.publish(SIGNAL_TOPIC, sig.symbol, ev)
-                await bus.broadcast(SIGNAL_CHANNEL, ev)
+                raw = ev.SerializeToString()  # serialised once for the topic and the channel
+                await bus.publish(SIGNAL_TOPIC, sig.symbol, raw)
+                await bus.broadcast(SIGNAL_CHANNEL, raw)
         if new or updates:
             self._update_open_gauge()
 

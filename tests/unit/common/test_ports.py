@@ -27,3 +27,23 @@ def test_implementations_offer_every_protocol_method(proto: type, impl: type) ->
         want = list(inspect.signature(want_fn).parameters)
         assert list(inspect.signature(got).parameters)[: len(want)] == want, f"{impl.__name__}.{name}"
         assert inspect.iscoroutinefunction(got) == inspect.iscoroutinefunction(want_fn) or name in ("consume", "listen")
+
+
+async def test_an_event_serialised_once_travels_as_the_message_would() -> None:
+    from aiots.services.common.ports import event_bytes
+    from aiots.services.common.settings import RedisSettings
+    from aiots.v1 import events_pb2
+
+    ev = events_pb2.SignalEvent(symbol="AAPL", ts_event=5, is_update=True)
+    raw = ev.SerializeToString()
+    assert event_bytes(ev) == raw and event_bytes(raw) is raw
+    bus = InProcessBus(RedisSettings())
+    listener = bus.listen("ch")
+    start = getattr(listener, "start", None)
+    if start is not None:
+        await start()
+    await bus.broadcast("ch", raw)
+    await bus.broadcast("ch", ev)
+    it = listener.__aiter__()
+    assert [await it.__anext__(), await it.__anext__()] == [raw, raw]
+    await bus.close()
