@@ -152,6 +152,7 @@ export const symbolPage: Page = {
       });
       const candles = chart.addSeries(CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", wickUpColor: "#26a69a", wickDownColor: "#ef5350", borderVisible: false });
       candles.setData(data);
+      candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.22 } }); // room for volume
       const vol = chart.addSeries(HistogramSeries, { priceScaleId: "vol", priceFormat: { type: "volume" }, color: "#3a4356" });
       chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
       vol.setData(data.map((b) => ({ time: b.time, value: b.volume, color: b.close >= b.open ? "#1f5f59" : "#6b2d2c" })));
