@@ -102,15 +102,12 @@ class SignalEngine:
         if not self.may_open(bar.close_ts_ns, cfg):
             return [], updates
         if cfg.strategies.cheap_volatility.enabled and math.isfinite(snap.realized_vol):
-            iv = traded_atm_iv(
-                self.chains.chain(bar.symbol),
-                bar.close,
-                bar.close_ts_ns,
-                cfg,
-                self._q(bar.symbol),
-                self.execution.max_quote_age_ns,
-            )
-            snap = dataclasses.replace(snap, atm_iv=iv)
+            chains, q, age = self.chains, self._q(bar.symbol), self.execution.max_quote_age_ns
+
+            def source() -> float:
+                return traded_atm_iv(chains.chain(bar.symbol), bar.close, bar.close_ts_ns, cfg, q, age)
+
+            snap = dataclasses.replace(snap, iv_source=source)
         ideas: list[Idea] = []
         for strat in self.strategies:
             self.evaluations += 1

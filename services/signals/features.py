@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiots.core import indicators as ind
 from aiots.services.signals.config import SignalsConfig
@@ -63,7 +64,15 @@ class Snapshot:
     resistance: float
     support: float
     realized_vol: float = math.nan  # annualised (252 x 390 minutes) std of in-session 1-minute log returns
-    atm_iv: float = math.nan  # ATM IV of the expiry contracts would be chosen from (set by the engine)
+    atm_iv: float = math.nan  # ATM IV of the expiry contracts would be chosen from, when known
+    # computes that ATM IV on demand (IV solves: only strategies that need it pay for it)
+    iv_source: Callable[[], float] | None = field(default=None, compare=False, repr=False)
+
+    def traded_atm_iv(self) -> float:
+        """``atm_iv``, else computed by ``iv_source`` (NaN without either)."""
+        if math.isfinite(self.atm_iv) or self.iv_source is None:
+            return self.atm_iv
+        return self.iv_source()
 
     @property
     def ready(self) -> bool:

@@ -135,16 +135,27 @@ def expected_value(conf: float, p_model: float, p_stop: float, gain: float, loss
 
 
 def atm_iv_by_expiry(
-    chain: Sequence[OptionQuote], spot: float, now_ns: int, r: float, q: float
+    chain: Sequence[OptionQuote],
+    spot: float,
+    now_ns: int,
+    r: float,
+    q: float,
+    *,
+    after_ns: int | None = None,
+    limit: int | None = None,
 ) -> list[tuple[int, float]]:
-    """(expiry ns, ATM IV) per expiry, nearest first: the European IV of the two-sided call and put
-    closest to the spot, averaged (NaN-free expiries only)."""
+    """(expiry ns, ATM IV) per expiry expiring after ``after_ns`` (default: now), nearest first, at
+    most ``limit`` of them: the European IV of the two-sided call and put closest to the spot,
+    averaged (NaN-free expiries only)."""
+    first = now_ns if after_ns is None else after_ns
     by_exp: dict[int, list[OptionQuote]] = {}
     for c in chain:
-        if c.two_sided and c.expiry_ns > now_ns:
+        if c.two_sided and c.expiry_ns > first:
             by_exp.setdefault(c.expiry_ns, []).append(c)
     out: list[tuple[int, float]] = []
     for exp in sorted(by_exp):
+        if limit is not None and len(out) >= limit:
+            break
         quotes = by_exp[exp]
         k = min(quotes, key=lambda c: (abs(c.strike - spot), c.occ_symbol)).strike
         atm = [c for c in quotes if c.strike == k]
@@ -163,13 +174,21 @@ def traded_atm_iv(
     sc = cfg.selection
     lo, hi = now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
     window = [c for c in chain if lo <= c.expiry_ns <= hi and now_ns - c.ts_ns <= max_age_ns]
-    ivs = atm_iv_by_expiry(window, spot, now_ns, sc.risk_free_rate, q)
+    ivs = atm_iv_by_expiry(window, spot, now_ns, sc.risk_free_rate, q, limit=1)
     return ivs[0][1] if ivs else math.nan
 
 
+EVENT_MIN_DTE_DAYS = 1.0  # same-day and overnight expiries are not the "front" of an event kink
+
+
 def event_risk(chain: Sequence[OptionQuote], spot: float, now_ns: int, r: float, q: float, ratio: float) -> str | None:
-    """A sentence when the front expiry's ATM IV is ``ratio`` x the next expiry's or more, else None."""
-    ivs = atm_iv_by_expiry(chain, spot, now_ns, r, q)
+    """A sentence when the front expiry's ATM IV is ``ratio`` x the next expiry's or more, else None.
+
+    The front is the first expiry at least a day out: a 0DTE or overnight expiry's ATM IV is
+    dominated by its last hours (GOOG's same-day weekly on 2015-12-24 quoted 0.33-0.41 against 0.16
+    for the next week), not by an event."""
+    after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
+    ivs = atm_iv_by_expiry(chain, spot, now_ns, r, q, after_ns=after, limit=2)
     if len(ivs) < 2:
         return None
     (e0, v0), (_, v1) = ivs[0], ivs[1]
@@ -216,7 +235,7 @@ class ContractSelector:
             and (q.ask - q.bid) / q.mid <= sc.max_spread_frac
             and q.open_interest >= sc.min_open_interest
             and q.volume >= sc.min_volume
-            and (q.ask_size <= 0 or q.ask_size >= sc.min_quote_size)
+            and not (q.ask_size > 0 and q.ask_size < sc.min_quote_size)  # 0 or NaN: size unknown
             and sc.dte_min * NS_PER_DAY <= q.expiry_ns - now_ns <= sc.dte_max * NS_PER_DAY
         ]
         if not cands:

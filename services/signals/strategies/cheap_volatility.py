@@ -24,11 +24,10 @@ class CheapVolatility:
 
     def evaluate(self, snap: Snapshot, cfg: SignalsConfig) -> Idea | None:
         c = cfg.strategies.cheap_volatility
-        rv, iv = snap.realized_vol, snap.atm_iv
-        if not c.enabled or not snap.ready or not (math.isfinite(rv) and math.isfinite(iv)) or rv < c.min_rv:
+        rv = snap.realized_vol
+        if not c.enabled or not snap.ready or not math.isfinite(rv) or rv < c.min_rv:
             return None
-        ratio = iv / rv
-        if ratio > c.iv_rv_max or not math.isfinite(snap.ema_fast_prev):
+        if not math.isfinite(snap.ema_fast_prev):
             return None
         bar = snap.bar
         if snap.ema_fast > snap.ema_slow and snap.ema_fast > snap.ema_fast_prev:
@@ -36,6 +35,12 @@ class CheapVolatility:
         elif snap.ema_fast < snap.ema_slow and snap.ema_fast < snap.ema_fast_prev:
             direction = Direction.BEARISH
         else:
+            return None
+        iv = snap.traded_atm_iv()  # IV solves: only once the cheap conditions hold
+        if not math.isfinite(iv):
+            return None
+        ratio = iv / rv
+        if ratio > c.iv_rv_max:
             return None
         sign = 1.0 if direction is Direction.BULLISH else -1.0
         horizon_years = c.horizon_bars * (bar.interval_ns / 60e9) / MINUTES_PER_YEAR

@@ -233,6 +233,27 @@ def test_front_expiry_iv_kink_is_event_risk() -> None:
     assert sel.select(idea, calm, NOW, cfg) is not None
 
 
+def test_a_same_day_front_expiry_is_not_event_risk() -> None:
+    # GOOG 2015-12-24: the 0DTE weekly quoted 0.33-0.41 ATM against 0.16 for the next week
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    same_day = _chain(100.0, NOW, iv=0.40, days=0.2, tag="231114")
+    week = _chain(100.0, NOW, iv=0.16, days=7, tag="231121")
+    nxt = _chain(100.0, NOW, iv=0.17, days=14, tag="231128")
+    sel = ContractSelector()
+    sel.select(idea, same_day + week + nxt, NOW, cfg)
+    assert not sel.last_skip.startswith("event risk")
+
+
+def test_unknown_sizes_pass_the_size_filter() -> None:
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    chain = _chain(100.0, NOW)
+    for unknown in (0.0, math.nan):
+        sized = [replace(q, ask_size=unknown, bid_size=unknown) for q in chain]
+        assert ContractSelector().select(idea, sized, NOW, cfg) is not None
+
+
 def test_ev_negative_ideas_are_suppressed() -> None:
     cfg = SignalsConfig()
     idea = _idea(Direction.BULLISH, 3.0)
