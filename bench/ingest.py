@@ -260,6 +260,7 @@ async def latency_table(args: argparse.Namespace, dsn: str | None, tmp: Path) ->
                         await w.close()
                 label = f"{name}{' + PostgreSQL writer' if with_writer else ''}"
                 rows.append((label, r))
+                print(f"  {label}: p99 {r['p99'] / 1000:.3f} ms", flush=True)
     finally:  # the scratch keys go, also on Ctrl-C or an error
         for _name, bus in buses:
             if isinstance(bus, RedisStreamsBus):
@@ -413,5 +414,28 @@ async def main() -> None:
         await admin.close()
 
 
+async def _main_cancellable() -> None:
+    """``main`` with SIGTERM treated like Ctrl-C: the task is cancelled, so every ``finally``
+    (database drop, Redis keys, child processes) runs before the process ends."""
+    import signal
+
+    task = asyncio.ensure_future(main())
+    loop = asyncio.get_running_loop()
+    stopped: list[int] = []
+
+    def stop(sig: int) -> None:
+        stopped.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await task
+    except (asyncio.CancelledError, TimeoutError):
+        if not stopped:
+            raise
+        print(f"interrupted ({signal.Signals(stopped[0]).name}): scratch database, Redis keys and children removed")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(_main_cancellable())
