@@ -18,13 +18,14 @@ from ulid import ULID
 from aiots.core.conventions import datetime_to_ns
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
-from aiots.services.common.server import ServiceRegistration, pre_encoded_stream
+from aiots.services.common.server import ServiceRegistration, pre_encoded, pre_encoded_stream
 from aiots.services.common.telemetry import metrics
 from aiots.services.common.validation import require_time_range
+from aiots.services.common.wire import len_field
 from aiots.services.signals.fanout import Broker, encode_heartbeat, encode_signal
 from aiots.services.signals.stats import signal_stats
 from aiots.services.signals.store import SignalFilter, SignalStore
-from aiots.v1 import signals_pb2, signals_pb2_grpc
+from aiots.v1 import common_pb2, signals_pb2, signals_pb2_grpc
 
 SERVICE_NAME = "aiots.v1.SignalService"
 DEFAULT_PAGE = 100
@@ -181,9 +182,9 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
                 else:
                     self._streams_by_subject.pop(subject, None)
 
-    async def ListSignals(
-        self, request: signals_pb2.ListSignalsRequest, context: grpc.aio.ServicerContext
-    ) -> signals_pb2.ListSignalsResponse:
+    @pre_encoded(signals_pb2.ListSignalsResponse)
+    async def ListSignals(self, request: signals_pb2.ListSignalsRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """The stored Signal bytes behind their field headers (never parsed and re-serialised)."""
         size = request.page.page_size or DEFAULT_PAGE
         if not (1 <= size <= MAX_PAGE):
             raise InvalidArgument("page.page_size", f"must be within 1..{MAX_PAGE}, got {size}")
@@ -196,11 +197,12 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
         )
         if self._stored is not None:
             await self._stored()
-        sigs = await self.store.page(f, size + 1, request.page.page_token or None)
-        resp = signals_pb2.ListSignalsResponse(signals=sigs[:size])
-        if len(sigs) > size:
-            resp.page.next_page_token = sigs[size - 1].id
-        return resp
+        rows = await self.store.page_payloads(f, size + 1, request.page.page_token or None)
+        body = b"".join(len_field(signals_pb2.ListSignalsResponse.SIGNALS_FIELD_NUMBER, p) for _id, p in rows[:size])
+        if len(rows) > size:
+            page = signals_pb2.ListSignalsResponse(page=common_pb2.PageResponse(next_page_token=rows[size - 1][0]))
+            body += page.SerializeToString()
+        return body
 
     async def GetSignal(
         self, request: signals_pb2.GetSignalRequest, context: grpc.aio.ServicerContext

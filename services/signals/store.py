@@ -146,6 +146,10 @@ class SignalStore:
 
     async def page(self, f: SignalFilter, limit: int, before_id: str | None) -> list[signals_pb2.Signal]:
         """Newest first; ``before_id`` continues a previous page."""
+        return [signals_pb2.Signal.FromString(p) for _id, p in await self.page_payloads(f, limit, before_id)]
+
+    async def page_payloads(self, f: SignalFilter, limit: int, before_id: str | None) -> list[tuple[str, bytes]]:
+        """:meth:`page` as (id, serialised Signal) rows: the stored bytes, not parsed."""
         args: list[Any] = []
         where = f.where(args)
         if before_id:
@@ -153,9 +157,9 @@ class SignalStore:
             where += f" AND id < ${len(args)}"
         args.append(limit)
         rows = await self.pool.fetch(
-            f"SELECT payload FROM signals WHERE {where} ORDER BY id DESC LIMIT ${len(args)}", *args
+            f"SELECT id, payload FROM signals WHERE {where} ORDER BY id DESC LIMIT ${len(args)}", *args
         )
-        return [signals_pb2.Signal.FromString(r["payload"]) for r in rows]
+        return [(r["id"], bytes(r["payload"])) for r in rows]
 
     async def after(self, f: SignalFilter, since_id: str | None, since_ns: int | None) -> list[signals_pb2.Signal]:
         """Signals created after a ULID or a time, oldest first (the replay part of a subscription)."""
