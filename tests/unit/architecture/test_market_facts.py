@@ -20,7 +20,7 @@ ALLOWED: dict[tuple[str, object], str] = {
     ("services/ingestion/dbn_fields.py", NS_PER_S): "Databento prices are fixed point in units of 1e-9 dollars",
     ("services/ingestion/sources/simulator/records.py", NS_PER_S): "DBN fixed-point price scale (1e-9 dollars)",
     ("services/ingestion/sources/simulator/history.py", NS_PER_S): "DBN fixed-point price scale (1e-9 dollars)",
-    ("gateway/render.py", NS_PER_S): "a token-bucket size meaning 'unlimited', a count, not a time",
+    ("gateway/envoy_common.py", NS_PER_S): "a token-bucket size meaning 'unlimited', a count, not a time",
 }
 
 
