@@ -129,6 +129,8 @@ def trade_row(t: Trade) -> dict[str, Any]:
         "pnl_usd": _num(t.pnl_usd),
         "fees_usd": _num(2 * t.entry.fees),
         "confidence": _num(s.confidence),
+        "p_model": _num(s.p_model),
+        "evidence": _num(s.evidence),
         "target_price": _num(s.target_price),
         "stop_price": _num(s.stop_price),
         "signal_entry_mid": _num(s.entry_price),

@@ -90,6 +90,13 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     type=click.IntRange(min=1),
     help="In-sample trades a parameter set needs to be chosen.",
 )
+@click.option(
+    "--refit-calibration",
+    "refit",
+    type=click.Path(dir_okay=False),
+    help="Fit the confidence calibration walk-forward on this run's closed trades, report it out of sample "
+    "(report key calibration_refit) and write the artifact here (e.g. services/signals/calibration.json).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary table.")
 def cli(
     bars: tuple[str, ...],
@@ -107,6 +114,7 @@ def cli(
     folds: int | None,
     search: tuple[str, ...],
     min_trades: int,
+    refit: str | None,
     quiet: bool,
 ) -> None:
     """Backtest the built-in strategies on bars (and option quotes) with ask/bid fills and fees."""
@@ -179,6 +187,12 @@ def cli(
                 report["walk_forward"] = walk_forward(inputs, data, grid, folds, min_trades, progress)
     if quiet and folds:
         report["walk_forward"] = walk_forward(inputs, data, grid, folds, min_trades)
+    if refit:
+        from aiots.services.backtest.calibration import refit_calibration
+
+        report["calibration_refit"], artifact = refit_calibration(report)
+        if artifact is not None:
+            Path(refit).write_text(artifact.to_json())
     Path(json_out).write_text(json.dumps(report, indent=1))
     if html_out:
         Path(html_out).write_text(render(report))
@@ -215,3 +229,10 @@ def _print_summary(report: dict[str, object]) -> None:
         f"null model ({nm.get('priced_from')}): expectancy {f(nm.get('expectancy_pct'))} %, "
         f"strategies minus null {f(nm.get('difference_pct'))} % (95% CI {nm.get('difference_ci')})"
     )
+    cr = report.get("calibration_refit")
+    if isinstance(cr, dict):
+        Console().print(
+            f"calibration refit ({cr.get('priced_from')}, walk-forward, out of sample on {cr.get('n_oos')} trades): "
+            f"Brier {f(cr.get('brier'))} vs base rate {f(cr.get('brier_base_rate'))}, ECE {f(cr.get('ece'))}; "
+            f"uncalibrated p_model Brier {f(cr.get('raw_brier'))}; {cr.get('note', '')}"
+        )

@@ -60,6 +60,7 @@ def signal_to_proto(s: Signal, *, with_history: bool = True) -> signals_pb2.Sign
         suggested_contracts=s.suggested_contracts,
         fee_per_contract=s.fee_per_contract,
         p_model=s.p_model,
+        evidence=s.evidence,
         risk_per_contract=s.risk_per_contract,
     )
     if s.updated_ns:
@@ -122,6 +123,7 @@ def signal_from_proto(m: signals_pb2.Signal, expiry_ns: int = 0) -> Signal:
         suggested_contracts=m.suggested_contracts,
         fee_per_contract=m.fee_per_contract,
         p_model=m.p_model,
+        evidence=m.evidence,
         risk_per_contract=m.risk_per_contract,
         exercise_style="european" if c.style == common_pb2.EXERCISE_STYLE_EUROPEAN else "american",
         updated_ns=m.updated_at.ToNanoseconds() if m.HasField("updated_at") else 0,

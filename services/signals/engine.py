@@ -189,6 +189,7 @@ class SignalEngine:
                 suggested_contracts=sel.suggested_contracts,
                 fee_per_contract=self.execution.fee_per_contract,
                 p_model=sel.p_model,
+                evidence=sel.evidence,
                 risk_per_contract=sel.risk_per_contract,
                 exercise_style=sel.style,
             )

@@ -155,6 +155,7 @@ class Signal:
     suggested_contracts: int = 0  # for the configured dollar risk per trade (risk to the stop, after costs)
     fee_per_contract: float = 0.0  # dollars per contract per fill
     p_model: float = math.nan  # the model's raw probability (target before stop or horizon)
+    evidence: float = math.nan  # the strategy's 0..1 evidence, the calibration's second input
     risk_per_contract: float = 0.0  # dollars lost per contract if stopped at the stop, fees included
     exercise_style: str = "american"
     updated_ns: int = 0  # the latest status change (0 while it has none)

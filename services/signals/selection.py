@@ -73,6 +73,7 @@ class Selection:
     risk_per_contract: float = 0.0  # dollars lost per contract at the stop, fees included
     suggested_contracts: int = 0
     style: str = "american"
+    evidence: float = math.nan  # the strategy's 0..1 evidence (with the low-IV-rank bonus) fed to the calibration
 
 
 def _norm_cdf(x: float) -> float:
@@ -297,7 +298,12 @@ class ContractSelector:
             if sel is None:
                 continue
             sel = Selection(
-                **{**sel.__dict__, "greeks": GreeksTU(delta, gamma, theta, vega, rho), "style": styles[int(idx)]}
+                **{
+                    **sel.__dict__,
+                    "greeks": GreeksTU(delta, gamma, theta, vega, rho),
+                    "style": styles[int(idx)],
+                    "evidence": evidence,
+                }
             )
             spread = (q.ask - q.bid) / q.mid
             key = (sel.expected_return_pct, -spread, q.occ_symbol)
