@@ -1891,6 +1891,11 @@ export interface components {
             direction?: components["schemas"]["aiots.v1.Direction"];
             /** @description Entry limit price (the mid) in dollars per share. */
             entry_price?: number | ("NaN" | "Infinity" | "-Infinity");
+            /**
+             * @description The strategy's 0..1 evidence (how strongly its rules fired, with the low-IV-rank bonus): with
+             *      p_model, the input of the calibration that gives `confidence`.
+             */
+            evidence?: number | ("NaN" | "Infinity" | "-Infinity");
             /** @description Expected return on the premium in percent. */
             expected_return_pct?: number | ("NaN" | "Infinity" | "-Infinity");
             /** @description Fees in dollars per contract per fill (the execution model's), included in every % figure. */
