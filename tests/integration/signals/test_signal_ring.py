@@ -53,9 +53,9 @@ async def held_app(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, asyncio.Even
     release = asyncio.Event()
     insert = a.store.insert
 
-    async def held_insert(sig: Any) -> bool:
+    async def held_insert(*args: Any, **kwargs: Any) -> bool:
         await release.wait()
-        return await insert(sig)
+        return await insert(*args, **kwargs)
 
     a.store.insert = held_insert  # type: ignore[method-assign]
     await a.start()
