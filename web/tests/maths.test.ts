@@ -98,3 +98,12 @@ describe("page helpers", () => {
     expect(m[0].time).toBe(Date.UTC(2026, 10, 12) / 1000);
   });
 });
+
+describe("exchange clock", () => {
+  it("shows New York time (EST in December, EDT in July)", async () => {
+    const { nyClock } = await import("../src/lib/num");
+    expect(nyClock("2026-12-04T14:32:00Z")).toBe("09:32:00 ET");
+    expect(nyClock("2026-07-06T13:30:00Z")).toBe("09:30:00 ET");
+    expect(nyClock(undefined)).toBe("–");
+  });
+});

@@ -36,3 +36,11 @@ export function shortTime(iso: string | undefined): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : d.toISOString().replace("T", " ").slice(0, 19) + "Z";
 }
+
+const NY_CLOCK = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+/** Wall-clock time on the exchange (New York), e.g. "09:45:00 ET". */
+export function nyClock(iso: string | undefined): string {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : `${NY_CLOCK.format(d)} ET`;
+}

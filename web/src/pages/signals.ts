@@ -3,7 +3,7 @@
 import { authHeaders, buildUrl, client, unwrap, type Msg, type StreamMessage, type StreamQuery } from "../lib/api";
 import { card, clear, errorBox, h, table } from "../lib/dom";
 import { followStream, type StreamState } from "../lib/ndjson";
-import { fmt, num, pct, shortTime, signed } from "../lib/num";
+import { fmt, num, nyClock, pct, shortTime, signed } from "../lib/num";
 import { calibrationChart } from "../lib/plots";
 import { every, type Ctx, type Page } from "./page";
 
@@ -50,7 +50,7 @@ function details(s: Signal): HTMLElement {
       h("span", {}, `IV ${pct(s.iv)} · IV rank ${fmt(s.iv_rank, 0)}`),
       h("span", {}, `entry ${fmt(s.entry_price)} · target ${fmt(s.target_price)} · stop ${fmt(s.stop_price)}`),
       h("span", {}, `reward/risk ${fmt(s.reward_risk)} · risk/contract $${fmt(s.risk_per_contract)}`),
-      h("span", {}, `expected ${signed(s.expected_return_pct)}% · p(model) ${pct(s.p_model)}`),
+      h("span", {}, `expected ${signed(s.expected_return_pct)}% · p(model) ${pct(s.p_model)} · evidence ${fmt(s.evidence, 2)}`),
       h("span", {}, `Δ ${fmt(g.delta, 3)} Γ ${fmt(g.gamma, 4)} Θ ${fmt(g.theta, 3)} V ${fmt(g.vega, 3)}`),
       h("span", {}, `size ${s.suggested_contracts ?? 0} · horizon ${shortTime(s.horizon)}`),
     ),
@@ -74,7 +74,7 @@ function rows(list: Signal[], statusFilter: string, open: Set<string>, toggle: (
       h(
         "tr",
         { class: `signal ${dir}`, "data-signal-id": id, onclick: () => toggle(id) },
-        h("td", {}, shortTime(s.created_at).slice(11)),
+        h("td", { title: shortTime(s.created_at) }, nyClock(s.created_at)),
         h("td", {}, h("b", {}, s.symbol ?? "")),
         h("td", {}, s.strategy ?? ""),
         h("td", { class: dir }, dir),
