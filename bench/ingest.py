@@ -64,6 +64,7 @@ NS = cv.NS_PER_S
 SYMBOLS = ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ"]
 TOPIC = "options:quotes"
 SESSION_SLACK_S = 30.0
+WARMUP_S = 0.5
 
 
 def make_file(path: Path, n: int, seed: int = 1) -> int:
@@ -247,6 +248,10 @@ async def latency_table(args: argparse.Namespace, dsn: str | None, tmp: Path) ->
     except Exception as exc:
         print(f"Redis at {args.redis} not reachable ({exc}); Redis Streams latency skipped")
     try:
+        # a short unreported session first: the first one in a process pays imports and caches
+        warm = InProcessBus()
+        await live_latency(warm, None, args.rate, WARMUP_S)
+        await warm.close()
         for name, bus in buses:
             for with_writer in (False, True) if dsn else (False,):
                 w = None

@@ -252,6 +252,7 @@ class LiveSource:
                     self._last_rx = loop.time()
                     for i in range(0, len(recs), max_batch):
                         await self._flush(norm, recs[i : i + max_batch])
+                        await asyncio.sleep(0)  # in-process consumers and the writer feeder get a turn
                 elif closed.done() or self._stop.is_set():
                     break
             lost = closed.exception()
