@@ -133,8 +133,12 @@ export const chainPage: Page = {
         return { x: qs.map((q) => num(q.contract?.strike)), y: qs.map((q) => num(q.iv)), mode: "markers", name: `${r} IV`, marker: { color: r === "call" ? "#26a69a" : "#ef5350" } };
       });
       const svi = sviOf(slice);
-      if (svi && Number.isFinite(fwd)) {
-        const curve = sviCurve(svi, fwd, -SMILE_K, SMILE_K);
+      const strikes = quotes.filter((q) => Number.isFinite(num(q.iv))).map((q) => num(q.contract?.strike));
+      if (svi && Number.isFinite(fwd) && strikes.length) {
+        // over the quoted strikes only (within ±SMILE_K): no extrapolation past the data
+        const kLo = Math.max(-SMILE_K, Math.log(Math.min(...strikes) / fwd));
+        const kHi = Math.min(SMILE_K, Math.log(Math.max(...strikes) / fwd));
+        const curve = sviCurve(svi, fwd, kLo, kHi);
         data.push({ x: curve.map((p) => p[0]), y: curve.map((p) => p[1]), mode: "lines", name: `fitted ${slice?.parametrization || "SVI"}`, line: { color: "#f5a623" } });
       }
       await plot(smileEl, data, {
@@ -150,7 +154,7 @@ export const chainPage: Page = {
     await plot(termEl, [{ x: term.map((e) => num(e.dte)), y: term.map((e) => num(e.atm_iv)), text: term.map((e) => e.expiry ?? ""), mode: "lines+markers", name: "ATM IV" }], {
       title: { text: "Term structure (ATM IV)" },
       xaxis: { title: { text: "days to expiry" } },
-      yaxis: { tickformat: ".0%" },
+      yaxis: { tickformat: ".1%" },
       showlegend: false,
     });
     const exp = a.exposures ?? [];
