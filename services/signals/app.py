@@ -58,6 +58,7 @@ IV_RANK_REFRESH_S = 300.0
 STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 PERSIST_DRAIN_S = 5.0
+ANNOUNCE_YIELDS = 8
 
 
 #: the expiry instant (``aiots.core.conventions.expiry_ns``: 16:00 ET or the early close), cached per
@@ -280,7 +281,11 @@ class SignalsApp:
             self._persist.put_nowait((to_store, updates))
         if announced:
             self._update_open_gauge()
-            # Let the subscribers' streams write before the next bar of this batch is evaluated.
+            # Let the subscribers' streams take their message before the next bar is evaluated.
+            for _ in range(ANNOUNCE_YIELDS):
+                if not self.broker.deepest_queue():
+                    break
+                await asyncio.sleep(0)
             await asyncio.sleep(0)
 
     async def _persist_loop(self) -> None:
