@@ -33,7 +33,7 @@ SECRETS: dict[str, tuple[str, ...]] = {
 }
 SECRETS_DIR = "/etc/aiots/secrets"
 # The services the gateway routes to (GatewaySettings.UPSTREAMS).
-GATEWAY_UPSTREAMS = ("cache", "ingestion", "analytics", "signals", "portfolio")
+GATEWAY_UPSTREAMS = ("cache", "ingestion", "analytics", "signals", "portfolio", "backtest")
 # Pods labelled so may scrape the metrics ports (NetworkPolicy).
 PROMETHEUS_LABELS = {"app.kubernetes.io/name": "prometheus"}
 # Checks of checkov (`make test` runs it on the rendered overlay) this deployment does not follow, and why.

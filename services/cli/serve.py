@@ -21,9 +21,10 @@ from pathlib import Path
 import click
 
 from aiots.services.common.settings import Settings, get_settings
+from aiots.services.stack.supervisor import SERVICE_ORDER
 
 PARENT_POLL_S = 1.0
-SERVICES = ("cache", "ingestion", "analytics", "signals", "portfolio")
+SERVICES = SERVICE_ORDER  # every service the composition root knows
 
 
 @click.command(name="serve")

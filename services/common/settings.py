@@ -306,7 +306,7 @@ class GatewaySettings(BaseModel):
     127.0.0.1 only, the supervisor's /health + /openapi.json endpoint on 127.0.0.1:health_port."""
 
     #: the services behind the gateway (the keys upstream_hosts accepts)
-    UPSTREAMS: ClassVar[tuple[str, ...]] = ("cache", "ingestion", "analytics", "signals", "portfolio")
+    UPSTREAMS: ClassVar[tuple[str, ...]] = ("cache", "ingestion", "analytics", "signals", "portfolio", "backtest")
 
     host: str = Field("127.0.0.1", description="listener address; 0.0.0.0 (compose, Kubernetes) must be asked for")
     port: int = 8000
@@ -444,6 +444,13 @@ class Settings(BaseSettings):
                 if path and not data.get(field):
                     data[field] = Path(path).read_text().strip()
         return data
+
+    @field_validator("database_url", "redis_url", "databento_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        """An empty or blank value (compose's ``${DATABENTO_API_KEY:-}``) means unset, not an empty secret."""
+        raw = v.get_secret_value() if isinstance(v, SecretStr) else v
+        return None if isinstance(raw, str) and not raw.strip() else v
 
     @field_validator("symbols")
     @classmethod

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from aiots.services.common.settings import Settings
 from aiots.services.common.settings_doc import markdown, rows
 
@@ -38,3 +40,11 @@ def test_every_listed_variable_is_read_by_the_settings() -> None:
         else:
             os.environ["AIOTS_EXECUTION__FEE_PER_CONTRACT"] = old
     assert table["DATABASE_URL"] == "unset" and "AIOTS_DATABASE_URL" not in table
+
+
+def test_blank_secrets_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # compose passes ${DATABENTO_API_KEY:-}: an empty key must mean "the simulator", not live with ""
+    monkeypatch.setenv("DATABENTO_API_KEY", "")
+    monkeypatch.setenv("REDIS_URL", "  ")
+    s = Settings()
+    assert s.databento_api_key is None and s.redis_url is None and s.simulated_feed and s.embedded_bus

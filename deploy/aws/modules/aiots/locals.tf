@@ -89,7 +89,7 @@ locals {
   }
 
   # The services the gateway routes to (GatewaySettings.UPSTREAMS), reached by their Cloud Map names.
-  gateway_upstreams = ["cache", "ingestion", "analytics", "signals", "portfolio"]
+  gateway_upstreams = ["cache", "ingestion", "analytics", "signals", "portfolio", "backtest"]
 
   gateway_environment = {
     AIOTS_SERVICE                  = "gateway"
