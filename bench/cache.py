@@ -322,8 +322,17 @@ async def main(seconds: float, events: int, only: str | None = None, workers: in
     print(await bench_bus(inproc, max(events, 200_000), "in-process"), flush=True)
     await inproc.close()
     rbus = RedisStreamsBus(REDIS_URL, cfg)
-    print(await bench_bus(rbus, events, "Redis Streams"), flush=True)
-    await rbus.close()
+    try:
+        print(await bench_bus(rbus, events, "Redis Streams"), flush=True)
+    finally:
+        await rbus.close()
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in r.scan_iter(f"{cfg.namespace}:*")]  # the outbox's high-water key too
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
 
 
 if __name__ == "__main__":
