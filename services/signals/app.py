@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from aiots.core import conventions as cv
-from aiots.core.conventions import iv_rank
+from aiots.core.conventions import NS_PER_MIN, iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
@@ -46,11 +46,13 @@ from aiots.services.signals.models import Bar, OptionQuote, Signal
 from aiots.services.signals.service import SignalServicer
 from aiots.services.signals.stats import return_ratio
 from aiots.services.signals.store import SignalStore
+from aiots.services.storage import queries
 from aiots.v1 import common_pb2, events_pb2, signals_pb2
 
 log = logging.getLogger(__name__)
 
 BAR_TOPIC = "bars:1m"
+REWARM_GAP_NS = 5 * NS_PER_MIN  # a bar this far behind the features means the feed went back
 OPTION_TOPIC = "options:quotes"
 SIGNAL_TOPIC = "signals"
 SIGNAL_CHANNEL = "signals"
@@ -192,24 +194,25 @@ class SignalsApp:
     async def _warm_up(self) -> None:
         """Prime the streaming features with the latest stored 1m bars, so signals don't wait for
         the slowest indicator (EMA 50, ADX 28 bars) to warm up on live bars after a (re)start."""
-        n = self.cfg.warmup_bars
-        if n <= 0 or self.rt.db is None:
-            return
-        try:
-            from aiots.services.storage import queries
-        except ImportError:
+        if self.cfg.warmup_bars <= 0 or self.rt.db is None:
             return
         for sym in self.rt.settings.symbols:
-            try:
-                bars = await queries.get_bars(self.rt.db, sym, "1m", end_ns=time.time_ns(), limit=n)
-            except Exception:
-                log.warning("signals: no stored bars to warm up %s", sym, exc_info=True)
-                continue
-            for i in range(len(bars)):
-                self.engine.warm(
-                    Bar(sym, int(bars.ts[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
-                        float(bars.close[i]), float(bars.volume[i]))
-                )  # fmt: skip
+            await self._warm_symbol(sym, time.time_ns())
+
+    async def _warm_symbol(self, sym: str, end_ns: int) -> None:
+        """Feed ``sym``'s latest ``warmup_bars`` stored 1m bars opening before ``end_ns`` to the features."""
+        if self.rt.db is None or self.cfg.warmup_bars <= 0:
+            return
+        try:
+            bars = await queries.get_bars(self.rt.db, sym, "1m", end_ns=end_ns, limit=self.cfg.warmup_bars)
+        except Exception:
+            log.warning("signals: no stored bars to warm up %s", sym, exc_info=True)
+            return
+        for i in range(len(bars)):
+            self.engine.warm(
+                Bar(sym, int(bars.ts[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                    float(bars.close[i]), float(bars.volume[i]))
+            )  # fmt: skip
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
@@ -238,6 +241,13 @@ class SignalsApp:
         self.bars_seen += 1
         bar = bar_from_event(ev)
         async with self._lock:
+            if bar.ts_ns < self.engine.last_bar_ns(bar.symbol) - REWARM_GAP_NS:
+                # The feed is behind what the features were warmed with (the simulator replays the
+                # last session after a restart on a closed day; a DBN replay): warm again from the
+                # stored bars before this one, or every live bar would be taken for a stale one.
+                log.info("signals: feed behind the warm-up for %s; re-warming", bar.symbol)
+                self.engine.reset(bar.symbol)
+                await self._warm_symbol(bar.symbol, bar.ts_ns)
             ideas, updates = self.engine.evaluate(bar)  # tens of microseconds
             # Contract selection (a few IV solves on the pre-filtered contracts): ~0.2-0.5 ms, on the
             # loop; a thread hop would cost more than it saves (see the module docstring).

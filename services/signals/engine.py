@@ -197,6 +197,18 @@ class SignalEngine:
             new.append(sig)
         return new
 
+    def last_bar_ns(self, symbol: str) -> int:
+        """Open time (ns) of the newest bar the features of ``symbol`` have seen; -1 when none."""
+        feats = self._features.get(symbol)
+        return feats.last_ts_ns if feats is not None else -1
+
+    def reset(self, symbol: str) -> None:
+        """Forget ``symbol``'s features, bar count and cooldowns (before re-warming from an earlier point)."""
+        self._features.pop(symbol, None)
+        self._bar_count.pop(symbol, None)
+        for key in [k for k in self._last_fired if k[0] == symbol]:
+            del self._last_fired[key]
+
     def warm(self, bar: Bar) -> None:
         """Feed a historical bar to the features only (no strategy runs, nothing is emitted)."""
         feats = self._features.get(bar.symbol)

@@ -198,3 +198,51 @@ async def test_start_warms_features_from_stored_bars(pg_pool: Any) -> None:
         await app.stop()
         await bus.close()
         await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
+
+
+async def test_a_feed_behind_the_warm_up_re_warms_instead_of_dropping_bars(pg_pool: Any) -> None:
+    """A restart while the simulator replays the last session: the stored bars reach further than
+    the live feed. The first live bar behind the warmed state re-warms from the stored bars before
+    it (oracle: TA-Lib's EMA over exactly those bars plus the live one), instead of every live bar
+    being taken for a stale duplicate."""
+    import talib
+
+    rng = np.random.default_rng(5)
+    n = 200
+    c = 300 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    o = np.r_[c[0], c[:-1]]
+    h, lo = np.maximum(o, c) + 0.05, np.minimum(o, c) - 0.05
+    ts = T0 + np.arange(n) * MIN  # 09:30 onwards, stored from an earlier run
+    await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
+    day = dt.datetime.fromtimestamp(T0 / 1e9, dt.UTC).date()
+    await ensure_partitions(pg_pool, ["bars_1m"], day - dt.timedelta(days=1), day)
+    await pg_pool.executemany(
+        "INSERT INTO bars_1m (symbol, ts_event, ts, open, high, low, close, volume, vwap, trade_count)"
+        " VALUES ('MSFT', $1::bigint, to_timestamp($1::bigint / 1e9), $2, $3, $4, $5, 1000, $5, 10)",
+        [(int(t), float(a), float(b), float(d), float(e)) for t, a, b, d, e in zip(ts, o, h, lo, c, strict=True)],
+    )
+    settings = Settings(signals={"port": 0, "warmup_bars": 100}, symbols=["AAPL", "MSFT"])
+    bus = InProcessBus(settings.redis)
+    app = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
+    await app.start()
+    try:
+        assert app.engine.last_bar_ns("MSFT") == int(ts[-1])  # warmed to the end of the stored bars
+        k = 120  # the replay is at bar 120 of the session: 80 bars behind
+        bar = common_pb2.Bar(
+            symbol="MSFT", interval="1m", open=float(o[k]), high=float(h[k]), low=float(lo[k]), close=float(c[k]),
+            volume=1000.0,
+        )  # fmt: skip
+        bar.ts.FromNanoseconds(int(ts[k]))
+        await bus.publish(BAR_TOPIC, "MSFT", events_pb2.BarEvent(bar=bar, ts_event=int(ts[k]), closed=True))
+        for _ in range(200):
+            if app.engine.last_bar_ns("MSFT") == int(ts[k]):
+                break
+            await asyncio.sleep(0.02)
+        feats = app.engine._features["MSFT"]
+        assert feats.last_ts_ns == int(ts[k])
+        # re-warmed from the 100 stored bars before bar k, then bar k itself
+        assert float(feats.ema_slow.value) == pytest.approx(talib.EMA(c[k - 100 : k + 1], 50)[-1], rel=1e-12)
+    finally:
+        await app.stop()
+        await bus.close()
+        await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
