@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from aiots.services.stack import supervisor as sup_mod
 from aiots.services.common.settings import Settings
+from aiots.services.stack import supervisor as sup_mod
 from aiots.services.stack.supervisor import Supervisor, SupervisorError
 
 
