@@ -5,6 +5,7 @@ with their dates, definitions), the instrument facts per symbol, and the ``instr
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import databento_dbn as dbn
@@ -24,6 +25,8 @@ from aiots.services.storage.records import (
     instrument_info,
     parse_occ,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Symbology:
@@ -57,7 +60,10 @@ class Symbology:
             return  # ids map to the parent (e.g. AAPL.OPT); contracts come from definitions/mappings
         if self.dated is None:
             self.dated = InstrumentMap()
-        self.dated.insert_metadata(metadata)
+        try:
+            self.dated.insert_metadata(metadata)
+        except (ValueError, KeyError, TypeError) as exc:  # corrupted mappings (e.g. an id that is not a number)
+            log.warning("DBN metadata mappings unusable; ids resolve from the readable ones", extra={"error": str(exc)})
         if not self.dataset:
             self.dataset = str(metadata.dataset or "")
         for raw, intervals in metadata.mappings.items():

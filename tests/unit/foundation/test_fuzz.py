@@ -66,6 +66,17 @@ def test_unmutated_seeds_decode(dbn_seeds: dict[str, bytes]) -> None:
     assert total > 0
 
 
+def test_corrupted_metadata_mapping_is_survived(dbn_seeds: dict[str, bytes]) -> None:
+    """The case the fuzz found: a NUL byte in a Metadata mapping's instrument id made databento's
+    InstrumentMap raise ValueError out of the replay ('failed to parse ... as an instrument_id')."""
+    if "bbo-1s" not in dbn_seeds:
+        pytest.skip("test_data.bbo-1s.dbn not in the shared data")
+    raw = bytearray(dbn_seeds["bbo-1s"])
+    raw[282] = 0
+    records, _ = _normalise([bytes(raw[:353]), bytes(raw[353:])])
+    assert records >= 0
+
+
 @FUZZ
 @given(data=st.data())
 def test_dbn_normalise_never_raises(dbn_seeds: dict[str, bytes], data: st.DataObject) -> None:
