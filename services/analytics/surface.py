@@ -44,6 +44,8 @@ DENSITY_MARGIN = 2.0
 DENSITY_TOL = -1e-9
 CALENDAR_TOL = 1e-12
 CALENDAR_POINTS = 121
+#: points of the dense grid a fitted slice is checked on (butterfly and calendar order between slices)
+CHECK_POINTS = 4001
 MIN_POINTS = 5
 #: strict margin on the Gatheral-Jacquier bound psi (1 + |rho|) < 4
 GJ_BOUND = 4.0 - 1e-6
@@ -431,7 +433,7 @@ def fit_surface(
         if ssvi is None:
             fits.append(_rejected(q, int(ka.size), FIT_FAILED, why))
             continue
-        grid = wide_grid(span[0], span[1], DENSITY_POINTS)
+        grid = wide_grid(span[0], span[1], CHECK_POINTS)
 
         w_prev = prev.params.total_variance(grid) if prev is not None else None
 
