@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiots.services.analytics import conversions as conv
+from aiots.services.analytics import wire
 from aiots.services.analytics.pricing import GREEK_NAMES, IvBatch, PricedBatch
 from aiots.v1 import analytics_pb2 as pb
 from aiots.v1 import common_pb2 as cpb
@@ -85,7 +86,7 @@ def _ts_ref(ns: list[int]) -> bytes:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(ns_values | st.sampled_from([0, 1, -1, 10**9, -(10**9), 1_700_000_000 * 10**9]), max_size=50))
 def test_timestamps_wire_equals_protobuf(ns: list[int]) -> None:
-    key = conv._key(pb.GetIndicatorsResponse.DESCRIPTOR, "timestamps", 2)
+    key = wire._key(pb.GetIndicatorsResponse.DESCRIPTOR, "timestamps", 2)
     assert conv.timestamps_wire(key, np.array(ns, dtype=np.int64)) == _ts_ref(ns)
 
 
