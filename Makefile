@@ -97,7 +97,7 @@ protos/third_party/google/api/http.proto: $(VENV)/.stamp-deps
 
 protos-deps: protos/third_party/google/api/http.proto
 
-# checkov (IaC scanner, tests/unit/ops/test_aws_checkov.py) in its own venv: its pins (packaging<24,
+# checkov (IaC scanner, tests/unit/deploy/test_aws_checkov.py) in its own venv: its pins (packaging<24,
 # bc-python-hcl2 installing the same `hcl2` package as python-hcl2, boto3==, networkx<2.7) conflict
 # with the project's. Pinned so that a new checkov release cannot turn `make test` red by itself.
 CHECKOV_VERSION := 3.3.30

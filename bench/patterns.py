@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiots.core import patterns as P
 from aiots.core.chart_patterns import detect_chart_patterns
-from tests.unit.core_patterns._bars import random_bars
+from tests.unit.core._pattern_bars import random_bars
 
 N = 1_000_000
 REPEAT = 5

@@ -3,7 +3,7 @@
 
 Run ``python deploy/grafana/generate.py`` after changing a panel; the JSON files are committed so
 Grafana provisions them as they are. Every aiots_* metric used here is defined in
-services/common/telemetry.py (tests/unit/ops/test_deploy.py checks it).
+services/common/telemetry.py (tests/unit/deploy/test_deploy.py checks it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Write the kustomize base (deploy/k8s/base) for AI-OTS.
 
 The YAML is committed; run ``python deploy/k8s/generate.py`` after changing something here. Ports and
-settings names follow services/common/settings.py (tests/unit/ops/test_deploy.py checks them and
+settings names follow services/common/settings.py (tests/unit/deploy/test_deploy.py checks them and
 validates every rendered object against the Kubernetes JSON schemas).
 """
 

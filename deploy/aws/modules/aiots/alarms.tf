@@ -1,6 +1,6 @@
 # CloudWatch alarms mirroring deploy/prometheus/alerts.yml: one entry per Prometheus alert, with the
 # same threshold and the same duration (period x evaluation_periods = the rule's `for`, or its range
-# window when it has no `for`). tests/unit/ops/test_aws_terraform.py checks that mirror.
+# window when it has no `for`). tests/unit/deploy/test_aws_terraform.py checks that mirror.
 #
 # Sources: the services' Prometheus metrics reach CloudWatch (namespace AIOTS, dimension service)
 # through each task's metrics sidecar (ecs.tf, awsemf); `up` becomes ECS Container Insights'

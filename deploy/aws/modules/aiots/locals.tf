@@ -1,5 +1,5 @@
 # The AI-OTS services, their settings and their secrets: the single place this module names them.
-# tests/unit/ops/test_deploy_parity.py reads these locals and compares them with docker-compose.yml
+# tests/unit/deploy/test_deploy_parity.py reads these locals and compares them with docker-compose.yml
 # and deploy/k8s (same services, ports, health checks, variable names and secrets).
 
 data "aws_availability_zones" "available" {

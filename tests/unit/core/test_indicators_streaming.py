@@ -11,7 +11,7 @@ import pytest
 
 from aiots.core import indicators as ind
 
-from .cases import STREAMS, as_tuple, load_bars, ohlcv_files, random_walk
+from ._indicator_cases import STREAMS, as_tuple, load_bars, ohlcv_files, random_walk
 
 
 def _assert_same(stream_out: object, batch_out: object, label: str) -> None:

@@ -12,7 +12,7 @@ from talib import abstract
 
 from aiots.core import indicators as ind
 
-from .cases import CASES, Arrays, assert_parity, load_bars, ohlcv_files, random_walk
+from ._indicator_cases import CASES, Arrays, assert_parity, load_bars, ohlcv_files, random_walk
 
 N_BIG = 1_000_000
 

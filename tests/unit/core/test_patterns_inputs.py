@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aiots.core import patterns as P
 
-from ._bars import random_bars
+from ._pattern_bars import random_bars
 
 talib = pytest.importorskip("talib")
 

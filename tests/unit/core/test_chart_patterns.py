@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from aiots.core.chart_patterns import ChartAnalysis, ChartParams, detect_chart_patterns
 
-from ._bars import load_ohlcv, ohlcv_files
-from ._shapes import (
+from ._pattern_bars import load_ohlcv, ohlcv_files
+from ._pattern_shapes import (
     ASCENDING,
     DESCENDING,
     DOUBLE_BOTTOM,

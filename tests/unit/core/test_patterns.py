@@ -9,7 +9,7 @@ import pytest
 
 from aiots.core import patterns as P
 
-from ._bars import load_ohlcv, ohlcv_files, random_bars
+from ._pattern_bars import load_ohlcv, ohlcv_files, random_bars
 
 talib = pytest.importorskip("talib")
 
