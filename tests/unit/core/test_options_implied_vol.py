@@ -174,8 +174,13 @@ def _check_american_round_trip(S, K, T, r, q, v, call, method):  # type: ignore[
     assert np.all(np.abs(back - p[ok]) <= 4.0 * noise[ok])
     up = o.american_price(S, K, T, r, v * 1.001, q, call, method=method)
     dn = o.american_price(S, K, T, r, v * 0.999, q, call, method=method)
-    pinned = ok & (up - dn > 1e-7 * p)  # a 0.1% vol change moves the price by > 1e-7 relative
-    assert np.all(np.abs(iv[pinned] - v[pinned]) <= 1e-8 * v[pinned])
+    # a 0.1% vol change moves the price by > 1e-7 relative, and the price is well above its own noise
+    pinned = ok & (up - dn > 1e-7 * p) & (p > 100.0 * noise)
+    # The price pins the vol only to its own noise over the slope: a deep OTM price of 1e-7 carries
+    # 1e-12 (S + K) of evaluation noise, so sigma is known to noise / (dp/dsigma), not to 1e-8.
+    slope = (up - dn) / (0.002 * v)
+    tol = 1e-8 * v + 8.0 * noise / np.where(slope > 0, slope, np.inf)
+    assert np.all(np.abs(iv[pinned] - v[pinned]) <= tol[pinned])
     rng_ = ~ok
     floor = o.american_price(S[rng_], K[rng_], T[rng_], r[rng_], 1e-4, q[rng_], call[rng_], method=method)
     assert np.all(floor >= p[rng_] - noise[rng_])
