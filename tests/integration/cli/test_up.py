@@ -58,7 +58,7 @@ def test_up_serves_metrics_stops_in_time_and_never_logs_secrets(
 ) -> None:
     dsn = make_database(True)  # postgresql://postgres@127.0.0.1:5432/<db>
     dsn_with_pw = dsn.replace("postgresql://postgres@", f"postgresql://postgres:{FAKE_PW}@")
-    ports = _free_ports(13)
+    ports = _free_ports(15)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOTS_") and k not in ("REDIS_URL",)}
     env.update(
         {
@@ -78,6 +78,8 @@ def test_up_serves_metrics_stops_in_time_and_never_logs_secrets(
             "AIOTS_GATEWAY__BASE_ID": str(4000 + os.getpid() % 1000),
             "AIOTS_PORTFOLIO__PORT": str(ports[11]),  # off the defaults: a `make run` stack may hold them
             "AIOTS_PORTFOLIO__METRICS_PORT": str(ports[12]),
+            "AIOTS_BACKTEST__PORT": str(ports[13]),
+            "AIOTS_BACKTEST__METRICS_PORT": str(ports[14]),
             "AIOTS_TELEMETRY__LOG_LEVEL": "DEBUG",
         }
     )

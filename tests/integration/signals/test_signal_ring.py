@@ -63,6 +63,7 @@ async def held_app(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, asyncio.Even
     release.set()
     await a.stop()
     await bus.close()
+    await pg_pool.execute("DELETE FROM signals")  # open signals of five symbols: gone for the next test
 
 
 async def test_reconnect_with_since_gets_unstored_signals_exactly_once(
