@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from aiots.services.bus.consume import handle_each
 from aiots.services.cache.backends.base import Keyspace
 from aiots.services.common.ports import Delivery
 from aiots.services.common.runtime import Runtime
@@ -159,12 +160,7 @@ class PortfolioApp:
     async def _consume(
         self, it: AsyncIterator[Delivery], group: str, handle: Callable[[bytes], Awaitable[None]]
     ) -> None:
-        async for d in it:
-            try:
-                await handle(d.payload)
-            except Exception:
-                log.exception("portfolio: failed to process a bus message", extra={"stream": d.stream})
-            await self.rt.need_bus("portfolio").ack(d, group=group)
+        await handle_each(self.rt.need_bus("portfolio"), it, group, handle, "portfolio")
 
     async def _on_quote(self, payload: bytes) -> None:
         occ, und, q = conv.quote_from_event(events_pb2.OptionQuoteEvent.FromString(payload))

@@ -34,6 +34,7 @@ import numpy as np
 from aiots.core import conventions as cv
 from aiots.core.conventions import NS_PER_MIN, iv_rank
 from aiots.services.bus.base import Delivery
+from aiots.services.bus.consume import handle_each
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
@@ -220,18 +221,15 @@ class SignalsApp:
     async def _consume(
         self, it: AsyncIterator[Delivery], group: str, handle: Callable[[bytes], Awaitable[None]]
     ) -> None:
-        async for d in it:
-            try:
-                await handle(d.payload)
-            except Exception:
-                log.exception("signals: failed to process a bus message", extra={"stream": d.stream})
-            await self.rt.need_bus("signals").ack(d, group=group)
-            topic = d.stream.split(":v1:", 1)[-1].rsplit(":", 1)[0]
-            metrics.bus_consumed.add(1, {"topic": topic, "group": "signals"})
-            if self._last_event_ns:
-                metrics.bus_lag.set(
-                    (time.time_ns() - self._last_event_ns) / cv.NS_PER_S, {"topic": topic, "group": "signals"}
-                )
+        await handle_each(self.rt.need_bus("signals"), it, group, handle, "signals", self._consumed)
+
+    def _consumed(self, d: Delivery) -> None:
+        topic = d.stream.split(":v1:", 1)[-1].rsplit(":", 1)[0]
+        metrics.bus_consumed.add(1, {"topic": topic, "group": "signals"})
+        if self._last_event_ns:
+            metrics.bus_lag.set(
+                (time.time_ns() - self._last_event_ns) / cv.NS_PER_S, {"topic": topic, "group": "signals"}
+            )
 
     async def _on_bar(self, payload: bytes) -> None:
         ev = events_pb2.BarEvent.FromString(payload)
