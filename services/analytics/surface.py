@@ -489,8 +489,8 @@ def slice_iv(params: SviParams, k: F64, t: float) -> F64:
 
 
 def butterfly_check(params: SviParams, k_lo: float, k_hi: float) -> tuple[bool, float]:
-    """(free, min g) over a dense grid widened by DENSITY_MARGIN either side of [k_lo, k_hi]."""
-    grid = np.linspace(k_lo - DENSITY_MARGIN, k_hi + DENSITY_MARGIN, DENSITY_POINTS)
+    """(free, min g) over a dense grid (CHECK_POINTS) widened by DENSITY_MARGIN either side of [k_lo, k_hi]."""
+    grid = np.linspace(k_lo - DENSITY_MARGIN, k_hi + DENSITY_MARGIN, CHECK_POINTS)
     g = params.density_factor(grid)
     mn = float(np.min(g))
     return bool(mn >= DENSITY_TOL), mn

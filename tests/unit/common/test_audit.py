@@ -8,6 +8,7 @@ import logging
 import grpc
 import pytest
 
+from aiots.services.common import server
 from aiots.services.common.audit import ADMIN_METHODS, ROLE_HEADER, SUBJECT_HEADER, AuditInterceptor, caller_of
 from aiots.services.common.errors import InvalidArgument
 from aiots.services.common.server import ServiceRegistration, start_server
@@ -33,8 +34,13 @@ def test_caller_from_metadata() -> None:
     assert caller_of(None) == ("anonymous", "")
 
 
-async def test_admin_calls_are_audited_with_caller_and_outcome(caplog: pytest.LogCaptureFixture) -> None:
+async def test_admin_calls_are_audited_with_caller_and_outcome(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "/aiots.v1.CacheService/SetAnalytics" in ADMIN_METHODS
+    # only this test's interceptor: once telemetry was set up by an earlier test, every server also
+    # gets the process-wide defaults (an audit interceptor among them), which would audit twice
+    monkeypatch.setattr(server, "_default_interceptors", None)
     gs = await start_server(
         [ServiceRegistration.of(Cache())], host="127.0.0.1", port=0, interceptors=[AuditInterceptor()]
     )
