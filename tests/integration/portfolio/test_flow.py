@@ -214,7 +214,9 @@ async def test_watch_streams_fills_limits_and_marks_and_resumes(stack: Stack) ->
 
     # live: a new fill arrives on an open stream (limits cleared: PUT replaces them all)
     await s.stub.SetLimits(pb.SetLimitsRequest(account_id=acct, limits=pb.RiskLimits()), metadata=s.md())
-    call = s.stub.WatchAccount(pb.WatchAccountRequest(account_id=acct), metadata=s.md())
+    # since=3: the fill placed right after opening is delivered whether it lands before or after
+    # the stream has registered (without it, a fill racing the registration was never seen)
+    call = s.stub.WatchAccount(pb.WatchAccountRequest(account_id=acct, since="3"), metadata=s.md())
     await order(s, acct, "b3", "BUY", 1)
     async with asyncio.timeout(20):
         async for m in call:
