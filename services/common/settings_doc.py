@@ -46,8 +46,8 @@ def rows(model: BaseModel | None = None, prefix: str = "AIOTS_") -> Iterator[tup
     """(variable, default, meaning) for every leaf field of the default settings, sections expanded
     depth first; defaults are read from the default instance (a section's own defaults included)."""
     top = model is None
-    inst = model if model is not None else Settings.model_construct()
-    if top:
+    inst = model
+    if inst is None:
         inst = Settings.model_construct(
             **{n: f.get_default(call_default_factory=True) for n, f in Settings.model_fields.items()}
         )

@@ -367,10 +367,6 @@ class SignalsApp:
 
     async def _refresh_iv_ranks(self) -> None:
         """IV rank per underlying from the stored ATM IV history (refreshed periodically)."""
-        try:
-            from aiots.services.storage import queries
-        except ImportError:  # storage not available in this build
-            return
         while True:
             for sym in self.rt.settings.symbols:
                 try:
