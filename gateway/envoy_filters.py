@@ -1,5 +1,6 @@
 """The Envoy HTTP filter chain of the listener (header mutation, CORS, JWT, RBAC, local rate limit,
-buffer, gRPC-JSON transcoder, router), its local replies (JSON errors) and the access log."""
+buffer, enum-error Lua, gRPC-JSON transcoder, router), its local replies (JSON errors) and the
+access log."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from aiots.gateway.envoy_common import (
     _d,
     _metadata_action,
 )
-from aiots.gateway.model import GatewayModel, RouteClass
+from aiots.gateway.model import GatewayModel, RouteClass, load_descriptor_set
 from aiots.services.common.gateway_auth import SECRET_HEADER
 
 
@@ -155,6 +156,77 @@ def _local_reply(model: GatewayModel) -> dict[str, Any]:
         }
     )
     return {"mappers": mappers}
+
+
+#: Lua pattern of the transcoder's message for an unknown enum name (JSON-escaped in the body)
+_ENUM_TYPE_PATTERN = "for type type%.googleapis%.com/([%w_%.]+)"
+
+_ENUM_LUA = """
+local allowed = {
+%(table)s
+}
+-- The transcoder refuses an unknown enum name with 400 "<field>: invalid value \\"X\\" for type
+-- type.googleapis.com/<Enum>" (made JSON by the local reply mapper): name the allowed values.
+function envoy_on_response(h)
+  if h:headers():get(":status") ~= "400" then return end
+  local body = h:body(true)
+  local text = body:getBytes(0, body:length())
+  local names = nil
+  local out = text:gsub("%(pattern)s", function(t)
+    names = allowed[t]
+    if names == nil then return nil end
+    return "for enum " .. t .. "; allowed values: " .. names
+  end)
+  if names == nil then return end
+  local field = out:match('"message":"([^"]-): invalid value ')
+  if field ~= nil then
+    out = out:gsub('"details":%%[%%]', '"details":[{"@type":"type.googleapis.com/google.rpc.BadRequest",'
+      .. '"field_violations":[{"field":"' .. field .. '","description":"allowed values: ' .. names .. '"}]}]', 1)
+  end
+  body:setBytes(out)
+end
+"""
+
+
+def enum_values() -> dict[str, list[str]]:
+    """Full enum name -> the names a client may send (every value but a zero ``*_UNSPECIFIED``),
+    for each enum of the API's descriptor set (the one Envoy's transcoder gets)."""
+    out: dict[str, list[str]] = {}
+
+    def walk(prefix: str, enums: Any, messages: Any) -> None:
+        for e in enums:
+            out[f"{prefix}.{e.name}"] = [
+                v.name for v in e.value if not (v.number == 0 and v.name.endswith("_UNSPECIFIED"))
+            ]
+        for m in messages:
+            walk(f"{prefix}.{m.name}", m.enum_type, m.nested_type)
+
+    for fd in load_descriptor_set().file:
+        if not fd.package.startswith("google."):
+            walk(fd.package, fd.enum_type, fd.message_type)
+    return out
+
+
+def enum_error_lua() -> str:
+    """The Lua of :func:`_enum_errors` (enum names are ``[A-Za-z0-9_.]``: safe in Lua and JSON)."""
+    rows = [f'  ["{name}"] = "{", ".join(vals)}",' for name, vals in sorted(enum_values().items())]
+    return _ENUM_LUA % {"table": "\n".join(rows), "pattern": _ENUM_TYPE_PATTERN}
+
+
+def _enum_errors() -> dict[str, Any]:
+    """A 400 for an unknown enum name names the field, the value and the allowed values.
+
+    The transcoder's own message names the field and the value but only the enum's type URL, and
+    no local-reply mapper can see a body, so a Lua filter (before the transcoder: its local reply
+    passes back through here) rewrites the JSON body of a 400 that carries that message, from a
+    table of every enum generated with the config."""
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": _T + "envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": enum_error_lua()},
+        },
+    }
 
 
 def _cors(model: GatewayModel) -> dict[str, Any]:
@@ -304,6 +376,7 @@ def _http_filters(model: GatewayModel) -> list[dict[str, Any]]:
                 "max_request_bytes": model.settings.max_request_bytes,
             },
         },
+        _enum_errors(),
         {
             "name": "envoy.filters.http.grpc_json_transcoder",
             "typed_config": {

@@ -6,7 +6,8 @@ Layout of the one listener (``settings.gateway.port``)::
     -> cors -> jwt_authn (claims -> x-aiots-subject/x-aiots-role, payload -> metadata)
     -> rbac (per route: the roles allowed for that RPC, from the JWT metadata)
     -> local_ratelimit (a bucket per route class per verified subject; per client address without one)
-    -> buffer (413 above max_request_bytes) -> grpc_json_transcoder -> router
+    -> buffer (413 above max_request_bytes) -> lua (a bad enum name's 400 lists the allowed values)
+    -> grpc_json_transcoder -> router
 
 Routes, per RPC: one per google.api.http binding (regex on the path + the verb) and one for
 the plain gRPC path ``/aiots.v1.Service/Method`` (content-type application/grpc). Both carry the

@@ -13,7 +13,17 @@ from aiots.gateway.model import build_model
 from aiots.services.common.gateway_auth import SECRET_HEADER
 from aiots.services.common.settings import Settings
 
-ORDER = ["header_mutation", "cors", "jwt_authn", "rbac", "local_ratelimit", "buffer", "grpc_json_transcoder", "router"]
+ORDER = [
+    "header_mutation",
+    "cors",
+    "jwt_authn",
+    "rbac",
+    "local_ratelimit",
+    "buffer",
+    "lua",
+    "grpc_json_transcoder",
+    "router",
+]
 
 
 def test_filter_chain_order_matches_the_documented_layout() -> None:
@@ -30,3 +40,19 @@ def test_client_sent_identity_headers_are_dropped() -> None:
     first = json.dumps(_http_filters(model)[0])
     for header in ("x-aiots-subject", "x-aiots-role", SECRET_HEADER):
         assert header in first, header
+
+
+def test_enum_table_lists_every_sendable_name_of_each_enum() -> None:
+    """Oracle: the generated Python enums (protobuf's own reading of the protos)."""
+    from aiots.gateway.envoy_filters import enum_error_lua, enum_values
+    from aiots.v1 import common_pb2, signals_pb2
+
+    table = enum_values()
+    assert table["aiots.v1.OptionRight"] == ["OPTION_RIGHT_CALL", "OPTION_RIGHT_PUT"]
+    statuses = [v.name for v in signals_pb2.SignalStatus.DESCRIPTOR.values if v.number != 0]
+    assert table["aiots.v1.SignalStatus"] == statuses
+    for name in common_pb2.DESCRIPTOR.enum_types_by_name:
+        assert f"aiots.v1.{name}" in table
+    assert not any(k.startswith("google.") for k in table)
+    lua = enum_error_lua()
+    assert '["aiots.v1.OptionRight"] = "OPTION_RIGHT_CALL, OPTION_RIGHT_PUT",' in lua
