@@ -49,7 +49,7 @@ from aiots.core.conventions import (
     exercise_style,
 )
 from aiots.core.execution import ExecutionModel
-from aiots.services.signals.calibration import Calibrator
+from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
@@ -373,7 +373,7 @@ class ContractSelector:
         p_reach = reach_probability(spot, hit, iv, years, log_drift) if hit > 0 else 0.0
         p_model = p_race * p_reach
         p_stop = (1.0 - p_race) * reach_probability(spot, miss, iv, years, log_drift) if miss > 0 else 1.0
-        conf = self.calibrator(p_model, evidence)
+        conf = self.calibrator(p_model, evidence, Context(idea.strategy, spread / q.mid, rr, minutes))
         # a horizon exit is valued without the strategy's edge (the calibrated target probability
         # carries it): the bid after theta, sold, less the cost
         flat = q.bid + theta_trading_day * trading_days - fee - cost

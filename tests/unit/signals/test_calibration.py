@@ -11,7 +11,10 @@ import pytest
 
 from aiots.services.signals.calibration import (
     DEFAULT_FILE,
+    READABLE_VERSIONS,
     Calibrator,
+    Context,
+    block_bootstrap_ci,
     fit,
     load_calibrator,
     walk_forward,
@@ -25,7 +28,8 @@ def synthetic(n: int, seed: int = 3) -> tuple[list[str], np.ndarray, np.ndarray,
     ev = rng.uniform(0, 1, n)
     z = -1.0 + 0.5 * np.log(pm / (1 - pm)) + 1.5 * ev
     y = (rng.uniform(0, 1, n) < 1 / (1 + np.exp(-z))).astype(float)
-    times = [f"2024-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}" for i in range(n)]
+    day0 = np.datetime64("2024-01-02")  # 50 outcomes a day: blocks are cut by date
+    times = [f"{day0 + i // 50}T10:{i // 60 % 60:02d}:{i % 60:02d}-05:00" for i in range(n)]
     return times, pm, ev, y
 
 
@@ -80,4 +84,75 @@ def test_artifact_round_trip_and_loading(tmp_path: Path) -> None:
 
 def test_the_packaged_artifact_loads() -> None:
     c = load_calibrator(DEFAULT_FILE)
-    assert c.version == 1
+    assert c.version in READABLE_VERSIONS and c.window_start < c.window_end
+    assert 0.0 <= c(0.5, 0.5, Context("mean_reversion", 0.03, 0.5, 45.0)) <= 1.0
+
+
+def test_a_version_1_artifact_still_loads(tmp_path: Path) -> None:
+    p = tmp_path / "v1.json"
+    p.write_text(
+        '{"evidence": 1.5, "intercept": -1.0, "logit_p_model": 0.5, "n": 61, "oos": {}, "version": 1,'
+        ' "window_end": "b", "window_start": "a"}'
+    )
+    c = load_calibrator(p)
+    z = -1.0 + 0.5 * math.log(0.3 / 0.7) + 1.5 * 0.2
+    assert c(0.3, 0.2, Context("momentum_breakout", 0.02, 1.0, 60.0)) == pytest.approx(1 / (1 + math.exp(-z)))
+
+
+def contextual(n: int, seed: int = 5) -> tuple[list[str], np.ndarray, np.ndarray, list[Context], np.ndarray]:
+    """A known truth where the strategy and the reward:risk carry the edge and p_model carries none:
+    logit P = 0.3 - 1.2 log(rr) + 0.8 [strategy == a]; 20 outcomes a day."""
+    rng = np.random.default_rng(seed)
+    pm = rng.uniform(0.2, 0.8, n)
+    ev = rng.uniform(0, 1, n)
+    rr = np.exp(rng.uniform(-1.5, 0.5, n))
+    strat = rng.choice(["a", "b", "c"], n)
+    z = 0.3 - 1.2 * np.log(rr) + 0.8 * (strat == "a")
+    y = (rng.uniform(0, 1, n) < 1 / (1 + np.exp(-z))).astype(float)
+    day0 = np.datetime64("2024-01-02")
+    times = [f"{day0 + i // 20}T10:{i % 20:02d}:00-05:00" for i in range(n)]
+    ctx = [Context(str(s), 0.03, float(r), 60.0) for s, r in zip(strat, rr, strict=True)]
+    return times, pm, ev, ctx, y
+
+
+def test_context_inputs_recover_the_known_link() -> None:
+    _times, pm, ev, ctx, y = contextual(20_000)
+    c = fit(pm, ev, y, contexts=ctx)
+    # standardised coefficient / scale = the raw-scale slope
+    coef, _mean, scale = c.extra["log_reward_risk"]
+    assert coef / scale == pytest.approx(-1.2, abs=0.1)
+    a, b = c.extra["strategy=a"], c.extra["strategy=b"]
+    assert a[0] / a[2] - b[0] / b[2] == pytest.approx(0.8, abs=0.15)
+    assert c.logit_p_model == pytest.approx(0.0, abs=0.1)
+    assert "spread_frac" not in c.extra  # constant over the fit: carries nothing
+
+
+def test_walk_forward_with_context_has_skill_where_the_truth_has_it() -> None:
+    times, pm, ev, ctx, y = contextual(4_000)
+    wf = walk_forward(times, pm, ev, y, folds=5, contexts=ctx)
+    assert wf.calibration.brier < wf.brier_climatology
+    assert wf.skill_ci[0] > 0  # the interval of brier(climatology) - brier(model) excludes 0
+    # the version-1 inputs (p_model, evidence) carry nothing here: no skill, interval includes 0
+    v1 = walk_forward(times, pm, ev, y, folds=5)
+    assert v1.skill_ci[0] < 0
+
+
+def test_blocks_never_split_a_session_and_the_reference_is_the_training_rate() -> None:
+    times, pm, ev, ctx, y = contextual(1_010)  # 20 a day: a block edge at 202 would split a day
+    wf = walk_forward(times, pm, ev, y, folds=5, contexts=ctx)
+    first_oos = wf.dates[0]
+    assert all(t[:10] < first_oos for t in sorted(times)[: 1_010 - wf.predicted.size])
+    n_train = 1_010 - wf.predicted.size
+    assert wf.climatology[0] == pytest.approx(float(np.mean(y[:n_train])))
+    assert wf.brier_climatology == pytest.approx(float(np.mean((wf.climatology - wf.outcome) ** 2)))
+
+
+def test_block_bootstrap_interval_against_scipy() -> None:
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(2)
+    dates = [f"d{i}" for i in range(300)]  # one outcome per date: the block bootstrap is the plain one
+    a, b = rng.normal(1.0, 1.0, 300), rng.normal(0.8, 1.0, 300)
+    lo, hi = block_bootstrap_ci(dates, a, b, resamples=20_000)
+    ref = bootstrap((a - b,), np.mean, n_resamples=20_000, method="percentile", random_state=3).confidence_interval
+    assert lo == pytest.approx(ref.low, abs=0.03) and hi == pytest.approx(ref.high, abs=0.03)
