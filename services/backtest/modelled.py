@@ -27,6 +27,7 @@ from aiots.core.conventions import (
     NS_PER_DAY,
     NS_PER_MIN,
     NS_PER_YEAR,
+    ExerciseStyle,
     calendar,
     exercise_style,
     expiry_ns,
@@ -35,10 +36,12 @@ from aiots.core.conventions import (
     ny_date,
 )
 from aiots.services.backtest.readers import ChainSnapshots
+from aiots.services.signals.chainview import F64, ChainView, Rows
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
 
 MINUTES_PER_YEAR = 390.0 * 252.0
+LAYOUT_CACHE_SIZE = 4096  # modelled chain layouts kept per book
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -189,11 +192,135 @@ class ChainIV:
         return sorted(self._points)
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The contracts of a modelled chain (no prices): expiries and rows in OCC order."""
+
+    exps: list[tuple[dt.date, str, int]]
+    exp_idx: np.ndarray
+    strike: np.ndarray
+    is_call: np.ndarray
+    expiry_ns: np.ndarray
+
+
+def _build_layout(key: tuple[object, ...]) -> _Layout:
+    """Rows for ``key`` = (symbol[, step, center, (expiry, expiry ns, strikes per side)...])."""
+    exps: list[tuple[dt.date, str, int]] = []
+    cols: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    if len(key) > 1:
+        step, center = float(key[1]), float(key[2])  # type: ignore[arg-type]
+        for j in range((len(key) - 3) // 3):
+            e, e_ns, n = key[3 + 3 * j : 6 + 3 * j]
+            assert isinstance(e, dt.date) and isinstance(e_ns, int) and isinstance(n, int)
+            k = np.round(center + step * np.arange(-n, n + 1), 6)
+            k = k[k > 0]
+            m = len(k)
+            exps.append((e, e.isoformat(), e_ns))
+            cols.append(
+                (
+                    np.full(2 * m, j, dtype=np.int64),
+                    np.concatenate([k, k]),
+                    np.repeat(np.array([True, False]), m),
+                    np.full(2 * m, e_ns, dtype=np.int64),
+                )
+            )
+    if not cols:
+        return _Layout(exps, np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
+    idx, strike, is_call, exp_ns = (np.concatenate(c) for c in zip(*cols, strict=True))
+    return _Layout(exps, idx, strike, is_call, exp_ns)
+
+
+class ModelledChainView(ChainView):
+    """The modelled chain of one symbol at one time, in OCC order (expiry, calls then puts, strike),
+    priced lazily: :meth:`bid_ask` prices only the rows asked for (each row alone gives the same
+    number as the whole chain priced at once), so a decision pays for the contracts it reads."""
+
+    def __init__(self, book: ModelledChainBook, symbol: str, now_ns: int, spot: float, iv: float) -> None:
+        s = book.settings
+        self.symbol, self.now_ns, self.spot, self.iv = symbol, now_ns, spot, iv
+        self._rate, self._s, self._style = book.rate, s, exercise_style(symbol)
+        lo, hi = book.dte_min * NS_PER_DAY, book.dte_max * NS_PER_DAY
+        exps = sorted(e for e in book._expiries(symbol, ny_date(now_ns)) if lo <= e[1] - now_ns <= hi)
+        years: list[float] = []
+        key: list[object] = [symbol]
+        if exps and spot > 0:
+            step = strike_step(spot)
+            center = round(spot / step) * step
+            key += [step, center]
+            for e, e_ns in exps:
+                t_years = (e_ns - now_ns) / NS_PER_YEAR
+                width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
+                n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
+                years.append(t_years)
+                key += [e, e_ns, n]
+        lay = book.layout(tuple(key))
+        self._exps = lay.exps
+        self._exp_idx = lay.exp_idx
+        self._years = np.array(years)[lay.exp_idx] if years else np.empty(0)
+        n_rows = len(lay.strike)
+        zeros = np.zeros(n_rows)
+        super().__init__(
+            lay.expiry_ns,
+            lay.strike,
+            lay.is_call,
+            np.full(n_rows, now_ns, dtype=np.int64),
+            zeros,
+            zeros,
+            zeros,
+            np.full(n_rows, OptionQuote.multiplier, dtype=np.int64),
+        )
+        self._bid = np.zeros(n_rows)
+        self._ask = np.zeros(n_rows)
+        self._priced = np.zeros(n_rows, dtype=np.bool_)
+
+    def bid_ask(self, rows: Rows) -> tuple[F64, F64]:
+        need = rows[~self._priced[rows]]
+        if len(need):
+            s = self._s
+            px = model_price(
+                self.spot,
+                self.strike[need],
+                self._years[need],
+                self._rate,
+                self.iv,
+                s.dividend_yield,
+                self.is_call[need],
+                self._style,
+            )
+            b, a = modelled_quote_prices(px, s)
+            self._bid[need], self._ask[need], self._priced[need] = b, a, True
+        return self._bid[rows], self._ask[rows]
+
+    def occ(self, i: int) -> str:
+        e = self._exps[int(self._exp_idx[i])][0]
+        return _occ(self.symbol, e, "C" if self.is_call[i] else "P", float(self.strike[i]))
+
+    def styles(self, rows: Rows) -> list[ExerciseStyle]:
+        # one root per modelled chain: the style of its first contract's OCC symbol
+        return [exercise_style(self.occ(int(rows[0])))] * len(rows) if len(rows) else []
+
+    def quote(self, i: int) -> OptionQuote:
+        b, a = self.bid_ask(np.array([i], dtype=np.intp))
+        _e, iso, e_ns = self._exps[int(self._exp_idx[i])]
+        return OptionQuote(
+            self.occ(i),
+            self.symbol,
+            iso,
+            e_ns,
+            float(self.strike[i]),
+            bool(self.is_call[i]),
+            float(b[0]),
+            float(a[0]),
+            ts_ns=self.now_ns,
+        )
+
+
 class ModelledChainBook(ChainBook):
     """A :class:`ChainBook` whose chain for a modelled symbol is synthesised at the current time.
 
     Symbols fed real quotes (``update``) keep the plain ChainBook behaviour; for the others the
-    runner sets the time, spot and IV with :meth:`set_state` before the engine selects.
+    runner sets the time, spot and IV with :meth:`set_state` before the engine selects. The chain is
+    a lazily priced :class:`ModelledChainView`, built only when the engine reads it.
     """
 
     def __init__(self, settings: ModelSettings, rate: float, dte_min: float, dte_max: float) -> None:
@@ -202,9 +329,20 @@ class ModelledChainBook(ChainBook):
         self.rate = rate
         self.dte_min, self.dte_max = dte_min, dte_max
         self._state: dict[str, tuple[int, float, float]] = {}
-        self._cache: dict[str, tuple[tuple[int, float, float], list[OptionQuote]]] = {}
+        self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
         self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, int]]] = {}
+        self._layouts: dict[tuple[object, ...], _Layout] = {}
         self.real: set[str] = set()
+
+    def layout(self, key: tuple[object, ...]) -> _Layout:
+        """The chain's contracts for a (symbol, strike grid, expiries) key (cached: the spot's strike
+        grid and the expiries change far less often than the bars)."""
+        lay = self._layouts.get(key)
+        if lay is None:
+            if len(self._layouts) >= LAYOUT_CACHE_SIZE:
+                self._layouts.clear()
+            lay = self._layouts[key] = _build_layout(key)
+        return lay
 
     def update(self, q: OptionQuote) -> None:
         self.real.add(q.underlying)
@@ -213,18 +351,24 @@ class ModelledChainBook(ChainBook):
     def set_state(self, symbol: str, now_ns: int, spot: float, iv: float) -> None:
         self._state[symbol] = (now_ns, spot, iv)
 
-    def chain(self, underlying: str) -> list[OptionQuote]:
+    def view(self, underlying: str) -> ChainView:
         if underlying in self.real:
-            return super().chain(underlying)
+            return super().view(underlying)
         st = self._state.get(underlying)
         if st is None or not math.isfinite(st[2]):
-            return []
+            return ChainView.from_quotes([])
         hit = self._cache.get(underlying)
         if hit is not None and hit[0] == st:
             return hit[1]
-        quotes = self.synthesise(underlying, *st)
-        self._cache[underlying] = (st, quotes)
-        return quotes
+        v = ModelledChainView(self, underlying, *st)
+        self._cache[underlying] = (st, v)
+        return v
+
+    def chain(self, underlying: str) -> list[OptionQuote]:
+        if underlying in self.real:
+            return super().chain(underlying)
+        v = self.view(underlying)
+        return [v.quote(i) for i in range(len(v))]
 
     def _expiries(self, symbol: str, day: dt.date) -> list[tuple[dt.date, int]]:
         """(expiry, expiry ns) listed for ``symbol`` from ``day`` to ``dte_max`` days on (cached per day)."""
@@ -237,35 +381,9 @@ class ModelledChainBook(ChainBook):
 
     def synthesise(self, symbol: str, now_ns: int, spot: float, iv: float) -> list[OptionQuote]:
         """The modelled chain of ``symbol`` at ``now_ns`` (calls and puts, sorted by OCC symbol)."""
-        s = self.settings
-        lo, hi = self.dte_min * NS_PER_DAY, self.dte_max * NS_PER_DAY
-        exps = [(e, ens) for e, ens in self._expiries(symbol, ny_date(now_ns)) if lo <= ens - now_ns <= hi]
-        if not exps or spot <= 0:
-            return []
-        step = strike_step(spot)
-        center = round(spot / step) * step
-        rows: list[tuple[dt.date, str, int, float, bool]] = []
-        years: list[float] = []
-        for e, e_ns in exps:
-            t_years = (e_ns - now_ns) / NS_PER_YEAR
-            width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
-            n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
-            iso = e.isoformat()
-            for k in np.round(center + step * np.arange(-n, n + 1), 6).tolist():
-                if k > 0:
-                    for is_call in (True, False):
-                        rows.append((e, iso, e_ns, k, is_call))
-                        years.append(t_years)
-        strikes = np.array([r[3] for r in rows])
-        flags = np.array([r[4] for r in rows])
-        px = model_price(spot, strikes, np.array(years), self.rate, iv, s.dividend_yield, flags, exercise_style(symbol))
-        bid, ask = modelled_quote_prices(px, s)
-        out = [
-            OptionQuote(_occ(symbol, e, "C" if c else "P", k), symbol, iso, ens, k, c, b, a, ts_ns=now_ns)
-            for (e, iso, ens, k, c), b, a in zip(rows, bid.tolist(), ask.tolist(), strict=True)
-        ]
-        out.sort(key=lambda q: q.occ_symbol)
-        return out
+        v = ModelledChainView(self, symbol, now_ns, spot, iv)
+        v.bid_ask(np.arange(len(v)))
+        return [v.quote(i) for i in range(len(v))]
 
     def reprice(self, q: OptionQuote, now_ns: int, spot: float, iv: float) -> tuple[float, float]:
         """(bid, ask) of contract ``q`` at ``now_ns`` for spot ``spot`` at the entry IV."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiots.core.conventions import NS_PER_MIN, calendar
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.calibration import Calibrator, load_calibrator
+from aiots.services.signals.chainview import ChainView
 from aiots.services.signals.config import ConfigSource, SignalsConfig
 from aiots.services.signals.features import SymbolFeatures
 from aiots.services.signals.ids import signal_id
@@ -28,15 +29,24 @@ class ChainBook:
 
     def __init__(self) -> None:
         self._chains: dict[str, dict[str, OptionQuote]] = {}
+        self._views: dict[str, ChainView] = {}  # built on read, dropped when the underlying's book changes
 
     def update(self, q: OptionQuote) -> None:
         book = self._chains.setdefault(q.underlying, {})
         old = book.get(q.occ_symbol)
         if old is None or q.ts_ns >= old.ts_ns:
             book[q.occ_symbol] = q
+            self._views.pop(q.underlying, None)
 
     def chain(self, underlying: str) -> list[OptionQuote]:
         return sorted(self._chains.get(underlying, {}).values(), key=lambda q: q.occ_symbol)
+
+    def view(self, underlying: str) -> ChainView:
+        """The chain in columns (what selection reads), in :meth:`chain`'s order."""
+        v = self._views.get(underlying)
+        if v is None:
+            v = self._views[underlying] = ChainView.from_quotes(self.chain(underlying))
+        return v
 
 
 class SignalEngine:
@@ -105,7 +115,7 @@ class SignalEngine:
             chains, q, age = self.chains, self._q(bar.symbol), self.execution.max_quote_age_ns
 
             def source() -> float:
-                return traded_atm_iv(chains.chain(bar.symbol), bar.close, bar.close_ts_ns, cfg, q, age)
+                return traded_atm_iv(chains.view(bar.symbol), bar.close, bar.close_ts_ns, cfg, q, age)
 
             snap = dataclasses.replace(snap, iv_source=source)
         ideas: list[Idea] = []
@@ -153,7 +163,7 @@ class SignalEngine:
                 continue
             sel = self.selector.select(
                 idea,
-                self.chains.chain(bar.symbol),
+                self.chains.view(bar.symbol),
                 now,
                 cfg,
                 dividend_yield=self._q(bar.symbol),

@@ -34,8 +34,9 @@ Deterministic: candidates are ranked by (expected value, -spread, OCC symbol).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,10 +47,10 @@ from aiots.core.conventions import (
     NS_PER_YEAR,
     SESSIONS_PER_YEAR,
     calendar,
-    exercise_style,
 )
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.calibration import Calibrator, Context
+from aiots.services.signals.chainview import ChainView, Rows, as_view
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
@@ -74,6 +75,20 @@ class Selection:
     suggested_contracts: int = 0
     style: str = "american"
     evidence: float = math.nan  # the strategy's 0..1 evidence (with the low-IV-rank bonus) fed to the calibration
+
+
+class _Levels(NamedTuple):
+    """What :meth:`ContractSelector._levels` derives for one contract (dollars per share)."""
+
+    entry: float
+    target: float
+    stop: float
+    conf: float
+    ev_pct: float
+    rr: float
+    p_model: float
+    risk_usd: float
+    contracts: int
 
 
 def _norm_cdf(x: float) -> float:
@@ -135,8 +150,63 @@ def expected_value(conf: float, p_model: float, p_stop: float, gain: float, loss
     return p_t * gain - p_s * loss + (1.0 - p_t - p_s) * min(max(at_horizon, -loss), gain)
 
 
+def _expiry_mask(view: ChainView, rows: Rows, keep: Callable[[int], bool]) -> Rows:
+    """``rows`` whose expiry passes ``keep``, decided once per distinct expiry with Python's exact
+    int/float comparisons (numpy would round ns timestamps to float first)."""
+    exp = view.expiry_ns[rows]
+    if not len(exp):
+        return rows
+    uniq = np.unique(exp)
+    ok = np.array([keep(int(e)) for e in uniq.tolist()], dtype=np.bool_)
+    return rows[ok[np.searchsorted(uniq, exp)]]
+
+
+def _atm_ivs(
+    view: ChainView, rows: Rows, spot: float, now_ns: int, r: float, q: float, first_ns: int, limit: int | None
+) -> list[tuple[int, float]]:
+    """:func:`atm_iv_by_expiry` over ``rows`` of ``view``: prices are read only for the rows nearest
+    the spot (nearest first, until a two-sided one is found), and only for the expiries needed."""
+    rows = rows[view.expiry_ns[rows] > first_ns]
+    out: list[tuple[int, float]] = []
+    exp_of = view.expiry_ns[rows]
+    for exp in np.unique(exp_of).tolist():
+        if limit is not None and len(out) >= limit:
+            break
+        r_e = rows[exp_of == exp]
+        dist = np.abs(view.strike[r_e] - spot)
+        order = np.argsort(dist, kind="stable")
+        atm: Rows | None = None
+        i = 0
+        while i < len(order):
+            d = dist[order[i]]
+            j = i + 1
+            while j < len(order) and dist[order[j]] == d:
+                j += 1
+            grp = np.sort(r_e[order[i:j]])  # chain order
+            two = view.two_sided(grp)
+            if two.any():
+                live = grp[two]
+                k = view.strike[min(live.tolist(), key=view.occ)]
+                atm = live[view.strike[live] == k]
+                break
+            i = j
+        if atm is None:
+            continue  # no two-sided quote of this expiry
+        k = float(view.strike[atm[0]])
+        T = (int(exp) - now_ns) / NS_PER_YEAR
+        bid, ask = view.bid_ask(atm)
+        ivs = [
+            float(opt.implied_vol(0.5 * (b + a), spot, k, T, r, q, c))
+            for b, a, c in zip(bid.tolist(), ask.tolist(), view.is_call[atm].tolist(), strict=True)
+        ]
+        ivs = [v for v in ivs if math.isfinite(v) and v > 0]
+        if ivs:
+            out.append((int(exp), sum(ivs) / len(ivs)))
+    return out
+
+
 def atm_iv_by_expiry(
-    chain: Sequence[OptionQuote],
+    chain: ChainView | Sequence[OptionQuote],
     spot: float,
     now_ns: int,
     r: float,
@@ -148,48 +218,49 @@ def atm_iv_by_expiry(
     """(expiry ns, ATM IV) per expiry expiring after ``after_ns`` (default: now), nearest first, at
     most ``limit`` of them: the European IV of the two-sided call and put closest to the spot,
     averaged (NaN-free expiries only)."""
+    view = as_view(chain)
     first = now_ns if after_ns is None else after_ns
-    by_exp: dict[int, list[OptionQuote]] = {}
-    for c in chain:
-        if c.two_sided and c.expiry_ns > first:
-            by_exp.setdefault(c.expiry_ns, []).append(c)
-    out: list[tuple[int, float]] = []
-    for exp in sorted(by_exp):
-        if limit is not None and len(out) >= limit:
-            break
-        quotes = by_exp[exp]
-        k = min(quotes, key=lambda c: (abs(c.strike - spot), c.occ_symbol)).strike
-        atm = [c for c in quotes if c.strike == k]
-        T = (exp - now_ns) / NS_PER_YEAR
-        ivs = [float(opt.implied_vol(c.mid, spot, k, T, r, q, c.is_call)) for c in atm]
-        ivs = [v for v in ivs if math.isfinite(v) and v > 0]
-        if ivs:
-            out.append((exp, sum(ivs) / len(ivs)))
-    return out
+    return _atm_ivs(view, np.arange(len(view)), spot, now_ns, r, q, first, limit)
 
 
 def traded_atm_iv(
-    chain: Sequence[OptionQuote], spot: float, now_ns: int, cfg: SignalsConfig, q: float, max_age_ns: int
+    chain: ChainView | Sequence[OptionQuote],
+    spot: float,
+    now_ns: int,
+    cfg: SignalsConfig,
+    q: float,
+    max_age_ns: int,
 ) -> float:
     """ATM IV of the nearest expiry inside the selection's DTE window (fresh quotes only; NaN if none)."""
+    view = as_view(chain)
     sc = cfg.selection
     lo, hi = now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
-    window = [c for c in chain if lo <= c.expiry_ns <= hi and now_ns - c.ts_ns <= max_age_ns]
-    ivs = atm_iv_by_expiry(window, spot, now_ns, sc.risk_free_rate, q, limit=1)
+    rows = np.flatnonzero(now_ns - view.ts_ns <= max_age_ns)
+    rows = _expiry_mask(view, rows, lambda e: lo <= e <= hi)
+    ivs = _atm_ivs(view, rows, spot, now_ns, sc.risk_free_rate, q, now_ns, 1)
     return ivs[0][1] if ivs else math.nan
 
 
 EVENT_MIN_DTE_DAYS = 1.0  # same-day and overnight expiries are not the "front" of an event kink
 
 
-def event_risk(chain: Sequence[OptionQuote], spot: float, now_ns: int, r: float, q: float, ratio: float) -> str | None:
+def event_risk(
+    chain: ChainView | Sequence[OptionQuote],
+    spot: float,
+    now_ns: int,
+    r: float,
+    q: float,
+    ratio: float,
+    rows: Rows | None = None,
+) -> str | None:
     """A sentence when the front expiry's ATM IV is ``ratio`` x the next expiry's or more, else None.
 
     The front is the first expiry at least a day out: a 0DTE or overnight expiry's ATM IV is
     dominated by its last hours (GOOG's same-day weekly on 2015-12-24 quoted 0.33-0.41 against 0.16
-    for the next week), not by an event."""
+    for the next week), not by an event. ``rows``: only these rows of the chain (default: all)."""
+    view = as_view(chain)
     after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
-    ivs = atm_iv_by_expiry(chain, spot, now_ns, r, q, after_ns=after, limit=2)
+    ivs = _atm_ivs(view, np.arange(len(view)) if rows is None else rows, spot, now_ns, r, q, after, 2)
     if len(ivs) < 2:
         return None
     (e0, v0), (_, v1) = ivs[0], ivs[1]
@@ -210,7 +281,7 @@ class ContractSelector:
     def select(
         self,
         idea: Idea,
-        chain: Sequence[OptionQuote],
+        chain: ChainView | Sequence[OptionQuote],
         now_ns: int,
         cfg: SignalsConfig,
         *,
@@ -227,24 +298,28 @@ class ContractSelector:
             return None
         want_call = idea.direction is Direction.BULLISH
         ex = self.execution
-        fresh = [q for q in chain if q.two_sided and now_ns - q.ts_ns <= ex.max_quote_age_ns]
-        cands = [
-            q
-            for q in fresh
-            if q.is_call == want_call
-            and q.mid >= sc.min_premium
-            and (q.ask - q.bid) / q.mid <= sc.max_spread_frac
-            and q.open_interest >= sc.min_open_interest
-            and q.volume >= sc.min_volume
-            and not (q.ask_size > 0 and q.ask_size < sc.min_quote_size)  # 0 or NaN: size unknown
-            and sc.dte_min * NS_PER_DAY <= q.expiry_ns - now_ns <= sc.dte_max * NS_PER_DAY
-        ]
-        if not cands:
+        view = as_view(chain)
+        fresh_rows = np.flatnonzero(now_ns - view.ts_ns <= ex.max_quote_age_ns)
+        pre = (
+            (view.is_call[fresh_rows] == want_call)
+            & (view.open_interest[fresh_rows] >= sc.min_open_interest)
+            & (view.volume[fresh_rows] >= sc.min_volume)
+            & ~((view.ask_size[fresh_rows] > 0) & (view.ask_size[fresh_rows] < sc.min_quote_size))  # 0 or NaN: unknown
+        )
+        lo_ns, hi_ns = sc.dte_min * NS_PER_DAY, sc.dte_max * NS_PER_DAY
+        rows = _expiry_mask(view, fresh_rows[pre], lambda e: lo_ns <= e - now_ns <= hi_ns)
+        bid, ask = view.bid_ask(rows)
+        mid = 0.5 * (bid + ask)
+        two = (bid > 0.0) & (ask >= bid)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep = two & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
+        rows, mids = rows[keep], mid[keep]
+        if not len(rows):
             self.last_skip = "no fresh, liquid contract in the DTE, spread and size limits"
             return None
         S = idea.underlying_price
         r = sc.risk_free_rate
-        kink = event_risk(fresh, S, now_ns, r, dividend_yield, sc.event_iv_ratio)
+        kink = event_risk(view, S, now_ns, r, dividend_yield, sc.event_iv_ratio, rows=fresh_rows)
         if kink is not None:
             self.last_skip = kink
             return None
@@ -255,9 +330,8 @@ class ContractSelector:
             return None
         # Cheap pre-filter: European IV/delta (microseconds) keeps only contracts near the delta
         # band, so the costly solver runs on a handful of them.
-        mids = np.array([q.mid for q in cands])
-        K = np.array([q.strike for q in cands])
-        T = np.array([(q.expiry_ns - now_ns) / NS_PER_YEAR for q in cands])
+        K = view.strike[rows]
+        T = np.array([(e - now_ns) / NS_PER_YEAR for e in view.expiry_ns[rows].tolist()])
         iv_eu = np.asarray(opt.implied_vol(mids, S, K, T, r, dividend_yield, want_call), float)
         near = np.isfinite(iv_eu)
         if near.any():
@@ -269,10 +343,12 @@ class ContractSelector:
         if not near.any():
             self.last_skip = "no contract near the delta band"
             return None
-        cands = [c for c, n in zip(cands, near, strict=True) if n]
+        rows = rows[near]
+        bids, asks = view.bid_ask(rows)
+        mults = view.multiplier[rows]
         mids, K, T = mids[near], K[near], T[near]
-        styles = [exercise_style(c.occ_symbol) for c in cands]
-        iv = np.full(len(cands), np.nan)
+        styles = view.styles(rows)
+        iv = np.full(len(rows), np.nan)
         for style in set(styles):
             m = np.array([st == style for st in styles])
             iv[m] = np.asarray(
@@ -283,39 +359,53 @@ class ContractSelector:
             self.last_skip = "no implied volatility solves"
             return None
         g = opt.trader_units(opt.bs_greeks(S, K[ok], T[ok], r, iv[ok], dividend_yield, want_call))
+        gd, gg, gt, gv, gr = (g[f].tolist() for f in ("delta", "gamma", "theta", "vega", "rho"))
         evidence = idea.evidence + (
             cfg.confidence.low_iv_bonus if math.isfinite(iv_rank) and iv_rank < sc.low_iv_rank else 0.0
         )
         evidence = min(1.0, max(0.0, evidence))
-        best: tuple[tuple[float, float, str], Selection] | None = None
-        for j, idx in enumerate(np.flatnonzero(ok)):
-            q = cands[int(idx)]
-            delta, gamma = float(g["delta"][j]), float(g["gamma"][j])
-            theta, vega, rho = float(g["theta"][j]), float(g["vega"][j]), float(g["rho"][j])
+        best: tuple[tuple[float, float, str], int, _Levels, GreeksTU] | None = None
+        for j, idx in enumerate(np.flatnonzero(ok).tolist()):
+            delta, gamma, theta, vega, rho = gd[j], gg[j], gt[j], gv[j], gr[j]
             if not (sc.delta_min <= abs(delta) <= sc.delta_max):
                 continue
-            sel = self._levels(q, idea, S, float(iv[idx]), delta, gamma, theta, minutes, evidence, cfg)
-            if sel is None:
-                continue
-            sel = Selection(
-                **{
-                    **sel.__dict__,
-                    "greeks": GreeksTU(delta, gamma, theta, vega, rho),
-                    "style": styles[int(idx)],
-                    "evidence": evidence,
-                }
+            b, a = float(bids[idx]), float(asks[idx])
+            lv = self._levels(
+                b, a, int(mults[idx]), idea, S, float(iv[idx]), delta, gamma, theta, minutes, evidence, cfg
             )
-            spread = (q.ask - q.bid) / q.mid
-            key = (sel.expected_return_pct, -spread, q.occ_symbol)
+            if lv is None:
+                continue
+            spread = (a - b) / (0.5 * (b + a))
+            key = (lv.ev_pct, -spread, view.occ(int(rows[idx])))
             if best is None or key > best[0]:
-                best = (key, sel)
-        if best is None and not self.last_skip:
-            self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
-        return best[1] if best else None
+                best = (key, idx, lv, GreeksTU(delta, gamma, theta, vega, rho))
+        if best is None:
+            if not self.last_skip:
+                self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
+            return None
+        _key, idx, lv, greeks = best
+        return Selection(
+            quote=view.quote(int(rows[idx])),
+            entry=lv.entry,
+            target=lv.target,
+            stop=lv.stop,
+            iv=float(iv[idx]),
+            greeks=greeks,
+            confidence=lv.conf,
+            expected_return_pct=lv.ev_pct,
+            reward_risk=lv.rr,
+            p_model=lv.p_model,
+            risk_per_contract=lv.risk_usd,
+            suggested_contracts=lv.contracts,
+            style=styles[idx],
+            evidence=evidence,
+        )
 
     def _levels(
         self,
-        q: OptionQuote,
+        bid: float,
+        ask: float,
+        multiplier: int,
         idea: Idea,
         spot: float,
         iv: float,
@@ -325,21 +415,22 @@ class ContractSelector:
         minutes: float,
         evidence: float,
         cfg: SignalsConfig,
-    ) -> Selection | None:
-        """Executable entry/target/stop for one contract, or None when it can't pay its costs."""
+    ) -> _Levels | None:
+        """Executable entry/target/stop for one contract quoted ``bid``/``ask``, or None when it
+        can't pay its costs."""
         sc = cfg.selection
         ex = self.execution
-        fee = ex.fee_per_contract / q.multiplier  # dollars per share per fill
-        entry = q.ask
+        fee = ex.fee_per_contract / multiplier  # dollars per share per fill
+        entry = ask
         cost = entry + fee
-        spread = q.ask - q.bid
+        spread = ask - bid
         trading_days = minutes / MINUTES_PER_REGULAR_SESSION
         theta_trading_day = theta * 365.0 / SESSIONS_PER_YEAR  # theta is per calendar day in trader units
         dS = idea.projected_move
         dv = delta * dS + 0.5 * gamma * dS * dS + theta_trading_day * trading_days
         if dv <= sc.spread_cover * 0.5 * spread:
             return None  # the projected move can't even pay the spread
-        net_ret = 100.0 * ((q.bid + dv - fee) / cost - 1.0)  # sell at the bid after the projected move
+        net_ret = 100.0 * ((bid + dv - fee) / cost - 1.0)  # sell at the bid after the projected move
         t_pct = min(sc.target_max_pct, max(sc.target_min_pct, sc.target_capture * net_ret))
         target = ex.exit_for_return(entry, t_pct)  # a bid price
         atr = idea.atr if math.isfinite(idea.atr) and idea.atr > 0 else abs(dS)
@@ -358,8 +449,8 @@ class ContractSelector:
             return None
         # underlying levels where the bid reaches the target / the stop (the bid moves with the option)
         years = trading_days / SESSIONS_PER_YEAR
-        x_up = move_for_option_change(delta, gamma, theta_trading_day, trading_days, target - q.bid)
-        x_dn = move_for_option_change(delta, gamma, theta_trading_day, trading_days, stop - q.bid)
+        x_up = move_for_option_change(delta, gamma, theta_trading_day, trading_days, target - bid)
+        x_dn = move_for_option_change(delta, gamma, theta_trading_day, trading_days, stop - bid)
         if not (math.isfinite(x_up) and math.isfinite(x_dn)) or spot + dS <= 0:
             return None
         hit, miss = spot + x_up, spot + x_dn
@@ -373,28 +464,15 @@ class ContractSelector:
         p_reach = reach_probability(spot, hit, iv, years, log_drift) if hit > 0 else 0.0
         p_model = p_race * p_reach
         p_stop = (1.0 - p_race) * reach_probability(spot, miss, iv, years, log_drift) if miss > 0 else 1.0
-        conf = self.calibrator(p_model, evidence, Context(idea.strategy, spread / q.mid, rr, minutes))
+        conf = self.calibrator(p_model, evidence, Context(idea.strategy, spread / (0.5 * (bid + ask)), rr, minutes))
         # a horizon exit is valued without the strategy's edge (the calibrated target probability
         # carries it): the bid after theta, sold, less the cost
-        flat = q.bid + theta_trading_day * trading_days - fee - cost
+        flat = bid + theta_trading_day * trading_days - fee - cost
         ev_pct = 100.0 * expected_value(conf, p_model, p_stop, gain, loss, flat) / cost
         if ev_pct <= sc.min_expected_value_pct:
             return None
-        risk_usd = loss * q.multiplier
+        risk_usd = loss * multiplier
         contracts = int(cfg.sizing.risk_per_trade_usd // risk_usd) if risk_usd > 0 else 0
         if contracts < 1:
             return None  # one contract already risks more than the budget per trade
-        return Selection(
-            quote=q,
-            entry=entry,
-            target=target,
-            stop=stop,
-            iv=iv,
-            greeks=GreeksTU(delta, gamma, theta, 0.0, 0.0),
-            confidence=conf,
-            expected_return_pct=ev_pct,
-            reward_risk=rr,
-            p_model=p_model,
-            risk_per_contract=risk_usd,
-            suggested_contracts=contracts,
-        )
+        return _Levels(entry, target, stop, conf, ev_pct, rr, p_model, risk_usd, contracts)

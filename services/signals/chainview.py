@@ -1,0 +1,115 @@
+"""A chain in columns: what contract selection and the ATM-IV scan read, without one Python object
+per contract.
+
+:class:`ChainView` holds the static columns (expiry, strike, right, quote time, size, open
+interest, volume) as numpy arrays in the chain's order and gives prices through
+:meth:`ChainView.bid_ask` for a set of rows, so a view may price its rows lazily (the backtest's
+modelled chains price only the rows a decision reads). :meth:`ChainView.quote` materialises one
+row as an :class:`OptionQuote` (the contract a signal carries).
+
+:meth:`ChainView.from_quotes` wraps a list of quotes (the live chain book): the arrays are the
+quotes' own fields, in the list's order, so every decision made on a view equals the one made on
+the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from aiots.core.conventions import ExerciseStyle, exercise_style
+from aiots.services.signals.models import OptionQuote
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Rows = npt.NDArray[np.intp]
+
+
+class ChainView:
+    """Columns of one underlying's chain (dollars per share; times ns UTC)."""
+
+    def __init__(
+        self,
+        expiry_ns: I64,
+        strike: F64,
+        is_call: npt.NDArray[np.bool_],
+        ts_ns: I64,
+        ask_size: F64,
+        open_interest: F64,
+        volume: F64,
+        multiplier: I64,
+    ) -> None:
+        self.expiry_ns = expiry_ns
+        self.strike = strike
+        self.is_call = is_call
+        self.ts_ns = ts_ns
+        self.ask_size = ask_size
+        self.open_interest = open_interest
+        self.volume = volume
+        self.multiplier = multiplier
+
+    def __len__(self) -> int:
+        return len(self.strike)
+
+    # --- the part a subclass provides ---------------------------------------------------------
+    def bid_ask(self, rows: Rows) -> tuple[F64, F64]:
+        """(bid, ask) of ``rows`` (0 on a side = not quoted)."""
+        raise NotImplementedError
+
+    def occ(self, i: int) -> str:
+        """The OCC symbol of row ``i``."""
+        raise NotImplementedError
+
+    def quote(self, i: int) -> OptionQuote:
+        """Row ``i`` as a quote."""
+        raise NotImplementedError
+
+    def styles(self, rows: Rows) -> list[ExerciseStyle]:
+        """The exercise style of each of ``rows`` (from its OCC root)."""
+        return [exercise_style(self.occ(int(i))) for i in rows]
+
+    # --- shared helpers ------------------------------------------------------------------------
+    def two_sided(self, rows: Rows) -> npt.NDArray[np.bool_]:
+        """Both sides quoted and not crossed (as :attr:`OptionQuote.two_sided`)."""
+        bid, ask = self.bid_ask(rows)
+        return (bid > 0.0) & (ask >= bid)
+
+    @staticmethod
+    def from_quotes(quotes: Sequence[OptionQuote]) -> QuoteListView:
+        return QuoteListView(quotes)
+
+
+class QuoteListView(ChainView):
+    """A view of a list of quotes (prices known)."""
+
+    def __init__(self, quotes: Sequence[OptionQuote]) -> None:
+        self.quotes = list(quotes)
+        qs = self.quotes
+        super().__init__(
+            np.array([q.expiry_ns for q in qs], dtype=np.int64),
+            np.array([q.strike for q in qs], dtype=np.float64),
+            np.array([q.is_call for q in qs], dtype=np.bool_),
+            np.array([q.ts_ns for q in qs], dtype=np.int64),
+            np.array([q.ask_size for q in qs], dtype=np.float64),
+            np.array([q.open_interest for q in qs], dtype=np.float64),
+            np.array([q.volume for q in qs], dtype=np.float64),
+            np.array([q.multiplier for q in qs], dtype=np.int64),
+        )
+        self._bid = np.array([q.bid for q in qs], dtype=np.float64)
+        self._ask = np.array([q.ask for q in qs], dtype=np.float64)
+
+    def bid_ask(self, rows: Rows) -> tuple[F64, F64]:
+        return self._bid[rows], self._ask[rows]
+
+    def occ(self, i: int) -> str:
+        return self.quotes[i].occ_symbol
+
+    def quote(self, i: int) -> OptionQuote:
+        return self.quotes[i]
+
+
+def as_view(chain: ChainView | Sequence[OptionQuote]) -> ChainView:
+    """``chain`` itself when it is a view, else a view of the list."""
+    return chain if isinstance(chain, ChainView) else QuoteListView(chain)
