@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from aiots.services.features.state import Bar as Bar
+
 
 class Direction(IntEnum):
     """Matches aiots.v1.Direction numbers."""
@@ -26,24 +28,6 @@ class Status(IntEnum):
     @property
     def closed(self) -> bool:
         return self is not Status.OPEN
-
-
-@dataclass(frozen=True)
-class Bar:
-    """A closed bar: ts is the bar open time in ns UTC; prices in dollars."""
-
-    symbol: str
-    ts_ns: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    interval_ns: int = 60_000_000_000
-
-    @property
-    def close_ts_ns(self) -> int:
-        return self.ts_ns + self.interval_ns
 
 
 @dataclass(frozen=True)
