@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiots.gateway.model import Bucket
+from aiots.gateway.model import Bucket, GatewayModel, Method
 
 JWT_PROVIDER = "aiots"
 JWT_REQUIREMENT = "jwt"
@@ -24,6 +24,13 @@ REST_MARKER = "x-aiots-rest"
 #: the default bucket of the local_ratelimit filter; only the descriptor buckets are meant to bite
 UNLIMITED_TOKENS = 1_000_000_000
 DRAIN_TIME_S = 5
+#: retry conditions (Envoy ``retry_on``). Transport failures where the request never reached a
+#: service: a retry on another replica is always safe (writes and stream opens included).
+RETRY_ON_UNDELIVERED = "connect-failure,refused-stream,reset-before-request"
+#: idempotent calls (reads, pricing) are retried after any reset too, e.g. a replica killed mid-call
+RETRY_ON_IDEMPOTENT = "connect-failure,refused-stream,reset"
+#: a retry goes to a replica not tried yet: how often host selection may re-pick to find one
+RETRY_HOST_SELECTION_ATTEMPTS = 5
 #: grpc-* headers removed from REST responses (the status is in the HTTP code and JSON body)
 GRPC_RESPONSE_HEADERS = (
     "grpc-status",
@@ -90,5 +97,29 @@ def _metadata_action(key: str, *, skip_if_absent: bool) -> dict[str, Any]:
             "metadata_key": {"key": METADATA_NS, "path": [{"key": key}]},
             "source": "ROUTE_ENTRY",
             "skip_if_absent": skip_if_absent,
+        }
+    }
+
+
+def retry_policy(model: GatewayModel, method: Method) -> dict[str, Any]:
+    """The route's ``retry_policy``: up to ``gateway.upstream_retries`` retries, each on a replica not
+    tried yet (``previous_hosts``). Idempotent unary calls are retried after a reset as well; writes
+    and streams only when the request never reached a service (nothing ran, nothing was sent back)."""
+    n = model.settings.upstream_retries
+    if n == 0:
+        return {}
+    return {
+        "retry_policy": {
+            "retry_on": RETRY_ON_IDEMPOTENT if method.idempotent else RETRY_ON_UNDELIVERED,
+            "num_retries": n,
+            "retry_host_predicate": [
+                {
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {
+                        "@type": _T + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                    },
+                }
+            ],
+            "host_selection_retry_max_attempts": RETRY_HOST_SELECTION_ATTEMPTS,
         }
     }

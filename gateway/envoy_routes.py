@@ -18,6 +18,7 @@ from aiots.gateway.envoy_common import (
     ROUTE_CLASS_KEY,
     _d,
     _disabled,
+    retry_policy,
 )
 from aiots.gateway.model import GatewayModel, HttpBinding, Method, RouteClass
 
@@ -101,7 +102,7 @@ def _route_action(model: GatewayModel, method: Method) -> dict[str, Any]:
         action["idle_timeout"] = _d(gw.stream_idle_timeout_s)
     else:
         action["timeout"] = _d(gw.unary_timeout_s)
-    return action
+    return action | retry_policy(model, method)
 
 
 def _sort_key(item: tuple[Method, HttpBinding]) -> tuple[int, int]:

@@ -70,6 +70,12 @@ _AR, _R, _PB, _W, _S = (
     RouteClass.STREAMS,
 )
 
+#: route classes whose calls may be retried on another replica after a reset: they change nothing
+#: (reads, pricing), so running one twice is harmless. Writes and streams are retried only when the
+#: request never reached a service (see :func:`aiots.gateway.envoy_common.retry_policy`).
+IDEMPOTENT_CLASSES = frozenset({RouteClass.READS, RouteClass.ANALYTICS_READS, RouteClass.PRICING_BATCH})
+
+
 #: ``Service/Method`` (without the package) -> policy. The role table of the README.
 POLICIES: dict[str, MethodPolicy] = {
     "AnalyticsService/GetIndicators": MethodPolicy(_V, _AR),
@@ -186,15 +192,42 @@ class Method:
         """``Service/Method`` (the POLICIES key)."""
         return f"{self.short_service}/{self.name}"
 
+    @property
+    def idempotent(self) -> bool:
+        """A unary call that changes nothing: safe to run again on another replica after a reset."""
+        unary = not self.server_streaming and not self.client_streaming
+        return unary and self.policy.route_class in IDEMPOTENT_CLASSES
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One replica of a service."""
+
+    host: str
+    port: int
+
 
 @dataclass(frozen=True)
 class Upstream:
-    """One Envoy cluster: a gRPC service on host:port, HTTP/2, active gRPC health checks."""
+    """One Envoy cluster: a gRPC service on one or more replicas (host:port each), HTTP/2, active
+    gRPC health checks and outlier detection per replica."""
 
     cluster: str
     service: str  # full gRPC service name (also the health-check service name)
-    host: str
-    port: int
+    endpoints: tuple[Endpoint, ...]
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise ValueError(f"upstream {self.cluster}: no endpoint")
+
+    @property
+    def host(self) -> str:
+        """The first replica's host (the gateway supervisor's dependency checks ask it)."""
+        return self.endpoints[0].host
+
+    @property
+    def port(self) -> int:
+        return self.endpoints[0].port
 
 
 @dataclass(frozen=True)
@@ -337,9 +370,8 @@ def build_model(
         cfg = getattr(settings, section, None)
         if cfg is None:  # a service whose settings section is not in this build yet is not routed
             continue
-        upstreams.append(
-            Upstream(cluster=section, service=f"{PACKAGE}.{short}", host=gw.host_of(section), port=cfg.port)
-        )
+        endpoints = tuple(Endpoint(h, p) for h, p in gw.endpoints_of(section, cfg.port))
+        upstreams.append(Upstream(cluster=section, service=f"{PACKAGE}.{short}", endpoints=endpoints))
     routed = {u.service for u in upstreams}
     methods = tuple(m for m in methods if m.service in routed)
     rl = gw.rate_limits

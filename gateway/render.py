@@ -16,6 +16,14 @@ same RBAC policy and rate-limit class, so the rules are identical over REST and 
 dashboard's ``/`` and ``/assets/*`` (static files from the supervisor, the same way) and a final
 catch-all answering 404 JSON (after authentication, so unknown paths reveal nothing).
 
+Clusters: one per service with one endpoint per replica (``gateway.upstream_endpoints``; else the
+service's one host and port), round robin over the healthy ones. A replica leaves the rotation when
+its gRPC health check fails (``unhealthy_threshold`` times, every ``health_check_interval_s``) or,
+sooner, when live traffic to it fails at the transport level ``outlier_consecutive_failures`` times
+in a row (outlier detection). The call that met the failure is retried on another replica where that
+is safe (:func:`~aiots.gateway.envoy_common.retry_policy`). A stream cut by a replica's death is not
+retried (part of it was delivered): the client resumes it with ``since``.
+
 The routes are built in :mod:`~aiots.gateway.envoy_routes`, the filter chain, local replies and access
 log in :mod:`~aiots.gateway.envoy_filters`, the shared names in :mod:`~aiots.gateway.envoy_common`;
 this module assembles the bootstrap (clusters, listener) and re-exports them.
@@ -24,6 +32,7 @@ this module assembles the bootstrap (clusters, listener) and re-exports them.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -38,7 +47,7 @@ from aiots.gateway.envoy_common import (
 )
 from aiots.gateway.envoy_filters import _access_log, _cors, _http_filters, _local_reply
 from aiots.gateway.envoy_routes import routes
-from aiots.gateway.model import GatewayModel
+from aiots.gateway.model import Endpoint, GatewayModel
 from aiots.services.common.gateway_auth import SECRET_HEADER
 
 
@@ -50,17 +59,45 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _cluster(model: GatewayModel, name: str, host: str, port: int, grpc_service: str | None) -> dict[str, Any]:
+def _outlier_detection(model: GatewayModel) -> dict[str, Any]:
+    """Passive ejection of a replica that fails at the transport level (connect failure, reset,
+    timeout: a dead or hung process) ``outlier_consecutive_failures`` times in a row, for
+    ``outlier_ejection_s`` (longer on repeats; a passing active health check ends it sooner). A
+    service's own error statuses (a 5xx-mapped gRPC code) never eject it: they say nothing about
+    the replica, and the other replica would answer the same."""
+    gw = model.settings
+    return {
+        "split_external_local_origin_errors": True,
+        "consecutive_local_origin_failure": gw.outlier_consecutive_failures,
+        "enforcing_consecutive_local_origin_failure": 100,
+        "enforcing_consecutive_5xx": 0,
+        "enforcing_consecutive_gateway_failure": 0,
+        "enforcing_success_rate": 0,
+        "enforcing_local_origin_success_rate": 0,
+        "interval": _d(gw.health_check_interval_s),
+        "base_ejection_time": _d(gw.outlier_ejection_s),
+        # every replica may go: with healthy_panic_threshold 0 a cluster with none left answers 503
+        # at once rather than sending traffic to a host known to be down
+        "max_ejection_percent": 100,
+    }
+
+
+def _cluster(model: GatewayModel, name: str, endpoints: Sequence[Endpoint], grpc_service: str | None) -> dict[str, Any]:
     gw = model.settings
     c: dict[str, Any] = {
         "name": name,
-        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "type": "STATIC" if all(_is_ip(e.host) for e in endpoints) else "STRICT_DNS",
         "connect_timeout": _d(gw.connect_timeout_s),
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {"address": e.host, "port_value": e.port}}}}
+                        for e in endpoints
+                    ]
+                }
             ],
         },
     }
@@ -88,6 +125,7 @@ def _cluster(model: GatewayModel, name: str, host: str, port: int, grpc_service:
                 "grpc_health_check": {"service_name": grpc_service},
             }
         ]
+        c["outlier_detection"] = _outlier_detection(model)
     return c
 
 
@@ -164,8 +202,8 @@ def bootstrap(model: GatewayModel) -> dict[str, Any]:
     tls = _tls(model)
     if tls is not None:
         chain["transport_socket"] = tls
-    clusters = [_cluster(model, u.cluster, u.host, u.port, u.service) for u in model.upstreams]
-    clusters.append(_cluster(model, HEALTH_CLUSTER, "127.0.0.1", model.health_upstream_port, None))
+    clusters = [_cluster(model, u.cluster, u.endpoints, u.service) for u in model.upstreams]
+    clusters.append(_cluster(model, HEALTH_CLUSTER, [Endpoint("127.0.0.1", model.health_upstream_port)], None))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": gw.admin_port}}},
         "static_resources": {

@@ -6,6 +6,9 @@ nested sections with ``__``, e.g. ``AIOTS_CACHE__PORT=9001``), a YAML file named
 (``make run`` on a fresh machine). Three well-known variables are read without the prefix:
 ``DATABASE_URL``, ``REDIS_URL`` and ``DATABENTO_API_KEY``. Secrets are ``SecretStr`` and are
 never logged; ``*_FILE`` variants (e.g. ``DATABENTO_API_KEY_FILE``) read them from files.
+
+Size: the one typed settings object, every section beside the others (docs/configuration.md is
+generated from it in this order); split per section, the reference would be scattered.
 """
 
 from __future__ import annotations
@@ -301,6 +304,21 @@ class GatewayRateLimits(BaseModel):
     max_subjects: int = Field(10_000, ge=1, description="per-subject/per-address buckets kept (LRU)")
 
 
+MAX_PORT = 65_535
+
+
+def split_host_port(text: str, what: str = "endpoint") -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); ValueError naming ``what`` otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        sep = ""  # a bare IPv6 address is ambiguous: ask for brackets
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
+        raise ValueError(f"{what}: {text!r} is not host:port ([addr]:port for IPv6, port 1..{MAX_PORT})")
+    return host, int(port)
+
+
 class GatewaySettings(BaseModel):
     """Envoy in front of every service (see gateway/). Ports: listener 8000, admin 9901 on
     127.0.0.1 only, the supervisor's /health + /openapi.json endpoint on 127.0.0.1:health_port."""
@@ -316,6 +334,25 @@ class GatewaySettings(BaseModel):
     upstream_hosts: dict[str, str] = Field(
         default_factory=dict,
         description='per-service host (IP or DNS name), e.g. {"cache": "cache", ...}; unset: upstream_host',
+    )
+    upstream_endpoints: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='per-service replicas as "host:port" ("[v6]:port" for IPv6), e.g. {"signals": '
+        '["127.0.0.1:8004", "127.0.0.1:8014"]}: Envoy balances over them, health-checks each and ejects a '
+        "dead one; a service not named here: one endpoint, upstream_hosts/upstream_host and its port setting",
+    )
+    upstream_retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="retries of a call on another replica: reads (and pricing) after a connect failure or reset; "
+        "writes and stream opens only when the request never reached the service",
+    )
+    outlier_consecutive_failures: int = Field(
+        2, ge=1, description="consecutive connect failures/resets/timeouts of a replica that eject it"
+    )
+    outlier_ejection_s: float = Field(
+        10.0, gt=0, description="ejection time (grows with repeats); a passing health check brings it back sooner"
     )
     base_id: int = Field(0, ge=0, description="Envoy --base-id (distinct per Envoy on one host)")
     concurrency: int = Field(1, ge=1, description="Envoy worker threads (--concurrency)")
@@ -374,7 +411,24 @@ class GatewaySettings(BaseModel):
         empty = sorted(k for k, v in self.upstream_hosts.items() if not v.strip())
         if empty:
             raise ValueError(f"upstream_hosts: empty host for {empty[0]!r}")
+        unknown = sorted(set(self.upstream_endpoints) - set(self.UPSTREAMS))
+        if unknown:
+            raise ValueError(
+                f"upstream_endpoints: unknown service {unknown[0]!r}; choose from {', '.join(self.UPSTREAMS)}"
+            )
+        for service, endpoints in self.upstream_endpoints.items():
+            if not endpoints:
+                raise ValueError(f"upstream_endpoints: no endpoint for {service!r} (leave it out for the default)")
+            for ep in endpoints:
+                split_host_port(ep, f"upstream_endpoints[{service!r}]")
         return self
+
+    def endpoints_of(self, service: str, port: int) -> list[tuple[str, int]]:
+        """Every replica of ``service`` as (host, port): upstream_endpoints, else one at host_of() and ``port``."""
+        eps = self.upstream_endpoints.get(service)
+        if not eps:
+            return [(self.host_of(service), port)]
+        return [split_host_port(ep, service) for ep in eps]
 
     def host_of(self, service: str) -> str:
         """Where ``service`` (cache|ingestion|analytics|signals) listens, as the gateway reaches it."""
