@@ -107,7 +107,7 @@ def _minute_session(
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, sd * 0.5, n)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, sd * 0.5, n)))
     regular_share = (1 - m.EXT_VOLUME_SHARE) * n / cv.MINUTES_PER_REGULAR_SESSION
-    noise = rng.lognormal(-0.02, 0.2, n)
+    noise = m.volume_noise(rng, n)
     vol = np.round(adv * regular_share / n * m.volume_curve(np.arange(n, dtype=np.float64), n) * noise)
     ts = s.open_ns + np.arange(n, dtype=np.int64) * cv.NS_PER_MIN
     return ts, open_, high, low, close, vol

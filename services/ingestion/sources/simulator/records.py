@@ -73,6 +73,9 @@ class MarketSimulator:
             self.state[s] = m.UnderlyingState(s, 1000 + i, m.profile(s), px, sigma, px, [])
         self._regular_close: dict[str, float] = {}
         self._next_iid = 100_000
+        #: per underlying: (minute start ns, that regular minute's volume factor, mean one)
+        self._minute_volume: dict[str, tuple[int, float]] = {}
+        self._since_option_quotes_s = 0.0  # market seconds since the chains were last quoted
 
     @property
     def now_ns(self) -> int:
@@ -163,10 +166,17 @@ class MarketSimulator:
         t0, t1 = tick.start_ns, tick.end_ns
         seconds = (t1 - t0) / cv.NS_PER_S
         years = m.variance_years(tick.session, tick.phase, seconds)
+        quote_options = option_quotes and tick.phase == "regular"
+        self._since_option_quotes_s = self._since_option_quotes_s + seconds if tick.phase == "regular" else 0.0
+        option_seconds = self._since_option_quotes_s  # option trades accrue over the time since the last quotes
+        if quote_options:
+            self._since_option_quotes_s = 0.0
         for st in self.state.values():
             st.advance(self.rng, years)
             spread = max(0.01, round(st.price * 0.0001, 2))
             rate = m.trade_rate(st.profile, tick.session, tick.phase, t0)
+            if tick.phase == "regular":
+                rate *= self._volume_factor(st.symbol, t0)
             n = int(self.rng.poisson(rate * seconds))
             ts = np.sort(self.rng.integers(t0, t1, n)) if n else np.empty(0, np.int64)
             sides = self.rng.random(n) < 0.5
@@ -194,9 +204,17 @@ class MarketSimulator:
                                       ask_sz=int(self.rng.integers(1, 20) * 100),
                                       bid_ct=1, ask_ct=1),
             ))  # fmt: skip
-            if option_quotes and st.contracts and tick.phase == "regular":
-                recs.extend(self._option_quotes(st, tq, seconds))
+            if quote_options and st.contracts:
+                recs.extend(self._option_quotes(st, tq, option_seconds))
         return recs
+
+    def _volume_factor(self, symbol: str, ts_ns: int) -> float:
+        """The regular minute's volume factor (``model.volume_noise``), drawn once per minute."""
+        minute = ts_ns - ts_ns % cv.NS_PER_MIN
+        cur = self._minute_volume.get(symbol)
+        if cur is None or cur[0] != minute:
+            cur = self._minute_volume[symbol] = (minute, float(m.volume_noise(self.rng, 1)[0]))
+        return cur[1]
 
     def chain_prices(self, st: m.UnderlyingState, now_ns: int) -> tuple[npt.NDArray[np.float64], Any]:
         """Model premiums (per share) and IVs of the chain of ``st`` at ``now_ns``."""
