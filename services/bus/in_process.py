@@ -317,6 +317,20 @@ class InProcessBus:
         g = self._stream(topic, key).groups.get(group)
         return len(g.pending) if g else 0
 
+    async def backlog(self, topics: Sequence[str] | None = None) -> int:
+        """Entries of ``topics`` (all when None) that a consumer group with a live consumer has not
+        acknowledged yet: not yet delivered plus pending. 0 means every live consumer has handled
+        everything published so far (a lockstep replay waits for that between its time steps)."""
+        n = 0
+        for topic, by_key in self._by_topic.items():
+            if topics is not None and topic not in topics:
+                continue
+            for st in by_key.values():
+                for g in st.groups.values():
+                    if g.live:
+                        n += max(0, st.next_seq - 1 - max(g.last, st.first_seq - 1)) + len(g.pending)
+        return n
+
     # --- broadcast -----------------------------------------------------------------------
 
     async def broadcast(self, channel: str, event: Event) -> None:

@@ -36,9 +36,14 @@ DEV_TOKEN_FILE = "token"
     "replay",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Replay these DBN files as the market feed (repeatable).",
+    help="Replay these files as the market feed (repeatable): DBN, or the backtest's 1-minute bar and option "
+    "quote-bar CSVs (merged in time, lockstep: each minute's quotes, then its bars, reach every service first).",
 )
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), help="Feed speed: 1 real time, 60 = 1 min/s.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    help="Feed speed: 1 real time, 60 = 1 min/s; 0 (replay only): as fast as the services take it.",
+)
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where embedded data lives [.aiots]."
 )
@@ -93,7 +98,7 @@ def cli(
     settings = get_settings()
     if data_dir is not None:
         settings = with_data_dir(settings, data_dir)
-    if speed is not None:
+    if speed:
         settings = with_speed(settings, speed)
     if port_offset:
         settings = with_port_offset(settings, port_offset)
@@ -130,11 +135,14 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
     follower: asyncio.Task[None] | None = None
     if not quiet and "signals" in sup.apps:
         follower = asyncio.create_task(_follow_signals(console, sup.apps["signals"].port, stop))
+    watchers = [asyncio.create_task(_replay_finished(console, r)) for r in getattr(sup, "replays", ())]
     if duration is not None:
         asyncio.get_running_loop().call_later(duration, stop.set)
     await stop.wait()
     console.print("stopping ...")
     t1 = time.monotonic()
+    for w in watchers:
+        w.cancel()
     if follower is not None:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -149,6 +157,16 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
         return 1
     console.print(f"stopped in {took:.1f} s")
     return 0
+
+
+async def _replay_finished(console: Console, runner: Any) -> None:
+    """One line when a replay feed has ended (every record handed to the services)."""
+    await runner.done.wait()
+    res = runner.result
+    if res is None:
+        console.print("replay failed (see the log)")
+    else:
+        console.print(f"replay finished: {res.records} records in {res.seconds:.1f} s")
 
 
 def _install_signals(stop: asyncio.Event) -> None:
@@ -185,7 +203,9 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
     feed = sup.rt.feed
     db = "DATABASE_URL" if s.database_url else f"embedded PostgreSQL ({s.database.embedded_dir})"
     bus = "Redis (REDIS_URL)" if s.redis_url else "in-process cache + bus"
-    src = feed.kind + (f" x{feed.speed:g}" if feed.kind != "live" else "")
+    src = feed.kind + (f" x{feed.speed:g}" if feed.kind != "live" and feed.speed > 0 else "")
+    if feed.kind == "replay" and feed.speed <= 0:
+        src += " (as fast as the services take it)"
     if feed.kind == "replay":
         src += " of " + ", ".join(f.name for f in feed.replay_files)
     console.print(f"[bold green]AI-OTS is up[/] in {took:.1f} s  ·  {db}  ·  {bus}  ·  feed: {src}")

@@ -12,7 +12,12 @@ note; so is the gateway when ``aiots.gateway.run`` is missing. Everything else t
 stops what already started and raises :class:`SupervisorError` with one clear line.
 
 The market feed for ingestion is ``rt.feed`` (:class:`~aiots.services.common.runtime.FeedSpec`),
-resolved here from ``aiots up --feed/--replay/--speed``.
+resolved here from ``aiots up --feed/--replay/--speed``. A replay starts only once every service
+and the gateway are up (the consumers subscribe to the bus from "now": a replay started with
+ingestion lost what it published before the signals service subscribed). Bar and option-quote
+files (CSV) are read at start-up with the backtest's readers (:mod:`aiots.services.stack.replay`;
+a bad file stops the start with its file, row and column) and replayed lockstep; DBN files go to
+ingestion's replay job.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ from typing import Any, NoReturn, cast
 from aiots.services.common import server, telemetry
 from aiots.services.common.runtime import FeedKind, FeedSpec, Runtime, ServiceApp
 from aiots.services.common.settings import Settings
+from aiots.services.ingestion.normalize import SOURCE_REPLAY
+from aiots.services.ingestion.pipeline import Pipeline
+from aiots.services.ingestion.sources.replay import ReplayRunner, Step
+from aiots.services.stack import replay as file_replay
 from aiots.services.stack.workers import MULTI_WORKER_SERVICES, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -76,6 +85,8 @@ class Feed:
                 raise SupervisorError(f"replay file not found: {f}")
         if kind not in ("simulator", "replay", "live"):
             raise SupervisorError(f"unknown feed {kind!r}; choose auto, simulator, replay or live")
+        if self.speed is not None and self.speed <= 0 and kind != "replay":
+            raise SupervisorError("--speed 0 (as fast as the services take it) is for a replay feed only")
         speed = self.speed if self.speed is not None else settings.ingestion.simulator_speed
         return FeedSpec(kind=cast(FeedKind, kind), replay_files=tuple(self.replay_files), speed=float(speed))
 
@@ -186,6 +197,10 @@ class Supervisor:
         self._started: list[_Started] = []
         #: stop() calls that overran and ignored cancellation (the process must not wait for them)
         self.stuck: list[asyncio.Future[Any]] = []
+        #: the replay feed's runners (started last by :meth:`start`); each has ``done`` and ``result``
+        self.replays: list[ReplayRunner] = []
+        self._steps: list[Step] | None = None
+        self._replay_autostart = False
 
     # ------------------------------------------------------------------ start
 
@@ -197,6 +212,7 @@ class Supervisor:
                 await self._start_service(name)
             if self.gateway_wanted:
                 await self._start_gateway()
+            await self._start_replay()
         except BaseException:
             await self.stop()
             raise
@@ -205,6 +221,16 @@ class Supervisor:
     async def _start_runtime(self) -> None:
         s = self.settings
         self.rt.feed = self.feed.resolve(s)
+        if self.rt.feed.kind == "replay" and s.ingestion.autostart:
+            # ingestion must not start the replay itself: :meth:`_start_replay` does, once all is up
+            self._replay_autostart = True
+            self.rt.settings = s.model_copy(update={"ingestion": s.ingestion.model_copy(update={"autostart": False})})
+            files = [f for f in self.rt.feed.replay_files if not file_replay.is_dbn(f)]
+            if files:
+                try:
+                    self._steps = await asyncio.to_thread(file_replay.read_steps, files)
+                except ValueError as exc:  # DataFileError names the file, row and column
+                    raise SupervisorError(f"replay: {exc}") from exc
         try:
             pool_mod = importlib.import_module("aiots.services.storage.pool")
         except ModuleNotFoundError:
@@ -317,6 +343,32 @@ class Supervisor:
         finally:
             telemetry.current_service.reset(token)
 
+    async def _start_replay(self) -> None:
+        """Start the replay feed: DBN files as ingestion's replay job, bar/quote files here."""
+        app = self.apps.get("ingestion")
+        if not self._replay_autostart or app is None:
+            return
+        manager: Any = getattr(app, "manager", None)
+        if manager is None:
+            return
+        feed = self.rt.feed
+        dbn = [f for f in feed.replay_files if file_replay.is_dbn(f)]
+        if dbn:
+            job = await manager.start_replay(dbn, feed.speed)
+            self.replays.append(manager.jobs[job].runner)
+        if self._steps is not None:
+            files = [f for f in feed.replay_files if not file_replay.is_dbn(f)]
+            pipe = Pipeline(
+                writer=manager.writer, bus=manager.bus, prices=manager.prices, source=SOURCE_REPLAY, build_bars=False
+            )
+            runner = ReplayRunner(
+                pipe, files, speed=feed.speed, steps=self._steps, settle=file_replay.bus_settle(self.rt.bus)
+            )
+            self._steps = None
+            task = asyncio.create_task(_run_logged(runner), name="replay-files")
+            self.replays.append(runner)
+            self._started.append(_Started("replay", _cancel(task)))
+
     # ------------------------------------------------------------------ stop
 
     async def stop(self, budget_s: float = STOP_BUDGET_S) -> list[str]:
@@ -352,6 +404,24 @@ def exit_now(rc: int) -> NoReturn:
             stream.flush()
     atexit._run_exitfuncs()
     os._exit(rc)
+
+
+async def _run_logged(runner: ReplayRunner) -> None:
+    try:
+        await runner.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("replay failed")
+
+
+def _cancel(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    return stop
 
 
 def _closer(obj: Any) -> Callable[[], Awaitable[Any]]:

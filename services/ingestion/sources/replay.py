@@ -1,10 +1,17 @@
-"""Replay DBN files (raw or zstd, any DBN version) through the pipeline.
+"""Replay recorded market data through the pipeline: DBN files, or prepared time steps.
 
 Speed: ``speed=0`` as fast as possible; ``speed=1`` at the recorded pace (ts_event gaps), ``N``
 N times faster. Records are decoded with ``databento_dbn.DBNDecoder`` in chunks and normalised
 by record type (:class:`~aiots.services.ingestion.normalize.Normalizer`); undecodable bytes
 (malformed or truncated DBN) are quarantined (stored in ``quarantine`` and counted) and the
 replay continues with the next file.
+
+Time steps (:func:`replay_steps`): batches already normalised and grouped by event time (the
+composition root builds them from bar and option-quote files with the backtest's readers), each
+published as one step. With a ``settle`` callback the replay is **lockstep**: after each step it
+waits until every consumer has handled everything published (the bus's backlog is empty), so the
+services see the steps in exactly their order, e.g. the option quotes known at a bar's close before
+that bar, whatever the speed and however the consumers' tasks are scheduled.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,22 +197,85 @@ async def replay_files(paths: Iterable[Path], pipeline: Pipeline, *, speed: floa
     return res
 
 
+Settle = Callable[[], Awaitable[None]]
+#: a time step: (event time ns, the batch published at it)
+Step = tuple[int, Batch]
+
+
+async def replay_steps(
+    steps: Iterable[Step],
+    pipeline: Pipeline,
+    *,
+    speed: float = 0.0,
+    settle: Settle | None = None,
+    max_gap_s: float = 1.0,
+) -> ReplayResult:
+    """Publish ``steps`` (in event-time order) through ``pipeline``, paced at ``speed`` (0: no
+    pacing; gaps longer than ``max_gap_s`` of wall time are cut to it), awaiting ``settle`` after
+    each step (lockstep, see the module docstring)."""
+    res = ReplayResult()
+    t0 = time.monotonic()
+    t_wall0 = t0
+    t_ev0: int | None = None
+    if settle is not None:
+        await settle()
+    for ts, batch in steps:
+        if speed > 0:
+            if t_ev0 is None:
+                t_ev0 = ts
+            wait = (ts - t_ev0) / NS / speed - (time.monotonic() - t_wall0)
+            if wait > max_gap_s:  # a recorded gap (overnight): skip it
+                t_wall0 -= wait - max_gap_s
+                wait = max_gap_s
+            if wait > 0:
+                await asyncio.sleep(wait)
+        await pipeline.process(batch)
+        res.records += batch.total()
+        if settle is not None:
+            await settle()
+        else:
+            await asyncio.sleep(0)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
 class ReplayRunner:
-    """Replays DBN files as a collection job of the ingestion manager (``aiots up --replay``).
+    """Replays DBN files, or prepared time steps, as a collection job (``aiots up --replay``).
 
     ``stop()`` asks it to end; the manager cancels the task if it has not ended within its grace.
+    ``settle`` (steps only) makes the replay lockstep; ``done`` is set when the replay has ended.
     """
 
-    def __init__(self, pipeline: Pipeline, files: Iterable[Path], *, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        files: Iterable[Path],
+        *,
+        speed: float = 1.0,
+        steps: Sequence[Step] | None = None,
+        settle: Settle | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.files = [Path(f) for f in files]
         self.speed = speed
+        self.steps = steps
+        self.settle = settle
         self.result: ReplayResult | None = None
+        self.done = asyncio.Event()
 
     async def run(self) -> None:
-        self.result = await replay_files(self.files, self.pipeline, speed=self.speed)
-        await self.pipeline.close_bars()
-        log.info("replay finished", extra={"files": self.result.files, "records": self.result.records})
+        try:
+            if self.steps is not None:
+                self.result = await replay_steps(self.steps, self.pipeline, speed=self.speed, settle=self.settle)
+                self.result.files = len(self.files)
+            else:
+                self.result = await replay_files(self.files, self.pipeline, speed=self.speed)
+            await self.pipeline.close_bars()
+            if self.settle is not None:
+                await self.settle()
+            log.info("replay finished", extra={"files": self.result.files, "records": self.result.records})
+        finally:
+            self.done.set()
 
     def stop(self) -> None:
         """Nothing to flag: the manager cancels the replay task (records already handed on stay stored)."""
