@@ -1,16 +1,24 @@
-"""Live indicator state: streaming core indicators per (symbol, interval), fed from the bus.
+"""Live indicator state: the one owner of the streaming features per (symbol, interval).
 
 For every configured symbol and interval (``settings.analytics.live_intervals`` that have a bar topic
-on the bus, :data:`aiots.services.common.topics.LIVE_BAR_INTERVALS`: ``1m``) the service keeps
-the core's O(1) streaming classes (``IndicatorSpec.stream``) of ``settings.analytics.live_indicators``
-with their default parameters. Closed ``BarEvent``s from topic ``bars:<interval>`` update them; the
-state is pickled to the cache (key ``<ns>:v1:analytics:live:<symbol>:<interval>``) every
-``checkpoint_interval_s`` and on stop, and restored on start, so a restart resumes warm with
-identical values. Without a checkpoint the state is warmed from the last ``live_warmup_bars``
-stored bars (one vectorised ``update_many`` per stream). Values are those of the streams over
-every bar they have seen (the streams reproduce the batch functions bit for bit over the same bars).
-An interval no bar topic carries (``1d``: rolled up from stored bars) is not kept live: a state
-nothing updates would answer from the past; those answers are computed from storage.
+on the bus, :data:`aiots.services.common.topics.LIVE_BAR_INTERVALS`: ``1m``) the service keeps one
+:class:`aiots.services.features.state.SymbolFeatures`: the signal strategies' features (periods from
+the strategy file, :class:`~aiots.services.features.params.FeatureParams`) plus the core's O(1)
+streaming classes (``IndicatorSpec.stream``) of ``settings.analytics.live_indicators`` with their
+default parameters. Each closed ``BarEvent`` from topic ``bars:<interval>`` updates it once, and the
+resulting snapshot is published as a ``FeatureEvent`` on ``features:<interval>`` (the signals
+service reads it instead of computing features itself). The state is pickled to the cache (key
+``<ns>:v1:analytics:live:<symbol>:<interval>``) every ``checkpoint_interval_s`` and on stop, and
+restored on start, so a restart resumes warm with identical values (a checkpoint of other periods
+or indicators is ignored). Without a checkpoint the state is warmed from the last
+``live_warmup_bars`` stored bars: warm-up happens here only. A live bar more than
+:data:`~aiots.services.features.state.REWARM_GAP_NS` behind the state (the feed went back: the
+simulator replaying the last session after a restart, a DBN replay) re-warms that symbol from the
+stored bars before it; a bar slightly behind is a duplicate and is dropped. The streams reproduce
+the batch functions bit for bit over the same bars. An interval no bar topic carries (``1d``:
+rolled up from stored bars) is not kept live: those answers are computed from storage.
+
+The bar → features path makes no database call (except that re-warm) and no thread hop.
 
 Metrics: ``aiots_bus_consumed_total`` and ``aiots_bus_lag_seconds`` (now minus the bar's
 ``ts_event``, its open time) by topic and group per consumed event; checkpoint reads count in
@@ -26,8 +34,6 @@ import os
 import pickle
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -38,54 +44,22 @@ from aiots.services.common.runtime import Runtime
 from aiots.services.common.telemetry import metrics
 from aiots.services.common.topics import LIVE_BAR_INTERVALS
 from aiots.services.common.topics import bars as bar_topic
+from aiots.services.common.topics import features as features_topic
+from aiots.services.features.conversions import params_to_proto, snapshot_to_event
+from aiots.services.features.params import FeatureParams
+from aiots.services.features.state import REWARM_GAP_NS, Bar, Snapshot, SymbolFeatures
 from aiots.services.storage import queries
 from aiots.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 STOP_STEP_TIMEOUT_S = 2.0
 
-_COLUMNS = ("open", "high", "low", "close", "volume")
 
-
-@dataclass
-class SymbolState:
-    """Streams of one (symbol, interval) and the open time of the last bar folded in."""
-
-    streams: dict[str, Any] = field(default_factory=dict)
-    last_ts: int = 0
-    bars: int = 0
-
-
-def _new_state(names: Sequence[str]) -> SymbolState:
-    st = SymbolState()
-    for n in names:
-        spec = SPECS.get(n)
-        stream_cls = getattr(spec, "stream", None) if spec is not None else None
-        if stream_cls is not None:
-            st.streams[n] = stream_cls(**spec.params) if spec is not None else None
-    return st
-
-
-def _warm(st: SymbolState, bars: Any) -> None:
-    """Fold stored bars (a storage ``Bars``, oldest first) into every stream in one call each."""
-    new = np.asarray(bars.ts) > st.last_ts
-    if not new.any():
-        return
-    cols = {c: np.ascontiguousarray(getattr(bars, c)[new], dtype=np.float64) for c in _COLUMNS}
-    for n, s in st.streams.items():
-        s.update_many(*[cols[i if i in _COLUMNS else "close"] for i in SPECS[n].inputs])
-    st.last_ts = int(np.asarray(bars.ts)[new][-1])
-    st.bars += int(new.sum())
-
-
-def _update(st: SymbolState, ts: int, bar: dict[str, float]) -> None:
-    """Fold one bar into every stream (a bar not newer than the last one is ignored)."""
-    if ts <= st.last_ts:
-        return
-    for n, s in st.streams.items():
-        s.update(*[bar[i if i in _COLUMNS else "close"] for i in SPECS[n].inputs])
-    st.last_ts = ts
-    st.bars += 1
+def _bars(bars: queries.Bars) -> list[Bar]:
+    """Stored bars (oldest first) as feature bars."""
+    width = queries.INTERVAL_NS[bars.interval]
+    cols = [np.asarray(c).tolist() for c in (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)]
+    return [Bar(bars.symbol, int(t), o, h, lo, c, v, width) for t, o, h, lo, c, v in zip(*cols, strict=True)]
 
 
 class LiveState:
@@ -101,7 +75,12 @@ class LiveState:
         self.intervals = [i for i in self.cfg.live_intervals if i in LIVE_BAR_INTERVALS]
         if dropped := sorted(set(self.cfg.live_intervals) - set(self.intervals)):
             log.info("live state: %s not kept live (no bar topic; computed from storage)", dropped)
-        self.state: dict[tuple[str, str], SymbolState] = {}
+        #: the feature periods, from the strategy file the signals service reads too
+        self.params = FeatureParams.load(rt.settings.signals.strategies_file)
+        self._params_msg = params_to_proto(self.params)  # converted once, sent with every event
+        self.state: dict[tuple[str, str], SymbolFeatures] = {}
+        #: closed bars folded in from the bus (each is one feature computation and one event)
+        self.computed = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.namespace = rt.settings.redis.namespace
@@ -111,9 +90,33 @@ class LiveState:
 
     # -- state ---------------------------------------------------------------------------------------
 
-    async def restore(self, symbol: str, interval: str) -> SymbolState:
+    def new_state(self) -> SymbolFeatures:
+        """An empty state: the strategy features and the named live indicators (default parameters)."""
+        named = {n: (SPECS[n].stream(**SPECS[n].params), tuple(SPECS[n].inputs)) for n in self.names}
+        return SymbolFeatures(self.params, named)
+
+    def _usable(self, st: object) -> bool:
+        """A checkpoint of this state's shape (periods and named indicators)."""
+        return isinstance(st, SymbolFeatures) and st.params == self.params and list(st.named) == self.names
+
+    async def _warmed(self, symbol: str, interval: str, end_ns: int | None = None) -> SymbolFeatures:
+        """A new state warmed from the last ``live_warmup_bars`` stored bars opening before ``end_ns``
+        (warmed in a thread on an object nothing else holds yet: the checkpoint task never sees it
+        half-updated)."""
+        st = self.new_state()
+        if self.rt.db is not None:
+            try:
+                bars = await queries.get_bars(self.rt.db, symbol, interval, None, end_ns, self.cfg.live_warmup_bars)
+            except Exception:
+                log.warning("live state: no stored bars to warm %s %s", symbol, interval, exc_info=True)
+                return st
+            if len(bars):
+                await asyncio.to_thread(st.warm, _bars(bars))
+        return st
+
+    async def restore(self, symbol: str, interval: str) -> SymbolFeatures:
         """From the checkpoint, else warmed from stored bars, else empty."""
-        st: SymbolState | None = None
+        st: object = None
         if self.rt.cache is not None:
             try:
                 raw = await metered_get(self.rt.cache, self.key(symbol, interval))
@@ -122,14 +125,12 @@ class LiveState:
             except Exception:
                 log.warning("live checkpoint of %s %s unreadable; warming from storage", symbol, interval)
                 st = None
-        if st is None:
-            st = _new_state(self.names)
-            if self.rt.db is not None:
-                bars = await queries.get_bars(self.rt.db, symbol, interval, None, None, self.cfg.live_warmup_bars)
-                if len(bars):
-                    await asyncio.to_thread(_warm, st, bars)
-        self.state[symbol, interval] = st
-        return st
+        if st is not None and not self._usable(st):
+            log.info("live checkpoint of %s %s has other periods or indicators; warming from storage", symbol, interval)
+            st = None
+        state = st if isinstance(st, SymbolFeatures) else await self._warmed(symbol, interval)
+        self.state[symbol, interval] = state
+        return state
 
     async def checkpoint(self) -> None:
         """Pickle every state to the cache (no TTL)."""
@@ -139,16 +140,28 @@ class LiveState:
         if items:
             await self.rt.cache.set_many(items)
 
-    def on_bar(self, event: events_pb2.BarEvent) -> None:
-        """Fold a closed bar into its (symbol, interval) state."""
+    async def on_bar(self, event: events_pb2.BarEvent) -> Snapshot | None:
+        """Fold a closed bar into its (symbol, interval) state once and publish the features."""
         if not event.closed:
-            return
+            return None
         b = event.bar
         st = self.state.get((b.symbol, b.interval))
         if st is None:
-            return
-        bar = {"open": b.open, "high": b.high, "low": b.low, "close": b.close, "volume": b.volume}
-        _update(st, int(event.ts_event), bar)
+            return None
+        ts = int(event.ts_event) or b.ts.ToNanoseconds()
+        bar = Bar(b.symbol, ts, b.open, b.high, b.low, b.close, b.volume, queries.INTERVAL_NS[b.interval])
+        if ts <= st.last_ts_ns:
+            if ts >= st.last_ts_ns - REWARM_GAP_NS:
+                return None  # a duplicate or a late bar
+            log.info("live state: feed behind the state of %s %s; re-warming", b.symbol, b.interval)
+            st = self.state[b.symbol, b.interval] = await self._warmed(b.symbol, b.interval, ts)
+        snap = st.update(bar)
+        if snap is None:
+            return None
+        self.computed += 1
+        if self.rt.bus is not None:
+            await self.rt.bus.publish(features_topic(b.interval), b.symbol, snapshot_to_event(snap, self._params_msg))
+        return snap
 
     def latest(
         self, symbol: str, interval: str, calls: Sequence[IndicatorCall]
@@ -159,7 +172,7 @@ class LiveState:
             return None
         out = []
         for c in calls:
-            s = st.streams.get(c.name)
+            s = st.named.get(c.name)
             if s is None or c.params != SPECS[c.name].params or not s.ready:
                 return None
             val = s.value
@@ -169,7 +182,7 @@ class LiveState:
             out.append(
                 IndicatorValues(c.name, c.params, [(n, np.array([float(v)])) for n, v in zip(names, vals, strict=True)])
             )
-        return np.array([st.last_ts], dtype=np.int64), out
+        return np.array([st.last_ts_ns], dtype=np.int64), out
 
     # -- follower ------------------------------------------------------------------------------------
 
@@ -194,7 +207,7 @@ class LiveState:
             try:
                 event = events_pb2.BarEvent.FromString(d.payload)
                 ts_event = event.ts_event
-                self.on_bar(event)
+                await self.on_bar(event)
             except Exception:
                 log.exception("bad bar event on %s", d.stream)
             await bus.ack(d, group=group)

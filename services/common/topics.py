@@ -7,6 +7,10 @@ the bus, because no service reads them as events (option trades still set the se
 ``options:quotes`` events carry). Daily bars are not published either: they are rolled up from
 stored 1-minute bars, so a ``1d`` answer is computed from storage, never from a live state that
 no bar would ever update.
+
+Live features are computed once: analytics' live state folds each closed ``bars:1m`` bar into the
+one feature state of its symbol and publishes the result on ``features:1m``; the signals service
+reads that topic instead of keeping indicators of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Topic:
 
 
 BARS_1M = "bars:1m"
+FEATURES_1M = "features:1m"
 OPTION_QUOTES = "options:quotes"
 SIGNALS = "signals"
 #: pub/sub channel (not a stream) on which every signals replica hears every signal event
@@ -35,8 +40,10 @@ SIGNALS_CHANNEL = "signals"
 CATALOGUE: dict[str, Topic] = {
     t.name: t
     for t in (
-        Topic(BARS_1M, "BarEvent", "ticker", "ingestion", ("signals", "analytics"),
-              "closed 1-minute bars: the signal engine's features and analytics' live indicators"),
+        Topic(BARS_1M, "BarEvent", "ticker", "ingestion", ("analytics",),
+              "closed 1-minute bars: analytics' live state, the one owner of the streaming features"),
+        Topic(FEATURES_1M, "FeatureEvent", "ticker", "analytics", ("signals",),
+              "the bar and its features, computed once: the signal strategies read them (no indicators of their own)"),
         Topic(OPTION_QUOTES, "OptionQuoteEvent", "underlying ticker", "ingestion", ("signals", "portfolio"),
               "the live chain: contract selection and exits; marks for open positions"),
         Topic(SIGNALS, "SignalEvent", "ticker", "signals", ("portfolio",),
@@ -51,6 +58,11 @@ LIVE_BAR_INTERVALS: tuple[str, ...] = tuple(n.split(":", 1)[1] for n in CATALOGU
 def bars(interval: str) -> str:
     """The topic of closed ``interval`` bars, e.g. ``bars:1m``."""
     return f"bars:{interval}"
+
+
+def features(interval: str) -> str:
+    """The topic of the features of closed ``interval`` bars, e.g. ``features:1m``."""
+    return f"features:{interval}"
 
 
 def published(name: str) -> bool:

@@ -1,8 +1,12 @@
 """The signals service process: engine on the bus, storage, fan-out and the gRPC server.
 
+Features: the service keeps no indicators of its own. Analytics' live state (the one owner of the
+streaming features, warmed once) publishes each closed 1-minute bar with its features on
+``features:1m``; the engine's strategies run on those values (:meth:`SignalEngine.decide`).
+
 Work split across replicas (all standard Redis mechanisms, nothing home-made):
-- closed 1m bars: a group per replica (each replica evaluates every bar, keeping per-symbol state
-  in order; deterministic ids + the store's ON CONFLICT make exactly one replica announce);
+- features of closed 1m bars: a group per replica (each replica evaluates every bar in order;
+  deterministic ids + the store's ON CONFLICT make exactly one replica announce);
 - option quotes: a group per replica (every replica keeps the whole chain and open signals);
 - signal events: pub/sub broadcast ``signals`` (every replica fans out to its subscribers);
 - exits seen by several replicas: the conditional UPDATE in the store lets exactly one announce.
@@ -32,17 +36,20 @@ from typing import Any
 import numpy as np
 
 from aiots.core import conventions as cv
-from aiots.core.conventions import NS_PER_MIN, iv_rank
+from aiots.core.conventions import iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.bus.consume import handle_each
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.services.common.telemetry import metrics
+from aiots.services.features.conversions import params_from_proto, snapshot_from_event
+from aiots.services.features.state import SymbolFeatures
 from aiots.services.signals.config import ConfigSource
 from aiots.services.signals.conversions import signal_from_proto, signal_to_proto
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.fanout import Broker
+from aiots.services.signals.features import feature_params
 from aiots.services.signals.models import Bar, OptionQuote, Signal
 from aiots.services.signals.service import SignalServicer
 from aiots.services.signals.stats import return_ratio
@@ -52,8 +59,8 @@ from aiots.v1 import common_pb2, events_pb2, signals_pb2
 
 log = logging.getLogger(__name__)
 
-BAR_TOPIC = "bars:1m"
-REWARM_GAP_NS = 5 * NS_PER_MIN  # a bar this far behind the features means the feed went back
+BAR_TOPIC = "bars:1m"  # what the features are computed from (by analytics, not here)
+FEATURE_TOPIC = "features:1m"
 OPTION_TOPIC = "options:quotes"
 SIGNAL_TOPIC = "signals"
 SIGNAL_CHANNEL = "signals"
@@ -137,6 +144,9 @@ class SignalsApp:
         self._persister: asyncio.Task[None] | None = None
         self.bars_seen = 0
         self._last_event_ns = 0
+        #: open time of the newest bar whose features were evaluated, per symbol
+        self._last_bar_ns: dict[str, int] = {}
+        self._params_seen: events_pb2.FeatureParams | None = None
 
     @property
     def port(self) -> int:
@@ -145,7 +155,6 @@ class SignalsApp:
     async def start(self) -> None:
         for sig in await self.store.open_signals():
             self.engine.track(sig)
-        await self._warm_up()
         bus = self.rt.need_bus("signals")
         symbols = self.rt.settings.symbols
         listener = bus.listen(SIGNAL_CHANNEL)
@@ -156,14 +165,15 @@ class SignalsApp:
         metrics.queue_capacity.set(self.cfg.subscriber_queue, {"queue": "signals_subscriber"})
         self._spawn(self._fanout(listener))
         self._persister = asyncio.ensure_future(self._persist_loop())
-        # Every replica evaluates every bar (a group of its own): the features are per-symbol state
-        # that must see each bar in order, and a shared group would split a symbol's bars between
-        # replicas. Signal ids are deterministic per (bar close, symbol, strategy), so the store's
-        # ON CONFLICT lets exactly one replica record and announce each signal.
-        bar_group = f"signals-bars-{self.replica}"
+        # Every replica evaluates every bar's features (a group of its own): cooldowns are per-symbol
+        # state that must see each bar in order. Signal ids are deterministic per (bar close, symbol,
+        # strategy), so the store's ON CONFLICT lets exactly one replica record and announce each signal.
+        bar_group = f"signals-features-{self.replica}"
         self._spawn(
             self._consume(
-                bus.consume(BAR_TOPIC, symbols, group=bar_group, consumer=self.replica), bar_group, self._on_bar
+                bus.consume(FEATURE_TOPIC, symbols, group=bar_group, consumer=self.replica),
+                bar_group,
+                self._on_features,
             )
         )
         chain_group = f"signals-chain-{self.replica}"
@@ -192,29 +202,6 @@ class SignalsApp:
         if self.server is not None:
             await self.server.server.stop(STOP_GRACE_S)
 
-    async def _warm_up(self) -> None:
-        """Prime the streaming features with the latest stored 1m bars, so signals don't wait for
-        the slowest indicator (EMA 50, ADX 28 bars) to warm up on live bars after a (re)start."""
-        if self.cfg.warmup_bars <= 0 or self.rt.db is None:
-            return
-        for sym in self.rt.settings.symbols:
-            await self._warm_symbol(sym, time.time_ns())
-
-    async def _warm_symbol(self, sym: str, end_ns: int) -> None:
-        """Feed ``sym``'s latest ``warmup_bars`` stored 1m bars opening before ``end_ns`` to the features."""
-        if self.rt.db is None or self.cfg.warmup_bars <= 0:
-            return
-        try:
-            bars = await queries.get_bars(self.rt.db, sym, "1m", end_ns=end_ns, limit=self.cfg.warmup_bars)
-        except Exception:
-            log.warning("signals: no stored bars to warm up %s", sym, exc_info=True)
-            return
-        for i in range(len(bars)):
-            self.engine.warm(
-                Bar(sym, int(bars.ts[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
-                    float(bars.close[i]), float(bars.volume[i]))
-            )  # fmt: skip
-
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
 
@@ -231,26 +218,41 @@ class SignalsApp:
                 (time.time_ns() - self._last_event_ns) / cv.NS_PER_S, {"topic": topic, "group": "signals"}
             )
 
-    async def _on_bar(self, payload: bytes) -> None:
-        ev = events_pb2.BarEvent.FromString(payload)
+    async def _on_features(self, payload: bytes) -> None:
+        """One closed bar with its features (computed by analytics): strategies, then contract selection."""
+        ev = events_pb2.FeatureEvent.FromString(payload)
         self._last_event_ns = ev.ts_event
-        if not ev.closed or ev.bar.interval not in ("", "1m"):
+        if ev.bar.interval not in ("", "1m"):
             return
+        sym = ev.symbol
+        # A redelivered or duplicate event is dropped; one far behind follows a re-warm by the owner.
+        if not SymbolFeatures.accepts(self._last_bar_ns.get(sym, -1), ev.ts_event):
+            return
+        self._last_bar_ns[sym] = ev.ts_event
+        if ev.params != self._params_seen:
+            self._check_params(ev.params)
         self.bars_seen += 1
-        bar = bar_from_event(ev)
+        snap = snapshot_from_event(ev)
         async with self._lock:
-            if bar.ts_ns < self.engine.last_bar_ns(bar.symbol) - REWARM_GAP_NS:
-                # The feed is behind what the features were warmed with (the simulator replays the
-                # last session after a restart on a closed day; a DBN replay): warm again from the
-                # stored bars before this one, or every live bar would be taken for a stale one.
-                log.info("signals: feed behind the warm-up for %s; re-warming", bar.symbol)
-                self.engine.reset(bar.symbol)
-                await self._warm_symbol(bar.symbol, bar.ts_ns)
-            ideas, updates = self.engine.evaluate(bar)  # tens of microseconds
+            ideas, updates = self.engine.decide(snap)  # tens of microseconds
             # Contract selection (a few IV solves on the pre-filtered contracts): ~0.2-0.5 ms, on the
             # loop; a thread hop would cost more than it saves (see the module docstring).
-            new = self.engine.select(bar, ideas) if ideas else []
+            new = self.engine.select(snap.bar, ideas) if ideas else []
             await self._emit(new, updates)
+
+    def _check_params(self, params: events_pb2.FeatureParams) -> None:
+        """Warn (once per periods seen) when the features were computed with other periods than this
+        replica's strategy file sets (a file edited and not yet read by analytics: restart it)."""
+        self._params_seen = events_pb2.FeatureParams()
+        self._params_seen.CopyFrom(params)
+        mine = feature_params(self.engine.config)
+        theirs = params_from_proto(params)
+        if theirs != mine:
+            log.warning(
+                "signals: features computed with %s, the strategy file sets %s; restart analytics to apply",
+                theirs,
+                mine,
+            )
 
     async def _on_option_quote(self, payload: bytes) -> None:
         ev = events_pb2.OptionQuoteEvent.FromString(payload)

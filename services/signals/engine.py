@@ -16,7 +16,7 @@ from aiots.core.execution import ExecutionModel
 from aiots.services.signals.calibration import Calibrator, load_calibrator
 from aiots.services.signals.chainview import ChainView
 from aiots.services.signals.config import ConfigSource, SignalsConfig
-from aiots.services.signals.features import SymbolFeatures
+from aiots.services.signals.features import Snapshot, SymbolFeatures
 from aiots.services.signals.ids import signal_id
 from aiots.services.signals.lifecycle import LifecycleTracker
 from aiots.services.signals.models import Bar, Idea, OptionQuote, Signal, Status, StatusChange
@@ -100,13 +100,19 @@ class SignalEngine:
         """The cheap half of :meth:`on_bar` (tens of microseconds): features, expiries, strategies.
 
         Returns the ideas that fired (outside their cooldown) and the expired signals."""
-        cfg = self.config
         feats = self._features.get(bar.symbol)
         if feats is None:
-            feats = self._features[bar.symbol] = SymbolFeatures(cfg)
+            feats = self._features[bar.symbol] = SymbolFeatures(self.config)
         snap = feats.update(bar)
         if snap is None:
             return [], []
+        return self.decide(snap)
+
+    def decide(self, snap: Snapshot) -> tuple[list[Idea], list[Signal]]:
+        """:meth:`evaluate` on features computed elsewhere (live: analytics publishes them on
+        ``features:1m``; in a backtest :meth:`evaluate` computes them in-process)."""
+        bar = snap.bar
+        cfg = self.config
         n = self._bar_count[bar.symbol] = self._bar_count.get(bar.symbol, 0) + 1
         updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol)
         if not self.may_open(bar.close_ts_ns, cfg):

@@ -1,4 +1,5 @@
-"""A scripted market on the bus -> engine -> store -> fan-out -> typed gRPC client.
+"""A scripted market on the bus -> analytics' live state (the features' one owner) -> features:1m ->
+engine -> store -> fan-out -> typed gRPC client.
 
 The bars are built so that a volume-confirmed breakout happens at a known minute (80); the
 option chain is priced with the core's American pricer and quoted 10 s before the breakout bar
@@ -11,7 +12,7 @@ spreads below, then its TARGET_HIT update.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,12 +21,13 @@ import numpy as np
 import pytest
 
 from aiots.core import options as opt
+from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.common.ports import Bus
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
 from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC, SignalsApp, expiry_ns
 from aiots.services.signals.config import SignalsConfig
-from aiots.services.storage.migrate import ensure_partitions
 from aiots.v1 import common_pb2, events_pb2, signals_pb2, signals_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -87,15 +89,28 @@ def chain_events(spot: float, ts_ns: int) -> list[events_pb2.OptionQuoteEvent]:
     return evs
 
 
+@contextlib.asynccontextmanager
+async def features_owner(settings: Settings, bus: Bus) -> AsyncIterator[LiveState]:
+    """Analytics' live state on ``bus``, the one owner of the features (no storage: nothing to warm
+    from, so the scripted bars are all it sees)."""
+    live = LiveState(Runtime(settings=settings, bus=bus))
+    await live.start()
+    try:
+        yield live
+    finally:
+        await live.stop()
+
+
 @pytest.fixture
 async def app(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, InProcessBus]]:
-    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0, "warmup_bars": 0}, symbols=["AAPL", "MSFT"])
+    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0}, symbols=["AAPL", "MSFT"])
     bus = InProcessBus(settings.redis)
     await pg_pool.execute("DELETE FROM signals WHERE symbol = 'AAPL'")
     a = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
-    await a.start()
-    yield a, bus
-    await a.stop()
+    async with features_owner(settings, bus):
+        await a.start()
+        yield a, bus
+        await a.stop()
     await bus.close()
 
 
@@ -164,85 +179,3 @@ async def _next_event(call: Any) -> signals_pb2.SubscribeSignalsResponse:
         m: signals_pb2.SubscribeSignalsResponse = await call.read()
         if m.WhichOneof("event") != "heartbeat":
             return m
-
-
-async def test_start_warms_features_from_stored_bars(pg_pool: Any) -> None:
-    """After a restart the features are ready from stored 1m bars, not after 50 live minutes."""
-    import talib
-
-    rng = np.random.default_rng(3)
-    n = 120
-    c = 300 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
-    o = np.r_[c[0], c[:-1]]
-    h, lo = np.maximum(o, c) + 0.05, np.minimum(o, c) - 0.05
-    ts = T0 - (n - np.arange(n)) * MIN  # the session before T0
-    await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
-    day = dt.datetime.fromtimestamp(T0 / 1e9, dt.UTC).date()
-    await ensure_partitions(pg_pool, ["bars_1m"], day - dt.timedelta(days=1), day)
-    await pg_pool.executemany(
-        "INSERT INTO bars_1m (symbol, ts_event, ts, open, high, low, close, volume, vwap, trade_count)"
-        " VALUES ('MSFT', $1::bigint, to_timestamp($1::bigint / 1e9), $2, $3, $4, $5, 1000, $5, 10)",
-        [(int(t), float(a), float(b), float(d), float(e)) for t, a, b, d, e in zip(ts, o, h, lo, c, strict=True)],
-    )
-    settings = Settings(signals={"port": 0, "warmup_bars": 100}, symbols=["AAPL", "MSFT"])
-    bus = InProcessBus(settings.redis)
-    app = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
-    await app.start()
-    try:
-        feats = app.engine._features["MSFT"]
-        assert feats.last_ts_ns == int(ts[-1])
-        # warm-up used the latest 100 bars: the EMA(50) equals TA-Lib's over exactly those bars
-        assert float(feats.ema_slow.value) == pytest.approx(talib.EMA(c[-100:], 50)[-1], rel=1e-12)
-        assert feats.adx.ready and feats.ema_slow.ready
-    finally:
-        await app.stop()
-        await bus.close()
-        await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
-
-
-async def test_a_feed_behind_the_warm_up_re_warms_instead_of_dropping_bars(pg_pool: Any) -> None:
-    """A restart while the simulator replays the last session: the stored bars reach further than
-    the live feed. The first live bar behind the warmed state re-warms from the stored bars before
-    it (oracle: TA-Lib's EMA over exactly those bars plus the live one), instead of every live bar
-    being taken for a stale duplicate."""
-    import talib
-
-    rng = np.random.default_rng(5)
-    n = 200
-    c = 300 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
-    o = np.r_[c[0], c[:-1]]
-    h, lo = np.maximum(o, c) + 0.05, np.minimum(o, c) - 0.05
-    ts = T0 + np.arange(n) * MIN  # 09:30 onwards, stored from an earlier run
-    await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
-    day = dt.datetime.fromtimestamp(T0 / 1e9, dt.UTC).date()
-    await ensure_partitions(pg_pool, ["bars_1m"], day - dt.timedelta(days=1), day)
-    await pg_pool.executemany(
-        "INSERT INTO bars_1m (symbol, ts_event, ts, open, high, low, close, volume, vwap, trade_count)"
-        " VALUES ('MSFT', $1::bigint, to_timestamp($1::bigint / 1e9), $2, $3, $4, $5, 1000, $5, 10)",
-        [(int(t), float(a), float(b), float(d), float(e)) for t, a, b, d, e in zip(ts, o, h, lo, c, strict=True)],
-    )
-    settings = Settings(signals={"port": 0, "warmup_bars": 100}, symbols=["AAPL", "MSFT"])
-    bus = InProcessBus(settings.redis)
-    app = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
-    await app.start()
-    try:
-        assert app.engine.last_bar_ns("MSFT") == int(ts[-1])  # warmed to the end of the stored bars
-        k = 120  # the replay is at bar 120 of the session: 80 bars behind
-        bar = common_pb2.Bar(
-            symbol="MSFT", interval="1m", open=float(o[k]), high=float(h[k]), low=float(lo[k]), close=float(c[k]),
-            volume=1000.0,
-        )  # fmt: skip
-        bar.ts.FromNanoseconds(int(ts[k]))
-        await bus.publish(BAR_TOPIC, "MSFT", events_pb2.BarEvent(bar=bar, ts_event=int(ts[k]), closed=True))
-        for _ in range(200):
-            if app.engine.last_bar_ns("MSFT") == int(ts[k]):
-                break
-            await asyncio.sleep(0.02)
-        feats = app.engine._features["MSFT"]
-        assert feats.last_ts_ns == int(ts[k])
-        # re-warmed from the 100 stored bars before bar k, then bar k itself
-        assert float(feats.ema_slow.value) == pytest.approx(talib.EMA(c[k - 100 : k + 1], 50)[-1], rel=1e-12)
-    finally:
-        await app.stop()
-        await bus.close()
-        await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")

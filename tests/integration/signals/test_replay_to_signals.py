@@ -1,5 +1,6 @@
 """Issue #8's end-to-end path: a scripted market as DBN files -> ingestion replay (decode,
-normalise, bars from trades, storage writer) -> bus -> signals engine -> SignalService -> client.
+normalise, bars from trades, storage writer) -> bus -> analytics' live state (features:1m) -> signals
+engine -> SignalService -> client.
 
 The market is built so that a volume-confirmed breakout happens on minute 80; the option chain
 (definitions, open interest, quotes, a trade per contract) is priced with the core's American
@@ -33,6 +34,7 @@ from aiots.services.signals.app import SignalsApp, expiry_ns
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.storage.writer import Writer
 from aiots.v1 import common_pb2, signals_pb2, signals_pb2_grpc
+from tests.integration.signals.test_engine_e2e import features_owner
 
 pytestmark = pytest.mark.integration
 
@@ -159,16 +161,17 @@ def stock_trades() -> list[Any]:
 
 @pytest.fixture
 async def stack(pg_pool: Any, pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[SignalsApp, Pipeline, Writer]]:
-    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0, "warmup_bars": 0}, symbols=["AAPL", "MSFT"])
+    settings = Settings(signals={"port": 0, "heartbeat_s": 1.0}, symbols=["AAPL", "MSFT"])
     bus = InProcessBus(settings.redis)
     await pg_pool.execute("DELETE FROM signals WHERE symbol = 'AAPL'")
     writer = Writer(pg_dsn, spill_dir=tmp_path / "spill")
     await writer.start()
     pipeline = Pipeline(writer=writer, bus=bus, source=SOURCE_REPLAY)
     app = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
-    await app.start()
-    yield app, pipeline, writer
-    await app.stop()
+    async with features_owner(settings, bus):
+        await app.start()
+        yield app, pipeline, writer
+        await app.stop()
     await writer.close()
     await bus.close()
 

@@ -1,6 +1,7 @@
-"""Two SignalService replicas on the real Redis: both evaluate every bar (per-symbol state needs
-each bar in order), exactly one records and announces each signal (deterministic id + ON CONFLICT),
-and every signal reaches the subscribers of both replicas once (pub/sub fan-out)."""
+"""Two SignalService replicas on the real Redis: both evaluate every bar's features (published once by
+analytics' live state; per-symbol cooldowns need each bar in order), exactly one records and
+announces each signal (deterministic id + ON CONFLICT), and every signal reaches the subscribers of
+both replicas once (pub/sub fan-out)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from typing import Any
 import grpc
 import pytest
 
+from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
 from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC, SignalsApp
 from aiots.v1 import signals_pb2, signals_pb2_grpc
 from tests.integration.bus.redis_fixtures import redis_ns, redis_url  # noqa: F401 (fixtures)
-from tests.integration.signals.test_engine_e2e import BREAKOUT_MINUTE, MIN, T0, chain_events, scripted_bars
+from tests.integration.signals.test_engine_e2e import (
+    BREAKOUT_MINUTE,
+    MIN,
+    T0,
+    chain_events,
+    scripted_bars,
+)
 
 QUOTE_TS = T0 + (BREAKOUT_MINUTE + 1) * MIN - 10 * 10**9  # fresh at the breakout (quotes > 60 s old never fill)
 
@@ -25,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 async def test_two_replicas_share_bars_and_both_fan_out(pg_pool: Any, redis_url: str, redis_ns: str) -> None:  # noqa: F811
     settings = Settings(
-        signals={"port": 0, "heartbeat_s": 1.0, "warmup_bars": 0},
+        signals={"port": 0, "heartbeat_s": 1.0},
         symbols=["AAPL", "MSFT"],
         redis={"namespace": redis_ns},
         redis_url=redis_url,
@@ -37,6 +45,10 @@ async def test_two_replicas_share_bars_and_both_fan_out(pg_pool: Any, redis_url:
     apps = [SignalsApp(Runtime(settings=settings, db=pg_pool, bus=b), port=0) for b in buses]
     for a in apps:
         await a.start()
+    # the features' one owner (analytics' live state, its own connection; no storage to warm from)
+    owner_bus = RedisStreamsBus(redis_url, settings.redis)
+    owner = LiveState(Runtime(settings=settings, bus=owner_bus))
+    await owner.start()
     chans = [grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") for a in apps]
     try:
         calls = [
@@ -71,6 +83,7 @@ async def test_two_replicas_share_bars_and_both_fan_out(pg_pool: Any, redis_url:
                 break
             await asyncio.sleep(0.02)
         assert [a.bars_seen for a in apps] == [len(scripted_bars())] * 2  # both saw every bar, in order
+        assert owner.computed == len(scripted_bars())  # the features of each bar were computed once
         for a in apps:  # announced before stored: wait for each replica's store writes
             await a.stored()
         stored = 0
@@ -93,5 +106,6 @@ async def test_two_replicas_share_bars_and_both_fan_out(pg_pool: Any, redis_url:
             await ch.close()
         for a in apps:
             await a.stop()
-        for b in buses:
+        await owner.stop()
+        for b in [*buses, owner_bus]:
             await b.close()

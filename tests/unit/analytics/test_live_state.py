@@ -1,4 +1,5 @@
-"""Live state: bars from the in-process bus into core streams; checkpoint/restart resumes identically.
+"""Live state: bars from the in-process bus into core streams; checkpoint/restart resumes identically
+(and only a checkpoint of the same feature periods).
 
 Oracle: TA-Lib over the same bars (the streams must equal the batch functions)."""
 
@@ -18,6 +19,8 @@ from aiots.services.bus.in_process import InProcessBus
 from aiots.services.cache.backends.memory import MemoryBackend
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
+from aiots.services.features.params import FeatureParams
+from aiots.services.features.state import Bar
 from aiots.v1 import common_pb2, events_pb2
 
 NS = 1_000_000_000
@@ -75,3 +78,28 @@ async def test_follow_checkpoint_restart(shared_data: Path) -> None:
     for a, b in zip(after[1], before[1], strict=True):
         assert [(n, s.tolist()) for n, s in a.outputs] == [(n, s.tolist()) for n, s in b.outputs]
     await bus.close()
+
+
+async def test_a_checkpoint_of_other_periods_is_not_resumed(tmp_path: Path) -> None:
+    """The periods come from the strategy file: a checkpoint computed with others is warmed afresh
+    (here: empty, no storage), never served or continued."""
+    settings = Settings(symbols=["NVDA"], analytics={"live_intervals": ["1m"]})
+    cache = MemoryBackend(1 << 20)
+    live = LiveState(Runtime(settings=settings, cache=cache))
+    await live.start()
+    st = live.state["NVDA", "1m"]
+    for i in range(60):
+        st.update(Bar("NVDA", (1_700_000_000 + 60 * i) * NS, 10.0, 11.0, 9.0, 10.0 + i % 3, 100.0))
+    await live.stop()
+    again = LiveState(Runtime(settings=settings, cache=cache))
+    await again.start()
+    assert again.state["NVDA", "1m"].bars == 60  # same periods: resumed
+    await again.stop()
+    other = tmp_path / "s.yaml"
+    other.write_text("strategies: {trend_pullback: {ema_slow: 30}}\n")
+    changed = settings.model_copy(update={"signals": settings.signals.model_copy(update={"strategies_file": other})})
+    fresh = LiveState(Runtime(settings=changed, cache=cache))
+    await fresh.start()
+    assert fresh.params == FeatureParams(ema_slow=30)
+    assert fresh.state["NVDA", "1m"].bars == 0  # other periods: not resumed
+    await fresh.stop()

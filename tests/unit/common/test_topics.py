@@ -74,3 +74,13 @@ def test_every_consumed_topic_is_catalogued_with_its_consumer() -> None:
 
 def test_daily_bars_are_not_live() -> None:
     assert "1d" not in topics.LIVE_BAR_INTERVALS and topics.LIVE_BAR_INTERVALS == ("1m",)
+
+
+def test_features_are_computed_once_and_read_by_signals() -> None:
+    """Analytics' live state is the only reader of closed bars; signals reads the features it publishes."""
+    consumed = _consumed_topics()
+    assert topics.FEATURES_1M in consumed["signals"] and topics.BARS_1M not in consumed["signals"]
+    assert topics.CATALOGUE[topics.BARS_1M].consumers == ("analytics",)
+    feats = topics.CATALOGUE[topics.FEATURES_1M]
+    assert (feats.publisher, feats.consumers, feats.event) == ("analytics", ("signals",), "FeatureEvent")
+    assert topics.features("1m") == topics.FEATURES_1M
