@@ -46,3 +46,46 @@ def test_quote_trades_are_never_pooled_with_modelled_ones() -> None:
 def test_too_few_trades_write_nothing() -> None:
     section, art = refit_calibration({"trades": trades(10, "modelled")})
     assert art is None and "no artifact" in section["note"]
+
+
+def test_the_refit_rebuilds_the_context_the_live_selector_hands_the_calibrator() -> None:
+    """The inputs fitted on (from a backtest trade row) are the inputs used live (from the selector)."""
+    from dataclasses import dataclass
+
+    from aiots.core.conventions import NS_PER_MIN, rfc3339
+    from aiots.services.backtest.calibration import context_of
+    from aiots.services.signals.calibration import Calibrator, Context
+    from aiots.services.signals.config import SignalsConfig
+    from aiots.services.signals.models import Direction
+    from aiots.services.signals.selection import ContractSelector
+    from tests.unit.signals.test_selection import NOW, _chain, _idea
+
+    seen: list[tuple[float, Context | None]] = []
+
+    @dataclass(frozen=True)
+    class Recording(Calibrator):
+        def __call__(self, p_model: float, evidence: float, context: Context | None = None) -> float:
+            seen.append((p_model, context))
+            return p_model
+
+    end = NOW + 45 * NS_PER_MIN
+    sel = ContractSelector(calibrator=Recording()).select(
+        _idea(Direction.BULLISH, 3.0), _chain(100.0, NOW), NOW, SignalsConfig(), horizon_end_ns=end
+    )
+    assert sel is not None
+    live = next(c for p, c in seen if p == sel.p_model)
+    row = {
+        "strategy": "momentum_breakout",
+        "bid_at_entry": sel.quote.bid,
+        "ask_at_entry": sel.quote.ask,
+        "signal_entry_mid": sel.entry,
+        "target_price": sel.target,
+        "stop_price": sel.stop,
+        "created_at": rfc3339(NOW),
+        "horizon_at": rfc3339(end),
+    }
+    rebuilt = context_of(row)
+    assert live is not None and rebuilt.strategy == live.strategy == "momentum_breakout"
+    assert rebuilt.spread_frac == pytest.approx(live.spread_frac, rel=1e-12)
+    assert rebuilt.reward_risk == pytest.approx(live.reward_risk, rel=1e-9) == pytest.approx(sel.reward_risk)
+    assert rebuilt.horizon_minutes == pytest.approx(live.horizon_minutes) == pytest.approx(45.0)
