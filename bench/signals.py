@@ -10,7 +10,8 @@
    Clients run in a separate process so the server's loop is what is measured.
 3. Tick-to-subscriber latency: 2,000 trades/s over the nine symbols, time-compressed so a
    1-minute bar closes every 50 ms; the trade that closes a bar is timestamped when it is fed;
-   the bar goes on the in-process bus, through the engine, into PostgreSQL (DATABASE_URL or
+   the bar goes on the in-process bus, through analytics' live state (the features' one owner, which
+   publishes them on ``features:1m``), through the engine, into PostgreSQL (DATABASE_URL or
    127.0.0.1:5432 or AIOTS_BENCH_PG, a scratch database) and out to a gRPC subscriber; we report p50/p99 from
    that trade to the client receiving the signal. (The bar aggregation here is a minimal
    stand-in for the ingestion bar builder; its cost is a few microseconds.)
@@ -35,6 +36,7 @@ import numpy as np
 
 from aiots.core import conventions as cv
 from aiots.core import options as opt
+from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import ServiceRegistration, start_server
@@ -236,7 +238,10 @@ async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
 #: from 09:45, then the next day (strategies only open between the opening delay and the close buffer)
 LAT_T0 = 1_760_362_200 * cv.NS_PER_S
 LAT_FIRST_MIN, LAT_MINUTES = 15, 270
-HOPS = ("bus", "features", "strategies", "selection", "announce", "subscriber")
+#: features: bar closed -> analytics computed its features; bus: -> the signals service has the
+#: FeatureEvent (the pre-issue-20 anchor computes the features in signals: bus, then features)
+HOPS = ("features", "bus", "strategies", "selection", "announce", "subscriber")
+HOPS_BEFORE = ("bus", "features", "strategies", "selection", "announce", "subscriber")
 
 
 END_SYMBOL = "~END"
@@ -296,30 +301,26 @@ class Hops:
         self.t.setdefault(key, {})[hop] = time.perf_counter()
 
     def install(self, app: SignalsApp) -> None:
-        """Wrap the app's handler, engine halves and broker (before ``app.start``)."""
-        from aiots.services.signals import features
+        """Wrap the app's handler, the feature update, engine halves and broker (before ``app.start``)."""
+        from aiots.services.features import state
 
         hops, eng, broker = self, app.engine, app.broker
-        on_bar, evaluate, select, publish = app._on_bar, eng.evaluate, eng.select, broker.publish
-        feat_update = features.SymbolFeatures.update
-        current: list[tuple[str, int]] = []
+        on_features, decide, select, publish = app._on_features, eng.decide, eng.select, broker.publish
+        feat_update = state.SymbolFeatures.update
 
-        async def on_bar_w(payload: bytes) -> None:
-            ev = events_pb2.BarEvent.FromString(payload)
-            key = (ev.bar.symbol, ev.ts_event + MIN_NS)
-            hops.stamp(key, "bus")
-            current[:] = [key]
-            await on_bar(payload)
+        async def on_features_w(payload: bytes) -> None:
+            ev = events_pb2.FeatureEvent.FromString(payload)
+            hops.stamp((ev.symbol, ev.ts_event + MIN_NS), "bus")
+            await on_features(payload)
 
         def feat_w(self_: Any, bar: Bar) -> Any:
             out = feat_update(self_, bar)
-            if current:
-                hops.stamp(current[0], "features")
+            hops.stamp((bar.symbol, bar.close_ts_ns), "features")
             return out
 
-        def evaluate_w(bar: Bar) -> Any:
-            out = evaluate(bar)
-            hops.stamp((bar.symbol, bar.close_ts_ns), "strategies")
+        def decide_w(snap: Any) -> Any:
+            out = decide(snap)
+            hops.stamp((snap.bar.symbol, snap.bar.close_ts_ns), "strategies")
             return out
 
         def select_w(bar: Bar, ideas: Any) -> Any:
@@ -333,22 +334,34 @@ class Hops:
                 hops.stamp((sig.symbol, sig.created_at.ToNanoseconds()), "announce")
             return n
 
-        app._on_bar = on_bar_w  # type: ignore[method-assign]
-        features.SymbolFeatures.update = feat_w  # type: ignore[method-assign]
-        eng.evaluate = evaluate_w  # type: ignore[method-assign]
+        app._on_features = on_features_w  # type: ignore[method-assign]
+        state.SymbolFeatures.update = feat_w  # type: ignore[method-assign]
+        eng.decide = decide_w  # type: ignore[method-assign]
         eng.select = select_w  # type: ignore[method-assign]
         broker.publish = publish_w  # type: ignore[method-assign]
 
+    def on_bars(self, handle: Any) -> Any:
+        """The anchor's bar handler, stamped on arrival."""
+
+        async def wrapped(payload: bytes) -> None:
+            ev = events_pb2.BarEvent.FromString(payload)
+            self.stamp((ev.bar.symbol, ev.ts_event + MIN_NS), "bus")
+            await handle(payload)
+
+        return wrapped
+
 
 async def _before_on_bar(app: SignalsApp, payload: bytes) -> None:
-    """The pre-issue-20 path, kept here as the anchor: selection in a worker thread, each signal
-    stored before it is announced, and announced to this replica's subscribers through the bus."""
-    from aiots.services.signals.app import SIGNAL_CHANNEL, SIGNAL_TOPIC, bar_from_event
+    """The pre-issue-20 path, kept here as the anchor: the features computed in signals from the bars,
+    selection in a worker thread, each signal stored before it is announced, and announced to this
+    replica's subscribers through the bus."""
+    from aiots.services.signals.app import SIGNAL_CHANNEL, SIGNAL_TOPIC
 
     ev = events_pb2.BarEvent.FromString(payload)
     if not ev.closed or ev.bar.interval not in ("", "1m"):
         return
-    bar = bar_from_event(ev)
+    b = ev.bar
+    bar = Bar(b.symbol, ev.ts_event, b.open, b.high, b.low, b.close, b.volume)
     async with app._lock:
         ideas, _updates = app.engine.evaluate(bar)
         new = await asyncio.to_thread(app.engine.select, bar, ideas) if ideas else []
@@ -380,11 +393,17 @@ async def bench_latency(
         app = SignalsApp(Runtime(settings=settings, db=pool, bus=bus), port=0)
         app.engine._static = latency_config()
         app.engine._source = None
-        if before:
-            app._on_bar = functools.partial(_before_on_bar, app)  # type: ignore[method-assign]
         hops = Hops()
         hops.install(app)
+        live = None
+        if not before:  # the features' one owner, on the same bus (no storage to warm from)
+            live = LiveState(Runtime(settings=settings, bus=bus))
+            await live.start()
         await app.start()
+        if before:  # the signals service computed the features itself from bars:1m
+            group = "bench-before"
+            handle = hops.on_bars(functools.partial(_before_on_bar, app))
+            app._spawn(app._consume(bus.consume(BAR_TOPIC, UNDERLYINGS, group=group, consumer=group), group, handle))
         chains = {s: chain_for(s, 100.0, LAT_T0) for s in UNDERLYINGS}
         closed_at: dict[tuple[str, int], float] = {}
         lat: list[float] = []
@@ -445,14 +464,17 @@ async def bench_latency(
         finally:
             await loop_join(client)
             await app.stop()
+            if live is not None:
+                await live.stop()
             await bus.close()
-        per_hop: dict[str, list[float]] = {h: [] for h in HOPS}
+        order = HOPS_BEFORE if before else HOPS
+        per_hop: dict[str, list[float]] = {h: [] for h in order}
         for key, t_sub in got.items():
             t = hops.t.get(key, {})
             prev = closed_at[key]
-            if not all(h in t for h in HOPS[:-1]):
+            if not all(h in t for h in order[:-1]):
                 continue
-            for h in HOPS[:-1]:
+            for h in order[:-1]:
                 per_hop[h].append((t[h] - prev) * 1e3)
                 prev = t[h]
             per_hop["subscriber"].append((t_sub - prev) * 1e3)
@@ -499,8 +521,7 @@ def main() -> None:
                 f"max {max(lat, default=float('nan')):.2f} ms, load {os.getloadavg()[0]:.1f}"
             )
             print(f"  {'hop (ms)':<12} | {'p50':>6} | {'p99':>6} | {'max':>6}")
-            for h in HOPS:
-                xs = per_hop[h]
+            for h, xs in per_hop.items():
                 print(f"  {h:<12} | {pct(xs, 50):>6.3f} | {pct(xs, 99):>6.3f} | {max(xs, default=float('nan')):>6.3f}")
 
 
