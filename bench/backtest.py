@@ -1,5 +1,6 @@
 """Backtest throughput: bars per second through the full engine, beside backtesting.py and
-NautilusTrader's BacktestEngine on the same bars (the 63 SPY sessions of 2024-02-20..05-17).
+NautilusTrader's BacktestEngine on the same bars (the 63 SPY sessions of 2024-02-20..05-17), and
+the wall time of one year of 1-minute bars for nine symbols with modelled chains (``--year``).
 
 * ours: ``aiots.services.backtest`` replaying 1-minute bars through the live SignalEngine (features,
   every built-in strategy, contract selection on modelled chains, fills and exits through the
@@ -10,22 +11,36 @@ NautilusTrader's BacktestEngine on the same bars (the 63 SPY sessions of 2024-02
 The comparison is not like for like (ours prices option chains and selects contracts on each
 idea; the others trade the underlying): the printed ratios say how much that costs. One run each.
 
-    .venv/bin/python bench/backtest.py [--bars FILE] [--sessions N]
+``--year``: the shared data holds 12-14 sessions of 1-minute bars for the nine symbols (yfinance,
+2026-03), not a year. A year is **synthesised for this benchmark only** by a session bootstrap:
+each of the 250 NYSE sessions of 2025 (early closes cut short) gets the intraday path of one real
+session of the same symbol, drawn at random (seeded): its bars' open/high/low/close as ratios of
+that session's first open, its volumes, and its overnight gap, chained from the previous
+synthetic close. The result is real intraday structure on a real calendar, not a real year. The
+whole ``run_backtest`` (strategies, null model, statistics) runs on it with the nine symbols'
+real chain snapshots for the modelled IV, ``--workers`` processes (one symbol per process).
+
+    .venv/bin/python bench/backtest.py [--bars FILE] [--sessions N] [--workers N] [--year]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from aiots.core.conventions import NY
+from aiots.core.conventions import NS_PER_MIN, NY, calendar, ny_date
+
+if TYPE_CHECKING:
+    from aiots.services.backtest.readers import BarSeries
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AIOTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -47,6 +62,104 @@ def ours(bars_path: Path, sessions: int | None) -> tuple[int, float, int]:
     t0 = time.perf_counter()
     res = Replay(data.config, data.bars, data.quotes, data.chains, _window(inp)).run()
     return res.bars, time.perf_counter() - t0, sum(t.entry is not None for t in res.trades)
+
+
+NINE = ("SPY", "QQQ", "AAPL", "AMZN", "GOOG", "META", "MSFT", "NVDA", "TSLA")
+YEAR = 2025
+
+
+def nine_bar_files() -> list[Path]:
+    return [DATA / "ohlcv" / f"yf_{s}_1m_2026-03-12_2026-03-{31 if s in ('SPY', 'QQQ') else 27}.csv" for s in NINE]
+
+
+def nine_chain_files() -> list[Path]:
+    o = DATA / "options"
+    snaps = [
+        o / f"yfinance_{s}_chain-snapshots_2025-11-24_2025-12-05.csv.gz"
+        for s in ("AAPL", "AMZN", "GOOG", "META", "NVDA")
+    ]
+    return [
+        *snaps,
+        o / "yfinance_MSFT_chain-snapshots_2025-11-24_2025-11-24.csv.gz",
+        o / "yfinance_chains_26symbols_2024-07-31.csv",
+        o / "yfinance_chains_13symbols_2024-07-31.csv",
+    ]
+
+
+def bootstrap_year(real: BarSeries, days: list[dt.date], seed: int) -> BarSeries:
+    """A year of 1-minute bars on ``days`` from ``real``'s sessions (see the module docstring)."""
+    from aiots.services.backtest.readers import BarSeries
+
+    cal = calendar()
+    dates = np.array([ny_date(int(t)) for t in real.ts_ns.tolist()])
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []  # (minute offsets, ohlc ratios, volume, gap)
+    prev_close = math.nan
+    for d in sorted(set(dates.tolist())):
+        if not cal.is_session(d):
+            continue
+        s = cal.session(d)
+        i = np.flatnonzero((dates == d) & (real.ts_ns >= s.open_ns) & (real.ts_ns < s.close_ns))
+        if not len(i):
+            continue
+        o0 = float(real.open[i[0]])
+        ratios = np.stack([real.open[i], real.high[i], real.low[i], real.close[i]]) / o0
+        gap = o0 / prev_close if math.isfinite(prev_close) else 1.0
+        pieces.append(((real.ts_ns[i] - s.open_ns) // NS_PER_MIN, ratios, real.volume[i], gap))
+        prev_close = float(real.close[i[-1]])
+    rng = np.random.default_rng(seed)
+    ts: list[np.ndarray] = []
+    px: list[np.ndarray] = []
+    vol: list[np.ndarray] = []
+    close = float(real.open[0])
+    for d in days:
+        s = cal.session(d)
+        off, ratios, v, gap = pieces[int(rng.integers(len(pieces)))]
+        keep = off < (s.close_ns - s.open_ns) // NS_PER_MIN
+        o0 = close * gap
+        bars = np.round(ratios[:, keep] * o0, 4)
+        ts.append(s.open_ns + off[keep] * NS_PER_MIN)
+        px.append(bars)
+        vol.append(v[keep])
+        close = float(bars[3, -1])
+    p = np.concatenate(px, axis=1)
+    return BarSeries(
+        real.symbol,
+        np.concatenate(ts).astype(np.int64),
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        np.concatenate(vol),
+        NS_PER_MIN,
+        f"session bootstrap of {real.source} onto {YEAR} (seed {seed})",
+    )
+
+
+def year_nine(workers: int, seed: int = 0, sessions: int | None = None) -> tuple[int, float, float, int]:
+    """(bars, seconds to synthesise and load, seconds of run_backtest, trades) for the synthetic year."""
+    from aiots.services.backtest.api import BacktestInputs, LoadedData, run_backtest
+    from aiots.services.backtest.readers import read_bars, read_chains
+    from aiots.services.backtest.runner import BacktestSettings
+    from aiots.services.signals.config import load_config
+
+    t0 = time.perf_counter()
+    days = calendar().sessions_between(dt.date(YEAR, 1, 1), dt.date(YEAR, 12, 31))[:sessions]
+    bars = {}
+    for k, f in enumerate(nine_bar_files()):
+        for sym, real in read_bars(f).items():
+            bars[sym] = bootstrap_year(real, days, seed + k)
+    chains = [read_chains(p) for p in nine_chain_files()]
+    data = LoadedData(bars, [], chains, load_config())
+    inp = BacktestInputs(
+        bars=tuple(f"synthetic:{s}" for s in bars),
+        chains=tuple(str(p) for p in nine_chain_files()),
+        settings=BacktestSettings(workers=workers),
+        seed=seed,
+    )
+    t1 = time.perf_counter()
+    rep = run_backtest(inp, data=data)
+    t2 = time.perf_counter()
+    return int(rep["data"]["bars"]), t1 - t0, t2 - t1, len(rep["trades"])
 
 
 def frame(bars_path: Path, sessions: int | None) -> pd.DataFrame:
@@ -163,6 +276,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bars", type=Path, default=SPY)
     ap.add_argument("--sessions", type=int, default=None, help="only the first N sessions (default: all)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for --year (default: CPUs)")
+    ap.add_argument("--year", action="store_true", help="also one synthetic year x nine symbols (minutes)")
     a = ap.parse_args()
     if not a.bars.is_file():
         print(f"bars not found: {a.bars} (set AIOTS_SHARED_DATA)", file=sys.stderr)
@@ -184,6 +299,13 @@ def main() -> int:
     for name, n, t, k in rows:
         bps = n / t
         print(f"{name:48} {n:8d} {t:8.2f} {bps:10.0f} {k:7d} {bps / base:8.1f}")
+    if a.year:
+        n, load_s, run_s, k = year_nine(a.workers)
+        print(
+            f"one synthetic year ({YEAR}) x nine symbols, modelled chains, run_backtest with the null model, "
+            f"{a.workers} processes: {n} bars, synthesis + chain loading {load_s:.1f} s, "
+            f"backtest {run_s:.1f} s ({run_s / 60:.2f} min, target < 5 min), {n / run_s:.0f} bars/s, {k} trades"
+        )
     return 0
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import multiprocessing
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class BacktestSettings:
     end_ns: int | None = None
     symbols: tuple[str, ...] = ()
     seed: int = 0
+    workers: int = 1  # processes: > 1 replays the symbols in parallel (same result, see Replay.run)
 
 
 @dataclass
@@ -206,6 +208,7 @@ class Replay:
         null_plan: dict[tuple[int, str], list[Idea]] | None = None,
         progress: ProgressFn | None = None,
         engine: SignalEngine | None = None,
+        chain_iv: ChainIV | None = None,
     ) -> None:
         self.settings = settings
         self.real_symbols = {str(u) for f in quotes for u in set(f.underlying.tolist())}
@@ -217,9 +220,10 @@ class Replay:
         self.null_plan = null_plan
         # The live engine; ``engine`` lets tests script the decisions (it must use ``self.book``).
         self.engine = engine if engine is not None else SignalEngine(self.cfg, chains=self.book)
+        self._inputs = (cfg, bars, quotes, chains, null_plan, engine is None)
         if null_plan is not None:
             self.engine.strategies = []  # the null model's ideas come from the plan
-        self.chain_iv = ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max))
+        self.chain_iv = chain_iv if chain_iv is not None else ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max))
         self.rv = RealisedVol(settings.model.realised_halflife_bars, settings.model.realised_min_returns)
         syms = set(settings.symbols) if settings.symbols else None
         self.series = {k: v for k, v in bars.items() if syms is None or k in syms}
@@ -314,6 +318,15 @@ class Replay:
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> ReplayResult:
+        """Replay every bar. With ``settings.workers > 1`` each symbol replays in its own process
+        (symbols share nothing: features, cooldowns, chains and positions are per symbol) and the
+        results are merged in the order one joint replay produces them (by bar close, then symbol)."""
+        if self.settings.workers > 1 and len(self.series) > 1 and self._inputs[-1]:
+            return _run_parallel(self)
+        return self._run(None)
+
+    def _run(self, data_end_ns: int | None) -> ReplayResult:
+        """The replay; ``data_end_ns``: the last bar close of the whole data set (default: of these bars)."""
         st = self.settings
         bars = _merge_bars(self.series.values(), None, st.end_ns)
         feed = _QuoteFeed(self.quotes)
@@ -389,22 +402,87 @@ class Replay:
             if self.progress is not None and (n % step == 0 or n == total - 1):
                 self.progress(n + 1, total)
         # trades still open at the end of the data: the last executable bid, or intrinsic if expired
+        end = data_end_ns if data_end_ns is not None else (bars[-1].close_ts_ns if bars else 0)
         for occ in list(self._open):
             for t in list(self._open.get(occ, [])):
                 if math.isfinite(t.last_bid):
-                    self._close(t, bars[-1].close_ts_ns, t.last_bid, t.deadline_reason, "data ended; last bid seen")
+                    self._close(t, end, t.last_bid, t.deadline_reason, "data ended; last bid seen")
                 else:
-                    self._settle(t, bars[-1].close_ts_ns)
+                    self._settle(t, end)
         return ReplayResult(
             self.trades,
             total,
             sorted(self.series),
-            {k: sorted(v) for k, v in sessions.items()},
+            {k: sorted(v) for k, v in sorted(sessions.items())},
             self.filters_skipped,
-            self.iv_sources,
+            dict(sorted(self.iv_sources.items())),
             self.signal_log,
-            dict(getattr(self.engine, "skipped", {})),
+            dict(sorted(getattr(self.engine, "skipped", {}).items())),
         )
+
+
+# --- symbols in parallel processes -----------------------------------------------------------
+_FORKED: tuple[Replay, int] | None = None  # what a forked worker reads (inherited, never pickled)
+
+
+def _last_close_ns(series: Iterable[BarSeries], end_ns: int | None) -> int:
+    """The last bar close of all ``series`` (at or before ``end_ns``), as the joint replay sees it."""
+    last = 0
+    for s in series:
+        close = s.ts_ns + s.interval_ns
+        if end_ns is not None:
+            close = close[close <= end_ns]
+        if len(close):
+            last = max(last, int(close.max()))
+    return last
+
+
+def _replay_symbol(sym: str) -> ReplayResult:
+    assert _FORKED is not None
+    parent, end = _FORKED
+    cfg, bars, quotes, chains, plan, _own = parent._inputs
+    st = dataclasses.replace(parent.settings, symbols=(sym,), workers=1)
+    sub = None if plan is None else {k: v for k, v in plan.items() if k[1] == sym}
+    return Replay(cfg, {sym: bars[sym]}, quotes, chains, st, null_plan=sub, chain_iv=parent.chain_iv)._run(end)
+
+
+def _run_parallel(rp: Replay) -> ReplayResult:
+    """:meth:`Replay.run` with one process per symbol (``settings.workers`` at a time), merged."""
+    global _FORKED
+    syms = sorted(rp.series)
+    end = _last_close_ns(rp.series.values(), rp.settings.end_ns)
+    order = sorted(syms, key=lambda s: -len(rp.series[s]))  # longest first: the pool finishes together
+    _FORKED = (rp, end)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(rp.settings.workers, len(syms))) as pool:
+            done: dict[str, ReplayResult] = {}
+            total = sum(len(rp.series[s]) for s in syms)
+            for sym, res in zip(order, pool.imap(_replay_symbol, order), strict=True):
+                done[sym] = res
+                if rp.progress is not None:
+                    rp.progress(sum(r.bars for r in done.values()), total)
+    finally:
+        _FORKED = None
+    parts = [done[s] for s in syms]
+    # stable sorts over the symbols in name order: the joint replay's order (bar close, then symbol)
+    trades = sorted((t for r in parts for t in r.trades), key=lambda t: t.signal.created_ns)
+    log = sorted((x for r in parts for x in r.signal_ts), key=lambda x: x.ts_ns)
+    skipped: dict[str, int] = {}
+    for r in parts:
+        for k, v in r.engine_skipped.items():
+            skipped[k] = skipped.get(k, 0) + v
+    rp.trades, rp.signal_log = trades, log
+    rp.iv_sources = {k: v for r in parts for k, v in r.iv_sources.items()}
+    return ReplayResult(
+        trades,
+        sum(r.bars for r in parts),
+        syms,
+        dict(sorted((k, v) for r in parts for k, v in r.sessions.items())),
+        rp.filters_skipped,
+        dict(sorted(rp.iv_sources.items())),
+        log,
+        dict(sorted(skipped.items())),
+    )
 
 
 NULL_CANDIDATES = 10  # random sessions tried per signal; the first (in random order) that gets a contract counts
