@@ -55,13 +55,6 @@ log = logging.getLogger(__name__)
 STOP_STEP_TIMEOUT_S = 2.0
 
 
-def _bars(bars: queries.Bars) -> list[Bar]:
-    """Stored bars (oldest first) as feature bars."""
-    width = queries.INTERVAL_NS[bars.interval]
-    cols = [np.asarray(c).tolist() for c in (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)]
-    return [Bar(bars.symbol, int(t), o, h, lo, c, v, width) for t, o, h, lo, c, v in zip(*cols, strict=True)]
-
-
 class LiveState:
     """See module docstring. ``latest`` answers from memory; ``start``/``stop`` run the follower."""
 
@@ -111,7 +104,9 @@ class LiveState:
                 log.warning("live state: no stored bars to warm %s %s", symbol, interval, exc_info=True)
                 return st
             if len(bars):
-                await asyncio.to_thread(st.warm, _bars(bars))
+                width = queries.INTERVAL_NS[interval]
+                cols = (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
+                await asyncio.to_thread(st.warm_columns, symbol, width, *cols)
         return st
 
     async def restore(self, symbol: str, interval: str) -> SymbolFeatures:

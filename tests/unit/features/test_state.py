@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,32 @@ def test_rolling_variance_matches_numpy_over_a_long_run() -> None:
         if i < 49:
             assert math.isnan(rv.value)
     assert rv.value == pytest.approx(xs[-50:].var(ddof=1), rel=1e-9)
+
+
+def test_warming_from_columns_leaves_the_state_bar_by_bar_warming_leaves(shared_data: Path) -> None:
+    """One ``update_many`` per stream (the start-up path) == one ``update`` per bar: every later
+    snapshot and named value is identical (with a gap in the bars, so the realised volatility's
+    in-session rule is exercised too)."""
+    _df, bars = _bars(shared_data)
+    bars = [b if i < 150 else replace(b, ts_ns=b.ts_ns + 30 * NS_PER_MIN) for i, b in enumerate(bars)]
+    by_bar, by_cols = SymbolFeatures(P, _named()), SymbolFeatures(P, _named())
+    by_bar.warm(bars[:10])
+    by_cols.warm(bars[:10])
+    head = bars[10:400]
+    by_bar.warm(head)
+    cols = [np.array([getattr(b, f) for b in head]) for f in ("ts_ns", "open", "high", "low", "close", "volume")]
+    by_cols.warm_columns("AAPL", NS_PER_MIN, *cols)
+    by_cols.warm_columns("AAPL", NS_PER_MIN, *cols)  # the same bars again: nothing newer, nothing changes
+    assert (by_cols.bars, by_cols.last_ts_ns, by_cols.prev_bar) == (by_bar.bars, by_bar.last_ts_ns, by_bar.prev_bar)
+    for b in bars[400:]:
+        assert by_cols.update(b) == by_bar.update(b)
+    for name in ("rsi", "obv"):
+        assert float(by_cols.named[name].value) == float(by_bar.named[name].value)
+
+
+def test_unordered_columns_fall_back_to_bar_by_bar() -> None:
+    ts = np.array([3, 1, 2, 4]) * NS_PER_MIN
+    px = np.array([10.0, 11.0, 12.0, 13.0])
+    f = SymbolFeatures(P)
+    f.warm_columns("X", NS_PER_MIN, ts, px, px, px, px, px)
+    assert f.bars == 2 and f.last_ts_ns == 4 * NS_PER_MIN  # 1 and 2 came after 3: stale, as update() says
