@@ -3,8 +3,10 @@ PostgreSQL; one is killed with SIGKILL mid-stream (issue 18, item 16).
 
 Signals: the client reads signals from replica A, A dies, the client resumes on replica B with
 ``since=<last id received>`` and gets what was created meanwhile. Oracle: the signals table (each
-replica evaluates every bar in its own consumer group and the store keeps one row per
-deterministic id): the client received every stored signal exactly once.
+replica evaluates the features of every bar, published by one analytics process, in its own
+consumer group, and the store keeps one row per deterministic id): the client received every
+stored signal exactly once. The same through Envoy, with every service replicated:
+test_scale_out.py.
 
 Analytics (live state, one consumer group shared by the replicas): bars keep flowing while A is
 killed; B takes over A's share, including what A had been handed but not acknowledged
@@ -16,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,77 +27,31 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common.settings import RedisSettings
-from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC
-from aiots.v1 import events_pb2, signals_pb2, signals_pb2_grpc
+from aiots.services.signals.app import FEATURE_TOPIC, OPTION_TOPIC
+from aiots.v1 import signals_pb2, signals_pb2_grpc
 from tests.integration.bus.redis_fixtures import RedisProc
-from tests.integration.gateway.ports import free_port
-from tests.integration.signals.test_engine_e2e import BREAKOUT_MINUTE, MIN, T0, chain_events, scripted_bars
+from tests.integration.hardening.replicas import (
+    SYMBOLS,
+    Replica,
+    bar_events,
+    group_state,
+    groups_ready,
+    publish_breakout,
+    stop_all,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
 NS = "replkill"
-QUOTE_TS = T0 + (BREAKOUT_MINUTE + 1) * MIN - 10 * 10**9
-SYMBOLS = ("AAPL", "MSFT")
-
-
-def _as(symbol: str, events: list[Any]) -> list[Any]:
-    """The scripted AAPL events re-labelled for ``symbol`` (same prices: the same signal fires)."""
-    out = []
-    for ev in events:
-        raw = ev.SerializeToString().replace(b"AAPL", symbol.encode()[:4].ljust(4, b" "))
-        out.append(type(ev).FromString(raw))
-    return out
-
-
-class Replica:
-    def __init__(self, name: str, env: dict[str, str], tmp: Path, service: str = "signals") -> None:
-        self.service = service
-        self.port = free_port()
-        self.log = tmp / f"{name}.log"
-        env = {**env, "AIOTS_REDIS__OUTBOX_DIR": str(tmp / f"outbox-{name}")}
-        cmd = [sys.executable, "-m", "aiots.services.cli.main", "serve", service, "--port", str(self.port),
-               "--metrics-port", str(free_port())]  # fmt: skip
-        with open(self.log, "wb") as f:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
-
-    async def ready(self, limit_s: float = 60.0) -> None:
-        name = {"signals": "aiots.v1.SignalService", "analytics": "aiots.v1.AnalyticsService"}[self.service]
-        deadline = time.monotonic() + limit_s
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
-            while True:
-                assert self.proc.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    r = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=1)
-                    if r.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                assert time.monotonic() < deadline, self.log.read_text()[-3000:]
-                await asyncio.sleep(0.2)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
-def replicas(
+async def replicas(
     redis_proc: RedisProc, make_database: Callable[..., str], tmp_path: Path
-) -> Iterator[tuple[list[Replica], str]]:
+) -> AsyncIterator[tuple[list[Replica], str]]:
     dsn = make_database(True)
     env = {
         **os.environ,
@@ -110,38 +64,14 @@ def replicas(
         "AIOTS_DATABASE__MIGRATE_ON_START": "false",
     }
     env.pop("DATABENTO_API_KEY", None)
+    # the features signals evaluates come from analytics' live state (one replica: the owner)
+    features = Replica("f", {**env, "AIOTS_ANALYTICS__LIVE_INTERVALS": '["1m"]'}, tmp_path, "analytics")
     reps = [Replica("a", env, tmp_path), Replica("b", env, tmp_path)]
     try:
+        await features.ready()
         yield reps, dsn
     finally:
-        for r in reps:
-            r.stop()
-
-
-async def _groups_ready(url: str) -> None:
-    """Both replicas' consumer groups exist on every stream they read (else '$' would skip events)."""
-    r = aioredis.from_url(url)
-    try:
-        for _ in range(300):
-            counts = []
-            for topic in (BAR_TOPIC, OPTION_TOPIC):
-                for sym in SYMBOLS:
-                    try:
-                        counts.append(len(await r.xinfo_groups(f"{NS}:v1:{topic}:{sym}")))
-                    except Exception:
-                        counts.append(0)
-            if min(counts) >= 2:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"consumer groups not ready: {counts}")
-    finally:
-        await r.aclose()
-
-
-async def _publish(bus: RedisStreamsBus, symbol: str) -> None:
-    await bus.publish_many(OPTION_TOPIC, [(symbol, ev) for ev in _as(symbol, chain_events(200.0, QUOTE_TS))])
-    await asyncio.sleep(0.5)  # the chain is in before the breakout bar
-    await bus.publish_many(BAR_TOPIC, [(symbol, ev) for ev in _as(symbol, scripted_bars())])
+        stop_all([*reps, features])
 
 
 async def _next_signal(call: Any) -> signals_pb2.Signal:
@@ -157,7 +87,7 @@ async def test_kill_a_replica_mid_stream_and_resume_with_since(
 ) -> None:
     (a, b), dsn = replicas
     await asyncio.gather(a.ready(), b.ready())
-    await _groups_ready(redis_proc.url)
+    await groups_ready(redis_proc.url, NS, topics=(FEATURE_TOPIC, OPTION_TOPIC))
     bus = RedisStreamsBus(redis_proc.url, RedisSettings(namespace=NS, outbox_dir=tmp_path / "outbox-test"))
     req = signals_pb2.SubscribeSignalsRequest(symbols=list(SYMBOLS), strategies=["momentum_breakout"])
     received: list[str] = []
@@ -166,10 +96,10 @@ async def test_kill_a_replica_mid_stream_and_resume_with_since(
             call = signals_pb2_grpc.SignalServiceStub(ch).SubscribeSignals(req)
             first = await asyncio.wait_for(call.read(), 10)  # the stream is open (a heartbeat)
             assert first is not grpc.aio.EOF
-            await _publish(bus, "AAPL")
+            await publish_breakout(bus, "AAPL")
             received.append((await asyncio.wait_for(_next_signal(call), 30)).id)
             a.kill()  # mid-stream
-            await _publish(bus, "MSFT")  # created while the client is away
+            await publish_breakout(bus, "MSFT")  # created while the client is away
             with pytest.raises(grpc.aio.AioRpcError):
                 await asyncio.wait_for(_next_signal(call), 10)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch:
@@ -187,29 +117,6 @@ async def test_kill_a_replica_mid_stream_and_resume_with_since(
         await conn.close()
     assert symbols == set(SYMBOLS)
     assert sorted(received) == stored, (received, stored)
-
-
-async def _group_state(url: str, group: str) -> list[dict[str, Any]]:
-    r = aioredis.from_url(url, decode_responses=True)
-    try:
-        out = []
-        for sym in SYMBOLS:
-            stream = f"{NS}:v1:bars:1m:{sym}"
-            g = next((x for x in await r.xinfo_groups(stream) if x["name"] == group), None)
-            out.append({"stream": stream, "length": await r.xlen(stream), **(g or {})})
-        return out
-    finally:
-        await r.aclose()
-
-
-def _bars(symbol: str, start: int, n: int) -> list[tuple[str, events_pb2.BarEvent]]:
-    out = []
-    for i in range(start, start + n):
-        ev = _as(symbol, scripted_bars()[:1])[0]
-        ev.ts_event = T0 + i * MIN
-        ev.bar.ts.FromNanoseconds(ev.ts_event)
-        out.append((symbol, ev))
-    return out
 
 
 async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
@@ -248,7 +155,7 @@ async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
         n = 0
         for _ in range(10):
             for sym in SYMBOLS:
-                await bus.publish_many("bars:1m", _bars(sym, n, 20))
+                await bus.publish_many("bars:1m", bar_events(sym, n, 20))
             n += 20
             await asyncio.sleep(0.05)
         # Freeze A while it waits in XREADGROUP BLOCK, then publish: Redis hands entries to the
@@ -258,7 +165,7 @@ async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
         a.proc.send_signal(signal.SIGSTOP)
         for _ in range(3):
             for sym in SYMBOLS:
-                await bus.publish_many("bars:1m", _bars(sym, n, 8))
+                await bus.publish_many("bars:1m", bar_events(sym, n, 8))
             n += 8
             await asyncio.sleep(0.2)
         a.kill()
@@ -272,12 +179,12 @@ async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
         assert stranded > 0, "A was handed nothing before it died (the test would not test the takeover)"
         for _ in range(10):
             for sym in SYMBOLS:
-                await bus.publish_many("bars:1m", _bars(sym, n, 20))
+                await bus.publish_many("bars:1m", bar_events(sym, n, 20))
             n += 20
             await asyncio.sleep(0.05)
         deadline = time.monotonic() + 45
         while True:
-            state = await _group_state(redis_proc.url, "analytics")
+            state = await group_state(redis_proc.url, NS, "analytics")
             done = all(s.get("pending") == 0 and s.get("lag") == 0 and s["length"] == n for s in state)
             if done or time.monotonic() > deadline:
                 break
