@@ -50,7 +50,7 @@ from aiots.services.signals.conversions import signal_from_proto, signal_to_prot
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.fanout import Broker
 from aiots.services.signals.features import feature_params
-from aiots.services.signals.models import Bar, OptionQuote, Signal
+from aiots.services.signals.models import OptionQuote, Signal
 from aiots.services.signals.service import SignalServicer
 from aiots.services.signals.stats import return_ratio
 from aiots.services.signals.store import SignalStore
@@ -74,11 +74,6 @@ ANNOUNCE_YIELDS = 8
 #: the expiry instant (``aiots.core.conventions.expiry_ns``: 16:00 ET or the early close), cached per
 #: date: every option quote event asks, and a chain has few expiries
 expiry_ns = functools.lru_cache(maxsize=4096)(cv.expiry_ns)
-
-
-def bar_from_event(ev: events_pb2.BarEvent) -> Bar:
-    b = ev.bar
-    return Bar(b.symbol, ev.ts_event or b.ts.ToNanoseconds(), b.open, b.high, b.low, b.close, b.volume)
 
 
 def quote_from_event(ev: events_pb2.OptionQuoteEvent) -> OptionQuote:
