@@ -20,6 +20,7 @@ from aiots.core.conventions import NS_PER_MIN, NS_PER_S, REGULAR_OPEN, ny_ns, rf
 from aiots.services.backtest import readers
 from aiots.services.backtest.runner import BacktestSettings, Replay, ReplayResult, Trade, null_plan, pick_null
 from aiots.services.backtest.stats import calibration, null_comparison, summarize
+from aiots.services.common.settings import Settings
 from aiots.services.signals.config import SignalsConfig, load_config
 
 REPORT_VERSION = 1
@@ -48,6 +49,13 @@ class LoadedData:
     quotes: list[readers.OptionQuoteBars]
     chains: list[readers.ChainSnapshots]
     config: SignalsConfig
+
+
+def live_settings(s: Settings) -> BacktestSettings:
+    """Backtest settings on the live services' terms: the execution model (fees, quote age, hours)
+    and the dividend yields the signals service selects contracts with."""
+    yields = tuple(sorted((k.upper(), float(v)) for k, v in s.market.dividend_yields.items()))
+    return BacktestSettings(execution=s.execution.model(), dividend_yields=yields)
 
 
 def load(inputs: BacktestInputs) -> LoadedData:

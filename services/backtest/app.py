@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from aiots.services.backtest.api import live_settings
 from aiots.services.backtest.service import SERVICE_NAME, BacktestServicer, add_to_server
 from aiots.services.backtest.store import BacktestStore
 from aiots.services.common.runtime import Runtime
@@ -29,6 +30,7 @@ class BacktestApp:
             self.cfg.data_roots,
             local_subject=self.cfg.local_subject,
             max_concurrent=self.cfg.max_concurrent_runs,
+            settings=live_settings(rt.settings),
         )
         self.server: GrpcServer | None = None
 

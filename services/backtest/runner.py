@@ -58,6 +58,8 @@ class BacktestSettings:
     end_ns: int | None = None
     symbols: tuple[str, ...] = ()
     seed: int = 0
+    #: (symbol, continuous yield) the engine prices with: the live services' ``market.dividend_yields``
+    dividend_yields: tuple[tuple[str, float], ...] = ()
     workers: int = 1  # processes: > 1 replays the symbols in parallel (same result, see Replay.run)
 
 
@@ -219,7 +221,19 @@ class Replay:
         self.book.real = set(self.real_symbols)
         self.null_plan = null_plan
         # The live engine; ``engine`` lets tests script the decisions (it must use ``self.book``).
-        self.engine = engine if engine is not None else SignalEngine(self.cfg, chains=self.book)
+        # The live engine with the live inputs: this run's execution model and dividend yields (the
+        # signals service passes the same from the settings; a default here selected on other terms).
+        yields = dict(settings.dividend_yields)
+        self.engine = (
+            engine
+            if engine is not None
+            else SignalEngine(
+                self.cfg,
+                chains=self.book,
+                execution=settings.execution,
+                dividend_yield=lambda s: yields.get(s, 0.0),
+            )
+        )
         self._inputs = (cfg, bars, quotes, chains, null_plan, engine is None)
         if null_plan is not None:
             self.engine.strategies = []  # the null model's ideas come from the plan

@@ -24,6 +24,7 @@ from ulid import ULID
 from aiots.core.conventions import NS_PER_S, InvalidSymbol, normalize_ticker, ns_to_pb
 from aiots.services.backtest.api import BacktestInputs, LoadedData, load, run_backtest
 from aiots.services.backtest.readers import DataFileError
+from aiots.services.backtest.runner import BacktestSettings
 from aiots.services.backtest.store import BacktestStore, RunRecord
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound
@@ -70,9 +71,16 @@ def _date(field: str, value: str) -> dt.date | None:
 
 class BacktestServicer:
     def __init__(
-        self, store: BacktestStore, data_roots: Sequence[Path], *, local_subject: str, max_concurrent: int
+        self,
+        store: BacktestStore,
+        data_roots: Sequence[Path],
+        *,
+        local_subject: str,
+        max_concurrent: int,
+        settings: BacktestSettings | None = None,
     ) -> None:
         self.store = store
+        self.settings = settings or BacktestSettings()  # execution and yields (live_settings: the live terms)
         self.roots = list(data_roots)
         self.local_subject = local_subject
         self._sem = asyncio.Semaphore(max_concurrent)
@@ -133,6 +141,7 @@ class BacktestServicer:
             d0,
             d1,
             int(req.seed),
+            self.settings,
         )
         return inputs, cfg, fields
 

@@ -122,11 +122,11 @@ def cli(
 
     from pydantic import ValidationError
 
-    from aiots.services.backtest.api import BacktestInputs, load, run_backtest
+    from aiots.services.backtest.api import BacktestInputs, live_settings, load, run_backtest
     from aiots.services.backtest.html import render
     from aiots.services.backtest.readers import DataFileError
-    from aiots.services.backtest.runner import BacktestSettings
     from aiots.services.backtest.walkforward import apply_overrides, parse_search, walk_forward
+    from aiots.services.common.settings import get_settings
 
     try:
         syms = tuple(normalize_ticker(s, "--symbols") for s in symbols.split(",") if s.strip())
@@ -143,7 +143,7 @@ def cli(
             raise click.BadParameter(f"{item!r}: expected SYMBOL=IV, e.g. SPY=0.15", param_hint="--iv") from None
         if not 0.01 <= ivs[k.strip().upper()] <= 5.0:
             raise click.BadParameter(f"{item!r}: IV must be in 0.01..5 (0.15 = 15%)", param_hint="--iv")
-    base = BacktestSettings()
+    base = live_settings(get_settings())  # the live services' execution model and dividend yields
     settings = replace(base, model=replace(base.model, iv_by_symbol=ivs))
     inputs = BacktestInputs(bars, option_quotes, chains, config, syms, date_from, date_to, seed, settings)
     if search and not folds:

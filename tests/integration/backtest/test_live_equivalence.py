@@ -9,6 +9,9 @@ the same strategies file. The oracle of each side is the other: the same input m
 signals (issue 14, "one engine, two clocks"); the number of signals is checked against a floor so
 that the comparison cannot pass empty.
 
+Both sides run on the same non-default market and execution settings (a dividend yield, a longer
+quote age, another fee): the backtest takes them from the settings as the signals service does.
+
 The quote files are cut to the expiries the strategies file can select (up to 2016-01-22; the
 config's ``dte_max`` is 30 days) to keep the run short; both sides read the same cut files.
 """
@@ -33,8 +36,9 @@ from typing import Any
 import grpc
 import pytest
 
-from aiots.services.backtest.api import BacktestInputs, load
-from aiots.services.backtest.runner import BacktestSettings, Replay
+from aiots.services.backtest.api import BacktestInputs, live_settings, load
+from aiots.services.backtest.runner import Replay
+from aiots.services.common.settings import Settings
 from aiots.services.signals.models import Signal
 from aiots.services.stack.supervisor import SERVICE_ORDER
 from aiots.v1 import signals_pb2, signals_pb2_grpc
@@ -55,6 +59,12 @@ MIN_SIGNALS = 20  # the comparison must not pass on a handful (the backtest give
 START_TIMEOUT_S = 90.0
 REPLAY_TIMEOUT_S = 180.0
 HEARTBEAT_S = 1.0
+#: settings the live services read from the environment, and the backtest from the same Settings
+ENV = {
+    "AIOTS_MARKET__DIVIDEND_YIELDS": '{"GOOG": 0.02}',
+    "AIOTS_EXECUTION__MAX_QUOTE_AGE_S": "120",
+    "AIOTS_EXECUTION__FEE_PER_CONTRACT": "0.5",
+}
 
 
 def cut_quotes(src: Path, dst: Path, last_expiry: dt.date) -> int:
@@ -76,7 +86,10 @@ def cut_quotes(src: Path, dst: Path, last_expiry: dt.date) -> int:
 def backtest_signals(bars: Path, quotes: list[Path]) -> dict[str, Signal]:
     """Every signal of the backtest's strategy pass (filled or refused), by id."""
     data = load(BacktestInputs(bars=(str(bars),), option_quotes=tuple(map(str, quotes)), config=str(STRATEGIES)))
-    res = Replay(data.config, data.bars, data.quotes, data.chains, BacktestSettings()).run()
+    settings = Settings(  # type: ignore[call-arg]
+        market={"dividend_yields": {"GOOG": 0.02}}, execution={"max_quote_age_s": 120, "fee_per_contract": 0.5}
+    )
+    res = Replay(data.config, data.bars, data.quotes, data.chains, live_settings(settings)).run()
     return {t.signal.id: t.signal for t in res.trades}
 
 
@@ -98,6 +111,7 @@ class LiveStack:
                 "AIOTS_SIGNALS__STRATEGIES_FILE": str(STRATEGIES),
                 "AIOTS_SIGNALS__HEARTBEAT_S": str(HEARTBEAT_S),
                 "AIOTS_TELEMETRY__JSON_LOGS": "false",
+                **ENV,
             }
         )
         for i, svc in enumerate(SERVICE_ORDER):
