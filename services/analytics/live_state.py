@@ -11,7 +11,9 @@ service reads it instead of computing features itself). The state is pickled to 
 ``<ns>:v1:analytics:live:<symbol>:<interval>``) every ``checkpoint_interval_s`` and on stop, and
 restored on start, so a restart resumes warm with identical values (a checkpoint of other periods
 or indicators is ignored). Without a checkpoint the state is warmed from the last
-``live_warmup_bars`` stored bars: warm-up happens here only. A live bar more than
+``live_warmup_bars`` stored bars: warm-up happens here only. The consumer group is created at the
+stream's newest entry before the warm-up (a bar published meanwhile is queued; a new group never
+replays the retained history, which storage already holds). A live bar more than
 :data:`~aiots.services.features.state.REWARM_GAP_NS` behind the state (the feed went back: the
 simulator replaying the last session after a restart, a DBN replay) re-warms that symbol from the
 stored bars before it; a bar slightly behind is a duplicate and is dropped. The streams reproduce
@@ -182,6 +184,12 @@ class LiveState:
     # -- follower ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # The group exists before the state is warmed, from the newest entry on: a bar published
+        # while warming is queued for us, and a new group never replays the stream's retained
+        # history (bars the warm-up already read from storage, or older ones that would re-warm).
+        if self.rt.bus is not None:
+            for i in self.intervals:
+                await self.rt.bus.ensure_group(bar_topic(i), self.symbols, group=self.cfg.live_consumer_group)
         for s in self.symbols:
             for i in self.intervals:
                 await self.restore(s, i)
@@ -196,7 +204,7 @@ class LiveState:
         labels = {"topic": topic, "group": group}
         consumer = f"analytics-{os.getpid()}-{id(self):x}"
         bus = self.rt.need_bus("analytics live state")
-        stream = bus.consume(topic, self.symbols, group=group, consumer=consumer, start="0")
+        stream = bus.consume(topic, self.symbols, group=group, consumer=consumer)  # group made by start()
         async for d in stream:
             ts_event = 0
             try:

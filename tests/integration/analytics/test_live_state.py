@@ -194,3 +194,28 @@ async def test_a_feed_behind_the_warm_up_re_warms_instead_of_dropping_bars(pg_po
         await live.stop()
         await bus.close()
         await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
+
+
+async def test_a_new_group_does_not_replay_the_retained_bars(pg_pool: Any) -> None:
+    """Bars already on the bus when analytics first starts are in storage, so the warm-up has them:
+    the group starts at the newest entry and only the next live bar is computed and published (a
+    replay of the stream's history would re-warm from its first bar and publish old features)."""
+    n = 150
+    o, h, lo, c = _walk(9, n + 1)
+    ts = T0 + np.arange(n + 1) * MIN
+    await _store_bars(pg_pool, "MSFT", ts[:n], o[:n], h[:n], lo[:n], c[:n])
+    settings = Settings(symbols=["MSFT"], analytics={"live_intervals": ["1m"], "live_warmup_bars": 100})
+    bus = InProcessBus(settings.redis)
+    retained = [("MSFT", _event("MSFT", int(ts[i]), o[i], h[i], lo[i], c[i], 1000.0)) for i in range(n)]
+    await bus.publish_many("bars:1m", retained)
+    live = LiveState(Runtime(settings=settings, db=pg_pool, bus=bus))
+    await live.start()
+    try:
+        await bus.publish("bars:1m", "MSFT", _event("MSFT", int(ts[n]), o[n], h[n], lo[n], c[n], 1000.0))
+        (ev,) = await _collect_msft(bus)
+        assert ev.ts_event == int(ts[n]) and live.computed == 1
+        assert ev.ema_slow == pytest.approx(talib.EMA(c[n - 100 : n + 1], 50)[-1], rel=1e-12)
+    finally:
+        await live.stop()
+        await bus.close()
+        await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
