@@ -95,7 +95,14 @@ protos/third_party/google/api/http.proto: $(VENV)/.stamp-deps
 	  cp $$src/annotations.proto $$src/http.proto protos/third_party/google/api/
 	@touch $@
 
-protos-deps: protos/third_party/google/api/http.proto
+# google.rpc.Status: the `error` trailer of every server stream (issue 18)
+protos/third_party/google/rpc/status.proto: $(VENV)/.stamp-deps
+	@mkdir -p protos/third_party/google/rpc
+	@src=$$($(PY) -c 'import google.rpc.status_pb2 as a, os; print(os.path.dirname(a.__file__))'); \
+	  cp $$src/status.proto protos/third_party/google/rpc/
+	@touch $@
+
+protos-deps: protos/third_party/google/api/http.proto protos/third_party/google/rpc/status.proto
 
 # checkov (IaC scanner, tests/unit/deploy/test_aws_checkov.py) in its own venv: its pins (packaging<24,
 # bc-python-hcl2 installing the same `hcl2` package as python-hcl2, boto3==, networkx<2.7) conflict

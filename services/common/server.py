@@ -4,7 +4,8 @@ Every server gets: the error interceptor (domain errors -> rich gRPC statuses, u
 requests -> INVALID_ARGUMENT naming the field), any extra interceptors (telemetry, audit),
 ``grpc.health.v1.Health`` with liveness (``""``), readiness per service and a status per
 dependency once :meth:`GrpcServer.watch` is called (:mod:`aiots.services.common.health`), server
-reflection, a graceful stop with a grace period (:meth:`GrpcServer.stop`), and bounded message sizes.
+reflection, a graceful stop with a grace period (:meth:`GrpcServer.stop`; open streams end at once with
+a last ``error`` message, :mod:`~aiots.services.common.streams`), and bounded message sizes.
 
 A servicer that subclasses its generated base class is registered with
 :meth:`ServiceRegistration.of`: the handlers come from the service's descriptor, and an RPC decorated
@@ -34,6 +35,7 @@ from aiots.services.common.errors import ErrorInterceptor
 from aiots.services.common.gateway_auth import gateway_interceptors
 from aiots.services.common.health import Dependency, Readiness
 from aiots.services.common.settings import ServiceSettings, get_settings
+from aiots.services.common.streams import StreamTrailers
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +169,17 @@ class GrpcServer:
     port: int
     services: list[str] = field(default_factory=list)
     readiness: Readiness | None = None
+    #: the stream-trailer interceptor: ends open streams with a last ``error`` message on stop
+    trailers: StreamTrailers | None = None
 
     async def set_serving(self, serving: bool) -> None:
         """All names (liveness ``""`` and each service's readiness) at once; ``False`` also stops
-        the dependency probes (a stopping server never turns ready again)."""
+        the dependency probes (a stopping server never turns ready again) and ends every open
+        server stream with UNAVAILABLE after a last ``error`` message (:mod:`.streams`)."""
+        if self.trailers is not None and serving:
+            self.trailers.reopen()
+        elif self.trailers is not None:
+            self.trailers.drain()
         if not serving and self.readiness is not None:
             await self.readiness.stop()
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -202,9 +211,16 @@ async def start_server(
 ) -> GrpcServer:
     """Start a server on host:port (port 0 picks a free one; the bound port is returned)."""
     names = [r.full_name for r in registrations]
+    trailers = StreamTrailers()  # innermost: sees the servicers' own exceptions
     defaults = list(_default_interceptors(names)) if _default_interceptors is not None else []
     server = grpc.aio.server(
-        interceptors=[*defaults, *gateway_interceptors(get_settings().gateway), *interceptors, ErrorInterceptor()],
+        interceptors=[
+            *defaults,
+            *gateway_interceptors(get_settings().gateway),
+            *interceptors,
+            ErrorInterceptor(),
+            trailers,
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -220,7 +236,7 @@ async def start_server(
     if bound == 0:
         raise OSError(f"cannot bind gRPC server to {host}:{port} (port in use?)")
     await server.start()
-    gs = GrpcServer(server=server, health=health_servicer, port=bound, services=names)
+    gs = GrpcServer(server=server, health=health_servicer, port=bound, services=names, trailers=trailers)
     await gs.set_serving(True)
     log.info("gRPC server listening", extra={"port": bound, "services": names})
     return gs

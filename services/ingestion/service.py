@@ -16,6 +16,7 @@ import grpc
 
 from aiots.core import conventions as cv
 from aiots.services.common.errors import InvalidArgument
+from aiots.services.common.streams import resume_from
 from aiots.services.common.validation import require_ticker, require_tickers, require_time_range
 from aiots.services.ingestion import store
 from aiots.services.ingestion.manager import IngestionManager, Status, validate_symbols
@@ -152,6 +153,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
             list(request.symbols), list(request.schemas), start, end, request.dataset, request.max_cost_usd,
             request.resume_job_id,
         ):  # fmt: skip
+            resume_from("resume_job_id", p.job_id)
             yield ingestion_pb2.BackfillResponse(
                 job_id=p.job_id,
                 chunks_done=p.chunks_done,

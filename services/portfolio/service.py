@@ -15,6 +15,7 @@ from aiots.core import conventions as cv
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, ResourceExhausted
 from aiots.services.common.server import ServiceRegistration
+from aiots.services.common.streams import resume_from
 from aiots.services.common.validation import require_tickers
 from aiots.services.portfolio import conversions as conv
 from aiots.services.portfolio.book import Portfolio
@@ -205,7 +206,9 @@ class PortfolioServicer(portfolio_pb2_grpc.PortfolioServiceServicer):
         self._streams[subject] = self._streams.get(subject, 0) + 1
         try:
             async for item in self.portfolio.watch(subject, account_id, since):
-                yield conv.watch_item_to_proto(item)
+                resp = conv.watch_item_to_proto(item)
+                resume_from("since", str(resp.seq))  # a mark carries the last stored seq too
+                yield resp
         finally:
             left = self._streams.get(subject, 1) - 1
             if left > 0:

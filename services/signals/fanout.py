@@ -3,8 +3,9 @@
 Every replica listens to the bus broadcast channel and hands each event to :class:`Broker`,
 which encodes the ``SubscribeSignalsResponse`` bytes once and puts the same bytes on every
 matching subscriber's bounded queue. A subscriber whose queue is full is marked overflowed and
-its stream ends with RESOURCE_EXHAUSTED (resume with ``since``); the engine and the other
-subscribers never wait for it.
+its stream ends with RESOURCE_EXHAUSTED after a last message whose ``error`` names the ``since`` to
+resume with (:mod:`~aiots.services.common.streams`); the engine and the other subscribers never
+wait for it.
 
 Signals are announced *before* they are persisted (the database is off the critical path), so the
 broker keeps a short ring of the most recent new signals. A ``since`` replay merges that ring with

@@ -1,7 +1,9 @@
 """SignalService servicer: validation and proto plumbing only (domain in engine/store/fanout).
 
 SubscribeSignals is :func:`~aiots.services.common.server.pre_encoded_stream`: the broker already
-encoded each message once for all subscribers, so this handler yields bytes.
+encoded each message once for all subscribers, so this handler yields bytes. It records the last
+signal id sent as the stream's resume point: a stream ended by an overflow or a shutdown says
+``since=<that id>`` in its last message (:mod:`~aiots.services.common.streams`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiots.core.conventions import datetime_to_ns
 from aiots.services.common.audit import SUBJECT_HEADER
 from aiots.services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from aiots.services.common.server import ServiceRegistration, pre_encoded, pre_encoded_stream
+from aiots.services.common.streams import resume_from
 from aiots.services.common.telemetry import metrics
 from aiots.services.common.validation import require_time_range
 from aiots.services.common.wire import len_field
@@ -146,6 +149,7 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
                 for sig in await self._replay(f, since_id, since_ns):
                     replayed.add(sig.id)
                     last_id = sig.id
+                    resume_from("since", last_id)
                     yield encode_signal(sig)
             while True:
                 if sub.overflowed:
@@ -171,6 +175,7 @@ class SignalServicer(signals_pb2_grpc.SignalServiceServicer):
                     if item.signal_id in replayed:
                         continue  # already sent by the replay
                     last_id = item.signal_id
+                    resume_from("since", last_id)
                 yield item.data
         finally:
             self.broker.unsubscribe(sub)

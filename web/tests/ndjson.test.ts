@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/lib/api";
-import { followStream, readNdjson, type StreamState } from "../src/lib/ndjson";
+import { followStream, readNdjson, streamEnd, type StreamEnd, type StreamState } from "../src/lib/ndjson";
 
 const enc = new TextEncoder();
 
@@ -117,5 +117,82 @@ describe("followStream", () => {
       sleep: async (ms) => void waits.push(ms),
     });
     expect(waits[0]).toBe(2000);
+  });
+
+  it("shows the server's final error line and resumes where it says", async () => {
+    // the line the gateway prints when a service stops gracefully mid-stream (issue 18)
+    const trailer = {
+      error: {
+        code: 14,
+        message: "the server is shutting down; resume with since=01B",
+        details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "SHUTTING_DOWN", domain: "aiots.v1", metadata: { since: "01B" } }],
+      },
+    };
+    const urls: string[] = [];
+    const ctl = new AbortController();
+    let since = "";
+    const ends: StreamEnd[] = [];
+    const states: StreamState[] = [];
+    const answers = [
+      () => response(200, ['{"signal":{"id":"01A"}}\n', `${JSON.stringify(trailer)}\n`]),
+      () => response(200, ['{"signal":{"id":"01C"}}\n']),
+    ];
+    const got: unknown[] = [];
+    await followStream<{ signal?: { id: string } }>({
+      url: () => `/s${since ? `?since=${since}` : ""}`,
+      headers: () => ({}),
+      onMessage: (m) => void got.push(m),
+      onEnd: (e) => {
+        ends.push(e);
+        since = e.resume.since ?? since;
+      },
+      onState: (s) => void states.push(s),
+      signal: ctl.signal,
+      fetchImpl: (async (url: string) => {
+        urls.push(url);
+        const next = answers.shift();
+        if (!next) {
+          ctl.abort();
+          throw new DOMException("aborted", "AbortError");
+        }
+        return next();
+      }) as unknown as typeof fetch,
+      sleep: async () => undefined,
+    });
+    expect(got).toEqual([{ signal: { id: "01A" } }, { signal: { id: "01C" } }]); // the error line is not a message
+    expect(ends).toEqual([{ code: 14, message: "the server is shutting down; resume with since=01B", resume: { since: "01B" } }]);
+    expect(urls.slice(0, 2)).toEqual(["/s", "/s?since=01B"]);
+    const retry = states.find((s) => s.kind === "retrying");
+    expect(retry).toMatchObject({ kind: "retrying", code: 14, reason: "the server is shutting down; resume with since=01B" });
+  });
+
+  it("a finite stream ended by the server stops with its message", async () => {
+    let final: StreamState | undefined;
+    await followStream({
+      url: () => "/run",
+      method: "POST",
+      body: {},
+      reconnect: false,
+      headers: () => ({}),
+      onMessage: () => undefined,
+      onState: (s) => (final = s),
+      signal: new AbortController().signal,
+      fetchImpl: (async () =>
+        response(200, ['{"progress":{"done":1}}\n{"error":{"code":14,"message":"the server is shutting down; reconnect"}}\n'])) as unknown as typeof fetch,
+      sleep: async () => undefined,
+    });
+    expect(final?.kind).toBe("stopped");
+    const err = (final as { error?: ApiError }).error;
+    expect(err?.message).toBe("the server is shutting down; reconnect");
+    expect(err?.code).toBe(14);
+  });
+});
+
+describe("streamEnd", () => {
+  it("reads an error line, with or without details, and nothing else", () => {
+    expect(streamEnd({ error: { code: 8, message: "too slow" } })).toEqual({ code: 8, message: "too slow", resume: {} });
+    expect(streamEnd({ heartbeat: {} })).toBeNull();
+    expect(streamEnd({ error: null })).toBeNull();
+    expect(streamEnd(null)).toBeNull();
   });
 });

@@ -210,11 +210,20 @@ async def test_stalled_subscriber_gets_resource_exhausted_others_keep_up(
     fast.cancel()
     assert not fast_sub.overflowed
     assert sum(s.overflowed for s in app.broker._subs) == 1
+    got: list[signals_pb2.SubscribeSignalsResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as ei:
-        async for _ in slow:
-            pass
+        async for m in slow:
+            got.append(m)
     assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "since=" in (ei.value.details() or "")
+    # The stream's last message says why it ends and where to resume (issue 18): an unbroken
+    # prefix of what was published, then ``error`` naming the last id of that prefix.
+    *delivered, last = got
+    ids = [m.signal.id for m in delivered if m.WhichOneof("event") == "signal"]
+    assert ids and ids == [p.id for p in protos[: len(ids)]] and len(ids) < n
+    assert last.WhichOneof("event") == "error"
+    assert last.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert last.error.message.endswith(f"resume with since={ids[-1]}")
+    assert (ei.value.details() or "") == last.error.message
     await slow_ch.close()
 
 

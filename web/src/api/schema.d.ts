@@ -655,7 +655,8 @@ export interface paths {
          * @description Server stream of new signals (and, with include_updates, status changes). With `since`,
          *      first replays what was stored after it, then switches to live without gap or duplicate.
          *      Heartbeats are sent at a fixed interval. On overflow of the per-subscriber queue the stream
-         *      ends with RESOURCE_EXHAUSTED: resume with `since` = the last id received.
+         *      ends with RESOURCE_EXHAUSTED (on shutdown, UNAVAILABLE), after a last message whose `error`
+         *      says so: resume with `since` = the last id received.
          */
         get: operations["SignalService_SubscribeSignals"];
         put?: never;
@@ -823,6 +824,11 @@ export interface components {
             current?: string;
             /** @description True in the last message. */
             done?: boolean;
+            /**
+             * @description Last message of a stream that ends abnormally (server shutdown, a client too slow for the
+             *      server's bound, an internal failure): why, and how to resume (`resume_job_id` = job_id). The gRPC status says the same.
+             */
+            error?: components["schemas"]["google.rpc.Status"];
             /** @description Seconds to completion (estimate). */
             eta_seconds?: number | ("NaN" | "Infinity" | "-Infinity");
             /** @description Job id (use it to resume). */
@@ -1835,6 +1841,11 @@ export interface components {
         };
         /** @description One message of the RunBacktest stream: progress, then the result. */
         "aiots.v1.RunBacktestResponse": {
+            /**
+             * @description Last message of a stream that ends abnormally (server shutdown, a client too slow for the
+             *      server's bound, an internal failure): why, and what to do (a run is not resumable: run it again). The gRPC status says the same.
+             */
+            error?: components["schemas"]["google.rpc.Status"];
             /** @description How far the run is. */
             progress?: components["schemas"]["aiots.v1.BacktestProgress"];
             /** @description The stored run (last message). */
@@ -2168,6 +2179,11 @@ export interface components {
         };
         /** @description One message on a signal stream. */
         "aiots.v1.SubscribeSignalsResponse": {
+            /**
+             * @description Last message of a stream that ends abnormally (server shutdown, a client too slow for the
+             *      server's bound, an internal failure): why, and the `since` to resume with (the last signal id received). The gRPC status says the same.
+             */
+            error?: components["schemas"]["google.rpc.Status"];
             /** @description Keep-alive. */
             heartbeat?: components["schemas"]["aiots.v1.Heartbeat"];
             /** @description A new signal (or a replayed one). */
@@ -2312,6 +2328,11 @@ export interface components {
              * @description Event time (UTC).
              */
             at?: string;
+            /**
+             * @description Last message of a stream that ends abnormally (server shutdown, a client too slow for the
+             *      server's bound, an internal failure): why, and the `since` to resume with (the last seq received). The gRPC status says the same.
+             */
+            error?: components["schemas"]["google.rpc.Status"];
             /** @description An order filled. */
             fill?: components["schemas"]["aiots.v1.Order"];
             /** @description A limit refused an order or halted buys. */
@@ -2326,6 +2347,11 @@ export interface components {
         };
         /** @description One price change (or a heartbeat when price is unset). */
         "aiots.v1.WatchPricesResponse": {
+            /**
+             * @description Last message of a stream that ends abnormally (server shutdown, a client too slow for the
+             *      server's bound, an internal failure): why, and what to do (reconnect: a new stream starts with the current snapshots). The gRPC status says the same.
+             */
+            error?: components["schemas"]["google.rpc.Status"];
             /** @description The new snapshot; unset for heartbeats. */
             price?: components["schemas"]["aiots.v1.StockPrice"];
             /**

@@ -1,6 +1,8 @@
 // Newline-delimited JSON streams over fetch + ReadableStream (EventSource cannot send the
 // Authorization header). followStream reconnects after a drop, asking the caller for the URL
-// each time so that it carries the resume point (`since` = the last id received).
+// each time so that it carries the resume point (`since` = the last id received). A stream the
+// server ends early (shutdown, a client too slow for its queue) sends a last line
+// `{"error": google.rpc.Status}`: its message is shown, and its ErrorInfo names the resume point.
 import { ApiError, errorMessage, reportAuthError } from "./api";
 
 /** JSON values, one per line, from a byte stream (lines may be split anywhere, UTF-8 included). */
@@ -30,7 +32,7 @@ export async function* readNdjson(body: ReadableStream<Uint8Array>): AsyncGenera
 export type StreamState =
   | { kind: "connecting"; attempt: number }
   | { kind: "live" }
-  | { kind: "retrying"; inMs: number; reason: string }
+  | { kind: "retrying"; inMs: number; reason: string; code?: number }
   | { kind: "stopped"; error?: ApiError };
 
 export interface FollowOptions<T> {
@@ -39,6 +41,8 @@ export interface FollowOptions<T> {
   headers: () => Record<string, string>;
   onMessage: (msg: T) => void;
   onState?: (s: StreamState) => void;
+  /** The server's last line on a stream it ended early, before any reconnect (take its resume point). */
+  onEnd?: (end: StreamEnd) => void;
   signal: AbortSignal;
   method?: "GET" | "POST";
   body?: unknown;
@@ -61,13 +65,24 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** A JSON error line inside a stream (`{"error": {"code", "message"}}`), if this is one. */
-function streamError(msg: unknown): { code?: number; message?: string } | null {
-  if (msg && typeof msg === "object" && "error" in msg) {
-    const e = (msg as { error: unknown }).error;
-    if (e && typeof e === "object") return e as { code?: number; message?: string };
-  }
-  return null;
+/** Why the server ended a stream: a google.rpc code, its message and where to resume. */
+export interface StreamEnd {
+  code?: number;
+  message: string;
+  /** The request fields to resume with (e.g. `{since: "01J..."}`), from the ErrorInfo detail. */
+  resume: Record<string, string>;
+}
+
+const ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo";
+
+/** The stream's final error line (`{"error": {"code", "message", "details"}}`), if this is one. */
+export function streamEnd(msg: unknown): StreamEnd | null {
+  if (!msg || typeof msg !== "object" || !("error" in msg)) return null;
+  const e = (msg as { error: unknown }).error;
+  if (!e || typeof e !== "object") return null;
+  const st = e as { code?: number; message?: string; details?: { "@type"?: string; metadata?: Record<string, string> }[] };
+  const info = (st.details ?? []).find((d) => d["@type"] === ERROR_INFO);
+  return { code: st.code, message: st.message ?? "stream error", resume: { ...(info?.metadata ?? {}) } };
 }
 
 /**
@@ -85,6 +100,7 @@ export async function followStream<T>(o: FollowOptions<T>): Promise<void> {
     let reason = "stream ended";
     let failure: ApiError | undefined;
     let waitMs: number | undefined;
+    let code: number | undefined;
     try {
       const res = await doFetch(o.url(), {
         method: o.method ?? "GET",
@@ -114,10 +130,12 @@ export async function followStream<T>(o: FollowOptions<T>): Promise<void> {
         o.onState?.({ kind: "live" });
         attempt = 0;
         for await (const msg of readNdjson(res.body)) {
-          const e = streamError(msg);
-          if (e) {
-            reason = e.message ?? "stream error";
-            failure = new ApiError(200, reason, e.code);
+          const end = streamEnd(msg);
+          if (end) {
+            reason = end.message;
+            code = end.code;
+            failure = new ApiError(200, reason, end.code);
+            o.onEnd?.(end);
             break;
           }
           o.onMessage(msg as T);
@@ -135,7 +153,7 @@ export async function followStream<T>(o: FollowOptions<T>): Promise<void> {
     }
     const inMs = waitMs ?? delays[Math.min(attempt, delays.length - 1)];
     attempt += 1;
-    o.onState?.({ kind: "retrying", inMs, reason });
+    o.onState?.({ kind: "retrying", inMs, reason, code });
     await sleep(inMs, o.signal);
   }
   o.onState?.({ kind: "stopped" });

@@ -242,6 +242,9 @@ export const portfolioPage: Page = {
         watchState.textContent = s.kind === "retrying" ? `dropped (${s.reason}); resuming` : s.kind;
         watchState.dataset.state = s.kind;
       },
+      onEnd: (end) => {
+        if (end.resume.since) since = end.resume.since; // the server's word on where to resume
+      },
       onMessage: (m) => {
         if (m.seq && m.seq !== "0") since = m.seq;
         let text = "";

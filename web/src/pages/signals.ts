@@ -229,6 +229,10 @@ export const signalsPage: Page = {
           state.textContent = stateText(s);
           state.dataset.state = s.kind;
         },
+        onEnd: (end) => {
+          const at = end.resume.since; // the last signal id this stream delivered
+          if (at && at > since) since = at;
+        },
         onMessage: (m) => {
           const s = m.signal ?? m.update;
           if (!s) return; // heartbeat
