@@ -9,8 +9,9 @@ default parameters. Each closed ``BarEvent`` from topic ``bars:<interval>`` upda
 resulting snapshot is published as a ``FeatureEvent`` on ``features:<interval>`` (the signals
 service reads it instead of computing features itself). The state is pickled to the cache (key
 ``<ns>:v1:analytics:live:<symbol>:<interval>``) every ``checkpoint_interval_s`` and on stop, and
-restored on start, so a restart resumes warm with identical values (a checkpoint of other periods
-or indicators is ignored). Without a checkpoint the state is warmed from the last
+restored on start, so a restart resumes warm with identical values, topped up with the bars
+stored while the service was down (a checkpoint of other periods or indicators, or more than
+``live_warmup_bars`` behind storage, is not resumed). Without a checkpoint the state is warmed from the last
 ``live_warmup_bars`` stored bars: warm-up happens here only. The consumer group is created at the
 stream's newest entry before the warm-up (a bar published meanwhile is queued; a new group never
 replays the retained history, which storage already holds). A live bar more than
@@ -94,25 +95,36 @@ class LiveState:
         """A checkpoint of this state's shape (periods and named indicators)."""
         return isinstance(st, SymbolFeatures) and st.params == self.params and list(st.named) == self.names
 
+    async def _stored(self, symbol: str, interval: str, start: int | None, end: int | None) -> queries.Bars | None:
+        """The last ``live_warmup_bars`` stored bars opening in [start, end) (ns), None without storage."""
+        if self.rt.db is None:
+            return None
+        try:
+            return await queries.get_bars(self.rt.db, symbol, interval, start, end, self.cfg.live_warmup_bars)
+        except Exception:
+            log.warning("live state: no stored bars to warm %s %s", symbol, interval, exc_info=True)
+            return None
+
+    @staticmethod
+    async def _fold(st: SymbolFeatures, bars: queries.Bars) -> None:
+        """Stored bars into ``st`` in a thread (``st`` is an object nothing else reads meanwhile)."""
+        width = queries.INTERVAL_NS[bars.interval]
+        cols = (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
+        await asyncio.to_thread(st.warm_columns, bars.symbol, width, *cols)
+
     async def _warmed(self, symbol: str, interval: str, end_ns: int | None = None) -> SymbolFeatures:
         """A new state warmed from the last ``live_warmup_bars`` stored bars opening before ``end_ns``
         (warmed in a thread on an object nothing else holds yet: the checkpoint task never sees it
         half-updated)."""
         st = self.new_state()
-        if self.rt.db is not None:
-            try:
-                bars = await queries.get_bars(self.rt.db, symbol, interval, None, end_ns, self.cfg.live_warmup_bars)
-            except Exception:
-                log.warning("live state: no stored bars to warm %s %s", symbol, interval, exc_info=True)
-                return st
-            if len(bars):
-                width = queries.INTERVAL_NS[interval]
-                cols = (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
-                await asyncio.to_thread(st.warm_columns, symbol, width, *cols)
+        bars = await self._stored(symbol, interval, None, end_ns)
+        if bars is not None and len(bars):
+            await self._fold(st, bars)
         return st
 
     async def restore(self, symbol: str, interval: str) -> SymbolFeatures:
-        """From the checkpoint, else warmed from stored bars, else empty."""
+        """From the checkpoint (topped up with the bars stored since), else warmed from stored bars,
+        else empty."""
         st: object = None
         if self.rt.cache is not None:
             try:
@@ -125,6 +137,14 @@ class LiveState:
         if st is not None and not self._usable(st):
             log.info("live checkpoint of %s %s has other periods or indicators; warming from storage", symbol, interval)
             st = None
+        if isinstance(st, SymbolFeatures):
+            # bars stored while the service was down: folded in, unless more than a warm-up's worth
+            # (then the checkpoint is too old to continue and the state is warmed afresh)
+            since = await self._stored(symbol, interval, st.last_ts_ns + 1, None)
+            if since is not None and len(since) >= self.cfg.live_warmup_bars:
+                st = None
+            elif since is not None and len(since):
+                await self._fold(st, since)
         state = st if isinstance(st, SymbolFeatures) else await self._warmed(symbol, interval)
         self.state[symbol, interval] = state
         return state

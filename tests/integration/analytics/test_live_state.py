@@ -219,3 +219,35 @@ async def test_a_new_group_does_not_replay_the_retained_bars(pg_pool: Any) -> No
         await live.stop()
         await bus.close()
         await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
+
+
+async def test_a_restart_continues_the_checkpoint_with_the_bars_stored_meanwhile(pg_pool: Any) -> None:
+    """Bars stored while analytics was down are folded into the restored checkpoint (oracle: TA-Lib's
+    EMA over every bar from the first warm-up on); a checkpoint more than a warm-up behind storage
+    is warmed afresh instead (TA-Lib over the last ``live_warmup_bars`` bars only)."""
+    from aiots.services.cache.backends.memory import MemoryBackend
+
+    n = 320
+    o, h, lo, c = _walk(13, n)
+    ts = T0 + np.arange(n) * MIN
+    settings = Settings(symbols=["MSFT"], analytics={"live_intervals": ["1m"], "live_warmup_bars": 100})
+    cache = MemoryBackend(1 << 20)
+
+    async def restart(stored_to: int) -> LiveState:
+        await _store_bars(pg_pool, "MSFT", ts[:stored_to], o[:stored_to], h[:stored_to], lo[:stored_to], c[:stored_to])
+        live = LiveState(Runtime(settings=settings, db=pg_pool, cache=cache))
+        await live.start()
+        await live.stop()  # checkpoints
+        return live
+
+    try:
+        first = await restart(120)  # warmed from bars 20..119
+        assert first.state["MSFT", "1m"].bars == 100
+        again = (await restart(160)).state["MSFT", "1m"]  # 40 bars stored while down
+        assert again.bars == 140 and again.last_ts_ns == int(ts[159])
+        assert float(again.ema_slow.value) == pytest.approx(talib.EMA(c[20:160], 50)[-1], rel=1e-12)
+        stale = (await restart(n)).state["MSFT", "1m"]  # 160 more: over a warm-up's worth
+        assert stale.bars == 100 and stale.last_ts_ns == int(ts[-1])
+        assert float(stale.ema_slow.value) == pytest.approx(talib.EMA(c[n - 100 :], 50)[-1], rel=1e-12)
+    finally:
+        await pg_pool.execute("DELETE FROM bars_1m WHERE symbol = 'MSFT'")
