@@ -39,6 +39,8 @@ async def _run(target: str, req: ingestion_pb2.BackfillRequest) -> None:
             task = bar.add_task("backfill", total=None, records=0, cost=0.0)
             try:
                 async for p in stub.Backfill(req):
+                    if p.HasField("error"):
+                        continue  # the stream's trailer: the same status follows as the error below
                     job = p.job_id
                     bar.update(task, total=p.chunks_total, completed=p.chunks_done, records=p.records,
                                cost=p.cost_usd, description=p.current or "backfill")  # fmt: skip

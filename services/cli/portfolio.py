@@ -285,6 +285,8 @@ def watch(account_id: str, since: str, target: str | None, token: str | None, as
     async def run(stub: portfolio_pb2_grpc.PortfolioServiceStub) -> None:
         req = pb.WatchAccountRequest(account_id=account_id, since=since)
         async for m in stub.WatchAccount(req, metadata=_metadata(token)):
+            if m.WhichOneof("event") == "error":
+                continue  # the stream's trailer: the same status follows as an error
             if as_json:
                 click.echo(_dump(m))
                 continue

@@ -50,6 +50,8 @@ async def follow_stream(
     while True:
         try:
             async for m in stub.SubscribeSignals(req, metadata=metadata):
+                if m.WhichOneof("event") == "error":
+                    continue  # the stream's trailer: the same status follows as the error below
                 if m.WhichOneof("event") == "signal" and m.signal.id:
                     req.since = m.signal.id
                 yield m
