@@ -19,10 +19,11 @@ import pytest
 from aiots.core.conventions import NS_PER_MIN, ny_ns
 from aiots.services.backtest.readers import DataFileError
 from aiots.services.bus.in_process import InProcessBus
-from aiots.services.common.settings import RedisSettings
+from aiots.services.common.settings import RedisSettings, Settings
 from aiots.services.ingestion.normalize import SYMBOLS, Batch
 from aiots.services.ingestion.sources.replay import replay_steps
 from aiots.services.stack.replay import bus_settle, is_dbn, read_steps
+from aiots.services.stack.supervisor import Feed, Supervisor, SupervisorError
 from aiots.v1 import events_pb2
 
 BARS = "ohlcv/lean_GOOG_1m_2015-12-23_2015-12-28.csv"
@@ -125,3 +126,21 @@ async def test_lockstep_waits_for_the_consumer_between_steps() -> None:
     assert seen == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1)]
     task.cancel()
     await bus.close()
+
+
+async def test_a_bad_replay_file_stops_the_start_naming_file_row_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bars.csv"
+    bad.write_text("datetime,symbol,open,high,low,close,volume\n2024-01-02 09:30:00,SPY,1,2,0.5,abc,10\n")
+    sup = Supervisor(
+        Settings(), services=[], gateway=False, metrics=False, feed=Feed(kind="replay", replay_files=[bad])
+    )
+    with pytest.raises(SupervisorError, match=r"bars\.csv, row 1 \(line 2\), column 'close'"):
+        await sup.start()
+
+
+def test_speed_zero_is_for_a_replay_only(tmp_path: Path) -> None:
+    with pytest.raises(SupervisorError, match="replay feed only"):
+        Feed(kind="simulator", speed=0.0).resolve(Settings())
+    f = tmp_path / "bars.csv"
+    f.write_text("datetime,symbol,open,high,low,close,volume\n")
+    assert Feed(kind="auto", replay_files=[f], speed=0.0).resolve(Settings()).speed == 0.0
