@@ -108,11 +108,19 @@ def refit_calibration(report: dict[str, Any], folds: int = FOLDS) -> tuple[dict[
         if skill
         else "out-of-sample Brier not below the climatological base rate: no skill shown on this sample"
     )
+    dates = sorted({str(t)[:10] for t in times})
+    symbols = sorted({str(t.get("symbol", "")) for t in trades})
+    source = (
+        f"{len(trades)} {kind} backtest outcomes over {len(dates)} sessions ({dates[0]}..{dates[-1]}) "
+        f"of {','.join(symbols)}; hit = TARGET exit; walk-forward by date, {folds} blocks"
+    )
+    final = Calibrator(**{**wf.final.__dict__, "source": source}) if not wf.final.identity else wf.final
     out["artifact"] = {
         "intercept": wf.final.intercept,
         "logit_p_model": wf.final.logit_p_model,
         "evidence": wf.final.evidence,
         "extra": {k: list(v) for k, v in wf.final.extra.items()},
         "window": [wf.final.window_start, wf.final.window_end],
+        "source": source,
     }
-    return out, (None if wf.final.identity else wf.final)
+    return out, (None if final.identity else final)

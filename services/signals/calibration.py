@@ -37,6 +37,11 @@ P_CLIP = 1e-4  # logit(p) is taken of p clipped to [P_CLIP, 1 - P_CLIP]
 RIDGE = 1.0  # L2 penalty on the standardised slopes (scikit-learn's default C = 1); never tuned on outcomes
 MIN_FIT_OUTCOMES = 30
 MIN_SCALE = 1e-9
+# An input whose spread over the fit is under this share of its mean is treated as constant and left
+# out: modelled premiums carry a fixed 1.25 % half-spread, whose cent rounding alone must not become a
+# slope that live spreads (2-5 %) would extrapolate tens of standard deviations.
+MIN_RELATIVE_SCALE = 0.05
+Z_CLIP = 3.0  # standardised inputs are clipped to +-3 training standard deviations when predicting
 BOOTSTRAP_RESAMPLES = 2000
 MINUTES_PER_SESSION = 390.0  # the horizon input is the share of a regular session it spans
 NUMERIC = ("spread_frac", "log_reward_risk", "horizon_frac")
@@ -78,6 +83,12 @@ def _extra_raw(contexts: Sequence[Context], names: Sequence[str]) -> npt.NDArray
     return out
 
 
+def _clip_numeric(z: npt.NDArray[np.float64], names: Sequence[str]) -> npt.NDArray[np.float64]:
+    """Standardised numeric inputs clipped to +-``Z_CLIP``; strategy indicators left as they are."""
+    numeric = np.array([not n.startswith("strategy=") for n in names])
+    return np.where(numeric, np.clip(z, -Z_CLIP, Z_CLIP), z)
+
+
 @dataclass(frozen=True)
 class Calibrator:
     """The fitted logistic map; ``identity`` (no artifact) returns the model probability unchanged."""
@@ -93,6 +104,7 @@ class Calibrator:
     #: extra inputs: name -> (coefficient on the standardised value, training mean, training scale)
     extra: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     base_rate: float = math.nan  # hit rate of the outcomes it was fitted on
+    source: str = ""  # what it was fitted on (outcomes, sessions, symbols, pricing)
 
     @property
     def identity(self) -> bool:
@@ -110,7 +122,7 @@ class Calibrator:
             coef = np.array([self.extra[k][0] for k in names])
             mean = np.array([self.extra[k][1] for k in names])
             scale = np.array([self.extra[k][2] for k in names])
-            std = np.nan_to_num((raw - mean) / scale, nan=0.0)
+            std = _clip_numeric(np.nan_to_num((raw - mean) / scale, nan=0.0), names)
             z = z + std @ coef
         return np.asarray(z, dtype=np.float64)
 
@@ -187,10 +199,11 @@ def fit(
     x0 = np.where(finite, x, 0.0)
     mean = x0.sum(axis=0) / np.maximum(count, 1)
     scale = np.sqrt(np.where(finite, (x - mean) ** 2, 0.0).sum(axis=0) / np.maximum(count, 1))
-    keep = scale > MIN_SCALE  # an input constant over the fit carries nothing (and can't be scaled)
+    # an input (nearly) constant over the fit carries nothing, and can't be scaled or extrapolated
+    keep = (scale > MIN_SCALE) & (scale > MIN_RELATIVE_SCALE * np.abs(mean))
     keep[:2] = True
     scale = np.where(scale > MIN_SCALE, scale, 1.0)
-    xs = np.nan_to_num((x - mean) / scale, nan=0.0)[:, keep]
+    xs = _clip_numeric(np.nan_to_num((x - mean) / scale, nan=0.0), names)[:, keep]
     design = np.column_stack([np.ones(y.size), xs])
 
     def loss(b: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:

@@ -156,3 +156,17 @@ def test_block_bootstrap_interval_against_scipy() -> None:
     lo, hi = block_bootstrap_ci(dates, a, b, resamples=20_000)
     ref = bootstrap((a - b,), np.mean, n_resamples=20_000, method="percentile", random_state=3).confidence_interval
     assert lo == pytest.approx(ref.low, abs=0.03) and hi == pytest.approx(ref.high, abs=0.03)
+
+
+def test_a_nearly_constant_input_is_left_out_and_extrapolation_is_clipped() -> None:
+    _times, pm, ev, ctx, y = contextual(3_000)
+    # modelled premiums: a 2.5 % spread with only cent-rounding noise -> no slope may come of it
+    rng = np.random.default_rng(1)
+    flat = [Context(c.strategy, 0.025 + float(rng.normal(0, 0.0005)), c.reward_risk, 60.0) for c in ctx]
+    c = fit(pm, ev, y, contexts=flat)
+    assert "spread_frac" not in c.extra and "log_reward_risk" in c.extra
+    # a reward:risk far outside the fitted range moves the prediction no further than 3 sd would
+    coef, mean, scale = c.extra["log_reward_risk"]
+    far = c(0.5, 0.5, Context("a", 0.03, math.exp(mean + 50 * scale), 60.0))
+    edge = c(0.5, 0.5, Context("a", 0.03, math.exp(mean + 3 * scale), 60.0))
+    assert far == pytest.approx(edge, rel=1e-12) and coef < 0
