@@ -376,8 +376,22 @@ async def _before_on_bar(app: SignalsApp, payload: bytes) -> None:
             await bus.broadcast(SIGNAL_CHANNEL, sev)
 
 
+async def _local_on_bar(app: SignalsApp, payload: bytes) -> None:
+    """The path before the features had one owner (issue 19): the signals service computed the
+    features itself from ``bars:1m`` (one bus hop fewer), the rest as the live service does now."""
+    ev = events_pb2.BarEvent.FromString(payload)
+    if not ev.closed or ev.bar.interval not in ("", "1m"):
+        return
+    b = ev.bar
+    bar = Bar(b.symbol, ev.ts_event, b.open, b.high, b.low, b.close, b.volume)
+    async with app._lock:
+        ideas, updates = app.engine.evaluate(bar)
+        new = app.engine.select(bar, ideas) if ideas else []
+        await app._emit(new, updates)
+
+
 async def bench_latency(
-    seconds: float, trades_per_s: int, bar_wall_s: float, before: bool = False
+    seconds: float, trades_per_s: int, bar_wall_s: float, before: bool = False, local: bool = False
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals."""
     server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -396,13 +410,14 @@ async def bench_latency(
         hops = Hops()
         hops.install(app)
         live = None
-        if not before:  # the features' one owner, on the same bus (no storage to warm from)
+        in_signals = before or local  # the signals service computes the features itself from bars:1m
+        if not in_signals:  # the features' one owner, on the same bus (no storage to warm from)
             live = LiveState(Runtime(settings=settings, bus=bus))
             await live.start()
         await app.start()
-        if before:  # the signals service computed the features itself from bars:1m
-            group = "bench-before"
-            handle = hops.on_bars(functools.partial(_before_on_bar, app))
+        if in_signals:
+            group = "bench-bars"
+            handle = hops.on_bars(functools.partial(_before_on_bar if before else _local_on_bar, app))
             app._spawn(app._consume(bus.consume(BAR_TOPIC, UNDERLYINGS, group=group, consumer=group), group, handle))
         chains = {s: chain_for(s, 100.0, LAT_T0) for s in UNDERLYINGS}
         closed_at: dict[tuple[str, int], float] = {}
@@ -467,7 +482,7 @@ async def bench_latency(
             if live is not None:
                 await live.stop()
             await bus.close()
-        order = HOPS_BEFORE if before else HOPS
+        order = HOPS_BEFORE if in_signals else HOPS
         per_hop: dict[str, list[float]] = {h: [] for h in order}
         for key, t_sub in got.items():
             t = hops.t.get(key, {})
@@ -494,6 +509,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs")
     ap.add_argument("--only", choices=["engine", "fanout", "latency"], help="run one part")
     ap.add_argument("--compare", action="store_true", help="latency: the pre-issue-20 path too, interleaved")
+    ap.add_argument(
+        "--compare-local", action="store_true", help="latency: features computed in signals (before issue 19) too"
+    )
     a = ap.parse_args()
     run = {a.only} if a.only else {"engine", "fanout", "latency"}
     print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
@@ -514,8 +532,16 @@ def main() -> None:
         secs = 10 if a.quick else 30
         print(f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run)")
         print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
-        for label in ("before", "after", "before", "after") if a.compare else ("after",):
-            lat, per_hop = asyncio.run(bench_latency(secs, 2000, 0.05, before=label == "before"))
+        print("local = features computed in signals from bars:1m (before analytics became their one owner)")
+        labels = ["after"]
+        if a.compare:
+            labels = ["before", "after", "before", "after"]
+        if a.compare_local:
+            labels = ["local", "after", "local", "after", "local", "after"]
+        for label in labels:
+            lat, per_hop = asyncio.run(
+                bench_latency(secs, 2000, 0.05, before=label == "before", local=label == "local")
+            )
             print(
                 f"{label:<6} n={len(lat)} p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
                 f"max {max(lat, default=float('nan')):.2f} ms, load {os.getloadavg()[0]:.1f}"
