@@ -28,10 +28,8 @@ ALLOWED: dict[str, str] = {
     "services/cli/collect.py": "aiots collect: tests/integration/ingestion/test_cli.py",
     "services/cli/db.py": "aiots db migrate/status: tests/integration/ingestion/test_cli.py",
     "services/cli/gateway.py": "aiots gateway: tests/integration/gateway/test_gateway_cli.py",
-    "services/cli/main.py": "the click group: every CLI test enters through it",
     "services/cli/portfolio.py": "aiots portfolio: tests/integration/portfolio/test_cli.py",
     "services/cli/quote.py": "aiots quote: tests/integration/cache/test_cli_quote.py",
-    "services/cli/replay.py": "aiots replay: tests/integration/ingestion/test_cli.py",
     "services/cli/serve.py": "aiots serve: tests/integration/ingestion/test_serve.py",
     # common
     "services/common/instrumentation.py": "asyncpg/redis spans: tests/integration/common/test_telemetry.py",
