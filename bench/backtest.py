@@ -29,6 +29,7 @@ import argparse
 import datetime as dt
 import math
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,14 @@ SPY = DATA / "ohlcv" / "SPY_1m_2024-02-20_2024-05-17.csv"
 CHAIN = DATA / "options" / "yfinance_chains_26symbols_2024-07-31.csv"
 
 
-def ours(bars_path: Path, sessions: int | None) -> tuple[int, float, int]:
+def cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the machine is shared: wall time
+    there includes waiting for a core, CPU time does not)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def ours(bars_path: Path, sessions: int | None) -> tuple[int, float, float, int]:
     from aiots.services.backtest.api import BacktestInputs, _window, load
     from aiots.services.backtest.runner import Replay
 
@@ -59,9 +67,9 @@ def ours(bars_path: Path, sessions: int | None) -> tuple[int, float, int]:
         days = pd.to_datetime(s.ts_ns, utc=True).tz_convert(NY).normalize()
         last = sorted(set(days))[sessions - 1]
         inp = BacktestInputs(inp.bars, chains=inp.chains, date_to=last.date())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     res = Replay(data.config, data.bars, data.quotes, data.chains, _window(inp)).run()
-    return res.bars, time.perf_counter() - t0, sum(t.entry is not None for t in res.trades)
+    return res.bars, time.perf_counter() - t0, cpu_s() - c0, sum(t.entry is not None for t in res.trades)
 
 
 NINE = ("SPY", "QQQ", "AAPL", "AMZN", "GOOG", "META", "MSFT", "NVDA", "TSLA")
@@ -135,8 +143,9 @@ def bootstrap_year(real: BarSeries, days: list[dt.date], seed: int) -> BarSeries
     )
 
 
-def year_nine(workers: int, seed: int = 0, sessions: int | None = None) -> tuple[int, float, float, int]:
-    """(bars, seconds to synthesise and load, seconds of run_backtest, trades) for the synthetic year."""
+def year_nine(workers: int, seed: int = 0, sessions: int | None = None) -> tuple[int, float, float, float, int]:
+    """(bars, seconds to synthesise and load, wall and CPU seconds of run_backtest, trades) for the
+    synthetic year."""
     from aiots.services.backtest.api import BacktestInputs, LoadedData, run_backtest
     from aiots.services.backtest.readers import read_bars, read_chains
     from aiots.services.backtest.runner import BacktestSettings
@@ -156,10 +165,10 @@ def year_nine(workers: int, seed: int = 0, sessions: int | None = None) -> tuple
         settings=BacktestSettings(workers=workers),
         seed=seed,
     )
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu_s()
     rep = run_backtest(inp, data=data)
-    t2 = time.perf_counter()
-    return int(rep["data"]["bars"]), t1 - t0, t2 - t1, len(rep["trades"])
+    t2, c2 = time.perf_counter(), cpu_s()
+    return int(rep["data"]["bars"]), t1 - t0, t2 - t1, c2 - c1, len(rep["trades"])
 
 
 def frame(bars_path: Path, sessions: int | None) -> pd.DataFrame:
@@ -170,7 +179,7 @@ def frame(bars_path: Path, sessions: int | None) -> pd.DataFrame:
     return df.rename(columns=str.capitalize).set_index("Datetime")[["Open", "High", "Low", "Close", "Volume"]]
 
 
-def backtesting_py(df: pd.DataFrame) -> tuple[int, float, int]:
+def backtesting_py(df: pd.DataFrame) -> tuple[int, float, float, int]:
     from backtesting import Backtest, Strategy
 
     def ema(x: np.ndarray, n: int) -> np.ndarray:
@@ -194,12 +203,12 @@ def backtesting_py(df: pd.DataFrame) -> tuple[int, float, int]:
             elif self.position and self.f[-1] < self.s[-1]:
                 self.position.close()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     st = Backtest(df, EmaRsi, cash=1_000_000, commission=0.0, finalize_trades=True).run()  # tqdm bar on stderr
-    return len(df), time.perf_counter() - t0, int(st["# Trades"])
+    return len(df), time.perf_counter() - t0, cpu_s() - c0, int(st["# Trades"])
 
 
-def nautilus(df: pd.DataFrame) -> tuple[int, float, int] | str:
+def nautilus(df: pd.DataFrame) -> tuple[int, float, float, int] | str:
     try:
         from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
         from nautilus_trader.config import LoggingConfig, StrategyConfig
@@ -264,12 +273,12 @@ def nautilus(df: pd.DataFrame) -> tuple[int, float, int] | str:
     engine.add_data(bars)
     strat = EmaRsi(Cfg(bar_type=str(bar_type)))
     engine.add_strategy(strat)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     engine.run()
-    dt_s = time.perf_counter() - t0
+    dt_s, c_s = time.perf_counter() - t0, cpu_s() - c0
     n = strat.trades
     engine.dispose()
-    return len(bars), dt_s, n
+    return len(bars), dt_s, c_s, n
 
 
 def main() -> int:
@@ -283,28 +292,33 @@ def main() -> int:
         print(f"bars not found: {a.bars} (set AIOTS_SHARED_DATA)", file=sys.stderr)
         return 1
     print(f"bars: {a.bars.name}; machine: {os.cpu_count()} CPUs; {dt.datetime.now():%Y-%m-%d %H:%M}")
-    rows: list[tuple[str, int, float, int]] = []
-    n, t, k = ours(a.bars, a.sessions)
-    rows.append(("aiots backtest (full engine, modelled chains)", n, t, k))
+    rows: list[tuple[str, int, float, float, int]] = []
+    rows.append(("aiots backtest (full engine, modelled chains)", *ours(a.bars, a.sessions)))
     df = frame(a.bars, a.sessions)
-    n, t, k = backtesting_py(df)
-    rows.append(("backtesting.py EMA/RSI", n, t, k))
+    rows.append(("backtesting.py EMA/RSI", *backtesting_py(df)))
     r = nautilus(df)
     if isinstance(r, str):
         print(f"NautilusTrader: {r}")
     else:
         rows.append(("NautilusTrader BacktestEngine EMA/RSI", *r))
-    base = rows[0][1] / rows[0][2]
-    print(f"{'engine':48} {'bars':>8} {'seconds':>8} {'bars/s':>10} {'trades':>7} {'x ours':>8}")
-    for name, n, t, k in rows:
-        bps = n / t
-        print(f"{name:48} {n:8d} {t:8.2f} {bps:10.0f} {k:7d} {bps / base:8.1f}")
+    base, base_cpu = rows[0][1] / rows[0][2], rows[0][1] / rows[0][3]
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
+    print(
+        f"{'engine':48} {'bars':>8} {'wall s':>8} {'bars/s':>10} {'CPU s':>8} {'bars/CPU-s':>11} {'trades':>7} "
+        f"{'x ours':>7} {'x ours CPU':>10}"
+    )
+    for name, n, t, c, k in rows:
+        print(
+            f"{name:48} {n:8d} {t:8.2f} {n / t:10.0f} {c:8.2f} {n / c:11.0f} {k:7d} {n / t / base:7.1f} "
+            f"{n / c / base_cpu:10.1f}"
+        )
     if a.year:
-        n, load_s, run_s, k = year_nine(a.workers)
+        n, load_s, run_s, run_cpu, k = year_nine(a.workers)
         print(
             f"one synthetic year ({YEAR}) x nine symbols, modelled chains, run_backtest with the null model, "
             f"{a.workers} processes: {n} bars, synthesis + chain loading {load_s:.1f} s, "
-            f"backtest {run_s:.1f} s ({run_s / 60:.2f} min, target < 5 min), {n / run_s:.0f} bars/s, {k} trades"
+            f"backtest {run_s:.1f} s wall ({run_s / 60:.2f} min, target < 5 min), {run_cpu:.1f} CPU s, "
+            f"{n / run_s:.0f} bars/s, {k} trades; load average {os.getloadavg()[0]:.1f}"
         )
     return 0
 

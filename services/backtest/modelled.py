@@ -117,8 +117,9 @@ class RealisedVol:
         self._n: dict[str, int] = {}
         self._last: dict[str, tuple[int, float]] = {}
 
-    def update(self, symbol: str, ts_ns: int, close: float, interval_ns: int) -> None:
-        if not calendar().is_regular_hours(ts_ns):
+    def update(self, symbol: str, ts_ns: int, close: float, interval_ns: int, *, regular: bool | None = None) -> None:
+        """One bar; ``regular``: whether ``ts_ns`` is in regular hours, when the caller knows already."""
+        if not (calendar().is_regular_hours(ts_ns) if regular is None else regular):
             return
         prev = self._last.get(symbol)
         self._last[symbol] = (ts_ns, close)
@@ -269,6 +270,7 @@ class ModelledChainView(ChainView):
             zeros,
             np.full(n_rows, OptionQuote.multiplier, dtype=np.int64),
         )
+        self._expiry_index = ([e_ns for _e, _iso, e_ns in lay.exps], lay.exp_idx)  # exps are in date order
         self._bid = np.zeros(n_rows)
         self._ask = np.zeros(n_rows)
         self._priced = np.zeros(n_rows, dtype=np.bool_)

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from aiots.core.conventions import NS_PER_MIN, NY, calendar, expiry_ns, ny_date
+from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, NY, calendar, expiry_ns, ny_date
 from aiots.core.execution import ExecutionModel, Fill, Quote, Refused
 from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSettings, RealisedVol
 from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
@@ -349,6 +349,8 @@ class Replay:
         book = self.book
         sessions: dict[str, set[str]] = {}
         step = max(1, total // 200)
+        cal = calendar()
+        day_iso: dict[int, str] = {}
         for n, bar in enumerate(bars):
             now = bar.close_ts_ns
             # 1. every real option quote known at `now`
@@ -358,7 +360,8 @@ class Replay:
                     self._on_contract_quote(q)
             sym = bar.symbol
             self._last_close[sym] = bar.close
-            self.rv.update(sym, bar.ts_ns, bar.close, bar.interval_ns)
+            regular = cal.is_regular_hours(bar.ts_ns)
+            self.rv.update(sym, bar.ts_ns, bar.close, bar.interval_ns, regular=regular)
             modelled = sym not in book.real
             # 2. modelled quotes of the open modelled trades of this symbol, at this bar's close
             if modelled:
@@ -375,8 +378,11 @@ class Replay:
             if st.start_ns is not None and now <= st.start_ns:
                 eng.warm(bar)
             else:
-                if calendar().is_regular_hours(bar.ts_ns):
-                    sessions.setdefault(sym, set()).add(ny_date(bar.ts_ns).isoformat())
+                if regular:  # a regular session lies inside one UTC day: its date is cached per UTC day
+                    day = day_iso.get(bar.ts_ns // NS_PER_DAY)
+                    if day is None:
+                        day = day_iso[bar.ts_ns // NS_PER_DAY] = ny_date(bar.ts_ns).isoformat()
+                    sessions.setdefault(sym, set()).add(day)
                 iv, src = (math.nan, "quotes")
                 if modelled:  # the chain the engine reads at this bar (synthesised only if it is read)
                     iv, src = self._model_iv(sym, now, bar.interval_ns)

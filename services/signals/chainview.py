@@ -49,6 +49,7 @@ class ChainView:
         self.open_interest = open_interest
         self.volume = volume
         self.multiplier = multiplier
+        self._expiry_index: tuple[list[int], I64] | None = None
 
     def __len__(self) -> int:
         return len(self.strike)
@@ -71,6 +72,13 @@ class ChainView:
         return [exercise_style(self.occ(int(i))) for i in rows]
 
     # --- shared helpers ------------------------------------------------------------------------
+    def expiry_index(self) -> tuple[list[int], I64]:
+        """(the distinct expiries in ns, oldest first; each row's position in that list), cached."""
+        if self._expiry_index is None:
+            uniq, codes = np.unique(self.expiry_ns, return_inverse=True)
+            self._expiry_index = ([int(e) for e in uniq.tolist()], codes.astype(np.int64))
+        return self._expiry_index
+
     def two_sided(self, rows: Rows) -> npt.NDArray[np.bool_]:
         """Both sides quoted and not crossed (as :attr:`OptionQuote.two_sided`)."""
         bid, ask = self.bid_ask(rows)

@@ -153,12 +153,11 @@ def expected_value(conf: float, p_model: float, p_stop: float, gain: float, loss
 def _expiry_mask(view: ChainView, rows: Rows, keep: Callable[[int], bool]) -> Rows:
     """``rows`` whose expiry passes ``keep``, decided once per distinct expiry with Python's exact
     int/float comparisons (numpy would round ns timestamps to float first)."""
-    exp = view.expiry_ns[rows]
-    if not len(exp):
+    uniq, codes = view.expiry_index()
+    if not len(rows):
         return rows
-    uniq = np.unique(exp)
-    ok = np.array([keep(int(e)) for e in uniq.tolist()], dtype=np.bool_)
-    return rows[ok[np.searchsorted(uniq, exp)]]
+    ok = np.array([keep(e) for e in uniq], dtype=np.bool_)
+    return rows[ok[codes[rows]]]
 
 
 def _atm_ivs(
@@ -166,13 +165,17 @@ def _atm_ivs(
 ) -> list[tuple[int, float]]:
     """:func:`atm_iv_by_expiry` over ``rows`` of ``view``: prices are read only for the rows nearest
     the spot (nearest first, until a two-sided one is found), and only for the expiries needed."""
-    rows = rows[view.expiry_ns[rows] > first_ns]
     out: list[tuple[int, float]] = []
-    exp_of = view.expiry_ns[rows]
-    for exp in np.unique(exp_of).tolist():
+    uniq, codes = view.expiry_index()
+    row_codes = codes[rows]
+    for code, exp in enumerate(uniq):
+        if exp <= first_ns:
+            continue
         if limit is not None and len(out) >= limit:
             break
-        r_e = rows[exp_of == exp]
+        r_e = rows[row_codes == code]
+        if not len(r_e):
+            continue
         dist = np.abs(view.strike[r_e] - spot)
         order = np.argsort(dist, kind="stable")
         atm: Rows | None = None
@@ -193,15 +196,13 @@ def _atm_ivs(
         if atm is None:
             continue  # no two-sided quote of this expiry
         k = float(view.strike[atm[0]])
-        T = (int(exp) - now_ns) / NS_PER_YEAR
+        T = (exp - now_ns) / NS_PER_YEAR
         bid, ask = view.bid_ask(atm)
-        ivs = [
-            float(opt.implied_vol(0.5 * (b + a), spot, k, T, r, q, c))
-            for b, a, c in zip(bid.tolist(), ask.tolist(), view.is_call[atm].tolist(), strict=True)
-        ]
-        ivs = [v for v in ivs if math.isfinite(v) and v > 0]
+        # one vectorised solve: element by element the same numbers as one call per contract
+        solved = np.asarray(opt.implied_vol(0.5 * (bid + ask), spot, k, T, r, q, view.is_call[atm]), float)
+        ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
         if ivs:
-            out.append((int(exp), sum(ivs) / len(ivs)))
+            out.append((exp, sum(ivs) / len(ivs)))
     return out
 
 
