@@ -13,6 +13,7 @@ added to the protos without one is refused at build time (:func:`load_methods` r
 from __future__ import annotations
 
 import importlib.resources
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -69,6 +70,15 @@ _AR, _R, _PB, _W, _S = (
     RouteClass.WRITES,
     RouteClass.STREAMS,
 )
+
+
+def _ip_family(host: str) -> int | None:
+    """4 or 6 for an IP literal, None for a DNS name."""
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
 
 #: route classes whose calls may be retried on another replica after a reset: they change nothing
 #: (reads, pricing), so running one twice is harmless. Writes and streams are retried only when the
@@ -228,6 +238,19 @@ class Upstream:
     @property
     def port(self) -> int:
         return self.endpoints[0].port
+
+    @property
+    def grpc_target(self) -> str:
+        """A gRPC channel target reaching any live replica (the supervisor's dependency checks):
+        ``ipv4:a:p,b:q`` (``ipv6:[a]:p,...``) when every replica is an IP literal of one family
+        (pick_first moves on from a dead one), else the first replica's ``host:port``."""
+        first = self.endpoints[0]
+        families = {_ip_family(e.host) for e in self.endpoints}
+        if len(self.endpoints) == 1 or len(families) != 1 or None in families:
+            return f"[{first.host}]:{first.port}" if _ip_family(first.host) == 6 else f"{first.host}:{first.port}"
+        (family,) = families
+        fmt = "[{}]:{}" if family == 6 else "{}:{}"
+        return f"ipv{family}:" + ",".join(fmt.format(e.host, e.port) for e in self.endpoints)
 
 
 @dataclass(frozen=True)

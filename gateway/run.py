@@ -110,7 +110,7 @@ class Gateway:
             upstreams=[u.cluster for u in m.upstreams],
             openapi=spec,
             port=gw.health_port,
-            targets={u.cluster: f"{u.host}:{u.port}" for u in m.upstreams},
+            targets={u.cluster: u.grpc_target for u in m.upstreams},
             web_dir=WEB_DIST,
         )
         await self.health.start()

@@ -5,11 +5,14 @@ replica kill is tests/integration/hardening/test_scale_out.py."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
 from aiots.gateway import model, render, run
@@ -157,3 +160,34 @@ def test_replicas_pass_envoy_validate(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_dependency_check_target_reaches_a_live_replica() -> None:
+    ep = model.Endpoint
+    v4 = model.Upstream("s", "x", (ep("127.0.0.1", 1), ep("10.0.0.2", 2)))
+    assert v4.grpc_target == "ipv4:127.0.0.1:1,10.0.0.2:2"
+    assert model.Upstream("s", "x", (ep("::1", 1), ep("fd00::2", 2))).grpc_target == "ipv6:[::1]:1,[fd00::2]:2"
+    assert model.Upstream("s", "x", (ep("::1", 1),)).grpc_target == "[::1]:1"
+    # a DNS name (or mixed families): the first replica, as before replicas existed
+    assert model.Upstream("s", "x", (ep("signals", 1), ep("127.0.0.1", 2))).grpc_target == "signals:1"
+    with pytest.raises(ValueError, match="no endpoint"):
+        model.Upstream("s", "x", ())
+
+
+async def test_the_target_skips_a_dead_first_replica() -> None:
+    """Oracle: gRPC itself. The first replica's port has nothing listening; the health check
+    still answers, from the second."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    live = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    try:
+        target = model.Upstream("s", "x", (model.Endpoint("127.0.0.1", dead), model.Endpoint("127.0.0.1", live)))
+        async with grpc.aio.insecure_channel(target.grpc_target) as ch:
+            r = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert r.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop(0)
