@@ -7,7 +7,10 @@ quote bars of those days (PROVENANCE section 7a) are replayed lockstep, and ever
 from ``SubscribeSignals`` over gRPC. The backtest side is the backtest's API on the same files and
 the same strategies file. The oracle of each side is the other: the same input must give the same
 signals (issue 14, "one engine, two clocks"); the number of signals is checked against a floor so
-that the comparison cannot pass empty.
+that the comparison cannot pass empty. Exits: every TARGET and STOP exit of the backtest is the live
+signal's TARGET_HIT / STOPPED at the same minute and bid; a backtest deadline exit (HORIZON, CLOSE,
+EXPIRY) is EXPIRED live. Their times and prices may differ: live expiry is stamped at the horizon
+with the last bid seen, and the backtest sells at the first executable bid from then on.
 
 Both sides run on the same non-default market and execution settings (a dividend yield, a longer
 quote age, another fee): the backtest takes them from the settings as the signals service does.
@@ -37,9 +40,8 @@ import grpc
 import pytest
 
 from aiots.services.backtest.api import BacktestInputs, live_settings, load
-from aiots.services.backtest.runner import Replay
+from aiots.services.backtest.runner import Replay, Trade
 from aiots.services.common.settings import Settings
-from aiots.services.signals.models import Signal
 from aiots.services.stack.supervisor import SERVICE_ORDER
 from aiots.v1 import signals_pb2, signals_pb2_grpc
 from tests.e2e.stack import free_ports
@@ -56,6 +58,8 @@ GOOG_QUOTES = (
 )
 LAST_EXPIRY = dt.date(2016, 1, 22)  # 30 days after 2015-12-23: the config's dte_max
 MIN_SIGNALS = 20  # the comparison must not pass on a handful (the backtest gives 55 here)
+MIN_LEVEL_EXITS = 10  # TARGET/STOP exits compared (the backtest gives 35 here: 10 TARGET, 25 STOP)
+EXIT_STATUS = {"TARGET": "TARGET_HIT", "STOP": "STOPPED"}  # backtest exit reason -> live status
 START_TIMEOUT_S = 90.0
 REPLAY_TIMEOUT_S = 180.0
 HEARTBEAT_S = 1.0
@@ -83,14 +87,14 @@ def cut_quotes(src: Path, dst: Path, last_expiry: dt.date) -> int:
     return n
 
 
-def backtest_signals(bars: Path, quotes: list[Path]) -> dict[str, Signal]:
-    """Every signal of the backtest's strategy pass (filled or refused), by id."""
+def backtest_trades(bars: Path, quotes: list[Path]) -> dict[str, Trade]:
+    """Every signal of the backtest's strategy pass (filled or refused) with its trade, by id."""
     data = load(BacktestInputs(bars=(str(bars),), option_quotes=tuple(map(str, quotes)), config=str(STRATEGIES)))
     settings = Settings(  # type: ignore[call-arg]
         market={"dividend_yields": {"GOOG": 0.02}}, execution={"max_quote_age_s": 120, "fee_per_contract": 0.5}
     )
     res = Replay(data.config, data.bars, data.quotes, data.chains, live_settings(settings)).run()
-    return {t.signal.id: t.signal for t in res.trades}
+    return {t.signal.id: t for t in res.trades}
 
 
 class LiveStack:
@@ -162,14 +166,15 @@ class LiveStack:
 
 
 class Collector:
-    """Every signal SubscribeSignals sends (resuming from the start of the data), and heartbeats."""
+    """Every signal and status change SubscribeSignals sends (resuming from the start of the data)."""
 
     def __init__(self, port: int) -> None:
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = signals_pb2_grpc.SignalServiceStub(self.channel)
-        req = signals_pb2.SubscribeSignalsRequest(since="2015-12-01T00:00:00Z")
+        req = signals_pb2.SubscribeSignalsRequest(since="2015-12-01T00:00:00Z", include_updates=True)
         self.call = stub.SubscribeSignals(req)
         self.signals: list[signals_pb2.Signal] = []
+        self.updates: list[signals_pb2.Signal] = []
         self.heartbeats = 0
         self.error: BaseException | None = None
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -181,6 +186,8 @@ class Collector:
                 kind = msg.WhichOneof("event")
                 if kind == "signal":
                     self.signals.append(msg.signal)
+                elif kind == "update":
+                    self.updates.append(msg.update)
                 elif kind == "heartbeat":
                     self.heartbeats += 1
         except grpc.RpcError as exc:
@@ -215,7 +222,7 @@ def test_replay_through_the_services_gives_the_backtests_signals(
         quotes.append(dst)
     stack = LiveStack(tmp_path, make_database(True), [bars, *quotes])
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        want_future = pool.submit(backtest_signals, bars, quotes)  # meanwhile, in this process
+        want_future = pool.submit(backtest_trades, bars, quotes)  # meanwhile, in this process
         collector: Collector | None = None
         try:
             stack.wait(stack.up, START_TIMEOUT_S, "aiots up")
@@ -227,7 +234,8 @@ def test_replay_through_the_services_gives_the_backtests_signals(
             if collector is not None:
                 collector.close()
             rc = stack.stop()
-        want = want_future.result()
+        trades = want_future.result()
+    want = {sid: t.signal for sid, t in trades.items()}
     assert rc == 0, stack.logs()
 
     got: dict[str, signals_pb2.Signal] = {}
@@ -256,3 +264,18 @@ def test_replay_through_the_services_gives_the_backtests_signals(
         for name in ("expected_return_pct", "reward_risk", "iv", "iv_rank", "projected_move"):
             assert _same(getattr(g, name), getattr(w, name)), (sid, name, getattr(g, name), getattr(w, name))
         assert g.suggested_contracts == w.suggested_contracts, sid
+
+    exits = {u.id: u for u in collector.updates}
+    level_exits = 0
+    for sid, t in trades.items():
+        if t.entry is None:  # refused by the execution model: the backtest has no exit to compare
+            continue
+        u = exits[sid]
+        status = signals_pb2.SignalStatus.Name(u.status).removeprefix("SIGNAL_STATUS_")
+        if t.exit_reason in EXIT_STATUS:
+            level_exits += 1
+            got_exit = (status, u.outcome.exit_time.ToNanoseconds(), u.outcome.exit_price)
+            assert got_exit == (EXIT_STATUS[t.exit_reason], t.exit_ns, t.exit_price), sid
+        else:
+            assert status == "EXPIRED", (sid, t.exit_reason, status)
+    assert level_exits >= MIN_LEVEL_EXITS
