@@ -1,0 +1,145 @@
+"""The default `aiots up` market (the simulator, seed 7) through the default strategies, the packaged
+calibration and every gate of the engine gives signals at the README's ``min_confidence``.
+
+The simulator's own DBN records are turned into what the signals service receives: 1-minute bars
+built from the underlying's trades, and option quotes (bid/ask/sizes of each CBBO record, the
+session's traded volume from the option trades, open interest from the listing) every 5 market
+seconds, as ``aiots up`` quotes them. The features are warmed on the seeded history's last 300
+minutes, as the service warms them from the stored bars, and IV rank comes from the seeded daily
+ATM IV history, as the service reads it. Nothing is loosened: ``strategies.yaml`` and
+``calibration.json`` as shipped.
+
+Measured with this harness (docs/signals.md): one to three signals per simulated hour over the nine
+symbols, at confidences 0.6-0.75 (in a fair simulated market only ideas whose target sits close
+to the entry relative to the stop clear the EV gate, and those are hit more often). This test pins
+one deterministic session: seed 7 on 2026-12-01 gives its first signal at 09:39.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aiots.core import conventions as cv
+from aiots.services.ingestion.sources.simulator import history
+from aiots.services.ingestion.sources.simulator import model as m
+from aiots.services.ingestion.sources.simulator.records import MarketSimulator
+from aiots.services.signals.config import load_config
+from aiots.services.signals.engine import SignalEngine
+from aiots.services.signals.models import Bar, OptionQuote, Signal
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ("AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ")  # aiots up's default
+SEED = 7  # aiots up's default simulator seed
+SESSION = dt.date(2026, 12, 1)
+README_MIN_CONFIDENCE = 0.6
+BUDGET_MINUTES = 30  # simulated minutes after the open
+OPTION_EVERY_S = 5  # aiots up quotes the chains every 5 market seconds
+WARMUP_BARS = 300  # settings.signals.warmup_bars
+
+
+def iv_ranks(sim: MarketSimulator) -> dict[str, float]:
+    """IV rank per symbol from the seeded daily ATM IV history (``history.history_batches``'s draws)."""
+    out = {}
+    for st in sim.state.values():
+        path = history.daily_path(SEED, st.symbol, sim.anchor, sim.history_days)
+        rng = m.symbol_rng(SEED, st.symbol, sim.anchor, 1)
+        for k, d in enumerate(path.days):  # the minute paths come first from this generator
+            history._minute_session(
+                rng, cv.calendar().session(d), path.opens[k], path.closes[k], path.sigmas[k], st.profile.adv
+            )
+        iv = np.array([m.atm_iv(float(s), st.vol, 30 / 365) for s in path.sigmas])
+        iv = np.clip(iv * np.exp(rng.normal(0.0, history.IV_NOISE, len(path.days))), 0.05, 3.0)
+        out[st.symbol] = cv.iv_rank(float(iv[-1]), iv)
+    return out
+
+
+def warm(engine: SignalEngine, sim: MarketSimulator) -> None:
+    """The seeded history's last ``WARMUP_BARS`` 1-minute bars of each symbol, as the service warms."""
+    for st in sim.state.values():
+        path = history.daily_path(SEED, st.symbol, sim.anchor, sim.history_days)
+        rng = m.symbol_rng(SEED, st.symbol, sim.anchor, 1)
+        bars: list[Bar] = []
+        for k, d in enumerate(path.days):
+            ts, o, h, lo, c, v = history._minute_session(
+                rng, cv.calendar().session(d), path.opens[k], path.closes[k], path.sigmas[k], st.profile.adv
+            )
+            if k >= len(path.days) - 2:
+                bars += [
+                    Bar(st.symbol, int(ts[i]), float(o[i]), float(h[i]), float(lo[i]), float(c[i]), float(v[i]))
+                    for i in range(len(ts))
+                ]
+        for b in bars[-WARMUP_BARS:]:
+            engine.warm(b)
+
+
+def run_session(minutes: int) -> tuple[list[Signal], SignalEngine, Counter[str]]:
+    s = cv.calendar().session(SESSION)
+    sim = MarketSimulator(list(SYMBOLS), SEED, start_ns=s.open_ns)
+    ranks = iv_ranks(sim)
+    engine = SignalEngine(load_config(), iv_rank=lambda sym: ranks.get(sym, math.nan))
+    warm(engine, sim)
+    underlying = {st.instrument_id: st.symbol for st in sim.state.values()}
+    contracts: dict[int, Any] = {}
+    option_volume: Counter[int] = Counter()
+    building: dict[str, list[float]] = {}  # symbol -> [minute ns, o, h, l, c, volume]
+    signals: list[Signal] = []
+    ideas: Counter[str] = Counter()
+    since_options = float(OPTION_EVERY_S)
+    end = s.open_ns + minutes * cv.NS_PER_MIN
+    while sim.now_ns < end:
+        since_options += 1.0
+        quote = since_options >= OPTION_EVERY_S
+        records = sim.step(1.0, option_quotes=quote)
+        if quote:
+            since_options = 0.0
+        if not contracts or any(type(r).__name__ == "InstrumentDefMsg" for r in records):
+            contracts = {c.instrument_id: c for st in sim.state.values() for c in st.contracts}
+        closed: list[Bar] = []
+        for r in records:
+            kind = type(r).__name__
+            if kind == "TradeMsg" and r.instrument_id in underlying:
+                sym, px = underlying[r.instrument_id], r.price / 1e9
+                minute = r.ts_event - r.ts_event % cv.NS_PER_MIN
+                b = building.get(sym)
+                if b is not None and b[0] != minute:
+                    closed.append(Bar(sym, int(b[0]), b[1], b[2], b[3], b[4], b[5]))
+                    b = None
+                if b is None:
+                    b = building[sym] = [minute, px, px, px, px, 0.0]
+                b[2], b[3], b[4], b[5] = max(b[2], px), min(b[3], px), px, b[5] + r.size
+            elif kind == "TradeMsg":
+                option_volume[r.instrument_id] += r.size
+            elif kind == "CBBOMsg" and r.instrument_id in contracts:
+                c, lv = contracts[r.instrument_id], r.levels[0]
+                engine.on_option_quote(
+                    OptionQuote(
+                        c.occ, c.underlying, c.expiry.isoformat(), cv.expiry_ns(c.expiry), c.strike, c.right == "C",
+                        lv.bid_px / 1e9, lv.ask_px / 1e9, lv.bid_sz, lv.ask_sz, 0.0,
+                        float(option_volume[r.instrument_id]), float(c.open_interest), r.ts_event,
+                    )
+                )  # fmt: skip
+        for bar in closed:
+            found, _ = engine.evaluate(bar)
+            ideas.update(i.strategy for i in found)
+            signals += engine.select(bar, found) if found else []
+    return signals, engine, ideas
+
+
+def test_the_default_simulator_gives_signals_at_the_readme_min_confidence() -> None:
+    signals, engine, ideas = run_session(BUDGET_MINUTES)
+    shown = [s for s in signals if s.confidence >= README_MIN_CONFIDENCE]
+    assert shown, (
+        f"no signal >= {README_MIN_CONFIDENCE} in {BUDGET_MINUTES} min; ideas {ideas}, skipped {engine.skipped}"
+    )
+    for s in shown:
+        # the engine's own rules held: entry at the ask, EV after costs positive, regular hours
+        assert s.entry_price == s.contract.ask and s.expected_return_pct > 0
+        assert s.stop_price <= s.entry_price - 2 * (s.contract.ask - s.contract.bid) + 1e-9
+        assert cv.calendar().phase(s.created_ns) == "regular"
