@@ -86,6 +86,7 @@ def stop_all(replicas: list[Replica]) -> None:
     running = [r for r in replicas if r.proc.poll() is None]
     for r in running:
         r.proc.send_signal(signal.SIGTERM)
+        r.proc.send_signal(signal.SIGCONT)  # one a test froze (SIGSTOP) handles it too
     for r in running:
         try:
             r.proc.wait(STOP_WAIT_S)

@@ -66,7 +66,6 @@ from tests.integration.hardening.replicas import (
 pytestmark = pytest.mark.timeout(240)
 
 NS = "scaleout"
-#: the services run as two replicas each (the quick ones; portfolio and backtest are not routed here)
 #: the services run as two replicas each: the stream, the shared consumer group, the feature owner and
 #: the feed. Cache and backtest are not run (their routes are unary like the others'); their clusters
 #: point at reserved ports nothing listens on, never at a developer's stack.
@@ -93,6 +92,8 @@ UNARY: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
 UNARY_GAP_S = 0.05
 EJECT_LIMIT_S = 10.0
 SIGNAL_WAIT_S = 30.0
+#: after the last expected signal, how long the resumed stream is watched for a repeat (2 heartbeats)
+DUPLICATE_WATCH_S = 2.0
 
 
 @dataclass
@@ -117,10 +118,11 @@ class Envoy:
                     out.setdefault(f"{parts[0]}::{parts[1]}", {})[parts[2]] = parts[3]
         return out
 
-    async def stats(self, prefix: str) -> dict[str, int]:
+    async def stats(self, pattern: str) -> dict[str, int]:
+        """Envoy's counters whose names match the regex ``pattern`` (admin ``/stats?filter=``)."""
         async with (
             aiohttp.ClientSession() as s,
-            s.get(f"http://127.0.0.1:{self.settings.gateway.admin_port}/stats?filter={prefix}") as r,
+            s.get(f"http://127.0.0.1:{self.settings.gateway.admin_port}/stats?filter={pattern}") as r,
         ):
             return {
                 k: int(v) for k, v in (ln.split(": ", 1) for ln in (await r.text()).splitlines()) if v.strip().isdigit()
@@ -239,6 +241,21 @@ async def _next_signal(resp: aiohttp.ClientResponse, limit_s: float = SIGNAL_WAI
                 return sig
 
     return await asyncio.wait_for(read(), limit_s)
+
+
+async def _more_signals(resp: aiohttp.ClientResponse, watch_s: float) -> list[str]:
+    """Ids of the signals a stream delivers within ``watch_s`` (heartbeats skipped)."""
+    ids: list[str] = []
+
+    async def read() -> None:
+        while line := await resp.content.readline():
+            obj = json.loads(line)
+            if "signal" in obj:
+                ids.append(obj["signal"]["id"])
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(read(), watch_s)
+    return ids
 
 
 async def _rest_until_end(resp: aiohttp.ClientResponse, limit_s: float = 10.0) -> list[dict[str, Any]]:
@@ -375,6 +392,7 @@ async def test_kill_one_replica_of_each_service_behind_envoy(
                 assert resumed.status == 200, await resumed.text()
                 while len(received) < len(SYMBOLS):
                     received.append((await _next_signal(resumed))["id"])
+                received += await _more_signals(resumed, DUPLICATE_WATCH_S)  # and nothing twice
 
             # 6. the portfolio survivor took over the killed replica's follow work
             deadline = time.monotonic() + 30
