@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ STATUS_TYPE = "google.rpc.Status"
 SHUTDOWN_REASON = "SHUTTING_DOWN"
 SHUTDOWN_MESSAGE = "the server is shutting down"
 INTERNAL_MESSAGE = "internal error (logged on the server with its trace id)"
+#: how often :meth:`StreamTrailers.ended` looks (only while a server stops)
+ENDED_POLL_S = 0.02
 
 
 @dataclass(eq=False)
@@ -134,6 +137,14 @@ class StreamTrailers(grpc.aio.ServerInterceptor):
     def reopen(self) -> None:
         self._draining = False
 
+    async def ended(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` until every open stream has written its trailer (after
+        :meth:`drain`); True when none is left."""
+        deadline = time.monotonic() + timeout_s
+        while self._streams and time.monotonic() < deadline:
+            await asyncio.sleep(ENDED_POLL_S)
+        return not self._streams
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -160,45 +171,46 @@ class StreamTrailers(grpc.aio.ServerInterceptor):
             self._streams.add(st)
             stream = behavior(request, context)
             last: Any = None
-            try:
-                while True:
-                    if st.draining:
-                        raise _Drained
-                    st.inside = True
-                    try:
-                        item = await anext(stream)
-                    except StopAsyncIteration:
-                        return
-                    except asyncio.CancelledError:
-                        if not st.draining:
-                            raise  # the client went away: nobody to tell
-                        if st.task is not None:
-                            st.task.uncancel()
-                        raise _Drained from None
-                    finally:
-                        st.inside = False
-                    last = item
-                    yield item
-            except _Drained:
-                aclose = getattr(stream, "aclose", None)  # an async generator: run its finally blocks now
-                if aclose is not None:
-                    await aclose()
-                ended: BaseException = Unavailable(
-                    f"{SHUTDOWN_MESSAGE}; {st.hint()}",
-                    reason=SHUTDOWN_REASON,
-                    metadata={st.param: st.value} if st.value else None,
-                )
-            except grpc.aio.AbortError:
-                raise  # the servicer set the status itself
-            except Exception as exc:
-                ended = exc
+            try:  # the stream counts as open until its trailer is written
+                try:
+                    while True:
+                        if st.draining:
+                            raise _Drained
+                        st.inside = True
+                        try:
+                            item = await anext(stream)
+                        except StopAsyncIteration:
+                            return
+                        except asyncio.CancelledError:
+                            if not st.draining:
+                                raise  # the client went away: nobody to tell
+                            if st.task is not None:
+                                st.task.uncancel()
+                            raise _Drained from None
+                        finally:
+                            st.inside = False
+                        last = item
+                        yield item
+                except _Drained:
+                    aclose = getattr(stream, "aclose", None)  # an async generator: run its finally blocks now
+                    if aclose is not None:
+                        await aclose()
+                    ended: BaseException = Unavailable(
+                        f"{SHUTDOWN_MESSAGE}; {st.hint()}",
+                        reason=SHUTDOWN_REASON,
+                        metadata={st.param: st.value} if st.value else None,
+                    )
+                except grpc.aio.AbortError:
+                    raise  # the servicer set the status itself
+                except Exception as exc:
+                    ended = exc
+                if last is not None:
+                    code, message, reason = describe(ended, st)
+                    msg = trailer(cls, code, message, reason, {st.param: st.value} if st.value else {})
+                    # a pre-encoded stream (:func:`~aiots.services.common.server.pre_encoded_stream`) yields bytes
+                    yield msg.SerializeToString() if isinstance(last, bytes) else msg
+                raise ended
             finally:
                 self._streams.discard(st)
-            if last is not None:
-                code, message, reason = describe(ended, st)
-                msg = trailer(cls, code, message, reason, {st.param: st.value} if st.value else {})
-                # a pre-encoded stream (:func:`~aiots.services.common.server.pre_encoded_stream`) yields bytes
-                yield msg.SerializeToString() if isinstance(last, bytes) else msg
-            raise ended
 
         return wrapper

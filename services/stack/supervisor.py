@@ -5,7 +5,9 @@ Used by ``aiots up`` (all four services + the Envoy gateway) and ``aiots serve N
 Start order: runtime (PostgreSQL pool, cache backend, bus) -> cache -> ingestion -> analytics ->
 signals -> gateway. Stop order is the reverse (the edge first so no new work arrives, then signals,
 analytics, ingestion (which flushes its writers), cache, and finally the bus, cache backend and pool),
-all within ``STOP_BUDGET_S`` seconds: each step gets what is left of the budget.
+all within ``STOP_BUDGET_S`` seconds: each step gets what is left of the budget. Before the edge
+stops, the services' open streams end with their last ``error`` line (resume with ``since``), so REST
+clients get it through the gateway (:mod:`~aiots.services.common.streams`).
 
 A service module that does not exist yet (``aiots.services.<name>.app`` missing) is skipped with one
 note; so is the gateway when ``aiots.gateway.run`` is missing. Everything else that fails to start
@@ -58,6 +60,10 @@ APP_MODULES: dict[str, str] = {
 }
 STOP_BUDGET_S = 10.0
 MIN_STEP_S = 0.5
+#: at most this long for open streams to send their last ``error`` line through the gateway before it stops
+STREAM_END_S = 1.0
+#: then this long for Envoy to relay those last lines to REST clients
+STREAM_RELAY_S = 0.1
 
 
 class SupervisorError(RuntimeError):
@@ -371,10 +377,23 @@ class Supervisor:
 
     # ------------------------------------------------------------------ stop
 
+    async def _end_streams(self) -> None:
+        """End the services' open streams, each with its last ``error`` line, while the gateway still
+        carries them to REST clients (stopping Envoy first would cut them without a word)."""
+        servers = [getattr(app, "server", None) for app in self.apps.values()]
+        trailers = [gs.trailers for gs in servers if gs is not None and gs.trailers is not None]
+        for t in trailers:
+            t.drain()
+        if any(t.open_streams for t in trailers):
+            await asyncio.gather(*(t.ended(STREAM_END_S) for t in trailers))
+            await asyncio.sleep(STREAM_RELAY_S)
+
     async def stop(self, budget_s: float = STOP_BUDGET_S) -> list[str]:
         """Stop in reverse start order within ``budget_s``; returns components that overran."""
         deadline = time.monotonic() + budget_s
         overran: list[str] = []
+        if self.gateway is not None:
+            await self._end_streams()
         while self._started:
             comp = self._started.pop()
             left = max(MIN_STEP_S, deadline - time.monotonic())

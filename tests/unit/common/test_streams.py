@@ -154,6 +154,7 @@ async def test_drain_ends_open_streams_with_unavailable_and_the_resume_point(ser
     await asyncio.wait_for(asyncio.gather(signals.parked.wait(), prices.parked.wait()), 10)
     assert gs.trailers is not None and gs.trailers.open_streams == 2
     await gs.set_serving(False)  # what every service's stop() does first
+    assert await gs.trailers.ended(10)
     (sigs, scode, sdetails), (ps, pcode, _) = await asyncio.wait_for(asyncio.gather(sig_task, price_task), 10)
     assert scode == pcode == grpc.StatusCode.UNAVAILABLE
     assert [m.signal.id for m in sigs[:2]] == ["01JAAAAAAAAAAAAAAAAAAAAAAA", "01JBBBBBBBBBBBBBBBBBBBBBBB"]
