@@ -163,6 +163,7 @@ class SignalsApp:
         # Every replica evaluates every bar's features (a group of its own): cooldowns are per-symbol
         # state that must see each bar in order. Signal ids are deterministic per (bar close, symbol,
         # strategy), so the store's ON CONFLICT lets exactly one replica record and announce each signal.
+        log.info("signals: strategies run on the features analytics publishes on %s (run analytics too)", FEATURE_TOPIC)
         bar_group = f"signals-features-{self.replica}"
         self._spawn(
             self._consume(
