@@ -23,8 +23,8 @@ One interceptor does this for every stream (installed innermost by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -43,8 +43,6 @@ STATUS_TYPE = "google.rpc.Status"
 SHUTDOWN_REASON = "SHUTTING_DOWN"
 SHUTDOWN_MESSAGE = "the server is shutting down"
 INTERNAL_MESSAGE = "internal error (logged on the server with its trace id)"
-#: how often :meth:`StreamTrailers.ended` looks (only while a server stops)
-ENDED_POLL_S = 0.02
 
 
 @dataclass(eq=False)
@@ -119,6 +117,8 @@ class StreamTrailers(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self._streams: set[_Stream] = set()
         self._draining = False
+        self._idle = asyncio.Event()  # set while no stream is open
+        self._idle.set()
 
     @property
     def open_streams(self) -> int:
@@ -140,9 +140,9 @@ class StreamTrailers(grpc.aio.ServerInterceptor):
     async def ended(self, timeout_s: float) -> bool:
         """Wait at most ``timeout_s`` until every open stream has written its trailer (after
         :meth:`drain`); True when none is left."""
-        deadline = time.monotonic() + timeout_s
-        while self._streams and time.monotonic() < deadline:
-            await asyncio.sleep(ENDED_POLL_S)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
         return not self._streams
 
     async def intercept_service(
@@ -169,6 +169,7 @@ class StreamTrailers(grpc.aio.ServerInterceptor):
             st = _Stream(asyncio.current_task(), self._draining)
             _current.set(st)  # this RPC's own task and context: nothing to reset
             self._streams.add(st)
+            self._idle.clear()
             stream = behavior(request, context)
             last: Any = None
             try:  # the stream counts as open until its trailer is written
@@ -212,5 +213,7 @@ class StreamTrailers(grpc.aio.ServerInterceptor):
                 raise ended
             finally:
                 self._streams.discard(st)
+                if not self._streams:
+                    self._idle.set()
 
         return wrapper
