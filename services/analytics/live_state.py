@@ -17,7 +17,9 @@ stream's newest entry before the warm-up (a bar published meanwhile is queued; a
 replays the retained history, which storage already holds). A live bar more than
 :data:`~aiots.services.features.state.REWARM_GAP_NS` behind the state (the feed went back: the
 simulator replaying the last session after a restart, a DBN replay) re-warms that symbol from the
-stored bars before it; a bar slightly behind is a duplicate and is dropped. The streams reproduce
+stored bars before it, when it was just published; one that waited on the bus longer than that (a
+Redis entry reclaimed from a dead consumer, a backlog) is history and is dropped, as is a bar
+slightly behind (a duplicate). The streams reproduce
 the batch functions bit for bit over the same bars. An interval no bar topic carries (``1d``:
 rolled up from stored bars) is not kept live: those answers are computed from storage.
 
@@ -40,7 +42,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aiots.core.conventions import NS_PER_S
+from aiots.core.conventions import NS_PER_MS, NS_PER_S
 from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorValues
 from aiots.services.analytics.store import metered_get
 from aiots.services.common.runtime import Runtime
@@ -56,6 +58,13 @@ from aiots.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 STOP_STEP_TIMEOUT_S = 2.0
+
+
+def waited_ns(message_id: str, now_ns: int) -> int:
+    """How long a delivery waited on the bus: now minus the insertion time a Redis stream id
+    (``<ms>-<seq>``) carries; 0 for ids without a time (the in-process bus: ``0-<seq>``)."""
+    ms = message_id.split("-", 1)[0]
+    return max(0, now_ns - int(ms) * NS_PER_MS) if ms.isdigit() and int(ms) > 0 else 0
 
 
 class LiveState:
@@ -157,8 +166,12 @@ class LiveState:
         if items:
             await self.rt.cache.set_many(items)
 
-    async def on_bar(self, event: events_pb2.BarEvent) -> Snapshot | None:
-        """Fold a closed bar into its (symbol, interval) state once and publish the features."""
+    async def on_bar(self, event: events_pb2.BarEvent, fresh: bool = True) -> Snapshot | None:
+        """Fold a closed bar into its (symbol, interval) state once and publish the features.
+
+        ``fresh``: the bar was just published. Only then does a bar far behind the state mean the
+        feed went back (re-warm); one that waited on the bus (reclaimed from a dead consumer, a
+        backlog after a restart) is history the state already holds and is dropped."""
         if not event.closed:
             return None
         b = event.bar
@@ -168,8 +181,8 @@ class LiveState:
         ts = int(event.ts_event) or b.ts.ToNanoseconds()
         bar = Bar(b.symbol, ts, b.open, b.high, b.low, b.close, b.volume, queries.INTERVAL_NS[b.interval])
         if ts <= st.last_ts_ns:
-            if ts >= st.last_ts_ns - REWARM_GAP_NS:
-                return None  # a duplicate or a late bar
+            if ts >= st.last_ts_ns - REWARM_GAP_NS or not fresh:
+                return None  # a duplicate, a late bar or one that waited on the bus
             log.info("live state: feed behind the state of %s %s; re-warming", b.symbol, b.interval)
             st = self.state[b.symbol, b.interval] = await self._warmed(b.symbol, b.interval, ts)
         snap = st.update(bar)
@@ -230,7 +243,7 @@ class LiveState:
             try:
                 event = events_pb2.BarEvent.FromString(d.payload)
                 ts_event = event.ts_event
-                await self.on_bar(event)
+                await self.on_bar(event, fresh=waited_ns(d.message_id, time.time_ns()) <= REWARM_GAP_NS)
             except Exception:
                 log.exception("bad bar event on %s", d.stream)
             await bus.ack(d, group=group)

@@ -14,7 +14,7 @@ import pytest
 import talib
 
 from aiots.services.analytics.indicators import SPECS, IndicatorCall
-from aiots.services.analytics.live_state import LiveState
+from aiots.services.analytics.live_state import LiveState, waited_ns
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.cache.backends.memory import MemoryBackend
 from aiots.services.common.runtime import Runtime
@@ -103,3 +103,34 @@ async def test_a_checkpoint_of_other_periods_is_not_resumed(tmp_path: Path) -> N
     assert fresh.params == FeatureParams(ema_slow=30)
     assert fresh.state["NVDA", "1m"].bars == 0  # other periods: not resumed
     await fresh.stop()
+
+
+def _bar_event(ts: int) -> events_pb2.BarEvent:
+    bar = common_pb2.Bar(symbol="NVDA", interval="1m", open=10.0, high=11.0, low=9.0, close=10.5, volume=100.0)
+    return events_pb2.BarEvent(bar=bar, ts_event=ts, closed=True)
+
+
+async def test_a_far_behind_bar_re_warms_only_when_just_published() -> None:
+    """The feed going back (a bar far behind, just published) re-warms; the same bar after waiting
+    on the bus (reclaimed from a dead consumer, a backlog) is history and is dropped."""
+    settings = Settings(symbols=["NVDA"], analytics={"live_intervals": ["1m"]})
+    live = LiveState(Runtime(settings=settings))
+    await live.start()
+    try:
+        t0 = 1_700_000_000 * NS
+        for i in range(30):
+            assert await live.on_bar(_bar_event(t0 + i * 60 * NS)) is not None
+        st = live.state["NVDA", "1m"]
+        behind = _bar_event(t0 + 10 * 60 * NS)  # 19 minutes behind the state
+        assert await live.on_bar(behind, fresh=False) is None
+        assert live.state["NVDA", "1m"] is st and live.computed == 30
+        assert await live.on_bar(behind) is not None  # re-warmed (no storage here: from empty)
+        assert live.state["NVDA", "1m"] is not st and live.computed == 31
+    finally:
+        await live.stop()
+
+
+def test_waited_is_read_from_a_redis_stream_id() -> None:
+    now = 1_700_000_000_000 * 1_000_000 + 7 * NS
+    assert waited_ns("1700000000000-3", now) == 7 * NS
+    assert waited_ns("0-42", now) == 0  # the in-process bus: no insertion time
