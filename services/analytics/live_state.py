@@ -14,7 +14,10 @@ stored while the service was down (a checkpoint of other periods or indicators, 
 ``live_warmup_bars`` behind storage, is not resumed). Without a checkpoint the state is warmed from the last
 ``live_warmup_bars`` stored bars: warm-up happens here only. The consumer group is created at the
 stream's newest entry before the warm-up (a bar published meanwhile is queued; a new group never
-replays the retained history, which storage already holds). A live bar more than
+replays the retained history, which storage already holds). Each replica has a group of its own
+(``live_consumer_group``'s ``{replica}``): a symbol's features need every one of its bars in order, so
+replicas don't share them; each publishes, signals drops the repeats, and a replica drops its group on
+stop (one killed leaves a group behind, read by nobody). A live bar more than
 :data:`~aiots.services.features.state.REWARM_GAP_NS` behind the state (the feed went back: the
 simulator replaying the last session after a restart, a DBN replay) re-warms that symbol from the
 stored bars before it, when it was just published; one that waited on the bus longer than that (a
@@ -37,6 +40,7 @@ import contextlib
 import logging
 import os
 import pickle
+import socket
 import time
 from collections.abc import Sequence
 
@@ -89,6 +93,9 @@ class LiveState:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.namespace = rt.settings.redis.namespace
+        #: this replica's consumer group on the bar topics (its own unless a fixed name is configured)
+        self.group = self.cfg.live_consumer_group.format(replica=f"{socket.gethostname()}-{os.getpid()}")
+        self._own_group = self.group != self.cfg.live_consumer_group
 
     def key(self, symbol: str, interval: str) -> str:
         return f"{self.namespace}:v1:analytics:live:{symbol}:{interval}"
@@ -222,7 +229,7 @@ class LiveState:
         # history (bars the warm-up already read from storage, or older ones that would re-warm).
         if self.rt.bus is not None:
             for i in self.intervals:
-                await self.rt.bus.ensure_group(bar_topic(i), self.symbols, group=self.cfg.live_consumer_group)
+                await self.rt.bus.ensure_group(bar_topic(i), self.symbols, group=self.group)
         for s in self.symbols:
             for i in self.intervals:
                 await self.restore(s, i)
@@ -232,7 +239,7 @@ class LiveState:
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="analytics-checkpoint"))
 
     async def _follow(self, interval: str) -> None:
-        group = self.cfg.live_consumer_group
+        group = self.group
         topic = bar_topic(interval)
         labels = {"topic": topic, "group": group}
         consumer = f"analytics-{os.getpid()}-{id(self):x}"
@@ -273,6 +280,14 @@ class LiveState:
                 log.warning("live state: task %s did not stop in time; cancelled", t.get_name())
                 t.cancel()
         self._tasks.clear()
+        if self._own_group and self.rt.bus is not None:  # nobody else reads this replica's group
+            for i in self.intervals:
+                try:
+                    await asyncio.wait_for(
+                        self.rt.bus.drop_group(bar_topic(i), self.symbols, group=self.group), STOP_STEP_TIMEOUT_S
+                    )
+                except Exception:  # Redis down or slow: the group stays behind (a few bytes per stream)
+                    log.warning("live state: could not drop consumer group %s", self.group, exc_info=True)
         try:
             await asyncio.wait_for(self.checkpoint(), STOP_STEP_TIMEOUT_S)
         except TimeoutError:

@@ -200,6 +200,11 @@ class InProcessBus:
         for key in keys:
             self._ensure(self._stream(topic, key), group, start)
 
+    async def drop_group(self, topic: str, keys: Sequence[str], *, group: str) -> None:
+        """Forget ``group`` on each stream (absent: nothing to do)."""
+        for key in keys:
+            self._stream(topic, key).groups.pop(group, None)
+
     @staticmethod
     def _ensure(st: _Stream, group: str, start: str) -> _Group:
         g = st.groups.get(group)

@@ -358,6 +358,20 @@ class RedisStreamsBus:
         except REDIS_DOWN_ERRORS as exc:
             raise self._down(f"creating group {group}", exc) from exc
 
+    async def drop_group(self, topic: str, keys: Sequence[str], *, group: str) -> None:
+        """XGROUP DESTROY on each stream (a missing stream or group is not an error)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for k in keys:
+            pipe.xgroup_destroy(stream_name(self.namespace, topic, k), group)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except REDIS_DOWN_ERRORS as exc:
+            raise self._down(f"dropping group {group}", exc) from exc
+        for r in results:
+            no_stream = isinstance(r, ResponseError) and "requires the key to exist" in str(r)
+            if isinstance(r, BaseException) and not no_stream:
+                raise r
+
     @staticmethod
     def _deliveries(stream: str, key: str, entries: list[Any]) -> list[Delivery]:
         out = []

@@ -67,6 +67,9 @@ class Bus(Protocol):
         published before that first iteration must reach the group.
         """
 
+    async def drop_group(self, topic: str, keys: Sequence[str], *, group: str) -> None:
+        """Delete ``group`` from the streams of (topic, keys) (a replica's own group, on its stop)."""
+
     async def ack(self, delivery: Delivery, *, group: str) -> None:
         """Acknowledge a processed delivery."""
 

@@ -205,7 +205,12 @@ class AnalyticsSettings(ServiceSettings):
         description="live-state intervals (those with a bar topic: 1m; 1d is from storage)",
     )
     live_warmup_bars: int = Field(500, ge=1, description="stored bars replayed to warm live state")
-    live_consumer_group: str = "analytics"
+    live_consumer_group: str = Field(
+        "analytics-{replica}",
+        description="consumer group of the live state on bars:1m; {replica} becomes this process's name (host-pid): "
+        "every replica folds every bar of a symbol (features need them all, in order) and drops its group on stop; "
+        "a fixed name shares one group, splitting each symbol's bars between replicas (one replica only)",
+    )
     live_indicators: list[str] = Field(
         default_factory=lambda: ["sma", "ema", "rsi", "macd", "bbands", "atr", "adx", "stoch", "obv"],
         description="indicators kept live (default parameters) per symbol and interval",

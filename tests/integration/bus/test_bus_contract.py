@@ -104,6 +104,22 @@ async def test_publish_many_and_start_dollar_after_ensure_group(make_bus: Callab
         assert per_key == sorted(per_key)
 
 
+async def test_drop_group_forgets_it_and_a_new_group_starts_at_the_newest_entry(
+    make_bus: Callable[..., Any],
+) -> None:
+    bus = make_bus()
+    t = topic()
+    await bus.ensure_group(t, ["SPY"], group="mine", start="0")
+    await bus.publish_many(t, [("SPY", trade("SPY", i)) for i in range(5)])
+    await bus.drop_group(t, ["SPY", "NEVER"], group="mine")  # a stream that never existed is no error
+    await bus.drop_group(t, ["SPY"], group="absent")  # nor is a group that does not exist
+    # the group is gone: created again with "$", it sees only what comes after
+    await bus.ensure_group(t, ["SPY"], group="mine", start="$")
+    await bus.publish(t, "SPY", trade("SPY", 99))
+    got = await take(bus.consume(t, ["SPY"], group="mine", consumer="c"), 1)
+    assert [seq_of(d) for d in got] == [99]
+
+
 async def test_two_groups_each_get_everything(make_bus: Callable[..., Any]) -> None:
     bus = make_bus()
     t = topic()

@@ -8,16 +8,16 @@ consumer group, and the store keeps one row per deterministic id): the client re
 stored signal exactly once. The same through Envoy, with every service replicated:
 test_scale_out.py.
 
-Analytics (live state, one consumer group shared by the replicas): bars keep flowing while A is
-killed; B takes over A's share, including what A had been handed but not acknowledged
-(XAUTOCLAIM). Oracle: Redis's own group accounting (XINFO GROUPS: every entry read, none pending).
+Analytics (live state, a consumer group per replica: a symbol's features need all of its bars):
+bars keep flowing while A is killed. Oracles: Redis's own accounting of B's group (XINFO GROUPS:
+every entry read, none pending) and the features stream (an event for every bar published).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common.settings import RedisSettings
 from aiots.services.signals.app import FEATURE_TOPIC, OPTION_TOPIC
-from aiots.v1 import signals_pb2, signals_pb2_grpc
+from aiots.v1 import events_pb2, signals_pb2, signals_pb2_grpc
 from tests.integration.bus.redis_fixtures import RedisProc
 from tests.integration.hardening.replicas import (
     SYMBOLS,
@@ -42,6 +42,7 @@ from tests.integration.hardening.replicas import (
     publish_breakout,
     stop_all,
 )
+from tests.integration.signals.test_engine_e2e import MIN, T0
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,7 +120,7 @@ async def test_kill_a_replica_mid_stream_and_resume_with_since(
     assert sorted(received) == stored, (received, stored)
 
 
-async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
+async def test_kill_an_analytics_replica_and_the_survivor_keeps_every_bar(
     redis_proc: RedisProc, make_database: Callable[..., str], tmp_path: Path
 ) -> None:
     dsn = make_database(True)
@@ -130,8 +131,6 @@ async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
         "AIOTS_REDIS__NAMESPACE": NS,
         "AIOTS_SYMBOLS": '["AAPL", "MSFT"]',
         "AIOTS_ANALYTICS__LIVE_INTERVALS": '["1m"]',
-        "AIOTS_REDIS__CLAIM_IDLE_MS": "1000",
-        "AIOTS_REDIS__CLAIM_INTERVAL_S": "0.3",
         "AIOTS_REDIS__READ_BATCH": "8",
         "AIOTS_REDIS__READ_BLOCK_MS": "5000",
         "AIOTS_DATABASE__MIGRATE_ON_START": "false",
@@ -139,58 +138,53 @@ async def test_kill_an_analytics_replica_and_the_survivor_takes_its_share(
     env.pop("DATABENTO_API_KEY", None)
     a, b = Replica("a", env, tmp_path, "analytics"), Replica("b", env, tmp_path, "analytics")
     bus = RedisStreamsBus(redis_proc.url, RedisSettings(namespace=NS, outbox_dir=tmp_path / "outbox-test"))
+    r = aioredis.from_url(redis_proc.url, decode_responses=True)
     try:
         await asyncio.gather(a.ready(), b.ready())
-        r = aioredis.from_url(redis_proc.url, decode_responses=True)
-        for _ in range(300):  # both replicas are consumers of the shared group
+        # the default live_consumer_group gives each replica a group of its own (host-pid)
+        names: list[set[str]] = []
+        for _ in range(300):
             try:
-                consumers = [len(await r.xinfo_consumers(f"{NS}:v1:bars:1m:{s}", "analytics")) for s in SYMBOLS]
+                names = [{g["name"] for g in await r.xinfo_groups(f"{NS}:v1:bars:1m:{s}")} for s in SYMBOLS]
             except Exception:
-                consumers = [0]
-            if min(consumers) >= 2:
+                names = []
+            if names and all(len(n) >= 2 for n in names):
                 break
             await asyncio.sleep(0.1)
-        assert min(consumers) >= 2, consumers
-        await r.aclose()
+        mine = {p: f"analytics-{socket.gethostname()}-{p}" for p in (a.proc.pid, b.proc.pid)}
+        assert names and all(set(mine.values()) <= n for n in names), (names, mine)
         n = 0
+        for _ in range(5):
+            for sym in SYMBOLS:
+                await bus.publish_many("bars:1m", bar_events(sym, n, 20))
+            n += 20
+            await asyncio.sleep(0.05)
+        a.kill()  # mid-flow
         for _ in range(10):
             for sym in SYMBOLS:
                 await bus.publish_many("bars:1m", bar_events(sym, n, 20))
             n += 20
             await asyncio.sleep(0.05)
-        # Freeze A while it waits in XREADGROUP BLOCK, then publish: Redis hands entries to the
-        # blocked reads in FIFO order, so A (first or second in line) is handed a batch it never
-        # acks; then kill it. Those entries are pending on A until B reclaims them.
-        await asyncio.sleep(0.3)  # both have re-issued their blocking reads
-        a.proc.send_signal(signal.SIGSTOP)
-        for _ in range(3):
-            for sym in SYMBOLS:
-                await bus.publish_many("bars:1m", bar_events(sym, n, 8))
-            n += 8
-            await asyncio.sleep(0.2)
-        a.kill()
-        r = aioredis.from_url(redis_proc.url, decode_responses=True)
-        stranded = 0
-        for sym in SYMBOLS:
-            for c in await r.xinfo_consumers(f"{NS}:v1:bars:1m:{sym}", "analytics"):
-                if c["name"].startswith(f"analytics-{a.proc.pid}-"):
-                    stranded += int(c["pending"])
-        await r.aclose()
-        assert stranded > 0, "A was handed nothing before it died (the test would not test the takeover)"
-        for _ in range(10):
-            for sym in SYMBOLS:
-                await bus.publish_many("bars:1m", bar_events(sym, n, 20))
-            n += 20
-            await asyncio.sleep(0.05)
+        # the survivor's own group read every bar and has none pending (Redis's own accounting)
         deadline = time.monotonic() + 45
         while True:
-            state = await group_state(redis_proc.url, NS, "analytics")
+            state = await group_state(redis_proc.url, NS, mine[b.proc.pid])
             done = all(s.get("pending") == 0 and s.get("lag") == 0 and s["length"] == n for s in state)
             if done or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
         assert done, state
+        # and it published the features of every bar, those after the kill included
+        raw = aioredis.from_url(redis_proc.url)  # payloads are bytes
+        try:
+            for sym in SYMBOLS:
+                entries = await raw.xrange(f"{NS}:v1:features:1m:{sym}")
+                seen = {events_pb2.FeatureEvent.FromString(fields[b"p"]).ts_event for _id, fields in entries}
+                assert seen == {T0 + i * MIN for i in range(n)}, (sym, len(seen), n)
+        finally:
+            await raw.aclose()
     finally:
+        await r.aclose()
         await bus.close()
         a.stop()
         b.stop()
