@@ -19,6 +19,7 @@ Pure NumPy/maths, no DBN and no I/O. Time is the XNYS calendar of :mod:`aiots.co
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import zlib
 from dataclasses import dataclass
@@ -232,6 +233,10 @@ class UnderlyingState:
         return ret
 
 
+#: the expiry instant of a date (the calendar's close), cached: every chain quote asks for every contract
+_expiry_ns = functools.lru_cache(maxsize=4096)(cv.expiry_ns)
+
+
 def chain_prices(
     price_fn: Any, st: UnderlyingState, now_ns: int, rate: float = cv.DEFAULT_RATE
 ) -> tuple[FloatArray, FloatArray]:
@@ -240,8 +245,11 @@ def chain_prices(
     T is ACT/365 to the expiry instant (the session close), floored at one hour.
     """
     K = np.array([c.strike for c in st.contracts], dtype=np.float64)
-    T = np.array([max((cv.expiry_ns(c.expiry) - now_ns) / cv.NS_PER_YEAR, 3600 / (365 * 86_400)) for c in st.contracts])
-    atm = np.array([atm_iv(st.sigma, st.vol, t) for t in T])
+    expiries = np.array([_expiry_ns(c.expiry) for c in st.contracts], dtype=np.int64)
+    T = np.maximum((expiries - now_ns) / cv.NS_PER_YEAR, 3600 / (365 * 86_400))
+    # one ATM IV per expiry (a chain lists ~10 expiries over ~300 contracts)
+    uniq, inverse = np.unique(T, return_inverse=True)
+    atm = np.array([atm_iv(st.sigma, st.vol, float(t)) for t in uniq])[inverse]
     fwd = st.price * np.exp(rate * T)
     iv = smile_iv(atm, K / fwd, T)
     is_call = np.array([c.right == "C" for c in st.contracts])

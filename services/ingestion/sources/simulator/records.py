@@ -29,6 +29,10 @@ PUBLISHER_EQ = 1
 PUBLISHER_OPRA = 30
 OPTION_TRADE_RATE = 0.02  # trades per contract per second in regular hours
 OPTION_SPREAD = 0.02  # relative bid-ask spread of option quotes
+# A contract is quoted when its bid or ask changed, and at least this often otherwise (well inside
+# the execution model's 60 s quote-age limit). Quoting every contract every 5 s was ~36,000 option
+# quotes per simulated minute for the nine default symbols: a loaded machine then ran "x60" at x4.
+OPTION_QUOTE_REFRESH_S = 30.0
 
 
 def _fx(dollars: float) -> int:
@@ -76,6 +80,7 @@ class MarketSimulator:
         #: per underlying: (minute start ns, that regular minute's volume factor, mean one)
         self._minute_volume: dict[str, tuple[int, float]] = {}
         self._since_option_quotes_s = 0.0  # market seconds since the chains were last quoted
+        self._last_quote: dict[int, tuple[float, float, int]] = {}  # instrument id -> (bid, ask, ts sent)
 
     @property
     def now_ns(self) -> int:
@@ -111,6 +116,7 @@ class MarketSimulator:
         prev_close_ns = self.clock.cal.previous_close_ns(self.now_ns) or self.now_ns
         maps: list[Any] = []
         recs: list[Any] = []
+        self._last_quote.clear()  # new listings: every contract is quoted afresh
         for st in self.state.values():
             st.contracts = []
             for exp in m.chain_expiries(st.symbol, s.date, self.now_ns < s.close_ns):
@@ -226,15 +232,14 @@ class MarketSimulator:
         bid = np.maximum(np.round(px - half, 2), 0.0)
         ask = np.round(px + half, 2)
         out: list[Any] = []
+        refresh = int(OPTION_QUOTE_REFRESH_S * cv.NS_PER_S)
         for i, c in enumerate(st.contracts):
-            out.append(dbn.CBBOMsg(
-                rtype=dbn.RType.CBBO_1S, publisher_id=PUBLISHER_OPRA, instrument_id=c.instrument_id, ts_event=ts,
-                price=dbn.UNDEF_PRICE, size=0, side=dbn.Side.NONE, ts_recv=ts,
-                levels=dbn.ConsolidatedBidAskPair(bid_px=_fx(bid[i]), ask_px=_fx(ask[i]),
-                                                  bid_sz=int(self.rng.integers(1, 50)),
-                                                  ask_sz=int(self.rng.integers(1, 50)),
-                                                  bid_pb=PUBLISHER_OPRA, ask_pb=PUBLISHER_OPRA),
-            ))  # fmt: skip
+            b, a = float(bid[i]), float(ask[i])
+            bid_sz, ask_sz = int(self.rng.integers(1, 50)), int(self.rng.integers(1, 50))
+            last = self._last_quote.get(c.instrument_id)
+            if last is None or last[0] != b or last[1] != a or ts - last[2] >= refresh:
+                self._last_quote[c.instrument_id] = (b, a, ts)
+                out.append(self._cbbo(c.instrument_id, ts, b, a, bid_sz, ask_sz))
             if self.rng.random() < OPTION_TRADE_RATE * seconds:
                 st.seq += 1
                 out.append(dbn.TradeMsg(
@@ -244,3 +249,12 @@ class MarketSimulator:
                     ts_recv=ts, sequence=st.seq,
                 ))  # fmt: skip
         return out
+
+    @staticmethod
+    def _cbbo(iid: int, ts: int, bid: float, ask: float, bid_sz: int, ask_sz: int) -> Any:
+        return dbn.CBBOMsg(
+            rtype=dbn.RType.CBBO_1S, publisher_id=PUBLISHER_OPRA, instrument_id=iid, ts_event=ts,
+            price=dbn.UNDEF_PRICE, size=0, side=dbn.Side.NONE, ts_recv=ts,
+            levels=dbn.ConsolidatedBidAskPair(bid_px=_fx(bid), ask_px=_fx(ask), bid_sz=bid_sz, ask_sz=ask_sz,
+                                              bid_pb=PUBLISHER_OPRA, ask_pb=PUBLISHER_OPRA),
+        )  # fmt: skip
