@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -59,6 +60,11 @@ GOOG_QUOTES = (
 LAST_EXPIRY = dt.date(2016, 1, 22)  # 30 days after 2015-12-23: the config's dte_max
 MIN_SIGNALS = 20  # the comparison must not pass on a handful (the backtest gives 55 here)
 MIN_LEVEL_EXITS = 10  # TARGET/STOP exits compared (the backtest gives 35 here: 10 TARGET, 25 STOP)
+NY = ZoneInfo("America/New_York")
+WINDOWS = {
+    dt.date(2015, 12, 23): (dt.time(9, 35), dt.time(15, 45)),
+    dt.date(2015, 12, 24): (dt.time(9, 35), dt.time(12, 45)),
+}
 EXIT_STATUS = {"TARGET": "TARGET_HIT", "STOP": "STOPPED"}  # backtest exit reason -> live status
 START_TIMEOUT_S = 90.0
 REPLAY_TIMEOUT_S = 180.0
@@ -244,6 +250,14 @@ def test_replay_through_the_services_gives_the_backtests_signals(
             assert got[s.id] == s
         got[s.id] = s
     assert len(want) >= MIN_SIGNALS
+    # the engine ran on the data's clock: every signal is inside its session's decision window
+    # (hand-derived: 09:30 + the 5-minute opening delay to the close - 5 - 10 minutes; 2015-12-24
+    # closed at 13:00), never at the wall-clock time of the run
+    for s in got.values():
+        at = s.created_at.ToDatetime(tzinfo=dt.UTC).astimezone(NY)
+        assert at.date() in WINDOWS, (s.id, at)
+        first, last = WINDOWS[at.date()]
+        assert first <= at.time() <= last, (s.id, at)
     assert {s.strategy for s in want.values()} == {
         "momentum_breakout",
         "mean_reversion",
