@@ -152,6 +152,18 @@ class IngestionSettings(ServiceSettings):
     live_backoff_s: float = Field(1.0, gt=0, description="first live reconnect backoff, seconds")
     live_max_backoff_s: float = Field(30.0, gt=0, description="cap of the live reconnect backoff, seconds")
     feed_stale_s: float = Field(120.0, gt=0, description="aiots.dep.feed is down after this long without events")
+    job_heartbeat_s: float = Field(
+        2.0, gt=0, description="replicas (Redis bus): how often a job's owner renews its claim and heartbeat"
+    )
+    job_claim_idle_s: float = Field(
+        10.0, gt=0, description="replicas (Redis bus): a job unclaimed this long is taken over by a survivor"
+    )
+
+    @model_validator(mode="after")
+    def _claim_outlives_heartbeats(self) -> IngestionSettings:
+        if self.job_claim_idle_s < 2 * self.job_heartbeat_s:
+            raise ValueError("ingestion.job_claim_idle_s must be at least twice job_heartbeat_s")
+        return self
 
 
 class CacheSettings(ServiceSettings):

@@ -34,6 +34,8 @@ BARS_1M = "bars:1m"
 FEATURES_1M = "features:1m"
 OPTION_QUOTES = "options:quotes"
 SIGNALS = "signals"
+#: collection jobs (Redis bus only): the replica that reads an entry runs the job
+INGESTION_JOBS = "ingestion:jobs"
 #: pub/sub channel (not a stream) on which every signals replica hears every signal event
 SIGNALS_CHANNEL = "signals"
 
@@ -48,6 +50,8 @@ CATALOGUE: dict[str, Topic] = {
               "the live chain: contract selection and exits; marks for open positions"),
         Topic(SIGNALS, "SignalEvent", "ticker", "signals", ("portfolio",),
               "new signals and their exits: follow rules place orders from them"),
+        Topic(INGESTION_JOBS, "collection job id (UTF-8)", "collect", "ingestion", ("ingestion",),
+              "collection jobs shared by ingestion replicas in one consumer group (services/ingestion/jobs.py)"),
     )
 }  # fmt: skip
 

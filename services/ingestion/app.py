@@ -4,7 +4,9 @@ Uses ``rt.db`` (asyncpg pool) / ``rt.bus`` / the runtime's PriceBook when presen
 shares them); otherwise opens the pool itself (embedded PostgreSQL without DATABASE_URL,
 migrations applied at start-up). With ``ingestion.autostart`` the default source starts
 collecting every configured symbol: the simulator (after writing its seeded history once) when
-there is no DATABENTO_API_KEY, else Databento Live.
+there is no DATABENTO_API_KEY, else Databento Live. With the Redis bus the replicas share the
+collection jobs through a consumer group (:mod:`aiots.services.ingestion.jobs`): autostart is an
+idempotent StartCollection, so N replicas write one job that one of them runs.
 """
 
 from __future__ import annotations

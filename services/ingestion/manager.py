@@ -18,9 +18,11 @@ from typing import Any
 import ulid
 
 from aiots.core import conventions as cv
+from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common.errors import FailedPrecondition, InvalidArgument
 from aiots.services.common.settings import UNDERLYINGS, Settings
 from aiots.services.ingestion import store
+from aiots.services.ingestion.jobs import JobQueue
 from aiots.services.ingestion.normalize import (
     SOURCE_HISTORICAL,
     SOURCE_LIVE,
@@ -47,6 +49,9 @@ SOURCE_NAMES = {
     SOURCE_REPLAY: "replay",
     SOURCE_SIMULATOR: "simulator",
 }
+SOURCE_IDS = {name: int(src) for src, name in SOURCE_NAMES.items()}
+#: rereads of the running jobs when another replica's StartCollection wins the race
+QUEUE_START_TRIES = 3
 
 
 @dataclass
@@ -61,6 +66,9 @@ class Job:
     runner: Any
     include_options: bool = False
     started_ns: int = field(default_factory=time.time_ns)
+    #: stopped here but not ended (handed over, taken over, or its row already says why): the
+    #: runner's end leaves ``collection_jobs`` alone
+    detached: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,12 +131,21 @@ class IngestionManager:
         )
         self.jobs: dict[str, Job] = {}
         self._lock = asyncio.Lock()
+        #: the replicas' shared collection jobs (Redis bus only; see jobs.py); None: jobs run here
+        self.queue: JobQueue | None = None
 
     async def start(self) -> None:
         await self.writer.start()
+        if isinstance(self.bus, RedisStreamsBus):
+            self.queue = JobQueue(self.bus, self.pool, self.settings.ingestion, self._launch_queued, self._halt)
+            await self.queue.start()
 
     async def stop(self) -> None:
-        await self.stop_collection([])
+        """Stop collecting here: shared jobs are handed to the other replicas (or the next start),
+        jobs of this process only (a replay, or all without Redis) are stopped."""
+        if self.queue is not None:
+            await self.queue.close(handover=True)
+        await self._stop_local([])
         await self.writer.close()
 
     def default_source(self) -> int:
@@ -167,6 +184,8 @@ class IngestionManager:
             )
         if src == SOURCE_LIVE and self.settings.databento_api_key is None:
             raise FailedPrecondition("live collection needs DATABENTO_API_KEY", reason="NO_API_KEY")
+        if self.queue is not None:
+            return await self._start_queued(self.queue, syms, schs, src, include_options)
         async with self._lock:
             for job in self.jobs.values():
                 if (
@@ -184,17 +203,7 @@ class IngestionManager:
                 merged_opts = merged_opts or job.include_options
                 await self._stop_job(job)
             job_id = str(ulid.ULID())
-            runner: Any
-            if src == SOURCE_SIMULATOR:
-                runner = SimulatorSource(
-                    self._pipeline(src), merged_syms, seed=self.settings.ingestion.simulator_seed,
-                    speed=self.settings.ingestion.simulator_speed, rate=self.settings.market.risk_free_rate,
-                )  # fmt: skip
-            else:
-                runner = self._live_runner(merged_syms, merged_schs, merged_opts)
-                await self.seed_prev_closes(merged_syms)
-            task = asyncio.create_task(self._run(job_id, runner), name=f"collect-{job_id}")
-            self.jobs[job_id] = Job(job_id, src, merged_syms, merged_schs, task, runner, merged_opts)
+            await self._launch(job_id, src, merged_syms, merged_schs, merged_opts)
             await store.insert_job(
                 self.pool,
                 job_id,
@@ -208,6 +217,64 @@ class IngestionManager:
                 src,
                 f"collecting {', '.join(merged_syms)}{opts} [{', '.join(merged_schs)}] ({SOURCE_NAMES[src]})",
             )
+
+    async def _launch(self, job_id: str, src: int, syms: list[str], schs: list[str], opts: bool) -> None:
+        """Run collection job ``job_id`` in this process."""
+        runner: Any
+        if src == SOURCE_SIMULATOR:
+            runner = SimulatorSource(
+                self._pipeline(src), syms, seed=self.settings.ingestion.simulator_seed,
+                speed=self.settings.ingestion.simulator_speed, rate=self.settings.market.risk_free_rate,
+            )  # fmt: skip
+        else:
+            runner = self._live_runner(syms, schs, opts)
+            await self.seed_prev_closes(syms)
+        task = asyncio.create_task(self._run(job_id, runner), name=f"collect-{job_id}")
+        self.jobs[job_id] = Job(job_id, src, syms, schs, task, runner, opts)
+
+    async def _launch_queued(self, job_id: str, row: store.JobRow) -> None:
+        """The queue gave this replica job ``row``: run it (a takeover starts it afresh: the simulator
+        follows the wall clock, a live session starts at now)."""
+        p = row.params
+        src = SOURCE_IDS[row.kind]
+        await self._launch(job_id, src, list(p["symbols"]), list(p["schemas"]), bool(p.get("include_options")))
+
+    async def _halt(self, job_id: str) -> None:
+        """Stop job ``job_id`` here without recording an end (the queue records what happened)."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            job.detached = True
+            await self._stop_job(job)
+
+    async def _start_queued(
+        self, queue: JobQueue, syms: list[str], schs: list[str], src: int, include_options: bool
+    ) -> tuple[str, bool, int, str]:
+        """StartCollection with replicas: one running job per source in ``collection_jobs`` (a
+        narrower one is replaced by the union), queued for whichever replica reads it first."""
+        kind = SOURCE_NAMES[src]
+        for _ in range(QUEUE_START_TRIES):
+            same = [r for r in await store.running_collection_jobs(self.pool) if r.kind == kind]
+            for r in same:
+                p = r.params
+                covers = set(syms) <= set(p["symbols"]) and set(schs) <= set(p["schemas"])
+                if covers and (p.get("include_options") or not include_options):
+                    return r.job_id, False, src, f"already collecting {', '.join(p['symbols'])} ({kind})"
+            merged_syms, merged_schs, merged_opts = list(syms), list(schs), include_options
+            for r in same:
+                merged_syms = list(dict.fromkeys([*r.params["symbols"], *merged_syms]))
+                merged_schs = list(dict.fromkeys([*r.params["schemas"], *merged_schs]))
+                merged_opts = merged_opts or bool(r.params.get("include_options"))
+            job_id = str(ulid.ULID())
+            params = {"symbols": merged_syms, "schemas": merged_schs, "include_options": merged_opts}
+            replaced = [r.job_id for r in same]
+            if not await store.insert_queued_job(self.pool, job_id, kind, params, replaced):
+                continue  # another replica wrote a running job of this source meanwhile: look again
+            if replaced:
+                await queue.request_stop(replaced)
+            await queue.enqueue(job_id)
+            opts = " + options" if merged_opts else ""
+            return job_id, True, src, f"collecting {', '.join(merged_syms)}{opts} [{', '.join(merged_schs)}] ({kind})"
+        raise FailedPrecondition(f"{kind} collection jobs changed concurrently; try again", reason="CONFLICT")
 
     async def start_replay(self, files: Sequence[Path], speed: float) -> str:
         """Replay DBN ``files`` through the pipeline as a collection job (the ``aiots up --replay`` feed)."""
@@ -268,8 +335,13 @@ class IngestionManager:
         except Exception as exc:
             status, error = "failed", str(exc)[:500]
             log.exception("collection job failed", extra={"job_id": job_id})
+        job = self.jobs.get(job_id)
+        if job is not None and job.detached:
+            return
         with contextlib.suppress(Exception):
             await store.finish_job(self.pool, job_id, status, error)
+            if self.queue is not None:
+                await self.queue.done(job_id)
 
     async def _stop_job(self, job: Job) -> None:
         job.runner.stop()
@@ -285,13 +357,35 @@ class IngestionManager:
         self.jobs.pop(job.job_id, None)
 
     async def stop_collection(self, symbols: Sequence[str]) -> tuple[list[str], int]:
-        """Stop jobs (all when ``symbols`` is empty; jobs keep collecting their other symbols)."""
+        """Stop jobs (all when ``symbols`` is empty; jobs keep collecting their other symbols).
+        With replicas the shared jobs stop on whichever replica runs them."""
         syms = validate_symbols(self.settings, symbols) if symbols else []
         stopped: list[str] = []
         restart: list[tuple[list[str], list[str], int, bool]] = []
+        if self.queue is not None:
+            for r in await store.running_collection_jobs(self.pool):
+                p = r.params
+                if syms and not set(syms) & set(p["symbols"]):
+                    continue
+                stopped.append(r.job_id)
+                rest = [s for s in p["symbols"] if s not in syms] if syms else []
+                if rest:
+                    restart.append((rest, list(p["schemas"]), SOURCE_IDS[r.kind], bool(p.get("include_options"))))
+            await self.queue.request_stop(stopped)
+        ids, flushed = await self._stop_local(syms, restart)
+        return stopped + ids, flushed
+
+    async def _stop_local(
+        self, syms: list[str], restart: list[tuple[list[str], list[str], int, bool]] | None = None
+    ) -> tuple[list[str], int]:
+        """Stop this process's own jobs (all of them without Redis; else a replay) for ``syms``."""
+        stopped: list[str] = []
+        restart = restart if restart is not None else []
         async with self._lock:
             for job in list(self.jobs.values()):
                 if syms and not set(syms) & set(job.symbols):
+                    continue
+                if self.queue is not None and job.job_id in self.queue.entries:
                     continue
                 await self._stop_job(job)
                 stopped.append(job.job_id)
@@ -311,6 +405,22 @@ class IngestionManager:
         if st.market_clock is not None and st.market_clock.mode != "live":
             return replace(st, running=False)
         return st
+
+    async def cluster_status(self) -> Status:
+        """:meth:`status` of this replica plus the shared jobs other replicas run (from
+        ``collection_jobs``: their streams are listed without this replica's counters)."""
+        st = self.status()
+        if self.queue is None:
+            return st
+        rows = await store.running_collection_jobs(self.pool)
+        extra = [
+            StreamState(sym, sch, 0, 0, 0, SOURCE_IDS[r.kind])
+            for r in rows
+            if r.job_id not in self.jobs
+            for sym in r.params["symbols"]
+            for sch in r.params["schemas"]
+        ]
+        return replace(st, running=st.running or bool(rows), streams=[*st.streams, *extra])
 
     def status(self) -> Status:
         streams: list[StreamState] = []

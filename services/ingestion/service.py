@@ -114,7 +114,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def GetCollectionStatus(
         self, request: ingestion_pb2.GetCollectionStatusRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.GetCollectionStatusResponse:
-        st = self.m.status()
+        st = await self.m.cluster_status()
         now = time.time_ns()
         return ingestion_pb2.GetCollectionStatusResponse(
             running=st.running,

@@ -35,7 +35,6 @@ ALLOWED: dict[str, str] = {
     "services/common/instrumentation.py": "asyncpg/redis spans: tests/integration/common/test_telemetry.py",
     "services/common/rpc_telemetry.py": "gRPC spans and metrics: tests/integration/common/test_telemetry.py",
     # ingestion
-    "services/ingestion/store.py": "ingestion SQL: tests/integration/ingestion/test_service_grpc.py",
     # portfolio
     "services/portfolio/market.py": "live quotes for marks: tests/integration/portfolio/test_orders.py",
     "services/portfolio/risk.py": "risk limits: tests/integration/portfolio/test_bad_input.py",
