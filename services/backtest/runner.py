@@ -481,6 +481,8 @@ def _run_parallel(rp: Replay) -> ReplayResult:
                 done[sym] = res
                 if rp.progress is not None:
                     rp.progress(sum(r.bars for r in done.values()), total)
+            pool.close()
+            pool.join()  # workers exit normally (their CPU time is then accounted to this process)
     finally:
         _FORKED = None
     parts = [done[s] for s in syms]
