@@ -39,6 +39,7 @@ from typing import Any
 
 from aiots.services.bus.base import Delivery, stream_name
 from aiots.services.bus.redis_streams import RedisStreamsBus
+from aiots.services.common.errors import Unavailable
 from aiots.services.common.settings import IngestionSettings
 from aiots.services.ingestion import store
 from aiots.services.ingestion.store import JobRow
@@ -88,9 +89,11 @@ class JobQueue:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        await self.bus.ensure_group(JOBS_TOPIC, [JOBS_KEY], group=JOBS_GROUP, start="0")
+        """Start reading (the group is created from the stream's start, so jobs queued before any
+        replica ran are read). Redis being away delays the reads; it does not fail the start."""
         sub = self.bus.listen(CONTROL_CHANNEL)
-        await sub.start()
+        with contextlib.suppress(Unavailable):  # the subscription retries by itself
+            await sub.start()
         self._tasks = [
             asyncio.create_task(self._consume(), name="ingestion-jobs-consume"),
             asyncio.create_task(self._heartbeats(), name="ingestion-jobs-heartbeat"),
@@ -112,6 +115,11 @@ class JobQueue:
         await self.bus.close()
 
     # --- producing -----------------------------------------------------------------------
+
+    def unowned(self, row: JobRow) -> bool:
+        """No live replica runs ``row`` (no owner, or its heartbeat is older than the claim idle time)."""
+        age = row.heartbeat_age_s
+        return row.owner is None or age is None or age > self.cfg.job_claim_idle_s
 
     async def enqueue(self, job_id: str) -> None:
         """XADD the job id (the row is written first: a reader always finds it)."""
@@ -187,7 +195,8 @@ class JobQueue:
     async def _consume(self) -> None:
         while True:
             try:
-                async for d in self.bus.consume(JOBS_TOPIC, [JOBS_KEY], group=JOBS_GROUP, consumer=self.owner):
+                jobs = self.bus.consume(JOBS_TOPIC, [JOBS_KEY], group=JOBS_GROUP, consumer=self.owner, start="0")
+                async for d in jobs:
                     try:
                         await self._take(d)
                     except Exception:  # PostgreSQL away: the entry stays pending and is read again

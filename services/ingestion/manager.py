@@ -258,6 +258,8 @@ class IngestionManager:
                 p = r.params
                 covers = set(syms) <= set(p["symbols"]) and set(schs) <= set(p["schemas"])
                 if covers and (p.get("include_options") or not include_options):
+                    if queue.unowned(r):  # e.g. Redis lost the stream: queue it again (a duplicate never runs)
+                        await queue.enqueue(r.job_id)
                     return r.job_id, False, src, f"already collecting {', '.join(p['symbols'])} ({kind})"
             merged_syms, merged_schs, merged_opts = list(syms), list(schs), include_options
             for r in same:
