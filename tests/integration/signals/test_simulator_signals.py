@@ -3,8 +3,8 @@ calibration and every gate of the engine gives signals at the README's ``min_con
 
 The simulator's own DBN records are turned into what the signals service receives: 1-minute bars
 built from the underlying's trades, and option quotes (bid/ask/sizes of each CBBO record, the
-session's traded volume from the option trades, open interest from the listing) every 5 market
-seconds, as ``aiots up`` quotes them. The features are warmed on the seeded history's last 300
+session's traded volume from the option trades, open interest from the listing) every
+``OPTION_EVERY_S`` market seconds, as ``aiots up`` quotes them. The features are warmed on the seeded history's last 300
 minutes, as the service warms them from the stored bars, and IV rank comes from the seeded daily
 ATM IV history, as the service reads it. Nothing is loosened: ``strategies.yaml`` and
 ``calibration.json`` as shipped.
@@ -12,7 +12,7 @@ ATM IV history, as the service reads it. Nothing is loosened: ``strategies.yaml`
 Measured with this harness (docs/signals.md): one to three signals per simulated hour over the nine
 symbols, at confidences 0.6-0.75 (in a fair simulated market only ideas whose target sits close
 to the entry relative to the stop clear the EV gate, and those are hit more often). This test pins
-one deterministic session: seed 7 on 2026-12-01 gives its first signal at 09:39.
+one deterministic session: seed 7 on 2026-12-01.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from aiots.core import conventions as cv
 from aiots.services.ingestion.sources.simulator import history
 from aiots.services.ingestion.sources.simulator import model as m
 from aiots.services.ingestion.sources.simulator.records import MarketSimulator
+from aiots.services.ingestion.sources.simulator.runner import OPTION_EVERY_S
 from aiots.services.signals.config import load_config
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.models import Bar, OptionQuote, Signal
@@ -39,8 +40,7 @@ SYMBOLS = ("AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ"
 SEED = 7  # aiots up's default simulator seed
 SESSION = dt.date(2026, 12, 1)
 README_MIN_CONFIDENCE = 0.6
-BUDGET_MINUTES = 30  # simulated minutes after the open
-OPTION_EVERY_S = 5  # aiots up quotes the chains every 5 market seconds
+BUDGET_MINUTES = 120  # simulated minutes after the open (stops at the first signal shown)
 WARMUP_BARS = 300  # settings.signals.warmup_bars
 
 
@@ -129,6 +129,8 @@ def run_session(minutes: int) -> tuple[list[Signal], SignalEngine, Counter[str]]
             found, _ = engine.evaluate(bar)
             ideas.update(i.strategy for i in found)
             signals += engine.select(bar, found) if found else []
+        if any(sg.confidence >= README_MIN_CONFIDENCE for sg in signals):
+            break
     return signals, engine, ideas
 
 
