@@ -9,9 +9,11 @@ at T (stale or one-sided quotes refuse the fill, as the execution model says).
 Exits (a long option, one contract per signal, checked on every later quote of the contract):
 TARGET when the bid reaches the signal's target, STOP when the bid falls to its stop, both sold
 at that bid; HORIZON at the signal's horizon, CLOSE ``close_buffer`` before the session's close
-(early closes included) and EXPIRY ``close_buffer`` before the contract's expiry, sold at the
-first executable bid from then on. A contract that expires with no executable bid settles at
-its intrinsic value from the underlying's last close. Entries are refused outside regular hours
+(early closes included) and EXPIRY ``close_buffer`` before the contract's expiry: the live
+tracker's deadline rule (``signals.lifecycle``): sold at the deadline at the bid of the latest
+quote known then if the execution model accepts it, else at the first accepted quote after. A
+contract that expires with no executable bid settles at its intrinsic value from the
+underlying's last close. Entries are refused outside regular hours
 and within ``close_buffer`` of the close.
 
 The strategies, the features, contract selection and the signal levels are the engine's own:
@@ -40,6 +42,7 @@ from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSe
 from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.engine import SignalEngine
+from aiots.services.signals.lifecycle import exec_quote, exit_at_deadline, exit_past_deadline
 from aiots.services.signals.models import Bar, Direction, Idea, OptionQuote, Signal
 
 PricedFrom = Literal["quotes", "modelled"]
@@ -82,6 +85,7 @@ class Trade:
     deadline_ns: int = 0
     deadline_reason: ExitReason = "HORIZON"
     last_bid: float = math.nan
+    last_quote: Quote | None = None  # the contract's latest quote known (the entry's, then each later one)
 
     @property
     def closed(self) -> bool:
@@ -185,17 +189,6 @@ class _QuoteFeed:
             )
 
 
-def _exec_quote(q: OptionQuote) -> Quote:
-    """The execution model's view of an engine quote (0 on a side = not quoted; size 0 = unknown)."""
-    return Quote(
-        q.bid if q.bid > 0 else math.nan,
-        q.ask if q.ask > 0 else math.nan,
-        q.ts_ns,
-        q.bid_size if q.bid_size > 0 else math.nan,
-        q.ask_size if q.ask_size > 0 else math.nan,
-    )
-
-
 class Replay:
     """One pass over the data. ``null_plan`` (bar close ns, symbol) -> ideas replaces the strategies."""
 
@@ -280,22 +273,28 @@ class Replay:
         if not trades:
             return
         ex = self.settings.execution
-        eq = _exec_quote(q)
+        eq = exec_quote(q)
         for t in list(trades):
             assert t.entry is not None
             if q.ts_ns <= t.entry.ts_ns:
                 continue
             if eq.has_bid:
                 t.last_bid = eq.bid
+            known, t.last_quote = t.last_quote, eq
+            if q.ts_ns >= t.deadline_ns:  # the live tracker's horizon rule (signals.lifecycle)
+                dl = exit_past_deadline(ex, known, eq, t.deadline_ns)
+                if dl is not None:
+                    self._close(t, dl.ts_ns, dl.price, t.deadline_reason)
+                    continue
             if q.ts_ns >= q.expiry_ns:
                 self._settle(t, q.ts_ns)
+                continue
+            if q.ts_ns >= t.deadline_ns:  # refused: still open, waits for an executable quote
                 continue
             fill = ex.sell(eq, q.ts_ns)
             if isinstance(fill, Refused):
                 continue
-            if q.ts_ns >= t.deadline_ns:
-                self._close(t, q.ts_ns, fill.price, t.deadline_reason)
-            elif fill.price >= t.signal.target_price:
+            if fill.price >= t.signal.target_price:
                 self._close(t, q.ts_ns, fill.price, "TARGET")
             elif fill.price <= t.signal.stop_price:
                 self._close(t, q.ts_ns, fill.price, "STOP")
@@ -314,7 +313,8 @@ class Replay:
         if session is not None and session.close_ns - self.settings.close_buffer_ns <= now_ns < session.close_ns:
             t.refusal = "NEAR_CLOSE"
             return
-        res = self.settings.execution.buy(_exec_quote(q), now_ns)
+        t.last_quote = exec_quote(q)
+        res = self.settings.execution.buy(t.last_quote, now_ns)
         if isinstance(res, Refused):
             t.refusal = res.reason.value
             return
@@ -425,7 +425,10 @@ class Replay:
         end = data_end_ns if data_end_ns is not None else (bars[-1].close_ts_ns if bars else 0)
         for occ in list(self._open):
             for t in list(self._open.get(occ, [])):
-                if math.isfinite(t.last_bid):
+                dl = exit_at_deadline(st.execution, t.last_quote, t.deadline_ns) if t.deadline_ns <= end else None
+                if dl is not None:  # no quote of the contract came after its deadline
+                    self._close(t, dl.ts_ns, dl.price, t.deadline_reason)
+                elif math.isfinite(t.last_bid):
                     self._close(t, end, t.last_bid, t.deadline_reason, "data ended; last bid seen")
                 else:
                     self._settle(t, end)

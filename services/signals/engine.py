@@ -67,7 +67,7 @@ class SignalEngine:
         self._static = config if isinstance(config, SignalsConfig) else None
         self.execution = execution or ExecutionModel()
         self.chains = chains or ChainBook()
-        self.tracker = LifecycleTracker()
+        self.tracker = LifecycleTracker(self.execution)  # exits on the same execution model
         cal = calibrator if calibrator is not None else load_calibrator(self.config.confidence.calibration_file)
         self.selector = ContractSelector(self.execution, cal)
         #: why ideas found no contract, counted by reason (event risk, costs, liquidity, hours)
@@ -114,7 +114,7 @@ class SignalEngine:
         bar = snap.bar
         cfg = self.config
         n = self._bar_count[bar.symbol] = self._bar_count.get(bar.symbol, 0) + 1
-        updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol)
+        updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol, bar.close)
         if not self.may_open(bar.close_ts_ns, cfg):
             return [], updates
         if cfg.strategies.cheap_volatility.enabled and math.isfinite(snap.realized_vol):

@@ -1,31 +1,85 @@
-"""Open signals watched against live option quotes and time.
+"""Open signals watched against live option quotes and time, and the deadline exit rule the
+backtest shares.
 
 Exit rules (premiums per share), all on the price a long holder can sell at, the **bid**: the bid
 at or above the target -> TARGET_HIT at the bid; the bid at or below the stop -> STOPPED at the
-bid; the horizon (which the engine ends before the session's close) passing first -> EXPIRED at
-the last bid seen (0 when the contract never had a bid: nothing could be sold). The entry is the
-ask and the stop sits at least two spreads below it, so the spread alone does not stop an idea
-out. Each change is stamped with the quote's (or the clock's) time in ``updated_ns``. Returns the
-changed signals; persistence is the caller's job.
+bid. The entry is the ask and the stop sits at least two spreads below it, so the spread alone
+does not stop an idea out.
+
+The horizon (which the engine ends before the session's close) is a **deadline**, decided by the
+execution model (:func:`exit_at_deadline`, :func:`exit_past_deadline`; the backtest applies the
+same two functions to its HORIZON, CLOSE and EXPIRY deadlines): at the deadline the position is
+sold at the bid of the latest quote of the contract known then (stamped at the deadline) when the
+model accepts that quote at that time (a bid, fresh within ``max_quote_age_ns``, not crossed, the
+size when known, regular hours). When it refuses, the position stays open and is sold at the
+first later quote the model accepts, stamped at that quote's time. Both give EXPIRED here. A
+signal still open when its contract expires is closed EXPIRED at the expiry, at the intrinsic
+value of the underlying's price passed to :meth:`LifecycleTracker.on_time` (0 without one).
+
+Each change is stamped with the quote's (or the deadline's) time in ``updated_ns``. Returns the
+changed signals, in signal id order; persistence is the caller's job.
 """
 
 from __future__ import annotations
 
+import math
+
+from aiots.core.execution import ExecutionModel, Fill, Quote
 from aiots.services.signals.models import OptionQuote, Signal, Status, StatusChange
 
 
-class LifecycleTracker:
-    """Holds the open signals, keyed by contract."""
+def exec_quote(q: OptionQuote) -> Quote:
+    """The execution model's view of an engine quote (0 on a side = not quoted; size 0 = unknown)."""
+    return Quote(
+        q.bid if q.bid > 0 else math.nan,
+        q.ask if q.ask > 0 else math.nan,
+        q.ts_ns,
+        q.bid_size if q.bid_size > 0 else math.nan,
+        q.ask_size if q.ask_size > 0 else math.nan,
+    )
 
-    def __init__(self) -> None:
+
+def exit_at_deadline(model: ExecutionModel, known: Quote | None, deadline_ns: int) -> Fill | None:
+    """The decision at the deadline: a sell at the bid of ``known``, the latest quote of the
+    contract known at ``deadline_ns``, stamped at the deadline; None when the model refuses it.
+
+    ``known`` newer than the deadline means the decision was already taken when the first quote
+    after the deadline arrived (:func:`exit_past_deadline`): None."""
+    if known is not None and known.ts_ns > deadline_ns:
+        return None
+    fill = model.sell(known, deadline_ns)
+    return fill if isinstance(fill, Fill) else None
+
+
+def exit_past_deadline(model: ExecutionModel, known: Quote | None, q: Quote, deadline_ns: int) -> Fill | None:
+    """A position past its deadline (or reaching it) meets the quote ``q`` (``q.ts_ns >= deadline_ns``);
+    ``known`` is the contract's latest quote before ``q``.
+
+    When ``q`` is the first quote after the deadline, the deadline decision is taken first on
+    ``known``. Otherwise (or when that is refused) a sell at ``q``'s bid, stamped at ``q``'s time."""
+    if q.ts_ns > deadline_ns:
+        fill = exit_at_deadline(model, known, deadline_ns)
+        if fill is not None:
+            return fill
+    res = model.sell(q, q.ts_ns)
+    return res if isinstance(res, Fill) else None
+
+
+class LifecycleTracker:
+    """Holds the open signals, keyed by contract, and the latest quote of each of those contracts."""
+
+    def __init__(self, execution: ExecutionModel | None = None) -> None:
+        self.execution = execution or ExecutionModel()
         self._by_occ: dict[str, dict[str, Signal]] = {}
-        self._last_bid: dict[str, float] = {}
+        self._latest: dict[str, OptionQuote] = {}  # per contract with open signals
 
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
-            self._by_occ.setdefault(sig.contract.occ_symbol, {})[sig.id] = sig
-            if sig.contract.bid > 0:
-                self._last_bid.setdefault(sig.contract.occ_symbol, sig.contract.bid)
+            occ = sig.contract.occ_symbol
+            self._by_occ.setdefault(occ, {})[sig.id] = sig
+            old = self._latest.get(occ)
+            if old is None or sig.contract.ts_ns > old.ts_ns:
+                self._latest[occ] = sig.contract  # the quote selection used: the latest known then
 
     def replace(self, sig: Signal) -> None:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
@@ -33,6 +87,7 @@ class LifecycleTracker:
             group = self._by_occ[occ]
             if group.pop(sig.id, None) is not None and not group:
                 del self._by_occ[occ]
+                self._latest.pop(occ, None)
         self.add(sig)
 
     def open_signals(self) -> list[Signal]:
@@ -44,25 +99,38 @@ class LifecycleTracker:
         sig.exit_price = price
         sig.updated_ns = at_ns
         sig.history.append(StatusChange(status, at_ns, price, note))
-        group = self._by_occ.get(sig.contract.occ_symbol, {})
+        occ = sig.contract.occ_symbol
+        group = self._by_occ.get(occ, {})
         group.pop(sig.id, None)
         if not group:
-            self._by_occ.pop(sig.contract.occ_symbol, None)
+            self._by_occ.pop(occ, None)
+            self._latest.pop(occ, None)
         return sig
+
+    def _expire(self, sig: Signal, fill: Fill) -> Signal:
+        note = "horizon reached" if fill.ts_ns == sig.horizon_ns else "past the horizon: first executable bid"
+        return self._close(sig, Status.EXPIRED, fill.ts_ns, fill.price, note)
 
     def on_quote(self, q: OptionQuote) -> list[Signal]:
         """Check the open signals on this contract against its new quote."""
         group = self._by_occ.get(q.occ_symbol)
-        if q.bid > 0:
-            self._last_bid[q.occ_symbol] = q.bid
-        if not group or q.bid <= 0:
+        if not group:
             return []
+        prev = self._latest.get(q.occ_symbol)
+        if prev is None or q.ts_ns >= prev.ts_ns:
+            self._latest[q.occ_symbol] = q
+        known = exec_quote(prev) if prev is not None else None
+        eq = exec_quote(q)
         changed: list[Signal] = []
         for sig in sorted(group.values(), key=lambda s: s.id):
             if q.ts_ns < sig.created_ns:
                 continue
             if q.ts_ns >= sig.horizon_ns:
-                changed.append(self._close(sig, Status.EXPIRED, sig.horizon_ns, q.bid, "horizon reached"))
+                fill = exit_past_deadline(self.execution, known, eq, sig.horizon_ns)
+                if fill is not None:
+                    changed.append(self._expire(sig, fill))
+            elif q.bid <= 0:
+                continue
             elif q.bid >= sig.target_price:
                 note = f"bid {q.bid:.2f} >= target {sig.target_price:.2f}"
                 changed.append(self._close(sig, Status.TARGET_HIT, q.ts_ns, q.bid, note))
@@ -71,11 +139,23 @@ class LifecycleTracker:
                 changed.append(self._close(sig, Status.STOPPED, q.ts_ns, q.bid, note))
         return changed
 
-    def on_time(self, now_ns: int, symbol: str | None = None) -> list[Signal]:
-        """Expire the signals whose horizon has passed (optionally only this underlying's)."""
+    def on_time(self, now_ns: int, symbol: str | None = None, spot: float | None = None) -> list[Signal]:
+        """Take the horizon decision of the signals whose horizon has passed (optionally only this
+        underlying's), and settle those whose contract has expired (at the intrinsic value of
+        ``spot``, the underlying's price now, when given)."""
         changed: list[Signal] = []
         for sig in sorted(self.open_signals(), key=lambda s: s.id):
-            if (symbol is None or sig.symbol == symbol) and now_ns >= sig.horizon_ns:
-                price = self._last_bid.get(sig.contract.occ_symbol, 0.0)
-                changed.append(self._close(sig, Status.EXPIRED, sig.horizon_ns, price, "horizon reached"))
+            if (symbol is not None and sig.symbol != symbol) or now_ns < sig.horizon_ns:
+                continue
+            latest = self._latest.get(sig.contract.occ_symbol)
+            fill = exit_at_deadline(self.execution, exec_quote(latest) if latest else None, sig.horizon_ns)
+            if fill is not None:
+                changed.append(self._expire(sig, fill))
+            elif now_ns >= sig.contract.expiry_ns:
+                c = sig.contract
+                value = 0.0
+                if spot is not None and math.isfinite(spot):
+                    value = max(0.0, spot - c.strike if c.is_call else c.strike - spot)
+                note = "contract expired with no executable bid after the horizon; intrinsic value"
+                changed.append(self._close(sig, Status.EXPIRED, c.expiry_ns, value, note))
         return changed

@@ -29,6 +29,10 @@ C3 = "TEST  240308C00110000"
 C4 = "TEST  240308C00095000"
 C5 = "TEST  240308P00095000"
 X0 = "TEST  240301C00100000"  # expires today at 16:00
+C6 = "TEST  240308C00115000"
+C7 = "TEST  240308C00120000"
+C8 = "TEST  240308C00125000"
+C9 = "TEST  240308C00130000"
 HEADER = [
     "datetime",
     "underlying",
@@ -108,6 +112,33 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     rows += flat(C5, (15, 39), (15, 58), 0.80, 0.85)
     # G: expiring today: decision at 15:00; the close and the expiry coincide -> EXPIRY at 15:55.
     rows += flat(X0, (14, 59), (15, 58), 0.40, 0.45)
+    # Deadlines (the live tracker's rule): sell at the deadline at the bid of the latest quote known
+    # then if it is executable (fresh within 60 s, a bid), else at the first executable quote after.
+    # J: stale at the horizon. Entry 13:40; the last quote before the 14:00 horizon ends at 13:46
+    # (14 min old at 14:00): no sale then; the next quote (ends 14:08) is executable -> 14:08 at 1.20.
+    rows += [
+        quote_row((13, 39), C6, 1.00, 1.10),
+        quote_row((13, 45), C6, 1.05, 1.15),
+        quote_row((14, 7), C6, 1.20, 1.30),
+    ]
+    # K: fresh at the horizon. Entry 14:10; the quote ending 14:29 is 60 s old at the 14:30 horizon
+    # (allowed): sold at 14:30 at its bid 0.90, not at the next quote's (ends 14:33) 1.30.
+    rows += [
+        quote_row((14, 9), C7, 1.00, 1.10),
+        quote_row((14, 28), C7, 0.90, 1.00),
+        quote_row((14, 32), C7, 1.30, 1.40),
+    ]
+    # L: no bid at the horizon. Entry 14:40; the quotes ending 14:50 (the horizon) and 14:53 have no
+    # bid (empty field): it waits; the quote ending 14:56 has a bid -> 14:56 at 0.95.
+    rows += [
+        quote_row((14, 39), C8, 1.00, 1.10),
+        quote_row((14, 49), C8, None, 1.10),
+        quote_row((14, 52), C8, None, 1.10),
+    ]
+    rows += [quote_row((14, 55), C8, 0.95, 1.05)]
+    # M: no quote after the horizon at all. Entry 15:10; the quote ending 15:19 is the latest known
+    # at the 15:20 horizon (60 s old): sold at 15:20 at 0.97 (not when the data ends).
+    rows += [quote_row((15, 9), C9, 1.00, 1.10), quote_row((15, 18), C9, 0.97, 1.07)]
     path = tmp_path / "quotes.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -132,6 +163,10 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
         sc((15, 0), X0, 2.00, 0.01, (16, 30)),
         sc((15, 57), C5, 2.00, 0.10, (16, 30)),  # H: within 5 minutes of the close -> refused
         sc((9, 0), C1, 2.20, 1.80, (10, 0)),  # I: pre-market: no quote exists yet, so no signal
+        sc((13, 40), C6, 2.00, 0.10, (14, 0)),
+        sc((14, 10), C7, 2.00, 0.10, (14, 30)),
+        sc((14, 40), C8, 2.00, 0.10, (14, 50)),
+        sc((15, 10), C9, 2.00, 0.10, (15, 20)),
     ]
     rp = Replay(load_config(), bars, [quotes], [], BacktestSettings())
     rp.engine = ScriptedEngine(rp.book, scripts)  # type: ignore[assignment]
@@ -182,3 +217,21 @@ def test_close_and_expiry_exits_five_minutes_before_the_close(run) -> None:  # t
 def test_no_entry_near_the_close_or_outside_regular_hours(run) -> None:  # type: ignore[no-untyped-def]
     assert run["sig-1557"].entry is None and run["sig-1557"].refusal == "NEAR_CLOSE"
     assert "sig-0900" not in run  # no quote at all before the open: no signal
+
+
+def test_horizon_with_a_stale_quote_sells_at_the_first_executable_quote_after(run) -> None:  # type: ignore[no-untyped-def]
+    tr = run["sig-1340"]
+    assert tr.entry.price == 1.10 and tr.exit_reason == "HORIZON"
+    assert (tr.exit_ns, tr.exit_price) == (t(14, 8), 1.20)
+
+
+def test_horizon_with_a_fresh_quote_sells_at_its_bid_at_the_horizon(run) -> None:  # type: ignore[no-untyped-def]
+    tr = run["sig-1410"]
+    assert tr.exit_reason == "HORIZON" and (tr.exit_ns, tr.exit_price) == (t(14, 30), 0.90)
+    tm = run["sig-1510"]  # no quote after the horizon: the same decision, when the data ends
+    assert tm.exit_reason == "HORIZON" and (tm.exit_ns, tm.exit_price) == (t(15, 20), 0.97)
+
+
+def test_horizon_without_a_bid_waits_for_one(run) -> None:  # type: ignore[no-untyped-def]
+    tr = run["sig-1440"]
+    assert tr.exit_reason == "HORIZON" and (tr.exit_ns, tr.exit_price) == (t(14, 56), 0.95)

@@ -1,16 +1,24 @@
-"""Exit rules on hand-built quotes: target and stop both on the bid (executable), horizon at the last
-bid, P&L from the exit price after fees on both legs, updates stamped with the quote's time."""
+"""Exit rules on hand-built quotes: target and stop both on the bid (executable), P&L from the exit
+price after fees on both legs, updates stamped with the quote's time. The horizon, derived by hand
+from the issue's rule: sold at the horizon at the bid of the latest quote known then when the
+execution model accepts it (a bid, at most 60 s old by default), else at the first accepted quote
+after, stamped at its time."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 import pytest
 
+from aiots.core.conventions import ny_ns
+from aiots.core.execution import ExecutionModel
 from aiots.services.signals.lifecycle import LifecycleTracker
 from aiots.services.signals.models import Direction, GreeksTU, OptionQuote, Signal, Status
 
-T0 = 1_760_000_000 * 10**9
+T0 = ny_ns(dt.date(2025, 10, 9), dt.time(10, 0))  # a regular Thursday session, 09:30-16:00 ET
+S = 10**9
+H = T0 + 3600 * S  # the signals' horizon (11:00)
 Q = OptionQuote("AAPL  251017C00200000", "AAPL", "2025-10-17", T0 + 10**15, 200.0, True, 1.98, 2.02, ts_ns=T0)
 
 
@@ -43,21 +51,75 @@ def test_pnl_after_fees_on_both_legs() -> None:
     assert s.pnl_pct == pytest.approx(((2.17 - 0.0065) / (2.02 + 0.0065) - 1) * 100)
 
 
-def test_target_hit_and_expiry() -> None:
+def test_target_hit_then_horizon_on_a_fresh_quote_sells_at_its_bid_at_the_horizon() -> None:
     t = LifecycleTracker()
     t.add(sig("A"))
     (s,) = t.on_quote(replace(Q, bid=2.17, ask=2.21, ts_ns=T0 + 5))
     assert s.status is Status.TARGET_HIT and s.exit_price == 2.17 and t.open_signals() == []
     t.add(sig("B"))
-    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=T0 + 6))
-    assert t.on_time(T0 + 3599 * 10**9) == []
-    (e,) = t.on_time(T0 + 3600 * 10**9)
-    assert e.status is Status.EXPIRED and e.exit_price == 2.01  # the last bid seen
-    assert [h.status for h in e.history] == [Status.EXPIRED] and e.updated_ns == T0 + 3600 * 10**9
+    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 60 * S))  # 60 s old at the horizon: allowed
+    assert t.on_time(H - 1) == []
+    (e,) = t.on_time(H + 30 * S)  # a later clock still decides at the horizon, on the quote known then
+    assert e.status is Status.EXPIRED and e.exit_price == 2.01  # the bid, never the mid
+    assert [h.status for h in e.history] == [Status.EXPIRED] and e.updated_ns == e.exit_ns == H
 
 
-def test_expiry_without_later_quotes_sells_at_the_entry_quotes_bid() -> None:
+def test_quote_at_the_horizon_sells_there() -> None:
     t = LifecycleTracker()
-    t.add(replace(sig("C"), contract=replace(Q, occ_symbol="AAPL  251017C00205000")))
-    (e,) = t.on_time(T0 + 3600 * 10**9)
-    assert e.exit_price == Q.bid  # never the mid: only the bid can be sold at
+    t.add(sig("B"))
+    (e,) = t.on_quote(replace(Q, bid=2.05, ask=2.09, ts_ns=H))  # above the target, but the horizon came
+    assert (e.status, e.exit_ns, e.exit_price) == (Status.EXPIRED, H, 2.05)
+
+
+def test_first_quote_after_the_horizon_does_not_replace_the_one_known_at_it() -> None:
+    t = LifecycleTracker()
+    t.add(sig("B"))
+    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 10 * S))
+    (e,) = t.on_quote(replace(Q, bid=2.12, ask=2.16, ts_ns=H + 30 * S))  # arrives before the clock ticks
+    assert (e.exit_ns, e.exit_price) == (H, 2.01)
+
+
+def test_stale_quote_at_the_horizon_waits_for_the_first_fresh_quote() -> None:
+    t = LifecycleTracker()
+    t.add(sig("B"))
+    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 61 * S))  # 61 s old at the horizon: stale
+    assert t.on_time(H) == [] and t.on_time(H + 300 * S) == []
+    assert [s.id for s in t.open_signals()] == ["B"]
+    (e,) = t.on_quote(replace(Q, bid=1.95, ask=1.99, ts_ns=H + 400 * S))
+    assert (e.status, e.exit_ns, e.exit_price) == (Status.EXPIRED, H + 400 * S, 1.95)
+    assert e.updated_ns == H + 400 * S and t.open_signals() == []
+    # the quote age is the execution model's: with 120 s allowed, the same quote sells at the horizon
+    t2 = LifecycleTracker(ExecutionModel(max_quote_age_ns=120 * S))
+    t2.add(sig("B"))
+    t2.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 61 * S))
+    (e2,) = t2.on_time(H)
+    assert (e2.exit_ns, e2.exit_price) == (H, 2.01)
+
+
+def test_no_bid_at_the_horizon_waits() -> None:
+    t = LifecycleTracker()
+    t.add(sig("B"))
+    t.on_quote(replace(Q, bid=0.0, ask=2.05, ts_ns=H - 5 * S))  # fresh, but nothing to sell to
+    assert t.on_time(H) == []
+    assert t.on_quote(replace(Q, bid=0.0, ask=2.04, ts_ns=H + 60 * S)) == []
+    (e,) = t.on_quote(replace(Q, bid=1.97, ask=2.03, ts_ns=H + 120 * S))
+    assert (e.exit_ns, e.exit_price) == (H + 120 * S, 1.97)
+
+
+def test_entry_quote_only_is_stale_at_the_horizon_and_the_contract_settles_at_expiry() -> None:
+    t = LifecycleTracker()
+    occ = "AAPL  251017C00205000"
+    t.add(replace(sig("C"), contract=replace(Q, occ_symbol=occ)))  # quoted at T0, an hour before the horizon
+    assert t.on_time(H) == []
+    assert t.on_time(Q.expiry_ns - 1, spot=203.0) == []
+    # never quoted again: at expiry the 200 call is worth its intrinsic value, 203 - 200
+    (e,) = t.on_time(Q.expiry_ns, "AAPL", spot=203.0)
+    assert (e.status, e.exit_ns, e.exit_price) == (Status.EXPIRED, Q.expiry_ns, pytest.approx(3.0))
+
+
+def test_exits_come_in_signal_id_order() -> None:
+    t = LifecycleTracker()
+    for i in ("Z", "B", "M"):
+        t.add(sig(i))
+    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 5 * S))
+    assert [s.id for s in t.on_time(H)] == ["B", "M", "Z"]
