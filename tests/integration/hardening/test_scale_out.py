@@ -19,8 +19,10 @@ Analytics' live feature state is per symbol and must see every bar in order, so 
 replica folds every bar in a group of its own (``analytics.live_consumer_group``); signals drops
 the second copy of each bar's features. With the default shared group the two replicas would split
 a symbol's bars and neither would compute the breakout (see docs/gateway.md, "Replicas").
-Ingestion has no consumer group: each replica runs its own collection jobs; here its reads are
-checked to survive the kill.
+Ingestion's collection jobs go through a consumer group of their own (services/ingestion/jobs.py);
+here autostart is off and ingestion's reads are checked to survive the kill, and
+``test_collection_failover.py`` kills the replica running a collection job and checks that the
+survivor takes it over and stored data goes on.
 """
 
 from __future__ import annotations
