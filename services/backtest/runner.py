@@ -19,6 +19,9 @@ and within ``close_buffer`` of the close.
 The strategies, the features, contract selection and the signal levels are the engine's own:
 this module only calls :meth:`SignalEngine.evaluate` and :meth:`SignalEngine.select`, the two
 halves of :meth:`SignalEngine.on_bar` that live mode runs.
+
+Size: the replay loop, the exits of open positions, the null model's plan and the per-symbol
+parallel run all work on one :class:`Replay`'s state; apart they would pass that state around.
 """
 
 from __future__ import annotations
