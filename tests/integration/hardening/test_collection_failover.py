@@ -114,6 +114,7 @@ async def test_the_survivor_takes_over_a_killed_replicas_collection(
 
         await _until("takeover", taken, CLAIM_IDLE_S + SLACK_S)
         took = time.monotonic() - killed
+        print(f"collection job taken over {took:.1f}s after the kill (claim idle {CLAIM_IDLE_S}s)")
         (row,) = await jobs()
         assert row["job_id"] == job_id and row["status"] == "running" and row["takeovers"] == 1
         assert took >= CLAIM_IDLE_S * 0.9, f"taken over after {took:.1f}s, before the claim was idle"
