@@ -138,7 +138,8 @@ async def test_a_dead_replicas_job_is_taken_over_after_the_idle_time(env: Any) -
     died = time.monotonic()
     await _until(lambda: b.running, CLAIM_IDLE_S + SLACK_S)
     took = time.monotonic() - died
-    assert took >= CLAIM_IDLE_S * 0.9, f"taken after {took:.2f}s, before the idle time"
+    # the last renewal was at most one heartbeat before the "crash"
+    assert took >= CLAIM_IDLE_S - HEARTBEAT_S, f"taken after {took:.2f}s, before the idle time"
     (p,) = await _pending(r, b.q)
     assert p["consumer"] == b.q.owner and p["times_delivered"] == 2
     row = await store.get_job(pool, job_id)
