@@ -116,6 +116,9 @@ class SignalsApp:
             dividend_yield=s.market.dividend_yield,
             execution=s.execution.model(),
         )
+        self.engine.on_candidate = lambda strategy, outcome: metrics.signal_candidates.add(
+            1, {"strategy": strategy, "outcome": outcome}
+        )
         self.broker = Broker(
             self.cfg.subscriber_queue,
             on_drop=lambda: metrics.subscriber_drops.add(1, {"stream": "signals", "reason": "overflow"}),

@@ -23,6 +23,22 @@ from aiots.services.signals.models import Bar, Idea, OptionQuote, Signal, Status
 from aiots.services.signals.selection import ContractSelector, traded_atm_iv
 from aiots.services.signals.strategies import Strategy, all_strategies
 
+#: the gate behind a skip reason (``ContractSelector.last_skip``), as a bounded metric label
+CANDIDATE_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("IV rank", "iv rank"),
+    ("event risk", "event risk"),
+    ("no fresh", "no fresh liquid contract"),
+    ("no trading time", "no trading time"),
+    ("no contract near the delta band", "delta band"),
+    ("no implied volatility", "no iv"),
+    ("no contract pays its costs", "ev not positive"),
+)
+
+
+def candidate_outcome(reason: str) -> str:
+    """``aiots_signal_candidates_total``'s ``outcome`` for a skip reason (numbers stripped)."""
+    return next((label for prefix, label in CANDIDATE_OUTCOMES if reason.startswith(prefix)), "other")
+
 
 class ChainBook:
     """Latest quote per contract, per underlying (fed by option quote events)."""
@@ -72,6 +88,8 @@ class SignalEngine:
         self.selector = ContractSelector(self.execution, cal)
         #: why ideas found no contract, counted by reason (event risk, costs, liquidity, hours)
         self.skipped: dict[str, int] = {}
+        #: called once per idea with (strategy, outcome): "signal" or the gate that refused it
+        self.on_candidate: Callable[[str, str], None] | None = None
         self.strategies = strategies or all_strategies()
         self._iv_rank = iv_rank or (lambda _s: math.nan)
         self._q = dividend_yield or (lambda _s: 0.0)
@@ -166,6 +184,7 @@ class SignalEngine:
             end = self.horizon_end(now, idea.horizon_ns, cfg)
             if end - now < int(cfg.market_hours.min_horizon_minutes * NS_PER_MIN):
                 self.skipped["horizon past the close"] = self.skipped.get("horizon past the close", 0) + 1
+                self._count(idea.strategy, "horizon past the close")
                 continue
             sel = self.selector.select(
                 idea,
@@ -179,6 +198,7 @@ class SignalEngine:
             if sel is None:
                 why = self.selector.last_skip.split(":")[0] or "no contract"
                 self.skipped[why] = self.skipped.get(why, 0) + 1
+                self._count(idea.strategy, candidate_outcome(why))
                 continue
             self._last_fired[(bar.symbol, idea.strategy)] = n
             sig = Signal(
@@ -211,7 +231,12 @@ class SignalEngine:
             )
             self.tracker.add(sig)
             new.append(sig)
+            self._count(idea.strategy, "signal")
         return new
+
+    def _count(self, strategy: str, outcome: str) -> None:
+        if self.on_candidate is not None:
+            self.on_candidate(strategy, outcome)
 
     def last_bar_ns(self, symbol: str) -> int:
         """Open time (ns) of the newest bar the features of ``symbol`` have seen; -1 when none."""
