@@ -187,6 +187,7 @@ def _finish(out, shape):
 include "_opt_european.pxi"
 include "_opt_iv.pxi"
 include "_opt_american.pxi"
+include "_opt_baw.pxi"
 
 
 # ------------------------------------------------------------------------------------------------
