@@ -172,7 +172,9 @@ def _mvec_flags() -> tuple[list[str], list[str]]:
         except (OSError, subprocess.TimeoutExpired):
             ok = False
     if ok:
-        return ["-DAIOTS_HAVE_MVEC", "-fopenmp-simd", "-fno-math-errno"], ["-lmvec"]
+        # -fno-trapping-math: selects between divisions may be if-converted (the vector loops have
+        # branch-free lanes; FP exceptions are never enabled or read)
+        return ["-DAIOTS_HAVE_MVEC", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"], ["-lmvec"]
     print("AI-OTS build: no libmvec (glibc >= 2.35 vector math); the Greeks loop runs scalar.", file=sys.stderr)
     return [], []
 

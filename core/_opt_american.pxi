@@ -33,13 +33,16 @@ cdef void _bs_phi_n(double lnS, double T, const double* g, const double* lnH, co
     d = -(ln(S/H) + (b + (g - 1/2) v^2) T) / (v sqrt T). The 2n normals and 2n exponentials go in two
     short vectorised calls (a weight exponent past 700 takes _expcdf's log-space tail instead)."""
     cdef double vsq = v * v, vst = v * sqrt(T)
-    cdef double z[12]
-    cdef double pz[12]
-    cdef double x[12]
-    cdef double ex[12]
+    cdef double z[16]
+    cdef double pz[16]
+    cdef double x[16]
+    cdef double ex[16]
     cdef double lis, kappa, d
     cdef int i
     cdef bint tail = False
+    for i in range(2 * n, 16):  # padding of the vectorised calls
+        z[i] = 0.0
+        x[i] = 0.0
     for i in range(n):
         d = -((lnS - lnH[i]) + (b + (g[i] - 0.5) * vsq) * T) / vst
         kappa = 2.0 * b / vsq + (2.0 * g[i] - 1.0)
@@ -55,18 +58,20 @@ cdef void _bs_phi_n(double lnS, double T, const double* g, const double* lnH, co
         out[i] = ex[i] * (pz[i] - (ex[n + i] * pz[n + i] if not tail else _expcdf(x[n + i], z[n + i])))
 
 
-cdef bint _bs_gamma_terms(double lnS, double T, double t1, double g, double lnI1, double lnI2, double r,
-                          double b, double v, double lnref, int nh, double lnHa, double lnHb, double* phi12,
-                          double* psi) noexcept nogil:
-    """For one power g: phi(S, t1 | g, I1, I2) and psi(S, T | g, H, I2, I1, t1) for H = lnHa (and lnHb
-    when nh = 2), all divided by ref^g.
+cdef bint _gt_prep(double lnS, double T, double t1, double g, double lnI1, double lnI2, double r, double b,
+                   double v, double lnref, int nh, double lnHa, double lnHb, double* z, double* ex,
+                   double* e) noexcept nogil:
+    """First half of one power g's terms: phi(S, t1 | g, I1, I2) and psi(S, T | g, H, I2, I1, t1) for
+    H = lnHa (and lnHb when nh = 2), all divided by ref^g.
 
     psi is S_T^g paid at T if S_T <= H, S stays below I2 on [0, t1] and below I1 on [t1, T]
     (H <= I1 <= I2); the reflection principle in each period (measure with drift b + (g - 1/2) v^2)
-    gives four bivariate normals with rho = +-sqrt(t1/T) (bvn_golden). phi(t1 | g, I1, I2) uses the
-    same two first-period normals, Phi(-e1) - (I2/S)^kappa Phi(-e2). False (nothing computed) where a
-    weight (I/S)^kappa exceeds e^PSI_MAX_LOG: Genz's bvn is accurate to ~1e-16 absolutely, not
-    relatively for rho < 0, so such a term is not computable to 1e-9."""
+    gives four bivariate normals with rho = +-sqrt(t1/T) (bvn_done). phi(t1 | g, I1, I2) uses the
+    same two first-period normals, Phi(-e1) - (I2/S)^kappa Phi(-e2). Writes the 4 + 4 nh normal
+    arguments to z, the 5 exponents to ex and e1..e4 to e; the caller evaluates every option's normals,
+    exponentials and bivariate node sums in one vectorised call each and _gt_finish assembles.
+    False (nothing usable) where a weight (I/S)^kappa exceeds e^PSI_MAX_LOG: Genz's bvn is accurate
+    to ~1e-16 absolutely, not relatively for rho < 0, so such a term is not computable to 1e-9."""
     cdef double vsq = v * v, drift = b + (g - 0.5) * vsq
     cdef double kappa = 2.0 * b / vsq + (2.0 * g - 1.0)
     cdef double p2 = kappa * (lnI2 - lnS), p3 = kappa * (lnI1 - lnS), p4 = kappa * (lnI1 - lnI2)
@@ -76,46 +81,53 @@ cdef bint _bs_gamma_terms(double lnS, double T, double t1, double g, double lnI1
     cdef double lam = -r + g * b + 0.5 * g * (g - 1.0) * vsq
     cdef double l1 = lnS - lnI1  # ln(S / I1)
     cdef double l2 = 2.0 * lnI2 - lnS - lnI1  # ln(I2^2 / (S I1))
-    cdef double e1 = (l1 + dt1) / vs1, e2 = (l2 + dt1) / vs1
-    cdef double e3 = (l1 - dt1) / vs1, e4 = (l2 - dt1) / vs1
     cdef double sc = g * (lnS - lnref)
-    cdef double lnH, f1, f2, f3, f4
-    cdef double z[12]
-    cdef double pz[12]
-    cdef double ex[5]
-    cdef double ew[5]
+    cdef double lnH
     cdef int j
-    # every normal and exponential of this term in two short vectorised calls
-    z[0] = -e1
-    z[1] = -e2
-    z[2] = -e3
-    z[3] = -e4
+    e[0] = (l1 + dt1) / vs1
+    e[1] = (l2 + dt1) / vs1
+    e[2] = (l1 - dt1) / vs1
+    e[3] = (l2 - dt1) / vs1
+    z[0] = -e[0]
+    z[1] = -e[1]
+    z[2] = -e[2]
+    z[3] = -e[3]
     for j in range(nh):
         lnH = lnHa if j == 0 else lnHb
         z[4 + 4 * j] = -(lnS - lnH + dT) / vs2
         z[5 + 4 * j] = -(2.0 * lnI2 - lnS - lnH + dT) / vs2
         z[6 + 4 * j] = -(2.0 * lnI1 - lnS - lnH + dT) / vs2
         z[7 + 4 * j] = -(lnS + 2.0 * (lnI1 - lnI2) - lnH + dT) / vs2
-    _ncdf_n(z, pz, 4 + 4 * nh)
     ex[0] = p2
     ex[1] = p3
     ex[2] = p4
     ex[3] = lam * T + sc
     ex[4] = lam * t1 + sc
-    _exp_n(ex, ew, 5)
+    return True
+
+
+cdef inline void _gt_bvn_args(const double* z, const double* e, int nh, double* hk, double* hs) noexcept nogil:
+    """The 4 nh bivariate-normal slots of one _gt_prep term (h = e_m, k = f_m = -z[4 + 4j + m])."""
+    cdef int j, m
+    for j in range(nh):
+        for m in range(4):
+            bvn_args(e[m], -z[4 + 4 * j + m], &hk[4 * j + m], &hs[4 * j + m])
+
+
+cdef inline void _gt_finish(const double* z, const double* pz, const double* ew, const double* e,
+                            const double* acc, int nh, double* phi12, double* psi) noexcept nogil:
+    """Second half of _gt_prep: phi and psi from the normals pz = Phi(z), exponentials ew = exp(ex) and
+    the node sums acc of its bivariate normals (slot 4j + m: +rho for m < 2, -rho otherwise)."""
     cdef double pe1 = pz[0], pe2 = pz[1], pe3 = pz[2], pe4 = pz[3]
     cdef double w2 = ew[0], w3 = ew[1], w4 = ew[2], pre = ew[3]
+    cdef int j, o
     phi12[0] = ew[4] * (pe1 - w2 * pe2)
     for j in range(nh):
-        f1 = -z[4 + 4 * j]
-        f2 = -z[5 + 4 * j]
-        f3 = -z[6 + 4 * j]
-        f4 = -z[7 + 4 * j]
-        psi[j] = pre * (bvn_golden(e1, f1, pe1, pz[4 + 4 * j], 0)
-                        - w2 * bvn_golden(e2, f2, pe2, pz[5 + 4 * j], 0)
-                        - w3 * bvn_golden(e3, f3, pe3, pz[6 + 4 * j], 1)
-                        + w4 * bvn_golden(e4, f4, pe4, pz[7 + 4 * j], 1))
-    return True
+        o = 4 + 4 * j
+        psi[j] = pre * (bvn_done(e[0], -z[o], pe1, pz[o], acc[4 * j])
+                        - w2 * bvn_done(e[1], -z[o + 1], pe2, pz[o + 1], acc[4 * j + 1])
+                        - w3 * bvn_done(e[2], -z[o + 2], pe3, pz[o + 2], acc[4 * j + 2])
+                        + w4 * bvn_done(e[3], -z[o + 3], pe4, pz[o + 3], acc[4 * j + 3]))
 
 
 cdef inline bint _bs_setup(double K, double r, double b, double v, double* beta, double* binf,
@@ -149,10 +161,33 @@ cdef double _bs2002_call(double S, double K, double T, double r, double b, doubl
     cdef double sb[2]
     cdef double s1[2]
     cdef double s0[2]
-    if not (_bs_gamma_terms(lS, T, t1, beta, l1, l2, r, b, v, l1, 1, l1, l1, &pb, sb)
-            and _bs_gamma_terms(lS, T, t1, 1.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p1, s1)
-            and _bs_gamma_terms(lS, T, t1, 0.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &p0, s0)):
-        return NAN  # ill-conditioned (see _bs_gamma_terms): the caller keeps the 1993 policy
+    # the three powers' terms (slots: normals 0/8/20, exponents 0/5/10, bivariate normals 0/4/12)
+    cdef double z[32]
+    cdef double pz[32]
+    cdef double ex[16]
+    cdef double ew[16]
+    cdef double e[12]
+    cdef double hk[24]
+    cdef double hs[24]
+    cdef double acc[24]
+    cdef int j
+    if not (_gt_prep(lS, T, t1, beta, l1, l2, r, b, v, l1, 1, l1, l1, z, ex, e)
+            and _gt_prep(lS, T, t1, 1.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &z[8], &ex[5], &e[4])
+            and _gt_prep(lS, T, t1, 0.0, l1, l2, r, b, v, 0.0, 2, l1, lK, &z[20], &ex[10], &e[8])):
+        return NAN  # ill-conditioned (see _gt_prep): the caller keeps the 1993 policy
+    ex[15] = 0.0  # padding of the vectorised call
+    _ncdf_n(z, pz, 32)
+    _exp_n(ex, ew, 15)
+    _gt_bvn_args(z, e, 1, hk, hs)
+    _gt_bvn_args(&z[8], &e[4], 2, &hk[4], &hs[4])
+    _gt_bvn_args(&z[20], &e[8], 2, &hk[12], &hs[12])
+    for j in range(20, 24):
+        hk[j] = 0.0
+        hs[j] = 0.0
+    _bvn_batch(hk, hs, acc)
+    _gt_finish(z, pz, ew, e, acc, 1, &pb, sb)
+    _gt_finish(&z[8], &pz[8], &ew[5], &e[4], &acc[4], 2, &p1, s1)
+    _gt_finish(&z[20], &pz[20], &ew[10], &e[8], &acc[12], 2, &p0, s0)
     cdef double pg[3]
     cdef double ph[3]
     cdef double pr_[3]
@@ -243,6 +278,8 @@ cdef double _bs2002(double S, double K, double T, double r, double q, double v, 
 
 
 cdef double BAW_TOL = 1e-6
+# closed forms' rounding noise relative to S + K (see _am_price1)
+cdef double AM_NOISE = 1e-12
 
 
 cdef double _baw(double S, double K, double T, double r, double q, double v, bint call) noexcept nogil:
@@ -410,9 +447,6 @@ cdef void _binomial(double S, double K, double T, double r, double q, double v, 
     out[2] = ((v22 - v21) / (s22 - s21) - (v21 - v20) / (s21 - s20)) / (0.5 * (s22 - s20))
     dS = s21 - S
     out[3] = (v21 - v0 - out[1] * dS - 0.5 * out[2] * dS * dS) / (2.0 * h)
-
-
-cdef double AM_NOISE = 1e-12
 
 
 cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,

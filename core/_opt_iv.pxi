@@ -110,7 +110,7 @@ cdef double _iv1(double P, double S, double K, double T, double r, double q, bin
     if _bad(S, K, T, r, q, 1.0) or not (P > 0.0 and P < INFINITY):
         reason[0] = R_INVALID
         return NAN
-    cdef double x = log(S / K) + (r - q) * T
+    cdef double x = _log_ratio(S, K) + (r - q) * T
     cdef double beta = P * exp(0.5 * (r + q) * T) / (sqrt(S) * sqrt(K))
     if not call:
         x = -x

@@ -26,41 +26,56 @@ cdef extern from *:
     #define AIOTS_OMP_SIMD_RED
     #endif
 
-    /* sum_i w_i exp(a_i hk - b_i hs) over the BVG_N = 12 Gauss-Legendre nodes of bvn_golden: one
-     * vectorised exp per 4 or 8 nodes, cloned for AVX-512 / AVX2 / baseline and picked by an ifunc */
+    /* The bivariate normals of one BS2002 option (<= 20, padded to AIOTS_BVN_J) in one pass: for each
+     * Gauss-Legendre node i, a vectorised exp over all of them. Slot j uses the +rho nodes where
+     * (j >> 1) & 1 == 0 and the -rho ones otherwise (the order of the four normals of each psi term).
+     * Exponents are clamped at -700 (exp < 1e-304: an absolute error far below the 1e-15 of the rule)
+     * so libmvec never takes its slow underflow path. */
+    #define AIOTS_BVN_J 24
+    static double aiots_bvn_w[12][AIOTS_BVN_J], aiots_bvn_a[12][AIOTS_BVN_J], aiots_bvn_b[12][AIOTS_BVN_J];
     #if AIOTS_VMATH
     __attribute__((target_clones("avx512f", "avx2", "default")))
     #endif
-    static double aiots_bvn_sum(const double* w, const double* a, const double* b, double hk, double hs) {
-        double acc = 0.0;
-        int i;
-        AIOTS_OMP_SIMD_RED
-        for (i = 0; i < 12; i++) acc += w[i] * aiots_vexp(a[i] * hk - b[i] * hs);
-        return acc;
+    static void aiots_bvn_batch(const double* hk, const double* hs, double* acc) {
+        int i, j;
+        double x;
+        for (j = 0; j < AIOTS_BVN_J; j++) acc[j] = 0.0;
+        for (i = 0; i < 12; i++) {
+            AIOTS_OMP_SIMD
+            for (j = 0; j < AIOTS_BVN_J; j++) {
+                x = aiots_bvn_a[i][j] * hk[j] - aiots_bvn_b[i][j] * hs[j];
+                acc[j] += aiots_bvn_w[i][j] * aiots_vexp(x > -700.0 ? x : -700.0);
+            }
+        }
     }
 
-    /* Phi(x_i) and exp(x_i) over short arrays (the normals and weights of one BS2002 term) */
+    /* Phi(x_i) and exp(x_i) over short arrays (the normals and weights of one BS2002 term). The loop
+     * runs over n rounded up to a multiple of 8, so no element takes a scalar remainder path (a
+     * scalar libm exp/erfc costs 4-7 vector lanes): the caller's arrays hold that many elements and
+     * the padding of x is initialised (0.0). */
     #if AIOTS_VMATH
     __attribute__((target_clones("avx512f", "avx2", "default")))
     #endif
     static void aiots_ncdf_n(const double* x, double* out, int n) {
-        int i;
+        int i, m = (n + 7) & ~7;
         AIOTS_OMP_SIMD
-        for (i = 0; i < n; i++) out[i] = 0.5 * aiots_verfc(-x[i] * 0.7071067811865476);
+        for (i = 0; i < m; i++) out[i] = 0.5 * aiots_verfc(-x[i] * 0.7071067811865476);
     }
     #if AIOTS_VMATH
     __attribute__((target_clones("avx512f", "avx2", "default")))
     #endif
     static void aiots_exp_n(const double* x, double* out, int n) {
-        int i;
+        int i, m = (n + 7) & ~7;
         AIOTS_OMP_SIMD
-        for (i = 0; i < n; i++) out[i] = aiots_vexp(x[i]);
+        for (i = 0; i < m; i++) out[i] = aiots_vexp(x[i]);
     }
     """
     void _ncdf_n "aiots_ncdf_n"(const double* x, double* out, int n) noexcept nogil
     void _exp_n "aiots_exp_n"(const double* x, double* out, int n) noexcept nogil
-    double _bvn_sum "aiots_bvn_sum"(const double* w, const double* a, const double* b, double hk,
-                                    double hs) noexcept nogil
+    void _bvn_batch "aiots_bvn_batch"(const double* hk, const double* hs, double* acc) noexcept nogil
+    double BVN_W "aiots_bvn_w"[12][24]
+    double BVN_A "aiots_bvn_a"[12][24]
+    double BVN_B "aiots_bvn_b"[12][24]
 
 cdef extern from *:
     """
@@ -263,7 +278,9 @@ cdef inline double normalised_black(double x, double s, bint is_call) noexcept n
 #   P(X > h, Y > k) = Phi(-h) Phi(-k) + 1/(2 pi) int_0^asin(rho) exp(-(h^2 + k^2 - 2hk sin t) / (2 cos^2 t)) dt,
 # with the nodes fixed at import: w_i asin(rho)/(4 pi), sin t_i/cos^2 t_i and 1/cos^2 t_i, so one
 # evaluation is 12 exp and two erfc. A 12-point Gauss-Legendre rule is exact to 1.3e-15 absolute
-# at this rho over h, k in [-8, 8] (Genz's 20 points: 1.1e-16; 10 points: 2e-13).
+# at this rho over h, k in [-8, 8] (Genz's 20 points: 1.1e-16; 10 points: 2e-13). The (up to 20)
+# bivariate normals of one option are evaluated together: bvn_args per slot, one _bvn_batch call
+# (per node, a vectorised exp over all slots), bvn_done per slot.
 # ---------------------------------------------------------------------------------------------
 
 cdef enum:
@@ -284,6 +301,12 @@ def _bvg_init():
             BVG_W[j][i] = w[i] * asr / (4.0 * math.pi)
             BVG_A[j][i] = sn / (1.0 - sn * sn)
             BVG_B[j][i] = 1.0 / (1.0 - sn * sn)
+    for i in range(BVG_N):
+        for j in range(24):
+            neg = (j >> 1) & 1
+            BVN_W[i][j] = BVG_W[neg][i]
+            BVN_A[i][j] = BVG_A[neg][i]
+            BVN_B[i][j] = BVG_B[neg][i]
 
 
 _bvg_init()
@@ -292,17 +315,26 @@ _bvg_init()
 cdef double BVG_TAIL = 9.5
 
 
-cdef inline double bvn_golden(double h, double k, double ph, double pk, int neg) noexcept nogil:
-    """P(X > h, Y > k), corr +sqrt(GOLDEN) (neg = 0) or -sqrt(GOLDEN) (neg = 1); ph = Phi(-h), pk = Phi(-k)."""
-    cdef double hk, hs, acc
+cdef inline void bvn_args(double h, double k, double* hk, double* hs) noexcept nogil:
+    """Arguments of slot (h, k) of _bvn_batch; zeros where bvn_done answers from the tails alone."""
+    if fabs(h) > BVG_TAIL or fabs(k) > BVG_TAIL or not (h == h and k == k):
+        hk[0] = 0.0
+        hs[0] = 0.0
+    else:
+        hk[0] = h * k
+        hs[0] = 0.5 * (h * h + k * k)
+
+
+cdef inline double bvn_done(double h, double k, double ph, double pk, double acc) noexcept nogil:
+    """P(X > h, Y > k) at the slot's correlation from its node sum acc (_bvn_batch) and ph = Phi(-h),
+    pk = Phi(-k); beyond BVG_TAIL from the univariate tails alone."""
     if h > BVG_TAIL or k > BVG_TAIL:
         return 0.0
     if h < -BVG_TAIL:
         return pk
     if k < -BVG_TAIL:
         return ph
-    hk = h * k
-    hs = 0.5 * (h * h + k * k)
-    acc = _bvn_sum(&BVG_W[neg][0], &BVG_A[neg][0], &BVG_B[neg][0], hk, hs)
+    if not (h == h and k == k):
+        return NAN
     acc += ph * pk
     return acc if acc > 0.0 else 0.0

@@ -246,3 +246,47 @@ def test_round_trip_deep_itm_short_dated_at_the_attainable_precision() -> None:
     info = ok & (att <= 1e-3)  # beyond that the time value is a few ulp of the price (0.0 is a fair answer)
     assert np.all(err[info] <= 8.0 * att[info] + 2e-15), np.max(err[info] / att[info])
     assert np.all(err[ok & (att <= 1e-13)] <= 1e-12)
+
+
+def test_round_trip_deep_itm_short_dated_against_mpmath() -> None:
+    """Deep in-the-money 0.5-10 day contracts priced by mpmath (50 digits, then rounded to float64),
+    with kappa = price / (sigma * vega) from mpmath too: an oracle independent of the library's own
+    pricer, whose input rounding (e.g. ln(S/K)) a bs_price round trip would cancel.
+
+    "The price carries the information" where kappa <= 1e3: the float64 price's own rounding (1.1e-16
+    relative) then moves sigma by at most kappa * 1.1e-16 <= 1.1e-13, and the found sigma must be
+    within 1e-12 relative. Beyond that (kappa * eps <= 1e-3) it must be within a few times the
+    sigma the price's rounding allows; further out the time value is below the price's last bits."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    rng = np.random.default_rng(3)
+    n = 1200
+    S = 100.0
+    T = rng.uniform(0.5, 10, n) / 365
+    sig = 10 ** rng.uniform(-1.5, 0.5, n)
+    call = rng.random(n) < 0.5
+    m = rng.uniform(0.0, 9.0, n) * sig * np.sqrt(T)
+    K = np.where(call, S * np.exp(-m), S * np.exp(m))
+    r = rng.uniform(0.0, 0.08, n)
+    q = rng.uniform(0.0, 0.05, n)
+    prices = np.empty(n)
+    kappa = np.empty(n)
+    for i in range(n):
+        s, k, t = mp.mpf(S), mp.mpf(K[i]), mp.mpf(T[i])
+        rr, qq, v = mp.mpf(r[i]), mp.mpf(q[i]), mp.mpf(sig[i])
+        vs = v * mp.sqrt(t)
+        d1 = (mp.log(s / k) + (rr - qq + v * v / 2) * t) / vs
+        th = 1 if call[i] else -1
+        p = th * (s * mp.exp(-qq * t) * mp.ncdf(th * d1) - k * mp.exp(-rr * t) * mp.ncdf(th * (d1 - vs)))
+        prices[i] = float(p)
+        kappa[i] = float(p / (v * s * mp.exp(-qq * t) * mp.npdf(d1) * mp.sqrt(t)))
+    iv, reason = o.implied_vol(prices, S, K, T, r, q, call, return_reason=True)
+    err = np.abs(iv - sig) / sig
+    carries = kappa <= 1e3
+    assert carries.sum() > 300
+    assert np.all(reason[carries] == o.OK)
+    assert err[carries].max() <= 1e-12, err[carries].max()
+    att = kappa * 1.1e-16
+    info = (reason == o.OK) & (att <= 1e-3)
+    assert info.sum() > 0.7 * n
+    assert np.all(err[info] <= 8.0 * att[info] + 2e-15), np.max(err[info] / att[info])
