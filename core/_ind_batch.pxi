@@ -654,6 +654,15 @@ cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minu
 
 cdef extern from *:
     """
+    /* x where c is 1, +0.0 where c is 0, by a bit mask: GCC turns `c ? x : 0.0` into a branch,
+     * and which of +DM/-DM wins is a coin flip on price data (a mispredict every other bar). */
+    static inline double aiots_keep(double x, int c) {
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u &= (uint64_t)0 - (uint64_t)(c != 0);
+        memcpy(&x, &u, sizeof x);
+        return x;
+    }
     /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
      * +DM/-DM by TA-Lib's rule (selects: which wins is a coin flip on price data) and Wilder
      * smoothing as one fused multiply-add per sum, s = fma(s, (p-1)/p, x), a 4-cycle chain. */
@@ -661,8 +670,8 @@ cdef extern from *:
         do {                                                                                       \
             int is_m_ = ((DMN) > 0) & ((DP) < (DMN));                                              \
             int is_p_ = (!is_m_) & ((DP) > 0) & ((DP) > (DMN));                                    \
-            MDM = FMA(MDM, C1, is_m_ ? (DMN) : 0.0);                                               \
-            PDM = FMA(PDM, C1, is_p_ ? (DP) : 0.0);                                                \
+            MDM = FMA(MDM, C1, aiots_keep(DMN, is_m_));                                            \
+            PDM = FMA(PDM, C1, aiots_keep(DP, is_p_));                                             \
             TR = FMA(TR, C1, TRV);                                                                 \
         } while (0)
     static inline double aiots_true_range(double high, double low, double prev_close) {
@@ -736,6 +745,7 @@ cdef extern from *:
     void _dmi_loop "aiots_dmi_loop"(const double* h, const double* l, const double* c, Py_ssize_t today,
                                     Py_ssize_t n, int p, double* st, double* adx, double* pdi,
                                     double* mdi) nogil
+    double _keep "aiots_keep"(double x, int c) nogil
     void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                         double trv, double c1) nogil
 
@@ -930,77 +940,78 @@ cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_
         today += 1
 
 
-cdef inline double _mf_sign(double tp, double prev) noexcept nogil:
-    """Typical-price change, 0 when it is a rounding tie (TA-Lib 0.8 scaled zero test)."""
-    cdef double d = tp - prev
-    if _is_zero_scaled(d, fabs(tp) + fabs(prev)):
+cdef struct MfiSt:
+    int period
+    int idx
+    int live
+    long count
+    double prev
+    double pos_sum
+    double neg_sum
+
+
+cdef inline void _mfi_init(MfiSt* s, int period) noexcept nogil:
+    s.period = period
+    s.idx = 0
+    s.live = 0
+    s.count = 0
+    s.prev = NAN
+    s.pos_sum = 0.0
+    s.neg_sum = 0.0
+
+
+cdef inline double _mfi_push(MfiSt* s, double* pos, double* neg, double high, double low,
+                             double close, double volume) noexcept nogil:
+    """One TA_MFI bar (TA-Lib 0.8 tie and empty-window rules); ``pos``/``neg``: rings of
+    ``period`` money flows. NaN while warming up. Used by the batch kernel and the MFI class.
+
+    The flow goes to the positive or the negative ring by bit-mask selects (the sign of the
+    typical-price change is a coin flip on price data); the sums add +0.0 on the other side."""
+    cdef int idx = s.idx, p = s.period
+    cdef long i = s.count
+    cdef double tp = (high + low + close) / 3.0, d, mf, pv, nv
+    cdef bint tie, up, dn
+    s.count = i + 1
+    if i == 0:
+        s.prev = tp
+        return NAN
+    if i > p:
+        s.live -= (pos[idx] != 0.0) | (neg[idx] != 0.0)
+        s.pos_sum -= pos[idx]
+        s.neg_sum -= neg[idx]
+    d = tp - s.prev
+    tie = _is_zero_scaled(d, fabs(tp) + fabs(s.prev))
+    s.prev = tp
+    mf = tp * volume
+    up = (d > 0.0) & (not tie)
+    dn = (d < 0.0) & (not tie)
+    # TA-Lib counts a bar live when the flow and the (tie-zeroed) change are non-zero (NaN too)
+    s.live += (mf != 0.0) & ((not tie) & (d != 0.0))
+    pv = _keep(mf, up)
+    nv = _keep(mf, dn)
+    pos[idx] = pv
+    neg[idx] = nv
+    s.pos_sum += pv
+    s.neg_sum += nv
+    s.idx = idx + 1 if idx + 1 < p else 0
+    if i < p:
+        return NAN
+    if s.live == 0:
+        if i > p:
+            s.pos_sum = 0.0
+            s.neg_sum = 0.0
         return 0.0
-    return d
+    return 100.0 * (s.pos_sum / (s.pos_sum + s.neg_sum))
 
 
 cdef void _mfi_k(const double* h, const double* lw, const double* c, const double* v, Py_ssize_t n,
                  int p, double* pos, double* neg, double* out) noexcept nogil:
-    cdef Py_ssize_t i, today = 0, idx = 0, live = 0
-    cdef double prev_value, pos_sum = 0.0, neg_sum = 0.0, t1, t2
-    if n <= p:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, p)
-    prev_value = (h[0] + lw[0] + c[0]) / 3.0
-    today = 1
-    for i in range(p):
-        t1 = (h[today] + lw[today] + c[today]) / 3.0
-        t2 = _mf_sign(t1, prev_value)
-        prev_value = t1
-        t1 *= v[today]
-        today += 1
-        live += t1 != 0.0 and t2 != 0.0
-        if t2 < 0:
-            neg[idx] = t1
-            neg_sum += t1
-            pos[idx] = 0.0
-        elif t2 > 0:
-            pos[idx] = t1
-            pos_sum += t1
-            neg[idx] = 0.0
-        else:
-            pos[idx] = 0.0
-            neg[idx] = 0.0
-        idx += 1
-        if idx == p:
-            idx = 0
-    t1 = pos_sum + neg_sum
-    out[p] = 0.0 if live == 0 else 100.0 * (pos_sum / t1)
-    while today < n:
-        live -= pos[idx] != 0.0 or neg[idx] != 0.0
-        pos_sum -= pos[idx]
-        neg_sum -= neg[idx]
-        t1 = (h[today] + lw[today] + c[today]) / 3.0
-        t2 = _mf_sign(t1, prev_value)
-        prev_value = t1
-        t1 *= v[today]
-        live += t1 != 0.0 and t2 != 0.0
-        if t2 < 0:
-            neg[idx] = t1
-            neg_sum += t1
-            pos[idx] = 0.0
-        elif t2 > 0:
-            pos[idx] = t1
-            pos_sum += t1
-            neg[idx] = 0.0
-        else:
-            pos[idx] = 0.0
-            neg[idx] = 0.0
-        if live == 0:
-            pos_sum = 0.0
-            neg_sum = 0.0
-            out[today] = 0.0
-        else:
-            out[today] = 100.0 * (pos_sum / (pos_sum + neg_sum))
-        today += 1
-        idx += 1
-        if idx == p:
-            idx = 0
+    """The MFI step over the bars (lookback ``p``)."""
+    cdef MfiSt st
+    cdef Py_ssize_t i
+    _mfi_init(&st, p)
+    for i in range(n):
+        out[i] = _mfi_push(&st, pos, neg, h[i], lw[i], c[i], v[i])
 
 
 cdef void _roc_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:

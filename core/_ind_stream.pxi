@@ -1311,24 +1311,16 @@ cdef class WillR(_Stream):
 cdef class MFI(_Stream):
     """Streaming money flow index (TA_MFI, TA-Lib 0.8 tie and empty-window rules)."""
 
-    cdef public int _p, _idx, _live
-    cdef public long _count
-    cdef public double _prev, _pos_sum, _neg_sum
+    cdef public MfiSt _m
     cdef public object _pos, _neg
     cdef double* _pp
     cdef double* _pn
-    _fields = ("_p", "_idx", "_live", "_count", "_prev", "_pos_sum", "_neg_sum", "_pos", "_neg")
+    _fields = ("_m", "_pos", "_neg")
 
     def __init__(self, period=14):
-        self._p = _period(period, "period", 2)
-        self._idx = 0
-        self._live = 0
-        self._count = 0
-        self._prev = NAN
-        self._pos_sum = 0.0
-        self._neg_sum = 0.0
-        self._pos = _zeros(self._p)
-        self._neg = _zeros(self._p)
+        _mfi_init(&self._m, _period(period, "period", 2))
+        self._pos = _zeros(self._m.period)
+        self._neg = _zeros(self._m.period)
         self._bind()
         self._nout = 1
         self._rdy = False
@@ -1339,49 +1331,18 @@ cdef class MFI(_Stream):
         self._pn = _dp(self._neg)
 
     def _params(self):
-        return (self._p,)
+        return (self._m.period,)
 
-    cpdef double update(self, double high, double low, double close, double volume):
+    cdef inline double _push(self, double high, double low, double close, double volume) noexcept:
+        cdef double v = _mfi_push(&self._m, self._pp, self._pn, high, low, close, volume)
+        if self._m.count > self._m.period:
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update(self, double high, double low, double close, double volume, /):
         """Feed one bar; returns the MFI or NaN while warming up."""
-        cdef long i = self._count
-        cdef int idx = self._idx
-        cdef double t1, t2
-        self._count += 1
-        t1 = (high + low + close) / 3.0
-        if i == 0:
-            self._prev = t1
-            return NAN
-        if i > self._p:
-            self._live -= self._pp[idx] != 0.0 or self._pn[idx] != 0.0
-            self._pos_sum -= self._pp[idx]
-            self._neg_sum -= self._pn[idx]
-        t2 = _mf_sign(t1, self._prev)
-        self._prev = t1
-        t1 *= volume
-        self._live += t1 != 0.0 and t2 != 0.0
-        if t2 < 0:
-            self._pn[idx] = t1
-            self._neg_sum += t1
-            self._pp[idx] = 0.0
-        elif t2 > 0:
-            self._pp[idx] = t1
-            self._pos_sum += t1
-            self._pn[idx] = 0.0
-        else:
-            self._pp[idx] = 0.0
-            self._pn[idx] = 0.0
-        self._idx = idx + 1 if idx + 1 < self._p else 0
-        if i < self._p:
-            return NAN
-        if self._live == 0:
-            if i > self._p:
-                self._pos_sum = 0.0
-                self._neg_sum = 0.0
-            self._o1 = 0.0
-        else:
-            self._o1 = 100.0 * (self._pos_sum / (self._pos_sum + self._neg_sum))
-        self._rdy = True
-        return self._o1
+        return self._push(high, low, close, volume)
 
     def update_many(self, high, low, close, volume):
         """Feed a block of bars; returns the MFI for each."""
@@ -1394,7 +1355,7 @@ cdef class MFI(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i], v[i])
+            o[i] = self._push(h[i], lw[i], c[i], v[i])
         return out
 
 
