@@ -849,95 +849,69 @@ cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t 
             idx = 0
 
 
-cdef inline Py_ssize_t _min_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
-    """Minimum of x[a..b] and the last index holding it. Four independent accumulators (selects, not
-    branches) keep the loop-carried chain a quarter as long as one running minimum; comparisons
-    with NaN are false, so a NaN is never picked unless x[a] is NaN (then x[a], index a), as in
-    TA-Lib's rescans."""
-    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
-    cdef Py_ssize_t i = a + 1
-    while i + 3 <= b:
-        t = x[i]
-        m0 = t if t < m0 else m0
-        t = x[i + 1]
-        m1 = t if t < m1 else m1
-        t = x[i + 2]
-        m2 = t if t < m2 else m2
-        t = x[i + 3]
-        m3 = t if t < m3 else m3
-        i += 4
-    while i <= b:
-        t = x[i]
-        m0 = t if t < m0 else m0
-        i += 1
-    m0 = m1 if m1 < m0 else m0
-    m2 = m3 if m3 < m2 else m2
-    m0 = m2 if m2 < m0 else m0
-    i = b
-    while i > a and not (x[i] == m0):
-        i -= 1
-    val[0] = m0
-    return i
+cdef inline double _willr_value(double highest, double lowest, double close) noexcept nogil:
+    """%R from the window's extremes (TA_WILLR's arithmetic, TA-Lib 0.8 scaled zero test); the
+    batch kernel and the WillR class both end here."""
+    cdef double q = (highest - close) / ((highest - lowest) * -0.01)
+    return 0.0 if _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)) else q
 
 
-cdef inline Py_ssize_t _max_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
-    """Maximum of x[a..b] and the last index holding it (see _min_last)."""
-    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
-    cdef Py_ssize_t i = a + 1
-    while i + 3 <= b:
-        t = x[i]
-        m0 = t if t > m0 else m0
-        t = x[i + 1]
-        m1 = t if t > m1 else m1
-        t = x[i + 2]
-        m2 = t if t > m2 else m2
-        t = x[i + 3]
-        m3 = t if t > m3 else m3
-        i += 4
-    while i <= b:
-        t = x[i]
-        m0 = t if t > m0 else m0
-        i += 1
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    m0 = m2 if m2 > m0 else m0
-    i = b
-    while i > a and not (x[i] == m0):
-        i -= 1
-    val[0] = m0
-    return i
+cdef inline double _fmax(double a, double b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline double _fmin(double a, double b) noexcept nogil:
+    return a if a < b else b
 
 
 cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
-                   double* out) noexcept nogil:
-    """TA_WILLR's window extremes (only their values reach the output, so the rescan when an
-    extreme leaves the window may keep the last rather than the first occurrence: fewer rescans)."""
-    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1
-    cdef double lowest = 0.0, highest = 0.0, diff, tmp, q
-    cdef bint lo_new, hi_new, live
-    _nan(out, 0, today if today < n else n)
-    while today < n:
-        # a new extreme at today is a coin flip on price data: selects, not branches
-        if lowest_idx < trailing:
-            lowest_idx = _min_last(lw, trailing, today, &lowest)
-        else:
-            tmp = lw[today]
-            lo_new = tmp <= lowest
-            lowest = tmp if lo_new else lowest
-            lowest_idx = today if lo_new else lowest_idx
-        if highest_idx < trailing:
-            highest_idx = _max_last(h, trailing, today, &highest)
-        else:
-            tmp = h[today]
-            hi_new = tmp >= highest
-            highest = tmp if hi_new else highest
-            highest_idx = today if hi_new else highest_idx
-        diff = (highest - lowest) * -0.01
-        live = not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest))
-        q = (highest - c[today]) / diff
-        out[today] = q if live else 0.0
-        trailing += 1
-        today += 1
+                   double* buf, double* out) noexcept nogil:
+    """Window extremes by van Herk/Gil-Werman blocks (as TA-Lib 0.8's build): blocks of ``p``
+    bars; a window is a suffix of the previous block and a prefix of the current one, so its max
+    is max(suffix, prefix), three selects per bar and no branch on the data. The suffixes of a
+    block are built backwards in the same loop that walks it forwards (independent chains).
+    Only the extremes' values reach %R, so any exact window algorithm gives the same bits as the
+    streaming class's monotonic deques. ``buf``: 4 * (p + 1) doubles."""
+    cdef Py_ssize_t b0, t, ln, j, u, lb = p - 1
+    cdef double* sa = buf
+    cdef double* sb = buf + (p + 1)
+    cdef double* na = buf + 2 * (p + 1)
+    cdef double* nb = buf + 3 * (p + 1)
+    cdef double* tmp
+    cdef double pmax, pmin, smax, smin, inf = INFINITY
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    for t in range(p + 1):
+        sa[t] = -inf
+        sb[t] = inf
+        na[t] = -inf
+        nb[t] = inf
+    b0 = 0
+    while b0 < n:
+        ln = p if n - b0 > p else n - b0
+        pmax = -inf
+        pmin = inf
+        smax = -inf
+        smin = inf
+        for t in range(ln):
+            j = b0 + t
+            pmax = _fmax(h[j], pmax)
+            pmin = _fmin(lw[j], pmin)
+            out[j] = _willr_value(_fmax(sa[t + 1], pmax), _fmin(sb[t + 1], pmin), c[j])
+            u = ln - 1 - t
+            smax = _fmax(h[b0 + u], smax)
+            smin = _fmin(lw[b0 + u], smin)
+            na[u] = smax
+            nb[u] = smin
+        tmp = sa
+        sa = na
+        na = tmp
+        tmp = sb
+        sb = nb
+        nb = tmp
+        b0 += ln
+    _nan(out, 0, lb)
 
 
 cdef struct MfiSt:
@@ -1639,9 +1613,11 @@ def willr(high, low, close, *, period=14):
     cdef const double* lw = _dp(arrays[1])
     cdef const double* c = _dp(arrays[2])
     cdef Py_ssize_t b = beg, m = n
+    cdef cnp.ndarray scratch = _empty(4 * (p + 1))
+    cdef double* q = _dp(scratch)
     with nogil:
         _nan(o, 0, b)
-        _willr_k(h + b, lw + b, c + b, m - b, p, o + b)
+        _willr_k(h + b, lw + b, c + b, m - b, p, q, o + b)
     return out
 
 

@@ -1278,18 +1278,13 @@ cdef class WillR(_Stream):
     cpdef double update(self, double high, double low, double close):
         """Feed one bar; returns %R in [-100, 0] or NaN while warming up."""
         cdef long i = self._i
-        cdef double hi, lo
         self._i += 1
         _dq_push(&self._dmax, self._pvmax, self._pimax, high, i, self._p, True)
         _dq_push(&self._dmin, self._pvmin, self._pimin, low, i, self._p, False)
         if i < self._p - 1:
             return NAN
-        hi = _dq_front(&self._dmax, self._pvmax)
-        lo = _dq_front(&self._dmin, self._pvmin)
-        if not _is_zero_scaled(hi - lo, fabs(hi) + fabs(lo)):
-            self._o1 = (hi - close) / ((hi - lo) * -0.01)
-        else:
-            self._o1 = 0.0
+        self._o1 = _willr_value(_dq_front(&self._dmax, self._pvmax),
+                                _dq_front(&self._dmin, self._pvmin), close)
         self._rdy = True
         return self._o1
 
