@@ -208,11 +208,74 @@ cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         psum -= psub
 
 
+cdef extern from *:
+    """
+    /* KAMA's bar, written once: the efficiency ratio from the running sum of |x - x_prev| over
+     * the window and the net change, then kama = fma(kama, 1 - sc, x * sc): one fused
+     * multiply-add on the loop-carried chain (4 cycles instead of mul + add, 8).
+     * The batch loop is compiled with and without the FMA instruction set and picked at run time;
+     * the streaming class runs the libm fma instance. fma() is correctly rounded, so all give the
+     * same bits. The sum gains one difference: (|x - x_prev| - |trail - t2|) added at once. */
+    typedef struct { double prev, sum, trail; } aiots_kama_t;
+    static inline double aiots_kama_sc(double sum, double roc) {
+        const double cmax = 2.0 / (30.0 + 1.0), cdiff = 2.0 / (2.0 + 1.0) - cmax;
+        double er = (sum <= roc || (sum > -1e-14 && sum < 1e-14)) ? 1.0 : fabs(roc / sum);
+        er = er * cdiff + cmax;
+        return er * er;
+    }
+    #define AIOTS_KAMA_STEP(FMA, S, X, XLAST, T2)                                              \
+        do {                                                                                   \
+            double x_ = (X), t2_ = (T2), sc_;                                                  \
+            (S).sum += fabs(x_ - (XLAST)) - fabs((S).trail - t2_);                             \
+            (S).trail = t2_;                                                                   \
+            sc_ = aiots_kama_sc((S).sum, x_ - t2_);                                            \
+            (S).prev = FMA((S).prev, 1.0 - sc_, x_ * sc_);                                     \
+        } while (0)
+    static void aiots_kama_step(aiots_kama_t* s, double x, double xlast, double t2) {
+        AIOTS_KAMA_STEP(fma, *s, x, xlast, t2);
+    }
+    #define AIOTS_KAMA_LOOP(NAME, ATTR, FMA)                                                   \
+    static ATTR void NAME(const double* x, Py_ssize_t from, Py_ssize_t n, int p,               \
+                          aiots_kama_t* s, double* out) {                                      \
+        aiots_kama_t st = *s;                                                                  \
+        for (Py_ssize_t i = from; i < n; i++) {                                                \
+            AIOTS_KAMA_STEP(FMA, st, x[i], x[i - 1], x[i - p]);                                \
+            out[i] = st.prev;                                                                  \
+        }                                                                                      \
+        *s = st;                                                                               \
+    }
+    AIOTS_KAMA_LOOP(aiots_kama_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_KAMA_LOOP(aiots_kama_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_kama_have_fma = -1;
+    #endif
+    static void aiots_kama_loop(const double* x, Py_ssize_t from, Py_ssize_t n, int p,
+                                aiots_kama_t* s, double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_kama_have_fma < 0) aiots_kama_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_kama_have_fma) { aiots_kama_fma3(x, from, n, p, s, out); return; }
+    #endif
+        aiots_kama_plain(x, from, n, p, s, out);
+    }
+    """
+    ctypedef struct KamaSt "aiots_kama_t":
+        double prev
+        double sum
+        double trail
+    void _kama_step "aiots_kama_step"(KamaSt* s, double x, double xlast, double t2) nogil
+    void _kama_loop "aiots_kama_loop"(const double* x, Py_ssize_t frm, Py_ssize_t n, int p,
+                                      KamaSt* s, double* out) nogil
+
+
+cdef inline void _kama_warm(KamaSt* s, double x, double xlast) noexcept nogil:
+    """One of the first ``period - 1`` differences of the efficiency-ratio sum."""
+    s.sum += fabs(xlast - x)
+
+
 cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    cdef double const_max = 2.0 / (30.0 + 1.0)
-    cdef double const_diff = 2.0 / (2.0 + 1.0) - const_max
-    cdef double sum_roc1 = 0.0, t, t2, period_roc, prev, trailing_value, er
-    cdef Py_ssize_t i, today = 0, trailing_idx = 0
+    """KAMA (lookback p): the warm-up sum, then the shared step from bar p (_kama_loop)."""
+    cdef KamaSt st
+    cdef Py_ssize_t i
     if p == 1:
         for i in range(n):
             out[i] = x[i]
@@ -221,43 +284,13 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
-    for i in range(p):
-        t = x[today]
-        today += 1
-        t -= x[today]
-        sum_roc1 += fabs(t)
-    prev = x[today - 1]
-    t = x[today]
-    t2 = x[trailing_idx]
-    trailing_idx += 1
-    period_roc = t - t2
-    trailing_value = t2
-    if sum_roc1 <= period_roc or _is_zero(sum_roc1):
-        er = 1.0
-    else:
-        er = fabs(period_roc / sum_roc1)
-    er = er * const_diff + const_max
-    er *= er
-    prev = prev * (1.0 - er) + x[today] * er
-    today += 1
-    out[p] = prev
-    while today < n:
-        t = x[today]
-        t2 = x[trailing_idx]
-        trailing_idx += 1
-        period_roc = t - t2
-        # one add on the loop-carried sum (TA-Lib subtracts, then adds: two)
-        sum_roc1 += fabs(t - x[today - 1]) - fabs(trailing_value - t2)
-        trailing_value = t2
-        if sum_roc1 <= period_roc or _is_zero(sum_roc1):
-            er = 1.0
-        else:
-            er = fabs(period_roc / sum_roc1)
-        er = er * const_diff + const_max
-        er *= er
-        prev = prev * (1.0 - er) + x[today] * er  # mul + add on the chain, not sub + mul + add
-        out[today] = prev
-        today += 1
+    st.sum = 0.0
+    for i in range(1, p):
+        _kama_warm(&st, x[i], x[i - 1])
+    # the first step: the previous KAMA is the last price, and the trailing term cancels
+    st.prev = x[p - 1]
+    st.trail = x[0]
+    _kama_loop(x, p, n, p, &st, out)
 
 
 cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
@@ -348,7 +381,8 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
                              double amax, double new_high, double new_low, double prev_high,
                              double prev_low) noexcept nogil:
     """One TA_SAR iteration; returns the SAR output for the bar, updates the state."""
-    cdef double o
+    cdef double o, a, s
+    cdef bint up
     if is_long[0]:
         if new_low <= sar[0]:
             is_long[0] = False
@@ -366,17 +400,15 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
             if sar[0] < new_high:
                 sar[0] = new_high
         else:
+            # a new extreme is a coin flip on price data: selects, not branches
             o = sar[0]
-            if new_high > ep[0]:
-                ep[0] = new_high
-                af[0] += acc
-                if af[0] > amax:
-                    af[0] = amax
-            sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-            if sar[0] > prev_low:
-                sar[0] = prev_low
-            if sar[0] > new_low:
-                sar[0] = new_low
+            up = new_high > ep[0]
+            ep[0] = _sel(up, new_high, ep[0])
+            a = af[0] + acc
+            af[0] = _sel(up, amax if a > amax else a, af[0])
+            s = sar[0] + af[0] * (ep[0] - sar[0])
+            s = prev_low if s > prev_low else s
+            sar[0] = new_low if s > new_low else s
     elif new_high >= sar[0]:
         is_long[0] = True
         sar[0] = ep[0]
@@ -394,16 +426,13 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
             sar[0] = new_low
     else:
         o = sar[0]
-        if new_low < ep[0]:
-            ep[0] = new_low
-            af[0] += acc
-            if af[0] > amax:
-                af[0] = amax
-        sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-        if sar[0] < prev_high:
-            sar[0] = prev_high
-        if sar[0] < new_high:
-            sar[0] = new_high
+        up = new_low < ep[0]
+        ep[0] = _sel(up, new_low, ep[0])
+        a = af[0] + acc
+        af[0] = _sel(up, amax if a > amax else a, af[0])
+        s = sar[0] + af[0] * (ep[0] - sar[0])
+        s = prev_high if s < prev_high else s
+        sar[0] = new_high if s < new_high else s
     return o
 
 
@@ -663,6 +692,15 @@ cdef extern from *:
         memcpy(&x, &u, sizeof x);
         return x;
     }
+    /* c ? a : b by bit masks, for data-dependent choices GCC would otherwise branch on. */
+    static inline double aiots_sel(int c, double a, double b) {
+        uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
+        memcpy(&ua, &a, sizeof ua);
+        memcpy(&ub, &b, sizeof ub);
+        ua = (ua & m) | (ub & ~m);
+        memcpy(&a, &ua, sizeof a);
+        return a;
+    }
     /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
      * +DM/-DM by TA-Lib's rule (selects: which wins is a coin flip on price data) and Wilder
      * smoothing as one fused multiply-add per sum, s = fma(s, (p-1)/p, x), a 4-cycle chain. */
@@ -746,6 +784,7 @@ cdef extern from *:
                                     Py_ssize_t n, int p, double* st, double* adx, double* pdi,
                                     double* mdi) nogil
     double _keep "aiots_keep"(double x, int c) nogil
+    double _sel "aiots_sel"(int c, double a, double b) nogil
     void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                         double trv, double c1) nogil
 

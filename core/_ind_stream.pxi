@@ -454,18 +454,19 @@ cdef class KAMA(_Stream):
     """Streaming Kaufman adaptive moving average (TA_KAMA)."""
 
     cdef public int _p, _count, _idx
-    cdef public double _sum_roc1, _prev, _trailing_value, _last
+    cdef public KamaSt _k
+    cdef public double _last
     cdef public object _buf
     cdef double* _b
-    _fields = ("_p", "_count", "_idx", "_sum_roc1", "_prev", "_trailing_value", "_last", "_buf")
+    _fields = ("_p", "_count", "_idx", "_k", "_last", "_buf")
 
     def __init__(self, period=30):
         self._p = _period(period, "period", 1)
         self._count = 0
         self._idx = 0
-        self._sum_roc1 = 0.0
-        self._prev = NAN
-        self._trailing_value = NAN
+        self._k.prev = NAN
+        self._k.sum = 0.0
+        self._k.trail = NAN
         self._last = NAN
         self._buf = _zeros(self._p + 1)
         self._bind()
@@ -479,49 +480,37 @@ cdef class KAMA(_Stream):
     def _params(self):
         return (self._p,)
 
-    cpdef double update(self, double real):
-        """Feed one value; returns the KAMA or NaN while warming up."""
-        cdef int p = self._p, cap = p + 1
-        cdef double const_max = 2.0 / (30.0 + 1.0)
-        cdef double const_diff = 2.0 / (2.0 + 1.0) - const_max
-        cdef double t2, period_roc, er, oldest
+    cdef inline double _push(self, double real) noexcept:
+        cdef int p = self._p
+        cdef double oldest
         if p == 1:
             self._rdy = True
             self._o1 = real
             return real
         # ring of the last p+1 values: after the write, the oldest sits at _idx
         self._b[self._idx] = real
-        self._idx = self._idx + 1 if self._idx + 1 < cap else 0
+        self._idx = self._idx + 1 if self._idx + 1 < p + 1 else 0
         if self._count < p:
             if self._count > 0:
-                self._sum_roc1 += fabs(self._last - real)
+                _kama_warm(&self._k, real, self._last)
             self._count += 1
             self._last = real
             return NAN
         oldest = self._b[self._idx]
         if self._count == p:
-            self._sum_roc1 += fabs(self._last - real)
+            # the batch kernel's first step: previous KAMA = last price, trailing term cancels
             self._count += 1
-            self._prev = self._last
-            t2 = oldest
-            period_roc = real - t2
-            self._trailing_value = t2
-        else:
-            t2 = oldest
-            period_roc = real - t2
-            self._sum_roc1 += fabs(real - self._last) - fabs(self._trailing_value - t2)
-            self._trailing_value = t2
-        if self._sum_roc1 <= period_roc or _is_zero(self._sum_roc1):
-            er = 1.0
-        else:
-            er = fabs(period_roc / self._sum_roc1)
-        er = er * const_diff + const_max
-        er *= er
-        self._prev = self._prev * (1.0 - er) + real * er
+            self._k.prev = self._last
+            self._k.trail = oldest
+        _kama_step(&self._k, real, self._last, oldest)
         self._last = real
         self._rdy = True
-        self._o1 = self._prev
-        return self._prev
+        self._o1 = self._k.prev
+        return self._o1
+
+    def update(self, double real, /):
+        """Feed one value; returns the KAMA or NaN while warming up."""
+        return self._push(real)
 
     def update_many(self, real):
         """Feed a block of values; returns the KAMA for each."""
@@ -530,7 +519,7 @@ cdef class KAMA(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
