@@ -1318,90 +1318,107 @@ cdef tuple _HLC = ("high", "low", "close")
 cdef tuple _HLCV = ("high", "low", "close", "volume")
 
 
+@cython.final
+cdef class _Batch:
+    """The prologue every batch function shares: inputs converted once and checked, outputs
+    allocated with TA-Lib's NaN prefix (up to the first bar where no input is NaN), and C pointers
+    to the bars from there on (``x``, ``o``, ``n``) for the kernel, which runs without the GIL.
+    Holds the arrays, so the pointers stay valid while the object lives."""
+
+    cdef list _keep
+    cdef tuple _outs
+    cdef const double* x[4]
+    cdef double* o[3]
+    cdef Py_ssize_t n, beg
+
+    cdef double* scratch(self, Py_ssize_t size) except NULL:
+        """A work buffer of ``size`` doubles owned by this object."""
+        cdef cnp.ndarray a = _empty(size if size > 0 else 1)
+        self._keep.append(a)
+        return _dp(a)
+
+    cdef object result(self):
+        return self._outs[0] if len(self._outs) == 1 else self._outs
+
+
+cdef _Batch _batch(tuple values, tuple names, int nout, bint begidx=True):
+    """Convert and check ``values`` (named ``names``), allocate ``nout`` outputs of the inputs'
+    length; with ``begidx`` (TA-Lib's rule) the outputs are NaN before the first bar where no
+    input is NaN and the pointers start there."""
+    cdef _Batch b = _Batch.__new__(_Batch)
+    cdef Py_ssize_t j, n, beg
+    cdef list arrays
+    cdef double* o
+    arrays, n, beg = _inputs(values, names)
+    if not begidx:
+        beg = 0
+    b._keep = arrays
+    b._outs = tuple([_empty(n) for j in range(nout)])
+    b.beg = beg
+    b.n = n - beg
+    for j in range(len(arrays)):
+        b.x[j] = _dp(arrays[j]) + beg
+    for j in range(nout):
+        o = _dp(b._outs[j])
+        _nan(o, 0, beg)
+        b.o[j] = o + beg
+    return b
+
+
 def sma(real, *, period=30):
     """Simple moving average (TA_SMA). Default period 30; lookback period - 1."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _sma_k(x + b, m - b, p, o + b)
-    return out
+        _sma_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def ema(real, *, period=30):
     """Exponential moving average (TA_EMA), k = 2/(period+1), seeded by the SMA of the first
     ``period`` values. Default period 30; lookback period - 1."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _ema_at(x + b, m - b, p, _per_to_k(p), p - 1, o + b)
-    return out
+        _ema_at(b.x[0], b.n, p, _per_to_k(p), p - 1, b.o[0])
+    return b.result()
 
 
 def wma(real, *, period=30):
     """Linearly weighted moving average (TA_WMA). Default period 30; lookback period - 1."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _wma_k(x + b, m - b, p, o + b)
-    return out
+        _wma_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def dema(real, *, period=30):
     """Double EMA, 2*EMA - EMA(EMA) (TA_DEMA). Default period 30; lookback 2*(period-1)."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _xema_k(x + b, m - b, p, 2, o + b)
-    return out
+        _xema_k(b.x[0], b.n, p, 2, b.o[0])
+    return b.result()
 
 
 def tema(real, *, period=30):
     """Triple EMA, 3*E1 - 3*E2 + E3 (TA_TEMA). Default period 30; lookback 3*(period-1)."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _xema_k(x + b, m - b, p, 3, o + b)
-    return out
+        _xema_k(b.x[0], b.n, p, 3, b.o[0])
+    return b.result()
 
 
 def kama(real, *, period=30):
     """Kaufman adaptive moving average (TA_KAMA; fast 2, slow 30). Default period 30;
     lookback period."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _kama_k(x + b, m - b, p, o + b)
-    return out
+        _kama_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def bbands(real, *, period=20, nbdev_up=2.0, nbdev_dn=2.0):
@@ -1410,19 +1427,10 @@ def bbands(real, *, period=20, nbdev_up=2.0, nbdev_dn=2.0):
     lookback period - 1."""
     cdef int p = _period(period, "period", 2)
     cdef double up = _real(nbdev_up, "nbdev_up"), dn = _real(nbdev_dn, "nbdev_dn")
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray u = _empty(n), mid = _empty(n), lo = _empty(n)
-    cdef double* pu = _dp(u)
-    cdef double* pm = _dp(mid)
-    cdef double* pl = _dp(lo)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 3)
     with nogil:
-        _nan(pu, 0, b)
-        _nan(pm, 0, b)
-        _nan(pl, 0, b)
-        _bbands_k(x + b, m - b, p, up, dn, pu + b, pm + b, pl + b)
-    return u, mid, lo
+        _bbands_k(b.x[0], b.n, p, up, dn, b.o[0], b.o[1], b.o[2])
+    return b.result()
 
 
 def sar(high, low, *, acceleration=0.02, maximum=0.2):
@@ -1430,16 +1438,10 @@ def sar(high, low, *, acceleration=0.02, maximum=0.2):
     direction comes from the -DM of the first two bars, the first SAR is bar 0's low/high."""
     cdef double acc = _real(acceleration, "acceleration", 0.0)
     cdef double amax = _real(maximum, "maximum", 0.0)
-    arrays, n, beg = _inputs((high, low), _HL)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low), _HL, 1)
     with nogil:
-        _nan(o, 0, b)
-        _sar_k(h + b, lw + b, m - b, acc, amax, o + b)
-    return out
+        _sar_k(b.x[0], b.x[1], b.n, acc, amax, b.o[0])
+    return b.result()
 
 
 def ny_session_starts(timestamps):
@@ -1483,7 +1485,8 @@ def vwap(high, low, close, volume, *, session_start=None, timestamps=None):
     NaN until the session has traded non-zero volume. No TA-Lib equivalent."""
     if session_start is not None and timestamps is not None:
         raise ValueError("give session_start or timestamps, not both")
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1, False)
+    cdef Py_ssize_t n = b.n
     cdef cnp.ndarray starts
     if timestamps is not None:
         starts = ny_session_starts(timestamps)
@@ -1498,32 +1501,20 @@ def vwap(high, low, close, volume, *, session_start=None, timestamps=None):
             raise ValueError(f"session_start must be 1-D of length {n}, got shape {np.shape(starts)}")
     else:
         starts = np.zeros(n, dtype=bool)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
     cdef const char* s = <const char*>cnp.PyArray_DATA(starts)
-    cdef Py_ssize_t m = n
     with nogil:
-        _vwap_k(h, lw, c, v, s, m, o)
-    return out
+        _vwap_k(b.x[0], b.x[1], b.x[2], b.x[3], s, n, b.o[0])
+    return b.result()
 
 
 def rsi(real, *, period=14):
     """Relative strength index with Wilder smoothing (TA_RSI). Default period 14; lookback
     period."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _rsi_k(x + b, m - b, p, o + b)
-    return out
+        _rsi_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def macd(real, *, fast=12, slow=26, signal=9):
@@ -1531,19 +1522,10 @@ def macd(real, *, fast=12, slow=26, signal=9):
     are seeded at bar slow-1 (TA-Lib convention); lookback slow + signal - 2."""
     cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
     cdef int g = _period(signal, "signal", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray m1 = _empty(n), m2 = _empty(n), m3 = _empty(n)
-    cdef double* p1 = _dp(m1)
-    cdef double* p2 = _dp(m2)
-    cdef double* p3 = _dp(m3)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 3)
     with nogil:
-        _nan(p1, 0, b)
-        _nan(p2, 0, b)
-        _nan(p3, 0, b)
-        _macd_k(x + b, m - b, f, s, g, p1 + b, p2 + b, p3 + b)
-    return m1, m2, m3
+        _macd_k(b.x[0], b.n, f, s, g, b.o[0], b.o[1], b.o[2])
+    return b.result()
 
 
 def stoch(high, low, close, *, fastk=5, slowk=3, slowd=3):
@@ -1551,20 +1533,11 @@ def stoch(high, low, close, *, fastk=5, slowk=3, slowd=3):
     fastk + slowk + slowd - 3."""
     cdef int fk = _period(fastk, "fastk", 1), sk = _period(slowk, "slowk", 1)
     cdef int sd = _period(slowd, "slowd", 1)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray k = _empty(n), d = _empty(n), t = _empty(n)
-    cdef double* pk = _dp(k)
-    cdef double* pd = _dp(d)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q = _dp(t)
+    cdef _Batch b = _batch((high, low, close), _HLC, 2)
+    cdef double* q = b.scratch(b.n)
     with nogil:
-        _nan(pk, 0, b)
-        _nan(pd, 0, b)
-        _stoch_k(h + b, lw + b, c + b, m - b, fk, sk, sd, q, pk + b, pd + b)
-    return k, d
+        _stoch_k(b.x[0], b.x[1], b.x[2], b.n, fk, sk, sd, q, b.o[0], b.o[1])
+    return b.result()
 
 
 def stochrsi(real, *, period=14, fastk=5, fastd=3):
@@ -1572,40 +1545,31 @@ def stochrsi(real, *, period=14, fastk=5, fastd=3):
     period + fastk + fastd - 2."""
     cdef int p = _period(period, "period", 2), fk = _period(fastk, "fastk", 1)
     cdef int fd = _period(fastd, "fastd", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray k = _empty(n), d = _empty(n), t = _empty(n)
-    cdef double* pk = _dp(k)
-    cdef double* pd = _dp(d)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q = _dp(t)
+    cdef _Batch b = _batch((real,), _N1, 2)
+    cdef double* q = b.scratch(b.n)
     with nogil:
-        _nan(pk, 0, b)
-        _nan(pd, 0, b)
-        _stochrsi_k(x + b, m - b, p, fk, fd, q, pk + b, pd + b)
-    return k, d
+        _stochrsi_k(b.x[0], b.n, p, fk, fd, q, b.o[0], b.o[1])
+    return b.result()
 
 
 cdef _dmi(high, low, close, object period, int which):
     cdef int p = _period(period, "period", 2 if which == 0 else 1)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
+    cdef const double* h = b.x[0]
+    cdef const double* lw = b.x[1]
+    cdef const double* c = b.x[2]
+    cdef double* o = b.o[0]
+    cdef Py_ssize_t m = b.n
     with nogil:
-        _nan(o, 0, b)
         if which == 0:
-            _dmi_k(h + b, lw + b, c + b, m - b, p, o + b, NULL, NULL)
+            _dmi_k(h, lw, c, m, p, o, NULL, NULL)
         elif p == 1:
-            _di1_k(h + b, lw + b, c + b, m - b, which == 1, o + b)
+            _di1_k(h, lw, c, m, which == 1, o)
         elif which == 1:
-            _dmi_k(h + b, lw + b, c + b, m - b, p, NULL, o + b, NULL)
+            _dmi_k(h, lw, c, m, p, NULL, o, NULL)
         else:
-            _dmi_k(h + b, lw + b, c + b, m - b, p, NULL, NULL, o + b)
-    return out
+            _dmi_k(h, lw, c, m, p, NULL, NULL, o)
+    return b.result()
 
 
 def adx(high, low, close, *, period=14):
@@ -1628,117 +1592,69 @@ def cci(high, low, close, *, period=14):
     """Commodity channel index on the typical price (TA_CCI). Default period 14; lookback
     period - 1."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n), buf = _empty(p)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q = _dp(buf)
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
+    cdef double* q = b.scratch(p)
     with nogil:
-        _nan(o, 0, b)
-        _cci_k(h + b, lw + b, c + b, m - b, p, q, o + b)
-    return out
+        _cci_k(b.x[0], b.x[1], b.x[2], b.n, p, q, b.o[0])
+    return b.result()
 
 
 def willr(high, low, close, *, period=14):
     """Williams %R in [-100, 0] (TA_WILLR). Default period 14; lookback period - 1."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
-    cdef cnp.ndarray scratch = _empty(4 * (p + 1))
-    cdef double* q = _dp(scratch)
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
+    cdef double* q = b.scratch(4 * (p + 1))
     with nogil:
-        _nan(o, 0, b)
-        _willr_k(h + b, lw + b, c + b, m - b, p, q, o + b)
-    return out
+        _willr_k(b.x[0], b.x[1], b.x[2], b.n, p, q, b.o[0])
+    return b.result()
 
 
 def mfi(high, low, close, volume, *, period=14):
     """Money flow index (TA_MFI). Default period 14; lookback period."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
-    cdef cnp.ndarray out = _empty(n), pos = _empty(p), neg = _empty(p)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q1 = _dp(pos)
-    cdef double* q2 = _dp(neg)
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1)
+    cdef double* q1 = b.scratch(p)
+    cdef double* q2 = b.scratch(p)
     with nogil:
-        _nan(o, 0, b)
-        _mfi_k(h + b, lw + b, c + b, v + b, m - b, p, q1, q2, o + b)
-    return out
+        _mfi_k(b.x[0], b.x[1], b.x[2], b.x[3], b.n, p, q1, q2, b.o[0])
+    return b.result()
 
 
 def roc(real, *, period=10):
     """Rate of change in percent, (x/x[-period] - 1)*100 (TA_ROC). Default period 10; lookback
     period."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _roc_k(x + b, m - b, p, o + b)
-    return out
+        _roc_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def mom(real, *, period=10):
     """Momentum x - x[-period] (TA_MOM). Default period 10; lookback period."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _mom_k(x + b, m - b, p, o + b)
-    return out
+        _mom_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def aroon(high, low, *, period=14):
     """Aroon (TA_AROON): (aroondown, aroonup), window period + 1 bars, latest extreme wins ties.
     Default period 14; lookback period."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low), _HL)
-    cdef cnp.ndarray dn = _empty(n), up = _empty(n)
-    cdef double* pd = _dp(dn)
-    cdef double* pu = _dp(up)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low), _HL, 2)
     with nogil:
-        _nan(pd, 0, b)
-        _nan(pu, 0, b)
-        _aroon_k(h + b, lw + b, m - b, p, pd + b, pu + b)
-    return dn, up
+        _aroon_k(b.x[0], b.x[1], b.n, p, b.o[0], b.o[1])
+    return b.result()
 
 
 cdef _atr(high, low, close, object period, bint normalize):
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
     with nogil:
-        _nan(o, 0, b)
-        _atr_k(h + b, lw + b, c + b, m - b, p, normalize, o + b)
-    return out
+        _atr_k(b.x[0], b.x[1], b.x[2], b.n, p, normalize, b.o[0])
+    return b.result()
 
 
 def atr(high, low, close, *, period=14):
@@ -1755,17 +1671,10 @@ def natr(high, low, close, *, period=14):
 
 def trange(high, low, close):
     """True range (TA_TRANGE). Lookback 1."""
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
     with nogil:
-        _nan(o, 0, b)
-        _trange_k(h + b, lw + b, c + b, m - b, o + b)
-    return out
+        _trange_k(b.x[0], b.x[1], b.x[2], b.n, b.o[0])
+    return b.result()
 
 
 def stddev(real, *, period=5, nbdev=1.0):
@@ -1773,60 +1682,33 @@ def stddev(real, *, period=5, nbdev=1.0):
     lookback period - 1."""
     cdef int p = _period(period, "period", 2)
     cdef double nd = _real(nbdev, "nbdev")
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _stddev_k(x + b, m - b, p, nd, o + b)
-    return out
+        _stddev_k(b.x[0], b.n, p, nd, b.o[0])
+    return b.result()
 
 
 def obv(real, volume):
     """On-balance volume starting at the first bar's volume (TA_OBV). Lookback 0."""
-    arrays, n, beg = _inputs((real, volume), ("real", "volume"))
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef const double* v = _dp(arrays[1])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real, volume), ("real", "volume"), 1)
     with nogil:
-        _nan(o, 0, b)
-        _obv_k(x + b, v + b, m - b, o + b)
-    return out
+        _obv_k(b.x[0], b.x[1], b.n, b.o[0])
+    return b.result()
 
 
 def ad(high, low, close, volume):
     """Chaikin accumulation/distribution line (TA_AD). Lookback 0."""
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1)
     with nogil:
-        _nan(o, 0, b)
-        _ad_k(h + b, lw + b, c + b, v + b, m - b, o + b)
-    return out
+        _ad_k(b.x[0], b.x[1], b.x[2], b.x[3], b.n, b.o[0])
+    return b.result()
 
 
 def adosc(high, low, close, volume, *, fast=3, slow=10):
     """Chaikin A/D oscillator, EMA(fast) - EMA(slow) of the A/D line, both EMAs seeded with the
     first A/D value (TA_ADOSC). Defaults 3/10; lookback max(fast, slow) - 1."""
     cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1)
     with nogil:
-        _nan(o, 0, b)
-        _adosc_k(h + b, lw + b, c + b, v + b, m - b, f, s, o + b)
-    return out
+        _adosc_k(b.x[0], b.x[1], b.x[2], b.x[3], b.n, f, s, b.o[0])
+    return b.result()

@@ -5,8 +5,6 @@
 # arithmetic in the same order, so feeding a series bar by bar reproduces the batch output bit for
 # bit. ``update`` returns NaN (a tuple of NaN for multi-output) while warming up.
 
-cimport cython
-
 from collections.abc import Mapping as _Mapping
 
 

@@ -23,6 +23,7 @@ Conventions
 
 from libc.math cimport INFINITY, NAN, fabs, fma, isfinite, isnan, sqrt
 
+cimport cython
 import numpy as np
 cimport numpy as cnp
 
