@@ -7,9 +7,19 @@
 # ------------------------------------------------------------------------------------ overlap
 
 
+cdef inline double _sma_next(double* total, double x, double old, int p) noexcept nogil:
+    """One TA_INT_SMA output: add the new value, keep the window's sum, drop the value leaving
+    (``old``, the oldest of the ``p`` values), return the mean. Batch kernel and SMA class."""
+    cdef double tmp
+    total[0] += x
+    tmp = total[0]
+    total[0] -= old
+    return tmp / p
+
+
 cdef void _sma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i, lb = p - 1
-    cdef double total = 0.0, tmp
+    cdef double total = 0.0
     if n <= lb:
         _nan(out, 0, n)
         return
@@ -17,10 +27,34 @@ cdef void _sma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
     for i in range(lb):
         total += x[i]
     for i in range(lb, n):
-        total += x[i]
-        tmp = total
-        total -= x[i - lb]
-        out[i] = tmp / p
+        out[i] = _sma_next(&total, x[i], x[i - lb], p)
+
+
+cdef struct SmaSt:
+    int period
+    int count
+    int idx
+    double sum
+
+
+cdef inline void _sma_init(SmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.idx = 0
+    s.sum = 0.0
+
+
+cdef inline double _sma_push(SmaSt* s, double* buf, double x) noexcept nogil:
+    """The SMA step over a ring ``buf`` of ``period`` values (NaN while warming up)."""
+    cdef int pos = s.idx
+    buf[pos] = x
+    s.idx = pos + 1 if pos + 1 < s.period else 0
+    if s.count < s.period:
+        s.count += 1
+        if s.count < s.period:
+            s.sum += x
+            return NAN
+    return _sma_next(&s.sum, x, buf[s.idx], s.period)
 
 
 cdef inline double _ema_next(double prev, double x, double k, double ok) noexcept nogil:
@@ -30,22 +64,53 @@ cdef inline double _ema_next(double prev, double x, double k, double ok) noexcep
     return x * k + prev * ok
 
 
-cdef void _ema_at(const double* x, Py_ssize_t n, int p, double k, Py_ssize_t seed_end,
+cdef struct EmaSt:
+    int period
+    double k
+    double ok
+    int count
+    double sum
+    double value
+
+
+cdef inline void _ema_init(EmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.k = _per_to_k(period)
+    s.ok = 1.0 - s.k
+    s.count = 0
+    s.sum = 0.0
+    s.value = NAN
+
+
+cdef inline double _ema_push(EmaSt* s, double x) noexcept nogil:
+    """The EMA step: the SMA of the first ``period`` values as the seed (NaN before), then
+    _ema_next. Batch kernels and streaming classes alike."""
+    if s.count >= s.period:
+        s.value = _ema_next(s.value, x, s.k, s.ok)
+        return s.value
+    s.sum += x
+    s.count += 1
+    if s.count == s.period:
+        s.value = s.sum / s.period
+        return s.value
+    return NAN
+
+
+cdef void _ema_at(const double* x, Py_ssize_t n, int p, Py_ssize_t seed_end,
                   double* out) noexcept nogil:
     """EMA seeded by the SMA of the ``p`` values ending at ``seed_end`` (TA_INT_EMA)."""
     cdef Py_ssize_t i
-    cdef double s = 0.0, prev, ok = 1.0 - k
+    cdef EmaSt st
     if n <= seed_end:
         _nan(out, 0, n)
         return
     _nan(out, 0, seed_end)
+    _ema_init(&st, p)
     for i in range(seed_end - p + 1, seed_end + 1):
-        s += x[i]
-    prev = s / p
-    out[seed_end] = prev
+        out[seed_end] = _ema_push(&st, x[i])
     for i in range(seed_end + 1, n):
-        prev = _ema_next(prev, x[i], k, ok)
-        out[i] = prev
+        st.value = _ema_next(st.value, x[i], st.k, st.ok)
+        out[i] = st.value
 
 
 cdef inline double _per_to_k(int p) noexcept nogil:
@@ -169,21 +234,65 @@ cdef void _var_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         out[i] = _var_step(&st, x[i], x + i - lb, 0)
 
 
-cdef inline void _wma_reseed(const double* w, int p, double* psum, double* psub) noexcept nogil:
-    """Exact running sums before bar i from w = x[i-p .. i-1]: removes rounding drift."""
-    cdef int j
+cdef struct WmaSt:
+    int period
+    long count
+    double psum
+    double psub
+    double trailing
+
+
+cdef inline void _wma_init(WmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.psum = 0.0
+    s.psub = 0.0
+    s.trailing = 0.0
+
+
+cdef inline void _wma_warm(WmaSt* s, double x) noexcept nogil:
+    """One of the first ``period - 1`` values: weighted and plain running sums."""
+    s.count += 1
+    s.psub += x
+    s.psum += x * s.count
+
+
+cdef inline void _wma_reseed(WmaSt* s, const double* w, int start) noexcept nogil:
+    """Exact running sums from the ``period`` values before this bar (ring ``w``, oldest at
+    ``start``) every WMA_RESEED outputs: removes rounding drift (TA-Lib 0.8 has none)."""
+    cdef int j, p = s.period, k = start
     cdef double a = 0.0, b = 0.0
     for j in range(p):
-        b += w[j]
-        a += w[j] * j
-    psum[0] = a
-    psub[0] = b
+        b += w[k]
+        a += w[k] * j
+        k = k + 1 if k + 1 < p else 0
+    s.psum = a
+    s.psub = b
+
+
+cdef inline double _wma_next(WmaSt* s, double x, double trailing, double divider) noexcept nogil:
+    """One TA_WMA output; ``trailing``: the oldest value of this window (it leaves next bar)."""
+    cdef double v
+    s.count += 1
+    s.psub += x
+    s.psub -= s.trailing
+    s.psum += x * s.period
+    s.trailing = trailing
+    v = s.psum / divider
+    s.psum -= s.psub
+    return v
+
+
+cdef inline bint _wma_due(WmaSt* s) noexcept nogil:
+    """True when the next output should re-seed the running sums first."""
+    cdef long k = s.count + 1 - s.period
+    return k >= WMA_RESEED and k % WMA_RESEED == 0
 
 
 cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i, lb = p - 1
     cdef double divider = (p * (p + 1)) >> 1
-    cdef double psum = 0.0, psub = 0.0, trailing = 0.0, t
+    cdef WmaSt st
     if n <= lb:
         _nan(out, 0, n)
         return
@@ -192,20 +301,13 @@ cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
             out[i] = x[i]
         return
     _nan(out, 0, lb)
+    _wma_init(&st, p)
     for i in range(lb):
-        t = x[i]
-        psub += t
-        psum += t * (i + 1)
+        _wma_warm(&st, x[i])
     for i in range(lb, n):
-        if i - lb >= WMA_RESEED and (i - lb) % WMA_RESEED == 0:
-            _wma_reseed(x + i - p, p, &psum, &psub)
-        t = x[i]
-        psub += t
-        psub -= trailing
-        psum += t * p
-        trailing = x[i - lb]
-        out[i] = psum / divider
-        psum -= psub
+        if _wma_due(&st):
+            _wma_reseed(&st, x + i - p, 0)
+        out[i] = _wma_next(&st, x[i], x[i - lb], divider)
 
 
 cdef extern from *:
@@ -297,7 +399,7 @@ cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
                     double* upper, double* mid, double* lower) noexcept nogil:
     """One pass: TA_INT_SMA middle, TA_VAR running variance, bands."""
     cdef Py_ssize_t i, lb = p - 1
-    cdef double total = 0.0, tmp, m
+    cdef double total = 0.0, m
     cdef VarSt st
     if n <= lb:
         _nan(upper, 0, n)
@@ -312,10 +414,7 @@ cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
         total += x[i]
         _var_warm(&st, x[i])
     for i in range(lb, n):
-        total += x[i]
-        tmp = total
-        total -= x[i - lb]
-        m = tmp / p
+        m = _sma_next(&total, x[i], x[i - lb], p)
         mid[i] = m
         _bands(m, sqrt(_var_step(&st, x[i], x + i - lb, 0)), up, dn, &upper[i], &lower[i])
 
@@ -342,39 +441,70 @@ cdef inline void _bands(double m, double std, double up, double dn, double* u,
         lo[0] = m - std * dn
 
 
+cdef struct SarSt:
+    double acc
+    double amax
+    double af
+    double ep
+    double sar
+    double new_high
+    double new_low
+    bint is_long
+    int count
+
+
+cdef inline void _sar_init(SarSt* s, double acc, double amax) noexcept nogil:
+    s.acc = acc if acc <= amax else amax
+    s.amax = amax
+    s.count = 0
+    s.af = s.ep = s.sar = s.new_high = s.new_low = NAN
+    s.is_long = True
+
+
+cdef inline double _sar_next(SarSt* s, double high, double low) noexcept nogil:
+    """One SAR bar after the first (_sar_step on the previous and this bar)."""
+    cdef double prev_low = s.new_low, prev_high = s.new_high
+    s.new_low = low
+    s.new_high = high
+    return _sar_step(&s.is_long, &s.af, &s.ep, &s.sar, s.acc, s.amax, high, low, prev_high,
+                     prev_low)
+
+
+cdef inline double _sar_push(SarSt* s, double high, double low) noexcept nogil:
+    """TA_SAR bar by bar: bar 0 is remembered (NaN), bar 1 picks the direction from the -DM of
+    the first two bars and starts at bar 0's low/high, then _sar_next."""
+    cdef double diff_p, diff_m
+    if s.count == 0:
+        s.count = 1
+        s.new_high = high
+        s.new_low = low
+        return NAN
+    if s.count == 1:
+        s.count = 2
+        diff_p = high - s.new_high
+        diff_m = s.new_low - low
+        s.is_long = not (diff_m > 0 and diff_p < diff_m)
+        s.af = s.acc
+        if s.is_long:
+            s.ep = high
+            s.sar = s.new_low
+        else:
+            s.ep = low
+            s.sar = s.new_high
+        s.new_low = low
+        s.new_high = high
+    return _sar_next(s, high, low)
+
+
 cdef void _sar_k(const double* h, const double* lw, Py_ssize_t n, double acc, double amax,
                  double* out) noexcept nogil:
-    cdef bint is_long
-    cdef Py_ssize_t today = 1
-    cdef double af, ep, sar, new_high, new_low, prev_high, prev_low, diff_p, diff_m
-    if n <= 1:
-        _nan(out, 0, n)
-        return
-    out[0] = NAN
-    if acc > amax:
-        acc = amax
-    af = acc
-    diff_p = h[1] - h[0]
-    diff_m = lw[0] - lw[1]
-    is_long = not (diff_m > 0 and diff_p < diff_m)
-    new_high = h[0]
-    new_low = lw[0]
-    if is_long:
-        ep = h[1]
-        sar = new_low
-    else:
-        ep = lw[1]
-        sar = new_high
-    new_low = lw[1]
-    new_high = h[1]
-    while today < n:
-        prev_low = new_low
-        prev_high = new_high
-        new_low = lw[today]
-        new_high = h[today]
-        out[today] = _sar_step(&is_long, &af, &ep, &sar, acc, amax, new_high, new_low,
-                               prev_high, prev_low)
-        today += 1
+    cdef SarSt st
+    cdef Py_ssize_t i
+    _sar_init(&st, acc, amax)
+    for i in range(2 if n > 2 else n):
+        out[i] = _sar_push(&st, h[i], lw[i])
+    for i in range(2, n):
+        out[i] = _sar_next(&st, h[i], lw[i])
 
 
 cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar, double acc,
@@ -436,162 +566,264 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
     return o
 
 
+cdef struct VwapSt:
+    double cum_pv
+    double cum_v
+
+
+cdef inline double _vwap_push(VwapSt* s, double high, double low, double close, double volume,
+                              bint new_session) noexcept nogil:
+    """One bar of the session VWAP of the typical price (NaN before any volume traded)."""
+    if new_session:
+        s.cum_pv = 0.0
+        s.cum_v = 0.0
+    s.cum_pv += ((high + low + close) / 3.0) * volume
+    s.cum_v += volume
+    return s.cum_pv / s.cum_v if s.cum_v != 0.0 else NAN
+
+
 cdef void _vwap_k(const double* h, const double* lw, const double* c, const double* v,
                   const char* start, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double cum_pv = 0.0, cum_v = 0.0, tp
+    cdef VwapSt st
+    st.cum_pv = 0.0
+    st.cum_v = 0.0
     for i in range(n):
-        if i == 0 or start[i]:
-            cum_pv = 0.0
-            cum_v = 0.0
-        tp = (h[i] + lw[i] + c[i]) / 3.0
-        cum_pv += tp * v[i]
-        cum_v += v[i]
-        out[i] = cum_pv / cum_v if cum_v != 0.0 else NAN
+        out[i] = _vwap_push(&st, h[i], lw[i], c[i], v[i], i == 0 or start[i])
 
 
 # ----------------------------------------------------------------------------------- momentum
 
 
+cdef struct RsiSt:
+    int period
+    int count
+    double c1
+    double inv
+    double prev
+    double gain
+    double loss
+
+
+cdef inline void _rsi_init(RsiSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.c1 = _wilder_c1(period)
+    s.inv = 1.0 / period
+    s.prev = NAN
+    s.gain = 0.0
+    s.loss = 0.0
+
+
+cdef inline double _rsi_value(RsiSt* s) noexcept nogil:
+    cdef double t = s.gain + s.loss
+    return 100.0 * (s.gain / t) if not _is_zero(t) else 0.0
+
+
+cdef inline double _rsi_next(RsiSt* s, double x) noexcept nogil:
+    """One RSI bar after the seed: Wilder-smoothed gain and loss (branch-free split)."""
+    cdef double d = x - s.prev, g = _pos_part(d)
+    s.prev = x
+    s.gain = _wilder_next(s.gain, g, s.c1, s.inv)
+    s.loss = _wilder_next(s.loss, g - d, s.c1, s.inv)
+    return _rsi_value(s)
+
+
+cdef inline double _rsi_push(RsiSt* s, double x) noexcept nogil:
+    """TA_RSI bar by bar: the first ``period`` changes averaged (NaN until then), then
+    _rsi_next. Batch kernel and streaming classes alike."""
+    cdef double d, g
+    cdef int p = s.period
+    if s.count > p:
+        return _rsi_next(s, x)
+    if s.count == 0:
+        s.prev = x
+        s.count = 1
+        return NAN
+    d = x - s.prev
+    s.prev = x
+    g = _pos_part(d)
+    s.gain += g
+    s.loss += g - d
+    s.count += 1
+    if s.count <= p:
+        return NAN
+    s.loss /= p
+    s.gain /= p
+    return _rsi_value(s)
+
+
 cdef void _rsi_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    cdef Py_ssize_t i, today = 0
-    cdef double prev_value, gain = 0.0, loss = 0.0, t1, t2, g
-    cdef double inv = 1.0 / p, c1 = _wilder_c1(p)
-    if n <= p:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, p)
-    prev_value = x[0]
-    today = 1
-    for i in range(p):
-        t1 = x[today]
-        today += 1
-        t2 = t1 - prev_value
-        prev_value = t1
-        g = _pos_part(t2)
-        gain += g
-        loss += g - t2
-    loss /= p
-    gain /= p
-    t1 = gain + loss
-    out[p] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
-    while today < n:
-        t1 = x[today]
-        t2 = t1 - prev_value
-        prev_value = t1
-        g = _pos_part(t2)
-        gain = _wilder_next(gain, g, c1, inv)
-        loss = _wilder_next(loss, g - t2, c1, inv)
-        t1 = gain + loss
-        out[today] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
-        today += 1
+    cdef Py_ssize_t i, m = p + 1 if p + 1 < n else n
+    cdef RsiSt st
+    _rsi_init(&st, p)
+    for i in range(m):
+        out[i] = _rsi_push(&st, x[i])
+    for i in range(m, n):
+        out[i] = _rsi_next(&st, x[i])
 
 
-cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal,
+cdef struct MacdSt:
+    int fast
+    int slow
+    int count
+    int idx
+    double kf
+    double okf
+    double fv
+    EmaSt es
+    EmaSt sig
+
+
+cdef inline void _macd_init(MacdSt* s, int fast, int slow, int signal) noexcept nogil:
+    """Periods as given; fast and slow are swapped when fast > slow (TA-Lib)."""
+    s.fast = fast if fast <= slow else slow
+    s.slow = slow if fast <= slow else fast
+    s.count = 0
+    s.idx = 0
+    s.kf = _per_to_k(s.fast)
+    s.okf = 1.0 - s.kf
+    s.fv = NAN
+    _ema_init(&s.es, s.slow)
+    _ema_init(&s.sig, signal)
+
+
+cdef inline bint _macd_next(MacdSt* s, double x, double* out) noexcept nogil:
+    """One MACD bar once both price EMAs run: (macd, signal, hist) into ``out``; False while the
+    signal EMA is still seeding."""
+    cdef double sv = _ema_push(&s.es, x), m, g
+    s.fv = _ema_next(s.fv, x, s.kf, s.okf)
+    m = s.fv - sv
+    g = _ema_push(&s.sig, m)
+    if s.sig.count < s.sig.period:
+        return False
+    out[0] = m
+    out[1] = g
+    out[2] = m - g
+    return True
+
+
+cdef inline bint _macd_push(MacdSt* s, double* ring, double x, double* out) noexcept nogil:
+    """TA_MACD bar by bar: both price EMAs seeded at bar slow-1 (the fast one by the SMA of the
+    ``fast`` values ending there, kept in ``ring``), the signal EMA by the SMA of the first
+    ``signal`` MACD values. Batch kernel and MACD class alike."""
+    cdef int j, k, f = s.fast
+    cdef double acc = 0.0, sv, m, g
+    if s.count >= s.slow:
+        return _macd_next(s, x, out)
+    sv = _ema_push(&s.es, x)
+    ring[s.idx] = x
+    s.idx = s.idx + 1 if s.idx + 1 < f else 0
+    s.count += 1
+    if s.count < s.slow:
+        return False
+    k = s.idx
+    for j in range(f):
+        acc += ring[k]
+        k = k + 1 if k + 1 < f else 0
+    s.fv = acc / f
+    m = s.fv - sv
+    g = _ema_push(&s.sig, m)
+    if s.sig.count < s.sig.period:
+        return False
+    out[0] = m
+    out[1] = g
+    out[2] = m - g
+    return True
+
+
+cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal, double* ring,
                   double* macd, double* sig, double* hist) noexcept nogil:
-    """Fast EMA, slow EMA and the signal EMA in one pass, no temporaries. Both price EMAs are
-    seeded at bar slow-1 (fast by the SMA of the ``fast`` values ending there), the signal EMA by
-    the SMA of the first ``signal`` MACD values; same operation order as the streaming class."""
-    cdef Py_ssize_t i, s0, lbtot
-    cdef int t
-    cdef double kf, ks, kg, okf, oks, okg, sv, fv, gv, m, acc
-    if slow < fast:
-        t = slow
-        slow = fast
-        fast = t
-    s0 = slow - 1
-    lbtot = s0 + signal - 1
-    if n <= lbtot:
-        _nan(macd, 0, n)
-        _nan(sig, 0, n)
-        _nan(hist, 0, n)
-        return
-    _nan(macd, 0, lbtot)
-    _nan(sig, 0, lbtot)
-    _nan(hist, 0, lbtot)
-    kf = _per_to_k(fast)
-    ks = _per_to_k(slow)
-    kg = _per_to_k(signal)
-    okf = 1.0 - kf
-    oks = 1.0 - ks
-    okg = 1.0 - kg
-    acc = 0.0
-    for i in range(slow):
-        acc += x[i]
-    sv = acc / slow
-    acc = 0.0
-    for i in range(slow - fast, slow):
-        acc += x[i]
-    fv = acc / fast
-    m = fv - sv
-    acc = 0.0
-    acc += m
-    for i in range(slow, lbtot + 1):
-        sv = _ema_next(sv, x[i], ks, oks)
-        fv = _ema_next(fv, x[i], kf, okf)
-        m = fv - sv
-        acc += m
-    gv = acc / signal
-    macd[lbtot] = m
-    sig[lbtot] = gv
-    hist[lbtot] = m - gv
-    for i in range(lbtot + 1, n):
-        sv = _ema_next(sv, x[i], ks, oks)
-        fv = _ema_next(fv, x[i], kf, okf)
-        m = fv - sv
-        gv = _ema_next(gv, m, kg, okg)
-        macd[i] = m
-        sig[i] = gv
-        hist[i] = m - gv
+    """Fast EMA, slow EMA and the signal EMA in one pass (the MACD class's steps); ``ring``:
+    min(fast, slow) doubles."""
+    cdef Py_ssize_t i
+    cdef MacdSt st
+    cdef double o[3]
+    _macd_init(&st, fast, slow, signal)
+    for i in range(n):
+        if _macd_push(&st, ring, x[i], o):
+            macd[i] = o[0]
+            sig[i] = o[1]
+            hist[i] = o[2]
+        else:
+            macd[i] = sig[i] = hist[i] = NAN
+
+
+cdef struct XemaSt:
+    int levels
+    EmaSt e1
+    EmaSt e2
+    EmaSt e3
+
+
+cdef inline void _xema_init(XemaSt* s, int period, int levels) noexcept nogil:
+    s.levels = levels
+    _ema_init(&s.e1, period)
+    _ema_init(&s.e2, period)
+    _ema_init(&s.e3, period)
+
+
+cdef inline double _xema_next(XemaSt* s, double x) noexcept nogil:
+    """One DEMA (2*E1 - E2) or TEMA (E3 + (3*E1 - 3*E2)) bar once every level runs."""
+    cdef double a = _ema_next(s.e1.value, x, s.e1.k, s.e1.ok)
+    cdef double b = _ema_next(s.e2.value, a, s.e2.k, s.e2.ok)
+    s.e1.value = a
+    s.e2.value = b
+    if s.levels == 2:
+        return (2.0 * a) - b
+    s.e3.value = _ema_next(s.e3.value, b, s.e3.k, s.e3.ok)
+    return s.e3.value + ((3.0 * a) - (3.0 * b))
+
+
+cdef inline double _xema_push(XemaSt* s, double x) noexcept nogil:
+    """DEMA/TEMA bar by bar: each EMA level seeded by the SMA of its first ``period`` inputs
+    (NaN until the last level runs). Batch kernel and streaming classes alike."""
+    cdef double a, b, c
+    if s.e2.count >= s.e2.period and (s.levels == 2 or s.e3.count >= s.e3.period):
+        return _xema_next(s, x)
+    a = _ema_push(&s.e1, x)
+    if s.e1.count < s.e1.period:
+        return NAN
+    b = _ema_push(&s.e2, a)
+    if s.e2.count < s.e2.period:
+        return NAN
+    if s.levels == 2:
+        return (2.0 * a) - b
+    c = _ema_push(&s.e3, b)
+    if s.e3.count < s.e3.period:
+        return NAN
+    return c + ((3.0 * a) - (3.0 * b))
 
 
 cdef void _xema_k(const double* x, Py_ssize_t n, int p, int levels, double* out) noexcept nogil:
-    """DEMA (levels 2: 2*E1 - E2) or TEMA (levels 3: E3 + (3*E1 - 3*E2)) in one pass with no
-    temporaries; each EMA level is seeded by the SMA of its first ``p`` inputs, exactly as the
-    streaming classes chain their EMAs."""
-    cdef double k = _per_to_k(p), ok = 1.0 - k, e1, e2 = 0.0, e3 = 0.0, acc
-    cdef Py_ssize_t i, lb = levels * (p - 1)
-    if n <= lb:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, lb)
-    acc = 0.0
-    for i in range(p):
-        acc += x[i]
-    e1 = acc / p
-    acc = 0.0
-    acc += e1
-    for i in range(p, 2 * p - 1):
-        e1 = _ema_next(e1, x[i], k, ok)
-        acc += e1
-    e2 = acc / p
+    """DEMA (levels 2) or TEMA (levels 3) in one pass, no temporaries."""
+    cdef Py_ssize_t i, lb = levels * (p - 1), m = lb + 1 if lb + 1 < n else n
+    cdef XemaSt st
+    _xema_init(&st, p, levels)
+    for i in range(m):
+        out[i] = _xema_push(&st, x[i])
     if levels == 2:
-        out[lb] = (2.0 * e1) - e2
-        for i in range(lb + 1, n):
-            e1 = _ema_next(e1, x[i], k, ok)
-            e2 = _ema_next(e2, e1, k, ok)
-            out[i] = (2.0 * e1) - e2
-        return
-    acc = 0.0
-    acc += e2
-    for i in range(2 * p - 1, 3 * p - 2):
-        e1 = _ema_next(e1, x[i], k, ok)
-        e2 = _ema_next(e2, e1, k, ok)
-        acc += e2
-    e3 = acc / p
-    out[lb] = e3 + ((3.0 * e1) - (3.0 * e2))
-    for i in range(lb + 1, n):
-        e1 = _ema_next(e1, x[i], k, ok)
-        e2 = _ema_next(e2, e1, k, ok)
-        e3 = _ema_next(e3, e2, k, ok)
-        out[i] = e3 + ((3.0 * e1) - (3.0 * e2))
+        for i in range(m, n):
+            out[i] = _xema_next(&st, x[i])
+    else:
+        for i in range(m, n):
+            out[i] = _xema_next(&st, x[i])
+
+
+cdef inline double _fastk_value(double c, double lowest, double highest) noexcept nogil:
+    """Raw %K from the window's extremes (TA_STOCH's arithmetic, TA-Lib 0.8 scaled zero test);
+    batch kernels and streaming classes both end here."""
+    cdef double diff = (highest - lowest) / 100.0
+    if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
+        return (c - lowest) / diff
+    return 0.0
 
 
 cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
                    double* out) noexcept nogil:
-    """Raw %K exactly as TA_STOCH/TA_STOCHF compute it (valid from fk - 1)."""
+    """Raw %K (valid from fk - 1): TA_STOCH's window extremes, then _fastk_value."""
     cdef Py_ssize_t today = fk - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
-    cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
+    cdef double lowest = 0.0, highest = 0.0, tmp
     _nan(out, 0, today if today < n else n)
     while today < n:
         tmp = lw[today]
@@ -605,11 +837,9 @@ cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_
                     lowest_idx = i
                     lowest = tmp
                 i += 1
-            diff = (highest - lowest) / 100.0
         elif tmp <= lowest:
             lowest_idx = today
             lowest = tmp
-            diff = (highest - lowest) / 100.0
         tmp = h[today]
         if highest_idx < trailing:
             highest_idx = trailing
@@ -621,15 +851,10 @@ cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_
                     highest_idx = i
                     highest = tmp
                 i += 1
-            diff = (highest - lowest) / 100.0
         elif tmp >= highest:
             highest_idx = today
             highest = tmp
-            diff = (highest - lowest) / 100.0
-        if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-            out[today] = (c[today] - lowest) / diff
-        else:
-            out[today] = 0.0
+        out[today] = _fastk_value(c[today], lowest, highest)
         trailing += 1
         today += 1
 
@@ -662,23 +887,12 @@ cdef void _stochrsi_k(const double* x, Py_ssize_t n, int p, int fk, int fd, doub
     _nan(fastd, 0, lbtot)
 
 
-cdef inline double _true_range(double high, double low, double prev_close) noexcept nogil:
-    cdef double r = high - low, t = fabs(high - prev_close)
-    if t > r:
-        r = t
-    t = fabs(low - prev_close)
-    if t > r:
-        r = t
-    return r
-
-
 cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minus_dm) noexcept nogil:
-    """TA-Lib's +DM/-DM rule, branch-free (adding 0.0 leaves the sums unchanged): which of the two
-    wins is a coin flip on price data, so a branch mispredicts about every other bar."""
-    cdef bint is_m = (diff_m > 0) & (diff_p < diff_m)
-    cdef bint is_p = (not is_m) & (diff_p > 0) & (diff_p > diff_m)
-    minus_dm[0] += diff_m if is_m else 0.0
-    plus_dm[0] += diff_p if is_p else 0.0
+    """Add this bar's +DM/-DM (TA-Lib's rule, aiots_dm) to the running sums (DMI warm-up)."""
+    cdef double p, m
+    _dm_rule(diff_p, diff_m, &p, &m)
+    minus_dm[0] += m
+    plus_dm[0] += p
 
 
 cdef extern from *:
@@ -701,23 +915,32 @@ cdef extern from *:
         memcpy(&a, &ua, sizeof a);
         return a;
     }
-    /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
-     * +DM/-DM by TA-Lib's rule (selects: which wins is a coin flip on price data) and Wilder
-     * smoothing as one fused multiply-add per sum, s = fma(s, (p-1)/p, x), a 4-cycle chain. */
-    #define AIOTS_DMI_SMOOTH(FMA, PDM, MDM, TR, DP, DMN, TRV, C1)                                 \
-        do {                                                                                       \
-            int is_m_ = ((DMN) > 0) & ((DP) < (DMN));                                              \
-            int is_p_ = (!is_m_) & ((DP) > 0) & ((DP) > (DMN));                                    \
-            MDM = FMA(MDM, C1, aiots_keep(DMN, is_m_));                                            \
-            PDM = FMA(PDM, C1, aiots_keep(DP, is_p_));                                             \
-            TR = FMA(TR, C1, TRV);                                                                 \
-        } while (0)
+    /* True range (TA_TRANGE's order; |a - b| is symmetric, so TA_ATR's order gives the same
+     * bits): ATR, NATR, TRANGE and the DMI family all take it from here. */
     static inline double aiots_true_range(double high, double low, double prev_close) {
-        double r = high - low, t = fabs(high - prev_close);
+        double r = high - low, t = fabs(prev_close - high);
         r = t > r ? t : r;
         t = fabs(low - prev_close);
         return t > r ? t : r;
     }
+    /* TA-Lib's +DM/-DM rule: this bar's +DM and -DM (one of them, or both, +0.0). */
+    static inline void aiots_dm(double dp, double dmn, double* pdm, double* mdm) {
+        int is_m = (dmn > 0) & (dp < dmn);
+        int is_p = (!is_m) & (dp > 0) & (dp > dmn);
+        *mdm = aiots_keep(dmn, is_m);
+        *pdm = aiots_keep(dp, is_p);
+    }
+    /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
+     * +DM/-DM by TA-Lib's rule and Wilder smoothing as one fused multiply-add per sum,
+     * s = fma(s, (p-1)/p, x), a 4-cycle chain. */
+    #define AIOTS_DMI_SMOOTH(FMA, PDM, MDM, TR, DP, DMN, TRV, C1)                                 \
+        do {                                                                                       \
+            double p_, m_;                                                                         \
+            aiots_dm(DP, DMN, &p_, &m_);                                                           \
+            MDM = FMA(MDM, C1, m_);                                                                \
+            PDM = FMA(PDM, C1, p_);                                                                \
+            TR = FMA(TR, C1, TRV);                                                                 \
+        } while (0)
     /* the streaming class's step (libm fma: correctly rounded, the same bits as the FMA loop) */
     static void aiots_dmi_smooth(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                  double trv, double c1) {
@@ -784,6 +1007,8 @@ cdef extern from *:
                                     Py_ssize_t n, int p, double* st, double* adx, double* pdi,
                                     double* mdi) nogil
     double _keep "aiots_keep"(double x, int c) nogil
+    double _true_range "aiots_true_range"(double high, double low, double prev_close) nogil
+    void _dm_rule "aiots_dm"(double dp, double dmn, double* pdm, double* mdm) nogil
     double _sel "aiots_sel"(int c, double a, double b) nogil
     void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                         double trv, double c1) nogil
@@ -855,34 +1080,43 @@ cdef void _di1_k(const double* h, const double* lw, const double* c, Py_ssize_t 
                 out[i] = 0.0
 
 
+cdef inline double _typical(double high, double low, double close) noexcept nogil:
+    return (high + low + close) / 3.0
+
+
+cdef inline double _cci_value(const double* buf, int p, double last) noexcept nogil:
+    """TA_CCI from the ring ``buf`` of the last ``p`` typical prices (any rotation: sums run in
+    ring order, as TA-Lib's circular buffer) and the newest one, ``last``."""
+    cdef int j
+    cdef double avg = 0.0, dev = 0.0, t, scale
+    for j in range(p):
+        avg += buf[j]
+    avg /= p
+    for j in range(p):
+        dev += fabs(buf[j] - avg)
+    t = last - avg
+    dev /= p
+    scale = fabs(avg)
+    if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
+        return t / (0.015 * dev)
+    return 0.0
+
+
 cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  double* buf, double* out) noexcept nogil:
-    cdef Py_ssize_t i, j, lb = p - 1, idx = 0
-    cdef double last, avg, dev, t, scale
+    cdef Py_ssize_t i, lb = p - 1, idx = 0
+    cdef double last
     if n <= lb:
         _nan(out, 0, n)
         return
     _nan(out, 0, lb)
     for i in range(lb):
-        buf[idx] = (h[i] + lw[i] + c[i]) / 3.0
+        buf[idx] = _typical(h[i], lw[i], c[i])
         idx += 1
     for i in range(lb, n):
-        last = (h[i] + lw[i] + c[i]) / 3.0
+        last = _typical(h[i], lw[i], c[i])
         buf[idx] = last
-        avg = 0.0
-        for j in range(p):
-            avg += buf[j]
-        avg /= p
-        dev = 0.0
-        for j in range(p):
-            dev += fabs(buf[j] - avg)
-        t = last - avg
-        dev /= p
-        scale = fabs(avg)
-        if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
-            out[i] = t / (0.015 * dev)
-        else:
-            out[i] = 0.0
+        out[i] = _cci_value(buf, p, last)
         idx += 1
         if idx == p:
             idx = 0
@@ -1027,16 +1261,23 @@ cdef void _mfi_k(const double* h, const double* lw, const double* c, const doubl
         out[i] = _mfi_push(&st, pos, neg, h[i], lw[i], c[i], v[i])
 
 
+cdef inline double _roc_value(double x, double old) noexcept nogil:
+    """TA_ROC: (x/old - 1)*100, 0 when ``old`` is 0."""
+    return ((x / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+
+
+cdef inline double _mom_value(double x, double old) noexcept nogil:
+    return x - old
+
+
 cdef void _roc_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double t
     if n <= p:
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
     for i in range(p, n):
-        t = x[i - p]
-        out[i] = ((x[i] / t) - 1.0) * 100.0 if t != 0.0 else 0.0
+        out[i] = _roc_value(x[i], x[i - p])
 
 
 cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
@@ -1046,7 +1287,12 @@ cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         return
     _nan(out, 0, p)
     for i in range(p, n):
-        out[i] = x[i] - x[i - p]
+        out[i] = _mom_value(x[i], x[i - p])
+
+
+cdef inline double _aroon_value(double factor, int p, long age) noexcept nogil:
+    """Aroon line from the age (bars) of the window's latest extreme; factor = 100/period."""
+    return factor * (p - age)
 
 
 cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, double* down,
@@ -1088,40 +1334,21 @@ cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, doubl
         elif tmp >= highest:
             highest_idx = today
             highest = tmp
-        up[today] = factor * (p - (today - highest_idx))
-        down[today] = factor * (p - (today - lowest_idx))
+        up[today] = _aroon_value(factor, p, today - highest_idx)
+        down[today] = _aroon_value(factor, p, today - lowest_idx)
         trailing += 1
         today += 1
-
-
-cdef inline double _trange1(double high, double low, double prev_close) noexcept nogil:
-    """TA_TRANGE's operation order."""
-    cdef double greatest = high - low, t = fabs(prev_close - high)
-    if t > greatest:
-        greatest = t
-    t = fabs(low - prev_close)
-    if t > greatest:
-        greatest = t
-    return greatest
 
 
 cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize_t n,
                     double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double greatest, t
     if n <= 1:
         _nan(out, 0, n)
         return
     out[0] = NAN
     for i in range(1, n):
-        greatest = h[i] - lw[i]
-        t = fabs(c[i - 1] - h[i])
-        if t > greatest:
-            greatest = t
-        t = fabs(lw[i] - c[i - 1])
-        if t > greatest:
-            greatest = t
-        out[i] = greatest
+        out[i] = _true_range(h[i], lw[i], c[i - 1])
 
 
 cdef extern from *:
@@ -1130,12 +1357,15 @@ cdef extern from *:
      * atr = fma(atr, (p-1)/p, tr/p): a 4-cycle loop-carried chain instead of mul + add (TA-Lib's
      * wheel is built the same way). Compiled with and without the FMA instruction set and picked
      * at run time; fma() is correctly rounded, so both copies and the streaming classes (libm fma,
-     * _atr_push) give the same bits. */
-    static inline double aiots_trange1(double high, double low, double prev_close) {
-        double g = high - low, t = fabs(prev_close - high);
-        g = t > g ? t : g;
-        t = fabs(low - prev_close);
-        return t > g ? t : g;
+     * aiots_atr_next) give the same bits. */
+    #define AIOTS_ATR_NEXT(FMA, ATR, TR, C1, INV) FMA(ATR, C1, (TR) * (INV))
+    static double aiots_atr_next(double atr, double tr, double c1, double inv) {
+        return AIOTS_ATR_NEXT(fma, atr, tr, c1, inv);
+    }
+    /* NATR from the ATR and the close (TA-Lib: 0 when the close is zero). */
+    static inline double aiots_natr_value(double atr, double close) {
+        double v = (atr / close) * 100.0;
+        return (close > -1e-14 && close < 1e-14) ? 0.0 : v;
     }
     #define AIOTS_ATR_LOOP(NAME, ATTR, FMA)                                                     \
     static ATTR double NAME(const double* h, const double* l, const double* c, Py_ssize_t from, \
@@ -1144,14 +1374,12 @@ cdef extern from *:
         Py_ssize_t i;                                                                            \
         if (norm) {                                                                              \
             for (i = from; i < n; i++) {                                                         \
-                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
-                double t = c[i];                                                                 \
-                double v = (atr / t) * 100.0;                                                    \
-                out[i] = (t > -1e-14 && t < 1e-14) ? 0.0 : v;                                    \
+                atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
+                out[i] = aiots_natr_value(atr, c[i]);                                            \
             }                                                                                    \
         } else {                                                                                 \
             for (i = from; i < n; i++) {                                                         \
-                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
+                atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
                 out[i] = atr;                                                                    \
             }                                                                                    \
         }                                                                                        \
@@ -1175,11 +1403,8 @@ cdef extern from *:
     double _atr_loop "aiots_atr_loop"(const double* h, const double* l, const double* c, Py_ssize_t frm,
                                       Py_ssize_t n, double atr, double c1, double inv, int norm,
                                       double* out) nogil
-
-
-cdef inline double _atr_next(double atr, double tr, double c1, double inv) noexcept nogil:
-    """The ATR step of the C loop above, for the streaming classes (same bits: fma is exact)."""
-    return fma(atr, c1, tr * inv)
+    double _atr_next "aiots_atr_next"(double atr, double tr, double c1, double inv) nogil
+    double _natr_value "aiots_natr_value"(double atr, double close) nogil
 
 
 cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
@@ -1196,11 +1421,11 @@ cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t 
         return
     _nan(out, 0, p)
     for i in range(1, p + 1):
-        total += _trange1(h[i], lw[i], c[i - 1])
+        total += _true_range(h[i], lw[i], c[i - 1])
     prev = total / p
     t = c[p]
     if normalize:
-        out[p] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
+        out[p] = _natr_value(prev, t)
     else:
         out[p] = prev
     _atr_loop(h, lw, c, p + 1, n, prev, c1, inv, normalize, out)
@@ -1214,29 +1439,23 @@ cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* 
         out[i] = sqrt(out[i]) * nbdev
 
 
+cdef inline double _obv_next(double obv, double x, double prev, double volume) noexcept nogil:
+    """TA_OBV: add the volume on an up close, subtract it on a down close (bit-mask selects: the
+    direction is a coin flip on price data; adding 0.0 - 0.0 leaves the sum unchanged)."""
+    return obv + (_keep(volume, x > prev) - _keep(volume, x < prev))
+
+
 cdef void _obv_k(const double* x, const double* v, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double prev_obv, prev_real, t
+    cdef double obv, prev
     if n == 0:
         return
-    prev_obv = v[0]
-    prev_real = x[0]
+    obv = v[0]
+    prev = x[0]
     for i in range(n):
-        t = x[i]
-        if t > prev_real:
-            prev_obv += v[i]
-        elif t < prev_real:
-            prev_obv -= v[i]
-        out[i] = prev_obv
-        prev_real = t
-
-
-cdef inline double _ad_step(double ad, double high, double low, double close,
-                            double volume) noexcept nogil:
-    cdef double t = high - low
-    if t > 0.0:
-        ad += (((close - low) - (high - close)) / t) * volume
-    return ad
+        obv = _obv_next(obv, x[i], prev, v[i])
+        out[i] = obv
+        prev = x[i]
 
 
 cdef void _ad_k(const double* h, const double* lw, const double* c, const double* v, Py_ssize_t n,
@@ -1256,18 +1475,33 @@ cdef extern from *:
      * without the FMA instruction set, and the FMA copy is picked at run time when the CPU has
      * it. fma() is correctly rounded either way, so both copies and the streaming class (libm
      * fma) give bit-identical results. -ffp-contract=off (see indicators.pyx) keeps GCC from
-     * fusing anything else. */
+     * fusing anything else. The A/D bar and the ADOSC bar are written once here: the batch
+     * loops expand them, the AD/ADOSC classes call the libm-fma instances. */
+    static inline double aiots_ad_step(double ad, double high, double low, double close,
+                                       double volume) {
+        double t = high - low;
+        if (t > 0.0) ad += (((close - low) - (high - close)) / t) * volume;
+        return ad;
+    }
+    #define AIOTS_ADOSC_STEP(FMA, AD, FE, SE, H, L, C, V, FK, OFK, SK, OSK)                  \
+        do {                                                                                  \
+            AD = aiots_ad_step(AD, H, L, C, V);                                               \
+            FE = FMA(OFK, FE, (FK) * (AD));                                                   \
+            SE = FMA(OSK, SE, (SK) * (AD));                                                   \
+        } while (0)
+    /* st: A/D, fast EMA, slow EMA */
+    static void aiots_adosc_step(double* st, double h, double l, double c, double v, double fk,
+                                 double ofk, double sk, double osk) {
+        AIOTS_ADOSC_STEP(fma, st[0], st[1], st[2], h, l, c, v, fk, ofk, sk, osk);
+    }
     #define AIOTS_ADOSC_LOOP(NAME, ATTR, FMA)                                                  \
     static ATTR void NAME(const double* h, const double* l, const double* c, const double* v, \
                           Py_ssize_t n, double fk, double ofk, double sk, double osk,         \
                           double* st, double* out) {                                          \
-        double ad = st[0], fe = st[1], se = st[2], t;                                         \
+        double ad = st[0], fe = st[1], se = st[2];                                            \
         Py_ssize_t i;                                                                         \
         for (i = 1; i < n; i++) {                                                             \
-            t = h[i] - l[i];                                                                  \
-            if (t > 0.0) ad += (((c[i] - l[i]) - (h[i] - c[i])) / t) * v[i];                  \
-            fe = FMA(ofk, fe, fk * ad);                                                       \
-            se = FMA(osk, se, sk * ad);                                                       \
+            AIOTS_ADOSC_STEP(FMA, ad, fe, se, h[i], l[i], c[i], v[i], fk, ofk, sk, osk);      \
             out[i] = fe - se;                                                                 \
         }                                                                                     \
         st[0] = ad; st[1] = fe; st[2] = se;                                                   \
@@ -1290,6 +1524,10 @@ cdef extern from *:
     void _adosc_loop "aiots_adosc_loop"(const double* h, const double* l, const double* c,
                                         const double* v, Py_ssize_t n, double fk, double ofk,
                                         double sk, double osk, double* st, double* out) nogil
+    double _ad_step "aiots_ad_step"(double ad, double high, double low, double close,
+                                    double volume) nogil
+    void _adosc_step "aiots_adosc_step"(double* st, double h, double l, double c, double v,
+                                        double fk, double ofk, double sk, double osk) nogil
 
 
 cdef void _adosc_k(const double* h, const double* lw, const double* c, const double* v,
@@ -1380,7 +1618,7 @@ def ema(real, *, period=30):
     cdef int p = _period(period, "period", 1)
     cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _ema_at(b.x[0], b.n, p, _per_to_k(p), p - 1, b.o[0])
+        _ema_at(b.x[0], b.n, p, p - 1, b.o[0])
     return b.result()
 
 
@@ -1523,8 +1761,9 @@ def macd(real, *, fast=12, slow=26, signal=9):
     cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
     cdef int g = _period(signal, "signal", 1)
     cdef _Batch b = _batch((real,), _N1, 3)
+    cdef double* q = b.scratch(f if f < s else s)
     with nogil:
-        _macd_k(b.x[0], b.n, f, s, g, b.o[0], b.o[1], b.o[2])
+        _macd_k(b.x[0], b.n, f, s, g, q, b.o[0], b.o[1], b.o[2])
     return b.result()
 
 
