@@ -99,8 +99,6 @@ cdef inline cnp.ndarray _zeros(Py_ssize_t n):
     return np.zeros(n, dtype=np.float64)
 
 
-
-
 cdef struct DequeSt:
     int cap
     long head
