@@ -8,12 +8,12 @@
 
 
 cdef inline double _sma_next(double* total, double x, double old, int p) noexcept nogil:
-    """One TA_INT_SMA output: add the new value, keep the window's sum, drop the value leaving
-    (``old``, the oldest of the ``p`` values), return the mean. Batch kernel and SMA class."""
-    cdef double tmp
-    total[0] += x
-    tmp = total[0]
-    total[0] -= old
+    """One TA_INT_SMA output: the mean of the window sum (the running sum of the other ``p - 1``
+    values plus ``x``); the running sum then moves by ``x - old`` (``old``: the oldest value, it
+    leaves) - one add on the loop-carried chain where TA-Lib has two (add, then subtract).
+    Batch kernels (SMA, BBANDS, STOCH) and the streaming classes alike."""
+    cdef double tmp = total[0] + x
+    total[0] += x - old
     return tmp / p
 
 
@@ -199,39 +199,23 @@ cdef inline double _var_step(VarSt* s, double x, const double* w, int start) noe
     subtraction would cancel (var below 1e-6 of the scale, or a departing value dwarfing the
     sums) and every 32 * period bars, so the result is exact to rounding in O(1) per bar.
     ``w``/``start``: the window (``period`` values including ``x``) as a ring, oldest first."""
-    cdef double d = x - s.anchor, m, var, t, t2
-    s.s1 += d
-    s.s2 += d * d
-    m = s.inv * s.s1
-    var = s.inv * s.s2 - m * m
-    t = w[start] - s.anchor
-    t2 = t * t
-    s.s2 -= t2
-    if not ((s.inv * s.s2) * 1e-6 > var) and not (t2 > s.s2 * 1e6):
+    cdef double d = x - s.anchor, dd = d * d, t = w[start] - s.anchor, t2 = t * t, m, var, s2n
+    # window sums with x; the running sums then move by (new - leaving): one add on each
+    # loop-carried chain where TA-Lib has two (add, then subtract)
+    m = s.inv * (s.s1 + d)
+    var = s.inv * (s.s2 + dd) - m * m
+    s2n = s.s2 + (dd - t2)
+    if not ((s.inv * s2n) * 1e-6 > var) and not (t2 > s2n * 1e6):
         s.budget -= 1
         if s.budget != 0:
-            s.s1 -= t
+            s.s1 += d - t
+            s.s2 = s2n
             return var
     var = _var_reanchor(s, w, start)
     t = w[start] - s.anchor
     s.s1 -= t
     s.s2 -= t * t
     return var
-
-
-cdef void _var_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    """Rolling population variance (lookback p - 1)."""
-    cdef VarSt st
-    cdef Py_ssize_t i, lb = p - 1
-    if n <= lb:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, lb)
-    _var_init(&st, p)
-    for i in range(lb):
-        _var_warm(&st, x[i])
-    for i in range(lb, n):
-        out[i] = _var_step(&st, x[i], x + i - lb, 0)
 
 
 cdef struct WmaSt:
@@ -1432,11 +1416,19 @@ cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t 
 
 
 cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* out) noexcept nogil:
-    """sqrt(TA_VAR) * nbdev; the variance is never negative (clamped on re-anchoring)."""
+    """sqrt(TA_VAR) * nbdev in one pass (the StdDev class's steps); the variance is never
+    negative (clamped on re-anchoring)."""
+    cdef VarSt st
     cdef Py_ssize_t i, lb = p - 1
-    _var_k(x, n, p, out)
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    _var_init(&st, p)
+    for i in range(lb):
+        _var_warm(&st, x[i])
     for i in range(lb, n):
-        out[i] = sqrt(out[i]) * nbdev
+        out[i] = sqrt(_var_step(&st, x[i], x + i - lb, 0)) * nbdev
 
 
 cdef inline double _obv_next(double obv, double x, double prev, double volume) noexcept nogil:
