@@ -514,15 +514,17 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
             if sar[0] < new_high:
                 sar[0] = new_high
         else:
-            # a new extreme is a coin flip on price data: selects, not branches
+            # a new extreme is a coin flip on price data: written as selects (GCC keeps them
+            # branch-free here; bit-mask selects through integer registers were slower)
             o = sar[0]
             up = new_high > ep[0]
-            ep[0] = _sel(up, new_high, ep[0])
+            ep[0] = new_high if up else ep[0]
             a = af[0] + acc
-            af[0] = _sel(up, amax if a > amax else a, af[0])
+            af[0] = (amax if a > amax else a) if up else af[0]
+            # clamp to the lower of the two lows: one select on the loop-carried chain, not two
+            a = new_low if prev_low > new_low else prev_low
             s = sar[0] + af[0] * (ep[0] - sar[0])
-            s = prev_low if s > prev_low else s
-            sar[0] = new_low if s > new_low else s
+            sar[0] = a if s > a else s
     elif new_high >= sar[0]:
         is_long[0] = True
         sar[0] = ep[0]
@@ -541,12 +543,12 @@ cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar,
     else:
         o = sar[0]
         up = new_low < ep[0]
-        ep[0] = _sel(up, new_low, ep[0])
+        ep[0] = new_low if up else ep[0]
         a = af[0] + acc
-        af[0] = _sel(up, amax if a > amax else a, af[0])
+        af[0] = (amax if a > amax else a) if up else af[0]
+        a = new_high if prev_high < new_high else prev_high
         s = sar[0] + af[0] * (ep[0] - sar[0])
-        s = prev_high if s < prev_high else s
-        sar[0] = new_high if s < new_high else s
+        sar[0] = a if s < a else s
     return o
 
 
@@ -890,15 +892,6 @@ cdef extern from *:
         memcpy(&x, &u, sizeof x);
         return x;
     }
-    /* c ? a : b by bit masks, for data-dependent choices GCC would otherwise branch on. */
-    static inline double aiots_sel(int c, double a, double b) {
-        uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
-        memcpy(&ua, &a, sizeof ua);
-        memcpy(&ub, &b, sizeof ub);
-        ua = (ua & m) | (ub & ~m);
-        memcpy(&a, &ua, sizeof a);
-        return a;
-    }
     /* True range (TA_TRANGE's order; |a - b| is symmetric, so TA_ATR's order gives the same
      * bits): ATR, NATR, TRANGE and the DMI family all take it from here. */
     static inline double aiots_true_range(double high, double low, double prev_close) {
@@ -993,7 +986,6 @@ cdef extern from *:
     double _keep "aiots_keep"(double x, int c) nogil
     double _true_range "aiots_true_range"(double high, double low, double prev_close) nogil
     void _dm_rule "aiots_dm"(double dp, double dmn, double* pdm, double* mdm) nogil
-    double _sel "aiots_sel"(int c, double a, double b) nogil
     void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                         double trv, double c1) nogil
 
