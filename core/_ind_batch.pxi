@@ -918,6 +918,21 @@ cdef extern from *:
             PDM = FMA(PDM, C1, p_);                                                                \
             TR = FMA(TR, C1, TRV);                                                                 \
         } while (0)
+    /* +DI/-DI from the smoothed DM and TR (0 when TR is zero, TA-Lib's epsilon) */
+    static inline double aiots_di(double dm, double tr) {
+        return (tr > -1e-14 && tr < 1e-14) ? 0.0 : 100.0 * (dm / tr);
+    }
+    /* DX into *dx; returns whether the bar counts (TR and +DI + -DI not zero) */
+    static inline int aiots_dx(double pdi, double mdi, double tr, double* dx) {
+        double t = mdi + pdi;
+        *dx = 100.0 * (fabs(mdi - pdi) / t);
+        return !(tr > -1e-14 && tr < 1e-14) && !(t > -1e-14 && t < 1e-14);
+    }
+    /* ADX's Wilder step (skipped on a bar that does not count) */
+    #define AIOTS_ADX_NEXT(FMA, ADX, OK, DX, C1, INV) ((OK) ? FMA(ADX, C1, (DX) * (INV)) : (ADX))
+    static double aiots_adx_next(double adx, int ok, double dx, double c1, double inv) {
+        return AIOTS_ADX_NEXT(fma, adx, ok, dx, c1, inv);
+    }
     /* the streaming class's step (libm fma: correctly rounded, the same bits as the FMA loop) */
     static void aiots_dmi_smooth(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                  double trv, double c1) {
@@ -931,8 +946,7 @@ cdef extern from *:
         double sum_dx = st[6], prev_adx = st[7], c1 = (p - 1.0) / p, inv = 1.0 / p;              \
         Py_ssize_t lb_adx = 2 * (Py_ssize_t)p - 1;                                                 \
         while (today < n - 1) {                                                                    \
-            double dp, dmn, mdi_v = 0.0, pdi_v = 0.0, t;                                           \
-            int live;                                                                              \
+            double dp, dmn, mdi_v = 0.0, pdi_v = 0.0;                                              \
             today++;                                                                               \
             dp = h[today] - ph;                                                                    \
             ph = h[today];                                                                         \
@@ -940,17 +954,13 @@ cdef extern from *:
             pl = l[today];                                                                         \
             AIOTS_DMI_SMOOTH(FMA, pdm, mdm, tr, dp, dmn, aiots_true_range(ph, pl, pc), c1);        \
             pc = c[today];                                                                         \
-            live = !(tr > -1e-14 && tr < 1e-14);                                                   \
-            if (live) {                                                                            \
-                if (mdi || adx) mdi_v = 100.0 * (mdm / tr);                                        \
-                if (pdi || adx) pdi_v = 100.0 * (pdm / tr);                                        \
-            }                                                                                      \
+            if (mdi || adx) mdi_v = aiots_di(mdm, tr);                                             \
+            if (pdi || adx) pdi_v = aiots_di(pdm, tr);                                             \
             if (pdi) pdi[today] = pdi_v;                                                           \
             if (mdi) mdi[today] = mdi_v;                                                           \
             if (adx) {                                                                             \
-                t = mdi_v + pdi_v;                                                                 \
-                int ok = live && !(t > -1e-14 && t < 1e-14);                                       \
-                double dx = 100.0 * (fabs(mdi_v - pdi_v) / t);                                     \
+                double dx;                                                                         \
+                int ok = aiots_dx(pdi_v, mdi_v, tr, &dx);                                          \
                 if (today <= lb_adx) {                                                             \
                     if (ok) sum_dx += dx;                                                          \
                     if (today == lb_adx) {                                                         \
@@ -958,7 +968,7 @@ cdef extern from *:
                         adx[today] = prev_adx;                                                     \
                     }                                                                              \
                 } else {                                                                           \
-                    prev_adx = ok ? FMA(prev_adx, c1, dx * inv) : prev_adx;                        \
+                    prev_adx = AIOTS_ADX_NEXT(FMA, prev_adx, ok, dx, c1, inv);                     \
                     adx[today] = prev_adx;                                                         \
                 }                                                                                  \
             }                                                                                      \
@@ -984,6 +994,9 @@ cdef extern from *:
                                     Py_ssize_t n, int p, double* st, double* adx, double* pdi,
                                     double* mdi) nogil
     double _keep "aiots_keep"(double x, int c) nogil
+    double _di "aiots_di"(double dm, double tr) nogil
+    bint _dx "aiots_dx"(double pdi, double mdi, double tr, double* dx) nogil
+    double _adx_next "aiots_adx_next"(double adx, int ok, double dx, double c1, double inv) nogil
     double _true_range "aiots_true_range"(double high, double low, double prev_close) nogil
     void _dm_rule "aiots_dm"(double dp, double dmn, double* pdm, double* mdm) nogil
     void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,

@@ -897,7 +897,8 @@ cdef class ADX(_Stream):
     cdef inline double _push(self, double high, double low, double close) noexcept:
         cdef long i = self._count
         cdef int p = self._p
-        cdef double diff_p, diff_m, t, inv
+        cdef double diff_p, diff_m, dx
+        cdef bint ok
         self._count += 1
         if i == 0:
             self._ph = high
@@ -913,29 +914,20 @@ cdef class ADX(_Stream):
             self._tr += _true_range(self._ph, self._pl, self._pc)
             self._pc = close
             return NAN
-        inv = 1.0 / p
         _dmi_smooth(&self._pdm, &self._mdm, &self._tr, diff_p, diff_m,
                     _true_range(self._ph, self._pl, self._pc), _wilder_c1(p))
         self._pc = close
-        if not _is_zero(self._tr):
-            self._mdi = 100.0 * (self._mdm / self._tr)
-            self._pdi = 100.0 * (self._pdm / self._tr)
-        else:
-            self._mdi = 0.0
-            self._pdi = 0.0
+        self._mdi = _di(self._mdm, self._tr)
+        self._pdi = _di(self._pdm, self._tr)
+        ok = _dx(self._pdi, self._mdi, self._tr, &dx)
         if i <= 2 * p - 1:
-            if not _is_zero(self._tr):
-                t = self._mdi + self._pdi
-                if not _is_zero(t):
-                    self._sum_dx += 100.0 * (fabs(self._mdi - self._pdi) / t)
+            if ok:
+                self._sum_dx += dx
             if i < 2 * p - 1:
                 return NAN
             self._adx = self._sum_dx / p
-        elif not _is_zero(self._tr):
-            t = self._mdi + self._pdi
-            if not _is_zero(t):
-                t = 100.0 * (fabs(self._mdi - self._pdi) / t)
-                self._adx = fma(self._adx, _wilder_c1(p), t * inv)
+        else:
+            self._adx = _adx_next(self._adx, ok, dx, _wilder_c1(p), 1.0 / p)
         self._rdy = True
         self._o1 = self._adx
         return self._adx
