@@ -425,16 +425,108 @@ cdef inline void _bands(double m, double std, double up, double dn, double* u,
         lo[0] = m - std * dn
 
 
-cdef struct SarSt:
-    double acc
-    double amax
-    double af
-    double ep
-    double sar
-    double new_high
-    double new_low
-    bint is_long
-    int count
+cdef extern from *:
+    """
+    /* TA_SAR's bar after the first two, written once: the batch loop below expands it with the
+     * FMA instruction (picked at run time) and the SAR class calls the libm-fma instance; fma()
+     * is correctly rounded, so both give the same bits. The move toward the extreme point is
+     * fma(af, ep - sar, sar), exactly what TA-Lib 0.8's FMA build (TA_SAR.fma) runs, so the
+     * reversal decisions match it; the two clamps are one select against the nearer of the two
+     * lows (highs), computed off the chain. */
+    typedef struct {
+        double acc, amax, af, ep, sar, new_high, new_low;
+        int is_long, count;
+    } aiots_sar_t;
+    #define AIOTS_SAR_NEXT(FMA, S, HIGH, LOW, OUT)                                              \
+        do {                                                                                   \
+            double ph_ = (S).new_high, pl_ = (S).new_low, nh_ = (HIGH), nl_ = (LOW), a_, s_;   \
+            (S).new_high = nh_;                                                                \
+            (S).new_low = nl_;                                                                 \
+            if ((S).is_long) {                                                                 \
+                if (nl_ <= (S).sar) {                                                          \
+                    (S).is_long = 0;                                                           \
+                    s_ = (S).ep;                                                               \
+                    if (s_ < ph_) s_ = ph_;                                                    \
+                    if (s_ < nh_) s_ = nh_;                                                    \
+                    OUT = s_;                                                                  \
+                    (S).af = (S).acc;                                                          \
+                    (S).ep = nl_;                                                              \
+                    s_ = FMA((S).af, (S).ep - s_, s_);                                         \
+                    if (s_ < ph_) s_ = ph_;                                                    \
+                    if (s_ < nh_) s_ = nh_;                                                    \
+                    (S).sar = s_;                                                              \
+                } else {                                                                       \
+                    int up_ = nh_ > (S).ep;                                                    \
+                    OUT = (S).sar;                                                             \
+                    (S).ep = up_ ? nh_ : (S).ep;                                               \
+                    a_ = (S).af + (S).acc;                                                     \
+                    (S).af = up_ ? (a_ > (S).amax ? (S).amax : a_) : (S).af;                   \
+                    a_ = pl_ > nl_ ? nl_ : pl_;                                                \
+                    s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                               \
+                    (S).sar = s_ > a_ ? a_ : s_;                                               \
+                }                                                                              \
+            } else if (nh_ >= (S).sar) {                                                       \
+                (S).is_long = 1;                                                               \
+                s_ = (S).ep;                                                                   \
+                if (s_ > pl_) s_ = pl_;                                                        \
+                if (s_ > nl_) s_ = nl_;                                                        \
+                OUT = s_;                                                                      \
+                (S).af = (S).acc;                                                              \
+                (S).ep = nh_;                                                                  \
+                s_ = FMA((S).af, (S).ep - s_, s_);                                             \
+                if (s_ > pl_) s_ = pl_;                                                        \
+                if (s_ > nl_) s_ = nl_;                                                        \
+                (S).sar = s_;                                                                  \
+            } else {                                                                           \
+                int up_ = nl_ < (S).ep;                                                        \
+                OUT = (S).sar;                                                                 \
+                (S).ep = up_ ? nl_ : (S).ep;                                                   \
+                a_ = (S).af + (S).acc;                                                         \
+                (S).af = up_ ? (a_ > (S).amax ? (S).amax : a_) : (S).af;                       \
+                a_ = ph_ < nh_ ? nh_ : ph_;                                                    \
+                s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                                   \
+                (S).sar = s_ < a_ ? a_ : s_;                                                   \
+            }                                                                                  \
+        } while (0)
+    static double aiots_sar_next(aiots_sar_t* s, double high, double low) {
+        double o;
+        AIOTS_SAR_NEXT(fma, *s, high, low, o);
+        return o;
+    }
+    #define AIOTS_SAR_LOOP(NAME, ATTR, FMA)                                                    \
+    static ATTR void NAME(const double* h, const double* l, Py_ssize_t from, Py_ssize_t n,     \
+                          aiots_sar_t* s, double* out) {                                       \
+        aiots_sar_t st = *s;                                                                   \
+        for (Py_ssize_t i = from; i < n; i++) AIOTS_SAR_NEXT(FMA, st, h[i], l[i], out[i]);     \
+        *s = st;                                                                               \
+    }
+    AIOTS_SAR_LOOP(aiots_sar_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_SAR_LOOP(aiots_sar_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_sar_have_fma = -1;
+    #endif
+    static void aiots_sar_loop(const double* h, const double* l, Py_ssize_t from, Py_ssize_t n,
+                               aiots_sar_t* s, double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_sar_have_fma < 0) aiots_sar_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_sar_have_fma) { aiots_sar_fma3(h, l, from, n, s, out); return; }
+    #endif
+        aiots_sar_plain(h, l, from, n, s, out);
+    }
+    """
+    ctypedef struct SarSt "aiots_sar_t":
+        double acc
+        double amax
+        double af
+        double ep
+        double sar
+        double new_high
+        double new_low
+        bint is_long
+        int count
+    double _sar_next "aiots_sar_next"(SarSt* s, double high, double low) nogil
+    void _sar_loop "aiots_sar_loop"(const double* h, const double* l, Py_ssize_t frm, Py_ssize_t n,
+                                    SarSt* s, double* out) nogil
 
 
 cdef inline void _sar_init(SarSt* s, double acc, double amax) noexcept nogil:
@@ -443,15 +535,6 @@ cdef inline void _sar_init(SarSt* s, double acc, double amax) noexcept nogil:
     s.count = 0
     s.af = s.ep = s.sar = s.new_high = s.new_low = NAN
     s.is_long = True
-
-
-cdef inline double _sar_next(SarSt* s, double high, double low) noexcept nogil:
-    """One SAR bar after the first (_sar_step on the previous and this bar)."""
-    cdef double prev_low = s.new_low, prev_high = s.new_high
-    s.new_low = low
-    s.new_high = high
-    return _sar_step(&s.is_long, &s.af, &s.ep, &s.sar, s.acc, s.amax, high, low, prev_high,
-                     prev_low)
 
 
 cdef inline double _sar_push(SarSt* s, double high, double low) noexcept nogil:
@@ -487,69 +570,7 @@ cdef void _sar_k(const double* h, const double* lw, Py_ssize_t n, double acc, do
     _sar_init(&st, acc, amax)
     for i in range(2 if n > 2 else n):
         out[i] = _sar_push(&st, h[i], lw[i])
-    for i in range(2, n):
-        out[i] = _sar_next(&st, h[i], lw[i])
-
-
-cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar, double acc,
-                             double amax, double new_high, double new_low, double prev_high,
-                             double prev_low) noexcept nogil:
-    """One TA_SAR iteration; returns the SAR output for the bar, updates the state."""
-    cdef double o, a, s
-    cdef bint up
-    if is_long[0]:
-        if new_low <= sar[0]:
-            is_long[0] = False
-            sar[0] = ep[0]
-            if sar[0] < prev_high:
-                sar[0] = prev_high
-            if sar[0] < new_high:
-                sar[0] = new_high
-            o = sar[0]
-            af[0] = acc
-            ep[0] = new_low
-            sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-            if sar[0] < prev_high:
-                sar[0] = prev_high
-            if sar[0] < new_high:
-                sar[0] = new_high
-        else:
-            # a new extreme is a coin flip on price data: written as selects (GCC keeps them
-            # branch-free here; bit-mask selects through integer registers were slower)
-            o = sar[0]
-            up = new_high > ep[0]
-            ep[0] = new_high if up else ep[0]
-            a = af[0] + acc
-            af[0] = (amax if a > amax else a) if up else af[0]
-            # clamp to the lower of the two lows: one select on the loop-carried chain, not two
-            a = new_low if prev_low > new_low else prev_low
-            s = sar[0] + af[0] * (ep[0] - sar[0])
-            sar[0] = a if s > a else s
-    elif new_high >= sar[0]:
-        is_long[0] = True
-        sar[0] = ep[0]
-        if sar[0] > prev_low:
-            sar[0] = prev_low
-        if sar[0] > new_low:
-            sar[0] = new_low
-        o = sar[0]
-        af[0] = acc
-        ep[0] = new_high
-        sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-        if sar[0] > prev_low:
-            sar[0] = prev_low
-        if sar[0] > new_low:
-            sar[0] = new_low
-    else:
-        o = sar[0]
-        up = new_low < ep[0]
-        ep[0] = new_low if up else ep[0]
-        a = af[0] + acc
-        af[0] = (amax if a > amax else a) if up else af[0]
-        a = new_high if prev_high < new_high else prev_high
-        s = sar[0] + af[0] * (ep[0] - sar[0])
-        sar[0] = a if s < a else s
-    return o
+    _sar_loop(h, lw, 2, n, &st, out)
 
 
 cdef struct VwapSt:
