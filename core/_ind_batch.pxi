@@ -7,9 +7,19 @@
 # ------------------------------------------------------------------------------------ overlap
 
 
+cdef inline double _sma_next(double* total, double x, double old, int p) noexcept nogil:
+    """One TA_INT_SMA output: the mean of the window sum (the running sum of the other ``p - 1``
+    values plus ``x``); the running sum then moves by ``x - old`` (``old``: the oldest value, it
+    leaves) - one add on the loop-carried chain where TA-Lib has two (add, then subtract).
+    Batch kernels (SMA, BBANDS, STOCH) and the streaming classes alike."""
+    cdef double tmp = total[0] + x
+    total[0] += x - old
+    return tmp / p
+
+
 cdef void _sma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i, lb = p - 1
-    cdef double total = 0.0, tmp
+    cdef double total = 0.0
     if n <= lb:
         _nan(out, 0, n)
         return
@@ -17,10 +27,34 @@ cdef void _sma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
     for i in range(lb):
         total += x[i]
     for i in range(lb, n):
-        total += x[i]
-        tmp = total
-        total -= x[i - lb]
-        out[i] = tmp / p
+        out[i] = _sma_next(&total, x[i], x[i - lb], p)
+
+
+cdef struct SmaSt:
+    int period
+    int count
+    int idx
+    double sum
+
+
+cdef inline void _sma_init(SmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.idx = 0
+    s.sum = 0.0
+
+
+cdef inline double _sma_push(SmaSt* s, double* buf, double x) noexcept nogil:
+    """The SMA step over a ring ``buf`` of ``period`` values (NaN while warming up)."""
+    cdef int pos = s.idx
+    buf[pos] = x
+    s.idx = pos + 1 if pos + 1 < s.period else 0
+    if s.count < s.period:
+        s.count += 1
+        if s.count < s.period:
+            s.sum += x
+            return NAN
+    return _sma_next(&s.sum, x, buf[s.idx], s.period)
 
 
 cdef inline double _ema_next(double prev, double x, double k, double ok) noexcept nogil:
@@ -30,22 +64,53 @@ cdef inline double _ema_next(double prev, double x, double k, double ok) noexcep
     return x * k + prev * ok
 
 
-cdef void _ema_at(const double* x, Py_ssize_t n, int p, double k, Py_ssize_t seed_end,
+cdef struct EmaSt:
+    int period
+    double k
+    double ok
+    int count
+    double sum
+    double value
+
+
+cdef inline void _ema_init(EmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.k = _per_to_k(period)
+    s.ok = 1.0 - s.k
+    s.count = 0
+    s.sum = 0.0
+    s.value = NAN
+
+
+cdef inline double _ema_push(EmaSt* s, double x) noexcept nogil:
+    """The EMA step: the SMA of the first ``period`` values as the seed (NaN before), then
+    _ema_next. Batch kernels and streaming classes alike."""
+    if s.count >= s.period:
+        s.value = _ema_next(s.value, x, s.k, s.ok)
+        return s.value
+    s.sum += x
+    s.count += 1
+    if s.count == s.period:
+        s.value = s.sum / s.period
+        return s.value
+    return NAN
+
+
+cdef void _ema_at(const double* x, Py_ssize_t n, int p, Py_ssize_t seed_end,
                   double* out) noexcept nogil:
     """EMA seeded by the SMA of the ``p`` values ending at ``seed_end`` (TA_INT_EMA)."""
     cdef Py_ssize_t i
-    cdef double s = 0.0, prev, ok = 1.0 - k
+    cdef EmaSt st
     if n <= seed_end:
         _nan(out, 0, n)
         return
     _nan(out, 0, seed_end)
+    _ema_init(&st, p)
     for i in range(seed_end - p + 1, seed_end + 1):
-        s += x[i]
-    prev = s / p
-    out[seed_end] = prev
+        out[seed_end] = _ema_push(&st, x[i])
     for i in range(seed_end + 1, n):
-        prev = _ema_next(prev, x[i], k, ok)
-        out[i] = prev
+        st.value = _ema_next(st.value, x[i], st.k, st.ok)
+        out[i] = st.value
 
 
 cdef inline double _per_to_k(int p) noexcept nogil:
@@ -134,18 +199,17 @@ cdef inline double _var_step(VarSt* s, double x, const double* w, int start) noe
     subtraction would cancel (var below 1e-6 of the scale, or a departing value dwarfing the
     sums) and every 32 * period bars, so the result is exact to rounding in O(1) per bar.
     ``w``/``start``: the window (``period`` values including ``x``) as a ring, oldest first."""
-    cdef double d = x - s.anchor, m, var, t, t2
-    s.s1 += d
-    s.s2 += d * d
-    m = s.inv * s.s1
-    var = s.inv * s.s2 - m * m
-    t = w[start] - s.anchor
-    t2 = t * t
-    s.s2 -= t2
-    if not ((s.inv * s.s2) * 1e-6 > var) and not (t2 > s.s2 * 1e6):
+    cdef double d = x - s.anchor, dd = d * d, t = w[start] - s.anchor, t2 = t * t, m, var, s2n
+    # window sums with x; the running sums then move by (new - leaving): one add on each
+    # loop-carried chain where TA-Lib has two (add, then subtract)
+    m = s.inv * (s.s1 + d)
+    var = s.inv * (s.s2 + dd) - m * m
+    s2n = s.s2 + (dd - t2)
+    if not ((s.inv * s2n) * 1e-6 > var) and not (t2 > s2n * 1e6):
         s.budget -= 1
         if s.budget != 0:
-            s.s1 -= t
+            s.s1 += d - t
+            s.s2 = s2n
             return var
     var = _var_reanchor(s, w, start)
     t = w[start] - s.anchor
@@ -154,36 +218,65 @@ cdef inline double _var_step(VarSt* s, double x, const double* w, int start) noe
     return var
 
 
-cdef void _var_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    """Rolling population variance (lookback p - 1)."""
-    cdef VarSt st
-    cdef Py_ssize_t i, lb = p - 1
-    if n <= lb:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, lb)
-    _var_init(&st, p)
-    for i in range(lb):
-        _var_warm(&st, x[i])
-    for i in range(lb, n):
-        out[i] = _var_step(&st, x[i], x + i - lb, 0)
+cdef struct WmaSt:
+    int period
+    long count
+    double psum
+    double psub
+    double trailing
 
 
-cdef inline void _wma_reseed(const double* w, int p, double* psum, double* psub) noexcept nogil:
-    """Exact running sums before bar i from w = x[i-p .. i-1]: removes rounding drift."""
-    cdef int j
+cdef inline void _wma_init(WmaSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.psum = 0.0
+    s.psub = 0.0
+    s.trailing = 0.0
+
+
+cdef inline void _wma_warm(WmaSt* s, double x) noexcept nogil:
+    """One of the first ``period - 1`` values: weighted and plain running sums."""
+    s.count += 1
+    s.psub += x
+    s.psum += x * s.count
+
+
+cdef inline void _wma_reseed(WmaSt* s, const double* w, int start) noexcept nogil:
+    """Exact running sums from the ``period`` values before this bar (ring ``w``, oldest at
+    ``start``) every WMA_RESEED outputs: removes rounding drift (TA-Lib 0.8 has none)."""
+    cdef int j, p = s.period, k = start
     cdef double a = 0.0, b = 0.0
     for j in range(p):
-        b += w[j]
-        a += w[j] * j
-    psum[0] = a
-    psub[0] = b
+        b += w[k]
+        a += w[k] * j
+        k = k + 1 if k + 1 < p else 0
+    s.psum = a
+    s.psub = b
+
+
+cdef inline double _wma_next(WmaSt* s, double x, double trailing, double divider) noexcept nogil:
+    """One TA_WMA output; ``trailing``: the oldest value of this window (it leaves next bar)."""
+    cdef double v
+    s.count += 1
+    s.psub += x
+    s.psub -= s.trailing
+    s.psum += x * s.period
+    s.trailing = trailing
+    v = s.psum / divider
+    s.psum -= s.psub
+    return v
+
+
+cdef inline bint _wma_due(WmaSt* s) noexcept nogil:
+    """True when the next output should re-seed the running sums first."""
+    cdef long k = s.count + 1 - s.period
+    return k >= WMA_RESEED and k % WMA_RESEED == 0
 
 
 cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i, lb = p - 1
     cdef double divider = (p * (p + 1)) >> 1
-    cdef double psum = 0.0, psub = 0.0, trailing = 0.0, t
+    cdef WmaSt st
     if n <= lb:
         _nan(out, 0, n)
         return
@@ -192,27 +285,83 @@ cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
             out[i] = x[i]
         return
     _nan(out, 0, lb)
+    _wma_init(&st, p)
     for i in range(lb):
-        t = x[i]
-        psub += t
-        psum += t * (i + 1)
+        _wma_warm(&st, x[i])
     for i in range(lb, n):
-        if i - lb >= WMA_RESEED and (i - lb) % WMA_RESEED == 0:
-            _wma_reseed(x + i - p, p, &psum, &psub)
-        t = x[i]
-        psub += t
-        psub -= trailing
-        psum += t * p
-        trailing = x[i - lb]
-        out[i] = psum / divider
-        psum -= psub
+        if _wma_due(&st):
+            _wma_reseed(&st, x + i - p, 0)
+        out[i] = _wma_next(&st, x[i], x[i - lb], divider)
+
+
+cdef extern from *:
+    """
+    /* KAMA's bar, written once: the efficiency ratio from the running sum of |x - x_prev| over
+     * the window and the net change, then kama = fma(kama, 1 - sc, x * sc): one fused
+     * multiply-add on the loop-carried chain (4 cycles instead of mul + add, 8).
+     * The batch loop is compiled with and without the FMA instruction set and picked at run time;
+     * the streaming class runs the libm fma instance. fma() is correctly rounded, so all give the
+     * same bits. The sum gains one difference: (|x - x_prev| - |trail - t2|) added at once. */
+    typedef struct { double prev, sum, trail; } aiots_kama_t;
+    static inline double aiots_kama_sc(double sum, double roc) {
+        const double cmax = 2.0 / (30.0 + 1.0), cdiff = 2.0 / (2.0 + 1.0) - cmax;
+        double er = (sum <= roc || (sum > -1e-14 && sum < 1e-14)) ? 1.0 : fabs(roc / sum);
+        er = er * cdiff + cmax;
+        return er * er;
+    }
+    #define AIOTS_KAMA_STEP(FMA, S, X, XLAST, T2)                                              \
+        do {                                                                                   \
+            double x_ = (X), t2_ = (T2), sc_;                                                  \
+            (S).sum += fabs(x_ - (XLAST)) - fabs((S).trail - t2_);                             \
+            (S).trail = t2_;                                                                   \
+            sc_ = aiots_kama_sc((S).sum, x_ - t2_);                                            \
+            (S).prev = FMA((S).prev, 1.0 - sc_, x_ * sc_);                                     \
+        } while (0)
+    static void aiots_kama_step(aiots_kama_t* s, double x, double xlast, double t2) {
+        AIOTS_KAMA_STEP(fma, *s, x, xlast, t2);
+    }
+    #define AIOTS_KAMA_LOOP(NAME, ATTR, FMA)                                                   \
+    static ATTR void NAME(const double* x, Py_ssize_t from, Py_ssize_t n, int p,               \
+                          aiots_kama_t* s, double* out) {                                      \
+        aiots_kama_t st = *s;                                                                  \
+        for (Py_ssize_t i = from; i < n; i++) {                                                \
+            AIOTS_KAMA_STEP(FMA, st, x[i], x[i - 1], x[i - p]);                                \
+            out[i] = st.prev;                                                                  \
+        }                                                                                      \
+        *s = st;                                                                               \
+    }
+    AIOTS_KAMA_LOOP(aiots_kama_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_KAMA_LOOP(aiots_kama_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_kama_have_fma = -1;
+    #endif
+    static void aiots_kama_loop(const double* x, Py_ssize_t from, Py_ssize_t n, int p,
+                                aiots_kama_t* s, double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_kama_have_fma < 0) aiots_kama_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_kama_have_fma) { aiots_kama_fma3(x, from, n, p, s, out); return; }
+    #endif
+        aiots_kama_plain(x, from, n, p, s, out);
+    }
+    """
+    ctypedef struct KamaSt "aiots_kama_t":
+        double prev
+        double sum
+        double trail
+    void _kama_step "aiots_kama_step"(KamaSt* s, double x, double xlast, double t2) nogil
+    void _kama_loop "aiots_kama_loop"(const double* x, Py_ssize_t frm, Py_ssize_t n, int p,
+                                      KamaSt* s, double* out) nogil
+
+
+cdef inline void _kama_warm(KamaSt* s, double x, double xlast) noexcept nogil:
+    """One of the first ``period - 1`` differences of the efficiency-ratio sum."""
+    s.sum += fabs(xlast - x)
 
 
 cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    cdef double const_max = 2.0 / (30.0 + 1.0)
-    cdef double const_diff = 2.0 / (2.0 + 1.0) - const_max
-    cdef double sum_roc1 = 0.0, t, t2, period_roc, prev, trailing_value, er
-    cdef Py_ssize_t i, today = 0, trailing_idx = 0
+    """KAMA (lookback p): the warm-up sum, then the shared step from bar p (_kama_loop)."""
+    cdef KamaSt st
+    cdef Py_ssize_t i
     if p == 1:
         for i in range(n):
             out[i] = x[i]
@@ -221,50 +370,20 @@ cdef void _kama_k(const double* x, Py_ssize_t n, int p, double* out) noexcept no
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
-    for i in range(p):
-        t = x[today]
-        today += 1
-        t -= x[today]
-        sum_roc1 += fabs(t)
-    prev = x[today - 1]
-    t = x[today]
-    t2 = x[trailing_idx]
-    trailing_idx += 1
-    period_roc = t - t2
-    trailing_value = t2
-    if sum_roc1 <= period_roc or _is_zero(sum_roc1):
-        er = 1.0
-    else:
-        er = fabs(period_roc / sum_roc1)
-    er = er * const_diff + const_max
-    er *= er
-    prev = prev * (1.0 - er) + x[today] * er
-    today += 1
-    out[p] = prev
-    while today < n:
-        t = x[today]
-        t2 = x[trailing_idx]
-        trailing_idx += 1
-        period_roc = t - t2
-        # one add on the loop-carried sum (TA-Lib subtracts, then adds: two)
-        sum_roc1 += fabs(t - x[today - 1]) - fabs(trailing_value - t2)
-        trailing_value = t2
-        if sum_roc1 <= period_roc or _is_zero(sum_roc1):
-            er = 1.0
-        else:
-            er = fabs(period_roc / sum_roc1)
-        er = er * const_diff + const_max
-        er *= er
-        prev = prev * (1.0 - er) + x[today] * er  # mul + add on the chain, not sub + mul + add
-        out[today] = prev
-        today += 1
+    st.sum = 0.0
+    for i in range(1, p):
+        _kama_warm(&st, x[i], x[i - 1])
+    # the first step: the previous KAMA is the last price, and the trailing term cancels
+    st.prev = x[p - 1]
+    st.trail = x[0]
+    _kama_loop(x, p, n, p, &st, out)
 
 
 cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
                     double* upper, double* mid, double* lower) noexcept nogil:
     """One pass: TA_INT_SMA middle, TA_VAR running variance, bands."""
     cdef Py_ssize_t i, lb = p - 1
-    cdef double total = 0.0, tmp, m
+    cdef double total = 0.0, m
     cdef VarSt st
     if n <= lb:
         _nan(upper, 0, n)
@@ -279,10 +398,7 @@ cdef void _bbands_k(const double* x, Py_ssize_t n, int p, double up, double dn,
         total += x[i]
         _var_warm(&st, x[i])
     for i in range(lb, n):
-        total += x[i]
-        tmp = total
-        total -= x[i - lb]
-        m = tmp / p
+        m = _sma_next(&total, x[i], x[i - lb], p)
         mid[i] = m
         _bands(m, sqrt(_var_step(&st, x[i], x + i - lb, 0)), up, dn, &upper[i], &lower[i])
 
@@ -309,260 +425,412 @@ cdef inline void _bands(double m, double std, double up, double dn, double* u,
         lo[0] = m - std * dn
 
 
+cdef extern from *:
+    """
+    /* TA_SAR's bar after the first two, written once: the batch loop below expands it with the
+     * FMA instruction (picked at run time) and the SAR class calls the libm-fma instance; fma()
+     * is correctly rounded, so both give the same bits. The move toward the extreme point is
+     * fma(af, ep - sar, sar), exactly what TA-Lib 0.8's FMA build (TA_SAR.fma) runs, so the
+     * reversal decisions match it; the two clamps are one select against the nearer of the two
+     * lows (highs), computed off the chain. */
+    typedef struct {
+        double acc, amax, af, ep, sar, new_high, new_low;
+        int is_long, count;
+    } aiots_sar_t;
+    #define AIOTS_SAR_NEXT(FMA, S, HIGH, LOW, OUT)                                              \
+        do {                                                                                   \
+            double ph_ = (S).new_high, pl_ = (S).new_low, nh_ = (HIGH), nl_ = (LOW), a_, s_;   \
+            (S).new_high = nh_;                                                                \
+            (S).new_low = nl_;                                                                 \
+            if ((S).is_long) {                                                                 \
+                if (nl_ <= (S).sar) {                                                          \
+                    (S).is_long = 0;                                                           \
+                    s_ = (S).ep;                                                               \
+                    if (s_ < ph_) s_ = ph_;                                                    \
+                    if (s_ < nh_) s_ = nh_;                                                    \
+                    OUT = s_;                                                                  \
+                    (S).af = (S).acc;                                                          \
+                    (S).ep = nl_;                                                              \
+                    s_ = FMA((S).af, (S).ep - s_, s_);                                         \
+                    if (s_ < ph_) s_ = ph_;                                                    \
+                    if (s_ < nh_) s_ = nh_;                                                    \
+                    (S).sar = s_;                                                              \
+                } else {                                                                       \
+                    int up_ = nh_ > (S).ep;                                                    \
+                    OUT = (S).sar;                                                             \
+                    (S).ep = up_ ? nh_ : (S).ep;                                               \
+                    a_ = (S).af + (S).acc;                                                     \
+                    (S).af = up_ ? (a_ > (S).amax ? (S).amax : a_) : (S).af;                   \
+                    a_ = pl_ > nl_ ? nl_ : pl_;                                                \
+                    s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                               \
+                    (S).sar = s_ > a_ ? a_ : s_;                                               \
+                }                                                                              \
+            } else if (nh_ >= (S).sar) {                                                       \
+                (S).is_long = 1;                                                               \
+                s_ = (S).ep;                                                                   \
+                if (s_ > pl_) s_ = pl_;                                                        \
+                if (s_ > nl_) s_ = nl_;                                                        \
+                OUT = s_;                                                                      \
+                (S).af = (S).acc;                                                              \
+                (S).ep = nh_;                                                                  \
+                s_ = FMA((S).af, (S).ep - s_, s_);                                             \
+                if (s_ > pl_) s_ = pl_;                                                        \
+                if (s_ > nl_) s_ = nl_;                                                        \
+                (S).sar = s_;                                                                  \
+            } else {                                                                           \
+                int up_ = nl_ < (S).ep;                                                        \
+                OUT = (S).sar;                                                                 \
+                (S).ep = up_ ? nl_ : (S).ep;                                                   \
+                a_ = (S).af + (S).acc;                                                         \
+                (S).af = up_ ? (a_ > (S).amax ? (S).amax : a_) : (S).af;                       \
+                a_ = ph_ < nh_ ? nh_ : ph_;                                                    \
+                s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                                   \
+                (S).sar = s_ < a_ ? a_ : s_;                                                   \
+            }                                                                                  \
+        } while (0)
+    static double aiots_sar_next(aiots_sar_t* s, double high, double low) {
+        double o;
+        AIOTS_SAR_NEXT(fma, *s, high, low, o);
+        return o;
+    }
+    #define AIOTS_SAR_LOOP(NAME, ATTR, FMA)                                                    \
+    static ATTR void NAME(const double* h, const double* l, Py_ssize_t from, Py_ssize_t n,     \
+                          aiots_sar_t* s, double* out) {                                       \
+        aiots_sar_t st = *s;                                                                   \
+        for (Py_ssize_t i = from; i < n; i++) AIOTS_SAR_NEXT(FMA, st, h[i], l[i], out[i]);     \
+        *s = st;                                                                               \
+    }
+    AIOTS_SAR_LOOP(aiots_sar_plain, , fma)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_SAR_LOOP(aiots_sar_fma3, __attribute__((target("fma"))), __builtin_fma)
+    static int aiots_sar_have_fma = -1;
+    #endif
+    static void aiots_sar_loop(const double* h, const double* l, Py_ssize_t from, Py_ssize_t n,
+                               aiots_sar_t* s, double* out) {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_sar_have_fma < 0) aiots_sar_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        if (aiots_sar_have_fma) { aiots_sar_fma3(h, l, from, n, s, out); return; }
+    #endif
+        aiots_sar_plain(h, l, from, n, s, out);
+    }
+    """
+    ctypedef struct SarSt "aiots_sar_t":
+        double acc
+        double amax
+        double af
+        double ep
+        double sar
+        double new_high
+        double new_low
+        bint is_long
+        int count
+    double _sar_next "aiots_sar_next"(SarSt* s, double high, double low) nogil
+    void _sar_loop "aiots_sar_loop"(const double* h, const double* l, Py_ssize_t frm, Py_ssize_t n,
+                                    SarSt* s, double* out) nogil
+
+
+cdef inline void _sar_init(SarSt* s, double acc, double amax) noexcept nogil:
+    s.acc = acc if acc <= amax else amax
+    s.amax = amax
+    s.count = 0
+    s.af = s.ep = s.sar = s.new_high = s.new_low = NAN
+    s.is_long = True
+
+
+cdef inline double _sar_push(SarSt* s, double high, double low) noexcept nogil:
+    """TA_SAR bar by bar: bar 0 is remembered (NaN), bar 1 picks the direction from the -DM of
+    the first two bars and starts at bar 0's low/high, then _sar_next."""
+    cdef double diff_p, diff_m
+    if s.count == 0:
+        s.count = 1
+        s.new_high = high
+        s.new_low = low
+        return NAN
+    if s.count == 1:
+        s.count = 2
+        diff_p = high - s.new_high
+        diff_m = s.new_low - low
+        s.is_long = not (diff_m > 0 and diff_p < diff_m)
+        s.af = s.acc
+        if s.is_long:
+            s.ep = high
+            s.sar = s.new_low
+        else:
+            s.ep = low
+            s.sar = s.new_high
+        s.new_low = low
+        s.new_high = high
+    return _sar_next(s, high, low)
+
+
 cdef void _sar_k(const double* h, const double* lw, Py_ssize_t n, double acc, double amax,
                  double* out) noexcept nogil:
-    cdef bint is_long
-    cdef Py_ssize_t today = 1
-    cdef double af, ep, sar, new_high, new_low, prev_high, prev_low, diff_p, diff_m
-    if n <= 1:
-        _nan(out, 0, n)
-        return
-    out[0] = NAN
-    if acc > amax:
-        acc = amax
-    af = acc
-    diff_p = h[1] - h[0]
-    diff_m = lw[0] - lw[1]
-    is_long = not (diff_m > 0 and diff_p < diff_m)
-    new_high = h[0]
-    new_low = lw[0]
-    if is_long:
-        ep = h[1]
-        sar = new_low
-    else:
-        ep = lw[1]
-        sar = new_high
-    new_low = lw[1]
-    new_high = h[1]
-    while today < n:
-        prev_low = new_low
-        prev_high = new_high
-        new_low = lw[today]
-        new_high = h[today]
-        out[today] = _sar_step(&is_long, &af, &ep, &sar, acc, amax, new_high, new_low,
-                               prev_high, prev_low)
-        today += 1
+    cdef SarSt st
+    cdef Py_ssize_t i
+    _sar_init(&st, acc, amax)
+    for i in range(2 if n > 2 else n):
+        out[i] = _sar_push(&st, h[i], lw[i])
+    _sar_loop(h, lw, 2, n, &st, out)
 
 
-cdef inline double _sar_step(bint* is_long, double* af, double* ep, double* sar, double acc,
-                             double amax, double new_high, double new_low, double prev_high,
-                             double prev_low) noexcept nogil:
-    """One TA_SAR iteration; returns the SAR output for the bar, updates the state."""
-    cdef double o
-    if is_long[0]:
-        if new_low <= sar[0]:
-            is_long[0] = False
-            sar[0] = ep[0]
-            if sar[0] < prev_high:
-                sar[0] = prev_high
-            if sar[0] < new_high:
-                sar[0] = new_high
-            o = sar[0]
-            af[0] = acc
-            ep[0] = new_low
-            sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-            if sar[0] < prev_high:
-                sar[0] = prev_high
-            if sar[0] < new_high:
-                sar[0] = new_high
-        else:
-            o = sar[0]
-            if new_high > ep[0]:
-                ep[0] = new_high
-                af[0] += acc
-                if af[0] > amax:
-                    af[0] = amax
-            sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-            if sar[0] > prev_low:
-                sar[0] = prev_low
-            if sar[0] > new_low:
-                sar[0] = new_low
-    elif new_high >= sar[0]:
-        is_long[0] = True
-        sar[0] = ep[0]
-        if sar[0] > prev_low:
-            sar[0] = prev_low
-        if sar[0] > new_low:
-            sar[0] = new_low
-        o = sar[0]
-        af[0] = acc
-        ep[0] = new_high
-        sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-        if sar[0] > prev_low:
-            sar[0] = prev_low
-        if sar[0] > new_low:
-            sar[0] = new_low
-    else:
-        o = sar[0]
-        if new_low < ep[0]:
-            ep[0] = new_low
-            af[0] += acc
-            if af[0] > amax:
-                af[0] = amax
-        sar[0] = sar[0] + af[0] * (ep[0] - sar[0])
-        if sar[0] < prev_high:
-            sar[0] = prev_high
-        if sar[0] < new_high:
-            sar[0] = new_high
-    return o
+cdef struct VwapSt:
+    double cum_pv
+    double cum_v
+
+
+cdef inline double _vwap_push(VwapSt* s, double high, double low, double close, double volume,
+                              bint new_session) noexcept nogil:
+    """One bar of the session VWAP of the typical price (NaN before any volume traded)."""
+    if new_session:
+        s.cum_pv = 0.0
+        s.cum_v = 0.0
+    s.cum_pv += ((high + low + close) / 3.0) * volume
+    s.cum_v += volume
+    return s.cum_pv / s.cum_v if s.cum_v != 0.0 else NAN
 
 
 cdef void _vwap_k(const double* h, const double* lw, const double* c, const double* v,
                   const char* start, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double cum_pv = 0.0, cum_v = 0.0, tp
+    cdef VwapSt st
+    st.cum_pv = 0.0
+    st.cum_v = 0.0
     for i in range(n):
-        if i == 0 or start[i]:
-            cum_pv = 0.0
-            cum_v = 0.0
-        tp = (h[i] + lw[i] + c[i]) / 3.0
-        cum_pv += tp * v[i]
-        cum_v += v[i]
-        out[i] = cum_pv / cum_v if cum_v != 0.0 else NAN
+        out[i] = _vwap_push(&st, h[i], lw[i], c[i], v[i], i == 0 or start[i])
 
 
 # ----------------------------------------------------------------------------------- momentum
 
 
+cdef struct RsiSt:
+    int period
+    int count
+    double c1
+    double inv
+    double prev
+    double gain
+    double loss
+
+
+cdef inline void _rsi_init(RsiSt* s, int period) noexcept nogil:
+    s.period = period
+    s.count = 0
+    s.c1 = _wilder_c1(period)
+    s.inv = 1.0 / period
+    s.prev = NAN
+    s.gain = 0.0
+    s.loss = 0.0
+
+
+cdef inline double _rsi_value(RsiSt* s) noexcept nogil:
+    cdef double t = s.gain + s.loss
+    return 100.0 * (s.gain / t) if not _is_zero(t) else 0.0
+
+
+cdef inline double _rsi_next(RsiSt* s, double x) noexcept nogil:
+    """One RSI bar after the seed: Wilder-smoothed gain and loss (branch-free split)."""
+    cdef double d = x - s.prev, g = _pos_part(d)
+    s.prev = x
+    s.gain = _wilder_next(s.gain, g, s.c1, s.inv)
+    s.loss = _wilder_next(s.loss, g - d, s.c1, s.inv)
+    return _rsi_value(s)
+
+
+cdef inline double _rsi_push(RsiSt* s, double x) noexcept nogil:
+    """TA_RSI bar by bar: the first ``period`` changes averaged (NaN until then), then
+    _rsi_next. Batch kernel and streaming classes alike."""
+    cdef double d, g
+    cdef int p = s.period
+    if s.count > p:
+        return _rsi_next(s, x)
+    if s.count == 0:
+        s.prev = x
+        s.count = 1
+        return NAN
+    d = x - s.prev
+    s.prev = x
+    g = _pos_part(d)
+    s.gain += g
+    s.loss += g - d
+    s.count += 1
+    if s.count <= p:
+        return NAN
+    s.loss /= p
+    s.gain /= p
+    return _rsi_value(s)
+
+
 cdef void _rsi_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
-    cdef Py_ssize_t i, today = 0
-    cdef double prev_value, gain = 0.0, loss = 0.0, t1, t2, g
-    cdef double inv = 1.0 / p, c1 = _wilder_c1(p)
-    if n <= p:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, p)
-    prev_value = x[0]
-    today = 1
-    for i in range(p):
-        t1 = x[today]
-        today += 1
-        t2 = t1 - prev_value
-        prev_value = t1
-        g = _pos_part(t2)
-        gain += g
-        loss += g - t2
-    loss /= p
-    gain /= p
-    t1 = gain + loss
-    out[p] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
-    while today < n:
-        t1 = x[today]
-        t2 = t1 - prev_value
-        prev_value = t1
-        g = _pos_part(t2)
-        gain = _wilder_next(gain, g, c1, inv)
-        loss = _wilder_next(loss, g - t2, c1, inv)
-        t1 = gain + loss
-        out[today] = 100.0 * (gain / t1) if not _is_zero(t1) else 0.0
-        today += 1
+    cdef Py_ssize_t i, m = p + 1 if p + 1 < n else n
+    cdef RsiSt st
+    _rsi_init(&st, p)
+    for i in range(m):
+        out[i] = _rsi_push(&st, x[i])
+    for i in range(m, n):
+        out[i] = _rsi_next(&st, x[i])
 
 
-cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal,
+cdef struct MacdSt:
+    int fast
+    int slow
+    int count
+    int idx
+    double kf
+    double okf
+    double fv
+    EmaSt es
+    EmaSt sig
+
+
+cdef inline void _macd_init(MacdSt* s, int fast, int slow, int signal) noexcept nogil:
+    """Periods as given; fast and slow are swapped when fast > slow (TA-Lib)."""
+    s.fast = fast if fast <= slow else slow
+    s.slow = slow if fast <= slow else fast
+    s.count = 0
+    s.idx = 0
+    s.kf = _per_to_k(s.fast)
+    s.okf = 1.0 - s.kf
+    s.fv = NAN
+    _ema_init(&s.es, s.slow)
+    _ema_init(&s.sig, signal)
+
+
+cdef inline bint _macd_next(MacdSt* s, double x, double* out) noexcept nogil:
+    """One MACD bar once both price EMAs run: (macd, signal, hist) into ``out``; False while the
+    signal EMA is still seeding."""
+    cdef double sv = _ema_push(&s.es, x), m, g
+    s.fv = _ema_next(s.fv, x, s.kf, s.okf)
+    m = s.fv - sv
+    g = _ema_push(&s.sig, m)
+    if s.sig.count < s.sig.period:
+        return False
+    out[0] = m
+    out[1] = g
+    out[2] = m - g
+    return True
+
+
+cdef inline bint _macd_push(MacdSt* s, double* ring, double x, double* out) noexcept nogil:
+    """TA_MACD bar by bar: both price EMAs seeded at bar slow-1 (the fast one by the SMA of the
+    ``fast`` values ending there, kept in ``ring``), the signal EMA by the SMA of the first
+    ``signal`` MACD values. Batch kernel and MACD class alike."""
+    cdef int j, k, f = s.fast
+    cdef double acc = 0.0, sv, m, g
+    if s.count >= s.slow:
+        return _macd_next(s, x, out)
+    sv = _ema_push(&s.es, x)
+    ring[s.idx] = x
+    s.idx = s.idx + 1 if s.idx + 1 < f else 0
+    s.count += 1
+    if s.count < s.slow:
+        return False
+    k = s.idx
+    for j in range(f):
+        acc += ring[k]
+        k = k + 1 if k + 1 < f else 0
+    s.fv = acc / f
+    m = s.fv - sv
+    g = _ema_push(&s.sig, m)
+    if s.sig.count < s.sig.period:
+        return False
+    out[0] = m
+    out[1] = g
+    out[2] = m - g
+    return True
+
+
+cdef void _macd_k(const double* x, Py_ssize_t n, int fast, int slow, int signal, double* ring,
                   double* macd, double* sig, double* hist) noexcept nogil:
-    """Fast EMA, slow EMA and the signal EMA in one pass, no temporaries. Both price EMAs are
-    seeded at bar slow-1 (fast by the SMA of the ``fast`` values ending there), the signal EMA by
-    the SMA of the first ``signal`` MACD values; same operation order as the streaming class."""
-    cdef Py_ssize_t i, s0, lbtot
-    cdef int t
-    cdef double kf, ks, kg, okf, oks, okg, sv, fv, gv, m, acc
-    if slow < fast:
-        t = slow
-        slow = fast
-        fast = t
-    s0 = slow - 1
-    lbtot = s0 + signal - 1
-    if n <= lbtot:
-        _nan(macd, 0, n)
-        _nan(sig, 0, n)
-        _nan(hist, 0, n)
-        return
-    _nan(macd, 0, lbtot)
-    _nan(sig, 0, lbtot)
-    _nan(hist, 0, lbtot)
-    kf = _per_to_k(fast)
-    ks = _per_to_k(slow)
-    kg = _per_to_k(signal)
-    okf = 1.0 - kf
-    oks = 1.0 - ks
-    okg = 1.0 - kg
-    acc = 0.0
-    for i in range(slow):
-        acc += x[i]
-    sv = acc / slow
-    acc = 0.0
-    for i in range(slow - fast, slow):
-        acc += x[i]
-    fv = acc / fast
-    m = fv - sv
-    acc = 0.0
-    acc += m
-    for i in range(slow, lbtot + 1):
-        sv = _ema_next(sv, x[i], ks, oks)
-        fv = _ema_next(fv, x[i], kf, okf)
-        m = fv - sv
-        acc += m
-    gv = acc / signal
-    macd[lbtot] = m
-    sig[lbtot] = gv
-    hist[lbtot] = m - gv
-    for i in range(lbtot + 1, n):
-        sv = _ema_next(sv, x[i], ks, oks)
-        fv = _ema_next(fv, x[i], kf, okf)
-        m = fv - sv
-        gv = _ema_next(gv, m, kg, okg)
-        macd[i] = m
-        sig[i] = gv
-        hist[i] = m - gv
+    """Fast EMA, slow EMA and the signal EMA in one pass (the MACD class's steps); ``ring``:
+    min(fast, slow) doubles."""
+    cdef Py_ssize_t i
+    cdef MacdSt st
+    cdef double o[3]
+    _macd_init(&st, fast, slow, signal)
+    for i in range(n):
+        if _macd_push(&st, ring, x[i], o):
+            macd[i] = o[0]
+            sig[i] = o[1]
+            hist[i] = o[2]
+        else:
+            macd[i] = sig[i] = hist[i] = NAN
+
+
+cdef struct XemaSt:
+    int levels
+    EmaSt e1
+    EmaSt e2
+    EmaSt e3
+
+
+cdef inline void _xema_init(XemaSt* s, int period, int levels) noexcept nogil:
+    s.levels = levels
+    _ema_init(&s.e1, period)
+    _ema_init(&s.e2, period)
+    _ema_init(&s.e3, period)
+
+
+cdef inline double _xema_next(XemaSt* s, double x) noexcept nogil:
+    """One DEMA (2*E1 - E2) or TEMA (E3 + (3*E1 - 3*E2)) bar once every level runs."""
+    cdef double a = _ema_next(s.e1.value, x, s.e1.k, s.e1.ok)
+    cdef double b = _ema_next(s.e2.value, a, s.e2.k, s.e2.ok)
+    s.e1.value = a
+    s.e2.value = b
+    if s.levels == 2:
+        return (2.0 * a) - b
+    s.e3.value = _ema_next(s.e3.value, b, s.e3.k, s.e3.ok)
+    return s.e3.value + ((3.0 * a) - (3.0 * b))
+
+
+cdef inline double _xema_push(XemaSt* s, double x) noexcept nogil:
+    """DEMA/TEMA bar by bar: each EMA level seeded by the SMA of its first ``period`` inputs
+    (NaN until the last level runs). Batch kernel and streaming classes alike."""
+    cdef double a, b, c
+    if s.e2.count >= s.e2.period and (s.levels == 2 or s.e3.count >= s.e3.period):
+        return _xema_next(s, x)
+    a = _ema_push(&s.e1, x)
+    if s.e1.count < s.e1.period:
+        return NAN
+    b = _ema_push(&s.e2, a)
+    if s.e2.count < s.e2.period:
+        return NAN
+    if s.levels == 2:
+        return (2.0 * a) - b
+    c = _ema_push(&s.e3, b)
+    if s.e3.count < s.e3.period:
+        return NAN
+    return c + ((3.0 * a) - (3.0 * b))
 
 
 cdef void _xema_k(const double* x, Py_ssize_t n, int p, int levels, double* out) noexcept nogil:
-    """DEMA (levels 2: 2*E1 - E2) or TEMA (levels 3: E3 + (3*E1 - 3*E2)) in one pass with no
-    temporaries; each EMA level is seeded by the SMA of its first ``p`` inputs, exactly as the
-    streaming classes chain their EMAs."""
-    cdef double k = _per_to_k(p), ok = 1.0 - k, e1, e2 = 0.0, e3 = 0.0, acc
-    cdef Py_ssize_t i, lb = levels * (p - 1)
-    if n <= lb:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, lb)
-    acc = 0.0
-    for i in range(p):
-        acc += x[i]
-    e1 = acc / p
-    acc = 0.0
-    acc += e1
-    for i in range(p, 2 * p - 1):
-        e1 = _ema_next(e1, x[i], k, ok)
-        acc += e1
-    e2 = acc / p
+    """DEMA (levels 2) or TEMA (levels 3) in one pass, no temporaries."""
+    cdef Py_ssize_t i, lb = levels * (p - 1), m = lb + 1 if lb + 1 < n else n
+    cdef XemaSt st
+    _xema_init(&st, p, levels)
+    for i in range(m):
+        out[i] = _xema_push(&st, x[i])
     if levels == 2:
-        out[lb] = (2.0 * e1) - e2
-        for i in range(lb + 1, n):
-            e1 = _ema_next(e1, x[i], k, ok)
-            e2 = _ema_next(e2, e1, k, ok)
-            out[i] = (2.0 * e1) - e2
-        return
-    acc = 0.0
-    acc += e2
-    for i in range(2 * p - 1, 3 * p - 2):
-        e1 = _ema_next(e1, x[i], k, ok)
-        e2 = _ema_next(e2, e1, k, ok)
-        acc += e2
-    e3 = acc / p
-    out[lb] = e3 + ((3.0 * e1) - (3.0 * e2))
-    for i in range(lb + 1, n):
-        e1 = _ema_next(e1, x[i], k, ok)
-        e2 = _ema_next(e2, e1, k, ok)
-        e3 = _ema_next(e3, e2, k, ok)
-        out[i] = e3 + ((3.0 * e1) - (3.0 * e2))
+        for i in range(m, n):
+            out[i] = _xema_next(&st, x[i])
+    else:
+        for i in range(m, n):
+            out[i] = _xema_next(&st, x[i])
+
+
+cdef inline double _fastk_value(double c, double lowest, double highest) noexcept nogil:
+    """Raw %K from the window's extremes (TA_STOCH's arithmetic, TA-Lib 0.8 scaled zero test);
+    batch kernels and streaming classes both end here."""
+    cdef double diff = (highest - lowest) / 100.0
+    if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
+        return (c - lowest) / diff
+    return 0.0
 
 
 cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
                    double* out) noexcept nogil:
-    """Raw %K exactly as TA_STOCH/TA_STOCHF compute it (valid from fk - 1)."""
+    """Raw %K (valid from fk - 1): TA_STOCH's window extremes, then _fastk_value."""
     cdef Py_ssize_t today = fk - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
-    cdef double lowest = 0.0, highest = 0.0, diff = 0.0, tmp
+    cdef double lowest = 0.0, highest = 0.0, tmp
     _nan(out, 0, today if today < n else n)
     while today < n:
         tmp = lw[today]
@@ -576,11 +844,9 @@ cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_
                     lowest_idx = i
                     lowest = tmp
                 i += 1
-            diff = (highest - lowest) / 100.0
         elif tmp <= lowest:
             lowest_idx = today
             lowest = tmp
-            diff = (highest - lowest) / 100.0
         tmp = h[today]
         if highest_idx < trailing:
             highest_idx = trailing
@@ -592,15 +858,10 @@ cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_
                     highest_idx = i
                     highest = tmp
                 i += 1
-            diff = (highest - lowest) / 100.0
         elif tmp >= highest:
             highest_idx = today
             highest = tmp
-            diff = (highest - lowest) / 100.0
-        if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-            out[today] = (c[today] - lowest) / diff
-        else:
-            out[today] = 0.0
+        out[today] = _fastk_value(c[today], lowest, highest)
         trailing += 1
         today += 1
 
@@ -633,43 +894,65 @@ cdef void _stochrsi_k(const double* x, Py_ssize_t n, int p, int fk, int fd, doub
     _nan(fastd, 0, lbtot)
 
 
-cdef inline double _true_range(double high, double low, double prev_close) noexcept nogil:
-    cdef double r = high - low, t = fabs(high - prev_close)
-    if t > r:
-        r = t
-    t = fabs(low - prev_close)
-    if t > r:
-        r = t
-    return r
-
-
 cdef inline void _dm(double diff_p, double diff_m, double* plus_dm, double* minus_dm) noexcept nogil:
-    """TA-Lib's +DM/-DM rule, branch-free (adding 0.0 leaves the sums unchanged): which of the two
-    wins is a coin flip on price data, so a branch mispredicts about every other bar."""
-    cdef bint is_m = (diff_m > 0) & (diff_p < diff_m)
-    cdef bint is_p = (not is_m) & (diff_p > 0) & (diff_p > diff_m)
-    minus_dm[0] += diff_m if is_m else 0.0
-    plus_dm[0] += diff_p if is_p else 0.0
+    """Add this bar's +DM/-DM (TA-Lib's rule, aiots_dm) to the running sums (DMI warm-up)."""
+    cdef double p, m
+    _dm_rule(diff_p, diff_m, &p, &m)
+    minus_dm[0] += m
+    plus_dm[0] += p
 
 
 cdef extern from *:
     """
-    /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
-     * +DM/-DM by TA-Lib's rule (selects: which wins is a coin flip on price data) and Wilder
-     * smoothing as one fused multiply-add per sum, s = fma(s, (p-1)/p, x), a 4-cycle chain. */
-    #define AIOTS_DMI_SMOOTH(FMA, PDM, MDM, TR, DP, DMN, TRV, C1)                                 \
-        do {                                                                                       \
-            int is_m_ = ((DMN) > 0) & ((DP) < (DMN));                                              \
-            int is_p_ = (!is_m_) & ((DP) > 0) & ((DP) > (DMN));                                    \
-            MDM = FMA(MDM, C1, is_m_ ? (DMN) : 0.0);                                               \
-            PDM = FMA(PDM, C1, is_p_ ? (DP) : 0.0);                                                \
-            TR = FMA(TR, C1, TRV);                                                                 \
-        } while (0)
+    /* x where c is 1, +0.0 where c is 0, by a bit mask: GCC turns `c ? x : 0.0` into a branch,
+     * and which of +DM/-DM wins is a coin flip on price data (a mispredict every other bar). */
+    static inline double aiots_keep(double x, int c) {
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u &= (uint64_t)0 - (uint64_t)(c != 0);
+        memcpy(&x, &u, sizeof x);
+        return x;
+    }
+    /* True range (TA_TRANGE's order; |a - b| is symmetric, so TA_ATR's order gives the same
+     * bits): ATR, NATR, TRANGE and the DMI family all take it from here. */
     static inline double aiots_true_range(double high, double low, double prev_close) {
-        double r = high - low, t = fabs(high - prev_close);
+        double r = high - low, t = fabs(prev_close - high);
         r = t > r ? t : r;
         t = fabs(low - prev_close);
         return t > r ? t : r;
+    }
+    /* TA-Lib's +DM/-DM rule: this bar's +DM and -DM (one of them, or both, +0.0). */
+    static inline void aiots_dm(double dp, double dmn, double* pdm, double* mdm) {
+        int is_m = (dmn > 0) & (dp < dmn);
+        int is_p = (!is_m) & (dp > 0) & (dp > dmn);
+        *mdm = aiots_keep(dmn, is_m);
+        *pdm = aiots_keep(dp, is_p);
+    }
+    /* The smoothed DMI bar, written once for the batch loop below and the ADX streaming class:
+     * +DM/-DM by TA-Lib's rule and Wilder smoothing as one fused multiply-add per sum,
+     * s = fma(s, (p-1)/p, x), a 4-cycle chain. */
+    #define AIOTS_DMI_SMOOTH(FMA, PDM, MDM, TR, DP, DMN, TRV, C1)                                 \
+        do {                                                                                       \
+            double p_, m_;                                                                         \
+            aiots_dm(DP, DMN, &p_, &m_);                                                           \
+            MDM = FMA(MDM, C1, m_);                                                                \
+            PDM = FMA(PDM, C1, p_);                                                                \
+            TR = FMA(TR, C1, TRV);                                                                 \
+        } while (0)
+    /* +DI/-DI from the smoothed DM and TR (0 when TR is zero, TA-Lib's epsilon) */
+    static inline double aiots_di(double dm, double tr) {
+        return (tr > -1e-14 && tr < 1e-14) ? 0.0 : 100.0 * (dm / tr);
+    }
+    /* DX into *dx; returns whether the bar counts (TR and +DI + -DI not zero) */
+    static inline int aiots_dx(double pdi, double mdi, double tr, double* dx) {
+        double t = mdi + pdi;
+        *dx = 100.0 * (fabs(mdi - pdi) / t);
+        return !(tr > -1e-14 && tr < 1e-14) && !(t > -1e-14 && t < 1e-14);
+    }
+    /* ADX's Wilder step (skipped on a bar that does not count) */
+    #define AIOTS_ADX_NEXT(FMA, ADX, OK, DX, C1, INV) ((OK) ? FMA(ADX, C1, (DX) * (INV)) : (ADX))
+    static double aiots_adx_next(double adx, int ok, double dx, double c1, double inv) {
+        return AIOTS_ADX_NEXT(fma, adx, ok, dx, c1, inv);
     }
     /* the streaming class's step (libm fma: correctly rounded, the same bits as the FMA loop) */
     static void aiots_dmi_smooth(double* pdm, double* mdm, double* tr, double dp, double dmn,
@@ -684,8 +967,7 @@ cdef extern from *:
         double sum_dx = st[6], prev_adx = st[7], c1 = (p - 1.0) / p, inv = 1.0 / p;              \
         Py_ssize_t lb_adx = 2 * (Py_ssize_t)p - 1;                                                 \
         while (today < n - 1) {                                                                    \
-            double dp, dmn, mdi_v = 0.0, pdi_v = 0.0, t;                                           \
-            int live;                                                                              \
+            double dp, dmn, mdi_v = 0.0, pdi_v = 0.0;                                              \
             today++;                                                                               \
             dp = h[today] - ph;                                                                    \
             ph = h[today];                                                                         \
@@ -693,17 +975,13 @@ cdef extern from *:
             pl = l[today];                                                                         \
             AIOTS_DMI_SMOOTH(FMA, pdm, mdm, tr, dp, dmn, aiots_true_range(ph, pl, pc), c1);        \
             pc = c[today];                                                                         \
-            live = !(tr > -1e-14 && tr < 1e-14);                                                   \
-            if (live) {                                                                            \
-                if (mdi || adx) mdi_v = 100.0 * (mdm / tr);                                        \
-                if (pdi || adx) pdi_v = 100.0 * (pdm / tr);                                        \
-            }                                                                                      \
+            if (mdi || adx) mdi_v = aiots_di(mdm, tr);                                             \
+            if (pdi || adx) pdi_v = aiots_di(pdm, tr);                                             \
             if (pdi) pdi[today] = pdi_v;                                                           \
             if (mdi) mdi[today] = mdi_v;                                                           \
             if (adx) {                                                                             \
-                t = mdi_v + pdi_v;                                                                 \
-                int ok = live && !(t > -1e-14 && t < 1e-14);                                       \
-                double dx = 100.0 * (fabs(mdi_v - pdi_v) / t);                                     \
+                double dx;                                                                         \
+                int ok = aiots_dx(pdi_v, mdi_v, tr, &dx);                                          \
                 if (today <= lb_adx) {                                                             \
                     if (ok) sum_dx += dx;                                                          \
                     if (today == lb_adx) {                                                         \
@@ -711,7 +989,7 @@ cdef extern from *:
                         adx[today] = prev_adx;                                                     \
                     }                                                                              \
                 } else {                                                                           \
-                    prev_adx = ok ? FMA(prev_adx, c1, dx * inv) : prev_adx;                        \
+                    prev_adx = AIOTS_ADX_NEXT(FMA, prev_adx, ok, dx, c1, inv);                     \
                     adx[today] = prev_adx;                                                         \
                 }                                                                                  \
             }                                                                                      \
@@ -736,6 +1014,12 @@ cdef extern from *:
     void _dmi_loop "aiots_dmi_loop"(const double* h, const double* l, const double* c, Py_ssize_t today,
                                     Py_ssize_t n, int p, double* st, double* adx, double* pdi,
                                     double* mdi) nogil
+    double _keep "aiots_keep"(double x, int c) nogil
+    double _di "aiots_di"(double dm, double tr) nogil
+    bint _dx "aiots_dx"(double pdi, double mdi, double tr, double* dx) nogil
+    double _adx_next "aiots_adx_next"(double adx, int ok, double dx, double c1, double inv) nogil
+    double _true_range "aiots_true_range"(double high, double low, double prev_close) nogil
+    void _dm_rule "aiots_dm"(double dp, double dmn, double* pdm, double* mdm) nogil
     void _dmi_smooth "aiots_dmi_smooth"(double* pdm, double* mdm, double* tr, double dp, double dmn,
                                         double trv, double c1) nogil
 
@@ -806,213 +1090,204 @@ cdef void _di1_k(const double* h, const double* lw, const double* c, Py_ssize_t 
                 out[i] = 0.0
 
 
+cdef inline double _typical(double high, double low, double close) noexcept nogil:
+    return (high + low + close) / 3.0
+
+
+cdef inline double _cci_value(const double* buf, int p, double last) noexcept nogil:
+    """TA_CCI from the ring ``buf`` of the last ``p`` typical prices (any rotation: sums run in
+    ring order, as TA-Lib's circular buffer) and the newest one, ``last``."""
+    cdef int j
+    cdef double avg = 0.0, dev = 0.0, t, scale
+    for j in range(p):
+        avg += buf[j]
+    avg /= p
+    for j in range(p):
+        dev += fabs(buf[j] - avg)
+    t = last - avg
+    dev /= p
+    scale = fabs(avg)
+    if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
+        return t / (0.015 * dev)
+    return 0.0
+
+
 cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
                  double* buf, double* out) noexcept nogil:
-    cdef Py_ssize_t i, j, lb = p - 1, idx = 0
-    cdef double last, avg, dev, t, scale
+    cdef Py_ssize_t i, lb = p - 1, idx = 0
+    cdef double last
     if n <= lb:
         _nan(out, 0, n)
         return
     _nan(out, 0, lb)
     for i in range(lb):
-        buf[idx] = (h[i] + lw[i] + c[i]) / 3.0
+        buf[idx] = _typical(h[i], lw[i], c[i])
         idx += 1
     for i in range(lb, n):
-        last = (h[i] + lw[i] + c[i]) / 3.0
+        last = _typical(h[i], lw[i], c[i])
         buf[idx] = last
-        avg = 0.0
-        for j in range(p):
-            avg += buf[j]
-        avg /= p
-        dev = 0.0
-        for j in range(p):
-            dev += fabs(buf[j] - avg)
-        t = last - avg
-        dev /= p
-        scale = fabs(avg)
-        if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
-            out[i] = t / (0.015 * dev)
-        else:
-            out[i] = 0.0
+        out[i] = _cci_value(buf, p, last)
         idx += 1
         if idx == p:
             idx = 0
 
 
-cdef inline Py_ssize_t _min_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
-    """Minimum of x[a..b] and the last index holding it. Four independent accumulators (selects, not
-    branches) keep the loop-carried chain a quarter as long as one running minimum; comparisons
-    with NaN are false, so a NaN is never picked unless x[a] is NaN (then x[a], index a), as in
-    TA-Lib's rescans."""
-    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
-    cdef Py_ssize_t i = a + 1
-    while i + 3 <= b:
-        t = x[i]
-        m0 = t if t < m0 else m0
-        t = x[i + 1]
-        m1 = t if t < m1 else m1
-        t = x[i + 2]
-        m2 = t if t < m2 else m2
-        t = x[i + 3]
-        m3 = t if t < m3 else m3
-        i += 4
-    while i <= b:
-        t = x[i]
-        m0 = t if t < m0 else m0
-        i += 1
-    m0 = m1 if m1 < m0 else m0
-    m2 = m3 if m3 < m2 else m2
-    m0 = m2 if m2 < m0 else m0
-    i = b
-    while i > a and not (x[i] == m0):
-        i -= 1
-    val[0] = m0
-    return i
+cdef inline double _willr_value(double highest, double lowest, double close) noexcept nogil:
+    """%R from the window's extremes (TA_WILLR's arithmetic, TA-Lib 0.8 scaled zero test); the
+    batch kernel and the WillR class both end here."""
+    cdef double q = (highest - close) / ((highest - lowest) * -0.01)
+    return 0.0 if _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)) else q
 
 
-cdef inline Py_ssize_t _max_last(const double* x, Py_ssize_t a, Py_ssize_t b, double* val) noexcept nogil:
-    """Maximum of x[a..b] and the last index holding it (see _min_last)."""
-    cdef double m0 = x[a], m1 = x[a], m2 = x[a], m3 = x[a], t
-    cdef Py_ssize_t i = a + 1
-    while i + 3 <= b:
-        t = x[i]
-        m0 = t if t > m0 else m0
-        t = x[i + 1]
-        m1 = t if t > m1 else m1
-        t = x[i + 2]
-        m2 = t if t > m2 else m2
-        t = x[i + 3]
-        m3 = t if t > m3 else m3
-        i += 4
-    while i <= b:
-        t = x[i]
-        m0 = t if t > m0 else m0
-        i += 1
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    m0 = m2 if m2 > m0 else m0
-    i = b
-    while i > a and not (x[i] == m0):
-        i -= 1
-    val[0] = m0
-    return i
+cdef inline double _fmax(double a, double b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline double _fmin(double a, double b) noexcept nogil:
+    return a if a < b else b
 
 
 cdef void _willr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
-                   double* out) noexcept nogil:
-    """TA_WILLR's window extremes (only their values reach the output, so the rescan when an
-    extreme leaves the window may keep the last rather than the first occurrence: fewer rescans)."""
-    cdef Py_ssize_t today = p - 1, trailing = 0, lowest_idx = -1, highest_idx = -1
-    cdef double lowest = 0.0, highest = 0.0, diff, tmp, q
-    cdef bint lo_new, hi_new, live
-    _nan(out, 0, today if today < n else n)
-    while today < n:
-        # a new extreme at today is a coin flip on price data: selects, not branches
-        if lowest_idx < trailing:
-            lowest_idx = _min_last(lw, trailing, today, &lowest)
-        else:
-            tmp = lw[today]
-            lo_new = tmp <= lowest
-            lowest = tmp if lo_new else lowest
-            lowest_idx = today if lo_new else lowest_idx
-        if highest_idx < trailing:
-            highest_idx = _max_last(h, trailing, today, &highest)
-        else:
-            tmp = h[today]
-            hi_new = tmp >= highest
-            highest = tmp if hi_new else highest
-            highest_idx = today if hi_new else highest_idx
-        diff = (highest - lowest) * -0.01
-        live = not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest))
-        q = (highest - c[today]) / diff
-        out[today] = q if live else 0.0
-        trailing += 1
-        today += 1
+                   double* buf, double* out) noexcept nogil:
+    """Window extremes by van Herk/Gil-Werman blocks (as TA-Lib 0.8's build): blocks of ``p``
+    bars; a window is a suffix of the previous block and a prefix of the current one, so its max
+    is max(suffix, prefix), three selects per bar and no branch on the data. The suffixes of a
+    block are built backwards in the same loop that walks it forwards (independent chains).
+    Only the extremes' values reach %R, so any exact window algorithm gives the same bits as the
+    streaming class's monotonic deques. ``buf``: 4 * (p + 1) doubles."""
+    cdef Py_ssize_t b0, t, ln, j, u, lb = p - 1
+    cdef double* sa = buf
+    cdef double* sb = buf + (p + 1)
+    cdef double* na = buf + 2 * (p + 1)
+    cdef double* nb = buf + 3 * (p + 1)
+    cdef double* tmp
+    cdef double pmax, pmin, smax, smin, inf = INFINITY
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    for t in range(p + 1):
+        sa[t] = -inf
+        sb[t] = inf
+        na[t] = -inf
+        nb[t] = inf
+    b0 = 0
+    while b0 < n:
+        ln = p if n - b0 > p else n - b0
+        pmax = -inf
+        pmin = inf
+        smax = -inf
+        smin = inf
+        for t in range(ln):
+            j = b0 + t
+            pmax = _fmax(h[j], pmax)
+            pmin = _fmin(lw[j], pmin)
+            out[j] = _willr_value(_fmax(sa[t + 1], pmax), _fmin(sb[t + 1], pmin), c[j])
+            u = ln - 1 - t
+            smax = _fmax(h[b0 + u], smax)
+            smin = _fmin(lw[b0 + u], smin)
+            na[u] = smax
+            nb[u] = smin
+        tmp = sa
+        sa = na
+        na = tmp
+        tmp = sb
+        sb = nb
+        nb = tmp
+        b0 += ln
+    _nan(out, 0, lb)
 
 
-cdef inline double _mf_sign(double tp, double prev) noexcept nogil:
-    """Typical-price change, 0 when it is a rounding tie (TA-Lib 0.8 scaled zero test)."""
-    cdef double d = tp - prev
-    if _is_zero_scaled(d, fabs(tp) + fabs(prev)):
+cdef struct MfiSt:
+    int period
+    int idx
+    int live
+    long count
+    double prev
+    double pos_sum
+    double neg_sum
+
+
+cdef inline void _mfi_init(MfiSt* s, int period) noexcept nogil:
+    s.period = period
+    s.idx = 0
+    s.live = 0
+    s.count = 0
+    s.prev = NAN
+    s.pos_sum = 0.0
+    s.neg_sum = 0.0
+
+
+cdef inline double _mfi_push(MfiSt* s, double* pos, double* neg, double high, double low,
+                             double close, double volume) noexcept nogil:
+    """One TA_MFI bar (TA-Lib 0.8 tie and empty-window rules); ``pos``/``neg``: rings of
+    ``period`` money flows. NaN while warming up. Used by the batch kernel and the MFI class.
+
+    The flow goes to the positive or the negative ring by bit-mask selects (the sign of the
+    typical-price change is a coin flip on price data); the sums add +0.0 on the other side."""
+    cdef int idx = s.idx, p = s.period
+    cdef long i = s.count
+    cdef double tp = (high + low + close) / 3.0, d, mf, pv, nv
+    cdef bint tie, up, dn
+    s.count = i + 1
+    if i == 0:
+        s.prev = tp
+        return NAN
+    if i > p:
+        s.live -= (pos[idx] != 0.0) | (neg[idx] != 0.0)
+        s.pos_sum -= pos[idx]
+        s.neg_sum -= neg[idx]
+    d = tp - s.prev
+    tie = _is_zero_scaled(d, fabs(tp) + fabs(s.prev))
+    s.prev = tp
+    mf = tp * volume
+    up = (d > 0.0) & (not tie)
+    dn = (d < 0.0) & (not tie)
+    # TA-Lib counts a bar live when the flow and the (tie-zeroed) change are non-zero (NaN too)
+    s.live += (mf != 0.0) & ((not tie) & (d != 0.0))
+    pv = _keep(mf, up)
+    nv = _keep(mf, dn)
+    pos[idx] = pv
+    neg[idx] = nv
+    s.pos_sum += pv
+    s.neg_sum += nv
+    s.idx = idx + 1 if idx + 1 < p else 0
+    if i < p:
+        return NAN
+    if s.live == 0:
+        if i > p:
+            s.pos_sum = 0.0
+            s.neg_sum = 0.0
         return 0.0
-    return d
+    return 100.0 * (s.pos_sum / (s.pos_sum + s.neg_sum))
 
 
 cdef void _mfi_k(const double* h, const double* lw, const double* c, const double* v, Py_ssize_t n,
                  int p, double* pos, double* neg, double* out) noexcept nogil:
-    cdef Py_ssize_t i, today = 0, idx = 0, live = 0
-    cdef double prev_value, pos_sum = 0.0, neg_sum = 0.0, t1, t2
-    if n <= p:
-        _nan(out, 0, n)
-        return
-    _nan(out, 0, p)
-    prev_value = (h[0] + lw[0] + c[0]) / 3.0
-    today = 1
-    for i in range(p):
-        t1 = (h[today] + lw[today] + c[today]) / 3.0
-        t2 = _mf_sign(t1, prev_value)
-        prev_value = t1
-        t1 *= v[today]
-        today += 1
-        live += t1 != 0.0 and t2 != 0.0
-        if t2 < 0:
-            neg[idx] = t1
-            neg_sum += t1
-            pos[idx] = 0.0
-        elif t2 > 0:
-            pos[idx] = t1
-            pos_sum += t1
-            neg[idx] = 0.0
-        else:
-            pos[idx] = 0.0
-            neg[idx] = 0.0
-        idx += 1
-        if idx == p:
-            idx = 0
-    t1 = pos_sum + neg_sum
-    out[p] = 0.0 if live == 0 else 100.0 * (pos_sum / t1)
-    while today < n:
-        live -= pos[idx] != 0.0 or neg[idx] != 0.0
-        pos_sum -= pos[idx]
-        neg_sum -= neg[idx]
-        t1 = (h[today] + lw[today] + c[today]) / 3.0
-        t2 = _mf_sign(t1, prev_value)
-        prev_value = t1
-        t1 *= v[today]
-        live += t1 != 0.0 and t2 != 0.0
-        if t2 < 0:
-            neg[idx] = t1
-            neg_sum += t1
-            pos[idx] = 0.0
-        elif t2 > 0:
-            pos[idx] = t1
-            pos_sum += t1
-            neg[idx] = 0.0
-        else:
-            pos[idx] = 0.0
-            neg[idx] = 0.0
-        if live == 0:
-            pos_sum = 0.0
-            neg_sum = 0.0
-            out[today] = 0.0
-        else:
-            out[today] = 100.0 * (pos_sum / (pos_sum + neg_sum))
-        today += 1
-        idx += 1
-        if idx == p:
-            idx = 0
+    """The MFI step over the bars (lookback ``p``)."""
+    cdef MfiSt st
+    cdef Py_ssize_t i
+    _mfi_init(&st, p)
+    for i in range(n):
+        out[i] = _mfi_push(&st, pos, neg, h[i], lw[i], c[i], v[i])
+
+
+cdef inline double _roc_value(double x, double old) noexcept nogil:
+    """TA_ROC: (x/old - 1)*100, 0 when ``old`` is 0."""
+    return ((x / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+
+
+cdef inline double _mom_value(double x, double old) noexcept nogil:
+    return x - old
 
 
 cdef void _roc_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double t
     if n <= p:
         _nan(out, 0, n)
         return
     _nan(out, 0, p)
     for i in range(p, n):
-        t = x[i - p]
-        out[i] = ((x[i] / t) - 1.0) * 100.0 if t != 0.0 else 0.0
+        out[i] = _roc_value(x[i], x[i - p])
 
 
 cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nogil:
@@ -1022,7 +1297,12 @@ cdef void _mom_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
         return
     _nan(out, 0, p)
     for i in range(p, n):
-        out[i] = x[i] - x[i - p]
+        out[i] = _mom_value(x[i], x[i - p])
+
+
+cdef inline double _aroon_value(double factor, int p, long age) noexcept nogil:
+    """Aroon line from the age (bars) of the window's latest extreme; factor = 100/period."""
+    return factor * (p - age)
 
 
 cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, double* down,
@@ -1064,40 +1344,21 @@ cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, doubl
         elif tmp >= highest:
             highest_idx = today
             highest = tmp
-        up[today] = factor * (p - (today - highest_idx))
-        down[today] = factor * (p - (today - lowest_idx))
+        up[today] = _aroon_value(factor, p, today - highest_idx)
+        down[today] = _aroon_value(factor, p, today - lowest_idx)
         trailing += 1
         today += 1
-
-
-cdef inline double _trange1(double high, double low, double prev_close) noexcept nogil:
-    """TA_TRANGE's operation order."""
-    cdef double greatest = high - low, t = fabs(prev_close - high)
-    if t > greatest:
-        greatest = t
-    t = fabs(low - prev_close)
-    if t > greatest:
-        greatest = t
-    return greatest
 
 
 cdef void _trange_k(const double* h, const double* lw, const double* c, Py_ssize_t n,
                     double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double greatest, t
     if n <= 1:
         _nan(out, 0, n)
         return
     out[0] = NAN
     for i in range(1, n):
-        greatest = h[i] - lw[i]
-        t = fabs(c[i - 1] - h[i])
-        if t > greatest:
-            greatest = t
-        t = fabs(lw[i] - c[i - 1])
-        if t > greatest:
-            greatest = t
-        out[i] = greatest
+        out[i] = _true_range(h[i], lw[i], c[i - 1])
 
 
 cdef extern from *:
@@ -1106,12 +1367,15 @@ cdef extern from *:
      * atr = fma(atr, (p-1)/p, tr/p): a 4-cycle loop-carried chain instead of mul + add (TA-Lib's
      * wheel is built the same way). Compiled with and without the FMA instruction set and picked
      * at run time; fma() is correctly rounded, so both copies and the streaming classes (libm fma,
-     * _atr_push) give the same bits. */
-    static inline double aiots_trange1(double high, double low, double prev_close) {
-        double g = high - low, t = fabs(prev_close - high);
-        g = t > g ? t : g;
-        t = fabs(low - prev_close);
-        return t > g ? t : g;
+     * aiots_atr_next) give the same bits. */
+    #define AIOTS_ATR_NEXT(FMA, ATR, TR, C1, INV) FMA(ATR, C1, (TR) * (INV))
+    static double aiots_atr_next(double atr, double tr, double c1, double inv) {
+        return AIOTS_ATR_NEXT(fma, atr, tr, c1, inv);
+    }
+    /* NATR from the ATR and the close (TA-Lib: 0 when the close is zero). */
+    static inline double aiots_natr_value(double atr, double close) {
+        double v = (atr / close) * 100.0;
+        return (close > -1e-14 && close < 1e-14) ? 0.0 : v;
     }
     #define AIOTS_ATR_LOOP(NAME, ATTR, FMA)                                                     \
     static ATTR double NAME(const double* h, const double* l, const double* c, Py_ssize_t from, \
@@ -1120,14 +1384,12 @@ cdef extern from *:
         Py_ssize_t i;                                                                            \
         if (norm) {                                                                              \
             for (i = from; i < n; i++) {                                                         \
-                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
-                double t = c[i];                                                                 \
-                double v = (atr / t) * 100.0;                                                    \
-                out[i] = (t > -1e-14 && t < 1e-14) ? 0.0 : v;                                    \
+                atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
+                out[i] = aiots_natr_value(atr, c[i]);                                            \
             }                                                                                    \
         } else {                                                                                 \
             for (i = from; i < n; i++) {                                                         \
-                atr = FMA(atr, c1, aiots_trange1(h[i], l[i], c[i - 1]) * inv);                   \
+                atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
                 out[i] = atr;                                                                    \
             }                                                                                    \
         }                                                                                        \
@@ -1151,11 +1413,8 @@ cdef extern from *:
     double _atr_loop "aiots_atr_loop"(const double* h, const double* l, const double* c, Py_ssize_t frm,
                                       Py_ssize_t n, double atr, double c1, double inv, int norm,
                                       double* out) nogil
-
-
-cdef inline double _atr_next(double atr, double tr, double c1, double inv) noexcept nogil:
-    """The ATR step of the C loop above, for the streaming classes (same bits: fma is exact)."""
-    return fma(atr, c1, tr * inv)
+    double _atr_next "aiots_atr_next"(double atr, double tr, double c1, double inv) nogil
+    double _natr_value "aiots_natr_value"(double atr, double close) nogil
 
 
 cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
@@ -1172,47 +1431,49 @@ cdef void _atr_k(const double* h, const double* lw, const double* c, Py_ssize_t 
         return
     _nan(out, 0, p)
     for i in range(1, p + 1):
-        total += _trange1(h[i], lw[i], c[i - 1])
+        total += _true_range(h[i], lw[i], c[i - 1])
     prev = total / p
     t = c[p]
     if normalize:
-        out[p] = (prev / t) * 100.0 if not _is_zero(t) else 0.0
+        out[p] = _natr_value(prev, t)
     else:
         out[p] = prev
     _atr_loop(h, lw, c, p + 1, n, prev, c1, inv, normalize, out)
 
 
 cdef void _stddev_k(const double* x, Py_ssize_t n, int p, double nbdev, double* out) noexcept nogil:
-    """sqrt(TA_VAR) * nbdev; the variance is never negative (clamped on re-anchoring)."""
+    """sqrt(TA_VAR) * nbdev in one pass (the StdDev class's steps); the variance is never
+    negative (clamped on re-anchoring)."""
+    cdef VarSt st
     cdef Py_ssize_t i, lb = p - 1
-    _var_k(x, n, p, out)
+    if n <= lb:
+        _nan(out, 0, n)
+        return
+    _nan(out, 0, lb)
+    _var_init(&st, p)
+    for i in range(lb):
+        _var_warm(&st, x[i])
     for i in range(lb, n):
-        out[i] = sqrt(out[i]) * nbdev
+        out[i] = sqrt(_var_step(&st, x[i], x + i - lb, 0)) * nbdev
+
+
+cdef inline double _obv_next(double obv, double x, double prev, double volume) noexcept nogil:
+    """TA_OBV: add the volume on an up close, subtract it on a down close (bit-mask selects: the
+    direction is a coin flip on price data; adding 0.0 - 0.0 leaves the sum unchanged)."""
+    return obv + (_keep(volume, x > prev) - _keep(volume, x < prev))
 
 
 cdef void _obv_k(const double* x, const double* v, Py_ssize_t n, double* out) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double prev_obv, prev_real, t
+    cdef double obv, prev
     if n == 0:
         return
-    prev_obv = v[0]
-    prev_real = x[0]
+    obv = v[0]
+    prev = x[0]
     for i in range(n):
-        t = x[i]
-        if t > prev_real:
-            prev_obv += v[i]
-        elif t < prev_real:
-            prev_obv -= v[i]
-        out[i] = prev_obv
-        prev_real = t
-
-
-cdef inline double _ad_step(double ad, double high, double low, double close,
-                            double volume) noexcept nogil:
-    cdef double t = high - low
-    if t > 0.0:
-        ad += (((close - low) - (high - close)) / t) * volume
-    return ad
+        obv = _obv_next(obv, x[i], prev, v[i])
+        out[i] = obv
+        prev = x[i]
 
 
 cdef void _ad_k(const double* h, const double* lw, const double* c, const double* v, Py_ssize_t n,
@@ -1232,18 +1493,33 @@ cdef extern from *:
      * without the FMA instruction set, and the FMA copy is picked at run time when the CPU has
      * it. fma() is correctly rounded either way, so both copies and the streaming class (libm
      * fma) give bit-identical results. -ffp-contract=off (see indicators.pyx) keeps GCC from
-     * fusing anything else. */
+     * fusing anything else. The A/D bar and the ADOSC bar are written once here: the batch
+     * loops expand them, the AD/ADOSC classes call the libm-fma instances. */
+    static inline double aiots_ad_step(double ad, double high, double low, double close,
+                                       double volume) {
+        double t = high - low;
+        if (t > 0.0) ad += (((close - low) - (high - close)) / t) * volume;
+        return ad;
+    }
+    #define AIOTS_ADOSC_STEP(FMA, AD, FE, SE, H, L, C, V, FK, OFK, SK, OSK)                  \
+        do {                                                                                  \
+            AD = aiots_ad_step(AD, H, L, C, V);                                               \
+            FE = FMA(OFK, FE, (FK) * (AD));                                                   \
+            SE = FMA(OSK, SE, (SK) * (AD));                                                   \
+        } while (0)
+    /* st: A/D, fast EMA, slow EMA */
+    static void aiots_adosc_step(double* st, double h, double l, double c, double v, double fk,
+                                 double ofk, double sk, double osk) {
+        AIOTS_ADOSC_STEP(fma, st[0], st[1], st[2], h, l, c, v, fk, ofk, sk, osk);
+    }
     #define AIOTS_ADOSC_LOOP(NAME, ATTR, FMA)                                                  \
     static ATTR void NAME(const double* h, const double* l, const double* c, const double* v, \
                           Py_ssize_t n, double fk, double ofk, double sk, double osk,         \
                           double* st, double* out) {                                          \
-        double ad = st[0], fe = st[1], se = st[2], t;                                         \
+        double ad = st[0], fe = st[1], se = st[2];                                            \
         Py_ssize_t i;                                                                         \
         for (i = 1; i < n; i++) {                                                             \
-            t = h[i] - l[i];                                                                  \
-            if (t > 0.0) ad += (((c[i] - l[i]) - (h[i] - c[i])) / t) * v[i];                  \
-            fe = FMA(ofk, fe, fk * ad);                                                       \
-            se = FMA(osk, se, sk * ad);                                                       \
+            AIOTS_ADOSC_STEP(FMA, ad, fe, se, h[i], l[i], c[i], v[i], fk, ofk, sk, osk);      \
             out[i] = fe - se;                                                                 \
         }                                                                                     \
         st[0] = ad; st[1] = fe; st[2] = se;                                                   \
@@ -1266,6 +1542,10 @@ cdef extern from *:
     void _adosc_loop "aiots_adosc_loop"(const double* h, const double* l, const double* c,
                                         const double* v, Py_ssize_t n, double fk, double ofk,
                                         double sk, double osk, double* st, double* out) nogil
+    double _ad_step "aiots_ad_step"(double ad, double high, double low, double close,
+                                    double volume) nogil
+    void _adosc_step "aiots_adosc_step"(double* st, double h, double l, double c, double v,
+                                        double fk, double ofk, double sk, double osk) nogil
 
 
 cdef void _adosc_k(const double* h, const double* lw, const double* c, const double* v,
@@ -1294,90 +1574,107 @@ cdef tuple _HLC = ("high", "low", "close")
 cdef tuple _HLCV = ("high", "low", "close", "volume")
 
 
+@cython.final
+cdef class _Batch:
+    """The prologue every batch function shares: inputs converted once and checked, outputs
+    allocated with TA-Lib's NaN prefix (up to the first bar where no input is NaN), and C pointers
+    to the bars from there on (``x``, ``o``, ``n``) for the kernel, which runs without the GIL.
+    Holds the arrays, so the pointers stay valid while the object lives."""
+
+    cdef list _keep
+    cdef tuple _outs
+    cdef const double* x[4]
+    cdef double* o[3]
+    cdef Py_ssize_t n, beg
+
+    cdef double* scratch(self, Py_ssize_t size) except NULL:
+        """A work buffer of ``size`` doubles owned by this object."""
+        cdef cnp.ndarray a = _empty(size if size > 0 else 1)
+        self._keep.append(a)
+        return _dp(a)
+
+    cdef object result(self):
+        return self._outs[0] if len(self._outs) == 1 else self._outs
+
+
+cdef _Batch _batch(tuple values, tuple names, int nout, bint begidx=True):
+    """Convert and check ``values`` (named ``names``), allocate ``nout`` outputs of the inputs'
+    length; with ``begidx`` (TA-Lib's rule) the outputs are NaN before the first bar where no
+    input is NaN and the pointers start there."""
+    cdef _Batch b = _Batch.__new__(_Batch)
+    cdef Py_ssize_t j, n, beg
+    cdef list arrays
+    cdef double* o
+    arrays, n, beg = _inputs(values, names)
+    if not begidx:
+        beg = 0
+    b._keep = arrays
+    b._outs = tuple([_empty(n) for j in range(nout)])
+    b.beg = beg
+    b.n = n - beg
+    for j in range(len(arrays)):
+        b.x[j] = _dp(arrays[j]) + beg
+    for j in range(nout):
+        o = _dp(b._outs[j])
+        _nan(o, 0, beg)
+        b.o[j] = o + beg
+    return b
+
+
 def sma(real, *, period=30):
     """Simple moving average (TA_SMA). Default period 30; lookback period - 1."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _sma_k(x + b, m - b, p, o + b)
-    return out
+        _sma_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def ema(real, *, period=30):
     """Exponential moving average (TA_EMA), k = 2/(period+1), seeded by the SMA of the first
     ``period`` values. Default period 30; lookback period - 1."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _ema_at(x + b, m - b, p, _per_to_k(p), p - 1, o + b)
-    return out
+        _ema_at(b.x[0], b.n, p, p - 1, b.o[0])
+    return b.result()
 
 
 def wma(real, *, period=30):
     """Linearly weighted moving average (TA_WMA). Default period 30; lookback period - 1."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _wma_k(x + b, m - b, p, o + b)
-    return out
+        _wma_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def dema(real, *, period=30):
     """Double EMA, 2*EMA - EMA(EMA) (TA_DEMA). Default period 30; lookback 2*(period-1)."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _xema_k(x + b, m - b, p, 2, o + b)
-    return out
+        _xema_k(b.x[0], b.n, p, 2, b.o[0])
+    return b.result()
 
 
 def tema(real, *, period=30):
     """Triple EMA, 3*E1 - 3*E2 + E3 (TA_TEMA). Default period 30; lookback 3*(period-1)."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _xema_k(x + b, m - b, p, 3, o + b)
-    return out
+        _xema_k(b.x[0], b.n, p, 3, b.o[0])
+    return b.result()
 
 
 def kama(real, *, period=30):
     """Kaufman adaptive moving average (TA_KAMA; fast 2, slow 30). Default period 30;
     lookback period."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _kama_k(x + b, m - b, p, o + b)
-    return out
+        _kama_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def bbands(real, *, period=20, nbdev_up=2.0, nbdev_dn=2.0):
@@ -1386,19 +1683,10 @@ def bbands(real, *, period=20, nbdev_up=2.0, nbdev_dn=2.0):
     lookback period - 1."""
     cdef int p = _period(period, "period", 2)
     cdef double up = _real(nbdev_up, "nbdev_up"), dn = _real(nbdev_dn, "nbdev_dn")
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray u = _empty(n), mid = _empty(n), lo = _empty(n)
-    cdef double* pu = _dp(u)
-    cdef double* pm = _dp(mid)
-    cdef double* pl = _dp(lo)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 3)
     with nogil:
-        _nan(pu, 0, b)
-        _nan(pm, 0, b)
-        _nan(pl, 0, b)
-        _bbands_k(x + b, m - b, p, up, dn, pu + b, pm + b, pl + b)
-    return u, mid, lo
+        _bbands_k(b.x[0], b.n, p, up, dn, b.o[0], b.o[1], b.o[2])
+    return b.result()
 
 
 def sar(high, low, *, acceleration=0.02, maximum=0.2):
@@ -1406,16 +1694,10 @@ def sar(high, low, *, acceleration=0.02, maximum=0.2):
     direction comes from the -DM of the first two bars, the first SAR is bar 0's low/high."""
     cdef double acc = _real(acceleration, "acceleration", 0.0)
     cdef double amax = _real(maximum, "maximum", 0.0)
-    arrays, n, beg = _inputs((high, low), _HL)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low), _HL, 1)
     with nogil:
-        _nan(o, 0, b)
-        _sar_k(h + b, lw + b, m - b, acc, amax, o + b)
-    return out
+        _sar_k(b.x[0], b.x[1], b.n, acc, amax, b.o[0])
+    return b.result()
 
 
 def ny_session_starts(timestamps):
@@ -1459,7 +1741,8 @@ def vwap(high, low, close, volume, *, session_start=None, timestamps=None):
     NaN until the session has traded non-zero volume. No TA-Lib equivalent."""
     if session_start is not None and timestamps is not None:
         raise ValueError("give session_start or timestamps, not both")
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1, False)
+    cdef Py_ssize_t n = b.n
     cdef cnp.ndarray starts
     if timestamps is not None:
         starts = ny_session_starts(timestamps)
@@ -1474,32 +1757,20 @@ def vwap(high, low, close, volume, *, session_start=None, timestamps=None):
             raise ValueError(f"session_start must be 1-D of length {n}, got shape {np.shape(starts)}")
     else:
         starts = np.zeros(n, dtype=bool)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
     cdef const char* s = <const char*>cnp.PyArray_DATA(starts)
-    cdef Py_ssize_t m = n
     with nogil:
-        _vwap_k(h, lw, c, v, s, m, o)
-    return out
+        _vwap_k(b.x[0], b.x[1], b.x[2], b.x[3], s, n, b.o[0])
+    return b.result()
 
 
 def rsi(real, *, period=14):
     """Relative strength index with Wilder smoothing (TA_RSI). Default period 14; lookback
     period."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _rsi_k(x + b, m - b, p, o + b)
-    return out
+        _rsi_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def macd(real, *, fast=12, slow=26, signal=9):
@@ -1507,19 +1778,11 @@ def macd(real, *, fast=12, slow=26, signal=9):
     are seeded at bar slow-1 (TA-Lib convention); lookback slow + signal - 2."""
     cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
     cdef int g = _period(signal, "signal", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray m1 = _empty(n), m2 = _empty(n), m3 = _empty(n)
-    cdef double* p1 = _dp(m1)
-    cdef double* p2 = _dp(m2)
-    cdef double* p3 = _dp(m3)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 3)
+    cdef double* q = b.scratch(f if f < s else s)
     with nogil:
-        _nan(p1, 0, b)
-        _nan(p2, 0, b)
-        _nan(p3, 0, b)
-        _macd_k(x + b, m - b, f, s, g, p1 + b, p2 + b, p3 + b)
-    return m1, m2, m3
+        _macd_k(b.x[0], b.n, f, s, g, q, b.o[0], b.o[1], b.o[2])
+    return b.result()
 
 
 def stoch(high, low, close, *, fastk=5, slowk=3, slowd=3):
@@ -1527,20 +1790,11 @@ def stoch(high, low, close, *, fastk=5, slowk=3, slowd=3):
     fastk + slowk + slowd - 3."""
     cdef int fk = _period(fastk, "fastk", 1), sk = _period(slowk, "slowk", 1)
     cdef int sd = _period(slowd, "slowd", 1)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray k = _empty(n), d = _empty(n), t = _empty(n)
-    cdef double* pk = _dp(k)
-    cdef double* pd = _dp(d)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q = _dp(t)
+    cdef _Batch b = _batch((high, low, close), _HLC, 2)
+    cdef double* q = b.scratch(b.n)
     with nogil:
-        _nan(pk, 0, b)
-        _nan(pd, 0, b)
-        _stoch_k(h + b, lw + b, c + b, m - b, fk, sk, sd, q, pk + b, pd + b)
-    return k, d
+        _stoch_k(b.x[0], b.x[1], b.x[2], b.n, fk, sk, sd, q, b.o[0], b.o[1])
+    return b.result()
 
 
 def stochrsi(real, *, period=14, fastk=5, fastd=3):
@@ -1548,40 +1802,31 @@ def stochrsi(real, *, period=14, fastk=5, fastd=3):
     period + fastk + fastd - 2."""
     cdef int p = _period(period, "period", 2), fk = _period(fastk, "fastk", 1)
     cdef int fd = _period(fastd, "fastd", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray k = _empty(n), d = _empty(n), t = _empty(n)
-    cdef double* pk = _dp(k)
-    cdef double* pd = _dp(d)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q = _dp(t)
+    cdef _Batch b = _batch((real,), _N1, 2)
+    cdef double* q = b.scratch(b.n)
     with nogil:
-        _nan(pk, 0, b)
-        _nan(pd, 0, b)
-        _stochrsi_k(x + b, m - b, p, fk, fd, q, pk + b, pd + b)
-    return k, d
+        _stochrsi_k(b.x[0], b.n, p, fk, fd, q, b.o[0], b.o[1])
+    return b.result()
 
 
 cdef _dmi(high, low, close, object period, int which):
     cdef int p = _period(period, "period", 2 if which == 0 else 1)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
+    cdef const double* h = b.x[0]
+    cdef const double* lw = b.x[1]
+    cdef const double* c = b.x[2]
+    cdef double* o = b.o[0]
+    cdef Py_ssize_t m = b.n
     with nogil:
-        _nan(o, 0, b)
         if which == 0:
-            _dmi_k(h + b, lw + b, c + b, m - b, p, o + b, NULL, NULL)
+            _dmi_k(h, lw, c, m, p, o, NULL, NULL)
         elif p == 1:
-            _di1_k(h + b, lw + b, c + b, m - b, which == 1, o + b)
+            _di1_k(h, lw, c, m, which == 1, o)
         elif which == 1:
-            _dmi_k(h + b, lw + b, c + b, m - b, p, NULL, o + b, NULL)
+            _dmi_k(h, lw, c, m, p, NULL, o, NULL)
         else:
-            _dmi_k(h + b, lw + b, c + b, m - b, p, NULL, NULL, o + b)
-    return out
+            _dmi_k(h, lw, c, m, p, NULL, NULL, o)
+    return b.result()
 
 
 def adx(high, low, close, *, period=14):
@@ -1604,115 +1849,69 @@ def cci(high, low, close, *, period=14):
     """Commodity channel index on the typical price (TA_CCI). Default period 14; lookback
     period - 1."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n), buf = _empty(p)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q = _dp(buf)
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
+    cdef double* q = b.scratch(p)
     with nogil:
-        _nan(o, 0, b)
-        _cci_k(h + b, lw + b, c + b, m - b, p, q, o + b)
-    return out
+        _cci_k(b.x[0], b.x[1], b.x[2], b.n, p, q, b.o[0])
+    return b.result()
 
 
 def willr(high, low, close, *, period=14):
     """Williams %R in [-100, 0] (TA_WILLR). Default period 14; lookback period - 1."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
+    cdef double* q = b.scratch(4 * (p + 1))
     with nogil:
-        _nan(o, 0, b)
-        _willr_k(h + b, lw + b, c + b, m - b, p, o + b)
-    return out
+        _willr_k(b.x[0], b.x[1], b.x[2], b.n, p, q, b.o[0])
+    return b.result()
 
 
 def mfi(high, low, close, volume, *, period=14):
     """Money flow index (TA_MFI). Default period 14; lookback period."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
-    cdef cnp.ndarray out = _empty(n), pos = _empty(p), neg = _empty(p)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
-    cdef Py_ssize_t b = beg, m = n
-    cdef double* q1 = _dp(pos)
-    cdef double* q2 = _dp(neg)
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1)
+    cdef double* q1 = b.scratch(p)
+    cdef double* q2 = b.scratch(p)
     with nogil:
-        _nan(o, 0, b)
-        _mfi_k(h + b, lw + b, c + b, v + b, m - b, p, q1, q2, o + b)
-    return out
+        _mfi_k(b.x[0], b.x[1], b.x[2], b.x[3], b.n, p, q1, q2, b.o[0])
+    return b.result()
 
 
 def roc(real, *, period=10):
     """Rate of change in percent, (x/x[-period] - 1)*100 (TA_ROC). Default period 10; lookback
     period."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _roc_k(x + b, m - b, p, o + b)
-    return out
+        _roc_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def mom(real, *, period=10):
     """Momentum x - x[-period] (TA_MOM). Default period 10; lookback period."""
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _mom_k(x + b, m - b, p, o + b)
-    return out
+        _mom_k(b.x[0], b.n, p, b.o[0])
+    return b.result()
 
 
 def aroon(high, low, *, period=14):
     """Aroon (TA_AROON): (aroondown, aroonup), window period + 1 bars, latest extreme wins ties.
     Default period 14; lookback period."""
     cdef int p = _period(period, "period", 2)
-    arrays, n, beg = _inputs((high, low), _HL)
-    cdef cnp.ndarray dn = _empty(n), up = _empty(n)
-    cdef double* pd = _dp(dn)
-    cdef double* pu = _dp(up)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low), _HL, 2)
     with nogil:
-        _nan(pd, 0, b)
-        _nan(pu, 0, b)
-        _aroon_k(h + b, lw + b, m - b, p, pd + b, pu + b)
-    return dn, up
+        _aroon_k(b.x[0], b.x[1], b.n, p, b.o[0], b.o[1])
+    return b.result()
 
 
 cdef _atr(high, low, close, object period, bint normalize):
     cdef int p = _period(period, "period", 1)
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
     with nogil:
-        _nan(o, 0, b)
-        _atr_k(h + b, lw + b, c + b, m - b, p, normalize, o + b)
-    return out
+        _atr_k(b.x[0], b.x[1], b.x[2], b.n, p, normalize, b.o[0])
+    return b.result()
 
 
 def atr(high, low, close, *, period=14):
@@ -1729,17 +1928,10 @@ def natr(high, low, close, *, period=14):
 
 def trange(high, low, close):
     """True range (TA_TRANGE). Lookback 1."""
-    arrays, n, beg = _inputs((high, low, close), _HLC)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close), _HLC, 1)
     with nogil:
-        _nan(o, 0, b)
-        _trange_k(h + b, lw + b, c + b, m - b, o + b)
-    return out
+        _trange_k(b.x[0], b.x[1], b.x[2], b.n, b.o[0])
+    return b.result()
 
 
 def stddev(real, *, period=5, nbdev=1.0):
@@ -1747,60 +1939,33 @@ def stddev(real, *, period=5, nbdev=1.0):
     lookback period - 1."""
     cdef int p = _period(period, "period", 2)
     cdef double nd = _real(nbdev, "nbdev")
-    arrays, n, beg = _inputs((real,), _N1)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real,), _N1, 1)
     with nogil:
-        _nan(o, 0, b)
-        _stddev_k(x + b, m - b, p, nd, o + b)
-    return out
+        _stddev_k(b.x[0], b.n, p, nd, b.o[0])
+    return b.result()
 
 
 def obv(real, volume):
     """On-balance volume starting at the first bar's volume (TA_OBV). Lookback 0."""
-    arrays, n, beg = _inputs((real, volume), ("real", "volume"))
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* x = _dp(arrays[0])
-    cdef const double* v = _dp(arrays[1])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((real, volume), ("real", "volume"), 1)
     with nogil:
-        _nan(o, 0, b)
-        _obv_k(x + b, v + b, m - b, o + b)
-    return out
+        _obv_k(b.x[0], b.x[1], b.n, b.o[0])
+    return b.result()
 
 
 def ad(high, low, close, volume):
     """Chaikin accumulation/distribution line (TA_AD). Lookback 0."""
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1)
     with nogil:
-        _nan(o, 0, b)
-        _ad_k(h + b, lw + b, c + b, v + b, m - b, o + b)
-    return out
+        _ad_k(b.x[0], b.x[1], b.x[2], b.x[3], b.n, b.o[0])
+    return b.result()
 
 
 def adosc(high, low, close, volume, *, fast=3, slow=10):
     """Chaikin A/D oscillator, EMA(fast) - EMA(slow) of the A/D line, both EMAs seeded with the
     first A/D value (TA_ADOSC). Defaults 3/10; lookback max(fast, slow) - 1."""
     cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
-    arrays, n, beg = _inputs((high, low, close, volume), _HLCV)
-    cdef cnp.ndarray out = _empty(n)
-    cdef double* o = _dp(out)
-    cdef const double* h = _dp(arrays[0])
-    cdef const double* lw = _dp(arrays[1])
-    cdef const double* c = _dp(arrays[2])
-    cdef const double* v = _dp(arrays[3])
-    cdef Py_ssize_t b = beg, m = n
+    cdef _Batch b = _batch((high, low, close, volume), _HLCV, 1)
     with nogil:
-        _nan(o, 0, b)
-        _adosc_k(h + b, lw + b, c + b, v + b, m - b, f, s, o + b)
-    return out
+        _adosc_k(b.x[0], b.x[1], b.x[2], b.x[3], b.n, f, s, b.o[0])
+    return b.result()

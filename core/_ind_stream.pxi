@@ -1,11 +1,13 @@
 # Streaming indicator classes (included by indicators.pyx).
 #
-# One small final cdef class per indicator. State is O(1) in the stream length: scalars plus ring
-# buffers / monotonic deques sized by the period. Each ``update`` repeats the batch kernel's
-# arithmetic in the same order, so feeding a series bar by bar reproduces the batch output bit for
-# bit. ``update`` returns NaN (a tuple of NaN for multi-output) while warming up.
-
-cimport cython
+# One small final cdef class per indicator. State is O(1) in the stream length: the indicator's C
+# state struct (the one its batch kernel runs) plus ring buffers / monotonic deques sized by the
+# period. Each class's ``_push`` calls the same nogil step function as the batch kernel (defined
+# with it in _ind_batch.pxi), so feeding a series bar by bar reproduces the batch output bit for
+# bit. One convention: ``update(self, <inputs as doubles>, /)``, a ``def`` with positional-only
+# arguments (CPython's cheapest call: no keyword parsing; ~10 ns less than a cpdef method), and
+# ``update_many`` loops over ``_push`` in C. ``update`` returns NaN (a tuple of NaN for
+# multi-output) while warming up.
 
 from collections.abc import Mapping as _Mapping
 
@@ -97,66 +99,6 @@ cdef inline cnp.ndarray _zeros(Py_ssize_t n):
     return np.zeros(n, dtype=np.float64)
 
 
-# ---------------------------------------------------------------- C-level building blocks
-
-cdef struct EmaSt:
-    int period
-    double k
-    int count
-    double sum
-    double value
-
-
-cdef inline void _ema_init(EmaSt* s, int period) noexcept nogil:
-    s.period = period
-    s.k = _per_to_k(period)
-    s.count = 0
-    s.sum = 0.0
-    s.value = NAN
-
-
-cdef inline double _ema_push(EmaSt* s, double x) noexcept nogil:
-    if s.count >= s.period:
-        s.value = _ema_next(s.value, x, s.k, 1.0 - s.k)
-        return s.value
-    s.sum += x
-    s.count += 1
-    if s.count == s.period:
-        s.value = s.sum / s.period
-        return s.value
-    return NAN
-
-
-cdef struct SmaSt:
-    int period
-    int count
-    int idx
-    double sum
-
-
-cdef inline void _sma_init(SmaSt* s, int period) noexcept nogil:
-    s.period = period
-    s.count = 0
-    s.idx = 0
-    s.sum = 0.0
-
-
-cdef inline double _sma_push(SmaSt* s, double* buf, double x) noexcept nogil:
-    """Rolling SMA over ``buf`` (size period); same add/sub order as TA_INT_SMA."""
-    cdef int pos = s.idx
-    cdef double tmp
-    buf[pos] = x
-    s.sum += x
-    s.idx = pos + 1 if pos + 1 < s.period else 0
-    if s.count < s.period:
-        s.count += 1
-        if s.count < s.period:
-            return NAN
-    tmp = s.sum
-    s.sum -= buf[s.idx]
-    return tmp / s.period
-
-
 cdef struct DequeSt:
     int cap
     long head
@@ -226,8 +168,6 @@ cdef class EMA(_Stream):
 
     def update(self, double real, /):
         """Feed one value; returns the EMA or NaN while warming up."""
-        # def with one positional-only argument: CPython calls it as METH_O, the cheapest
-        # convention (no vectorcall argument parsing), ~10 ns less per call than a cpdef method.
         return self._push(real)
 
     def update_many(self, real):
@@ -265,13 +205,16 @@ cdef class SMA(_Stream):
     def _params(self):
         return (self._s.period,)
 
-    cpdef double update(self, double real):
-        """Feed one value; returns the SMA or NaN while warming up."""
+    cdef inline double _push(self, double real) noexcept:
         cdef double v = _sma_push(&self._s, self._b, real)
         if self._s.count >= self._s.period:
             self._rdy = True
             self._o1 = v
         return v
+
+    def update(self, double real, /):
+        """Feed one value; returns the SMA or NaN while warming up."""
+        return self._push(real)
 
     def update_many(self, real):
         """Feed a block of values; returns the SMA for each."""
@@ -280,7 +223,7 @@ cdef class SMA(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
@@ -288,21 +231,17 @@ cdef class SMA(_Stream):
 cdef class WMA(_Stream):
     """Streaming linearly weighted moving average (TA_WMA)."""
 
-    cdef public int _p, _idx
-    cdef public long _count
-    cdef public double _psum, _psub, _trailing
+    cdef public WmaSt _w
+    cdef public int _idx
     cdef public object _buf
     cdef double* _b
-    _fields = ("_p", "_count", "_idx", "_psum", "_psub", "_trailing", "_buf")
+    _fields = ("_w", "_idx", "_buf")
 
     def __init__(self, period=30):
-        self._p = _period(period, "period", 1)
-        self._count = 0
+        cdef int p = _period(period, "period", 1)
+        _wma_init(&self._w, p)
         self._idx = 0
-        self._psum = 0.0
-        self._psub = 0.0
-        self._trailing = 0.0
-        self._buf = _zeros(self._p)
+        self._buf = _zeros(p)
         self._bind()
         self._nout = 1
         self._rdy = False
@@ -312,45 +251,31 @@ cdef class WMA(_Stream):
         self._b = _dp(self._buf)
 
     def _params(self):
-        return (self._p,)
+        return (self._w.period,)
 
-    cpdef double update(self, double real):
-        """Feed one value; returns the WMA or NaN while warming up."""
-        cdef int p = self._p
-        cdef double divider = (p * (p + 1)) >> 1, v
+    cdef inline double _push(self, double real) noexcept:
+        cdef int p = self._w.period
         if p == 1:
             self._rdy = True
             self._o1 = real
             return real
-        cdef int j, k
-        if self._count < p - 1:
+        # ring of the last p values: before the write it holds the p bars before this one
+        if self._w.count < p - 1:
             self._b[self._idx] = real
             self._idx = self._idx + 1 if self._idx + 1 < p else 0
-            self._count += 1
-            self._psub += real
-            self._psum += real * self._count
+            _wma_warm(&self._w, real)
             return NAN
-        self._count += 1
-        if self._count - p >= WMA_RESEED and (self._count - p) % WMA_RESEED == 0:
-            # ring holds x[i-p .. i-1] oldest-first from _idx: same reseed as the batch kernel
-            self._psum = 0.0
-            self._psub = 0.0
-            k = self._idx
-            for j in range(p):
-                self._psub += self._b[k]
-                self._psum += self._b[k] * j
-                k = k + 1 if k + 1 < p else 0
+        if _wma_due(&self._w):
+            _wma_reseed(&self._w, self._b, self._idx)
         self._b[self._idx] = real
         self._idx = self._idx + 1 if self._idx + 1 < p else 0
-        self._psub += real
-        self._psub -= self._trailing
-        self._psum += real * p
-        self._trailing = self._b[self._idx]
-        v = self._psum / divider
-        self._psum -= self._psub
+        self._o1 = _wma_next(&self._w, real, self._b[self._idx], (p * (p + 1)) >> 1)
         self._rdy = True
-        self._o1 = v
-        return v
+        return self._o1
+
+    def update(self, double real, /):
+        """Feed one value; returns the WMA or NaN while warming up."""
+        return self._push(real)
 
     def update_many(self, real):
         """Feed a block of values; returns the WMA for each."""
@@ -359,94 +284,62 @@ cdef class WMA(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
+        return out
+
+
+cdef class _XEma(_Stream):
+    """DEMA/TEMA: the chained EMA levels of _xema_push."""
+
+    cdef public XemaSt _x
+    _fields = ("_x",)
+
+    def _params(self):
+        return (self._x.e1.period,)
+
+    cdef double _push(self, double real) noexcept:
+        cdef double v = _xema_push(&self._x, real)
+        if self._x.e2.count >= self._x.e2.period and (
+                self._x.levels == 2 or self._x.e3.count >= self._x.e3.period):
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update(self, double real, /):
+        """Feed one value; returns the value or NaN while warming up."""
+        return self._push(real)
+
+    def update_many(self, real):
+        """Feed a block of values; returns the value for each."""
+        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
+        cdef const double* x = _dp(a)
+        cdef double* o = _dp(out)
+        cdef Py_ssize_t i
+        for i in range(a.shape[0]):
+            o[i] = self._push(x[i])
         return out
 
 
 @cython.final
-cdef class DEMA(_Stream):
+cdef class DEMA(_XEma):
     """Streaming double EMA (TA_DEMA): 2*EMA - EMA(EMA)."""
 
-    cdef public EmaSt _e1, _e2
-    _fields = ("_e1", "_e2")
-
     def __init__(self, period=30):
-        cdef int p = _period(period, "period", 1)
-        _ema_init(&self._e1, p)
-        _ema_init(&self._e2, p)
+        _xema_init(&self._x, _period(period, "period", 1), 2)
         self._nout = 1
         self._rdy = False
         self._o1 = NAN
-
-    def _params(self):
-        return (self._e1.period,)
-
-    cpdef double update(self, double real):
-        """Feed one value; returns the DEMA or NaN while warming up."""
-        cdef double a = _ema_push(&self._e1, real), b
-        if self._e1.count < self._e1.period:
-            return NAN
-        b = _ema_push(&self._e2, a)
-        if self._e2.count < self._e2.period:
-            return NAN
-        self._rdy = True
-        self._o1 = (2.0 * a) - b
-        return self._o1
-
-    def update_many(self, real):
-        """Feed a block of values; returns the DEMA for each."""
-        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
-        cdef const double* x = _dp(a)
-        cdef double* o = _dp(out)
-        cdef Py_ssize_t i
-        for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
-        return out
 
 
 @cython.final
-cdef class TEMA(_Stream):
+cdef class TEMA(_XEma):
     """Streaming triple EMA (TA_TEMA): 3*E1 - 3*E2 + E3."""
 
-    cdef public EmaSt _e1, _e2, _e3
-    _fields = ("_e1", "_e2", "_e3")
-
     def __init__(self, period=30):
-        cdef int p = _period(period, "period", 1)
-        _ema_init(&self._e1, p)
-        _ema_init(&self._e2, p)
-        _ema_init(&self._e3, p)
+        _xema_init(&self._x, _period(period, "period", 1), 3)
         self._nout = 1
         self._rdy = False
         self._o1 = NAN
-
-    def _params(self):
-        return (self._e1.period,)
-
-    cpdef double update(self, double real):
-        """Feed one value; returns the TEMA or NaN while warming up."""
-        cdef double a = _ema_push(&self._e1, real), b, c
-        if self._e1.count < self._e1.period:
-            return NAN
-        b = _ema_push(&self._e2, a)
-        if self._e2.count < self._e2.period:
-            return NAN
-        c = _ema_push(&self._e3, b)
-        if self._e3.count < self._e3.period:
-            return NAN
-        self._rdy = True
-        self._o1 = c + ((3.0 * a) - (3.0 * b))
-        return self._o1
-
-    def update_many(self, real):
-        """Feed a block of values; returns the TEMA for each."""
-        cdef cnp.ndarray a = _as_input(real, "real"), out = _empty(a.shape[0])
-        cdef const double* x = _dp(a)
-        cdef double* o = _dp(out)
-        cdef Py_ssize_t i
-        for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
-        return out
 
 
 @cython.final
@@ -454,18 +347,19 @@ cdef class KAMA(_Stream):
     """Streaming Kaufman adaptive moving average (TA_KAMA)."""
 
     cdef public int _p, _count, _idx
-    cdef public double _sum_roc1, _prev, _trailing_value, _last
+    cdef public KamaSt _k
+    cdef public double _last
     cdef public object _buf
     cdef double* _b
-    _fields = ("_p", "_count", "_idx", "_sum_roc1", "_prev", "_trailing_value", "_last", "_buf")
+    _fields = ("_p", "_count", "_idx", "_k", "_last", "_buf")
 
     def __init__(self, period=30):
         self._p = _period(period, "period", 1)
         self._count = 0
         self._idx = 0
-        self._sum_roc1 = 0.0
-        self._prev = NAN
-        self._trailing_value = NAN
+        self._k.prev = NAN
+        self._k.sum = 0.0
+        self._k.trail = NAN
         self._last = NAN
         self._buf = _zeros(self._p + 1)
         self._bind()
@@ -479,49 +373,37 @@ cdef class KAMA(_Stream):
     def _params(self):
         return (self._p,)
 
-    cpdef double update(self, double real):
-        """Feed one value; returns the KAMA or NaN while warming up."""
-        cdef int p = self._p, cap = p + 1
-        cdef double const_max = 2.0 / (30.0 + 1.0)
-        cdef double const_diff = 2.0 / (2.0 + 1.0) - const_max
-        cdef double t2, period_roc, er, oldest
+    cdef inline double _push(self, double real) noexcept:
+        cdef int p = self._p
+        cdef double oldest
         if p == 1:
             self._rdy = True
             self._o1 = real
             return real
         # ring of the last p+1 values: after the write, the oldest sits at _idx
         self._b[self._idx] = real
-        self._idx = self._idx + 1 if self._idx + 1 < cap else 0
+        self._idx = self._idx + 1 if self._idx + 1 < p + 1 else 0
         if self._count < p:
             if self._count > 0:
-                self._sum_roc1 += fabs(self._last - real)
+                _kama_warm(&self._k, real, self._last)
             self._count += 1
             self._last = real
             return NAN
         oldest = self._b[self._idx]
         if self._count == p:
-            self._sum_roc1 += fabs(self._last - real)
+            # the batch kernel's first step: previous KAMA = last price, trailing term cancels
             self._count += 1
-            self._prev = self._last
-            t2 = oldest
-            period_roc = real - t2
-            self._trailing_value = t2
-        else:
-            t2 = oldest
-            period_roc = real - t2
-            self._sum_roc1 += fabs(real - self._last) - fabs(self._trailing_value - t2)
-            self._trailing_value = t2
-        if self._sum_roc1 <= period_roc or _is_zero(self._sum_roc1):
-            er = 1.0
-        else:
-            er = fabs(period_roc / self._sum_roc1)
-        er = er * const_diff + const_max
-        er *= er
-        self._prev = self._prev * (1.0 - er) + real * er
+            self._k.prev = self._last
+            self._k.trail = oldest
+        _kama_step(&self._k, real, self._last, oldest)
         self._last = real
         self._rdy = True
-        self._o1 = self._prev
-        return self._prev
+        self._o1 = self._k.prev
+        return self._o1
+
+    def update(self, double real, /):
+        """Feed one value; returns the KAMA or NaN while warming up."""
+        return self._push(real)
 
     def update_many(self, real):
         """Feed a block of values; returns the KAMA for each."""
@@ -530,7 +412,7 @@ cdef class KAMA(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
@@ -575,7 +457,7 @@ cdef class BBands(_Stream):
         self._rdy = True
         return True
 
-    cpdef tuple update(self, double real):
+    def update(self, double real, /):
         """Feed one value; returns (upper, middle, lower) or NaNs while warming up."""
         if self._push(real):
             return (self._o1, self._o2, self._o3)
@@ -604,56 +486,30 @@ cdef class BBands(_Stream):
 cdef class SAR(_Stream):
     """Streaming parabolic SAR (TA_SAR)."""
 
-    cdef public double _acc, _amax, _af, _ep, _sar, _new_high, _new_low
-    cdef public bint _is_long
-    cdef public int _count
-    _fields = ("_acc", "_amax", "_af", "_ep", "_sar", "_new_high", "_new_low", "_is_long",
-               "_count")
+    cdef public SarSt _s
+    cdef public double _acc
+    _fields = ("_s",)
 
     def __init__(self, acceleration=0.02, maximum=0.2):
         self._acc = _real(acceleration, "acceleration", 0.0)
-        self._amax = _real(maximum, "maximum", 0.0)
-        self._count = 0
-        self._af = self._ep = self._sar = self._new_high = self._new_low = NAN
-        self._is_long = True
+        _sar_init(&self._s, self._acc, _real(maximum, "maximum", 0.0))
         self._nout = 1
         self._rdy = False
         self._o1 = NAN
 
     def _params(self):
-        return (self._acc, self._amax)
+        return (self._acc, self._s.amax)
 
-    cpdef double update(self, double high, double low):
+    cdef inline double _push(self, double high, double low) noexcept:
+        cdef double v = _sar_push(&self._s, high, low)
+        if self._s.count >= 2:
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update(self, double high, double low, /):
         """Feed one bar; returns the SAR or NaN on the first bar."""
-        cdef double acc = self._acc if self._acc <= self._amax else self._amax
-        cdef double prev_high, prev_low, diff_p, diff_m
-        if self._count == 0:
-            self._count = 1
-            self._new_high = high
-            self._new_low = low
-            return NAN
-        if self._count == 1:
-            self._count = 2
-            diff_p = high - self._new_high
-            diff_m = self._new_low - low
-            self._is_long = not (diff_m > 0 and diff_p < diff_m)
-            self._af = acc
-            if self._is_long:
-                self._ep = high
-                self._sar = self._new_low
-            else:
-                self._ep = low
-                self._sar = self._new_high
-            self._new_low = low
-            self._new_high = high
-        prev_low = self._new_low
-        prev_high = self._new_high
-        self._new_low = low
-        self._new_high = high
-        self._o1 = _sar_step(&self._is_long, &self._af, &self._ep, &self._sar, acc, self._amax,
-                             high, low, prev_high, prev_low)
-        self._rdy = True
-        return self._o1
+        return self._push(high, low)
 
     def update_many(self, high, low):
         """Feed a block of bars; returns the SAR for each."""
@@ -664,7 +520,7 @@ cdef class SAR(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i])
+            o[i] = self._push(h[i], lw[i])
         return out
 
 
@@ -673,29 +529,26 @@ cdef class VWAP(_Stream):
     """Streaming session VWAP of the typical price; pass ``new_session=True`` on a session's first
     bar (see ``ny_session_starts`` for America/New_York days)."""
 
-    cdef public double _cum_pv, _cum_v
-    _fields = ("_cum_pv", "_cum_v")
+    cdef public VwapSt _v
+    _fields = ("_v",)
 
     def __init__(self):
-        self._cum_pv = 0.0
-        self._cum_v = 0.0
+        self._v.cum_pv = 0.0
+        self._v.cum_v = 0.0
         self._nout = 1
         self._rdy = False
         self._o1 = NAN
 
-    cpdef double update(self, double high, double low, double close, double volume,
-                        bint new_session=False):
-        """Feed one bar; returns the session VWAP (NaN before any volume traded)."""
-        cdef double tp
-        if new_session:
-            self._cum_pv = 0.0
-            self._cum_v = 0.0
-        tp = (high + low + close) / 3.0
-        self._cum_pv += tp * volume
-        self._cum_v += volume
-        self._o1 = self._cum_pv / self._cum_v if self._cum_v != 0.0 else NAN
+    cdef inline double _push(self, double high, double low, double close, double volume,
+                             bint new_session) noexcept:
+        self._o1 = _vwap_push(&self._v, high, low, close, volume, new_session)
         self._rdy = True
         return self._o1
+
+    def update(self, double high, double low, double close, double volume, /,
+               bint new_session=False):
+        """Feed one bar; returns the session VWAP (NaN before any volume traded)."""
+        return self._push(high, low, close, volume, new_session)
 
     def update_many(self, high, low, close, volume, session_start=None, timestamps=None):
         """Feed a block of bars; sessions as in ``vwap`` (a block does not force a new session
@@ -719,45 +572,11 @@ cdef class VWAP(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i], v[i], s[i] != 0)
+            o[i] = self._push(h[i], lw[i], c[i], v[i], s[i] != 0)
         return out
 
 
 # -------------------------------------------------------------------------------- momentum
-
-cdef struct RsiSt:
-    int period
-    int count
-    double prev
-    double gain
-    double loss
-
-
-cdef inline double _rsi_push(RsiSt* s, double x) noexcept nogil:
-    cdef double d, t, g
-    cdef int p = s.period
-    if s.count == 0:
-        s.prev = x
-        s.count = 1
-        return NAN
-    d = x - s.prev
-    s.prev = x
-    g = _pos_part(d)
-    if s.count <= p:
-        s.gain += g
-        s.loss += g - d
-        s.count += 1
-        if s.count <= p:
-            return NAN
-        s.loss /= p
-        s.gain /= p
-    else:
-        t = 1.0 / p
-        s.gain = _wilder_next(s.gain, g, _wilder_c1(p), t)
-        s.loss = _wilder_next(s.loss, g - d, _wilder_c1(p), t)
-    t = s.gain + s.loss
-    return 100.0 * (s.gain / t) if not _is_zero(t) else 0.0
-
 
 @cython.final
 cdef class RSI(_Stream):
@@ -767,11 +586,7 @@ cdef class RSI(_Stream):
     _fields = ("_r",)
 
     def __init__(self, period=14):
-        self._r.period = _period(period, "period", 2)
-        self._r.count = 0
-        self._r.prev = NAN
-        self._r.gain = 0.0
-        self._r.loss = 0.0
+        _rsi_init(&self._r, _period(period, "period", 2))
         self._nout = 1
         self._rdy = False
         self._o1 = NAN
@@ -806,25 +621,15 @@ cdef class MACD(_Stream):
     """Streaming MACD (TA_MACD): both EMAs seeded at bar slow-1; update returns
     (macd, signal, hist)."""
 
-    cdef public int _fast, _slow, _count, _idx
-    cdef public double _fv, _sv
-    cdef public EmaSt _es, _sig
+    cdef public MacdSt _m
     cdef public object _buf
     cdef double* _b
-    _fields = ("_fast", "_slow", "_count", "_idx", "_fv", "_sv", "_es", "_sig", "_buf")
+    _fields = ("_m", "_buf")
 
     def __init__(self, fast=12, slow=26, signal=9):
         cdef int f = _period(fast, "fast", 2), s = _period(slow, "slow", 2)
-        cdef int g = _period(signal, "signal", 1)
-        self._fast = f if f <= s else s
-        self._slow = s if f <= s else f
-        self._count = 0
-        self._idx = 0
-        self._fv = NAN
-        self._sv = NAN
-        _ema_init(&self._es, self._slow)
-        _ema_init(&self._sig, g)
-        self._buf = _zeros(self._fast)
+        _macd_init(&self._m, f, s, _period(signal, "signal", 1))
+        self._buf = _zeros(self._m.fast)
         self._bind()
         self._nout = 3
         self._rdy = False
@@ -833,37 +638,19 @@ cdef class MACD(_Stream):
         self._b = _dp(self._buf)
 
     def _params(self):
-        return (self._fast, self._slow, self._sig.period)
+        return (self._m.fast, self._m.slow, self._m.sig.period)
 
     cdef bint _push(self, double x) noexcept:
-        cdef int j, k, f = self._fast
-        cdef double s = 0.0, m, g
-        self._sv = _ema_push(&self._es, x)
-        if self._count < self._slow:
-            self._b[self._idx] = x
-            self._idx = self._idx + 1 if self._idx + 1 < f else 0
-            self._count += 1
-            if self._count < self._slow:
-                return False
-            k = self._idx
-            for j in range(f):
-                s += self._b[k]
-                k = k + 1 if k + 1 < f else 0
-            self._fv = s / f
-        else:
-            g = _per_to_k(f)
-            self._fv = _ema_next(self._fv, x, g, 1.0 - g)
-        m = self._fv - self._sv
-        g = _ema_push(&self._sig, m)
-        if self._sig.count < self._sig.period:
+        cdef double o[3]
+        if not _macd_push(&self._m, self._b, x, o):
             return False
-        self._o1 = m
-        self._o2 = g
-        self._o3 = m - g
+        self._o1 = o[0]
+        self._o2 = o[1]
+        self._o3 = o[2]
         self._rdy = True
         return True
 
-    cpdef tuple update(self, double real):
+    def update(self, double real, /):
         """Feed one value; returns (macd, signal, hist) or NaNs while warming up."""
         if self._push(real):
             return (self._o1, self._o2, self._o3)
@@ -886,13 +673,6 @@ cdef class MACD(_Stream):
             else:
                 p1[i] = p2[i] = p3[i] = NAN
         return r1, r2, r3
-
-
-cdef inline double _fastk_value(double c, double lowest, double highest) noexcept nogil:
-    cdef double diff = (highest - lowest) / 100.0
-    if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-        return (c - lowest) / diff
-    return 0.0
 
 
 @cython.final
@@ -963,7 +743,7 @@ cdef class Stoch(_Stream):
         self._rdy = True
         return True
 
-    cpdef tuple update(self, double high, double low, double close):
+    def update(self, double high, double low, double close, /):
         """Feed one bar; returns (slowk, slowd) or NaNs while warming up."""
         if self._push(high, low, close):
             return (self._o1, self._o2)
@@ -1007,11 +787,7 @@ cdef class StochRSI(_Stream):
                "_bd")
 
     def __init__(self, period=14, fastk=5, fastd=3):
-        self._r.period = _period(period, "period", 2)
-        self._r.count = 0
-        self._r.prev = NAN
-        self._r.gain = 0.0
-        self._r.loss = 0.0
+        _rsi_init(&self._r, _period(period, "period", 2))
         self._fk = _period(fastk, "fastk", 1)
         cdef int fd = _period(fastd, "fastd", 1)
         self._i = 0
@@ -1057,7 +833,7 @@ cdef class StochRSI(_Stream):
         self._rdy = True
         return True
 
-    cpdef tuple update(self, double real):
+    def update(self, double real, /):
         """Feed one value; returns (fastk, fastd) or NaNs while warming up."""
         if self._push(real):
             return (self._o1, self._o2)
@@ -1114,11 +890,15 @@ cdef class ADX(_Stream):
         """Latest -DI (NaN before ``period`` bars)."""
         return self._mdi
 
-    cpdef double update(self, double high, double low, double close):
+    def update(self, double high, double low, double close, /):
         """Feed one bar; returns the ADX or NaN while warming up."""
+        return self._push(high, low, close)
+
+    cdef inline double _push(self, double high, double low, double close) noexcept:
         cdef long i = self._count
         cdef int p = self._p
-        cdef double diff_p, diff_m, t, inv
+        cdef double diff_p, diff_m, dx
+        cdef bint ok
         self._count += 1
         if i == 0:
             self._ph = high
@@ -1134,29 +914,20 @@ cdef class ADX(_Stream):
             self._tr += _true_range(self._ph, self._pl, self._pc)
             self._pc = close
             return NAN
-        inv = 1.0 / p
         _dmi_smooth(&self._pdm, &self._mdm, &self._tr, diff_p, diff_m,
                     _true_range(self._ph, self._pl, self._pc), _wilder_c1(p))
         self._pc = close
-        if not _is_zero(self._tr):
-            self._mdi = 100.0 * (self._mdm / self._tr)
-            self._pdi = 100.0 * (self._pdm / self._tr)
-        else:
-            self._mdi = 0.0
-            self._pdi = 0.0
+        self._mdi = _di(self._mdm, self._tr)
+        self._pdi = _di(self._pdm, self._tr)
+        ok = _dx(self._pdi, self._mdi, self._tr, &dx)
         if i <= 2 * p - 1:
-            if not _is_zero(self._tr):
-                t = self._mdi + self._pdi
-                if not _is_zero(t):
-                    self._sum_dx += 100.0 * (fabs(self._mdi - self._pdi) / t)
+            if ok:
+                self._sum_dx += dx
             if i < 2 * p - 1:
                 return NAN
             self._adx = self._sum_dx / p
-        elif not _is_zero(self._tr):
-            t = self._mdi + self._pdi
-            if not _is_zero(t):
-                t = 100.0 * (fabs(self._mdi - self._pdi) / t)
-                self._adx = fma(self._adx, _wilder_c1(p), t * inv)
+        else:
+            self._adx = _adx_next(self._adx, ok, dx, _wilder_c1(p), 1.0 / p)
         self._rdy = True
         self._o1 = self._adx
         return self._adx
@@ -1171,7 +942,7 @@ cdef class ADX(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i])
+            o[i] = self._push(h[i], lw[i], c[i])
         return out
 
 
@@ -1200,27 +971,19 @@ cdef class CCI(_Stream):
     def _params(self):
         return (self._p,)
 
-    cpdef double update(self, double high, double low, double close):
+    def update(self, double high, double low, double close, /):
         """Feed one bar; returns the CCI or NaN while warming up."""
-        cdef int p = self._p, j
-        cdef double last = (high + low + close) / 3.0, avg = 0.0, dev = 0.0, t, scale
+        return self._push(high, low, close)
+
+    cdef inline double _push(self, double high, double low, double close) noexcept:
+        cdef int p = self._p
+        cdef double last = _typical(high, low, close)
         self._b[self._idx] = last
         self._idx = self._idx + 1 if self._idx + 1 < p else 0
         if self._count < p - 1:
             self._count += 1
             return NAN
-        for j in range(p):
-            avg += self._b[j]
-        avg /= p
-        for j in range(p):
-            dev += fabs(self._b[j] - avg)
-        t = last - avg
-        dev /= p
-        scale = fabs(avg)
-        if not _is_zero_scaled(t, scale) and not _is_zero_scaled(dev, scale):
-            self._o1 = t / (0.015 * dev)
-        else:
-            self._o1 = 0.0
+        self._o1 = _cci_value(self._b, p, last)
         self._rdy = True
         return self._o1
 
@@ -1234,7 +997,7 @@ cdef class CCI(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i])
+            o[i] = self._push(h[i], lw[i], c[i])
         return out
 
 
@@ -1275,21 +1038,19 @@ cdef class WillR(_Stream):
     def _params(self):
         return (self._p,)
 
-    cpdef double update(self, double high, double low, double close):
+    def update(self, double high, double low, double close, /):
         """Feed one bar; returns %R in [-100, 0] or NaN while warming up."""
+        return self._push(high, low, close)
+
+    cdef inline double _push(self, double high, double low, double close) noexcept:
         cdef long i = self._i
-        cdef double hi, lo
         self._i += 1
         _dq_push(&self._dmax, self._pvmax, self._pimax, high, i, self._p, True)
         _dq_push(&self._dmin, self._pvmin, self._pimin, low, i, self._p, False)
         if i < self._p - 1:
             return NAN
-        hi = _dq_front(&self._dmax, self._pvmax)
-        lo = _dq_front(&self._dmin, self._pvmin)
-        if not _is_zero_scaled(hi - lo, fabs(hi) + fabs(lo)):
-            self._o1 = (hi - close) / ((hi - lo) * -0.01)
-        else:
-            self._o1 = 0.0
+        self._o1 = _willr_value(_dq_front(&self._dmax, self._pvmax),
+                                _dq_front(&self._dmin, self._pvmin), close)
         self._rdy = True
         return self._o1
 
@@ -1303,7 +1064,7 @@ cdef class WillR(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i])
+            o[i] = self._push(h[i], lw[i], c[i])
         return out
 
 
@@ -1311,24 +1072,16 @@ cdef class WillR(_Stream):
 cdef class MFI(_Stream):
     """Streaming money flow index (TA_MFI, TA-Lib 0.8 tie and empty-window rules)."""
 
-    cdef public int _p, _idx, _live
-    cdef public long _count
-    cdef public double _prev, _pos_sum, _neg_sum
+    cdef public MfiSt _m
     cdef public object _pos, _neg
     cdef double* _pp
     cdef double* _pn
-    _fields = ("_p", "_idx", "_live", "_count", "_prev", "_pos_sum", "_neg_sum", "_pos", "_neg")
+    _fields = ("_m", "_pos", "_neg")
 
     def __init__(self, period=14):
-        self._p = _period(period, "period", 2)
-        self._idx = 0
-        self._live = 0
-        self._count = 0
-        self._prev = NAN
-        self._pos_sum = 0.0
-        self._neg_sum = 0.0
-        self._pos = _zeros(self._p)
-        self._neg = _zeros(self._p)
+        _mfi_init(&self._m, _period(period, "period", 2))
+        self._pos = _zeros(self._m.period)
+        self._neg = _zeros(self._m.period)
         self._bind()
         self._nout = 1
         self._rdy = False
@@ -1339,49 +1092,18 @@ cdef class MFI(_Stream):
         self._pn = _dp(self._neg)
 
     def _params(self):
-        return (self._p,)
+        return (self._m.period,)
 
-    cpdef double update(self, double high, double low, double close, double volume):
+    cdef inline double _push(self, double high, double low, double close, double volume) noexcept:
+        cdef double v = _mfi_push(&self._m, self._pp, self._pn, high, low, close, volume)
+        if self._m.count > self._m.period:
+            self._rdy = True
+            self._o1 = v
+        return v
+
+    def update(self, double high, double low, double close, double volume, /):
         """Feed one bar; returns the MFI or NaN while warming up."""
-        cdef long i = self._count
-        cdef int idx = self._idx
-        cdef double t1, t2
-        self._count += 1
-        t1 = (high + low + close) / 3.0
-        if i == 0:
-            self._prev = t1
-            return NAN
-        if i > self._p:
-            self._live -= self._pp[idx] != 0.0 or self._pn[idx] != 0.0
-            self._pos_sum -= self._pp[idx]
-            self._neg_sum -= self._pn[idx]
-        t2 = _mf_sign(t1, self._prev)
-        self._prev = t1
-        t1 *= volume
-        self._live += t1 != 0.0 and t2 != 0.0
-        if t2 < 0:
-            self._pn[idx] = t1
-            self._neg_sum += t1
-            self._pp[idx] = 0.0
-        elif t2 > 0:
-            self._pp[idx] = t1
-            self._pos_sum += t1
-            self._pn[idx] = 0.0
-        else:
-            self._pp[idx] = 0.0
-            self._pn[idx] = 0.0
-        self._idx = idx + 1 if idx + 1 < self._p else 0
-        if i < self._p:
-            return NAN
-        if self._live == 0:
-            if i > self._p:
-                self._pos_sum = 0.0
-                self._neg_sum = 0.0
-            self._o1 = 0.0
-        else:
-            self._o1 = 100.0 * (self._pos_sum / (self._pos_sum + self._neg_sum))
-        self._rdy = True
-        return self._o1
+        return self._push(high, low, close, volume)
 
     def update_many(self, high, low, close, volume):
         """Feed a block of bars; returns the MFI for each."""
@@ -1394,7 +1116,7 @@ cdef class MFI(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i], v[i])
+            o[i] = self._push(h[i], lw[i], c[i], v[i])
         return out
 
 
@@ -1436,12 +1158,15 @@ cdef class _Lag(_Stream):
 cdef class ROC(_Lag):
     """Streaming rate of change in percent (TA_ROC)."""
 
-    cpdef double update(self, double real):
+    def update(self, double real, /):
         """Feed one value; returns (x/x[-period] - 1)*100 or NaN while warming up."""
+        return self._push(real)
+
+    cdef inline double _push(self, double real) noexcept:
         cdef double old = self._shift(real)
         if self._count <= self._p:
             return NAN
-        self._o1 = ((real / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+        self._o1 = _roc_value(real, old)
         self._rdy = True
         return self._o1
 
@@ -1452,7 +1177,7 @@ cdef class ROC(_Lag):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
@@ -1460,12 +1185,15 @@ cdef class ROC(_Lag):
 cdef class MOM(_Lag):
     """Streaming momentum x - x[-period] (TA_MOM)."""
 
-    cpdef double update(self, double real):
+    def update(self, double real, /):
         """Feed one value; returns the momentum or NaN while warming up."""
+        return self._push(real)
+
+    cdef inline double _push(self, double real) noexcept:
         cdef double old = self._shift(real)
         if self._count <= self._p:
             return NAN
-        self._o1 = real - old
+        self._o1 = _mom_value(real, old)
         self._rdy = True
         return self._o1
 
@@ -1476,7 +1204,7 @@ cdef class MOM(_Lag):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
@@ -1524,12 +1252,12 @@ cdef class Aroon(_Stream):
         _dq_push(&self._dmin, self._pvmin, self._pimin, low, i, self._p + 1, False)
         if i < self._p:
             return False
-        self._o2 = factor * (self._p - (i - <long>_dq_front_idx(&self._dmax, self._pimax)))
-        self._o1 = factor * (self._p - (i - <long>_dq_front_idx(&self._dmin, self._pimin)))
+        self._o2 = _aroon_value(factor, self._p, i - <long>_dq_front_idx(&self._dmax, self._pimax))
+        self._o1 = _aroon_value(factor, self._p, i - <long>_dq_front_idx(&self._dmin, self._pimin))
         self._rdy = True
         return True
 
-    cpdef tuple update(self, double high, double low):
+    def update(self, double high, double low, /):
         """Feed one bar; returns (aroondown, aroonup) or NaNs while warming up."""
         if self._push(high, low):
             return (self._o1, self._o2)
@@ -1582,7 +1310,7 @@ cdef class _ATRBase(_Stream):
         if i == 0:
             self._pc = close
             return False
-        tr = _trange1(high, low, self._pc)
+        tr = _true_range(high, low, self._pc)
         self._pc = close
         if self._p == 1:
             self._atr = tr
@@ -1613,40 +1341,35 @@ cdef class _ATRBase(_Stream):
     cdef double _upd(self, double high, double low, double close) noexcept:
         return NAN
 
+    def update(self, double high, double low, double close, /):
+        """Feed one bar; returns the value or NaN while warming up."""
+        return self._upd(high, low, close)
+
 
 @cython.final
 cdef class ATR(_ATRBase):
     """Streaming average true range (TA_ATR)."""
 
-    cpdef double update(self, double high, double low, double close):
-        """Feed one bar; returns the ATR or NaN while warming up."""
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        """One bar: the ATR or NaN while warming up."""
         if not self._step(high, low, close):
             return NAN
         self._o1 = self._atr
         self._rdy = True
         return self._o1
 
-    cdef double _upd(self, double high, double low, double close) noexcept:
-        return self.update(high, low, close)
-
 
 @cython.final
 cdef class NATR(_ATRBase):
     """Streaming normalized ATR, 100*ATR/close (TA_NATR; period 1 is TRANGE, as TA-Lib)."""
 
-    cpdef double update(self, double high, double low, double close):
-        """Feed one bar; returns the NATR or NaN while warming up."""
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        """One bar: the NATR or NaN while warming up."""
         if not self._step(high, low, close):
             return NAN
-        if self._p == 1:
-            self._o1 = self._atr
-        else:
-            self._o1 = (self._atr / close) * 100.0 if not _is_zero(close) else 0.0
+        self._o1 = self._atr if self._p == 1 else _natr_value(self._atr, close)
         self._rdy = True
         return self._o1
-
-    cdef double _upd(self, double high, double low, double close) noexcept:
-        return self.update(high, low, close)
 
 
 @cython.final
@@ -1659,16 +1382,13 @@ cdef class TRange(_ATRBase):
     def _params(self):
         return ()
 
-    cpdef double update(self, double high, double low, double close):
-        """Feed one bar; returns the true range or NaN on the first bar."""
+    cdef double _upd(self, double high, double low, double close) noexcept:
+        """One bar: the true range or NaN on the first bar."""
         if not self._step(high, low, close):
             return NAN
         self._o1 = self._atr
         self._rdy = True
         return self._o1
-
-    cdef double _upd(self, double high, double low, double close) noexcept:
-        return self.update(high, low, close)
 
 
 @cython.final
@@ -1702,8 +1422,11 @@ cdef class StdDev(_Stream):
     def _params(self):
         return (self._p, self._nbdev)
 
-    cpdef double update(self, double real):
+    def update(self, double real, /):
         """Feed one value; returns the standard deviation or NaN while warming up."""
+        return self._push(real)
+
+    cdef inline double _push(self, double real) noexcept:
         cdef int p = self._p
         self._b[self._idx] = real
         self._idx = self._idx + 1 if self._idx + 1 < p else 0
@@ -1722,7 +1445,7 @@ cdef class StdDev(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(a.shape[0]):
-            o[i] = self.update(x[i])
+            o[i] = self._push(x[i])
         return out
 
 
@@ -1742,15 +1465,15 @@ cdef class OBV(_Stream):
         self._rdy = False
         self._o1 = NAN
 
-    cpdef double update(self, double real, double volume):
+    def update(self, double real, double volume, /):
         """Feed one bar; returns the OBV."""
+        return self._push(real, volume)
+
+    cdef inline double _push(self, double real, double volume) noexcept:
         if self._count == 0:
             self._obv = volume
             self._prev = real
-        elif real > self._prev:
-            self._obv += volume
-        elif real < self._prev:
-            self._obv -= volume
+        self._obv = _obv_next(self._obv, real, self._prev, volume)
         self._prev = real
         self._count += 1
         self._o1 = self._obv
@@ -1766,7 +1489,7 @@ cdef class OBV(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(x[i], v[i])
+            o[i] = self._push(x[i], v[i])
         return out
 
 
@@ -1783,8 +1506,11 @@ cdef class AD(_Stream):
         self._rdy = False
         self._o1 = NAN
 
-    cpdef double update(self, double high, double low, double close, double volume):
+    def update(self, double high, double low, double close, double volume, /):
         """Feed one bar; returns the A/D line."""
+        return self._push(high, low, close, volume)
+
+    cdef inline double _push(self, double high, double low, double close, double volume) noexcept:
         self._ad = _ad_step(self._ad, high, low, close, volume)
         self._o1 = self._ad
         self._rdy = True
@@ -1801,7 +1527,7 @@ cdef class AD(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i], v[i])
+            o[i] = self._push(h[i], lw[i], c[i], v[i])
         return out
 
 
@@ -1828,19 +1554,28 @@ cdef class ADOSC(_Stream):
     def _params(self):
         return (self._fast, self._slow)
 
-    cpdef double update(self, double high, double low, double close, double volume):
+    def update(self, double high, double low, double close, double volume, /):
         """Feed one bar; returns the oscillator or NaN while warming up."""
+        return self._push(high, low, close, volume)
+
+    cdef inline double _push(self, double high, double low, double close, double volume) noexcept:
         cdef long i = self._count
         cdef long lb = (self._fast if self._fast > self._slow else self._slow) - 1
         cdef double fk = _per_to_k(self._fast), sk = _per_to_k(self._slow)
+        cdef double st[3]
         self._count += 1
-        self._ad = _ad_step(self._ad, high, low, close, volume)
         if i == 0:
+            self._ad = _ad_step(self._ad, high, low, close, volume)
             self._fe = self._ad
             self._se = self._ad
             return NAN
-        self._fe = fma(1.0 - fk, self._fe, fk * self._ad)
-        self._se = fma(1.0 - sk, self._se, sk * self._ad)
+        st[0] = self._ad
+        st[1] = self._fe
+        st[2] = self._se
+        _adosc_step(st, high, low, close, volume, fk, 1.0 - fk, sk, 1.0 - sk)
+        self._ad = st[0]
+        self._fe = st[1]
+        self._se = st[2]
         if i < lb:
             return NAN
         self._o1 = self._fe - self._se
@@ -1858,5 +1593,5 @@ cdef class ADOSC(_Stream):
         cdef double* o = _dp(out)
         cdef Py_ssize_t i
         for i in range(n):
-            o[i] = self.update(h[i], lw[i], c[i], v[i])
+            o[i] = self._push(h[i], lw[i], c[i], v[i])
         return out

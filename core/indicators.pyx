@@ -21,8 +21,9 @@ Conventions
   each new America/New_York calendar day derived from int64 ns UTC timestamps.
 """
 
-from libc.math cimport NAN, fabs, fma, isfinite, isnan, sqrt
+from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, sqrt
 
+cimport cython
 import numpy as np
 cimport numpy as cnp
 

@@ -154,3 +154,19 @@ def test_registry_calls_every_indicator_by_name() -> None:
         for o in outs:
             assert o.shape == (500,)
             assert np.isnan(o[: spec.lookback()]).all() and not np.isnan(o[spec.lookback() :]).any(), name
+
+
+def _cpu_has_fma() -> bool:
+    try:
+        return " fma " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _cpu_has_fma(), reason="TA-Lib runs its FMA build of TA_SAR only on FMA CPUs")
+def test_sar_bit_identical_to_talib_fma_build() -> None:
+    """SAR's move toward the extreme point is fma(af, ep - sar, sar), what TA-Lib 0.8's FMA build runs:
+    the reversals (a comparison of the SAR with the bar's low/high) and every value match it exactly."""
+    h, lo, _c, _v = random_walk(200_000, seed=21)
+    ours, ref = ind.sar(h, lo), talib.SAR(h, lo)
+    np.testing.assert_array_equal(ours, ref)
