@@ -25,6 +25,8 @@ limit), enough size on the ask and a tight enough spread:
    calibrated probability, the stop at the model's share of the rest (first passage to the stop
    level), otherwise the horizon exit valued with no move (the bid after theta, less the costs);
    the net reward:risk must reach ``min_reward_risk`` and the loss at the stop ``max_stop_pct``.
+   The contract is chosen by its expected value at the uncalibrated ``p_model`` (how the
+   calibration's candidate outcomes were chosen) and only that contract is gated.
 6. Event risk: when the front expiry's ATM IV is ``event_iv_ratio`` x the next one's (an earnings
    week), buying premium pays the IV crush: the idea is skipped.
 
@@ -89,6 +91,8 @@ class _Levels(NamedTuple):
     p_model: float
     risk_usd: float
     contracts: int
+    ev_model_pct: float  # expected value at the uncalibrated p_model: what picks the contract
+    passes: bool  # the calibrated expected value clears ``min_expected_value_pct``
 
 
 def _norm_cdf(x: float) -> float:
@@ -377,10 +381,14 @@ class ContractSelector:
             if lv is None:
                 continue
             spread = (a - b) / (0.5 * (b + a))
-            key = (lv.ev_pct, -spread, view.occ(int(rows[idx])))
+            # The contract is picked by its expected value at the *uncalibrated* model probability,
+            # the rule the calibration's candidate outcomes were generated with; only then is the
+            # calibrated expected value gated. Picking by the calibrated value would choose where
+            # the calibration errs high, outside the population it was fitted on.
+            key = (lv.ev_model_pct, -spread, view.occ(int(rows[idx])))
             if best is None or key > best[0]:
                 best = (key, idx, lv, GreeksTU(delta, gamma, theta, vega, rho))
-        if best is None:
+        if best is None or not best[2].passes:
             if not self.last_skip:
                 self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
             return None
@@ -470,10 +478,10 @@ class ContractSelector:
         # carries it): the bid after theta, sold, less the cost
         flat = bid + theta_trading_day * trading_days - fee - cost
         ev_pct = 100.0 * expected_value(conf, p_model, p_stop, gain, loss, flat) / cost
-        if ev_pct <= sc.min_expected_value_pct:
-            return None
+        ev_model_pct = 100.0 * expected_value(p_model, p_model, p_stop, gain, loss, flat) / cost
         risk_usd = loss * multiplier
         contracts = int(cfg.sizing.risk_per_trade_usd // risk_usd) if risk_usd > 0 else 0
         if contracts < 1:
             return None  # one contract already risks more than the budget per trade
-        return _Levels(entry, target, stop, conf, ev_pct, rr, p_model, risk_usd, contracts)
+        passes = ev_pct > sc.min_expected_value_pct
+        return _Levels(entry, target, stop, conf, ev_pct, rr, p_model, risk_usd, contracts, ev_model_pct, passes)

@@ -264,6 +264,33 @@ def test_ev_negative_ideas_are_suppressed() -> None:
     assert ContractSelector(calibrator=pessimist).select(idea, chain, NOW, cfg) is None
 
 
+def test_the_contract_is_picked_at_the_model_probability_and_only_then_gated() -> None:
+    """The calibration was fitted on the contracts picked by their EV at p_model; picking by the
+    calibrated EV would trade where the calibration errs high. A calibration that reverses the
+    model's order must not change which contract is picked, only whether it passes."""
+    cfg = SignalsConfig()
+    idea = _idea(Direction.BULLISH, 3.0)
+    chain = _chain(100.0, NOW) + _chain(100.0, NOW, days=20, tag="250111")  # two expiries
+    chosen = ContractSelector().select(idea, chain, NOW, cfg)
+    assert chosen is not None
+    # sigmoid(2 - logit(p_model)): the lower p_model, the higher the confidence (here the 20-day
+    # contracts would have the best calibrated EV, the 10-day ones the best EV at p_model)
+    reverser = Calibrator(intercept=2.0, logit_p_model=-1.0, evidence=0.0, n=100)
+    picked = ContractSelector(calibrator=reverser).select(idea, chain, NOW, cfg)
+    assert picked is not None and picked.quote.occ_symbol == chosen.quote.occ_symbol
+    assert picked.confidence == pytest.approx(
+        1.0 / (1.0 + math.exp(-(2.0 - math.log(chosen.p_model / (1 - chosen.p_model)))))
+    )
+    # gated: with min EV above the pick's calibrated EV the idea is dropped, not re-routed
+    optimist = Calibrator(intercept=0.5, logit_p_model=1.0, evidence=0.0, n=100)
+    best = ContractSelector(calibrator=optimist).select(idea, chain, NOW, cfg)
+    assert best is not None and best.quote.occ_symbol == chosen.quote.occ_symbol
+    strict = cfg.model_copy(
+        update={"selection": cfg.selection.model_copy(update={"min_expected_value_pct": best.expected_return_pct})}
+    )
+    assert ContractSelector(calibrator=optimist).select(idea, chain, NOW, strict) is None
+
+
 def test_theta_is_charged_in_trading_time() -> None:
     # 60 one-minute bars = 60/390 of a trading day: the old calendar-time charge was 60/1440 of a day
     cfg = SignalsConfig()
