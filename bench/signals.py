@@ -402,7 +402,7 @@ async def bench_latency(
     try:
         async with pool.acquire() as con:
             await migrate(con, timescale="off")
-        settings = Settings(signals={"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000, "warmup_bars": 0})
+        settings = Settings(signals={"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000})
         bus = InProcessBus(settings.redis)
         app = SignalsApp(Runtime(settings=settings, db=pool, bus=bus), port=0)
         app.engine._static = latency_config()

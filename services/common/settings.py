@@ -247,7 +247,6 @@ class SignalsSettings(ServiceSettings):
     max_streams_per_subject: int = Field(
         5, ge=1, description="open SubscribeSignals streams per authenticated subject (x-aiots-subject)"
     )
-    warmup_bars: int = Field(300, ge=0, description="stored 1m bars per symbol fed to the features at start")
     announce_ring: int = Field(
         1024, ge=16, description="recent new signals kept in memory for since= replays (announced before stored)"
     )

@@ -60,7 +60,6 @@ async def replicas(
         "REDIS_URL": redis_proc.url,
         "AIOTS_REDIS__NAMESPACE": NS,
         "AIOTS_SYMBOLS": '["AAPL", "MSFT"]',
-        "AIOTS_SIGNALS__WARMUP_BARS": "0",
         "AIOTS_SIGNALS__HEARTBEAT_S": "1",
         "AIOTS_DATABASE__MIGRATE_ON_START": "false",
     }

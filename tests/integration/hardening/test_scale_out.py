@@ -139,7 +139,6 @@ def _env(dsn: str, redis_url: str) -> dict[str, str]:
         "AIOTS_REDIS__NAMESPACE": NS,
         "AIOTS_SYMBOLS": json.dumps(list(SYMBOLS)),
         "AIOTS_DATABASE__MIGRATE_ON_START": "false",
-        "AIOTS_SIGNALS__WARMUP_BARS": "0",
         "AIOTS_SIGNALS__HEARTBEAT_S": "1",
         "AIOTS_ANALYTICS__LIVE_INTERVALS": '["1m"]',
         "AIOTS_INGESTION__AUTOSTART": "false",
