@@ -241,7 +241,8 @@ class LiveState:
     async def _follow(self, interval: str) -> None:
         group = self.group
         topic = bar_topic(interval)
-        labels = {"topic": topic, "group": group}
+        # one label value for every replica's own group (host-pid would grow without bound)
+        labels = {"topic": topic, "group": self.cfg.live_consumer_group.format(replica="*")}
         consumer = f"analytics-{os.getpid()}-{id(self):x}"
         bus = self.rt.need_bus("analytics live state")
         stream = bus.consume(topic, self.symbols, group=group, consumer=consumer)  # group made by start()

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 SYMBOL = "METRQ"
 N_BARS = 40
-LABELS_BUS = {"topic": "bars:1m", "group": "analytics", "service": "analytics"}
+LABELS_BUS = {"topic": "bars:1m", "group": "analytics-*", "service": "analytics"}  # every replica's own group
 
 
 @pytest.fixture
