@@ -19,6 +19,7 @@ import random
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 #: below Linux's default ephemeral range (32768-60999) and above every default AI-OTS port
 LOW, HIGH = 20_000, 32_000
@@ -57,3 +58,19 @@ def free_port() -> int:
         _held[port] = fd
         return port
     raise RuntimeError(f"no free port in {LOW}-{HIGH} after {TRIES} tries")
+
+
+def gateway_settings(tmp: Path, **extra: Any) -> dict[str, Any]:
+    """The ``gateway`` settings of a test's own Envoy: reserved ports, a random base id (several
+    Envoys on one host), keys and the access log under ``tmp``; ``extra`` adds or overrides."""
+    return {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "admin_port": free_port(),
+        "health_port": free_port(),
+        "base_id": random.randint(1000, 1_000_000),
+        "dev_key_dir": str(tmp / "keys"),
+        "access_log_path": str(tmp / "access.log"),
+        "log_level": "error",
+        **extra,
+    }

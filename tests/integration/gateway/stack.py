@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import random
 import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
@@ -53,7 +52,7 @@ from aiots.v1 import (
 from aiots.v1 import (
     signals_pb2_grpc as spb_grpc,
 )
-from tests.integration.gateway.ports import free_port
+from tests.integration.gateway.ports import gateway_settings
 
 T = TypeVar("T")
 STREAM_GAP_S = 0.4
@@ -336,20 +335,13 @@ class Stack:
             gs = await start_server([reg], host="127.0.0.1", port=0, interceptors=self.interceptors)
             self.servers[name] = gs
             ports[name] = {"port": gs.port}
-        gw = {
-            "host": "127.0.0.1",
-            "port": free_port(),
-            "admin_port": free_port(),
-            "health_port": free_port(),
-            "base_id": random.randint(1000, 1_000_000),
-            "dev_key_dir": str(self.tmp / "keys"),
-            "access_log_path": str(self.tmp / "access.log"),
-            "health_check_interval_s": 0.3,
-            "health_check_timeout_s": 1.0,
-            "unhealthy_threshold": 1,
-            "log_level": "error",
+        gw = gateway_settings(
+            self.tmp,
+            health_check_interval_s=0.3,
+            health_check_timeout_s=1.0,
+            unhealthy_threshold=1,
             **self.gateway_overrides,
-        }
+        )
         self.settings = Settings(gateway=gw, **ports)
         self.gateway = Gateway(self.settings, config_dir=self.tmp / "envoy")
         await self.gateway.start()

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -197,3 +198,16 @@ async def pending_of(url: str, ns: str, group: str, consumer: str, topic: str = 
         return n
     finally:
         await r.aclose()
+
+
+async def assert_received_every_stored_signal_once(dsn: str, received: list[str]) -> None:
+    """The oracle of the resume tests: the ids a client received are exactly the signals table's
+    (every stored signal once, nothing else), and both symbols produced signals."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = [r["id"] for r in await conn.fetch("SELECT id FROM signals ORDER BY id")]
+        symbols = {r["symbol"] for r in await conn.fetch("SELECT symbol FROM signals")}
+    finally:
+        await conn.close()
+    assert symbols == set(SYMBOLS)
+    assert sorted(received) == stored, (received, stored)

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 import redis.asyncio as aioredis
@@ -36,6 +35,7 @@ from tests.integration.bus.redis_fixtures import RedisProc
 from tests.integration.hardening.replicas import (
     SYMBOLS,
     Replica,
+    assert_received_every_stored_signal_once,
     bar_events,
     group_state,
     groups_ready,
@@ -109,14 +109,7 @@ async def test_kill_a_replica_mid_stream_and_resume_with_since(
             call.cancel()
     finally:
         await bus.close()
-    conn = await asyncpg.connect(dsn)
-    try:
-        stored = [r["id"] for r in await conn.fetch("SELECT id FROM signals ORDER BY id")]
-        symbols = {r["symbol"] for r in await conn.fetch("SELECT symbol FROM signals")}
-    finally:
-        await conn.close()
-    assert symbols == set(SYMBOLS)
-    assert sorted(received) == stored, (received, stored)
+    await assert_received_every_stored_signal_once(dsn, received)
 
 
 async def test_kill_an_analytics_replica_and_the_survivor_keeps_every_bar(

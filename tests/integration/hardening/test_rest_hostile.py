@@ -7,7 +7,6 @@ collection status read back over REST).
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from aiots.gateway.run import Gateway
 from aiots.gateway.tokens import issue_token
 from aiots.services.common.settings import Settings
-from tests.integration.gateway.ports import free_port
+from tests.integration.gateway.ports import gateway_settings
 from tests.integration.hardening.conftest import Stack
 
 pytestmark = pytest.mark.timeout(180)
@@ -26,16 +25,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 async def gateway(stack: Stack, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    gw = {
-        "host": "127.0.0.1",
-        "port": free_port(),
-        "admin_port": free_port(),
-        "health_port": free_port(),
-        "base_id": random.randint(1000, 1_000_000),
-        "dev_key_dir": str(tmp_path / "keys"),
-        "access_log_path": str(tmp_path / "access.log"),
-        "log_level": "error",
-    }
+    gw = gateway_settings(tmp_path)
     ports = {name: {"port": app.port} for name, app in stack.apps.items()}
     settings = Settings(gateway=gw, **ports)
     g = Gateway(settings, config_dir=tmp_path / "envoy")

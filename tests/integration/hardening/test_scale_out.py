@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import time
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
 from aiots.gateway.run import Gateway
@@ -53,10 +51,11 @@ from aiots.services.portfolio.app import SIGNAL_TOPIC as SIGNAL_EVENTS
 from aiots.services.signals.app import FEATURE_TOPIC, OPTION_TOPIC
 from aiots.v1 import events_pb2
 from tests.integration.bus.redis_fixtures import RedisProc
-from tests.integration.gateway.ports import free_port
+from tests.integration.gateway.ports import free_port, gateway_settings
 from tests.integration.hardening.replicas import (
     SYMBOLS,
     Replica,
+    assert_received_every_stored_signal_once,
     consumers_ready,
     group_state,
     groups_ready,
@@ -180,18 +179,8 @@ async def scaled(
         for svc in SERVICES:
             reps[svc] = [Replica(n, env, tmp_path, svc, _per_replica(svc, n)) for n in ("a", "b")]
         await asyncio.gather(*(r.ready(READY_LIMIT_S) for rs in reps.values() for r in rs))
-        gw = {
-            "host": "127.0.0.1",
-            "port": free_port(),
-            "admin_port": free_port(),
-            "health_port": free_port(),
-            "base_id": random.randint(1000, 1_000_000),
-            "dev_key_dir": str(tmp_path / "keys"),
-            "access_log_path": str(tmp_path / "access.log"),
-            "log_level": "error",
-            # what the generator is given: every replica of each service
-            "upstream_endpoints": {svc: [r.target for r in rs] for svc, rs in reps.items()},
-        }
+        # what the generator is given: every replica of each service
+        gw = gateway_settings(tmp_path, upstream_endpoints={svc: [r.target for r in rs] for svc, rs in reps.items()})
         # the services not run here point at reserved ports nobody listens on (never a developer's stack)
         unrouted = {s: {"port": free_port()} for s in NOT_RUN}
         settings = Settings(gateway=gw, **unrouted)
@@ -408,11 +397,4 @@ async def test_kill_one_replica_of_each_service_behind_envoy(
             assert done, state
         finally:
             await bus.close()
-    conn = await asyncpg.connect(dsn)
-    try:
-        stored = [r["id"] for r in await conn.fetch("SELECT id FROM signals ORDER BY id")]
-        symbols = {r["symbol"] for r in await conn.fetch("SELECT symbol FROM signals")}
-    finally:
-        await conn.close()
-    assert symbols == set(SYMBOLS)
-    assert sorted(received) == stored, (received, stored)
+    await assert_received_every_stored_signal_once(dsn, received)

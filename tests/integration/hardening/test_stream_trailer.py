@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from aiots.services.cache.backends.memory import MemoryBackend
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
 from aiots.services.signals.app import SignalsApp
-from tests.integration.gateway.ports import free_port
+from tests.integration.gateway.ports import free_port, gateway_settings
 from tests.integration.signals.test_signal_service import make_signal
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -52,16 +51,7 @@ async def served(make_database: Callable[..., str], tmp_path: Path) -> AsyncIter
     try:
         for app in apps.values():
             await app.start()
-        gw = {
-            "host": "127.0.0.1",
-            "port": free_port(),
-            "admin_port": free_port(),
-            "health_port": free_port(),
-            "base_id": random.randint(1000, 1_000_000),
-            "dev_key_dir": str(tmp_path / "keys"),
-            "access_log_path": str(tmp_path / "access.log"),
-            "log_level": "error",
-        }
+        gw = gateway_settings(tmp_path)
         # every other service on a port nothing listens on (never a developer's running stack)
         ports = {s: {"port": apps[s].port if s in apps else free_port()} for s in SERVICE_SECTIONS.values()}
         ports["signals"]["heartbeat_s"] = HEARTBEAT_S

@@ -24,6 +24,7 @@ from aiots.services.ingestion import store
 from aiots.services.ingestion.jobs import JOBS_GROUP, JobQueue
 from aiots.services.ingestion.store import JobRow
 from tests.integration.bus.redis_fixtures import RedisProc, redis_proc
+from tests.integration.wait import until
 
 __all__ = ["redis_proc"]
 
@@ -93,16 +94,7 @@ async def _new_job(pool: asyncpg.Pool, q: JobQueue) -> str:
 
 
 async def _until(cond: Callable[[], Any], limit_s: float = SLACK_S) -> float:
-    """Seconds until ``cond()`` (awaited when a coroutine) is true; fails after ``limit_s``."""
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return time.monotonic() - t0
-        assert time.monotonic() - t0 < limit_s, "condition not met in time"
-        await asyncio.sleep(0.05)
+    return await until(cond, limit_s)
 
 
 async def _pending(r: aioredis.Redis, q: JobQueue) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ of the jobs group on a private redis-server.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from aiots.services.ingestion.jobs import JOBS_GROUP
 from aiots.services.ingestion.manager import IngestionManager
 from aiots.services.ingestion.normalize import SOURCE_SIMULATOR
 from tests.integration.bus.redis_fixtures import RedisProc, redis_proc
+from tests.integration.wait import until
 
 __all__ = ["redis_proc"]
 
@@ -71,16 +71,8 @@ async def replicas(
         await pool.close()
 
 
-async def _until(cond: Callable[[], Any], limit_s: float = SLACK_S) -> None:
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return
-        assert time.monotonic() - t0 < limit_s, "condition not met in time"
-        await asyncio.sleep(0.05)
+async def _until(cond: Callable[[], Any], limit_s: float = SLACK_S) -> float:
+    return await until(cond, limit_s)
 
 
 async def test_a_job_started_anywhere_runs_once_and_stops_from_anywhere(replicas: Any) -> None:

@@ -8,7 +8,6 @@ Oracle: the tape's prices (buy at the ask, sell at the bid, $0.65 per contract p
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from aiots.gateway.run import Gateway
 from aiots.gateway.tokens import issue_token
 from aiots.services.common.settings import Settings
-from tests.integration.gateway.ports import free_port
+from tests.integration.gateway.ports import free_port, gateway_settings
 
 from .conftest import AAPL_C, Stack, Tape, start_stack, stop_stack
 
@@ -43,11 +42,7 @@ class Rest:
 async def rest(pg_pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[tuple[Rest, Stack]]:
     tape = Tape()
     stack = await start_stack(pg_pool, tape)
-    gw = {
-        "host": "127.0.0.1", "port": free_port(), "admin_port": free_port(), "health_port": free_port(),
-        "base_id": random.randint(1000, 1_000_000), "dev_key_dir": str(tmp_path / "keys"),
-        "access_log_path": str(tmp_path / "access.log"), "health_check_interval_s": 0.3, "log_level": "error",
-    }  # fmt: skip
+    gw = gateway_settings(tmp_path, health_check_interval_s=0.3)
     dead = {n: {"port": free_port()} for n in ("cache", "ingestion", "analytics", "signals")}
     settings = Settings(gateway=gw, portfolio={"port": stack.server.port}, **dead)
     gateway = Gateway(settings, config_dir=tmp_path / "envoy")
