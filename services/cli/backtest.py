@@ -97,6 +97,13 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     help="Fit the confidence calibration walk-forward on this run's closed trades, report it out of sample "
     "(report key calibration_refit) and write the artifact here (e.g. services/signals/calibration.json).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes: symbols replay in parallel (the report is the same for any count).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary table.")
 def cli(
     bars: tuple[str, ...],
@@ -115,6 +122,7 @@ def cli(
     search: tuple[str, ...],
     min_trades: int,
     refit: str | None,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Backtest the built-in strategies on bars (and option quotes) with ask/bid fills and fees."""
@@ -144,7 +152,7 @@ def cli(
         if not 0.01 <= ivs[k.strip().upper()] <= 5.0:
             raise click.BadParameter(f"{item!r}: IV must be in 0.01..5 (0.15 = 15%)", param_hint="--iv")
     base = live_settings(get_settings())  # the live services' execution model and dividend yields
-    settings = replace(base, model=replace(base.model, iv_by_symbol=ivs))
+    settings = replace(base, model=replace(base.model, iv_by_symbol=ivs), workers=workers)
     inputs = BacktestInputs(bars, option_quotes, chains, config, syms, date_from, date_to, seed, settings)
     if search and not folds:
         raise click.BadParameter("needs --walk-forward N", param_hint="--search")

@@ -54,3 +54,18 @@ def test_bad_file_is_one_line_naming_file_row_and_column(shared_data: Path, tmp_
     assert res.exit_code == 1
     assert f"{bad}, row 5 (line 6), column 'close'" in res.output
     assert not (tmp_path / "x.json").exists()
+
+
+def test_workers_give_the_same_report(shared_data: Path, tmp_path: Path) -> None:
+    """Two symbols replayed in two processes: the same trades and summary as one process."""
+    files = [str(shared_data / "ohlcv" / f"yf_{s}_1m_2026-03-12_2026-03-27.csv") for s in ("AAPL", "MSFT")]
+    reports = []
+    for n in (1, 2):
+        out = tmp_path / f"w{n}.json"
+        args = [a for f in files for a in ("--bars", f)]
+        res = CliRunner().invoke(cli, [*args, "--to", "2026-03-18", "--workers", str(n), "--json", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+        reports.append(json.loads(out.read_text()))
+    one, two = reports
+    assert one["trades"] == two["trades"] and one["summary"] == two["summary"]
+    assert {t["symbol"] for t in one["trades"]} == {"AAPL", "MSFT"}  # both processes traded
