@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiots.services.signals.calibration import (
     DEFAULT_FILE,
@@ -170,3 +172,29 @@ def test_a_nearly_constant_input_is_left_out_and_extrapolation_is_clipped() -> N
     far = c(0.5, 0.5, Context("a", 0.03, math.exp(mean + 50 * scale), 60.0))
     edge = c(0.5, 0.5, Context("a", 0.03, math.exp(mean + 3 * scale), 60.0))
     assert far == pytest.approx(edge, rel=1e-12) and coef < 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    p=st.floats(allow_nan=True, allow_infinity=True),
+    ev=st.floats(allow_nan=True, allow_infinity=True),
+    strategy=st.sampled_from(["", "mean_reversion", "momentum_breakout", "cheap_volatility", "other"]),
+    spread=st.floats(allow_nan=True, allow_infinity=True),
+    rr=st.floats(allow_nan=True, allow_infinity=True),
+    minutes=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_one_decision_equals_the_vectorised_prediction(
+    p: float, ev: float, strategy: str, spread: float, rr: float, minutes: float
+) -> None:
+    """The selector's per-contract call (plain floats) and ``predict`` (NumPy) are one formula:
+    the packaged artifact and one with a zero scale, on any input, NaN and infinities included."""
+    ctx = Context(strategy, spread, rr, minutes)
+    packaged = load_calibrator(None)
+    degenerate = Calibrator(
+        intercept=0.3, logit_p_model=0.8, evidence=0.5, n=50,
+        extra={"spread_frac": (0.7, 0.02, 0.0), "strategy=mean_reversion": (0.4, 0.5, 0.5)},
+    )  # fmt: skip
+    for cal in (packaged, degenerate):
+        one = cal(p, ev, ctx)
+        many = float(cal.predict([p], [ev], [ctx])[0])
+        assert one == pytest.approx(many, rel=1e-12, abs=1e-300), (cal, one, many)
