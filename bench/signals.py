@@ -41,6 +41,7 @@ from aiots.services.bus.in_process import InProcessBus
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import ServiceRegistration, start_server
 from aiots.services.common.settings import UNDERLYINGS, Settings
+from aiots.services.features.conversions import bar_from_event
 from aiots.services.signals.app import BAR_TOPIC, SignalsApp
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.conversions import signal_to_proto
@@ -360,8 +361,7 @@ async def _before_on_bar(app: SignalsApp, payload: bytes) -> None:
     ev = events_pb2.BarEvent.FromString(payload)
     if not ev.closed or ev.bar.interval not in ("", "1m"):
         return
-    b = ev.bar
-    bar = Bar(b.symbol, ev.ts_event, b.open, b.high, b.low, b.close, b.volume)
+    bar = bar_from_event(ev)
     async with app._lock:
         ideas, _updates = app.engine.evaluate(bar)
         new = await asyncio.to_thread(app.engine.select, bar, ideas) if ideas else []
@@ -382,8 +382,7 @@ async def _local_on_bar(app: SignalsApp, payload: bytes) -> None:
     ev = events_pb2.BarEvent.FromString(payload)
     if not ev.closed or ev.bar.interval not in ("", "1m"):
         return
-    b = ev.bar
-    bar = Bar(b.symbol, ev.ts_event, b.open, b.high, b.low, b.close, b.volume)
+    bar = bar_from_event(ev)
     async with app._lock:
         ideas, updates = app.engine.evaluate(bar)
         new = app.engine.select(bar, ideas) if ideas else []

@@ -54,9 +54,9 @@ from aiots.services.common.telemetry import metrics
 from aiots.services.common.topics import LIVE_BAR_INTERVALS
 from aiots.services.common.topics import bars as bar_topic
 from aiots.services.common.topics import features as features_topic
-from aiots.services.features.conversions import params_to_proto, snapshot_to_event
+from aiots.services.features.conversions import bar_from_event, params_to_proto, snapshot_to_event
 from aiots.services.features.params import FeatureParams
-from aiots.services.features.state import REWARM_GAP_NS, Bar, Snapshot, SymbolFeatures
+from aiots.services.features.state import REWARM_GAP_NS, Snapshot, SymbolFeatures
 from aiots.services.storage import queries
 from aiots.v1 import events_pb2
 
@@ -185,8 +185,8 @@ class LiveState:
         st = self.state.get((b.symbol, b.interval))
         if st is None:
             return None
-        ts = int(event.ts_event) or b.ts.ToNanoseconds()
-        bar = Bar(b.symbol, ts, b.open, b.high, b.low, b.close, b.volume, queries.INTERVAL_NS[b.interval])
+        bar = bar_from_event(event)
+        ts = bar.ts_ns
         if ts <= st.last_ts_ns:
             if ts >= st.last_ts_ns - REWARM_GAP_NS or not fresh:
                 return None  # a duplicate, a late bar or one that waited on the bus

@@ -1,4 +1,5 @@
-"""Snapshot ⇄ ``FeatureEvent`` (the ``features:<interval>`` topic's message)."""
+"""Snapshot ⇄ ``FeatureEvent`` (the ``features:<interval>`` topic's message), and the ``Bar`` of a
+``BarEvent`` (the ``bars:<interval>`` topic's message) the features are computed from."""
 
 from __future__ import annotations
 
@@ -31,9 +32,15 @@ def _bar_to_proto(b: Bar, out: common_pb2.Bar) -> None:
     out.open, out.high, out.low, out.close, out.volume = b.open, b.high, b.low, b.close, b.volume
 
 
-def _bar_from_proto(m: common_pb2.Bar) -> Bar:
-    return Bar(m.symbol, m.ts.ToNanoseconds(), m.open, m.high, m.low, m.close, m.volume,
+def _bar_from_proto(m: common_pb2.Bar, ts_ns: int = 0) -> Bar:
+    """The bar of ``m``, opening at ``ts_ns`` when given (else at the bar's own time)."""
+    return Bar(m.symbol, ts_ns or m.ts.ToNanoseconds(), m.open, m.high, m.low, m.close, m.volume,
                INTERVAL_NS.get(m.interval, INTERVAL_NS["1m"]))  # fmt: skip
+
+
+def bar_from_event(ev: events_pb2.BarEvent) -> Bar:
+    """The bar of a ``bars:<interval>`` event, opening at the event's ``ts_event`` (else the bar's time)."""
+    return _bar_from_proto(ev.bar, int(ev.ts_event))
 
 
 def snapshot_to_event(snap: Snapshot, params: events_pb2.FeatureParams) -> events_pb2.FeatureEvent:

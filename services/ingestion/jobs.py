@@ -138,21 +138,24 @@ class JobQueue:
 
     # --- the owner's side -------------------------------------------------------------------
 
+    async def _release(self, d: Delivery) -> None:
+        """XACK this replica's entry now (the claim ends with it)."""
+        await self.bus.ack(d, group=JOBS_GROUP)
+        await self.bus.flush()
+
     async def finish(self, job_id: str) -> None:
         """The job ended here (stopped, failed or done): stop it if it runs, XACK its entry."""
         d = self.entries.pop(job_id, None)
         if d is None:
             return
         await self._halt(job_id)
-        await self.bus.ack(d, group=JOBS_GROUP)
-        await self.bus.flush()
+        await self._release(d)
 
     async def done(self, job_id: str) -> None:
         """The job's runner ended by itself here (its row is written): XACK its entry."""
         d = self.entries.pop(job_id, None)
         if d is not None:
-            await self.bus.ack(d, group=JOBS_GROUP)
-            await self.bus.flush()
+            await self._release(d)
 
     async def hand_over(self, job_id: str) -> None:
         """Give a running job back: owner cleared, the id queued again, this entry acknowledged."""
@@ -162,8 +165,7 @@ class JobQueue:
         await self._halt(job_id)
         await store.release_job(self.pool, job_id, self.owner)
         await self.enqueue(job_id)
-        await self.bus.ack(d, group=JOBS_GROUP)
-        await self.bus.flush()
+        await self._release(d)
 
     async def _take(self, d: Delivery) -> None:
         job_id = d.payload.decode(errors="replace")

@@ -220,6 +220,20 @@ def test_american_iv_round_trip_property(
     _check_american_round_trip(S, S * np.exp(m), days / 365.0, r, q, v, call, "bjerksund_stensland_2002")
 
 
+def _deep_itm_short_dated(
+    rng: np.random.Generator, n: int, S: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(T, sigma, call, K, r, q) of n contracts 0.5-10 days out, 0-9 standard deviations in the money."""
+    T = rng.uniform(0.5, 10, n) / 365
+    sig = 10 ** rng.uniform(-1.5, 0.5, n)
+    call = rng.random(n) < 0.5
+    m = rng.uniform(0.0, 9.0, n) * sig * np.sqrt(T)
+    K = np.where(call, S * np.exp(-m), S * np.exp(m))
+    r = rng.uniform(0.0, 0.08, n)
+    q = rng.uniform(0.0, 0.05, n)
+    return T, sig, call, K, r, q
+
+
 def test_round_trip_deep_itm_short_dated_at_the_attainable_precision() -> None:
     """Deep in-the-money, 0.5-10 day contracts (up to 9 standard deviations ITM, both rights, r and q
     random): the price pins sigma only to kappa * eps relative (kappa = price / (sigma * vega), eps =
@@ -228,13 +242,7 @@ def test_round_trip_deep_itm_short_dated_at_the_attainable_precision() -> None:
     rng = np.random.default_rng(2)
     n = 100_000
     S = 100.0
-    T = rng.uniform(0.5, 10, n) / 365
-    sig = 10 ** rng.uniform(-1.5, 0.5, n)
-    call = rng.random(n) < 0.5
-    m = rng.uniform(0.0, 9.0, n) * sig * np.sqrt(T)
-    K = np.where(call, S * np.exp(-m), S * np.exp(m))
-    r = rng.uniform(0.0, 0.08, n)
-    q = rng.uniform(0.0, 0.05, n)
+    T, sig, call, K, r, q = _deep_itm_short_dated(rng, n, S)
     p = o.bs_price(S, K, T, r, sig, q, call)
     iv, reason = o.implied_vol(p, S, K, T, r, q, call, return_reason=True)
     att = _kappa(p, sig, o.bs_greeks(S, K, T, r, sig, q, call)["vega"]) * 1.1e-16
@@ -262,13 +270,7 @@ def test_round_trip_deep_itm_short_dated_against_mpmath() -> None:
     rng = np.random.default_rng(3)
     n = 1200
     S = 100.0
-    T = rng.uniform(0.5, 10, n) / 365
-    sig = 10 ** rng.uniform(-1.5, 0.5, n)
-    call = rng.random(n) < 0.5
-    m = rng.uniform(0.0, 9.0, n) * sig * np.sqrt(T)
-    K = np.where(call, S * np.exp(-m), S * np.exp(m))
-    r = rng.uniform(0.0, 0.08, n)
-    q = rng.uniform(0.0, 0.05, n)
+    T, sig, call, K, r, q = _deep_itm_short_dated(rng, n, S)
     prices = np.empty(n)
     kappa = np.empty(n)
     for i in range(n):

@@ -8,6 +8,7 @@ import math
 
 from aiots.core.conventions import NS_PER_MIN
 from aiots.services.features.conversions import (
+    bar_from_event,
     params_from_proto,
     params_to_proto,
     snapshot_from_event,
@@ -37,3 +38,13 @@ def test_snapshots_round_trip_through_the_event() -> None:
         assert back.bar == snap.bar and back.prev_bar == snap.prev_bar
         assert back.ready == snap.ready
     assert snap.ready and not math.isnan(back.realized_vol)
+
+
+def test_a_bar_event_gives_the_bar_opening_at_its_ts_event() -> None:
+    ev = events_pb2.BarEvent(ts_event=1_700_000_040_000_000_000, closed=True)
+    ev.bar.symbol, ev.bar.interval = "SPY", "1d"
+    ev.bar.open, ev.bar.high, ev.bar.low, ev.bar.close, ev.bar.volume = 1.0, 2.0, 0.5, 1.5, 300.0
+    ev.bar.ts.FromNanoseconds(1_700_000_000_000_000_000)
+    assert bar_from_event(ev) == Bar("SPY", 1_700_000_040_000_000_000, 1.0, 2.0, 0.5, 1.5, 300.0, 1440 * NS_PER_MIN)
+    ev.ts_event = 0  # no event time: the bar's own
+    assert bar_from_event(ev).ts_ns == 1_700_000_000_000_000_000
