@@ -21,7 +21,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from aiots.core.conventions import DEFAULT_RATE
+from aiots.core.conventions import DEFAULT_RATE, NotASession
 from aiots.services.common.settings import Settings, get_settings
 
 #: the banner's dev token: the least role its examples need, short-lived, in a 0600 file (never printed)
@@ -43,6 +43,13 @@ DEV_TOKEN_FILE = "token"
     "--speed",
     type=click.FloatRange(min=0),
     help="Feed speed: 1 real time, 60 = 1 min/s; 0 (replay only): as fast as the services take it.",
+)
+@click.option(
+    "--session",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Simulator: replay this NYSE session (YYYY-MM-DD) from its 09:30 ET open, then the following ones "
+    "(ingestion.simulator_session). Default: live in a session, else the last session.",
 )
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where embedded data lives [.aiots]."
@@ -75,6 +82,7 @@ DEV_TOKEN_FILE = "token"
 def cli(
     replay: tuple[Path, ...],
     speed: float | None,
+    session: datetime | None,
     data_dir: Path | None,
     feed: str,
     port_offset: int,
@@ -91,6 +99,7 @@ def cli(
         with_base_id,
         with_data_dir,
         with_port_offset,
+        with_session,
         with_speed,
         with_workers,
     )
@@ -100,6 +109,11 @@ def cli(
         settings = with_data_dir(settings, data_dir)
     if speed:
         settings = with_speed(settings, speed)
+    if session is not None:
+        try:
+            settings = with_session(settings, session.date())
+        except NotASession as exc:
+            raise click.BadParameter(str(exc), param_hint="--session") from exc
     if port_offset:
         settings = with_port_offset(settings, port_offset)
         if base_id is None:  # a second stack's Envoy must not share the first one's base id
@@ -212,7 +226,7 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
     if feed.kind == "simulator":
         from aiots.services.ingestion.sources.simulator import describe_market
 
-        console.print(f"  market     {describe_market(time.time_ns())}")
+        console.print(f"  market     {describe_market(time.time_ns(), s.ingestion.simulator_session)}")
     gw = s.gateway
     host = "localhost"
     if sup.gateway is not None:

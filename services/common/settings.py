@@ -13,6 +13,7 @@ generated from it in this order); split per section, the reference would be scat
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from aiots.core.conventions import DEFAULT_RATE, NS_PER_S
+from aiots.core.conventions import DEFAULT_RATE, NS_PER_S, calendar
 from aiots.core.execution import ExecutionModel
 
 UNDERLYINGS: tuple[str, ...] = ("AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "NVDA", "META", "SPY", "QQQ")
@@ -143,6 +144,11 @@ class IngestionSettings(ServiceSettings):
     flush_interval_s: float = Field(0.25, gt=0, description="max time a record waits before COPY")
     spill_dir: Path = Field(Path(".aiots/spill"), description="DBN/zstd segments while PG is away")
     simulator_seed: int = 7
+    simulator_session: dt.date | None = Field(
+        None,
+        description="replay this NYSE session (YYYY-MM-DD) from its regular open, then the following ones without "
+        "waiting; unset: live in a session, else the last session (aiots up --session)",
+    )
     simulator_speed: float = Field(1.0, gt=0, description="simulated seconds per wall second")
     history_sessions: int = Field(30, ge=1, description="1-minute sessions written on first start")
     autostart: bool = Field(True, description="start the default source (simulator/live) for all symbols")
@@ -158,6 +164,13 @@ class IngestionSettings(ServiceSettings):
     job_claim_idle_s: float = Field(
         10.0, gt=0, description="replicas (Redis bus): a job unclaimed this long is taken over by a survivor"
     )
+
+    @field_validator("simulator_session")
+    @classmethod
+    def _a_session(cls, v: dt.date | None) -> dt.date | None:
+        if v is not None:
+            calendar().session(v)  # NotASession (a ValueError) names the nearest sessions
+        return v
 
     @model_validator(mode="after")
     def _claim_outlives_heartbeats(self) -> IngestionSettings:

@@ -157,8 +157,9 @@ class IngestionManager:
     async def seed(self) -> bool:
         """Seeded history for the simulator (once per database)."""
         sim = SimulatorSource(
-            self._pipeline(SOURCE_SIMULATOR), self.settings.symbols, seed=self.settings.ingestion.simulator_seed
-        )
+            self._pipeline(SOURCE_SIMULATOR), self.settings.symbols, seed=self.settings.ingestion.simulator_seed,
+            session=self.settings.ingestion.simulator_session,
+        )  # fmt: skip
         return bool(
             await seed_history(
                 self.pool,
@@ -225,6 +226,7 @@ class IngestionManager:
             runner = SimulatorSource(
                 self._pipeline(src), syms, seed=self.settings.ingestion.simulator_seed,
                 speed=self.settings.ingestion.simulator_speed, rate=self.settings.market.risk_free_rate,
+                session=self.settings.ingestion.simulator_session,
             )  # fmt: skip
         else:
             runner = self._live_runner(syms, schs, opts)

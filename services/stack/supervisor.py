@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import datetime as dt
 import importlib
 import logging
 import os
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
+from aiots.core.conventions import calendar
 from aiots.services.common import server, telemetry
 from aiots.services.common.runtime import FeedKind, FeedSpec, Runtime, ServiceApp
 from aiots.services.common.settings import Settings
@@ -91,6 +93,10 @@ class Feed:
                 raise SupervisorError(f"replay file not found: {f}")
         if kind not in ("simulator", "replay", "live"):
             raise SupervisorError(f"unknown feed {kind!r}; choose auto, simulator, replay or live")
+        if settings.ingestion.simulator_session is not None and kind != "simulator":
+            raise SupervisorError(
+                f"--session (ingestion.simulator_session) picks the simulator's session, not a {kind} feed"
+            )
         if self.speed is not None and self.speed <= 0 and kind != "replay":
             raise SupervisorError("--speed 0 (as fast as the services take it) is for a replay feed only")
         speed = self.speed if self.speed is not None else settings.ingestion.simulator_speed
@@ -156,6 +162,14 @@ def with_workers(settings: Settings, workers: int | None) -> Settings:
             continue
         update[name] = cfg.model_copy(update={"workers": n})
     return settings.model_copy(update=update)
+
+
+def with_session(settings: Settings, session: dt.date) -> Settings:
+    """``settings`` with the simulator replaying NYSE session ``session`` (validated: a date the
+    exchange is closed raises :class:`~aiots.core.conventions.NotASession`, naming the nearest)."""
+    calendar().session(session)
+    ing = settings.ingestion.model_copy(update={"simulator_session": session})
+    return settings.model_copy(update={"ingestion": ing})
 
 
 def with_speed(settings: Settings, speed: float) -> Settings:

@@ -7,6 +7,11 @@ when it falls in its regular hours, else the replay starts at that session's ope
 moves on to the next session's pre-market only once the wall clock has reached it; until then it
 is *closed* and the source emits nothing. A clock with ``follow_wall=False`` (tests, benchmarks)
 never waits: it runs from session to session as fast as it is advanced.
+
+A *chosen* session (``ingestion.simulator_session``, ``aiots up --session``) ignores the wall clock:
+the replay starts at that session's regular open (09:30 ET; its pre-market is skipped, as a replay
+outside regular hours starts at the open) and then runs on, never waiting, through its post-market
+and the following sessions (pre-market first) at the feed's speed.
 """
 
 from __future__ import annotations
@@ -63,19 +68,39 @@ def _start(wall_ns: int, cal: cv.MarketCalendar) -> tuple[int, ClockMode, cv.Ses
     return mapped, "replay", s
 
 
-def describe_market(wall_ns: int) -> str:
-    """One line for banners: what the simulator does at ``wall_ns`` (live session or replay)."""
-    return SessionClock(wall_ns).status(wall_ns).note
+def chosen_session(day: dt.date, cal: cv.MarketCalendar | None = None) -> cv.Session:
+    """The NYSE session ``day`` to simulate; :class:`~aiots.core.conventions.NotASession` (a
+    ValueError naming the previous and next sessions) when the exchange is closed that day."""
+    return (cal or cv.calendar()).session(day)
+
+
+def describe_market(wall_ns: int, session: dt.date | None = None) -> str:
+    """One line for banners: what the simulator does at ``wall_ns`` (live session, replay, or the
+    chosen ``session``)."""
+    return SessionClock(wall_ns, session=session).status(wall_ns).note
 
 
 class SessionClock:
     """Simulated market time over the XNYS sessions (see the module docstring)."""
 
-    def __init__(self, start_ns: int, *, follow_wall: bool = True, cal: cv.MarketCalendar | None = None) -> None:
+    def __init__(
+        self,
+        start_ns: int,
+        *,
+        follow_wall: bool = True,
+        cal: cv.MarketCalendar | None = None,
+        session: dt.date | None = None,
+    ) -> None:
         self.cal = cal or cv.calendar()
-        self.follow_wall = follow_wall
+        #: the session chosen by the user (replayed from its open, then on without waiting); None: none
+        self.chosen = session
+        self.follow_wall = follow_wall and session is None
         self.wall_start_ns = start_ns
-        if follow_wall:
+        self.mode: ClockMode
+        if session is not None:
+            s = chosen_session(session, self.cal)
+            self.now_ns, self.mode, self.session = s.open_ns, "replay", s
+        elif follow_wall:
             self.now_ns, self.mode, self.session = _start(start_ns, self.cal)
         else:
             day = self.cal.session_on_or_after(cv.ny_date(start_ns))
@@ -91,7 +116,13 @@ class SessionClock:
     def status(self, wall_ns: int | None = None) -> ClockStatus:
         phase = self.cal.phase(self.now_ns) if self.mode != "closed" else "closed"
         at = cv.ns_to_ny(self.now_ns).strftime("%H:%M ET")
-        if self.mode == "live":
+        if self.chosen is not None:
+            after = "" if self.session.date == self.chosen else f", after the chosen session {self.chosen.isoformat()}"
+            note = (
+                f"simulating session {self.session.date.isoformat()} ({at}, {phase}{after}; "
+                "--session / ingestion.simulator_session)"
+            )
+        elif self.mode == "live":
             note = f"market {phase}: live session {self.session.date.isoformat()} ({at})"
         elif self.mode == "replay":
             wall = cv.ns_to_ny(wall_ns if wall_ns is not None else self.wall_start_ns)
@@ -121,7 +152,7 @@ class SessionClock:
             self.now_ns = nxt.pre_open_ns
             if self.follow_wall and wall_ns is not None and wall_ns > self.now_ns:
                 self.now_ns = min(wall_ns, nxt.post_close_ns - cv.NS_PER_S)  # back on the wall clock
-            self.mode = "live"
+            self.mode = "replay" if self.chosen is not None else "live"
             self._entered = False
         t0 = self.now_ns
         phase = self.cal.phase(t0)

@@ -8,6 +8,7 @@ published for the previous session's close (``ts_ref``); options quote in regula
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from collections.abc import Sequence
@@ -51,8 +52,10 @@ class MarketSimulator:
     """Underlyings and option chains as DBN records, on the session clock.
 
     ``start_ns=None`` follows the wall clock (live in a session, else replay of the last one);
-    a given ``start_ns`` runs free from there (tests). ``anchor`` is the first simulated session:
-    seeded history ends the session before it and the model opens from its last close.
+    a given ``start_ns`` runs free from there (tests); a given ``session`` (a date) is replayed from
+    its regular open, then on without waiting (``aiots up --session``). ``anchor`` is the first
+    simulated session: seeded history ends the session before it and the model opens from its last
+    close.
     """
 
     def __init__(
@@ -63,12 +66,14 @@ class MarketSimulator:
         *,
         rate: float = cv.DEFAULT_RATE,
         history_days: int = history.HISTORY_DAYS,
+        session: dt.date | None = None,
     ) -> None:
         self.seed = seed
         self.rate = rate
         self.history_days = history_days
         follow = start_ns is None
-        self.clock = SessionClock(time.time_ns() if start_ns is None else start_ns, follow_wall=follow)
+        wall = time.time_ns() if start_ns is None else start_ns
+        self.clock = SessionClock(wall, follow_wall=follow, session=session)
         self.anchor = self.clock.session.date
         self.rng = np.random.default_rng([seed, self.anchor.toordinal()])
         self.state: dict[str, m.UnderlyingState] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -42,7 +43,8 @@ class SimulatorSource:
     """Runs the simulator in (scaled) real time into a pipeline until stopped.
 
     Each tick advances ``tick_s`` market seconds and waits ``tick_s / speed`` wall seconds. At each
-    session start the price book gets the previous session's close (``prev_close``).
+    session start the price book gets the previous session's close (``prev_close``). ``session``:
+    replay that NYSE session from its regular open instead of following the wall clock.
     """
 
     def __init__(
@@ -56,9 +58,10 @@ class SimulatorSource:
         option_every_s: float = OPTION_EVERY_S,
         start_ns: int | None = None,
         rate: float = cv.DEFAULT_RATE,
+        session: dt.date | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.sim = MarketSimulator(symbols, seed, start_ns, rate=rate)
+        self.sim = MarketSimulator(symbols, seed, start_ns, rate=rate, session=session)
         self.norm = Normalizer(SOURCE_SIMULATOR, dataset="SIM")
         self.speed = speed
         self.tick_s = tick_s
