@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
+from scipy import special
 
 from aiots.core import options as opt
 from aiots.core.conventions import (
@@ -52,10 +54,11 @@ from aiots.core.conventions import (
 )
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.calibration import Calibrator, Context
-from aiots.services.signals.chainview import ChainView, Rows, as_view
+from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
+Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 
 
@@ -80,78 +83,114 @@ class Selection:
 
 
 class _Levels(NamedTuple):
-    """What :meth:`ContractSelector._levels` derives for one contract (dollars per share)."""
+    """What :meth:`ContractSelector._levels` derives for each candidate (arrays, dollars per share);
+    ``valid`` is False where the contract can't pay its costs."""
 
-    entry: float
-    target: float
-    stop: float
-    conf: float
-    ev_pct: float
-    rr: float
-    p_model: float
-    risk_usd: float
-    contracts: int
-    ev_model_pct: float  # expected value at the uncalibrated p_model: what picks the contract
-    passes: bool  # the calibrated expected value clears ``min_expected_value_pct``
+    valid: npt.NDArray[np.bool_]
+    entry: F64
+    target: F64
+    stop: F64
+    rr: F64
+    p_model: F64
+    p_stop: F64
+    gain: F64
+    loss: F64
+    cost: F64
+    flat: F64  # the horizon exit valued with no move (the bid after theta, sold, less the cost)
+    risk_usd: F64
+    contracts: npt.NDArray[np.int64]
+    ev_model_pct: F64  # expected value at the uncalibrated p_model: what picks the contract
 
 
-def _norm_cdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+def _norm_cdf(x: F64) -> F64:
+    return np.asarray(0.5 * special.erfc(-x / math.sqrt(2.0)), dtype=np.float64)
 
 
-def move_for_option_change(delta: float, gamma: float, theta_day: float, days: float, dv: float) -> float:
-    """Underlying move x (signed like delta) with delta*x + gamma*x^2/2 + theta*days = dv; NaN if none."""
+def _pymax(a: Num, b: Num) -> F64:
+    """Element-wise ``max(a, b)`` with Python's rule (``b`` only where ``b > a``; NaN never wins as ``b``)."""
+    return np.where(np.greater(b, a), b, a).astype(np.float64)
+
+
+def _pymin(a: Num, b: Num) -> F64:
+    """Element-wise ``min(a, b)`` with Python's rule (``b`` only where ``b < a``)."""
+    return np.where(np.less(b, a), b, a).astype(np.float64)
+
+
+def move_for_option_change(delta: Num, gamma: Num, theta_day: Num, days: Num, dv: Num) -> F64:
+    """Underlying move x (signed like delta) with delta*x + gamma*x^2/2 + theta*days = dv; NaN if none
+    (element-wise over arrays)."""
     # 0.5*gamma*x^2 + delta*x + c = 0; the small root c/q is numerically stable (and exact as gamma -> 0).
-    c = theta_day * days - dv
+    delta, gamma = np.asarray(delta, dtype=np.float64), np.asarray(gamma, dtype=np.float64)
+    c = np.asarray(theta_day, dtype=np.float64) * np.asarray(days, dtype=np.float64) - np.asarray(dv, dtype=np.float64)
     disc = delta * delta - 2.0 * gamma * c
-    if disc < 0:
-        return math.nan
-    denom = delta + math.copysign(math.sqrt(disc), delta)
-    return -2.0 * c / denom if denom != 0 else math.nan
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        denom = delta + np.copysign(np.sqrt(np.where(disc < 0, 0.0, disc)), delta)
+        x = -2.0 * c / np.where(denom != 0, denom, 1.0)
+    return np.where((disc < 0) | (denom == 0), math.nan, x)
 
 
-def race_probability(spot: float, upper: float, lower: float, sigma: float, mu: float) -> float:
-    """P(log-price hits ln(upper) before ln(lower)) for drift ``mu - sigma^2/2`` (per year)."""
-    if not (lower < spot < upper) or sigma <= 0:
-        return 0.0 if spot <= lower else 1.0
-    a, b = math.log(upper / spot), math.log(lower / spot)
-    m = mu - 0.5 * sigma * sigma
-    k = 2.0 * m / (sigma * sigma)
-    if abs(k) < 1e-9:
-        return -b / (a - b)
-    # scale function of the diffusion: s(x) = exp(-k x)
-    s0, sa, sb = 1.0, math.exp(-k * a), math.exp(-k * b)
-    return (s0 - sb) / (sa - sb)
+def race_probability(spot: Num, upper: Num, lower: Num, sigma: Num, mu: Num) -> F64:
+    """P(log-price hits ln(upper) before ln(lower)) for drift ``mu - sigma^2/2`` (per year),
+    element-wise; 0 at or below ``lower``, 1 otherwise outside the band or with no volatility."""
+    spot, upper, lower, sigma, mu = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (spot, upper, lower, sigma, mu))
+    )
+    inside = (lower < spot) & (spot < upper) & ~(sigma <= 0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a, b = np.log(upper / spot), np.log(lower / spot)
+        m = mu - 0.5 * sigma * sigma
+        k = 2.0 * m / (sigma * sigma)
+        driftless = -b / (a - b)
+        # scale function of the diffusion: s(x) = exp(-k x)
+        sa, sb = np.exp(-k * a), np.exp(-k * b)
+        p = np.where(np.abs(k) < 1e-9, driftless, (1.0 - sb) / (sa - sb))
+    return np.where(inside, p, np.where(spot <= lower, 0.0, 1.0))
 
 
-def reach_probability(spot: float, level: float, sigma: float, years: float, drift: float = 0.0) -> float:
-    """P(the log-price, with log drift ``drift`` per year, touches ln(level/spot) within ``years``).
+def reach_probability(spot: Num, level: Num, sigma: Num, years: Num, drift: Num = 0.0) -> F64:
+    """P(the log-price, with log drift ``drift`` per year, touches ln(level/spot) within ``years``),
+    element-wise.
 
     First passage of Brownian motion with drift m to a barrier a > 0 (mirrored for a < 0):
     N((m t - a) / (s sqrt t)) + exp(2 m a / s^2) N((-m t - a) / (s sqrt t)); with m = 0 this is the
     reflection principle 2 N(-|a| / (s sqrt t)).
     """
-    if years <= 0 or sigma <= 0 or level <= 0:
-        return 0.0
-    a = math.log(level / spot)
-    m = drift
-    if a < 0:
-        a, m = -a, -m
-    st = sigma * math.sqrt(years)
-    expo = 2.0 * m * a / (sigma * sigma)
-    tail = math.exp(expo) * _norm_cdf((-m * years - a) / st) if expo < 700 else 0.0
-    return min(1.0, _norm_cdf((m * years - a) / st) + tail)
+    spot, level, sigma, years, drift = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (spot, level, sigma, years, drift))
+    )
+    live = ~((years <= 0) | (sigma <= 0) | (level <= 0))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a = np.log(level / spot)
+        m = np.where(a < 0, -drift, drift)
+        a = np.abs(a)
+        st = sigma * np.sqrt(years)
+        expo = 2.0 * m * a / (sigma * sigma)
+        small = expo < 700
+        tail = np.where(small, np.exp(np.where(small, expo, 0.0)) * _norm_cdf((-m * years - a) / st), 0.0)
+        p = _pymin(1.0, _norm_cdf((m * years - a) / st) + tail)
+    return np.where(live, p, 0.0)
 
 
-def expected_value(conf: float, p_model: float, p_stop: float, gain: float, loss: float, at_horizon: float) -> float:
+def expected_value(
+    conf: Num,
+    p_model: Num,
+    p_stop: Num,
+    gain: Num,
+    loss: Num,
+    at_horizon: Num,
+) -> F64:
     """Expected P&L per share: the target with probability ``conf`` (calibrated), the stop with the
     model's share of the rest, else the horizon exit worth ``at_horizon`` (clipped to [-loss, gain]).
-    ``gain``/``loss`` are net of fees; all in dollars per share."""
-    rest = max(0.0, 1.0 - p_model)
-    stop_share = min(1.0, p_stop / rest) if rest > 0 else 1.0
-    p_t = min(max(conf, 0.0), 1.0)
+    ``gain``/``loss`` are net of fees; all in dollars per share; element-wise."""
+    loss, gain = np.asarray(loss, dtype=np.float64), np.asarray(gain, dtype=np.float64)
+    rest = _pymax(0.0, 1.0 - np.asarray(p_model, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stop_share = np.where(
+            rest > 0, _pymin(1.0, np.asarray(p_stop, dtype=np.float64) / np.where(rest > 0, rest, 1.0)), 1.0
+        )
+    p_t = _pymin(_pymax(conf, 0.0), 1.0)
     p_s = (1.0 - p_t) * stop_share
-    return p_t * gain - p_s * loss + (1.0 - p_t - p_s) * min(max(at_horizon, -loss), gain)
+    return np.asarray(p_t * gain - p_s * loss + (1.0 - p_t - p_s) * _pymin(_pymax(at_horizon, -loss), gain))
 
 
 def _expiry_mask(view: ChainView, rows: Rows, keep: Callable[[int], bool]) -> Rows:
@@ -364,69 +403,68 @@ class ContractSelector:
             self.last_skip = "no implied volatility solves"
             return None
         g = opt.trader_units(opt.bs_greeks(S, K[ok], T[ok], r, iv[ok], dividend_yield, want_call))
-        gd, gg, gt, gv, gr = (g[f].tolist() for f in ("delta", "gamma", "theta", "vega", "rho"))
         evidence = idea.evidence + (
             cfg.confidence.low_iv_bonus if math.isfinite(iv_rank) and iv_rank < sc.low_iv_rank else 0.0
         )
         evidence = min(1.0, max(0.0, evidence))
-        best: tuple[tuple[float, float, str], int, _Levels, GreeksTU] | None = None
-        for j, idx in enumerate(np.flatnonzero(ok).tolist()):
-            delta, gamma, theta, vega, rho = gd[j], gg[j], gt[j], gv[j], gr[j]
-            if not (sc.delta_min <= abs(delta) <= sc.delta_max):
-                continue
-            b, a = float(bids[idx]), float(asks[idx])
-            lv = self._levels(
-                b, a, int(mults[idx]), idea, S, float(iv[idx]), delta, gamma, theta, minutes, evidence, cfg
-            )
-            if lv is None:
-                continue
-            spread = (a - b) / (0.5 * (b + a))
-            # The contract is picked by its expected value at the *uncalibrated* model probability,
-            # the rule the calibration's candidate outcomes were generated with; only then is the
-            # calibrated expected value gated. Picking by the calibrated value would choose where
-            # the calibration errs high, outside the population it was fitted on.
-            key = (lv.ev_model_pct, -spread, view.occ(int(rows[idx])))
-            if best is None or key > best[0]:
-                best = (key, idx, lv, GreeksTU(delta, gamma, theta, vega, rho))
-        if best is None or not best[2].passes:
-            if not self.last_skip:
-                self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
+        gd, gg, gt, gv, gr = (np.asarray(g[f], dtype=np.float64) for f in ("delta", "gamma", "theta", "vega", "rho"))
+        ad = np.abs(gd)
+        band = np.flatnonzero((sc.delta_min <= ad) & (ad <= sc.delta_max))  # positions among the solved rows
+        at = np.flatnonzero(ok)[band]  # positions among ``rows``
+        b_arr, a_arr = bids[at], asks[at]
+        lv = self._levels(b_arr, a_arr, mults[at], idea, S, iv[at], gd[band], gg[band], gt[band], minutes, cfg)
+        spread_frac = (a_arr - b_arr) / (0.5 * (b_arr + a_arr))
+        # The contract is picked by its expected value at the *uncalibrated* model probability,
+        # the rule the calibration's candidate outcomes were generated with; only then is the
+        # calibrated expected value gated. Picking by the calibrated value would choose where
+        # the calibration errs high, outside the population it was fitted on.
+        pick = _best(lv.valid, lv.ev_model_pct, spread_frac, lambda k: view.occ(int(rows[at[k]])))
+        if pick is None:
+            self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
             return None
-        _key, idx, lv, greeks = best
+        k = pick
+        idx = int(at[k])
+        rr, p_model, cost = float(lv.rr[k]), float(lv.p_model[k]), float(lv.cost[k])
+        conf = self.calibrator(p_model, evidence, Context(idea.strategy, float(spread_frac[k]), rr, minutes))
+        ev = expected_value(conf, p_model, float(lv.p_stop[k]), float(lv.gain[k]), float(lv.loss[k]), float(lv.flat[k]))
+        ev_pct = float(100.0 * ev / cost)
+        if not ev_pct > sc.min_expected_value_pct:
+            self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
+            return None
+        j = int(band[k])
         return Selection(
             quote=view.quote(int(rows[idx])),
-            entry=lv.entry,
-            target=lv.target,
-            stop=lv.stop,
+            entry=float(lv.entry[k]),
+            target=float(lv.target[k]),
+            stop=float(lv.stop[k]),
             iv=float(iv[idx]),
-            greeks=greeks,
-            confidence=lv.conf,
-            expected_return_pct=lv.ev_pct,
-            reward_risk=lv.rr,
-            p_model=lv.p_model,
-            risk_per_contract=lv.risk_usd,
-            suggested_contracts=lv.contracts,
+            greeks=GreeksTU(float(gd[j]), float(gg[j]), float(gt[j]), float(gv[j]), float(gr[j])),
+            confidence=conf,
+            expected_return_pct=ev_pct,
+            reward_risk=rr,
+            p_model=p_model,
+            risk_per_contract=float(lv.risk_usd[k]),
+            suggested_contracts=int(lv.contracts[k]),
             style=styles[idx],
             evidence=evidence,
         )
 
     def _levels(
         self,
-        bid: float,
-        ask: float,
-        multiplier: int,
+        bid: F64,
+        ask: F64,
+        multiplier: npt.NDArray[np.int64],
         idea: Idea,
         spot: float,
-        iv: float,
-        delta: float,
-        gamma: float,
-        theta: float,
+        iv: F64,
+        delta: F64,
+        gamma: F64,
+        theta: F64,
         minutes: float,
-        evidence: float,
         cfg: SignalsConfig,
-    ) -> _Levels | None:
-        """Executable entry/target/stop for one contract quoted ``bid``/``ask``, or None when it
-        can't pay its costs."""
+    ) -> _Levels:
+        """Executable entry/target/stop of each contract quoted ``bid``/``ask`` (arrays), and whether
+        it can pay its costs (``valid``)."""
         sc = cfg.selection
         ex = self.execution
         fee = ex.fee_per_contract / multiplier  # dollars per share per fill
@@ -437,51 +475,72 @@ class ContractSelector:
         theta_trading_day = theta * 365.0 / SESSIONS_PER_YEAR  # theta is per calendar day in trader units
         dS = idea.projected_move
         dv = delta * dS + 0.5 * gamma * dS * dS + theta_trading_day * trading_days
-        if dv <= sc.spread_cover * 0.5 * spread:
-            return None  # the projected move can't even pay the spread
+        valid = ~(dv <= sc.spread_cover * 0.5 * spread)  # the projected move can't even pay the spread
         net_ret = 100.0 * ((bid + dv - fee) / cost - 1.0)  # sell at the bid after the projected move
-        t_pct = min(sc.target_max_pct, max(sc.target_min_pct, sc.target_capture * net_ret))
-        target = ex.exit_for_return(entry, t_pct)  # a bid price
+        t_pct = _pymin(sc.target_max_pct, _pymax(sc.target_min_pct, sc.target_capture * net_ret))
+        target = np.asarray(ex.exit_for_return(entry, t_pct), dtype=np.float64)  # type: ignore[arg-type]  # a bid price
         atr = idea.atr if math.isfinite(idea.atr) and idea.atr > 0 else abs(dS)
         move = atr * math.sqrt(sc.noise_bars)
-        noise = abs(delta) * move + 0.5 * abs(gamma) * move * move
-        stop = entry - max(sc.stop_spread_mult * spread, sc.stop_noise_mult * noise)  # a bid price
-        if stop <= 0:
-            return None
+        noise = np.abs(delta) * move + 0.5 * np.abs(gamma) * move * move
+        stop = entry - _pymax(sc.stop_spread_mult * spread, sc.stop_noise_mult * noise)  # a bid price
+        valid &= ~(stop <= 0)
         loss = cost - (stop - fee)  # dollars per share lost at the stop
         gain = target - fee - cost
         loss_pct = 100.0 * loss / cost
-        if loss_pct > sc.max_stop_pct:
-            return None
-        rr = gain / loss if loss > 0 else math.inf
-        if rr < sc.min_reward_risk:
-            return None
+        valid &= ~(loss_pct > sc.max_stop_pct)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rr = np.where(loss > 0, gain / np.where(loss > 0, loss, 1.0), math.inf)
+        valid &= ~(rr < sc.min_reward_risk)
         # underlying levels where the bid reaches the target / the stop (the bid moves with the option)
         years = trading_days / SESSIONS_PER_YEAR
         x_up = move_for_option_change(delta, gamma, theta_trading_day, trading_days, target - bid)
         x_dn = move_for_option_change(delta, gamma, theta_trading_day, trading_days, stop - bid)
-        if not (math.isfinite(x_up) and math.isfinite(x_dn)) or spot + dS <= 0:
-            return None
+        valid &= np.isfinite(x_up) & np.isfinite(x_dn) & (spot + dS > 0)
         hit, miss = spot + x_up, spot + x_dn
         # the model: the strategy's projected move as the drift of a lognormal at the contract's IV
-        log_drift = math.log((spot + dS) / spot) / years
+        log_drift = math.log((spot + dS) / spot) / years if spot + dS > 0 else math.nan
         mu = log_drift + 0.5 * iv * iv
         if idea.direction is Direction.BULLISH:
-            p_race = race_probability(spot, hit, miss, iv, mu) if hit > spot > miss else 0.0
+            p_race = np.where((hit > spot) & (spot > miss), race_probability(spot, hit, miss, iv, mu), 0.0)
         else:
-            p_race = 1.0 - race_probability(spot, miss, hit, iv, mu) if miss > spot > hit > 0 else 0.0
-        p_reach = reach_probability(spot, hit, iv, years, log_drift) if hit > 0 else 0.0
+            up_first = 1.0 - race_probability(spot, miss, hit, iv, mu)
+            p_race = np.where((miss > spot) & (spot > hit) & (hit > 0), up_first, 0.0)
+        p_reach = np.where(hit > 0, reach_probability(spot, hit, iv, years, log_drift), 0.0)
         p_model = p_race * p_reach
-        p_stop = (1.0 - p_race) * reach_probability(spot, miss, iv, years, log_drift) if miss > 0 else 1.0
-        conf = self.calibrator(p_model, evidence, Context(idea.strategy, spread / (0.5 * (bid + ask)), rr, minutes))
+        p_stop = np.where(miss > 0, (1.0 - p_race) * reach_probability(spot, miss, iv, years, log_drift), 1.0)
         # a horizon exit is valued without the strategy's edge (the calibrated target probability
         # carries it): the bid after theta, sold, less the cost
         flat = bid + theta_trading_day * trading_days - fee - cost
-        ev_pct = 100.0 * expected_value(conf, p_model, p_stop, gain, loss, flat) / cost
         ev_model_pct = 100.0 * expected_value(p_model, p_model, p_stop, gain, loss, flat) / cost
         risk_usd = loss * multiplier
-        contracts = int(cfg.sizing.risk_per_trade_usd // risk_usd) if risk_usd > 0 else 0
-        if contracts < 1:
-            return None  # one contract already risks more than the budget per trade
-        passes = ev_pct > sc.min_expected_value_pct
-        return _Levels(entry, target, stop, conf, ev_pct, rr, p_model, risk_usd, contracts, ev_model_pct, passes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.floor_divide(cfg.sizing.risk_per_trade_usd, np.where(risk_usd > 0, risk_usd, 1.0))
+        contracts = np.where(risk_usd > 0, np.where(np.isfinite(per), per, 0.0), 0.0).astype(np.int64)
+        valid &= contracts >= 1  # one contract already risks more than the budget per trade
+        return _Levels(
+            valid, entry, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct
+        )
+
+
+def _best(valid: npt.NDArray[np.bool_], ev: F64, spread_frac: F64, occ: Callable[[int], str]) -> int | None:
+    """The position of the largest key (expected value, -spread, OCC symbol) among ``valid`` ones:
+    Python's tuple order, as one pass keeping the first strictly larger key would find it."""
+    cand = np.flatnonzero(valid)
+    if not len(cand):
+        return None
+    e = ev[cand]
+    if np.isnan(e).any():  # NaN compares False both ways: keep the sequential rule exactly
+        best: tuple[tuple[float, float, str], int] | None = None
+        for k in cand.tolist():
+            key = (float(ev[k]), -float(spread_frac[k]), occ(k))
+            if best is None or key > best[0]:
+                best = (key, k)
+        assert best is not None
+        return best[1]
+    cand = cand[e == e.max()]
+    if len(cand) > 1:
+        neg = -spread_frac[cand]
+        cand = cand[neg == neg.max()]
+    if len(cand) > 1:
+        return int(max(cand.tolist(), key=occ))
+    return int(cand[0])

@@ -310,3 +310,130 @@ def test_fees_come_from_the_execution_model() -> None:
     assert free is not None and paid is not None
     if free.quote.occ_symbol == paid.quote.occ_symbol:
         assert paid.target > free.target  # the fee round trip raises the bid needed for the same return
+
+
+# --- the array forms against the scalar definitions ---------------------------------------------
+# The selector evaluates these over every candidate at once (NumPy); here they are written once
+# more in plain floats, term by term as the docstrings define them, and the arrays must agree
+# element by element (to rounding: NumPy's SIMD exp/log and SciPy's erfc may differ from libm's
+# in the last bits).
+
+
+def _ncdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _race_def(spot: float, upper: float, lower: float, sigma: float, mu: float) -> float:
+    if not (lower < spot < upper) or sigma <= 0:
+        return 0.0 if spot <= lower else 1.0
+    a, b = math.log(upper / spot), math.log(lower / spot)
+    k = 2.0 * (mu - 0.5 * sigma * sigma) / (sigma * sigma)
+    if abs(k) < 1e-9:
+        return -b / (a - b)
+    return (1.0 - math.exp(-k * b)) / (math.exp(-k * a) - math.exp(-k * b))
+
+
+def _reach_def(spot: float, level: float, sigma: float, years: float, drift: float) -> float:
+    if years <= 0 or sigma <= 0 or level <= 0:
+        return 0.0
+    a, m = math.log(level / spot), drift
+    if a < 0:
+        a, m = -a, -m
+    st_ = sigma * math.sqrt(years)
+    expo = 2.0 * m * a / (sigma * sigma)
+    tail = math.exp(expo) * _ncdf((-m * years - a) / st_) if expo < 700 else 0.0
+    return min(1.0, _ncdf((m * years - a) / st_) + tail)
+
+
+def _ev_def(conf: float, p_model: float, p_stop: float, gain: float, loss: float, at_h: float) -> float:
+    rest = max(0.0, 1.0 - p_model)
+    share = min(1.0, p_stop / rest) if rest > 0 else 1.0
+    p_t = min(max(conf, 0.0), 1.0)
+    p_s = (1.0 - p_t) * share
+    return p_t * gain - p_s * loss + (1.0 - p_t - p_s) * min(max(at_h, -loss), gain)
+
+
+def _move_def(delta: float, gamma: float, theta: float, days: float, dv: float) -> float:
+    c = theta * days - dv
+    disc = delta * delta - 2.0 * gamma * c
+    if disc < 0:
+        return math.nan
+    denom = delta + math.copysign(math.sqrt(disc), delta)
+    return -2.0 * c / denom if denom != 0 else math.nan
+
+
+def _agree(got: np.ndarray, want: list[float]) -> None:
+    w = np.array(want)
+    assert got.shape == w.shape
+    assert np.array_equal(np.isnan(got), np.isnan(w))
+    assert np.allclose(got, w, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+# prices inside and outside the barriers, no volatility too; ranges where the scalar exp doesn't overflow
+_pos = st.floats(40.0, 160.0)
+_sig = st.one_of(st.floats(-0.1, 0.0), st.floats(0.1, 2.0))
+_row = st.tuples(_pos, _pos, _pos, _sig, st.floats(-2.0, 2.0), st.floats(-0.01, 0.2))
+
+
+@given(rows=st.lists(_row, min_size=1, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_probabilities_over_arrays_equal_the_scalar_definitions(
+    rows: list[tuple[float, float, float, float, float, float]],
+) -> None:
+    s, up, lo, sig, mu, yrs = (np.array(c) for c in zip(*rows, strict=True))
+    _agree(race_probability(s, up, lo, sig, mu), [_race_def(*r[:5]) for r in rows])
+    _agree(reach_probability(s, up, sig, yrs, mu), [_reach_def(r[0], r[1], r[3], r[5], r[4]) for r in rows])
+    _agree(reach_probability(s, lo, sig, yrs, -mu), [_reach_def(r[0], r[2], r[3], r[5], -r[4]) for r in rows])
+
+
+_p = st.floats(-0.2, 1.2)
+_money = st.floats(-3.0, 3.0)
+
+
+@given(rows=st.lists(st.tuples(_p, _p, _p, _money, _money, _money), min_size=1, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_expected_value_over_arrays_equals_the_scalar_definition(
+    rows: list[tuple[float, float, float, float, float, float]],
+) -> None:
+    cols = [np.array(c) for c in zip(*rows, strict=True)]
+    _agree(expected_value(*cols), [_ev_def(*r) for r in rows])
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(-1.0, 1.0), st.floats(-0.3, 0.3), st.floats(-0.5, 0.1), st.floats(0.0, 2.0), _money),
+        min_size=1,
+        max_size=30,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_move_for_option_change_over_arrays_equals_the_scalar_definition(
+    rows: list[tuple[float, float, float, float, float]],
+) -> None:
+    cols = [np.array(c) for c in zip(*rows, strict=True)]
+    _agree(move_for_option_change(*cols), [_move_def(*r) for r in rows])
+
+
+@pytest.mark.parametrize("direction,move", [(Direction.BULLISH, 3.0), (Direction.BEARISH, -3.0)])
+def test_levels_of_a_batch_equal_each_contract_alone(direction: Direction, move: float) -> None:
+    # no candidate's levels depend on the others it is evaluated with
+    cfg = SignalsConfig()
+    chain = [q for q in _chain(100.0, NOW) if q.is_call == (direction is Direction.BULLISH)]
+    bid, ask = np.array([q.bid for q in chain]), np.array([q.ask for q in chain])
+    bid[::3] = 0.2 * ask[::3]  # every third contract too wide to pay its spread
+    T = np.full(len(chain), 10 / 365)
+    K = np.array([q.strike for q in chain])
+    iv = np.asarray(
+        opt.implied_vol(np.array([q.mid for q in chain]), 100.0, K, T, 0.045, 0.0, direction is Direction.BULLISH),
+        float,
+    )
+    g = opt.trader_units(opt.bs_greeks(100.0, K, T, 0.045, iv, 0.0, direction is Direction.BULLISH))
+    mult = np.full(len(chain), 100, dtype=np.int64)
+    sel, idea = ContractSelector(), _idea(direction, move)
+    args = (bid, ask, mult, idea, 100.0, iv, g["delta"], g["gamma"], g["theta"], 60.0, cfg)
+    batch = sel._levels(*args)
+    assert batch.valid.any() and not batch.valid.all()
+    for i in range(len(chain)):
+        one = sel._levels(*(a[i : i + 1] if isinstance(a, np.ndarray) else a for a in args))
+        for name, col in batch._asdict().items():
+            assert np.array_equal(getattr(one, name), col[i : i + 1], equal_nan=True), name
