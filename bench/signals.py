@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import dataclasses
 import functools
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -38,10 +39,12 @@ from aiots.core import conventions as cv
 from aiots.core import options as opt
 from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import ServiceRegistration, start_server
 from aiots.services.common.settings import UNDERLYINGS, Settings
 from aiots.services.features.conversions import bar_from_event
+from aiots.services.signals import app as signals_app
 from aiots.services.signals.app import BAR_TOPIC, SignalsApp
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.conversions import signal_to_proto
@@ -307,12 +310,18 @@ class Hops:
 
         hops, eng, broker = self, app.engine, app.broker
         on_features, decide, select, publish = app._on_features, eng.decide, eng.select, broker.publish
+        on_local = app._on_local_features
         feat_update = state.SymbolFeatures.update
 
         async def on_features_w(payload: bytes) -> None:
             ev = events_pb2.FeatureEvent.FromString(payload)
             hops.stamp((ev.symbol, ev.ts_event + MIN_NS), "bus")
             await on_features(payload)
+
+        async def on_local_w(item: Any) -> None:
+            bar = item[0].bar
+            hops.stamp((bar.symbol, bar.close_ts_ns), "bus")
+            await on_local(item)
 
         def feat_w(self_: Any, bar: Bar) -> Any:
             out = feat_update(self_, bar)
@@ -336,6 +345,7 @@ class Hops:
             return n
 
         app._on_features = on_features_w  # type: ignore[method-assign]
+        app._on_local_features = on_local_w  # type: ignore[method-assign]
         state.SymbolFeatures.update = feat_w  # type: ignore[method-assign]
         eng.decide = decide_w  # type: ignore[method-assign]
         eng.select = select_w  # type: ignore[method-assign]
@@ -390,9 +400,17 @@ async def _local_on_bar(app: SignalsApp, payload: bytes) -> None:
 
 
 async def bench_latency(
-    seconds: float, trades_per_s: int, bar_wall_s: float, before: bool = False, local: bool = False
+    seconds: float,
+    trades_per_s: int,
+    bar_wall_s: float,
+    before: bool = False,
+    local: bool = False,
+    over_bus: bool = False,
 ) -> tuple[list[float], dict[str, list[float]]]:
-    """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals."""
+    """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals.
+
+    ``over_bus``: the path before the in-process features (analytics' events parsed from the bus,
+    no ``gc.freeze`` after start-up, store writes right after each announcement)."""
     server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     db = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{server}/postgres")
@@ -401,9 +419,15 @@ async def bench_latency(
     try:
         async with pool.acquire() as con:
             await migrate(con, timescale="off")
-        settings = Settings(signals={"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000})
+        sig_cfg: dict[str, Any] = {"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000}
+        if over_bus or before or local:
+            sig_cfg.update(local_features=False, gc_freeze=False, persist_quiet_s=0.0)
+            gc.unfreeze()  # an earlier run of this process froze its start-up objects
+        signals_app._gc_frozen = False  # (and this run's start freezes them again when it may)
+        settings = Settings(signals=sig_cfg)
         bus = InProcessBus(settings.redis)
-        app = SignalsApp(Runtime(settings=settings, db=pool, bus=bus), port=0)
+        rt = Runtime(settings=settings, db=pool, bus=bus)  # one process: analytics and signals share it
+        app = SignalsApp(rt, port=0)
         app.engine._static = latency_config()
         app.engine._source = None
         hops = Hops()
@@ -411,7 +435,9 @@ async def bench_latency(
         live = None
         in_signals = before or local  # the signals service computes the features itself from bars:1m
         if not in_signals:  # the features' one owner, on the same bus (no storage to warm from)
-            live = LiveState(Runtime(settings=settings, bus=bus))
+            live_rt = Runtime(settings=settings, bus=bus)  # no storage to warm from
+            live_rt.register(LocalFeed.of(rt))  # the process-wide feed: signals takes the features in-process
+            live = LiveState(live_rt)
             await live.start()
         await app.start()
         if in_signals:
@@ -511,6 +537,12 @@ def main() -> None:
     ap.add_argument(
         "--compare-local", action="store_true", help="latency: features computed in signals (before issue 19) too"
     )
+    ap.add_argument(
+        "--compare-bus",
+        action="store_true",
+        help="latency: the features over the in-process bus, no gc.freeze, stores at once (before this round) too",
+    )
+    ap.add_argument("--pairs", type=int, default=2, help="latency: interleaved pairs with --compare*")
     a = ap.parse_args()
     run = {a.only} if a.only else {"engine", "fanout", "latency"}
     print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
@@ -532,18 +564,21 @@ def main() -> None:
         print(f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run)")
         print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
         print("local = features computed in signals from bars:1m (before analytics became their one owner)")
+        print("bus = features parsed from the in-process bus, no gc.freeze, each store write at once (before round 3)")
         labels = ["after"]
-        if a.compare:
-            labels = ["before", "after", "before", "after"]
-        if a.compare_local:
-            labels = ["local", "after", "local", "after", "local", "after"]
+        for flag, other in ((a.compare, "before"), (a.compare_local, "local"), (a.compare_bus, "bus")):
+            if flag:
+                labels = [other, "after"] * a.pairs
         for label in labels:
+            load0 = os.getloadavg()[0]
             lat, per_hop = asyncio.run(
-                bench_latency(secs, 2000, 0.05, before=label == "before", local=label == "local")
+                bench_latency(
+                    secs, 2000, 0.05, before=label == "before", local=label == "local", over_bus=label == "bus"
+                )
             )
             print(
                 f"{label:<6} n={len(lat)} p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
-                f"max {max(lat, default=float('nan')):.2f} ms, load {os.getloadavg()[0]:.1f}"
+                f"max {max(lat, default=float('nan')):.2f} ms, load {load0:.1f} -> {os.getloadavg()[0]:.1f}"
             )
             print(f"  {'hop (ms)':<12} | {'p50':>6} | {'p99':>6} | {'max':>6}")
             for h, xs in per_hop.items():

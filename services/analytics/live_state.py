@@ -42,13 +42,14 @@ import os
 import pickle
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from aiots.core.conventions import NS_PER_MS, NS_PER_S
 from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorValues
 from aiots.services.analytics.store import metered_get
+from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.telemetry import metrics
 from aiots.services.common.topics import LIVE_BAR_INTERVALS
@@ -96,6 +97,10 @@ class LiveState:
         #: this replica's consumer group on the bar topics (its own unless a fixed name is configured)
         self.group = self.cfg.live_consumer_group.format(replica=f"{socket.gethostname()}-{os.getpid()}")
         self._own_group = self.group != self.cfg.live_consumer_group
+        #: consumers of the features in this process (the signals service under ``aiots up``) take the
+        #: snapshots from here as they are, before the event is serialised for the bus
+        self.local = LocalFeed.of(rt)
+        self._withdraw: list[Callable[[], None]] = []
 
     def key(self, symbol: str, interval: str) -> str:
         return f"{self.namespace}:v1:analytics:live:{symbol}:{interval}"
@@ -196,8 +201,11 @@ class LiveState:
         if snap is None:
             return None
         self.computed += 1
+        topic = features_topic(b.interval)
+        if self.local.listening(topic):  # in-process consumers first: no serialise, no bus hop
+            await self.local.deliver(topic, (snap, self._params_msg))
         if self.rt.bus is not None:
-            await self.rt.bus.publish(features_topic(b.interval), b.symbol, snapshot_to_event(snap, self._params_msg))
+            await self.rt.bus.publish(topic, b.symbol, snapshot_to_event(snap, self._params_msg))
         return snap
 
     def latest(
@@ -236,6 +244,7 @@ class LiveState:
         if self.rt.bus is not None:
             for i in self.intervals:
                 self._tasks.append(asyncio.create_task(self._follow(i), name=f"analytics-live-{i}"))
+                self._withdraw.append(self.local.produces(features_topic(i)))
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="analytics-checkpoint"))
 
     async def _follow(self, interval: str) -> None:
@@ -272,6 +281,9 @@ class LiveState:
     async def stop(self) -> None:
         """Stop consuming and write a final checkpoint, each step bounded (Ctrl-C has 10 s for all)."""
         self._stop.set()
+        for withdraw in self._withdraw:
+            withdraw()
+        self._withdraw.clear()
         for t in self._tasks:
             if t.get_name() != "analytics-checkpoint":
                 t.cancel()

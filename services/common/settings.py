@@ -263,6 +263,15 @@ class SignalsSettings(ServiceSettings):
     announce_ring: int = Field(
         1024, ge=16, description="recent new signals kept in memory for since= replays (announced before stored)"
     )
+    local_features: bool = Field(
+        True, description="take the features from analytics' live state in-process when it runs in this process"
+    )
+    persist_quiet_s: float = Field(
+        0.005, ge=0, description="store writes wait for this pause in announcements (off a bar close's burst)"
+    )
+    gc_freeze: bool = Field(
+        True, description="after start-up, exempt the objects alive then from the cyclic GC (gc.freeze)"
+    )
 
 
 class PortfolioSettings(ServiceSettings):

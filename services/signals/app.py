@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import math
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -39,12 +41,14 @@ from aiots.core import conventions as cv
 from aiots.core.conventions import iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.bus.consume import handle_each
+from aiots.services.bus.in_process import InProcessBus
 from aiots.services.common.health import runtime_dependencies
+from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import GrpcServer, ServiceRegistration, start_server
 from aiots.services.common.telemetry import metrics
 from aiots.services.features.conversions import params_from_proto, snapshot_from_event
-from aiots.services.features.state import SymbolFeatures
+from aiots.services.features.state import Snapshot, SymbolFeatures
 from aiots.services.signals.config import ConfigSource
 from aiots.services.signals.conversions import signal_from_proto, signal_to_proto
 from aiots.services.signals.engine import SignalEngine
@@ -69,6 +73,8 @@ STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 PERSIST_DRAIN_S = 5.0
 ANNOUNCE_YIELDS = 8
+#: start-up objects of this process are out of the cyclic GC's reach (see SignalsApp._settle_gc)
+_gc_frozen = False
 
 
 #: the expiry instant (``aiots.core.conventions.expiry_ns``: 16:00 ET or the early close), cached per
@@ -138,13 +144,24 @@ class SignalsApp:
         self._lock = asyncio.Lock()
         #: store writes, in announce order: (new signals to insert, updates to close and announce)
         #: (the announced versions as sent: the engine keeps mutating its own objects)
-        self._persist: asyncio.Queue[tuple[list[signals_pb2.Signal], list[Signal]]] = asyncio.Queue()
+        self._persist: deque[tuple[list[signals_pb2.Signal], list[Signal]]] = deque()
+        self._persist_wake = asyncio.Event()  # set: writes are queued
+        self._persist_idle = asyncio.Event()  # set: nothing queued and no write in progress
+        self._persist_idle.set()
         self._persister: asyncio.Task[None] | None = None
+        #: store writes queued so far (the writer waits until this stops moving)
+        self._announces = 0
         self.bars_seen = 0
         self._last_event_ns = 0
         #: open time of the newest bar whose features were evaluated, per symbol
         self._last_bar_ns: dict[str, int] = {}
         self._params_seen: events_pb2.FeatureParams | None = None
+        #: unsubscribes from analytics' in-process features (None: the features come over the bus)
+        self._unlisten: Callable[[], None] | None = None
+        self._local_params: events_pb2.FeatureParams | None = None
+        #: new-signal broadcasts of this replica not yet heard back (the in-process bus hands the
+        #: listener the same bytes object: its own echo is dropped unparsed), by id()
+        self._own: dict[int, bytes] = {}
 
     @property
     def port(self) -> int:
@@ -166,15 +183,23 @@ class SignalsApp:
         # Every replica evaluates every bar's features (a group of its own): cooldowns are per-symbol
         # state that must see each bar in order. Signal ids are deterministic per (bar close, symbol,
         # strategy), so the store's ON CONFLICT lets exactly one replica record and announce each signal.
-        log.info("signals: strategies run on the features analytics publishes on %s (run analytics too)", FEATURE_TOPIC)
-        bar_group = f"signals-features-{self.replica}"
-        self._spawn(
-            self._consume(
-                bus.consume(FEATURE_TOPIC, symbols, group=bar_group, consumer=self.replica),
-                bar_group,
-                self._on_features,
+        local = LocalFeed.of(self.rt)
+        if self.cfg.local_features and local.has_producer(FEATURE_TOPIC):
+            # analytics runs in this process: its snapshots as they are (no serialise, parse or bus hop)
+            log.info("signals: strategies run on the features of analytics' live state in this process")
+            self._unlisten = local.listen(FEATURE_TOPIC, self._on_local_features)
+        else:
+            log.info(
+                "signals: strategies run on the features analytics publishes on %s (run analytics too)", FEATURE_TOPIC
             )
-        )
+            bar_group = f"signals-features-{self.replica}"
+            self._spawn(
+                self._consume(
+                    bus.consume(FEATURE_TOPIC, symbols, group=bar_group, consumer=self.replica),
+                    bar_group,
+                    self._on_features,
+                )
+            )
         chain_group = f"signals-chain-{self.replica}"
         self._spawn(
             self._consume(
@@ -186,11 +211,29 @@ class SignalsApp:
         self._spawn(self._refresh_iv_ranks())
         self.server = await start_server([ServiceRegistration.of(self.servicer)], host=self.cfg.host, port=self._port)
         await self.server.watch(runtime_dependencies(self.rt), self.cfg)
+        if self.cfg.gc_freeze:
+            self._settle_gc()
+
+    def _settle_gc(self) -> None:
+        """Exempt what start-up left alive from the cyclic GC: a full collection otherwise walks every
+        module, calendar and protobuf descriptor (100-250 ms pauses on the bar path in
+        bench/signals.py); later garbage is collected as usual. The market calendar is built first
+        (the engine builds it lazily, on the first bar)."""
+        global _gc_frozen
+        if _gc_frozen:  # once per process (several apps start in a test run)
+            return
+        SignalEngine.may_open(time.time_ns(), self.engine.config)
+        gc.collect()
+        gc.freeze()
+        _gc_frozen = True
 
     async def stop(self) -> None:
         """Stop consuming, then stop the server (open streams get the grace period)."""
         if self.server is not None:
             await self.server.set_serving(False)
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         for t in self._tasks:
             t.cancel()
         if self._tasks:
@@ -218,20 +261,42 @@ class SignalsApp:
             )
 
     async def _on_features(self, payload: bytes) -> None:
-        """One closed bar with its features (computed by analytics): strategies, then contract selection."""
+        """One closed bar with its features from the bus (computed by analytics)."""
         ev = events_pb2.FeatureEvent.FromString(payload)
         self._last_event_ns = ev.ts_event
         if ev.bar.interval not in ("", "1m"):
             return
-        sym = ev.symbol
-        # A redelivered or duplicate event is dropped; one far behind follows a re-warm by the owner.
-        if not SymbolFeatures.accepts(self._last_bar_ns.get(sym, -1), ev.ts_event):
+        if not self._new_bar(ev.symbol, ev.ts_event):
             return
-        self._last_bar_ns[sym] = ev.ts_event
         if ev.params != self._params_seen:
             self._check_params(ev.params)
+        await self._evaluate(snapshot_from_event(ev))
+
+    async def _on_local_features(self, item: tuple[Snapshot, events_pb2.FeatureParams]) -> None:
+        """One closed bar with its features from analytics' live state in this process: the snapshot
+        the bus event would carry (:func:`snapshot_from_event` of it gives equal values)."""
+        snap, params = item
+        bar = snap.bar
+        self._last_event_ns = bar.ts_ns
+        if bar.interval_ns != cv.NS_PER_MIN or not self._new_bar(bar.symbol, bar.ts_ns):
+            return
+        if params is not self._local_params:  # the owner sends one params object: compared once
+            self._local_params = params
+            if params != self._params_seen:
+                self._check_params(params)
+        await self._evaluate(snap)
+
+    def _new_bar(self, symbol: str, ts_ns: int) -> bool:
+        """Record a bar open time (ns) of ``symbol``; False for a redelivered or duplicate bar (one far
+        behind follows a re-warm by the owner and is taken)."""
+        if not SymbolFeatures.accepts(self._last_bar_ns.get(symbol, -1), ts_ns):
+            return False
+        self._last_bar_ns[symbol] = ts_ns
+        return True
+
+    async def _evaluate(self, snap: Snapshot) -> None:
+        """Strategies on one bar's features, then contract selection and the announcements."""
         self.bars_seen += 1
-        snap = snapshot_from_event(ev)
         async with self._lock:
             ideas, updates = self.engine.decide(snap)  # tens of microseconds
             # Contract selection (a few IV solves on the pre-filtered contracts): ~0.2-0.5 ms, on the
@@ -266,6 +331,7 @@ class SignalsApp:
         the bus), and queue the store writes; exits are stored before they are announced (the
         conditional UPDATE picks the one replica that announces an exit)."""
         bus = self.rt.need_bus("signals")
+        in_process = isinstance(bus, InProcessBus)
         announced: list[signals_pb2.Signal] = []
         to_store: list[signals_pb2.Signal] = []
         for sig in new:
@@ -284,12 +350,19 @@ class SignalsApp:
             metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
             ev = events_pb2.SignalEvent(symbol=sig.symbol, ts_event=sig.created_ns, signal=msg, is_update=False)
             raw = ev.SerializeToString()  # serialised once for the channel and the topic
+            if in_process:
+                self._own[id(raw)] = raw
+                if len(self._own) > self.cfg.announce_ring:  # echoes the listener dropped (overflow)
+                    del self._own[next(iter(self._own))]
             await bus.broadcast(SIGNAL_CHANNEL, raw)
             await bus.publish(SIGNAL_TOPIC, sig.symbol, raw)
         if to_store or updates:
-            self._persist.put_nowait((to_store, updates))
+            self._announces += 1
+            self._persist.append((to_store, updates))
+            self._persist_idle.clear()
+            self._persist_wake.set()
         if announced:
-            self._update_open_gauge()
+            # (the open-signals gauge is updated by the store writes, off this path)
             # Let the subscribers' streams take their message before the next bar is evaluated.
             for _ in range(ANNOUNCE_YIELDS):
                 if not self.broker.deepest_queue():
@@ -298,32 +371,41 @@ class SignalsApp:
             await asyncio.sleep(0)
 
     async def _persist_loop(self) -> None:
-        """Store writes in announce order (an exit is never stored before its signal)."""
+        """Store writes in announce order (an exit is never stored before its signal), each after a
+        pause of ``persist_quiet_s`` in announcements: the signals of one bar close are announced
+        one after another, and a write's CPU on the loop would delay the next ones."""
+        quiet_s = self.cfg.persist_quiet_s
         while True:
-            new, updates = await self._persist.get()
-            try:
-                await self._store(new, updates)
-            except Exception:
-                ids = [s.id for s in new] + [s.id for s in updates]
-                log.exception("signals: failed to store signals", extra={"signals": ids})
-            finally:
-                self._persist.task_done()
+            await self._persist_wake.wait()
+            seen = -1
+            while quiet_s > 0 and seen != self._announces:
+                seen = self._announces
+                await asyncio.sleep(quiet_s)
+            while self._persist:
+                new, updates = self._persist.popleft()
+                try:
+                    await self._store(new, updates)
+                except Exception:
+                    ids = [s.id for s in new] + [s.id for s in updates]
+                    log.exception("signals: failed to store signals", extra={"signals": ids})
+            self._persist_wake.clear()
+            self._persist_idle.set()
 
     async def stored(self, timeout_s: float = PERSIST_DRAIN_S) -> None:
         """Wait until the store writes queued so far are done (at most ``timeout_s``)."""
         if self._persister is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._persist.join(), timeout_s)
+            await asyncio.wait_for(self._persist_idle.wait(), timeout_s)
 
     async def _drain_persist(self) -> None:
         """Finish the queued store writes (within ``PERSIST_DRAIN_S``), then stop the writer."""
         if self._persister is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._persist.join(), PERSIST_DRAIN_S)
-        if self._persist.qsize():
-            log.warning("signals: %d store writes not done at stop", self._persist.qsize())
+            await asyncio.wait_for(self._persist_idle.wait(), PERSIST_DRAIN_S)
+        if self._persist:
+            log.warning("signals: %d store writes not done at stop", len(self._persist))
         self._persister.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._persister
@@ -362,6 +444,8 @@ class SignalsApp:
 
     async def _fanout(self, listener: Any) -> None:
         async for payload in listener:
+            if self._own.pop(id(payload), None) is payload:
+                continue  # this replica's own announcement, already fanned out by _emit
             ev = events_pb2.SignalEvent.FromString(payload)
             self.broker.publish(ev.signal, ev.is_update)
             metrics.queue_depth.set(self.broker.deepest_queue(), {"queue": "signals_subscriber"})

@@ -23,6 +23,7 @@ import pytest
 from aiots.core import options as opt
 from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.ports import Bus
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
@@ -90,10 +91,14 @@ def chain_events(spot: float, ts_ns: int) -> list[events_pb2.OptionQuoteEvent]:
 
 
 @contextlib.asynccontextmanager
-async def features_owner(settings: Settings, bus: Bus) -> AsyncIterator[LiveState]:
+async def features_owner(settings: Settings, bus: Bus, feed: LocalFeed | None = None) -> AsyncIterator[LiveState]:
     """Analytics' live state on ``bus``, the one owner of the features (no storage: nothing to warm
-    from, so the scripted bars are all it sees)."""
-    live = LiveState(Runtime(settings=settings, bus=bus))
+    from, so the scripted bars are all it sees); ``feed``: this process's local feed (the signals
+    service then takes the features in-process, as under ``aiots up``), else over the bus only."""
+    rt = Runtime(settings=settings, bus=bus)
+    if feed is not None:
+        rt.register(feed)
+    live = LiveState(rt)
     await live.start()
     try:
         yield live
@@ -101,14 +106,19 @@ async def features_owner(settings: Settings, bus: Bus) -> AsyncIterator[LiveStat
         await live.stop()
 
 
-@pytest.fixture
-async def app(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, InProcessBus]]:
+@pytest.fixture(params=["bus", "in-process"])
+async def app(pg_pool: Any, request: pytest.FixtureRequest) -> AsyncIterator[tuple[SignalsApp, InProcessBus]]:
+    """The signals service with the features over the bus (analytics in another process) or from
+    analytics' live state in this process."""
     settings = Settings(signals={"port": 0, "heartbeat_s": 1.0}, symbols=["AAPL", "MSFT"])
     bus = InProcessBus(settings.redis)
     await pg_pool.execute("DELETE FROM signals WHERE symbol = 'AAPL'")
-    a = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
-    async with features_owner(settings, bus):
+    rt = Runtime(settings=settings, db=pg_pool, bus=bus)
+    local = request.param == "in-process"
+    a = SignalsApp(rt, port=0)
+    async with features_owner(settings, bus, LocalFeed.of(rt) if local else None):
         await a.start()
+        assert (a._unlisten is not None) == local  # the path this case is about
         yield a, bus
         await a.stop()
     await bus.close()
