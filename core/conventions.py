@@ -176,6 +176,10 @@ class MarketCalendar:
         self._t = _Table(dates, ordinals, opens, closes)
         self.first = dates[0]
         self.last = dates[-1]
+        # the latest answers, reused while the time stays in the same New York day / between the
+        # same two regular opens (a replay asks about every bar; one tuple, replaced whole)
+        self._day_hit: tuple[int, int, Session | None] = (0, 0, None)  # [midnight, next midnight)
+        self._open_hit: tuple[int, int, int] = (0, 0, 0)  # [an open, the next open), that open's close
 
     # dates
     def _index(self, day: dt.date) -> int:
@@ -232,8 +236,13 @@ class MarketCalendar:
     # instants
     def session_of(self, ts_ns: int) -> Session | None:
         """The session whose trading day (04:00-20:00 ET) contains ``ts_ns``; None on a closed day."""
+        lo, hi, hit = self._day_hit
+        if lo <= ts_ns < hi:
+            return hit
         d = ny_date(ts_ns)
-        return self._row(self._index(d)) if self.is_session(d) else None
+        hit = self._row(self._index(d)) if self.is_session(d) else None
+        self._day_hit = (ny_midnight_ns(d), ny_midnight_ns(d + dt.timedelta(days=1)), hit)
+        return hit
 
     def phase(self, ts_ns: int) -> Phase:
         """'pre' (04:00-open), 'regular' (open-close), 'post' (close-20:00) or 'closed'."""
@@ -250,8 +259,16 @@ class MarketCalendar:
 
     def is_regular_hours(self, ts_ns: int) -> bool:
         """True within a session's regular hours [open, close)."""
-        o = int(np.searchsorted(self._t.opens, ts_ns, side="right")) - 1
-        return o >= 0 and ts_ns < int(self._t.closes[o])
+        lo, hi, close = self._open_hit
+        if lo <= ts_ns < hi:
+            return ts_ns < close
+        t = self._t
+        o = int(np.searchsorted(t.opens, ts_ns, side="right")) - 1
+        if o < 0:
+            return False
+        nxt = int(t.opens[o + 1]) if o + 1 < len(t.opens) else TIMESTAMP_MAX_NS + 1
+        self._open_hit = (int(t.opens[o]), nxt, int(t.closes[o]))
+        return ts_ns < int(t.closes[o])
 
     def last_regular_close_at_or_before(self, ts_ns: int) -> int | None:
         """The latest regular close (ns) at or before ``ts_ns``."""

@@ -18,6 +18,7 @@ import bisect
 import datetime as dt
 import functools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,10 +145,15 @@ class ChainIV:
     median of the vendor IVs of the call and put there, on the expiry nearest ``target_days``.
     """
 
-    def __init__(self, chains: list[ChainSnapshots], target_days: float) -> None:
+    def __init__(
+        self, chains: list[ChainSnapshots], target_days: float, symbols: Collection[str] | None = None
+    ) -> None:
+        """``symbols``: only these underlyings (default: every one in ``chains``)."""
         self._points: dict[str, list[tuple[int, float]]] = {}
         for c in chains:
             f = c.frame
+            if symbols is not None:
+                f = f[f["underlying"].isin(list(symbols))]
             f = f[(f["bid"] > 0) & (f["ask"] > 0) & (f["ask"] >= f["bid"]) & np.isfinite(f["implied_vol"])]
             for (und, ts), g in f.groupby(["underlying", "ts_ns"]):
                 iv = self._atm_iv(g, int(ts), target_days)

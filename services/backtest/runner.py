@@ -233,10 +233,14 @@ class Replay:
         self._inputs = (cfg, bars, quotes, chains, null_plan, engine is None)
         if null_plan is not None:
             self.engine.strategies = []  # the null model's ideas come from the plan
-        self.chain_iv = chain_iv if chain_iv is not None else ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max))
-        self.rv = RealisedVol(settings.model.realised_halflife_bars, settings.model.realised_min_returns)
         syms = set(settings.symbols) if settings.symbols else None
         self.series = {k: v for k, v in bars.items() if syms is None or k in syms}
+        self.chain_iv = (
+            chain_iv
+            if chain_iv is not None
+            else ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max), symbols=set(self.series))
+        )
+        self.rv = RealisedVol(settings.model.realised_halflife_bars, settings.model.realised_min_returns)
         self.quotes = quotes
         self.progress = progress
         self.trades: list[Trade] = []

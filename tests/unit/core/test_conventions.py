@@ -311,3 +311,21 @@ def test_weekly_expiry_days() -> None:
     assert cv.is_weekly_expiry(D(2026, 7, 2))  # Thursday before 2026-07-03 (Independence Day observed)
     assert not cv.is_weekly_expiry(D(2026, 6, 17))  # an ordinary Wednesday
     assert not cv.is_weekly_expiry(D(2026, 6, 19))  # the holiday itself
+
+
+def test_session_answers_reused_along_a_walk_match_exchange_calendars() -> None:
+    # minute by minute (the way a replay asks) through a DST change, Thanksgiving and its early
+    # close: the cached session / regular-hours answers must equal exchange-calendars' schedule
+    cal = cv.calendar()
+    xs = _xnys()
+    t, end = _ns(2025, 10, 31, 12, 0, dt.UTC), _ns(2025, 11, 4, 12, 0, dt.UTC)
+    t2, end2 = _ns(2025, 11, 26, 12, 0, dt.UTC), _ns(2025, 12, 1, 12, 0, dt.UTC)
+    for ts in [*range(t, end, 60 * 10**9), *range(t2, end2, 60 * 10**9)]:
+        local = pd.Timestamp(dt.datetime.fromtimestamp(ts / 1e9, ET).date())
+        s = cal.session_of(ts)
+        if not xs.is_session(local):
+            assert s is None and not cal.is_regular_hours(ts)
+            continue
+        row = xs.schedule.loc[local]
+        assert s is not None and (s.open_ns, s.close_ns) == (row["open"].value, row["close"].value)
+        assert cal.is_regular_hours(ts) == (row["open"].value <= ts < row["close"].value)
