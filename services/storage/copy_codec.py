@@ -133,47 +133,53 @@ def direct_copy_columns(table: str) -> list[str]:
 
 def encode_direct_copy(table: str, cols: dict[str, npt.NDArray[Any]], symbols: dict[int, str]) -> bytes:
     """Binary COPY payload for the real table (symbol text + timestamptz included), built in NumPy."""
-    dtype, fixed, text = _DIRECT[table]
     n = int(cols["ts_event"].shape[0])
-    rec = np.empty(n, dtype=dtype)
+    return _COPY_HEADER + encode_direct_rows(table, cols, symbols, 0, n) + _COPY_TRAILER
+
+
+def encode_direct_rows(
+    table: str, cols: dict[str, npt.NDArray[Any]], symbols: dict[int, str], lo: int, hi: int
+) -> bytes:
+    """The rows ``lo:hi`` of :func:`encode_direct_copy`'s payload, without header and trailer, so a
+    large batch can be streamed to COPY in chunks (concatenated chunks equal the whole payload).
+
+    Each row is laid out padded (fixed columns, then per text column a 4-byte length and the text
+    padded to the widest symbol), and one boolean compress drops the padding: a single pass over
+    the bytes, no per-byte index arrays."""
+    dtype, fixed, text = _DIRECT[table]
+    n = hi - lo
+    enc: dict[str, tuple[npt.NDArray[Any], npt.NDArray[np.int64], int]] = {}
+    fields = list(dtype.descr)
+    for c in text:
+        uniq, inv = np.unique(cols[c][lo:hi], return_inverse=True)
+        texts = [symbols[int(u)].encode() for u in uniq.tolist()]
+        width = max((len(e) for e in texts), default=1)
+        ln = np.array([len(e) for e in texts], dtype=np.int64)[inv]
+        enc[c] = (np.array(texts, dtype=f"S{width}")[inv], ln, width)
+        fields += [(f"_l_{c}", ">i4"), (f"_t_{c}", f"S{width}")]
+    padded = np.dtype(fields)
+    rec = np.empty(n, dtype=padded)
     rec["_n"] = len(fixed) + len(text)
     for name in fixed:
         if name == "ts":
             rec["_l_ts"] = 8
-            rec["ts"] = cols["ts_event"] // 1000 - _PG_EPOCH_US
+            rec["ts"] = cols["ts_event"][lo:hi] // 1000 - _PG_EPOCH_US
         elif name == "side":
             rec["_l_side"] = 1
-            rec["side"] = cols["side"].astype(np.uint8).view("S1")
+            rec["side"] = cols["side"][lo:hi].astype(np.uint8).view("S1")
         else:
             rec[f"_l_{name}"] = dtype[name].itemsize
-            rec[name] = cols[name]
-    fixed_b = rec.view(np.uint8).reshape(n, dtype.itemsize)
-    # per row: fixed bytes, then for each text column a 4-byte length and the UTF-8 bytes
-    lens = np.full(n, dtype.itemsize, dtype=np.int64)
-    text_parts = []
+            rec[name] = cols[name][lo:hi]
+    if not text:
+        return rec.tobytes()
+    keep = [np.ones((n, dtype.itemsize), dtype=bool)]
     for c in text:
-        codes = cols[c]
-        uniq, inv = np.unique(codes, return_inverse=True)
-        enc = [symbols[int(u)].encode() for u in uniq.tolist()]
-        width = max(len(e) for e in enc)
-        table_b = np.zeros((len(enc), 4 + width), dtype=np.uint8)
-        ln = np.array([len(e) for e in enc], dtype=np.int64)
-        for i, e in enumerate(enc):
-            table_b[i, :4] = np.frombuffer(len(e).to_bytes(4, "big"), dtype=np.uint8)
-            table_b[i, 4 : 4 + len(e)] = np.frombuffer(e, dtype=np.uint8)
-        text_parts.append((table_b[inv], 4 + ln[inv]))
-        lens += 4 + ln[inv]
-    out = np.empty(int(lens.sum()), dtype=np.uint8)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    idx = starts[:, None] + np.arange(dtype.itemsize)
-    out[idx] = fixed_b
-    pos = starts + dtype.itemsize
-    for rows_b, used in text_parts:
-        for k in np.unique(used).tolist():  # rows with the same text length move together
-            m = used == k
-            out[pos[m][:, None] + np.arange(k)] = rows_b[m, :k]
-        pos = pos + used
-    return _COPY_HEADER + out.tobytes() + _COPY_TRAILER
+        strings, ln, width = enc[c]
+        rec[f"_l_{c}"] = ln
+        rec[f"_t_{c}"] = strings
+        keep.append(np.arange(4 + width) < (4 + ln)[:, None])  # the length word and the text's own bytes
+    rows: npt.NDArray[np.uint8] = rec.view(np.uint8).reshape(n, padded.itemsize)
+    return bytes(rows[np.concatenate(keep, axis=1)].tobytes())
 
 
 def _staging_ddl(table: str) -> str:

@@ -37,14 +37,19 @@ import io
 import logging
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 
 from aiots.core.conventions import NS_PER_DAY
 from aiots.services.storage.copy_codec import (
+    _COPY_HEADER,
+    _COPY_TRAILER,
     _NULLABLE,
     _ROW_ORDER,
     _ROW_SQL,
@@ -52,7 +57,7 @@ from aiots.services.storage.copy_codec import (
     _staging_ddl,
     direct_copy_columns,
     encode_binary_copy,
-    encode_direct_copy,
+    encode_direct_rows,
 )
 from aiots.services.storage.migrate import PARTITIONED_TABLES, ensure_partitions
 from aiots.services.storage.records import (
@@ -101,10 +106,12 @@ class Writer:
         symbols: SymbolTable = SYMBOLS,
         application_name: str = "aiots-writer",
         optimistic: bool = True,
+        copy_chunk_rows: int = 32_768,
     ) -> None:
         self.dsn = dsn
         self.application_name = application_name
         self.optimistic = optimistic
+        self.copy_chunk_rows = copy_chunk_rows
         self.queue_records = queue_records
         self.batch_records = batch_records
         self.flush_interval_s = flush_interval_s
@@ -330,7 +337,7 @@ class Writer:
                         async with conn.transaction():
                             await conn.copy_to_table(
                                 table,
-                                source=io.BytesIO(encode_direct_copy(table, cols, batch.symbols)),
+                                source=self._direct_chunks(table, cols, batch.symbols),
                                 format="binary",
                                 columns=direct_copy_columns(table),
                             )
@@ -348,6 +355,19 @@ class Writer:
             self.stats.written[table] += n
             self.stats.received[table] += batch.count(table)
         self._known_instruments.update(new_instr)
+
+    async def _direct_chunks(
+        self, table: str, cols: dict[str, npt.NDArray[Any]], symbols: dict[int, str]
+    ) -> AsyncIterator[bytes]:
+        """The direct COPY payload in chunks of ``copy_chunk_rows`` rows, each built in a worker
+        thread: PostgreSQL parses one chunk while the next is built, and the event loop (decode,
+        publishing) is never held for a whole batch's encoding."""
+        n = int(cols["ts_event"].shape[0])
+        yield _COPY_HEADER
+        for lo in range(0, n, self.copy_chunk_rows):
+            hi = min(n, lo + self.copy_chunk_rows)
+            yield await asyncio.to_thread(encode_direct_rows, table, cols, symbols, lo, hi)
+        yield _COPY_TRAILER
 
 
 def stock_symbols(batch: Batch) -> list[str]:

@@ -151,10 +151,11 @@ async def test_spill_left_by_previous_process_is_written_at_start(pg_dsn: str, t
 
 
 async def test_direct_copy_and_dedup_path_store_identical_rows(pg_dsn: str, tmp_path: Path) -> None:
-    """The optimistic binary COPY into the table and the staging + ON CONFLICT path agree column by column."""
+    """The optimistic binary COPY into the table (streamed in chunks of 256 rows: 700 rows make three)
+    and the staging + ON CONFLICT path agree column by column."""
     rows = {}
     for sym, optimistic in (("WRTE", True), ("WRTF", False)):
-        w = Writer(pg_dsn, spill_dir=tmp_path / sym, flush_interval_s=0.01, optimistic=optimistic)
+        w = Writer(pg_dsn, spill_dir=tmp_path / sym, flush_interval_s=0.01, optimistic=optimistic, copy_chunk_rows=256)
         await w.start()
         b = trade_batch(sym, 0, 700)
         q = nz.Batch()
