@@ -85,6 +85,8 @@ RATE, DIV_YIELD = cv.DEFAULT_RATE, 0.012
 NS = cv.NS_PER_S
 INDICATORS = ("sma", "ema", "rsi", "macd", "bbands", "atr", "adx", "stoch", "obv")
 SERVICE = "/aiots.v1.AnalyticsService/"
+#: the anchors' empty unary method (bytes in, no bytes out): the gRPC floor of any RPC
+FLOOR_SERVICE, FLOOR_METHOD = "aiots.bench.Floor", "Empty"
 CLIENTS = (1, 8, 32)
 DEFAULT_K = np.round(np.arange(-0.3, 0.3 + 1e-9, 0.05), 10)
 
@@ -177,7 +179,7 @@ def _client_proc(port: int, method: str, payload: bytes, clients: int, per_clien
     async def run() -> tuple[list[float], float]:
         opts = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
         ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts)
-        call = ch.unary_unary(SERVICE + method)
+        call = ch.unary_unary(method if method.startswith("/") else SERVICE + method)
         await call(payload)  # warm the connection
         lat: list[float] = []
 
@@ -224,6 +226,25 @@ def timed_core(fn: Callable[[], Any], reps: int) -> float:
         fn()
         out.append(time.perf_counter() - t0)
     return statistics.median(out)
+
+
+def add_floor(_servicer: object, server: grpc.aio.Server) -> None:
+    """An empty unary method (the anchor rows): what any RPC costs before the servicer's own work."""
+
+    async def empty(request: bytes, context: Any) -> bytes:
+        return b""
+
+    handler = grpc.unary_unary_rpc_method_handler(empty)  # no (de)serialisers: bytes in and out
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(FLOOR_SERVICE, {FLOOR_METHOD: handler}),))
+
+
+async def bare_floor_server() -> tuple[grpc.aio.Server, int]:
+    """A plain ``grpc.aio`` server (no interceptors) with only the empty method."""
+    server = grpc.aio.server()
+    add_floor(None, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
 
 
 def instrument(servicer: AnalyticsServicer, sink: dict[str, list[float]]) -> None:
@@ -279,10 +300,11 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     servicer = AnalyticsServicer(Runtime(settings=settings, db=pool, cache=None), live)
     instrument(servicer, sink)
     gs = await start_server(
-        [ServiceRegistration.of(servicer)],
+        [ServiceRegistration.of(servicer), ServiceRegistration(FLOOR_SERVICE, add_floor, None)],
         host="127.0.0.1",
         port=0,
     )
+    bare, bare_port = await bare_floor_server()
     # -- requests and the core doing the same work
     calls = ind.build_calls(list(INDICATORS), 0, [], settings.analytics.max_period)
     stored = await queries.get_bars(pool, SYM, "1m", None, None, N_BARS)
@@ -319,8 +341,12 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
             lambda: opt.american_greeks(s, k, t, RATE, vol, DIV_YIELD, call, method="bjerksund_stensland_2002"), reps
         ),
     }
+    floor = f"/{FLOOR_SERVICE}/{FLOOR_METHOD}"
+    core["floor"] = 1e-6  # (no core work: the overhead column is not meaningful for the anchors)
     cases: list[tuple[str, str, bytes, str, int]] = [
         # (label, method, payload, core key, requests per client at 1 client)
+        ("anchor: empty unary, plain grpc.aio server", "bare:" + floor, b"", "floor", 500),
+        ("anchor: empty unary, the service's server", floor, b"", "floor", 500),
         ("GetIndicators live (9 ind.)", "GetIndicators", live_req.SerializeToString(), "live", 500),
         ("GetIndicators full, 100k bars", "GetIndicators", full_req.SerializeToString(), "full", 60),
         ("GetOptionsAnalytics 2,000 contracts", "GetOptionsAnalytics",
@@ -339,7 +365,8 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
             total = min(n1 * clients, max(clients, int(budget_s / max(core[key], 1e-4))))
             per_client = max(1, total // clients)
             sink[method].clear()
-            lat, wall = await drive(gs.port, method, payload, clients, per_client)
+            port = bare_port if method.startswith("bare:") else gs.port
+            lat, wall = await drive(port, method.removeprefix("bare:"), payload, clients, per_client)
             srv = sink[method][1:]  # drop the connection warm-up call
             rows.append((label, clients, pct(lat, 50), pct(lat, 99), pct(srv, 50), pct(srv, 99), len(lat) / wall,
                          core[key], pct(lat, 50) / core[key]))  # fmt: skip
@@ -347,6 +374,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     # cold paths: once each (first request after new data)
     cold = await cold_paths(servicer, settings, pool, full_req, core)
     await gs.stop(0)
+    await bare.stop(0)
     await live.stop()
     await pool.close()
     print()

@@ -91,6 +91,9 @@ class LiveState:
         self.state: dict[tuple[str, str], SymbolFeatures] = {}
         #: closed bars folded in from the bus (each is one feature computation and one event)
         self.computed = 0
+        #: bumped whenever any state changes (a bar folded in, a re-warm, a restore): an answer
+        #: derived from the state at one value holds until it moves
+        self.changes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.namespace = rt.settings.redis.namespace
@@ -168,6 +171,7 @@ class LiveState:
                 await self._fold(st, since)
         state = st if isinstance(st, SymbolFeatures) else await self._warmed(symbol, interval)
         self.state[symbol, interval] = state
+        self.changes += 1
         return state
 
     async def checkpoint(self) -> None:
@@ -198,6 +202,7 @@ class LiveState:
             log.info("live state: feed behind the state of %s %s; re-warming", b.symbol, b.interval)
             st = self.state[b.symbol, b.interval] = await self._warmed(b.symbol, b.interval, ts)
         snap = st.update(bar)
+        self.changes += 1  # (a re-warm above changed the state too)
         if snap is None:
             return None
         self.computed += 1

@@ -204,6 +204,9 @@ class AnalyticsSettings(ServiceSettings):
     default_lookback: int = Field(500, ge=1)
     max_lookback: int = Field(100_000, ge=1)
     checkpoint_interval_s: float = Field(5.0, gt=0)
+    live_answer_entries: int = Field(
+        256, ge=1, description="encoded live GetIndicators answers kept per request until the next bar"
+    )
     unusual_volume_oi: float = 2.0
     max_period: int = Field(1000, ge=1, description="largest indicator period accepted")
     default_pattern_days: int = Field(30, ge=1)

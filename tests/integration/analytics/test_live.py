@@ -68,19 +68,28 @@ async def test_live_indicators_through_grpc_and_restart(seeded_pool: Any, writer
         assert ei.value.code() == grpc.StatusCode.NOT_FOUND
         # the ingestion path: storage writer + bars:1m events on the bus
         pipe = Pipeline(writer=writer, bus=bus, build_bars=False)
-        for lo in range(0, N_BARS, 100):
-            sl = slice(lo, lo + 100)
-            await pipe.process(
-                bars_batch(
-                    "bars_1m", SYMBOL, ts[sl], *(cols[k][sl] for k in ("open", "high", "low", "close", "volume"))
+
+        async def fold(lo: int, hi: int) -> None:
+            for a in range(lo, hi, 100):
+                sl = slice(a, min(a + 100, hi))
+                await pipe.process(
+                    bars_batch(
+                        "bars_1m", SYMBOL, ts[sl], *(cols[k][sl] for k in ("open", "high", "low", "close", "volume"))
+                    )
                 )
-            )
-        await writer.flush(30.0)
-        for _ in range(500):
-            st = app.live.state.get((SYMBOL, "1m"))
-            if st is not None and st.bars >= N_BARS:
-                break
-            await asyncio.sleep(0.01)
+            await writer.flush(30.0)
+            for _ in range(500):
+                st = app.live.state.get((SYMBOL, "1m"))
+                if st is not None and st.bars >= hi:
+                    break
+                await asyncio.sleep(0.01)
+
+        # one bar short: the answer is kept for the same request until the next bar, then renewed
+        await fold(0, N_BARS - 1)
+        early = [await stub.GetIndicators(pb.GetIndicatorsRequest(symbol=SYMBOL, interval="1m")) for _ in range(2)]
+        assert early[0] == early[1] and early[0].as_of.seconds * NS == ts[-2]
+        assert _values(early[0])["sma"][0][1] == pytest.approx(talib.SMA(cols["close"][:-1], 30)[-1], rel=1e-12)
+        await fold(N_BARS - 1, N_BARS)
         assert app.live.state[SYMBOL, "1m"].bars == N_BARS
         live = await stub.GetIndicators(pb.GetIndicatorsRequest(symbol=SYMBOL, interval="1m"))
         assert live.source == "live" and live.as_of.seconds * NS == ts[-1]
