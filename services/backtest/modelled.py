@@ -208,6 +208,9 @@ class _Layout:
     strike: np.ndarray
     is_call: np.ndarray
     expiry_ns: np.ndarray
+    zeros: np.ndarray = field(default_factory=lambda: np.empty(0))  # size, open interest, volume: unknown
+    multiplier: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    expiry_index: tuple[list[int], np.ndarray] = field(default_factory=lambda: ([], np.empty(0, np.int64)))
 
 
 def _build_layout(key: tuple[object, ...]) -> _Layout:
@@ -234,7 +237,10 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
     if not cols:
         return _Layout(exps, np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
     idx, strike, is_call, exp_ns = (np.concatenate(c) for c in zip(*cols, strict=True))
-    return _Layout(exps, idx, strike, is_call, exp_ns)
+    n = len(strike)
+    mult = np.full(n, OptionQuote.multiplier, dtype=np.int64)
+    # the expiries are in date order, so each row's expiry code is its position in ``exps``
+    return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
 
 
 class ModelledChainView(ChainView):
@@ -265,18 +271,11 @@ class ModelledChainView(ChainView):
         self._exp_idx = lay.exp_idx
         self._years = np.array(years)[lay.exp_idx] if years else np.empty(0)
         n_rows = len(lay.strike)
-        zeros = np.zeros(n_rows)
+        z = lay.zeros  # shared read-only columns of the layout
         super().__init__(
-            lay.expiry_ns,
-            lay.strike,
-            lay.is_call,
-            np.full(n_rows, now_ns, dtype=np.int64),
-            zeros,
-            zeros,
-            zeros,
-            np.full(n_rows, OptionQuote.multiplier, dtype=np.int64),
+            lay.expiry_ns, lay.strike, lay.is_call, np.full(n_rows, now_ns, dtype=np.int64), z, z, z, lay.multiplier
         )
-        self._expiry_index = ([e_ns for _e, _iso, e_ns in lay.exps], lay.exp_idx)  # exps are in date order
+        self._expiry_index = lay.expiry_index
         self._bid = np.zeros(n_rows)
         self._ask = np.zeros(n_rows)
         self._priced = np.zeros(n_rows, dtype=np.bool_)

@@ -126,32 +126,30 @@ class SignalRecord:
 
 
 def _merge_bars(series: Iterable[BarSeries], start_ns: int | None, end_ns: int | None) -> list[Bar]:
-    out: list[tuple[int, str, int]] = []
-    arrays: dict[str, BarSeries] = {}
+    """Every bar of ``series`` closing at or before ``end_ns``, ordered by (close, symbol, row)."""
+    parts: list[tuple[BarSeries, npt.NDArray[np.int64]]] = []
     for s in series:
-        arrays[s.symbol] = s
         close = s.ts_ns + s.interval_ns
         keep = np.ones(len(s), dtype=bool)
         if end_ns is not None:
             keep &= close <= end_ns
-        out.extend((int(close[i]), s.symbol, int(i)) for i in np.flatnonzero(keep))
-    out.sort()
-    bars: list[Bar] = []
-    for _c, sym, i in out:
-        s = arrays[sym]
-        bars.append(
-            Bar(
-                sym,
-                int(s.ts_ns[i]),
-                float(s.open[i]),
-                float(s.high[i]),
-                float(s.low[i]),
-                float(s.close[i]),
-                float(s.volume[i]),
-                s.interval_ns,
-            )
-        )
-    return bars
+        parts.append((s, np.flatnonzero(keep)))
+    if not parts:
+        return []
+    parts.sort(key=lambda p: p[0].symbol)  # (close, symbol, row): a stable sort on close over symbol order
+    close = np.concatenate([p[0].ts_ns[p[1]] + p[0].interval_ns for p in parts])
+    order = np.argsort(close, kind="stable")
+    cols = [
+        np.concatenate([getattr(p[0], c)[p[1]] for p in parts]).tolist()
+        for c in ("ts_ns", "open", "high", "low", "close", "volume")
+    ]
+    syms = [p[0].symbol for p in parts for _ in range(len(p[1]))]
+    ivs = [p[0].interval_ns for p in parts for _ in range(len(p[1]))]
+    ts, o, h, lo, c, v = cols
+    return [
+        Bar(syms[k], int(ts[k]), float(o[k]), float(h[k]), float(lo[k]), float(c[k]), float(v[k]), ivs[k])
+        for k in order.tolist()
+    ]
 
 
 class _QuoteFeed:
@@ -248,6 +246,7 @@ class Replay:
         self._last_close: dict[str, float] = {}
         self.iv_sources: dict[str, str] = {}
         self.signal_log: list[SignalRecord] = []
+        self._snap_labels: dict[int, str] = {}  # chain snapshot ns -> its IV source label
 
     # --- IV for modelled premiums ---------------------------------------------------------
     def _model_iv(self, symbol: str, now_ns: int, interval_ns: int) -> tuple[float, str]:
@@ -256,7 +255,10 @@ class Replay:
             return m.iv_by_symbol[symbol], "configured"
         iv, snap = self.chain_iv.iv(symbol, now_ns)
         if math.isfinite(iv) and snap is not None:
-            return max(iv, m.min_iv), f"chain {ny_date(snap).isoformat()}"
+            label = self._snap_labels.get(snap)
+            if label is None:
+                label = self._snap_labels[snap] = f"chain {ny_date(snap).isoformat()}"
+            return max(iv, m.min_iv), label
         if m.default_iv is not None:
             return m.default_iv, "configured default"
         rv = self.rv.vol(symbol, interval_ns)

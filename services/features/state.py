@@ -135,6 +135,14 @@ class Snapshot:
     # computes that ATM IV on demand (IV solves: only strategies that need it pay for it)
     iv_source: Callable[[], float] | None = field(default=None, compare=False, repr=False)
 
+    def with_iv_source(self, source: Callable[[], float]) -> Snapshot:
+        """A copy whose :meth:`traded_atm_iv` falls back to ``source`` (``dataclasses.replace``'s
+        result, without re-running the frozen ``__init__``: the engine does this on every bar)."""
+        new = object.__new__(Snapshot)
+        new.__dict__.update(self.__dict__)
+        object.__setattr__(new, "iv_source", source)
+        return new
+
     def traded_atm_iv(self) -> float:
         """``atm_iv``, else computed by ``iv_source`` (NaN without either)."""
         if math.isfinite(self.atm_iv) or self.iv_source is None:

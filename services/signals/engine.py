@@ -7,7 +7,6 @@ I/O (bus, storage, fan-out) lives in :mod:`app`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 
@@ -141,7 +140,7 @@ class SignalEngine:
             def source() -> float:
                 return traded_atm_iv(chains.view(bar.symbol), bar.close, bar.close_ts_ns, cfg, q, age)
 
-            snap = dataclasses.replace(snap, iv_source=source)
+            snap = snap.with_iv_source(source)
         ideas: list[Idea] = []
         for strat in self.strategies:
             self.evaluations += 1

@@ -108,12 +108,12 @@ def _norm_cdf(x: F64) -> F64:
 
 def _pymax(a: Num, b: Num) -> F64:
     """Element-wise ``max(a, b)`` with Python's rule (``b`` only where ``b > a``; NaN never wins as ``b``)."""
-    return np.where(np.greater(b, a), b, a).astype(np.float64)
+    return np.where(np.greater(b, a), b, a)
 
 
 def _pymin(a: Num, b: Num) -> F64:
     """Element-wise ``min(a, b)`` with Python's rule (``b`` only where ``b < a``)."""
-    return np.where(np.less(b, a), b, a).astype(np.float64)
+    return np.where(np.less(b, a), b, a)
 
 
 def move_for_option_change(delta: Num, gamma: Num, theta_day: Num, days: Num, dv: Num) -> F64:
@@ -132,9 +132,8 @@ def move_for_option_change(delta: Num, gamma: Num, theta_day: Num, days: Num, dv
 def race_probability(spot: Num, upper: Num, lower: Num, sigma: Num, mu: Num) -> F64:
     """P(log-price hits ln(upper) before ln(lower)) for drift ``mu - sigma^2/2`` (per year),
     element-wise; 0 at or below ``lower``, 1 otherwise outside the band or with no volatility."""
-    spot, upper, lower, sigma, mu = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in (spot, upper, lower, sigma, mu))
-    )
+    spot, upper, lower = np.asarray(spot, dtype=np.float64), np.asarray(upper, dtype=np.float64), np.asarray(lower)
+    sigma, mu = np.asarray(sigma, dtype=np.float64), np.asarray(mu, dtype=np.float64)
     inside = (lower < spot) & (spot < upper) & ~(sigma <= 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         a, b = np.log(upper / spot), np.log(lower / spot)
@@ -155,9 +154,8 @@ def reach_probability(spot: Num, level: Num, sigma: Num, years: Num, drift: Num 
     N((m t - a) / (s sqrt t)) + exp(2 m a / s^2) N((-m t - a) / (s sqrt t)); with m = 0 this is the
     reflection principle 2 N(-|a| / (s sqrt t)).
     """
-    spot, level, sigma, years, drift = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in (spot, level, sigma, years, drift))
-    )
+    spot, level, sigma = np.asarray(spot, dtype=np.float64), np.asarray(level, dtype=np.float64), np.asarray(sigma)
+    years, drift = np.asarray(years, dtype=np.float64), np.asarray(drift, dtype=np.float64)
     live = ~((years <= 0) | (sigma <= 0) | (level <= 0))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         a = np.log(level / spot)
@@ -220,10 +218,16 @@ def _atm_ivs(
         if not len(r_e):
             continue
         dist = np.abs(view.strike[r_e] - spot)
-        order = np.argsort(dist, kind="stable")
         atm: Rows | None = None
+        near = r_e[dist == dist.min()]  # the nearest strike's rows, in chain order: usually two-sided
+        two = view.two_sided(near)
+        if two.any():
+            live = near[two]
+            k = view.strike[min(live.tolist(), key=view.occ)]
+            atm = live[view.strike[live] == k]
+        order = np.argsort(dist, kind="stable") if atm is None else np.empty(0, dtype=np.intp)
         i = 0
-        while i < len(order):
+        while i < len(order):  # nearest first, until a strike is quoted on both sides
             d = dist[order[i]]
             j = i + 1
             while j < len(order) and dist[order[j]] == d:
@@ -375,7 +379,8 @@ class ContractSelector:
         # Cheap pre-filter: European IV/delta (microseconds) keeps only contracts near the delta
         # band, so the costly solver runs on a handful of them.
         K = view.strike[rows]
-        T = np.array([(e - now_ns) / NS_PER_YEAR for e in view.expiry_ns[rows].tolist()])
+        uniq, codes = view.expiry_index()  # years to expiry once per expiry (exact int arithmetic first)
+        T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[codes[rows]]
         iv_eu = np.asarray(opt.implied_vol(mids, S, K, T, r, dividend_yield, want_call), float)
         near = np.isfinite(iv_eu)
         if near.any():
@@ -393,8 +398,9 @@ class ContractSelector:
         mids, K, T = mids[near], K[near], T[near]
         styles = view.styles(rows)
         iv = np.full(len(rows), np.nan)
-        for style in set(styles):
-            m = np.array([st == style for st in styles])
+        kinds = set(styles)
+        for style in kinds:
+            m = np.array([st == style for st in styles]) if len(kinds) > 1 else np.ones(len(rows), dtype=np.bool_)
             iv[m] = np.asarray(
                 opt.implied_vol(mids[m], S, K[m], T[m], r, dividend_yield, want_call, style=style), float
             )
@@ -493,8 +499,16 @@ class ContractSelector:
         valid &= ~(rr < sc.min_reward_risk)
         # underlying levels where the bid reaches the target / the stop (the bid moves with the option)
         years = trading_days / SESSIONS_PER_YEAR
-        x_up = move_for_option_change(delta, gamma, theta_trading_day, trading_days, target - bid)
-        x_dn = move_for_option_change(delta, gamma, theta_trading_day, trading_days, stop - bid)
+        n = len(bid)  # the target's and the stop's moves in one pass over both halves
+        two = np.concatenate
+        x_both = move_for_option_change(
+            two((delta, delta)),
+            two((gamma, gamma)),
+            two((theta_trading_day,) * 2),
+            trading_days,
+            two((target, stop)) - two((bid, bid)),
+        )
+        x_up, x_dn = x_both[:n], x_both[n:]
         valid &= np.isfinite(x_up) & np.isfinite(x_dn) & (spot + dS > 0)
         hit, miss = spot + x_up, spot + x_dn
         # the model: the strategy's projected move as the drift of a lognormal at the contract's IV
@@ -505,9 +519,10 @@ class ContractSelector:
         else:
             up_first = 1.0 - race_probability(spot, miss, hit, iv, mu)
             p_race = np.where((miss > spot) & (spot > hit) & (hit > 0), up_first, 0.0)
-        p_reach = np.where(hit > 0, reach_probability(spot, hit, iv, years, log_drift), 0.0)
+        reach = reach_probability(spot, two((hit, miss)), two((iv, iv)), years, log_drift)
+        p_reach = np.where(hit > 0, reach[:n], 0.0)
         p_model = p_race * p_reach
-        p_stop = np.where(miss > 0, (1.0 - p_race) * reach_probability(spot, miss, iv, years, log_drift), 1.0)
+        p_stop = np.where(miss > 0, (1.0 - p_race) * reach[n:], 1.0)
         # a horizon exit is valued without the strategy's edge (the calibrated target probability
         # carries it): the bid after theta, sold, less the cost
         flat = bid + theta_trading_day * trading_days - fee - cost

@@ -120,3 +120,20 @@ def test_unordered_columns_fall_back_to_bar_by_bar() -> None:
     f = SymbolFeatures(P)
     f.warm_columns("X", NS_PER_MIN, ts, px, px, px, px, px)
     assert f.bars == 2 and f.last_ts_ns == 4 * NS_PER_MIN  # 1 and 2 came after 3: stale, as update() says
+
+
+def test_with_iv_source_is_replace_without_touching_the_original() -> None:
+    f = SymbolFeatures(P)
+    snap = None
+    for i in range(40):
+        snap = f.update(Bar("X", i * NS_PER_MIN, 10 + i % 3, 11 + i % 5, 9, 10 + i % 4, 100 + i))
+    assert snap is not None and snap.iv_source is None
+
+    def source() -> float:
+        return 0.25
+
+    got, want = snap.with_iv_source(source), replace(snap, iv_source=source)
+    assert type(got) is type(want) and got.__dict__ == want.__dict__ and got.iv_source is source
+    assert got.traded_atm_iv() == 0.25 and snap.iv_source is None and math.isnan(snap.traded_atm_iv())
+    with pytest.raises(AttributeError):  # still frozen
+        got.atr = 1.0  # type: ignore[misc]
