@@ -35,6 +35,7 @@ from aiots.services.ingestion.sources.historical import BackfillProgress, backfi
 from aiots.services.ingestion.sources.live import LiveGroup, LiveSource
 from aiots.services.ingestion.sources.replay import ReplayRunner
 from aiots.services.ingestion.sources.simulator import ClockStatus, SimulatorSource, seed_history
+from aiots.services.stack.replay import bus_settle
 from aiots.services.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class IngestionManager:
             runner = SimulatorSource(
                 self._pipeline(src), syms, seed=self.settings.ingestion.simulator_seed,
                 speed=self.settings.ingestion.simulator_speed, rate=self.settings.market.risk_free_rate,
-                session=self.settings.ingestion.simulator_session,
+                session=self.settings.ingestion.simulator_session, settle=bus_settle(self.bus),
             )  # fmt: skip
         else:
             runner = self._live_runner(syms, schs, opts)

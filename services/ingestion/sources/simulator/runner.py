@@ -14,6 +14,7 @@ from aiots.core import conventions as cv
 from aiots.services.ingestion import store
 from aiots.services.ingestion.normalize import SOURCE_SIMULATOR, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
+from aiots.services.ingestion.sources.replay import Settle
 from aiots.services.ingestion.sources.simulator.clock import ClockStatus
 from aiots.services.ingestion.sources.simulator.history import history_batches
 from aiots.services.ingestion.sources.simulator.records import MarketSimulator
@@ -45,6 +46,12 @@ class SimulatorSource:
     Each tick advances ``tick_s`` market seconds and waits ``tick_s / speed`` wall seconds. At each
     session start the price book gets the previous session's close (``prev_close``). ``session``:
     replay that NYSE session from its regular open instead of following the wall clock.
+
+    ``settle`` (lockstep): after each tick that closed a minute's bars, wait until the consumers have
+    handled everything published (analytics' features, the signal engine's decision), as the file
+    replay does. The engine then decides each bar on the option quotes known at its close, as the
+    harness and the backtest feed it; without it, at ``speed`` 60 on a loaded machine a decision
+    lagged the bar by several market seconds and priced newer quotes (a different contract picked).
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class SimulatorSource:
         start_ns: int | None = None,
         rate: float = cv.DEFAULT_RATE,
         session: dt.date | None = None,
+        settle: Settle | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sim = MarketSimulator(symbols, seed, start_ns, rate=rate, session=session)
@@ -68,6 +76,7 @@ class SimulatorSource:
         self.option_every_s = option_every_s
         self.records = 0
         self._since_opt = option_every_s
+        self.settle = settle
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -86,6 +95,7 @@ class SimulatorSource:
         self._since_opt += self.tick_s
         with_opts = self._since_opt >= self.option_every_s
         session = self.sim.clock.session.date
+        t0 = self.sim.now_ns
         recs = self.sim.step(self.tick_s, option_quotes=with_opts, wall_ns=wall_ns)
         if not recs:
             return False
@@ -96,6 +106,8 @@ class SimulatorSource:
         self.records += len(recs)
         await self.pipeline.process(self.norm.records(recs))
         await self.pipeline.close_bars(self.sim.now_ns)
+        if self.settle is not None and self.sim.now_ns // cv.NS_PER_MIN != t0 // cv.NS_PER_MIN:
+            await self.settle()  # a minute's bars closed: every consumer decides on them first
         return True
 
     async def _prev_closes(self) -> None:
