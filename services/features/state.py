@@ -11,6 +11,7 @@ O(1)), the realised variance a ring of sums. The whole object pickles (analytics
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -149,8 +150,9 @@ class Snapshot:
             return self.atm_iv
         return self.iv_source()
 
-    @property
+    @functools.cached_property
     def ready(self) -> bool:
+        """Warmed up: a previous bar and every indicator finite (computed once: each strategy asks)."""
         vals = (self.atr, self.rsi, self.adx, self.ema_fast, self.ema_slow, self.bb_middle, self.volume_avg)
         return self.prev_bar is not None and all(math.isfinite(v) for v in vals)
 
