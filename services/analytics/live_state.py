@@ -26,7 +26,9 @@ slightly behind (a duplicate). The streams reproduce
 the batch functions bit for bit over the same bars. An interval no bar topic carries (``1d``:
 rolled up from stored bars) is not kept live: those answers are computed from storage.
 
-The bar → features path makes no database call (except that re-warm) and no thread hop.
+The bar → features path makes no database call (except that re-warm) and no thread hop. Consumers in
+this process (the signals service under ``aiots up``) get each snapshot first, as it is, through
+:class:`~aiots.services.common.local_feed.LocalFeed`; the event is then published on the bus.
 
 Metrics: ``aiots_bus_consumed_total`` and ``aiots_bus_lag_seconds`` (now minus the bar's
 ``ts_event``, its open time) by topic and group per consumed event; checkpoint reads count in

@@ -2,7 +2,10 @@
 
 Features: the service keeps no indicators of its own. Analytics' live state (the one owner of the
 streaming features, warmed once) publishes each closed 1-minute bar with its features on
-``features:1m``; the engine's strategies run on those values (:meth:`SignalEngine.decide`).
+``features:1m``; the engine's strategies run on those values (:meth:`SignalEngine.decide`). When the
+live state runs in this process (the default ``make run``) its snapshots are taken as they are,
+through :class:`~aiots.services.common.local_feed.LocalFeed`: no serialise, parse or bus hop
+(``signals.local_features``).
 
 Work split across replicas (all standard Redis mechanisms, nothing home-made):
 - features of closed 1m bars: a group per replica (each replica evaluates every bar in order;
@@ -15,8 +18,11 @@ Latency: a new signal is announced (this replica's subscribers, then the bus bro
 replicas) *before* it is stored; the store writes run in order on one background task
 (:meth:`SignalsApp._persist_loop`), off the bar's critical path. A ``since`` replay merges the
 broker's ring of recent announcements with the stored rows, so a reconnect loses nothing that was
-announced but not yet stored. Contract selection runs on the event loop: it takes ~0.2-0.5 ms
-(bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
+announced but not yet stored; the writer waits for a ``persist_quiet_s`` pause in announcements, so
+a bar close's burst of signals is announced before any insert runs. After start-up the process's
+objects are frozen out of the cyclic GC (``signals.gc_freeze``: a full collection walked them for
+100-250 ms on the bar path). Contract selection runs on the event loop: it takes ~1 ms (p50 in
+bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
 the GIL anyway.
 """
 
@@ -299,7 +305,7 @@ class SignalsApp:
         self.bars_seen += 1
         async with self._lock:
             ideas, updates = self.engine.decide(snap)  # tens of microseconds
-            # Contract selection (a few IV solves on the pre-filtered contracts): ~0.2-0.5 ms, on the
+            # Contract selection (a few IV solves on the pre-filtered contracts): ~1 ms, on the
             # loop; a thread hop would cost more than it saves (see the module docstring).
             new = self.engine.select(snap.bar, ideas) if ideas else []
             await self._emit(new, updates)
