@@ -36,8 +36,14 @@ from aiots.services.common.settings import RedisSettings
 
 log = logging.getLogger(__name__)
 
-#: ``Delivery(...)`` minus the namedtuple's Python-level ``__new__`` (one per published message).
+#: ``Delivery(...)`` minus the namedtuple's Python-level ``__new__`` (one per message handed out).
 _new_delivery = cast(Callable[[type[Delivery], tuple[str, str, str, bytes]], Delivery], tuple.__new__)
+
+#: A stored entry: (stream, message id, key, payload). A plain tuple of strings and bytes, not a
+#: ``Delivery``: the garbage collector stops tracking such tuples after their first collection,
+#: while a namedtuple stays tracked, and a full collection over a log of ``stream_maxlen`` entries
+#: per stream stalled the loop for 100-200 ms (bench/ingest.py latency).
+_Entry = tuple[str, str, str, bytes]
 
 
 class _Pending(NamedTuple):
@@ -54,11 +60,11 @@ class _Group:
 
 @dataclass(slots=True)
 class _Stream:
-    """A bounded log: ``entries[i]`` has seq ``first_seq + i``; deliveries are built once at publish."""
+    """A bounded log: ``entries[i]`` has seq ``first_seq + i`` (plain tuples, see ``_Entry``)."""
 
     name: str
     key: str
-    entries: deque[Delivery]
+    entries: deque[_Entry]
     next_seq: int = 1
     groups: dict[str, _Group] = field(default_factory=dict)
 
@@ -66,7 +72,7 @@ class _Stream:
     def first_seq(self) -> int:
         return self.next_seq - len(self.entries)
 
-    def find(self, seq: int) -> Delivery | None:
+    def find(self, seq: int) -> _Entry | None:
         idx = seq - self.first_seq
         if 0 <= idx < len(self.entries):
             return self.entries[idx]
@@ -176,7 +182,7 @@ class InProcessBus:
         seq = st.next_seq
         st.next_seq = seq + 1
         mid = f"0-{seq}"
-        st.entries.append(_new_delivery(Delivery, (st.name, mid, key, event_bytes(event))))
+        st.entries.append((st.name, mid, key, event_bytes(event)))
         self._wake()
         return mid
 
@@ -184,7 +190,6 @@ class InProcessBus:
         """Append several (key, event) pairs (one wake-up of the consumers for the batch)."""
         self._check_open()
         by_key = self._by_topic.get(topic) or {}
-        new = _new_delivery
         for key, event in items:
             st = by_key.get(key)
             if st is None:
@@ -192,7 +197,7 @@ class InProcessBus:
                 by_key = self._by_topic[topic]
             seq = st.next_seq
             st.next_seq = seq + 1
-            st.entries.append(new(Delivery, (st.name, f"0-{seq}", key, event_bytes(event))))
+            st.entries.append((st.name, f"0-{seq}", key, event_bytes(event)))
         self._wake()
 
     async def ensure_group(self, topic: str, keys: Sequence[str], *, group: str, start: str = "$") -> None:
@@ -241,7 +246,7 @@ class InProcessBus:
                     del g.pending[mid]
                     continue
                 g.pending[mid] = _Pending(consumer, now)
-                out.append(entry)
+                out.append(_new_delivery(Delivery, entry))
         for st in streams:
             g = st.groups[group]
             entries = st.entries
@@ -253,8 +258,9 @@ class InProcessBus:
             mine = _Pending(consumer, now)
             # Indexing a deque near either end is cheap (consumers that keep up read the tail).
             got = list(entries) if idx == 0 and stop == len(entries) else [entries[i] for i in range(idx, stop)]
-            g.pending.update(dict.fromkeys([d.message_id for d in got], mine))
-            out += got
+            g.pending.update(dict.fromkeys([e[1] for e in got], mine))
+            new = _new_delivery
+            out += [new(Delivery, e) for e in got]
             g.last = first_seq + stop - 1
             if len(out) >= limit:
                 break

@@ -153,7 +153,9 @@ class IngestionSettings(ServiceSettings):
     history_sessions: int = Field(30, ge=1, description="1-minute sessions written on first start")
     autostart: bool = Field(True, description="start the default source (simulator/live) for all symbols")
     live_max_batch: int = Field(
-        5000, ge=1, description="live records normalised together at most (a batch also ends when the feed is idle)"
+        256,
+        ge=1,
+        description="live records normalised and published together at most (a batch also ends when the feed is idle)",
     )
     live_backoff_s: float = Field(1.0, gt=0, description="first live reconnect backoff, seconds")
     live_max_backoff_s: float = Field(30.0, gt=0, description="cap of the live reconnect backoff, seconds")

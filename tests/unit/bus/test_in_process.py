@@ -78,3 +78,24 @@ async def test_full_listener_still_ends_on_close() -> None:
     await sub.aclose()
     assert [p async for p in sub] == []
     await bus.close()
+
+
+async def test_stored_entries_leave_the_garbage_collectors_tracking() -> None:
+    """The log holds plain tuples of str/bytes, which the collector untracks after one pass, so a
+    full collection does not walk up to ``stream_maxlen`` entries per stream (a 100-200 ms stall of
+    the live path before); consumers still get ``Delivery`` objects. Oracle: ``gc.is_tracked``."""
+    import gc
+
+    from aiots.services.bus.base import Delivery
+
+    bus = InProcessBus(RedisSettings(namespace="u", read_batch=100))
+    await bus.publish_many("t", [("K", events_pb2.TradeEvent(sequence=i)) for i in range(50)])
+    await bus.publish("t", "K", events_pb2.TradeEvent(sequence=50))
+    gc.collect()
+    entries = list(bus._by_topic["t"]["K"].entries)
+    assert len(entries) == 51 and not any(gc.is_tracked(e) for e in entries)
+    it = bus.consume("t", ["K"], group="g", consumer="c", start="0")
+    d = await anext(it)
+    assert isinstance(d, Delivery) and d.key == "K" and events_pb2.TradeEvent.FromString(d.payload).sequence == 0
+    await it.aclose()
+    await bus.close()

@@ -83,3 +83,42 @@ async def test_attached_writer_keeps_backpressure_for_file_sources() -> None:
     writer.release.set()
     await asyncio.wait_for(task, 5)
     assert len(writer.got) == 1
+
+
+class HeldNetworkBus(InProcessBus):
+    """A networked bus (not ``memory``) whose publish round trip waits until released."""
+
+    backend = "redis"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.commands: list[int] = []
+
+    async def publish_many(self, topic: str, items: Any) -> None:
+        await self.release.wait()
+        self.commands.append(len(items))
+        await super().publish_many(topic, items)
+
+
+async def test_detached_pipeline_never_waits_for_a_bus_round_trip_and_publishes_all_in_order() -> None:
+    """With a networked bus, decoding goes on while a publish is in flight; what was decoded
+    meanwhile goes out in the next command, in order; attach_writer sends everything owed."""
+    bus = HeldNetworkBus()
+    pipe = Pipeline(bus=bus, source=1, build_bars=False)
+    norm = Normalizer(SOURCE_LIVE, "OPRA.PILLAR")
+    await bus.ensure_group("options:quotes", ["AAPL"], group="g", start="$")
+    pipe.detach_writer()
+    for k in range(1, 4):
+        await asyncio.wait_for(pipe.process(quotes(norm, [k])), 5)  # returns while the bus is held
+    assert bus.commands == []
+    bus.release.set()
+    await asyncio.wait_for(pipe.attach_writer(), 5)
+    assert sum(bus.commands) == 3 and pipe.published == 3 and len(bus.commands) <= 2  # coalesced
+    seqs = []
+    async for d in bus.consume("options:quotes", ["AAPL"], group="g", consumer="c", start="$"):
+        seqs.append(events_pb2.OptionQuoteEvent.FromString(d.payload).ts_event)
+        if len(seqs) == 3:
+            break
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    await bus.close()
