@@ -3,7 +3,8 @@ pass-through and REST/JSON transcoding, with JWT + RBAC + rate limiting on), sam
 
 Load generator: h2load (apt-get install nghttp2-client), 32 requests in flight for every path
 (gRPC: 4 connections x 8 streams; REST: 32 HTTP/1.1 connections), fixed duration after a
-warm-up. Percentiles are computed from h2load's per-request log. The upstream is a canned
+warm-up; the three paths alternate over ``--rounds`` and the table gives medians (ratios taken within each
+round). Percentiles are computed from h2load's per-request log. The upstream is a canned
 servicer in ``--servers`` processes sharing the port (SO_REUSEPORT); Envoy runs with
 ``--concurrency`` workers. Usage: ``python bench/gateway.py [--duration 5] [--servers 1]``.
 """
@@ -65,6 +66,7 @@ def serve(port: int) -> None:
 
 def h2load(url: str, args: list[str], duration: float, log: Path) -> tuple[float, float, float, int]:
     """(QPS, p50 ms, p99 ms, non-2xx) from one h2load run."""
+    log.unlink(missing_ok=True)  # h2load appends to an existing log
     cmd = ["h2load", "-D", str(int(duration)), "--warm-up-time", "1", "--log-file", str(log), *args, url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     durations, bad = [], 0
@@ -97,6 +99,7 @@ async def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--servers", type=int, default=1, help="upstream server processes")
     ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
+    ap.add_argument("--rounds", type=int, default=3, help="the three paths alternate this many times")
     a = ap.parse_args()
     if shutil.which("h2load") is None:
         sys.exit("h2load not found: apt-get install nghttp2-client")
@@ -151,18 +154,31 @@ async def main() -> None:
                 ["--h1", "-c", str(IN_FLIGHT), *auth],
             ),
         ]
-        results = []
-        for name, url, args in runs:
-            results.append((name, *h2load(url, args, a.duration, tmp / "log.tsv")))
-        base_qps, base_p99 = results[0][1], results[0][3]
+        # the paths alternate over --rounds, so a load spike from other work hits all of them
+        per_round: list[list[tuple[str, float, float, float, int]]] = []
+        for r in range(a.rounds):
+            res = [(name, *h2load(url, args, a.duration, tmp / "log.tsv")) for name, url, args in runs]
+            per_round.append(res)
+            d = res[0]
+            print(f"  round {r + 1} (load {os.getloadavg()[0]:.1f}): "
+                  + ", ".join(f"{n.split(' (')[0]} {q:.0f} QPS ({q / d[1]:.2f}), p99 {p99:.1f} ms ({p99 / d[3]:.2f})"
+                              for n, q, _, p99, _ in res), flush=True)  # fmt: skip
         print(
-            f"GetStockPrice, {IN_FLIGHT} in flight, {a.duration:.0f} s, servers={a.servers}, envoy --concurrency {a.concurrency}, {os.cpu_count()} CPUs"
+            f"GetStockPrice, {IN_FLIGHT} in flight, {a.rounds} x {a.duration:.0f} s, servers={a.servers}, "
+            f"envoy --concurrency {a.concurrency}, {os.cpu_count()} CPUs; medians over the rounds, ratios per round"
         )
         print(
             f"{'path':30} {'QPS':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'QPS/direct':>10} {'p99/direct':>10}"
         )
-        for name, qps, p50, p99, bad in results:
-            print(f"{name:30} {qps:8.0f} {p50:8.2f} {p99:8.2f} {bad:8d} {qps / base_qps:10.2f} {p99 / base_p99:10.2f}")
+        for i, (name, _, _) in enumerate(runs):
+            rows = [rd[i] for rd in per_round]
+            qps = statistics.median(x[1] for x in rows)
+            p50 = statistics.median(x[2] for x in rows)
+            p99 = statistics.median(x[3] for x in rows)
+            bad = sum(x[4] for x in rows)
+            q_ratio = statistics.median(rd[i][1] / rd[0][1] for rd in per_round)
+            p_ratio = statistics.median(rd[i][3] / rd[0][3] for rd in per_round)
+            print(f"{name:30} {qps:8.0f} {p50:8.2f} {p99:8.2f} {bad:8d} {q_ratio:10.2f} {p_ratio:10.2f}")
     finally:
         await gw.stop()
         for p in procs:
