@@ -11,10 +11,15 @@
 3. Tick-to-subscriber latency: 2,000 trades/s over the nine symbols, time-compressed so a
    1-minute bar closes every 50 ms; the trade that closes a bar is timestamped when it is fed;
    the bar goes on the in-process bus, through analytics' live state (the features' one owner, which
-   publishes them on ``features:1m``), through the engine, into PostgreSQL (DATABASE_URL or
+   hands them to the signals service in-process as under ``make run`` and publishes them on
+   ``features:1m``), through the engine, into PostgreSQL (DATABASE_URL or
    127.0.0.1:5432 or AIOTS_BENCH_PG, a scratch database) and out to a gRPC subscriber; we report p50/p99 from
    that trade to the client receiving the signal. (The bar aggregation here is a minimal
-   stand-in for the ingestion bar builder; its cost is a few microseconds.)
+   stand-in for the ingestion bar builder; its cost is a few microseconds.) An unreported first
+   run (``--warmup``) takes the process's one-off costs; the subscriber process freezes its start-up
+   heap out of the cyclic GC (a full collection of the imported bench stalls it 100-300 ms).
+   ``--compare-bus`` interleaves the path before round 3 (features parsed from the bus, no
+   ``gc.freeze``, each store write at once); ``--compare`` and ``--compare-local`` older anchors.
 """
 
 from __future__ import annotations
@@ -256,6 +261,11 @@ def _latency_client(port: int, result: Any) -> None:
 
     async def run() -> None:
         stamps: list[tuple[tuple[str, int], float]] = []
+        # This process imported the whole bench (spawn): a full collection of that heap takes
+        # 100-300 ms and would be measured as the server's latency. Its start-up objects are
+        # frozen out of the cyclic GC, as the server's are (signals.gc_freeze).
+        gc.collect()
+        gc.freeze()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             call = signals_pb2_grpc.SignalServiceStub(ch).SubscribeSignals(signals_pb2.SubscribeSignalsRequest())
             while True:
@@ -543,6 +553,9 @@ def main() -> None:
         help="latency: the features over the in-process bus, no gc.freeze, stores at once (before this round) too",
     )
     ap.add_argument("--pairs", type=int, default=2, help="latency: interleaved pairs with --compare*")
+    ap.add_argument(
+        "--warmup", type=float, default=2.0, help="latency: seconds of an unreported first run (first calls, imports)"
+    )
     a = ap.parse_args()
     run = {a.only} if a.only else {"engine", "fanout", "latency"}
     print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
@@ -569,6 +582,8 @@ def main() -> None:
         for flag, other in ((a.compare, "before"), (a.compare_local, "local"), (a.compare_bus, "bus")):
             if flag:
                 labels = [other, "after"] * a.pairs
+        if a.warmup > 0:  # the process's first run pays one-off costs (lazy imports, first calls)
+            asyncio.run(bench_latency(a.warmup, 2000, 0.05))
         for label in labels:
             load0 = os.getloadavg()[0]
             lat, per_hop = asyncio.run(
