@@ -50,6 +50,8 @@ class ChainView:
         self.volume = volume
         self.multiplier = multiplier
         self._expiry_index: tuple[list[int], I64] | None = None
+        #: ATM IV per (expiry, spot, time, rate, yield, rows) already found on this view (None: none)
+        self.atm_memo: dict[tuple[int, float, int, float, float, bytes], float | None] = {}
 
     def __len__(self) -> int:
         return len(self.strike)

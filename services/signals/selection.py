@@ -217,40 +217,53 @@ def _atm_ivs(
         r_e = rows[row_codes == code]
         if not len(r_e):
             continue
-        dist = np.abs(view.strike[r_e] - spot)
-        atm: Rows | None = None
-        near = r_e[dist == dist.min()]  # the nearest strike's rows, in chain order: usually two-sided
-        two = view.two_sided(near)
+        # one expiry's answer depends only on these rows and the arguments: kept on the view (the
+        # ATM scan of cheap_volatility and selection's event-risk check read the same expiry per bar)
+        key = (exp, spot, now_ns, r, q, r_e.tobytes())
+        if key in view.atm_memo:
+            iv = view.atm_memo[key]
+        else:
+            iv = view.atm_memo[key] = _expiry_atm_iv(view, r_e, exp, spot, now_ns, r, q)
+        if iv is not None:
+            out.append((exp, iv))
+    return out
+
+
+def _expiry_atm_iv(view: ChainView, r_e: Rows, exp: int, spot: float, now_ns: int, r: float, q: float) -> float | None:
+    """The mean European IV of the two-sided contracts at the strike nearest ``spot`` among ``r_e``
+    (one expiry's rows, in chain order); None when no strike is quoted on both sides or no IV solves."""
+    dist = np.abs(view.strike[r_e] - spot)
+    atm: Rows | None = None
+    near = r_e[dist == dist.min()]  # the nearest strike's rows, in chain order: usually two-sided
+    two = view.two_sided(near)
+    if two.any():
+        live = near[two]
+        k = view.strike[min(live.tolist(), key=view.occ)]
+        atm = live[view.strike[live] == k]
+    order = np.argsort(dist, kind="stable") if atm is None else np.empty(0, dtype=np.intp)
+    i = 0
+    while i < len(order):  # nearest first, until a strike is quoted on both sides
+        d = dist[order[i]]
+        j = i + 1
+        while j < len(order) and dist[order[j]] == d:
+            j += 1
+        grp = np.sort(r_e[order[i:j]])  # chain order
+        two = view.two_sided(grp)
         if two.any():
-            live = near[two]
+            live = grp[two]
             k = view.strike[min(live.tolist(), key=view.occ)]
             atm = live[view.strike[live] == k]
-        order = np.argsort(dist, kind="stable") if atm is None else np.empty(0, dtype=np.intp)
-        i = 0
-        while i < len(order):  # nearest first, until a strike is quoted on both sides
-            d = dist[order[i]]
-            j = i + 1
-            while j < len(order) and dist[order[j]] == d:
-                j += 1
-            grp = np.sort(r_e[order[i:j]])  # chain order
-            two = view.two_sided(grp)
-            if two.any():
-                live = grp[two]
-                k = view.strike[min(live.tolist(), key=view.occ)]
-                atm = live[view.strike[live] == k]
-                break
-            i = j
-        if atm is None:
-            continue  # no two-sided quote of this expiry
-        k = float(view.strike[atm[0]])
-        T = (exp - now_ns) / NS_PER_YEAR
-        bid, ask = view.bid_ask(atm)
-        # one vectorised solve: element by element the same numbers as one call per contract
-        solved = np.asarray(opt.implied_vol(0.5 * (bid + ask), spot, k, T, r, q, view.is_call[atm]), float)
-        ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
-        if ivs:
-            out.append((exp, sum(ivs) / len(ivs)))
-    return out
+            break
+        i = j
+    if atm is None:
+        return None  # no two-sided quote of this expiry
+    k = float(view.strike[atm[0]])
+    T = (exp - now_ns) / NS_PER_YEAR
+    bid, ask = view.bid_ask(atm)
+    # one vectorised solve: element by element the same numbers as one call per contract
+    solved = np.asarray(opt.implied_vol(0.5 * (bid + ask), spot, k, T, r, q, view.is_call[atm]), float)
+    ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
+    return sum(ivs) / len(ivs) if ivs else None
 
 
 def atm_iv_by_expiry(

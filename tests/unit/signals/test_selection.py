@@ -437,3 +437,21 @@ def test_levels_of_a_batch_equal_each_contract_alone(direction: Direction, move:
         one = sel._levels(*(a[i : i + 1] if isinstance(a, np.ndarray) else a for a in args))
         for name, col in batch._asdict().items():
             assert np.array_equal(getattr(one, name), col[i : i + 1], equal_nan=True), name
+
+
+def test_atm_iv_kept_on_the_view_is_per_set_of_rows() -> None:
+    # the ATM scan keeps each expiry's answer on the view; asking again over other rows (the ATM
+    # strike left out) must give that subset's own answer, the one a fresh view gives
+    from aiots.services.signals.chainview import ChainView
+    from aiots.services.signals.selection import _atm_ivs
+
+    chain = _chain(100.0, NOW, iv=0.25)
+    view = ChainView.from_quotes(chain)
+    every = np.arange(len(chain))
+    no_atm = np.array([i for i, q in enumerate(chain) if q.strike != 100.0])
+    first = _atm_ivs(view, every, 100.0, NOW, 0.045, 0.0, NOW, None)
+    again = _atm_ivs(view, every, 100.0, NOW, 0.045, 0.0, NOW, None)
+    other = _atm_ivs(view, no_atm, 100.0, NOW, 0.045, 0.0, NOW, None)
+    fresh = _atm_ivs(ChainView.from_quotes(chain), no_atm, 100.0, NOW, 0.045, 0.0, NOW, None)
+    assert first == again and other == fresh and other != first
+    assert len(view.atm_memo) == 2
