@@ -523,28 +523,32 @@ class ContractSelector:
         )
         x_up, x_dn = x_both[:n], x_both[n:]
         valid &= np.isfinite(x_up) & np.isfinite(x_dn) & (spot + dS > 0)
-        hit, miss = spot + x_up, spot + x_dn
-        # the model: the strategy's projected move as the drift of a lognormal at the contract's IV
-        log_drift = math.log((spot + dS) / spot) / years if spot + dS > 0 else math.nan
-        mu = log_drift + 0.5 * iv * iv
-        if idea.direction is Direction.BULLISH:
-            p_race = np.where((hit > spot) & (spot > miss), race_probability(spot, hit, miss, iv, mu), 0.0)
-        else:
-            up_first = 1.0 - race_probability(spot, miss, hit, iv, mu)
-            p_race = np.where((miss > spot) & (spot > hit) & (hit > 0), up_first, 0.0)
-        reach = reach_probability(spot, two((hit, miss)), two((iv, iv)), years, log_drift)
-        p_reach = np.where(hit > 0, reach[:n], 0.0)
-        p_model = p_race * p_reach
-        p_stop = np.where(miss > 0, (1.0 - p_race) * reach[n:], 1.0)
         # a horizon exit is valued without the strategy's edge (the calibrated target probability
         # carries it): the bid after theta, sold, less the cost
         flat = bid + theta_trading_day * trading_days - fee - cost
-        ev_model_pct = 100.0 * expected_value(p_model, p_model, p_stop, gain, loss, flat) / cost
         risk_usd = loss * multiplier
         with np.errstate(divide="ignore", invalid="ignore"):
             per = np.floor_divide(cfg.sizing.risk_per_trade_usd, np.where(risk_usd > 0, risk_usd, 1.0))
         contracts = np.where(risk_usd > 0, np.where(np.isfinite(per), per, 0.0), 0.0).astype(np.int64)
         valid &= contracts >= 1  # one contract already risks more than the budget per trade
+        # The probabilities only where the contract pays its costs (about 1 in 8 on SPY); NaN elsewhere.
+        k = np.flatnonzero(valid)
+        hit, miss, vol = spot + x_up[k], spot + x_dn[k], iv[k]
+        # the model: the strategy's projected move as the drift of a lognormal at the contract's IV
+        log_drift = math.log((spot + dS) / spot) / years if spot + dS > 0 else math.nan
+        mu = log_drift + 0.5 * vol * vol
+        if idea.direction is Direction.BULLISH:
+            p_race = np.where((hit > spot) & (spot > miss), race_probability(spot, hit, miss, vol, mu), 0.0)
+        else:
+            up_first = 1.0 - race_probability(spot, miss, hit, vol, mu)
+            p_race = np.where((miss > spot) & (spot > hit) & (hit > 0), up_first, 0.0)
+        m = len(k)
+        reach = reach_probability(spot, two((hit, miss)), two((vol, vol)), years, log_drift)
+        p_model, p_stop, ev_model_pct = np.full(n, math.nan), np.full(n, math.nan), np.full(n, math.nan)
+        p_model[k] = p_race * np.where(hit > 0, reach[:m], 0.0)
+        p_stop[k] = np.where(miss > 0, (1.0 - p_race) * reach[m:], 1.0)
+        ev = expected_value(p_model[k], p_model[k], p_stop[k], gain[k], loss[k], flat[k])
+        ev_model_pct[k] = 100.0 * ev / cost[k]
         return _Levels(
             valid, entry, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct
         )
