@@ -115,13 +115,17 @@ async def interleaved(
 
 
 async def bench_get(seconds: float) -> list[str]:
+    import socket
+
     import grpc
     import redis.asyncio as aioredis
 
     from aiots.v1 import cache_pb2, cache_pb2_grpc
 
     ns = f"bench-{uuid.uuid4().hex[:6]}"
-    port = 18_001
+    with socket.socket() as s:  # a spare port, never a fixed one
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", str(port), ns, stdout=asyncio.subprocess.PIPE
     )
