@@ -193,6 +193,7 @@ include "_opt_european.pxi"
 include "_opt_iv.pxi"
 include "_opt_american.pxi"
 include "_opt_baw.pxi"
+include "_opt_bs2002.pxi"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -490,17 +491,24 @@ def american_price(S, K, T, r, sigma, q=0.0, is_call=True, method="bjerksund_ste
     cdef Py_ssize_t pmin = PAR_MIN_HEAVY if cd == M_BINOMIAL else PAR_MIN_AM
     cdef Py_ssize_t chunk = 4 if cd == M_BINOMIAL else 64
     cdef Py_ssize_t c, nchunk = (nn + AM_CHUNK - 1) // AM_CHUNK, hi
-    if cd == M_BAW and nn:
-        # vectorised over options (_opt_american.pxi), in parallel chunks of AM_CHUNK rows
+    if (cd == M_BAW or cd == M_BS2002) and nn:
+        # vectorised over options (_opt_baw.pxi, _opt_bs2002.pxi), in parallel chunks of AM_CHUNK rows
         with nogil:
             if nn >= pmin:
                 for c in prange(nchunk, schedule="dynamic", chunksize=1):
                     hi = (c + 1) * AM_CHUNK
-                    _baw_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0], s6,
-                               c * AM_CHUNK, hi if hi < nn else nn, &o[0])
-            else:
+                    if cd == M_BAW:
+                        _baw_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0],
+                                   s6, c * AM_CHUNK, hi if hi < nn else nn, &o[0])
+                    else:
+                        _bs2002_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4,
+                                      &a6[0], s6, c * AM_CHUNK, hi if hi < nn else nn, &o[0])
+            elif cd == M_BAW:
                 _baw_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0], s6,
                            0, nn, &o[0])
+            else:
+                _bs2002_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0], s6,
+                              0, nn, &o[0])
         return _finish(out, shape)
     with nogil:
         if nn >= pmin:
