@@ -9,26 +9,26 @@
 # arguments and 33 exponents of both formulas (1993 and the 2002 two-step); one erfc and one exp pass
 # over them; the 20 bivariate normals' 12 Gauss-Legendre nodes (one vectorised exp per slot and
 # node over the block); the assembly and max(2002, 1993). Same formulas, same operation order as
-# _bs1993_call, _bs_phi_n, _gt_prep/_gt_finish and bvn_args/bvn_done (libmvec log/exp in the
-# setup instead of libm's: a few ulp). A lane that takes any branch of the scalar code other than
+# _bs1993_call, _bs_phi_n, _gt_prep/_gt_finish and bvn_args/bvn_done, except libmvec log/exp in the
+# setup instead of libm's and products with reciprocals for the ~40 divisions (a few ulp apart). A lane that takes any branch of the scalar code other than
 # the main one (no early-exercise premium, S at or above a trigger, a phi weight past e^700) is
 # flagged and the caller prices it with _bs2002.
 # ------------------------------------------------------------------------------------------------
 
 cdef extern from *:
     """
-    #define AIOTS_BS02_BLK 32
+    #define AIOTS_BS02_BLK 64
     #define AIOTS_BS02_GOLDEN 0.6180339887498949
     #define AIOTS_BS02_PSI_MAX_LOG 16.0
     #define AIOTS_BS02_TAIL 9.5
     /* one phi term of _bs_phi_n: normals Z[zs], Z[zs+1], exponents X[xs], X[xs+1] */
-    #define AIOTS_BS02_PHI(zs, xs, g, lnH, lnI, lnref, TT, vst)                                     \\
+    #define AIOTS_BS02_PHI(zs, xs, g, lnH, lnI, lnref, TT, ivst)                                     \\
         {                                                                                          \\
-            double d_ = -((lS - (lnH)) + (b + ((g) - 0.5) * vsq) * (TT)) / (vst);                  \\
-            double kap_ = 2.0 * b / vsq + (2.0 * (g) - 1.0);                                       \\
+            double d_ = -((lS - (lnH)) + (b + ((g) - 0.5) * vsq) * (TT)) * (ivst);                 \\
+            double kap_ = 2.0 * b * ivsq + (2.0 * (g) - 1.0);                                       \\
             double lis_ = (lnI) - lS;                                                              \\
             Z[zs][i] = d_;                                                                         \\
-            Z[(zs) + 1][i] = d_ - 2.0 * lis_ / (vst);                                              \\
+            Z[(zs) + 1][i] = d_ - 2.0 * lis_ * (ivst);                                             \\
             X[xs][i] = (-r + (g) * b + 0.5 * (g) * ((g) - 1.0) * vsq) * (TT) + (g) * (lS - (lnref)); \\
             X[(xs) + 1][i] = kap_ * lis_;                                                          \\
             tail = tail | (kap_ * lis_ >= 700.0);                                                  \\
@@ -37,7 +37,7 @@ cdef extern from *:
     #define AIOTS_BS02_GT(zs, xs, es, g, lnref, nh, lnHb)                                           \\
         {                                                                                          \\
             double dr_ = b + ((g) - 0.5) * vsq;                                                    \\
-            double kap_ = 2.0 * b / vsq + (2.0 * (g) - 1.0);                                       \\
+            double kap_ = 2.0 * b * ivsq + (2.0 * (g) - 1.0);                                       \\
             double p2_ = kap_ * (l2 - lS), p3_ = kap_ * (l1 - lS), p4_ = kap_ * (l1 - l2);         \\
             double pm_ = p3_ > p4_ ? p3_ : p4_;                                                    \\
             pm_ = p2_ > pm_ ? p2_ : pm_;                                                           \\
@@ -45,8 +45,8 @@ cdef extern from *:
             double dt1_ = dr_ * t1, dT_ = dr_ * t;                                                 \\
             double lam_ = -r + (g) * b + 0.5 * (g) * ((g) - 1.0) * vsq;                            \\
             double m1_ = lS - l1, m2_ = 2.0 * l2 - lS - l1, sc_ = (g) * (lS - (lnref));            \\
-            double e0_ = (m1_ + dt1_) / vs1, e1_ = (m2_ + dt1_) / vs1;                             \\
-            double e2_ = (m1_ - dt1_) / vs1, e3_ = (m2_ - dt1_) / vs1;                             \\
+            double e0_ = (m1_ + dt1_) * ivs1, e1_ = (m2_ + dt1_) * ivs1;                             \\
+            double e2_ = (m1_ - dt1_) * ivs1, e3_ = (m2_ - dt1_) * ivs1;                             \\
             E[es][i] = e0_;                                                                        \\
             E[(es) + 1][i] = e1_;                                                                  \\
             E[(es) + 2][i] = e2_;                                                                  \\
@@ -55,15 +55,15 @@ cdef extern from *:
             Z[(zs) + 1][i] = -e1_;                                                                 \\
             Z[(zs) + 2][i] = -e2_;                                                                 \\
             Z[(zs) + 3][i] = -e3_;                                                                 \\
-            Z[(zs) + 4][i] = -(lS - l1 + dT_) / vs2;                                               \\
-            Z[(zs) + 5][i] = -(2.0 * l2 - lS - l1 + dT_) / vs2;                                    \\
-            Z[(zs) + 6][i] = -(2.0 * l1 - lS - l1 + dT_) / vs2;                                    \\
-            Z[(zs) + 7][i] = -(lS + 2.0 * (l1 - l2) - l1 + dT_) / vs2;                             \\
+            Z[(zs) + 4][i] = -(lS - l1 + dT_) * ivs2;                                               \\
+            Z[(zs) + 5][i] = -(2.0 * l2 - lS - l1 + dT_) * ivs2;                                    \\
+            Z[(zs) + 6][i] = -(2.0 * l1 - lS - l1 + dT_) * ivs2;                                    \\
+            Z[(zs) + 7][i] = -(lS + 2.0 * (l1 - l2) - l1 + dT_) * ivs2;                             \\
             if (nh == 2) {                                                                         \\
-                Z[(zs) + 8][i] = -(lS - (lnHb) + dT_) / vs2;                                       \\
-                Z[(zs) + 9][i] = -(2.0 * l2 - lS - (lnHb) + dT_) / vs2;                            \\
-                Z[(zs) + 10][i] = -(2.0 * l1 - lS - (lnHb) + dT_) / vs2;                           \\
-                Z[(zs) + 11][i] = -(lS + 2.0 * (l1 - l2) - (lnHb) + dT_) / vs2;                    \\
+                Z[(zs) + 8][i] = -(lS - (lnHb) + dT_) * ivs2;                                       \\
+                Z[(zs) + 9][i] = -(2.0 * l2 - lS - (lnHb) + dT_) * ivs2;                            \\
+                Z[(zs) + 10][i] = -(2.0 * l1 - lS - (lnHb) + dT_) * ivs2;                           \\
+                Z[(zs) + 11][i] = -(lS + 2.0 * (l1 - l2) - (lnHb) + dT_) * ivs2;                    \\
             }                                                                                      \\
             X[xs][i] = p2_;                                                                        \\
             X[(xs) + 1][i] = p3_;                                                                  \\
@@ -159,25 +159,27 @@ cdef extern from *:
             double lS = L[11][i], lK = L[12][i], l1 = L[13][i], l2 = L[14][i], li = L[15][i];
             double vsq = v * v, t1 = AIOTS_BS02_GOLDEN * t;
             double vs1 = v * sqrt(t1), vs2 = v * sqrt(t);
+            /* reciprocals: the ~40 divisions of the scalar code as products (a few ulp apart) */
+            double ivs1 = 1.0 / vs1, ivs2 = 1.0 / vs2, ivsq = 1.0 / vsq;
             int tail = 0, ok02 = 1;
             /* 1993 (_bs1993_call): g = beta, 1, 1, 0, 0; H = i, i, K, i, K; I = i; ref = i, 1, 1, 1, 1 */
-            AIOTS_BS02_PHI(0, 0, beta, li, li, li, t, vs2)
-            AIOTS_BS02_PHI(2, 2, 1.0, li, li, 0.0, t, vs2)
-            AIOTS_BS02_PHI(4, 4, 1.0, lK, li, 0.0, t, vs2)
-            AIOTS_BS02_PHI(6, 6, 0.0, li, li, 0.0, t, vs2)
-            AIOTS_BS02_PHI(8, 8, 0.0, lK, li, 0.0, t, vs2)
+            AIOTS_BS02_PHI(0, 0, beta, li, li, li, t, ivs2)
+            AIOTS_BS02_PHI(2, 2, 1.0, li, li, 0.0, t, ivs2)
+            AIOTS_BS02_PHI(4, 4, 1.0, lK, li, 0.0, t, ivs2)
+            AIOTS_BS02_PHI(6, 6, 0.0, li, li, 0.0, t, ivs2)
+            AIOTS_BS02_PHI(8, 8, 0.0, lK, li, 0.0, t, ivs2)
             X[10][i] = beta * (lS - li);
             /* 2002's phi(S, t1 | g, I2, I2): g = beta, 1, 0 */
-            AIOTS_BS02_PHI(10, 11, beta, l2, l2, l2, t1, vs1)
-            AIOTS_BS02_PHI(12, 13, 1.0, l2, l2, 0.0, t1, vs1)
-            AIOTS_BS02_PHI(14, 15, 0.0, l2, l2, 0.0, t1, vs1)
+            AIOTS_BS02_PHI(10, 11, beta, l2, l2, l2, t1, ivs1)
+            AIOTS_BS02_PHI(12, 13, 1.0, l2, l2, 0.0, t1, ivs1)
+            AIOTS_BS02_PHI(14, 15, 0.0, l2, l2, 0.0, t1, ivs1)
             X[17][i] = beta * (lS - l2);
             /* 2002's phi(t1 | g, I1, I2) and psi terms: H = I1 (and K for g = 1, 0) */
             AIOTS_BS02_GT(16, 18, 0, beta, l1, 1, l1)
             AIOTS_BS02_GT(24, 23, 4, 1.0, 0.0, 2, lK)
             AIOTS_BS02_GT(36, 28, 8, 0.0, 0.0, 2, lK)
             /* the European value (plain Black-Scholes, for the caller's lower-bound test only) */
-            Z[48][i] = (lS - lK + (b + 0.5 * vsq) * t) / vs2;
+            Z[48][i] = (lS - lK + (b + 0.5 * vsq) * t) * ivs2;
             Z[49][i] = Z[48][i] - vs2;
             X[33][i] = (b - r) * t;
             X[34][i] = -r * t;
@@ -288,16 +290,16 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
     """american_price(method="bs2002") for rows lo..hi: _bs2002_block per block (flagged rows by
     _bs2002), then _am_price1's lower bounds per row (same results as _am_price1(M_BS2002, ...) to a
     few ulp)."""
-    cdef double cS[32]
-    cdef double cK[32]
-    cdef double cT[32]
-    cdef double cr[32]
-    cdef double cb[32]
-    cdef double cv[32]
-    cdef double val[32]
-    cdef double flag[32]
-    cdef double euro[32]
-    cdef bint bad[32]
+    cdef double cS[64]
+    cdef double cK[64]
+    cdef double cT[64]
+    cdef double cr[64]
+    cdef double cb[64]
+    cdef double cv[64]
+    cdef double val[64]
+    cdef double flag[64]
+    cdef double euro[64]
+    cdef bint bad[64]
     cdef Py_ssize_t b0, i
     cdef int m, m8, j
     cdef double S, K, T, r, q, v, a
