@@ -85,12 +85,9 @@ cdef extern from *:
      * _bs2002 instead (a branch other than the main one); euro = the plain Black-Scholes value
      * (a few ulp of S + K: only to skip the exact European of the lower-bound test where the
      * premium is far above its noise floor). */
-    #if AIOTS_VMATH
-    __attribute__((target_clones("avx512f", "avx2", "default")))
-    #endif
-    static void aiots_bs2002_block(int m, const double* S_, const double* K_, const double* T_,
-                                   const double* R_, const double* B_, const double* V_, double* val,
-                                   double* flag, double* euro) {
+    static inline __attribute__((always_inline)) void
+    aiots_bs2002_body(int m, const double* S_, const double* K_, const double* T_, const double* R_,
+                      const double* B_, const double* V_, double* val, double* flag, double* euro) {
         enum { NZ = 50, NX = 35, NE = 12, NB = 20, NL = 16 };
         double Z[NZ][AIOTS_BS02_BLK], PZ[NZ][AIOTS_BS02_BLK], X[NX][AIOTS_BS02_BLK], EX[NX][AIOTS_BS02_BLK];
         double E[NE][AIOTS_BS02_BLK], HK[NB][AIOTS_BS02_BLK], HS[NB][AIOTS_BS02_BLK], ACC[NB][AIOTS_BS02_BLK];
@@ -271,6 +268,18 @@ cdef extern from *:
             double mx = o2 > v93 ? o2 : v93;
             val[i] = v93 == v93 ? mx : o2;  /* (no || here: GCC 12 then does not vectorise the loop) */
         }
+    }
+    #if AIOTS_VMATH
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+    #endif
+    static void aiots_bs2002_block(int m, const double* S_, const double* K_, const double* T_,
+                                   const double* R_, const double* B_, const double* V_, double* val,
+                                   double* flag, double* euro) {
+        /* a full block with its size known at compile time: fixed trip counts, no remainder code */
+        if (m == AIOTS_BS02_BLK)
+            aiots_bs2002_body(AIOTS_BS02_BLK, S_, K_, T_, R_, B_, V_, val, flag, euro);
+        else
+            aiots_bs2002_body(m, S_, K_, T_, R_, B_, V_, val, flag, euro);
     }
     """
     void _bs2002_block "aiots_bs2002_block"(int m, const double* S, const double* K, const double* T,
