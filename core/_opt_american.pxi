@@ -452,7 +452,7 @@ cdef void _binomial(double S, double K, double T, double r, double q, double v, 
 cdef double _am_price1(int method, double S, double K, double T, double r, double q, double v, bint call,
                        int steps, bint lr, const double* dt, const double* dd, int nd) noexcept nogil:
     cdef double o[4]
-    cdef double a, lo
+    cdef double a
     if _bad(S, K, T, r, q, v):
         return NAN
     if method == M_BINOMIAL:
@@ -464,6 +464,13 @@ cdef double _am_price1(int method, double S, double K, double T, double r, doubl
         a = _baw(S, K, T, r, q, v, call)
     else:
         a = _bs1993(S, K, T, r, q, v, call)
+    return _am_floor(a, S, K, T, r, q, v, call)
+
+
+cdef inline double _am_floor(double a, double S, double K, double T, double r, double q, double v,
+                             bint call) noexcept nogil:
+    """A closed-form American value a (NaN: none) held at its hard lower bounds."""
+    cdef double lo
     if not a == a:
         return NAN
     # the approximations can dip below the European value or intrinsic (BS: value of one exercise

@@ -1,8 +1,10 @@
 # cython: cpow=True
-# distutils: extra_compile_args = -fno-math-errno -ffp-contract=off
+# distutils: extra_compile_args = -fno-math-errno -ffp-contract=off -fno-trapping-math
 # -fno-math-errno: sqrt() here only sees values >= 0 or NaN; without it GCC guards every sqrt with
 # an errno slow path. -ffp-contract=off: never fuse a*b+c implicitly, so batch kernels, the
 # FMA-dispatched ADOSC loop and the streaming classes round identically (bit-exact streaming).
+# -fno-trapping-math: FP exceptions are never enabled or read here, so selects whose arms divide
+# may be if-converted and vectorised (KAMA's smoothing constant); values are unchanged.
 """Compiled technical indicators with TA-Lib parity: batch functions and O(1) streaming classes.
 
 Conventions

@@ -66,6 +66,12 @@ def _parallel_thresholds(
     heavy: int | None = None,
     am_iv: int | None = None,
 ) -> dict[str, int]: ...
+def _out_pool(
+    min_bytes: int | None = None,
+    slots: int | None = None,
+    max_bytes: int | None = None,
+    stream_min_bytes: int | None = None,
+) -> dict[str, int]: ...
 def black76_price(
     F: ArrayLike, K: ArrayLike, T: ArrayLike, r: ArrayLike, sigma: ArrayLike, is_call: ArrayLike = True
 ) -> FloatOut: ...

@@ -184,10 +184,16 @@ def _finish(out, shape):
     return out[()] if out.ndim == 0 else out
 
 
+# Outputs of at least this many bytes are written with streaming stores (aiots_pg_stream_*): far
+# larger than the last-level cache, nothing of them would still be cached when the caller reads it.
+cdef Py_ssize_t PG_STREAM_MIN_BYTES = 16 << 20
+
+include "_opt_outpool.pxi"
 include "_opt_european.pxi"
 include "_opt_iv.pxi"
 include "_opt_american.pxi"
 include "_opt_baw.pxi"
+include "_opt_bs2002.pxi"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -226,15 +232,18 @@ def bs_price(S, K, T, r, sigma, q=0.0, is_call=True):
     return _finish(out, shape)
 
 
-cdef void _pg_drive(int which, list f, list st, bint black, Py_ssize_t n, double* out, int width):
+cdef void _pg_drive(int which, list f, list st, bint black, Py_ssize_t n, double* out, int width,
+                    bint mapped):
     """Run the vectorised price + Greeks loop (_opt_european.pxi) over n rows of out, in parallel
-    chunks of PG_CHUNK rows when n >= PAR_MIN_LIGHT. black: q is r (Black-76)."""
+    chunks of PG_CHUNK rows when n >= PAR_MIN_LIGHT. black: q is r (Black-76). mapped: out is
+    memory written before (a reused pool block), where large outputs take streaming stores."""
     cdef const double[::1] a0 = f[0], a1 = f[1], a2 = f[2], a3 = f[3], a4 = f[4], a5 = f[5]
     cdef const unsigned char[::1] a6 = f[6]
     cdef Py_ssize_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3], s4 = st[4], s5 = st[5], s6 = st[6]
     cdef const double* pq = &a3[0] if black else &a5[0]
     cdef Py_ssize_t sq = s3 if black else s5
     cdef Py_ssize_t c, nchunk = (n + PG_CHUNK - 1) // PG_CHUNK, hi
+    cdef int nt = mapped and n * width * <Py_ssize_t>sizeof(double) >= PG_STREAM_MIN_BYTES
     if n == 0:
         return
     with nogil:
@@ -242,19 +251,21 @@ cdef void _pg_drive(int which, list f, list st, bint black, Py_ssize_t n, double
             for c in prange(nchunk, schedule="dynamic", chunksize=1):
                 hi = (c + 1) * PG_CHUNK
                 _pg_run(which, &a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, pq, sq, &a4[0], s4, &a6[0], s6,
-                        c * PG_CHUNK, hi if hi < n else n, out, width, FUSED_CANCEL, FUSED_TINY, _bs_price_cb)
+                        c * PG_CHUNK, hi if hi < n else n, out, width, FUSED_CANCEL, FUSED_TINY, _bs_price_cb,
+                        nt)
         else:
             _pg_run(which, &a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, pq, sq, &a4[0], s4, &a6[0], s6,
-                    0, n, out, width, FUSED_CANCEL, FUSED_TINY, _bs_price_cb)
+                    0, n, out, width, FUSED_CANCEL, FUSED_TINY, _bs_price_cb, nt)
 
 
 def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
     shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call, "F" if black else "S")
-    out = np.empty(n, dtype=GREEKS_DTYPE)
+    cdef bint mapped = False
+    out = _empty_records(n, GREEKS_DTYPE, &mapped)
     cdef double[:, ::1] o = out.view(np.float64).reshape(n, 14)
     cdef Py_ssize_t i, nn = n
     if nn:
-        _pg_drive(PG_G14, f, st, black, nn, &o[0, 0], 14)
+        _pg_drive(PG_G14, f, st, black, nn, &o[0, 0], 14, mapped)
     if black:
         with nogil:
             for i in range(nn):
@@ -273,10 +284,11 @@ def bs_price_greeks(S, K, T, r, sigma, q=0.0, is_call=True, third_order=False):
     """
     shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call)
     cdef int nout = 15 if third_order else 11
-    out = np.empty(n, dtype=PRICE_GREEKS3_DTYPE if third_order else PRICE_GREEKS2_DTYPE)
+    cdef bint mapped = False
+    out = _empty_records(n, PRICE_GREEKS3_DTYPE if third_order else PRICE_GREEKS2_DTYPE, &mapped)
     cdef double[:, ::1] o = out.view(np.float64).reshape(n, nout)
     if n:
-        _pg_drive(PG_P15 if third_order else PG_P11, f, st, False, n, &o[0, 0], nout)
+        _pg_drive(PG_P15 if third_order else PG_P11, f, st, False, n, &o[0, 0], nout, mapped)
     return _finish(out, shape)
 
 
@@ -479,17 +491,24 @@ def american_price(S, K, T, r, sigma, q=0.0, is_call=True, method="bjerksund_ste
     cdef Py_ssize_t pmin = PAR_MIN_HEAVY if cd == M_BINOMIAL else PAR_MIN_AM
     cdef Py_ssize_t chunk = 4 if cd == M_BINOMIAL else 64
     cdef Py_ssize_t c, nchunk = (nn + AM_CHUNK - 1) // AM_CHUNK, hi
-    if cd == M_BAW and nn:
-        # vectorised over options (_opt_american.pxi), in parallel chunks of AM_CHUNK rows
+    if (cd == M_BAW or cd == M_BS2002) and nn:
+        # vectorised over options (_opt_baw.pxi, _opt_bs2002.pxi), in parallel chunks of AM_CHUNK rows
         with nogil:
             if nn >= pmin:
                 for c in prange(nchunk, schedule="dynamic", chunksize=1):
                     hi = (c + 1) * AM_CHUNK
-                    _baw_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0], s6,
-                               c * AM_CHUNK, hi if hi < nn else nn, &o[0])
-            else:
+                    if cd == M_BAW:
+                        _baw_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0],
+                                   s6, c * AM_CHUNK, hi if hi < nn else nn, &o[0])
+                    else:
+                        _bs2002_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4,
+                                      &a6[0], s6, c * AM_CHUNK, hi if hi < nn else nn, &o[0])
+            elif cd == M_BAW:
                 _baw_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0], s6,
                            0, nn, &o[0])
+            else:
+                _bs2002_range(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a5[0], s5, &a4[0], s4, &a6[0], s6,
+                              0, nn, &o[0])
         return _finish(out, shape)
     with nogil:
         if nn >= pmin:

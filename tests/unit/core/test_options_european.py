@@ -30,17 +30,9 @@ def _random_contracts(n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.slow
-def test_quantlib_analytic_european_100k() -> None:
-    """Prices and first-order Greeks vs QuantLib AnalyticEuropeanEngine on 100,000 random contracts.
-
-    Tolerance: 1e-10 relative, plus an absolute floor of 1e-13 * S. QuantLib's BlackCalculator
-    evaluates F N(d1) - K N(d2), which cancels for out-of-the-money contracts and loses about
-    eps * F absolutely; our price goes through Jäckel's normalised Black and has no such loss.
-    """
-    n = 100_000
-    c = _random_contracts(n, 11)
-    K = c["S"] * c["m"]
+def _quantlib_reference(c: dict[str, np.ndarray], K: np.ndarray) -> np.ndarray:
+    """QuantLib AnalyticEuropeanEngine per contract: (price, delta, gamma, vega, theta, rho, dividendRho)."""
+    n = len(K)
     today = ql.Date(2, 1, 2025)
     ql.Settings.instance().evaluationDate = today
     dc = ql.Actual365Fixed()
@@ -64,6 +56,30 @@ def test_quantlib_analytic_european_100k() -> None:
         )
         opt.setPricingEngine(engine)
         ref[i] = (opt.NPV(), opt.delta(), opt.gamma(), opt.vega(), opt.theta(), opt.rho(), opt.dividendRho())
+    return ref
+
+
+def _assert_matches_quantlib(pg: np.ndarray, c: dict[str, np.ndarray], ref: np.ndarray) -> None:
+    """1e-10 relative plus an absolute floor of 1e-13 * S (see test_quantlib_analytic_european_100k)."""
+    floor = 1e-13 * c["S"]
+    for col, name in enumerate(("price", "delta", "gamma", "vega", "theta", "rho", "epsilon")):
+        scale = floor if name != "gamma" else floor / c["S"] ** 2
+        err = np.abs(pg[name] - ref[:, col]) - (1e-10 * np.abs(ref[:, col]) + scale)
+        assert np.all(err <= 0.0), f"{name}: worst excess {err.max():.3e} at {int(err.argmax())}"
+
+
+@pytest.mark.slow
+def test_quantlib_analytic_european_100k() -> None:
+    """Prices and first-order Greeks vs QuantLib AnalyticEuropeanEngine on 100,000 random contracts.
+
+    Tolerance: 1e-10 relative, plus an absolute floor of 1e-13 * S. QuantLib's BlackCalculator
+    evaluates F N(d1) - K N(d2), which cancels for out-of-the-money contracts and loses about
+    eps * F absolutely; our price goes through Jäckel's normalised Black and has no such loss.
+    """
+    n = 100_000
+    c = _random_contracts(n, 11)
+    K = c["S"] * c["m"]
+    ref = _quantlib_reference(c, K)
     args = (c["S"], K, c["T"], c["r"], c["sigma"], c["q"], c["call"])
     floor = 1e-13 * c["S"]
     # the separate calls, and the fused SIMD pass (vector exp/log/erfc) that chains use
@@ -258,6 +274,45 @@ def test_fused_price_greeks_match_separate_calls() -> None:
     )
 
 
+def test_reused_output_blocks_stay_correct_and_never_alias_a_live_result() -> None:
+    """Large record outputs come from a small pool of freed blocks, written with streaming stores
+    when reused (core/_opt_outpool.pxi). With the thresholds lowered so 3,000 rows take that path:
+    a result (or a view of one) that is still referenced keeps its values while later calls run,
+    and every result, fresh or reused, matches QuantLib."""
+    n = 3000
+    c1, c2 = _random_contracts(n, 41), _random_contracts(n, 43)
+    K1, K2 = c1["S"] * c1["m"], c2["S"] * c2["m"]
+    ref1, ref2 = _quantlib_reference(c1, K1), _quantlib_reference(c2, K2)
+    a1 = (c1["S"], K1, c1["T"], c1["r"], c1["sigma"], c1["q"], c1["call"])
+    a2 = (c2["S"], K2, c2["T"], c2["r"], c2["sigma"], c2["q"], c2["call"])
+    saved = o._out_pool()
+    try:
+        o._out_pool(min_bytes=1, stream_min_bytes=1, slots=2, max_bytes=1 << 30)
+        first = o.bs_price_greeks(*a1)  # fresh block
+        o.bs_price_greeks(*a2)  # fresh block, freed at once into the pool
+        assert o._out_pool()["held_bytes"] >= n * 11 * 8
+        second = o.bs_price_greeks(*a2)  # the freed block, streamed
+        assert o._out_pool()["held_bytes"] == 0
+        _assert_matches_quantlib(first, c1, ref1)
+        _assert_matches_quantlib(second, c2, ref2)
+        delta = first["delta"]  # a view keeps the block out of the pool
+        del first
+        assert o._out_pool()["held_bytes"] == 0
+        third = o.bs_price_greeks(*a2)
+        np.testing.assert_allclose(delta, ref1[:, 1], rtol=1e-10, atol=1e-13)
+        _assert_matches_quantlib(third, c2, ref2)
+        g = o.bs_greeks(*a1)  # the same path for the Greeks alone
+        for col, name in ((1, "delta"), (2, "gamma"), (3, "vega"), (5, "rho")):
+            np.testing.assert_allclose(g[name], ref1[:, col], rtol=1e-10, atol=1e-13 * c1["S"].min(), err_msg=name)
+    finally:
+        o._out_pool(
+            min_bytes=saved["min_bytes"],
+            slots=saved["slots"],
+            max_bytes=saved["max_bytes"],
+            stream_min_bytes=saved["stream_min_bytes"],
+        )
+
+
 @pytest.mark.parametrize("isa", ["sse2", "avx2", "avx512"])
 def test_every_simd_variant_matches_the_scalar_kernels(isa: str, tmp_path: Path) -> None:
     """The vectorised price + Greeks loop is compiled for SSE2, AVX2 and AVX-512 and picked at run time;
@@ -272,6 +327,8 @@ def test_every_simd_variant_matches_the_scalar_kernels(isa: str, tmp_path: Path)
         "S = rng.uniform(20, 200, n); S[::997] = np.nan; S[1::991] = -1.0\n"
         "K = S * np.exp(rng.uniform(-1.5, 1.5, n)); T = rng.uniform(1 / 365, 3, n)\n"
         "v = rng.uniform(0.02, 1.5, n); call = rng.random(n) < 0.5\n"
+        "o._out_pool(min_bytes=1, stream_min_bytes=1)  # the second call reuses the block, streaming\n"
+        "o.bs_price_greeks(S, K, T, 0.03, v, 0.01, call, third_order=True)\n"
         "pg = o.bs_price_greeks(S, K, T, 0.03, v, 0.01, call, third_order=True)\n"
         "np.save(sys.argv[1], pg.view(np.float64).reshape(n, 15)); print(o._simd_isa())\n"
     )
