@@ -205,7 +205,11 @@ async def test_get_indicators_errors(analytics: Any) -> None:
         stub.GetIndicators(pb.GetIndicatorsRequest(symbol="AAPL", params=["rsi.bogus=1"], indicators=["rsi"]))
     )
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "period" in e.details()
-    e = await _err(stub.GetIndicators(pb.GetIndicatorsRequest(symbol="AAPL", interval="1m")))
+    # a known symbol with no 1m bars in the window (1990: before any test writes AAPL minutes)
+    no_bars = pb.GetIndicatorsRequest(symbol="AAPL", interval="1m")
+    no_bars.start.FromJsonString("1990-01-02T14:30:00Z")
+    no_bars.end.FromJsonString("1990-01-03T21:00:00Z")
+    e = await _err(stub.GetIndicators(no_bars))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and "1m" in e.details() and "collect" in e.details()
     e = await _err(stub.GetIndicators(pb.GetIndicatorsRequest(symbol="")))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
