@@ -8,7 +8,9 @@ replicas, recorders). Shared through :meth:`aiots.services.common.runtime.Runtim
 this process (:meth:`has_producer`) and otherwise consumes the bus as before.
 
 Delivery is in order and awaited: the producer's next object waits until every listener has
-handled this one (a listener's failure is logged, never raised to the producer).
+handled this one (a listener's failure is logged, never raised to the producer). A listener runs
+as the service that registered it (:data:`~aiots.services.common.instruments.current_service`), so
+what it counts lands in its own service's metrics, not the producer's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiots.services.common.instruments import current_service
 from aiots.services.common.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ class LocalFeed:
 
     def __init__(self) -> None:
         self._producers: dict[str, int] = {}
-        self._listeners: dict[str, list[Listener]] = {}
+        self._listeners: dict[str, list[tuple[Listener, str]]] = {}
 
     @classmethod
     def of(cls, rt: Runtime) -> LocalFeed:
@@ -53,13 +56,15 @@ class LocalFeed:
         return self._producers.get(topic, 0) > 0
 
     def listen(self, topic: str, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` with each object delivered on ``topic``; returns the unsubscribe."""
-        self._listeners.setdefault(topic, []).append(listener)
+        """Call ``listener`` with each object delivered on ``topic``, as the calling service; returns
+        the unsubscribe."""
+        entry = (listener, current_service.get())
+        self._listeners.setdefault(topic, []).append(entry)
 
         def unsubscribe() -> None:
             ls = self._listeners.get(topic, [])
-            if listener in ls:
-                ls.remove(listener)
+            if entry in ls:
+                ls.remove(entry)
 
         return unsubscribe
 
@@ -68,8 +73,11 @@ class LocalFeed:
 
     async def deliver(self, topic: str, obj: Any) -> None:
         """Hand ``obj`` to every listener of ``topic``, in turn."""
-        for listener in tuple(self._listeners.get(topic, ())):
+        for listener, service in tuple(self._listeners.get(topic, ())):
+            token = current_service.set(service)
             try:
                 await listener(obj)
             except Exception:
                 log.exception("local feed: a listener of %s failed", topic)
+            finally:
+                current_service.reset(token)

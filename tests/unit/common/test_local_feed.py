@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from aiots.services.common.instruments import current_service
 from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
@@ -57,3 +58,26 @@ async def test_listeners_in_order_each_awaited_and_isolated(caplog: pytest.LogCa
     stop_last()  # idempotent
     await feed.deliver("t", 4)
     assert seen[-1] == ("first", 4) and ("last", 4) not in seen
+
+
+async def test_a_listener_runs_as_the_service_that_registered_it() -> None:
+    """Metrics a listener records carry its own service label (signals' candidates counted on the
+    signals port), and the producer's label is back after the delivery."""
+    feed = LocalFeed()
+    seen: list[str] = []
+
+    async def record(obj: object) -> None:
+        seen.append(current_service.get())
+
+    token = current_service.set("signals")
+    try:
+        feed.listen("features:1m", record)
+    finally:
+        current_service.reset(token)
+    token = current_service.set("analytics")
+    try:
+        await feed.deliver("features:1m", object())
+        assert current_service.get() == "analytics"
+    finally:
+        current_service.reset(token)
+    assert seen == ["signals"]
