@@ -12,8 +12,8 @@ from rich.console import Console
 from aiots.services.common.settings import get_settings
 from aiots.services.ingestion.normalize import SOURCE_REPLAY
 from aiots.services.ingestion.pipeline import Pipeline
-from aiots.services.ingestion.sources.replay import ReplayResult, Step, replay_files, replay_steps
-from aiots.services.stack.replay import bus_settle, is_dbn, read_steps
+from aiots.services.ingestion.sources.replay import ReplayResult, Step, bus_settle, replay_files, replay_steps
+from aiots.services.stack.replay import is_dbn, read_steps
 from aiots.services.storage.pool import create_pool, resolve_dsn
 from aiots.services.storage.writer import Writer
 

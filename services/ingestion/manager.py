@@ -33,9 +33,8 @@ from aiots.services.ingestion.normalize import (
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import BackfillProgress, backfill, historical_client
 from aiots.services.ingestion.sources.live import LiveGroup, LiveSource
-from aiots.services.ingestion.sources.replay import ReplayRunner
+from aiots.services.ingestion.sources.replay import ReplayRunner, bus_settle
 from aiots.services.ingestion.sources.simulator import ClockStatus, SimulatorSource, seed_history
-from aiots.services.stack.replay import bus_settle
 from aiots.services.storage.writer import Writer
 
 log = logging.getLogger(__name__)

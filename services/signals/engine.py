@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aiots.core.conventions import NS_PER_MIN, calendar
 from aiots.core.execution import ExecutionModel
+from aiots.services.signals.atm_iv import traded_atm_iv
 from aiots.services.signals.calibration import Calibrator, load_calibrator
 from aiots.services.signals.chainview import ChainView
 from aiots.services.signals.config import ConfigSource, SignalsConfig
@@ -19,7 +20,7 @@ from aiots.services.signals.features import Snapshot, SymbolFeatures
 from aiots.services.signals.ids import signal_id
 from aiots.services.signals.lifecycle import LifecycleTracker
 from aiots.services.signals.models import Bar, Idea, OptionQuote, Signal, Status, StatusChange
-from aiots.services.signals.selection import ContractSelector, traded_atm_iv
+from aiots.services.signals.selection import ContractSelector
 from aiots.services.signals.strategies import Strategy, all_strategies
 
 #: the gate behind a skip reason (``ContractSelector.last_skip``), as a bounded metric label

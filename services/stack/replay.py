@@ -9,16 +9,15 @@ through ingestion's own decoder (:mod:`aiots.services.ingestion.sources.replay`)
 The clock is the backtest's: a bar is published at its **close** (its event is stamped at its start,
 as every 1-minute bar is), an option quote bar at its **end**, and at one instant the quotes come
 before the bars. Each instant's records form one replay step; with a bus that reports its backlog,
-the replay waits between steps until every consumer has handled the step (:func:`bus_settle`), so the
-signal engine sees, before each bar closing at T, every quote known at T: what the backtest feeds it.
+the replay waits between steps until every consumer has handled the step
+(:func:`~aiots.services.ingestion.sources.replay.bus_settle`), so the signal engine sees, before
+each bar closing at T, every quote known at T: what the backtest feeds it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy.typing as npt
 from aiots.core.conventions import NS_PER_MIN
 from aiots.services.backtest.readers import BarSeries, DataFileError, OptionQuoteBars, read_bars, read_option_quote_bars
 from aiots.services.ingestion.normalize import SOURCE_REPLAY, SYMBOLS, Batch
-from aiots.services.ingestion.sources.replay import Settle, Step
+from aiots.services.ingestion.sources.replay import Step
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +38,6 @@ DBN_MAGIC = b"DBN"
 #: the columns that make a CSV an option quote-bar file (PROVENANCE section 7)
 QUOTE_COLUMNS = frozenset({"option_symbol", "bid_close", "ask_close"})
 #: how long one step may wait for the consumers before the replay goes on (a stuck consumer)
-SETTLE_TIMEOUT_S = 30.0
-SETTLE_SPIN = 64  # polls by a bare event-loop turn before polling every SETTLE_POLL_S
-SETTLE_POLL_S = 0.001
 
 QUOTES_FIRST, BARS_AFTER = 0, 1
 
@@ -146,28 +142,3 @@ def read_steps(paths: Sequence[Path]) -> list[Step]:
                 b.add("bars_1m", _bar_cols(bars[src], rows))
         steps.append((t, b))
     return steps
-
-
-def bus_settle(bus: Any, timeout_s: float = SETTLE_TIMEOUT_S) -> Settle | None:
-    """A ``settle`` for :func:`~aiots.services.ingestion.sources.replay.replay_steps`: wait until the
-    bus's live consumers have acknowledged everything published; None when the bus cannot tell (the
-    replay is then paced only; Redis keeps the groups of dead consumers, so it cannot)."""
-    backlog = getattr(bus, "backlog", None)
-    if backlog is None:
-        return None
-    warned = False
-
-    async def settle() -> None:
-        nonlocal warned
-        deadline = time.monotonic() + timeout_s
-        polls = 0
-        while await backlog() > 0:
-            polls += 1
-            if time.monotonic() > deadline:
-                if not warned:
-                    log.warning("replay: the consumers did not catch up within %.0f s; going on", timeout_s)
-                    warned = True
-                return
-            await asyncio.sleep(0 if polls < SETTLE_SPIN else SETTLE_POLL_S)
-
-    return settle

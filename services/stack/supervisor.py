@@ -44,7 +44,7 @@ from aiots.services.common.runtime import FeedKind, FeedSpec, Runtime, ServiceAp
 from aiots.services.common.settings import Settings
 from aiots.services.ingestion.normalize import SOURCE_REPLAY
 from aiots.services.ingestion.pipeline import Pipeline
-from aiots.services.ingestion.sources.replay import ReplayRunner, Step
+from aiots.services.ingestion.sources.replay import ReplayRunner, Step, bus_settle
 from aiots.services.stack import replay as file_replay
 from aiots.services.stack.workers import MULTI_WORKER_SERVICES, WorkerError, WorkerPool
 
@@ -381,9 +381,7 @@ class Supervisor:
             pipe = Pipeline(
                 writer=manager.writer, bus=manager.bus, prices=manager.prices, source=SOURCE_REPLAY, build_bars=False
             )
-            runner = ReplayRunner(
-                pipe, files, speed=feed.speed, steps=self._steps, settle=file_replay.bus_settle(self.rt.bus)
-            )
+            runner = ReplayRunner(pipe, files, speed=feed.speed, steps=self._steps, settle=bus_settle(self.rt.bus))
             self._steps = None
             task = asyncio.create_task(_run_logged(runner), name="replay-files")
             self.replays.append(runner)

@@ -198,6 +198,37 @@ async def replay_files(paths: Iterable[Path], pipeline: Pipeline, *, speed: floa
 
 
 Settle = Callable[[], Awaitable[None]]
+
+SETTLE_TIMEOUT_S = 30.0
+SETTLE_SPIN = 64  # polls by a bare event-loop turn before polling every SETTLE_POLL_S
+SETTLE_POLL_S = 0.001
+
+
+def bus_settle(bus: Any, timeout_s: float = SETTLE_TIMEOUT_S) -> Settle | None:
+    """A ``settle`` for :func:`replay_steps` (the file replay and the simulator's lockstep): wait until the
+    bus's live consumers have acknowledged everything published; None when the bus cannot tell (the
+    replay is then paced only; Redis keeps the groups of dead consumers, so it cannot)."""
+    backlog = getattr(bus, "backlog", None)
+    if backlog is None:
+        return None
+    warned = False
+
+    async def settle() -> None:
+        nonlocal warned
+        deadline = time.monotonic() + timeout_s
+        polls = 0
+        while await backlog() > 0:
+            polls += 1
+            if time.monotonic() > deadline:
+                if not warned:
+                    log.warning("replay: the consumers did not catch up within %.0f s; going on", timeout_s)
+                    warned = True
+                return
+            await asyncio.sleep(0 if polls < SETTLE_SPIN else SETTLE_POLL_S)
+
+    return settle
+
+
 #: a time step: (event time ns, the batch published at it)
 Step = tuple[int, Batch]
 

@@ -12,10 +12,10 @@ import pytest
 from py_vollib.black_scholes_merton.implied_volatility import implied_volatility as bsm_iv
 
 from aiots.core.conventions import NS_PER_MIN, NS_PER_YEAR, expiry_ns, format_occ, ny_ns
+from aiots.services.signals.atm_iv import atm_iv_by_expiry, traded_atm_iv
 from aiots.services.signals.chainview import ChainView, QuoteListView, as_view
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import OptionQuote
-from aiots.services.signals.selection import atm_iv_by_expiry, traded_atm_iv
 
 NOW = ny_ns(dt.date(2024, 3, 5), dt.time(11, 0))
 R = 0.05

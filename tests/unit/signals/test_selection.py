@@ -442,16 +442,16 @@ def test_levels_of_a_batch_equal_each_contract_alone(direction: Direction, move:
 def test_atm_iv_kept_on_the_view_is_per_set_of_rows() -> None:
     # the ATM scan keeps each expiry's answer on the view; asking again over other rows (the ATM
     # strike left out) must give that subset's own answer, the one a fresh view gives
+    from aiots.services.signals.atm_iv import scan_atm_ivs
     from aiots.services.signals.chainview import ChainView
-    from aiots.services.signals.selection import _atm_ivs
 
     chain = _chain(100.0, NOW, iv=0.25)
     view = ChainView.from_quotes(chain)
     every = np.arange(len(chain))
     no_atm = np.array([i for i, q in enumerate(chain) if q.strike != 100.0])
-    first = _atm_ivs(view, every, 100.0, NOW, 0.045, 0.0, NOW, None)
-    again = _atm_ivs(view, every, 100.0, NOW, 0.045, 0.0, NOW, None)
-    other = _atm_ivs(view, no_atm, 100.0, NOW, 0.045, 0.0, NOW, None)
-    fresh = _atm_ivs(ChainView.from_quotes(chain), no_atm, 100.0, NOW, 0.045, 0.0, NOW, None)
+    first = scan_atm_ivs(view, every, 100.0, NOW, 0.045, 0.0, NOW, None)
+    again = scan_atm_ivs(view, every, 100.0, NOW, 0.045, 0.0, NOW, None)
+    other = scan_atm_ivs(view, no_atm, 100.0, NOW, 0.045, 0.0, NOW, None)
+    fresh = scan_atm_ivs(ChainView.from_quotes(chain), no_atm, 100.0, NOW, 0.045, 0.0, NOW, None)
     assert first == again and other == fresh and other != first
     assert len(view.atm_memo) == 2

@@ -21,8 +21,8 @@ from aiots.services.backtest.readers import DataFileError
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.common.settings import RedisSettings, Settings
 from aiots.services.ingestion.normalize import SYMBOLS, Batch
-from aiots.services.ingestion.sources.replay import replay_steps
-from aiots.services.stack.replay import bus_settle, is_dbn, read_steps
+from aiots.services.ingestion.sources.replay import bus_settle, replay_steps
+from aiots.services.stack.replay import is_dbn, read_steps
 from aiots.services.stack.supervisor import Feed, Supervisor, SupervisorError
 from aiots.v1 import events_pb2
 

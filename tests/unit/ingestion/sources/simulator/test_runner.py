@@ -19,8 +19,8 @@ from aiots.services.cache.prices import PriceBook
 from aiots.services.common.settings import RedisSettings
 from aiots.services.common.topics import BARS_1M, OPTION_QUOTES
 from aiots.services.ingestion.pipeline import Pipeline
+from aiots.services.ingestion.sources.replay import bus_settle
 from aiots.services.ingestion.sources.simulator import SimulatorSource, history
-from aiots.services.stack.replay import bus_settle
 from aiots.v1 import events_pb2
 
 XNYS = xcals.get_calendar("XNYS", start="2025-01-01", end="2027-12-31")

@@ -1,0 +1,161 @@
+"""ATM implied vol per expiry from a chain view, and the event-risk kink of the term structure.
+
+The ATM IV of an expiry is the mean European IV of the two-sided contracts at the strike nearest
+the spot (nearest first until one is quoted on both sides). ``cheap_volatility`` reads the nearest
+expiry inside the selection's DTE window (:func:`traded_atm_iv`); selection skips an idea when the
+front expiry's ATM IV is a multiple of the next one's (:func:`event_risk`, an earnings week).
+Answers per expiry are kept on the view (``ChainView.atm_memo``): both read the same expiry per bar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from aiots.core import options as opt
+from aiots.core.conventions import NS_PER_DAY, NS_PER_YEAR
+from aiots.services.signals.chainview import ChainView, Rows, as_view
+from aiots.services.signals.config import SignalsConfig
+from aiots.services.signals.models import OptionQuote
+
+
+def expiry_mask(view: ChainView, rows: Rows, keep: Callable[[int], bool]) -> Rows:
+    """``rows`` whose expiry passes ``keep``, decided once per distinct expiry with Python's exact
+    int/float comparisons (numpy would round ns timestamps to float first)."""
+    uniq, codes = view.expiry_index()
+    if not len(rows):
+        return rows
+    ok = np.array([keep(e) for e in uniq], dtype=np.bool_)
+    return rows[ok[codes[rows]]]
+
+
+def scan_atm_ivs(
+    view: ChainView, rows: Rows, spot: float, now_ns: int, r: float, q: float, first_ns: int, limit: int | None
+) -> list[tuple[int, float]]:
+    """:func:`atm_iv_by_expiry` over ``rows`` of ``view``: prices are read only for the rows nearest
+    the spot (nearest first, until a two-sided one is found), and only for the expiries needed."""
+    out: list[tuple[int, float]] = []
+    uniq, codes = view.expiry_index()
+    row_codes = codes[rows]
+    for code, exp in enumerate(uniq):
+        if exp <= first_ns:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        r_e = rows[row_codes == code]
+        if not len(r_e):
+            continue
+        # one expiry's answer depends only on these rows and the arguments: kept on the view (the
+        # ATM scan of cheap_volatility and selection's event-risk check read the same expiry per bar)
+        key = (exp, spot, now_ns, r, q, r_e.tobytes())
+        if key in view.atm_memo:
+            iv = view.atm_memo[key]
+        else:
+            iv = view.atm_memo[key] = expiry_atm_iv(view, r_e, exp, spot, now_ns, r, q)
+        if iv is not None:
+            out.append((exp, iv))
+    return out
+
+
+def expiry_atm_iv(view: ChainView, r_e: Rows, exp: int, spot: float, now_ns: int, r: float, q: float) -> float | None:
+    """The mean European IV of the two-sided contracts at the strike nearest ``spot`` among ``r_e``
+    (one expiry's rows, in chain order); None when no strike is quoted on both sides or no IV solves."""
+    dist = np.abs(view.strike[r_e] - spot)
+    atm: Rows | None = None
+    near = r_e[dist == dist.min()]  # the nearest strike's rows, in chain order: usually two-sided
+    two = view.two_sided(near)
+    if two.any():
+        live = near[two]
+        k = view.strike[min(live.tolist(), key=view.occ)]
+        atm = live[view.strike[live] == k]
+    order = np.argsort(dist, kind="stable") if atm is None else np.empty(0, dtype=np.intp)
+    i = 0
+    while i < len(order):  # nearest first, until a strike is quoted on both sides
+        d = dist[order[i]]
+        j = i + 1
+        while j < len(order) and dist[order[j]] == d:
+            j += 1
+        grp = np.sort(r_e[order[i:j]])  # chain order
+        two = view.two_sided(grp)
+        if two.any():
+            live = grp[two]
+            k = view.strike[min(live.tolist(), key=view.occ)]
+            atm = live[view.strike[live] == k]
+            break
+        i = j
+    if atm is None:
+        return None  # no two-sided quote of this expiry
+    k = float(view.strike[atm[0]])
+    T = (exp - now_ns) / NS_PER_YEAR
+    bid, ask = view.bid_ask(atm)
+    # one vectorised solve: element by element the same numbers as one call per contract
+    solved = np.asarray(opt.implied_vol(0.5 * (bid + ask), spot, k, T, r, q, view.is_call[atm]), float)
+    ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
+    return sum(ivs) / len(ivs) if ivs else None
+
+
+def atm_iv_by_expiry(
+    chain: ChainView | Sequence[OptionQuote],
+    spot: float,
+    now_ns: int,
+    r: float,
+    q: float,
+    *,
+    after_ns: int | None = None,
+    limit: int | None = None,
+) -> list[tuple[int, float]]:
+    """(expiry ns, ATM IV) per expiry expiring after ``after_ns`` (default: now), nearest first, at
+    most ``limit`` of them: the European IV of the two-sided call and put closest to the spot,
+    averaged (NaN-free expiries only)."""
+    view = as_view(chain)
+    first = now_ns if after_ns is None else after_ns
+    return scan_atm_ivs(view, np.arange(len(view)), spot, now_ns, r, q, first, limit)
+
+
+def traded_atm_iv(
+    chain: ChainView | Sequence[OptionQuote],
+    spot: float,
+    now_ns: int,
+    cfg: SignalsConfig,
+    q: float,
+    max_age_ns: int,
+) -> float:
+    """ATM IV of the nearest expiry inside the selection's DTE window (fresh quotes only; NaN if none)."""
+    view = as_view(chain)
+    sc = cfg.selection
+    lo, hi = now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
+    rows = np.flatnonzero(now_ns - view.ts_ns <= max_age_ns)
+    rows = expiry_mask(view, rows, lambda e: lo <= e <= hi)
+    ivs = scan_atm_ivs(view, rows, spot, now_ns, sc.risk_free_rate, q, now_ns, 1)
+    return ivs[0][1] if ivs else math.nan
+
+
+EVENT_MIN_DTE_DAYS = 1.0  # same-day and overnight expiries are not the "front" of an event kink
+
+
+def event_risk(
+    chain: ChainView | Sequence[OptionQuote],
+    spot: float,
+    now_ns: int,
+    r: float,
+    q: float,
+    ratio: float,
+    rows: Rows | None = None,
+) -> str | None:
+    """A sentence when the front expiry's ATM IV is ``ratio`` x the next expiry's or more, else None.
+
+    The front is the first expiry at least a day out: a 0DTE or overnight expiry's ATM IV is
+    dominated by its last hours (GOOG's same-day weekly on 2015-12-24 quoted 0.33-0.41 against 0.16
+    for the next week), not by an event. ``rows``: only these rows of the chain (default: all)."""
+    view = as_view(chain)
+    after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
+    ivs = scan_atm_ivs(view, np.arange(len(view)) if rows is None else rows, spot, now_ns, r, q, after, 2)
+    if len(ivs) < 2:
+        return None
+    (e0, v0), (_, v1) = ivs[0], ivs[1]
+    if v1 > 0 and v0 / v1 >= ratio:
+        days = (e0 - now_ns) / NS_PER_DAY
+        return f"event risk: front ATM IV {v0:.2f} is {v0 / v1:.2f}x the next expiry's {v1:.2f} ({days:.1f} days out)"
+    return None
