@@ -30,7 +30,8 @@ READY_TIMEOUT_S = 15.0
 READY_POLL_S = 0.05
 STOP_TIMEOUT_S = 10.0
 DRAIN_TIME_S = 2
-#: the dashboard's build output (``web/dist`` of the source checkout; ``make run`` builds it)
+#: the dashboard's build output in a source checkout (``make run`` builds it); ``gateway.web_dir``
+#: points elsewhere (the container image copies it to /opt/aiots/web)
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 
@@ -111,7 +112,7 @@ class Gateway:
             openapi=spec,
             port=gw.health_port,
             targets={u.cluster: u.grpc_target for u in m.upstreams},
-            web_dir=WEB_DIST,
+            web_dir=gw.web_dir or WEB_DIST,
         )
         await self.health.start()
         try:  # whatever fails from here stops the health endpoint (and Envoy) again

@@ -426,6 +426,11 @@ class GatewaySettings(BaseModel):
         True, description="with upstream_secret set, calls from a loopback peer (the local CLI) need no secret"
     )
     dev_key_dir: Path = Path(".aiots/keys")
+    web_dir: Path | None = Field(
+        None,
+        description="the dashboard's built files (index.html, assets/) served at /; unset: web/dist of the "
+        "source checkout (make run builds it); the image sets /opt/aiots/web",
+    )
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -229,6 +229,13 @@ def test_dockerfile_multistage_nonroot_healthcheck() -> None:
     assert len(froms) >= 2
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, re.M)
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base.group(1))
+    # the dashboard is built in its own stage (vite needs Node ^20.19 or >= 22.12) and served from
+    # the directory the runtime's gateway.web_dir names
+    node = re.search(r"^ARG NODE_IMAGE=(\S+)", text, re.M)
+    assert node and re.fullmatch(r"node:(20\.(19|[2-9]\d)|2[2-9])\.\d+(\.\d+)?-\w+-slim", node.group(1))
+    assert re.search(r"^RUN npm ci\b", text, re.M) and re.search(r"^RUN npm run build$", text, re.M)
+    web_dir = re.search(r"AIOTS_GATEWAY__WEB_DIR=(\S+)", text)
+    assert web_dir and re.search(rf"^COPY --from=web /web/dist {re.escape(web_dir.group(1))}$", text, re.M)
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in ("0", "root")
     assert re.search(r"^HEALTHCHECK .*\n?.*healthcheck\.py", text, re.M)
