@@ -10,9 +10,9 @@
 # over them; the 20 bivariate normals' 12 Gauss-Legendre nodes (one vectorised exp per slot and
 # node over the block); the assembly and max(2002, 1993). Same formulas, same operation order as
 # _bs1993_call, _bs_phi_n, _gt_prep/_gt_finish and bvn_args/bvn_done, except libmvec log/exp in the
-# setup instead of libm's and products with reciprocals for the ~40 divisions (a few ulp apart). A lane that takes any branch of the scalar code other than
-# the main one (no early-exercise premium, S at or above a trigger, a phi weight past e^700) is
-# flagged and the caller prices it with _bs2002.
+# setup instead of libm's and products with reciprocals for the ~40 divisions (a few ulp apart). A
+# lane that takes any branch of the scalar code other than the main one (no early-exercise premium,
+# S at or above a trigger, a phi weight past e^700) is flagged and the caller prices it with _bs2002.
 # ------------------------------------------------------------------------------------------------
 
 cdef extern from *:
@@ -329,8 +329,10 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
                 q = pq[i * sq]
                 v = pv[i * sv]
                 call = pc[i * sc] != 0
-                out[i] = NAN if _bad(S, K, T, r, q, v) else _am_floor(_bs2002(S, K, T, r, q, v, call), S, K, T,
-                                                                        r, q, v, call)
+                if _bad(S, K, T, r, q, v):
+                    out[i] = NAN
+                else:
+                    out[i] = _am_floor(_bs2002(S, K, T, r, q, v, call), S, K, T, r, q, v, call)
             b0 += m
             continue
         m8 = (m + 7) & ~7
