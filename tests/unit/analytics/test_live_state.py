@@ -26,6 +26,18 @@ from aiots.v1 import common_pb2, events_pb2
 NS = 1_000_000_000
 
 
+def nvda_bar_events(rows: list[dict[str, str]]) -> list[tuple[str, events_pb2.BarEvent]]:
+    """(symbol, closed 1m BarEvent) per CSV row of NVDA minutes, one minute apart from a fixed start."""
+    events = []
+    for i, r in enumerate(rows):
+        bar = common_pb2.Bar(
+            symbol="NVDA", interval="1m", open=float(r["open"]), high=float(r["high"]), low=float(r["low"]),
+            close=float(r["close"]), volume=float(r["volume"]),
+        )  # fmt: skip
+        events.append(("NVDA", events_pb2.BarEvent(bar=bar, ts_event=(1_700_000_000 + 60 * i) * NS, closed=True)))
+    return events
+
+
 def _calls() -> list[IndicatorCall]:
     return [IndicatorCall(n, dict(SPECS[n].params)) for n in ("sma", "ema", "rsi", "macd", "bbands")]
 
@@ -48,13 +60,7 @@ async def test_follow_checkpoint_restart(shared_data: Path) -> None:
     rt = Runtime(settings=settings, cache=cache, bus=bus)
     live = LiveState(rt)
     await live.start()
-    events = []
-    for i, r in enumerate(rows):
-        bar = common_pb2.Bar(
-            symbol="NVDA", interval="1m", open=float(r["open"]), high=float(r["high"]), low=float(r["low"]),
-            close=float(r["close"]), volume=float(r["volume"]),
-        )  # fmt: skip
-        events.append(("NVDA", events_pb2.BarEvent(bar=bar, ts_event=(1_700_000_000 + 60 * i) * NS, closed=True)))
+    events = nvda_bar_events(rows)
     await bus.publish_many("bars:1m", events)
     await _wait_for(live, ("NVDA", "1m"), len(rows))
     before = live.latest("NVDA", "1m", _calls())

@@ -23,7 +23,8 @@ from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
 from aiots.services.features.conversions import snapshot_from_event
 from aiots.services.features.state import Bar, Snapshot
-from aiots.v1 import common_pb2, events_pb2
+from aiots.v1 import events_pb2
+from tests.unit.analytics.test_live_state import nvda_bar_events
 
 NS = 1_000_000_000
 TOPIC = "features:1m"
@@ -73,13 +74,7 @@ async def test_local_snapshots_equal_the_bus_events(shared_data: Path) -> None:
             await bus.ack(d, group="test")
 
     reader = asyncio.create_task(follow())
-    events = []
-    for i, r in enumerate(rows):
-        bar = common_pb2.Bar(
-            symbol="NVDA", interval="1m", open=float(r["open"]), high=float(r["high"]), low=float(r["low"]),
-            close=float(r["close"]), volume=float(r["volume"]),
-        )  # fmt: skip
-        events.append(("NVDA", events_pb2.BarEvent(bar=bar, ts_event=(1_700_000_000 + 60 * i) * NS, closed=True)))
+    events = nvda_bar_events(rows)
     await bus.publish_many("bars:1m", events[:200])
     for _ in range(500):
         if len(over_bus) >= 200:
