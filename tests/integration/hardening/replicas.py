@@ -8,6 +8,7 @@ killed with SIGKILL (a crash: no drain, no acks, no flush) or stopped with SIGTE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -27,11 +28,13 @@ from aiots.services.signals.app import BAR_TOPIC, OPTION_TOPIC
 from aiots.v1 import events_pb2
 from tests.integration.gateway.ports import free_port
 from tests.integration.signals.test_engine_e2e import BREAKOUT_MINUTE, MIN, T0, chain_events, scripted_bars
+from tests.integration.wait import until
 
 #: settings section -> the gRPC service name its readiness is reported under
 SERVICE_NAMES = {section: f"{PACKAGE}.{short}" for short, section in SERVICE_SECTIONS.items()}
 STOP_WAIT_S = 15.0
 KILL_WAIT_S = 10.0
+STORE_SETTLE_S = 10.0  # announced signals reach the table within this
 
 
 class Replica:
@@ -202,9 +205,19 @@ async def pending_of(url: str, ns: str, group: str, consumer: str, topic: str = 
 
 async def assert_received_every_stored_signal_once(dsn: str, received: list[str]) -> None:
     """The oracle of the resume tests: the ids a client received are exactly the signals table's
-    (every stored signal once, nothing else), and both symbols produced signals."""
+    (every stored signal once, nothing else), and both symbols produced signals.
+
+    A signal is announced before it is stored (the store write waits for a pause in announcements),
+    so the table is read once it holds as many signals as the client received, or after
+    ``STORE_SETTLE_S``: a missing or an extra row still fails."""
     conn = await asyncpg.connect(dsn)
     try:
+
+        async def caught_up() -> bool:
+            return int(await conn.fetchval("SELECT count(*) FROM signals")) >= len(set(received))
+
+        with contextlib.suppress(AssertionError):
+            await until(caught_up, STORE_SETTLE_S)
         stored = [r["id"] for r in await conn.fetch("SELECT id FROM signals ORDER BY id")]
         symbols = {r["symbol"] for r in await conn.fetch("SELECT symbol FROM signals")}
     finally:
