@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import numpy as np
@@ -69,8 +69,8 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         self.bars = store.VersionedCache(self.cfg.bars_cache_entries)
         self.chains = store.VersionedCache(self.cfg.chain_cache_entries)
         self.surfaces = store.VersionedCache(self.cfg.chain_cache_entries)
-        #: encoded live GetIndicators answers by request bytes: (live state's ``changes`` then, answer)
-        self._live_answers: dict[bytes, tuple[int, bytes]] = {}
+        #: encoded live GetIndicators answers by request bytes, at the live state's ``changes``
+        self.live_answers = store.VersionedCache(self.cfg.live_answer_entries)
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -333,14 +333,6 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             raise InvalidArgument("start", f"start {_iso(start)} must be before end {_iso(end)}")
         return ind.IndicatorQuery(sym, interval, calls, lookback, start, end, request.include_series, request.period)
 
-    def _remember_live(self, key: bytes, changes: int, raw: bytes) -> None:
-        """Keep a live answer (at most ``live_answer_entries``, the oldest dropped first)."""
-        answers = self._live_answers
-        answers.pop(key, None)
-        answers[key] = (changes, raw)
-        if len(answers) > self.cfg.live_answer_entries:
-            del answers[next(iter(answers))]
-
     @pre_encoded(pb.GetIndicatorsResponse)
     async def GetIndicators(self, request: pb.GetIndicatorsRequest, context: grpc.aio.ServicerContext) -> bytes:
         key = b""
@@ -348,9 +340,9 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             # the same request between two bars gets the same bytes: answered without validating,
             # reading the state or encoding again (a request once valid stays valid)
             key = request.SerializeToString()
-            known = self._live_answers.get(key)
-            if known is not None and known[0] == self.live.changes:
-                return known[1]
+            known = self.live_answers.peek(key, self.live.changes)
+            if known is not None:
+                return cast(bytes, known)
         q = self._indicator_query(request)
         if self.live is not None and not q.include_series and q.start_ns is None and q.end_ns is None:
             changes = self.live.changes
@@ -358,7 +350,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             if live is not None:
                 ts, values = live
                 raw = conv.indicators_wire(q.symbol, q.interval, ts, values, False, "live")
-                self._remember_live(key, changes, raw)
+                self.live_answers.put(key, changes, raw)
                 return raw
         version = await store.bars_version(self.db, q.symbol, q.interval)
 

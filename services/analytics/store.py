@@ -133,17 +133,31 @@ class VersionedCache:
         self.hits = 0
         self.misses = 0
 
+    def peek(self, key: Hashable, version: int) -> Any | None:
+        """The value kept for ``key`` at ``version`` (a hit), or None; never computes."""
+        got = self._values.get(key)
+        if got is None or got[0] != version:
+            return None
+        self._values.move_to_end(key)
+        self.hits += 1
+        return got[1]
+
+    def put(self, key: Hashable, version: int, value: Any) -> None:
+        """Keep ``value`` as ``key`` at ``version`` (the least recently used beyond ``entries`` go)."""
+        self._values[key] = (version, value)
+        self._values.move_to_end(key)
+        while len(self._values) > self.entries:
+            self._values.popitem(last=False)
+
     async def get(self, key: Hashable, version: int, make: Callable[[], Awaitable[T]]) -> T:
         """The value of ``key`` at ``version``, computing it (once across concurrent callers) if absent.
 
         If the caller computing it is cancelled, a waiting caller computes it instead.
         """
         while True:
-            got = self._values.get(key)
-            if got is not None and got[0] == version:
-                self._values.move_to_end(key)
-                self.hits += 1
-                return cast(T, got[1])
+            got = self.peek(key, version)
+            if got is not None:
+                return cast(T, got)
             fut = self._inflight.get((key, version))
             if fut is None:
                 break
@@ -168,10 +182,7 @@ class VersionedCache:
         finally:
             self._inflight.pop((key, version), None)
         fut.set_result(value)
-        self._values[key] = (version, value)
-        self._values.move_to_end(key)
-        while len(self._values) > self.entries:
-            self._values.popitem(last=False)
+        self.put(key, version, value)
         return value
 
 

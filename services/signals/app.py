@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import math
 import os
@@ -48,6 +47,7 @@ from aiots.core.conventions import iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.bus.consume import handle_each
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.common.gc_tuning import freeze_startup_heap
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
@@ -221,16 +221,14 @@ class SignalsApp:
             self._settle_gc()
 
     def _settle_gc(self) -> None:
-        """Exempt what start-up left alive from the cyclic GC: a full collection otherwise walks every
-        module, calendar and protobuf descriptor (100-250 ms pauses on the bar path in
-        bench/signals.py); later garbage is collected as usual. The market calendar is built first
-        (the engine builds it lazily, on the first bar)."""
+        """Exempt what start-up left alive from the cyclic GC (:func:`freeze_startup_heap`: 100-250 ms
+        pauses on the bar path in bench/signals.py), once per process. The market calendar is built
+        first (the engine builds it lazily, on the first bar)."""
         global _gc_frozen
         if _gc_frozen:  # once per process (several apps start in a test run)
             return
         SignalEngine.may_open(time.time_ns(), self.engine.config)
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
         _gc_frozen = True
 
     async def stop(self) -> None:

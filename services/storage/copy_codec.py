@@ -126,22 +126,17 @@ _TEXT_TARGET = {"sym": "symbol", "und": "underlying"}
 
 
 def direct_copy_columns(table: str) -> list[str]:
-    """Target columns of :func:`encode_direct_copy`, in payload order."""
+    """Target columns of the direct COPY payload (:func:`encode_direct_rows`), in payload order."""
     _, fixed, text = _DIRECT[table]
     return [*fixed, *(_TEXT_TARGET[c] for c in text)]
-
-
-def encode_direct_copy(table: str, cols: dict[str, npt.NDArray[Any]], symbols: dict[int, str]) -> bytes:
-    """Binary COPY payload for the real table (symbol text + timestamptz included), built in NumPy."""
-    n = int(cols["ts_event"].shape[0])
-    return _COPY_HEADER + encode_direct_rows(table, cols, symbols, 0, n) + _COPY_TRAILER
 
 
 def encode_direct_rows(
     table: str, cols: dict[str, npt.NDArray[Any]], symbols: dict[int, str], lo: int, hi: int
 ) -> bytes:
-    """The rows ``lo:hi`` of :func:`encode_direct_copy`'s payload, without header and trailer, so a
-    large batch can be streamed to COPY in chunks (concatenated chunks equal the whole payload).
+    """Binary COPY rows ``lo:hi`` for the real table (symbol text + timestamptz included), built in
+    NumPy, without the header and trailer: the writer streams a large batch in chunks between
+    ``_COPY_HEADER`` and ``_COPY_TRAILER`` (concatenated chunks equal the whole payload).
 
     Each row is laid out padded (fixed columns, then per text column a 4-byte length and the text
     padded to the widest symbol), and one boolean compress drops the padding: a single pass over

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import gc
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -38,20 +37,12 @@ from typing import Any
 import databento_dbn as dbn
 
 from aiots.core import conventions as cv
+from aiots.services.common.gc_tuning import freeze_startup_heap
 from aiots.services.ingestion.normalize import SOURCE_LIVE, UNDEF_TS, Batch, Normalizer
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.historical import fetch_into
 
 log = logging.getLogger(__name__)
-
-
-def freeze_startup_heap() -> None:
-    """Move every object alive now (modules, classes, settings: ~140k objects) out of the garbage
-    collector's reach, so its full collections walk only what the feed allocates. A full collection
-    over the startup heap stalled the event loop for 30-60 ms on the shared 2-core VM, the live
-    path's p99. Process-wide; idempotent in effect (later calls freeze what is alive then)."""
-    gc.collect()
-    gc.freeze()
 
 
 class LiveAuthError(RuntimeError):
