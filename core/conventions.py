@@ -80,9 +80,20 @@ def ns_to_ny(ns: int) -> dt.datetime:
     return ns_to_datetime(ns, NY)
 
 
+#: ny_date's latest answer: [midnight, next midnight) in ns and that date (one tuple, replaced whole)
+_ny_day_hit: tuple[int, int, dt.date] = (0, 0, dt.date.min)
+
+
 def ny_date(ns: int) -> dt.date:
-    """The America/New_York calendar date of ``ns``."""
-    return ns_to_ny(ns).date()
+    """The America/New_York calendar date of ``ns`` (the latest answer is reused while ``ns`` stays
+    in that day: replays and the backtest ask about every bar)."""
+    global _ny_day_hit
+    lo, hi, d = _ny_day_hit
+    if lo <= ns < hi:
+        return d
+    d = ns_to_ny(ns).date()
+    _ny_day_hit = (ny_midnight_ns(d), ny_midnight_ns(d + dt.timedelta(days=1)), d)
+    return d
 
 
 def ny_ns(day: dt.date, at: dt.time) -> int:

@@ -35,7 +35,6 @@ from aiots.core.conventions import (
     format_occ,
     listed_expiries,
     ny_date,
-    ny_midnight_ns,
 )
 from aiots.services.backtest.readers import ChainSnapshots
 from aiots.services.signals.chainview import F64, ChainView, Rows
@@ -254,7 +253,7 @@ class ModelledChainView(ChainView):
         self.symbol, self.now_ns, self.spot, self.iv = symbol, now_ns, spot, iv
         self._rate, self._s, self._style = book.rate, s, exercise_style(symbol)
         lo, hi = book.dte_min * NS_PER_DAY, book.dte_max * NS_PER_DAY
-        exps = sorted(e for e in book._expiries(symbol, book.day(now_ns)) if lo <= e[1] - now_ns <= hi)
+        exps = sorted(e for e in book._expiries(symbol, ny_date(now_ns)) if lo <= e[1] - now_ns <= hi)
         years: list[float] = []
         key: list[object] = [symbol]
         if exps and spot > 0:
@@ -340,16 +339,7 @@ class ModelledChainBook(ChainBook):
         self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
         self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, int]]] = {}
         self._layouts: dict[tuple[object, ...], _Layout] = {}
-        self._day_hit: tuple[int, int, dt.date] = (0, 0, dt.date.min)  # [midnight, next midnight), date
         self.real: set[str] = set()
-
-    def day(self, now_ns: int) -> dt.date:
-        """The New York date of ``now_ns`` (the latest answer reused until the next midnight)."""
-        lo, hi, d = self._day_hit
-        if not lo <= now_ns < hi:
-            d = ny_date(now_ns)
-            self._day_hit = (ny_midnight_ns(d), ny_midnight_ns(d + dt.timedelta(days=1)), d)
-        return d
 
     def layout(self, key: tuple[object, ...]) -> _Layout:
         """The chain's contracts for a (symbol, strike grid, expiries) key (cached: the spot's strike

@@ -329,3 +329,17 @@ def test_session_answers_reused_along_a_walk_match_exchange_calendars() -> None:
         row = xs.schedule.loc[local]
         assert s is not None and (s.open_ns, s.close_ns) == (row["open"].value, row["close"].value)
         assert cal.is_regular_hours(ts) == (row["open"].value <= ts < row["close"].value)
+
+
+def test_ny_date_follows_pandas_through_midnights_and_dst_in_any_order() -> None:
+    """ny_date reuses its latest day: minute by minute across both 2026 DST changes and their
+    midnights, then the same instants shuffled, each equals pandas' New York date."""
+    ns = [
+        int(t.value)
+        for day in ("2026-03-07", "2026-10-31")
+        for t in pd.date_range(f"{day} 00:00", periods=3 * 24 * 60, freq="min", tz="America/New_York")
+    ]
+    expect = {n: pd.Timestamp(n, tz="UTC").tz_convert("America/New_York").date() for n in ns}
+    shuffled = ns[::7] + ns[3::11] + ns[::-13]
+    for n in ns + shuffled:
+        assert cv.ny_date(n) == expect[n], pd.Timestamp(n, tz="UTC")

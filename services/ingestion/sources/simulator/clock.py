@@ -68,12 +68,6 @@ def _start(wall_ns: int, cal: cv.MarketCalendar) -> tuple[int, ClockMode, cv.Ses
     return mapped, "replay", s
 
 
-def chosen_session(day: dt.date, cal: cv.MarketCalendar | None = None) -> cv.Session:
-    """The NYSE session ``day`` to simulate; :class:`~aiots.core.conventions.NotASession` (a
-    ValueError naming the previous and next sessions) when the exchange is closed that day."""
-    return (cal or cv.calendar()).session(day)
-
-
 def describe_market(wall_ns: int, session: dt.date | None = None) -> str:
     """One line for banners: what the simulator does at ``wall_ns`` (live session, replay, or the
     chosen ``session``)."""
@@ -98,7 +92,7 @@ class SessionClock:
         self.wall_start_ns = start_ns
         self.mode: ClockMode
         if session is not None:
-            s = chosen_session(session, self.cal)
+            s = self.cal.session(session)  # NotASession (a ValueError) names the nearest sessions
             self.now_ns, self.mode, self.session = s.open_ns, "replay", s
         elif follow_wall:
             self.now_ns, self.mode, self.session = _start(start_ns, self.cal)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from aiots.core import conventions as cv
 from aiots.services.common.settings import Settings
 from aiots.services.ingestion.sources.simulator import history
-from aiots.services.ingestion.sources.simulator.clock import SessionClock, chosen_session, describe_market
+from aiots.services.ingestion.sources.simulator.clock import SessionClock, describe_market
 from aiots.services.ingestion.sources.simulator.records import MarketSimulator
 
 XNYS = xcals.get_calendar("XNYS", start="2025-01-01", end="2027-12-31")
@@ -71,7 +71,7 @@ def test_after_the_chosen_session_the_next_ones_follow_without_waiting() -> None
 def test_a_closed_day_is_refused_naming_the_nearest_sessions(day: dt.date) -> None:
     prev, nxt = _neighbours(day)
     with pytest.raises(cv.NotASession) as exc:
-        chosen_session(day)
+        SessionClock(0, session=day)
     assert f"previous {prev.isoformat()}" in str(exc.value) and f"next {nxt.isoformat()}" in str(exc.value)
     with pytest.raises(ValidationError, match=f"previous {prev.isoformat()}, next {nxt.isoformat()}"):
         Settings(ingestion={"simulator_session": day.isoformat()})
