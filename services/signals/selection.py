@@ -55,8 +55,9 @@ from aiots.core.conventions import (
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.atm_iv import event_risk, expiry_mask
 from aiots.services.signals.calibration import Calibrator, Context
-from aiots.services.signals.chainview import F64, ChainView, as_view
+from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
 from aiots.services.signals.config import SignalsConfig
+from aiots.services.signals.gain_bound import gain_upper_bound, iv_bracket
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
@@ -235,7 +236,7 @@ class ContractSelector:
         two = (bid > 0.0) & (ask >= bid)
         with np.errstate(divide="ignore", invalid="ignore"):
             keep = two & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
-        rows, mids = rows[keep], mid[keep]
+        rows, mids, bid, ask = rows[keep], mid[keep], bid[keep], ask[keep]
         if not len(rows):
             self.last_skip = "no fresh, liquid contract in the DTE, spread and size limits"
             return None
@@ -267,21 +268,14 @@ class ContractSelector:
             self.last_skip = "no contract near the delta band"
             return None
         rows = rows[near]
-        bids, asks = view.bid_ask(rows)
+        bids, asks = bid[near], ask[near]
         mults = view.multiplier[rows]
         mids, K, T = mids[near], K[near], T[near]
-        styles = view.styles(rows)
-        iv = np.full(len(rows), np.nan)
-        kinds = set(styles)
-        for style in kinds:
-            m = np.array([st == style for st in styles]) if len(kinds) > 1 else np.ones(len(rows), dtype=np.bool_)
-            iv[m] = np.asarray(
-                opt.implied_vol(mids[m], S, K[m], T[m], r, dividend_yield, want_call, style=style), float
-            )
-        ok = np.isfinite(iv) & (iv > 0)
-        if not ok.any():
+        iv = self._solve_ivs(view, rows, mids, bids, asks, iv_eu[near], S, K, T, idea, minutes, dividend_yield, cfg)
+        if iv is None:
             self.last_skip = "no implied volatility solves"
             return None
+        ok = np.isfinite(iv) & (iv > 0)
         g = opt.trader_units(opt.bs_greeks(S, K[ok], T[ok], r, iv[ok], dividend_yield, want_call))
         evidence = idea.evidence + (
             cfg.confidence.low_iv_bonus if math.isfinite(iv_rank) and iv_rank < sc.low_iv_rank else 0.0
@@ -325,9 +319,60 @@ class ContractSelector:
             p_model=p_model,
             risk_per_contract=float(lv.risk_usd[k]),
             suggested_contracts=int(lv.contracts[k]),
-            style=styles[idx],
+            style=view.styles(rows[idx : idx + 1])[0],
             evidence=evidence,
         )
+
+    def _solve_ivs(
+        self,
+        view: ChainView,
+        rows: Rows,
+        mids: F64,
+        bids: F64,
+        asks: F64,
+        iv_eu: F64,
+        S: float,
+        K: F64,
+        T: F64,
+        idea: Idea,
+        minutes: float,
+        q: float,
+        cfg: SignalsConfig,
+    ) -> F64 | None:
+        """The implied vol of each of ``rows`` for its exercise style (NaN where it was not solved or
+        has none), or None when none of them solves.
+
+        The solve is skipped (NaN) for contracts whose projected gain provably can't pay
+        ``spread_cover`` half-spreads at any IV the solver could return
+        (:func:`~aiots.services.signals.gain_bound.gain_upper_bound`): :meth:`_levels` would reject
+        them, or they fall outside the delta band, so the pick and its numbers are the same. Each
+        contract's IV is solved alone (element by element the vectorised solve gives the same
+        numbers), so solving fewer changes none of them."""
+        sc = cfg.selection
+        r = sc.risk_free_rate
+        want_call = idea.direction is Direction.BULLISH
+        # The American bracket holds the European answer too: no style needed to prune.
+        lo, hi = iv_bracket(mids, iv_eu, S, K, T, r, q, want_call, american=True)
+        trading_days = minutes / MINUTES_PER_REGULAR_SESSION
+        bound = gain_upper_bound(S, K, T, r, q, want_call, lo, hi, idea.projected_move, trading_days, sc.delta_max)
+        cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)  # as _levels' first test; NaN: solve
+        solve = np.flatnonzero(~cannot_pay)
+        iv = np.full(len(rows), np.nan)
+        if len(solve):
+            styles = view.styles(rows[solve])
+            kinds = set(styles)
+            for style in kinds:
+                at = solve[[st == style for st in styles]] if len(kinds) > 1 else solve
+                iv[at] = np.asarray(opt.implied_vol(mids[at], S, K[at], T[at], r, q, want_call, style=style), float)
+        if (np.isfinite(iv) & (iv > 0)).any():
+            return iv
+        # Whether any skipped contract solves decides only the skip reason: solve them one by one.
+        for i in np.flatnonzero(cannot_pay).tolist():
+            style = view.styles(rows[i : i + 1])[0]
+            v = float(opt.implied_vol(mids[i : i + 1], S, K[i : i + 1], T[i : i + 1], r, q, want_call, style=style)[0])
+            if math.isfinite(v) and v > 0:
+                return iv
+        return None
 
     def _levels(
         self,

@@ -1,0 +1,93 @@
+"""The gain bound that lets selection skip American IV solves, against the core's own solver and
+Greeks: the American IV lies in the bracket, and the projected gain at any IV in the bracket (and at
+the solved one) is at most the bound for every contract inside the delta band."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiots.core import options as opt
+from aiots.core.conventions import SESSIONS_PER_YEAR
+from aiots.services.signals.gain_bound import gain_upper_bound, iv_bracket
+
+DELTA_MAX = 0.65
+
+
+def _dv(S: float, K: float, T: float, r: float, q: float, call: bool, sigma: float, dS: float, days: float) -> float:
+    """The projected gain exactly as selection's ``_levels`` computes it (trader-unit Greeks)."""
+    g = opt.trader_units(opt.bs_greeks(S, np.array([K]), np.array([T]), r, np.array([sigma]), q, call))
+    delta, gamma, theta = float(g["delta"][0]), float(g["gamma"][0]), float(g["theta"][0])
+    if abs(delta) > DELTA_MAX:
+        return -math.inf  # outside the band: the bound need not hold
+    return delta * dS + 0.5 * gamma * dS * dS + theta * 365.0 / SESSIONS_PER_YEAR * days
+
+
+@given(
+    S=st.floats(20.0, 2000.0),
+    moneyness=st.floats(-0.25, 0.25),
+    days_to_expiry=st.floats(1.0, 60.0),
+    sigma=st.floats(0.05, 1.5),
+    r=st.floats(-0.01, 0.08),
+    q=st.floats(0.0, 0.05),
+    call=st.booleans(),
+    move=st.floats(-0.02, 0.02),
+    minutes=st.floats(1.0, 390.0),
+    frac=st.floats(0.0, 1.0),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_bound_holds_over_the_bracket_of_the_american_iv(
+    S: float,
+    moneyness: float,
+    days_to_expiry: float,
+    sigma: float,
+    r: float,
+    q: float,
+    call: bool,
+    move: float,
+    minutes: float,
+    frac: float,
+) -> None:
+    K = round(S * math.exp(moneyness), 2)
+    T = days_to_expiry / 365.0
+    mid = float(opt.american_price(S, K, T, r, sigma, q, call))
+    iv_eu = np.asarray(opt.implied_vol(np.array([mid]), S, np.array([K]), np.array([T]), r, q, call), float)
+    lo, hi = iv_bracket(np.array([mid]), iv_eu, S, np.array([K]), np.array([T]), r, q, call, american=True)
+    iv_am = float(opt.implied_vol(mid, S, K, T, r, q, call, style="american"))
+    dS, days = move * S, minutes / 390.0
+    bound = float(gain_upper_bound(S, np.array([K]), np.array([T]), r, q, call, lo, hi, dS, days, DELTA_MAX)[0])
+    if not (math.isfinite(iv_am) and iv_am > 0 and math.isfinite(bound)):
+        return  # nothing solved (selection drops it) or no bound (selection solves it)
+    assert lo[0] <= iv_am <= hi[0]
+    for s in (iv_am, float(lo[0]), float(hi[0]), float(lo[0] + frac * (hi[0] - lo[0]))):
+        assert _dv(S, K, T, r, q, call, s, dS, days) <= bound
+
+
+@given(d_lo=st.floats(-3.0, 3.0), width=st.floats(0.0, 1.0), T=st.floats(0.003, 0.2), call=st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_the_bound_is_tight_on_a_point_bracket(d_lo: float, width: float, T: float, call: bool) -> None:
+    # a degenerate bracket: the bound is the gain itself plus its small rounding margin
+    S, K, r, q, dS, days = 100.0, 100.0 * math.exp(-d_lo * 0.1), 0.04, 0.01, 0.5, 0.2
+    sig = 0.1 + width
+    bound = float(
+        gain_upper_bound(S, np.array([K]), np.array([T]), r, q, call, np.array([sig]), np.array([sig]), dS, days, 1.0)[
+            0
+        ]
+    )
+    g = opt.trader_units(opt.bs_greeks(S, K, T, r, sig, q, call))
+    dv = (
+        float(g["delta"]) * dS
+        + 0.5 * float(g["gamma"]) * dS * dS
+        + float(g["theta"]) * 365.0 / SESSIONS_PER_YEAR * days
+    )
+    assert dv <= bound <= dv + 1e-6 * (1.0 + abs(dv))
+
+
+def test_no_bracket_never_prunes() -> None:
+    nan = np.array([math.nan])
+    b = gain_upper_bound(100.0, np.array([100.0]), np.array([0.05]), 0.04, 0.0, True, nan, nan, 0.5, 0.2, 0.65)
+    assert np.isnan(b).all()
+    assert not (b <= 1e9).any()
