@@ -27,6 +27,8 @@ parallel run all work on one :class:`Replay`'s state; apart they would pass that
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import gc
 import heapq
 import math
 import multiprocessing
@@ -43,6 +45,7 @@ from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, NY, calendar, expiry_
 from aiots.core.execution import ExecutionModel, Fill, Quote, Refused
 from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSettings, RealisedVol
 from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
+from aiots.services.features.state import new_bar
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.lifecycle import exec_quote, exit_at_deadline, exit_past_deadline
@@ -126,7 +129,20 @@ class SignalRecord:
 
 
 def _merge_bars(series: Iterable[BarSeries], start_ns: int | None, end_ns: int | None) -> list[Bar]:
-    """Every bar of ``series`` closing at or before ``end_ns``, ordered by (close, symbol, row)."""
+    """Every bar of ``series`` closing at or before ``end_ns``, ordered by (close, symbol, row).
+
+    The cyclic GC is paused while the bars are made: they hold no cycles, and each collection it
+    would start meanwhile walks every bar made so far (a fifth of the replay's time on 50k bars)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _merge(series, end_ns)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _merge(series: Iterable[BarSeries], end_ns: int | None) -> list[Bar]:
     parts: list[tuple[BarSeries, npt.NDArray[np.int64]]] = []
     for s in series:
         close = s.ts_ns + s.interval_ns
@@ -145,11 +161,29 @@ def _merge_bars(series: Iterable[BarSeries], start_ns: int | None, end_ns: int |
     ]
     syms = [p[0].symbol for p in parts for _ in range(len(p[1]))]
     ivs = [p[0].interval_ns for p in parts for _ in range(len(p[1]))]
-    ts, o, h, lo, c, v = cols
-    return [
-        Bar(syms[k], int(ts[k]), float(o[k]), float(h[k]), float(lo[k]), float(c[k]), float(v[k]), ivs[k])
-        for k in order.tolist()
-    ]
+    ts, o, h, lo, c, v = cols  # python ints and floats (tolist of int64 / float64 columns)
+    return [new_bar(syms[k], ts[k], o[k], h[k], lo[k], c[k], v[k], ivs[k]) for k in order.tolist()]
+
+
+def _regular_hours(bars: list[Bar]) -> list[bool]:
+    """``calendar().is_regular_hours(bar.ts_ns)`` of each bar, in columns: inside [open, close)
+    of the session with the latest open at or before it (the sessions of the bars' dates and a day
+    either side: no session opens or closes outside its own date)."""
+    if not bars:
+        return []
+    ts = np.fromiter((b.ts_ns for b in bars), dtype=np.int64, count=len(bars))
+    cal = calendar()
+    first, last = ny_date(int(ts.min())), ny_date(int(ts.max()))
+    days = cal.sessions_between(first - dt.timedelta(days=1), last + dt.timedelta(days=1))
+    rows = [cal.session(d) for d in days]
+    opens = np.array([r.open_ns for r in rows], dtype=np.int64)
+    closes = np.array([r.close_ns for r in rows], dtype=np.int64)
+    i = np.searchsorted(opens, ts, side="right") - 1
+    ok = i >= 0
+    regular = np.zeros(len(ts), dtype=bool)
+    regular[ok] = ts[ok] < closes[i[ok]]
+    flags: list[bool] = regular.tolist()
+    return flags
 
 
 class _QuoteFeed:
@@ -349,33 +383,50 @@ class Replay:
         return self._run(None)
 
     def _run(self, data_end_ns: int | None) -> ReplayResult:
-        """The replay; ``data_end_ns``: the last bar close of the whole data set (default: of these bars)."""
+        """The replay; ``data_end_ns``: the last bar close of the whole data set (default: of these bars).
+
+        Each symbol's features come from the engine's own feature state, fed the symbol's bars by
+        :meth:`SymbolFeatures.stream` (in columns); each snapshot goes to :meth:`SignalEngine.decide`
+        (that is :meth:`SignalEngine.evaluate`) or, before ``start_ns``, only warms the features
+        (:meth:`SignalEngine.warm`)."""
         st = self.settings
         bars = _merge_bars(self.series.values(), None, st.end_ns)
-        feed = _QuoteFeed(self.quotes)
+        feed = _QuoteFeed(self.quotes) if self.quotes else None
         total = len(bars)
         eng = self.engine
         book = self.book
+        real = book.real
         sessions: dict[str, set[str]] = {}
         step = max(1, total // 200)
-        cal = calendar()
+        regular_at = _regular_hours(bars)
+        by_symbol: dict[str, list[Bar]] = {}
+        for bar in bars:
+            by_symbol.setdefault(bar.symbol, []).append(bar)
+        streams = {sym: eng.features(sym).stream(sb) for sym, sb in by_symbol.items()}
+        del by_symbol
+        start_ns = st.start_ns
+        open_trades = self._open
+        last_close = self._last_close
+        rv_update = self.rv.update
+        progress = self.progress
         day_iso: dict[int, str] = {}
         for n, bar in enumerate(bars):
-            now = bar.close_ts_ns
+            now = bar.ts_ns + bar.interval_ns  # bar.close_ts_ns
             # 1. every real option quote known at `now`
-            for q in feed.pop_until(now):
-                eng.on_option_quote(q)
-                if q.occ_symbol in self._open:
-                    self._on_contract_quote(q)
+            if feed is not None:
+                for q in feed.pop_until(now):
+                    eng.on_option_quote(q)
+                    if q.occ_symbol in open_trades:
+                        self._on_contract_quote(q)
             sym = bar.symbol
-            self._last_close[sym] = bar.close
-            regular = cal.is_regular_hours(bar.ts_ns)
-            self.rv.update(sym, bar.ts_ns, bar.close, bar.interval_ns, regular=regular)
-            modelled = sym not in book.real
+            last_close[sym] = bar.close
+            regular = regular_at[n]
+            rv_update(sym, bar.ts_ns, bar.close, bar.interval_ns, regular=regular)
+            modelled = sym not in real
             # 2. modelled quotes of the open modelled trades of this symbol, at this bar's close
-            if modelled:
-                for occ in [o for o, ts in self._open.items() if ts and ts[0].signal.symbol == sym]:
-                    for t in list(self._open.get(occ, [])):
+            if modelled and open_trades:
+                for occ in [o for o, ts in open_trades.items() if ts and ts[0].signal.symbol == sym]:
+                    for t in list(open_trades.get(occ, [])):
                         b, a = book.reprice(t.signal.contract, now, bar.close, t.model_iv)
                         c = t.signal.contract
                         self._on_contract_quote(
@@ -383,10 +434,9 @@ class Replay:
                                 c.occ_symbol, c.underlying, c.expiry, c.expiry_ns, c.strike, c.is_call, b, a, ts_ns=now
                             )
                         )
-            # 3. decisions
-            if st.start_ns is not None and now <= st.start_ns:
-                eng.warm(bar)
-            else:
+            # 3. decisions (the features of this bar first: warming only before start_ns)
+            snap = next(streams[sym])
+            if start_ns is None or now > start_ns:
                 if regular:  # a regular session lies inside one UTC day: its date is cached per UTC day
                     day = day_iso.get(bar.ts_ns // NS_PER_DAY)
                     if day is None:
@@ -397,9 +447,8 @@ class Replay:
                     iv, src = self._model_iv(sym, now, bar.interval_ns)
                     book.set_state(sym, now, bar.close, iv)
                 if self.null_plan is None:
-                    ideas, _updates = eng.evaluate(bar)
-                else:
-                    eng.warm(bar)  # features only: the null model's ideas come from the plan
+                    ideas = eng.decide(snap)[0] if snap is not None else []
+                else:  # features only (done above): the null model's ideas come from the plan
                     ideas = [
                         dataclasses.replace(
                             i,
@@ -428,8 +477,8 @@ class Replay:
                             )
                         )
                         self._enter(sig, now, "modelled" if modelled else "quotes", iv, src)
-            if self.progress is not None and (n % step == 0 or n == total - 1):
-                self.progress(n + 1, total)
+            if progress is not None and (n % step == 0 or n == total - 1):
+                progress(n + 1, total)
         # trades still open at the end of the data: the last executable bid, or intrinsic if expired
         end = data_end_ns if data_end_ns is not None else (bars[-1].close_ts_ns if bars else 0)
         for occ in list(self._open):

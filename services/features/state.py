@@ -11,14 +11,15 @@ O(1)), the realised variance a ring of sums. The whole object pickles (analytics
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from aiots.core import indicators as ind
@@ -31,6 +32,12 @@ MINUTES_PER_YEAR = 252 * 390  # trading minutes (the annualisation of 1-minute r
 REWARM_GAP_NS = 5 * NS_PER_MIN
 #: bar fields a named stream may read (any other input name reads the close)
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
+#: bars :meth:`SymbolFeatures.stream` computes in columns at a time (bounded memory; the numpy and
+#: core calls amortised over the chunk)
+STREAM_CHUNK = 2048
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,29 @@ class Bar:
     @property
     def close_ts_ns(self) -> int:
         return self.ts_ns + self.interval_ns
+
+
+def new_bar(
+    symbol: str, ts_ns: int, open_: float, high: float, low: float, close: float, volume: float, interval_ns: int
+) -> Bar:
+    """``Bar(...)`` with the same fields in the same order, without the frozen ``__init__``'s
+    ``object.__setattr__`` per field (a third of the cost; the backtest makes one per bar)."""
+    b = _new(Bar)
+    _set(
+        b,
+        "__dict__",
+        {
+            "symbol": symbol,
+            "ts_ns": ts_ns,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "interval_ns": interval_ns,
+        },
+    )
+    return b
 
 
 class RollingExtreme:
@@ -74,6 +104,39 @@ class RollingExtreme:
         self._i += 1
         while dq and dq[0][0] <= self._i - 1 - self.n:
             dq.popleft()
+
+    def previous_many(self, xs: npt.NDArray[np.float64]) -> list[float]:
+        """:meth:`previous` before each :meth:`push` of ``xs`` in turn, leaving the state those
+        pushes leave, in columns (a sliding window over the kept values). ``xs`` must hold no NaN
+        (the deque's comparisons and numpy's extremes part ways on NaN).
+
+        The deque keeps, of the last ``n`` values, each one greater (max) than every later one;
+        a value it dropped is at most a later kept one, so the window's extreme over the kept
+        values alone (the dropped ones as -inf/+inf) is the extreme over all of them."""
+        n, i0, m = self.n, self._i, len(xs)
+        lo = i0 - n  # the index at window position 0
+        window = np.full(n + m, -math.inf if self.is_max else math.inf)
+        kept = np.zeros(n + m, dtype=bool)
+        for j, x in self._dq:
+            window[j - lo] = x
+            kept[j - lo] = True
+        window[n:] = xs
+        kept[n:] = True
+        rows = sliding_window_view(window, n)[:m]  # row k: the n values before xs[k]
+        out: list[float] = (rows.max(axis=1) if self.is_max else rows.min(axis=1)).tolist()
+        for k in range(min(m, max(0, n - i0))):
+            out[k] = math.nan  # fewer than n values before it
+        vals = window.tolist()
+        dq: deque[tuple[int, float]] = deque()
+        for pos in range(m, m + n):  # the deque of the last n values, as the pushes build it
+            if kept[pos]:
+                x = vals[pos]
+                while dq and ((dq[-1][1] <= x) if self.is_max else (dq[-1][1] >= x)):
+                    dq.pop()
+                dq.append((lo + pos, x))
+        self._dq = dq
+        self._i = i0 + m
+        return out
 
 
 class RollingVariance:
@@ -108,6 +171,36 @@ class RollingVariance:
         if k < self.n or k < 2:
             return math.nan
         return max(0.0, (self._s2 - self._s * self._s / k) / (k - 1))
+
+
+_isfinite = math.isfinite
+
+
+class _Ready:
+    """``Snapshot.ready``: warmed up, a previous bar and every indicator finite. Computed on the
+    first read and kept in the instance's ``__dict__`` (``functools.cached_property`` without its
+    lock, which costs about a microsecond a snapshot on Python 3.11; each strategy asks)."""
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Ready: ...
+    @overload
+    def __get__(self, obj: Snapshot, owner: type | None = None) -> bool: ...
+    def __get__(self, obj: Snapshot | None, owner: type | None = None) -> bool | _Ready:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        v = (
+            d["prev_bar"] is not None
+            and _isfinite(d["atr"])
+            and _isfinite(d["rsi"])
+            and _isfinite(d["adx"])
+            and _isfinite(d["ema_fast"])
+            and _isfinite(d["ema_slow"])
+            and _isfinite(d["bb_middle"])
+            and _isfinite(d["volume_avg"])
+        )
+        d["ready"] = v
+        return v
 
 
 @dataclass(frozen=True)
@@ -150,11 +243,60 @@ class Snapshot:
             return self.atm_iv
         return self.iv_source()
 
-    @functools.cached_property
-    def ready(self) -> bool:
-        """Warmed up: a previous bar and every indicator finite (computed once: each strategy asks)."""
-        vals = (self.atr, self.rsi, self.adx, self.ema_fast, self.ema_slow, self.bb_middle, self.volume_avg)
-        return self.prev_bar is not None and all(math.isfinite(v) for v in vals)
+    #: warmed up: a previous bar and every indicator finite (computed once: each strategy asks)
+    ready = _Ready()
+
+
+def new_snapshot(
+    bar: Bar,
+    prev_bar: Bar | None,
+    atr: float,
+    rsi: float,
+    rsi_prev: float,
+    adx: float,
+    plus_di: float,
+    minus_di: float,
+    ema_fast: float,
+    ema_fast_prev: float,
+    ema_slow: float,
+    bb_upper: float,
+    bb_middle: float,
+    bb_lower: float,
+    volume_avg: float,
+    resistance: float,
+    support: float,
+    realized_vol: float,
+) -> Snapshot:
+    """``Snapshot(...)`` of these fields (``atm_iv`` NaN, no ``iv_source``), without the frozen
+    ``__init__``'s ``object.__setattr__`` per field (three quarters of its cost)."""
+    s = _new(Snapshot)
+    _set(
+        s,
+        "__dict__",
+        {
+            "bar": bar,
+            "prev_bar": prev_bar,
+            "atr": atr,
+            "rsi": rsi,
+            "rsi_prev": rsi_prev,
+            "adx": adx,
+            "plus_di": plus_di,
+            "minus_di": minus_di,
+            "ema_fast": ema_fast,
+            "ema_fast_prev": ema_fast_prev,
+            "ema_slow": ema_slow,
+            "bb_upper": bb_upper,
+            "bb_middle": bb_middle,
+            "bb_lower": bb_lower,
+            "volume_avg": volume_avg,
+            "resistance": resistance,
+            "support": support,
+            "realized_vol": realized_vol,
+            "atm_iv": math.nan,
+            "iv_source": None,
+        },
+    )
+    return s
 
 
 #: a named core stream and the bar fields its ``update`` takes, in order
@@ -217,28 +359,97 @@ class SymbolFeatures:
             self.rv.push(math.log(bar.close / prev.close))
         var = self.rv.value
         rv = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / bar.interval_ns) if math.isfinite(var) else math.nan
-        snap = Snapshot(
-            bar=bar,
-            prev_bar=prev,
-            atr=atr,
-            rsi=rsi,
-            rsi_prev=rsi_prev,
-            adx=adx,
-            plus_di=pdi,
-            minus_di=mdi,
-            ema_fast=ef,
-            ema_fast_prev=ema_fast_prev,
-            ema_slow=es,
-            bb_upper=float(up),
-            bb_middle=float(mid),
-            bb_lower=float(lo),
-            volume_avg=volume_avg,
-            resistance=resistance,
-            support=support,
-            realized_vol=rv,
-        )
+        snap = new_snapshot(
+            bar, prev, atr, rsi, rsi_prev, adx, pdi, mdi, ef, ema_fast_prev, es,
+            float(up), float(mid), float(lo), volume_avg, resistance, support, rv,
+        )  # fmt: skip
         self.prev_bar = bar
         return snap
+
+    def stream(self, bars: Sequence[Bar]) -> Iterator[Snapshot | None]:
+        """What :meth:`update` returns for each of ``bars`` in turn (one symbol's, oldest first),
+        with the core streams and the rolling extremes computed :data:`STREAM_CHUNK` bars at a time
+        in columns (one ``update_many`` per stream instead of a call per bar per stream). A chunk
+        that is not strictly newer bar by bar, or has a NaN high or low, goes through
+        :meth:`update` bar by bar.
+
+        While it runs, the state is up to a chunk ahead of the snapshot last yielded: feed this
+        object nothing else until the iterator is done; it then holds what :meth:`update` leaves."""
+        for k in range(0, len(bars), STREAM_CHUNK):
+            chunk = bars[k : k + STREAM_CHUNK]
+            cols = self._columns(chunk)
+            if cols is None:
+                for b in chunk:
+                    yield self.update(b)
+                continue
+            atr, rsi, rsi_p, adx, pdi, mdi, ef, ef_p, es, up, mid, low, vol, res, sup, rdy = cols
+            rv_push, rv_state = self.rv.push, self.rv
+            prev = self.prev_bar
+            for i, bar in enumerate(chunk):
+                # as update: in-session returns only (a gap over 2 bars is not a 1-minute return)
+                close = bar.close
+                if prev is not None and prev.close > 0 and close > 0 and bar.ts_ns - prev.ts_ns <= 2 * bar.interval_ns:
+                    rv_push(math.log(close / prev.close))
+                var = rv_state.value
+                rv = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / bar.interval_ns) if _isfinite(var) else math.nan
+                snap = new_snapshot(
+                    bar, prev, atr[i], rsi[i], rsi_p[i], adx[i], pdi[i], mdi[i], ef[i], ef_p[i], es[i],
+                    up[i], mid[i], low[i], vol[i], res[i], sup[i], rv,
+                )  # fmt: skip
+                snap.__dict__["ready"] = prev is not None and rdy[i]
+                prev = bar
+                yield snap
+            self.prev_bar = prev
+
+    def _columns(self, chunk: Sequence[Bar]) -> tuple[list[Any], ...] | None:
+        """The per-bar feature columns of ``chunk`` (:meth:`stream`'s order), its bars folded into
+        every stream but the realised variance; None (nothing touched) when it must go bar by bar."""
+        ts = [b.ts_ns for b in chunk]
+        last = self.last_ts_ns
+        for t in ts:
+            if t <= last:
+                return None
+            last = t
+        h = np.array([b.high for b in chunk], dtype=np.float64)
+        lo = np.array([b.low for b in chunk], dtype=np.float64)
+        if np.isnan(h).any() or np.isnan(lo).any():
+            return None
+        closes = [b.close for b in chunk]
+        c = np.array(closes, dtype=np.float64)
+        v = np.array([b.volume for b in chunk], dtype=np.float64)
+        # the values before this chunk (what update reads before its first bar): value = the last output
+        ef_prev0, rsi_prev0, vavg0 = float(self.ema_fast.value), float(self.rsi.value), float(self.vol.value)
+        resistance = self.hi.previous_many(h)
+        support = self.lo.previous_many(lo)
+        atr_a = self.atr.update_many(h, lo, c)
+        rsi_a = self.rsi.update_many(c)
+        adx_stream = self.adx
+        adx: list[float] = []
+        pdi: list[float] = []
+        mdi: list[float] = []
+        for hi_, lo_, c_ in zip(h.tolist(), lo.tolist(), closes, strict=True):  # +DI/-DI per bar
+            adx.append(adx_stream.update(hi_, lo_, c_))
+            pdi.append(adx_stream.plus_di)
+            mdi.append(adx_stream.minus_di)
+        ef_a = self.ema_fast.update_many(c)
+        es_a = self.ema_slow.update_many(c)
+        up_a, mid_a, low_a = self.bb.update_many(c)
+        vol_a = np.concatenate(([vavg0], self.vol.update_many(v)))
+        if self._named_inputs:
+            cols = {"open": np.array([b.open for b in chunk], dtype=np.float64), "high": h, "low": lo, "close": c}
+            cols["volume"] = v
+            for stream, inputs in self._named_inputs:
+                stream.update_many(*[cols[i] for i in inputs])
+        # Snapshot.ready but for the previous bar, in columns
+        ready = np.isfinite(atr_a) & np.isfinite(rsi_a) & np.isfinite(np.array(adx)) & np.isfinite(ef_a)
+        ready &= np.isfinite(es_a) & np.isfinite(mid_a) & np.isfinite(vol_a[:-1])
+        rsi, ef = rsi_a.tolist(), ef_a.tolist()
+        self.last_ts_ns = ts[-1]
+        self.bars += len(chunk)
+        return (
+            atr_a.tolist(), rsi, [rsi_prev0, *rsi], adx, pdi, mdi, ef, [ef_prev0, *ef], es_a.tolist(),
+            up_a.tolist(), mid_a.tolist(), low_a.tolist(), vol_a.tolist(), resistance, support, ready.tolist(),
+        )  # fmt: skip
 
     def warm(self, bars: Iterable[Bar]) -> None:
         """Fold historical bars in (oldest first; bars not newer than the last one are skipped)."""

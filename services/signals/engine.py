@@ -7,10 +7,11 @@ I/O (bus, storage, fan-out) lives in :mod:`app`.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 
-from aiots.core.conventions import NS_PER_MIN, calendar
+from aiots.core.conventions import NS_PER_MIN, calendar, ny_date, ny_midnight_ns
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.atm_iv import traded_atm_iv
 from aiots.services.signals.calibration import Calibrator, load_calibrator
@@ -97,6 +98,9 @@ class SignalEngine:
         self._bar_count: dict[str, int] = {}
         self._last_fired: dict[tuple[str, str], int] = {}
         self.evaluations = 0
+        #: :meth:`may_open`'s bounds for one New York day and config: (day start ns, next day's
+        #: start ns, first ns open, last ns open, the config); ``first > last`` when it never opens
+        self._open_window: tuple[int, int, int, int, SignalsConfig | None] = (0, 0, 1, 0, None)
 
     @property
     def config(self) -> SignalsConfig:
@@ -118,40 +122,70 @@ class SignalEngine:
         """The cheap half of :meth:`on_bar` (tens of microseconds): features, expiries, strategies.
 
         Returns the ideas that fired (outside their cooldown) and the expired signals."""
-        feats = self._features.get(bar.symbol)
-        if feats is None:
-            feats = self._features[bar.symbol] = SymbolFeatures(self.config)
-        snap = feats.update(bar)
+        snap = self.features(bar.symbol).update(bar)
         if snap is None:
             return [], []
         return self.decide(snap)
+
+    def features(self, symbol: str) -> SymbolFeatures:
+        """The feature state :meth:`evaluate` and :meth:`warm` feed for ``symbol`` (made on first use).
+
+        A replay may drive it itself (:meth:`SymbolFeatures.stream` over the symbol's bars) and hand
+        each snapshot to :meth:`decide`: that is :meth:`evaluate`, the features in columns."""
+        feats = self._features.get(symbol)
+        if feats is None:
+            feats = self._features[symbol] = SymbolFeatures(self.config)
+        return feats
 
     def decide(self, snap: Snapshot) -> tuple[list[Idea], list[Signal]]:
         """:meth:`evaluate` on features computed elsewhere (live: analytics publishes them on
         ``features:1m``; in a backtest :meth:`evaluate` computes them in-process)."""
         bar = snap.bar
+        sym = bar.symbol
         cfg = self.config
-        n = self._bar_count[bar.symbol] = self._bar_count.get(bar.symbol, 0) + 1
-        updates = self.tracker.on_time(bar.close_ts_ns, bar.symbol, bar.close)
-        if not self.may_open(bar.close_ts_ns, cfg):
+        n = self._bar_count[sym] = self._bar_count.get(sym, 0) + 1
+        now = bar.ts_ns + bar.interval_ns  # bar.close_ts_ns
+        updates = self.tracker.on_time(now, sym, bar.close)
+        w = self._open_window
+        if not (w[0] <= now < w[1] and w[4] is cfg):
+            w = self._open_window = self._open_bounds(now, cfg)
+        if not w[2] <= now <= w[3]:  # may_open(now, cfg)
             return [], updates
         if cfg.strategies.cheap_volatility.enabled and math.isfinite(snap.realized_vol):
-            chains, q, age = self.chains, self._q(bar.symbol), self.execution.max_quote_age_ns
+            chains, q, age = self.chains, self._q(sym), self.execution.max_quote_age_ns
 
             def source() -> float:
-                return traded_atm_iv(chains.view(bar.symbol), bar.close, bar.close_ts_ns, cfg, q, age)
+                return traded_atm_iv(chains.view(sym), bar.close, now, cfg, q, age)
 
             snap = snap.with_iv_source(source)
         ideas: list[Idea] = []
+        fired = self._last_fired
+        cooldown = cfg.cooldown_bars
         for strat in self.strategies:
             self.evaluations += 1
-            last = self._last_fired.get((bar.symbol, strat.name))
-            if last is not None and n - last <= cfg.cooldown_bars:
-                continue
+            if fired:
+                last = fired.get((sym, strat.name))
+                if last is not None and n - last <= cooldown:
+                    continue
             idea = strat.evaluate(snap, cfg)
             if idea is not None:
                 ideas.append(idea)
         return ideas, updates
+
+    @staticmethod
+    def _open_bounds(now_ns: int, cfg: SignalsConfig) -> tuple[int, int, int, int, SignalsConfig]:
+        """:meth:`may_open` for the whole New York day of ``now_ns`` (the calendar's
+        ``session_of`` answers per New York day): ``may_open(t, cfg)`` is ``first <= t <= last``
+        for every ``t`` of that day. Integer ns, so ``t < close`` is ``t <= close - 1``."""
+        day = ny_date(now_ns)
+        lo, hi = ny_midnight_ns(day), ny_midnight_ns(day + dt.timedelta(days=1))
+        s = calendar().session_of(now_ns)
+        if s is None:
+            return lo, hi, 1, 0, cfg
+        mh = cfg.market_hours
+        first = max(s.open_ns, s.open_ns + int(mh.open_delay_minutes * NS_PER_MIN))
+        last = min(s.close_ns - 1, s.close_ns - int((mh.close_buffer_minutes + mh.min_horizon_minutes) * NS_PER_MIN))
+        return lo, hi, first, last, cfg
 
     @staticmethod
     def may_open(now_ns: int, cfg: SignalsConfig) -> bool:
@@ -252,10 +286,7 @@ class SignalEngine:
 
     def warm(self, bar: Bar) -> None:
         """Feed a historical bar to the features only (no strategy runs, nothing is emitted)."""
-        feats = self._features.get(bar.symbol)
-        if feats is None:
-            feats = self._features[bar.symbol] = SymbolFeatures(self.config)
-        feats.update(bar)
+        self.features(bar.symbol).update(bar)
 
     def on_option_quote(self, q: OptionQuote) -> list[Signal]:
         """Feed one option quote: updates the chain and returns signals whose status changed."""

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 from aiots.core.conventions import NS_PER_MIN
+from aiots.services.features.params import FeatureParams
+from aiots.services.features.state import Snapshot, SymbolFeatures
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import Bar, Direction, GreeksTU, Idea, OptionQuote, Signal
 
@@ -23,7 +25,8 @@ class Script:
 
 
 class ScriptedEngine:
-    """evaluate/select/warm/on_option_quote like SignalEngine, firing only the scripted signals."""
+    """features/decide/evaluate/select/warm/on_option_quote like SignalEngine, firing only the
+    scripted signals (the features are computed and ignored)."""
 
     def __init__(self, book: ChainBook, scripts: list[Script]) -> None:
         self.chains = book
@@ -33,6 +36,12 @@ class ScriptedEngine:
 
     def warm(self, bar: Bar) -> None:
         pass
+
+    def features(self, symbol: str) -> SymbolFeatures:
+        return SymbolFeatures(FeatureParams())
+
+    def decide(self, snap: Snapshot) -> tuple[list[Idea], list[Signal]]:
+        return self.evaluate(snap.bar)
 
     def on_option_quote(self, q: OptionQuote) -> list[Signal]:
         self.chains.update(q)
