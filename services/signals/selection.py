@@ -35,6 +35,7 @@ Deterministic: candidates are ranked by (expected value, -spread, OCC symbol).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ from aiots.core.conventions import (
     NS_PER_DAY,
     NS_PER_YEAR,
     SESSIONS_PER_YEAR,
+    ExerciseStyle,
     calendar,
+    exercise_style,
 )
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.atm_iv import event_risk, expiry_mask
@@ -62,6 +65,9 @@ from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
+PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
+STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
+MINUTES_MEMO_SIZE = 256  # (now, horizon end) -> trading minutes kept (the ideas of one bar share them)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,16 @@ class _Levels(NamedTuple):
     risk_usd: F64
     contracts: npt.NDArray[np.int64]
     ev_model_pct: F64  # expected value at the uncalibrated p_model: what picks the contract
+
+
+_style_of_occ = functools.lru_cache(maxsize=STYLE_MEMO_SIZE)(exercise_style)
+
+
+def _styles(view: ChainView, rows: Rows) -> list[ExerciseStyle]:
+    """``view.styles(rows)``; for a view with the generic per-OCC rule, memoised per OCC symbol."""
+    if type(view).styles is ChainView.styles:
+        return [_style_of_occ(view.occ(i)) for i in rows.tolist()]
+    return view.styles(rows)
 
 
 def _norm_cdf(x: F64) -> F64:
@@ -193,6 +209,17 @@ def expected_value(
     return np.asarray(p_t * gain - p_s * loss + (1.0 - p_t - p_s) * _pymin(_pymax(at_horizon, -loss), gain))
 
 
+def expected_value_1(conf: float, p_model: float, p_stop: float, gain: float, loss: float, at_horizon: float) -> float:
+    """:func:`expected_value` of one contract in plain floats: the same operations in the same order
+    (IEEE arithmetic and Python's ``min``/``max`` rule), so the same number, without NumPy's
+    per-call cost."""
+    rest = max(0.0, 1.0 - p_model)
+    stop_share = min(1.0, p_stop / rest) if rest > 0 else 1.0
+    p_t = min(max(conf, 0.0), 1.0)
+    p_s = (1.0 - p_t) * stop_share
+    return p_t * gain - p_s * loss + (1.0 - p_t - p_s) * min(max(at_horizon, -loss), gain)
+
+
 class ContractSelector:
     """Pick the best contract for an idea from the current chain of its underlying."""
 
@@ -200,6 +227,18 @@ class ContractSelector:
         self.execution = execution or ExecutionModel()
         self.calibrator = calibrator or Calibrator()
         self.last_skip: str = ""  # why the latest idea found no contract (for logs and tests)
+        self._minutes_memo: dict[tuple[int, int], float] = {}
+
+    def _minutes(self, now_ns: int, end_ns: int) -> float:
+        """Regular-session minutes from ``now_ns`` to ``end_ns`` (memoised: the calendar is fixed and
+        the ideas of one bar, across symbols too, share their horizons)."""
+        key = (now_ns, end_ns)
+        m = self._minutes_memo.get(key)
+        if m is None:
+            if len(self._minutes_memo) >= MINUTES_MEMO_SIZE:
+                self._minutes_memo.clear()
+            m = self._minutes_memo[key] = calendar().regular_ns_between(now_ns, end_ns) / 60e9
+        return m
 
     def select(
         self,
@@ -247,7 +286,7 @@ class ContractSelector:
             self.last_skip = kink
             return None
         end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
-        minutes = calendar().regular_ns_between(now_ns, end) / 60e9
+        minutes = self._minutes(now_ns, end)
         if minutes <= 0:
             self.last_skip = "no trading time left in the horizon"
             return None
@@ -285,6 +324,9 @@ class ContractSelector:
         ad = np.abs(gd)
         band = np.flatnonzero((sc.delta_min <= ad) & (ad <= sc.delta_max))  # positions among the solved rows
         at = np.flatnonzero(ok)[band]  # positions among ``rows``
+        if not len(at):
+            self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
+            return None
         b_arr, a_arr = bids[at], asks[at]
         lv = self._levels(b_arr, a_arr, mults[at], idea, S, iv[at], gd[band], gg[band], gt[band], minutes, cfg)
         spread_frac = (a_arr - b_arr) / (0.5 * (b_arr + a_arr))
@@ -300,8 +342,10 @@ class ContractSelector:
         idx = int(at[k])
         rr, p_model, cost = float(lv.rr[k]), float(lv.p_model[k]), float(lv.cost[k])
         conf = self.calibrator(p_model, evidence, Context(idea.strategy, float(spread_frac[k]), rr, minutes))
-        ev = expected_value(conf, p_model, float(lv.p_stop[k]), float(lv.gain[k]), float(lv.loss[k]), float(lv.flat[k]))
-        ev_pct = float(100.0 * ev / cost)
+        ev = expected_value_1(
+            conf, p_model, float(lv.p_stop[k]), float(lv.gain[k]), float(lv.loss[k]), float(lv.flat[k])
+        )
+        ev_pct = 100.0 * ev / cost
         if not ev_pct > sc.min_expected_value_pct:
             self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
             return None
@@ -319,7 +363,7 @@ class ContractSelector:
             p_model=p_model,
             risk_per_contract=float(lv.risk_usd[k]),
             suggested_contracts=int(lv.contracts[k]),
-            style=view.styles(rows[idx : idx + 1])[0],
+            style=_styles(view, rows[idx : idx + 1])[0],
             evidence=evidence,
         )
 
@@ -352,14 +396,17 @@ class ContractSelector:
         r = sc.risk_free_rate
         want_call = idea.direction is Direction.BULLISH
         # The American bracket holds the European answer too: no style needed to prune.
-        lo, hi = iv_bracket(mids, iv_eu, S, K, T, r, q, want_call, american=True)
-        trading_days = minutes / MINUTES_PER_REGULAR_SESSION
-        bound = gain_upper_bound(S, K, T, r, q, want_call, lo, hi, idea.projected_move, trading_days, sc.delta_max)
-        cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)  # as _levels' first test; NaN: solve
+        if len(rows) >= PRUNE_MIN_ROWS:
+            lo, hi = iv_bracket(mids, iv_eu, S, K, T, r, q, want_call, american=True)
+            days = minutes / MINUTES_PER_REGULAR_SESSION
+            bound = gain_upper_bound(S, K, T, r, q, want_call, lo, hi, idea.projected_move, days, sc.delta_max)
+            cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)  # as _levels' first test; NaN: solve
+        else:
+            cannot_pay = np.zeros(len(rows), dtype=np.bool_)
         solve = np.flatnonzero(~cannot_pay)
         iv = np.full(len(rows), np.nan)
         if len(solve):
-            styles = view.styles(rows[solve])
+            styles = _styles(view, rows[solve])
             kinds = set(styles)
             for style in kinds:
                 at = solve[[st == style for st in styles]] if len(kinds) > 1 else solve
@@ -368,8 +415,11 @@ class ContractSelector:
             return iv
         # Whether any skipped contract solves decides only the skip reason: solve them one by one.
         for i in np.flatnonzero(cannot_pay).tolist():
-            style = view.styles(rows[i : i + 1])[0]
-            v = float(opt.implied_vol(mids[i : i + 1], S, K[i : i + 1], T[i : i + 1], r, q, want_call, style=style)[0])
+            style = _styles(view, rows[i : i + 1])[0]
+            one = np.asarray(
+                opt.implied_vol(mids[i : i + 1], S, K[i : i + 1], T[i : i + 1], r, q, want_call, style=style)
+            )
+            v = float(one[0])
             if math.isfinite(v) and v > 0:
                 return iv
         return None

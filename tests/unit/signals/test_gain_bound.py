@@ -23,7 +23,7 @@ def _dv(S: float, K: float, T: float, r: float, q: float, call: bool, sigma: flo
     delta, gamma, theta = float(g["delta"][0]), float(g["gamma"][0]), float(g["theta"][0])
     if abs(delta) > DELTA_MAX:
         return -math.inf  # outside the band: the bound need not hold
-    return delta * dS + 0.5 * gamma * dS * dS + theta * 365.0 / SESSIONS_PER_YEAR * days
+    return float(delta * dS + 0.5 * gamma * dS * dS + theta * 365.0 / SESSIONS_PER_YEAR * days)
 
 
 @given(
