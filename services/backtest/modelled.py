@@ -7,9 +7,9 @@ Bjerksund-Stensland 2002; European: Black-Scholes) at one IV, flat across strike
 The IV comes, in order, from: a configured per-symbol IV, the ATM IV of the nearest real chain
 snapshot of that symbol (the latest one at or before the time, else the earliest after), a
 configured default IV, or the symbol's trailing realised volatility of regular-hours 1-minute
-returns (no look-ahead). Quotes get a modelled spread: the half-spread is a fraction of the
-model price (at least a minimum), rounded outward to the tick. Every trade priced this way is
-labelled ``priced_from = "modelled"``.
+returns (no look-ahead) (those IV sources: :mod:`aiots.services.backtest.model_iv`). Quotes get
+a modelled spread: the half-spread is a fraction of the model price (at least a minimum), rounded
+outward to the tick. Every trade priced this way is labelled ``priced_from = "modelled"``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import bisect
 import datetime as dt
 import functools
 import math
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,23 +25,37 @@ import numpy as np
 from aiots.core import options as opt
 from aiots.core.conventions import (
     NS_PER_DAY,
-    NS_PER_MIN,
     NS_PER_YEAR,
     ExerciseStyle,
-    calendar,
     exercise_style,
     expiry_ns,
     format_occ,
     listed_expiries,
     ny_date,
 )
-from aiots.services.backtest.readers import ChainSnapshots
-from aiots.services.signals.chainview import F64, ChainView, Rows
+from aiots.services.backtest.model_iv import ChainIV, RealisedVol
+from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, Rows
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
 
-MINUTES_PER_YEAR = 390.0 * 252.0
+__all__ = [  # ChainIV and RealisedVol live in model_iv; the runner imports them from here
+    "ChainIV",
+    "ModelSettings",
+    "ModelledChainBook",
+    "ModelledChainView",
+    "RealisedVol",
+    "model_price",
+    "modelled_quote",
+    "modelled_quote_prices",
+    "strike_step",
+]
+
 LAYOUT_CACHE_SIZE = 4096  # modelled chain layouts kept per book
+TICK_EPS = 1e-9  # ticks: a price within this of a tick boundary is on it (float noise)
+PRICE_DECIMALS = 6  # modelled quotes are rounded to this many decimals after the tick rounding
+PRICE_SCALE = 10.0**PRICE_DECIMALS
+MIN_YEARS = 1e-9  # model prices at expiry are taken this long before it
+STRIKE_GRID_CACHE = 65536  # (step, center, strikes per side) grids kept
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -86,9 +99,26 @@ def modelled_quote_prices(model_price: float | np.ndarray, settings: ModelSettin
     p = np.asarray(model_price, dtype=np.float64)
     h = np.maximum(settings.half_spread_frac * p, settings.min_half_spread)
     t = settings.tick
-    bid = np.floor((p - h) / t + 1e-9) * t
-    ask = np.ceil((p + h) / t - 1e-9) * t
-    return np.where(bid > 0, np.round(bid, 6), 0.0), np.round(ask, 6)
+    bid = np.floor((p - h) / t + TICK_EPS) * t
+    ask = np.ceil((p + h) / t - TICK_EPS) * t
+    return np.where(bid > 0, np.round(bid, PRICE_DECIMALS), 0.0), np.round(ask, PRICE_DECIMALS)
+
+
+def modelled_quote(model_price: float, settings: ModelSettings) -> tuple[float, float]:
+    """:func:`modelled_quote_prices` of one finite price in plain floats, the same numbers: the same
+    IEEE operations in the same order (``np.round(x, 6)`` is ``rint(x * 1e6) / 1e6``, and Python's
+    ``round`` of a float is ``rint``), without numpy's per-call cost on a one-element array."""
+    p = model_price
+    h = settings.half_spread_frac * p
+    if not h >= settings.min_half_spread:  # np.maximum: the larger (the minimum when equal: same value)
+        h = settings.min_half_spread
+    if not math.isfinite(p):
+        b, a = modelled_quote_prices(p, settings)
+        return float(b), float(a)
+    t = settings.tick
+    bid = math.floor((p - h) / t + TICK_EPS) * t
+    ask = math.ceil((p + h) / t - TICK_EPS) * t
+    return (round(bid * PRICE_SCALE) / PRICE_SCALE if bid > 0 else 0.0), round(ask * PRICE_SCALE) / PRICE_SCALE
 
 
 def model_price(
@@ -102,101 +132,10 @@ def model_price(
     style: str,
 ) -> np.ndarray:
     """Model value per share: American (BS2002) or European (BSM) by the root's style."""
-    t = np.maximum(years, 1e-9)
+    t = np.maximum(years, MIN_YEARS)
     if style == "european":
         return np.asarray(opt.bs_price(spot, strike, t, rate, iv, q, is_call), dtype=np.float64)
     return np.asarray(opt.american_price(spot, strike, t, rate, iv, q, is_call), dtype=np.float64)
-
-
-class RealisedVol:
-    """Trailing EW realised vol of regular-hours 1-minute log returns, annualised (390 x 252)."""
-
-    def __init__(self, halflife_bars: float, min_returns: int) -> None:
-        self._alpha = 1.0 - 0.5 ** (1.0 / halflife_bars)
-        self._min = min_returns
-        self._var: dict[str, float] = {}
-        self._n: dict[str, int] = {}
-        self._last: dict[str, tuple[int, float]] = {}
-
-    def update(self, symbol: str, ts_ns: int, close: float, interval_ns: int, *, regular: bool | None = None) -> None:
-        """One bar; ``regular``: whether ``ts_ns`` is in regular hours, when the caller knows already."""
-        if not (calendar().is_regular_hours(ts_ns) if regular is None else regular):
-            return
-        prev = self._last.get(symbol)
-        self._last[symbol] = (ts_ns, close)
-        if prev is None or ts_ns - prev[0] != interval_ns or prev[1] <= 0 or close <= 0:
-            return
-        r = math.log(close / prev[1])
-        v = self._var.get(symbol)
-        self._var[symbol] = r * r if v is None else (1 - self._alpha) * v + self._alpha * r * r
-        self._n[symbol] = self._n.get(symbol, 0) + 1
-
-    def vol(self, symbol: str, interval_ns: int) -> float:
-        if self._n.get(symbol, 0) < self._min:
-            return math.nan
-        per_year = MINUTES_PER_YEAR * NS_PER_MIN / interval_ns
-        return math.sqrt(self._var[symbol] * per_year)
-
-
-class ChainIV:
-    """ATM IV per (symbol, snapshot time) from real chain snapshots.
-
-    ATM is the strike where |call mid - put mid| is smallest (no spot needed); the IV is the
-    median of the vendor IVs of the call and put there, on the expiry nearest ``target_days``.
-    """
-
-    def __init__(
-        self, chains: list[ChainSnapshots], target_days: float, symbols: Collection[str] | None = None
-    ) -> None:
-        """``symbols``: only these underlyings (default: every one in ``chains``)."""
-        self._points: dict[str, list[tuple[int, float]]] = {}
-        for c in chains:
-            f = c.frame
-            if symbols is not None:
-                f = f[f["underlying"].isin(list(symbols))]
-            f = f[(f["bid"] > 0) & (f["ask"] > 0) & (f["ask"] >= f["bid"]) & np.isfinite(f["implied_vol"])]
-            for (und, ts), g in f.groupby(["underlying", "ts_ns"]):
-                iv = self._atm_iv(g, int(ts), target_days)
-                if math.isfinite(iv):
-                    self._points.setdefault(str(und), []).append((int(ts), iv))
-        for v in self._points.values():
-            v.sort()
-
-    @staticmethod
-    def _atm_iv(frame: object, ts: int, target_days: float) -> float:
-        import pandas as pd
-
-        assert isinstance(frame, pd.DataFrame)
-        days = (frame["expiration"].map(lambda e: expiry_ns(e)) - ts) / NS_PER_DAY
-        g: pd.DataFrame = frame.assign(days=days)
-        g = g[g["days"] > 0.5]
-        if g.empty:
-            return math.nan
-        exp_days = g.groupby("expiration")["days"].first()
-        best = (exp_days - target_days).abs().idxmin()
-        e = g[g["expiration"] == best].assign(mid=lambda x: 0.5 * (x["bid"] + x["ask"]))
-        calls = e[e["is_call"]].set_index("strike")
-        puts = e[~e["is_call"]].set_index("strike")
-        both = calls.index.intersection(puts.index)
-        if len(both) == 0:
-            return math.nan
-        diff = (calls.loc[both, "mid"] - puts.loc[both, "mid"]).abs()
-        k = diff.idxmin()
-        ivs = [float(calls.at[k, "implied_vol"]), float(puts.at[k, "implied_vol"])]
-        ivs = [v for v in ivs if 0.01 < v < 5.0]
-        return float(np.median(ivs)) if ivs else math.nan
-
-    def iv(self, symbol: str, ts_ns: int) -> tuple[float, int | None]:
-        """(IV, snapshot ns) of the latest snapshot at or before ``ts_ns``, else the earliest after."""
-        pts = self._points.get(symbol)
-        if not pts:
-            return math.nan, None
-        i = bisect.bisect_right(pts, (ts_ns, math.inf)) - 1
-        t, v = pts[i] if i >= 0 else pts[0]
-        return v, t
-
-    def symbols(self) -> list[str]:
-        return sorted(self._points)
 
 
 @dataclass(frozen=True)
@@ -213,6 +152,16 @@ class _Layout:
     expiry_index: tuple[list[int], np.ndarray] = field(default_factory=lambda: ([], np.empty(0, np.int64)))
 
 
+@functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
+def _grid_strikes(step: float, center: float, n: int) -> tuple[np.ndarray, list[float]]:
+    """The positive strikes of the grid ``center + step * (-n..n)`` (rounded to 1e-6 dollars),
+    ascending, as a read-only array and as floats (one computation for the layout and the grid)."""
+    k = np.round(center + step * np.arange(-n, n + 1), PRICE_DECIMALS)
+    k = k[k > 0]
+    k.flags.writeable = False
+    return k, k.tolist()
+
+
 def _build_layout(key: tuple[object, ...]) -> _Layout:
     """Rows for ``key`` = (symbol[, step, center, (expiry, expiry ns, strikes per side)...])."""
     exps: list[tuple[dt.date, str, int]] = []
@@ -222,8 +171,7 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
         for j in range((len(key) - 3) // 3):
             e, e_ns, n = key[3 + 3 * j : 6 + 3 * j]
             assert isinstance(e, dt.date) and isinstance(e_ns, int) and isinstance(n, int)
-            k = np.round(center + step * np.arange(-n, n + 1), 6)
-            k = k[k > 0]
+            k = _grid_strikes(step, center, n)[0]
             m = len(k)
             exps.append((e, e.isoformat(), e_ns))
             cols.append(
@@ -243,42 +191,150 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
     return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
 
 
+@dataclass(frozen=True)
+class _ExpiryRows:
+    """One expiry of a modelled view: its grid (rows, strikes), years to expiry, strikes per side."""
+
+    grid: ExpiryGrid
+    years: float
+    per_side: int
+    date: dt.date
+
+
+#: the columns a :class:`ModelledChainView` builds on first read (``__getattr__``)
+_LAZY_COLUMNS = frozenset(
+    {
+        "expiry_ns",
+        "strike",
+        "is_call",
+        "ts_ns",
+        "ask_size",
+        "open_interest",
+        "volume",
+        "multiplier",
+        "_expiry_index",
+        "_exp_idx",
+        "_exp_years",
+        "_bid",
+        "_ask",
+        "_priced",
+    }
+)
+
+
 class ModelledChainView(ChainView):
     """The modelled chain of one symbol at one time, in OCC order (expiry, calls then puts, strike),
     priced lazily: :meth:`bid_ask` prices only the rows asked for (each row alone gives the same
-    number as the whole chain priced at once), so a decision pays for the contracts it reads."""
+    number as the whole chain priced at once), so a decision pays for the contracts it reads.
+
+    Built lazily too (one is made per bar; most bars read only the ATM IV of one expiry): the
+    expiries in the DTE window are known at once; each expiry's strike grid (:meth:`expiry_grid`)
+    when asked for, in expiry order (a grid's rows follow the earlier expiries'); the columns
+    (``strike``, ``ts_ns``, ...) on their first read, from the book's cached layout. Rows priced
+    before that (:meth:`bid_ask_list`) keep their prices. Every number equals the eager build's."""
 
     def __init__(self, book: ModelledChainBook, symbol: str, now_ns: int, spot: float, iv: float) -> None:
-        s = book.settings
         self.symbol, self.now_ns, self.spot, self.iv = symbol, now_ns, spot, iv
-        self._rate, self._s, self._style = book.rate, s, exercise_style(symbol)
-        lo, hi = book.dte_min * NS_PER_DAY, book.dte_max * NS_PER_DAY
-        exps = sorted(e for e in book._expiries(symbol, ny_date(now_ns)) if lo <= e[1] - now_ns <= hi)
+        self._book = book
+        self._rate, self._s, self._style = book.rate, book.settings, exercise_style(symbol)
+        self._exps, self._exp_list = book.window(symbol, now_ns) if spot > 0 else ([], [])
+        self._step = strike_step(spot) if self._exps else math.nan
+        self._center = round(spot / self._step) * self._step if self._exps else math.nan
+        self._grids: list[_ExpiryRows] = []
+        self._next_row = 0  # the first row of the next grid
+        self._px: dict[int, tuple[float, float]] = {}  # (bid, ask) of rows priced before the columns exist
+        self._ready = False  # the columns are built
+        self.atm_memo = {}
+        self.grid_memo = {}
+
+    def __getattr__(self, name: str) -> object:
+        """A column read before the columns exist builds them (only the names in ``_LAZY_COLUMNS``)."""
+        if name in _LAZY_COLUMNS and not self.__dict__.get("_ready", True):
+            self._build_columns()
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    def _rows_of(self, code: int) -> _ExpiryRows:
+        """Expiry ``code``'s grid (the grids before it are built first: their rows come first)."""
+        s = self._s
+        while len(self._grids) <= code:
+            j = len(self._grids)
+            e, _iso, e_ns = self._exps[j]
+            t_years = (e_ns - self.now_ns) / NS_PER_YEAR
+            width = s.strikes_sd * self.iv * math.sqrt(max(t_years, 1.0 / 365.0)) * self.spot
+            n = min(s.max_strikes_per_side, max(2, math.ceil(width / self._step)))
+            ks = _grid_strikes(self._step, self._center, n)[1]
+            m = len(ks)
+            c0 = self._next_row
+            self._next_row += 2 * m
+            occ = functools.partial(_grid_occ, self.symbol, e, ks, c0, c0 + m)
+            self._grids.append(_ExpiryRows(ExpiryGrid(ks, c0, c0 + m, occ), t_years, n, e))
+        return self._grids[code]
+
+    def _build_columns(self) -> None:
         years: list[float] = []
-        key: list[object] = [symbol]
-        if exps and spot > 0:
-            step = strike_step(spot)
-            center = round(spot / step) * step
-            key += [step, center]
-            for e, e_ns in exps:
-                t_years = (e_ns - now_ns) / NS_PER_YEAR
-                width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
-                n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
-                years.append(t_years)
-                key += [e, e_ns, n]
-        lay = book.layout(tuple(key))
-        self._exps = lay.exps
+        key: list[object] = [self.symbol]
+        if self._exps:
+            key += [self._step, self._center]
+            for code, (e, _iso, e_ns) in enumerate(self._exps):
+                g = self._rows_of(code)
+                years.append(g.years)
+                key += [e, e_ns, g.per_side]
+        lay = self._book.layout(tuple(key))
+        n_rows = len(lay.strike)
+        self.expiry_ns, self.strike, self.is_call = lay.expiry_ns, lay.strike, lay.is_call
+        self.multiplier = lay.multiplier
+        self.ts_ns = np.full(n_rows, self.now_ns, dtype=np.int64)
+        self.ask_size = self.open_interest = self.volume = lay.zeros  # shared read-only columns of the layout
+        self._expiry_index = lay.expiry_index
         self._exp_idx = lay.exp_idx
         self._exp_years = np.array(years)  # years to each expiry (rows index it by ``_exp_idx``)
-        n_rows = len(lay.strike)
-        z = lay.zeros  # shared read-only columns of the layout
-        super().__init__(
-            lay.expiry_ns, lay.strike, lay.is_call, np.full(n_rows, now_ns, dtype=np.int64), z, z, z, lay.multiplier
-        )
-        self._expiry_index = lay.expiry_index
         self._bid = np.zeros(n_rows)
         self._ask = np.zeros(n_rows)
         self._priced = np.zeros(n_rows, dtype=np.bool_)
+        for i, (b, a) in self._px.items():
+            self._bid[i], self._ask[i], self._priced[i] = b, a, True
+        self._ready = True
+
+    # --- the grid view (:mod:`aiots.services.signals.atm_iv` reads the ATM contracts from it) ----
+    def quote_ns(self) -> int | None:
+        return self.now_ns
+
+    def expiry_list(self) -> list[int]:
+        return self._exp_list
+
+    def expiry_grid(self, code: int) -> ExpiryGrid | None:
+        return self._rows_of(code).grid
+
+    def bid_ask_list(self, rows: list[int]) -> tuple[list[float], list[float]]:
+        if self._ready:
+            return super().bid_ask_list(rows)
+        px = self._px
+        need = [i for i in rows if i not in px]
+        if need:
+            ks: list[float] = []
+            years: list[float] = []
+            calls: list[bool] = []
+            for i in need:
+                g = next((g for g in self._grids if g.grid.call0 <= i < g.grid.put0 + len(g.grid.strikes)), None)
+                if g is None:  # a row of no grid built yet: price through the columns
+                    self._build_columns()
+                    return super().bid_ask_list(rows)
+                call = i < g.grid.put0
+                ks.append(g.grid.strikes[i - (g.grid.call0 if call else g.grid.put0)])
+                years.append(g.years)
+                calls.append(call)
+            # one batch, as bid_ask prices the rows it is asked for (same inputs, same numbers)
+            s = self._s
+            k_arr, y_arr, c_arr = np.array(ks), np.array(years), np.array(calls)
+            prices = model_price(self.spot, k_arr, y_arr, self._rate, self.iv, s.dividend_yield, c_arr, self._style)
+            for i, p in zip(need, prices.tolist(), strict=True):
+                px[i] = modelled_quote(p, s)
+        return [px[i][0] for i in rows], [px[i][1] for i in rows]
+
+    # --- the chain view ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.strike)
 
     def bid_ask(self, rows: Rows) -> tuple[F64, F64]:
         need = rows[~self._priced[rows]]
@@ -322,6 +378,12 @@ class ModelledChainView(ChainView):
         )
 
 
+def _grid_occ(symbol: str, expiry: dt.date, strikes: list[float], call0: int, put0: int, i: int) -> str:
+    """The OCC symbol of row ``i`` of one expiry's grid (as :meth:`ModelledChainView.occ`)."""
+    call = i < put0
+    return _occ(symbol, expiry, "C" if call else "P", strikes[i - (call0 if call else put0)])
+
+
 class ModelledChainBook(ChainBook):
     """A :class:`ChainBook` whose chain for a modelled symbol is synthesised at the current time.
 
@@ -337,7 +399,7 @@ class ModelledChainBook(ChainBook):
         self.dte_min, self.dte_max = dte_min, dte_max
         self._state: dict[str, tuple[int, float, float]] = {}
         self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
-        self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, int]]] = {}
+        self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, str, int]]] = {}
         self._layouts: dict[tuple[object, ...], _Layout] = {}
         self.real: set[str] = set()
 
@@ -377,14 +439,32 @@ class ModelledChainBook(ChainBook):
         v = self.view(underlying)
         return [v.quote(i) for i in range(len(v))]
 
-    def _expiries(self, symbol: str, day: dt.date) -> list[tuple[dt.date, int]]:
-        """(expiry, expiry ns) listed for ``symbol`` from ``day`` to ``dte_max`` days on (cached per day)."""
+    def _expiries(self, symbol: str, day: dt.date) -> list[tuple[dt.date, str, int]]:
+        """(expiry, ISO date, expiry ns) listed for ``symbol`` from ``day`` to ``dte_max`` days on,
+        in date order (cached per day)."""
         key = (symbol, day)
         hit = self._exp_cache.get(key)
         if hit is None:
             end = day + dt.timedelta(days=math.ceil(self.dte_max) + 1)
-            hit = self._exp_cache[key] = [(e, expiry_ns(e)) for e in listed_expiries(symbol, day, end)]
+            listed = sorted((e, expiry_ns(e)) for e in listed_expiries(symbol, day, end))
+            hit = self._exp_cache[key] = [(e, e.isoformat(), e_ns) for e, e_ns in listed]
         return hit
+
+    def window(self, symbol: str, now_ns: int) -> tuple[list[tuple[dt.date, str, int]], list[int]]:
+        """The listed expiries (expiry, ISO date, expiry ns) with ``dte_min`` <= days to expiry <=
+        ``dte_max`` at ``now_ns``, in date order, and their expiry ns. Days to expiry grow with the
+        expiry, so they are one slice of the day's list, found by bisection with the same exact
+        int/float comparisons as a filter."""
+        listed = self._expiries(symbol, ny_date(now_ns))
+        lo, hi = self.dte_min * NS_PER_DAY, self.dte_max * NS_PER_DAY
+
+        def days_ns(e: tuple[dt.date, str, int]) -> int:
+            return e[2] - now_ns
+
+        i = bisect.bisect_left(listed, lo, key=days_ns)
+        j = bisect.bisect_right(listed, hi, lo=i, key=days_ns)
+        exps = listed[i:j]
+        return exps, [e_ns for _e, _iso, e_ns in exps]
 
     def synthesise(self, symbol: str, now_ns: int, spot: float, iv: float) -> list[OptionQuote]:
         """The modelled chain of ``symbol`` at ``now_ns`` (calls and puts, sorted by OCC symbol)."""
@@ -394,18 +474,17 @@ class ModelledChainBook(ChainBook):
 
     def reprice(self, q: OptionQuote, now_ns: int, spot: float, iv: float) -> tuple[float, float]:
         """(bid, ask) of contract ``q`` at ``now_ns`` for spot ``spot`` at the entry IV."""
-        years = np.array([(q.expiry_ns - now_ns) / NS_PER_YEAR])
+        years = (q.expiry_ns - now_ns) / NS_PER_YEAR
+        if years <= 0:
+            return modelled_quote(max(0.0, (spot - q.strike) if q.is_call else (q.strike - spot)), self.settings)
         px = model_price(
             spot,
             np.array([q.strike]),
-            years,
+            np.array([years]),
             self.rate,
             iv,
             self.settings.dividend_yield,
             np.array([q.is_call]),
             exercise_style(q.occ_symbol),
         )
-        if years[0] <= 0:
-            px = np.array([max(0.0, (spot - q.strike) if q.is_call else (q.strike - spot))])
-        bid, ask = modelled_quote_prices(px, self.settings)
-        return float(bid[0]), float(ask[0])
+        return modelled_quote(float(px[0]), self.settings)

@@ -5,10 +5,16 @@ the spot (nearest first until one is quoted on both sides). ``cheap_volatility``
 expiry inside the selection's DTE window (:func:`traded_atm_iv`); selection skips an idea when the
 front expiry's ATM IV is a multiple of the next one's (:func:`event_risk`, an earnings week).
 Answers per expiry are kept on the view (``ChainView.atm_memo``): both read the same expiry per bar.
+
+A view laid out as a strike grid per expiry with one quote time (the backtest's modelled chain,
+:meth:`ChainView.expiry_grid`) is answered from the grid (:func:`grid_atm_iv`): the nearest strike
+is found by bisection and only its call and put are priced and solved, as one batch each, the same
+batch the row scan prices first, so the answer and the prices the view keeps are the same.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 
@@ -16,7 +22,7 @@ import numpy as np
 
 from aiots.core import options as opt
 from aiots.core.conventions import NS_PER_DAY, NS_PER_YEAR
-from aiots.services.signals.chainview import ChainView, Rows, as_view
+from aiots.services.signals.chainview import ChainView, ExpiryGrid, Rows, as_view
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import OptionQuote
 
@@ -96,6 +102,96 @@ def expiry_atm_iv(view: ChainView, r_e: Rows, exp: int, spot: float, now_ns: int
     return sum(ivs) / len(ivs) if ivs else None
 
 
+def grid_atm_iv(
+    view: ChainView, grid: ExpiryGrid, exp: int, spot: float, now_ns: int, r: float, q: float
+) -> float | None:
+    """:func:`expiry_atm_iv` over every row of the expiry ``exp`` of a grid view, laid out as
+    ``grid`` (kept in ``view.grid_memo``): the strikes nearest ``spot`` by bisection of the
+    ascending grid (the distance to the spot falls up to the bisection point and grows after it, so
+    the nearest strikes are those beside it and their equal neighbours), their calls and puts priced
+    as the one batch the row scan prices first; when none of them is two-sided, the row scan itself."""
+    key = (exp, spot, now_ns, r, q)
+    memo = view.grid_memo
+    if key in memo:
+        return memo[key]
+    iv = memo[key] = _grid_atm_iv(view, grid, exp, spot, now_ns, r, q)
+    return iv
+
+
+def _grid_atm_iv(
+    view: ChainView, grid: ExpiryGrid, exp: int, spot: float, now_ns: int, r: float, q: float
+) -> float | None:
+    ks, c0, p0 = grid.strikes, grid.call0, grid.put0
+    m = len(ks)
+    if not m:
+        return None  # an expiry without rows has no answer (the row scan skips it)
+    if not math.isfinite(spot):
+        return expiry_atm_iv(view, _grid_rows(grid), exp, spot, now_ns, r, q)
+    i = bisect.bisect_left(ks, spot)  # ks[:i] < spot <= ks[i:]
+    d_lo = abs(ks[i - 1] - spot) if i > 0 else math.inf
+    d_hi = abs(ks[i] - spot) if i < m else math.inf
+    d = min(d_lo, d_hi)
+    a = b = i  # the nearest strikes are ks[a:b]
+    if d_lo == d:
+        a -= 1
+        while a > 0 and abs(ks[a - 1] - spot) == d:
+            a -= 1
+    if d_hi == d:
+        b += 1
+        while b < m and abs(ks[b] - spot) == d:
+            b += 1
+    near = [c0 + j for j in range(a, b)] + [p0 + j for j in range(a, b)]  # chain order: calls, then puts
+    bids, asks = view.bid_ask_list(near)
+    live = [(row, bid, ask) for row, bid, ask in zip(near, bids, asks, strict=True) if bid > 0.0 and ask >= bid]
+    if not live:  # the row scan walks outward from here (its first batch is priced already)
+        return expiry_atm_iv(view, _grid_rows(grid), exp, spot, now_ns, r, q)
+
+    def strike(row: int) -> float:
+        return ks[row - (c0 if row < p0 else p0)]
+
+    k = strike(min((row for row, _b, _a in live), key=grid.occ))
+    atm = [(row, bid, ask) for row, bid, ask in live if strike(row) == k]
+    T = (exp - now_ns) / NS_PER_YEAR
+    mids = np.array([0.5 * (bid + ask) for _row, bid, ask in atm])
+    calls = np.array([row < p0 for row, _b, _a in atm])
+    solved = np.asarray(opt.implied_vol(mids, spot, k, T, r, q, calls), float)
+    ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
+    return sum(ivs) / len(ivs) if ivs else None
+
+
+def _grid_rows(grid: ExpiryGrid) -> Rows:
+    """Every row of one expiry's grid, in chain order."""
+    m = len(grid.strikes)
+    return np.concatenate([np.arange(grid.call0, grid.call0 + m), np.arange(grid.put0, grid.put0 + m)]).astype(np.intp)
+
+
+def grid_scan(
+    view: ChainView,
+    spot: float,
+    now_ns: int,
+    r: float,
+    q: float,
+    first_ns: int,
+    limit: int | None,
+    keep: Callable[[int], bool] | None = None,
+) -> list[tuple[int, float]] | None:
+    """:func:`scan_atm_ivs` over every row of the expiries passing ``keep`` (default: all), from the
+    view's grids (:func:`grid_atm_iv`); None when the view has no grid (scan the rows then)."""
+    out: list[tuple[int, float]] = []
+    for code, exp in enumerate(view.expiry_list()):
+        if limit is not None and len(out) >= limit:
+            break
+        if exp <= first_ns or (keep is not None and not keep(exp)):
+            continue
+        grid = view.expiry_grid(code)
+        if grid is None:
+            return None
+        iv = grid_atm_iv(view, grid, exp, spot, now_ns, r, q)
+        if iv is not None:
+            out.append((exp, iv))
+    return out
+
+
 def atm_iv_by_expiry(
     chain: ChainView | Sequence[OptionQuote],
     spot: float,
@@ -126,6 +222,13 @@ def traded_atm_iv(
     view = as_view(chain)
     sc = cfg.selection
     lo, hi = now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
+    quoted = view.quote_ns()
+    if quoted is not None:  # one quote time: every row is fresh or none is
+        if not now_ns - quoted <= max_age_ns:
+            return math.nan
+        found = grid_scan(view, spot, now_ns, sc.risk_free_rate, q, now_ns, 1, lambda e: lo <= e <= hi)
+        if found is not None:
+            return found[0][1] if found else math.nan
     rows = np.flatnonzero(now_ns - view.ts_ns <= max_age_ns)
     rows = expiry_mask(view, rows, lambda e: lo <= e <= hi)
     ivs = scan_atm_ivs(view, rows, spot, now_ns, sc.risk_free_rate, q, now_ns, 1)
@@ -151,7 +254,11 @@ def event_risk(
     for the next week), not by an event. ``rows``: only these rows of the chain (default: all)."""
     view = as_view(chain)
     after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
-    ivs = scan_atm_ivs(view, np.arange(len(view)) if rows is None else rows, spot, now_ns, r, q, after, 2)
+    ivs = None
+    if view.quote_ns() is not None and (rows is None or _every_row(view, rows)):
+        ivs = grid_scan(view, spot, now_ns, r, q, after, 2)
+    if ivs is None:
+        ivs = scan_atm_ivs(view, np.arange(len(view)) if rows is None else rows, spot, now_ns, r, q, after, 2)
     if len(ivs) < 2:
         return None
     (e0, v0), (_, v1) = ivs[0], ivs[1]
@@ -159,3 +266,11 @@ def event_risk(
         days = (e0 - now_ns) / NS_PER_DAY
         return f"event risk: front ATM IV {v0:.2f} is {v0 / v1:.2f}x the next expiry's {v1:.2f} ({days:.1f} days out)"
     return None
+
+
+def _every_row(view: ChainView, rows: Rows) -> bool:
+    """``rows`` is every row of ``view`` in chain order (``arange(len(view))``)."""
+    n = len(view)
+    if len(rows) != n:
+        return False
+    return n == 0 or (int(rows[0]) == 0 and int(rows[-1]) == n - 1 and bool(np.all(rows[1:] > rows[:-1])))

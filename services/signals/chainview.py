@@ -10,11 +10,17 @@ row as an :class:`OptionQuote` (the contract a signal carries).
 :meth:`ChainView.from_quotes` wraps a list of quotes (the live chain book): the arrays are the
 quotes' own fields, in the list's order, so every decision made on a view equals the one made on
 the list.
+
+A view laid out as a strike grid per expiry (the backtest's modelled chain) says so through
+:meth:`ChainView.expiry_grid` and :meth:`ChainView.quote_ns`: the ATM-IV scan then reads the few
+contracts at the spot straight from the grid (:mod:`aiots.services.signals.atm_iv`) instead of
+scanning every row; the answer is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +31,19 @@ from aiots.services.signals.models import OptionQuote
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Rows = npt.NDArray[np.intp]
+#: memo key of a whole expiry's ATM IV: (expiry ns, spot, time ns, rate, yield)
+WholeExpiryKey = tuple[int, float, int, float, float]
+
+
+class ExpiryGrid(NamedTuple):
+    """All rows of one expiry as a strike grid: ``strikes`` ascending (dollars), the call at
+    ``strikes[i]`` is row ``call0 + i`` and the put row ``put0 + i`` (``call0 < put0``: calls first,
+    as in OCC order); ``occ`` gives the OCC symbol of any of these rows."""
+
+    strikes: list[float]
+    call0: int
+    put0: int
+    occ: Callable[[int], str]
 
 
 class ChainView:
@@ -52,6 +71,8 @@ class ChainView:
         self._expiry_index: tuple[list[int], I64] | None = None
         #: ATM IV per (expiry, spot, time, rate, yield, rows) already found on this view (None: none)
         self.atm_memo: dict[tuple[int, float, int, float, float, bytes], float | None] = {}
+        #: the same for a whole expiry of a grid view (:meth:`expiry_grid`), keyed without the rows
+        self.grid_memo: dict[WholeExpiryKey, float | None] = {}
 
     def __len__(self) -> int:
         return len(self.strike)
@@ -72,6 +93,24 @@ class ChainView:
     def styles(self, rows: Rows) -> list[ExerciseStyle]:
         """The exercise style of each of ``rows`` (from its OCC root)."""
         return [exercise_style(self.occ(int(i))) for i in rows]
+
+    # --- what a grid-shaped view may add (the defaults say "not known": scan the rows) ---------
+    def quote_ns(self) -> int | None:
+        """The quote time (ns) of every row when they all share one, else None."""
+        return None
+
+    def expiry_list(self) -> list[int]:
+        """The distinct expiries in ns, oldest first (``expiry_index()[0]``)."""
+        return self.expiry_index()[0]
+
+    def expiry_grid(self, code: int) -> ExpiryGrid | None:
+        """The rows of expiry ``expiry_list()[code]`` as a strike grid, or None when not laid out so."""
+        return None
+
+    def bid_ask_list(self, rows: list[int]) -> tuple[list[float], list[float]]:
+        """:meth:`bid_ask` of ``rows`` (one call, so a lazy view prices them as one batch), as lists."""
+        bid, ask = self.bid_ask(np.array(rows, dtype=np.intp))
+        return bid.tolist(), ask.tolist()
 
     # --- shared helpers ------------------------------------------------------------------------
     def expiry_index(self) -> tuple[list[int], I64]:

@@ -1,0 +1,185 @@
+"""The modelled chain's fast paths equal the generic ones they stand in for, number for number:
+
+* the ATM IV read from a view's strike grid (:func:`traded_atm_iv`, :func:`event_risk`) equals the
+  generic row scan (:func:`scan_atm_ivs`) on a second view of the same state, and leaves the same
+  rows priced at the same prices (later decisions read them);
+* the lazily built view has the columns of the eager build (the listed expiries filtered one by one,
+  the layout key of every expiry's strike grid);
+* one modelled quote in floats equals the numpy version's element.
+
+Random states cover American daily (SPY) and weekly (AAPL) roots and a European one (SPX), spots
+on a half strike (two nearest strikes), and spots and IVs so low that the ATM contracts have no bid
+(the scan walks outward).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, NS_PER_YEAR, ny_date, ny_ns
+from aiots.services.backtest.modelled import (
+    ModelledChainBook,
+    ModelledChainView,
+    ModelSettings,
+    _build_layout,
+    modelled_quote,
+    modelled_quote_prices,
+    strike_step,
+)
+from aiots.services.signals.atm_iv import event_risk, grid_scan, scan_atm_ivs, traded_atm_iv
+from aiots.services.signals.config import SignalsConfig
+
+RATE = 0.045
+DTE_MIN, DTE_MAX = 2.0, 21.0
+AGE_NS = 60 * 10**9
+EVENT_RATIO = 1.0  # low enough that the kink sentence is built whenever two expiries answer
+DAYS = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(40)]
+SPOTS = {"SPY": (1.0, 900.0), "AAPL": (3.0, 300.0), "SPX": (1000.0, 6000.0)}
+
+
+def book(dte_min: float = DTE_MIN, dte_max: float = DTE_MAX) -> ModelledChainBook:
+    return ModelledChainBook(ModelSettings(), RATE, dte_min, dte_max)
+
+
+@st.composite
+def states(draw: st.DrawFn) -> tuple[str, int, float, float]:
+    symbol = draw(st.sampled_from(sorted(SPOTS)))
+    day = draw(st.sampled_from(DAYS))
+    now = ny_ns(day, dt.time(9, 30)) + draw(st.integers(0, 24 * 60)) * NS_PER_MIN - draw(st.integers(0, 59)) * 10**9
+    lo, hi = SPOTS[symbol]
+    spot = draw(st.floats(lo, hi))
+    if draw(st.booleans()):  # a whole cent, or half way between two strikes
+        step = strike_step(spot)
+        spot = draw(st.sampled_from([round(spot, 2), (math.floor(spot / step) + 0.5) * step]))
+    iv = draw(st.sampled_from([0.05, 0.16, 0.3, 0.9])) if draw(st.booleans()) else draw(st.floats(0.05, 1.5))
+    return symbol, now, spot, iv
+
+
+class RowsOnly(ModelledChainView):
+    """The same view without its grid: the ATM-IV functions scan its rows (the generic path)."""
+
+    def quote_ns(self) -> int | None:
+        return None
+
+
+def priced(view: ModelledChainView) -> dict[int, tuple[float, float]]:
+    rows = np.flatnonzero(view._priced)
+    return {int(i): (float(view._bid[i]), float(view._ask[i])) for i in rows}
+
+
+def same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@settings(max_examples=300, deadline=None)
+@given(states(), st.sampled_from([(2.0, 21.0), (0.0, 7.0), (5.0, 30.0)]), st.sampled_from([0.0, 0.013]))
+def test_grid_atm_iv_equals_the_row_scan_and_prices_the_same_rows(
+    state: tuple[str, int, float, float], window: tuple[float, float], q: float
+) -> None:
+    symbol, now, spot, iv = state
+    b = book()
+    cfg = SignalsConfig()
+    cfg = cfg.model_copy(
+        update={"selection": cfg.selection.model_copy(update={"dte_min": window[0], "dte_max": window[1]})}
+    )
+    fast, slow = ModelledChainView(b, symbol, now, spot, iv), RowsOnly(b, symbol, now, spot, iv)
+    assert same(traded_atm_iv(fast, spot, now, cfg, q, AGE_NS), traded_atm_iv(slow, spot, now, cfg, q, AGE_NS))
+    assert priced(fast) == priced(slow)  # built on first read, with the rows the grid priced
+    # then selection's event-risk check over every fresh row (as the engine reads them in a bar)
+    rows = np.flatnonzero(now - fast.ts_ns <= AGE_NS)
+    args = (spot, now, RATE, q, EVENT_RATIO)
+    assert event_risk(fast, *args, rows=rows) == event_risk(slow, *args, rows=rows)
+    assert priced(fast) == priced(slow)
+    # the event-risk check alone, on views nothing has read yet
+    fast, slow = ModelledChainView(b, symbol, now, spot, iv), RowsOnly(b, symbol, now, spot, iv)
+    assert event_risk(fast, *args) == event_risk(slow, *args)
+    assert grid_scan(fast, spot, now, RATE, q, now, None) == scan_atm_ivs(
+        slow, np.arange(len(slow)), spot, now, RATE, q, now, None
+    )
+    assert priced(fast) == priced(slow)
+
+
+@settings(max_examples=200, deadline=None)
+@given(states(), st.sampled_from([(2.0, 21.0), (0.0, 7.0), (1.5, 45.0)]))
+def test_the_lazy_view_has_the_eager_builds_columns(
+    state: tuple[str, int, float, float], window: tuple[float, float]
+) -> None:
+    symbol, now, spot, iv = state
+    b = book(*window)
+    v = ModelledChainView(b, symbol, now, spot, iv)
+    # the eager build: every listed expiry filtered one by one, one layout key for all of them
+    s = b.settings
+    lo, hi = window[0] * NS_PER_DAY, window[1] * NS_PER_DAY
+    listed = b._expiries(symbol, ny_date(now))
+    exps = sorted((e, e_ns) for e, _iso, e_ns in listed if lo <= e_ns - now <= hi)
+    key: list[object] = [symbol]
+    if exps:
+        step = strike_step(spot)
+        center = round(spot / step) * step
+        key += [step, center]
+        for e, e_ns in exps:
+            t_years = (e_ns - now) / NS_PER_YEAR
+            width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
+            key += [e, e_ns, min(s.max_strikes_per_side, max(2, math.ceil(width / step)))]
+    lay = _build_layout(tuple(key))
+    assert v.expiry_list() == [e_ns for _e, e_ns in exps]
+    for code in range(len(exps)):  # each grid's rows are the layout's rows of that expiry
+        g = v.expiry_grid(code)
+        assert g is not None
+        m = len(g.strikes)
+        assert lay.strike[g.call0 : g.call0 + m].tolist() == g.strikes == lay.strike[g.put0 : g.put0 + m].tolist()
+        assert lay.is_call[g.call0 : g.call0 + m].all() and not lay.is_call[g.put0 : g.put0 + m].any()
+        assert set(lay.exp_idx[g.call0 : g.put0 + m].tolist()) == {code}
+        assert [g.occ(i) for i in (g.call0, g.put0 + m - 1)] == [v.occ(g.call0), v.occ(g.put0 + m - 1)]
+    assert np.array_equal(v.strike, lay.strike) and np.array_equal(v.is_call, lay.is_call)
+    assert np.array_equal(v.expiry_ns, lay.expiry_ns) and (v.ts_ns == now).all() and len(v) == len(lay.strike)
+    assert v.expiry_index()[0] == v.expiry_list()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(0.0, 5000.0),
+        st.floats(0.0, 0.05),
+        st.integers(0, 500_000).map(lambda c: c * 0.01),  # whole ticks
+        st.integers(0, 500_000).map(lambda c: c / 0.9875 * 0.01),  # bids landing on a tick
+        st.integers(0, 500_000).map(lambda c: c / 1.0125 * 0.01),  # asks landing on a tick
+    )
+)
+def test_one_modelled_quote_in_floats_equals_the_numpy_element(p: float) -> None:
+    s = ModelSettings()
+    bid, ask = modelled_quote_prices(np.array([p]), s)
+    assert modelled_quote(p, s) == (float(bid[0]), float(ask[0]))
+
+
+def test_non_finite_prices_quote_as_numpy_does() -> None:
+    s = ModelSettings()
+    for p in (math.nan, math.inf):
+        with np.errstate(invalid="ignore"):
+            bid, ask = modelled_quote_prices(np.array([p]), s)
+            got = modelled_quote(p, s)
+        assert [same(a, b) for a, b in zip(got, (float(bid[0]), float(ask[0])), strict=True)] == [True, True]
+
+
+def test_a_chain_whose_atm_contracts_have_no_bid_walks_outward_as_the_scan_does() -> None:
+    # a $2 stock at 5% vol three days out: the ATM call and put are worth a fraction of a cent
+    b, cfg = book(), SignalsConfig()
+    now = ny_ns(dt.date(2024, 3, 5), dt.time(11, 0))
+    fast, slow = ModelledChainView(b, "AAPL", now, 2.0, 0.05), RowsOnly(b, "AAPL", now, 2.0, 0.05)
+    assert same(traded_atm_iv(fast, 2.0, now, cfg, 0.0, AGE_NS), traded_atm_iv(slow, 2.0, now, cfg, 0.0, AGE_NS))
+    assert priced(fast) == priced(slow) and len(priced(fast)) > 2  # more than the nearest strike's pair
+
+
+def test_stale_or_empty_modelled_chains_have_no_atm_iv() -> None:
+    b, cfg = book(), SignalsConfig()
+    now = ny_ns(dt.date(2024, 3, 5), dt.time(11, 0))
+    v = ModelledChainView(b, "SPY", now, 510.0, 0.2)
+    assert math.isnan(traded_atm_iv(v, 510.0, now + 2 * AGE_NS, cfg, 0.0, AGE_NS))
+    assert not v._ready  # nothing was read
+    empty = ModelledChainView(b, "SPY", now, 0.0, 0.2)
+    assert math.isnan(traded_atm_iv(empty, 0.0, now, cfg, 0.0, AGE_NS)) and len(empty) == 0
