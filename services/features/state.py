@@ -105,10 +105,15 @@ class RollingExtreme:
         while dq and dq[0][0] <= self._i - 1 - self.n:
             dq.popleft()
 
+    def holds_nan(self) -> bool:
+        """Whether a NaN is among the kept values (it leaves only when it falls out of the window)."""
+        return any(x != x for _i, x in self._dq)
+
     def previous_many(self, xs: npt.NDArray[np.float64]) -> list[float]:
         """:meth:`previous` before each :meth:`push` of ``xs`` in turn, leaving the state those
-        pushes leave, in columns (a sliding window over the kept values). ``xs`` must hold no NaN
-        (the deque's comparisons and numpy's extremes part ways on NaN).
+        pushes leave, in columns (a sliding window over the kept values). Neither ``xs`` nor the
+        kept values may hold a NaN (:meth:`holds_nan`; the deque's comparisons and numpy's extremes
+        part ways on NaN).
 
         The deque keeps, of the last ``n`` values, each one greater (max) than every later one;
         a value it dropped is at most a later kept one, so the window's extreme over the kept
@@ -370,8 +375,8 @@ class SymbolFeatures:
         """What :meth:`update` returns for each of ``bars`` in turn (one symbol's, oldest first),
         with the core streams and the rolling extremes computed :data:`STREAM_CHUNK` bars at a time
         in columns (one ``update_many`` per stream instead of a call per bar per stream). A chunk
-        that is not strictly newer bar by bar, or has a NaN high or low, goes through
-        :meth:`update` bar by bar.
+        that is not strictly newer bar by bar, or meets a NaN high or low (in it or still in the
+        rolling windows), goes through :meth:`update` bar by bar.
 
         While it runs, the state is up to a chunk ahead of the snapshot last yielded: feed this
         object nothing else until the iterator is done; it then holds what :meth:`update` leaves."""
@@ -412,7 +417,7 @@ class SymbolFeatures:
             last = t
         h = np.array([b.high for b in chunk], dtype=np.float64)
         lo = np.array([b.low for b in chunk], dtype=np.float64)
-        if np.isnan(h).any() or np.isnan(lo).any():
+        if np.isnan(h).any() or np.isnan(lo).any() or self.hi.holds_nan() or self.lo.holds_nan():
             return None
         closes = [b.close for b in chunk]
         c = np.array(closes, dtype=np.float64)

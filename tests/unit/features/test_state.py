@@ -5,20 +5,34 @@ Oracle: TA-Lib on the real AAPL bars of the data fixture; numpy for the rolling 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
 import pytest
 import talib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiots.core import indicators as ind
 from aiots.core.conventions import NS_PER_MIN
+from aiots.services.features import state
 from aiots.services.features.params import FeatureParams
-from aiots.services.features.state import REWARM_GAP_NS, Bar, RollingVariance, SymbolFeatures
+from aiots.services.features.state import (
+    REWARM_GAP_NS,
+    Bar,
+    RollingExtreme,
+    RollingVariance,
+    Snapshot,
+    SymbolFeatures,
+    new_bar,
+    new_snapshot,
+)
 
 P = FeatureParams(rv_bars=30)
 
@@ -137,3 +151,104 @@ def test_with_iv_source_is_replace_without_touching_the_original() -> None:
     assert got.traded_atm_iv() == 0.25 and snap.iv_source is None and math.isnan(snap.traded_atm_iv())
     with pytest.raises(AttributeError):  # still frozen
         got.atr = 1.0  # type: ignore[misc]
+
+
+# --- the columns fast path (SymbolFeatures.stream) against the generic update() ----------------
+def _same_snapshot(a: Snapshot | None, b: Snapshot | None) -> bool:
+    """Field by field (NaN equal to NaN), ``ready`` included, with the same bars."""
+    if a is None or b is None:
+        return a is b
+    for f in dataclasses.fields(Snapshot):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if not (x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))):
+            return False
+    return a.ready == b.ready
+
+
+@st.composite
+def _bar_runs(draw: st.DrawFn) -> list[Bar]:
+    """Bars a feed may send: mostly one a minute, with gaps (a new session), repeats and late bars,
+    flat and jumpy prices, a NaN high now and then."""
+    n = draw(st.integers(1, 160))
+    t, px = 1_000 * NS_PER_MIN, 100.0
+    bars = []
+    for _ in range(n):
+        step = draw(st.sampled_from([1, 1, 1, 1, 2, 3, 90, 0, -2]))
+        t += step * NS_PER_MIN
+        px = max(0.5, px * (1 + draw(st.sampled_from([0.0, 0.001, -0.001, 0.02, -0.02, 0.0004]))))
+        hi = px * (1 + draw(st.sampled_from([0.0, 0.001, 0.003])))
+        if draw(st.integers(0, 40)) == 0:
+            hi = math.nan
+        lo = px * (1 - draw(st.sampled_from([0.0, 0.001, 0.003])))
+        bars.append(Bar("X", t, px, hi, lo, px, draw(st.sampled_from([0.0, 100.0, 2500.0, 1e6]))))
+    return bars
+
+
+@settings(max_examples=150, deadline=None)
+@given(bars=_bar_runs(), chunk=st.integers(1, 40), warm=st.integers(0, 30))
+def test_stream_equals_update_bar_by_bar(bars: list[Bar], chunk: int, warm: int) -> None:
+    """Every snapshot :meth:`stream` yields, and the state it leaves (pickled byte for byte, then
+    what later update() calls return), is what one update() per bar gives; chunks of any size."""
+    params = FeatureParams(lookback=7, rv_bars=5, ema_fast=3, ema_slow=6, bb_period=4, volume_period=3)
+    by_bar, by_cols = SymbolFeatures(params, _named()), SymbolFeatures(params, _named())
+    head, body = bars[: min(warm, len(bars))], bars[min(warm, len(bars)) :]
+    by_bar.warm(head)
+    by_cols.warm(head)
+    want = [by_bar.update(b) for b in body]
+    with patch.object(state, "STREAM_CHUNK", chunk):
+        got = list(by_cols.stream(body))
+    assert len(got) == len(want) and all(_same_snapshot(g, w) for g, w in zip(got, want, strict=True))
+    assert pickle.dumps(by_cols) == pickle.dumps(by_bar)
+    later = Bar("X", bars[-1].ts_ns + NS_PER_MIN, 101.0, 102.0, 100.0, 101.5, 300.0)
+    assert _same_snapshot(by_cols.update(later), by_bar.update(later))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 9),
+    is_max=st.booleans(),
+    before=st.lists(st.sampled_from([1.0, 2.0, 3.0, 2.5, -1.0, math.inf]), max_size=20),
+    xs=st.lists(st.sampled_from([1.0, 2.0, 3.0, 2.5, -1.0, 0.0, -math.inf]), max_size=30),
+)
+def test_rolling_extreme_in_columns_equals_push_by_push(
+    n: int, is_max: bool, before: list[float], xs: list[float]
+) -> None:
+    """previous_many == previous() before each push (ties and infinities included), same deque after."""
+    one, cols = RollingExtreme(n, is_max), RollingExtreme(n, is_max)
+    for x in before:
+        one.push(x)
+        cols.push(x)
+    want = []
+    for x in xs:
+        want.append(one.previous())
+        one.push(x)
+    got = cols.previous_many(np.array(xs, dtype=np.float64))
+    assert [("nan" if math.isnan(v) else v) for v in got] == [("nan" if math.isnan(v) else v) for v in want]
+    assert (cols._i, list(cols._dq)) == (one._i, list(one._dq))
+
+
+@given(
+    ts=st.integers(0, 2**62),
+    px=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=5, max_size=5),
+    iv=st.integers(1, 10**12),
+)
+def test_new_bar_is_the_dataclass_constructor(ts: int, px: list[float], iv: int) -> None:
+    want = Bar("SYM", ts, *px, interval_ns=iv)
+    got = new_bar("SYM", ts, *px, iv)
+    assert type(got) is Bar and list(got.__dict__.items()) == list(want.__dict__.items())
+    assert pickle.dumps(got) == pickle.dumps(want)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.close = 1.0  # type: ignore[misc]
+
+
+@given(vals=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=16, max_size=16), prev=st.booleans())
+def test_new_snapshot_is_the_dataclass_constructor(vals: list[float], prev: bool) -> None:
+    bar = Bar("SYM", 60, 1.0, 2.0, 0.5, 1.5, 10.0)
+    before = Bar("SYM", 0, 1.0, 2.0, 0.5, 1.5, 10.0) if prev else None
+    want = Snapshot(bar, before, *vals)
+    got = new_snapshot(bar, before, *vals)
+    assert type(got) is Snapshot and list(got.__dict__.items()) == list(want.__dict__.items())
+    # ready: the definition (a previous bar and the seven indicators finite), on the fast path too
+    finite = all(math.isfinite(v) for v in (vals[0], vals[1], vals[3], vals[6], vals[8], vals[10], vals[12]))
+    assert got.ready is want.ready is (before is not None and finite)
+    assert got.__dict__["ready"] is got.ready  # computed once, kept

@@ -7,9 +7,12 @@ after, stamped at its time."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiots.core.conventions import ny_ns
 from aiots.core.execution import ExecutionModel
@@ -123,3 +126,50 @@ def test_exits_come_in_signal_id_order() -> None:
         t.add(sig(i))
     t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 5 * S))
     assert [s.id for s in t.on_time(H)] == ["B", "M", "Z"]
+
+
+class _EveryPass(LifecycleTracker):
+    """The generic on_time: every call walks every open signal (no earliest-horizon shortcut)."""
+
+    def on_time(self, now_ns: int, symbol: str | None = None, spot: float | None = None) -> list[Signal]:
+        self._earliest_horizon_ns = -math.inf
+        return super().on_time(now_ns, symbol, spot)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["add", "time", "quote"]),
+            st.integers(0, 5),  # signal / contract number
+            st.integers(-120, 7200),  # seconds after T0
+            st.sampled_from(["AAPL", "MSFT", None]),
+        ),
+        max_size=40,
+    )
+)
+def test_on_time_before_the_earliest_horizon_is_the_full_pass(ops: list[tuple[str, int, int, str | None]]) -> None:
+    """Signals added, quoted and timed in any order: the same changes, to the same signals, as the
+    tracker that walks every open signal on every call."""
+    fast, full = LifecycleTracker(), _EveryPass()
+    for kind, k, secs, symbol in ops:
+        at = T0 + secs * S
+        occ = f"AAPL  251017C00{200 + k}000"
+        quote = replace(Q, occ_symbol=occ, bid=1.5 + 0.2 * (k % 3), ask=2.3, ts_ns=at)
+        if kind == "add":
+            one = replace(
+                sig(f"S{k}{secs}"), symbol=symbol or "AAPL", contract=quote, horizon_ns=at + (k + 1) * 600 * S
+            )
+            fast.add(one)
+            full.add(replace(one, history=[]))  # a separate copy (the trackers mutate what they hold)
+        elif kind == "time":
+            got, want = fast.on_time(at, symbol, 201.0), full.on_time(at, symbol, 201.0)
+            assert [(s.id, s.status, s.exit_ns, s.exit_price) for s in got] == [
+                (s.id, s.status, s.exit_ns, s.exit_price) for s in want
+            ]
+        else:
+            got, want = fast.on_quote(quote), full.on_quote(quote)
+            assert [(s.id, s.status, s.exit_ns, s.exit_price) for s in got] == [
+                (s.id, s.status, s.exit_ns, s.exit_price) for s in want
+            ]
+    assert sorted(s.id for s in fast.open_signals()) == sorted(s.id for s in full.open_signals())
