@@ -15,7 +15,8 @@ The bound rests on an implied-vol bracket and interval arithmetic of the BSM Gre
   by the European IV of the price for this reason), and at most the European one plus the largest
   early-exercise premium, ``K (1 - e^{-rT})`` for a put (``r > 0``) and ``S (1 - e^{-qT})`` for a call
   (``q > 0``), zero otherwise (a lower bound of the American price such as Bjerksund-Stensland 2002
-  stays below it too). Both ends are widened by :data:`SIGMA_SLACK` (relative).
+  stays below it too); with no premium the American IV is the European one. Both ends are widened
+  by :data:`SIGMA_SLACK` (relative).
 * **Greeks over the bracket**: with ``s = sigma sqrt(T)`` and ``A = ln(S/K) + (r - q) T``,
   ``d1 = A/s + s/2`` and ``d2 = A/s - s/2`` have closed-form ranges over ``[s_lo, s_hi]`` (each is
   monotone or has one interior extremum at ``sqrt(2|A|)``); delta, gamma and theta are monotone in
@@ -63,12 +64,12 @@ def iv_bracket(
     """(sigma_lo, sigma_hi) holding the implied vol of ``mid`` for the contract's style (see the
     module docstring); ``iv_eu`` is the European IV of ``mid``. NaN where there is no bracket."""
     hi = iv_eu * (1.0 + SIGMA_SLACK)
-    if not american:
+    carry = q if is_call else r  # what early exercise earns: the dividend (call) or the strike's interest (put)
+    if not american or carry <= 0:
+        # no early-exercise premium: the American price is the European one (to rounding), so is its IV
+        # (to ulp x price / (sigma x vega), far inside SIGMA_SLACK wherever |delta| can reach the band)
         return iv_eu * (1.0 - SIGMA_SLACK), hi
-    if is_call:
-        eep = S * (1.0 - np.exp(-q * T)) if q > 0 else np.zeros_like(T)
-    else:
-        eep = K * (1.0 - np.exp(-r * T)) if r > 0 else np.zeros_like(T)
+    eep = (S if is_call else K) * (1.0 - np.exp(-carry * T))
     reduced = mid - eep - PRICE_SLACK * mid
     with np.errstate(invalid="ignore"):
         lo = np.asarray(opt.implied_vol(np.where(reduced > 0, reduced, np.nan), S, K, T, r, q, is_call), float)

@@ -65,6 +65,7 @@ from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
+TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
 MINUTES_MEMO_SIZE = 256  # (now, horizon end) -> trading minutes kept (the ideas of one bar share them)
@@ -315,12 +316,13 @@ class ContractSelector:
             self.last_skip = "no implied volatility solves"
             return None
         ok = np.isfinite(iv) & (iv > 0)
-        g = opt.trader_units(opt.bs_greeks(S, K[ok], T[ok], r, iv[ok], dividend_yield, want_call))
+        g = opt.bs_greeks(S, K[ok], T[ok], r, iv[ok], dividend_yield, want_call)
         evidence = idea.evidence + (
             cfg.confidence.low_iv_bonus if math.isfinite(iv_rank) and iv_rank < sc.low_iv_rank else 0.0
         )
         evidence = min(1.0, max(0.0, evidence))
-        gd, gg, gt, gv, gr = (np.asarray(g[f], dtype=np.float64) for f in ("delta", "gamma", "theta", "vega", "rho"))
+        # trader units (opt.trader_units' divisions, on the three fields every contract needs)
+        gd, gg, gt = g["delta"], g["gamma"], g["theta"] / TU_PER_DAY
         ad = np.abs(gd)
         band = np.flatnonzero((sc.delta_min <= ad) & (ad <= sc.delta_max))  # positions among the solved rows
         at = np.flatnonzero(ok)[band]  # positions among ``rows``
@@ -356,7 +358,13 @@ class ContractSelector:
             target=float(lv.target[k]),
             stop=float(lv.stop[k]),
             iv=float(iv[idx]),
-            greeks=GreeksTU(float(gd[j]), float(gg[j]), float(gt[j]), float(gv[j]), float(gr[j])),
+            greeks=GreeksTU(
+                float(gd[j]),
+                float(gg[j]),
+                float(gt[j]),
+                float(g["vega"][j] / TU_PER_VOL),
+                float(g["rho"][j] / TU_PER_VOL),
+            ),
             confidence=conf,
             expected_return_pct=ev_pct,
             reward_risk=rr,
