@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,7 +56,7 @@ TICK_EPS = 1e-9  # ticks: a price within this of a tick boundary is on it (float
 PRICE_DECIMALS = 6  # modelled quotes are rounded to this many decimals after the tick rounding
 PRICE_SCALE = 10.0**PRICE_DECIMALS
 MIN_YEARS = 1e-9  # model prices at expiry are taken this long before it
-STRIKE_GRID_CACHE = 65536  # (step, center, strikes per side) grids kept
+STRIKE_GRID_CACHE = 4096  # (step, center, strikes per side) grids kept (~2.5 kB each)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -123,8 +124,8 @@ def modelled_quote(model_price: float, settings: ModelSettings) -> tuple[float, 
 
 def model_price(
     spot: float,
-    strike: np.ndarray,
-    years: np.ndarray,
+    strike: float | np.ndarray,
+    years: float | np.ndarray,
     rate: float,
     iv: float,
     q: float,
@@ -150,6 +151,12 @@ class _Layout:
     zeros: np.ndarray = field(default_factory=lambda: np.empty(0))  # size, open interest, volume: unknown
     multiplier: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     expiry_index: tuple[list[int], np.ndarray] = field(default_factory=lambda: ([], np.empty(0, np.int64)))
+
+
+def _same_or_array(xs: list[float]) -> float | F64:
+    """``xs`` as one number when all are equal (the core broadcasts it: the same value in every
+    element, so the same results), else as an array."""
+    return xs[0] if xs.count(xs[0]) == len(xs) else np.array(xs)
 
 
 @functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
@@ -191,8 +198,7 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
     return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
 
 
-@dataclass(frozen=True)
-class _ExpiryRows:
+class _ExpiryRows(NamedTuple):
     """One expiry of a modelled view: its grid (rows, strikes), years to expiry, strikes per side."""
 
     grid: ExpiryGrid
@@ -241,6 +247,7 @@ class ModelledChainView(ChainView):
         self._step = strike_step(spot) if self._exps else math.nan
         self._center = round(spot / self._step) * self._step if self._exps else math.nan
         self._grids: list[_ExpiryRows] = []
+        self._starts: list[int] = []  # each grid's first row (ascending)
         self._next_row = 0  # the first row of the next grid
         self._px: dict[int, tuple[float, float]] = {}  # (bid, ask) of rows priced before the columns exist
         self._ready = False  # the columns are built
@@ -269,6 +276,7 @@ class ModelledChainView(ChainView):
             self._next_row += 2 * m
             occ = functools.partial(_grid_occ, self.symbol, e, ks, c0, c0 + m)
             self._grids.append(_ExpiryRows(ExpiryGrid(ks, c0, c0 + m, occ), t_years, n, e))
+            self._starts.append(c0)
         return self._grids[code]
 
     def _build_columns(self) -> None:
@@ -307,29 +315,37 @@ class ModelledChainView(ChainView):
         return self._rows_of(code).grid
 
     def bid_ask_list(self, rows: list[int]) -> tuple[list[float], list[float]]:
-        if self._ready:
-            return super().bid_ask_list(rows)
+        # the rows not priced yet, priced as bid_ask would: one batch, in the order asked
+        ready = self._ready
         px = self._px
-        need = [i for i in rows if i not in px]
+        need = [i for i in rows if not self._priced[i]] if ready else [i for i in rows if i not in px]
         if need:
             ks: list[float] = []
             years: list[float] = []
             calls: list[bool] = []
             for i in need:
-                g = next((g for g in self._grids if g.grid.call0 <= i < g.grid.put0 + len(g.grid.strikes)), None)
-                if g is None:  # a row of no grid built yet: price through the columns
-                    self._build_columns()
+                j = bisect.bisect_right(self._starts, i) - 1
+                if j < 0 or i >= self._grids[j].grid.put0 + len(self._grids[j].grid.strikes):
+                    self._build_columns()  # a row of no grid built yet: through the columns
                     return super().bid_ask_list(rows)
+                g = self._grids[j]
                 call = i < g.grid.put0
                 ks.append(g.grid.strikes[i - (g.grid.call0 if call else g.grid.put0)])
                 years.append(g.years)
                 calls.append(call)
-            # one batch, as bid_ask prices the rows it is asked for (same inputs, same numbers)
             s = self._s
-            k_arr, y_arr, c_arr = np.array(ks), np.array(years), np.array(calls)
-            prices = model_price(self.spot, k_arr, y_arr, self._rate, self.iv, s.dividend_yield, c_arr, self._style)
-            for i, p in zip(need, prices.tolist(), strict=True):
-                px[i] = modelled_quote(p, s)
+            prices = model_price(
+                self.spot, _same_or_array(ks), _same_or_array(years), self._rate, self.iv, s.dividend_yield,
+                np.array(calls), self._style,
+            )  # fmt: skip
+            quotes = [modelled_quote(p, s) for p in prices.tolist()]
+            if ready:
+                for i, (b, a) in zip(need, quotes, strict=True):
+                    self._bid[i], self._ask[i], self._priced[i] = b, a, True
+            else:
+                px.update(zip(need, quotes, strict=True))
+        if ready:
+            return [float(self._bid[i]) for i in rows], [float(self._ask[i]) for i in rows]
         return [px[i][0] for i in rows], [px[i][1] for i in rows]
 
     # --- the chain view ------------------------------------------------------------------------------
