@@ -273,6 +273,9 @@ class Replay:
             else ChainIV(chains, 0.5 * (sel.dte_min + sel.dte_max), symbols=set(self.series))
         )
         self.rv = RealisedVol(settings.model.realised_halflife_bars, settings.model.realised_min_returns)
+        #: the regular-hours bars of each symbol not yet folded into ``self.rv``: it is read only
+        #: when no other IV source answers, so they are folded in, in order, just before a read
+        self._rv_pending: dict[str, list[Bar]] = {}
         self.quotes = quotes
         self.progress = progress
         self.trades: list[Trade] = []
@@ -295,6 +298,11 @@ class Replay:
             return max(iv, m.min_iv), label
         if m.default_iv is not None:
             return m.default_iv, "configured default"
+        pending = self._rv_pending.get(symbol)
+        if pending:
+            for b in pending:  # the updates the replay deferred, as it would have made them
+                self.rv.update(symbol, b.ts_ns, b.close, b.interval_ns, regular=True)
+            pending.clear()
         rv = self.rv.vol(symbol, interval_ns)
         return (max(rv, m.min_iv), "realised") if math.isfinite(rv) else (math.nan, "none yet")
 
@@ -407,7 +415,7 @@ class Replay:
         start_ns = st.start_ns
         open_trades = self._open
         last_close = self._last_close
-        rv_update = self.rv.update
+        rv_pending = self._rv_pending
         progress = self.progress
         day_iso: dict[int, str] = {}
         for n, bar in enumerate(bars):
@@ -421,7 +429,11 @@ class Replay:
             sym = bar.symbol
             last_close[sym] = bar.close
             regular = regular_at[n]
-            rv_update(sym, bar.ts_ns, bar.close, bar.interval_ns, regular=regular)
+            if regular:  # RealisedVol.update ignores the other bars
+                pend = rv_pending.get(sym)
+                if pend is None:
+                    pend = rv_pending[sym] = []
+                pend.append(bar)
             modelled = sym not in real
             # 2. modelled quotes of the open modelled trades of this symbol, at this bar's close
             if modelled and open_trades:

@@ -387,22 +387,47 @@ class SymbolFeatures:
                 for b in chunk:
                     yield self.update(b)
                 continue
-            atr, rsi, rsi_p, adx, pdi, mdi, ef, ef_p, es, up, mid, low, vol, res, sup, rdy = cols
-            rv_push, rv_state = self.rv.push, self.rv
+            # the realised variance as RollingVariance.push/.value do it, op for op, on locals
+            rv = self.rv
+            n_rv, buf, s1, s2, since = rv.n, rv._buf, rv._s, rv._s2, rv._since
             prev = self.prev_bar
-            for i, bar in enumerate(chunk):
+            for bar, *c in zip(chunk, *cols, strict=True):
                 # as update: in-session returns only (a gap over 2 bars is not a 1-minute return)
-                close = bar.close
-                if prev is not None and prev.close > 0 and close > 0 and bar.ts_ns - prev.ts_ns <= 2 * bar.interval_ns:
-                    rv_push(math.log(close / prev.close))
-                var = rv_state.value
-                rv = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / bar.interval_ns) if _isfinite(var) else math.nan
-                snap = new_snapshot(
-                    bar, prev, atr[i], rsi[i], rsi_p[i], adx[i], pdi[i], mdi[i], ef[i], ef_p[i], es[i],
-                    up[i], mid[i], low[i], vol[i], res[i], sup[i], rv,
+                close, iv_ns = bar.close, bar.interval_ns
+                if prev is not None and prev.close > 0 and close > 0 and bar.ts_ns - prev.ts_ns <= 2 * iv_ns:
+                    x = math.log(close / prev.close)
+                    buf.append(x)
+                    s1 += x
+                    s2 += x * x
+                    if len(buf) > n_rv:
+                        old = buf.popleft()
+                        s1 -= old
+                        s2 -= old * old
+                    since += 1
+                    if since >= n_rv:
+                        since = 0
+                        s1 = sum(buf)
+                        s2 = sum(v * v for v in buf)
+                k = len(buf)
+                if k < n_rv or k < 2:
+                    realized = math.nan
+                else:
+                    var = max(0.0, (s2 - s1 * s1 / k) / (k - 1))
+                    realized = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / iv_ns) if _isfinite(var) else math.nan
+                snap = _new(Snapshot)
+                _set(
+                    snap,
+                    "__dict__",
+                    {
+                        "bar": bar, "prev_bar": prev, "atr": c[0], "rsi": c[1], "rsi_prev": c[2], "adx": c[3],
+                        "plus_di": c[4], "minus_di": c[5], "ema_fast": c[6], "ema_fast_prev": c[7], "ema_slow": c[8],
+                        "bb_upper": c[9], "bb_middle": c[10], "bb_lower": c[11], "volume_avg": c[12],
+                        "resistance": c[13], "support": c[14], "realized_vol": realized, "atm_iv": math.nan,
+                        "iv_source": None, "ready": prev is not None and c[15],
+                    },
                 )  # fmt: skip
-                snap.__dict__["ready"] = prev is not None and rdy[i]
                 prev = bar
+                rv._s, rv._s2, rv._since = s1, s2, since
                 yield snap
             self.prev_bar = prev
 
@@ -452,8 +477,8 @@ class SymbolFeatures:
         self.last_ts_ns = ts[-1]
         self.bars += len(chunk)
         return (
-            atr_a.tolist(), rsi, [rsi_prev0, *rsi], adx, pdi, mdi, ef, [ef_prev0, *ef], es_a.tolist(),
-            up_a.tolist(), mid_a.tolist(), low_a.tolist(), vol_a.tolist(), resistance, support, ready.tolist(),
+            atr_a.tolist(), rsi, [rsi_prev0, *rsi[:-1]], adx, pdi, mdi, ef, [ef_prev0, *ef[:-1]], es_a.tolist(),
+            up_a.tolist(), mid_a.tolist(), low_a.tolist(), vol_a[:-1].tolist(), resistance, support, ready.tolist(),
         )  # fmt: skip
 
     def warm(self, bars: Iterable[Bar]) -> None:

@@ -74,14 +74,14 @@ class LifecycleTracker:
         self._latest: dict[str, OptionQuote] = {}  # per contract with open signals
         #: no open signal's horizon is before this (a lower bound, made exact by each full pass of
         #: :meth:`on_time`): before it :meth:`on_time` has nothing to decide
-        self._earliest_horizon_ns: float = math.inf
+        self.earliest_horizon_ns: float = math.inf
 
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
             occ = sig.contract.occ_symbol
             self._by_occ.setdefault(occ, {})[sig.id] = sig
-            if sig.horizon_ns < self._earliest_horizon_ns:
-                self._earliest_horizon_ns = sig.horizon_ns
+            if sig.horizon_ns < self.earliest_horizon_ns:
+                self.earliest_horizon_ns = sig.horizon_ns
             old = self._latest.get(occ)
             if old is None or sig.contract.ts_ns > old.ts_ns:
                 self._latest[occ] = sig.contract  # the quote selection used: the latest known then
@@ -148,11 +148,11 @@ class LifecycleTracker:
         """Take the horizon decision of the signals whose horizon has passed (optionally only this
         underlying's), and settle those whose contract has expired (at the intrinsic value of
         ``spot``, the underlying's price now, when given)."""
-        if now_ns < self._earliest_horizon_ns:  # every open signal would be skipped below
+        if now_ns < self.earliest_horizon_ns:  # every open signal would be skipped below
             return []
         changed: list[Signal] = []
         open_now = self.open_signals()
-        self._earliest_horizon_ns = min((s.horizon_ns for s in open_now), default=math.inf)
+        self.earliest_horizon_ns = min((s.horizon_ns for s in open_now), default=math.inf)
         for sig in sorted(open_now, key=lambda s: s.id):
             if (symbol is not None and sig.symbol != symbol) or now_ns < sig.horizon_ns:
                 continue

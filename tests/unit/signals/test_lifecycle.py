@@ -132,7 +132,7 @@ class _EveryPass(LifecycleTracker):
     """The generic on_time: every call walks every open signal (no earliest-horizon shortcut)."""
 
     def on_time(self, now_ns: int, symbol: str | None = None, spot: float | None = None) -> list[Signal]:
-        self._earliest_horizon_ns = -math.inf
+        self.earliest_horizon_ns = -math.inf
         return super().on_time(now_ns, symbol, spot)
 
 
