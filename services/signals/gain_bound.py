@@ -12,11 +12,14 @@ The bound rests on an implied-vol bracket and interval arithmetic of the BSM Gre
 
 * **Bracket** ``sigma_lo <= sigma_am <= sigma_hi`` from the European implied vols: the American
   price is at least the European one at every sigma (the core's American solver is bracketed above
-  by the European IV of the price for this reason), and at most the European one plus the largest
-  early-exercise premium, ``K (1 - e^{-rT})`` for a put (``r > 0``) and ``S (1 - e^{-qT})`` for a call
-  (``q > 0``), zero otherwise (a lower bound of the American price such as Bjerksund-Stensland 2002
-  stays below it too); with no premium the American IV is the European one. Both ends are widened
-  by :data:`SIGMA_SLACK` (relative).
+  by the European IV of the price for this reason), and, for ``r >= 0`` and ``q >= 0``, at most the
+  European one plus the largest early-exercise premium, ``K (1 - e^{-rT})`` for a put and
+  ``S (1 - e^{-qT})`` for a call (a lower bound of the American price such as Bjerksund-Stensland
+  2002 stays below it too); with no premium the American IV is the European one. A negative rate
+  (calls) or yield (puts) lets early exercise pay beyond these: no lower end, no pruning. Both ends
+  are widened by :data:`SIGMA_SLACK` (relative). Only where the price pins sigma (condition number
+  price / (sigma x vega) at most :data:`MAX_CONDITION`): deep in the money the solvers' answers
+  differ by far more than rounding, and there is no bracket.
 * **Greeks over the bracket**: with ``s = sigma sqrt(T)`` and ``A = ln(S/K) + (r - q) T``,
   ``d1 = A/s + s/2`` and ``d2 = A/s - s/2`` have closed-form ranges over ``[s_lo, s_hi]`` (each is
   monotone or has one interior extremum at ``sqrt(2|A|)``); delta, gamma and theta are monotone in
@@ -45,6 +48,7 @@ SIGMA_SLACK = 1e-6  # relative widening of the IV bracket (solver tolerances are
 PRICE_SLACK = 1e-9  # relative slack on the price for the lower IV end (pricer rounding)
 D_SLACK = 1e-9  # absolute widening of the d1/d2 ranges (rounding in the closed forms)
 BOUND_SLACK = 1e-9  # relative margin on the bound's terms before it may prune
+MAX_CONDITION = 1e3  # price / (sigma x vega) at most: sigma is pinned by the price to ~1e-13 relative
 ABS_SLACK = 1e-12  # absolute margin (dollars per share)
 DAYS_PER_YEAR = 365.0  # the trader-units theta convention (per calendar day)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -64,16 +68,27 @@ def iv_bracket(
     """(sigma_lo, sigma_hi) holding the implied vol of ``mid`` for the contract's style (see the
     module docstring); ``iv_eu`` is the European IV of ``mid``. NaN where there is no bracket."""
     hi = iv_eu * (1.0 + SIGMA_SLACK)
+    if american and (r < 0 or q < 0):
+        # a negative rate (call) or yield (put) makes early exercise pay without a bound used here
+        return np.full_like(iv_eu, np.nan), hi
+    # Where the price hardly depends on sigma (deep in the money: time value a sliver of the price)
+    # the solvers' answers are only as good as the price allows: no bracket there.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        rt = np.sqrt(T)
+        d1 = (math.log(S) - np.log(K) + (r - q) * T) / (iv_eu * rt) + 0.5 * iv_eu * rt
+        sigma_vega = iv_eu * S * np.exp(-q * T) * _npdf(d1) * rt
+        conditioned = mid <= MAX_CONDITION * sigma_vega
+    hi = np.where(conditioned, hi, np.nan)
     carry = q if is_call else r  # what early exercise earns: the dividend (call) or the strike's interest (put)
-    if not american or carry <= 0:
+    if not american or carry == 0:
         # no early-exercise premium: the American price is the European one (to rounding), so is its IV
-        # (to ulp x price / (sigma x vega), far inside SIGMA_SLACK wherever |delta| can reach the band)
-        return iv_eu * (1.0 - SIGMA_SLACK), hi
+        # (to ulp x the condition number price / (sigma x vega), far inside SIGMA_SLACK)
+        return np.where(conditioned, iv_eu * (1.0 - SIGMA_SLACK), np.nan), hi
     eep = (S if is_call else K) * (1.0 - np.exp(-carry * T))
     reduced = mid - eep - PRICE_SLACK * mid
     with np.errstate(invalid="ignore"):
         lo = np.asarray(opt.implied_vol(np.where(reduced > 0, reduced, np.nan), S, K, T, r, q, is_call), float)
-    return lo * (1.0 - SIGMA_SLACK), hi
+    return np.where(conditioned, lo * (1.0 - SIGMA_SLACK), np.nan), hi
 
 
 def gain_upper_bound(

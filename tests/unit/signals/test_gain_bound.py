@@ -32,13 +32,13 @@ def _dv(S: float, K: float, T: float, r: float, q: float, call: bool, sigma: flo
     days_to_expiry=st.floats(1.0, 60.0),
     sigma=st.floats(0.05, 1.5),
     r=st.floats(-0.01, 0.08),
-    q=st.floats(0.0, 0.05),
+    q=st.floats(-0.01, 0.05),
     call=st.booleans(),
     move=st.floats(-0.02, 0.02),
     minutes=st.floats(1.0, 390.0),
     frac=st.floats(0.0, 1.0),
 )
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 def test_the_bound_holds_over_the_bracket_of_the_american_iv(
     S: float,
     moneyness: float,
@@ -84,6 +84,15 @@ def test_the_bound_is_tight_on_a_point_bracket(d_lo: float, width: float, T: flo
         + float(g["theta"]) * 365.0 / SESSIONS_PER_YEAR * days
     )
     assert dv <= bound <= dv + 1e-6 * (1.0 + abs(dv))
+
+
+def test_negative_carry_gives_no_lower_end() -> None:
+    # with r < 0 an American call (q < 0: a put) may be exercised early with no dividend (interest)
+    # to bound the premium: the bracket has no lower end, so nothing is pruned
+    one = np.array([1.0])
+    for r, q, call in ((-0.01, 0.0, True), (0.04, -0.01, False)):
+        lo, hi = iv_bracket(one * 2.0, one * 0.3, 100.0, one * 100.0, one * 0.1, r, q, call, american=True)
+        assert np.isnan(lo).all() and hi[0] > 0.3
 
 
 def test_no_bracket_never_prunes() -> None:
