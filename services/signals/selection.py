@@ -31,6 +31,15 @@ limit), enough size on the ask and a tight enough spread:
    week), buying premium pays the IV crush: the idea is skipped.
 
 Deterministic: candidates are ranked by (expected value, -spread, OCC symbol).
+
+Cost: the American IV solve is skipped for contracts whose projected gain provably can't pay
+``spread_cover`` half-spreads at any IV the solver could return
+(:mod:`aiots.services.signals.gain_bound`; ~86 % of the solves on modelled SPY chains), so the
+decision and its numbers are those of solving every candidate; ``tests/unit/signals/
+test_selection_fast.py`` holds the selection as it was before against this one.
+
+Size: over 500 lines because the level maths (vectorised, with their scalar-rule helpers) and the
+selector that applies them are one unit; the IV-bracket bound lives apart in ``gain_bound``.
 """
 
 from __future__ import annotations
