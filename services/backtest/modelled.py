@@ -133,7 +133,8 @@ def model_price(
     style: str,
 ) -> np.ndarray:
     """Model value per share: American (BS2002) or European (BSM) by the root's style."""
-    t = np.maximum(years, MIN_YEARS)
+    # a plain number: max keeps a NaN first argument, as np.maximum does, without a ufunc call
+    t = max(years, MIN_YEARS) if isinstance(years, float) else np.maximum(years, MIN_YEARS)
     if style == "european":
         return np.asarray(opt.bs_price(spot, strike, t, rate, iv, q, is_call), dtype=np.float64)
     return np.asarray(opt.american_price(spot, strike, t, rate, iv, q, is_call), dtype=np.float64)

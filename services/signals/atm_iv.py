@@ -149,7 +149,9 @@ def _grid_atm_iv(
     def strike(row: int) -> float:
         return ks[row - (c0 if row < p0 else p0)]
 
-    k = strike(min((row for row, _b, _a in live), key=grid.occ))
+    k = strike(live[0][0])
+    if any(strike(row) != k for row, _b, _a in live[1:]):  # two strikes: the first in OCC order
+        k = strike(min((row for row, _b, _a in live), key=grid.occ))
     atm = [(row, bid, ask) for row, bid, ask in live if strike(row) == k]
     T = (exp - now_ns) / NS_PER_YEAR
     mids = np.array([0.5 * (bid + ask) for _row, bid, ask in atm])
