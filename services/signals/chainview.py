@@ -37,8 +37,9 @@ WholeExpiryKey = tuple[int, float, int, float, float]
 
 class ExpiryGrid(NamedTuple):
     """All rows of one expiry as a strike grid: ``strikes`` ascending (dollars), the call at
-    ``strikes[i]`` is row ``call0 + i`` and the put row ``put0 + i`` (``call0 < put0``: calls first,
-    as in OCC order); ``occ`` gives the OCC symbol of any of these rows."""
+    ``strikes[i]`` is row ``call0 + i`` and the put row ``put0 + i``, every call's row before every
+    put's (``put0 >= call0 + len(strikes)``, as in OCC order); ``occ`` gives the OCC symbol of any
+    of these rows."""
 
     strikes: list[float]
     call0: int
