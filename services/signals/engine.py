@@ -146,7 +146,7 @@ class SignalEngine:
         n = self._bar_count[sym] = self._bar_count.get(sym, 0) + 1
         now = bar.ts_ns + bar.interval_ns  # bar.close_ts_ns
         tracker = self.tracker
-        updates = tracker.on_time(now, sym, bar.close) if now >= tracker.earliest_horizon_ns else []
+        updates = tracker.on_time(now, sym, bar.close) if now >= tracker.next_decision_ns else []
         w = self._open_window
         if not (w[0] <= now < w[1] and w[4] is cfg):
             w = self._open_window = self._open_bounds(now, cfg)

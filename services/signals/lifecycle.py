@@ -72,19 +72,23 @@ class LifecycleTracker:
         self.execution = execution or ExecutionModel()
         self._by_occ: dict[str, dict[str, Signal]] = {}
         self._latest: dict[str, OptionQuote] = {}  # per contract with open signals
-        #: no open signal's horizon is before this (a lower bound, made exact by each full pass of
-        #: :meth:`on_time`): before it :meth:`on_time` has nothing to decide
-        self.earliest_horizon_ns: float = math.inf
+        #: :meth:`on_time` has nothing to decide before this (a lower bound, made exact by each
+        #: full pass): the earliest horizon of the open signals, or for one whose horizon decision
+        #: was refused on the contract's latest quote (the same answer until another quote), its expiry
+        self.next_decision_ns: float = math.inf
+        #: signal id -> (the latest quote, the horizon) its horizon decision was refused on
+        self._refused: dict[str, tuple[OptionQuote | None, int]] = {}
 
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
             occ = sig.contract.occ_symbol
             self._by_occ.setdefault(occ, {})[sig.id] = sig
-            if sig.horizon_ns < self.earliest_horizon_ns:
-                self.earliest_horizon_ns = sig.horizon_ns
+            if sig.horizon_ns < self.next_decision_ns:
+                self.next_decision_ns = sig.horizon_ns
             old = self._latest.get(occ)
             if old is None or sig.contract.ts_ns > old.ts_ns:
                 self._latest[occ] = sig.contract  # the quote selection used: the latest known then
+                self.next_decision_ns = -math.inf  # a refused decision on this contract may now differ
 
     def replace(self, sig: Signal) -> None:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
@@ -107,6 +111,7 @@ class LifecycleTracker:
         occ = sig.contract.occ_symbol
         group = self._by_occ.get(occ, {})
         group.pop(sig.id, None)
+        self._refused.pop(sig.id, None)
         if not group:
             self._by_occ.pop(occ, None)
             self._latest.pop(occ, None)
@@ -124,6 +129,7 @@ class LifecycleTracker:
         prev = self._latest.get(q.occ_symbol)
         if prev is None or q.ts_ns >= prev.ts_ns:
             self._latest[q.occ_symbol] = q
+            self.next_decision_ns = -math.inf  # a refused horizon decision may now differ
         known = exec_quote(prev) if prev is not None else None
         eq = exec_quote(q)
         changed: list[Signal] = []
@@ -148,15 +154,15 @@ class LifecycleTracker:
         """Take the horizon decision of the signals whose horizon has passed (optionally only this
         underlying's), and settle those whose contract has expired (at the intrinsic value of
         ``spot``, the underlying's price now, when given)."""
-        if now_ns < self.earliest_horizon_ns:  # every open signal would be skipped below
+        if now_ns < self.next_decision_ns:  # every open signal would be skipped below
             return []
         changed: list[Signal] = []
-        open_now = self.open_signals()
-        self.earliest_horizon_ns = min((s.horizon_ns for s in open_now), default=math.inf)
-        for sig in sorted(open_now, key=lambda s: s.id):
+        for sig in sorted(self.open_signals(), key=lambda s: s.id):
             if (symbol is not None and sig.symbol != symbol) or now_ns < sig.horizon_ns:
                 continue
             latest = self._latest.get(sig.contract.occ_symbol)
+            if self._waits(sig, latest) and now_ns < sig.contract.expiry_ns:
+                continue  # refused on this very quote already: exit_at_deadline would refuse again
             fill = exit_at_deadline(self.execution, exec_quote(latest) if latest else None, sig.horizon_ns)
             if fill is not None:
                 changed.append(self._expire(sig, fill))
@@ -167,4 +173,19 @@ class LifecycleTracker:
                     value = max(0.0, spot - c.strike if c.is_call else c.strike - spot)
                 note = "contract expired with no executable bid after the horizon; intrinsic value"
                 changed.append(self._close(sig, Status.EXPIRED, c.expiry_ns, value, note))
+            else:
+                self._refused[sig.id] = (latest, sig.horizon_ns)
+        self.next_decision_ns = min(
+            (
+                s.contract.expiry_ns if self._waits(s, self._latest.get(s.contract.occ_symbol)) else s.horizon_ns
+                for s in self.open_signals()
+            ),
+            default=math.inf,
+        )
         return changed
+
+    def _waits(self, sig: Signal, latest: OptionQuote | None) -> bool:
+        """Whether ``sig``'s horizon decision was refused on ``latest`` (the decision depends only
+        on that quote, the horizon and the execution model: refused again until another quote)."""
+        r = self._refused.get(sig.id)
+        return r is not None and r[0] is latest and r[1] == sig.horizon_ns

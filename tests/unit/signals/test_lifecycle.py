@@ -129,10 +129,11 @@ def test_exits_come_in_signal_id_order() -> None:
 
 
 class _EveryPass(LifecycleTracker):
-    """The generic on_time: every call walks every open signal (no earliest-horizon shortcut)."""
+    """The generic on_time: every call walks every open signal and decides afresh (no shortcut)."""
 
     def on_time(self, now_ns: int, symbol: str | None = None, spot: float | None = None) -> list[Signal]:
-        self.earliest_horizon_ns = -math.inf
+        self.next_decision_ns = -math.inf
+        self._refused.clear()
         return super().on_time(now_ns, symbol, spot)
 
 
@@ -142,15 +143,16 @@ class _EveryPass(LifecycleTracker):
         st.tuples(
             st.sampled_from(["add", "time", "quote"]),
             st.integers(0, 5),  # signal / contract number
-            st.integers(-120, 7200),  # seconds after T0
+            st.one_of(st.integers(-120, 7200), st.sampled_from([10**6 - 1, 10**6, 10**6 + 60])),  # s after T0; expiry
             st.sampled_from(["AAPL", "MSFT", None]),
         ),
         max_size=40,
     )
 )
-def test_on_time_before_the_earliest_horizon_is_the_full_pass(ops: list[tuple[str, int, int, str | None]]) -> None:
-    """Signals added, quoted and timed in any order: the same changes, to the same signals, as the
-    tracker that walks every open signal on every call."""
+def test_on_time_shortcuts_are_the_full_pass(ops: list[tuple[str, int, int, str | None]]) -> None:
+    """Signals added, quoted and timed in any order, up to and past their contract's expiry: the
+    same changes, to the same signals, as the tracker that walks every open signal and decides
+    afresh on every call (no skip before the next decision, no refused decision remembered)."""
     fast, full = LifecycleTracker(), _EveryPass()
     for kind, k, secs, symbol in ops:
         at = T0 + secs * S
@@ -173,3 +175,27 @@ def test_on_time_before_the_earliest_horizon_is_the_full_pass(ops: list[tuple[st
                 (s.id, s.status, s.exit_ns, s.exit_price) for s in want
             ]
     assert sorted(s.id for s in fast.open_signals()) == sorted(s.id for s in full.open_signals())
+
+
+def test_a_later_horizon_is_still_decided_after_an_earlier_one() -> None:
+    """After deciding A at its horizon, B (a later horizon, same contract) is decided at its own."""
+    t = LifecycleTracker()
+    t.add(sig("A"))
+    t.add(replace(sig("B"), horizon_ns=H + 600 * S))
+    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 30 * S))
+    assert [s.id for s in t.on_time(H)] == ["A"]
+    assert t.on_time(H + 300 * S) == []
+    t.on_quote(replace(Q, bid=2.03, ask=2.07, ts_ns=H + 570 * S))
+    (b,) = t.on_time(H + 600 * S)
+    assert (b.id, b.status, b.exit_price, b.exit_ns) == ("B", Status.EXPIRED, 2.03, H + 600 * S)
+
+
+def test_a_refused_horizon_decision_is_retaken_when_a_quote_known_at_the_horizon_arrives_late() -> None:
+    """Refused at the horizon on the stale entry quote; then a quote stamped before the horizon
+    arrives (late): the horizon decision is taken again on it and sells at its bid, at the horizon."""
+    t = LifecycleTracker()
+    t.add(sig("A"))
+    assert t.on_time(H) == [] and t.on_time(H + 60 * S) == []  # the entry quote is an hour old: refused
+    assert t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 30 * S)) == []  # before the horizon
+    (a,) = t.on_time(H + 120 * S)
+    assert (a.status, a.exit_price, a.exit_ns) == (Status.EXPIRED, 2.01, H)
