@@ -262,15 +262,20 @@ class ModelledChainView(ChainView):
             return getattr(self, name)
         raise AttributeError(name)
 
+    def _per_side(self, e_ns: int) -> tuple[float, int]:
+        """(years to the expiry at ``e_ns``, strikes per side of its grid: +- ``strikes_sd`` IV
+        standard deviations to expiry, at least 2, at most ``max_strikes_per_side``)."""
+        s = self._s
+        t_years = (e_ns - self.now_ns) / NS_PER_YEAR
+        width = s.strikes_sd * self.iv * math.sqrt(max(t_years, 1.0 / 365.0)) * self.spot
+        return t_years, min(s.max_strikes_per_side, max(2, math.ceil(width / self._step)))
+
     def _rows_of(self, code: int) -> _ExpiryRows:
         """Expiry ``code``'s grid (the grids before it are built first: their rows come first)."""
-        s = self._s
         while len(self._grids) <= code:
             j = len(self._grids)
             e, _iso, e_ns = self._exps[j]
-            t_years = (e_ns - self.now_ns) / NS_PER_YEAR
-            width = s.strikes_sd * self.iv * math.sqrt(max(t_years, 1.0 / 365.0)) * self.spot
-            n = min(s.max_strikes_per_side, max(2, math.ceil(width / self._step)))
+            t_years, n = self._per_side(e_ns)
             ks = _grid_strikes(self._step, self._center, n)[1]
             m = len(ks)
             c0 = self._next_row
@@ -286,9 +291,12 @@ class ModelledChainView(ChainView):
         if self._exps:
             key += [self._step, self._center]
             for code, (e, _iso, e_ns) in enumerate(self._exps):
-                g = self._rows_of(code)
-                years.append(g.years)
-                key += [e, e_ns, g.per_side]
+                if code < len(self._grids):
+                    t_years, n = self._grids[code].years, self._grids[code].per_side
+                else:  # only the grid's size: a grid is built when it is read
+                    t_years, n = self._per_side(e_ns)
+                years.append(t_years)
+                key += [e, e_ns, n]
         lay = self._book.layout(tuple(key))
         n_rows = len(lay.strike)
         self.expiry_ns, self.strike, self.is_call = lay.expiry_ns, lay.strike, lay.is_call
@@ -327,7 +335,8 @@ class ModelledChainView(ChainView):
             for i in need:
                 j = bisect.bisect_right(self._starts, i) - 1
                 if j < 0 or i >= self._grids[j].grid.put0 + len(self._grids[j].grid.strikes):
-                    self._build_columns()  # a row of no grid built yet: through the columns
+                    if not ready:  # a row of no grid built yet: through the columns
+                        self._build_columns()
                     return super().bid_ask_list(rows)
                 g = self._grids[j]
                 call = i < g.grid.put0

@@ -105,13 +105,15 @@ def test_grid_atm_iv_equals_the_row_scan_and_prices_the_same_rows(
 
 
 @settings(max_examples=200, deadline=None)
-@given(states(), st.sampled_from([(2.0, 21.0), (0.0, 7.0), (1.5, 45.0)]))
+@given(states(), st.sampled_from([(2.0, 21.0), (0.0, 7.0), (1.5, 45.0)]), st.booleans())
 def test_the_lazy_view_has_the_eager_builds_columns(
-    state: tuple[str, int, float, float], window: tuple[float, float]
+    state: tuple[str, int, float, float], window: tuple[float, float], columns_first: bool
 ) -> None:
     symbol, now, spot, iv = state
     b = book(*window)
     v = ModelledChainView(b, symbol, now, spot, iv)
+    if columns_first:  # the columns read before any grid (else each grid before the columns)
+        len(v)
     # the eager build: every listed expiry filtered one by one, one layout key for all of them
     s = b.settings
     lo, hi = window[0] * NS_PER_DAY, window[1] * NS_PER_DAY
@@ -135,7 +137,11 @@ def test_the_lazy_view_has_the_eager_builds_columns(
         assert lay.strike[g.call0 : g.call0 + m].tolist() == g.strikes == lay.strike[g.put0 : g.put0 + m].tolist()
         assert lay.is_call[g.call0 : g.call0 + m].all() and not lay.is_call[g.put0 : g.put0 + m].any()
         assert set(lay.exp_idx[g.call0 : g.put0 + m].tolist()) == {code}
-        assert [g.occ(i) for i in (g.call0, g.put0 + m - 1)] == [v.occ(g.call0), v.occ(g.put0 + m - 1)]
+    for code in range(len(exps)):
+        g = v.expiry_grid(code)
+        assert g is not None
+        last = g.put0 + len(g.strikes) - 1
+        assert [g.occ(i) for i in (g.call0, last)] == [v.occ(g.call0), v.occ(last)]
     assert np.array_equal(v.strike, lay.strike) and np.array_equal(v.is_call, lay.is_call)
     assert np.array_equal(v.expiry_ns, lay.expiry_ns) and (v.ts_ns == now).all() and len(v) == len(lay.strike)
     assert v.expiry_index()[0] == v.expiry_list()
