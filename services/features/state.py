@@ -19,7 +19,6 @@ from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from aiots.core import indicators as ind
@@ -111,9 +110,9 @@ class RollingExtreme:
 
     def previous_many(self, xs: npt.NDArray[np.float64]) -> list[float]:
         """:meth:`previous` before each :meth:`push` of ``xs`` in turn, leaving the state those
-        pushes leave, in columns (a sliding window over the kept values). Neither ``xs`` nor the
-        kept values may hold a NaN (:meth:`holds_nan`; the deque's comparisons and numpy's extremes
-        part ways on NaN).
+        pushes leave, in columns (the window's extreme over the kept values, one numpy pass per
+        lag). Neither ``xs`` nor the kept values may hold a NaN (:meth:`holds_nan`; the deque's
+        comparisons and numpy's extremes part ways on NaN).
 
         The deque keeps, of the last ``n`` values, each one greater (max) than every later one;
         a value it dropped is at most a later kept one, so the window's extreme over the kept
@@ -127,8 +126,11 @@ class RollingExtreme:
             kept[j - lo] = True
         window[n:] = xs
         kept[n:] = True
-        rows = sliding_window_view(window, n)[:m]  # row k: the n values before xs[k]
-        out: list[float] = (rows.max(axis=1) if self.is_max else rows.min(axis=1)).tolist()
+        ext = np.maximum if self.is_max else np.minimum
+        acc = window[:m].copy()  # acc[k]: the extreme of window[k : k + n], the n values before xs[k]
+        for j in range(1, n):
+            ext(acc, window[j : j + m], out=acc)
+        out: list[float] = acc.tolist()
         for k in range(min(m, max(0, n - i0))):
             out[k] = math.nan  # fewer than n values before it
         vals = window.tolist()

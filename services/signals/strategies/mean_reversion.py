@@ -24,10 +24,12 @@ class MeanReversion:
         bar, prev, atr = snap.bar, snap.prev_bar, snap.atr
         if atr <= 0:
             return None
-        low_touch = min(prev.low, bar.low) <= snap.bb_lower
-        high_touch = max(prev.high, bar.high) >= snap.bb_upper
         oversold = math.isfinite(snap.rsi_prev) and snap.rsi_prev <= c.rsi_low
         overbought = math.isfinite(snap.rsi_prev) and snap.rsi_prev >= c.rsi_high
+        if not (oversold or overbought):  # neither branch below can fire (most bars: checked first)
+            return None
+        low_touch = min(prev.low, bar.low) <= snap.bb_lower
+        high_touch = max(prev.high, bar.high) >= snap.bb_upper
         if low_touch and oversold and bar.close > bar.open and bar.close > prev.close:
             direction = Direction.BULLISH
             band = Reason("bb lower", min(prev.low, bar.low), snap.bb_lower, "price tagged the lower band")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from aiots.services.signals.config import ConfigSource, SignalsConfig, load_config
+from aiots.services.signals.config import ConfigSource, MeanReversionConfig, SignalsConfig, load_config
 from aiots.services.signals.engine import SignalEngine
 from aiots.services.signals.features import RollingExtreme, Snapshot, SymbolFeatures
 from aiots.services.signals.models import Bar, Direction, OptionQuote
@@ -208,3 +210,47 @@ def test_engine_is_deterministic_across_runs() -> None:
 
     a, b = run(), run()
     assert a and a == b
+
+
+def _mean_reversion_fires(s: Snapshot, c: MeanReversionConfig) -> Direction | None:
+    """The rule as the class docstring states it (all conditions evaluated, no early exit)."""
+    bar, prev = s.bar, s.prev_bar
+    assert prev is not None
+    low_touch = min(prev.low, bar.low) <= s.bb_lower
+    high_touch = max(prev.high, bar.high) >= s.bb_upper
+    finite = math.isfinite(s.rsi_prev)
+    if low_touch and finite and s.rsi_prev <= c.rsi_low and bar.close > bar.open and bar.close > prev.close:
+        return Direction.BULLISH
+    if high_touch and finite and s.rsi_prev >= c.rsi_high and bar.close < bar.open and bar.close < prev.close:
+        return Direction.BEARISH
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    o=st.sampled_from([99.0, 100.0, 101.0]),
+    c=st.sampled_from([99.0, 100.0, 101.5]),
+    pc=st.sampled_from([99.5, 100.0, 101.0]),
+    lo=st.sampled_from([97.0, 99.0]),
+    hi=st.sampled_from([101.0, 103.0]),
+    rsi_prev=st.sampled_from([math.nan, 10.0, 30.0, 50.0, 70.0, 90.0]),
+    rsi_low=st.sampled_from([30.0, 80.0]),
+    rsi_high=st.sampled_from([70.0, 20.0]),
+)
+def test_mean_reversion_fires_exactly_when_its_rule_holds(
+    o: float, c: float, pc: float, lo: float, hi: float, rsi_prev: float, rsi_low: float, rsi_high: float
+) -> None:
+    """Its early exit on RSI changes nothing: it fires, in that direction, exactly when the full
+    rule holds (overlapping RSI thresholds included), and the move points that way."""
+    cfg = CFG.model_copy(deep=True)
+    cfg.strategies.mean_reversion.rsi_low, cfg.strategies.mean_reversion.rsi_high = rsi_low, rsi_high
+    s = snap(o=o, c=c, pc=pc, l=lo, h=hi, rsi_prev=rsi_prev)
+    want = _mean_reversion_fires(s, cfg.strategies.mean_reversion)
+    idea = MeanReversion().evaluate(s, cfg)
+    if want is None:
+        assert idea is None
+    elif idea is not None:  # it may still decline when the move to the middle band is zero or the wrong way
+        assert idea.direction is want
+    else:
+        move = s.bb_middle - s.bar.close
+        assert move == 0.0 or (move > 0) != (want is Direction.BULLISH)
