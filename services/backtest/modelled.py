@@ -170,32 +170,36 @@ def _grid_strikes(step: float, center: float, n: int) -> tuple[np.ndarray, list[
     return k, k.tolist()
 
 
+@functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
+def _grid_block(step: float, center: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One expiry's strike and is-call columns (read-only): the grid's calls, then its puts."""
+    k = _grid_strikes(step, center, n)[0]
+    strike, is_call = np.concatenate([k, k]), np.repeat(np.array([True, False]), len(k))
+    strike.flags.writeable = is_call.flags.writeable = False
+    return strike, is_call
+
+
 def _build_layout(key: tuple[object, ...]) -> _Layout:
     """Rows for ``key`` = (symbol[, step, center, (expiry, expiry ns, strikes per side)...])."""
     exps: list[tuple[dt.date, str, int]] = []
-    cols: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
     if len(key) > 1:
         step, center = float(key[1]), float(key[2])  # type: ignore[arg-type]
         for j in range((len(key) - 3) // 3):
             e, e_ns, n = key[3 + 3 * j : 6 + 3 * j]
             assert isinstance(e, dt.date) and isinstance(e_ns, int) and isinstance(n, int)
-            k = _grid_strikes(step, center, n)[0]
-            m = len(k)
             exps.append((e, e.isoformat(), e_ns))
-            cols.append(
-                (
-                    np.full(2 * m, j, dtype=np.int64),
-                    np.concatenate([k, k]),
-                    np.repeat(np.array([True, False]), m),
-                    np.full(2 * m, e_ns, dtype=np.int64),
-                )
-            )
-    if not cols:
+            blocks.append(_grid_block(step, center, n))
+    if not blocks:
         return _Layout(exps, np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
-    idx, strike, is_call, exp_ns = (np.concatenate(c) for c in zip(*cols, strict=True))
+    rows_per_expiry = [len(k) for k, _c in blocks]
+    # the expiries are in date order, so each row's expiry code is its position in ``exps``
+    idx = np.repeat(np.arange(len(blocks), dtype=np.int64), rows_per_expiry)
+    exp_ns = np.repeat(np.array([e_ns for _e, _iso, e_ns in exps], dtype=np.int64), rows_per_expiry)
+    strike = np.concatenate([k for k, _c in blocks])
+    is_call = np.concatenate([c for _k, c in blocks])
     n = len(strike)
     mult = np.full(n, OptionQuote.multiplier, dtype=np.int64)
-    # the expiries are in date order, so each row's expiry code is its position in ``exps``
     return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
 
 

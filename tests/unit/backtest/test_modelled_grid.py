@@ -120,15 +120,21 @@ def test_the_lazy_view_has_the_eager_builds_columns(
     listed = b._expiries(symbol, ny_date(now))
     exps = sorted((e, e_ns) for e, _iso, e_ns in listed if lo <= e_ns - now <= hi)
     key: list[object] = [symbol]
+    want: list[tuple[int, float, bool, int]] = []  # (expiry code, strike, call, expiry ns) per row
     if exps:
         step = strike_step(spot)
         center = round(spot / step) * step
         key += [step, center]
-        for e, e_ns in exps:
+        for code, (e, e_ns) in enumerate(exps):
             t_years = (e_ns - now) / NS_PER_YEAR
             width = s.strikes_sd * iv * math.sqrt(max(t_years, 1.0 / 365.0)) * spot
-            key += [e, e_ns, min(s.max_strikes_per_side, max(2, math.ceil(width / step)))]
+            n = min(s.max_strikes_per_side, max(2, math.ceil(width / step)))
+            key += [e, e_ns, n]
+            ks = [k for k in np.round(center + step * np.arange(-n, n + 1), 6).tolist() if k > 0]
+            want += [(code, k, call, e_ns) for call in (True, False) for k in ks]
     lay = _build_layout(tuple(key))
+    got = zip(lay.exp_idx.tolist(), lay.strike.tolist(), lay.is_call.tolist(), lay.expiry_ns.tolist(), strict=True)
+    assert list(got) == want
     assert v.expiry_list() == [e_ns for _e, e_ns in exps]
     for code in range(len(exps)):  # each grid's rows are the layout's rows of that expiry
         g = v.expiry_grid(code)
