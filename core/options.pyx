@@ -123,6 +123,8 @@ def _parallel_thresholds(light=None, iv=None, am=None, heavy=None, am_iv=None):
 
 
 def _as_real(value, name):
+    if cnp.PyArray_CheckExact(value) and cnp.PyArray_TYPE(<cnp.ndarray>value) == cnp.NPY_DOUBLE:
+        return value  # already float64: what astype(copy=False) returns, without its calls
     try:
         a = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 - report any conversion failure the same way
@@ -133,6 +135,8 @@ def _as_real(value, name):
 
 
 def _as_flag(value, name):
+    if cnp.PyArray_CheckExact(value) and cnp.PyArray_TYPE(<cnp.ndarray>value) == cnp.NPY_BOOL:
+        return value.view(np.uint8)  # the common case, as below without np.asarray and the dtype checks
     try:
         a = np.asarray(value)
     except Exception as exc:  # noqa: BLE001
@@ -146,6 +150,9 @@ def _as_flag(value, name):
 
 def _prepare(names, arrays):
     """Broadcast shape, element count, flat contiguous arrays and 0/1 index strides."""
+    fast = _prepare_1d(arrays)
+    if fast is not None:
+        return fast
     shapes = [a.shape for a in arrays]
     big = [sh for sh in shapes if sh != () and sh != (1,)]
     if not big:
@@ -179,7 +186,46 @@ def _prepare(names, arrays):
     return shape, n, flats, strides
 
 
+cdef object _prepare_1d(tuple arrays):
+    """:func:`_prepare` for the common call (every argument 0-d, or 1-D and C-contiguous, the
+    1-D ones of length 1 or one common length n), or None: the same shape, n, flats and strides
+    without numpy's shape machinery (a small-array call spent most of its time there)."""
+    cdef Py_ssize_t n = -1, m
+    cdef cnp.ndarray a
+    cdef bint one = False
+    for x in arrays:
+        a = <cnp.ndarray>x
+        if cnp.PyArray_NDIM(a) == 0:
+            continue
+        if cnp.PyArray_NDIM(a) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            return None
+        m = cnp.PyArray_DIM(a, 0)
+        if m == 1:
+            one = True
+        elif n == -1:
+            n = m
+        elif m != n:
+            return None
+    if n == -1:
+        if not one:
+            return None  # all 0-d: the general path (rare; the result is a scalar)
+        n = 1
+    flats = []
+    strides = []
+    for x in arrays:
+        a = <cnp.ndarray>x
+        if cnp.PyArray_NDIM(a) == 0:
+            flats.append(a.reshape(1))
+            strides.append(0)
+        else:
+            flats.append(a)
+            strides.append(0 if cnp.PyArray_DIM(a, 0) == 1 else 1)
+    return (n,), n, flats, strides
+
+
 def _finish(out, shape):
+    if len(shape) == 1 and cnp.PyArray_NDIM(<cnp.ndarray>out) == 1:
+        return out  # already that shape: out is made with n = shape[0] rows
     out = out.reshape(shape)
     return out[()] if out.ndim == 0 else out
 
@@ -354,9 +400,12 @@ def norm_ppf(p):
     return _finish(out, shape)
 
 
+_NO_DIVIDENDS = (np.zeros(1, np.float64), np.zeros(1, np.float64), 0)  # read only (const views)
+
+
 def _dividend_arrays(dividends):
     if dividends is None or len(dividends) == 0:
-        return np.zeros(1, np.float64), np.zeros(1, np.float64), 0
+        return _NO_DIVIDENDS
     try:
         arr = np.asarray(dividends, dtype=np.float64)
     except (TypeError, ValueError):
