@@ -7,6 +7,10 @@ warm-up; the three paths alternate over ``--rounds`` and the table gives medians
 round). Percentiles are computed from h2load's per-request log. The upstream is a canned
 servicer in ``--servers`` processes sharing the port (SO_REUSEPORT); Envoy runs with
 ``--concurrency`` workers. Usage: ``python bench/gateway.py [--duration 5] [--servers 1]``.
+
+On a shared machine the QPS ratios move with the other load; the CPU columns do much less: CPU
+time (user + system, from /proc) that Envoy and the servicer processes spent per request in each
+run, which is what the gateway costs whatever else runs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from aiots.v1 import cache_pb2 as cpb
 from aiots.v1 import cache_pb2_grpc as cpb_grpc
 
 IN_FLIGHT = 32
+WARM_UP_S = 1
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: utime's index in /proc/<pid>/stat after the ")" closing the command name (stime follows it)
+UTIME_FIELD = 11
 HUGE = {"max_tokens": 10_000_000, "tokens_per_fill": 10_000_000, "fill_interval_s": 1.0}
 
 
@@ -64,11 +72,25 @@ def serve(port: int) -> None:
     asyncio.run(main())
 
 
-def h2load(url: str, args: list[str], duration: float, log: Path) -> tuple[float, float, float, int]:
-    """(QPS, p50 ms, p99 ms, non-2xx) from one h2load run."""
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (/proc/<pid>/stat, all threads)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[UTIME_FIELD]) + int(fields[UTIME_FIELD + 1])
+    return total / CLOCK_TICKS
+
+
+def h2load(
+    url: str, args: list[str], duration: float, log: Path, watch: dict[str, list[int]]
+) -> tuple[float, float, float, int, dict[str, float]]:
+    """(QPS, p50 ms, p99 ms, non-2xx, CPU us per request of each group in ``watch``) from one
+    h2load run. The CPU covers the warm-up second too, so it is divided by every logged request."""
     log.unlink(missing_ok=True)  # h2load appends to an existing log
-    cmd = ["h2load", "-D", str(int(duration)), "--warm-up-time", "1", "--log-file", str(log), *args, url]
+    cmd = ["h2load", "-D", str(int(duration)), "--warm-up-time", str(WARM_UP_S), "--log-file", str(log), *args, url]
+    before = {k: cpu_s(v) for k, v in watch.items()}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    spent = {k: cpu_s(v) - before[k] for k, v in watch.items()}
     durations, bad = [], 0
     for line in log.read_text().splitlines():
         _, status, us = line.split("\t")[:3]
@@ -77,7 +99,9 @@ def h2load(url: str, args: list[str], duration: float, log: Path) -> tuple[float
     qs = statistics.quantiles(durations, n=100)
     # "finished in 5.00s, 1693.20 req/s, ..." (measurement window only, warm-up excluded)
     qps = next(float(x.split(",")[1].split()[0]) for x in out.splitlines() if x.startswith("finished in"))
-    return qps, qs[49], qs[98], bad
+    # h2load logs the measurement window only; the warm-up's requests ran at about the same rate
+    served = len(durations) + qps * WARM_UP_S
+    return qps, qs[49], qs[98], bad, {k: v / served * 1e6 for k, v in spent.items()}
 
 
 def grpc_body(path: Path) -> Path:
@@ -99,7 +123,8 @@ async def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--servers", type=int, default=1, help="upstream server processes")
     ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
-    ap.add_argument("--rounds", type=int, default=3, help="the three paths alternate this many times")
+    ap.add_argument("--rounds", type=int, default=3, help="the paths alternate this many times")
+    ap.add_argument("--rest-h2", action="store_true", help="also REST over h2c, 4 connections x 8 streams")
     a = ap.parse_args()
     if shutil.which("h2load") is None:
         sys.exit("h2load not found: apt-get install nghttp2-client")
@@ -154,21 +179,34 @@ async def main() -> None:
                 ["--h1", "-c", str(IN_FLIGHT), *auth],
             ),
         ]
+        if a.rest_h2:  # the same REST call with the gRPC paths' client shape (4 connections x 8 streams)
+            runs.append(
+                (
+                    "Envoy REST/JSON (h2c)",
+                    f"http://127.0.0.1:{port}/api/v1/cache/stock-prices/AAPL",
+                    ["-c", "4", "-m", str(IN_FLIGHT // 4), *auth],
+                )
+            )
+        assert gw.proc is not None
+        watch = {"envoy": [gw.proc.pid], "servicer": [p.pid for p in procs if p.pid is not None]}
         # the paths alternate over --rounds, so a load spike from other work hits all of them
-        per_round: list[list[tuple[str, float, float, float, int]]] = []
+        per_round: list[list[tuple[str, float, float, float, int, dict[str, float]]]] = []
         for r in range(a.rounds):
-            res = [(name, *h2load(url, args, a.duration, tmp / "log.tsv")) for name, url, args in runs]
+            res = [(name, *h2load(url, args, a.duration, tmp / "log.tsv", watch)) for name, url, args in runs]
             per_round.append(res)
             d = res[0]
             print(f"  round {r + 1} (load {os.getloadavg()[0]:.1f}): "
-                  + ", ".join(f"{n.split(' (')[0]} {q:.0f} QPS ({q / d[1]:.2f}), p99 {p99:.1f} ms ({p99 / d[3]:.2f})"
-                              for n, q, _, p99, _ in res), flush=True)  # fmt: skip
+                  + ", ".join(f"{n.split(' (')[0]} {q:.0f} QPS ({q / d[1]:.2f}), p99 {p99:.1f} ms ({p99 / d[3]:.2f}), "
+                              f"envoy {c['envoy']:.0f} us/req"
+                              for n, q, _, p99, _, c in res), flush=True)  # fmt: skip
         print(
             f"GetStockPrice, {IN_FLIGHT} in flight, {a.rounds} x {a.duration:.0f} s, servers={a.servers}, "
-            f"envoy --concurrency {a.concurrency}, {os.cpu_count()} CPUs; medians over the rounds, ratios per round"
+            f"envoy --concurrency {a.concurrency}, {os.cpu_count()} CPUs; medians over the rounds, ratios per round; "
+            "CPU: us of CPU time per request"
         )
         print(
             f"{'path':30} {'QPS':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'QPS/direct':>10} {'p99/direct':>10}"
+            f" {'envoy CPU':>9} {'server CPU':>10}"
         )
         for i, (name, _, _) in enumerate(runs):
             rows = [rd[i] for rd in per_round]
@@ -178,7 +216,12 @@ async def main() -> None:
             bad = sum(x[4] for x in rows)
             q_ratio = statistics.median(rd[i][1] / rd[0][1] for rd in per_round)
             p_ratio = statistics.median(rd[i][3] / rd[0][3] for rd in per_round)
-            print(f"{name:30} {qps:8.0f} {p50:8.2f} {p99:8.2f} {bad:8d} {q_ratio:10.2f} {p_ratio:10.2f}")
+            e_cpu = statistics.median(x[5]["envoy"] for x in rows)
+            s_cpu = statistics.median(x[5]["servicer"] for x in rows)
+            print(
+                f"{name:30} {qps:8.0f} {p50:8.2f} {p99:8.2f} {bad:8d} {q_ratio:10.2f} {p_ratio:10.2f}"
+                f" {e_cpu:9.0f} {s_cpu:10.0f}"
+            )
     finally:
         await gw.stop()
         for p in procs:

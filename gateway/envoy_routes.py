@@ -20,7 +20,10 @@ from aiots.gateway.envoy_common import (
     _disabled,
     retry_policy,
 )
+from aiots.gateway.envoy_filters import requests_with_enums
 from aiots.gateway.model import GatewayModel, HttpBinding, Method, RouteClass
+
+LUA = "envoy.filters.http.lua"
 
 
 def _rest_mutations(*, strip_grpc: bool) -> dict[str, Any]:
@@ -136,6 +139,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                     },
                     "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                     "envoy.filters.http.grpc_json_transcoder": _disabled(),
+                    LUA: _disabled(),
                     **_rest_mutations(strip_grpc=False),
                 },
             }
@@ -150,10 +154,14 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                 "envoy.filters.http.local_ratelimit": _disabled(),
                 "envoy.filters.http.grpc_json_transcoder": _disabled(),
+                LUA: _disabled(),
                 **_rest_mutations(strip_grpc=False),
             },
         }
     )
+    # the enum-error Lua runs where a request can name an unknown enum value: REST routes whose
+    # request message holds an API enum. Nowhere else can the transcoder give that 400.
+    with_enums = requests_with_enums()
     rest = sorted(((m, b) for m in model.methods for b in m.bindings), key=_sort_key)
     for m, b in rest:
         out.append(
@@ -166,7 +174,11 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "route": _route_action(model, m),
                 "metadata": _route_metadata(m),
                 "request_headers_to_remove": [REST_MARKER],
-                "typed_per_filter_config": {**_method_filters(model, m), **_rest_mutations(strip_grpc=True)},
+                "typed_per_filter_config": {
+                    **_method_filters(model, m),
+                    **_rest_mutations(strip_grpc=True),
+                    **({} if m.input_type in with_enums else {LUA: _disabled()}),
+                },
             }
         )
     for m in model.methods:
@@ -176,7 +188,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "match": {"path": m.grpc_path, "grpc": {}},
                 "route": _route_action(model, m),
                 "metadata": _route_metadata(m),
-                "typed_per_filter_config": _method_filters(model, m),
+                "typed_per_filter_config": {**_method_filters(model, m), LUA: _disabled()},
             }
         )
     out.append(
@@ -195,6 +207,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 },
                 "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                 "envoy.filters.http.local_ratelimit": _disabled(),
+                LUA: _disabled(),
                 **_rest_mutations(strip_grpc=False),
             },
         }

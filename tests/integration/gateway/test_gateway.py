@@ -447,6 +447,32 @@ def test_token_rules_exp_required_lifetime_capped_skew_5s_header_only(stack: Sta
     assert st == 401 and json.loads(raw)["message"].startswith("Jwt is missing"), raw
 
 
+#: jwt_authn's default clock skew in the stack (gateway.jwt_clock_skew_s), and a margin past it
+SKEW_S, MARGIN_S = 5, 1
+
+
+def test_a_cached_token_still_expires_and_a_changed_one_is_verified_again(stack: Stack) -> None:
+    """jwt_authn keeps verified tokens (``jwt_cache_config``): a hit must still be refused once the
+    token expires, and a token differing in one byte of its signature is no hit."""
+    path = "/api/v1/cache/stats"
+
+    def status_with(tok: str) -> tuple[int, str]:
+        st, _, raw = call(stack, "GET", path, role=None, headers={"Authorization": f"Bearer {tok}"})
+        return st, json.loads(raw).get("message", "") if st != 200 else ""
+
+    exp = int(time.time()) - 3  # accepted for ~2 s more, within the skew
+    tok = _signed(stack, {"exp": exp})
+    assert status_with(tok)[0] == 200
+    assert status_with(tok)[0] == 200  # now a cache hit
+    head, payload, sig = tok.split(".")
+    flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+    st, msg = status_with(f"{head}.{payload}.{flipped}")
+    assert st == 401 and msg.startswith("Jwt verification fails"), msg
+    time.sleep(max(0.0, exp + SKEW_S + MARGIN_S - time.time()))
+    st, msg = status_with(tok)
+    assert st == 401 and msg.startswith("Jwt is expired"), msg
+
+
 @pytest.mark.parametrize(
     ("role", "verb", "path", "body", "allowed"),
     [
