@@ -410,11 +410,11 @@ class SymbolFeatures:
                         since = 0
                         s1 = sum(buf)
                         s2 = sum(v * v for v in buf)
-                k = len(buf)
-                if k < n_rv or k < 2:
+                nb = len(buf)
+                if nb < n_rv or nb < 2:
                     realized = math.nan
                 else:
-                    var = max(0.0, (s2 - s1 * s1 / k) / (k - 1))
+                    var = max(0.0, (s2 - s1 * s1 / nb) / (nb - 1))
                     realized = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / iv_ns) if _isfinite(var) else math.nan
                 snap = _new(Snapshot)
                 _set(
