@@ -57,6 +57,10 @@ TIMESTAMP_MAX_NS = int(dt.datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * NS_PER
 DEFAULT_RATE = 0.045  # continuously compounded risk-free rate when none is configured
 CONTRACT_MULTIPLIER = 100  # shares per US equity/index option contract
 
+#: int64 bounds standing for "before / after every session" in the calendar's scalar lookups
+_NS_BELOW_ALL = int(np.iinfo(np.int64).min)
+_NS_ABOVE_ALL = int(np.iinfo(np.int64).max)
+
 Phase = Literal["pre", "regular", "post", "closed"]
 ExerciseStyle = Literal["european", "american"]
 
@@ -194,6 +198,13 @@ class MarketCalendar:
         # same two regular opens (a replay asks about every bar; one tuple, replaced whole)
         self._day_hit: tuple[int, int, Session | None] = (0, 0, None)  # [midnight, next midnight)
         self._open_hit: tuple[int, int, int] = (0, 0, 0)  # [an open, the next open), that open's close
+        # regular_ns_between's scalar lookups: the bounds as Python ints (bisect beats a numpy
+        # searchsorted on one value), the running total of regular ns before each session, and the
+        # latest session its start fell in: (previous close, close, open, close, next open)
+        self._opens_l: list[int] = opens.tolist()
+        self._closes_l: list[int] = closes.tolist()
+        self._regular_before: list[int] = [0, *np.cumsum(closes - opens).tolist()]
+        self._between_hit: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
     # dates
     def _index(self, day: dt.date) -> int:
@@ -302,17 +313,41 @@ class MarketCalendar:
         return self.session(prev).close_ns if prev else None
 
     def regular_ns_between(self, start_ns: int, end_ns: int) -> int:
-        """Nanoseconds of regular trading hours in [start_ns, end_ns)."""
+        """Nanoseconds of regular trading hours in [start_ns, end_ns) (0 when end <= start).
+
+        Fast path: the session the start falls in (the first close after it) is kept, and when the
+        end comes no later than the next session's open only that session can overlap the span (a
+        selection's horizon clipped before the close). Otherwise whole sessions come from a running
+        total and only the first and last are clipped.
+        """
+        start_ns, end_ns = int(start_ns), int(end_ns)
         if end_ns <= start_ns:
             return 0
-        t = self._t
-        i0 = int(np.searchsorted(t.closes, start_ns, side="right"))
-        i1 = int(np.searchsorted(t.opens, end_ns, side="left"))
-        if i1 <= i0:
-            return 0
-        opens = np.maximum(t.opens[i0:i1], start_ns)
-        closes = np.minimum(t.closes[i0:i1], end_ns)
-        return int(np.clip(closes - opens, 0, None).sum())
+        lo, hi, open_ns, close_ns, next_open = self._between_hit
+        if not lo <= start_ns < hi:
+            lo, hi, open_ns, close_ns, next_open = self._between_hit = self._span_of(start_ns)
+        if end_ns <= next_open:
+            return max(0, min(close_ns, end_ns) - max(open_ns, start_ns))
+        opens, closes = self._opens_l, self._closes_l
+        i0 = bisect.bisect_right(closes, start_ns)  # the first session closing after the start
+        i1 = bisect.bisect_left(opens, end_ns)  # one past the last session opening before the end
+        if i1 - i0 <= 1:
+            return max(0, min(closes[i0], end_ns) - max(opens[i0], start_ns)) if i1 > i0 else 0
+        # i1 - i0 >= 2: session i0 ends before the end and session i1 - 1 opens after the start
+        first = closes[i0] - max(opens[i0], start_ns)
+        last = min(closes[i1 - 1], end_ns) - opens[i1 - 1]
+        return first + self._regular_before[i1 - 1] - self._regular_before[i0 + 1] + last
+
+    def _span_of(self, ts_ns: int) -> tuple[int, int, int, int, int]:
+        """[previous close, close) of the first session closing after ``ts_ns``, that session's
+        open and close, and the next session's open (int64 bounds past either end of the table)."""
+        opens, closes = self._opens_l, self._closes_l
+        i = bisect.bisect_right(closes, ts_ns)
+        lo = closes[i - 1] if i > 0 else _NS_BELOW_ALL
+        if i == len(closes):  # past the last session: no regular time from here on
+            return (lo, _NS_ABOVE_ALL, _NS_ABOVE_ALL, _NS_ABOVE_ALL, _NS_ABOVE_ALL)
+        nxt = opens[i + 1] if i + 1 < len(opens) else _NS_ABOVE_ALL
+        return (lo, closes[i], opens[i], closes[i], nxt)
 
     def trading_years(self, start_ns: int, end_ns: int, overnight_minutes: float = 0.0) -> float:
         """Trading time from ``start_ns`` to ``end_ns`` in years of 252 sessions x 390 minutes.
@@ -323,10 +358,8 @@ class MarketCalendar:
             return 0.0
         minutes = self.regular_ns_between(start_ns, end_ns) / NS_PER_MIN
         if overnight_minutes > 0:
-            t = self._t
-            crossings = int(np.searchsorted(t.opens, end_ns, side="left")) - int(
-                np.searchsorted(t.opens, start_ns, side="right")
-            )
+            opens = self._opens_l
+            crossings = bisect.bisect_left(opens, end_ns) - bisect.bisect_right(opens, start_ns)
             minutes += max(crossings, 0) * overnight_minutes
         return minutes / (MINUTES_PER_REGULAR_SESSION * SESSIONS_PER_YEAR)
 

@@ -343,3 +343,109 @@ def test_ny_date_follows_pandas_through_midnights_and_dst_in_any_order() -> None
     shuffled = ns[::7] + ns[3::11] + ns[::-13]
     for n in ns + shuffled:
         assert cv.ny_date(n) == expect[n], pd.Timestamp(n, tz="UTC")
+
+
+# --- regular_ns_between against exchange-calendars ---------------------------------------------
+_MINUTE = 60 * cv.NS_PER_S
+# days whose sessions are odd: holidays and their neighbours, early closes, DST changes, weekends
+_ODD_DAYS = [
+    D(2024, 3, 8), D(2024, 3, 11), D(2024, 11, 1), D(2024, 11, 4), D(2024, 7, 3), D(2024, 7, 5),
+    D(2025, 1, 9), D(2025, 4, 17), D(2025, 4, 21), D(2025, 11, 26), D(2025, 11, 28), D(2025, 12, 24),
+    D(2025, 12, 26), D(2026, 3, 6), D(2026, 3, 9), D(2026, 6, 18), D(2026, 6, 22), D(2026, 10, 30),
+    D(2026, 11, 2), D(2026, 1, 17), D(2026, 1, 20),
+]  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _xnys_bounds() -> tuple[Any, Any]:
+    """exchange-calendars' XNYS opens and closes (ns UTC), session by session."""
+    sched = _xnys().schedule
+    return sched["open"].astype("int64").to_numpy(), sched["close"].astype("int64").to_numpy()
+
+
+def _regular_ns_by_schedule(a: int, b: int) -> int:
+    """Regular ns in [a, b) summed session by session over exchange-calendars' own schedule."""
+    if b <= a:
+        return 0
+    opens, closes = _xnys_bounds()
+    lo, hi = int(closes.searchsorted(a, side="right")), int(opens.searchsorted(b, side="left"))
+    return sum(max(0, min(int(c), b) - max(int(o), a)) for o, c in zip(opens[lo:hi], closes[lo:hi], strict=True))
+
+
+def _regular_ns_by_minutes(a: int, b: int) -> int:
+    """Minute-aligned [a, b): exchange-calendars' count of trading minutes (each labelled by its
+    start) with a <= minute < b, times one minute."""
+    if b <= a:
+        return 0
+    xs = _xnys()
+    assert xs.side == "left"
+    return len(xs.minutes_in_range(pd.Timestamp(a, tz="UTC"), pd.Timestamp(b - _MINUTE, tz="UTC"))) * _MINUTE
+
+
+_R0, _R1 = _ns(2016, 1, 1, 0, 0, dt.UTC), _ns(2027, 12, 1, 0, 0, dt.UTC)
+_odd_instants = st.builds(
+    lambda d, minute, ns: _ns(d.year, d.month, d.day, 0, 0) + minute * _MINUTE + ns,
+    st.sampled_from(_ODD_DAYS),
+    st.integers(0, 24 * 60 - 1),
+    st.integers(0, _MINUTE - 1) | st.just(0),
+)
+_spans = st.sampled_from(
+    [0, 1, _MINUTE, 30 * _MINUTE, cv.NS_PER_HOUR, 6 * cv.NS_PER_HOUR, cv.NS_PER_DAY, 3 * cv.NS_PER_DAY]
+)
+
+
+@st.composite
+def _pairs(draw: st.DrawFn) -> tuple[int, int]:
+    """(a, b): random instants, instants on odd days, a plus a short or multi-day span (same-session
+    pairs among them), either order."""
+    a = draw(st.integers(_R0, _R1) | _odd_instants)
+    kind = draw(st.sampled_from(["random", "span", "jitter"]))
+    if kind == "random":
+        b = draw(st.integers(_R0, _R1) | _odd_instants)
+    elif kind == "span":
+        b = a + draw(_spans) + draw(st.integers(0, 5 * cv.NS_PER_HOUR))
+    else:
+        b = a + draw(st.integers(-40 * cv.NS_PER_DAY, 40 * cv.NS_PER_DAY))
+    return (a, b) if draw(st.booleans()) else (b, a)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_pairs(), min_size=1, max_size=8))
+def test_regular_ns_between_matches_exchange_calendars_schedule(pairs: list[tuple[int, int]]) -> None:
+    # several pairs in a row on the one calendar: the kept session is reused, missed and replaced
+    cal = cv.calendar()
+    for a, b in pairs:
+        assert cal.regular_ns_between(a, b) == _regular_ns_by_schedule(a, b), (a, b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_ODD_DAYS) | st.dates(D(2016, 1, 1), D(2027, 11, 1)),
+    st.integers(0, 24 * 60 - 1),
+    st.integers(-7 * 24 * 60, 7 * 24 * 60),
+)
+def test_regular_ns_between_matches_exchange_calendars_minutes(day: dt.date, minute: int, span_min: int) -> None:
+    cal = cv.calendar()
+    a = _ns(day.year, day.month, day.day, 0, 0) + minute * _MINUTE
+    b = a + span_min * _MINUTE
+    assert cal.regular_ns_between(a, b) == _regular_ns_by_minutes(a, b)
+    assert cal.regular_ns_between(b, a) == _regular_ns_by_minutes(b, a)
+
+
+def test_regular_ns_between_by_hand() -> None:
+    cal = cv.calendar()
+    # same session: 10:00 -> 10:30, and a horizon clipped by the close (15:45 -> 16:30 = 15 min)
+    assert cal.regular_ns_between(_ns(2026, 3, 2, 10, 0), _ns(2026, 3, 2, 10, 30)) == 30 * _MINUTE
+    assert cal.regular_ns_between(_ns(2026, 3, 2, 15, 45), _ns(2026, 3, 2, 16, 30)) == 15 * _MINUTE
+    # Wed 2025-11-26 10:00 -> Mon 12-01 11:00: 360 + Thanksgiving 0 + early close 210 + 90 minutes
+    got = cal.regular_ns_between(_ns(2025, 11, 26, 10, 0), _ns(2025, 12, 1, 11, 0))
+    assert got == (360 + 210 + 90) * _MINUTE
+    # across the 2026-03-08 spring-forward weekend: Fri 15:00 -> Mon 10:00 = 60 + 30 minutes
+    assert cal.regular_ns_between(_ns(2026, 3, 6, 15, 0), _ns(2026, 3, 9, 10, 0)) == 90 * _MINUTE
+    # a weekend, a holiday, reversed and empty spans hold no regular time
+    assert cal.regular_ns_between(_ns(2026, 1, 17, 9, 0), _ns(2026, 1, 19, 17, 0)) == 0
+    assert cal.regular_ns_between(_ns(2026, 3, 2, 10, 30), _ns(2026, 3, 2, 10, 0)) == 0
+    assert cal.regular_ns_between(_ns(2026, 3, 2, 10, 0), _ns(2026, 3, 2, 10, 0)) == 0
+    # before the table and past its end
+    assert cal.regular_ns_between(0, _ns(2000, 1, 3, 9, 31)) == _MINUTE
+    assert cal.regular_ns_between(cv.TIMESTAMP_MAX_NS - 10, cv.TIMESTAMP_MAX_NS) == 0
