@@ -394,9 +394,9 @@ class Replay:
         """The replay; ``data_end_ns``: the last bar close of the whole data set (default: of these bars).
 
         Each symbol's features come from the engine's own feature state, fed the symbol's bars by
-        :meth:`SymbolFeatures.stream` (in columns); each snapshot goes to :meth:`SignalEngine.decide`
-        (that is :meth:`SignalEngine.evaluate`) or, before ``start_ns``, only warms the features
-        (:meth:`SignalEngine.warm`)."""
+        :meth:`SymbolFeatures.stream` (in columns); each bar goes to :meth:`SignalEngine.decide_lazily`
+        with its snapshot (that is :meth:`SignalEngine.evaluate`) or, before ``start_ns``, only warms
+        the features (:meth:`SignalEngine.warm`)."""
         st = self.settings
         bars = _merge_bars(self.series.values(), None, st.end_ns)
         feed = _QuoteFeed(self.quotes) if self.quotes else None
@@ -447,7 +447,7 @@ class Replay:
                             )
                         )
             # 3. decisions (the features of this bar first: warming only before start_ns)
-            snap = next(streams[sym])
+            snapshot = next(streams[sym])  # the features move on; the snapshot is made if read
             if start_ns is None or now > start_ns:
                 if regular:  # a regular session lies inside one UTC day: its date is cached per UTC day
                     day = day_iso.get(bar.ts_ns // NS_PER_DAY)
@@ -459,7 +459,7 @@ class Replay:
                     iv, src = self._model_iv(sym, now, bar.interval_ns)
                     book.set_state(sym, now, bar.close, iv)
                 if self.null_plan is None:
-                    ideas = eng.decide(snap)[0] if snap is not None else []
+                    ideas = eng.decide_lazily(bar, snapshot)[0] if snapshot is not None else []
                 else:  # features only (done above): the null model's ideas come from the plan
                     ideas = [
                         dataclasses.replace(

@@ -11,6 +11,8 @@ O(1)), the realised variance a ring of sums. The whole object pickles (analytics
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -306,6 +308,24 @@ def new_snapshot(
     return s
 
 
+def _snapshot_of(bar: Bar, prev: Bar | None, c: list[Any], realized: float) -> Snapshot:
+    """:meth:`SymbolFeatures.stream`'s snapshot of ``bar`` from its row of feature columns ``c``
+    (:meth:`SymbolFeatures._columns`' order, ``ready`` but for the previous bar last)."""
+    snap = _new(Snapshot)
+    _set(
+        snap,
+        "__dict__",
+        {
+            "bar": bar, "prev_bar": prev, "atr": c[0], "rsi": c[1], "rsi_prev": c[2], "adx": c[3],
+            "plus_di": c[4], "minus_di": c[5], "ema_fast": c[6], "ema_fast_prev": c[7], "ema_slow": c[8],
+            "bb_upper": c[9], "bb_middle": c[10], "bb_lower": c[11], "volume_avg": c[12],
+            "resistance": c[13], "support": c[14], "realized_vol": realized, "atm_iv": math.nan,
+            "iv_source": None, "ready": prev is not None and c[15],
+        },
+    )  # fmt: skip
+    return snap
+
+
 #: a named core stream and the bar fields its ``update`` takes, in order
 NamedStream = tuple[Any, tuple[str, ...]]
 
@@ -373,10 +393,12 @@ class SymbolFeatures:
         self.prev_bar = bar
         return snap
 
-    def stream(self, bars: Sequence[Bar]) -> Iterator[Snapshot | None]:
-        """What :meth:`update` returns for each of ``bars`` in turn (one symbol's, oldest first),
-        with the core streams and the rolling extremes computed :data:`STREAM_CHUNK` bars at a time
-        in columns (one ``update_many`` per stream instead of a call per bar per stream). A chunk
+    def stream(self, bars: Sequence[Bar]) -> Iterator[Callable[[], Snapshot] | None]:
+        """For each of ``bars`` in turn (one symbol's, oldest first), what :meth:`update` returns:
+        None, or a call that makes its snapshot (the state moves on either way; a replay makes
+        only the snapshots its engine reads, see :meth:`SignalEngine.decide_lazily`). The core
+        streams and the rolling extremes are computed :data:`STREAM_CHUNK` bars at a time in
+        columns (one ``update_many`` per stream instead of a call per bar per stream). A chunk
         that is not strictly newer bar by bar, or meets a NaN high or low (in it or still in the
         rolling windows), goes through :meth:`update` bar by bar.
 
@@ -387,7 +409,8 @@ class SymbolFeatures:
             cols = self._columns(chunk)
             if cols is None:
                 for b in chunk:
-                    yield self.update(b)
+                    snap = self.update(b)
+                    yield None if snap is None else itertools.repeat(snap).__next__
                 continue
             # the realised variance as RollingVariance.push/.value do it, op for op, on locals
             rv = self.rv
@@ -416,21 +439,10 @@ class SymbolFeatures:
                 else:
                     var = max(0.0, (s2 - s1 * s1 / nb) / (nb - 1))
                     realized = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / iv_ns) if _isfinite(var) else math.nan
-                snap = _new(Snapshot)
-                _set(
-                    snap,
-                    "__dict__",
-                    {
-                        "bar": bar, "prev_bar": prev, "atr": c[0], "rsi": c[1], "rsi_prev": c[2], "adx": c[3],
-                        "plus_di": c[4], "minus_di": c[5], "ema_fast": c[6], "ema_fast_prev": c[7], "ema_slow": c[8],
-                        "bb_upper": c[9], "bb_middle": c[10], "bb_lower": c[11], "volume_avg": c[12],
-                        "resistance": c[13], "support": c[14], "realized_vol": realized, "atm_iv": math.nan,
-                        "iv_source": None, "ready": prev is not None and c[15],
-                    },
-                )  # fmt: skip
+                make = functools.partial(_snapshot_of, bar, prev, c, realized)
                 prev = bar
                 rv._s, rv._s2, rv._since = s1, s2, since
-                yield snap
+                yield make
             self.prev_bar = prev
 
     def _columns(self, chunk: Sequence[Bar]) -> tuple[list[Any], ...] | None:

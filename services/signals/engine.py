@@ -8,6 +8,7 @@ I/O (bus, storage, fan-out) lives in :mod:`app`.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Callable
 
@@ -131,7 +132,7 @@ class SignalEngine:
         """The feature state :meth:`evaluate` and :meth:`warm` feed for ``symbol`` (made on first use).
 
         A replay may drive it itself (:meth:`SymbolFeatures.stream` over the symbol's bars) and hand
-        each snapshot to :meth:`decide`: that is :meth:`evaluate`, the features in columns."""
+        each snapshot to :meth:`decide_lazily`: that is :meth:`evaluate`, the features in columns."""
         feats = self._features.get(symbol)
         if feats is None:
             feats = self._features[symbol] = SymbolFeatures(self.config)
@@ -140,7 +141,11 @@ class SignalEngine:
     def decide(self, snap: Snapshot) -> tuple[list[Idea], list[Signal]]:
         """:meth:`evaluate` on features computed elsewhere (live: analytics publishes them on
         ``features:1m``; in a backtest :meth:`evaluate` computes them in-process)."""
-        bar = snap.bar
+        return self.decide_lazily(snap.bar, itertools.repeat(snap).__next__)
+
+    def decide_lazily(self, bar: Bar, snapshot: Callable[[], Snapshot]) -> tuple[list[Idea], list[Signal]]:
+        """:meth:`decide` on ``bar``'s snapshot, made by ``snapshot()`` only once a strategy will
+        read it (outside the hours ideas may open, nothing does: a replay skips half the snapshots)."""
         sym = bar.symbol
         cfg = self.config
         n = self._bar_count[sym] = self._bar_count.get(sym, 0) + 1
@@ -152,6 +157,7 @@ class SignalEngine:
             w = self._open_window = self._open_bounds(now, cfg)
         if not w[2] <= now <= w[3]:  # may_open(now, cfg)
             return [], updates
+        snap = snapshot()
         if cfg.strategies.cheap_volatility.enabled and math.isfinite(snap.realized_vol):
             chains, q, age = self.chains, self._q(sym), self.execution.max_quote_age_ns
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiots.core.conventions import NS_PER_MIN
@@ -42,6 +43,9 @@ class ScriptedEngine:
 
     def decide(self, snap: Snapshot) -> tuple[list[Idea], list[Signal]]:
         return self.evaluate(snap.bar)
+
+    def decide_lazily(self, bar: Bar, snapshot: Callable[[], Snapshot]) -> tuple[list[Idea], list[Signal]]:
+        return self.evaluate(bar)
 
     def on_option_quote(self, q: OptionQuote) -> list[Signal]:
         self.chains.update(q)
