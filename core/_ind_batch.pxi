@@ -423,14 +423,18 @@ cdef extern from *:
     #endif
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     AIOTS_KAMA_LOOP(aiots_kama_avx2, __attribute__((target("avx2,fma"))), __builtin_fma)
-    static int aiots_kama_have_avx2 = -1;
+    static int aiots_have_avx2_fma = -1;
+    /* 1 on CPUs with AVX2 and FMA (the batch loops' fast variants), checked once */
+    static int aiots_cpu_avx2_fma(void) {
+        if (aiots_have_avx2_fma < 0)
+            aiots_have_avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return aiots_have_avx2_fma;
+    }
     #endif
     static void aiots_kama_loop(const double* x, Py_ssize_t from, Py_ssize_t n, int p,
                                 aiots_kama_t* s, double* out) {
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-        if (aiots_kama_have_avx2 < 0)
-            aiots_kama_have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        if (aiots_kama_have_avx2) { aiots_kama_avx2(x, from, n, p, s, out); return; }
+        if (aiots_cpu_avx2_fma()) { aiots_kama_avx2(x, from, n, p, s, out); return; }
     #endif
         aiots_kama_plain(x, from, n, p, s, out);
     }
@@ -923,17 +927,83 @@ cdef void _xema_k(const double* x, Py_ssize_t n, int p, int levels, double* out)
             out[i] = _xema_next(&st, x[i])
 
 
-cdef inline double _fastk_value(double c, double lowest, double highest) noexcept nogil:
-    """Raw %K from the window's extremes (TA_STOCH's arithmetic, TA-Lib 0.8 scaled zero test);
-    batch kernels and streaming classes both end here."""
-    cdef double diff = (highest - lowest) / 100.0
-    if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-        return (c - lowest) / diff
-    return 0.0
+cdef extern from *:
+    """
+    /* Raw %K from the window's extremes (TA_STOCH's arithmetic, TA-Lib 0.8 scaled zero test),
+     * written as a select so that the batch loop below vectorises it (the division is discarded
+     * where the range is ~0; -fno-trapping-math). The streaming classes end here too. */
+    static inline __attribute__((always_inline)) double aiots_fastk_value(double c, double lowest,
+                                                                         double highest) {
+        double r = highest - lowest, q = (c - lowest) / (r / 100.0);
+        return fabs(r) <= AIOTS_TA_EPS * (fabs(highest) + fabs(lowest)) ? 0.0 : q;
+    }
+    /* Raw %K for bars [fk - 1, n) with the window extremes computed directly, fk - 1 max and min
+     * selects a bar in vector lanes over blocks of AIOTS_FASTK_BLK bars, then the value in vector
+     * lanes: no branch on the data. TA-Lib's tracking of the extremes' positions branches on every
+     * new extreme and rescans when one leaves the window (a mispredict most bars on price data;
+     * 41 cycles a bar). Only the extremes' values reach %K, and the max/min of a window is one
+     * value unless it holds a NaN or both zeros, so the bits are TA-Lib's; where h or l holds a
+     * NaN or a zero this returns 0 and the caller runs TA-Lib's tracking (_fastk_track), whose
+     * path decides which NaN or zero wins. Compiled with and without AVX2 (4 or 2 lanes). */
+    #define AIOTS_FASTK_BLK 256
+    #define AIOTS_FASTK_DIRECT_MAX 16  /* the widest window done directly (cost grows with fk) */
+    #define AIOTS_FASTK_LOOP(NAME, ATTR)                                                      \
+    static ATTR int NAME(const double* h, const double* l, const double* c, Py_ssize_t n,    \
+                         int fk, double* out) {                                               \
+        double lo[AIOTS_FASTK_BLK], hi[AIOTS_FASTK_BLK];                                      \
+        Py_ssize_t b, j, m;                                                                   \
+        int k, bad = 0;                                                                       \
+        for (j = 0; j < fk - 1 && j < n; j++) bad |= !(fabs(h[j]) > 0.0) | !(fabs(l[j]) > 0.0);\
+        for (b = fk - 1; b < n && !bad; b += AIOTS_FASTK_BLK) {                               \
+            const double *hb = h + b, *lb = l + b, *cb = c + b;                               \
+            double* ob = out + b;                                                             \
+            m = n - b < AIOTS_FASTK_BLK ? n - b : AIOTS_FASTK_BLK;                            \
+            for (j = 0; j < m; j++) {                                                         \
+                hi[j] = hb[j];                                                                \
+                lo[j] = lb[j];                                                                \
+                bad |= !(fabs(hb[j]) > 0.0) | !(fabs(lb[j]) > 0.0);  /* NaN or a zero */      \
+            }                                                                                 \
+            for (k = 1; k < fk; k++) {                                                        \
+                for (j = 0; j < m; j++) {                                                     \
+                    double a = hb[j - k], z = lb[j - k];                                      \
+                    hi[j] = a > hi[j] ? a : hi[j];                                            \
+                    lo[j] = z < lo[j] ? z : lo[j];                                            \
+                }                                                                             \
+            }                                                                                 \
+            for (j = 0; j < m; j++) ob[j] = aiots_fastk_value(cb[j], lo[j], hi[j]);           \
+        }                                                                                     \
+        return !bad;                                                                          \
+    }
+    AIOTS_FASTK_LOOP(aiots_fastk_plain, )
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_FASTK_LOOP(aiots_fastk_avx2, __attribute__((target("avx2"))))
+    #endif
+    /* 1 when out[fk - 1, n) holds raw %K, 0 when the caller must run TA-Lib's tracking */
+    static int aiots_fastk_direct(const double* h, const double* l, const double* c, Py_ssize_t n,
+                                  int fk, double* out) {
+        if (fk > AIOTS_FASTK_DIRECT_MAX) return 0;
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_cpu_avx2_fma()) return aiots_fastk_avx2(h, l, c, n, fk, out);
+    #endif
+        return aiots_fastk_plain(h, l, c, n, fk, out);
+    }
+    """
+    double _fastk_value "aiots_fastk_value"(double c, double lowest, double highest) nogil
+    bint _fastk_direct "aiots_fastk_direct"(const double* h, const double* lw, const double* c,
+                                            Py_ssize_t n, int fk, double* out) nogil
 
 
 cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
                    double* out) noexcept nogil:
+    """Raw %K (valid from fk - 1; NaN before): the direct window extremes where they give
+    TA-Lib's bits (_fastk_direct), else TA-Lib's tracking (_fastk_track)."""
+    _nan(out, 0, fk - 1 if fk - 1 < n else n)
+    if not _fastk_direct(h, lw, c, n, fk, out):
+        _fastk_track(h, lw, c, n, fk, out)
+
+
+cdef void _fastk_track(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
+                       double* out) noexcept nogil:
     """Raw %K (valid from fk - 1): TA_STOCH's window extremes, then _fastk_value."""
     cdef Py_ssize_t today = fk - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
     cdef double lowest = 0.0, highest = 0.0, tmp
