@@ -1561,23 +1561,25 @@ cdef extern from *:
     /* NATR from the ATR and the close (TA-Lib: 0 when the close is zero). */
     static inline double aiots_natr_value(double atr, double close) {
         double v = (atr / close) * 100.0;
-        return (close > -1e-14 && close < 1e-14) ? 0.0 : v;
+        return ((close > -1e-14) & (close < 1e-14)) ? 0.0 : v;
     }
+    #define AIOTS_ATR_BLK 64  /* bars a block: short enough that its divisions overlap the next block's chain */
     #define AIOTS_ATR_LOOP(NAME, ATTR, FMA)                                                     \
     static ATTR double NAME(const double* h, const double* l, const double* c, Py_ssize_t from, \
                             Py_ssize_t n, double atr, double c1, double inv, int norm,           \
                             double* out) {                                                       \
         Py_ssize_t i;                                                                            \
-        if (norm) {                                                                              \
-            for (i = from; i < n; i++) {                                                         \
-                atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
-                out[i] = aiots_natr_value(atr, c[i]);                                            \
-            }                                                                                    \
-        } else {                                                                                 \
-            for (i = from; i < n; i++) {                                                         \
+        Py_ssize_t b, e;                                                                         \
+        for (b = from; b < n; b = e) {                                                           \
+            e = n - b > AIOTS_ATR_BLK ? b + AIOTS_ATR_BLK : n;                                   \
+            for (i = b; i < e; i++) {                                                            \
                 atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
                 out[i] = atr;                                                                    \
             }                                                                                    \
+            /* NATR: the block's divisions in vector lanes, overlapping the next block's chain \
+             * (a scalar division a bar beside the chain was the loop's bottleneck) */           \
+            if (norm)                                                                            \
+                for (i = b; i < e; i++) out[i] = aiots_natr_value(out[i], c[i]);                 \
         }                                                                                        \
         return atr;                                                                              \
     }
