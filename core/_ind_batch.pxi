@@ -1298,24 +1298,89 @@ cdef inline double _cci_value(const double* buf, int p, double last) noexcept no
     return 0.0
 
 
+cdef extern from *:
+    """
+    /* CCI for 4 bars at once, one bar a vector lane: _cci_value's two sums over the ring of the
+     * last p typical prices run in ring-slot order (TA-Lib's circular buffer), each a chain of p
+     * dependent adds a bar; one bar at a time the loop waited on them (80 cycles a bar at p 14).
+     * Bar i keeps bar t in slot t mod p, so for the bars i..i+3 slot j holds, in lane k, bar
+     * i - r (r = (i - j) mod p) unless bar i - r + p <= i + k has overwritten it: a select on
+     * the lane number, computed in both sums (laying the 4 rings out in memory once was twice as
+     * slow). Each lane adds the same values in the same slot order as _cci_value, so the bits
+     * are the same. H: the typical prices of every bar; p >= 4 (a slot is overwritten at most
+     * once in 4 bars). Returns the first bar not done (at most 3 left). */
+    #if defined(__GNUC__)
+    #define AIOTS_CCI_LOOP(NAME, ATTR)                                                          \
+    static ATTR Py_ssize_t NAME(const double* H, Py_ssize_t n, int p, double* out) {          \
+        const aiots_v4d lane = {0.0, 1.0, 2.0, 3.0};                                          \
+        AIOTS_V4ABSMASK;                                                                      \
+        Py_ssize_t i;                                                                         \
+        for (i = p - 1; i + 3 < n; i += 4) {                                                  \
+            aiots_v4d acc = {0.0, 0.0, 0.0, 0.0}, dev = acc, avg, t, sc, q;                   \
+            aiots_v4i nz;                                                                     \
+            int j, r0 = (int)(i % p), r;                                                      \
+            for (j = 0, r = r0; j < p; j++, r = r ? r - 1 : p - 1) {                          \
+                double o = H[i - r], w = H[p - r <= 3 ? i - r + p : i - r];                   \
+                aiots_v4d ov = {o, o, o, o}, wv = {w, w, w, w};                               \
+                aiots_v4i m = lane >= (double)(p - r);                                        \
+                acc += (aiots_v4d)(((aiots_v4i)ov & ~m) | ((aiots_v4i)wv & m));               \
+            }                                                                                 \
+            avg = acc / (double)p;                                                            \
+            for (j = 0, r = r0; j < p; j++, r = r ? r - 1 : p - 1) {                          \
+                double o = H[i - r], w = H[p - r <= 3 ? i - r + p : i - r];                   \
+                aiots_v4d ov = {o, o, o, o}, wv = {w, w, w, w};                               \
+                aiots_v4i m = lane >= (double)(p - r);                                        \
+                dev += AIOTS_V4ABS((aiots_v4d)(((aiots_v4i)ov & ~m) | ((aiots_v4i)wv & m)) - avg); \
+            }                                                                                 \
+            t = AIOTS_V4LD(H + i) - avg;                                                      \
+            dev = dev / (double)p;                                                            \
+            sc = AIOTS_V4ABS(avg) * AIOTS_TA_EPS;                                             \
+            nz = ~(AIOTS_V4ABS(t) <= sc) & ~(AIOTS_V4ABS(dev) <= sc);                         \
+            q = t / (0.015 * dev);                                                            \
+            q = (aiots_v4d)((aiots_v4i)q & nz);                                               \
+            memcpy(out + i, &q, sizeof q);                                                    \
+        }                                                                                     \
+        return i;                                                                             \
+    }
+    AIOTS_CCI_LOOP(aiots_cci_plain, )
+    #if !defined(__clang__) && defined(__x86_64__)
+    AIOTS_CCI_LOOP(aiots_cci_avx2, __attribute__((target("avx2,fma"))))
+    #endif
+    static Py_ssize_t aiots_cci_lanes(const double* H, Py_ssize_t n, int p, double* out) {
+    #if !defined(__clang__) && defined(__x86_64__)
+        if (aiots_cpu_avx2_fma()) return aiots_cci_avx2(H, n, p, out);
+    #endif
+        return aiots_cci_plain(H, n, p, out);
+    }
+    #else
+    static Py_ssize_t aiots_cci_lanes(const double* H, Py_ssize_t n, int p, double* out) {
+        return p - 1;
+    }
+    #endif
+    """
+    Py_ssize_t _cci_lanes "aiots_cci_lanes"(const double* typ, Py_ssize_t n, int p,
+                                            double* out) nogil
+
+
 cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
-                 double* buf, double* out) noexcept nogil:
-    cdef Py_ssize_t i, lb = p - 1, idx = 0
-    cdef double last
+                 double* buf, double* typ, double* out) noexcept nogil:
+    """CCI: the typical prices into ``typ`` (n doubles), 4 bars at a time in vector lanes
+    (_cci_lanes, p >= 4), the rest one at a time through the ring ``buf`` (p doubles) and
+    _cci_value, as the CCI class."""
+    cdef Py_ssize_t i, j, lb = p - 1, done = lb
     if n <= lb:
         _nan(out, 0, n)
         return
     _nan(out, 0, lb)
-    for i in range(lb):
-        buf[idx] = _typical(h[i], lw[i], c[i])
-        idx += 1
-    for i in range(lb, n):
-        last = _typical(h[i], lw[i], c[i])
-        buf[idx] = last
-        out[i] = _cci_value(buf, p, last)
-        idx += 1
-        if idx == p:
-            idx = 0
+    for i in range(n):
+        typ[i] = _typical(h[i], lw[i], c[i])
+    if p >= 4:
+        done = _cci_lanes(typ, n, p, out)
+    for i in range(done, n):
+        # the ring as the CCI class holds it after bar i: bar t in slot t mod p
+        for j in range(p):
+            buf[j] = typ[i - (i - j) % p]
+        out[i] = _cci_value(buf, p, typ[i])
 
 
 cdef inline double _willr_value(double highest, double lowest, double close) noexcept nogil:
@@ -2039,8 +2104,9 @@ def cci(high, low, close, *, period=14):
     cdef int p = _period(period, "period", 2)
     cdef _Batch b = _batch((high, low, close), _HLC, 1)
     cdef double* q = b.scratch(p)
+    cdef double* typ = b.scratch(b.n)
     with nogil:
-        _cci_k(b.x[0], b.x[1], b.x[2], b.n, p, q, b.o[0])
+        _cci_k(b.x[0], b.x[1], b.x[2], b.n, p, q, typ, b.o[0])
     return b.result()
 
 

@@ -179,3 +179,19 @@ def test_stoch_nan_or_zero_extremes_follow_talibs_tracking() -> None:
     x = np.concatenate([np.linspace(100.0, 80.0, 40), c[:300]])
     for fk in (5, 14):
         assert_parity(ind.stochrsi(x, fastk=fk), talib.STOCHRSI(x, 14, fk, 3, 0), f"stochrsi zero rsi {fk}")
+
+
+def test_cci_lanes_equal_ring_at_every_length() -> None:
+    """CCI's batch kernel (4 bars in vector lanes, each lane's ring rebuilt by a select on the lane
+    number, from period 4; the last 0-3 bars one at a time) gives the CCI class's ring sums bit for
+    bit at every length up to 80 and at periods 2..20 and 50 (slot-order sums, ring wrap at every
+    offset), across a flat run (zero mean deviation: the select to 0), and TA-Lib within parity."""
+    import talib
+
+    h, lo, c = _walk_hlc(400, 23)
+    for period in (*range(2, 21), 50):
+        for n in (*range(1, 81), 400):
+            args = (h[:n], lo[:n], c[:n])
+            got = ind.cci(*args, period=period)
+            np.testing.assert_array_equal(got, ind.CCI(period).update_many(*args), err_msg=f"p={period} n={n}")
+        assert_parity(got, talib.CCI(h, lo, c, period), f"cci {period}")
