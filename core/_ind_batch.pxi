@@ -1556,16 +1556,96 @@ cdef inline double _aroon_value(double factor, int p, long age) noexcept nogil:
     return factor * (p - age)
 
 
+# the longest Aroon period done in vector lanes (their cost grows with the period; TA-Lib's
+# tracking above it)
+cdef enum:
+    AROON_LANES_MAX_PERIOD = 32
+
+
+cdef extern from *:
+    """
+    /* Aroon for 4 bars at once, one bar a vector lane: over each lane's p + 1 bars from the
+     * oldest, `v <= lowest` (`v >= highest`) moves the extreme and its position (selects on
+     * masks, p steps, no branch on the data). TA-Lib's tracking branches on every new extreme
+     * and rescans when one leaves the window (mispredicts most bars). Both give the latest
+     * position of the window's min (max): the tracked extreme is replaced by any later value <=
+     * it (>= it), and a rescan is this scan; so the ages, and the lines factor * (p - age), are
+     * TA-Lib's bits - unless a high or low is NaN (a rescan starting on it keeps it): the caller
+     * checks. Returns the first bar not done (at most 3 left). */
+    #if defined(__GNUC__)
+    #define AIOTS_AROON_LOOP(NAME, ATTR)                                                      \
+    static ATTR Py_ssize_t NAME(const double* h, const double* l, Py_ssize_t n, int p,       \
+                                double* down, double* up) {                                   \
+        const double factor = 100.0 / p;                                                      \
+        Py_ssize_t i;                                                                         \
+        for (i = p; i + 3 < n; i += 4) {                                                      \
+            const double *lb = l + i - p, *hb = h + i - p;                                    \
+            aiots_v4d blo = AIOTS_V4LD(lb), bhi = AIOTS_V4LD(hb), plo = {0.0, 0.0, 0.0, 0.0}; \
+            aiots_v4d phi = plo, r;                                                           \
+            for (int k = 1; k <= p; k++) {                                                    \
+                aiots_v4d v = AIOTS_V4LD(lb + k), w = AIOTS_V4LD(hb + k);                     \
+                aiots_v4d kv = {(double)k, (double)k, (double)k, (double)k};                  \
+                aiots_v4i ml = v <= blo, mh = w >= bhi;                                       \
+                blo = (aiots_v4d)(((aiots_v4i)v & ml) | ((aiots_v4i)blo & ~ml));              \
+                plo = (aiots_v4d)(((aiots_v4i)kv & ml) | ((aiots_v4i)plo & ~ml));             \
+                bhi = (aiots_v4d)(((aiots_v4i)w & mh) | ((aiots_v4i)bhi & ~mh));              \
+                phi = (aiots_v4d)(((aiots_v4i)kv & mh) | ((aiots_v4i)phi & ~mh));             \
+            }                                                                                 \
+            r = factor * plo;                                                                 \
+            memcpy(down + i, &r, sizeof r);                                                   \
+            r = factor * phi;                                                                 \
+            memcpy(up + i, &r, sizeof r);                                                     \
+        }                                                                                     \
+        return i;                                                                             \
+    }
+    AIOTS_AROON_LOOP(aiots_aroon_plain, )
+    #if !defined(__clang__) && defined(__x86_64__)
+    AIOTS_AROON_LOOP(aiots_aroon_avx2, __attribute__((target("avx2,fma"))))
+    #endif
+    static Py_ssize_t aiots_aroon_lanes(const double* h, const double* l, Py_ssize_t n, int p,
+                                        double* down, double* up) {
+    #if !defined(__clang__) && defined(__x86_64__)
+        if (aiots_cpu_avx2_fma()) return aiots_aroon_avx2(h, l, n, p, down, up);
+    #endif
+        return aiots_aroon_plain(h, l, n, p, down, up);
+    }
+    #else
+    static Py_ssize_t aiots_aroon_lanes(const double* h, const double* l, Py_ssize_t n, int p,
+                                        double* down, double* up) {
+        return p;
+    }
+    #endif
+    """
+    Py_ssize_t _aroon_lanes "aiots_aroon_lanes"(const double* h, const double* lw, Py_ssize_t n,
+                                                int p, double* down, double* up) nogil
+
+
 cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, double* down,
                    double* up) noexcept nogil:
-    cdef Py_ssize_t today = p, trailing = 0, lowest_idx = -1, highest_idx = -1, i
-    cdef double lowest = 0.0, highest = 0.0, tmp, factor = 100.0 / p
+    """Aroon (lookback p): 4 bars at a time in vector lanes (_aroon_lanes) up to
+    AROON_LANES_MAX_PERIOD when no high or low is NaN, the rest with TA-Lib's tracking."""
+    cdef Py_ssize_t i, today = p
+    cdef bint has_nan = False
     if n <= p:
         _nan(down, 0, n)
         _nan(up, 0, n)
         return
     _nan(down, 0, p)
     _nan(up, 0, p)
+    if p <= AROON_LANES_MAX_PERIOD:
+        for i in range(n):
+            has_nan |= isnan(h[i]) | isnan(lw[i])
+        if not has_nan:
+            today = _aroon_lanes(h, lw, n, p, down, up)
+    _aroon_track(h, lw, n, p, today, down, up)
+
+
+cdef void _aroon_track(const double* h, const double* lw, Py_ssize_t n, int p, Py_ssize_t today,
+                       double* down, double* up) noexcept nogil:
+    """TA_AROON's tracking of the extremes' positions for bars [today, n) (today >= p; the
+    first bar rescans its window)."""
+    cdef Py_ssize_t trailing = today - p, lowest_idx = -1, highest_idx = -1, i
+    cdef double lowest = 0.0, highest = 0.0, tmp, factor = 100.0 / p
     while today < n:
         tmp = lw[today]
         if lowest_idx < trailing:

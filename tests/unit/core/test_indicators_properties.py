@@ -195,3 +195,25 @@ def test_cci_lanes_equal_ring_at_every_length() -> None:
             got = ind.cci(*args, period=period)
             np.testing.assert_array_equal(got, ind.CCI(period).update_many(*args), err_msg=f"p={period} n={n}")
         assert_parity(got, talib.CCI(h, lo, c, period), f"cci {period}")
+
+
+def test_aroon_lanes_equal_tracking_at_every_length() -> None:
+    """Aroon's batch kernel (4 bars in vector lanes, each scanning its window from the oldest bar,
+    periods up to 32; TA-Lib's tracking for the last 0-3 bars, longer periods and any NaN) gives the
+    Aroon class's deque ages bit for bit at every length to 60 and periods 2..40, with ties (a
+    flat run: the latest extreme wins) and TA-Lib within parity; a NaN high or low follows TA-Lib."""
+    import talib
+
+    h, lo, _c = _walk_hlc(300, 24)
+    for period in range(2, 41):
+        for n in (*range(1, 61), 300):
+            got = ind.aroon(h[:n], lo[:n], period=period)
+            want = ind.Aroon(period).update_many(h[:n], lo[:n])
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w, err_msg=f"p={period} n={n}")
+        assert_parity(got, talib.AROON(h, lo, period), f"aroon {period}")
+    hn, ln = h.copy(), lo.copy()
+    hn[150] = np.nan
+    ln[40] = np.nan
+    for period in (5, 14, 33):
+        assert_parity(ind.aroon(hn, ln, period=period), talib.AROON(hn, ln, period), f"aroon nan {period}")
