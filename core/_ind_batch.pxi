@@ -296,28 +296,30 @@ cdef void _wma_k(const double* x, Py_ssize_t n, int p, double* out) noexcept nog
 
 cdef extern from *:
     """
-    /* KAMA's bar, written once as three pieces that the streaming step and the batch loop both
-     * use: the sum's increment (|x - x_prev| - |trail - t2|, added at once), the smoothing
-     * constant from the efficiency ratio, and the blend kama = fma(kama, 1 - sc, x * sc): one fused
-     * multiply-add on the loop-carried chain (4 cycles instead of mul + add, 8).
-     * The streaming class runs the three in a row (libm fma). The batch loop runs them over blocks
-     * of AIOTS_KAMA_BLK bars so that only the two chains stay serial: a vector pass for the
-     * increments, then one serial loop that carries the running sum of this block and the KAMA
-     * blend of the previous block together, then a vector pass for the block's smoothing
-     * constants (the division and the selects, 4 or 8 lanes; AIOTS_KAMA_SC is branch free so it
-     * vectorises). The same operations on the same values in the same order as the streaming
-     * step: the same bits (there is no reassociation; -ffp-contract=off). It is compiled with and
-     * without the FMA instruction set and picked at run time; fma() is correctly rounded, so all
-     * give the same bits. Scalar per bar it was FP-port bound (19 FP operations a bar). */
+    /* KAMA's bar, written once: the sum's increment (|x - x_prev| - |trail - t2|, added at once),
+     * the smoothing constant from the efficiency ratio, and the blend
+     * kama = fma(kama, 1 - sc, x * sc): one fused multiply-add on the loop-carried chain (4 cycles
+     * instead of mul + add, 8). The streaming class runs AIOTS_KAMA_STEP (libm fma).
+     * The batch loop keeps only the two chains serial (the running sum: one add a bar; the
+     * blend: one fma a bar) and does the rest 4 bars at a time in vector registers (GCC/clang
+     * vector extensions): the increments, and the smoothing constants (one 4-lane division, the
+     * selects as masks), software-pipelined one block behind the sum chain so that the division
+     * hides under the fma chain in the same loop (separate vector passes between the serial loops
+     * cost 5.6 cycles a bar, this 4.6; the fma latency is 4). The same operations on the same
+     * values in the same order as the streaming step: the same bits (no reassociation;
+     * -ffp-contract=off). Compiled with and without AVX2+FMA and picked at run time; fma() is
+     * correctly rounded, so both give the same bits. */
+    #include <stdint.h>
+    #include <string.h>
     typedef struct { double prev, sum, trail; } aiots_kama_t;
-    #define AIOTS_KAMA_BLK 256
+    #define AIOTS_KAMA_CMAX (2.0 / (30.0 + 1.0))
+    #define AIOTS_KAMA_CDIFF (2.0 / (2.0 + 1.0) - AIOTS_KAMA_CMAX)
     #define AIOTS_KAMA_DIFF(X, XLAST, TRAIL, T2) (fabs((X) - (XLAST)) - fabs((TRAIL) - (T2)))
     static inline __attribute__((always_inline)) double aiots_kama_sc(double sum, double roc) {
-        const double cmax = 2.0 / (30.0 + 1.0), cdiff = 2.0 / (2.0 + 1.0) - cmax;
         double q = fabs(roc / sum);  /* discarded by the select where sum is ~0 */
         int one = (sum <= roc) | ((sum > -1e-14) & (sum < 1e-14));
         double er = one ? 1.0 : q;
-        er = er * cdiff + cmax;
+        er = er * AIOTS_KAMA_CDIFF + AIOTS_KAMA_CMAX;
         return er * er;
     }
     #define AIOTS_KAMA_STEP(FMA, S, X, XLAST, T2)                                              \
@@ -331,82 +333,108 @@ cdef extern from *:
     static void aiots_kama_step(aiots_kama_t* s, double x, double xlast, double t2) {
         AIOTS_KAMA_STEP(fma, *s, x, xlast, t2);
     }
-    #if defined(_OPENMP)
-    #define AIOTS_KAMA_SIMD _Pragma("omp simd")
-    #else
-    #define AIOTS_KAMA_SIMD
-    #endif
-    /* bars [b0, b0 + m): the sum's increments (the trail is x[i - p - 1] after the first bar) */
-    #define AIOTS_KAMA_DPASS(X, B0, M, P, TRAIL0, D)                                           \
+    #if defined(__GNUC__)
+    #define AIOTS_KAMA_BLK 128  /* bars a block (a multiple of 4); two blocks of sums on the stack */
+    /* may_alias: loads the double arrays through the vector type; aligned(8): unaligned loads */
+    typedef double aiots_v4d __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef long long aiots_v4i __attribute__((vector_size(32), aligned(8), may_alias));
+    #define AIOTS_V4LD(P) (*(const aiots_v4d*)(P))
+    #define AIOTS_V4ABS(V) ((aiots_v4d)((aiots_v4i)(V) & abs_))  /* abs_: the mask below */
+    #define AIOTS_V4ABSMASK const aiots_v4i abs_ = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX}
+    /* the running sum through bars i..i+3 (trail x[i - p - 1]) into dst[0..3] */
+    #define AIOTS_KAMA_SUM4(X, I, P, SUM, DST)                                                 \
         do {                                                                                   \
-            (D)[0] = AIOTS_KAMA_DIFF((X)[B0], (X)[(B0) - 1], (TRAIL0), (X)[(B0) - (P)]);        \
-            AIOTS_KAMA_SIMD                                                                    \
-            for (int j_ = 1; j_ < (M); j_++) {                                                 \
-                Py_ssize_t i_ = (B0) + j_;                                                     \
-                (D)[j_] = AIOTS_KAMA_DIFF((X)[i_], (X)[i_ - 1], (X)[i_ - (P) - 1], (X)[i_ - (P)]); \
-            }                                                                                  \
+            const double* xi_ = (X) + (I);                                                     \
+            AIOTS_V4ABSMASK;                                                                   \
+            aiots_v4d d_ = AIOTS_V4ABS(AIOTS_V4LD(xi_) - AIOTS_V4LD(xi_ - 1))                  \
+                         - AIOTS_V4ABS(AIOTS_V4LD(xi_ - (P) - 1) - AIOTS_V4LD(xi_ - (P)));     \
+            SUM += d_[0]; (DST)[0] = SUM;                                                      \
+            SUM += d_[1]; (DST)[1] = SUM;                                                      \
+            SUM += d_[2]; (DST)[2] = SUM;                                                      \
+            SUM += d_[3]; (DST)[3] = SUM;                                                      \
         } while (0)
-    /* the blend's two operands per bar, from the running sums of the block */
-    #define AIOTS_KAMA_SCPASS(X, B0, M, P, SUM, OM, XS)                                        \
+    /* bars i..i+3 from their running sums: aiots_kama_sc in 4 lanes, then the blend chain */
+    #define AIOTS_KAMA_BLEND4(FMA, X, I, P, SUMS, PREV, OUT)                                   \
         do {                                                                                   \
-            AIOTS_KAMA_SIMD                                                                    \
-            for (int j_ = 0; j_ < (M); j_++) {                                                 \
-                Py_ssize_t i_ = (B0) + j_;                                                     \
-                double sc_ = aiots_kama_sc((SUM)[j_], (X)[i_] - (X)[i_ - (P)]);                \
-                (OM)[j_] = 1.0 - sc_;                                                          \
-                (XS)[j_] = (X)[i_] * sc_;                                                      \
-            }                                                                                  \
+            const double* xi_ = (X) + (I);                                                     \
+            const aiots_v4d one_ = {1.0, 1.0, 1.0, 1.0};                                       \
+            AIOTS_V4ABSMASK;                                                                   \
+            aiots_v4d s_ = AIOTS_V4LD(SUMS), xv_ = AIOTS_V4LD(xi_);                            \
+            aiots_v4d roc_ = xv_ - AIOTS_V4LD(xi_ - (P));                                      \
+            aiots_v4d q_ = AIOTS_V4ABS(roc_ / s_);                                             \
+            aiots_v4i sel_ = (s_ <= roc_) | ((s_ > -1e-14) & (s_ < 1e-14));                    \
+            aiots_v4d er_ = (aiots_v4d)(((aiots_v4i)q_ & ~sel_) | ((aiots_v4i)one_ & sel_));   \
+            er_ = er_ * AIOTS_KAMA_CDIFF + AIOTS_KAMA_CMAX;                                    \
+            er_ = er_ * er_;                                                                   \
+            aiots_v4d om_ = 1.0 - er_, xs_ = xv_ * er_;                                        \
+            PREV = FMA(PREV, om_[0], xs_[0]); (OUT)[(I)] = PREV;                               \
+            PREV = FMA(PREV, om_[1], xs_[1]); (OUT)[(I) + 1] = PREV;                           \
+            PREV = FMA(PREV, om_[2], xs_[2]); (OUT)[(I) + 2] = PREV;                           \
+            PREV = FMA(PREV, om_[3], xs_[3]); (OUT)[(I) + 3] = PREV;                           \
         } while (0)
+    /* bars [from, n), from >= p: the first with the state's trailing value, then whole groups of
+     * 4 (sums one block ahead of the blends), then the last 0-3 bars one at a time */
     #define AIOTS_KAMA_LOOP(NAME, ATTR, FMA)                                                   \
     static ATTR void NAME(const double* x, Py_ssize_t from, Py_ssize_t n, int p,               \
                           aiots_kama_t* s, double* out) {                                      \
-        double D[AIOTS_KAMA_BLK], SUM[AIOTS_KAMA_BLK];                                         \
-        double OM[2][AIOTS_KAMA_BLK], XS[2][AIOTS_KAMA_BLK];                                   \
-        double sum = s->sum, prev = s->prev, trail = s->trail;                                 \
-        Py_ssize_t b0 = from, nb;                                                              \
-        int m, mn, j, cur = 0;                                                                 \
+        double sums[2][AIOTS_KAMA_BLK];                                                        \
+        double sum, prev;                                                                      \
+        Py_ssize_t i0, end, b, m, nb, mn, j, i;                                                \
+        int cur = 0;                                                                           \
         if (from >= n) return;                                                                 \
-        m = n - b0 < AIOTS_KAMA_BLK ? (int)(n - b0) : AIOTS_KAMA_BLK;                          \
-        AIOTS_KAMA_DPASS(x, b0, m, p, trail, D);                                               \
-        for (j = 0; j < m; j++) { sum += D[j]; SUM[j] = sum; }                                 \
-        trail = x[b0 + m - 1 - p];                                                             \
-        AIOTS_KAMA_SCPASS(x, b0, m, p, SUM, OM[0], XS[0]);                                     \
-        for (;;) {                                                                             \
-            /* the KAMA chain of block b0 beside the sum chain of block nb */                  \
-            const double *om = OM[cur], *xs = XS[cur];                                         \
-            nb = b0 + m;                                                                       \
-            mn = n - nb < AIOTS_KAMA_BLK ? (int)(n - nb) : AIOTS_KAMA_BLK;                     \
-            if (mn <= 0) break;                                                                \
-            AIOTS_KAMA_DPASS(x, nb, mn, p, trail, D);                                          \
-            for (j = 0; j < mn && j < m; j++) {                                                \
-                sum += D[j];                                                                   \
-                SUM[j] = sum;                                                                  \
-                prev = FMA(prev, om[j], xs[j]);                                                \
-                out[b0 + j] = prev;                                                            \
+        AIOTS_KAMA_STEP(FMA, *s, x[from], x[from - 1], x[from - p]);                           \
+        out[from] = s->prev;                                                                   \
+        sum = s->sum;                                                                          \
+        prev = s->prev;                                                                        \
+        i0 = from + 1;                                                                         \
+        end = i0 + ((n - i0) & ~(Py_ssize_t)3);                                                \
+        m = end - i0 < AIOTS_KAMA_BLK ? end - i0 : AIOTS_KAMA_BLK;                             \
+        for (j = 0; j < m; j += 4) AIOTS_KAMA_SUM4(x, i0 + j, p, sum, sums[0] + j);            \
+        for (b = i0; b < end; b = nb) {                                                        \
+            const double* bs = sums[cur];                                                      \
+            double* ns = sums[cur ^ 1];                                                        \
+            nb = b + m;                                                                        \
+            mn = end - nb < AIOTS_KAMA_BLK ? end - nb : AIOTS_KAMA_BLK;                        \
+            for (j = 0; j < mn; j += 4) {  /* mn <= m: only the last block is shorter */       \
+                AIOTS_KAMA_SUM4(x, nb + j, p, sum, ns + j);                                    \
+                AIOTS_KAMA_BLEND4(FMA, x, b + j, p, bs + j, prev, out);                        \
             }                                                                                  \
-            for (; j < mn; j++) { sum += D[j]; SUM[j] = sum; }                                 \
-            for (j = mn; j < m; j++) { prev = FMA(prev, om[j], xs[j]); out[b0 + j] = prev; }   \
-            trail = x[nb + mn - 1 - p];                                                        \
+            for (; j < m; j += 4) AIOTS_KAMA_BLEND4(FMA, x, b + j, p, bs + j, prev, out);      \
             cur ^= 1;                                                                          \
-            AIOTS_KAMA_SCPASS(x, nb, mn, p, SUM, OM[cur], XS[cur]);                            \
-            b0 = nb;                                                                           \
             m = mn;                                                                            \
         }                                                                                      \
-        for (j = 0; j < m; j++) { prev = FMA(prev, OM[cur][j], XS[cur][j]); out[b0 + j] = prev; } \
         s->sum = sum;                                                                          \
         s->prev = prev;                                                                        \
-        s->trail = trail;                                                                      \
+        s->trail = x[end - 1 - p];                                                             \
+        for (i = end; i < n; i++) {                                                            \
+            AIOTS_KAMA_STEP(FMA, *s, x[i], x[i - 1], x[i - p]);                                \
+            out[i] = s->prev;                                                                  \
+        }                                                                                      \
     }
     AIOTS_KAMA_LOOP(aiots_kama_plain, , fma)
+    #else
+    static void aiots_kama_plain(const double* x, Py_ssize_t from, Py_ssize_t n, int p,
+                                 aiots_kama_t* s, double* out) {
+        for (Py_ssize_t i = from; i < n; i++) {
+            AIOTS_KAMA_STEP(fma, *s, x[i], x[i - 1], x[i - p]);
+            out[i] = s->prev;
+        }
+    }
+    #endif
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-    AIOTS_KAMA_LOOP(aiots_kama_fma3, __attribute__((target("fma"))), __builtin_fma)
-    static int aiots_kama_have_fma = -1;
+    AIOTS_KAMA_LOOP(aiots_kama_avx2, __attribute__((target("avx2,fma"))), __builtin_fma)
+    static int aiots_have_avx2_fma = -1;
+    /* 1 on CPUs with AVX2 and FMA (the batch loops' fast variants), checked once */
+    static int aiots_cpu_avx2_fma(void) {
+        if (aiots_have_avx2_fma < 0)
+            aiots_have_avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return aiots_have_avx2_fma;
+    }
     #endif
     static void aiots_kama_loop(const double* x, Py_ssize_t from, Py_ssize_t n, int p,
                                 aiots_kama_t* s, double* out) {
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-        if (aiots_kama_have_fma < 0) aiots_kama_have_fma = __builtin_cpu_supports("fma") ? 1 : 0;
-        if (aiots_kama_have_fma) { aiots_kama_fma3(x, from, n, p, s, out); return; }
+        if (aiots_cpu_avx2_fma()) { aiots_kama_avx2(x, from, n, p, s, out); return; }
     #endif
         aiots_kama_plain(x, from, n, p, s, out);
     }
@@ -499,11 +527,23 @@ cdef extern from *:
      * is correctly rounded, so both give the same bits. The move toward the extreme point is
      * fma(af, ep - sar, sar), exactly what TA-Lib 0.8's FMA build (TA_SAR.fma) runs, so the
      * reversal decisions match it; the two clamps are one select against the nearer of the two
-     * lows (highs), computed off the chain. The extreme point is a max (min) select, and the
-     * acceleration factor is picked with integer bit masks (aiots_sar_pick): as a ternary GCC
-     * branched on "a new extreme this bar", which random data mispredicts often (-14% time for
-     * the batch loop with the mask; a mask on the SAR clamp itself lengthened the chain and lost). */
+     * lows (highs), computed off the chain. The extreme point and the clamp are max/min selects
+     * (AIOTS_SAR_MAX/MIN: the SSE2 maxsd/minsd instruction, which is exactly `a > b ? a : b`;
+     * GCC had turned the extreme point's ternary into an integer cmov through general registers,
+     * about 7 cycles on its chain, and the clamp into a branch). The acceleration factor moves by
+     * min(af + inc, amax) with inc = acc on a new extreme, else -0.0 (an integer bit mask,
+     * aiots_sar_pick, off the chain): af + -0.0 is af for every af and af <= amax always
+     * (acc <= amax), so this is TA-Lib's "if new extreme: af = min(af + acc, amax)" bit for bit,
+     * with an add and a min on the chain instead of a branch (5.9 -> 4.8 ms a million bars). */
     #include <stdint.h>
+    #if defined(__x86_64__) || defined(_M_X64)
+    #include <emmintrin.h>
+    #define AIOTS_SAR_MAX(A, B) _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(A), _mm_set_sd(B)))
+    #define AIOTS_SAR_MIN(A, B) _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(A), _mm_set_sd(B)))
+    #else
+    #define AIOTS_SAR_MAX(A, B) ((A) > (B) ? (A) : (B))
+    #define AIOTS_SAR_MIN(A, B) ((A) < (B) ? (A) : (B))
+    #endif
     static inline __attribute__((always_inline)) double aiots_sar_pick(int c, double a, double b) {
         uint64_t ua, ub, m = (uint64_t)0 - (uint64_t)(c != 0);
         double r;
@@ -538,13 +578,12 @@ cdef extern from *:
                 } else {                                                                       \
                     int up_ = nh_ > (S).ep;                                                    \
                     OUT = (S).sar;                                                             \
-                    (S).ep = nh_ > (S).ep ? nh_ : (S).ep;                                      \
-                    a_ = (S).af + (S).acc;                                                     \
-                    a_ = a_ > (S).amax ? (S).amax : a_;                                        \
-                    (S).af = aiots_sar_pick(up_, a_, (S).af);                                  \
+                    (S).ep = AIOTS_SAR_MAX(nh_, (S).ep);                                       \
+                    a_ = (S).af + aiots_sar_pick(up_, (S).acc, -0.0);                          \
+                    (S).af = a_ > (S).amax ? (S).amax : a_;                                    \
                     a_ = pl_ > nl_ ? nl_ : pl_;                                                \
                     s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                               \
-                    (S).sar = s_ > a_ ? a_ : s_;                                               \
+                    (S).sar = AIOTS_SAR_MIN(a_, s_);                                           \
                 }                                                                              \
             } else if (nh_ >= (S).sar) {                                                       \
                 (S).is_long = 1;                                                               \
@@ -561,13 +600,12 @@ cdef extern from *:
             } else {                                                                           \
                 int up_ = nl_ < (S).ep;                                                        \
                 OUT = (S).sar;                                                                 \
-                (S).ep = nl_ < (S).ep ? nl_ : (S).ep;                                          \
-                a_ = (S).af + (S).acc;                                                         \
-                a_ = a_ > (S).amax ? (S).amax : a_;                                            \
-                (S).af = aiots_sar_pick(up_, a_, (S).af);                                      \
+                (S).ep = AIOTS_SAR_MIN(nl_, (S).ep);                                           \
+                a_ = (S).af + aiots_sar_pick(up_, (S).acc, -0.0);                              \
+                (S).af = a_ > (S).amax ? (S).amax : a_;                                        \
                 a_ = ph_ < nh_ ? nh_ : ph_;                                                    \
                 s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                                   \
-                (S).sar = s_ < a_ ? a_ : s_;                                                   \
+                (S).sar = AIOTS_SAR_MAX(a_, s_);                                               \
             }                                                                                  \
         } while (0)
     static double aiots_sar_next(aiots_sar_t* s, double high, double low) {
@@ -899,17 +937,83 @@ cdef void _xema_k(const double* x, Py_ssize_t n, int p, int levels, double* out)
             out[i] = _xema_next(&st, x[i])
 
 
-cdef inline double _fastk_value(double c, double lowest, double highest) noexcept nogil:
-    """Raw %K from the window's extremes (TA_STOCH's arithmetic, TA-Lib 0.8 scaled zero test);
-    batch kernels and streaming classes both end here."""
-    cdef double diff = (highest - lowest) / 100.0
-    if not _is_zero_scaled(highest - lowest, fabs(highest) + fabs(lowest)):
-        return (c - lowest) / diff
-    return 0.0
+cdef extern from *:
+    """
+    /* Raw %K from the window's extremes (TA_STOCH's arithmetic, TA-Lib 0.8 scaled zero test),
+     * written as a select so that the batch loop below vectorises it (the division is discarded
+     * where the range is ~0; -fno-trapping-math). The streaming classes end here too. */
+    static inline __attribute__((always_inline)) double aiots_fastk_value(double c, double lowest,
+                                                                         double highest) {
+        double r = highest - lowest, q = (c - lowest) / (r / 100.0);
+        return fabs(r) <= AIOTS_TA_EPS * (fabs(highest) + fabs(lowest)) ? 0.0 : q;
+    }
+    /* Raw %K for bars [fk - 1, n) with the window extremes computed directly, fk - 1 max and min
+     * selects a bar in vector lanes over blocks of AIOTS_FASTK_BLK bars, then the value in vector
+     * lanes: no branch on the data. TA-Lib's tracking of the extremes' positions branches on every
+     * new extreme and rescans when one leaves the window (a mispredict most bars on price data;
+     * 41 cycles a bar). Only the extremes' values reach %K, and the max/min of a window is one
+     * value unless it holds a NaN or both zeros, so the bits are TA-Lib's; where h or l holds a
+     * NaN or a zero this returns 0 and the caller runs TA-Lib's tracking (_fastk_track), whose
+     * path decides which NaN or zero wins. Compiled with and without AVX2 (4 or 2 lanes). */
+    #define AIOTS_FASTK_BLK 256
+    #define AIOTS_FASTK_DIRECT_MAX 16  /* the widest window done directly (cost grows with fk) */
+    #define AIOTS_FASTK_LOOP(NAME, ATTR)                                                      \
+    static ATTR int NAME(const double* h, const double* l, const double* c, Py_ssize_t n,    \
+                         int fk, double* out) {                                               \
+        double lo[AIOTS_FASTK_BLK], hi[AIOTS_FASTK_BLK];                                      \
+        Py_ssize_t b, j, m;                                                                   \
+        int k, bad = 0;                                                                       \
+        for (j = 0; j < fk - 1 && j < n; j++) bad |= !(fabs(h[j]) > 0.0) | !(fabs(l[j]) > 0.0);\
+        for (b = fk - 1; b < n && !bad; b += AIOTS_FASTK_BLK) {                               \
+            const double *hb = h + b, *lb = l + b, *cb = c + b;                               \
+            double* ob = out + b;                                                             \
+            m = n - b < AIOTS_FASTK_BLK ? n - b : AIOTS_FASTK_BLK;                            \
+            for (j = 0; j < m; j++) {                                                         \
+                hi[j] = hb[j];                                                                \
+                lo[j] = lb[j];                                                                \
+                bad |= !(fabs(hb[j]) > 0.0) | !(fabs(lb[j]) > 0.0);  /* NaN or a zero */      \
+            }                                                                                 \
+            for (k = 1; k < fk; k++) {                                                        \
+                for (j = 0; j < m; j++) {                                                     \
+                    double a = hb[j - k], z = lb[j - k];                                      \
+                    hi[j] = a > hi[j] ? a : hi[j];                                            \
+                    lo[j] = z < lo[j] ? z : lo[j];                                            \
+                }                                                                             \
+            }                                                                                 \
+            for (j = 0; j < m; j++) ob[j] = aiots_fastk_value(cb[j], lo[j], hi[j]);           \
+        }                                                                                     \
+        return !bad;                                                                          \
+    }
+    AIOTS_FASTK_LOOP(aiots_fastk_plain, )
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    AIOTS_FASTK_LOOP(aiots_fastk_avx2, __attribute__((target("avx2"))))
+    #endif
+    /* 1 when out[fk - 1, n) holds raw %K, 0 when the caller must run TA-Lib's tracking */
+    static int aiots_fastk_direct(const double* h, const double* l, const double* c, Py_ssize_t n,
+                                  int fk, double* out) {
+        if (fk > AIOTS_FASTK_DIRECT_MAX) return 0;
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        if (aiots_cpu_avx2_fma()) return aiots_fastk_avx2(h, l, c, n, fk, out);
+    #endif
+        return aiots_fastk_plain(h, l, c, n, fk, out);
+    }
+    """
+    double _fastk_value "aiots_fastk_value"(double c, double lowest, double highest) nogil
+    bint _fastk_direct "aiots_fastk_direct"(const double* h, const double* lw, const double* c,
+                                            Py_ssize_t n, int fk, double* out) nogil
 
 
 cdef void _fastk_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
                    double* out) noexcept nogil:
+    """Raw %K (valid from fk - 1; NaN before): the direct window extremes where they give
+    TA-Lib's bits (_fastk_direct), else TA-Lib's tracking (_fastk_track)."""
+    _nan(out, 0, fk - 1 if fk - 1 < n else n)
+    if not _fastk_direct(h, lw, c, n, fk, out):
+        _fastk_track(h, lw, c, n, fk, out)
+
+
+cdef void _fastk_track(const double* h, const double* lw, const double* c, Py_ssize_t n, int fk,
+                       double* out) noexcept nogil:
     """Raw %K (valid from fk - 1): TA_STOCH's window extremes, then _fastk_value."""
     cdef Py_ssize_t today = fk - 1, trailing = 0, lowest_idx = -1, highest_idx = -1, i
     cdef double lowest = 0.0, highest = 0.0, tmp
@@ -1194,24 +1298,89 @@ cdef inline double _cci_value(const double* buf, int p, double last) noexcept no
     return 0.0
 
 
+cdef extern from *:
+    """
+    /* CCI for 4 bars at once, one bar a vector lane: _cci_value's two sums over the ring of the
+     * last p typical prices run in ring-slot order (TA-Lib's circular buffer), each a chain of p
+     * dependent adds a bar; one bar at a time the loop waited on them (80 cycles a bar at p 14).
+     * Bar i keeps bar t in slot t mod p, so for the bars i..i+3 slot j holds, in lane k, bar
+     * i - r (r = (i - j) mod p) unless bar i - r + p <= i + k has overwritten it: a select on
+     * the lane number, computed in both sums (laying the 4 rings out in memory once was twice as
+     * slow). Each lane adds the same values in the same slot order as _cci_value, so the bits
+     * are the same. H: the typical prices of every bar; p >= 4 (a slot is overwritten at most
+     * once in 4 bars). Returns the first bar not done (at most 3 left). */
+    #if defined(__GNUC__)
+    #define AIOTS_CCI_LOOP(NAME, ATTR)                                                          \
+    static ATTR Py_ssize_t NAME(const double* H, Py_ssize_t n, int p, double* out) {          \
+        const aiots_v4d lane = {0.0, 1.0, 2.0, 3.0};                                          \
+        AIOTS_V4ABSMASK;                                                                      \
+        Py_ssize_t i;                                                                         \
+        for (i = p - 1; i + 3 < n; i += 4) {                                                  \
+            aiots_v4d acc = {0.0, 0.0, 0.0, 0.0}, dev = acc, avg, t, sc, q;                   \
+            aiots_v4i nz;                                                                     \
+            int j, r0 = (int)(i % p), r;                                                      \
+            for (j = 0, r = r0; j < p; j++, r = r ? r - 1 : p - 1) {                          \
+                double o = H[i - r], w = H[p - r <= 3 ? i - r + p : i - r];                   \
+                aiots_v4d ov = {o, o, o, o}, wv = {w, w, w, w};                               \
+                aiots_v4i m = lane >= (double)(p - r);                                        \
+                acc += (aiots_v4d)(((aiots_v4i)ov & ~m) | ((aiots_v4i)wv & m));               \
+            }                                                                                 \
+            avg = acc / (double)p;                                                            \
+            for (j = 0, r = r0; j < p; j++, r = r ? r - 1 : p - 1) {                          \
+                double o = H[i - r], w = H[p - r <= 3 ? i - r + p : i - r];                   \
+                aiots_v4d ov = {o, o, o, o}, wv = {w, w, w, w};                               \
+                aiots_v4i m = lane >= (double)(p - r);                                        \
+                dev += AIOTS_V4ABS((aiots_v4d)(((aiots_v4i)ov & ~m) | ((aiots_v4i)wv & m)) - avg); \
+            }                                                                                 \
+            t = AIOTS_V4LD(H + i) - avg;                                                      \
+            dev = dev / (double)p;                                                            \
+            sc = AIOTS_V4ABS(avg) * AIOTS_TA_EPS;                                             \
+            nz = ~(AIOTS_V4ABS(t) <= sc) & ~(AIOTS_V4ABS(dev) <= sc);                         \
+            q = t / (0.015 * dev);                                                            \
+            q = (aiots_v4d)((aiots_v4i)q & nz);                                               \
+            memcpy(out + i, &q, sizeof q);                                                    \
+        }                                                                                     \
+        return i;                                                                             \
+    }
+    AIOTS_CCI_LOOP(aiots_cci_plain, )
+    #if !defined(__clang__) && defined(__x86_64__)
+    AIOTS_CCI_LOOP(aiots_cci_avx2, __attribute__((target("avx2,fma"))))
+    #endif
+    static Py_ssize_t aiots_cci_lanes(const double* H, Py_ssize_t n, int p, double* out) {
+    #if !defined(__clang__) && defined(__x86_64__)
+        if (aiots_cpu_avx2_fma()) return aiots_cci_avx2(H, n, p, out);
+    #endif
+        return aiots_cci_plain(H, n, p, out);
+    }
+    #else
+    static Py_ssize_t aiots_cci_lanes(const double* H, Py_ssize_t n, int p, double* out) {
+        return p - 1;
+    }
+    #endif
+    """
+    Py_ssize_t _cci_lanes "aiots_cci_lanes"(const double* typ, Py_ssize_t n, int p,
+                                            double* out) nogil
+
+
 cdef void _cci_k(const double* h, const double* lw, const double* c, Py_ssize_t n, int p,
-                 double* buf, double* out) noexcept nogil:
-    cdef Py_ssize_t i, lb = p - 1, idx = 0
-    cdef double last
+                 double* buf, double* typ, double* out) noexcept nogil:
+    """CCI: the typical prices into ``typ`` (n doubles), 4 bars at a time in vector lanes
+    (_cci_lanes, p >= 4), the rest one at a time through the ring ``buf`` (p doubles) and
+    _cci_value, as the CCI class."""
+    cdef Py_ssize_t i, j, lb = p - 1, done = lb
     if n <= lb:
         _nan(out, 0, n)
         return
     _nan(out, 0, lb)
-    for i in range(lb):
-        buf[idx] = _typical(h[i], lw[i], c[i])
-        idx += 1
-    for i in range(lb, n):
-        last = _typical(h[i], lw[i], c[i])
-        buf[idx] = last
-        out[i] = _cci_value(buf, p, last)
-        idx += 1
-        if idx == p:
-            idx = 0
+    for i in range(n):
+        typ[i] = _typical(h[i], lw[i], c[i])
+    if p >= 4:
+        done = _cci_lanes(typ, n, p, out)
+    for i in range(done, n):
+        # the ring as the CCI class holds it after bar i: bar t in slot t mod p
+        for j in range(p):
+            buf[j] = typ[i - (i - j) % p]
+        out[i] = _cci_value(buf, p, typ[i])
 
 
 cdef inline double _willr_value(double highest, double lowest, double close) noexcept nogil:
@@ -1387,16 +1556,96 @@ cdef inline double _aroon_value(double factor, int p, long age) noexcept nogil:
     return factor * (p - age)
 
 
+# the longest Aroon period done in vector lanes (their cost grows with the period; TA-Lib's
+# tracking above it)
+cdef enum:
+    AROON_LANES_MAX_PERIOD = 32
+
+
+cdef extern from *:
+    """
+    /* Aroon for 4 bars at once, one bar a vector lane: over each lane's p + 1 bars from the
+     * oldest, `v <= lowest` (`v >= highest`) moves the extreme and its position (selects on
+     * masks, p steps, no branch on the data). TA-Lib's tracking branches on every new extreme
+     * and rescans when one leaves the window (mispredicts most bars). Both give the latest
+     * position of the window's min (max): the tracked extreme is replaced by any later value <=
+     * it (>= it), and a rescan is this scan; so the ages, and the lines factor * (p - age), are
+     * TA-Lib's bits - unless a high or low is NaN (a rescan starting on it keeps it): the caller
+     * checks. Returns the first bar not done (at most 3 left). */
+    #if defined(__GNUC__)
+    #define AIOTS_AROON_LOOP(NAME, ATTR)                                                      \
+    static ATTR Py_ssize_t NAME(const double* h, const double* l, Py_ssize_t n, int p,       \
+                                double* down, double* up) {                                   \
+        const double factor = 100.0 / p;                                                      \
+        Py_ssize_t i;                                                                         \
+        for (i = p; i + 3 < n; i += 4) {                                                      \
+            const double *lb = l + i - p, *hb = h + i - p;                                    \
+            aiots_v4d blo = AIOTS_V4LD(lb), bhi = AIOTS_V4LD(hb), plo = {0.0, 0.0, 0.0, 0.0}; \
+            aiots_v4d phi = plo, r;                                                           \
+            for (int k = 1; k <= p; k++) {                                                    \
+                aiots_v4d v = AIOTS_V4LD(lb + k), w = AIOTS_V4LD(hb + k);                     \
+                aiots_v4d kv = {(double)k, (double)k, (double)k, (double)k};                  \
+                aiots_v4i ml = v <= blo, mh = w >= bhi;                                       \
+                blo = (aiots_v4d)(((aiots_v4i)v & ml) | ((aiots_v4i)blo & ~ml));              \
+                plo = (aiots_v4d)(((aiots_v4i)kv & ml) | ((aiots_v4i)plo & ~ml));             \
+                bhi = (aiots_v4d)(((aiots_v4i)w & mh) | ((aiots_v4i)bhi & ~mh));              \
+                phi = (aiots_v4d)(((aiots_v4i)kv & mh) | ((aiots_v4i)phi & ~mh));             \
+            }                                                                                 \
+            r = factor * plo;                                                                 \
+            memcpy(down + i, &r, sizeof r);                                                   \
+            r = factor * phi;                                                                 \
+            memcpy(up + i, &r, sizeof r);                                                     \
+        }                                                                                     \
+        return i;                                                                             \
+    }
+    AIOTS_AROON_LOOP(aiots_aroon_plain, )
+    #if !defined(__clang__) && defined(__x86_64__)
+    AIOTS_AROON_LOOP(aiots_aroon_avx2, __attribute__((target("avx2,fma"))))
+    #endif
+    static Py_ssize_t aiots_aroon_lanes(const double* h, const double* l, Py_ssize_t n, int p,
+                                        double* down, double* up) {
+    #if !defined(__clang__) && defined(__x86_64__)
+        if (aiots_cpu_avx2_fma()) return aiots_aroon_avx2(h, l, n, p, down, up);
+    #endif
+        return aiots_aroon_plain(h, l, n, p, down, up);
+    }
+    #else
+    static Py_ssize_t aiots_aroon_lanes(const double* h, const double* l, Py_ssize_t n, int p,
+                                        double* down, double* up) {
+        return p;
+    }
+    #endif
+    """
+    Py_ssize_t _aroon_lanes "aiots_aroon_lanes"(const double* h, const double* lw, Py_ssize_t n,
+                                                int p, double* down, double* up) nogil
+
+
 cdef void _aroon_k(const double* h, const double* lw, Py_ssize_t n, int p, double* down,
                    double* up) noexcept nogil:
-    cdef Py_ssize_t today = p, trailing = 0, lowest_idx = -1, highest_idx = -1, i
-    cdef double lowest = 0.0, highest = 0.0, tmp, factor = 100.0 / p
+    """Aroon (lookback p): 4 bars at a time in vector lanes (_aroon_lanes) up to
+    AROON_LANES_MAX_PERIOD when no high or low is NaN, the rest with TA-Lib's tracking."""
+    cdef Py_ssize_t i, today = p
+    cdef bint has_nan = False
     if n <= p:
         _nan(down, 0, n)
         _nan(up, 0, n)
         return
     _nan(down, 0, p)
     _nan(up, 0, p)
+    if p <= AROON_LANES_MAX_PERIOD:
+        for i in range(n):
+            has_nan |= isnan(h[i]) | isnan(lw[i])
+        if not has_nan:
+            today = _aroon_lanes(h, lw, n, p, down, up)
+    _aroon_track(h, lw, n, p, today, down, up)
+
+
+cdef void _aroon_track(const double* h, const double* lw, Py_ssize_t n, int p, Py_ssize_t today,
+                       double* down, double* up) noexcept nogil:
+    """TA_AROON's tracking of the extremes' positions for bars [today, n) (today >= p; the
+    first bar rescans its window)."""
+    cdef Py_ssize_t trailing = today - p, lowest_idx = -1, highest_idx = -1, i
+    cdef double lowest = 0.0, highest = 0.0, tmp, factor = 100.0 / p
     while today < n:
         tmp = lw[today]
         if lowest_idx < trailing:
@@ -1457,23 +1706,25 @@ cdef extern from *:
     /* NATR from the ATR and the close (TA-Lib: 0 when the close is zero). */
     static inline double aiots_natr_value(double atr, double close) {
         double v = (atr / close) * 100.0;
-        return (close > -1e-14 && close < 1e-14) ? 0.0 : v;
+        return ((close > -1e-14) & (close < 1e-14)) ? 0.0 : v;
     }
+    #define AIOTS_ATR_BLK 64  /* bars a block: short enough that its divisions overlap the next block's chain */
     #define AIOTS_ATR_LOOP(NAME, ATTR, FMA)                                                     \
     static ATTR double NAME(const double* h, const double* l, const double* c, Py_ssize_t from, \
                             Py_ssize_t n, double atr, double c1, double inv, int norm,           \
                             double* out) {                                                       \
         Py_ssize_t i;                                                                            \
-        if (norm) {                                                                              \
-            for (i = from; i < n; i++) {                                                         \
-                atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
-                out[i] = aiots_natr_value(atr, c[i]);                                            \
-            }                                                                                    \
-        } else {                                                                                 \
-            for (i = from; i < n; i++) {                                                         \
+        Py_ssize_t b, e;                                                                         \
+        for (b = from; b < n; b = e) {                                                           \
+            e = n - b > AIOTS_ATR_BLK ? b + AIOTS_ATR_BLK : n;                                   \
+            for (i = b; i < e; i++) {                                                            \
                 atr = AIOTS_ATR_NEXT(FMA, atr, aiots_true_range(h[i], l[i], c[i - 1]), c1, inv); \
                 out[i] = atr;                                                                    \
             }                                                                                    \
+            /* NATR: the block's divisions in vector lanes, overlapping the next block's chain \
+             * (a scalar division a bar beside the chain was the loop's bottleneck) */           \
+            if (norm)                                                                            \
+                for (i = b; i < e; i++) out[i] = aiots_natr_value(out[i], c[i]);                 \
         }                                                                                        \
         return atr;                                                                              \
     }
@@ -1933,8 +2184,9 @@ def cci(high, low, close, *, period=14):
     cdef int p = _period(period, "period", 2)
     cdef _Batch b = _batch((high, low, close), _HLC, 1)
     cdef double* q = b.scratch(p)
+    cdef double* typ = b.scratch(b.n)
     with nogil:
-        _cci_k(b.x[0], b.x[1], b.x[2], b.n, p, q, b.o[0])
+        _cci_k(b.x[0], b.x[1], b.x[2], b.n, p, q, typ, b.o[0])
     return b.result()
 
 

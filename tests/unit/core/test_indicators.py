@@ -170,3 +170,16 @@ def test_sar_bit_identical_to_talib_fma_build() -> None:
     h, lo, _c, _v = random_walk(200_000, seed=21)
     ours, ref = ind.sar(h, lo), talib.SAR(h, lo)
     np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.skipif(not _cpu_has_fma(), reason="TA-Lib runs its FMA build of TA_SAR only on FMA CPUs")
+@pytest.mark.parametrize(("acc", "amax"), [(0.02, 0.2), (0.02, 0.02), (0.1, 0.05), (0.0, 0.2), (0.2, 0.2), (0.01, 0.5)])
+def test_sar_acceleration_steps_bit_identical_to_talib(acc: float, amax: float) -> None:
+    """The acceleration factor's step as min(af + (acc on a new extreme, else -0.0), amax) and the
+    extreme point and clamp as max/min selects: TA-Lib's bits at every acceleration/maximum,
+    including a factor pinned at the maximum from the start (acc == amax, acc > amax: TA-Lib clamps
+    acc) and a zero acceleration, and the SAR class gives the batch values exactly."""
+    h, lo, _c, _v = random_walk(50_000, seed=22)
+    ours = ind.sar(h, lo, acceleration=acc, maximum=amax)
+    np.testing.assert_array_equal(ours, talib.SAR(h, lo, acc, amax))
+    np.testing.assert_array_equal(ind.SAR(acc, amax).update_many(h, lo), ours)
