@@ -449,3 +449,16 @@ def test_regular_ns_between_by_hand() -> None:
     # before the table and past its end
     assert cal.regular_ns_between(0, _ns(2000, 1, 3, 9, 31)) == _MINUTE
     assert cal.regular_ns_between(cv.TIMESTAMP_MAX_NS - 10, cv.TIMESTAMP_MAX_NS) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(_pairs(), st.sampled_from([0.0, 17.5]))
+def test_trading_years_from_exchange_calendars(pair: tuple[int, int], overnight_minutes: float) -> None:
+    """Regular minutes plus ``overnight_minutes`` for each session open strictly inside (a, b),
+    in years of 252 sessions x 390 minutes; 0 when b <= a."""
+    a, b = pair
+    opens, _ = _xnys_bounds()
+    crossings = int(((opens > a) & (opens < b)).sum()) if b > a else 0
+    minutes = _regular_ns_by_schedule(a, b) / _MINUTE + crossings * overnight_minutes
+    want = minutes / (cv.MINUTES_PER_REGULAR_SESSION * cv.SESSIONS_PER_YEAR)
+    assert cv.calendar().trading_years(a, b, overnight_minutes) == pytest.approx(want, rel=1e-12, abs=0.0)
