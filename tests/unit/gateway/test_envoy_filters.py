@@ -56,3 +56,17 @@ def test_enum_table_lists_every_sendable_name_of_each_enum() -> None:
     assert not any(k.startswith("google.") for k in table)
     lua = enum_error_lua()
     assert '["aiots.v1.OptionRight"] = "OPTION_RIGHT_CALL, OPTION_RIGHT_PUT",' in lua
+
+
+def test_verified_tokens_are_cached_with_every_other_check_kept() -> None:
+    """The provider caches verified tokens (Envoy re-checks iss, aud and exp on a hit; the
+    integration test checks expiry and a changed signature against a real Envoy) and keeps the
+    token rules of docs/gateway.md."""
+    from aiots.gateway.envoy_common import JWT_CACHE_SIZE, JWT_PROVIDER
+
+    model = build_model(Settings(), descriptor_file=Path("x.pb"), jwks_file=Path("j.json"))
+    jwt = next(f for f in _http_filters(model) if f["name"] == "envoy.filters.http.jwt_authn")
+    provider = jwt["typed_config"]["providers"][JWT_PROVIDER]
+    assert provider["jwt_cache_config"] == {"jwt_cache_size": JWT_CACHE_SIZE}
+    assert provider["require_expiration"] is True and provider["audiences"] == [model.auth.audience]
+    assert provider["from_params"] == [] and provider["clock_skew_seconds"] == model.auth.clock_skew_s
