@@ -10,6 +10,9 @@ configured default IV, or the symbol's trailing realised volatility of regular-h
 returns (no look-ahead) (those IV sources: :mod:`aiots.services.backtest.model_iv`). Quotes get
 a modelled spread: the half-spread is a fraction of the model price (at least a minimum), rounded
 outward to the tick. Every trade priced this way is labelled ``priced_from = "modelled"``.
+
+Size: the modelled view, its cached strike grids and layouts, and the book that makes them share
+one lazily priced state (which rows are priced, at what); apart they would pass it around.
 """
 
 from __future__ import annotations

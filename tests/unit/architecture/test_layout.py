@@ -43,7 +43,6 @@ ALLOWED: dict[str, str] = {
     # storage
     "services/storage/pool.py": "the asyncpg pool: tests/integration/storage/test_migrations_queries.py",
     # gateway
-    "gateway/envoy_common.py": "names and small builders; the rendered-config tests cover them (tests/unit/gateway)",
     # core
 }
 
