@@ -7,6 +7,10 @@ drives the same class in-process on its replayed bars. Besides the strategy feat
 named core streams (analytics' live indicators with their default parameters), updated from the
 same bar. Nothing here recomputes history: rolling highs/lows use monotonic deques (amortised
 O(1)), the realised variance a ring of sums. The whole object pickles (analytics checkpoints it).
+
+Size: the bar-by-bar update, its two column forms (start-up warming, the replay's stream) and the
+rolling windows they share are one state; the column forms are proven equal to ``update`` in tests
+and must change with it.
 """
 
 from __future__ import annotations
