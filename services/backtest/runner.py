@@ -17,7 +17,8 @@ underlying's last close. Entries are refused outside regular hours
 and within ``close_buffer`` of the close.
 
 The strategies, the features, contract selection and the signal levels are the engine's own:
-this module only calls :meth:`SignalEngine.evaluate` and :meth:`SignalEngine.select`, the two
+this module only calls :meth:`SignalEngine.evaluate` (as the engine's own feature state streamed
+in columns, then :meth:`SignalEngine.decide_lazily`) and :meth:`SignalEngine.select`, the two
 halves of :meth:`SignalEngine.on_bar` that live mode runs.
 
 Size: the replay loop, the exits of open positions, the null model's plan and the per-symbol
