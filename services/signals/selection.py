@@ -48,7 +48,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -68,7 +68,7 @@ from aiots.core.execution import ExecutionModel
 from aiots.services.signals.atm_iv import event_risk, expiry_mask
 from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
-from aiots.services.signals.config import SignalsConfig
+from aiots.services.signals.config import SelectionConfig, SignalsConfig
 from aiots.services.signals.gain_bound import gain_upper_bound, iv_bracket
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
@@ -128,6 +128,36 @@ def _styles(view: ChainView, rows: Rows) -> list[ExerciseStyle]:
     if type(view).styles is ChainView.styles:
         return [_style_of_occ(view.occ(i)) for i in rows.tolist()]
     return view.styles(rows)
+
+
+def _fresh_rows(view: ChainView, now_ns: int, max_age_ns: int) -> tuple[Rows, bool]:
+    """The rows quoted within ``max_age_ns`` of ``now_ns`` (ascending) and whether they are every row.
+    A view with one quote time (``quote_ns``) has all or none: decided once, not per row."""
+    n = len(view)
+    quoted = view.quote_ns()
+    if quoted is None:
+        fresh = np.flatnonzero(now_ns - view.ts_ns <= max_age_ns)
+        return fresh, len(fresh) == n  # ascending and unique: n of them is arange(n)
+    if now_ns - quoted <= max_age_ns:
+        return np.arange(n, dtype=np.intp), True
+    return np.empty(0, dtype=np.intp), n == 0
+
+
+def _liquid(view: ChainView, rows: Rows | None, want_call: bool, sc: SelectionConfig) -> npt.NDArray[np.bool_]:
+    """Which of ``rows`` (None: every row, read without a gather) are of the wanted right with enough
+    open interest, volume and size on the ask (a size of 0 or NaN is unknown and passes)."""
+
+    def col(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a if rows is None else a[rows]
+
+    size = col(view.ask_size)
+    ok: npt.NDArray[np.bool_] = (
+        (col(view.is_call) == want_call)
+        & (col(view.open_interest) >= sc.min_open_interest)
+        & (col(view.volume) >= sc.min_volume)
+        & ~((size > 0) & (size < sc.min_quote_size))
+    )
+    return ok
 
 
 def _norm_cdf(x: F64) -> F64:
@@ -271,15 +301,12 @@ class ContractSelector:
         want_call = idea.direction is Direction.BULLISH
         ex = self.execution
         view = as_view(chain)
-        fresh_rows = np.flatnonzero(now_ns - view.ts_ns <= ex.max_quote_age_ns)
-        pre = (
-            (view.is_call[fresh_rows] == want_call)
-            & (view.open_interest[fresh_rows] >= sc.min_open_interest)
-            & (view.volume[fresh_rows] >= sc.min_volume)
-            & ~((view.ask_size[fresh_rows] > 0) & (view.ask_size[fresh_rows] < sc.min_quote_size))  # 0 or NaN: unknown
-        )
+        fresh_rows, every = _fresh_rows(view, now_ns, ex.max_quote_age_ns)
+        pre = _liquid(view, None if every else fresh_rows, want_call, sc)
         lo_ns, hi_ns = sc.dte_min * NS_PER_DAY, sc.dte_max * NS_PER_DAY
-        rows = expiry_mask(view, fresh_rows[pre], lambda e: lo_ns <= e - now_ns <= hi_ns)
+        rows = expiry_mask(
+            view, np.flatnonzero(pre) if every else fresh_rows[pre], lambda e: lo_ns <= e - now_ns <= hi_ns
+        )
         bid, ask = view.bid_ask(rows)
         mid = 0.5 * (bid + ask)
         two = (bid > 0.0) & (ask >= bid)
@@ -291,7 +318,8 @@ class ContractSelector:
             return None
         S = idea.underlying_price
         r = sc.risk_free_rate
-        kink = event_risk(view, S, now_ns, r, dividend_yield, sc.event_iv_ratio, rows=fresh_rows)
+        # every row fresh: rows=None, so event_risk need not check that over the whole chain
+        kink = event_risk(view, S, now_ns, r, dividend_yield, sc.event_iv_ratio, rows=None if every else fresh_rows)
         if kink is not None:
             self.last_skip = kink
             return None

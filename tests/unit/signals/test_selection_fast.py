@@ -276,3 +276,69 @@ def test_the_scalar_expected_value_is_the_array_one_bit_for_bit(
     want = float(expected_value(conf, p_model, p_stop, gain, loss, flat))
     got = expected_value_1(conf, p_model, p_stop, gain, loss, flat)
     assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+class _OneQuoteTime(ChainView):
+    """A chain view whose rows share one quote time, saying so (``quote_ns``), as the modelled view
+    does: selection then decides freshness once instead of per row."""
+
+    def __init__(self, quotes: Sequence[OptionQuote]) -> None:
+        base = ChainView.from_quotes(quotes)
+        self.__dict__.update(base.__dict__)
+        self._base = base
+        self._quoted = int(quotes[0].ts_ns)
+
+    def bid_ask(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        return self._base.bid_ask(rows)
+
+    def occ(self, i: int) -> str:
+        return self._base.occ(i)
+
+    def quote(self, i: int) -> OptionQuote:
+        return self._base.quote(i)
+
+    def quote_ns(self) -> int | None:
+        return self._quoted
+
+
+@given(
+    seed=st.integers(0, 2**31),
+    spot=st.floats(20.0, 600.0),
+    n_strikes=st.integers(PRUNE_MIN_ROWS, 40),
+    bullish=st.booleans(),
+    age_s=st.sampled_from([0, 1, 30, 119, 120, 121, 600]),
+    move_frac=st.floats(0.0005, 0.02),
+    floors_off=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_one_quote_time_view_selects_as_the_per_row_reference(
+    seed: int, spot: float, n_strikes: int, bullish: bool, age_s: int, move_frac: float, floors_off: bool
+) -> None:
+    """A view with one quote time (fresh rows decided once, no per-row gathers, event risk told every
+    row is in) selects exactly as the reference that reads each row's quote time, fresh or stale."""
+    step = max(0.5, round(spot * 0.3 * 0.01, 0))
+    chain = [dataclasses.replace(q, ts_ns=T0 - age_s * 10**9) for q in _chain(seed, spot, 0.3, 3, n_strikes, step)]
+    cfg = SignalsConfig()
+    if floors_off:
+        sc = cfg.selection
+        sc.min_expected_value_pct, sc.min_reward_risk, sc.max_stop_pct, sc.spread_cover = -1e9, 0.0, 100.0, 0.0
+    idea = Idea(
+        symbol="TEST",
+        strategy="momentum_breakout",
+        direction=Direction.BULLISH if bullish else Direction.BEARISH,
+        underlying_price=spot,
+        projected_move=(1.0 if bullish else -1.0) * move_frac * spot,
+        horizon_ns=30 * 60 * 10**9,
+        evidence=0.6,
+        reasons=(Reason("x", 1.0, 0.5, "test"),),
+    )
+    fast, ref = ContractSelector(), ContractSelector()
+    view = _OneQuoteTime(chain)
+    assert view.quote_ns() is not None
+    got = fast.select(idea, view, T0, cfg)
+    want = reference_select(ref, idea, ChainView.from_quotes(chain), T0, cfg)
+    event(ref.last_skip.split(":")[0][:30] or "selected")
+    assert fast.last_skip == ref.last_skip
+    assert repr(None if got is None else dataclasses.astuple(got)) == repr(
+        None if want is None else dataclasses.astuple(want)
+    )
