@@ -78,17 +78,25 @@ class LifecycleTracker:
         self.next_decision_ns: float = math.inf
         #: signal id -> (the latest quote, the horizon) its horizon decision was refused on
         self._refused: dict[str, tuple[OptionQuote | None, int]] = {}
+        #: the open signals per underlying (signal id -> signal), and ``next_decision_ns`` per
+        #: underlying: a call for one symbol walks and re-bounds that symbol's signals only
+        self._by_sym: dict[str, dict[str, Signal]] = {}
+        self._next_sym: dict[str, float] = {}
 
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
             occ = sig.contract.occ_symbol
-            self._by_occ.setdefault(occ, {})[sig.id] = sig
+            group = self._by_occ.setdefault(occ, {})
+            group[sig.id] = sig
+            self._by_sym.setdefault(sig.symbol, {})[sig.id] = sig
             if sig.horizon_ns < self.next_decision_ns:
                 self.next_decision_ns = sig.horizon_ns
+            if sig.horizon_ns < self._next_sym.get(sig.symbol, math.inf):
+                self._next_sym[sig.symbol] = sig.horizon_ns
             old = self._latest.get(occ)
             if old is None or sig.contract.ts_ns > old.ts_ns:
                 self._latest[occ] = sig.contract  # the quote selection used: the latest known then
-                self.next_decision_ns = -math.inf  # a refused decision on this contract may now differ
+                self._undecided(group)  # a refused decision on this contract may now differ
 
     def replace(self, sig: Signal) -> None:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
@@ -97,7 +105,17 @@ class LifecycleTracker:
             if group.pop(sig.id, None) is not None and not group:
                 del self._by_occ[occ]
                 self._latest.pop(occ, None)
+        for sym in list(self._by_sym):
+            mine = self._by_sym[sym]
+            if mine.pop(sig.id, None) is not None and not mine:
+                del self._by_sym[sym]
         self.add(sig)
+
+    def _undecided(self, group: dict[str, Signal]) -> None:
+        """The contract of ``group`` has a new latest quote: its signals' refused decisions may differ."""
+        self.next_decision_ns = -math.inf
+        for s in group.values():
+            self._next_sym[s.symbol] = -math.inf
 
     def open_signals(self) -> list[Signal]:
         return [s for group in self._by_occ.values() for s in group.values()]
@@ -112,6 +130,11 @@ class LifecycleTracker:
         group = self._by_occ.get(occ, {})
         group.pop(sig.id, None)
         self._refused.pop(sig.id, None)
+        mine = self._by_sym.get(sig.symbol)
+        if mine is not None:
+            mine.pop(sig.id, None)
+            if not mine:
+                del self._by_sym[sig.symbol]
         if not group:
             self._by_occ.pop(occ, None)
             self._latest.pop(occ, None)
@@ -129,7 +152,7 @@ class LifecycleTracker:
         prev = self._latest.get(q.occ_symbol)
         if prev is None or q.ts_ns >= prev.ts_ns:
             self._latest[q.occ_symbol] = q
-            self.next_decision_ns = -math.inf  # a refused horizon decision may now differ
+            self._undecided(group)  # a refused horizon decision may now differ
         known = exec_quote(prev) if prev is not None else None
         eq = exec_quote(q)
         changed: list[Signal] = []
@@ -156,9 +179,12 @@ class LifecycleTracker:
         ``spot``, the underlying's price now, when given)."""
         if now_ns < self.next_decision_ns:  # every open signal would be skipped below
             return []
+        if symbol is not None and now_ns < self._next_sym.get(symbol, math.inf):
+            return []  # the same for this symbol's signals (the only ones a call for it decides)
         changed: list[Signal] = []
-        for sig in sorted(self.open_signals(), key=lambda s: s.id):
-            if (symbol is not None and sig.symbol != symbol) or now_ns < sig.horizon_ns:
+        mine = self.open_signals() if symbol is None else list(self._by_sym.get(symbol, {}).values())
+        for sig in sorted(mine, key=lambda s: s.id):
+            if now_ns < sig.horizon_ns:
                 continue
             latest = self._latest.get(sig.contract.occ_symbol)
             if self._waits(sig, latest) and now_ns < sig.contract.expiry_ns:
@@ -175,13 +201,15 @@ class LifecycleTracker:
                 changed.append(self._close(sig, Status.EXPIRED, c.expiry_ns, value, note))
             else:
                 self._refused[sig.id] = (latest, sig.horizon_ns)
-        self.next_decision_ns = min(
-            (
-                s.contract.expiry_ns if self._waits(s, self._latest.get(s.contract.occ_symbol)) else s.horizon_ns
-                for s in self.open_signals()
-            ),
-            default=math.inf,
-        )
+        for sym in list(self._by_sym) if symbol is None else [symbol]:
+            if sym in self._by_sym:
+                self._next_sym[sym] = min(
+                    s.contract.expiry_ns if self._waits(s, self._latest.get(s.contract.occ_symbol)) else s.horizon_ns
+                    for s in self._by_sym[sym].values()
+                )
+            else:
+                self._next_sym.pop(sym, None)
+        self.next_decision_ns = min(self._next_sym.values(), default=math.inf)
         return changed
 
     def _waits(self, sig: Signal, latest: OptionQuote | None) -> bool:

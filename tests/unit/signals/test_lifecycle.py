@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aiots.core.conventions import ny_ns
 from aiots.core.execution import ExecutionModel
-from aiots.services.signals.lifecycle import LifecycleTracker
+from aiots.services.signals.lifecycle import LifecycleTracker, exec_quote, exit_at_deadline
 from aiots.services.signals.models import Direction, GreeksTU, OptionQuote, Signal, Status
 
 T0 = ny_ns(dt.date(2025, 10, 9), dt.time(10, 0))  # a regular Thursday session, 09:30-16:00 ET
@@ -129,15 +129,28 @@ def test_exits_come_in_signal_id_order() -> None:
 
 
 class _EveryPass(LifecycleTracker):
-    """The generic on_time: every call walks every open signal and decides afresh (no shortcut)."""
+    """The generic on_time: every call walks every open signal, filters by symbol and decides
+    afresh (no skip before the next decision, no per-symbol index, no refused decision remembered)."""
 
     def on_time(self, now_ns: int, symbol: str | None = None, spot: float | None = None) -> list[Signal]:
-        self.next_decision_ns = -math.inf
-        self._refused.clear()
-        return super().on_time(now_ns, symbol, spot)
+        changed: list[Signal] = []
+        for s in sorted(self.open_signals(), key=lambda x: x.id):
+            if (symbol is not None and s.symbol != symbol) or now_ns < s.horizon_ns:
+                continue
+            latest = self._latest.get(s.contract.occ_symbol)
+            fill = exit_at_deadline(self.execution, exec_quote(latest) if latest else None, s.horizon_ns)
+            if fill is not None:
+                changed.append(self._expire(s, fill))
+            elif now_ns >= s.contract.expiry_ns:
+                c = s.contract
+                value = 0.0
+                if spot is not None and math.isfinite(spot):
+                    value = max(0.0, spot - c.strike if c.is_call else c.strike - spot)
+                changed.append(self._close(s, Status.EXPIRED, c.expiry_ns, value, "intrinsic"))
+        return changed
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     ops=st.lists(
         st.tuples(
@@ -199,3 +212,30 @@ def test_a_refused_horizon_decision_is_retaken_when_a_quote_known_at_the_horizon
     assert t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 30 * S)) == []  # before the horizon
     (a,) = t.on_time(H + 120 * S)
     assert (a.status, a.exit_price, a.exit_ns) == (Status.EXPIRED, 2.01, H)
+
+
+def test_a_call_for_one_symbol_decides_only_its_signals_and_keeps_its_own_next_decision() -> None:
+    """The per-symbol skip: an earlier pass that found nothing due keeps the symbol's next decision
+    at its signal's horizon (not its expiry), and another symbol's calls neither decide nor hide it."""
+    t = LifecycleTracker()
+    msft = replace(Q, occ_symbol="MSFT  251017C00400000", underlying="MSFT")
+    t.add(sig("A"))
+    t.add(replace(sig("M"), symbol="MSFT", contract=msft, horizon_ns=H + 600 * S))
+    t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=H - 5 * S))
+    t.on_quote(replace(msft, bid=2.00, ask=2.04, ts_ns=H + 595 * S))  # between its stop and target
+    assert t.on_time(H - 1, "AAPL") == []  # a pass over AAPL: nothing due yet
+    assert t.on_time(H, "MSFT") == []  # MSFT's horizon is later; AAPL's signal is not its to decide
+    (a,) = t.on_time(H, "AAPL")
+    assert (a.id, a.exit_ns, a.exit_price) == ("A", H, 2.01)
+    (m,) = t.on_time(H + 600 * S, "MSFT")
+    assert (m.id, m.exit_price) == ("M", 2.00)
+
+
+def test_a_late_quote_stamped_before_the_horizon_reopens_a_refused_decision_for_its_symbol() -> None:
+    t = LifecycleTracker()
+    t.add(sig("A"))  # only the entry quote, an hour old at the horizon: refused
+    assert t.on_time(H, "AAPL") == []
+    assert t.on_time(H + 60 * S, "AAPL") == []  # the same quote: refused again (remembered)
+    t.on_quote(replace(Q, bid=2.03, ask=2.07, ts_ns=H - 10 * S))  # arrives late, stamped before the horizon
+    (a,) = t.on_time(H + 120 * S, "AAPL")  # the decision at the horizon, on the quote known then
+    assert (a.exit_ns, a.exit_price) == (H, 2.03)
