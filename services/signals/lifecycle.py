@@ -182,10 +182,8 @@ class LifecycleTracker:
         if symbol is not None and now_ns < self._next_sym.get(symbol, math.inf):
             return []  # the same for this symbol's signals (the only ones a call for it decides)
         changed: list[Signal] = []
-        mine = self.open_signals() if symbol is None else list(self._by_sym.get(symbol, {}).values())
-        for sig in sorted(mine, key=lambda s: s.id):
-            if now_ns < sig.horizon_ns:
-                continue
+        mine = self.open_signals() if symbol is None else self._by_sym.get(symbol, {}).values()
+        for sig in sorted([s for s in mine if now_ns >= s.horizon_ns], key=lambda s: s.id):  # due ones, id order
             latest = self._latest.get(sig.contract.occ_symbol)
             if self._waits(sig, latest) and now_ns < sig.contract.expiry_ns:
                 continue  # refused on this very quote already: exit_at_deadline would refuse again
