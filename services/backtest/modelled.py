@@ -339,15 +339,20 @@ class ModelledChainView(ChainView):
             ks: list[float] = []
             years: list[float] = []
             calls: list[bool] = []
+            grids, starts = self._grids, self._starts
             for i in need:
-                j = bisect.bisect_right(self._starts, i) - 1
-                if j < 0 or i >= self._grids[j].grid.put0 + len(self._grids[j].grid.strikes):
+                j = bisect.bisect_right(starts, i) - 1
+                if j < 0:
+                    g = None
+                else:
+                    g = grids[j]
+                    grid = g.grid
+                if g is None or i >= grid.put0 + len(grid.strikes):
                     if not ready:  # a row of no grid built yet: through the columns
                         self._build_columns()
                     return super().bid_ask_list(rows)
-                g = self._grids[j]
-                call = i < g.grid.put0
-                ks.append(g.grid.strikes[i - (g.grid.call0 if call else g.grid.put0)])
+                call = i < grid.put0
+                ks.append(grid.strikes[i - (grid.call0 if call else grid.put0)])
                 years.append(g.years)
                 calls.append(call)
             s = self._s
@@ -361,6 +366,8 @@ class ModelledChainView(ChainView):
                     self._bid[i], self._ask[i], self._priced[i] = b, a, True
             else:
                 px.update(zip(need, quotes, strict=True))
+                if len(need) == len(rows):  # every row asked for was priced now (need keeps their order)
+                    return [b for b, _a in quotes], [a for _b, a in quotes]
         if ready:
             return [float(self._bid[i]) for i in rows], [float(self._ask[i]) for i in rows]
         return [px[i][0] for i in rows], [px[i][1] for i in rows]

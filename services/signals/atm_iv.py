@@ -140,22 +140,22 @@ def _grid_atm_iv(
         b += 1
         while b < m and abs(ks[b] - spot) == d:
             b += 1
-    near = [c0 + j for j in range(a, b)] + [p0 + j for j in range(a, b)]  # chain order: calls, then puts
+    near = [*range(c0 + a, c0 + b), *range(p0 + a, p0 + b)]  # chain order: calls, then puts
     bids, asks = view.bid_ask_list(near)
-    live = [(row, bid, ask) for row, bid, ask in zip(near, bids, asks, strict=True) if bid > 0.0 and ask >= bid]
+    live = [j for j, (bid, ask) in enumerate(zip(bids, asks, strict=True)) if bid > 0.0 and ask >= bid]
     if not live:  # the row scan walks outward from here (its first batch is priced already)
         return expiry_atm_iv(view, _grid_rows(grid), exp, spot, now_ns, r, q)
-
-    def strike(row: int) -> float:
-        return ks[row - (c0 if row < p0 else p0)]
-
-    k = strike(live[0][0])
-    if any(strike(row) != k for row, _b, _a in live[1:]):  # two strikes: the first in OCC order
-        k = strike(min((row for row, _b, _a in live), key=grid.occ))
-    atm = [(row, bid, ask) for row, bid, ask in live if strike(row) == k]
+    w = b - a  # near[j] is the call (j < w) or the put of strike ks[a + j % w]
+    if w == 1:  # one nearest strike (the usual case): every live contract is at it
+        k, atm = ks[a], live
+    else:
+        k = ks[a + live[0] % w]
+        if any(ks[a + j % w] != k for j in live[1:]):  # two strikes: the first in OCC order
+            k = ks[a + min(live, key=lambda j: grid.occ(near[j])) % w]
+        atm = [j for j in live if ks[a + j % w] == k]
     T = (exp - now_ns) / NS_PER_YEAR
-    mids = np.array([0.5 * (bid + ask) for _row, bid, ask in atm])
-    calls = np.array([row < p0 for row, _b, _a in atm])
+    mids = np.array([0.5 * (bids[j] + asks[j]) for j in atm])
+    calls = np.array([j < w for j in atm])
     solved = np.asarray(opt.implied_vol(mids, spot, k, T, r, q, calls), float)
     ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
     return sum(ivs) / len(ivs) if ivs else None
