@@ -440,6 +440,7 @@ class ModelledChainBook(ChainBook):
         self._state: dict[str, tuple[int, float, float]] = {}
         self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
         self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, str, int]]] = {}
+        self._exp_ns: dict[tuple[str, dt.date], list[int]] = {}  # the expiry ns of each list in _exp_cache
         self._layouts: dict[tuple[object, ...], _Layout] = {}
         self.real: set[str] = set()
 
@@ -488,6 +489,7 @@ class ModelledChainBook(ChainBook):
             end = day + dt.timedelta(days=math.ceil(self.dte_max) + 1)
             listed = sorted((e, expiry_ns(e)) for e in listed_expiries(symbol, day, end))
             hit = self._exp_cache[key] = [(e, e.isoformat(), e_ns) for e, e_ns in listed]
+            self._exp_ns[key] = [e_ns for _e, e_ns in listed]
         return hit
 
     def window(self, symbol: str, now_ns: int) -> tuple[list[tuple[dt.date, str, int]], list[int]]:
@@ -495,8 +497,16 @@ class ModelledChainBook(ChainBook):
         ``dte_max`` at ``now_ns``, in date order, and their expiry ns. Days to expiry grow with the
         expiry, so they are one slice of the day's list, found by bisection with the same exact
         int/float comparisons as a filter."""
-        listed = self._expiries(symbol, ny_date(now_ns))
+        day = ny_date(now_ns)
+        listed = self._expiries(symbol, day)
         lo, hi = self.dte_min * NS_PER_DAY, self.dte_max * NS_PER_DAY
+        if math.isfinite(lo) and math.isfinite(hi):
+            # for an integer x, x >= lo is x >= ceil(lo) and x <= hi is x <= floor(hi): the same
+            # comparisons in exact int arithmetic, on the expiries' ns (kept with the day's list)
+            ns = self._exp_ns[(symbol, day)]
+            i = bisect.bisect_left(ns, now_ns + math.ceil(lo))
+            j = bisect.bisect_right(ns, now_ns + math.floor(hi), lo=i)
+            return listed[i:j], ns[i:j]
 
         def days_ns(e: tuple[dt.date, str, int]) -> int:
             return e[2] - now_ns

@@ -18,7 +18,7 @@ import datetime as dt
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, NS_PER_YEAR, ny_date, ny_ns
@@ -195,3 +195,34 @@ def test_stale_or_empty_modelled_chains_have_no_atm_iv() -> None:
     assert not v._ready  # nothing was read
     empty = ModelledChainView(b, "SPY", now, 0.0, 0.2)
     assert math.isnan(traded_atm_iv(empty, 0.0, now, cfg, 0.0, AGE_NS)) and len(empty) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(SPOTS)),
+    st.integers(0, 40),
+    st.integers(-3, 3),
+    st.floats(0.0, 5.0),
+    st.floats(0.1, 30.0),
+    st.booleans(),
+)
+def test_the_window_is_the_listed_expiries_filtered_one_by_one_at_its_edges(
+    symbol: str, pick: int, nudge_ns: int, dte_min: float, span: float, at_max: bool
+) -> None:
+    """book.window (exact int bisection) keeps the listed expiries with dte_min <= days <= dte_max,
+    compared one by one in Python's exact int/float arithmetic, with ``now`` put on (and a few ns
+    beside) the edge where an expiry enters or leaves the window, fractional day counts included."""
+    b = book(dte_min, dte_min + span)
+    day = dt.date(2024, 3, 4)
+    listed = b._expiries(symbol, day)
+    if not listed:
+        return
+    e_ns = listed[pick % len(listed)][2]
+    edge = (dte_min + span if at_max else dte_min) * NS_PER_DAY
+    now = e_ns - math.floor(edge) + nudge_ns  # this expiry's days to expiry sit at the edge
+    lo, hi = dte_min * NS_PER_DAY, (dte_min + span) * NS_PER_DAY
+    want = [e for e in b._expiries(symbol, ny_date(now)) if lo <= e[2] - now <= hi]  # the list of now's day
+    event("edge expiry kept" if any(e[2] == e_ns for e in want) else "edge expiry out")
+    exps, ns = b.window(symbol, now)
+    assert exps == want
+    assert ns == [e[2] for e in want]
