@@ -156,7 +156,9 @@ def _grid_atm_iv(
     T = (exp - now_ns) / NS_PER_YEAR
     mids = np.array([0.5 * (bids[j] + asks[j]) for j in atm])
     calls = np.array([j < w for j in atm])
-    solved = np.asarray(opt.implied_vol(mids, spot, k, T, r, q, calls), float)
+    # the numbers as one-element views of one array: the core's direct path, the same values
+    x = np.array([spot, k, T, r, q], dtype=np.float64)
+    solved = np.asarray(opt.implied_vol(mids, x[0:1], x[1:2], x[2:3], x[3:4], x[4:5], calls), float)
     ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
     return sum(ivs) / len(ivs) if ivs else None
 
