@@ -48,6 +48,9 @@ CASES: dict[str, Callable[..., object]] = {
     "implied_vol_am": lambda P, S, K, T, r, v, q, c: opt.implied_vol(
         P, S, K, T, r, q, c, style="american", return_reason=True
     ),
+    "implied_vol_am_crr": lambda P, S, K, T, r, v, q, c: opt.implied_vol(
+        P, S, K, T, r, q, c, style="american", method="binomial", steps=31, tree="crr", return_reason=True
+    ),
     "implied_vol_am_baw": lambda P, S, K, T, r, v, q, c: opt.implied_vol(
         P, S, K, T, r, q, c, style="american", method="baw"
     ),
@@ -58,7 +61,7 @@ CASES: dict[str, Callable[..., object]] = {
 PRICE_ARGS = (1, 2, 3, 4, 5, 6, 7)
 USED: dict[str, tuple[int, ...]] = {name: PRICE_ARGS for name in CASES}
 USED["black76_greeks"] = (1, 2, 3, 4, 5, 7)
-for _iv in ("implied_vol", "implied_vol_am", "implied_vol_am_baw"):
+for _iv in ("implied_vol", "implied_vol_am", "implied_vol_am_baw", "implied_vol_am_crr"):
     USED[_iv] = (0, 1, 2, 3, 4, 6, 7)
 
 
