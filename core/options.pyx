@@ -18,6 +18,9 @@ Conventions
   (or a non-finite ``r``/``q``) give NaN at that position; ``implied_vol`` also returns a reason
   code per element (``REASONS``). Arguments that do not broadcast, or have a non-numeric dtype, raise
   ``ValueError`` naming the argument before any work is done.
+
+Size: over 500 lines because the public API and its argument handling (the general broadcasting
+path and the small-call fast path, _fast_args) belong together; the kernels are in _opt_*.pxi.
 """
 
 from cython.parallel cimport prange
