@@ -18,6 +18,9 @@ Conventions
   (or a non-finite ``r``/``q``) give NaN at that position; ``implied_vol`` also returns a reason
   code per element (``REASONS``). Arguments that do not broadcast, or have a non-numeric dtype, raise
   ``ValueError`` naming the argument before any work is done.
+
+Size: over 500 lines because the public API and its argument handling (the general broadcasting
+path and the small-call fast path, _fast_args) belong together; the kernels are in _opt_*.pxi.
 """
 
 from cython.parallel cimport prange
@@ -230,6 +233,91 @@ def _finish(out, shape):
     return out[()] if out.ndim == 0 else out
 
 
+cdef struct _Args7:
+    # six float64 arguments (data pointer, element stride 0 or 1) and the 0/1 call flag
+    const double* p[6]
+    Py_ssize_t s[6]
+    const unsigned char* pc
+    Py_ssize_t sc
+    double scal[6]  # storage of the Python-float arguments (stride 0)
+    unsigned char flag  # storage of a Python-bool flag
+    int ndim  # 0 when every argument is a scalar (the result is a scalar), else 1
+
+
+cdef object _F64_SCALAR = np.float64
+
+
+cdef Py_ssize_t _fast_args(tuple xs, object c, _Args7* A):
+    """Row count of a small-call fast path, or -1 for the general path (_as_real/_as_flag,
+    _prepare). Taken only when every real argument is a Python float / np.float64 or an aligned,
+    native float64 ndarray that is 0-d or 1-D C-contiguous (length 1 or one common length n >= 1),
+    and the flag a Python bool or such a bool ndarray: the exact values the general path hands the
+    kernels, with the same n and strides, without building arrays and memoryviews."""
+    cdef Py_ssize_t n = -1, m
+    cdef int k
+    cdef cnp.ndarray a
+    cdef bint one = False
+    for k in range(6):
+        x = xs[k]
+        if type(x) is float or type(x) is _F64_SCALAR:
+            A.scal[k] = <double>x
+            A.p[k] = &A.scal[k]
+            A.s[k] = 0
+            continue
+        if not cnp.PyArray_CheckExact(x):
+            return -1
+        a = <cnp.ndarray>x
+        if cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE or not cnp.PyArray_ISBEHAVED_RO(a):
+            return -1
+        A.p[k] = <const double*>cnp.PyArray_DATA(a)
+        A.s[k] = 0
+        if cnp.PyArray_NDIM(a) == 0:
+            continue
+        if cnp.PyArray_NDIM(a) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            return -1
+        m = cnp.PyArray_DIM(a, 0)
+        if m == 1:
+            one = True
+            continue
+        if m == 0 or (n != -1 and m != n):
+            return -1
+        n = m
+        A.s[k] = 1
+    A.sc = 0
+    if c is True or c is False:
+        A.flag = 1 if c is True else 0
+        A.pc = &A.flag
+    else:
+        if not cnp.PyArray_CheckExact(c):
+            return -1
+        a = <cnp.ndarray>c
+        if cnp.PyArray_TYPE(a) != cnp.NPY_BOOL:
+            return -1
+        A.pc = <const unsigned char*>cnp.PyArray_DATA(a)
+        if cnp.PyArray_NDIM(a) != 0:
+            if cnp.PyArray_NDIM(a) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+                return -1
+            m = cnp.PyArray_DIM(a, 0)
+            if m == 1:
+                one = True
+            elif m == 0 or (n != -1 and m != n):
+                return -1
+            else:
+                n = m
+                A.sc = 1
+    A.ndim = 1
+    if n == -1:
+        n = 1
+        if not one:
+            A.ndim = 0
+    return n
+
+
+cdef inline object _empty_f64(Py_ssize_t n):
+    cdef cnp.npy_intp dim = n
+    return cnp.PyArray_EMPTY(1, &dim, cnp.NPY_DOUBLE, 0)
+
+
 # Outputs of at least this many bytes are written with streaming stores (aiots_pg_stream_*): far
 # larger than the last-level cache, nothing of them would still be cached when the caller reads it.
 cdef Py_ssize_t PG_STREAM_MIN_BYTES = 16 << 20
@@ -259,6 +347,16 @@ def bs_price(S, K, T, r, sigma, q=0.0, is_call=True):
     Accurate to a few ulp relative even far out of the money. NaN where S, K, T or sigma is not a
     positive finite number or r/q is not finite.
     """
+    cdef _Args7 A
+    cdef Py_ssize_t j, m = _fast_args((S, K, T, r, sigma, q), is_call, &A)
+    cdef double* po
+    if 0 < m < PAR_MIN_LIGHT:
+        res = _empty_f64(m)
+        po = <double*>cnp.PyArray_DATA(<cnp.ndarray>res)
+        for j in range(m):
+            po[j] = _bs_price1(A.p[0][j * A.s[0]], A.p[1][j * A.s[1]], A.p[2][j * A.s[2]], A.p[3][j * A.s[3]],
+                               A.p[5][j * A.s[5]], A.p[4][j * A.s[4]], A.pc[j * A.sc] != 0)
+        return res if A.ndim else res[0]
     shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call)
     cdef const double[::1] a0 = f[0], a1 = f[1], a2 = f[2], a3 = f[3], a4 = f[4], a5 = f[5]
     cdef const unsigned char[::1] a6 = f[6]
@@ -305,8 +403,23 @@ cdef void _pg_drive(int which, list f, list st, bint black, Py_ssize_t n, double
 
 
 def _greeks_impl(S, K, T, r, sigma, q, is_call, bint black):
-    shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call, "F" if black else "S")
+    cdef _Args7 A
+    cdef Py_ssize_t j, m = _fast_args((S, K, T, r, sigma, q), is_call, &A)
+    cdef double* po
     cdef bint mapped = False
+    if 0 < m < PAR_MIN_LIGHT:
+        res = _empty_records(m, GREEKS_DTYPE, &mapped)
+        po = <double*>cnp.PyArray_DATA(<cnp.ndarray>res)
+        _pg_run(PG_G14, A.p[0], A.s[0], A.p[1], A.s[1], A.p[2], A.s[2], A.p[3], A.s[3],
+                A.p[3] if black else A.p[5], A.s[3] if black else A.s[5], A.p[4], A.s[4], A.pc, A.sc, 0, m, po, 14,
+                FUSED_CANCEL, FUSED_TINY, _bs_price_cb,
+                mapped and m * 14 * <Py_ssize_t>sizeof(double) >= PG_STREAM_MIN_BYTES)
+        if black:
+            for j in range(m):
+                po[j * 14 + 3] = po[j * 14 + 3] + po[j * 14 + 4]
+                po[j * 14 + 4] = 0.0 * po[j * 14 + 4]
+        return res if A.ndim else _finish(res, ())
+    shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call, "F" if black else "S")
     out = _empty_records(n, GREEKS_DTYPE, &mapped)
     cdef double[:, ::1] o = out.view(np.float64).reshape(n, 14)
     cdef Py_ssize_t i, nn = n
@@ -401,6 +514,8 @@ def norm_ppf(p):
 
 
 _NO_DIVIDENDS = (np.zeros(1, np.float64), np.zeros(1, np.float64), 0)  # read only (const views)
+cdef double _NO_DIV[1]  # the fast paths' empty dividend list (static storage: zero)
+_NO_DIV[0] = 0.0
 
 
 def _dividend_arrays(dividends):
@@ -457,6 +572,45 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     if style not in ("european", "american"):
         raise ValueError(f"style: expected 'european' or 'american', got {style!r}")
     am = style == "american"
+    cdef _Args7 A
+    cdef Py_ssize_t j, m = -1
+    cdef double* po
+    cdef signed char* pr
+    cdef int fr, fc = 0, flr = 1, fsteps = 3
+    if not am:
+        m = _fast_args((price, S, K, T, r, q), is_call, &A)
+        if m >= PAR_MIN_IV:
+            m = -1
+    elif dividends is None and type(method) is str and type(tree) is str and type(steps) is int:
+        fc = _METHODS.get(method, -1)
+        if fc >= 0 and tree in _TREES and 3 <= steps <= 100_000:
+            flr = _TREES[tree]
+            fsteps = steps
+            m = _fast_args((price, S, K, T, r, q), is_call, &A)
+            if m >= (PAR_MIN_HEAVY if fc == M_BINOMIAL else PAR_MIN_AM_IV):
+                m = -1
+    if m > 0:
+        res = _empty_f64(m)
+        rsn = cnp.PyArray_ZEROS(1, <cnp.npy_intp*>&m, cnp.NPY_INT8, 0)
+        po = <double*>cnp.PyArray_DATA(<cnp.ndarray>res)
+        pr = <signed char*>cnp.PyArray_DATA(<cnp.ndarray>rsn)
+        with nogil:
+            for j in range(m):
+                fr = 0
+                if am:
+                    po[j] = _am_iv1(A.p[0][j * A.s[0]], A.p[1][j * A.s[1]], A.p[2][j * A.s[2]],
+                                    A.p[3][j * A.s[3]], A.p[4][j * A.s[4]], A.p[5][j * A.s[5]], A.pc[j * A.sc] != 0,
+                                    fc, fsteps, flr, &_NO_DIV[0], &_NO_DIV[0], 0, &fr)
+                else:
+                    po[j] = _iv1(A.p[0][j * A.s[0]], A.p[1][j * A.s[1]], A.p[2][j * A.s[2]], A.p[3][j * A.s[3]],
+                                 A.p[4][j * A.s[4]], A.p[5][j * A.s[5]], A.pc[j * A.sc] != 0, &fr)
+                pr[j] = <signed char>fr
+        if not A.ndim:
+            res = res[0]
+            rsn = rsn[0]
+        if return_reason:
+            return res, rsn
+        return res
     names = ("price", "S", "K", "T", "r", "q", "is_call")
     arrays = (_as_real(price, "price"), _as_real(S, "S"), _as_real(K, "K"), _as_real(T, "T"),
               _as_real(r, "r"), _as_real(q, "q"), _as_flag(is_call, "is_call"))
@@ -526,6 +680,25 @@ def american_price(S, K, T, r, sigma, q=0.0, is_call=True, method="bjerksund_ste
     T) with volatility sigma, and exercise at a node sees the tree value plus the PV of the
     dividends still to come. NaN for invalid inputs.
     """
+    cdef _Args7 A
+    cdef Py_ssize_t m = -1
+    cdef double* po
+    cdef int fc = -1
+    if dividends is None and type(method) is str and type(tree) is str and type(steps) is int:
+        fc = _METHODS.get(method, -1)
+        if (fc == M_BS2002 or fc == M_BAW) and tree in _TREES and 3 <= steps <= 100_000:
+            m = _fast_args((S, K, T, r, sigma, q), is_call, &A)
+    if 0 < m < PAR_MIN_AM:
+        res = _empty_f64(m)
+        po = <double*>cnp.PyArray_DATA(<cnp.ndarray>res)
+        with nogil:
+            if fc == M_BAW:
+                _baw_range(A.p[0], A.s[0], A.p[1], A.s[1], A.p[2], A.s[2], A.p[3], A.s[3], A.p[5], A.s[5], A.p[4],
+                           A.s[4], A.pc, A.sc, 0, m, po)
+            else:
+                _bs2002_range(A.p[0], A.s[0], A.p[1], A.s[1], A.p[2], A.s[2], A.p[3], A.s[3], A.p[5], A.s[5],
+                              A.p[4], A.s[4], A.pc, A.sc, 0, m, po)
+        return res if A.ndim else res[0]
     code = _method_code(method, dividends, steps, tree)
     shape, n, f, st = _std_args(S, K, T, r, sigma, q, is_call)
     dt_arr, dd_arr, nd_ = _dividend_arrays(dividends)
