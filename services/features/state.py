@@ -314,20 +314,24 @@ def new_snapshot(
 
 def _snapshot_of(bar: Bar, prev: Bar | None, c: list[Any], realized: float) -> Snapshot:
     """:meth:`SymbolFeatures.stream`'s snapshot of ``bar`` from its row of feature columns ``c``
-    (:meth:`SymbolFeatures._columns`' order, ``ready`` but for the previous bar last)."""
-    snap = _new(Snapshot)
-    _set(
-        snap,
-        "__dict__",
-        {
-            "bar": bar, "prev_bar": prev, "atr": c[0], "rsi": c[1], "rsi_prev": c[2], "adx": c[3],
-            "plus_di": c[4], "minus_di": c[5], "ema_fast": c[6], "ema_fast_prev": c[7], "ema_slow": c[8],
-            "bb_upper": c[9], "bb_middle": c[10], "bb_lower": c[11], "volume_avg": c[12],
-            "resistance": c[13], "support": c[14], "realized_vol": realized, "atm_iv": math.nan,
-            "iv_source": None, "ready": prev is not None and c[15],
-        },
-    )  # fmt: skip
+    (:meth:`SymbolFeatures._columns`' order: :func:`new_snapshot`'s fields from ``atr`` to
+    ``support``, then ``ready`` but for the previous bar, kept as ``ready`` would compute it)."""
+    snap = new_snapshot(bar, prev, *c[:15], realized)
+    snap.__dict__["ready"] = prev is not None and c[15]
     return snap
+
+
+def minute_return(prev: Bar | None, bar: Bar) -> float | None:
+    """The log return of ``bar`` over ``prev`` when it is an in-session one: a gap over 2 bars
+    (overnight, a halt) is not a 1-minute return; None then, or without a positive close."""
+    if prev is not None and prev.close > 0 and bar.close > 0 and bar.ts_ns - prev.ts_ns <= 2 * bar.interval_ns:
+        return math.log(bar.close / prev.close)
+    return None
+
+
+def annualised_vol(var: float, interval_ns: int) -> float:
+    """A variance of ``interval_ns`` returns as an annual volatility in trading time (NaN stays NaN)."""
+    return math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / interval_ns) if _isfinite(var) else math.nan
 
 
 #: a named core stream and the bar fields its ``update`` takes, in order
@@ -385,11 +389,10 @@ class SymbolFeatures:
         for stream, cols in self._named_inputs:
             stream.update(*[getattr(bar, c) for c in cols])
         prev = self.prev_bar
-        # in-session returns only: a gap over 2 bars (overnight, a halt) is not a 1-minute return
-        if prev is not None and prev.close > 0 and bar.close > 0 and bar.ts_ns - prev.ts_ns <= 2 * bar.interval_ns:
-            self.rv.push(math.log(bar.close / prev.close))
-        var = self.rv.value
-        rv = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / bar.interval_ns) if math.isfinite(var) else math.nan
+        x = minute_return(prev, bar)
+        if x is not None:
+            self.rv.push(x)
+        rv = annualised_vol(self.rv.value, bar.interval_ns)
         snap = new_snapshot(
             bar, prev, atr, rsi, rsi_prev, adx, pdi, mdi, ef, ema_fast_prev, es,
             float(up), float(mid), float(lo), volume_avg, resistance, support, rv,
@@ -416,36 +419,15 @@ class SymbolFeatures:
                     snap = self.update(b)
                     yield None if snap is None else itertools.repeat(snap).__next__
                 continue
-            # the realised variance as RollingVariance.push/.value do it, op for op, on locals
+            # the realised variance bar by bar, as update does
             rv = self.rv
-            n_rv, buf, s1, s2, since = rv.n, rv._buf, rv._s, rv._s2, rv._since
             prev = self.prev_bar
             for bar, *c in zip(chunk, *cols, strict=True):
-                # as update: in-session returns only (a gap over 2 bars is not a 1-minute return)
-                close, iv_ns = bar.close, bar.interval_ns
-                if prev is not None and prev.close > 0 and close > 0 and bar.ts_ns - prev.ts_ns <= 2 * iv_ns:
-                    x = math.log(close / prev.close)
-                    buf.append(x)
-                    s1 += x
-                    s2 += x * x
-                    if len(buf) > n_rv:
-                        old = buf.popleft()
-                        s1 -= old
-                        s2 -= old * old
-                    since += 1
-                    if since >= n_rv:
-                        since = 0
-                        s1 = sum(buf)
-                        s2 = sum(v * v for v in buf)
-                nb = len(buf)
-                if nb < n_rv or nb < 2:
-                    realized = math.nan
-                else:
-                    var = max(0.0, (s2 - s1 * s1 / nb) / (nb - 1))
-                    realized = math.sqrt(var * MINUTES_PER_YEAR * NS_PER_MIN / iv_ns) if _isfinite(var) else math.nan
-                make = functools.partial(_snapshot_of, bar, prev, c, realized)
+                x = minute_return(prev, bar)
+                if x is not None:
+                    rv.push(x)
+                make = functools.partial(_snapshot_of, bar, prev, c, annualised_vol(rv.value, bar.interval_ns))
                 prev = bar
-                rv._s, rv._s2, rv._since = s1, s2, since
                 yield make
             self.prev_bar = prev
 
