@@ -295,6 +295,15 @@ class MarketCalendar:
         self._open_hit = (int(t.opens[o]), nxt, int(t.closes[o]))
         return ts_ns < int(t.closes[o])
 
+    def regular_hours_mask(self, ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """:meth:`is_regular_hours` of each of ``ts_ns`` (ns UTC), in columns."""
+        t = self._t
+        o = np.searchsorted(t.opens, ts_ns, side="right") - 1
+        ok = o >= 0
+        regular = np.zeros(len(ts_ns), dtype=np.bool_)
+        regular[ok] = ts_ns[ok] < t.closes[o[ok]]
+        return regular
+
     def last_regular_close_at_or_before(self, ts_ns: int) -> int | None:
         """The latest regular close (ns) at or before ``ts_ns``."""
         i = int(np.searchsorted(self._t.closes, ts_ns, side="right")) - 1

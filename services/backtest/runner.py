@@ -28,7 +28,6 @@ parallel run all work on one :class:`Replay`'s state; apart they would pass that
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import gc
 import heapq
 import math
@@ -167,23 +166,9 @@ def _merge(series: Iterable[BarSeries], end_ns: int | None) -> list[Bar]:
 
 
 def _regular_hours(bars: list[Bar]) -> list[bool]:
-    """``calendar().is_regular_hours(bar.ts_ns)`` of each bar, in columns: inside [open, close)
-    of the session with the latest open at or before it (the sessions of the bars' dates and a day
-    either side: no session opens or closes outside its own date)."""
-    if not bars:
-        return []
+    """``calendar().is_regular_hours(bar.ts_ns)`` of each bar (its column form)."""
     ts = np.fromiter((b.ts_ns for b in bars), dtype=np.int64, count=len(bars))
-    cal = calendar()
-    first, last = ny_date(int(ts.min())), ny_date(int(ts.max()))
-    days = cal.sessions_between(first - dt.timedelta(days=1), last + dt.timedelta(days=1))
-    rows = [cal.session(d) for d in days]
-    opens = np.array([r.open_ns for r in rows], dtype=np.int64)
-    closes = np.array([r.close_ns for r in rows], dtype=np.int64)
-    i = np.searchsorted(opens, ts, side="right") - 1
-    ok = i >= 0
-    regular = np.zeros(len(ts), dtype=bool)
-    regular[ok] = ts[ok] < closes[i[ok]]
-    flags: list[bool] = regular.tolist()
+    flags: list[bool] = calendar().regular_hours_mask(ts).tolist()
     return flags
 
 
