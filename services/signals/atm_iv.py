@@ -98,8 +98,7 @@ def expiry_atm_iv(view: ChainView, r_e: Rows, exp: int, spot: float, now_ns: int
     bid, ask = view.bid_ask(atm)
     # one vectorised solve: element by element the same numbers as one call per contract
     solved = np.asarray(opt.implied_vol(0.5 * (bid + ask), spot, k, T, r, q, view.is_call[atm]), float)
-    ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
-    return sum(ivs) / len(ivs) if ivs else None
+    return _mean_iv(solved)
 
 
 def grid_atm_iv(
@@ -159,6 +158,11 @@ def _grid_atm_iv(
     # the numbers as one-element views of one array: the core's direct path, the same values
     x = np.array([spot, k, T, r, q], dtype=np.float64)
     solved = np.asarray(opt.implied_vol(mids, x[0:1], x[1:2], x[2:3], x[3:4], x[4:5], calls), float)
+    return _mean_iv(solved)
+
+
+def _mean_iv(solved: np.ndarray) -> float | None:
+    """The ATM IV of an expiry: the mean of the IVs that solved (finite, positive), None if none did."""
     ivs = [v for v in solved.tolist() if math.isfinite(v) and v > 0]
     return sum(ivs) / len(ivs) if ivs else None
 

@@ -77,7 +77,6 @@ DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less f
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
-MINUTES_MEMO_SIZE = 256  # (now, horizon end) -> trading minutes kept (the ideas of one bar share them)
 
 
 @dataclass(frozen=True)
@@ -267,18 +266,6 @@ class ContractSelector:
         self.execution = execution or ExecutionModel()
         self.calibrator = calibrator or Calibrator()
         self.last_skip: str = ""  # why the latest idea found no contract (for logs and tests)
-        self._minutes_memo: dict[tuple[int, int], float] = {}
-
-    def _minutes(self, now_ns: int, end_ns: int) -> float:
-        """Regular-session minutes from ``now_ns`` to ``end_ns`` (memoised: the calendar is fixed and
-        the ideas of one bar, across symbols too, share their horizons)."""
-        key = (now_ns, end_ns)
-        m = self._minutes_memo.get(key)
-        if m is None:
-            if len(self._minutes_memo) >= MINUTES_MEMO_SIZE:
-                self._minutes_memo.clear()
-            m = self._minutes_memo[key] = calendar().regular_ns_between(now_ns, end_ns) / 60e9
-        return m
 
     def select(
         self,
@@ -324,7 +311,7 @@ class ContractSelector:
             self.last_skip = kink
             return None
         end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
-        minutes = self._minutes(now_ns, end)
+        minutes = calendar().regular_ns_between(now_ns, end) / 60e9
         if minutes <= 0:
             self.last_skip = "no trading time left in the horizon"
             return None
