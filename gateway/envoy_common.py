@@ -9,6 +9,8 @@ from aiots.gateway.model import Bucket, GatewayModel, Method
 JWT_PROVIDER = "aiots"
 JWT_REQUIREMENT = "jwt"
 JWT_METADATA_KEY = "jwt_payload"
+#: the enum-error Lua filter's name (in the chain, and per route where it is disabled)
+LUA_FILTER = "envoy.filters.http.lua"
 #: verified tokens kept per Envoy worker (jwt_authn ``jwt_cache_config``, LRU): a hit skips the JSON
 #: parse and the RS256 signature check (~45% of Envoy's instructions per REST call), never the
 #: issuer, audience and expiry checks. Envoy caches tokens up to 4 KiB; ours are under 1 KiB.

@@ -19,6 +19,7 @@ from aiots.gateway.envoy_common import (
     JWT_REQUIREMENT,
     LOCAL_REPLY_CODES,
     LOCAL_REPLY_DEFAULT_CODE,
+    LUA_FILTER,
     METADATA_NS,
     MIN_ROLE_KEY,
     REMOTE_ADDRESS_KEY,
@@ -255,7 +256,7 @@ def _enum_errors() -> dict[str, Any]:
     passes back through here) rewrites the JSON body of a 400 that carries that message, from a
     table of every enum generated with the config."""
     return {
-        "name": "envoy.filters.http.lua",
+        "name": LUA_FILTER,
         "typed_config": {
             "@type": _T + "envoy.extensions.filters.http.lua.v3.Lua",
             "default_source_code": {"inline_string": enum_error_lua()},

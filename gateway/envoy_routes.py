@@ -11,6 +11,7 @@ from aiots.gateway.envoy_common import (
     HEALTH_CLUSTER,
     JWT_METADATA_KEY,
     JWT_REQUIREMENT,
+    LUA_FILTER,
     METADATA_NS,
     MIN_ROLE_KEY,
     NOT_FOUND_MESSAGE,
@@ -22,8 +23,6 @@ from aiots.gateway.envoy_common import (
 )
 from aiots.gateway.envoy_filters import requests_with_enums
 from aiots.gateway.model import GatewayModel, HttpBinding, Method, RouteClass
-
-LUA = "envoy.filters.http.lua"
 
 
 def _rest_mutations(*, strip_grpc: bool) -> dict[str, Any]:
@@ -139,7 +138,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                     },
                     "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                     "envoy.filters.http.grpc_json_transcoder": _disabled(),
-                    LUA: _disabled(),
+                    LUA_FILTER: _disabled(),
                     **_rest_mutations(strip_grpc=False),
                 },
             }
@@ -154,7 +153,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                 "envoy.filters.http.local_ratelimit": _disabled(),
                 "envoy.filters.http.grpc_json_transcoder": _disabled(),
-                LUA: _disabled(),
+                LUA_FILTER: _disabled(),
                 **_rest_mutations(strip_grpc=False),
             },
         }
@@ -177,7 +176,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "typed_per_filter_config": {
                     **_method_filters(model, m),
                     **_rest_mutations(strip_grpc=True),
-                    **({} if m.input_type in with_enums else {LUA: _disabled()}),
+                    **({} if m.input_type in with_enums else {LUA_FILTER: _disabled()}),
                 },
             }
         )
@@ -188,7 +187,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 "match": {"path": m.grpc_path, "grpc": {}},
                 "route": _route_action(model, m),
                 "metadata": _route_metadata(m),
-                "typed_per_filter_config": {**_method_filters(model, m), LUA: _disabled()},
+                "typed_per_filter_config": {**_method_filters(model, m), LUA_FILTER: _disabled()},
             }
         )
     out.append(
@@ -207,7 +206,7 @@ def routes(model: GatewayModel) -> list[dict[str, Any]]:
                 },
                 "envoy.filters.http.rbac": {"@type": _T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
                 "envoy.filters.http.local_ratelimit": _disabled(),
-                LUA: _disabled(),
+                LUA_FILTER: _disabled(),
                 **_rest_mutations(strip_grpc=False),
             },
         }
