@@ -13,10 +13,14 @@ The calls are recorded, then replayed one by one:
     gets a contract: the selection runs in full).
 
 Each call is replayed ``--reps`` times (default 3) on a fresh copy of the chain view it saw (its
-memos emptied as they were) and a fresh selector (so the calendar's minutes are computed, not
-memoised); a call's time is the least of its reps in thread CPU time. The table gives the median
-and p90 over the calls. Needs the shared data at ``../shared/data`` (a case whose files are
-missing is skipped with a message). About 30 s on a loaded 2-core VM.
+memos emptied as they were) and a fresh selector; a call's time is the least of its reps in thread
+CPU time. The table gives the median and p90 over the calls. Needs the shared data at
+``../shared/data`` (a case whose files are missing is skipped with a message). About 30 s on a
+loaded 2-core VM.
+
+No anchor runs beside it: the times are absolute, for comparing two trees on one machine in the
+same minutes (a profiling aid). The anchored comparison of the engine is ``bench/backtest.py``
+(NautilusTrader and backtesting.py in the same run).
 """
 
 from __future__ import annotations
