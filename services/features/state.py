@@ -316,7 +316,10 @@ def _snapshot_of(bar: Bar, prev: Bar | None, c: list[Any], realized: float) -> S
     """:meth:`SymbolFeatures.stream`'s snapshot of ``bar`` from its row of feature columns ``c``
     (:meth:`SymbolFeatures._columns`' order: :func:`new_snapshot`'s fields from ``atr`` to
     ``support``, then ``ready`` but for the previous bar, kept as ``ready`` would compute it)."""
-    snap = new_snapshot(bar, prev, *c[:15], realized)
+    snap = new_snapshot(
+        bar, prev, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
+        realized,
+    )  # fmt: skip
     snap.__dict__["ready"] = prev is not None and c[15]
     return snap
 
