@@ -178,13 +178,34 @@ class Gateway:
 
 
 async def run(settings: Settings) -> int:
-    """Run until Envoy exits; SIGINT/SIGTERM are forwarded to it. Returns its exit code."""
+    """Run until Envoy exits; SIGINT/SIGTERM are forwarded to it. Returns its exit code.
+
+    The handlers are in place before Envoy starts: Envoy's listener can answer before its admin
+    says ready, so a supervisor signalled in that window must still stop in order (and exit 0),
+    not die of the default handler. A signal before Envoy runs cancels the start.
+    """
     gw = Gateway(settings)
-    await gw.start()
     loop = asyncio.get_running_loop()
+    starting = asyncio.ensure_future(gw.start())
+    requested: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        requested.append(sig)
+        if gw.proc is not None and gw.proc.returncode is None:
+            gw.send_signal(sig)
+        else:
+            starting.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, gw.send_signal, sig)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
+        try:
+            await starting
+        except (asyncio.CancelledError, GatewayError):
+            if not requested:
+                raise
+            await gw.stop()  # asked to stop while starting: an orderly stop, not a failure
+            return 0
         rc = await gw.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

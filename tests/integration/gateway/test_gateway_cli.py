@@ -18,9 +18,8 @@ from tests.integration.gateway.ports import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-def test_aiots_gateway_runs_envoy_and_forwards_sigterm(tmp_path: Path) -> None:
-    port, admin = free_port(), free_port()
-    env = {
+def _env(tmp_path: Path, admin: int) -> dict[str, str]:
+    return {
         **os.environ,
         "AIOTS_GATEWAY__HOST": "127.0.0.1",
         "AIOTS_GATEWAY__ADMIN_PORT": str(admin),
@@ -32,7 +31,16 @@ def test_aiots_gateway_runs_envoy_and_forwards_sigterm(tmp_path: Path) -> None:
         # `make run` stack may be serving there, and then /health would say 200)
         **{f"AIOTS_{svc}__PORT": str(free_port()) for svc in ("CACHE", "INGESTION", "ANALYTICS", "SIGNALS")},
     }
-    cmd = [sys.executable, "-m", "aiots.services.cli.main", "gateway", "--base-id", "31337", "--port", str(port)]
+
+
+def _cmd(port: int, base_id: int) -> list[str]:
+    return [sys.executable, "-m", "aiots.services.cli.main", "gateway", "--base-id", str(base_id), "--port", str(port)]
+
+
+def test_aiots_gateway_runs_envoy_and_forwards_sigterm(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    env = _env(tmp_path, admin)
+    cmd = _cmd(port, 31337)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -50,6 +58,28 @@ def test_aiots_gateway_runs_envoy_and_forwards_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
         # Envoy (the child) is gone with it: the admin port no longer answers
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_while_starting_is_an_orderly_stop(tmp_path: Path) -> None:
+    """SIGTERM in the start window (the config is written, Envoy not yet ready): exit 0, no Envoy left."""
+    port, admin = free_port(), free_port()
+    proc = subprocess.Popen(
+        _cmd(port, 31338), env=_env(tmp_path, admin), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        config = tmp_path / "envoy.yaml"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not config.exists() and proc.poll() is None:
+            time.sleep(0.01)
+        assert config.exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1)
     finally:
