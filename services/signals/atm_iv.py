@@ -17,12 +17,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 
 from aiots.core import options as opt
 from aiots.core.conventions import NS_PER_DAY, NS_PER_YEAR
-from aiots.services.signals.chainview import ChainView, ExpiryGrid, Rows, as_view
+from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, Rows, as_view
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import OptionQuote
 
@@ -139,8 +140,24 @@ def _grid_atm_iv(
         b += 1
         while b < m and abs(ks[b] - spot) == d:
             b += 1
-    near = [*range(c0 + a, c0 + b), *range(p0 + a, p0 + b)]  # chain order: calls, then puts
-    bids, asks = view.bid_ask_list(near)
+    if b - a == 1:  # one nearest strike (the usual case): its call and put, chain order
+        (bc, bp), (ac, ap) = view.bid_ask_list([c0 + a, p0 + a])
+        if bc > 0.0 and ac >= bc and bp > 0.0 and ap >= bp:  # both two-sided: the general path's
+            # solve of the two mids (Python floats and a shared flag array: the core's scalar path,
+            # the same kernel on the same float64 values), its mean without building lists
+            T = (exp - now_ns) / NS_PER_YEAR
+            mids = np.array([0.5 * (bc + ac), 0.5 * (bp + ap)])
+            pair: list[float] = cast(F64, opt.implied_vol(mids, spot, ks[a], T, r, q, _CALL_PUT)).tolist()
+            c, p = pair
+            c_ok, p_ok = c > 0.0 and c < math.inf, p > 0.0 and p < math.inf  # finite and positive
+            if c_ok and p_ok:
+                return (c + p) / 2  # sum([c, p]) / len([c, p]): 0.0 + c is c
+            return c if c_ok else p if p_ok else None
+        near = [c0 + a, p0 + a]
+        bids, asks = [bc, bp], [ac, ap]
+    else:
+        near = [*range(c0 + a, c0 + b), *range(p0 + a, p0 + b)]  # chain order: calls, then puts
+        bids, asks = view.bid_ask_list(near)
     live = [j for j, (bid, ask) in enumerate(zip(bids, asks, strict=True)) if bid > 0.0 and ask >= bid]
     if not live:  # the row scan walks outward from here (its first batch is priced already)
         return expiry_atm_iv(view, _grid_rows(grid), exp, spot, now_ns, r, q)
@@ -159,6 +176,10 @@ def _grid_atm_iv(
     x = np.array([spot, k, T, r, q], dtype=np.float64)
     solved = np.asarray(opt.implied_vol(mids, x[0:1], x[1:2], x[2:3], x[3:4], x[4:5], calls), float)
     return _mean_iv(solved)
+
+
+_CALL_PUT = np.array([True, False])  # the is-call flags of a (call, put) pair, shared read-only
+_CALL_PUT.flags.writeable = False
 
 
 def _mean_iv(solved: np.ndarray) -> float | None:
@@ -234,13 +255,30 @@ def traded_atm_iv(
     if quoted is not None:  # one quote time: every row is fresh or none is
         if not now_ns - quoted <= max_age_ns:
             return math.nan
-        found = grid_scan(view, spot, now_ns, sc.risk_free_rate, q, now_ns, 1, lambda e: lo <= e <= hi)
-        if found is not None:
-            return found[0][1] if found else math.nan
+        iv = _grid_first_iv(view, spot, now_ns, sc.risk_free_rate, q, lo, hi)
+        if iv is not None:
+            return iv
     rows = np.flatnonzero(now_ns - view.ts_ns <= max_age_ns)
     rows = expiry_mask(view, rows, lambda e: lo <= e <= hi)
     ivs = scan_atm_ivs(view, rows, spot, now_ns, sc.risk_free_rate, q, now_ns, 1)
     return ivs[0][1] if ivs else math.nan
+
+
+def _grid_first_iv(view: ChainView, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float) -> float | None:
+    """:func:`grid_scan` of the expiries in ``[lo, hi]`` (ns) after ``now_ns``, limited to the first
+    answer: its IV (NaN when no expiry answers); None when the view has no grid (scan the rows)."""
+    for code, exp in enumerate(view.expiry_list()):
+        if exp > hi:  # oldest first: no later expiry is in the window either
+            break
+        if exp <= now_ns or not lo <= exp:
+            continue
+        grid = view.expiry_grid(code)
+        if grid is None:
+            return None
+        iv = grid_atm_iv(view, grid, exp, spot, now_ns, r, q)
+        if iv is not None:
+            return iv
+    return math.nan
 
 
 EVENT_MIN_DTE_DAYS = 1.0  # same-day and overnight expiries are not the "front" of an event kink
