@@ -107,6 +107,25 @@ def gain_upper_bound(
     """An upper bound of ``delta*dS + gamma*dS^2/2 + theta_trading_day*trading_days`` over every
     sigma in ``[sigma_lo, sigma_hi]`` (BSM Greeks, theta charged per trading day as selection does),
     for contracts with ``|delta| <= delta_max``; includes a rounding margin; NaN where undefined."""
+    return gain_and_delta_bounds(S, K, T, r, q, is_call, sigma_lo, sigma_hi, dS, trading_days, delta_max)[0]
+
+
+def gain_and_delta_bounds(
+    S: float,
+    K: F64,
+    T: F64,
+    r: float,
+    q: float,
+    is_call: bool,
+    sigma_lo: F64,
+    sigma_hi: F64,
+    dS: float,
+    trading_days: float,
+    delta_max: float,
+) -> tuple[F64, F64, F64]:
+    """(:func:`gain_upper_bound`, the least and the greatest signed BSM delta over every sigma in
+    ``[sigma_lo, sigma_hi]``) from one pass; the delta range is widened by the d1 margin
+    (:data:`D_SLACK`); NaN where undefined (then nothing may be concluded from it)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         rt = np.sqrt(T)
         a, b = sigma_lo * rt, sigma_hi * rt
@@ -141,4 +160,5 @@ def gain_upper_bound(
         margin = BOUND_SLACK * (np.abs(t_delta) + np.abs(t_gamma) + np.abs(t_theta)) + ABS_SLACK
         out = t_delta + t_gamma + t_theta + margin
     ok = (T > 0) & (a > 0) & (b >= a) & np.isfinite(out)
-    return np.where(ok, out, np.nan)
+    bounded = (T > 0) & (a > 0) & (b >= a)
+    return np.where(ok, out, np.nan), np.where(bounded, dlo, np.nan), np.where(bounded, dhi, np.nan)

@@ -69,13 +69,14 @@ from aiots.services.signals.atm_iv import event_risk, expiry_mask
 from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
-from aiots.services.signals.gain_bound import gain_upper_bound, iv_bracket
+from aiots.services.signals.gain_bound import gain_and_delta_bounds, iv_bracket
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
+DELTA_BAND_SLACK = 1e-9  # |delta| margin before a delta range outside the band skips a solve (erfc rounding ~1e-16)
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
 
 
@@ -431,8 +432,14 @@ class ContractSelector:
         if len(rows) >= PRUNE_MIN_ROWS:
             lo, hi = iv_bracket(mids, iv_eu, S, K, T, r, q, want_call, american=True)
             days = minutes / MINUTES_PER_REGULAR_SESSION
-            bound = gain_upper_bound(S, K, T, r, q, want_call, lo, hi, idea.projected_move, days, sc.delta_max)
+            bound, dlo, dhi = gain_and_delta_bounds(
+                S, K, T, r, q, want_call, lo, hi, idea.projected_move, days, sc.delta_max
+            )
             cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)  # as _levels' first test; NaN: solve
+            # |delta| outside the band at every IV of the bracket: dropped by the band test after the
+            # solve (comparisons with NaN are False: no bracket, no conclusion)
+            lo_abs, hi_abs = (dlo, dhi) if want_call else (-dhi, -dlo)
+            cannot_pay |= (hi_abs < sc.delta_min - DELTA_BAND_SLACK) | (lo_abs > sc.delta_max + DELTA_BAND_SLACK)
         else:
             cannot_pay = np.zeros(len(rows), dtype=np.bool_)
         solve = np.flatnonzero(~cannot_pay)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from aiots.core import options as opt
 from aiots.core.conventions import SESSIONS_PER_YEAR
-from aiots.services.signals.gain_bound import gain_upper_bound, iv_bracket
+from aiots.services.signals.gain_bound import gain_and_delta_bounds, gain_upper_bound, iv_bracket
+from aiots.services.signals.selection import DELTA_BAND_SLACK
 
 DELTA_MAX = 0.65
 
@@ -66,6 +67,38 @@ def test_the_bound_holds_over_the_bracket_of_the_american_iv(
         assert _dv(S, K, T, r, q, call, s, dS, days) <= bound
 
 
+@given(
+    S=st.floats(20.0, 2000.0),
+    moneyness=st.floats(-0.3, 0.3),
+    days_to_expiry=st.floats(1.0, 60.0),
+    sigma=st.floats(0.05, 1.5),
+    r=st.floats(-0.01, 0.08),
+    q=st.floats(-0.01, 0.05),
+    call=st.booleans(),
+    frac=st.floats(0.0, 1.0),
+)
+@settings(max_examples=600, deadline=None)
+def test_the_delta_range_holds_the_core_delta_at_the_american_iv(
+    S: float, moneyness: float, days_to_expiry: float, sigma: float, r: float, q: float, call: bool, frac: float
+) -> None:
+    """What lets selection skip the solve of a contract whose |delta| is outside the band at every IV
+    of the bracket: the core's delta at the solved American IV (and anywhere in the bracket) lies in
+    the range, to the selection's margin."""
+    K = round(S * math.exp(moneyness), 2)
+    T = days_to_expiry / 365.0
+    mid = float(opt.american_price(S, K, T, r, sigma, q, call))
+    k, t = np.array([K]), np.array([T])
+    iv_eu = np.asarray(opt.implied_vol(np.array([mid]), S, k, t, r, q, call), float)
+    lo, hi = iv_bracket(np.array([mid]), iv_eu, S, k, t, r, q, call, american=True)
+    _b, dlo, dhi = gain_and_delta_bounds(S, k, t, r, q, call, lo, hi, 0.01 * S, 0.2, DELTA_MAX)
+    iv_am = float(opt.implied_vol(mid, S, K, T, r, q, call, style="american"))
+    if not (math.isfinite(iv_am) and iv_am > 0 and math.isfinite(dlo[0]) and math.isfinite(dhi[0])):
+        return  # nothing solved, or no range (selection solves it)
+    for s in (iv_am, float(lo[0]), float(hi[0]), float(lo[0] + frac * (hi[0] - lo[0]))):
+        delta = float(opt.bs_greeks(S, k, t, r, np.array([s]), q, call)["delta"][0])
+        assert dlo[0] - DELTA_BAND_SLACK <= delta <= dhi[0] + DELTA_BAND_SLACK
+
+
 @given(d_lo=st.floats(-3.0, 3.0), width=st.floats(0.0, 1.0), T=st.floats(0.003, 0.2), call=st.booleans())
 @settings(max_examples=200, deadline=None)
 def test_the_bound_is_tight_on_a_point_bracket(d_lo: float, width: float, T: float, call: bool) -> None:
@@ -100,3 +133,7 @@ def test_no_bracket_never_prunes() -> None:
     b = gain_upper_bound(100.0, np.array([100.0]), np.array([0.05]), 0.04, 0.0, True, nan, nan, 0.5, 0.2, 0.65)
     assert np.isnan(b).all()
     assert not (b <= 1e9).any()
+    _b, dlo, dhi = gain_and_delta_bounds(
+        100.0, np.array([100.0]), np.array([0.05]), 0.04, 0.0, True, nan, nan, 0.5, 0.2, 0.65
+    )
+    assert np.isnan(dlo).all() and np.isnan(dhi).all()  # no range: no contract is skipped for its delta
