@@ -69,7 +69,7 @@ from aiots.services.signals.atm_iv import event_risk, expiry_mask
 from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
-from aiots.services.signals.gain_bound import gain_and_delta_bounds, iv_bracket
+from aiots.services.signals.gain_bound import bracket_gain_and_delta_bounds
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
@@ -430,10 +430,9 @@ class ContractSelector:
         want_call = idea.direction is Direction.BULLISH
         # The American bracket holds the European answer too: no style needed to prune.
         if len(rows) >= PRUNE_MIN_ROWS:
-            lo, hi = iv_bracket(mids, iv_eu, S, K, T, r, q, want_call, american=True)
             days = minutes / MINUTES_PER_REGULAR_SESSION
-            bound, dlo, dhi = gain_and_delta_bounds(
-                S, K, T, r, q, want_call, lo, hi, idea.projected_move, days, sc.delta_max
+            bound, dlo, dhi = bracket_gain_and_delta_bounds(
+                mids, iv_eu, S, K, T, r, q, want_call, idea.projected_move, days, sc.delta_max
             )
             cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)  # as _levels' first test; NaN: solve
             # |delta| outside the band at every IV of the bracket: dropped by the band test after the

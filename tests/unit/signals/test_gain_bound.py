@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from aiots.core import options as opt
 from aiots.core.conventions import SESSIONS_PER_YEAR
-from aiots.services.signals.gain_bound import gain_and_delta_bounds, gain_upper_bound, iv_bracket
+from aiots.services.signals.gain_bound import (
+    bracket_gain_and_delta_bounds,
+    gain_and_delta_bounds,
+    gain_upper_bound,
+    iv_bracket,
+)
 from aiots.services.signals.selection import DELTA_BAND_SLACK
 
 DELTA_MAX = 0.65
@@ -137,3 +142,34 @@ def test_no_bracket_never_prunes() -> None:
         100.0, np.array([100.0]), np.array([0.05]), 0.04, 0.0, True, nan, nan, 0.5, 0.2, 0.65
     )
     assert np.isnan(dlo).all() and np.isnan(dhi).all()  # no range: no contract is skipped for its delta
+
+
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 40),
+    S=st.floats(20.0, 2000.0),
+    r=st.sampled_from([-0.01, 0.0, 0.045]),
+    q=st.sampled_from([-0.01, 0.0, 0.015]),
+    call=st.booleans(),
+    move=st.floats(-0.02, 0.02),
+    minutes=st.floats(1.0, 390.0),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_fused_bracket_and_bounds_are_the_two_steps_bit_for_bit(
+    seed: int, n: int, S: float, r: float, q: float, call: bool, move: float, minutes: float
+) -> None:
+    """Selection's one-pass :func:`bracket_gain_and_delta_bounds` against :func:`iv_bracket` then
+    :func:`gain_and_delta_bounds` (the functions the soundness tests above hold), on rows of mixed
+    moneyness, expiry and IV (some deep in the money, some without a European IV)."""
+    rng = np.random.default_rng(seed)
+    K = np.round(S * np.exp(rng.uniform(-0.4, 0.4, n)), 2)
+    T = rng.uniform(0.5, 60.0, n) / 365.0
+    sig = rng.uniform(0.05, 1.2, n)
+    mid = np.asarray(opt.american_price(S, K, T, r, sig, q, call), float) * rng.choice([1.0, 1.0, 0.97, 1.03], n)
+    iv_eu = np.asarray(opt.implied_vol(mid, S, K, T, r, q, call), float)
+    dS, days = move * S, minutes / 390.0
+    lo, hi = iv_bracket(mid, iv_eu, S, K, T, r, q, call, american=True)
+    want = gain_and_delta_bounds(S, K, T, r, q, call, lo, hi, dS, days, DELTA_MAX)
+    got = bracket_gain_and_delta_bounds(mid, iv_eu, S, K, T, r, q, call, dS, days, DELTA_MAX)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w, equal_nan=True)
