@@ -356,14 +356,31 @@ def refine_raw_svi(
     for _ in range(REFINE_ROUNDS):
         w_prev = prev.total_variance(c_grid) if prev is not None else None
         cons = [{"type": "ineq", "fun": lambda z, g=g_grid, c=c_grid, wp=w_prev: _svi_cons(z, g, c, prev, wp)}]
-        with np.errstate(all="ignore"):
-            res = minimize(
-                objective, x, method="SLSQP", bounds=bounds, constraints=cons,
-                options={"maxiter": SLSQP_MAXITER, "ftol": SLSQP_FTOL},
-            )  # fmt: skip
-        x = np.asarray(res.x, dtype=np.float64)
-        if not np.all(np.isfinite(x)) or float(np.min(cons[0]["fun"](x))) < -FEASIBILITY_TOL:  # type: ignore[operator]
+        fun = cons[0]["fun"]
+        # Warm start from the previous round's point (infeasible on the points just added); when
+        # SLSQP does not converge from there or ends infeasible, again from the feasible eSSVI
+        # start. A warm start's last bits decide whether SLSQP stalls (a real SPXW slice stalled
+        # at its iteration limit 1.6e-9 outside the constraints on one CPU and not on another).
+        # Warm start from the previous round (infeasible on the points just added); when SLSQP does
+        # not converge from there, again from the feasible eSSVI start, keeping the better feasible
+        # end. Whether a warm start stalls turns on last bits: a real SPXW slice (2018-01-02) hit
+        # the iteration limit 1.6e-9 outside the constraints on one CPU and converged on another.
+        best: F64 | None = None
+        for start in [x] if x is x0 else [x, x0]:
+            with np.errstate(all="ignore"):
+                res = minimize(
+                    objective, start, method="SLSQP", bounds=bounds, constraints=cons,
+                    options={"maxiter": SLSQP_MAXITER, "ftol": SLSQP_FTOL},
+                )  # fmt: skip
+            xr = np.asarray(res.x, dtype=np.float64)
+            if np.all(np.isfinite(xr)) and float(np.min(fun(xr))) >= -FEASIBILITY_TOL:  # type: ignore[operator]
+                if best is None or objective(xr) < objective(best):
+                    best = xr
+                if res.success:
+                    break
+        if best is None:
             return None
+        x = best
         p = SviParams(float(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4]))
         # the constraints hold on the coarse grids; add the dense points where they fail and re-solve
         g_bad = g_dense[p.density_factor(g_dense) < 0]
