@@ -60,6 +60,8 @@ PRICE_DECIMALS = 6  # modelled quotes are rounded to this many decimals after th
 PRICE_SCALE = 10.0**PRICE_DECIMALS
 MIN_YEARS = 1e-9  # model prices at expiry are taken this long before it
 STRIKE_GRID_CACHE = 4096  # (step, center, strikes per side) grids kept (~2.5 kB each)
+_NO_ROWS = np.empty(0, dtype=np.intp)
+_NO_ROWS.flags.writeable = False
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -155,6 +157,15 @@ class _Layout:
     zeros: np.ndarray = field(default_factory=lambda: np.empty(0))  # size, open interest, volume: unknown
     multiplier: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     expiry_index: tuple[list[int], np.ndarray] = field(default_factory=lambda: ([], np.empty(0, np.int64)))
+    right_rows: dict[bool, np.ndarray] = field(default_factory=dict)  # is_call -> its rows (read-only), on demand
+
+    def rows_of_right(self, call: bool) -> np.ndarray:
+        """The rows of the calls (``call``) or of the puts, ascending, read-only (kept)."""
+        rows = self.right_rows.get(call)
+        if rows is None:
+            rows = self.right_rows[call] = np.flatnonzero(self.is_call == call)
+            rows.flags.writeable = False
+        return rows
 
 
 def _same_or_array(xs: list[float]) -> float | F64:
@@ -232,6 +243,7 @@ _LAZY_COLUMNS = frozenset(
         "_bid",
         "_ask",
         "_priced",
+        "_layout",
     }
 )
 
@@ -311,6 +323,7 @@ class ModelledChainView(ChainView):
         self.ts_ns = np.full(n_rows, self.now_ns, dtype=np.int64)
         self.ask_size = self.open_interest = self.volume = lay.zeros  # shared read-only columns of the layout
         self._expiry_index = lay.expiry_index
+        self._layout = lay
         self._exp_idx = lay.exp_idx
         self._exp_years = np.array(years)  # years to each expiry (rows index it by ``_exp_idx``)
         self._bid = np.zeros(n_rows)
@@ -405,6 +418,14 @@ class ModelledChainView(ChainView):
             b, a = modelled_quote_prices(px, s)
             self._bid[need], self._ask[need], self._priced[need] = b, a, True
         return self._bid[rows], self._ask[rows]
+
+    def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
+        # size, open interest and volume are unknown (0) on every row: all rows of the right pass, or none
+        if not (min_open_interest <= 0.0 and min_volume <= 0.0):  # NaN floors: none pass, as 0 >= NaN
+            return _NO_ROWS
+        if not self._ready:
+            self._build_columns()
+        return self._layout.rows_of_right(want_call)
 
     def occ(self, i: int) -> str:
         e = self._exps[int(self._exp_idx[i])][0]

@@ -108,6 +108,12 @@ class ChainView:
         """The rows of expiry ``expiry_list()[code]`` as a strike grid, or None when not laid out so."""
         return None
 
+    def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
+        """The rows of the wanted right with open interest and volume at least these and no known ask
+        size below the minimum, ascending (read-only), when the view knows them without a scan of
+        its columns (None: scan them)."""
+        return None
+
     def bid_ask_list(self, rows: list[int]) -> tuple[list[float], list[float]]:
         """:meth:`bid_ask` of ``rows`` (one call, so a lazy view prices them as one batch), as lists."""
         bid, ask = self.bid_ask(np.array(rows, dtype=np.intp))

@@ -50,6 +50,7 @@ D_SLACK = 1e-9  # absolute widening of the d1/d2 ranges (rounding in the closed 
 BOUND_SLACK = 1e-9  # relative margin on the bound's terms before it may prune
 MAX_CONDITION = 1e3  # price / (sigma x vega) at most: sigma is pinned by the price to ~1e-13 relative
 ABS_SLACK = 1e-12  # absolute margin (dollars per share)
+DELTA_RANGE_SLACK = 1e-9  # |delta| margin to take on the delta range before concluding from it (erfc ~1e-16)
 DAYS_PER_YEAR = 365.0  # the trader-units theta convention (per calendar day)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 

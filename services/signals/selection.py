@@ -65,7 +65,7 @@ from aiots.core.conventions import (
     exercise_style,
 )
 from aiots.core.execution import ExecutionModel
-from aiots.services.signals.atm_iv import event_risk, expiry_mask
+from aiots.services.signals.atm_iv import event_risk
 from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
@@ -76,7 +76,6 @@ Num = float | F64  # a number or an array of them (the level maths works element
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
-DELTA_BAND_SLACK = 1e-9  # |delta| margin before a delta range outside the band skips a solve (erfc rounding ~1e-16)
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
 
 
@@ -141,6 +140,19 @@ def _fresh_rows(view: ChainView, now_ns: int, max_age_ns: int) -> tuple[Rows, bo
     if now_ns - quoted <= max_age_ns:
         return np.arange(n, dtype=np.intp), True
     return np.empty(0, dtype=np.intp), n == 0
+
+
+def _in_dte(view: ChainView, rows: Rows, now_ns: int, lo_ns: float, hi_ns: float) -> Rows:
+    """``expiry_mask(view, rows, lambda e: lo_ns <= e - now_ns <= hi_ns)`` (Python's exact int/float
+    comparisons per distinct expiry); ``rows`` itself when every expiry passes (a new array either way
+    for a writable ``rows``; a read-only one is returned as it is, never written)."""
+    if not len(rows):
+        return rows
+    uniq, codes = view.expiry_index()
+    ok = [lo_ns <= e - now_ns <= hi_ns for e in uniq]
+    if all(ok) and not rows.flags.writeable:
+        return rows
+    return rows[np.array(ok, dtype=np.bool_)[codes[rows]]]
 
 
 def _liquid(view: ChainView, rows: Rows | None, want_call: bool, sc: SelectionConfig) -> npt.NDArray[np.bool_]:
@@ -290,11 +302,13 @@ class ContractSelector:
         ex = self.execution
         view = as_view(chain)
         fresh_rows, every = _fresh_rows(view, now_ns, ex.max_quote_age_ns)
-        pre = _liquid(view, None if every else fresh_rows, want_call, sc)
+        # every row fresh: the view may know its liquid rows without a scan (the modelled chain's are one right)
+        pre_rows = view.liquid_rows(want_call, sc.min_open_interest, sc.min_volume) if every else None
+        if pre_rows is None:
+            pre = _liquid(view, None if every else fresh_rows, want_call, sc)
+            pre_rows = np.flatnonzero(pre) if every else fresh_rows[pre]
         lo_ns, hi_ns = sc.dte_min * NS_PER_DAY, sc.dte_max * NS_PER_DAY
-        rows = expiry_mask(
-            view, np.flatnonzero(pre) if every else fresh_rows[pre], lambda e: lo_ns <= e - now_ns <= hi_ns
-        )
+        rows = _in_dte(view, pre_rows, now_ns, lo_ns, hi_ns)
         bid, ask = view.bid_ask(rows)
         mid = 0.5 * (bid + ask)
         two = (bid > 0.0) & (ask >= bid)
@@ -431,14 +445,14 @@ class ContractSelector:
         # The American bracket holds the European answer too: no style needed to prune.
         if len(rows) >= PRUNE_MIN_ROWS:
             days = minutes / MINUTES_PER_REGULAR_SESSION
-            bound, dlo, dhi = bracket_gain_and_delta_bounds(
+            bound = bracket_gain_and_delta_bounds(
                 mids, iv_eu, S, K, T, r, q, want_call, idea.projected_move, days, sc.delta_max
-            )
-            cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)  # as _levels' first test; NaN: solve
-            # |delta| outside the band at every IV of the bracket: dropped by the band test after the
-            # solve (comparisons with NaN are False: no bracket, no conclusion)
-            lo_abs, hi_abs = (dlo, dhi) if want_call else (-dhi, -dlo)
-            cannot_pay |= (hi_abs < sc.delta_min - DELTA_BAND_SLACK) | (lo_abs > sc.delta_max + DELTA_BAND_SLACK)
+            )[0]
+            # as _levels' first test; NaN: solve. Not skipped: a contract whose |delta| is surely
+            # outside the band (the bound's delta range says so): it would change which contracts
+            # reach the core's vectorised Greeks below, whose last bits depend on a row's place in
+            # the batch (SIMD body or tail), so the chosen contract's Greeks could move by an ulp.
+            cannot_pay = bound <= sc.spread_cover * 0.5 * (asks - bids)
         else:
             cannot_pay = np.zeros(len(rows), dtype=np.bool_)
         solve = np.flatnonzero(~cannot_pay)

@@ -226,3 +226,30 @@ def test_the_window_is_the_listed_expiries_filtered_one_by_one_at_its_edges(
     exps, ns = b.window(symbol, now)
     assert exps == want
     assert ns == [e[2] for e in want]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    states(),
+    st.booleans(),
+    st.sampled_from([0.0, 1.0, math.nan]),
+    st.sampled_from([0.0, 10.0, math.nan]),
+    st.sampled_from([0.0, 1.0, 5.0]),
+)
+def test_liquid_rows_are_the_column_scan(
+    state: tuple[str, int, float, float], want_call: bool, min_oi: float, min_vol: float, min_size: float
+) -> None:
+    """The modelled view's rows of one right (size, open interest and volume unknown) equal the scan of
+    its columns with selection's liquidity test, whatever the floors."""
+    from aiots.services.signals.config import SelectionConfig
+    from aiots.services.signals.selection import _liquid
+
+    symbol, now, spot, iv = state
+    view = ModelledChainView(book(), symbol, now, spot, iv)
+    sc = SelectionConfig().model_copy(
+        update={"min_open_interest": min_oi, "min_volume": min_vol, "min_quote_size": min_size}
+    )
+    want = np.flatnonzero(_liquid(view, None, want_call, sc))
+    got = view.liquid_rows(want_call, min_oi, min_vol)
+    assert got is not None and np.array_equal(got, want)
+    assert not got.flags.writeable

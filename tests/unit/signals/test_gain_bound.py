@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from aiots.core import options as opt
 from aiots.core.conventions import SESSIONS_PER_YEAR
 from aiots.services.signals.gain_bound import (
+    DELTA_RANGE_SLACK,
     bracket_gain_and_delta_bounds,
     gain_and_delta_bounds,
     gain_upper_bound,
     iv_bracket,
 )
-from aiots.services.signals.selection import DELTA_BAND_SLACK
 
 DELTA_MAX = 0.65
 
@@ -86,9 +86,9 @@ def test_the_bound_holds_over_the_bracket_of_the_american_iv(
 def test_the_delta_range_holds_the_core_delta_at_the_american_iv(
     S: float, moneyness: float, days_to_expiry: float, sigma: float, r: float, q: float, call: bool, frac: float
 ) -> None:
-    """What lets selection skip the solve of a contract whose |delta| is outside the band at every IV
-    of the bracket: the core's delta at the solved American IV (and anywhere in the bracket) lies in
-    the range, to the selection's margin."""
+    """The delta range is sound: the core's delta at the solved American IV (and anywhere in the
+    bracket) lies in it, to :data:`DELTA_RANGE_SLACK`. (Selection does not skip solves with it: see
+    ``ContractSelector._solve_ivs``.)"""
     K = round(S * math.exp(moneyness), 2)
     T = days_to_expiry / 365.0
     mid = float(opt.american_price(S, K, T, r, sigma, q, call))
@@ -101,7 +101,7 @@ def test_the_delta_range_holds_the_core_delta_at_the_american_iv(
         return  # nothing solved, or no range (selection solves it)
     for s in (iv_am, float(lo[0]), float(hi[0]), float(lo[0] + frac * (hi[0] - lo[0]))):
         delta = float(opt.bs_greeks(S, k, t, r, np.array([s]), q, call)["delta"][0])
-        assert dlo[0] - DELTA_BAND_SLACK <= delta <= dhi[0] + DELTA_BAND_SLACK
+        assert dlo[0] - DELTA_RANGE_SLACK <= delta <= dhi[0] + DELTA_RANGE_SLACK
 
 
 @given(d_lo=st.floats(-3.0, 3.0), width=st.floats(0.0, 1.0), T=st.floats(0.003, 0.2), call=st.booleans())
