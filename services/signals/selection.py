@@ -36,7 +36,10 @@ Cost: the American IV solve is skipped for contracts whose projected gain provab
 ``spread_cover`` half-spreads at any IV the solver could return
 (:mod:`aiots.services.signals.gain_bound`; ~86 % of the solves on modelled SPY chains), so the
 decision and its numbers are those of solving every candidate; ``tests/unit/signals/
-test_selection_fast.py`` holds the selection as it was before against this one.
+test_selection_fast.py`` holds the selection as it was before against this one. Batches matter to
+the last bit: the core's vectorised Greeks (and its Bjerksund-Stensland prices) of a row differ by
+an ulp between the SIMD body and the scalar tail of a call, so which rows go into one call is part
+of the behaviour (a modelled chain priced or solved in other batches gives other last bits).
 
 Size: over 500 lines because the level maths (vectorised, with their scalar-rule helpers) and the
 selector that applies them are one unit; the IV-bracket bound lives apart in ``gain_bound``.
