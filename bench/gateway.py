@@ -104,6 +104,14 @@ def h2load(
     return qps, qs[49], qs[98], bad, {k: v / served * 1e6 for k, v in spent.items()}
 
 
+def _split(cpu: dict[str, float], servers: int) -> str:
+    """How the servicer CPU divides over the server processes (SO_REUSEPORT spreads connections,
+    not requests: one upstream HTTP/2 connection from Envoy lands on one process)."""
+    if servers < 2 or cpu["servicer"] <= 0:
+        return ""
+    return ", split " + "/".join(f"{cpu[f'server {i}'] / cpu['servicer']:.2f}" for i in range(servers))
+
+
 def grpc_body(path: Path) -> Path:
     msg = cpb.GetStockPriceRequest(symbol="AAPL").SerializeToString()
     path.write_bytes(struct.pack(">BI", 0, len(msg)) + msg)
@@ -123,6 +131,12 @@ async def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--servers", type=int, default=1, help="upstream server processes")
     ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads")
+    ap.add_argument(
+        "--upstream-max-streams",
+        type=int,
+        default=None,
+        help="gateway.upstream_max_streams (streams per upstream HTTP/2 connection; 0: no cap); default: the setting's",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="the paths alternate this many times")
     ap.add_argument("--rest-h2", action="store_true", help="also REST over h2c, 4 connections x 8 streams")
     a = ap.parse_args()
@@ -143,6 +157,7 @@ async def main() -> None:
             "health_port": free_port(),
             "base_id": 9000 + os.getpid() % 1000,
             "concurrency": a.concurrency,
+            **({} if a.upstream_max_streams is None else {"upstream_max_streams": a.upstream_max_streams}),
             "dev_key_dir": str(tmp / "keys"),
             "access_log_path": "/dev/null",
             "log_level": "error",
@@ -188,7 +203,8 @@ async def main() -> None:
                 )
             )
         assert gw.proc is not None
-        watch = {"envoy": [gw.proc.pid], "servicer": [p.pid for p in procs if p.pid is not None]}
+        pids = [p.pid for p in procs if p.pid is not None]
+        watch = {"envoy": [gw.proc.pid], "servicer": pids, **{f"server {i}": [pid] for i, pid in enumerate(pids)}}
         # the paths alternate over --rounds, so a load spike from other work hits all of them
         per_round: list[list[tuple[str, float, float, float, int, dict[str, float]]]] = []
         for r in range(a.rounds):
@@ -197,7 +213,7 @@ async def main() -> None:
             d = res[0]
             print(f"  round {r + 1} (load {os.getloadavg()[0]:.1f}): "
                   + ", ".join(f"{n.split(' (')[0]} {q:.0f} QPS ({q / d[1]:.2f}), p99 {p99:.1f} ms ({p99 / d[3]:.2f}), "
-                              f"envoy {c['envoy']:.0f} us/req"
+                              f"envoy {c['envoy']:.0f} us/req" + _split(c, len(pids))
                               for n, q, _, p99, _, c in res), flush=True)  # fmt: skip
         print(
             f"GetStockPrice, {IN_FLIGHT} in flight, {a.rounds} x {a.duration:.0f} s, servers={a.servers}, "

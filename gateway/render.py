@@ -49,6 +49,7 @@ from aiots.gateway.envoy_filters import _access_log, _cors, _http_filters, _loca
 from aiots.gateway.envoy_routes import routes
 from aiots.gateway.model import Endpoint, GatewayModel
 from aiots.services.common.gateway_auth import SECRET_HEADER
+from aiots.services.common.settings import GatewaySettings
 
 
 def _is_ip(host: str) -> bool:
@@ -57,6 +58,12 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _h2_options(gw: GatewaySettings) -> dict[str, Any]:
+    """Upstream HTTP/2 options: ``max_concurrent_streams`` caps the streams per connection
+    (Envoy's connection pool opens another connection past it)."""
+    return {"max_concurrent_streams": gw.upstream_max_streams} if gw.upstream_max_streams else {}
 
 
 def _outlier_detection(model: GatewayModel) -> dict[str, Any]:
@@ -111,7 +118,7 @@ def _cluster(model: GatewayModel, name: str, endpoints: Sequence[Endpoint], grpc
         c["typed_extension_protocol_options"] = {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
+                "explicit_http_config": {"http2_protocol_options": _h2_options(gw)},
             }
         }
         c["common_lb_config"] = {"healthy_panic_threshold": {"value": 0}}

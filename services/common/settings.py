@@ -399,6 +399,14 @@ class GatewaySettings(BaseModel):
     )
     base_id: int = Field(0, ge=0, description="Envoy --base-id (distinct per Envoy on one host)")
     concurrency: int = Field(1, ge=1, description="Envoy worker threads (--concurrency)")
+    upstream_max_streams: int = Field(
+        8,
+        ge=0,
+        description="concurrent streams per HTTP/2 connection to a service replica; past it Envoy "
+        "opens another connection, which the kernel may hand to another SO_REUSEPORT worker "
+        "(--workers): without a cap one connection per Envoy worker puts every call on one process; "
+        "0: no cap",
+    )
     log_level: str = Field("warning", description="Envoy --log-level")
     config_path: Path = Field(Path(".aiots/gateway/envoy.yaml"), description="generated Envoy config")
     access_log_path: str | None = Field(

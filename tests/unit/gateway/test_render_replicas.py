@@ -191,3 +191,16 @@ async def test_the_target_skips_a_dead_first_replica() -> None:
         assert r.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await server.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"), [(None, {"max_concurrent_streams": 8}), (3, {"max_concurrent_streams": 3}), (0, {})]
+)
+def test_upstream_streams_per_connection_are_capped(cap: int | None, expected: dict[str, int]) -> None:
+    """gateway.upstream_max_streams reaches every gRPC cluster's HTTP/2 options (default 8; 0: Envoy's own)."""
+    boot = _boot(**({} if cap is None else {"upstream_max_streams": cap}))
+    grpc_clusters = [c for c in _clusters(boot).values() if "typed_extension_protocol_options" in c]
+    assert grpc_clusters
+    for c in grpc_clusters:
+        opts = c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        assert opts["explicit_http_config"]["http2_protocol_options"] == expected
