@@ -38,7 +38,7 @@ from aiots.core.conventions import (
     ny_date,
 )
 from aiots.services.backtest.model_iv import ChainIV, RealisedVol
-from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, Rows
+from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, QuoteModel, Rows
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
 
@@ -418,6 +418,22 @@ class ModelledChainView(ChainView):
             b, a = modelled_quote_prices(px, s)
             self._bid[need], self._ask[need], self._priced[need] = b, a, True
         return self._bid[rows], self._ask[rows]
+
+    def quote_model(self) -> QuoteModel | None:
+        # American calls with no yield are priced alone whatever the batch (BS2002's no-early-exercise
+        # branch, one row at a time): the only calls selection may leave unpriced or price apart
+        s = self._s
+        if self._style != "american" or s.dividend_yield != 0.0 or not self._exps:
+            return None
+        return QuoteModel(self.spot, self._rate, self.iv, s.half_spread_frac, s.min_half_spread, s.tick)
+
+    def unpriced(self, rows: Rows) -> Rows:
+        """Those of ``rows`` whose quote is not computed yet (in order)."""
+        if self._ready:
+            out: Rows = rows[~self._priced[rows]]
+            return out
+        px = self._px
+        return np.array([i for i in rows.tolist() if i not in px], dtype=np.intp)
 
     def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
         # size, open interest and volume are unknown (0) on every row: all rows of the right pass, or none

@@ -47,6 +47,20 @@ class ExpiryGrid(NamedTuple):
     occ: Callable[[int], str]
 
 
+class QuoteModel(NamedTuple):
+    """How a modelled view quotes its **calls**, for a view whose calls the core prices one row at a
+    time whatever the batch (American calls with no dividend yield: never exercised early): each at
+    the Black-Scholes value at ``iv`` (spot, rate, no yield) held at intrinsic, quoted ``-+`` the
+    half-spread ``max(half_spread_frac x price, min_half_spread)`` rounded outward to ``tick``."""
+
+    spot: float
+    rate: float
+    iv: float
+    half_spread_frac: float
+    min_half_spread: float
+    tick: float
+
+
 class ChainView:
     """Columns of one underlying's chain (dollars per share; times ns UTC)."""
 
@@ -107,6 +121,14 @@ class ChainView:
     def expiry_grid(self, code: int) -> ExpiryGrid | None:
         """The rows of expiry ``expiry_list()[code]`` as a strike grid, or None when not laid out so."""
         return None
+
+    def quote_model(self) -> QuoteModel | None:
+        """How the view quotes its calls, when it is such a model (None: quotes as they come)."""
+        return None
+
+    def unpriced(self, rows: Rows) -> Rows:
+        """Those of ``rows`` whose quote is not computed yet, in order (a lazy view's; none here)."""
+        return rows[:0]
 
     def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
         """The rows of the wanted right with open interest and volume at least these and no known ask

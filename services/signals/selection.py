@@ -36,7 +36,11 @@ Cost: the American IV solve is skipped for contracts whose projected gain provab
 ``spread_cover`` half-spreads at any IV the solver could return
 (:mod:`aiots.services.signals.gain_bound`; ~86 % of the solves on modelled SPY chains), so the
 decision and its numbers are those of solving every candidate; ``tests/unit/signals/
-test_selection_fast.py`` holds the selection as it was before against this one. Batches matter to
+test_selection_fast.py`` holds the selection as it was before against this one. On a modelled chain
+(a view with a :class:`~aiots.services.signals.chainview.QuoteModel`) a bullish idea whose calls
+are all provably dropped or unable to pay (:mod:`aiots.services.signals.model_prune`) is refused
+without pricing them, after one witness call shows the earlier checks pass (same answer, same
+quotes: such calls are priced one row at a time whatever the batch). Batches matter to
 the last bit: the core's vectorised Greeks (and its Bjerksund-Stensland prices) of a row differ by
 an ulp between the SIMD body and the scalar tail of a call, so which rows go into one call is part
 of the behaviour (a modelled chain priced or solved in other batches gives other last bits).
@@ -47,6 +51,7 @@ selector that applies them are one unit; the IV-bracket bound lives apart in ``g
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -68,17 +73,22 @@ from aiots.core.conventions import (
     exercise_style,
 )
 from aiots.core.execution import ExecutionModel
-from aiots.services.signals.atm_iv import event_risk
+from aiots.services.signals.atm_iv import EVENT_MIN_DTE_DAYS, event_risk
 from aiots.services.signals.calibration import Calibrator, Context
-from aiots.services.signals.chainview import F64, ChainView, Rows, as_view
+from aiots.services.signals.chainview import F64, ChainView, QuoteModel, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
 from aiots.services.signals.gain_bound import bracket_gain_and_delta_bounds
+from aiots.services.signals.model_prune import settled_calls
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
+WITNESS_TRIES = 4  # calls tried as the witness of a refusal without pricing (nearest the band's middle first)
+WITNESS_DELTA_EPS = 1e-6  # the witness's European delta inside the prefilter band by this (batch rounding ~1e-16)
+EVENT_EXPIRIES = 3  # expiries after a day whose nearest calls are priced before event risk reads them
+NO_PAY = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
 
 
@@ -312,6 +322,13 @@ class ContractSelector:
             pre_rows = np.flatnonzero(pre) if every else fresh_rows[pre]
         lo_ns, hi_ns = sc.dte_min * NS_PER_DAY, sc.dte_max * NS_PER_DAY
         rows = _in_dte(view, pre_rows, now_ns, lo_ns, hi_ns)
+        if want_call and every and dividend_yield == 0.0 and len(rows):
+            model = view.quote_model()
+            if model is not None:  # a modelled chain's calls: perhaps refused without pricing them
+                refused = self._refuse_modelled_calls(view, model, rows, idea, now_ns, cfg, horizon_end_ns)
+                if refused is not None:
+                    self.last_skip = refused
+                    return None
         bid, ask = view.bid_ask(rows)
         mid = 0.5 * (bid + ask)
         two = (bid > 0.0) & (ask >= bid)
@@ -416,6 +433,99 @@ class ContractSelector:
             style=_styles(view, rows[idx : idx + 1])[0],
             evidence=evidence,
         )
+
+    def _refuse_modelled_calls(
+        self,
+        view: ChainView,
+        model: QuoteModel,
+        rows: Rows,
+        idea: Idea,
+        now_ns: int,
+        cfg: SignalsConfig,
+        horizon_end_ns: int | None,
+    ) -> str | None:
+        """The skip reason :meth:`select` gives a bullish idea on a modelled chain (no yield) whose
+        calls ``rows`` (liquid, in the DTE window, not priced yet) are all *settled*
+        (:func:`~aiots.services.signals.model_prune.settled_calls`: dropped by the delta prefilter or
+        unable to pay, whatever their quotes), or None when that is not shown (then the generic path
+        decides; every call this priced is priced as it would have been, one row at a time).
+
+        The generic path's answer is then fixed by its earlier checks: a *witness* call, priced and
+        solved exactly as there, passes the liquidity/spread filter, lies near the band (robustly:
+        its European delta is inside the prefilter band by 1e-6) and has an American IV, so the
+        answer is the event-risk sentence if any, else "no contract pays". Event risk runs as there,
+        on the same priced calls: the calls it may read (the nearest strikes of the first expiries
+        after a day) are priced first, as the generic path's pricing of ``rows`` would have."""
+        sc = cfg.selection
+        S, r = idea.underlying_price, sc.risk_free_rate
+        end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
+        minutes = calendar().regular_ns_between(now_ns, end) / 60e9
+        if minutes <= 0:
+            return None
+        K = view.strike[rows]
+        uniq, codes = view.expiry_index()
+        row_codes = codes[rows]
+        T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[row_codes]
+        days = minutes / MINUTES_PER_REGULAR_SESSION
+        settled = settled_calls(
+            model,
+            S,
+            K,
+            T,
+            r,
+            idea.projected_move,
+            days,
+            sc.delta_min,
+            sc.delta_max,
+            DELTA_PREFILTER_MARGIN,
+            sc.spread_cover,
+        )
+        if not settled.all():
+            return None
+        # the witness: the calls whose delta at the view's IV is nearest the band's middle, tried in turn
+        d_model = np.asarray(opt.bs_greeks(S, K, T, r, model.iv, 0.0, True)["delta"], dtype=np.float64)
+        lo_d, hi_d = sc.delta_min - DELTA_PREFILTER_MARGIN, sc.delta_max + DELTA_PREFILTER_MARGIN
+        witness = False
+        for c in np.argsort(np.abs(d_model - 0.5 * (sc.delta_min + sc.delta_max)), kind="stable")[:WITNESS_TRIES]:
+            one = rows[c : c + 1]
+            bid, ask = view.bid_ask(one)
+            mid = 0.5 * (bid + ask)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keep = (bid > 0.0) & (ask >= bid) & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
+            if not keep[0]:
+                continue
+            k1, t1 = K[c : c + 1], T[c : c + 1]
+            iv_eu = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, True), float)[0])
+            if math.isfinite(iv_eu):
+                d = abs(float(opt.bs_greeks(S, k1, t1, r, np.array([iv_eu]), 0.0, True)["delta"][0]))
+                if not (lo_d + WITNESS_DELTA_EPS <= d <= hi_d - WITNESS_DELTA_EPS):
+                    continue
+            style = _styles(view, one)[0]
+            iv_am = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, True, style=style), float)[0])
+            if math.isfinite(iv_am) and iv_am > 0:
+                witness = True
+                break
+        if not witness:
+            return None
+        # the calls event risk may read priced first (as the generic path's pricing of ``rows`` has them)
+        after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
+        first = [code for code, e in enumerate(uniq) if e > after][:EVENT_EXPIRIES]
+        near_atm: list[int] = []
+        in_rows = set(rows.tolist())
+        for code in first:
+            grid = view.expiry_grid(code)
+            if grid is None:
+                return None
+            i = bisect.bisect_left(grid.strikes, S)
+            near_atm += [grid.call0 + j for j in range(max(0, i - 2), min(len(grid.strikes), i + 2))]
+        near_atm = [i for i in near_atm if i in in_rows]
+        if near_atm:
+            view.bid_ask(np.array(sorted(near_atm), dtype=np.intp))
+        unpriced = view.unpriced(rows)
+        kink = event_risk(view, S, now_ns, r, 0.0, sc.event_iv_ratio, rows=None)
+        if not np.array_equal(view.unpriced(rows), unpriced):  # it read calls beyond those: generic path
+            return None
+        return kink if kink is not None else NO_PAY
 
     def _solve_ivs(
         self,

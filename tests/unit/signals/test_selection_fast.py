@@ -350,9 +350,9 @@ def test_one_quote_time_view_selects_as_the_per_row_reference(
     minute=st.integers(5, 380),
     spot_frac=st.floats(0.0, 1.0),
     iv=st.floats(0.08, 0.9),
-    bullish=st.booleans(),
-    move_frac=st.floats(0.0002, 0.02),
-    horizon_min=st.integers(5, 120),
+    bullish=st.sampled_from([True, True, False]),  # calls: where the unpriced refusal applies
+    move_frac=st.one_of(st.floats(0.00005, 0.001), st.floats(0.0002, 0.02)),
+    horizon_min=st.integers(5, 390),
     floors_off=st.booleans(),
     liquidity_floors=st.sampled_from([False, False, False, True]),
     q=st.sampled_from([0.0, 0.013]),
@@ -372,8 +372,10 @@ def test_modelled_chain_selects_as_its_column_scan(
     q: float,
 ) -> None:
     """The backtest's lazily priced modelled chain, its liquid rows known without a scan
-    (``liquid_rows``), selects exactly as on a twin view of the same state that scans its columns
-    (the same rows priced in the same batches).
+    (``liquid_rows``) and its calls refused without pricing them where every one is settled
+    (``quote_model``), selects exactly as on a twin view of the same state that takes the generic
+    path (scans its columns, prices every call of the window), and every quote either view has
+    priced is the same number in the other.
 
     (Not against ``reference_select``: on modelled chains the gain-bound pruning itself moves the
     last bits of the chosen contract's numbers now and then, as the core's vectorised Greeks of
@@ -406,15 +408,52 @@ def test_modelled_chain_selects_as_its_column_scan(
         reasons=(Reason("x", 1.0, 0.5, "test"),),
     )
 
-    class ScanLiquid(ModelledChainView):
+    class Generic(ModelledChainView):
         def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> None:
             return None  # the generic path: _liquid scans the columns
 
+        def quote_model(self) -> None:
+            return None  # the generic path: every call of the window priced and filtered
+
     fast, ref = ContractSelector(), ContractSelector()
-    got = fast.select(idea, ModelledChainView(book, symbol, now, spot, iv), now, cfg, dividend_yield=q)
-    want = ref.select(idea, ScanLiquid(book, symbol, now, spot, iv), now, cfg, dividend_yield=q)
+    fast_view, generic_view = ModelledChainView(book, symbol, now, spot, iv), Generic(book, symbol, now, spot, iv)
+    got = fast.select(idea, fast_view, now, cfg, dividend_yield=q)
+    want = ref.select(idea, generic_view, now, cfg, dividend_yield=q)
     event(ref.last_skip.split(":")[0][:30] or "selected")
     assert fast.last_skip == ref.last_skip
     assert (got is None) == (want is None)
     if got is not None and want is not None:
         assert repr(dataclasses.astuple(got)) == repr(dataclasses.astuple(want))
+    both = np.flatnonzero(fast_view._priced & generic_view._priced)
+    event(f"calls left unpriced: {'some' if (generic_view._priced & ~fast_view._priced).any() else 'none'}")
+    assert fast_view._bid[both].tobytes() == generic_view._bid[both].tobytes()
+    assert fast_view._ask[both].tobytes() == generic_view._ask[both].tobytes()
+
+
+@given(
+    day=st.sampled_from([d for d in range(30) if d % 7 < 5]),
+    minute=st.integers(5, 300),
+    spot_frac=st.floats(0.0, 1.0),
+    iv=st.floats(0.08, 0.5),
+    move_frac=st.floats(0.00002, 0.0015),
+    horizon_min=st.integers(5, 390),
+)
+@settings(max_examples=60, deadline=None)
+def test_modelled_calls_refused_unpriced_as_the_generic_path(
+    day: int, minute: int, spot_frac: float, iv: float, move_frac: float, horizon_min: int
+) -> None:
+    """The case the unpriced refusal is for (SPY-like calls, small projected moves, no liquidity
+    floors): as the generic path, every quote priced by both the same."""
+    test_modelled_chain_selects_as_its_column_scan.hypothesis.inner_test(  # type: ignore[attr-defined]
+        symbol="SPY",
+        day=day,
+        minute=minute,
+        spot_frac=spot_frac,
+        iv=iv,
+        bullish=True,
+        move_frac=move_frac,
+        horizon_min=horizon_min,
+        floors_off=False,
+        liquidity_floors=False,
+        q=0.0,
+    )
