@@ -22,7 +22,8 @@ from aiots.core import options as opt
 from aiots.core.conventions import NS_PER_YEAR, SESSIONS_PER_YEAR, ny_ns
 from aiots.services.backtest.modelled import ModelledChainBook, ModelledChainView, ModelSettings
 from aiots.services.signals.config import SignalsConfig
-from aiots.services.signals.model_prune import settled_calls
+from aiots.services.signals.gain_bound import gain_and_delta_bounds
+from aiots.services.signals.model_prune import call_bounds, settled_calls
 from aiots.services.signals.selection import DELTA_PREFILTER_MARGIN
 
 
@@ -81,3 +82,30 @@ def test_a_settled_call_is_dropped_or_cannot_pay(
         assert dv <= cover * 0.5 * (a - b), (c, dv, a - b)
         checked += 1
     event(f"in the band, held to the levels' first test: {'some' if checked else 'none'}")
+
+
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 40),
+    S=st.floats(20.0, 2000.0),
+    r=st.sampled_from([0.0, 0.045]),
+    move=st.floats(-0.02, 0.02),
+    minutes=st.floats(1.0, 390.0),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_call_bounds_are_the_general_bounds_bit_for_bit(
+    seed: int, n: int, S: float, r: float, move: float, minutes: float
+) -> None:
+    """:func:`call_bounds` (no yield, calls) against :func:`gain_and_delta_bounds`, whose soundness
+    ``test_gain_bound`` holds."""
+    rng = np.random.default_rng(seed)
+    K = np.round(S * np.exp(rng.uniform(-0.4, 0.4, n)), 2)
+    T = rng.uniform(0.5, 60.0, n) / 365.0
+    lo = rng.uniform(0.03, 1.2, n)
+    hi = lo * rng.uniform(1.0, 1.3, n)
+    dS, days = move * S, minutes / 390.0
+    want = gain_and_delta_bounds(S, K, T, r, 0.0, True, lo, hi, dS, days, 0.65)
+    A = math.log(S) - np.log(K) + (r - 0.0) * T
+    got = call_bounds(S, K, T, A, np.sqrt(T), np.exp(-r * T), r, lo, hi, dS, days, 0.65)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w, equal_nan=True)
