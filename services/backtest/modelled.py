@@ -55,6 +55,8 @@ __all__ = [  # ChainIV and RealisedVol live in model_iv; the runner imports them
 ]
 
 LAYOUT_CACHE_SIZE = 4096  # modelled chain layouts kept per book
+BS02_BLOCK = 64  # the core prices American (BS2002) contracts in blocks of this many rows of a batch
+BS02_MIN_BLOCK = 4  # a batch's last block under this many rows is priced one row at a time
 TICK_EPS = 1e-9  # ticks: a price within this of a tick boundary is on it (float noise)
 PRICE_DECIMALS = 6  # modelled quotes are rounded to this many decimals after the tick rounding
 PRICE_SCALE = 10.0**PRICE_DECIMALS
@@ -244,6 +246,8 @@ _LAZY_COLUMNS = frozenset(
         "_ask",
         "_priced",
         "_layout",
+        "_block",
+        "_blocks",
     }
 )
 
@@ -329,6 +333,8 @@ class ModelledChainView(ChainView):
         self._bid = np.zeros(n_rows)
         self._ask = np.zeros(n_rows)
         self._priced = np.zeros(n_rows, dtype=np.bool_)
+        self._block = np.full(n_rows, -1, dtype=np.int64)  # the deferred batch block of each row (-1: none)
+        self._blocks: list[Rows] = []
         for i, (b, a) in self._px.items():
             self._bid[i], self._ask[i], self._priced[i] = b, a, True
         self._ready = True
@@ -348,6 +354,8 @@ class ModelledChainView(ChainView):
         ready = self._ready
         px = self._px
         need = [i for i in rows if not self._priced[i]] if ready else [i for i in rows if i not in px]
+        if need and ready and self._blocks:  # deferred rows: with their blocks (as priced before: not in the batch)
+            need = self._price_deferred(np.array(need, dtype=np.intp)).tolist()
         if need:
             ks: list[float] = []
             years: list[float] = []
@@ -401,8 +409,46 @@ class ModelledChainView(ChainView):
     def __len__(self) -> int:
         return len(self.strike)
 
+    def defer_batch(self, rows: Rows) -> None:
+        """Price the unpriced ``rows`` as one batch, as :meth:`bid_ask` would now, but later: each
+        row when it is read, with the block of that batch it belongs to (the core prices American
+        contracts in blocks of :data:`BS02_BLOCK` rows, each row's last bits depending on its block;
+        a last block under :data:`BS02_MIN_BLOCK` rows one row at a time). Rows deferred already
+        count as priced, as they are in the batch that is now not run. Every number read later is
+        the one the batch would have given (an American view; a European one prices now)."""
+        if self._style != "american":
+            self.bid_ask(rows)
+            return
+        b = rows[~self._priced[rows] & (self._block[rows] < 0)]
+        for lo in range(0, len(b), BS02_BLOCK):
+            blk = b[lo : lo + BS02_BLOCK]
+            for part in [blk] if len(blk) >= BS02_MIN_BLOCK else [blk[j : j + 1] for j in range(len(blk))]:
+                self._block[part] = len(self._blocks)
+                self._blocks.append(part)
+
+    def _price_deferred(self, need: Rows) -> Rows:
+        """Price each deferred block holding any of ``need`` (all of it, as its batch); the rest of ``need``."""
+        ids = self._block[need]
+        deferred = ids >= 0
+        if not deferred.any():
+            return need
+        for block in dict.fromkeys(ids[deferred].tolist()):
+            blk = self._blocks[block]
+            self._block[blk] = -1
+            self._price_batch(blk)
+        rest: Rows = need[~deferred]
+        return rest
+
     def bid_ask(self, rows: Rows) -> tuple[F64, F64]:
         need = rows[~self._priced[rows]]
+        if len(need) and self._blocks:
+            need = self._price_deferred(need)
+        if len(need):
+            self._price_batch(need)
+        return self._bid[rows], self._ask[rows]
+
+    def _price_batch(self, need: Rows) -> None:
+        """Price the rows ``need`` (not priced yet) as one batch, in this order, and keep the quotes."""
         if len(need):
             s = self._s
             px = model_price(
@@ -417,7 +463,6 @@ class ModelledChainView(ChainView):
             )
             b, a = modelled_quote_prices(px, s)
             self._bid[need], self._ask[need], self._priced[need] = b, a, True
-        return self._bid[rows], self._ask[rows]
 
     def quote_model(self) -> QuoteModel | None:
         # American calls with no yield are priced alone whatever the batch (BS2002's no-early-exercise

@@ -126,6 +126,11 @@ class ChainView:
         """How the view quotes its calls, when it is such a model (None: quotes as they come)."""
         return None
 
+    def defer_batch(self, rows: Rows) -> None:
+        """Price ``rows`` as one batch (a lazy view may defer it, each row priced as that batch would
+        have when it is read; here: now)."""
+        self.bid_ask(rows)
+
     def unpriced(self, rows: Rows) -> Rows:
         """Those of ``rows`` whose quote is not computed yet, in order (a lazy view's; none here)."""
         return rows[:0]

@@ -54,6 +54,7 @@ from aiots.services.signals.gain_bound import (
     SIGMA_SLACK,
     _ncdf,
     _npdf,
+    gain_and_delta_bounds,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -179,3 +180,72 @@ def call_bounds(
         np.where(bounded, dlo, np.nan),
         np.where(bounded, dhi, np.nan),
     )
+
+
+def settled_puts(
+    model: QuoteModel,
+    S: float,
+    K: F64,
+    T: F64,
+    r: float,
+    dS: float,
+    trading_days: float,
+    delta_min: float,
+    delta_max: float,
+    prefilter_margin: float,
+    spread_cover: float,
+) -> npt.NDArray[np.bool_]:
+    """:func:`settled_calls` for the puts of a modelled view with no yield (American: the model price
+    lies between the European value held at intrinsic and the European value plus the largest
+    early-exercise premium ``K (1 - e^{-rT})``, and so does the American IV's bracket, as in
+    :func:`~aiots.services.signals.gain_bound.iv_bracket`)."""
+    n = len(K)
+    ok_inputs = model.spot == S and model.rate == r and r >= 0 and S > 0 and model.iv > 0
+    if not (ok_inputs and math.isfinite(model.iv) and n):
+        return np.zeros(n, dtype=np.bool_)
+    sig = model.iv
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        eps = PRICE_EPS * (S + K)
+        rt = np.sqrt(T)
+        A = math.log(S) - np.log(K) + r * T
+        er = np.exp(-r * T)
+        srt = sig * rt
+        d1 = A / srt + 0.5 * srt
+        nd = _ncdf(np.concatenate((-(d1 - srt), -d1)))
+        bs = K * er * nd[:n] - S * nd[n:]  # the European put at the view's IV
+        eep = K * (1.0 - er)
+        quote = 0.5 * model.tick + QUOTE_EPS
+        m_lo = np.maximum(bs, K - S) - eps - quote
+        m_hi = bs + eep + eps + quote
+        h_lo = np.maximum(model.half_spread_frac * (m_lo + quote), model.min_half_spread)
+        thr_lo = spread_cover * (h_lo - 2.0 * QUOTE_EPS) * (1.0 - 1e-12)
+        # the American IV lies in [IV_eu(mid - eep - PRICE_SLACK mid), IV_eu(mid)] (iv_bracket):
+        # sigma ends whose European puts are below / above those prices, by the mean value theorem
+        low_target = m_lo - eep * (1.0 + 1e-12) - 1e-9 * m_hi - eps  # PRICE_SLACK = 1e-9
+        s_rt_phi = S * rt * INV_SQRT_2PI
+        vega_m = s_rt_phi * np.exp(-0.5 * d1 * d1)
+        move_lo = WIDEN * np.maximum(bs - low_target + 2.0 * eps, 0.0) / vega_m + 1e-6 * sig
+        move_hi = WIDEN * np.maximum(m_hi - bs + 2.0 * eps, 0.0) / vega_m + 1e-6 * sig
+        sa, sb = sig - move_lo, sig + move_hi
+        ab = np.concatenate((sa * rt, sb * rt))
+        d1ab = np.concatenate((A, A)) / ab + 0.5 * ab
+        far = np.maximum(np.abs(d1ab[:n]), np.abs(d1ab[n:])) + 1e-9
+        vega_min = s_rt_phi * np.exp(-0.5 * far * far)
+        bracketed = (
+            (sa > 0)
+            & (low_target > 0)
+            & (bs + eps - move_lo * vega_min * (1.0 - 1e-9) <= low_target - eps)
+            & (bs - eps + move_hi * vega_min * (1.0 - 1e-9) >= m_hi + eps)
+        )
+        conditioned = m_hi <= MAX_CONDITION * sa * vega_min * (1.0 - 1e-9)
+        bound, dlo, dhi = gain_and_delta_bounds(
+            S, K, T, r, 0.0, False, sa * (1.0 - SIGMA_SLACK), sb * (1.0 + SIGMA_SLACK), dS, trading_days, delta_max
+        )
+        lo_abs, hi_abs = -dhi, -dlo  # |delta| of a put
+        not_near = (hi_abs < delta_min - prefilter_margin - DELTA_EPS) | (
+            lo_abs > delta_max + prefilter_margin + DELTA_EPS
+        )
+        out_of_band = (hi_abs < delta_min - DELTA_EPS) | (lo_abs > delta_max + DELTA_EPS)
+        cannot_pay = conditioned & ((bound <= thr_lo) | out_of_band)
+    settled: npt.NDArray[np.bool_] = bracketed & (not_near | cannot_pay)
+    return settled

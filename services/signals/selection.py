@@ -78,7 +78,7 @@ from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, QuoteModel, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
 from aiots.services.signals.gain_bound import bracket_gain_and_delta_bounds
-from aiots.services.signals.model_prune import settled_calls
+from aiots.services.signals.model_prune import settled_calls, settled_puts
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
@@ -329,6 +329,13 @@ class ContractSelector:
                 if refused is not None:
                     self.last_skip = refused
                     return None
+        elif every and dividend_yield == 0.0 and len(rows):
+            model = view.quote_model()
+            if model is not None:  # its puts: the same, their pricing batch deferred
+                refused = self._refuse_modelled_puts(view, model, rows, idea, now_ns, cfg, horizon_end_ns)
+                if refused is not None:
+                    self.last_skip = refused
+                    return None
         bid, ask = view.bid_ask(rows)
         mid = 0.5 * (bid + ask)
         two = (bid > 0.0) & (ask >= bid)
@@ -482,30 +489,7 @@ class ContractSelector:
         )
         if not settled.all():
             return None
-        # the witness: the calls whose delta at the view's IV is nearest the band's middle, tried in turn
-        d_model = np.asarray(opt.bs_greeks(S, K, T, r, model.iv, 0.0, True)["delta"], dtype=np.float64)
-        lo_d, hi_d = sc.delta_min - DELTA_PREFILTER_MARGIN, sc.delta_max + DELTA_PREFILTER_MARGIN
-        witness = False
-        for c in np.argsort(np.abs(d_model - 0.5 * (sc.delta_min + sc.delta_max)), kind="stable")[:WITNESS_TRIES]:
-            one = rows[c : c + 1]
-            bid, ask = view.bid_ask(one)
-            mid = 0.5 * (bid + ask)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                keep = (bid > 0.0) & (ask >= bid) & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
-            if not keep[0]:
-                continue
-            k1, t1 = K[c : c + 1], T[c : c + 1]
-            iv_eu = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, True), float)[0])
-            if math.isfinite(iv_eu):
-                d = abs(float(opt.bs_greeks(S, k1, t1, r, np.array([iv_eu]), 0.0, True)["delta"][0]))
-                if not (lo_d + WITNESS_DELTA_EPS <= d <= hi_d - WITNESS_DELTA_EPS):
-                    continue
-            style = _styles(view, one)[0]
-            iv_am = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, True, style=style), float)[0])
-            if math.isfinite(iv_am) and iv_am > 0:
-                witness = True
-                break
-        if not witness:
+        if not self._witness(view, model, rows, K, T, S, r, sc, want_call=True):
             return None
         # the calls event risk may read priced first (as the generic path's pricing of ``rows`` has them)
         after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
@@ -526,6 +510,90 @@ class ContractSelector:
         if not np.array_equal(view.unpriced(rows), unpriced):  # it read calls beyond those: generic path
             return None
         return kink if kink is not None else NO_PAY
+
+    def _refuse_modelled_puts(
+        self,
+        view: ChainView,
+        model: QuoteModel,
+        rows: Rows,
+        idea: Idea,
+        now_ns: int,
+        cfg: SignalsConfig,
+        horizon_end_ns: int | None,
+    ) -> str | None:
+        """:meth:`_refuse_modelled_calls` for a bearish idea (puts, American, no yield): the puts'
+        last bits depend on their pricing batch, so the batch the generic path would price now
+        (``rows``) is deferred (``ChainView.defer_batch``): every put read later, the witness and
+        those event risk reads included, is priced with its block of that batch, the same number."""
+        sc = cfg.selection
+        S, r = idea.underlying_price, sc.risk_free_rate
+        end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
+        minutes = calendar().regular_ns_between(now_ns, end) / 60e9
+        if minutes <= 0:
+            return None
+        K = view.strike[rows]
+        uniq, codes = view.expiry_index()
+        T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[codes[rows]]
+        days = minutes / MINUTES_PER_REGULAR_SESSION
+        settled = settled_puts(
+            model,
+            S,
+            K,
+            T,
+            r,
+            idea.projected_move,
+            days,
+            sc.delta_min,
+            sc.delta_max,
+            DELTA_PREFILTER_MARGIN,
+            sc.spread_cover,
+        )
+        if not settled.all():
+            return None
+        view.defer_batch(rows)  # from here on, any put of ``rows`` is priced as the generic path would have
+        if not self._witness(view, model, rows, K, T, S, r, sc, want_call=False):
+            return None
+        kink = event_risk(view, S, now_ns, r, 0.0, sc.event_iv_ratio, rows=None)
+        return kink if kink is not None else NO_PAY
+
+    @staticmethod
+    def _witness(
+        view: ChainView,
+        model: QuoteModel,
+        rows: Rows,
+        K: F64,
+        T: F64,
+        S: float,
+        r: float,
+        sc: SelectionConfig,
+        *,
+        want_call: bool,
+    ) -> bool:
+        """Whether one of ``rows`` (those whose delta at the view's IV is nearest the band's middle
+        first, :data:`WITNESS_TRIES` of them), priced and solved exactly as the generic path does
+        (no yield), passes the liquidity/spread filter, lies near the delta band by
+        :data:`WITNESS_DELTA_EPS` (or has no European IV) and has an American IV."""
+        d_model = np.abs(np.asarray(opt.bs_greeks(S, K, T, r, model.iv, 0.0, want_call)["delta"], dtype=np.float64))
+        lo_d, hi_d = sc.delta_min - DELTA_PREFILTER_MARGIN, sc.delta_max + DELTA_PREFILTER_MARGIN
+        for c in np.argsort(np.abs(d_model - 0.5 * (sc.delta_min + sc.delta_max)), kind="stable")[:WITNESS_TRIES]:
+            one = rows[c : c + 1]
+            bid, ask = view.bid_ask(one)
+            mid = 0.5 * (bid + ask)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keep = (bid > 0.0) & (ask >= bid) & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
+            if not keep[0]:
+                continue
+            k1, t1 = K[c : c + 1], T[c : c + 1]
+            iv_eu = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call), float)[0])
+            if math.isfinite(iv_eu):
+                d = abs(float(opt.bs_greeks(S, k1, t1, r, np.array([iv_eu]), 0.0, want_call)["delta"][0]))
+                if not (lo_d + WITNESS_DELTA_EPS <= d <= hi_d - WITNESS_DELTA_EPS):
+                    continue
+            style = _styles(view, one)[0]
+            iv_am = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call, style=style), float)[0])
+            if math.isfinite(iv_am) and iv_am > 0:
+                return True
+        return False
 
     def _solve_ivs(
         self,

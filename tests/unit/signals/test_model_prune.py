@@ -1,12 +1,13 @@
-"""The settled calls of a modelled chain (:func:`settled_calls`) against what selection computes for
-them from their actual quotes: every settled call fails the liquidity/spread filter, or lies off the
-delta prefilter band, or has no American IV, or at its American IV lies outside the delta band or
-cannot pay ``spread_cover`` half-spreads (the levels' first test). Oracle: the core's pricer, its IV
-solvers and Greeks on each contract alone, with selection's formulas written out here.
+"""The settled calls and puts of a modelled chain (:func:`settled_calls`, :func:`settled_puts`)
+against what selection computes for them from their actual quotes: every settled contract fails
+the liquidity/spread filter, or lies off the delta prefilter band, or has no American IV, or at its
+American IV lies outside the delta band or cannot pay ``spread_cover`` half-spreads (the levels'
+first test). Oracle: the core's pricer, its IV solvers and Greeks on each contract alone, with
+selection's formulas written out here.
 
 States span SPY-like and AAPL-like roots, spots, IVs from 0.05 to 1.5, times of day, and ideas
-with small and large projected moves over short and long horizons, so that settled calls of every
-kind (far from the band, pruned, deep in the money) occur.
+with small and large projected moves over short and long horizons, so that settled contracts of
+every kind (far from the band, pruned, deep in the money) occur.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiots.core.conventions import NS_PER_YEAR, SESSIONS_PER_YEAR, ny_ns
 from aiots.services.backtest.modelled import ModelledChainBook, ModelledChainView, ModelSettings
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.gain_bound import gain_and_delta_bounds
-from aiots.services.signals.model_prune import call_bounds, settled_calls
+from aiots.services.signals.model_prune import call_bounds, settled_calls, settled_puts
 from aiots.services.signals.selection import DELTA_PREFILTER_MARGIN
 
 
@@ -36,10 +37,11 @@ from aiots.services.signals.selection import DELTA_PREFILTER_MARGIN
     move_frac=st.floats(-0.001, 0.02),
     days=st.floats(0.01, 1.0),
     cover=st.sampled_from([2.0, 2.0, 1.0, 0.0]),
+    call=st.booleans(),
 )
-@settings(max_examples=300, deadline=None)
-def test_a_settled_call_is_dropped_or_cannot_pay(
-    symbol: str, day: int, minute: int, spot: float, iv: float, move_frac: float, days: float, cover: float
+@settings(max_examples=400, deadline=None)
+def test_a_settled_contract_is_dropped_or_cannot_pay(
+    symbol: str, day: int, minute: int, spot: float, iv: float, move_frac: float, days: float, cover: float, call: bool
 ) -> None:
     cfg = SignalsConfig()
     sc = cfg.selection
@@ -51,12 +53,14 @@ def test_a_settled_call_is_dropped_or_cannot_pay(
     assert model is not None or not view.expiry_list()
     if model is None:
         return
-    rows = np.flatnonzero(view.is_call)
+    rows = np.flatnonzero(view.is_call == call)
     uniq, codes = view.expiry_index()
     K = view.strike[rows]
     T = np.array([(e - now) / NS_PER_YEAR for e in uniq])[codes[rows]]
-    dS = move_frac * spot
-    settled = settled_calls(model, spot, K, T, r, dS, days, sc.delta_min, sc.delta_max, DELTA_PREFILTER_MARGIN, cover)
+    dS = (1.0 if call else -1.0) * move_frac * spot
+    settled = (settled_calls if call else settled_puts)(
+        model, spot, K, T, r, dS, days, sc.delta_min, sc.delta_max, DELTA_PREFILTER_MARGIN, cover
+    )
     event(f"settled share {int(10 * settled.mean()) * 10}%")
     bid, ask = view.bid_ask(rows)
     checked = 0
@@ -66,15 +70,15 @@ def test_a_settled_call_is_dropped_or_cannot_pay(
         if not (b > 0.0 and a >= b and mid >= sc.min_premium and (a - b) / mid <= sc.max_spread_frac):
             continue  # dropped by the liquidity/spread filter
         k, t = K[c : c + 1], T[c : c + 1]
-        iv_eu = float(np.asarray(opt.implied_vol(np.array([mid]), spot, k, t, r, 0.0, True), float)[0])
-        assert math.isfinite(iv_eu), "a settled call's European IV exists"
-        d_eu = abs(float(opt.bs_greeks(spot, k, t, r, np.array([iv_eu]), 0.0, True)["delta"][0]))
+        iv_eu = float(np.asarray(opt.implied_vol(np.array([mid]), spot, k, t, r, 0.0, call), float)[0])
+        assert math.isfinite(iv_eu), "a settled contract's European IV exists"
+        d_eu = abs(float(opt.bs_greeks(spot, k, t, r, np.array([iv_eu]), 0.0, call)["delta"][0]))
         if not (sc.delta_min - DELTA_PREFILTER_MARGIN <= d_eu <= sc.delta_max + DELTA_PREFILTER_MARGIN):
             continue  # dropped by the prefilter
-        iv_am = float(opt.implied_vol(mid, spot, float(k[0]), float(t[0]), r, 0.0, True, style="american"))
+        iv_am = float(opt.implied_vol(mid, spot, float(k[0]), float(t[0]), r, 0.0, call, style="american"))
         if not (math.isfinite(iv_am) and iv_am > 0):
             continue  # no American IV
-        g = opt.trader_units(opt.bs_greeks(spot, k, t, r, np.array([iv_am]), 0.0, True))
+        g = opt.trader_units(opt.bs_greeks(spot, k, t, r, np.array([iv_am]), 0.0, call))
         delta, gamma, theta = float(g["delta"][0]), float(g["gamma"][0]), float(g["theta"][0])
         if not (sc.delta_min <= abs(delta) <= sc.delta_max):
             continue  # outside the band

@@ -428,6 +428,10 @@ def test_modelled_chain_selects_as_its_column_scan(
     event(f"calls left unpriced: {'some' if (generic_view._priced & ~fast_view._priced).any() else 'none'}")
     assert fast_view._bid[both].tobytes() == generic_view._bid[both].tobytes()
     assert fast_view._ask[both].tobytes() == generic_view._ask[both].tobytes()
+    # what is read later is the same too: every row priced now (deferred rows with their batch blocks)
+    every = np.arange(len(fast_view), dtype=np.intp)
+    for a, b in zip(fast_view.bid_ask(every), generic_view.bid_ask(every), strict=True):
+        assert a.tobytes() == b.tobytes()
 
 
 @given(
@@ -451,6 +455,34 @@ def test_modelled_calls_refused_unpriced_as_the_generic_path(
         spot_frac=spot_frac,
         iv=iv,
         bullish=True,
+        move_frac=move_frac,
+        horizon_min=horizon_min,
+        floors_off=False,
+        liquidity_floors=False,
+        q=0.0,
+    )
+
+
+@given(
+    day=st.sampled_from([d for d in range(30) if d % 7 < 5]),
+    minute=st.integers(5, 300),
+    spot_frac=st.floats(0.0, 1.0),
+    iv=st.floats(0.08, 0.5),
+    move_frac=st.floats(0.00002, 0.0015),
+    horizon_min=st.integers(5, 390),
+)
+@settings(max_examples=60, deadline=None)
+def test_modelled_puts_refused_unpriced_as_the_generic_path(
+    day: int, minute: int, spot_frac: float, iv: float, move_frac: float, horizon_min: int
+) -> None:
+    """The same for puts (priced in blocks whose last bits depend on the batch: deferred)."""
+    test_modelled_chain_selects_as_its_column_scan.hypothesis.inner_test(  # type: ignore[attr-defined]
+        symbol="SPY",
+        day=day,
+        minute=minute,
+        spot_frac=spot_frac,
+        iv=iv,
+        bullish=False,
         move_frac=move_frac,
         horizon_min=horizon_min,
         floors_off=False,
