@@ -37,10 +37,11 @@ Cost: the American IV solve is skipped for contracts whose projected gain provab
 (:mod:`aiots.services.signals.gain_bound`; ~86 % of the solves on modelled SPY chains), so the
 decision and its numbers are those of solving every candidate; ``tests/unit/signals/
 test_selection_fast.py`` holds the selection as it was before against this one. On a modelled chain
-(a view with a :class:`~aiots.services.signals.chainview.QuoteModel`) a bullish idea whose calls
+(a view with a :class:`~aiots.services.signals.chainview.QuoteModel`) an idea whose calls (puts)
 are all provably dropped or unable to pay (:mod:`aiots.services.signals.model_prune`) is refused
-without pricing them, after one witness call shows the earlier checks pass (same answer, same
-quotes: such calls are priced one row at a time whatever the batch). Batches matter to
+without pricing them, after one witness contract shows the earlier checks pass (same answer, same
+quotes: such calls are priced one row at a time whatever the batch; the puts' batch is deferred,
+each put priced with its block of it when read). Batches matter to
 the last bit: the core's vectorised Greeks (and its Bjerksund-Stensland prices) of a row differ by
 an ulp between the SIMD body and the scalar tail of a call, so which rows go into one call is part
 of the behaviour (a modelled chain priced or solved in other batches gives other last bits).
