@@ -54,7 +54,6 @@ from aiots.services.signals.gain_bound import (
     SIGMA_SLACK,
     _ncdf,
     _npdf,
-    gain_and_delta_bounds,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -120,7 +119,7 @@ def settled_calls(
         bracketed = (sa > 0) & (bs + eps - shift <= m_lo - eps) & (bs - eps + shift >= m_hi + eps)
         # the American IV's bracket (no early-exercise premium) where the price pins sigma
         conditioned = m_hi <= MAX_CONDITION * sa * vega_min * (1.0 - 1e-9)
-        bound, dlo, dhi = call_bounds(
+        bound, dlo, dhi = no_yield_bounds(
             S, K, T, A, rt, er, r, sa * (1.0 - SIGMA_SLACK), sb * (1.0 + SIGMA_SLACK), dS, trading_days, delta_max
         )
         # not near: the European delta over the bracket (holding [sa, sb]) misses the prefilter band
@@ -132,7 +131,7 @@ def settled_calls(
     return settled
 
 
-def call_bounds(
+def no_yield_bounds(
     S: float,
     K: F64,
     T: F64,
@@ -145,10 +144,12 @@ def call_bounds(
     dS: float,
     trading_days: float,
     delta_max: float,
+    is_call: bool = True,
 ) -> tuple[F64, F64, F64]:
-    """:func:`~aiots.services.signals.gain_bound.gain_and_delta_bounds` for calls with no yield and
-    ``r >= 0``, given ``A = ln S - ln K + r T``, ``sqrt(T)`` and ``exp(-r T)``: the same operations
-    on each element (the yield's factors are 1 and its terms 0), stacked through fewer ufunc calls."""
+    """:func:`~aiots.services.signals.gain_bound.gain_and_delta_bounds` for calls (``is_call``) or
+    puts with no yield and ``r >= 0``, given ``A = ln S - ln K + r T``, ``sqrt(T)`` and
+    ``exp(-r T)``: the same operations on each element (the yield's factors are 1 and its terms 0),
+    stacked through fewer ufunc calls."""
     n = len(K)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ab = np.concatenate((sigma_lo * rt, sigma_hi * rt))
@@ -161,8 +162,9 @@ def call_bounds(
         d1min = np.where((A > 0) & inside, root, np.minimum(d1a, d1b)) - D_SLACK
         d1max = np.maximum(d1a, d1b) + D_SLACK
         d2min = np.minimum(d2a, d2b) - D_SLACK
-        nds = _ncdf(np.concatenate((d1min, d1max, d2min)))
-        dlo, dhi, nd2 = nds[:n], nds[n : 2 * n], nds[2 * n :]
+        nds = _ncdf(np.concatenate((d1min, d1max, d2min if is_call else -d2min)))
+        n1min, n1max, nd2 = nds[:n], nds[n : 2 * n], nds[2 * n :]
+        dlo, dhi = (n1min, n1max) if is_call else (n1min - 1.0, n1max - 1.0)
         t_delta = np.minimum(dhi * dS if dS >= 0 else dlo * dS, delta_max * abs(dS))
         spans_zero = (d1min <= 0) & (d1max >= 0)
         abs_min, abs_max = np.abs(d1min), np.abs(d1max)
@@ -170,7 +172,8 @@ def call_bounds(
         phi_max = np.where(spans_zero, INV_SQRT_2PI, phis[:n])
         phi_min = phis[n:]
         t_gamma = 0.5 * (phi_max / (S * a)) * dS * dS
-        theta = -S * phi_min * a / (2.0 * T) - r * K * er * nd2  # the decay term's largest value, less the rate's
+        decay = -S * phi_min * a / (2.0 * T)  # the decay term's largest value
+        theta = decay - r * K * er * nd2 if is_call else decay + r * K * er * nd2
         t_theta = theta / DAYS_PER_YEAR * DAYS_PER_YEAR / SESSIONS_PER_YEAR * trading_days
         margin = BOUND_SLACK * (np.abs(t_delta) + np.abs(t_gamma) + np.abs(t_theta)) + ABS_SLACK
         out = t_delta + t_gamma + t_theta + margin
@@ -238,8 +241,20 @@ def settled_puts(
             & (bs - eps + move_hi * vega_min * (1.0 - 1e-9) >= m_hi + eps)
         )
         conditioned = m_hi <= MAX_CONDITION * sa * vega_min * (1.0 - 1e-9)
-        bound, dlo, dhi = gain_and_delta_bounds(
-            S, K, T, r, 0.0, False, sa * (1.0 - SIGMA_SLACK), sb * (1.0 + SIGMA_SLACK), dS, trading_days, delta_max
+        bound, dlo, dhi = no_yield_bounds(
+            S,
+            K,
+            T,
+            A,
+            rt,
+            er,
+            r,
+            sa * (1.0 - SIGMA_SLACK),
+            sb * (1.0 + SIGMA_SLACK),
+            dS,
+            trading_days,
+            delta_max,
+            is_call=False,
         )
         lo_abs, hi_abs = -dhi, -dlo  # |delta| of a put
         not_near = (hi_abs < delta_min - prefilter_margin - DELTA_EPS) | (

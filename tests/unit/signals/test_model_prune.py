@@ -24,7 +24,7 @@ from aiots.core.conventions import NS_PER_YEAR, SESSIONS_PER_YEAR, ny_ns
 from aiots.services.backtest.modelled import ModelledChainBook, ModelledChainView, ModelSettings
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.gain_bound import gain_and_delta_bounds
-from aiots.services.signals.model_prune import call_bounds, settled_calls, settled_puts
+from aiots.services.signals.model_prune import no_yield_bounds, settled_calls, settled_puts
 from aiots.services.signals.selection import DELTA_PREFILTER_MARGIN
 
 
@@ -95,12 +95,13 @@ def test_a_settled_contract_is_dropped_or_cannot_pay(
     r=st.sampled_from([0.0, 0.045]),
     move=st.floats(-0.02, 0.02),
     minutes=st.floats(1.0, 390.0),
+    call=st.booleans(),
 )
 @settings(max_examples=300, deadline=None)
 def test_the_call_bounds_are_the_general_bounds_bit_for_bit(
-    seed: int, n: int, S: float, r: float, move: float, minutes: float
+    seed: int, n: int, S: float, r: float, move: float, minutes: float, call: bool
 ) -> None:
-    """:func:`call_bounds` (no yield, calls) against :func:`gain_and_delta_bounds`, whose soundness
+    """:func:`no_yield_bounds` (no yield, calls and puts) against :func:`gain_and_delta_bounds`, whose soundness
     ``test_gain_bound`` holds."""
     rng = np.random.default_rng(seed)
     K = np.round(S * np.exp(rng.uniform(-0.4, 0.4, n)), 2)
@@ -108,8 +109,8 @@ def test_the_call_bounds_are_the_general_bounds_bit_for_bit(
     lo = rng.uniform(0.03, 1.2, n)
     hi = lo * rng.uniform(1.0, 1.3, n)
     dS, days = move * S, minutes / 390.0
-    want = gain_and_delta_bounds(S, K, T, r, 0.0, True, lo, hi, dS, days, 0.65)
+    want = gain_and_delta_bounds(S, K, T, r, 0.0, call, lo, hi, dS, days, 0.65)
     A = math.log(S) - np.log(K) + (r - 0.0) * T
-    got = call_bounds(S, K, T, A, np.sqrt(T), np.exp(-r * T), r, lo, hi, dS, days, 0.65)
+    got = no_yield_bounds(S, K, T, A, np.sqrt(T), np.exp(-r * T), r, lo, hi, dS, days, 0.65, is_call=call)
     for g, w in zip(got, want, strict=True):
         assert np.array_equal(g, w, equal_nan=True)
