@@ -47,7 +47,9 @@ an ulp between the SIMD body and the scalar tail of a call, so which rows go int
 of the behaviour (a modelled chain priced or solved in other batches gives other last bits).
 
 Size: over 500 lines because the level maths (vectorised, with their scalar-rule helpers) and the
-selector that applies them are one unit; the IV-bracket bound lives apart in ``gain_bound``.
+selector that applies them are one unit, and so are the selector's refusals of a modelled chain
+without pricing it (they replay its checks in its order); the IV-bracket bound lives apart in
+``gain_bound`` and the bound on every modelled contract in ``model_prune``.
 """
 
 from __future__ import annotations
