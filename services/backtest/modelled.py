@@ -472,14 +472,6 @@ class ModelledChainView(ChainView):
             return None
         return QuoteModel(self.spot, self._rate, self.iv, s.half_spread_frac, s.min_half_spread, s.tick)
 
-    def unpriced(self, rows: Rows) -> Rows:
-        """Those of ``rows`` whose quote is not computed yet (in order)."""
-        if self._ready:
-            out: Rows = rows[~self._priced[rows]]
-            return out
-        px = self._px
-        return np.array([i for i in rows.tolist() if i not in px], dtype=np.intp)
-
     def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
         # size, open interest and volume are unknown (0) on every row: all rows of the right pass, or none
         if not (min_open_interest <= 0.0 and min_volume <= 0.0):  # NaN floors: none pass, as 0 >= NaN

@@ -131,10 +131,6 @@ class ChainView:
         have when it is read; here: now)."""
         self.bid_ask(rows)
 
-    def unpriced(self, rows: Rows) -> Rows:
-        """Those of ``rows`` whose quote is not computed yet, in order (a lazy view's; none here)."""
-        return rows[:0]
-
     def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
         """The rows of the wanted right with open interest and volume at least these and no known ask
         size below the minimum, ascending (read-only), when the view knows them without a scan of

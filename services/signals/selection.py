@@ -464,8 +464,10 @@ class ContractSelector:
         solved exactly as there, passes the liquidity/spread filter, lies near the band (robustly:
         its European delta is inside the prefilter band by 1e-6) and has an American IV, so the
         answer is the event-risk sentence if any, else "no contract pays". Event risk runs as there,
-        on the same priced calls: the calls it may read (the nearest strikes of the first expiries
-        after a day) are priced first, as the generic path's pricing of ``rows`` would have."""
+        on the same priced calls: the calls it usually reads (the nearest strikes of the first
+        expiries after a day) are priced first and the rest of ``rows`` deferred
+        (``ChainView.defer_batch``), so the contracts it prices with them (puts, calls outside the
+        window) go to the core in the batches the generic path gives them."""
         sc = cfg.selection
         S, r = idea.underlying_price, sc.risk_free_rate
         end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
@@ -508,10 +510,10 @@ class ContractSelector:
         near_atm = [i for i in near_atm if i in in_rows]
         if near_atm:
             view.bid_ask(np.array(sorted(near_atm), dtype=np.intp))
-        unpriced = view.unpriced(rows)
+        # any other call of ``rows`` event risk reads (walking out from strikes not quoted on both
+        # sides) is priced apart from the puts it reads with it, as the generic path has it priced
+        view.defer_batch(rows)
         kink = event_risk(view, S, now_ns, r, 0.0, sc.event_iv_ratio, rows=None)
-        if not np.array_equal(view.unpriced(rows), unpriced):  # it read calls beyond those: generic path
-            return None
         return kink if kink is not None else NO_PAY
 
     def _refuse_modelled_puts(
