@@ -35,7 +35,9 @@ Deterministic: candidates are ranked by (expected value, -spread, OCC symbol).
 Cost: the American IV solve is skipped for contracts whose projected gain provably can't pay
 ``spread_cover`` half-spreads at any IV the solver could return
 (:mod:`aiots.services.signals.gain_bound`; ~86 % of the solves on modelled SPY chains), so the
-decision and its numbers are those of solving every candidate; ``tests/unit/signals/
+decision is that of solving every candidate; its numbers are too, except that the chosen contract's
+Greeks can differ by an ulp (fewer rows reach the core's vectorised Greeks, see below: found on a
+modelled chain in session 5; the four reference backtests are unchanged). ``tests/unit/signals/
 test_selection_fast.py`` holds the selection as it was before against this one. On a modelled chain
 (a view with a :class:`~aiots.services.signals.chainview.QuoteModel`) an idea whose calls (puts)
 are all provably dropped or unable to pay (:mod:`aiots.services.signals.model_prune`) is refused
@@ -622,9 +624,10 @@ class ContractSelector:
         The solve is skipped (NaN) for contracts whose projected gain provably can't pay
         ``spread_cover`` half-spreads at any IV the solver could return
         (:func:`~aiots.services.signals.gain_bound.gain_upper_bound`): :meth:`_levels` would reject
-        them, or they fall outside the delta band, so the pick and its numbers are the same. Each
-        contract's IV is solved alone (element by element the vectorised solve gives the same
-        numbers), so solving fewer changes none of them."""
+        them, or they fall outside the delta band, so the pick is the same. Each contract's IV is
+        solved alone (element by element the vectorised solve gives the same numbers), so solving
+        fewer changes none of them; the Greeks computed afterwards over the solved rows only can
+        differ by an ulp from those over every row (the core's SIMD body vs its scalar tail)."""
         sc = cfg.selection
         r = sc.risk_free_rate
         want_call = idea.direction is Direction.BULLISH
