@@ -88,14 +88,20 @@ _COPY_DTYPES = {t: _copy_dtype(c) for t, c in TABLES.items()}
 
 def encode_binary_copy(table: str, cols: dict[str, npt.NDArray[Any]]) -> bytes:
     """PostgreSQL binary COPY payload for the staging table of ``table`` (fixed-width columns)."""
+    n = int(cols[TABLES[table][0][0]].shape[0])
+    return _COPY_HEADER + encode_binary_rows(table, cols, 0, n) + _COPY_TRAILER
+
+
+def encode_binary_rows(table: str, cols: dict[str, npt.NDArray[Any]], lo: int, hi: int) -> bytes:
+    """Staging-layout rows ``lo:hi`` of :func:`encode_binary_copy` without the header and trailer
+    (concatenated chunks equal the whole payload: the writer streams a batch in chunks)."""
     spec = TABLES[table]
-    n = int(cols[spec[0][0]].shape[0])
-    rec = np.empty(n, dtype=_COPY_DTYPES[table])
+    rec = np.empty(hi - lo, dtype=_COPY_DTYPES[table])
     rec["_n"] = len(spec)
     for name, t in spec:
         rec[f"_l_{name}"] = np.dtype(t).itemsize
-        rec[name] = cols[name]
-    return _COPY_HEADER + rec.tobytes() + _COPY_TRAILER
+        rec[name] = cols[name][lo:hi]
+    return rec.tobytes()
 
 
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds (timestamptz binary origin)
