@@ -21,6 +21,13 @@ Compares, on the same machine and run, for N trade records (default 1,000,000, 9
    an upper bound of decode -> bus (it includes the loopback hop and the client's own decode). The
    run ends by itself and removes its database and Redis keys also when interrupted (Ctrl-C).
 
+   Redis rows come in two shapes. In production the consumers of a networked bus are other
+   processes (signals, analytics), so the "consumer in its own process" rows are the deployment's
+   shape: the ingestion process only decodes, normalises and publishes. The "consumer in the
+   publishing process" rows keep the earlier shape, where the consumer's XREADGROUP reply parsing,
+   protobuf decoding and XACKs share the publisher's event loop and GIL (on a 2-core machine that
+   also measures the consumer's CPU on the publisher's path). Both are printed, never one alone.
+
 Usage: ``.venv/bin/python bench/ingest.py [--n 1000000] [--naive-n 100000] [--only ingest|latency]``.
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) or ``--server DSN``; creates and drops its
 own database. The to_df + to_sql comparison needs the ``bench`` extra (SQLAlchemy, psycopg); without
@@ -182,17 +189,47 @@ def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -
     srv.close()
 
 
-async def live_latency(bus: object, writer: Writer | None, rate: int, seconds: float) -> dict[str, float]:
-    """One paced session through LiveSource -> bus; returns latency percentiles (microseconds).
+def _redis_consumer(url: str, namespace: str, group: str, n: int, ready: mp.Queue, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Child process: consume ``n`` events of ``TOPIC`` as ``group`` (created by the parent) and put
+    their latencies (ns, receive time - ts_event) on ``out``; says ``ready`` once connected."""
 
-    Every resource is released on the way out, also when interrupted: the gateway process is
-    killed if it overstays, the consumer cancelled, and the live session bounded in time."""
+    async def run() -> list[int]:
+        bus = RedisStreamsBus(url, RedisSettings(namespace=namespace, read_block_ms=100))
+        lat: list[int] = []
+        try:
+            await bus.redis.ping()
+            ready.put(True)
+            deadline = time.monotonic() + SESSION_SLACK_S + n / 1000
+            async for d in bus.consume(TOPIC, SYMBOLS, group=group, consumer="c1", start="$"):
+                lat.append(time.time_ns() - events_pb2.OptionQuoteEvent.FromString(d.payload).ts_event)
+                await bus.ack(d, group=group)
+                if len(lat) >= n or time.monotonic() > deadline:
+                    break
+        finally:
+            await bus.close()
+        return lat
+
+    out.put(asyncio.run(run()))
+
+
+async def live_latency(
+    bus: object, writer: Writer | None, rate: int, seconds: float, consumer_process: bool = False
+) -> dict[str, float]:
+    """One paced session through LiveSource -> bus; returns latency percentiles (microseconds).
+    ``consumer_process`` (Redis only): the consumer runs in a child process (see module docstring).
+
+    Every resource is released on the way out, also when interrupted: the gateway process and the
+    consumer process are killed if they overstay, the consumer task cancelled, and the live session
+    bounded in time."""
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     proc = ctx.Process(target=_paced_gateway, args=(q, rate, seconds, 0.001), daemon=True)
     proc.start()
     lat: list[int] = []
     consumer: asyncio.Task[None] | None = None
+    child: mp.process.BaseProcess | None = None
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    n = int(rate * seconds)
     try:
         port = await asyncio.to_thread(q.get, True, 30)
         group = f"lat{uuid.uuid4().hex[:6]}"
@@ -203,7 +240,16 @@ async def live_latency(bus: object, writer: Writer | None, rate: int, seconds: f
                 lat.append(time.time_ns() - events_pb2.OptionQuoteEvent.FromString(d.payload).ts_event)
                 await bus.ack(d, group=group)  # type: ignore[attr-defined]
 
-        consumer = asyncio.create_task(consume())
+        if consumer_process:
+            assert isinstance(bus, RedisStreamsBus)
+            ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+            child = ctx.Process(
+                target=_redis_consumer, args=(bus.url, bus.namespace, group, n, ready, out), daemon=True
+            )
+            child.start()
+            await asyncio.to_thread(ready.get, True, 60)
+        else:
+            consumer = asyncio.create_task(consume())
         src = LiveSource(
             Pipeline(writer=writer, bus=bus, source=1, build_bars=False), key="db-" + "L" * 29,
             dataset="OPRA.PILLAR", symbols=CONTRACTS, schemas=["mbp-1"], gateway="127.0.0.1", port=port,
@@ -212,12 +258,18 @@ async def live_latency(bus: object, writer: Writer | None, rate: int, seconds: f
         t = time.perf_counter()
         await asyncio.wait_for(src.run(), seconds + SESSION_SLACK_S)
         elapsed = time.perf_counter() - t
-        n = int(rate * seconds)
+        if child is not None:
+            lat = await asyncio.to_thread(out.get, True, SESSION_SLACK_S)
         for _ in range(200):
             if len(lat) >= n:
                 break
             await asyncio.sleep(0.01)
     finally:
+        if child is not None:
+            await asyncio.to_thread(child.join, 10)
+            if child.is_alive():
+                child.kill()
+                child.join()
         if consumer is not None:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,17 +306,21 @@ async def latency_table(args: argparse.Namespace, dsn: str | None, tmp: Path) ->
         await live_latency(warm, None, args.rate, WARMUP_S)
         await warm.close()
         for name, bus in buses:
-            for with_writer in (False, True) if dsn else (False,):
+            shapes = ("process", "same") if isinstance(bus, RedisStreamsBus) else ("same",)
+            for shape, with_writer in ((s, ww) for s in shapes for ww in ((False, True) if dsn else (False,))):
                 w = None
                 if with_writer and dsn:
                     w = Writer(dsn, spill_dir=tmp / f"spill-{name[:5]}", flush_interval_s=0.25)
                     await w.start()
                 try:
-                    r = await live_latency(bus, w, args.rate, args.seconds)
+                    r = await live_latency(bus, w, args.rate, args.seconds, consumer_process=shape == "process")
                 finally:
                     if w is not None:
                         await w.close()
-                label = f"{name}{' + PostgreSQL writer' if with_writer else ''}"
+                where = {"process": ", consumer in its own process", "same": ""}[shape]
+                if isinstance(bus, RedisStreamsBus) and shape == "same":
+                    where = ", consumer in the publishing process"
+                label = f"{name}{where}{' + PostgreSQL writer' if with_writer else ''}"
                 rows.append((label, r))
                 print(f"  {label}: p99 {r['p99'] / 1000:.3f} ms (load {os.getloadavg()[0]:.1f})", flush=True)
     finally:  # the scratch keys go, also on Ctrl-C or an error
