@@ -212,7 +212,7 @@ class Writer:
             self._busy = True
             self._queued -= n
             self._cond.notify_all()
-        return items[0] if len(items) == 1 else concat(items)
+        return items[0] if len(items) == 1 else await concat_stepwise(items, _FAN_IN)
 
     async def _run(self) -> None:
         while True:
@@ -381,6 +381,24 @@ class Writer:
             hi = min(n, lo + self.copy_chunk_rows)
             yield await asyncio.to_thread(encode_binary_rows, table, cols, lo, hi)
         yield _COPY_TRAILER
+
+
+#: batches concatenated per event-loop step (``concat_stepwise``): 16 live bursts of 256 records
+#: take ~0.2 ms, where a whole 0.25-s flush at 50k records/s (~50 bursts) took 2-5 ms in the live run
+_FAN_IN = 16
+
+
+async def concat_stepwise(batches: list[Batch], fan_in: int) -> Batch:
+    """``concat`` of many batches in steps of at most ``fan_in`` batches, yielding to the event loop
+    between steps, so one flush never holds the loop (and the bus behind it) for the whole merge.
+    The result is ``concat(batches)``: concatenation is associative, symbols are a union."""
+    while len(batches) > fan_in:
+        level = []
+        for i in range(0, len(batches), fan_in):
+            level.append(concat(batches[i : i + fan_in]))
+            await asyncio.sleep(0)
+        batches = level
+    return concat(batches)
 
 
 def concat(batches: list[Batch]) -> Batch:

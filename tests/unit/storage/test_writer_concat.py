@@ -1,10 +1,12 @@
-"""The writer's one-pass ``concat`` equals ``records.merge`` (the per-batch ``add`` it replaces) for
-any mix of tables, empty column sets and small-table rows; the staging COPY payload streamed in
+"""The writer's one-pass ``concat``, and ``concat_stepwise`` (the same in steps of a few batches),
+equal ``records.merge`` (the per-batch ``add`` they replace) for any mix of tables, empty column
+sets and small-table rows; the staging COPY payload streamed in
 chunks (``encode_binary_rows``) equals a row-by-row ``struct`` encoding of PostgreSQL's binary COPY
 format (int16 field count, then per field an int32 length and the big-endian value)."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 import numpy as np
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from aiots.services.storage.copy_codec import _COPY_HEADER, _COPY_TRAILER, encode_binary_copy, encode_binary_rows
 from aiots.services.storage.records import SYMBOLS, TABLES, Batch, merge
-from aiots.services.storage.writer import concat
+from aiots.services.storage.writer import concat, concat_stepwise
 
 CODES = [SYMBOLS.code(s) for s in ("WCA", "WCB", "AAPL  250221C00250000", "WCC")]
 
@@ -52,9 +54,12 @@ def _batch(parts: list[tuple[str, int, int, int]]) -> Batch:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(_part, min_size=0, max_size=3), min_size=1, max_size=6))
-def test_concat_equals_merge(spec: list[list[tuple[str, int, int, int]]]) -> None:
-    got, want = concat([_batch(p) for p in spec]), merge([_batch(p) for p in spec])
+@given(st.lists(st.lists(_part, min_size=0, max_size=3), min_size=1, max_size=9), st.sampled_from([0, 2, 3]))
+def test_concat_equals_merge(spec: list[list[tuple[str, int, int, int]]], fan_in: int) -> None:
+    """fan_in 0: ``concat`` in one pass; else ``concat_stepwise`` with that fan-in."""
+    batches = [_batch(p) for p in spec]
+    got = asyncio.run(concat_stepwise(batches, fan_in)) if fan_in else concat(batches)
+    want = merge([_batch(p) for p in spec])
     assert got.columns.keys() == want.columns.keys()
     for t, cols in want.columns.items():
         assert got.columns[t].keys() == cols.keys()
