@@ -105,7 +105,7 @@ def encode_binary_rows(table: str, cols: dict[str, npt.NDArray[Any]], lo: int, h
 
 
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds (timestamptz binary origin)
-_NULLABLE = {"bid", "ask", "underlying_price"}  # NaN means NULL: such batches take the staging path
+_NULLABLE = {"bid", "ask", "underlying_price"}  # NaN means NULL (as the staging path's NULLIF)
 
 
 def _direct_layout(table: str) -> tuple[np.dtype[Any], list[str], list[str]]:
@@ -146,7 +146,8 @@ def encode_direct_rows(
 
     Each row is laid out padded (fixed columns, then per text column a 4-byte length and the text
     padded to the widest symbol), and one boolean compress drops the padding: a single pass over
-    the bytes, no per-byte index arrays."""
+    the bytes, no per-byte index arrays. A NaN in a nullable column (``_NULLABLE``) is a NULL: length
+    -1 and its value bytes dropped by the same compress (what the staging path's NULLIF stores)."""
     dtype, fixed, text = _DIRECT[table]
     n = hi - lo
     enc: dict[str, tuple[npt.NDArray[Any], npt.NDArray[np.int64], int]] = {}
@@ -171,9 +172,14 @@ def encode_direct_rows(
         else:
             rec[f"_l_{name}"] = dtype[name].itemsize
             rec[name] = cols[name][lo:hi]
-    if not text:
+    nulls = {c: m for c in fixed if c in _NULLABLE and (m := np.isnan(cols[c][lo:hi])).any()}
+    if not text and not nulls:
         return rec.tobytes()
     keep = [np.ones((n, dtype.itemsize), dtype=bool)]
+    for c, m in nulls.items():
+        rec[f"_l_{c}"][m] = -1
+        off = dtype.fields[c][1]  # type: ignore[index]
+        keep[0][m, off : off + dtype[c].itemsize] = False
     for c in text:
         strings, ln, width = enc[c]
         rec[f"_l_{c}"] = ln

@@ -49,7 +49,6 @@ from aiots.core.conventions import NS_PER_DAY
 from aiots.services.storage.copy_codec import (
     _COPY_HEADER,
     _COPY_TRAILER,
-    _NULLABLE,
     _ROW_ORDER,
     _ROW_SQL,
     _insert_sql,
@@ -329,7 +328,7 @@ class Writer:
                     await conn.executemany(_ROW_SQL[t], r)
             counts: dict[str, int] = {}
             for table, cols in batch.columns.items():
-                if self.optimistic and not any(np.isnan(cols[c]).any() for c in _NULLABLE if c in cols):
+                if self.optimistic:
                     # fresh data (the common case): one binary COPY straight into the table, in a
                     # savepoint; a duplicate key rolls it back and the batch takes the dedup path
                     try:

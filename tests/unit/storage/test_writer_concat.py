@@ -2,7 +2,8 @@
 equal ``records.merge`` (the per-batch ``add`` they replace) for any mix of tables, empty column
 sets and small-table rows; the staging COPY payload streamed in
 chunks (``encode_binary_rows``) equals a row-by-row ``struct`` encoding of PostgreSQL's binary COPY
-format (int16 field count, then per field an int32 length and the big-endian value)."""
+format (int16 field count, then per field an int32 length and the big-endian value), and so do the
+direct layout's rows, where a NaN in a nullable column is a NULL (length -1)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiots.services.storage.copy_codec import _COPY_HEADER, _COPY_TRAILER, encode_binary_copy, encode_binary_rows
+from aiots.services.storage.copy_codec import (
+    _COPY_HEADER,
+    _COPY_TRAILER,
+    _DIRECT,
+    _NULLABLE,
+    encode_binary_copy,
+    encode_binary_rows,
+    encode_direct_rows,
+)
 from aiots.services.storage.records import SYMBOLS, TABLES, Batch, merge
 from aiots.services.storage.writer import concat, concat_stepwise
 
@@ -89,3 +98,35 @@ def test_staging_rows_in_chunks_equal_the_whole_payload(table: str, n: int, chun
     chunks = [encode_binary_rows(table, cols, lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
     assert b"".join(chunks) == oracle
     assert encode_binary_copy(table, cols) == _COPY_HEADER + oracle + _COPY_TRAILER
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["trades", "quotes", "option_quotes", "bars_1m"]), st.integers(0, 120), st.integers(0, 2**31))
+def test_direct_rows_with_nulls_equal_a_struct_oracle(table: str, n: int, seed: int) -> None:
+    """Direct-layout rows: a NaN in a nullable column is a NULL (length -1, no value bytes)."""
+    cols = _cols(table, n, seed)
+    if "side" in cols:
+        cols["side"] = np.random.default_rng(seed).choice([ord("A"), ord("B"), ord("N")], n).astype(cols["side"].dtype)
+    symbols = {c: SYMBOLS.symbol(c) for c in CODES}
+    _, fixed, text = _DIRECT[table]
+    kinds = dict(TABLES[table])
+    fmt = {"i2": "h", "i4": "i", "i8": "q", "f8": "d"}
+
+    def field(c: str, i: int) -> bytes:
+        if c == "ts":
+            return struct.pack(">iq", 8, int(cols["ts_event"][i]) // 1000 - 946_684_800_000_000)
+        if c == "side":
+            return struct.pack(">iB", 1, int(cols["side"][i]))
+        v = cols[c][i]
+        if c in _NULLABLE and np.isnan(v):
+            return struct.pack(">i", -1)
+        return struct.pack(">i", np.dtype(kinds[c]).itemsize) + struct.pack(">" + fmt[kinds[c]], v)
+
+    oracle = b"".join(
+        struct.pack(">h", len(fixed) + len(text))
+        + b"".join(field(c, i) for c in fixed)
+        + b"".join(struct.pack(">i", len(t := symbols[int(cols[c][i])].encode())) + t for c in text)
+        for i in range(n)
+    )
+    chunks = [encode_direct_rows(table, cols, symbols, lo, min(n, lo + 50)) for lo in range(0, n, 50)]
+    assert b"".join(chunks) == oracle
