@@ -459,7 +459,7 @@ cdef double _am_price1(int method, double S, double K, double T, double r, doubl
         _binomial(S, K, T, r, q, v, call, steps, lr, dt, dd, nd, o)
         return o[0]
     if method == M_BS2002:
-        a = _bs2002(S, K, T, r, q, v, call)
+        return _bs2002_floored(S, K, T, r, q, v, call)
     elif method == M_BAW:
         a = _baw(S, K, T, r, q, v, call)
     else:
@@ -482,6 +482,17 @@ cdef inline double _am_floor(double a, double S, double K, double T, double r, d
     if a - lo <= AM_NOISE * (S + K):
         return lo
     return a
+
+
+cdef inline double _bs2002_floored(double S, double K, double T, double r, double q, double v,
+                                   bint call) noexcept nogil:
+    """_am_floor(_bs2002(...)) (valid inputs). A call with q = 0 is never exercised early: there
+    _bs2002 is the European value (both formulas' _gbs_call, _bs_price1 at q = r - r = 0) and
+    _am_floor returns max(that value, intrinsic), so it is computed once here instead of three
+    times, with the same bits."""
+    if call and q == 0.0:
+        return fmax(_bs_price1(S, K, T, r, q, v, True), fmax(S - K, 0.0))
+    return _am_floor(_bs2002(S, K, T, r, q, v, call), S, K, T, r, q, v, call)
 
 
 cdef double AM_SIG_LO = 1e-4

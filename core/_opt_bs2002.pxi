@@ -332,7 +332,7 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
                 if _bad(S, K, T, r, q, v):
                     out[i] = NAN
                 else:
-                    out[i] = _am_floor(_bs2002(S, K, T, r, q, v, call), S, K, T, r, q, v, call)
+                    out[i] = _bs2002_floored(S, K, T, r, q, v, call)
             b0 += m
             continue
         m8 = (m + 7) & ~7
@@ -379,7 +379,7 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
             v = pv[i * sv]
             call = pc[i * sc] != 0
             if flag[j] != 0.0:
-                out[i] = _am_floor(_bs2002(S, K, T, r, q, v, call), S, K, T, r, q, v, call)
+                out[i] = _bs2002_floored(S, K, T, r, q, v, call)
                 continue
             a = val[j]
             # _am_floor's answer is a wherever a exceeds max(European, intrinsic) by more than

@@ -7,31 +7,50 @@
 
 
 cdef double IV_DONE = 1e-4
+# sqrt(-2x) from which _solve_s takes b(x, sqrt(-2x)) in closed form (below: nb_otm, no cancellation)
+cdef double IV_SC_CLOSED = 1e-3
 
 
-cdef double _solve_s(double beta, double x, int* reason) noexcept nogil:
-    """Solve b(x, s) = beta for s, x <= 0, 0 < beta < exp(x/2).
+cdef double _solve_s(double beta, double x, double bmax, int* reason) noexcept nogil:
+    """Solve b(x, s) = beta for s, x <= 0, 0 < beta < bmax = exp(x/2).
 
     Branches (Jäckel): lower (beta < b_l) iterates on 1/ln(b); middle on b; upper on
     -ln(b_max - b). Householder(3) steps, bracketed, with a bisection fallback.
     """
-    cdef double bmax = exp(0.5 * x)
     cdef double sc = sqrt(-2.0 * x)
     cdef double bc, vc, sl, su, bl, bu, s, lo = 0.0, hi = INFINITY
     cdef double b, vg, b2, b3, nu, h2, h3, ds, sn, L, Lb, c, cb, gu
     cdef int branch, _it
     cdef bint polish = False, below
-    vc = nb_vega(x, sc) if sc > 0.0 else INV_SQRT2PI
-    bc = nb_otm(x, sc) if sc > 0.0 else 0.0
+    if sc >= IV_SC_CLOSED:
+        # at s = sc, h + t = 0: b = e^{x/2}/2 - e^{-x/2} Phi(-sc) and vega = e^{x/2}/sqrt(2 pi), one
+        # erfc (nb_otm there: an erfcx difference, 3-5 exp/erfc). Only the initial guess and the
+        # branch choice read them; the cancellation costs ~1e-16 / sc relative
+        vc = INV_SQRT2PI * bmax
+        bc = 0.5 * bmax - norm_cdf(-sc) / bmax
+    elif sc > 0.0:
+        bc = nb_otm_vega(x, sc, &vc)
+    else:
+        vc = INV_SQRT2PI
+        bc = 0.0
     sl = sc - bc / vc
     su = sc + (bmax - bc) / vc
-    # only the branch point on beta's side of b_c is needed
-    bl = nb_otm(x, sl) if (sl > 0.0 and beta < bc) else 0.0
-    bu = nb_otm(x, su) if beta >= bc else INFINITY
-    Lb = log(beta)
+    # only the branch point on beta's side of b_c is needed, and only where a bound does not
+    # already place beta in the middle branch: b is convex in s on (0, sc] with b(0) = 0, so
+    # b_l = b(sl) <= (sl / sc) b_c; concave on [sc, inf), so b_u = b(su) >= b_c + b'(su) (su - sc)
+    # (one exp instead of an evaluation of b; the margins cover the rounding of either side)
+    bl = 0.0
+    bu = INFINITY
+    if beta < bc:
+        if sl > 0.0 and beta < sl / sc * bc * (1.0 + 1e-12):
+            bl = nb_otm(x, sl)
+    elif not beta <= bc + 0.999 * nb_vega(x, su) * (su - sc):
+        bu = nb_otm(x, su)
+    Lb = 0.0  # log(beta), needed in the lower branch only
     cb = bmax - beta
     if beta < bl:
         branch = 0
+        Lb = log(beta)
         s = sl * sqrt(log(bl) / Lb)
         hi = sl
     elif beta <= bu:
@@ -45,13 +64,13 @@ cdef double _solve_s(double beta, double x, int* reason) noexcept nogil:
         gu = -log(nb_otm_complement(x, su))
         s = sqrt(su * su + 8.0 * fmax(-log(cb) - gu, 0.0))
     for _it in range(IV_MAX_ITER):
-        vg = nb_vega(x, s)
         if branch == 2:
+            vg = nb_vega(x, s)
             c = nb_otm_complement(x, s)
             b = bmax - c
             below = c > cb
         else:
-            b = nb_otm(x, s)
+            b = nb_otm_vega(x, s, &vg)
             c = 0.0
             below = b < beta
         if below:
@@ -81,6 +100,14 @@ cdef double _solve_s(double beta, double x, int* reason) noexcept nogil:
             h3 = 2.0 * vg * vg / (c * c) + 3.0 * vg / c * b2 + b3
         ds = nu * (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu / 6.0))
         sn = s + ds
+        if sn == s and fabs(nu) <= 4e-16 * s:
+            # the Newton step, and so the step taken, below an ulp of s (b hit beta exactly, or to
+            # the last bit): s is final. Tested first: s is now one end of the bracket, so sn = s
+            # would fail the test below and restart a bisection from the bracket (~40 more
+            # evaluations). (nu large with ds = 0 is an overflow of h3, e.g. b*b underflowing in
+            # the lower branch: not converged, the bisection below goes on.)
+            reason[0] = R_OK
+            return s
         if not (sn > lo and sn < hi) or not isfinite(sn):
             if hi < INFINITY:
                 sn = 0.5 * (lo + hi)
@@ -123,7 +150,8 @@ cdef double _iv1(double P, double S, double K, double T, double r, double q, bin
     if beta == 0.0:
         reason[0] = R_OK
         return 0.0
-    if beta >= exp(0.5 * x):
+    cdef double bmax = exp(0.5 * x)
+    if beta >= bmax:
         reason[0] = R_ABOVE
         return NAN
-    return _solve_s(beta, x, reason) / sqrt(T)
+    return _solve_s(beta, x, bmax, reason) / sqrt(T)

@@ -170,10 +170,11 @@ cdef inline double _norm_ppf1(double p) noexcept nogil:
 # keep the relative accuracy near machine precision everywhere.
 # ---------------------------------------------------------------------------------------------
 
-cdef inline double nb_asymptotic(double h, double t) noexcept nogil:
-    """h << 0: b = E [Y(h+t) - Y(h-t)] with Y = Phi/phi expanded asymptotically, differences exact."""
+cdef inline double nb_asymptotic(double h, double t, double eh) noexcept nogil:
+    """h << 0: b = E [Y(h+t) - Y(h-t)] with Y = Phi/phi expanded asymptotically, differences exact.
+    eh = exp(-(h^2 + t^2)/2) (the caller's, shared with the vega)."""
     cdef double r = (h + t) * (h - t)
-    cdef double e = exp(-0.5 * (h * h + t * t)) * INV_SQRT2PI
+    cdef double e = eh * INV_SQRT2PI
     cdef double tau = (t * t) / (h * h)
     cdef double g = (h * h) / (r * r)
     cdef double total = 0.0, term, prev = INFINITY, sn, c, gpow = 1.0, dfact = 1.0, tj
@@ -207,27 +208,27 @@ cdef double INV_ODD_FACT[9]
 INV_ODD_FACT[:] = [1.0 / math.factorial(2 * i + 1) for i in range(9)]
 
 
-cdef inline double nb_small_t(double h, double t) noexcept nogil:
+cdef inline double nb_small_t(double h, double t, double eh) noexcept nogil:
     """t < 0.21: b = 2E sum_{k odd} Y^(k)(h) t^k/k!, Y' = 1 + hY, Y^(n+1) = hY^(n) + nY^(n-1).
 
     Y^(k)(h) = int_0^inf u^k exp(hu - u^2/2) du > 0, so every term is positive and, for t < 0.21,
     each is below ~t^2/4 of the one before: the sum stops once a term is below 1e-17 of it (the
-    rest is below 1e-18), at most 7 terms (14 derivatives)."""
+    rest is below 1e-18), at most 7 terms (14 derivatives). eh = exp(-(h^2 + t^2)/2)."""
     cdef double y0 = SQRT_PI_2 * erfcx(-h * SQRT1_2)
     cdef double y1 = 1.0 + h * y0
-    cdef double ym1 = y0, yk = y1, ynext, tk = t, t2 = t * t, total = t * y1, term
-    cdef int m
-    for m in range(1, 15):
-        ynext = h * yk + m * ym1  # Y^(m+1)
-        ym1 = yk
-        yk = ynext
-        if m & 1 == 0:  # m + 1 odd: add Y^(m+1) t^(m+1) / (m+1)!
-            tk *= t2
-            term = yk * tk * INV_ODD_FACT[(m + 1) >> 1]
-            total += term
-            if term <= 1e-17 * total:
-                break
-    return 2.0 * INV_SQRT2PI * exp(-0.5 * (h * h + t * t)) * total
+    cdef double ym1 = y0, yk = y1, ye, tk = t, t2 = t * t, total = t * y1, term
+    cdef int j
+    for j in range(1, 8):
+        ye = h * yk + (2 * j - 1) * ym1  # Y^(2j)
+        ym1 = h * ye + (2 * j) * yk  # Y^(2j+1): add Y^(2j+1) t^(2j+1) / (2j+1)!
+        yk = ym1
+        ym1 = ye
+        tk *= t2
+        term = yk * tk * INV_ODD_FACT[j]
+        total += term
+        if term <= 1e-17 * total:
+            break
+    return 2.0 * INV_SQRT2PI * eh * total
 
 
 cdef inline double nb_otm(double x, double s) noexcept nogil:
@@ -240,13 +241,35 @@ cdef inline double nb_otm(double x, double s) noexcept nogil:
     h = x / s
     t = 0.5 * s
     if h < ASYMPTOTIC_H and h + t < ASYMPTOTIC_H + SMALL_T:
-        b = nb_asymptotic(h, t)
+        b = nb_asymptotic(h, t, exp(-0.5 * (h * h + t * t)))
     elif t < SMALL_T:
-        b = nb_small_t(h, t)
+        b = nb_small_t(h, t, exp(-0.5 * (h * h + t * t)))
     elif h + t > NORM_CDF_H_PLUS_T:
         b = exp(0.5 * x) * norm_cdf(h + t) - exp(-0.5 * x) * norm_cdf(h - t)
     else:
         b = 0.5 * exp(-0.5 * (h * h + t * t)) * (erfcx(-SQRT1_2 * (h + t)) - erfcx(-SQRT1_2 * (h - t)))
+    return b if b > 0.0 else 0.0
+
+
+cdef inline double nb_otm_vega(double x, double s, double* vega) noexcept nogil:
+    """nb_otm(x, s), with nb_vega(x, s) in vega[0], bit for bit both: the one
+    exp(-(h^2 + t^2)/2) of the vega serves the asymptotic, small-t and middle branches too (the
+    implied-vol iteration needs both at every step)."""
+    cdef double h = x / s, t = 0.5 * s, b
+    cdef double eh = exp(-0.5 * (h * h + t * t))
+    vega[0] = INV_SQRT2PI * eh
+    if s <= 0.0:
+        return 0.0
+    if x == 0.0:
+        return erf(0.25 * s * 1.4142135623730951)
+    if h < ASYMPTOTIC_H and h + t < ASYMPTOTIC_H + SMALL_T:
+        b = nb_asymptotic(h, t, eh)
+    elif t < SMALL_T:
+        b = nb_small_t(h, t, eh)
+    elif h + t > NORM_CDF_H_PLUS_T:
+        b = exp(0.5 * x) * norm_cdf(h + t) - exp(-0.5 * x) * norm_cdf(h - t)
+    else:
+        b = 0.5 * eh * (erfcx(-SQRT1_2 * (h + t)) - erfcx(-SQRT1_2 * (h - t)))
     return b if b > 0.0 else 0.0
 
 
