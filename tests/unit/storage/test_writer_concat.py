@@ -14,6 +14,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiots.core.conventions import NS_PER_DAY
 from aiots.services.storage.copy_codec import (
     _COPY_HEADER,
     _COPY_TRAILER,
@@ -24,7 +25,7 @@ from aiots.services.storage.copy_codec import (
     encode_direct_rows,
 )
 from aiots.services.storage.records import SYMBOLS, TABLES, Batch, merge
-from aiots.services.storage.writer import concat, concat_stepwise
+from aiots.services.storage.writer import _days, concat, concat_stepwise
 
 CODES = [SYMBOLS.code(s) for s in ("WCA", "WCB", "AAPL  250221C00250000", "WCC")]
 
@@ -130,3 +131,12 @@ def test_direct_rows_with_nulls_equal_a_struct_oracle(table: str, n: int, seed: 
     )
     chunks = [encode_direct_rows(table, cols, symbols, lo, min(n, lo + 50)) for lo in range(0, n, 50)]
     assert b"".join(chunks) == oracle
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), max_size=30), st.booleans())
+def test_days_equal_the_distinct_days(ts: list[int], one_day: bool) -> None:
+    """``_days`` (min/max shortcut) against Python's floor division per timestamp."""
+    a = np.array(ts, dtype=np.int64)
+    if one_day:  # the live case: every timestamp on one day
+        a = a % NS_PER_DAY + 19_000 * NS_PER_DAY
+    assert _days(a) == {x // NS_PER_DAY for x in a.tolist()}
