@@ -152,7 +152,10 @@ class Writer:
             self._queue.append(batch)
             self._queued += n
             self.stats.put_records += batch.total()
-            self._cond.notify_all()
+            if self._queued >= self.batch_records:
+                # only the writer's take waits for more records (flushers and other producers wait
+                # for fewer): a live feed puts ~1,000 small batches a second, each of which woke it
+                self._cond.notify_all()
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until everything put so far is committed or spilled (True), or ``timeout`` (False)."""
