@@ -472,30 +472,10 @@ class ContractSelector:
         window) go to the core in the batches the generic path gives them."""
         sc = cfg.selection
         S, r = idea.underlying_price, sc.risk_free_rate
-        end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
-        minutes = calendar().regular_ns_between(now_ns, end) / 60e9
-        if minutes <= 0:
+        window = _all_settled(settled_calls, view, model, rows, idea, now_ns, cfg, horizon_end_ns)
+        if window is None:
             return None
-        K = view.strike[rows]
-        uniq, codes = view.expiry_index()
-        row_codes = codes[rows]
-        T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[row_codes]
-        days = minutes / MINUTES_PER_REGULAR_SESSION
-        settled = settled_calls(
-            model,
-            S,
-            K,
-            T,
-            r,
-            idea.projected_move,
-            days,
-            sc.delta_min,
-            sc.delta_max,
-            DELTA_PREFILTER_MARGIN,
-            sc.spread_cover,
-        )
-        if not settled.all():
-            return None
+        K, T, uniq = window
         if not self._witness(view, model, rows, K, T, S, r, sc, want_call=True):
             return None
         # the calls event risk may read priced first (as the generic path's pricing of ``rows`` has them)
@@ -534,29 +514,10 @@ class ContractSelector:
         those event risk reads included, is priced with its block of that batch, the same number."""
         sc = cfg.selection
         S, r = idea.underlying_price, sc.risk_free_rate
-        end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
-        minutes = calendar().regular_ns_between(now_ns, end) / 60e9
-        if minutes <= 0:
+        window = _all_settled(settled_puts, view, model, rows, idea, now_ns, cfg, horizon_end_ns)
+        if window is None:
             return None
-        K = view.strike[rows]
-        uniq, codes = view.expiry_index()
-        T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[codes[rows]]
-        days = minutes / MINUTES_PER_REGULAR_SESSION
-        settled = settled_puts(
-            model,
-            S,
-            K,
-            T,
-            r,
-            idea.projected_move,
-            days,
-            sc.delta_min,
-            sc.delta_max,
-            DELTA_PREFILTER_MARGIN,
-            sc.spread_cover,
-        )
-        if not settled.all():
-            return None
+        K, T, _ = window
         view.defer_batch(rows)  # from here on, any put of ``rows`` is priced as the generic path would have
         if not self._witness(view, model, rows, K, T, S, r, sc, want_call=False):
             return None
@@ -749,6 +710,44 @@ class ContractSelector:
         return _Levels(
             valid, entry, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct
         )
+
+
+def _all_settled(
+    settle: Callable[..., npt.NDArray[np.bool_]],
+    view: ChainView,
+    model: QuoteModel,
+    rows: Rows,
+    idea: Idea,
+    now_ns: int,
+    cfg: SignalsConfig,
+    horizon_end_ns: int | None,
+) -> tuple[F64, F64, list[int]] | None:
+    """(strikes, years to expiry, the view's expiries in ns) of ``rows`` when ``settle``
+    (:func:`~aiots.services.signals.model_prune.settled_calls` or ``settled_puts``) settles every
+    one of them for ``idea``; None when one is not settled or the horizon has no trading time."""
+    sc = cfg.selection
+    end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
+    minutes = calendar().regular_ns_between(now_ns, end) / 60e9
+    if minutes <= 0:
+        return None
+    K = view.strike[rows]
+    uniq, codes = view.expiry_index()
+    T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[codes[rows]]
+    days = minutes / MINUTES_PER_REGULAR_SESSION
+    settled = settle(
+        model,
+        idea.underlying_price,
+        K,
+        T,
+        sc.risk_free_rate,
+        idea.projected_move,
+        days,
+        sc.delta_min,
+        sc.delta_max,
+        DELTA_PREFILTER_MARGIN,
+        sc.spread_cover,
+    )
+    return (K, T, uniq) if settled.all() else None
 
 
 def _best(valid: npt.NDArray[np.bool_], ev: F64, spread_frac: F64, occ: Callable[[int], str]) -> int | None:
