@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -32,8 +33,9 @@ CALLS = 48  # in flight at once; with one stream per connection, 48 connections
 READY_S = 20.0
 
 
-def _serve(port: int) -> None:
-    """One upstream process: GetStockPrice answers ``last = this pid``; healthy for Envoy."""
+def _serve(port: int, ready: Any) -> None:
+    """One upstream process: GetStockPrice answers ``last = this pid``; healthy for Envoy; sets
+    ``ready`` once it listens (every process must before the calls, or one takes them all)."""
 
     class Cache(cpb_grpc.CacheServiceServicer):
         async def GetStockPrice(self, request, context):  # type: ignore[no-untyped-def]
@@ -51,6 +53,7 @@ def _serve(port: int) -> None:
         await server.start()
         for name in ("", "aiots.v1.CacheService"):
             await hs.set(name, health_pb2.HealthCheckResponse.SERVING)
+        ready.set()
         await server.wait_for_termination()
 
     asyncio.run(main())
@@ -77,9 +80,13 @@ async def _pids_through_envoy(target: str, token: str) -> set[int]:
 
 async def test_capped_streams_reach_every_worker_process(tmp_path: Path) -> None:
     up = free_port()
-    procs = [mp.get_context("spawn").Process(target=_serve, args=(up,), daemon=True) for _ in range(PROCESSES)]
+    ctx = mp.get_context("spawn")
+    ready = [ctx.Event() for _ in range(PROCESSES)]
+    procs = [ctx.Process(target=_serve, args=(up, r), daemon=True) for r in ready]
     for p in procs:
         p.start()
+    for r in ready:
+        assert await asyncio.to_thread(r.wait, READY_S), "an upstream process did not start listening"
     settings = Settings(cache={"port": up}, gateway=gateway_settings(tmp_path, upstream_max_streams=1))
     gw = Gateway(settings, config_dir=tmp_path / "envoy")
     try:
