@@ -198,8 +198,27 @@ class Batch:
         return self.count() + sum(len(r) for r in self.rows.values())
 
 
-def merge(batches: Sequence[Batch]) -> Batch:
+def merge(batches: Sequence[Batch], complete: bool = False) -> Batch:
+    """``Batch.extend`` of every batch in turn, in one pass: each column concatenated once per table.
+
+    Extending batch after batch copies the accumulated columns again each time (quadratic): for
+    the ~250 live bursts (~50 records each) of a 0.25-s writer flush at 50k records/s that held the
+    event loop 15-21 ms. ``complete``: each batch's ``symbols`` already names every code of its
+    columns (``merge``'s own outputs), so the codes are not collected from the columns again."""
     out = Batch()
+    parts: dict[str, list[Columns]] = {}
     for b in batches:
-        out.extend(b)
+        for t, cols in b.columns.items():
+            if int(next(iter(cols.values())).shape[0]):
+                parts.setdefault(t, []).append(cols)
+        for t, rows in b.rows.items():
+            out.rows[t].extend(rows)
+    for t, ps in parts.items():
+        cols = ps[0] if len(ps) == 1 else {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
+        out.columns[t] = cols
+        for key in () if complete else ("sym", "und"):
+            if key in cols:
+                out.symbols.update(SYMBOLS.symbols_of(cols[key]))
+    for b in batches:
+        out.symbols.update(b.symbols)
     return out

@@ -33,13 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import numpy as np
@@ -63,9 +63,9 @@ from aiots.services.storage.records import (
     SYMBOLS,
     TABLES,
     Batch,
-    Columns,
     SymbolTable,
     instrument_info,
+    merge,
 )
 from aiots.services.storage.spill import SpillStore
 
@@ -214,7 +214,7 @@ class Writer:
             self._busy = True
             self._queued -= n
             self._cond.notify_all()
-        return items[0] if len(items) == 1 else await concat_stepwise(items, _FAN_IN)
+        return items[0] if len(items) == 1 else await merge_stepwise(items, _FAN_IN)
 
     async def _run(self) -> None:
         while True:
@@ -338,7 +338,10 @@ class Writer:
                         async with conn.transaction():
                             await conn.copy_to_table(
                                 table,
-                                source=self._direct_chunks(table, cols, batch.symbols),
+                                source=self._copy_chunks(
+                                    batch.count(table),
+                                    functools.partial(encode_direct_rows, table, cols, batch.symbols),
+                                ),
                                 format="binary",
                                 columns=direct_copy_columns(table),
                             )
@@ -347,9 +350,11 @@ class Writer:
                     except asyncpg.UniqueViolationError:
                         self.stats.dedup_batches += 1
                 await conn.copy_to_table(
-                    f"stg_{table}", source=self._staging_chunks(table, cols), format="binary",
+                    f"stg_{table}",
+                    source=self._copy_chunks(batch.count(table), functools.partial(encode_binary_rows, table, cols)),
+                    format="binary",
                     columns=[n for n, _ in TABLES[table]],
-                )  # fmt: skip
+                )
                 status = await conn.execute(_insert_sql(table))
                 counts[table] = int(status.rsplit(" ", 1)[-1])
         for table, n in counts.items():
@@ -357,51 +362,38 @@ class Writer:
             self.stats.received[table] += batch.count(table)
         self._known_instruments.update(new_instr)
 
-    async def _direct_chunks(
-        self, table: str, cols: dict[str, npt.NDArray[Any]], symbols: dict[int, str]
-    ) -> AsyncIterator[bytes]:
-        """The direct COPY payload in chunks of ``copy_chunk_rows`` rows, each built in a worker
-        thread: PostgreSQL parses one chunk while the next is built, and the event loop (decode,
-        publishing) is never held for a batch's encoding.
+    async def _copy_chunks(self, n: int, encode: Callable[[int, int], bytes]) -> AsyncIterator[bytes]:
+        """A binary COPY payload of ``n`` rows in chunks of ``copy_chunk_rows``, each built by
+        ``encode(lo, hi)`` in a worker thread: PostgreSQL parses one chunk while the next is built,
+        and the event loop (decode, publishing) is never held for a batch's encoding (the staging
+        payload took 2.4-5 ms on the loop for a live flush of 12,500 rows).
 
         Chunks stay small (4,096 rows, ~1 ms) because the worker holds the GIL for parts of each
         one: with 12,500-row chunks a loop-lag probe beside the worker saw p99 +3 ms, max +6 ms (the
         thread keeps the GIL up to the 5-ms switch interval); with 4,096 rows, +0.05 / +0.7 ms."""
-        n = int(cols["ts_event"].shape[0])
         yield _COPY_HEADER
         for lo in range(0, n, self.copy_chunk_rows):
-            hi = min(n, lo + self.copy_chunk_rows)
-            yield await asyncio.to_thread(encode_direct_rows, table, cols, symbols, lo, hi)
-        yield _COPY_TRAILER
-
-    async def _staging_chunks(self, table: str, cols: dict[str, npt.NDArray[Any]]) -> AsyncIterator[bytes]:
-        """The staging COPY payload (``encode_binary_copy``) in chunks built in a worker thread, like
-        :meth:`_direct_chunks` (it took 2.4-5 ms on the event loop for a live flush of 12,500 rows)."""
-        n = int(cols[TABLES[table][0][0]].shape[0])
-        yield _COPY_HEADER
-        for lo in range(0, n, self.copy_chunk_rows):
-            hi = min(n, lo + self.copy_chunk_rows)
-            yield await asyncio.to_thread(encode_binary_rows, table, cols, lo, hi)
+            yield await asyncio.to_thread(encode, lo, min(n, lo + self.copy_chunk_rows))
         yield _COPY_TRAILER
 
 
-#: batches concatenated per event-loop step (``concat_stepwise``): 16 live bursts of 256 records
-#: take ~0.2 ms, where a whole 0.25-s flush at 50k records/s (~50 bursts) took 2-5 ms in the live run
+#: batches merged per event-loop step (``merge_stepwise``): the largest step of a 0.25-s flush at
+#: 50k records/s (~250 bursts of ~50 records) takes 0.8-2.1 ms, the median step 0.1 ms
 _FAN_IN = 16
 
 
-async def concat_stepwise(batches: list[Batch], fan_in: int) -> Batch:
-    """``concat`` of many batches in steps of at most ``fan_in`` batches, yielding to the event loop
+async def merge_stepwise(batches: list[Batch], fan_in: int) -> Batch:
+    """``records.merge`` of many batches in steps of at most ``fan_in`` batches, yielding to the event loop
     between steps, so one flush never holds the loop (and the bus behind it) for the whole merge.
-    The result is ``concat(batches)``: concatenation is associative, symbols are a union."""
+    The result is ``merge(batches)``: concatenation is associative, symbols are a union."""
     complete = False
     while len(batches) > fan_in:
         level = []
         for i in range(0, len(batches), fan_in):
-            level.append(concat(batches[i : i + fan_in], complete))
+            level.append(merge(batches[i : i + fan_in], complete))
             await asyncio.sleep(0)
         batches, complete = level, True
-    return concat(batches, complete)
+    return merge(batches, complete)
 
 
 def _days(ts_event: npt.NDArray[np.int64]) -> set[int]:
@@ -411,32 +403,6 @@ def _days(ts_event: npt.NDArray[np.int64]) -> set[int]:
         return set()
     lo, hi = int(ts_event.min()) // NS_PER_DAY, int(ts_event.max()) // NS_PER_DAY
     return {lo} if lo == hi else set(np.unique(ts_event // NS_PER_DAY).tolist())
-
-
-def concat(batches: list[Batch], complete: bool = False) -> Batch:
-    """``records.merge`` in one pass: each column concatenated once per table.
-
-    ``merge`` adds batch after batch, copying the accumulated columns again each time (quadratic):
-    for the ~250 live bursts (~50 records each) of a 0.25-s flush at 50k records/s that held the
-    event loop 15-21 ms. ``complete``: each batch's ``symbols`` already names every code of its
-    columns (``concat``'s own outputs), so the codes are not collected from the columns again."""
-    out = Batch()
-    parts: dict[str, list[Columns]] = {}
-    for b in batches:
-        for t, cols in b.columns.items():
-            if int(next(iter(cols.values())).shape[0]):
-                parts.setdefault(t, []).append(cols)
-        for t, rows in b.rows.items():
-            out.rows[t].extend(rows)
-    for t, ps in parts.items():
-        cols = ps[0] if len(ps) == 1 else {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
-        out.columns[t] = cols
-        for key in () if complete else ("sym", "und"):
-            if key in cols:
-                out.symbols.update(SYMBOLS.symbols_of(cols[key]))
-    for b in batches:
-        out.symbols.update(b.symbols)
-    return out
 
 
 def stock_symbols(batch: Batch) -> list[str]:

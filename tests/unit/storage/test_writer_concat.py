@@ -1,6 +1,6 @@
-"""The writer's one-pass ``concat``, and ``concat_stepwise`` (the same in steps of a few batches),
-equal ``records.merge`` (the per-batch ``add`` they replace) for any mix of tables, empty column
-sets and small-table rows; the staging COPY payload streamed in
+"""The one-pass ``records.merge``, and the writer's ``merge_stepwise`` (the same in steps of a few
+batches), equal ``Batch.extend`` applied batch after batch (the per-batch ``add`` they replace)
+for any mix of tables, empty column sets and small-table rows; the staging COPY payload streamed in
 chunks (``encode_binary_rows``) equals a row-by-row ``struct`` encoding of PostgreSQL's binary COPY
 format (int16 field count, then per field an int32 length and the big-endian value), and so do the
 direct layout's rows, where a NaN in a nullable column is a NULL (length -1)."""
@@ -25,7 +25,7 @@ from aiots.services.storage.copy_codec import (
     encode_direct_rows,
 )
 from aiots.services.storage.records import SYMBOLS, TABLES, Batch, merge
-from aiots.services.storage.writer import _days, concat, concat_stepwise
+from aiots.services.storage.writer import _days, merge_stepwise
 
 CODES = [SYMBOLS.code(s) for s in ("WCA", "WCB", "AAPL  250221C00250000", "WCC")]
 
@@ -65,11 +65,13 @@ def _batch(parts: list[tuple[str, int, int, int]]) -> Batch:
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(_part, min_size=0, max_size=3), min_size=1, max_size=9), st.sampled_from([0, 2, 3]))
-def test_concat_equals_merge(spec: list[list[tuple[str, int, int, int]]], fan_in: int) -> None:
-    """fan_in 0: ``concat`` in one pass; else ``concat_stepwise`` with that fan-in."""
+def test_merge_equals_extending_batch_after_batch(spec: list[list[tuple[str, int, int, int]]], fan_in: int) -> None:
+    """fan_in 0: ``merge`` in one pass; else ``merge_stepwise`` with that fan-in."""
     batches = [_batch(p) for p in spec]
-    got = asyncio.run(concat_stepwise(batches, fan_in)) if fan_in else concat(batches)
-    want = merge([_batch(p) for p in spec])
+    got = asyncio.run(merge_stepwise(batches, fan_in)) if fan_in else merge(batches)
+    want = Batch()
+    for p in spec:
+        want.extend(_batch(p))
     assert got.columns.keys() == want.columns.keys()
     for t, cols in want.columns.items():
         assert got.columns[t].keys() == cols.keys()
