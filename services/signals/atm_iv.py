@@ -202,15 +202,14 @@ def grid_scan(
     q: float,
     first_ns: int,
     limit: int | None,
-    keep: Callable[[int], bool] | None = None,
 ) -> list[tuple[int, float]] | None:
-    """:func:`scan_atm_ivs` over every row of the expiries passing ``keep`` (default: all), from the
-    view's grids (:func:`grid_atm_iv`); None when the view has no grid (scan the rows then)."""
+    """:func:`scan_atm_ivs` over every row of the expiries after ``first_ns``, from the view's grids
+    (:func:`grid_atm_iv`); None when the view has no grid (scan the rows then)."""
     out: list[tuple[int, float]] = []
     for code, exp in enumerate(view.expiry_list()):
         if limit is not None and len(out) >= limit:
             break
-        if exp <= first_ns or (keep is not None and not keep(exp)):
+        if exp <= first_ns:
             continue
         grid = view.expiry_grid(code)
         if grid is None:
