@@ -1,7 +1,14 @@
 """An `aiots up` stack for the dashboard's browser tests and screenshots: every port spare (the
 portfolio and backtest services too, so a `make run` stack on 8000-8006 is never touched), the
-simulator, a permissive strategy file (``permissive_strategies.yaml``) so that a live signal comes
-within a test's wait, and the repository's data as the backtest service's data root."""
+simulator replaying one chosen session from its open, a permissive strategy file
+(``permissive_strategies.yaml``) so that a live signal comes within a test's wait, and the
+repository's data as the backtest service's data root.
+
+The session is chosen (``aiots up --session``) so that no test depends on the wall clock: left to
+the wall clock the simulator is live in pre- and post-market on weekdays, and on a weekend replays
+from the time of day, so a run near 16:00 New York time reached the close mid-module. Outside
+regular hours option quotes stop, the book refuses orders (tests/e2e/test_dashboard.py's buy failed)
+and the chain goes stale. From the open at 60x the regular session lasts 390 s of wall time."""
 
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ WEB_DIST = REPO / "web" / "dist"
 STRATEGIES = Path(__file__).with_name("permissive_strategies.yaml")
 SHARED_DATA = REPO.parent / "shared" / "data"
 EXTRA_SERVICES = ("portfolio", "backtest")
+#: a past NYSE session (a Friday, with a same-day expiry in the chain), replayed from its 09:30 open
+SESSION = "2026-12-04"
 
 
 class DashboardStack(UpProcess):
@@ -38,6 +47,7 @@ class DashboardStack(UpProcess):
             env[f"AIOTS_{svc.upper()}__PORT"] = str(self.ports[svc])
             env[f"AIOTS_{svc.upper()}__METRICS_PORT"] = str(self.ports[f"{svc}_metrics"])
         env["AIOTS_SIGNALS__STRATEGIES_FILE"] = str(STRATEGIES)
+        env["AIOTS_INGESTION__SIMULATOR_SESSION"] = SESSION
         if SHARED_DATA.is_dir():
             env["AIOTS_BACKTEST__DATA_ROOTS"] = json.dumps([str(SHARED_DATA)])
         return env
