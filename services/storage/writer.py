@@ -129,6 +129,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._busy = False
+        self._flushers = 0  # callers waiting in flush(): the take does not wait for batch_records
         self._backoff = 0.1
         self._next_retry = 0.0
         self._attempts: dict[str, int] = defaultdict(int)
@@ -160,11 +161,14 @@ class Writer:
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until everything put so far is committed or spilled (True), or ``timeout`` (False)."""
         async with self._cond:
+            self._flushers += 1
             self._cond.notify_all()
             try:
                 await asyncio.wait_for(self._cond.wait_for(lambda: self._queued == 0 and not self._busy), timeout)
             except TimeoutError:
                 return False
+            finally:
+                self._flushers -= 1
         return True
 
     async def drained(self, timeout: float) -> bool:  # noqa: ASYNC109
@@ -200,7 +204,13 @@ class Writer:
         async with self._cond:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._cond.wait_for(lambda: self._queued >= self.batch_records or self._stopping),
+                    self._cond.wait_for(
+                        lambda: (
+                            self._queued >= self.batch_records
+                            or self._stopping
+                            or (self._flushers > 0 and self._queued > 0)
+                        )
+                    ),
                     self.flush_interval_s,
                 )
             if not self._queue:

@@ -1,5 +1,6 @@
 """The writer's take wakes when the queue reaches ``batch_records`` (puts below it no longer wake
-it: a live feed's ~1,000 small batches a second each did)."""
+it: a live feed's ~1,000 small batches a second each did), and when a caller flushes (it waited for
+the flush interval before)."""
 
 from __future__ import annotations
 
@@ -25,5 +26,9 @@ async def test_take_wakes_at_batch_records_and_on_flush(pg_dsn: str, tmp_path: P
             await asyncio.sleep(0.01)
         assert w.stats.received["trades"] == 100
         assert await _count(pg_dsn, "WKUP") == (100, 100)
+        # 10 records, far below batch_records: flush() takes them now, not after the 30-s interval
+        await w.put(trade_batch("WKUP", 100, 10))
+        assert await w.flush(timeout=10.0)
+        assert await _count(pg_dsn, "WKUP") == (110, 110)
     finally:
         await w.close()
