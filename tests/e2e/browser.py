@@ -35,13 +35,22 @@ def chromium_path() -> str | None:
 
 @dataclass
 class Console:
-    """Console errors and uncaught page errors seen by one page."""
+    """Console errors and uncaught page errors seen by one page; ``failures`` (HTTP >= 400 and
+    requests that never completed, aborted ones included) are kept to explain a failed wait."""
 
     errors: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
     def attach(self, page: Any) -> None:
         page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("response", lambda r: self.failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("requestfailed", lambda r: self.failures.append(f"failed {r.url}: {r.failure}"))
+
+    def explain(self, page: Any) -> str:
+        """What the page showed and saw: error boxes, console errors, failed requests."""
+        boxes = page.locator(".error, #notice:not([hidden])").all_inner_texts()
+        return f"error boxes {boxes}; console {self.errors}; failed requests {self.failures[-20:]}"
 
 
 @contextmanager

@@ -184,7 +184,11 @@ def test_chain_table_matches_the_rest_chain(page: tuple[Any, Console], stack: Da
     style = chain["exercise_style"].replace("EXERCISE_STYLE_", "").lower()
     assert f"{style} exercise, {chain['pricing_model']}" in text
     assert "excluded" in p.inner_text("[data-testid=exclusions]")
-    assert p.locator("[data-testid=smile] .main-svg").count() >= 1
+    # the smile is drawn after the table (Plotly is loaded on first use): wait for it
+    try:
+        p.wait_for_selector("[data-testid=smile] .main-svg", timeout=LOAD_TIMEOUT_MS)
+    except Exception as exc:  # playwright's TimeoutError: say what the page saw
+        raise AssertionError(f"no smile plot: {console.explain(p)}") from exc
     assert not console.errors
 
 
@@ -213,7 +217,11 @@ def test_a_buy_through_the_form_shows_the_position(page: tuple[Any, Console], st
     p.fill("[data-testid=order-qty]", "2")
     p.fill("[data-testid=order-contract]", occ)
     p.click("[data-testid=order-form] button[type=submit]")
-    p.wait_for_selector("[data-testid=order-result]:has-text('filled at')", timeout=LOAD_TIMEOUT_MS)
+    try:
+        p.wait_for_selector("[data-testid=order-result]:has-text('filled at')", timeout=LOAD_TIMEOUT_MS)
+    except Exception as exc:  # playwright's TimeoutError: the order result says why (a refusal)
+        result = p.locator("[data-testid=order-result]").all_inner_texts()
+        raise AssertionError(f"no fill: order result {result}; {console.explain(p)}") from exc
     p.wait_for_selector(f"[data-testid=positions-table] td:has-text('{occ.strip()}')", timeout=LOAD_TIMEOUT_MS)
     status, acct = stack.api("GET", f"/api/v1/portfolio/accounts/{account_id}")
     assert status == 200, acct

@@ -2,11 +2,21 @@
 import type { Data, Layout } from "plotly.js-dist-min";
 
 type PlotlyModule = typeof import("plotly.js-dist-min");
-let plotly: Promise<PlotlyModule> | null = null;
-function load(): Promise<PlotlyModule> {
-  plotly ??= import("plotly.js-dist-min").then((m) => ((m as unknown as { default?: PlotlyModule }).default ?? m) as PlotlyModule);
-  return plotly;
+/** A memoised module import; a failed import (a dropped connection) is forgotten so the next call retries. */
+export function onceRetrying<T>(importer: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | null = null;
+  return () => {
+    pending ??= importer().catch((err: unknown) => {
+      pending = null;
+      throw err;
+    });
+    return pending;
+  };
 }
+
+const load = onceRetrying(() =>
+  import("plotly.js-dist-min").then((m) => ((m as unknown as { default?: PlotlyModule }).default ?? m) as PlotlyModule),
+);
 
 const BASE: Partial<Layout> = {
   margin: { l: 50, r: 12, t: 36, b: 40 },
