@@ -59,6 +59,8 @@ REFINE_ROUNDS = 4
 SLSQP_FTOL = 1e-12
 #: constraint violation above which a solution counts as infeasible
 FEASIBILITY_TOL = 1e-9
+#: when every SLSQP end is infeasible, the constraints are tightened by this much and solved again
+STALL_BUFFER = 1e-6
 #: fixed starts: rho, and psi as a fraction of the largest butterfly-free psi
 START_RHO = (-0.6, 0.0, 0.6)
 START_PSI_FRACTION = (0.5,)
@@ -357,27 +359,29 @@ def refine_raw_svi(
         w_prev = prev.total_variance(c_grid) if prev is not None else None
         cons = [{"type": "ineq", "fun": lambda z, g=g_grid, c=c_grid, wp=w_prev: _svi_cons(z, g, c, prev, wp)}]
         fun = cons[0]["fun"]
-        # Warm start from the previous round's point (infeasible on the points just added); when
-        # SLSQP does not converge from there or ends infeasible, again from the feasible eSSVI
-        # start. A warm start's last bits decide whether SLSQP stalls (a real SPXW slice stalled
-        # at its iteration limit 1.6e-9 outside the constraints on one CPU and not on another).
         # Warm start from the previous round (infeasible on the points just added); when SLSQP does
         # not converge from there, again from the feasible eSSVI start, keeping the better feasible
-        # end. Whether a warm start stalls turns on last bits: a real SPXW slice (2018-01-02) hit
-        # the iteration limit 1.6e-9 outside the constraints on one CPU and converged on another.
+        # end. When every end is infeasible, the same starts once more against the constraints
+        # tightened by STALL_BUFFER. Whether SLSQP stalls turns on last bits: a real SPXW slice
+        # (2018-01-02) hit the iteration limit 1.6e-9 outside the constraints from a warm start on
+        # one CPU, and 7.7e-8 outside from the eSSVI start on another (feasible when tightened).
         best: F64 | None = None
-        for start in [x] if x is x0 else [x, x0]:
-            with np.errstate(all="ignore"):
-                res = minimize(
-                    objective, start, method="SLSQP", bounds=bounds, constraints=cons,
-                    options={"maxiter": SLSQP_MAXITER, "ftol": SLSQP_FTOL},
-                )  # fmt: skip
-            xr = np.asarray(res.x, dtype=np.float64)
-            if np.all(np.isfinite(xr)) and float(np.min(fun(xr))) >= -FEASIBILITY_TOL:  # type: ignore[operator]
-                if best is None or objective(xr) < objective(best):
-                    best = xr
-                if res.success:
-                    break
+        for buffer in (0.0, STALL_BUFFER):
+            tight = cons if buffer == 0.0 else [{"type": "ineq", "fun": lambda z, f=fun, b=buffer: f(z) - b}]
+            for start in [x] if x is x0 else [x, x0]:
+                with np.errstate(all="ignore"):
+                    res = minimize(
+                        objective, start, method="SLSQP", bounds=bounds, constraints=tight,
+                        options={"maxiter": SLSQP_MAXITER, "ftol": SLSQP_FTOL},
+                    )  # fmt: skip
+                xr = np.asarray(res.x, dtype=np.float64)
+                if np.all(np.isfinite(xr)) and float(np.min(fun(xr))) >= -FEASIBILITY_TOL:  # type: ignore[operator]
+                    if best is None or objective(xr) < objective(best):
+                        best = xr
+                    if res.success:
+                        break
+            if best is not None:
+                break
         if best is None:
             return None
         x = best
