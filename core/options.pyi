@@ -128,6 +128,23 @@ def american_price(
     *,
     tree: Tree = "leisen_reimer",
 ) -> FloatOut: ...
+def modelled_atm_pair(
+    S: float,
+    K: float,
+    t: float,
+    r: float,
+    sigma: float,
+    q: float,
+    half_frac: float,
+    min_half: float,
+    tick: float,
+    tick_eps: float,
+    price_scale: float,
+    S_iv: float,
+    T_iv: float,
+    r_iv: float,
+    q_iv: float,
+) -> tuple[float, float, float, float, float, float] | None: ...
 def american_greeks(
     S: ArrayLike,
     K: ArrayLike,

@@ -25,7 +25,7 @@ path and the small-call fast path, _fast_args) belong together; the kernels are 
 
 from cython.parallel cimport prange
 from libc.math cimport (
-    INFINITY, NAN, erf, erfc, exp, fabs, floor, fmax, fmin, isfinite, log, log1p, pow, sinh, sqrt,
+    INFINITY, NAN, ceil, erf, erfc, exp, fabs, floor, fmax, fmin, isfinite, log, log1p, pow, rint, sinh, sqrt,
 )
 from libc.stdlib cimport free, malloc
 
@@ -742,6 +742,59 @@ def american_price(S, K, T, r, sigma, q=0.0, is_call=True, method="bjerksund_ste
                 o[i] = _am_price1(cd, a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a5[i * s5], a4[i * s4],
                                   a6[i * s6] != 0, nsteps, lr_flag, &dtv[0], &ddv[0], nd)
     return _finish(out, shape)
+
+
+cdef inline double _tick_quote(double p, double h, double tick, double eps, double scale, bint bid) noexcept nogil:
+    """One side of a modelled quote: the price -/+ the half-spread ``h``, rounded outward to the
+    tick, then to 1/``scale`` (half to even, as Python's ``round``); a bid at or below 0 is 0."""
+    cdef double x
+    if bid:
+        x = floor((p - h) / tick + eps) * tick
+        return rint(x * scale) / scale if x > 0 else 0.0
+    x = ceil((p + h) / tick - eps) * tick
+    return rint(x * scale) / scale
+
+
+def modelled_atm_pair(double S, double K, double t, double r, double sigma, double q, double half_frac,
+                      double min_half, double tick, double tick_eps, double price_scale, double S_iv,
+                      double T_iv, double r_iv, double q_iv):
+    """The modelled quotes of the American (BS2002) call and put at strike ``K`` and the European IV
+    of their mids, in one call: what the backtest's modelled chain view and the ATM-IV lookup compute
+    for an expiry's nearest strike (``aiots.services.backtest.modelled``), the same numbers.
+
+    Prices: ``american_price(S, [K, K], t, r, sigma, q, [True, False])`` (the same kernel on the same
+    two rows). Quotes: ``modelled_quote`` of each price (half-spread ``half_frac`` x the price, at
+    least ``min_half``; bid floored and ask ceiled to ``tick`` with ``tick_eps`` slack, both rounded
+    to 1/``price_scale``; a bid at or below 0 is 0). IVs: ``implied_vol`` of each mid (bid + ask) / 2
+    at (``S_iv``, K, ``T_iv``, ``r_iv``, ``q_iv``) when both quotes are two-sided (bid > 0, ask >= bid),
+    else NaN. Dollars per share, years, annual rates.
+
+    Returns (bid_call, ask_call, bid_put, ask_put, iv_call, iv_put), or None when a price is not
+    finite (the caller's general path handles it)."""
+    cdef double Ks[2]
+    cdef unsigned char flags[2]
+    cdef double px[2]
+    cdef double q4[4]
+    cdef double h, ivc = NAN, ivp = NAN
+    cdef int j, fr = 0
+    Ks[0] = K
+    Ks[1] = K
+    flags[0] = 1
+    flags[1] = 0
+    _bs2002_range(&S, 0, &Ks[0], 1, &t, 0, &r, 0, &q, 0, &sigma, 0, &flags[0], 1, 0, 2, &px[0])
+    if not (isfinite(px[0]) and isfinite(px[1])):
+        return None
+    with nogil:
+        for j in range(2):
+            h = half_frac * px[j]
+            if not h >= min_half:
+                h = min_half
+            q4[2 * j] = _tick_quote(px[j], h, tick, tick_eps, price_scale, True)
+            q4[2 * j + 1] = _tick_quote(px[j], h, tick, tick_eps, price_scale, False)
+        if q4[0] > 0.0 and q4[1] >= q4[0] and q4[2] > 0.0 and q4[3] >= q4[2]:
+            ivc = _iv1(0.5 * (q4[0] + q4[1]), S_iv, K, T_iv, r_iv, q_iv, True, &fr)
+            ivp = _iv1(0.5 * (q4[2] + q4[3]), S_iv, K, T_iv, r_iv, q_iv, False, &fr)
+    return q4[0], q4[1], q4[2], q4[3], ivc, ivp
 
 
 def _tree_greeks(S, K, T, r, sigma, q, is_call, steps, dividends, tree):

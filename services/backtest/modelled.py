@@ -390,6 +390,52 @@ class ModelledChainView(ChainView):
             return [float(self._bid[i]) for i in rows], [float(self._ask[i]) for i in rows]
         return [px[i][0] for i in rows], [px[i][1] for i in rows]
 
+    def atm_pair(
+        self, grid: ExpiryGrid, i: int, spot: float, years: float, r: float, q: float
+    ) -> tuple[float, float, float, float, float, float] | None:
+        # American views whose call and put at strike i are both unpriced (not deferred): the core's
+        # fused call (opt.modelled_atm_pair) prices the pair as bid_ask_list would (the same kernel
+        # on the same two rows, modelled_quote's arithmetic) and solves the mids as implied_vol does
+        if self._style != "american":
+            return None
+        c, p = grid.call0 + i, grid.put0 + i
+        ready = self._ready
+        if ready:
+            if self._priced[c] or self._priced[p] or self._block[c] >= 0 or self._block[p] >= 0:
+                return None
+        elif c in self._px or p in self._px:
+            return None
+        j = bisect.bisect_right(self._starts, grid.call0) - 1
+        if j < 0 or self._grids[j].grid is not grid:
+            return None
+        s = self._s
+        out = opt.modelled_atm_pair(
+            self.spot,
+            grid.strikes[i],
+            max(self._grids[j].years, MIN_YEARS),  # model_price's floor (a NaN stays NaN)
+            self._rate,
+            self.iv,
+            s.dividend_yield,
+            s.half_spread_frac,
+            s.min_half_spread,
+            s.tick,
+            TICK_EPS,
+            PRICE_SCALE,
+            spot,
+            years,
+            r,
+            q,
+        )
+        if out is None:  # a price that is not finite: the general path quotes it
+            return None
+        bc, ac, bp, ap = out[0], out[1], out[2], out[3]
+        if ready:
+            self._bid[c], self._ask[c], self._priced[c] = bc, ac, True
+            self._bid[p], self._ask[p], self._priced[p] = bp, ap, True
+        else:
+            self._px[c], self._px[p] = (bc, ac), (bp, ap)
+        return out
+
     def _model_prices(self, ks: list[float], years: list[float], calls: list[bool]) -> F64:
         """:func:`model_price` of the contracts (strike, years to expiry, is call) at the view's spot,
         rate, IV and yield: the same numbers. The numbers go to the core as one-element views of one

@@ -9,7 +9,9 @@ Answers per expiry are kept on the view (``ChainView.atm_memo``): both read the 
 A view laid out as a strike grid per expiry with one quote time (the backtest's modelled chain,
 :meth:`ChainView.expiry_grid`) is answered from the grid (:func:`grid_atm_iv`): the nearest strike
 is found by bisection and only its call and put are priced and solved, as one batch each, the same
-batch the row scan prices first, so the answer and the prices the view keeps are the same.
+batch the row scan prices first, so the answer and the prices the view keeps are the same. A view
+that can price and solve that pair in one step (``ChainView.atm_pair``: the backtest's American
+modelled chain, one core call) does so, with the same numbers.
 """
 
 from __future__ import annotations
@@ -141,14 +143,19 @@ def _grid_atm_iv(
         while b < m and abs(ks[b] - spot) == d:
             b += 1
     if b - a == 1:  # one nearest strike (the usual case): its call and put, chain order
-        (bc, bp), (ac, ap) = view.bid_ask_list([c0 + a, p0 + a])
+        T = (exp - now_ns) / NS_PER_YEAR
+        fused = view.atm_pair(grid, a, spot, T, r, q)  # quotes and IVs in one step, where the view can
+        if fused is not None:
+            bc, ac, bp, ap, c, p = fused
+        else:
+            (bc, bp), (ac, ap) = view.bid_ask_list([c0 + a, p0 + a])
         if bc > 0.0 and ac >= bc and bp > 0.0 and ap >= bp:  # both two-sided: the general path's
             # solve of the two mids (Python floats and a shared flag array: the core's scalar path,
             # the same kernel on the same float64 values), its mean without building lists
-            T = (exp - now_ns) / NS_PER_YEAR
-            mids = np.array([0.5 * (bc + ac), 0.5 * (bp + ap)])
-            pair: list[float] = cast(F64, opt.implied_vol(mids, spot, ks[a], T, r, q, _CALL_PUT)).tolist()
-            c, p = pair
+            if fused is None:
+                mids = np.array([0.5 * (bc + ac), 0.5 * (bp + ap)])
+                pair: list[float] = cast(F64, opt.implied_vol(mids, spot, ks[a], T, r, q, _CALL_PUT)).tolist()
+                c, p = pair
             c_ok, p_ok = c > 0.0 and c < math.inf, p > 0.0 and p < math.inf  # finite and positive
             if c_ok and p_ok:
                 return (c + p) / 2  # sum([c, p]) / len([c, p]): 0.0 + c is c

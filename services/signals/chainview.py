@@ -137,6 +137,15 @@ class ChainView:
         its columns (None: scan them)."""
         return None
 
+    def atm_pair(
+        self, grid: ExpiryGrid, i: int, spot: float, years: float, r: float, q: float
+    ) -> tuple[float, float, float, float, float, float] | None:
+        """For a grid view: (bid, ask) of the call and of the put at ``grid.strikes[i]`` and the
+        European IV of each mid at (``spot``, that strike, ``years``, ``r``, ``q``) when both are
+        two-sided (else NaN IVs), as :meth:`bid_ask_list` of the pair and ``implied_vol`` of the
+        mids would give them, in one step; None when the view has no such shortcut (read the rows)."""
+        return None
+
     def bid_ask_list(self, rows: list[int]) -> tuple[list[float], list[float]]:
         """:meth:`bid_ask` of ``rows`` (one call, so a lazy view prices them as one batch), as lists."""
         bid, ask = self.bid_ask(np.array(rows, dtype=np.intp))

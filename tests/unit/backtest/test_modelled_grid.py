@@ -5,7 +5,10 @@
   rows priced at the same prices (later decisions read them);
 * the lazily built view has the columns of the eager build (the listed expiries filtered one by one,
   the layout key of every expiry's strike grid);
-* one modelled quote in floats equals the numpy version's element.
+* one modelled quote in floats equals the numpy version's element;
+* the fused ATM pair (the core's ``modelled_atm_pair``) answers and prices as the grid path reading
+  the pair through ``bid_ask_list``, on fresh views and on views whose columns exist with some rows
+  priced or deferred (as selection leaves them).
 
 Random states cover American daily (SPY) and weekly (AAPL) roots and a European one (SPX), spots
 on a half strike (two nearest strikes), and spots and IVs so low that the ATM contracts have no bid
@@ -32,6 +35,7 @@ from aiots.services.backtest.modelled import (
     strike_step,
 )
 from aiots.services.signals.atm_iv import event_risk, grid_scan, scan_atm_ivs, traded_atm_iv
+from aiots.services.signals.chainview import ExpiryGrid
 from aiots.services.signals.config import SignalsConfig
 
 RATE = 0.045
@@ -64,6 +68,15 @@ class RowsOnly(ModelledChainView):
     """The same view without its grid: the ATM-IV functions scan its rows (the generic path)."""
 
     def quote_ns(self) -> int | None:
+        return None
+
+
+class Unfused(ModelledChainView):
+    """The same view without the fused ATM pair: the grid path reads the pair through bid_ask_list."""
+
+    def atm_pair(
+        self, grid: ExpiryGrid, i: int, spot: float, years: float, r: float, q: float
+    ) -> tuple[float, float, float, float, float, float] | None:
         return None
 
 
@@ -253,3 +266,38 @@ def test_liquid_rows_are_the_column_scan(
     got = view.liquid_rows(want_call, min_oi, min_vol)
     assert got is not None and np.array_equal(got, want)
     assert not got.flags.writeable
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    states(),
+    st.sampled_from([(2.0, 21.0), (0.0, 7.0), (5.0, 30.0)]),
+    st.sampled_from([0.0, 0.013]),
+    st.sampled_from(["fresh", "columns", "deferred", "priced"]),
+)
+def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
+    state: tuple[str, int, float, float], window: tuple[float, float], q: float, before: str
+) -> None:
+    symbol, now, spot, iv = state
+    b = book(*window)
+    cfg = SignalsConfig()
+    cfg = cfg.model_copy(
+        update={"selection": cfg.selection.model_copy(update={"dte_min": window[0], "dte_max": window[1]})}
+    )
+    fast, slow = ModelledChainView(b, symbol, now, spot, iv), Unfused(b, symbol, now, spot, iv)
+    for v in (fast, slow):  # the state selection may leave a view in before an ATM read
+        if before != "fresh":
+            v._build_columns()
+        calls = v.liquid_rows(True, 0.0, 0.0)
+        puts = v.liquid_rows(False, 0.0, 0.0)
+        assert calls is not None and puts is not None
+        if before == "deferred":
+            v.defer_batch(puts)
+        elif before == "priced":
+            v.bid_ask(calls[::3])
+    args = (spot, now, RATE, q, EVENT_RATIO)
+    assert same(traded_atm_iv(fast, spot, now, cfg, q, AGE_NS), traded_atm_iv(slow, spot, now, cfg, q, AGE_NS))
+    assert event_risk(fast, *args) == event_risk(slow, *args)
+    assert grid_scan(fast, spot, now, RATE, q, now, None) == grid_scan(slow, spot, now, RATE, q, now, None)
+    assert priced(fast) == priced(slow)
+    assert fast._px == slow._px
