@@ -28,6 +28,8 @@ ctypedef struct _IVLane:
     # branch and its transformed target (Lb = ln beta, cb = bmax - beta), bracket [lo, hi] in s,
     # the iterate s, sqrt(T), counters and flags
     double x, beta, bmax, emx, Lb, cb, lo, hi, s, sqT
+    # setup: the branch centre sc, b and vega there, the branch points sl, su and b at them
+    double sc, bc, vc, sl, su, bl, bu
     int branch, polish, nexact, nvec, vk, vj, idx
 
 
@@ -66,12 +68,13 @@ cdef inline int _iv_prep(double P, double S, double K, double T, double r, doubl
     return 0
 
 
-cdef inline void _iv_setup(_IVLane* L, double ncdf_msc) noexcept nogil:
-    """Branch and initial guess of lane L (Jäckel): lower (beta < b_l) iterates on 1/ln(b); middle
-    on b; upper on -ln(b_max - b). ncdf_msc = Phi(-sqrt(-2x)) (the caller's, vectorised)."""
+cdef inline bint _iv_setup1(_IVLane* L, double ncdf_msc) noexcept nogil:
+    """Branch centre of lane L and the branch point b must be evaluated at, if any (True: at L.s;
+    the caller puts b there into L.bl or L.bu, the side of b_c beta is on). ncdf_msc =
+    Phi(-sqrt(-2x)) (the caller's, vectorised)."""
     cdef double x = L.x, beta = L.beta, bmax = L.bmax
     cdef double sc = sqrt(-2.0 * x)
-    cdef double bc, vc, sl, su, bl, bu, s, lo = 0.0, hi = INFINITY, gu
+    cdef double bc, vc, sl, su
     if sc >= IV_SC_CLOSED:
         # at s = sc, h + t = 0: b = e^{x/2}/2 - e^{-x/2} Phi(-sc) and vega = e^{x/2}/sqrt(2 pi), one
         # erfc (nb_otm there: an erfcx difference, 3-5 exp/erfc). Only the initial guess and the
@@ -85,25 +88,41 @@ cdef inline void _iv_setup(_IVLane* L, double ncdf_msc) noexcept nogil:
         bc = 0.0
     sl = sc - bc / vc
     su = sc + (bmax - bc) / vc
+    L.emx = exp(-0.5 * x)
+    L.sc = sc
+    L.bc = bc
+    L.vc = vc
+    L.sl = sl
+    L.su = su
     # only the branch point on beta's side of b_c is needed, and only where a bound does not
     # already place beta in the middle branch: b is convex in s on (0, sc] with b(0) = 0, so
     # b_l = b(sl) <= (sl / sc) b_c; concave on [sc, inf), so b_u = b(su) >= b_c + b'(su) (su - sc)
     # (one exp instead of an evaluation of b; the margins cover the rounding of either side)
-    bl = 0.0
-    bu = INFINITY
+    L.bl = 0.0
+    L.bu = INFINITY
     if beta < bc:
         if sl > 0.0 and beta < sl / sc * bc * (1.0 + 1e-12):
-            bl = nb_otm(x, sl)
+            L.s = sl
+            return True
     elif not beta <= bc + 0.999 * nb_vega(x, su) * (su - sc):
-        bu = nb_otm(x, su)
+        L.s = su
+        return True
+    return False
+
+
+cdef inline void _iv_setup2(_IVLane* L) noexcept nogil:
+    """Branch and initial guess of lane L (Jäckel): lower (beta < b_l) iterates on 1/ln(b); middle
+    on b; upper on -ln(b_max - b)."""
+    cdef double x = L.x, beta = L.beta, bmax = L.bmax, sc = L.sc, bc = L.bc, vc = L.vc
+    cdef double sl = L.sl, su = L.su, s, lo = 0.0, hi = INFINITY, gu
     L.Lb = 0.0  # log(beta), needed in the lower branch only
     L.cb = bmax - beta
-    if beta < bl:
+    if beta < L.bl:
         L.branch = 0
         L.Lb = log(beta)
-        s = sl * sqrt(log(bl) / L.Lb)
+        s = sl * sqrt(log(L.bl) / L.Lb)
         hi = sl
-    elif beta <= bu:
+    elif beta <= L.bu:
         L.branch = 1
         s = sc + (beta - bc) / vc
         if s <= 0.0:
@@ -116,7 +135,6 @@ cdef inline void _iv_setup(_IVLane* L, double ncdf_msc) noexcept nogil:
     L.s = s
     L.lo = lo
     L.hi = hi
-    L.emx = exp(-0.5 * x)
     L.polish = 0
     L.nexact = 0
     L.nvec = 0
@@ -195,25 +213,65 @@ cdef inline int _iv_step(_IVLane* L, double b, double vg, double c, double side,
     return 0
 
 
-cdef inline int _iv_vec_kind(_IVLane* L) noexcept nogil:
-    """Which vector evaluation lane L's next b takes: 0 none (scalar nb_otm_vega: the upper branch,
-    x = 0, the asymptotic region, or past its budget), 1 the two-erfc difference (_nb_mid_n, where
-    nb_otm_vega takes that difference too), 2 the small-t expansion (_nb_smallt_n, as nb_otm_vega)."""
-    cdef double s = L.s, h, t
-    if L.nvec >= IV_VEC_MAX or L.branch == 2 or not (L.x < 0.0 and s > 0.0 and s < INFINITY):
+cdef inline int _nb_region(double x, double s) noexcept nogil:
+    """Which vector evaluation b(x, s) may take: 0 none (scalar: x = 0, s not positive and finite,
+    the asymptotic region), 1 the two-erfc difference (_nb_mid_n, where nb_otm_vega takes that
+    difference too), 2 the small-t expansion (_nb_smallt_n, as nb_otm_vega)."""
+    cdef double h, t
+    if not (x < 0.0 and s > 0.0 and s < INFINITY):
         return 0
-    h = L.x / s
+    h = x / s
     t = 0.5 * s
     if h < ASYMPTOTIC_H and h + t < ASYMPTOTIC_H + SMALL_T:
         return 0
     return 2 if t < SMALL_T else 1
 
 
+cdef inline int _iv_vec_kind(_IVLane* L) noexcept nogil:
+    """_nb_region of lane L's next b; 0 also in the upper branch and past the lane's budget."""
+    if L.nvec >= IV_VEC_MAX or L.branch == 2:
+        return 0
+    return _nb_region(L.x, L.s)
+
+
+cdef int _iv_gather(_IVLane* L, int* act, int na, double* vx, double* vs, double* e1, double* e2,
+                    double* eh, double* tx, double* ts, double* tb, double* tv, bint setup) noexcept nogil:
+    """Group lanes act[:na] by the vector evaluation their b at L.s takes (vk, vj) and run both vector
+    passes (padded). setup: the branch-point evaluation (any lane), else an iteration's."""
+    cdef int k, j, nv = 0, nt = 0
+    cdef _IVLane* Lp
+    for k in range(na):
+        Lp = &L[act[k]]
+        Lp.vk = _nb_region(Lp.x, Lp.s) if setup else _iv_vec_kind(Lp)
+        if Lp.vk == 1:
+            Lp.vj = nv
+            vx[nv] = Lp.x
+            vs[nv] = Lp.s
+            nv += 1
+        elif Lp.vk == 2:
+            Lp.vj = nt
+            tx[nt] = Lp.x
+            ts[nt] = Lp.s
+            nt += 1
+    if nv > 0:
+        for j in range(nv, (nv + 7) & ~7):
+            vx[j] = -1.0
+            vs[j] = 1.0
+        _nb_mid_n(vx, vs, e1, e2, eh, nv)
+    if nt > 0:
+        for j in range(nt, (nt + 7) & ~7):
+            tx[j] = -0.1
+            ts[j] = 0.2
+        _nb_smallt_n(tx, ts, tb, tv, nt)
+    return nv + nt
+
+
 cdef void _iv_lanes(const double* P, const double* S, const double* K, const double* T, const double* r,
                     const double* q, const unsigned char* call, int n, double* out, int* reason) noexcept nogil:
     """European implied vols of n <= IV_LANES contracts (contiguous inputs) into out, reason.
 
-    Each round gathers the lanes still iterating by the vector evaluation their b takes (_iv_vec_kind),
+    The branch points are evaluated the same way, in one pass before the first round. Each round
+    gathers the lanes still iterating by the vector evaluation their b takes (_iv_vec_kind),
     evaluates each group in one padded vector pass (_nb_mid_n, _nb_smallt_n), and steps every lane
     (scalar nb_otm_vega for the rest, and where the difference cancelled). A lane's result depends on
     its own inputs only, never on n or its position (the vector passes are elementwise and have no
@@ -221,6 +279,7 @@ cdef void _iv_lanes(const double* P, const double* S, const double* K, const dou
     of libmvec) and from a build without libmvec (scalar libm in the same loops)."""
     cdef _IVLane L[IV_LANES]
     cdef int act[IV_LANES]
+    cdef int bp[IV_LANES]
     cdef double vx[IV_LANES]
     cdef double vs[IV_LANES]
     cdef double e1[IV_LANES]
@@ -230,7 +289,7 @@ cdef void _iv_lanes(const double* P, const double* S, const double* K, const dou
     cdef double ts[IV_LANES]
     cdef double tb[IV_LANES]
     cdef double tv[IV_LANES]
-    cdef int i, j, k, na = 0, nn, nv, nt, st, lane
+    cdef int i, j, k, na = 0, nn, nb, st, lane
     cdef double res, b, vg, c, A, C
     cdef _IVLane* Lp
     for i in range(n):
@@ -244,36 +303,36 @@ cdef void _iv_lanes(const double* P, const double* S, const double* K, const dou
     for i in range(na, (na + 7) & ~7):
         vx[i] = 0.0
     _ncdf_n(vx, e1, na)
+    nb = 0
     for k in range(na):
-        _iv_setup(&L[k], e1[k])
         act[k] = k
-    while na > 0:
-        nv = 0
-        nt = 0
-        for k in range(na):
-            lane = act[k]
-            Lp = &L[lane]
-            Lp.vk = _iv_vec_kind(Lp)
+        if _iv_setup1(&L[k], e1[k]):
+            bp[nb] = k
+            nb += 1
+    if nb > 0:
+        # the branch points, vectorised like the iteration's b (only the branch and the guess read them)
+        _iv_gather(L, bp, nb, vx, vs, e1, e2, eh, tx, ts, tb, tv, True)
+        for k in range(nb):
+            Lp = &L[bp[k]]
+            j = Lp.vj
+            b = -1.0
             if Lp.vk == 1:
-                Lp.vj = nv
-                vx[nv] = Lp.x
-                vs[nv] = Lp.s
-                nv += 1
-            elif Lp.vk == 2:
-                Lp.vj = nt
-                tx[nt] = Lp.x
-                ts[nt] = Lp.s
-                nt += 1
-        if nv > 0:
-            for j in range(nv, (nv + 7) & ~7):
-                vx[j] = -1.0
-                vs[j] = 1.0
-            _nb_mid_n(vx, vs, e1, e2, eh, nv)
-        if nt > 0:
-            for j in range(nt, (nt + 7) & ~7):
-                tx[j] = -0.1
-                ts[j] = 0.2
-            _nb_smallt_n(tx, ts, tb, tv, nt)
+                A = Lp.bmax * e1[j]
+                C = Lp.emx * e2[j]
+                if A - C > IV_VEC_CANCEL * A:
+                    b = 0.5 * (A - C)
+            elif Lp.vk == 2 and tb[j] > 0.0 and tb[j] < INFINITY:
+                b = tb[j]
+            if b < 0.0:
+                b = nb_otm(Lp.x, Lp.s)
+            if Lp.beta < Lp.bc:
+                Lp.bl = b
+            else:
+                Lp.bu = b
+    for k in range(na):
+        _iv_setup2(&L[k])
+    while na > 0:
+        _iv_gather(L, act, na, vx, vs, e1, e2, eh, tx, ts, tb, tv, False)
         nn = 0
         for k in range(na):
             lane = act[k]
