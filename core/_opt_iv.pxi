@@ -8,7 +8,7 @@
 
 
 cdef double IV_DONE = 1e-4
-# sqrt(-2x) from which _solve_s takes b(x, sqrt(-2x)) in closed form (below: nb_otm, no cancellation)
+# sqrt(-2x) from which _iv_setup1 takes b(x, sqrt(-2x)) in closed form (below: nb_otm, no cancellation)
 cdef double IV_SC_CLOSED = 1e-3
 # Vector evaluations of b (libmvec erfc/exp, the same formula nb_otm_vega takes in that region: the
 # two-erfc difference b = e^{x/2} Phi(h+t) - e^{-x/2} Phi(h-t), or the small-t expansion): at most
