@@ -69,8 +69,71 @@ cdef extern from *:
         AIOTS_OMP_SIMD
         for (i = 0; i < m; i++) out[i] = aiots_vexp(x[i]);
     }
+
+    /* The middle-region pieces of the normalised Black function at n (x, s) pairs, for the implied-vol
+     * lanes (core/_opt_iv.pxi): e1 = erfc(-(h+t)/sqrt2), e2 = erfc(-(h-t)/sqrt2) and
+     * eh = exp(-(h^2+t^2)/2), h = x/s, t = s/2. Run over n rounded up to a multiple of 8 (the padding
+     * of x and s initialised by the caller), so every element takes the same vector path and a
+     * lane's values do not depend on its position or on the batch size. */
+    #if AIOTS_VMATH
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+    #endif
+    static void aiots_nb_mid_n(const double* x, const double* s, double* e1, double* e2, double* eh, int n) {
+        int i, m = (n + 7) & ~7;
+        double h, t;
+        AIOTS_OMP_SIMD
+        for (i = 0; i < m; i++) {
+            h = x[i] / s[i];
+            t = 0.5 * s[i];
+            e1[i] = aiots_verfc(-0.7071067811865476 * (h + t));
+            e2[i] = aiots_verfc(-0.7071067811865476 * (h - t));
+            eh[i] = aiots_vexp(-0.5 * (h * h + t * t));
+        }
+    }
+
+    /* The small-t expansion of the normalised Black function (nb_small_t: all terms positive, no
+     * cancellation) and its vega at n (x, s) pairs with x < 0, s/2 < 0.21, x/s >= -10, as in
+     * aiots_nb_mid_n (padded, elementwise): b[i], vg[i]. erfcx(y) = erfc(y) exp(y^2) with the exp
+     * split on a 1/128 grid (expx2); seven odd terms (nb_small_t stops once a term is below 1e-17 of
+     * the sum; the rest adds below 1e-18). */
+    #if AIOTS_VMATH
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+    #endif
+    static void aiots_nb_smallt_n(const double* x, const double* s, double* b, double* vg, int n) {
+        int i, j, m = (n + 7) & ~7;
+        double h, t, y, g, f, y0, yk, ym1, ye, tk, t2, total, eh;
+        static const double inv_odd_fact[8] = {1.0, 1.0 / 6.0, 1.0 / 120.0, 1.0 / 5040.0, 1.0 / 362880.0,
+            1.0 / 39916800.0, 1.0 / 6227020800.0, 1.0 / 1307674368000.0};
+        AIOTS_OMP_SIMD
+        for (i = 0; i < m; i++) {
+            h = x[i] / s[i];
+            t = 0.5 * s[i];
+            y = -h * 0.7071067811865476;
+            g = floor(y * 128.0 + 0.5) / 128.0;
+            f = y - g;
+            y0 = 1.2533141373155003 * (aiots_verfc(y) * (aiots_vexp(g * g) * aiots_vexp(2.0 * g * f + f * f)));
+            yk = 1.0 + h * y0;
+            ym1 = y0;
+            tk = t;
+            t2 = t * t;
+            total = t * yk;
+            for (j = 1; j < 8; j++) {
+                ye = h * yk + (2 * j - 1) * ym1;
+                ym1 = ye;
+                yk = h * ye + (2 * j) * yk;
+                tk *= t2;
+                total += yk * tk * inv_odd_fact[j];
+            }
+            eh = aiots_vexp(-0.5 * (h * h + t * t));
+            vg[i] = 0.3989422804014327 * eh;
+            b[i] = 2.0 * 0.3989422804014327 * eh * total;
+        }
+    }
     """
     void _ncdf_n "aiots_ncdf_n"(const double* x, double* out, int n) noexcept nogil
+    void _nb_mid_n "aiots_nb_mid_n"(const double* x, const double* s, double* e1, double* e2, double* eh,
+                                    int n) noexcept nogil
+    void _nb_smallt_n "aiots_nb_smallt_n"(const double* x, const double* s, double* b, double* vg, int n) noexcept nogil
     void _exp_n "aiots_exp_n"(const double* x, double* out, int n) noexcept nogil
     void _bvn_batch "aiots_bvn_batch"(const double* hk, const double* hs, double* acc) noexcept nogil
     double BVN_W "aiots_bvn_w"[12][24]

@@ -70,6 +70,7 @@ cdef enum:
     M_BINOMIAL = 2
     M_BS1993 = 3
     IV_MAX_ITER = 64
+    IV_EU_BLOCK = 256  # rows per parallel work item of the European implied vol
     BAW_MAX_ITER = 200
 
 
@@ -595,16 +596,16 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
         po = <double*>cnp.PyArray_DATA(<cnp.ndarray>res)
         pr = <signed char*>cnp.PyArray_DATA(<cnp.ndarray>rsn)
         with nogil:
-            for j in range(m):
-                fr = 0
-                if am:
+            if am:
+                for j in range(m):
+                    fr = 0
                     po[j] = _am_iv1(A.p[0][j * A.s[0]], A.p[1][j * A.s[1]], A.p[2][j * A.s[2]],
                                     A.p[3][j * A.s[3]], A.p[4][j * A.s[4]], A.p[5][j * A.s[5]], A.pc[j * A.sc] != 0,
                                     fc, fsteps, flr, &_NO_DIV[0], &_NO_DIV[0], 0, &fr)
-                else:
-                    po[j] = _iv1(A.p[0][j * A.s[0]], A.p[1][j * A.s[1]], A.p[2][j * A.s[2]], A.p[3][j * A.s[3]],
-                                 A.p[4][j * A.s[4]], A.p[5][j * A.s[5]], A.pc[j * A.sc] != 0, &fr)
-                pr[j] = <signed char>fr
+                    pr[j] = <signed char>fr
+            else:
+                _iv_run(A.p[0], A.s[0], A.p[1], A.s[1], A.p[2], A.s[2], A.p[3], A.s[3], A.p[4], A.s[4],
+                        A.p[5], A.s[5], A.pc, A.sc, 0, m, po, pr)
         if not A.ndim:
             res = res[0]
             rsn = rsn[0]
@@ -633,27 +634,31 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     cdef Py_ssize_t pmin = PAR_MIN_IV
     if am:
         pmin = PAR_MIN_HEAVY if code == M_BINOMIAL else PAR_MIN_AM_IV
-    cdef Py_ssize_t chunk = 4 if am else 256
+    cdef Py_ssize_t chunk = 4
+    # European: blocks of IV_EU_BLOCK rows (each solved IV_LANES at a time, see _opt_iv.pxi)
+    cdef Py_ssize_t blk, nblk = (nn + IV_EU_BLOCK - 1) // IV_EU_BLOCK
     with nogil:
-        if nn >= pmin:
+        if nn == 0:
+            pass
+        elif not am:
+            if nn >= pmin:
+                for blk in prange(nblk, schedule="dynamic", chunksize=1):
+                    _iv_run(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a4[0], s4, &a5[0], s5, &a6[0], s6,
+                            blk * IV_EU_BLOCK, min(nn, (blk + 1) * IV_EU_BLOCK), &o[0], &rs[0])
+            else:
+                _iv_run(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a4[0], s4, &a5[0], s5, &a6[0], s6,
+                        0, nn, &o[0], &rs[0])
+        elif nn >= pmin:
             for i in prange(nn, schedule="dynamic", chunksize=chunk):
                 rc = 0
-                if am:
-                    o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
-                                   a6[i * s6] != 0, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &rc)
-                else:
-                    o[i] = _iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
-                                a6[i * s6] != 0, &rc)
+                o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
+                               a6[i * s6] != 0, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &rc)
                 rs[i] = <signed char> rc
         else:
             for i in range(nn):
                 rc = 0
-                if am:
-                    o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
-                                   a6[i * s6] != 0, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &rc)
-                else:
-                    o[i] = _iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
-                                a6[i * s6] != 0, &rc)
+                o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
+                               a6[i * s6] != 0, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &rc)
                 rs[i] = <signed char> rc
     if return_reason:
         return _finish(out, shape), _finish(reasons, shape)
