@@ -167,6 +167,10 @@ class PlainServicer(signals_pb2_grpc.SignalServiceServicer):
             yield item
 
 
+#: seconds the fan-out server waits for its handlers to end before it stops (a benchmark ends cleanly)
+FANOUT_DRAIN_S = 5.0
+
+
 def _client_proc(port: int, n_subs: int, n_msgs: int, ready: Any, result: Any) -> None:
     async def run() -> None:
         channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, n_subs // 50))]
@@ -238,7 +242,11 @@ async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
     if plain:
         for q in servicer.queues:
             q.put_nowait(None)
-    await gs.stop(0)
+    else:  # the clients hung up: wait until every handler has seen it, so stop() cancels none
+        deadline = time.monotonic() + FANOUT_DRAIN_S
+        while broker.subscribers and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    await gs.stop(FANOUT_DRAIN_S)
     return n_subs * n_msgs / (t_last - t_first)
 
 
