@@ -144,7 +144,7 @@ typecheck: $(VENV)/.stamp-test-deps $(VENV)/.stamp-build
 	@mkdir -p build/mypy/aiots
 	@for d in services gateway core; do ln -sfn ../../../$$d build/mypy/aiots/$$d; done
 	@ln -sfn ../../../protos/aiots/v1 build/mypy/aiots/v1
-	MYPYPATH=build/mypy $(VENV)/bin/mypy build/mypy/aiots/services build/mypy/aiots/gateway
+	MYPYPATH=build/mypy $(VENV)/bin/mypy build/mypy/aiots/services build/mypy/aiots/gateway bench/*.py
 
 test: lint typecheck sysdeps checkov web-test
 	@$(MAKE) --no-print-directory web

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -126,7 +127,7 @@ def chain(spot: float, quote_ns: int, seed: int = 5) -> list[dict[str, Any]]:
         ks = np.round(spot * np.linspace(0.6, 1.4, N_STRIKES), 2)
         for right in ("C", "P"):
             vol = 0.25 + 0.25 * np.log(ks / spot) ** 2 - 0.05 * np.log(ks / spot)
-            px = opt.american_price(spot, ks, t, RATE, vol, DIV_YIELD, right == "C")
+            px = np.asarray(opt.american_price(spot, ks, t, RATE, vol, DIV_YIELD, right == "C"))
             spread = np.maximum(0.01, px * 0.02)
             for k, p, s in zip(ks.tolist(), px.tolist(), spread.tolist(), strict=True):
                 rows.append({
@@ -325,7 +326,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
         ("naive message build", indicators_to_proto_naive),
         ("column-wise wire", conv.indicators_wire),
     ):
-        ms = timed_core(lambda fn=fn: fn(SYM, "1m", stored.ts, vals, True, "computed"), 3) * 1e3
+        ms = timed_core(functools.partial(fn, SYM, "1m", stored.ts, vals, True, "computed"), 3) * 1e3
         print(f"GetIndicators series response, 100k bars x 9 indicators: {name} {ms:.1f} ms")
     quotes = oa.surface_quotes(enriched, acfg.rate)
     price_req, arrays = price_contracts(N_PRICE)

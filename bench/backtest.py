@@ -186,13 +186,13 @@ def backtesting_py(df: pd.DataFrame) -> tuple[int, float, float, int]:
     from backtesting import Backtest, Strategy
 
     def ema(x: np.ndarray, n: int) -> np.ndarray:
-        return pd.Series(x).ewm(span=n, adjust=False).mean().to_numpy()
+        return np.asarray(pd.Series(x).ewm(span=n, adjust=False).mean().to_numpy(), dtype=np.float64)
 
     def rsi(x: np.ndarray, n: int) -> np.ndarray:
         d = pd.Series(x).diff()
         up = d.clip(lower=0).ewm(alpha=1 / n, adjust=False).mean()
         dn = (-d.clip(upper=0)).ewm(alpha=1 / n, adjust=False).mean()
-        return (100 - 100 / (1 + up / dn)).to_numpy()
+        return np.asarray((100 - 100 / (1 + up / dn)).to_numpy(), dtype=np.float64)
 
     class EmaRsi(Strategy):  # type: ignore[misc]
         def init(self) -> None:

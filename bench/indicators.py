@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import talib
 from talib import stream as tstream
+from talib._ta_lib import MA_Type
 
 from aiots.core import indicators as ind
 from aiots.core.conventions import NS_PER_S
@@ -93,7 +94,7 @@ def main() -> None:
         (
             "bbands(20)",
             lambda: ind.bbands(c),
-            lambda: talib.BBANDS(c, 20, 2.0, 2.0, 0),
+            lambda: talib.BBANDS(c, 20, 2.0, 2.0, MA_Type.SMA),
             lambda: (cs.rolling(20).mean(), cs.rolling(20).std(ddof=0)),
         ),
         ("sar", lambda: ind.sar(h, lo), lambda: talib.SAR(h, lo), None),
@@ -145,7 +146,7 @@ def main() -> None:
             for x in xs_:
                 fn(x)
             best.append((_clock() - t0) / len(xs_) * NS_PER_S)
-        return statistics.median(best)
+        return float(statistics.median(best))
 
     e = ind.EMA(30)
     e.update_many(hist)

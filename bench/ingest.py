@@ -78,7 +78,7 @@ WARMUP_S = 0.5
 def make_file(path: Path, n: int, seed: int = 1) -> int:
     """A zstd DBN v3 trades file with n records over one RTH session; returns the start ns."""
     rng = np.random.default_rng(seed)
-    start = int(dt.datetime(2024, 6, 3, 13, 30, tzinfo=dt.UTC).timestamp()) * NS
+    start: int = int(dt.datetime(2024, 6, 3, 13, 30, tzinfo=dt.UTC).timestamp()) * NS
     dtype = np.dtype(dbn.TradeMsg._dtypes)  # type: ignore[attr-defined]
     a = np.zeros(n, dtype=dtype)
     a["length"] = dtype.itemsize // 4
@@ -105,9 +105,9 @@ def make_file(path: Path, n: int, seed: int = 1) -> int:
         dataset="XNAS.ITCH",
         start=start,
         end=start + 6 * 3600 * NS,
-        schema=dbn.Schema.TRADES,
-        stype_in=dbn.SType.RAW_SYMBOL,
-        stype_out=dbn.SType.INSTRUMENT_ID,
+        schema=dbn.Schema.from_str("trades"),
+        stype_in=dbn.SType.from_str("raw_symbol"),
+        stype_out=dbn.SType.from_str("instrument_id"),
         symbols=SYMBOLS,
         partial=[],
         not_found=[],
@@ -143,13 +143,13 @@ def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -
         pass
     now = time.time_ns()
     out = bytes(
-        dbn.Metadata(dataset="OPRA.PILLAR", start=now, schema=None, stype_in=None, stype_out=dbn.SType.INSTRUMENT_ID,
+        dbn.Metadata(dataset="OPRA.PILLAR", start=now, schema=None, stype_in=None, stype_out=dbn.SType.from_str("instrument_id"),
                      symbols=CONTRACTS, partial=[], not_found=[], mappings=[])
     )  # fmt: skip
     for i, sym in enumerate(CONTRACTS):
         out += bytes(dbn.SymbolMappingMsg(
-            publisher_id=0, instrument_id=1000 + i, ts_event=now, stype_in=dbn.SType.RAW_SYMBOL, stype_in_symbol=sym,
-            stype_out=dbn.SType.INSTRUMENT_ID, stype_out_symbol=sym, start_ts=now, end_ts=now + 86_400 * NS,
+            publisher_id=0, instrument_id=1000 + i, ts_event=now, stype_in=dbn.SType.from_str("raw_symbol"), stype_in_symbol=sym,
+            stype_out=dbn.SType.from_str("instrument_id"), stype_out_symbol=sym, start_ts=now, end_ts=now + 86_400 * NS,
         ))  # fmt: skip
     conn.sendall(out)
     n = int(rate * seconds)
@@ -167,7 +167,7 @@ def _paced_gateway(port_q: mp.Queue, rate: int, seconds: float, tick_s: float) -
     a["bid_sz_00"], a["ask_sz_00"] = 10, 12
     a["sequence"] = np.arange(n) + 1
     per_tick = max(1, round(rate * tick_s))
-    heartbeat = bytes(dbn.SystemMsg(ts_event=now, msg="Heartbeat", code=dbn.SystemCode.HEARTBEAT))
+    heartbeat = bytes(dbn.SystemMsg(ts_event=now, msg="Heartbeat", code=dbn.SystemCode.from_str("heartbeat")))
     t0 = time.perf_counter()
     last_hb = t0
     for k, i in enumerate(range(0, n, per_tick)):
@@ -366,7 +366,7 @@ async def ingest_table(args: argparse.Namespace, name: str, dsn: str, tmp: Path)
 
     cols = ["symbol", "ts_event", "ts", "price", "size", "side", "publisher_id", "sequence", "ts_recv", "source"]
 
-    async def ours() -> tuple[float, float]:
+    async def run_ours() -> tuple[float, float]:
         """1. ours end to end into the emptied table, then 1b. the same file again (every batch hits
         duplicates: staging + INSERT ON CONFLICT DO NOTHING); seconds of each."""
         await conn.execute("TRUNCATE trades")
@@ -392,12 +392,12 @@ async def ingest_table(args: argparse.Namespace, name: str, dsn: str, tmp: Path)
         return time.perf_counter() - t
 
     # ours and the ceiling alternate, so a load spike from other work hits both alike
-    ours_s, dup_s = await ours()
+    ours_s, dup_s = await run_ours()
     tuples = [tuple(r) for r in await conn.fetch(f"SELECT {', '.join(cols)} FROM trades")]
     rounds: list[tuple[float, float, float]] = []
     for i in range(args.rounds):
         if i:
-            ours_s, dup_s = await ours()
+            ours_s, dup_s = await run_ours()
         rounds.append((ours_s, dup_s, await raw(tuples)))
         print(f"  round {i + 1}: ours {ours_s:.2f} s, duplicates {dup_s:.2f} s, raw COPY {rounds[-1][2]:.2f} s "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
@@ -418,10 +418,10 @@ async def ingest_table(args: argparse.Namespace, name: str, dsn: str, tmp: Path)
         make_file(small, args.naive_n, seed=2)
         url = args.server.replace("postgresql://", "postgresql+psycopg://", 1)
         eng = sqlalchemy.create_engine(f"{url}/{name}")
-        t = time.perf_counter()
+        t_naive = time.perf_counter()
         df = db.DBNStore.from_file(small).to_df()
         df.to_sql("trades_naive", eng, if_exists="append", index=True, method="multi", chunksize=2000)
-        naive_s = time.perf_counter() - t
+        naive_s = time.perf_counter() - t_naive
         eng.dispose()
 
     # 4. replay to the bus only

@@ -72,7 +72,7 @@ def chain_for(symbol: str, spot: float, now_ns: int, vol: float = 0.3) -> list[O
     out = []
     strikes = np.round(np.linspace(spot * 0.9, spot * 1.1, 21), 0)
     for is_call in (True, False):
-        prices = opt.american_price(spot, strikes, T, cv.DEFAULT_RATE, vol, 0.0, is_call)
+        prices = np.asarray(opt.american_price(spot, strikes, T, cv.DEFAULT_RATE, vol, 0.0, is_call))
         for k, p in zip(strikes, prices, strict=True):
             if p < 0.1:
                 continue
@@ -210,7 +210,7 @@ async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
         m.id = f"01K7{i:022d}"
         sigs.append(m)
     if plain:
-        servicer: Any = PlainServicer()
+        servicer: Any = PlainServicer()  # type: ignore[abstract]  # the stream method only: the anchor
         reg = ServiceRegistration(SERVICE_NAME, signals_pb2_grpc.add_SignalServiceServicer_to_server, servicer)
     else:
         broker = Broker(queue_size=n_msgs + 10)
@@ -247,7 +247,7 @@ async def bench_fanout(n_subs: int, n_msgs: int, plain: bool) -> float:
         while broker.subscribers and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
     await gs.stop(FANOUT_DRAIN_S)
-    return n_subs * n_msgs / (t_last - t_first)
+    return float(n_subs * n_msgs / (t_last - t_first))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -301,7 +301,7 @@ async def loop_join(proc: Any, timeout_s: float = 10.0) -> None:
 
 def lat_bar_ts(i: int) -> int:
     """Open time (ns UTC) of the latency run's ``i``-th 1-minute bar."""
-    return LAT_T0 + (i // LAT_MINUTES) * DAY_NS + (LAT_FIRST_MIN + i % LAT_MINUTES) * MIN_NS
+    return int(LAT_T0 + (i // LAT_MINUTES) * DAY_NS + (LAT_FIRST_MIN + i % LAT_MINUTES) * MIN_NS)
 
 
 def latency_config() -> SignalsConfig:
@@ -357,14 +357,14 @@ class Hops:
             return out
 
         def publish_w(sig: Any, is_update: bool) -> int:
-            n = publish(sig, is_update)
+            n = int(publish(sig, is_update))
             if not is_update and n >= 0:
                 hops.stamp((sig.symbol, sig.created_at.ToNanoseconds()), "announce")
             return n
 
         app._on_features = on_features_w  # type: ignore[method-assign]
         app._on_local_features = on_local_w  # type: ignore[method-assign]
-        state.SymbolFeatures.update = feat_w  # type: ignore[method-assign]
+        state.SymbolFeatures.update = feat_w  # type: ignore[method-assign,assignment]
         eng.decide = decide_w  # type: ignore[method-assign]
         eng.select = select_w  # type: ignore[method-assign]
         broker.publish = publish_w  # type: ignore[method-assign]
@@ -528,13 +528,13 @@ async def bench_latency(
         order = HOPS_BEFORE if in_signals else HOPS
         per_hop: dict[str, list[float]] = {h: [] for h in order}
         for key, t_sub in got.items():
-            t = hops.t.get(key, {})
+            stamps = hops.t.get(key, {})
             prev = closed_at[key]
-            if not all(h in t for h in order[:-1]):
+            if not all(hop in stamps for hop in order[:-1]):
                 continue
-            for h in order[:-1]:
-                per_hop[h].append((t[h] - prev) * 1e3)
-                prev = t[h]
+            for hop in order[:-1]:
+                per_hop[hop].append((stamps[hop] - prev) * 1e3)
+                prev = stamps[hop]
             per_hop["subscriber"].append((t_sub - prev) * 1e3)
         return lat, per_hop
     finally:
