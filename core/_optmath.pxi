@@ -294,46 +294,43 @@ cdef inline double nb_small_t(double h, double t, double eh) noexcept nogil:
     return 2.0 * INV_SQRT2PI * eh * total
 
 
-cdef inline double nb_otm(double x, double s) noexcept nogil:
-    """Normalised OTM call b(x, s) for x <= 0, s > 0."""
-    cdef double h, t, b
-    if s <= 0.0:
-        return 0.0
+cdef inline double nb_otm_ladder(double x, double s, double h, double t, double eh) noexcept nogil:
+    """The branches of b(x, s) for x <= 0, s > 0, h = x/s, t = s/2. eh = exp(-(h^2 + t^2)/2)
+    where the caller has it, NaN where not: then it is computed only in the branches that use it
+    (the same expression, so the bits do not depend on who computed it)."""
+    cdef double b
     if x == 0.0:
         return erf(0.25 * s * 1.4142135623730951)
-    h = x / s
-    t = 0.5 * s
     if h < ASYMPTOTIC_H and h + t < ASYMPTOTIC_H + SMALL_T:
-        b = nb_asymptotic(h, t, exp(-0.5 * (h * h + t * t)))
+        b = nb_asymptotic(h, t, eh if eh == eh else exp(-0.5 * (h * h + t * t)))
     elif t < SMALL_T:
-        b = nb_small_t(h, t, exp(-0.5 * (h * h + t * t)))
+        b = nb_small_t(h, t, eh if eh == eh else exp(-0.5 * (h * h + t * t)))
     elif h + t > NORM_CDF_H_PLUS_T:
         b = exp(0.5 * x) * norm_cdf(h + t) - exp(-0.5 * x) * norm_cdf(h - t)
     else:
-        b = 0.5 * exp(-0.5 * (h * h + t * t)) * (erfcx(-SQRT1_2 * (h + t)) - erfcx(-SQRT1_2 * (h - t)))
+        b = 0.5 * (eh if eh == eh else exp(-0.5 * (h * h + t * t))) * (
+            erfcx(-SQRT1_2 * (h + t)) - erfcx(-SQRT1_2 * (h - t))
+        )
     return b if b > 0.0 else 0.0
+
+
+cdef inline double nb_otm(double x, double s) noexcept nogil:
+    """Normalised OTM call b(x, s) for x <= 0, s > 0."""
+    if s <= 0.0:
+        return 0.0
+    return nb_otm_ladder(x, s, x / s, 0.5 * s, NAN)
 
 
 cdef inline double nb_otm_vega(double x, double s, double* vega) noexcept nogil:
     """nb_otm(x, s), with nb_vega(x, s) in vega[0], bit for bit both: the one
     exp(-(h^2 + t^2)/2) of the vega serves the asymptotic, small-t and middle branches too (the
     implied-vol iteration needs both at every step)."""
-    cdef double h = x / s, t = 0.5 * s, b
+    cdef double h = x / s, t = 0.5 * s
     cdef double eh = exp(-0.5 * (h * h + t * t))
     vega[0] = INV_SQRT2PI * eh
     if s <= 0.0:
         return 0.0
-    if x == 0.0:
-        return erf(0.25 * s * 1.4142135623730951)
-    if h < ASYMPTOTIC_H and h + t < ASYMPTOTIC_H + SMALL_T:
-        b = nb_asymptotic(h, t, eh)
-    elif t < SMALL_T:
-        b = nb_small_t(h, t, eh)
-    elif h + t > NORM_CDF_H_PLUS_T:
-        b = exp(0.5 * x) * norm_cdf(h + t) - exp(-0.5 * x) * norm_cdf(h - t)
-    else:
-        b = 0.5 * eh * (erfcx(-SQRT1_2 * (h + t)) - erfcx(-SQRT1_2 * (h - t)))
-    return b if b > 0.0 else 0.0
+    return nb_otm_ladder(x, s, h, t, eh)
 
 
 cdef inline double nb_otm_complement(double x, double s) noexcept nogil:
