@@ -51,7 +51,8 @@ of the behaviour (a modelled chain priced or solved in other batches gives other
 Size: over 500 lines because the level maths (vectorised, with their scalar-rule helpers) and the
 selector that applies them are one unit, and so are the selector's refusals of a modelled chain
 without pricing it (they replay its checks in its order); the IV-bracket bound lives apart in
-``gain_bound`` and the bound on every modelled contract in ``model_prune``.
+``gain_bound`` and the bound on every modelled contract in ``model_prune`` (its kernel:
+``aiots.core.quote_bounds``).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, QuoteModel, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
 from aiots.services.signals.gain_bound import bracket_gain_and_delta_bounds
-from aiots.services.signals.model_prune import settled_calls, settled_puts
+from aiots.services.signals.model_prune import all_settled
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
 Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
@@ -458,7 +459,7 @@ class ContractSelector:
     ) -> str | None:
         """The skip reason :meth:`select` gives a bullish idea on a modelled chain (no yield) whose
         calls ``rows`` (liquid, in the DTE window, not priced yet) are all *settled*
-        (:func:`~aiots.services.signals.model_prune.settled_calls`: dropped by the delta prefilter or
+        (:func:`~aiots.services.signals.model_prune.all_settled`: dropped by the delta prefilter or
         unable to pay, whatever their quotes), or None when that is not shown (then the generic path
         decides; every call this priced is priced as it would have been, one row at a time).
 
@@ -472,7 +473,7 @@ class ContractSelector:
         window) go to the core in the batches the generic path gives them."""
         sc = cfg.selection
         S, r = idea.underlying_price, sc.risk_free_rate
-        window = _all_settled(settled_calls, view, model, rows, idea, now_ns, cfg, horizon_end_ns)
+        window = _all_settled(view, model, rows, idea, now_ns, cfg, horizon_end_ns, is_call=True)
         if window is None:
             return None
         K, T, uniq = window
@@ -514,7 +515,7 @@ class ContractSelector:
         those event risk reads included, is priced with its block of that batch, the same number."""
         sc = cfg.selection
         S, r = idea.underlying_price, sc.risk_free_rate
-        window = _all_settled(settled_puts, view, model, rows, idea, now_ns, cfg, horizon_end_ns)
+        window = _all_settled(view, model, rows, idea, now_ns, cfg, horizon_end_ns, is_call=False)
         if window is None:
             return None
         K, T, _ = window
@@ -713,7 +714,6 @@ class ContractSelector:
 
 
 def _all_settled(
-    settle: Callable[..., npt.NDArray[np.bool_]],
     view: ChainView,
     model: QuoteModel,
     rows: Rows,
@@ -721,10 +721,13 @@ def _all_settled(
     now_ns: int,
     cfg: SignalsConfig,
     horizon_end_ns: int | None,
+    *,
+    is_call: bool,
 ) -> tuple[F64, F64, list[int]] | None:
-    """(strikes, years to expiry, the view's expiries in ns) of ``rows`` when ``settle``
-    (:func:`~aiots.services.signals.model_prune.settled_calls` or ``settled_puts``) settles every
-    one of them for ``idea``; None when one is not settled or the horizon has no trading time."""
+    """(strikes, years to expiry, the view's expiries in ns) of ``rows`` when every one of them (calls
+    if ``is_call``, else puts) is settled for ``idea``
+    (:func:`~aiots.services.signals.model_prune.all_settled`); None when one is not settled or the
+    horizon has no trading time. The years are the generic path's (exact int arithmetic per expiry)."""
     sc = cfg.selection
     end = now_ns + idea.horizon_ns if horizon_end_ns is None else horizon_end_ns
     minutes = calendar().regular_ns_between(now_ns, end) / 60e9
@@ -733,21 +736,22 @@ def _all_settled(
     K = view.strike[rows]
     uniq, codes = view.expiry_index()
     T = np.array([(e - now_ns) / NS_PER_YEAR for e in uniq])[codes[rows]]
-    days = minutes / MINUTES_PER_REGULAR_SESSION
-    settled = settle(
+    if all_settled(
         model,
         idea.underlying_price,
         K,
         T,
         sc.risk_free_rate,
         idea.projected_move,
-        days,
+        minutes / MINUTES_PER_REGULAR_SESSION,
         sc.delta_min,
         sc.delta_max,
         DELTA_PREFILTER_MARGIN,
         sc.spread_cover,
-    )
-    return (K, T, uniq) if settled.all() else None
+        is_call=is_call,
+    ):
+        return K, T, uniq
+    return None
 
 
 def _best(valid: npt.NDArray[np.bool_], ev: F64, spread_frac: F64, occ: Callable[[int], str]) -> int | None:
