@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from aiots.core import levels
 from aiots.core.conventions import CONTRACT_MULTIPLIER, NS_PER_S, calendar
 
 Side = Literal["BUY", "SELL"]
@@ -180,7 +181,13 @@ class ExecutionModel:
         """The exit price per share at which a one-lot long at ``entry_price`` breaks even after fees."""
         return entry_price + 2.0 * self.fee_per_contract / self.multiplier
 
+    @property
+    def fee_per_share(self) -> float:
+        """Dollars of fees per share of one ``multiplier``-share contract's fill."""
+        return self.fee_per_contract / self.multiplier
+
     def exit_for_return(self, entry_price: float, pct: float) -> float:
-        """The bid per share at which a one-lot long bought at ``entry_price`` returns ``pct`` % after fees."""
-        fee = self.fee_per_contract / self.multiplier
-        return (entry_price + fee) * (1.0 + pct / 100.0) + fee
+        """The bid per share at which a one-lot long bought at ``entry_price`` returns ``pct`` % after
+        fees (the rule lives in :func:`aiots.core.levels.exit_for_return`, which the selection's
+        level kernel applies too)."""
+        return levels.exit_for_return(entry_price, pct, self.fee_per_share)

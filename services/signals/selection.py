@@ -48,11 +48,14 @@ the last bit: the core's vectorised Greeks (and its Bjerksund-Stensland prices) 
 an ulp between the SIMD body and the scalar tail of a call, so which rows go into one call is part
 of the behaviour (a modelled chain priced or solved in other batches gives other last bits).
 
-Size: over 500 lines because the level maths (vectorised, with their scalar-rule helpers) and the
-selector that applies them are one unit, and so are the selector's refusals of a modelled chain
-without pricing it (they replay its checks in its order); the IV-bracket bound lives apart in
-``gain_bound`` and the bound on every modelled contract in ``model_prune`` (its kernel:
-``aiots.core.quote_bounds``).
+The level maths of step 3-5 over every candidate in the delta band is one call of the core's kernel
+(:func:`aiots.core.levels.contract_levels`, scalar C over the batch: at 3-40 contracts NumPy's
+per-call cost was most of it).
+
+Size: over 500 lines because the selector's refusals of a modelled chain without pricing it belong
+with the checks they replay (in their order); the level maths lives in ``aiots.core.levels``, the
+IV-bracket bound in ``gain_bound`` and the bound on every modelled contract in ``model_prune`` (its
+kernel: ``aiots.core.quote_bounds``).
 """
 
 from __future__ import annotations
@@ -66,7 +69,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from aiots.core import options as opt
 from aiots.core.conventions import (
@@ -79,6 +81,7 @@ from aiots.core.conventions import (
     exercise_style,
 )
 from aiots.core.execution import ExecutionModel
+from aiots.core.levels import contract_levels, expected_value
 from aiots.services.signals.atm_iv import EVENT_MIN_DTE_DAYS, event_risk
 from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, QuoteModel, Rows, as_view
@@ -87,7 +90,6 @@ from aiots.services.signals.gain_bound import bracket_gain_and_delta_bounds
 from aiots.services.signals.model_prune import all_settled
 from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 
-Num = float | F64  # a number or an array of them (the level maths works element-wise on either)
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
@@ -189,106 +191,6 @@ def _liquid(view: ChainView, rows: Rows | None, want_call: bool, sc: SelectionCo
         & ~((size > 0) & (size < sc.min_quote_size))
     )
     return ok
-
-
-def _norm_cdf(x: F64) -> F64:
-    return np.asarray(0.5 * special.erfc(-x / math.sqrt(2.0)), dtype=np.float64)
-
-
-def _pymax(a: Num, b: Num) -> F64:
-    """Element-wise ``max(a, b)`` with Python's rule (``b`` only where ``b > a``; NaN never wins as ``b``)."""
-    return np.where(np.greater(b, a), b, a)
-
-
-def _pymin(a: Num, b: Num) -> F64:
-    """Element-wise ``min(a, b)`` with Python's rule (``b`` only where ``b < a``)."""
-    return np.where(np.less(b, a), b, a)
-
-
-def move_for_option_change(delta: Num, gamma: Num, theta_day: Num, days: Num, dv: Num) -> F64:
-    """Underlying move x (signed like delta) with delta*x + gamma*x^2/2 + theta*days = dv; NaN if none
-    (element-wise over arrays)."""
-    # 0.5*gamma*x^2 + delta*x + c = 0; the small root c/q is numerically stable (and exact as gamma -> 0).
-    delta, gamma = np.asarray(delta, dtype=np.float64), np.asarray(gamma, dtype=np.float64)
-    c = np.asarray(theta_day, dtype=np.float64) * np.asarray(days, dtype=np.float64) - np.asarray(dv, dtype=np.float64)
-    disc = delta * delta - 2.0 * gamma * c
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        denom = delta + np.copysign(np.sqrt(np.where(disc < 0, 0.0, disc)), delta)
-        x = -2.0 * c / np.where(denom != 0, denom, 1.0)
-    return np.where((disc < 0) | (denom == 0), math.nan, x)
-
-
-def race_probability(spot: Num, upper: Num, lower: Num, sigma: Num, mu: Num) -> F64:
-    """P(log-price hits ln(upper) before ln(lower)) for drift ``mu - sigma^2/2`` (per year),
-    element-wise; 0 at or below ``lower``, 1 otherwise outside the band or with no volatility."""
-    spot, upper, lower = np.asarray(spot, dtype=np.float64), np.asarray(upper, dtype=np.float64), np.asarray(lower)
-    sigma, mu = np.asarray(sigma, dtype=np.float64), np.asarray(mu, dtype=np.float64)
-    inside = (lower < spot) & (spot < upper) & ~(sigma <= 0)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        a, b = np.log(upper / spot), np.log(lower / spot)
-        m = mu - 0.5 * sigma * sigma
-        k = 2.0 * m / (sigma * sigma)
-        driftless = -b / (a - b)
-        # scale function of the diffusion: s(x) = exp(-k x)
-        sa, sb = np.exp(-k * a), np.exp(-k * b)
-        p = np.where(np.abs(k) < 1e-9, driftless, (1.0 - sb) / (sa - sb))
-    return np.where(inside, p, np.where(spot <= lower, 0.0, 1.0))
-
-
-def reach_probability(spot: Num, level: Num, sigma: Num, years: Num, drift: Num = 0.0) -> F64:
-    """P(the log-price, with log drift ``drift`` per year, touches ln(level/spot) within ``years``),
-    element-wise.
-
-    First passage of Brownian motion with drift m to a barrier a > 0 (mirrored for a < 0):
-    N((m t - a) / (s sqrt t)) + exp(2 m a / s^2) N((-m t - a) / (s sqrt t)); with m = 0 this is the
-    reflection principle 2 N(-|a| / (s sqrt t)).
-    """
-    spot, level, sigma = np.asarray(spot, dtype=np.float64), np.asarray(level, dtype=np.float64), np.asarray(sigma)
-    years, drift = np.asarray(years, dtype=np.float64), np.asarray(drift, dtype=np.float64)
-    live = ~((years <= 0) | (sigma <= 0) | (level <= 0))
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        a = np.log(level / spot)
-        m = np.where(a < 0, -drift, drift)
-        a = np.abs(a)
-        st = sigma * np.sqrt(years)
-        expo = 2.0 * m * a / (sigma * sigma)
-        small = expo < 700
-        tail = np.where(small, np.exp(np.where(small, expo, 0.0)) * _norm_cdf((-m * years - a) / st), 0.0)
-        p = _pymin(1.0, _norm_cdf((m * years - a) / st) + tail)
-    return np.where(live, p, 0.0)
-
-
-def expected_value(
-    conf: Num,
-    p_model: Num,
-    p_stop: Num,
-    gain: Num,
-    loss: Num,
-    at_horizon: Num,
-) -> F64:
-    """Expected P&L per share: the target with probability ``conf`` (calibrated), the stop with the
-    model's share of the rest, else the horizon exit worth ``at_horizon`` (clipped to [-loss, gain]).
-    ``gain``/``loss`` are net of fees; all in dollars per share; element-wise."""
-    loss, gain = np.asarray(loss, dtype=np.float64), np.asarray(gain, dtype=np.float64)
-    rest = _pymax(0.0, 1.0 - np.asarray(p_model, dtype=np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stop_share = np.where(
-            rest > 0, _pymin(1.0, np.asarray(p_stop, dtype=np.float64) / np.where(rest > 0, rest, 1.0)), 1.0
-        )
-    p_t = _pymin(_pymax(conf, 0.0), 1.0)
-    p_s = (1.0 - p_t) * stop_share
-    return np.asarray(p_t * gain - p_s * loss + (1.0 - p_t - p_s) * _pymin(_pymax(at_horizon, -loss), gain))
-
-
-def expected_value_1(conf: float, p_model: float, p_stop: float, gain: float, loss: float, at_horizon: float) -> float:
-    """:func:`expected_value` of one contract in plain floats: the same operations in the same order
-    (IEEE arithmetic and Python's ``min``/``max`` rule), so the same number, without NumPy's
-    per-call cost."""
-    rest = max(0.0, 1.0 - p_model)
-    stop_share = min(1.0, p_stop / rest) if rest > 0 else 1.0
-    p_t = min(max(conf, 0.0), 1.0)
-    p_s = (1.0 - p_t) * stop_share
-    return p_t * gain - p_s * loss + (1.0 - p_t - p_s) * min(max(at_horizon, -loss), gain)
 
 
 class ContractSelector:
@@ -416,9 +318,7 @@ class ContractSelector:
         idx = int(at[k])
         rr, p_model, cost = float(lv.rr[k]), float(lv.p_model[k]), float(lv.cost[k])
         conf = self.calibrator(p_model, evidence, Context(idea.strategy, float(spread_frac[k]), rr, minutes))
-        ev = expected_value_1(
-            conf, p_model, float(lv.p_stop[k]), float(lv.gain[k]), float(lv.loss[k]), float(lv.flat[k])
-        )
+        ev = expected_value(conf, p_model, float(lv.p_stop[k]), float(lv.gain[k]), float(lv.loss[k]), float(lv.flat[k]))
         ev_pct = 100.0 * ev / cost
         if not ev_pct > sc.min_expected_value_pct:
             self.last_skip = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
@@ -645,71 +545,43 @@ class ContractSelector:
         it can pay its costs (``valid``)."""
         sc = cfg.selection
         ex = self.execution
-        fee = ex.fee_per_contract / multiplier  # dollars per share per fill
-        entry = ask
-        cost = entry + fee
-        spread = ask - bid
         trading_days = minutes / MINUTES_PER_REGULAR_SESSION
-        theta_trading_day = theta * 365.0 / SESSIONS_PER_YEAR  # theta is per calendar day in trader units
-        dS = idea.projected_move
-        dv = delta * dS + 0.5 * gamma * dS * dS + theta_trading_day * trading_days
-        valid = ~(dv <= sc.spread_cover * 0.5 * spread)  # the projected move can't even pay the spread
-        net_ret = 100.0 * ((bid + dv - fee) / cost - 1.0)  # sell at the bid after the projected move
-        t_pct = _pymin(sc.target_max_pct, _pymax(sc.target_min_pct, sc.target_capture * net_ret))
-        target = np.asarray(ex.exit_for_return(entry, t_pct), dtype=np.float64)  # type: ignore[arg-type]  # a bid price
-        atr = idea.atr if math.isfinite(idea.atr) and idea.atr > 0 else abs(dS)
-        move = atr * math.sqrt(sc.noise_bars)
-        noise = np.abs(delta) * move + 0.5 * np.abs(gamma) * move * move
-        stop = entry - _pymax(sc.stop_spread_mult * spread, sc.stop_noise_mult * noise)  # a bid price
-        valid &= ~(stop <= 0)
-        loss = cost - (stop - fee)  # dollars per share lost at the stop
-        gain = target - fee - cost
-        loss_pct = 100.0 * loss / cost
-        valid &= ~(loss_pct > sc.max_stop_pct)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rr = np.where(loss > 0, gain / np.where(loss > 0, loss, 1.0), math.inf)
-        valid &= ~(rr < sc.min_reward_risk)
-        # underlying levels where the bid reaches the target / the stop (the bid moves with the option)
         years = trading_days / SESSIONS_PER_YEAR
-        n = len(bid)  # the target's and the stop's moves in one pass over both halves
-        two = np.concatenate
-        x_both = move_for_option_change(
-            two((delta, delta)),
-            two((gamma, gamma)),
-            two((theta_trading_day,) * 2),
-            trading_days,
-            two((target, stop)) - two((bid, bid)),
-        )
-        x_up, x_dn = x_both[:n], x_both[n:]
-        valid &= np.isfinite(x_up) & np.isfinite(x_dn) & (spot + dS > 0)
-        # a horizon exit is valued without the strategy's edge (the calibrated target probability
-        # carries it): the bid after theta, sold, less the cost
-        flat = bid + theta_trading_day * trading_days - fee - cost
-        risk_usd = loss * multiplier
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = np.floor_divide(cfg.sizing.risk_per_trade_usd, np.where(risk_usd > 0, risk_usd, 1.0))
-        contracts = np.where(risk_usd > 0, np.where(np.isfinite(per), per, 0.0), 0.0).astype(np.int64)
-        valid &= contracts >= 1  # one contract already risks more than the budget per trade
-        # The probabilities only where the contract pays its costs (about 1 in 8 on SPY); NaN elsewhere.
-        k = np.flatnonzero(valid)
-        hit, miss, vol = spot + x_up[k], spot + x_dn[k], iv[k]
-        # the model: the strategy's projected move as the drift of a lognormal at the contract's IV
+        dS = idea.projected_move
+        atr = idea.atr if math.isfinite(idea.atr) and idea.atr > 0 else abs(dS)
         log_drift = math.log((spot + dS) / spot) / years if spot + dS > 0 else math.nan
-        mu = log_drift + 0.5 * vol * vol
-        if idea.direction is Direction.BULLISH:
-            p_race = np.where((hit > spot) & (spot > miss), race_probability(spot, hit, miss, vol, mu), 0.0)
-        else:
-            up_first = 1.0 - race_probability(spot, miss, hit, vol, mu)
-            p_race = np.where((miss > spot) & (spot > hit) & (hit > 0), up_first, 0.0)
-        m = len(k)
-        reach = reach_probability(spot, two((hit, miss)), two((vol, vol)), years, log_drift)
-        p_model, p_stop, ev_model_pct = np.full(n, math.nan), np.full(n, math.nan), np.full(n, math.nan)
-        p_model[k] = p_race * np.where(hit > 0, reach[:m], 0.0)
-        p_stop[k] = np.where(miss > 0, (1.0 - p_race) * reach[m:], 1.0)
-        ev = expected_value(p_model[k], p_model[k], p_stop[k], gain[k], loss[k], flat[k])
-        ev_model_pct[k] = 100.0 * ev / cost[k]
+        out = contract_levels(
+            bid,
+            ask,
+            multiplier,
+            iv,
+            delta,
+            gamma,
+            theta,
+            spot=spot,
+            move=dS,
+            trading_days=trading_days,
+            years=years,
+            log_drift=log_drift,
+            bullish=idea.direction is Direction.BULLISH,
+            theta_days_per_year=TU_PER_DAY,
+            sessions_per_year=SESSIONS_PER_YEAR,
+            noise_move=atr * math.sqrt(sc.noise_bars),
+            fee_per_contract=ex.fee_per_contract,
+            exit_fee_per_share=ex.fee_per_share,
+            spread_cover=sc.spread_cover,
+            target_min_pct=sc.target_min_pct,
+            target_max_pct=sc.target_max_pct,
+            target_capture=sc.target_capture,
+            stop_spread_mult=sc.stop_spread_mult,
+            stop_noise_mult=sc.stop_noise_mult,
+            max_stop_pct=sc.max_stop_pct,
+            min_reward_risk=sc.min_reward_risk,
+            risk_per_trade_usd=cfg.sizing.risk_per_trade_usd,
+        )
+        valid, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct = out
         return _Levels(
-            valid, entry, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct
+            valid, ask, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct
         )
 
 

@@ -15,17 +15,11 @@ from hypothesis import strategies as st
 from aiots.core import options as opt
 from aiots.core.conventions import NS_PER_MIN, NY, datetime_to_ns
 from aiots.core.execution import ExecutionModel
+from aiots.core.levels import expected_value, move_for_option_change, race_probability, reach_probability
 from aiots.services.signals.calibration import Calibrator
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.models import Direction, Idea, OptionQuote, Reason
-from aiots.services.signals.selection import (
-    NS_PER_DAY,
-    ContractSelector,
-    expected_value,
-    move_for_option_change,
-    race_probability,
-    reach_probability,
-)
+from aiots.services.signals.selection import NS_PER_DAY, ContractSelector
 
 
 def test_race_probability_driftless_is_the_log_distance_ratio() -> None:
@@ -313,10 +307,9 @@ def test_fees_come_from_the_execution_model() -> None:
 
 
 # --- the array forms against the scalar definitions ---------------------------------------------
-# The selector evaluates these over every candidate at once (NumPy); here they are written once
-# more in plain floats, term by term as the docstrings define them, and the arrays must agree
-# element by element (to rounding: NumPy's SIMD exp/log and SciPy's erfc may differ from libm's
-# in the last bits).
+# The selector evaluates these over every candidate at once (the core's kernel, aiots.core.levels);
+# here they are written once more in plain Python floats, term by term as the docstrings define
+# them, and the arrays must agree element by element (to rounding).
 
 
 def _ncdf(x: float) -> float:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from aiots.core import options as opt
 from aiots.core.conventions import NS_PER_DAY, NS_PER_YEAR, calendar
+from aiots.core.levels import expected_value
 from aiots.services.signals.atm_iv import event_risk, expiry_mask
 from aiots.services.signals.calibration import Context
 from aiots.services.signals.chainview import ChainView, as_view
@@ -31,8 +32,6 @@ from aiots.services.signals.selection import (
     ContractSelector,
     Selection,
     _best,
-    expected_value,
-    expected_value_1,
 )
 
 T0 = 1_760_016_600 * 10**9 + 60 * 60 * 10**9  # 2025-10-09 14:30 UTC (10:30 New York), a session day
@@ -259,23 +258,6 @@ def test_fast_selection_equals_the_reference(
     assert (got is None) == (want is None)
     if got is not None and want is not None:
         assert repr(dataclasses.astuple(got)) == repr(dataclasses.astuple(want))
-
-
-@given(
-    conf=st.floats(-0.5, 1.5),
-    p_model=st.floats(0.0, 1.0),
-    p_stop=st.floats(0.0, 1.0),
-    gain=st.floats(-5.0, 5.0),
-    loss=st.floats(0.0, 5.0),
-    flat=st.floats(-5.0, 5.0),
-)
-@settings(max_examples=300, deadline=None)
-def test_the_scalar_expected_value_is_the_array_one_bit_for_bit(
-    conf: float, p_model: float, p_stop: float, gain: float, loss: float, flat: float
-) -> None:
-    want = float(expected_value(conf, p_model, p_stop, gain, loss, flat))
-    got = expected_value_1(conf, p_model, p_stop, gain, loss, flat)
-    assert got == want or (math.isnan(got) and math.isnan(want))
 
 
 class _OneQuoteTime(ChainView):
