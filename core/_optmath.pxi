@@ -145,13 +145,11 @@ cdef extern from *:
     #define AIOTS_SQRT2PI 2.5066282746310002
     #define AIOTS_1_SQRT2PI 0.3989422804014327
     #define AIOTS_SQRT1_2 0.7071067811865476
-    #define AIOTS_SQRT_PI 1.7724538509055160
     #define AIOTS_SQRT_PI_2 1.2533141373155003
     """
     double SQRT2PI "AIOTS_SQRT2PI"
     double INV_SQRT2PI "AIOTS_1_SQRT2PI"
     double SQRT1_2 "AIOTS_SQRT1_2"
-    double SQRT_PI "AIOTS_SQRT_PI"
     double SQRT_PI_2 "AIOTS_SQRT_PI_2"
 
 # Branch thresholds of the normalised Black function (h = x/s, t = s/2), chosen from Jäckel (2015).
@@ -168,25 +166,7 @@ cdef inline double norm_pdf(double z) noexcept nogil:
     return INV_SQRT2PI * exp(-0.5 * z * z)
 
 
-cdef inline double expx2(double x) noexcept nogil:
-    """exp(x*x) without the x*x rounding error (Cephes' split of x into a 1/128 grid part)."""
-    cdef double m, f
-    x = fabs(x)
-    m = floor(x * 128.0 + 0.5) / 128.0
-    f = x - m
-    return exp(m * m) * exp(2.0 * m * f + f * f)
-
-
-cdef inline double erfcx(double x) noexcept nogil:
-    """Scaled complementary error function exp(x^2) erfc(x)."""
-    cdef double y, y2
-    if fabs(x) < 2.0:
-        return erfc(x) * exp(x * x)  # rounding of x*x costs <= 4 ulp here
-    if x < 26.0:
-        return erfc(x) * expx2(x)
-    y = 1.0 / x
-    y2 = y * y
-    return y / SQRT_PI * (1.0 + y2 * (-0.5 + y2 * (0.75 + y2 * (-1.875 + y2 * 6.5625))))
+include "_erfcx.pxi"
 
 
 cdef inline double _norm_ppf1(double p) noexcept nogil:

@@ -17,7 +17,7 @@ Conventions
   small (3-40 contracts), where NumPy's per-call cost dominated.
 """
 
-from libc.math cimport INFINITY, NAN, copysign, erfc, exp, fabs, floor, fmod, isfinite, log, sqrt
+from libc.math cimport INFINITY, NAN, copysign, erfc, exp, expm1, fabs, floor, fmod, isfinite, log, sqrt
 from libc.stdint cimport INT64_MIN, int64_t
 
 import numpy as np
@@ -26,10 +26,13 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+include "_erfcx.pxi"
+
 cdef double PCT = 100.0  # percent per unit
 cdef double SQRT2 = sqrt(2.0)
-cdef double DRIFTLESS_K = 1e-9  # |2 m / sigma^2| below this: the race is the driftless log-distance ratio
-cdef double MAX_TAIL_EXPONENT = 700.0  # first-passage mirror term exp(x) N(.) dropped from here (exp: inf at 709.8)
+# the first-passage mirror term exp(x) N(z2) is taken as erfcx(-z2/sqrt2) exp(-z1^2/2) / 2 ...
+cdef double MAX_TAIL_EXPONENT = 700.0  # ... from this x (exp(x) is inf from 709.8)
+cdef double MIN_TAIL_Z = -37.0  # ... and for z2 below this (N(z2) nears the subnormals: N(-37.5) ~ 2e-308)
 cdef double TWO_TO_63 = 9.223372036854775808e18  # the int64 range is [-2^63, 2^63)
 
 
@@ -68,23 +71,34 @@ cdef inline double _move(double delta, double gamma, double theta_day, double da
 
 
 cdef inline double _race(double spot, double upper, double lower, double sigma, double mu) noexcept nogil:
-    cdef double a, b, m, k, sa, sb
+    """P(hit ``upper`` before ``lower``) with the scale function s(x) = exp(-k x) of the log-price,
+    k = 2 m / sigma^2: (s(0) - s(b)) / (s(a) - s(b)) for a = ln(upper/spot) > 0 > b = ln(lower/spot),
+    rewritten with expm1 of non-positive arguments only, so that nothing overflows (any drift) and
+    nothing cancels (k near 0 is as exact as k = 0, the log-distance ratio -b / (a - b))."""
+    cdef double a, b, m, k, num, den
     if not (lower < spot and spot < upper and not sigma <= 0):
         return 0.0 if spot <= lower else 1.0
     a = log(upper / spot)
     b = log(lower / spot)
     m = mu - 0.5 * sigma * sigma
     k = 2.0 * m / (sigma * sigma)
-    if fabs(k) < DRIFTLESS_K:
-        return -b / (a - b)
-    # scale function of the diffusion: s(x) = exp(-k x)
-    sa = exp(-k * a)
-    sb = exp(-k * b)
-    return (1.0 - sb) / (sa - sb)
+    if k > 0:  # multiplied through by e^{k b}: (e^{k b} - 1) / (e^{k (b - a)} - 1)
+        num, den = expm1(k * b), expm1(k * (b - a))
+        if den != 0:
+            return num / den
+    elif k < 0:  # by e^{k a} (k = -j): e^{-j a} (e^{j b} - 1) / (e^{j (b - a)} - 1)
+        num, den = expm1(-k * b), expm1(-k * (b - a))
+        if den != 0:
+            return exp(k * a) * (num / den)
+    return -b / (a - b)  # no drift, or one below what the exponents resolve (they underflowed)
 
 
 cdef inline double _reach(double spot, double level, double sigma, double years, double drift) noexcept nogil:
-    cdef double a, m, st, expo, tail
+    """First passage to ``level`` within ``years``: N(z1) + e^{x} N(z2), z1,2 = (+-m t - a)/(s sqrt t),
+    x = 2 m a / s^2. From x = MAX_TAIL_EXPONENT, or z2 below MIN_TAIL_Z, the mirror term is
+    erfcx(-z2/sqrt2) e^{-z1^2/2} / 2: the same number (x - z2^2/2 = -z1^2/2) without the overflow of
+    e^x or the underflow of N(z2) (z2 < 0 in both cases)."""
+    cdef double a, m, st, expo, tail, z1, z2
     if years <= 0 or sigma <= 0 or level <= 0:
         return 0.0
     a = log(level / spot)
@@ -92,8 +106,13 @@ cdef inline double _reach(double spot, double level, double sigma, double years,
     a = fabs(a)
     st = sigma * sqrt(years)
     expo = 2.0 * m * a / (sigma * sigma)
-    tail = exp(expo) * _norm_cdf((-m * years - a) / st) if expo < MAX_TAIL_EXPONENT else 0.0
-    return _pymin(1.0, _norm_cdf((m * years - a) / st) + tail)
+    z1 = (m * years - a) / st
+    z2 = (-m * years - a) / st
+    if expo < MAX_TAIL_EXPONENT and not z2 < MIN_TAIL_Z:
+        tail = exp(expo) * _norm_cdf(z2)
+    else:
+        tail = 0.5 * erfcx(-z2 / SQRT2) * exp(-0.5 * z1 * z1)
+    return _pymin(1.0, _norm_cdf(z1) + tail)
 
 
 cdef inline double _ev(double conf, double p_model, double p_stop, double gain, double loss,
