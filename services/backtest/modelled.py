@@ -63,6 +63,8 @@ PRICE_SCALE = 10.0**PRICE_DECIMALS
 MIN_YEARS = 1e-9  # model prices at expiry are taken this long before it
 STRIKE_GRID_CACHE = 4096  # (step, center, strikes per side) grids kept (~2.5 kB each)
 EXPIRY_GRID_CACHE = 4096  # expiry grids (symbol, expiry, strike grid, first row) kept per book
+STYLE_CACHE_SIZE = 65_536  # exercise styles of roots and OCC symbols kept per book
+FLOAT_QUOTE_MAX_ROWS = 16  # batches of up to this many rows are quoted in floats (numpy costs more below)
 MIN_STRIKES_PER_SIDE = 2  # an expiry's strike grid has at least this many strikes each side of its center
 _MIN_WIDTH_YEARS = 1.0 / 365.0  # a strike grid spans at least one day's standard deviations
 #: the expiries of a view without any (shared, never written)
@@ -510,8 +512,14 @@ class ModelledChainView(ChainView):
                 self.is_call[need],
                 self._style,
             )
-            b, a = modelled_quote_prices(px, s)
-            self._bid[need], self._ask[need], self._priced[need] = b, a, True
+            if len(need) <= FLOAT_QUOTE_MAX_ROWS:  # a few rows: modelled_quote's floats, the same numbers
+                quotes = [modelled_quote(p, s) for p in px.tolist()]
+                self._bid[need] = [b for b, _a in quotes]
+                self._ask[need] = [a for _b, a in quotes]
+                self._priced[need] = True
+            else:
+                b, a = modelled_quote_prices(px, s)
+                self._bid[need], self._ask[need], self._priced[need] = b, a, True
 
     def quote_model(self) -> QuoteModel | None:
         # American calls with no yield are priced alone whatever the batch (BS2002's no-early-exercise
@@ -535,7 +543,7 @@ class ModelledChainView(ChainView):
 
     def styles(self, rows: Rows) -> list[ExerciseStyle]:
         # one root per modelled chain: the style of its first contract's OCC symbol
-        return [exercise_style(self.occ(int(rows[0])))] * len(rows) if len(rows) else []
+        return [self._book.style(self.occ(int(rows[0])))] * len(rows) if len(rows) else []
 
     def quote(self, i: int) -> OptionQuote:
         b, a = self.bid_ask(np.array([i], dtype=np.intp))
@@ -578,16 +586,18 @@ class ModelledChainBook(ChainBook):
         self._exp_ns: dict[tuple[str, dt.date], list[int]] = {}  # the expiry ns of each list in _exp_cache
         self._layouts: dict[tuple[object, ...], _Layout] = {}
         self._grids: dict[tuple[object, ...], ExpiryGrid] = {}  # (symbol, expiry, step, center, n, row) -> grid
-        self._styles: dict[str, ExerciseStyle] = {}
+        self._styles: dict[str, ExerciseStyle] = {}  # root or OCC symbol -> its exercise style
         # symbol -> (from ns, until ns, expiries, their ns): the latest window and the times it holds for
         self._windows: dict[str, tuple[int, int, list[tuple[dt.date, str, int]], list[int]]] = {}
         self.real: set[str] = set()
 
-    def style(self, symbol: str) -> ExerciseStyle:
-        """``exercise_style(symbol)`` (kept per symbol: a view is made per bar)."""
-        st = self._styles.get(symbol)
+    def style(self, root_or_occ: str) -> ExerciseStyle:
+        """``exercise_style(root_or_occ)`` (kept: a view is made per bar, and selection asks per idea)."""
+        st = self._styles.get(root_or_occ)
         if st is None:
-            st = self._styles[symbol] = exercise_style(symbol)
+            if len(self._styles) >= STYLE_CACHE_SIZE:
+                self._styles.clear()
+            st = self._styles[root_or_occ] = exercise_style(root_or_occ)
         return st
 
     def grid(self, symbol: str, expiry: dt.date, step: float, center: float, n: int, call0: int) -> ExpiryGrid:

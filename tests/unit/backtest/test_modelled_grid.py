@@ -354,3 +354,24 @@ def test_views_of_one_book_answer_as_views_of_fresh_books(
             assert [g.occ(i) for i in (g.call0, g.put0)] == [h.occ(i) for i in (h.call0, h.put0)]
         one = np.arange(min(1, len(fresh)))
         assert np.array_equal(fast.strike, fresh.strike) and fast.styles(one) == fresh.styles(one)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(0.0, 5000.0),
+            st.floats(0.0, 0.05),
+            st.integers(0, 500_000).map(lambda c: c * 0.01),
+            st.integers(0, 500_000).map(lambda c: c / 0.9875 * 0.01),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_modelled_quotes_in_floats_equal_the_numpy_batch(ps: list[float]) -> None:
+    """Each element of a batch quoted by numpy (any length: its SIMD body and tail) equals the float
+    path's quote of that price (small batches are quoted in floats)."""
+    s = ModelSettings()
+    bid, ask = modelled_quote_prices(np.array(ps), s)
+    assert [modelled_quote(p, s) for p in ps] == list(zip(bid.tolist(), ask.tolist(), strict=True))
