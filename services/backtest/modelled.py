@@ -584,6 +584,7 @@ class ModelledChainBook(ChainBook):
         self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
         self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, str, int]]] = {}
         self._exp_ns: dict[tuple[str, dt.date], list[int]] = {}  # the expiry ns of each list in _exp_cache
+        self._expiry_ns_of: dict[dt.date, int] = {}  # expiry date -> its expiry instant (ns)
         self._layouts: dict[tuple[object, ...], _Layout] = {}
         self._grids: dict[tuple[object, ...], ExpiryGrid] = {}  # (symbol, expiry, step, center, n, row) -> grid
         self._styles: dict[str, ExerciseStyle] = {}  # root or OCC symbol -> its exercise style
@@ -658,10 +659,17 @@ class ModelledChainBook(ChainBook):
         hit = self._exp_cache.get(key)
         if hit is None:
             end = day + dt.timedelta(days=math.ceil(self.dte_max) + 1)
-            listed = sorted((e, expiry_ns(e)) for e in listed_expiries(symbol, day, end))
+            listed = sorted((e, self._expiry_ns(e)) for e in listed_expiries(symbol, day, end))
             hit = self._exp_cache[key] = [(e, e.isoformat(), e_ns) for e, e_ns in listed]
             self._exp_ns[key] = [e_ns for _e, e_ns in listed]
         return hit
+
+    def _expiry_ns(self, e: dt.date) -> int:
+        """``expiry_ns(e)`` (kept per date: the next days list most of the same expiries)."""
+        ns = self._expiry_ns_of.get(e)
+        if ns is None:
+            ns = self._expiry_ns_of[e] = expiry_ns(e)
+        return ns
 
     def window(self, symbol: str, now_ns: int) -> tuple[list[tuple[dt.date, str, int]], list[int]]:
         """The listed expiries (expiry, ISO date, expiry ns) with ``dte_min`` <= days to expiry <=
