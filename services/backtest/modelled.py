@@ -22,7 +22,6 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from aiots.core.conventions import (
     format_occ,
     listed_expiries,
     ny_date,
+    ny_midnight_ns,
 )
 from aiots.services.backtest.model_iv import ChainIV, RealisedVol
 from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, QuoteModel, Rows
@@ -62,6 +62,13 @@ PRICE_DECIMALS = 6  # modelled quotes are rounded to this many decimals after th
 PRICE_SCALE = 10.0**PRICE_DECIMALS
 MIN_YEARS = 1e-9  # model prices at expiry are taken this long before it
 STRIKE_GRID_CACHE = 4096  # (step, center, strikes per side) grids kept (~2.5 kB each)
+EXPIRY_GRID_CACHE = 4096  # expiry grids (symbol, expiry, strike grid, first row) kept per book
+STYLE_CACHE_SIZE = 65_536  # exercise styles of roots and OCC symbols kept per book
+FLOAT_QUOTE_MAX_ROWS = 16  # batches of up to this many rows are quoted in floats (numpy costs more below)
+MIN_STRIKES_PER_SIDE = 2  # an expiry's strike grid has at least this many strikes each side of its center
+_MIN_WIDTH_YEARS = 1.0 / 365.0  # a strike grid spans at least one day's standard deviations
+#: the expiries of a view without any (shared, never written)
+_NO_EXPIRIES: tuple[list[tuple[dt.date, str, int]], list[int]] = ([], [])
 _NO_ROWS = np.empty(0, dtype=np.intp)
 _NO_ROWS.flags.writeable = False
 
@@ -219,15 +226,6 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
     return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
 
 
-class _ExpiryRows(NamedTuple):
-    """One expiry of a modelled view: its grid (rows, strikes), years to expiry, strikes per side."""
-
-    grid: ExpiryGrid
-    years: float
-    per_side: int
-    date: dt.date
-
-
 #: the columns a :class:`ModelledChainView` builds on first read (``__getattr__``)
 _LAZY_COLUMNS = frozenset(
     {
@@ -266,12 +264,16 @@ class ModelledChainView(ChainView):
     def __init__(self, book: ModelledChainBook, symbol: str, now_ns: int, spot: float, iv: float) -> None:
         self.symbol, self.now_ns, self.spot, self.iv = symbol, now_ns, spot, iv
         self._book = book
-        self._rate, self._s, self._style = book.rate, book.settings, exercise_style(symbol)
-        self._exps, self._exp_list = book.window(symbol, now_ns) if spot > 0 else ([], [])
+        self._rate, self._s, self._style = book.rate, book.settings, book.style(symbol)
+        self._exps, self._exp_list = book.window(symbol, now_ns) if spot > 0 else _NO_EXPIRIES
         self._step = strike_step(spot) if self._exps else math.nan
         self._center = round(spot / self._step) * self._step if self._exps else math.nan
-        self._grids: list[_ExpiryRows] = []
-        self._starts: list[int] = []  # each grid's first row (ascending)
+        # the expiries' grids built so far, in expiry order, and per grid: its first row (ascending),
+        # years to its expiry and strikes per side (parallel lists: no record made per grid and bar)
+        self._grids: list[ExpiryGrid] = []
+        self._starts: list[int] = []
+        self._years: list[float] = []
+        self._sides: list[int] = []
         self._next_row = 0  # the first row of the next grid
         self._px: dict[int, tuple[float, float]] = {}  # (bid, ask) of rows priced before the columns exist
         self._ready = False  # the columns are built
@@ -290,23 +292,28 @@ class ModelledChainView(ChainView):
         standard deviations to expiry, at least 2, at most ``max_strikes_per_side``)."""
         s = self._s
         t_years = (e_ns - self.now_ns) / NS_PER_YEAR
-        width = s.strikes_sd * self.iv * math.sqrt(max(t_years, 1.0 / 365.0)) * self.spot
-        return t_years, min(s.max_strikes_per_side, max(2, math.ceil(width / self._step)))
+        # max(t, m) is ``m if t < m else t``, max(2, n) ``n if n > 2 else 2``, min(m, n) ``n if n < m else m``
+        t = _MIN_WIDTH_YEARS if t_years < _MIN_WIDTH_YEARS else t_years
+        width = s.strikes_sd * self.iv * math.sqrt(t) * self.spot
+        n = math.ceil(width / self._step)
+        n = n if n > MIN_STRIKES_PER_SIDE else MIN_STRIKES_PER_SIDE
+        m = s.max_strikes_per_side
+        return t_years, n if n < m else m
 
-    def _rows_of(self, code: int) -> _ExpiryRows:
+    def _rows_of(self, code: int) -> ExpiryGrid:
         """Expiry ``code``'s grid (the grids before it are built first: their rows come first)."""
-        while len(self._grids) <= code:
-            j = len(self._grids)
-            e, _iso, e_ns = self._exps[j]
+        grids = self._grids
+        while len(grids) <= code:
+            e, _iso, e_ns = self._exps[len(grids)]
             t_years, n = self._per_side(e_ns)
-            ks = _grid_strikes(self._step, self._center, n)[1]
-            m = len(ks)
             c0 = self._next_row
-            self._next_row += 2 * m
-            occ = functools.partial(_grid_occ, self.symbol, e, ks, c0, c0 + m)
-            self._grids.append(_ExpiryRows(ExpiryGrid(ks, c0, c0 + m, occ), t_years, n, e))
+            grid = self._book.grid(self.symbol, e, self._step, self._center, n, c0)
+            self._next_row = grid.put0 + len(grid.strikes)
+            grids.append(grid)
             self._starts.append(c0)
-        return self._grids[code]
+            self._years.append(t_years)
+            self._sides.append(n)
+        return grids[code]
 
     def _build_columns(self) -> None:
         years: list[float] = []
@@ -315,7 +322,7 @@ class ModelledChainView(ChainView):
             key += [self._step, self._center]
             for code, (e, _iso, e_ns) in enumerate(self._exps):
                 if code < len(self._grids):
-                    t_years, n = self._grids[code].years, self._grids[code].per_side
+                    t_years, n = self._years[code], self._sides[code]
                 else:  # only the grid's size: a grid is built when it is read
                     t_years, n = self._per_side(e_ns)
                 years.append(t_years)
@@ -347,7 +354,8 @@ class ModelledChainView(ChainView):
         return self._exp_list
 
     def expiry_grid(self, code: int) -> ExpiryGrid | None:
-        return self._rows_of(code).grid
+        grids = self._grids
+        return grids[code] if code < len(grids) else self._rows_of(code)
 
     def bid_ask_list(self, rows: list[int]) -> tuple[list[float], list[float]]:
         # the rows not priced yet, priced as bid_ask would: one batch, in the order asked
@@ -363,18 +371,14 @@ class ModelledChainView(ChainView):
             grids, starts = self._grids, self._starts
             for i in need:
                 j = bisect.bisect_right(starts, i) - 1
-                if j < 0:
-                    g = None
-                else:
-                    g = grids[j]
-                    grid = g.grid
-                if g is None or i >= grid.put0 + len(grid.strikes):
+                if j < 0 or i >= grids[j].put0 + len(grids[j].strikes):
                     if not ready:  # a row of no grid built yet: through the columns
                         self._build_columns()
                     return super().bid_ask_list(rows)
+                grid = grids[j]
                 call = i < grid.put0
                 ks.append(grid.strikes[i - (grid.call0 if call else grid.put0)])
-                years.append(g.years)
+                years.append(self._years[j])
                 calls.append(call)
             s = self._s
             prices = self._model_prices(ks, years, calls)
@@ -406,13 +410,14 @@ class ModelledChainView(ChainView):
         elif c in self._px or p in self._px:
             return None
         j = bisect.bisect_right(self._starts, grid.call0) - 1
-        if j < 0 or self._grids[j].grid is not grid:
+        if j < 0 or self._grids[j] is not grid:
             return None
         s = self._s
+        t = self._years[j]
         out = opt.modelled_atm_pair(
             self.spot,
             grid.strikes[i],
-            max(self._grids[j].years, MIN_YEARS),  # model_price's floor (a NaN stays NaN)
+            MIN_YEARS if t < MIN_YEARS else t,  # model_price's floor, max(t, MIN_YEARS) (a NaN stays NaN)
             self._rate,
             self.iv,
             s.dividend_yield,
@@ -507,8 +512,14 @@ class ModelledChainView(ChainView):
                 self.is_call[need],
                 self._style,
             )
-            b, a = modelled_quote_prices(px, s)
-            self._bid[need], self._ask[need], self._priced[need] = b, a, True
+            if len(need) <= FLOAT_QUOTE_MAX_ROWS:  # a few rows: modelled_quote's floats, the same numbers
+                quotes = [modelled_quote(p, s) for p in px.tolist()]
+                self._bid[need] = [b for b, _a in quotes]
+                self._ask[need] = [a for _b, a in quotes]
+                self._priced[need] = True
+            else:
+                b, a = modelled_quote_prices(px, s)
+                self._bid[need], self._ask[need], self._priced[need] = b, a, True
 
     def quote_model(self) -> QuoteModel | None:
         # American calls with no yield are priced alone whatever the batch (BS2002's no-early-exercise
@@ -532,7 +543,7 @@ class ModelledChainView(ChainView):
 
     def styles(self, rows: Rows) -> list[ExerciseStyle]:
         # one root per modelled chain: the style of its first contract's OCC symbol
-        return [exercise_style(self.occ(int(rows[0])))] * len(rows) if len(rows) else []
+        return [self._book.style(self.occ(int(rows[0])))] * len(rows) if len(rows) else []
 
     def quote(self, i: int) -> OptionQuote:
         b, a = self.bid_ask(np.array([i], dtype=np.intp))
@@ -573,8 +584,37 @@ class ModelledChainBook(ChainBook):
         self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
         self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, str, int]]] = {}
         self._exp_ns: dict[tuple[str, dt.date], list[int]] = {}  # the expiry ns of each list in _exp_cache
+        self._expiry_ns_of: dict[dt.date, int] = {}  # expiry date -> its expiry instant (ns)
         self._layouts: dict[tuple[object, ...], _Layout] = {}
+        self._grids: dict[tuple[object, ...], ExpiryGrid] = {}  # (symbol, expiry, step, center, n, row) -> grid
+        self._styles: dict[str, ExerciseStyle] = {}  # root or OCC symbol -> its exercise style
+        # symbol -> (from ns, until ns, expiries, their ns): the latest window and the times it holds for
+        self._windows: dict[str, tuple[int, int, list[tuple[dt.date, str, int]], list[int]]] = {}
         self.real: set[str] = set()
+
+    def style(self, root_or_occ: str) -> ExerciseStyle:
+        """``exercise_style(root_or_occ)`` (kept: a view is made per bar, and selection asks per idea)."""
+        st = self._styles.get(root_or_occ)
+        if st is None:
+            if len(self._styles) >= STYLE_CACHE_SIZE:
+                self._styles.clear()
+            st = self._styles[root_or_occ] = exercise_style(root_or_occ)
+        return st
+
+    def grid(self, symbol: str, expiry: dt.date, step: float, center: float, n: int, call0: int) -> ExpiryGrid:
+        """The grid of ``expiry`` for the strikes ``center + step * (-n..n)`` (positive ones) with its
+        first call at row ``call0`` and its puts after its calls (cached: a view is made per bar, and
+        the spot's grid and the rows before it change far less often)."""
+        key = (symbol, expiry, step, center, n, call0)
+        g = self._grids.get(key)
+        if g is None:
+            if len(self._grids) >= EXPIRY_GRID_CACHE:
+                self._grids.clear()
+            ks = _grid_strikes(step, center, n)[1]
+            put0 = call0 + len(ks)
+            occ = functools.partial(_grid_occ, symbol, expiry, ks, call0, put0)
+            g = self._grids[key] = ExpiryGrid(ks, call0, put0, occ)
+        return g
 
     def layout(self, key: tuple[object, ...]) -> _Layout:
         """The chain's contracts for a (symbol, strike grid, expiries) key (cached: the spot's strike
@@ -619,16 +659,26 @@ class ModelledChainBook(ChainBook):
         hit = self._exp_cache.get(key)
         if hit is None:
             end = day + dt.timedelta(days=math.ceil(self.dte_max) + 1)
-            listed = sorted((e, expiry_ns(e)) for e in listed_expiries(symbol, day, end))
+            listed = sorted((e, self._expiry_ns(e)) for e in listed_expiries(symbol, day, end))
             hit = self._exp_cache[key] = [(e, e.isoformat(), e_ns) for e, e_ns in listed]
             self._exp_ns[key] = [e_ns for _e, e_ns in listed]
         return hit
+
+    def _expiry_ns(self, e: dt.date) -> int:
+        """``expiry_ns(e)`` (kept per date: the next days list most of the same expiries)."""
+        ns = self._expiry_ns_of.get(e)
+        if ns is None:
+            ns = self._expiry_ns_of[e] = expiry_ns(e)
+        return ns
 
     def window(self, symbol: str, now_ns: int) -> tuple[list[tuple[dt.date, str, int]], list[int]]:
         """The listed expiries (expiry, ISO date, expiry ns) with ``dte_min`` <= days to expiry <=
         ``dte_max`` at ``now_ns``, in date order, and their expiry ns. Days to expiry grow with the
         expiry, so they are one slice of the day's list, found by bisection with the same exact
         int/float comparisons as a filter."""
+        hit = self._windows.get(symbol)
+        if hit is not None and hit[0] <= now_ns < hit[1]:
+            return hit[2], hit[3]
         day = ny_date(now_ns)
         listed = self._expiries(symbol, day)
         lo, hi = self.dte_min * NS_PER_DAY, self.dte_max * NS_PER_DAY
@@ -636,9 +686,23 @@ class ModelledChainBook(ChainBook):
             # for an integer x, x >= lo is x >= ceil(lo) and x <= hi is x <= floor(hi): the same
             # comparisons in exact int arithmetic, on the expiries' ns (kept with the day's list)
             ns = self._exp_ns[(symbol, day)]
-            i = bisect.bisect_left(ns, now_ns + math.ceil(lo))
-            j = bisect.bisect_right(ns, now_ns + math.floor(hi), lo=i)
-            return listed[i:j], ns[i:j]
+            c_lo, f_hi = math.ceil(lo), math.floor(hi)
+            i = bisect.bisect_left(ns, now_ns + c_lo)  # ns[:i] < now + c_lo <= ns[i:]
+            k = bisect.bisect_right(ns, now_ns + f_hi)  # ns[:k] <= now + f_hi < ns[k:]
+            exps, exp_ns = listed[i : max(i, k)], ns[i : max(i, k)]
+            # the same i and k (so the same answer) for every time of this New York day at which
+            # neither bound crosses an expiry: kept for the next views (the lists are never written)
+            since, until = ny_midnight_ns(day), ny_midnight_ns(day + dt.timedelta(days=1))
+            if i > 0:
+                since = max(since, ns[i - 1] - c_lo + 1)
+            if i < len(ns):
+                until = min(until, ns[i] - c_lo + 1)
+            if k > 0:
+                since = max(since, ns[k - 1] - f_hi)
+            if k < len(ns):
+                until = min(until, ns[k] - f_hi)
+            self._windows[symbol] = (since, until, exps, exp_ns)
+            return exps, exp_ns
 
         def days_ns(e: tuple[dt.date, str, int]) -> int:
             return e[2] - now_ns

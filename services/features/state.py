@@ -164,26 +164,43 @@ class RollingVariance:
         self._since = 0
 
     def push(self, x: float) -> None:
-        self._buf.append(x)
-        self._s += x
-        self._s2 += x * x
-        if len(self._buf) > self.n:
-            old = self._buf.popleft()
-            self._s -= old
-            self._s2 -= old * old
-        self._since += 1
-        if self._since >= self.n:
-            self._since = 0
-            self._s = sum(self._buf)
-            self._s2 = sum(v * v for v in self._buf)
+        self.push_many((x,))
+
+    def push_many(self, xs: Iterable[float | None]) -> list[float]:
+        """:meth:`push` each of ``xs`` but the Nones, in turn; :attr:`value` after each of ``xs``."""
+        buf, n = self._buf, self.n
+        s, s2, since = self._s, self._s2, self._since
+        out: list[float] = []
+        for x in xs:
+            if x is not None:
+                buf.append(x)
+                s += x
+                s2 += x * x
+                if len(buf) > n:
+                    old = buf.popleft()
+                    s -= old
+                    s2 -= old * old
+                since += 1
+                if since >= n:
+                    since = 0
+                    s = sum(buf)
+                    s2 = sum(v * v for v in buf)
+            out.append(_sample_variance(s, s2, len(buf), n))
+        self._s, self._s2, self._since = s, s2, since
+        return out
 
     @property
     def value(self) -> float:
         """Sample variance (ddof = 1); NaN until the window is full."""
-        k = len(self._buf)
-        if k < self.n or k < 2:
-            return math.nan
-        return max(0.0, (self._s2 - self._s * self._s / k) / (k - 1))
+        return _sample_variance(self._s, self._s2, len(self._buf), self.n)
+
+
+def _sample_variance(s: float, s2: float, k: int, n: int) -> float:
+    """The sample variance (ddof = 1) of ``k`` values summing to ``s`` with squares summing to ``s2``;
+    NaN while fewer than ``n`` (or 2) values are held."""
+    if k < n or k < 2:
+        return math.nan
+    return max(0.0, (s2 - s * s / k) / (k - 1))
 
 
 _isfinite = math.isfinite
@@ -312,15 +329,17 @@ def new_snapshot(
     return s
 
 
-def _snapshot_of(bar: Bar, prev: Bar | None, c: list[Any], realized: float) -> Snapshot:
-    """:meth:`SymbolFeatures.stream`'s snapshot of ``bar`` from its row of feature columns ``c``
+def _snapshot_of(bar: Bar, prev: Bar | None, c: tuple[list[Any], ...], j: int, variance: float) -> Snapshot:
+    """:meth:`SymbolFeatures.stream`'s snapshot of ``bar``, row ``j`` of the feature columns ``c``
     (:meth:`SymbolFeatures._columns`' order: :func:`new_snapshot`'s fields from ``atr`` to
-    ``support``, then ``ready`` but for the previous bar, kept as ``ready`` would compute it)."""
+    ``support``, then ``ready`` but for the previous bar, kept as ``ready`` would compute it), with
+    the realised variance of the returns up to it (made only when read: the row is not gathered,
+    nor the volatility annualised, for a snapshot no strategy reads)."""
     snap = new_snapshot(
-        bar, prev, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
-        realized,
+        bar, prev, c[0][j], c[1][j], c[2][j], c[3][j], c[4][j], c[5][j], c[6][j], c[7][j], c[8][j], c[9][j],
+        c[10][j], c[11][j], c[12][j], c[13][j], c[14][j], annualised_vol(variance, bar.interval_ns),
     )  # fmt: skip
-    snap.__dict__["ready"] = prev is not None and c[15]
+    snap.__dict__["ready"] = prev is not None and c[15][j]
     return snap
 
 
@@ -422,17 +441,12 @@ class SymbolFeatures:
                     snap = self.update(b)
                     yield None if snap is None else itertools.repeat(snap).__next__
                 continue
-            # the realised variance bar by bar, as update does
-            rv = self.rv
-            prev = self.prev_bar
-            for bar, *c in zip(chunk, *cols, strict=True):
-                x = minute_return(prev, bar)
-                if x is not None:
-                    rv.push(x)
-                make = functools.partial(_snapshot_of, bar, prev, c, annualised_vol(rv.value, bar.interval_ns))
-                prev = bar
-                yield make
-            self.prev_bar = prev
+            # the realised variance bar by bar, as update does (the chunk's returns in one call)
+            prevs = [self.prev_bar, *chunk[:-1]]
+            variances = self.rv.push_many([minute_return(p, b) for p, b in zip(prevs, chunk, strict=True)])
+            for j, bar in enumerate(chunk):
+                yield functools.partial(_snapshot_of, bar, prevs[j], cols, j, variances[j])
+            self.prev_bar = chunk[-1]
 
     def _columns(self, chunk: Sequence[Bar]) -> tuple[list[Any], ...] | None:
         """The per-bar feature columns of ``chunk`` (:meth:`stream`'s order), its bars folded into

@@ -123,7 +123,7 @@ def grid_atm_iv(
 def _grid_atm_iv(
     view: ChainView, grid: ExpiryGrid, exp: int, spot: float, now_ns: int, r: float, q: float
 ) -> float | None:
-    ks, c0, p0 = grid.strikes, grid.call0, grid.put0
+    ks, c0, p0, _occ = grid
     m = len(ks)
     if not m:
         return None  # an expiry without rows has no answer (the row scan skips it)
@@ -132,7 +132,7 @@ def _grid_atm_iv(
     i = bisect.bisect_left(ks, spot)  # ks[:i] < spot <= ks[i:]
     d_lo = abs(ks[i - 1] - spot) if i > 0 else math.inf
     d_hi = abs(ks[i] - spot) if i < m else math.inf
-    d = min(d_lo, d_hi)
+    d = d_hi if d_hi < d_lo else d_lo  # min(d_lo, d_hi)
     a = b = i  # the nearest strikes are ks[a:b]
     if d_lo == d:
         a -= 1

@@ -448,9 +448,10 @@ class ContractSelector:
             one = rows[c : c + 1]
             bid, ask = view.bid_ask(one)
             mid = 0.5 * (bid + ask)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                keep = (bid > 0.0) & (ask >= bid) & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
-            if not keep[0]:
+            # the generic filter on one contract, in floats (the same IEEE operations): two-sided, so
+            # the mid is positive and the spread's fraction of it is defined
+            b, a, m = float(bid[0]), float(ask[0]), float(mid[0])
+            if not (b > 0.0 and a >= b and m >= sc.min_premium and (a - b) / m <= sc.max_spread_frac):
                 continue
             k1, t1 = K[c : c + 1], T[c : c + 1]
             iv_eu = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call), float)[0])

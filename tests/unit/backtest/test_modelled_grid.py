@@ -301,3 +301,77 @@ def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
     assert grid_scan(fast, spot, now, RATE, q, now, None) == grid_scan(slow, spot, now, RATE, q, now, None)
     assert priced(fast) == priced(slow)
     assert fast._px == slow._px
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(sorted(SPOTS)),
+    st.sampled_from([(2.0, 21.0), (0.0, 7.0), (1.5, 45.0), (0.25, 0.75), (5.0, 3.0)]),
+    st.lists(st.integers(-2 * NS_PER_DAY, 2 * NS_PER_DAY), min_size=1, max_size=30),
+    st.booleans(),
+)
+def test_the_kept_window_is_the_window_of_a_fresh_book_at_every_time(
+    symbol: str, window: tuple[float, float], offsets: list[int], near_edges: bool
+) -> None:
+    """One book asked at a walk of times (forwards, back, across New York midnights and across the
+    times an expiry enters or leaves the window) answers as a fresh book asked once (the oracle:
+    no kept window)."""
+    kept = book(*window)
+    now = ny_ns(dt.date(2024, 3, 6), dt.time(9, 30))
+    edges: list[int] = []
+    if near_edges:  # the times at which an expiry crosses either bound, and a nanosecond beside them
+        for e in kept._expiries(symbol, ny_date(now)):
+            for days in window:
+                edge = e[2] - math.floor(days * NS_PER_DAY)
+                edges += [edge - 1, edge, edge + 1]
+    times = [now + d for d in offsets] + edges
+    for t in times:
+        assert kept.window(symbol, t) == book(*window).window(symbol, t)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(states(), min_size=1, max_size=8), st.sampled_from([(2.0, 21.0), (0.0, 7.0), (1.5, 45.0)]))
+def test_views_of_one_book_answer_as_views_of_fresh_books(
+    walk: list[tuple[str, int, float, float]], window: tuple[float, float]
+) -> None:
+    """The grids, windows and styles a book keeps for its next views change no view: each view of a
+    walk of states on one book has the grids, ATM IV and prices of a view on a fresh book."""
+    kept = book(*window)
+    cfg = SignalsConfig()
+    cfg = cfg.model_copy(
+        update={"selection": cfg.selection.model_copy(update={"dte_min": window[0], "dte_max": window[1]})}
+    )
+    for symbol, now, spot, iv in walk:
+        fast = ModelledChainView(kept, symbol, now, spot, iv)
+        fresh = ModelledChainView(book(*window), symbol, now, spot, iv)
+        got, want = traded_atm_iv(fast, spot, now, cfg, 0.0, AGE_NS), traded_atm_iv(fresh, spot, now, cfg, 0.0, AGE_NS)
+        assert same(got, want) and fast._px == fresh._px
+        assert fast.expiry_list() == fresh.expiry_list()
+        for code in range(len(fresh.expiry_list())):
+            g, h = fast.expiry_grid(code), fresh.expiry_grid(code)
+            assert g is not None and h is not None
+            assert (g.strikes, g.call0, g.put0) == (h.strikes, h.call0, h.put0)
+            assert [g.occ(i) for i in (g.call0, g.put0)] == [h.occ(i) for i in (h.call0, h.put0)]
+        one = np.arange(min(1, len(fresh)))
+        assert np.array_equal(fast.strike, fresh.strike) and fast.styles(one) == fresh.styles(one)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(0.0, 5000.0),
+            st.floats(0.0, 0.05),
+            st.integers(0, 500_000).map(lambda c: c * 0.01),
+            st.integers(0, 500_000).map(lambda c: c / 0.9875 * 0.01),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_modelled_quotes_in_floats_equal_the_numpy_batch(ps: list[float]) -> None:
+    """Each element of a batch quoted by numpy (any length: its SIMD body and tail) equals the float
+    path's quote of that price (small batches are quoted in floats)."""
+    s = ModelSettings()
+    bid, ask = modelled_quote_prices(np.array(ps), s)
+    assert [modelled_quote(p, s) for p in ps] == list(zip(bid.tolist(), ask.tolist(), strict=True))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pickle
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from unittest.mock import patch
@@ -253,3 +254,54 @@ def test_new_snapshot_is_the_dataclass_constructor(vals: list[float], prev: bool
     finite = all(math.isfinite(v) for v in (vals[0], vals[1], vals[3], vals[6], vals[8], vals[10], vals[12]))
     assert got.ready is want.ready is (before is not None and finite)
     assert got.__dict__["ready"] is got.ready  # computed once, kept
+
+
+class _OneByOne:
+    """The rolling variance as a push per value and a read per bar (the path ``push_many`` replaces):
+    a ring of the last ``n`` values, running sums re-summed every ``n`` pushes."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.buf, self.s, self.s2, self.since = n, deque[float](), 0.0, 0.0, 0
+
+    def push(self, x: float) -> None:
+        self.buf.append(x)
+        self.s += x
+        self.s2 += x * x
+        if len(self.buf) > self.n:
+            old = self.buf.popleft()
+            self.s -= old
+            self.s2 -= old * old
+        self.since += 1
+        if self.since >= self.n:
+            self.since = 0
+            self.s = sum(self.buf)
+            self.s2 = sum(v * v for v in self.buf)
+
+    def value(self) -> float:
+        k = len(self.buf)
+        return math.nan if k < self.n or k < 2 else max(0.0, (self.s2 - self.s * self.s / k) / (k - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 8),
+    chunks=st.lists(
+        st.lists(st.one_of(st.none(), st.floats(-0.05, 0.05), st.sampled_from([0.0, 1e-3, -1e-3]))), max_size=6
+    ),
+)
+def test_rolling_variance_in_chunks_equals_a_push_and_a_read_per_value(
+    n: int, chunks: list[list[float | None]]
+) -> None:
+    """push_many == push per value (None: none) and value after each, bit for bit, across chunks
+    (the re-summing every n pushes included); push == push_many of one value."""
+    got, one, ref = RollingVariance(n), RollingVariance(n), _OneByOne(n)
+    for xs in chunks:
+        want = []
+        for x in xs:
+            if x is not None:
+                ref.push(x)
+                one.push(x)
+            want.append(ref.value())
+        assert [repr(v) for v in got.push_many(xs)] == [repr(v) for v in want]
+        assert repr(got.value) == repr(one.value) == repr(ref.value())
+    assert (list(got._buf), got._s, got._s2, got._since) == (list(ref.buf), ref.s, ref.s2, ref.since)
