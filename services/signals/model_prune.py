@@ -45,6 +45,48 @@ MARGINS = quote_bounds.GainMargins(
     abs_slack=ABS_SLACK,
 )
 
+#: is_call, S, r, iv, half-spread fraction, least half-spread, tick, K, T, dS, trading days,
+#: delta_min, delta_max, prefilter margin, spread cover, margins
+_KernelArgs = tuple[
+    bool, float, float, float, float, float, float, F64, F64, float, float, float, float, float, float,
+    quote_bounds.GainMargins,
+]  # fmt: skip
+
+
+def _kernel_args(
+    model: QuoteModel,
+    S: float,
+    K: F64,
+    T: F64,
+    r: float,
+    dS: float,
+    trading_days: float,
+    delta_min: float,
+    delta_max: float,
+    prefilter_margin: float,
+    spread_cover: float,
+    is_call: bool,
+) -> _KernelArgs:
+    """The kernel's arguments, in its order, for a model whose spot and rate are the idea's."""
+    return (
+        is_call,
+        S,
+        r,
+        model.iv,
+        model.half_spread_frac,
+        model.min_half_spread,
+        model.tick,
+        K,
+        T,
+        dS,
+        trading_days,
+        delta_min,
+        delta_max,
+        prefilter_margin,
+        spread_cover,
+        MARGINS,
+    )
+
 
 def all_settled(
     model: QuoteModel,
@@ -68,22 +110,9 @@ def all_settled(
     if not (model.spot == S and model.rate == r):
         return False
     return quote_bounds.all_settled(
-        is_call,
-        S,
-        r,
-        model.iv,
-        model.half_spread_frac,
-        model.min_half_spread,
-        model.tick,
-        K,
-        T,
-        dS,
-        trading_days,
-        delta_min,
-        delta_max,
-        prefilter_margin,
-        spread_cover,
-        MARGINS,
+        *_kernel_args(
+            model, S, K, T, r, dS, trading_days, delta_min, delta_max, prefilter_margin, spread_cover, is_call
+        )
     )
 
 
@@ -106,20 +135,7 @@ def settled(
     if not (model.spot == S and model.rate == r):
         return np.zeros(len(K), dtype=np.bool_)
     return quote_bounds.settled(
-        is_call,
-        S,
-        r,
-        model.iv,
-        model.half_spread_frac,
-        model.min_half_spread,
-        model.tick,
-        K,
-        T,
-        dS,
-        trading_days,
-        delta_min,
-        delta_max,
-        prefilter_margin,
-        spread_cover,
-        MARGINS,
+        *_kernel_args(
+            model, S, K, T, r, dS, trading_days, delta_min, delta_max, prefilter_margin, spread_cover, is_call
+        )
     )
