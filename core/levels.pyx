@@ -191,6 +191,26 @@ cdef object _finish(object out, tuple shape, bint scalar):
     return float(out[0]) if scalar else out.reshape(shape)
 
 
+ctypedef double (*Kernel5)(double, double, double, double, double) noexcept nogil
+
+
+cdef object _elementwise5(Kernel5 fn, tuple args):
+    """``fn`` element by element over the broadcast of its five arguments (the module's conventions)."""
+    f, shape, scalar = _broadcast(args)
+    cdef Py_ssize_t i, n = len(f[0])
+    out = _empty(n, cnp.NPY_DOUBLE)
+    cdef double* o = _f64p(out)
+    cdef double* p0 = _f64p(f[0])
+    cdef double* p1 = _f64p(f[1])
+    cdef double* p2 = _f64p(f[2])
+    cdef double* p3 = _f64p(f[3])
+    cdef double* p4 = _f64p(f[4])
+    with nogil:
+        for i in range(n):
+            o[i] = fn(p0[i], p1[i], p2[i], p3[i], p4[i])
+    return _finish(out, shape, scalar)
+
+
 # ------------------------------------------------------------------------------------------------
 # Public element-wise functions
 # ------------------------------------------------------------------------------------------------
@@ -203,37 +223,13 @@ def exit_for_return(double entry_price, double pct, double fee_per_share):
 def move_for_option_change(delta, gamma, theta_day, days, dv):
     """Underlying move x (signed like delta) with delta*x + gamma*x^2/2 + theta_day*days = dv, the
     root nearer zero; NaN if none (element-wise)."""
-    f, shape, scalar = _broadcast((delta, gamma, theta_day, days, dv))
-    cdef Py_ssize_t i, n = len(f[0])
-    out = _empty(n, cnp.NPY_DOUBLE)
-    cdef double* o = _f64p(out)
-    cdef double* p0 = _f64p(f[0])
-    cdef double* p1 = _f64p(f[1])
-    cdef double* p2 = _f64p(f[2])
-    cdef double* p3 = _f64p(f[3])
-    cdef double* p4 = _f64p(f[4])
-    with nogil:
-        for i in range(n):
-            o[i] = _move(p0[i], p1[i], p2[i], p3[i], p4[i])
-    return _finish(out, shape, scalar)
+    return _elementwise5(_move, (delta, gamma, theta_day, days, dv))
 
 
 def race_probability(spot, upper, lower, sigma, mu):
     """P(log-price hits ln(upper) before ln(lower)) for drift ``mu - sigma^2/2`` (per year),
     element-wise; 0 at or below ``lower``, 1 otherwise outside the band or with no volatility."""
-    f, shape, scalar = _broadcast((spot, upper, lower, sigma, mu))
-    cdef Py_ssize_t i, n = len(f[0])
-    out = _empty(n, cnp.NPY_DOUBLE)
-    cdef double* o = _f64p(out)
-    cdef double* p0 = _f64p(f[0])
-    cdef double* p1 = _f64p(f[1])
-    cdef double* p2 = _f64p(f[2])
-    cdef double* p3 = _f64p(f[3])
-    cdef double* p4 = _f64p(f[4])
-    with nogil:
-        for i in range(n):
-            o[i] = _race(p0[i], p1[i], p2[i], p3[i], p4[i])
-    return _finish(out, shape, scalar)
+    return _elementwise5(_race, (spot, upper, lower, sigma, mu))
 
 
 def reach_probability(spot, level, sigma, years, drift=0.0):
@@ -241,22 +237,11 @@ def reach_probability(spot, level, sigma, years, drift=0.0):
     element-wise; 0 with no time, no volatility or a level <= 0.
 
     First passage of Brownian motion with drift m to a barrier a > 0 (mirrored for a < 0):
-    N((m t - a) / (s sqrt t)) + exp(2 m a / s^2) N((-m t - a) / (s sqrt t)), the second term dropped
-    where its exponent reaches 700; with m = 0 this is the reflection principle 2 N(-|a| / (s sqrt t)).
+    N((m t - a) / (s sqrt t)) + exp(2 m a / s^2) N((-m t - a) / (s sqrt t)), the second term in a form
+    that neither overflows nor underflows where exp or N would; with m = 0 this is the reflection
+    principle 2 N(-|a| / (s sqrt t)).
     """
-    f, shape, scalar = _broadcast((spot, level, sigma, years, drift))
-    cdef Py_ssize_t i, n = len(f[0])
-    out = _empty(n, cnp.NPY_DOUBLE)
-    cdef double* o = _f64p(out)
-    cdef double* p0 = _f64p(f[0])
-    cdef double* p1 = _f64p(f[1])
-    cdef double* p2 = _f64p(f[2])
-    cdef double* p3 = _f64p(f[3])
-    cdef double* p4 = _f64p(f[4])
-    with nogil:
-        for i in range(n):
-            o[i] = _reach(p0[i], p1[i], p2[i], p3[i], p4[i])
-    return _finish(out, shape, scalar)
+    return _elementwise5(_reach, (spot, level, sigma, years, drift))
 
 
 def expected_value(conf, p_model, p_stop, gain, loss, at_horizon):
