@@ -38,6 +38,7 @@ from aiots.core.conventions import (
     ny_midnight_ns,
 )
 from aiots.services.backtest.model_iv import ChainIV, RealisedVol
+from aiots.services.signals.atm_iv import grid_first_iv, nearest_strikes, pair_iv
 from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, QuoteModel, Rows
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
@@ -71,6 +72,8 @@ _MIN_WIDTH_YEARS = 1.0 / 365.0  # a strike grid spans at least one day's standar
 _NO_EXPIRIES: tuple[list[tuple[dt.date, str, int]], list[int]] = ([], [])
 _NO_ROWS = np.empty(0, dtype=np.intp)
 _NO_ROWS.flags.writeable = False
+_State = tuple[int, float, float]  # a modelled symbol's state: (time ns, spot, IV)
+_ReadArgs = tuple[float, int, float, float, float, float]  # an ATM read's (spot, now ns, r, q, lo ns, hi ns)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -202,6 +205,62 @@ def _grid_block(step: float, center: float, n: int) -> tuple[np.ndarray, np.ndar
     return strike, is_call
 
 
+def _strikes_per_side(
+    s: ModelSettings, now_ns: int, spot: float, iv: float, step: float, e_ns: int
+) -> tuple[float, int]:
+    """(years from ``now_ns`` to the expiry at ``e_ns``, strikes per side of its grid: +-
+    ``strikes_sd`` IV standard deviations to expiry, at least 2, at most ``max_strikes_per_side``)."""
+    t_years = (e_ns - now_ns) / NS_PER_YEAR
+    # max(t, m) is ``m if t < m else t``, max(2, n) ``n if n > 2 else 2``, min(m, n) ``n if n < m else m``
+    t = _MIN_WIDTH_YEARS if t_years < _MIN_WIDTH_YEARS else t_years
+    width = s.strikes_sd * iv * math.sqrt(t) * spot
+    n = math.ceil(width / step)
+    n = n if n > MIN_STRIKES_PER_SIDE else MIN_STRIKES_PER_SIDE
+    m = s.max_strikes_per_side
+    return t_years, n if n < m else m
+
+
+def _grid_origin(spot: float) -> tuple[float, float]:
+    """(strike step, grid center) of a modelled chain at ``spot`` (dollars): the step's multiple nearest the spot."""
+    step = strike_step(spot)
+    return step, round(spot / step) * step
+
+
+def _american_atm_pair(
+    s: ModelSettings,
+    spot: float,
+    k: float,
+    t: float,
+    rate: float,
+    iv: float,
+    spot_iv: float,
+    years: float,
+    r: float,
+    q: float,
+) -> tuple[float, float, float, float, float, float] | None:
+    """``opt.modelled_atm_pair`` of the American call and put at strike ``k``, ``t`` years to expiry,
+    priced at (``spot``, ``rate``, ``iv``) with the settings' yield and spread, their mids solved at
+    (``spot_iv``, ``years``, ``r``, ``q``): (bid call, ask call, bid put, ask put, IV call, IV put),
+    None when a price is not finite."""
+    return opt.modelled_atm_pair(
+        spot,
+        k,
+        MIN_YEARS if t < MIN_YEARS else t,  # model_price's floor, max(t, MIN_YEARS) (a NaN stays NaN)
+        rate,
+        iv,
+        s.dividend_yield,
+        s.half_spread_frac,
+        s.min_half_spread,
+        s.tick,
+        TICK_EPS,
+        PRICE_SCALE,
+        spot_iv,
+        years,
+        r,
+        q,
+    )
+
+
 def _build_layout(key: tuple[object, ...]) -> _Layout:
     """Rows for ``key`` = (symbol[, step, center, (expiry, expiry ns, strikes per side)...])."""
     exps: list[tuple[dt.date, str, int]] = []
@@ -266,8 +325,7 @@ class ModelledChainView(ChainView):
         self._book = book
         self._rate, self._s, self._style = book.rate, book.settings, book.style(symbol)
         self._exps, self._exp_list = book.window(symbol, now_ns) if spot > 0 else _NO_EXPIRIES
-        self._step = strike_step(spot) if self._exps else math.nan
-        self._center = round(spot / self._step) * self._step if self._exps else math.nan
+        self._step, self._center = _grid_origin(spot) if self._exps else (math.nan, math.nan)
         # the expiries' grids built so far, in expiry order, and per grid: its first row (ascending),
         # years to its expiry and strikes per side (parallel lists: no record made per grid and bar)
         self._grids: list[ExpiryGrid] = []
@@ -288,17 +346,8 @@ class ModelledChainView(ChainView):
         raise AttributeError(name)
 
     def _per_side(self, e_ns: int) -> tuple[float, int]:
-        """(years to the expiry at ``e_ns``, strikes per side of its grid: +- ``strikes_sd`` IV
-        standard deviations to expiry, at least 2, at most ``max_strikes_per_side``)."""
-        s = self._s
-        t_years = (e_ns - self.now_ns) / NS_PER_YEAR
-        # max(t, m) is ``m if t < m else t``, max(2, n) ``n if n > 2 else 2``, min(m, n) ``n if n < m else m``
-        t = _MIN_WIDTH_YEARS if t_years < _MIN_WIDTH_YEARS else t_years
-        width = s.strikes_sd * self.iv * math.sqrt(t) * self.spot
-        n = math.ceil(width / self._step)
-        n = n if n > MIN_STRIKES_PER_SIDE else MIN_STRIKES_PER_SIDE
-        m = s.max_strikes_per_side
-        return t_years, n if n < m else m
+        """:func:`_strikes_per_side` of the expiry at ``e_ns`` for this view."""
+        return _strikes_per_side(self._s, self.now_ns, self.spot, self.iv, self._step, e_ns)
 
     def _rows_of(self, code: int) -> ExpiryGrid:
         """Expiry ``code``'s grid (the grids before it are built first: their rows come first)."""
@@ -412,24 +461,8 @@ class ModelledChainView(ChainView):
         j = bisect.bisect_right(self._starts, grid.call0) - 1
         if j < 0 or self._grids[j] is not grid:
             return None
-        s = self._s
-        t = self._years[j]
-        out = opt.modelled_atm_pair(
-            self.spot,
-            grid.strikes[i],
-            MIN_YEARS if t < MIN_YEARS else t,  # model_price's floor, max(t, MIN_YEARS) (a NaN stays NaN)
-            self._rate,
-            self.iv,
-            s.dividend_yield,
-            s.half_spread_frac,
-            s.min_half_spread,
-            s.tick,
-            TICK_EPS,
-            PRICE_SCALE,
-            spot,
-            years,
-            r,
-            q,
+        out = _american_atm_pair(
+            self._s, self.spot, grid.strikes[i], self._years[j], self._rate, self.iv, spot, years, r, q
         )
         if out is None:  # a price that is not finite: the general path quotes it
             return None
@@ -580,7 +613,7 @@ class ModelledChainBook(ChainBook):
         self.settings = settings
         self.rate = rate
         self.dte_min, self.dte_max = dte_min, dte_max
-        self._state: dict[str, tuple[int, float, float]] = {}
+        self._state: dict[str, _State] = {}
         self._cache: dict[str, tuple[tuple[int, float, float], ModelledChainView]] = {}
         self._exp_cache: dict[tuple[str, dt.date], list[tuple[dt.date, str, int]]] = {}
         self._exp_ns: dict[tuple[str, dt.date], list[int]] = {}  # the expiry ns of each list in _exp_cache
@@ -591,6 +624,9 @@ class ModelledChainBook(ChainBook):
         # symbol -> (from ns, until ns, expiries, their ns): the latest window and the times it holds for
         self._windows: dict[str, tuple[int, int, list[tuple[dt.date, str, int]], list[int]]] = {}
         self.real: set[str] = set()
+        # symbol -> (state, the read's arguments (spot, now ns, r, q, lo, hi), its answer): the ATM
+        # read first_atm_iv answered without making that state's view (made again when it is made)
+        self._unmade: dict[str, tuple[_State, _ReadArgs, float]] = {}
 
     def style(self, root_or_occ: str) -> ExerciseStyle:
         """``exercise_style(root_or_occ)`` (kept: a view is made per bar, and selection asks per idea)."""
@@ -643,8 +679,68 @@ class ModelledChainBook(ChainBook):
         if hit is not None and hit[0] == st:
             return hit[1]
         v = ModelledChainView(self, underlying, *st)
+        unmade = self._unmade.pop(underlying, None)
+        if unmade is not None and unmade[0] == st:  # the ATM read answered without it, made on it now:
+            grid_first_iv(v, *unmade[1])  # the same numbers, and the state the view would have kept
         self._cache[underlying] = (st, v)
         return v
+
+    def first_atm_iv(
+        self, symbol: str, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float, max_age_ns: int
+    ) -> float | None:
+        """:func:`~aiots.services.signals.atm_iv.traded_atm_iv` of ``view(symbol)`` (the ATM IV of the
+        first expiry in ``[lo, hi]`` ns after ``now_ns``; NaN when none has one), answered without
+        making the view on the usual bar: a modelled American symbol whose view of the current state
+        is not made yet, each expiry read with one strike nearest ``spot`` (finite) and its call and
+        put two-sided (their quotes and IVs: one core call, :meth:`ModelledChainView.atm_pair`'s).
+        None otherwise (make the view and read it). The same number as the view's read; when the view
+        is made later (selection reads it), it makes this read itself first, so it keeps the same
+        state (grids, priced rows, ``grid_memo``) as if it had been made for this read."""
+        st = self._state.get(symbol)
+        if st is None or symbol in self.real or not math.isfinite(spot):
+            return None
+        now_st, spot_st, iv_st = st
+        if not (math.isfinite(iv_st) and now_ns - now_st <= max_age_ns and spot_st > 0):
+            return None  # view() makes an empty view, or traded_atm_iv answers NaN (stale)
+        hit = self._cache.get(symbol)
+        if hit is not None and hit[0] == st:
+            return None  # the view is made: it answers (from what it keeps)
+        args = (spot, now_ns, r, q, lo, hi)
+        unmade = self._unmade.get(symbol)
+        if unmade is not None and unmade[0] == st:  # read before in this state: the same read, else the view's
+            return unmade[2] if unmade[1] == args else None
+        if self.style(symbol) != "american":
+            return None
+        exps = self.window(symbol, now_st)[0]
+        if not exps:
+            return None
+        step, center = _grid_origin(spot_st)
+        s = self.settings
+        c0 = 0  # the first row of the next grid (the grids before it come first)
+        ans = math.nan
+        for e, _iso, e_ns in exps:
+            if e_ns > hi:  # oldest first: no later expiry is in the window either
+                break
+            t_years, n = _strikes_per_side(s, now_st, spot_st, iv_st, step, e_ns)
+            grid = self.grid(symbol, e, step, center, n, c0)
+            ks = grid.strikes
+            c0 = grid.put0 + len(ks)
+            if e_ns <= now_ns or not lo <= e_ns or not ks:  # out of the window, or no rows: no answer
+                continue
+            a, b = nearest_strikes(ks, spot)
+            if b - a != 1:
+                return None
+            out = _american_atm_pair(
+                s, spot_st, ks[a], t_years, self.rate, iv_st, spot, (e_ns - now_ns) / NS_PER_YEAR, r, q
+            )
+            if out is None or not (out[0] > 0.0 and out[1] >= out[0] and out[2] > 0.0 and out[3] >= out[2]):
+                return None  # not both two-sided (or a price not finite): the view's general read
+            iv = pair_iv(out[4], out[5])
+            if iv is not None:
+                ans = iv
+                break
+        self._unmade[symbol] = (st, args, ans)
+        return ans
 
     def chain(self, underlying: str) -> list[OptionQuote]:
         if underlying in self.real:

@@ -11,7 +11,9 @@ A view laid out as a strike grid per expiry with one quote time (the backtest's 
 is found by bisection and only its call and put are priced and solved, as one batch each, the same
 batch the row scan prices first, so the answer and the prices the view keeps are the same. A view
 that can price and solve that pair in one step (``ChainView.atm_pair``: the backtest's American
-modelled chain, one core call) does so, with the same numbers.
+modelled chain, one core call) does so, with the same numbers. The engine reads a symbol's ATM IV
+through its book (:func:`book_atm_iv`): a book that answers it without making the view
+(``first_atm_iv``: the backtest's modelled book on the usual bar) does so.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -129,19 +131,7 @@ def _grid_atm_iv(
         return None  # an expiry without rows has no answer (the row scan skips it)
     if not math.isfinite(spot):
         return expiry_atm_iv(view, _grid_rows(grid), exp, spot, now_ns, r, q)
-    i = bisect.bisect_left(ks, spot)  # ks[:i] < spot <= ks[i:]
-    d_lo = abs(ks[i - 1] - spot) if i > 0 else math.inf
-    d_hi = abs(ks[i] - spot) if i < m else math.inf
-    d = d_hi if d_hi < d_lo else d_lo  # min(d_lo, d_hi)
-    a = b = i  # the nearest strikes are ks[a:b]
-    if d_lo == d:
-        a -= 1
-        while a > 0 and abs(ks[a - 1] - spot) == d:
-            a -= 1
-    if d_hi == d:
-        b += 1
-        while b < m and abs(ks[b] - spot) == d:
-            b += 1
+    a, b = nearest_strikes(ks, spot)
     if b - a == 1:  # one nearest strike (the usual case): its call and put, chain order
         T = (exp - now_ns) / NS_PER_YEAR
         fused = view.atm_pair(grid, a, spot, T, r, q)  # quotes and IVs in one step, where the view can
@@ -156,10 +146,7 @@ def _grid_atm_iv(
                 mids = np.array([0.5 * (bc + ac), 0.5 * (bp + ap)])
                 pair: list[float] = cast(F64, opt.implied_vol(mids, spot, ks[a], T, r, q, _CALL_PUT)).tolist()
                 c, p = pair
-            c_ok, p_ok = c > 0.0 and c < math.inf, p > 0.0 and p < math.inf  # finite and positive
-            if c_ok and p_ok:
-                return (c + p) / 2  # sum([c, p]) / len([c, p]): 0.0 + c is c
-            return c if c_ok else p if p_ok else None
+            return pair_iv(c, p)
         near = [c0 + a, p0 + a]
         bids, asks = [bc, bp], [ac, ap]
     else:
@@ -183,6 +170,36 @@ def _grid_atm_iv(
     x = np.array([spot, k, T, r, q], dtype=np.float64)
     solved = np.asarray(opt.implied_vol(mids, x[0:1], x[1:2], x[2:3], x[3:4], x[4:5], calls), float)
     return _mean_iv(solved)
+
+
+def nearest_strikes(ks: list[float], spot: float) -> tuple[int, int]:
+    """``(a, b)``: the strikes of the ascending, non-empty grid ``ks`` nearest ``spot`` (a finite
+    number) are ``ks[a:b]``, found by bisection (the distance to the spot falls up to the bisection
+    point and grows after it, so they are the strikes beside it and their equal neighbours)."""
+    m = len(ks)
+    i = bisect.bisect_left(ks, spot)  # ks[:i] < spot <= ks[i:]
+    d_lo = abs(ks[i - 1] - spot) if i > 0 else math.inf
+    d_hi = abs(ks[i] - spot) if i < m else math.inf
+    d = d_hi if d_hi < d_lo else d_lo  # min(d_lo, d_hi)
+    a = b = i
+    if d_lo == d:
+        a -= 1
+        while a > 0 and abs(ks[a - 1] - spot) == d:
+            a -= 1
+    if d_hi == d:
+        b += 1
+        while b < m and abs(ks[b] - spot) == d:
+            b += 1
+    return a, b
+
+
+def pair_iv(c: float, p: float) -> float | None:
+    """The ATM IV of a two-sided call and put whose mids solved to ``c`` and ``p``:
+    :func:`_mean_iv` of the two (finite, positive ones), without building lists."""
+    c_ok, p_ok = c > 0.0 and c < math.inf, p > 0.0 and p < math.inf  # finite and positive
+    if c_ok and p_ok:
+        return (c + p) / 2  # sum([c, p]) / len([c, p]): 0.0 + c is c
+    return c if c_ok else p if p_ok else None
 
 
 _CALL_PUT = np.array([True, False])  # the is-call flags of a (call, put) pair, shared read-only
@@ -256,12 +273,12 @@ def traded_atm_iv(
     """ATM IV of the nearest expiry inside the selection's DTE window (fresh quotes only; NaN if none)."""
     view = as_view(chain)
     sc = cfg.selection
-    lo, hi = now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
+    lo, hi = dte_bounds(now_ns, cfg)
     quoted = view.quote_ns()
     if quoted is not None:  # one quote time: every row is fresh or none is
         if not now_ns - quoted <= max_age_ns:
             return math.nan
-        iv = _grid_first_iv(view, spot, now_ns, sc.risk_free_rate, q, lo, hi)
+        iv = grid_first_iv(view, spot, now_ns, sc.risk_free_rate, q, lo, hi)
         if iv is not None:
             return iv
     rows = np.flatnonzero(now_ns - view.ts_ns <= max_age_ns)
@@ -270,7 +287,34 @@ def traded_atm_iv(
     return ivs[0][1] if ivs else math.nan
 
 
-def _grid_first_iv(view: ChainView, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float) -> float | None:
+def dte_bounds(now_ns: int, cfg: SignalsConfig) -> tuple[float, float]:
+    """The expiry instants (ns) of the selection's DTE window at ``now_ns``: ``[lo, hi]``."""
+    sc = cfg.selection
+    return now_ns + sc.dte_min * NS_PER_DAY, now_ns + sc.dte_max * NS_PER_DAY
+
+
+class ViewBook(Protocol):
+    """A book of chains by underlying (:class:`aiots.services.signals.engine.ChainBook`)."""
+
+    def view(self, underlying: str) -> ChainView: ...
+
+
+def book_atm_iv(
+    book: ViewBook, symbol: str, spot: float, now_ns: int, cfg: SignalsConfig, q: float, max_age_ns: int
+) -> float:
+    """:func:`traded_atm_iv` of ``book.view(symbol)``. A book that can answer it without making the
+    view (``first_atm_iv``: the backtest's modelled book, the usual bar) does so, the same number;
+    one that cannot (None) makes the view."""
+    first = getattr(book, "first_atm_iv", None)
+    if first is not None:
+        lo, hi = dte_bounds(now_ns, cfg)
+        iv: float | None = first(symbol, spot, now_ns, cfg.selection.risk_free_rate, q, lo, hi, max_age_ns)
+        if iv is not None:
+            return iv
+    return traded_atm_iv(book.view(symbol), spot, now_ns, cfg, q, max_age_ns)
+
+
+def grid_first_iv(view: ChainView, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float) -> float | None:
     """:func:`grid_scan` of the expiries in ``[lo, hi]`` (ns) after ``now_ns``, limited to the first
     answer: its IV (NaN when no expiry answers); None when the view has no grid (scan the rows)."""
     for code, exp in enumerate(view.expiry_list()):

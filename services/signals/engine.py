@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiots.core.conventions import NS_PER_MIN, calendar, ny_date, ny_midnight_ns
 from aiots.core.execution import ExecutionModel
-from aiots.services.signals.atm_iv import traded_atm_iv
+from aiots.services.signals.atm_iv import book_atm_iv
 from aiots.services.signals.calibration import Calibrator, load_calibrator
 from aiots.services.signals.chainview import ChainView
 from aiots.services.signals.config import ConfigSource, SignalsConfig
@@ -162,7 +162,7 @@ class SignalEngine:
             chains, q, age = self.chains, self._q(sym), self.execution.max_quote_age_ns
 
             def source() -> float:
-                return traded_atm_iv(chains.view(sym), bar.close, now, cfg, q, age)
+                return book_atm_iv(chains, sym, bar.close, now, cfg, q, age)
 
             snap = snap.with_iv_source(source)
         ideas: list[Idea] = []
