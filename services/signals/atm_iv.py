@@ -294,9 +294,15 @@ def dte_bounds(now_ns: int, cfg: SignalsConfig) -> tuple[float, float]:
 
 
 class ViewBook(Protocol):
-    """A book of chains by underlying (:class:`aiots.services.signals.engine.ChainBook`)."""
+    """A book of chains by underlying (:class:`aiots.services.signals.engine.ChainBook`, the
+    backtest's modelled book)."""
 
     def view(self, underlying: str) -> ChainView: ...
+
+    def first_atm_iv(
+        self, symbol: str, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float, max_age_ns: int
+    ) -> float | None:
+        """:func:`traded_atm_iv` of ``view(symbol)`` without making the view, or None (make it)."""
 
 
 def book_atm_iv(
@@ -304,13 +310,11 @@ def book_atm_iv(
 ) -> float:
     """:func:`traded_atm_iv` of ``book.view(symbol)``. A book that can answer it without making the
     view (``first_atm_iv``: the backtest's modelled book, the usual bar) does so, the same number;
-    one that cannot (None) makes the view."""
-    first = getattr(book, "first_atm_iv", None)
-    if first is not None:
-        lo, hi = dte_bounds(now_ns, cfg)
-        iv: float | None = first(symbol, spot, now_ns, cfg.selection.risk_free_rate, q, lo, hi, max_age_ns)
-        if iv is not None:
-            return iv
+    one that cannot (None: live chains always) makes the view."""
+    lo, hi = dte_bounds(now_ns, cfg)
+    iv = book.first_atm_iv(symbol, spot, now_ns, cfg.selection.risk_free_rate, q, lo, hi, max_age_ns)
+    if iv is not None:
+        return iv
     return traded_atm_iv(book.view(symbol), spot, now_ns, cfg, q, max_age_ns)
 
 

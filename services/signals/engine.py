@@ -66,6 +66,12 @@ class ChainBook:
             v = self._views[underlying] = ChainView.from_quotes(self.chain(underlying))
         return v
 
+    def first_atm_iv(
+        self, symbol: str, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float, max_age_ns: int
+    ) -> float | None:
+        """None: real quotes have no shortcut past their view (:func:`~.atm_iv.book_atm_iv`)."""
+        return None
+
 
 class SignalEngine:
     """Evaluates every enabled strategy on each closed bar of each symbol."""
