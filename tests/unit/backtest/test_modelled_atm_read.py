@@ -20,23 +20,21 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from aiots.core.conventions import NS_PER_MIN, ny_ns
-from aiots.services.backtest.modelled import ModelledChainBook, ModelledChainView, ModelSettings, strike_step
+from aiots.core.conventions import ny_ns
+from aiots.services.backtest.modelled import ModelledChainBook, ModelledChainView
 from aiots.services.signals.atm_iv import book_atm_iv, event_risk, traded_atm_iv
 from aiots.services.signals.config import SignalsConfig
-
-RATE = 0.045
-BOOK_DTE = (2.0, 21.0)
-AGE_NS = 60 * 10**9
-EVENT_RATIO = 1.0  # low enough that the kink sentence is built whenever two expiries answer
-DAYS = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(40)]
-SPOTS = {"SPY": (1.0, 900.0), "AAPL": (3.0, 300.0), "SPX": (1000.0, 6000.0)}
-
-State = tuple[str, int, float, float]
-
-
-def book() -> ModelledChainBook:
-    return ModelledChainBook(ModelSettings(), RATE, *BOOK_DTE)
+from tests.unit.backtest.modelled_states import (
+    AGE_NS,
+    DTE_MAX,
+    DTE_MIN,
+    EVENT_RATIO,
+    IVS,
+    RATE,
+    State,
+    book,
+    states,
+)
 
 
 def config(window: tuple[float, float]) -> SignalsConfig:
@@ -46,18 +44,9 @@ def config(window: tuple[float, float]) -> SignalsConfig:
     )
 
 
-@st.composite
-def states(draw: st.DrawFn) -> State:
-    symbol = draw(st.sampled_from(sorted(SPOTS)))
-    day = draw(st.sampled_from(DAYS))
-    now = ny_ns(day, dt.time(9, 30)) + draw(st.integers(0, 24 * 60)) * NS_PER_MIN - draw(st.integers(0, 59)) * 10**9
-    lo, hi = SPOTS[symbol]
-    spot = draw(st.floats(lo, hi))
-    if draw(st.booleans()):  # a whole cent, or half way between two strikes
-        step = strike_step(spot)
-        spot = draw(st.sampled_from([round(spot, 2), (math.floor(spot / step) + 0.5) * step]))
-    iv = draw(st.sampled_from([0.01, 0.05, 0.16, 0.3, 0.9])) if draw(st.booleans()) else draw(st.floats(0.05, 1.5))
-    return symbol, now, spot, iv
+def low_iv_states() -> st.SearchStrategy[State]:
+    """States whose named IVs include 0.01: ATM contracts with no bid."""
+    return states(ivs=(0.01, *IVS))
 
 
 def same(a: float, b: float) -> bool:
@@ -93,8 +82,8 @@ def read_both(
 
 @settings(max_examples=400, deadline=None)
 @given(
-    states(),
-    st.sampled_from([BOOK_DTE, (0.0, 7.0), (5.0, 30.0)]),
+    low_iv_states(),
+    st.sampled_from([(DTE_MIN, DTE_MAX), (0.0, 7.0), (5.0, 30.0)]),
     st.sampled_from([0.0, 0.013]),
     st.sampled_from([0, 30 * 10**9, AGE_NS + 1]),
     st.sampled_from([0.0, 0.3, -0.5]),
@@ -140,11 +129,11 @@ def window_ns(now_ns: int, cfg: SignalsConfig) -> tuple[float, float]:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(states(), st.booleans()), min_size=1, max_size=8), st.sampled_from([0.0, 0.013]))
+@given(st.lists(st.tuples(low_iv_states(), st.booleans()), min_size=1, max_size=8), st.sampled_from([0.0, 0.013]))
 def test_a_book_read_bar_after_bar_answers_as_views_made_at_once(steps: list[tuple[State, bool]], q: float) -> None:
     """States one after another on one book, the view made (selection read it) after some reads."""
     fast, slow = book(), book()
-    cfg = config(BOOK_DTE)
+    cfg = config((DTE_MIN, DTE_MAX))
     for state, selected in steps:
         symbol, now, spot, iv = state
         for b in (fast, slow):
@@ -163,7 +152,7 @@ def test_the_usual_bar_is_answered_without_making_the_view() -> None:
     b = book()
     now = ny_ns(dt.date(2024, 3, 5), dt.time(10, 0))
     b.set_state("SPY", now, 510.25, 0.16)
-    cfg = config(BOOK_DTE)
+    cfg = config((DTE_MIN, DTE_MAX))
     iv = b.first_atm_iv("SPY", 510.25, now, RATE, 0.0, *window_ns(now, cfg), AGE_NS)
     assert iv is not None and 0.05 < iv < 0.5  # the modelled chain's IV back, near 0.16
     assert "SPY" not in b._cache  # no view made
@@ -174,7 +163,7 @@ def test_the_usual_bar_is_answered_without_making_the_view() -> None:
 def test_real_or_unset_symbols_and_stale_states_are_left_to_the_view() -> None:
     b = book()
     now = ny_ns(dt.date(2024, 3, 5), dt.time(10, 0))
-    lo, hi = window_ns(now, config(BOOK_DTE))
+    lo, hi = window_ns(now, config((DTE_MIN, DTE_MAX)))
     assert b.first_atm_iv("SPY", 510.25, now, RATE, 0.0, lo, hi, AGE_NS) is None  # no state
     b.set_state("SPY", now, 510.25, 0.16)
     assert b.first_atm_iv("SPY", 510.25, now + AGE_NS + 1, RATE, 0.0, lo, hi, AGE_NS) is None  # stale
