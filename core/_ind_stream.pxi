@@ -945,6 +945,27 @@ cdef class ADX(_Stream):
             o[i] = self._push(h[i], lw[i], c[i])
         return out
 
+    def update_many_di(self, high, low, close):
+        """:meth:`update_many` with the +DI and -DI after each bar: (adx, plus_di, minus_di), what
+        ``update`` then the ``plus_di``/``minus_di`` properties give bar by bar (-DI/+DI keep their
+        last value, NaN at first, until ``period`` bars)."""
+        arrays, n, beg = _inputs((high, low, close), _HLC)
+        cdef cnp.ndarray out = _empty(n)
+        cdef cnp.ndarray pdi = _empty(n)
+        cdef cnp.ndarray mdi = _empty(n)
+        cdef const double* h = _dp(arrays[0])
+        cdef const double* lw = _dp(arrays[1])
+        cdef const double* c = _dp(arrays[2])
+        cdef double* o = _dp(out)
+        cdef double* po = _dp(pdi)
+        cdef double* mo = _dp(mdi)
+        cdef Py_ssize_t i
+        for i in range(n):
+            o[i] = self._push(h[i], lw[i], c[i])
+            po[i] = self._pdi
+            mo[i] = self._mdi
+        return out, pdi, mdi
+
 
 @cython.final
 cdef class CCI(_Stream):

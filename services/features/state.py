@@ -461,8 +461,7 @@ class SymbolFeatures:
         lo = np.array([b.low for b in chunk], dtype=np.float64)
         if np.isnan(h).any() or np.isnan(lo).any() or self.hi.holds_nan() or self.lo.holds_nan():
             return None
-        closes = [b.close for b in chunk]
-        c = np.array(closes, dtype=np.float64)
+        c = np.array([b.close for b in chunk], dtype=np.float64)
         v = np.array([b.volume for b in chunk], dtype=np.float64)
         # the values before this chunk (what update reads before its first bar): value = the last output
         ef_prev0, rsi_prev0, vavg0 = float(self.ema_fast.value), float(self.rsi.value), float(self.vol.value)
@@ -470,14 +469,7 @@ class SymbolFeatures:
         support = self.lo.previous_many(lo)
         atr_a = self.atr.update_many(h, lo, c)
         rsi_a = self.rsi.update_many(c)
-        adx_stream = self.adx
-        adx: list[float] = []
-        pdi: list[float] = []
-        mdi: list[float] = []
-        for hi_, lo_, c_ in zip(h.tolist(), lo.tolist(), closes, strict=True):  # +DI/-DI per bar
-            adx.append(adx_stream.update(hi_, lo_, c_))
-            pdi.append(adx_stream.plus_di)
-            mdi.append(adx_stream.minus_di)
+        adx_a, pdi_a, mdi_a = self.adx.update_many_di(h, lo, c)  # +DI/-DI after each bar too
         ef_a = self.ema_fast.update_many(c)
         es_a = self.ema_slow.update_many(c)
         up_a, mid_a, low_a = self.bb.update_many(c)
@@ -488,14 +480,15 @@ class SymbolFeatures:
             for stream, inputs in self._named_inputs:
                 stream.update_many(*[cols[i] for i in inputs])
         # Snapshot.ready but for the previous bar, in columns
-        ready = np.isfinite(atr_a) & np.isfinite(rsi_a) & np.isfinite(np.array(adx)) & np.isfinite(ef_a)
+        ready = np.isfinite(atr_a) & np.isfinite(rsi_a) & np.isfinite(adx_a) & np.isfinite(ef_a)
         ready &= np.isfinite(es_a) & np.isfinite(mid_a) & np.isfinite(vol_a[:-1])
         rsi, ef = rsi_a.tolist(), ef_a.tolist()
         self.last_ts_ns = ts[-1]
         self.bars += len(chunk)
         return (
-            atr_a.tolist(), rsi, [rsi_prev0, *rsi[:-1]], adx, pdi, mdi, ef, [ef_prev0, *ef[:-1]], es_a.tolist(),
-            up_a.tolist(), mid_a.tolist(), low_a.tolist(), vol_a[:-1].tolist(), resistance, support, ready.tolist(),
+            atr_a.tolist(), rsi, [rsi_prev0, *rsi[:-1]], adx_a.tolist(), pdi_a.tolist(), mdi_a.tolist(), ef,
+            [ef_prev0, *ef[:-1]], es_a.tolist(), up_a.tolist(), mid_a.tolist(), low_a.tolist(), vol_a[:-1].tolist(),
+            resistance, support, ready.tolist(),
         )  # fmt: skip
 
     def warm(self, bars: Iterable[Bar]) -> None:

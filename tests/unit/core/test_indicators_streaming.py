@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import talib
 
 from aiots.core import indicators as ind
 
@@ -163,3 +164,18 @@ def test_handle_bar_equals_update_for_every_registered_stream() -> None:
         assert a.initialized == b.ready, spec.name
         checked += 1
     assert checked >= 20
+
+
+def test_adx_update_many_di_matches_talib_in_chunks() -> None:
+    """``ADX.update_many_di`` fed in uneven chunks: the ADX, +DI and -DI after each bar equal TA-Lib's
+    ADX/PLUS_DI/MINUS_DI over the whole series, and the stream's last ``plus_di``/``minus_di``."""
+    h, lo, c, _v = random_walk(1_000, seed=21)
+    a = ind.ADX(14)
+    parts = [a.update_many_di(h[i:j], lo[i:j], c[i:j]) for i, j in ((0, 5), (5, 13), (13, 400), (400, 1_000))]
+    got = [np.concatenate([p[k] for p in parts]) for k in range(3)]
+    for mine, ref in zip(
+        got, (talib.ADX(h, lo, c, 14), talib.PLUS_DI(h, lo, c, 14), talib.MINUS_DI(h, lo, c, 14)), strict=True
+    ):
+        np.testing.assert_array_equal(np.isnan(mine), np.isnan(ref))
+        np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=0)
+    assert (a.plus_di, a.minus_di) == (got[1][-1], got[2][-1])
