@@ -45,6 +45,7 @@ from aiots.core.conventions import NS_PER_DAY, NS_PER_MIN, NY, calendar, expiry_
 from aiots.core.execution import ExecutionModel, Fill, Quote, Refused
 from aiots.services.backtest.modelled import ChainIV, ModelledChainBook, ModelSettings, RealisedVol
 from aiots.services.backtest.readers import BarSeries, ChainSnapshots, OptionQuoteBars
+from aiots.services.common.gc_tuning import frozen_heap
 from aiots.services.features.state import new_bar
 from aiots.services.signals.config import SignalsConfig
 from aiots.services.signals.engine import SignalEngine
@@ -404,79 +405,90 @@ class Replay:
         rv_pending = self._rv_pending
         progress = self.progress
         day_iso: dict[int, str] = {}
-        for n, bar in enumerate(bars):
-            now = bar.ts_ns + bar.interval_ns  # bar.close_ts_ns
-            # 1. every real option quote known at `now`
-            if feed is not None:
-                for q in feed.pop_until(now):
-                    eng.on_option_quote(q)
-                    if q.occ_symbol in open_trades:
-                        self._on_contract_quote(q)
-            sym = bar.symbol
-            last_close[sym] = bar.close
-            regular = regular_at[n]
-            if regular:  # RealisedVol.update ignores the other bars
-                pend = rv_pending.get(sym)
-                if pend is None:
-                    pend = rv_pending[sym] = []
-                pend.append(bar)
-            modelled = sym not in real
-            # 2. modelled quotes of the open modelled trades of this symbol, at this bar's close
-            if modelled and open_trades:
-                for occ in [o for o, ts in open_trades.items() if ts and ts[0].signal.symbol == sym]:
-                    for t in list(open_trades.get(occ, [])):
-                        b, a = book.reprice(t.signal.contract, now, bar.close, t.model_iv)
-                        c = t.signal.contract
-                        self._on_contract_quote(
-                            OptionQuote(
-                                c.occ_symbol, c.underlying, c.expiry, c.expiry_ns, c.strike, c.is_call, b, a, ts_ns=now
+        # the loaded data and the bars made above are out of the cyclic GC's reach while the replay runs
+        # (one full collection walked them for ~7 % of a replay): gc_tuning.frozen_heap
+        with frozen_heap():
+            for n, bar in enumerate(bars):
+                now = bar.ts_ns + bar.interval_ns  # bar.close_ts_ns
+                # 1. every real option quote known at `now`
+                if feed is not None:
+                    for q in feed.pop_until(now):
+                        eng.on_option_quote(q)
+                        if q.occ_symbol in open_trades:
+                            self._on_contract_quote(q)
+                sym = bar.symbol
+                last_close[sym] = bar.close
+                regular = regular_at[n]
+                if regular:  # RealisedVol.update ignores the other bars
+                    pend = rv_pending.get(sym)
+                    if pend is None:
+                        pend = rv_pending[sym] = []
+                    pend.append(bar)
+                modelled = sym not in real
+                # 2. modelled quotes of the open modelled trades of this symbol, at this bar's close
+                if modelled and open_trades:
+                    for occ in [o for o, ts in open_trades.items() if ts and ts[0].signal.symbol == sym]:
+                        for t in list(open_trades.get(occ, [])):
+                            b, a = book.reprice(t.signal.contract, now, bar.close, t.model_iv)
+                            c = t.signal.contract
+                            self._on_contract_quote(
+                                OptionQuote(
+                                    c.occ_symbol,
+                                    c.underlying,
+                                    c.expiry,
+                                    c.expiry_ns,
+                                    c.strike,
+                                    c.is_call,
+                                    b,
+                                    a,
+                                    ts_ns=now,
+                                )
                             )
-                        )
-            # 3. decisions (the features of this bar first: warming only before start_ns)
-            snapshot = next(streams[sym])  # the features move on; the snapshot is made if read
-            if start_ns is None or now > start_ns:
-                if regular:  # a regular session lies inside one UTC day: its date is cached per UTC day
-                    day = day_iso.get(bar.ts_ns // NS_PER_DAY)
-                    if day is None:
-                        day = day_iso[bar.ts_ns // NS_PER_DAY] = ny_date(bar.ts_ns).isoformat()
-                    sessions.setdefault(sym, set()).add(day)
-                iv, src = (math.nan, "quotes")
-                if modelled:  # the chain the engine reads at this bar (synthesised only if it is read)
-                    iv, src = self._model_iv(sym, now, bar.interval_ns)
-                    book.set_state(sym, now, bar.close, iv)
-                if self.null_plan is None:
-                    ideas = eng.decide_lazily(bar, snapshot)[0] if snapshot is not None else []
-                else:  # features only (done above): the null model's ideas come from the plan
-                    ideas = [
-                        dataclasses.replace(
-                            i,
-                            underlying_price=bar.close,
-                            projected_move=i.projected_move * bar.close,
-                            atr=i.atr * bar.close,
-                        )
-                        for i in self.null_plan.get((now, sym), [])
-                    ]
-                if ideas:
-                    if modelled:
-                        self.iv_sources[sym] = src  # the latest source used
-                    by_name = {i.strategy: i for i in ideas}
-                    for sig in eng.select(bar, ideas):
-                        idea = by_name[sig.strategy]
-                        self.signal_log.append(
-                            SignalRecord(
-                                sym,
-                                sig.strategy,
-                                now,
-                                sig.direction,
-                                idea.projected_move / bar.close,
-                                idea.horizon_ns,
-                                idea.evidence,
-                                getattr(idea, "atr", math.nan) / bar.close,
+                # 3. decisions (the features of this bar first: warming only before start_ns)
+                snapshot = next(streams[sym])  # the features move on; the snapshot is made if read
+                if start_ns is None or now > start_ns:
+                    if regular:  # a regular session lies inside one UTC day: its date is cached per UTC day
+                        day = day_iso.get(bar.ts_ns // NS_PER_DAY)
+                        if day is None:
+                            day = day_iso[bar.ts_ns // NS_PER_DAY] = ny_date(bar.ts_ns).isoformat()
+                        sessions.setdefault(sym, set()).add(day)
+                    iv, src = (math.nan, "quotes")
+                    if modelled:  # the chain the engine reads at this bar (synthesised only if it is read)
+                        iv, src = self._model_iv(sym, now, bar.interval_ns)
+                        book.set_state(sym, now, bar.close, iv)
+                    if self.null_plan is None:
+                        ideas = eng.decide_lazily(bar, snapshot)[0] if snapshot is not None else []
+                    else:  # features only (done above): the null model's ideas come from the plan
+                        ideas = [
+                            dataclasses.replace(
+                                i,
+                                underlying_price=bar.close,
+                                projected_move=i.projected_move * bar.close,
+                                atr=i.atr * bar.close,
                             )
-                        )
-                        self._enter(sig, now, "modelled" if modelled else "quotes", iv, src)
-            if progress is not None and (n % step == 0 or n == total - 1):
-                progress(n + 1, total)
+                            for i in self.null_plan.get((now, sym), [])
+                        ]
+                    if ideas:
+                        if modelled:
+                            self.iv_sources[sym] = src  # the latest source used
+                        by_name = {i.strategy: i for i in ideas}
+                        for sig in eng.select(bar, ideas):
+                            idea = by_name[sig.strategy]
+                            self.signal_log.append(
+                                SignalRecord(
+                                    sym,
+                                    sig.strategy,
+                                    now,
+                                    sig.direction,
+                                    idea.projected_move / bar.close,
+                                    idea.horizon_ns,
+                                    idea.evidence,
+                                    getattr(idea, "atr", math.nan) / bar.close,
+                                )
+                            )
+                            self._enter(sig, now, "modelled" if modelled else "quotes", iv, src)
+                if progress is not None and (n % step == 0 or n == total - 1):
+                    progress(n + 1, total)
         # trades still open at the end of the data: the last executable bid, or intrinsic if expired
         end = data_end_ns if data_end_ns is not None else (bars[-1].close_ts_ns if bars else 0)
         for occ in list(self._open):
