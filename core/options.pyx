@@ -562,8 +562,11 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
 
     American (``style="american"``): Brent's method on ``american_price`` (``method``, ``steps``,
     ``tree``, ``dividends`` as there) over sigma in [1e-4, 10], bracketed above by the European
-    implied vol of the price (the answer itself where the early-exercise premium there is nil);
-    bounds are intrinsic (S-K)+ / (K-S)+ and S / K. A price the model cannot reach in that sigma
+    implied vol of the price (the answer itself where the early-exercise premium there is nil) and
+    below by a probe one Newton step (the premium over the European vega) past the root, so that
+    Brent starts on a tight bracket (the full [1e-4, se] where a few probes do not find one);
+    sigma is a sign change of the model price minus the quote to 4e-16 sigma + 5e-15.
+    Bounds are intrinsic (S-K)+ / (K-S)+ and S / K. A price the model cannot reach in that sigma
     range gives OUTSIDE_MODEL_RANGE, and so does a price the model already gives at sigma = 1e-4:
     at intrinsic (deep ITM, exercised at once) the price is flat in sigma and names no vol.
 
