@@ -428,13 +428,16 @@ cdef void _solved_lower_ends(const double* solved, Py_ssize_t n, const Margins* 
         lo[i] = solved[i] * (1.0 - m.sigma_slack)
 
 
-cdef tuple _rows(mid, iv_eu, K, T):
-    """The four row arrays as 1-D C-contiguous float64 arrays of one length."""
-    cols = (_column(mid, "mid"), _column(iv_eu, "iv_eu"), _column(K, "K"), _column(T, "T"))
+_BRACKET_ROWS = ("mid", "iv_eu", "K", "T")
+
+
+cdef tuple _rows(tuple arrays, tuple names):
+    """``arrays`` as 1-D C-contiguous float64 arrays of one length (ValueError otherwise)."""
+    cols = tuple([_column(a, nm) for a, nm in zip(arrays, names)])
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>cols[0], 0)
     for c in cols:
         if cnp.PyArray_DIM(<cnp.ndarray>c, 0) != n:
-            raise ValueError("mid, iv_eu, K and T differ in length")
+            raise ValueError(f"{', '.join(names)}: expected one length, got {[np.shape(a) for a in arrays]}")
     return cols
 
 
@@ -465,7 +468,7 @@ def iv_bracket(mid, iv_eu, double S, K, T, double r, double q, bint is_call, bin
     """(sigma_lo, sigma_hi) holding the implied vol of ``mid`` for the contract's style (the bracket
     of ``aiots.services.signals.gain_bound``); ``iv_eu`` is the European IV of ``mid``. NaN where
     there is no bracket; no lower end at all for an American contract when ``r < 0`` or ``q < 0``."""
-    mid, iv_eu, K, T = _rows(mid, iv_eu, K, T)
+    mid, iv_eu, K, T = _rows((mid, iv_eu, K, T), _BRACKET_ROWS)
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>K, 0)
     A, lo, hi = np.empty(n), np.empty(n), np.empty(n)
     if american and (r < 0 or q < 0):
@@ -482,7 +485,7 @@ def gain_bounds(bint is_call, double S, K, T, double r, double q, sigma_lo, sigm
     """(the gain bound, the least and the greatest signed delta) over every sigma in ``[sigma_lo,
     sigma_hi]`` for each contract (``aiots.services.signals.gain_bound.gain_and_delta_bounds``; the
     settling's bound with ``q = 0``). NaN where undefined."""
-    k, t, lo, hi = _rows(K, T, sigma_lo, sigma_hi)
+    k, t, lo, hi = _rows((K, T, sigma_lo, sigma_hi), ("K", "T", "sigma_lo", "sigma_hi"))
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>k, 0)
     bound, dlo, dhi = np.empty(n), np.empty(n), np.empty(n)
     cdef double[::1] ob = bound, ol = dlo, oh = dhi
@@ -502,7 +505,7 @@ def bracket_gain_bounds(mid, iv_eu, double S, K, T, double r, double q, bint is_
                         double trading_days, double delta_max, GainMargins margins not None):
     """:func:`iv_bracket` (American) then :func:`gain_bounds` over it in one pass (the same numbers):
     selection's bound before the American IV solve. All NaN when ``r < 0`` or ``q < 0``."""
-    mid, iv_eu, K, T = _rows(mid, iv_eu, K, T)
+    mid, iv_eu, K, T = _rows((mid, iv_eu, K, T), _BRACKET_ROWS)
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>K, 0)
     bound, dlo, dhi = np.empty(n), np.empty(n), np.empty(n)
     if r < 0 or q < 0:  # no lower end of the bracket: no bound

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
@@ -255,6 +256,33 @@ def test_the_one_call_bound_holds_on_a_real_chain(shared_data: Path) -> None:
         moves = (-0.01 * S, 0.01 * S)
         checked += _american_soundness(mid, S, K, years[rows], AAPL_RATE, AAPL_YIELD, call, moves, 0.5)
     assert checked > 1000  # most of the chain is bounded and solved: the test says something
+
+
+def test_bad_rows_bound_nothing_and_leave_the_others_alone() -> None:
+    """A NaN mid, a zero or NaN strike, an expired contract, a NaN or zero IV: NaN (never prunes), no
+    error; a good row beside them has the numbers it has alone (rows are independent)."""
+    S, r, q = 100.0, 0.045, 0.01
+    K = np.array([100.0, 100.0, 0.0, math.nan, 100.0, 100.0, 100.0])
+    T = np.array([0.05, 0.05, 0.05, 0.05, 0.0, 0.05, 0.05])
+    mid = np.array([2.0, math.nan, 2.0, 2.0, 2.0, 2.0, 2.0])
+    iv = np.array([0.25, 0.25, 0.25, 0.25, 0.25, math.nan, 0.0])
+    for call in (True, False):
+        got = bracket_gain_and_delta_bounds(mid, iv, S, K, T, r, q, call, 1.0, 0.5, DELTA_MAX)
+        alone = bracket_gain_and_delta_bounds(mid[:1], iv[:1], S, K[:1], T[:1], r, q, call, 1.0, 0.5, DELTA_MAX)
+        for g, a in zip(got, alone, strict=True):
+            assert np.isfinite(g[0]) and g[0] == a[0]
+            assert np.isnan(g[1:]).all()
+
+
+def test_no_rows_and_rows_of_different_lengths() -> None:
+    e = np.array([])
+    for out in bracket_gain_and_delta_bounds(e, e, 100.0, e, e, 0.04, 0.0, False, 1.0, 0.5, DELTA_MAX):
+        assert out.shape == (0,)
+    one, two = np.ones(1), np.ones(2)
+    with pytest.raises(ValueError, match="one length"):
+        bracket_gain_and_delta_bounds(one, one, 100.0, two, one, 0.04, 0.0, False, 1.0, 0.5, DELTA_MAX)
+    with pytest.raises(ValueError, match="one length"):
+        gain_and_delta_bounds(100.0, one, two, 0.04, 0.0, True, one, one, 1.0, 0.5, DELTA_MAX)
 
 
 # --- the NumPy formulas the kernel replaced, verbatim (a second check, to rounding) ---------------
