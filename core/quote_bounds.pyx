@@ -46,6 +46,9 @@ core's European IVs (``aiots.core.options.implied_vol``, one call for the rows t
 Units: dollars per share, years (ACT/365), sigma per sqrt(year), theta per year before the
 trading-day charge (``x trading_days / SESSIONS_PER_YEAR``; selection's per-calendar-day theta x
 365 / SESSIONS_PER_YEAR is the same to rounding, inside the bound's relative margin).
+
+Size: over 500 lines because the settling and selection's bound share the row helpers (inline C,
+one compilation unit); each has its own small driver below them.
 """
 
 import numpy as np
@@ -441,8 +444,8 @@ cdef tuple _rows(tuple arrays, tuple names):
     return cols
 
 
-cdef tuple _bracket(bint is_call, bint american, cnp.ndarray mid, cnp.ndarray iv, double S, double r, double q,
-                    cnp.ndarray K, cnp.ndarray T, Margins* m, double[::1] A, double[::1] lo, double[::1] hi):
+cdef int _bracket(bint is_call, bint american, cnp.ndarray mid, cnp.ndarray iv, double S, double r, double q,
+                  cnp.ndarray K, cnp.ndarray T, Margins* m, double[::1] A, double[::1] lo, double[::1] hi) except -1:
     """:func:`_bracket_rows` then, where it asks for them, the European IVs of the reduced prices
     (the core's solver) into ``lo``."""
     cdef Py_ssize_t n = cnp.PyArray_DIM(K, 0)
@@ -453,14 +456,14 @@ cdef tuple _bracket(bint is_call, bint american, cnp.ndarray mid, cnp.ndarray iv
     cdef bint solve
     cdef cnp.ndarray solved
     if n == 0:
-        return ()
+        return 0
     with nogil:
         solve = _bracket_rows(is_call, american, pm, pv, S, r, q, pk, pt, n, m, &A[0], &lo[0], &hi[0])
     if solve:
         solved = _column(_eu_implied_vol(lo.base, S, K, T, r, q, is_call), "iv")
         with nogil:
             _solved_lower_ends(<const double*>cnp.PyArray_DATA(solved), n, m, &lo[0])
-    return ()
+    return 0
 
 
 def iv_bracket(mid, iv_eu, double S, K, T, double r, double q, bint is_call, bint american,
