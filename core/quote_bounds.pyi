@@ -54,14 +54,41 @@ def settled(
     spread_cover: float,
     margins: GainMargins,
 ) -> npt.NDArray[np.bool_]: ...
-def no_yield_bounds(
+def iv_bracket(
+    mid: ArrayLike,
+    iv_eu: ArrayLike,
+    S: float,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: float,
+    q: float,
+    is_call: bool,
+    american: bool,
+    margins: GainMargins,
+) -> tuple[F64, F64]: ...
+def gain_bounds(
     is_call: bool,
     S: float,
     K: ArrayLike,
     T: ArrayLike,
     r: float,
+    q: float,
     sigma_lo: ArrayLike,
     sigma_hi: ArrayLike,
+    dS: float,
+    trading_days: float,
+    delta_max: float,
+    margins: GainMargins,
+) -> tuple[F64, F64, F64]: ...
+def bracket_gain_bounds(
+    mid: ArrayLike,
+    iv_eu: ArrayLike,
+    S: float,
+    K: ArrayLike,
+    T: ArrayLike,
+    r: float,
+    q: float,
+    is_call: bool,
     dS: float,
     trading_days: float,
     delta_max: float,

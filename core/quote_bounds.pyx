@@ -1,6 +1,11 @@
 """Bounds on a modelled no-yield option quote: its price and mid range, its European IV bracket, its
 delta range and an upper bound of its projected gain, compiled; and from them whether the contract
 is *settled*: provably dropped by selection's delta prefilter or provably unable to pay its costs.
+The same gain bound and delta range, with a yield, over the IV bracket of a quoted mid
+(:func:`iv_bracket`, :func:`gain_bounds`, :func:`bracket_gain_bounds`) are selection's bound before
+the American IV solve: ``aiots.services.signals.gain_bound`` (whose docstring has the maths) wraps
+them. One home each: the d1/d2 and delta ranges (``_delta_range``) and the gain terms
+(``_gain_bound``) serve both.
 
 A modelled chain quotes each contract from one pricing model (spot ``S``, rate ``r >= 0``, no yield,
 one IV ``sigma``): the Black-Scholes value at ``sigma``, held at intrinsic, quoted ``-+`` the
@@ -34,11 +39,16 @@ in; this module owns the quote's and the bracket's.
 
 Each row is one scalar pass in C (libm ``erfc``, ``exp``, ``log``, ``sqrt``; no fast-math) without the
 GIL; :func:`all_settled` stops at the first row that is not settled. Any non-finite or out-of-range
-input settles nothing (returning "not settled" is always sound: the caller takes the general path).
+input settles nothing (returning "not settled" is always sound: the caller takes the general path);
+likewise a NaN bound (bad row, no bracket) prunes nothing. The bracket's solved lower ends are the
+core's European IVs (``aiots.core.options.implied_vol``, one call for the rows that need one).
 
 Units: dollars per share, years (ACT/365), sigma per sqrt(year), theta per year before the
 trading-day charge (``x trading_days / SESSIONS_PER_YEAR``; selection's per-calendar-day theta x
 365 / SESSIONS_PER_YEAR is the same to rounding, inside the bound's relative margin).
+
+Size: over 500 lines because the settling and selection's bound share the row helpers (inline C,
+one compilation unit); each has its own small driver below them.
 """
 
 import numpy as np
@@ -47,6 +57,7 @@ cimport numpy as cnp
 from libc.math cimport NAN, erfc, exp, fabs, isfinite, log, sqrt
 
 from aiots.core.conventions import SESSIONS_PER_YEAR
+from aiots.core.options import implied_vol as _eu_implied_vol
 
 cnp.import_array()
 
@@ -129,53 +140,66 @@ cdef inline double _min(double a, double b) noexcept nogil:
     return a if a <= b else b
 
 
-cdef struct DeltaRange:  # the d1 range over a sigma bracket and the signed delta range from it
+cdef struct DeltaRange:  # the d1/d2 ranges over a sigma bracket and the signed delta range from it
     double a  # sigma_lo sqrt(T)
     double d1min
     double d1max
     double d2min
+    double d2max
     double dlo  # NaN where undefined
     double dhi
 
 
-cdef void _delta_range(bint is_call, double T, double A, double rt, double lo, double hi, const Margins* m,
-                       DeltaRange* out) noexcept nogil:
+cdef inline void _delta_range(bint is_call, double T, double A, double rt, double eq, double lo, double hi,
+                              const Margins* m, DeltaRange* out) noexcept nogil:
     """The d1/d2 ranges over sigma in ``[lo, hi]`` (closed forms: each end or the interior extremum
-    at ``sqrt(2|A|)``, widened by ``d_slack``) and the signed delta range, NaN where undefined, for
-    no yield, given ``A = ln S - ln K + r T`` and ``rt = sqrt(T)``."""
+    at ``sqrt(2|A|)``, widened by ``d_slack``) and the signed delta range, NaN where undefined, given
+    ``A = ln S - ln K + (r - q) T``, ``rt = sqrt(T)`` and ``eq = exp(-q T)``."""
     cdef double a = lo * rt, b = hi * rt
-    cdef double d1a = A / a + 0.5 * a, d1b = A / b + 0.5 * b
+    cdef double d1a = A / a + 0.5 * a, d1b = A / b + 0.5 * b, d2a = A / a - 0.5 * a, d2b = A / b - 0.5 * b
     cdef double root = sqrt(2.0 * fabs(A))
     cdef bint inside = (a < root) and (root < b)
     out.a = a
     out.d1min = (root if (A > 0 and inside) else _min(d1a, d1b)) - m.d_slack
     out.d1max = _max(d1a, d1b) + m.d_slack
-    out.d2min = _min(A / a - 0.5 * a, A / b - 0.5 * b) - m.d_slack
+    out.d2min = _min(d2a, d2b) - m.d_slack
+    out.d2max = (-root if (A < 0 and inside) else _max(d2a, d2b)) + m.d_slack
     if not (T > 0 and a > 0 and b >= a):
         out.dlo = NAN
         out.dhi = NAN
     elif is_call:
-        out.dlo, out.dhi = _ncdf(out.d1min), _ncdf(out.d1max)
+        out.dlo, out.dhi = eq * _ncdf(out.d1min), eq * _ncdf(out.d1max)
     else:
-        out.dlo, out.dhi = _ncdf(out.d1min) - 1.0, _ncdf(out.d1max) - 1.0
+        out.dlo, out.dhi = eq * (_ncdf(out.d1min) - 1.0), eq * (_ncdf(out.d1max) - 1.0)
 
 
-cdef double _gain_bound(bint is_call, double S, double K, double T, double er, double r, const DeltaRange* g,
-                        double dS, double charge, double delta_max, const Margins* m) noexcept nogil:
+cdef inline double _gain_bound(bint is_call, double S, double K, double T, double r, double q, double er,
+                               double eq, const DeltaRange* g, double dS, double charge, double delta_max,
+                               const Margins* m) noexcept nogil:
     """The bound of ``delta dS + gamma dS^2 / 2 + theta x charge`` (theta per year; ``charge``: the
     horizon's trading days / SESSIONS_PER_YEAR) over the bracket of ``g`` (each term at its worst
-    end, ``|delta| <= delta_max``, with margins; ``er = exp(-r T)``); NaN where undefined."""
-    cdef double nd2, t_delta, abs_min, abs_max, phi_max, phi_min, t_gamma, decay, theta, t_theta, out
+    end, ``|delta| <= delta_max``, with margins; ``er = exp(-r T)``, ``eq = exp(-q T)``); NaN where
+    undefined. The rate's and the yield's theta terms take the end their sign makes worst (nothing
+    to take where the rate or the yield is 0)."""
+    cdef double t_delta, abs_min, abs_max, phi_max, phi_min, t_gamma, theta, t_theta, out
     if g.dlo != g.dlo:
         return NAN
-    nd2 = _ncdf(g.d2min if is_call else -g.d2min)
     t_delta = _min(g.dhi * dS if dS >= 0 else g.dlo * dS, delta_max * fabs(dS))
     abs_min, abs_max = fabs(g.d1min), fabs(g.d1max)
     phi_max = INV_SQRT_2PI if (g.d1min <= 0 and g.d1max >= 0) else _npdf(_min(abs_min, abs_max))
     phi_min = _npdf(_max(abs_min, abs_max))
-    t_gamma = 0.5 * (phi_max / (S * g.a)) * dS * dS
-    decay = -S * phi_min * g.a / (2.0 * T)  # the decay term's largest (least negative) value
-    theta = decay - r * K * er * nd2 if is_call else decay + r * K * er * nd2
+    t_gamma = 0.5 * (eq * phi_max / (S * g.a)) * dS * dS
+    theta = -eq * S * phi_min * g.a / (2.0 * T)  # the decay term's largest (least negative) value
+    if r != 0.0:
+        if is_call:
+            theta = theta - r * K * er * _ncdf(g.d2min if r >= 0 else g.d2max)
+        else:
+            theta = theta + r * K * er * _ncdf(-(g.d2min if r >= 0 else g.d2max))
+    if q != 0.0:
+        if is_call:
+            theta = theta + q * S * eq * _ncdf(g.d1max if q >= 0 else g.d1min)
+        else:
+            theta = theta - q * S * eq * _ncdf(-(g.d1max if q >= 0 else g.d1min))
     t_theta = theta * charge
     out = t_delta + t_gamma + t_theta + (m.bound_slack * (fabs(t_delta) + fabs(t_gamma) + fabs(t_theta)) + m.abs_slack)
     return out if isfinite(out) else NAN
@@ -228,7 +252,7 @@ cdef bint _settled(bint is_call, double K, double T, double logS, double rt, dou
     )
     if not bracketed:
         return False
-    _delta_range(is_call, T, A, rt, sa * (1.0 - m.sigma_slack), sb * (1.0 + m.sigma_slack), m, &g)
+    _delta_range(is_call, T, A, rt, 1.0, sa * (1.0 - m.sigma_slack), sb * (1.0 + m.sigma_slack), m, &g)
     if is_call:
         lo_abs, hi_abs = g.dlo, g.dhi
     else:
@@ -243,7 +267,7 @@ cdef bint _settled(bint is_call, double K, double T, double logS, double rt, dou
     if hi_abs < d.delta_min - DELTA_EPS or lo_abs > d.delta_max + DELTA_EPS:
         return True
     thr_lo = d.cover * (h_lo - 2.0 * QUOTE_EPS) * (1.0 - ROUND_REL)  # cover x half of the least spread
-    return _gain_bound(is_call, S, K, T, er, r, &g, d.dS, d.charge, d.delta_max, m) <= thr_lo
+    return _gain_bound(is_call, S, K, T, r, 0.0, er, 1.0, &g, d.dS, d.charge, d.delta_max, m) <= thr_lo
 
 
 cdef cnp.ndarray _column(x, str name):
@@ -337,29 +361,167 @@ def settled(bint is_call, double S, double r, double sigma, double half_spread_f
     return out
 
 
-def no_yield_bounds(bint is_call, double S, K, T, double r, sigma_lo, sigma_hi, double dS, double trading_days,
-                    double delta_max, GainMargins margins not None):
+cdef void _bounds_rows(bint is_call, double S, double r, double q, const double* K, const double* T,
+                       const double* lo, const double* hi, Py_ssize_t n, double dS, double charge, double delta_max,
+                       const Margins* m, double* bound, double* dlo, double* dhi) noexcept nogil:
+    """The gain bound and the delta range of rows ``0..n-1`` over ``[lo, hi]``; ``bound`` holds each
+    row's ``A = ln S - ln K + (r - q) T`` on entry (read before the row's bound is written)."""
+    cdef double t_prev = NAN, rt = NAN, eq = NAN, er = NAN, t
+    cdef Py_ssize_t i
+    cdef DeltaRange g
+    for i in range(n):
+        t = T[i]
+        if t != t_prev:  # rows come grouped by expiry: sqrt(T) and the discount factors once per run
+            t_prev, rt, eq, er = t, sqrt(t), exp(-q * t), exp(-r * t)
+        _delta_range(is_call, t, bound[i], rt, eq, lo[i], hi[i], m, &g)
+        dlo[i], dhi[i] = g.dlo, g.dhi
+        bound[i] = _gain_bound(is_call, S, K[i], t, r, q, er, eq, &g, dS, charge, delta_max, m)
+
+
+cdef void _log_moneyness(double S, double r, double q, const double* K, const double* T, Py_ssize_t n,
+                         double* A) noexcept nogil:
+    """``A = ln S - ln K + (r - q) T`` of rows ``0..n-1``."""
+    cdef double logS = log(S)
+    cdef Py_ssize_t i
+    for i in range(n):
+        A[i] = logS - log(K[i]) + (r - q) * T[i]
+
+
+cdef bint _bracket_rows(bint is_call, bint american, const double* mid, const double* iv, double S, double r,
+                        double q, const double* K, const double* T, Py_ssize_t n, const Margins* m, double* A,
+                        double* lo, double* hi) noexcept nogil:
+    """The IV bracket of rows ``0..n-1`` (``gain_bound``'s docstring: where the European IV ``iv`` pins
+    the price, ``iv`` widened by ``sigma_slack``, below to the European IV of the price less the
+    largest early-exercise premium when there is one; NaN where the price does not pin sigma), and
+    ``A`` of each row. Where that premium is not nil (``american`` and a non-zero carry), ``lo``
+    holds the price to invert (NaN: none) and True is returned: :func:`_solved_lower_ends` finishes
+    it. For ``r >= 0`` and ``q >= 0`` when ``american``."""
+    cdef double logS = log(S), t_prev = NAN, rt = NAN, eq = NAN, er = NAN, t, a, v, srt, d1, reduced
+    cdef double carry = q if is_call else r
+    cdef bint solve = american and carry != 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        t = T[i]
+        if t != t_prev:
+            t_prev, rt, eq, er = t, sqrt(t), exp(-q * t), exp(-r * t)
+        a = logS - log(K[i]) + (r - q) * t
+        A[i] = a
+        v = iv[i]
+        srt = v * rt
+        d1 = a / srt + 0.5 * srt
+        # the condition number price / (sigma x vega) at most max_condition: sigma is pinned by the price
+        if not (mid[i] <= m.max_condition * (v * S * eq * _npdf(d1) * rt)):
+            lo[i] = NAN
+            hi[i] = NAN
+            continue
+        hi[i] = v * (1.0 + m.sigma_slack)
+        if not solve:
+            lo[i] = v * (1.0 - m.sigma_slack)
+        else:
+            # the largest early-exercise premium: S (1 - e^{-qT}) for a call, K (1 - e^{-rT}) for a put
+            reduced = mid[i] - (S if is_call else K[i]) * (1.0 - (eq if is_call else er)) - m.price_slack * mid[i]
+            lo[i] = reduced if reduced > 0 else NAN
+    return solve
+
+
+cdef void _solved_lower_ends(const double* solved, Py_ssize_t n, const Margins* m, double* lo) noexcept nogil:
+    """``lo`` from the European IVs of the reduced prices (NaN stays NaN)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        lo[i] = solved[i] * (1.0 - m.sigma_slack)
+
+
+_BRACKET_ROWS = ("mid", "iv_eu", "K", "T")
+
+
+cdef tuple _rows(tuple arrays, tuple names):
+    """``arrays`` as 1-D C-contiguous float64 arrays of one length (ValueError otherwise)."""
+    cols = tuple([_column(a, nm) for a, nm in zip(arrays, names)])
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>cols[0], 0)
+    for c in cols:
+        if cnp.PyArray_DIM(<cnp.ndarray>c, 0) != n:
+            raise ValueError(f"{', '.join(names)}: expected one length, got {[np.shape(a) for a in arrays]}")
+    return cols
+
+
+cdef int _bracket(bint is_call, bint american, cnp.ndarray mid, cnp.ndarray iv, double S, double r, double q,
+                  cnp.ndarray K, cnp.ndarray T, Margins* m, double[::1] A, double[::1] lo, double[::1] hi) except -1:
+    """:func:`_bracket_rows` then, where it asks for them, the European IVs of the reduced prices
+    (the core's solver) into ``lo``."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(K, 0)
+    cdef const double* pm = <const double*>cnp.PyArray_DATA(mid)
+    cdef const double* pv = <const double*>cnp.PyArray_DATA(iv)
+    cdef const double* pk = <const double*>cnp.PyArray_DATA(K)
+    cdef const double* pt = <const double*>cnp.PyArray_DATA(T)
+    cdef bint solve
+    cdef cnp.ndarray solved
+    if n == 0:
+        return 0
+    with nogil:
+        solve = _bracket_rows(is_call, american, pm, pv, S, r, q, pk, pt, n, m, &A[0], &lo[0], &hi[0])
+    if solve:
+        solved = _column(_eu_implied_vol(lo.base, S, K, T, r, q, is_call), "iv")
+        with nogil:
+            _solved_lower_ends(<const double*>cnp.PyArray_DATA(solved), n, m, &lo[0])
+    return 0
+
+
+def iv_bracket(mid, iv_eu, double S, K, T, double r, double q, bint is_call, bint american,
+               GainMargins margins not None):
+    """(sigma_lo, sigma_hi) holding the implied vol of ``mid`` for the contract's style (the bracket
+    of ``aiots.services.signals.gain_bound``); ``iv_eu`` is the European IV of ``mid``. NaN where
+    there is no bracket; no lower end at all for an American contract when ``r < 0`` or ``q < 0``."""
+    mid, iv_eu, K, T = _rows((mid, iv_eu, K, T), _BRACKET_ROWS)
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>K, 0)
+    A, lo, hi = np.empty(n), np.empty(n), np.empty(n)
+    if american and (r < 0 or q < 0):
+        # a negative rate (call) or yield (put) makes early exercise pay without a bound used here
+        lo.fill(NAN)
+        np.multiply(iv_eu, 1.0 + margins.m.sigma_slack, out=hi)
+        return lo, hi
+    _bracket(is_call, american, mid, iv_eu, S, r, q, K, T, &margins.m, A, lo, hi)
+    return lo, hi
+
+
+def gain_bounds(bint is_call, double S, K, T, double r, double q, sigma_lo, sigma_hi, double dS,
+                double trading_days, double delta_max, GainMargins margins not None):
     """(the gain bound, the least and the greatest signed delta) over every sigma in ``[sigma_lo,
-    sigma_hi]`` for each contract with no yield and ``r >= 0``: the numbers the settling uses
-    (``aiots.services.signals.gain_bound.gain_and_delta_bounds`` with ``q = 0``, to rounding). NaN
-    where undefined."""
-    k, t = _column(K, "K"), _column(T, "T")
-    lo, hi = _column(sigma_lo, "sigma_lo"), _column(sigma_hi, "sigma_hi")
-    cdef Py_ssize_t i, n = cnp.PyArray_DIM(k, 0)
-    if not (cnp.PyArray_DIM(t, 0) == n and cnp.PyArray_DIM(lo, 0) == n and cnp.PyArray_DIM(hi, 0) == n):
-        raise ValueError("K, T, sigma_lo and sigma_hi differ in length")
+    sigma_hi]`` for each contract (``aiots.services.signals.gain_bound.gain_and_delta_bounds``; the
+    settling's bound with ``q = 0``). NaN where undefined."""
+    k, t, lo, hi = _rows((K, T, sigma_lo, sigma_hi), ("K", "T", "sigma_lo", "sigma_hi"))
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>k, 0)
     bound, dlo, dhi = np.empty(n), np.empty(n), np.empty(n)
     cdef double[::1] ob = bound, ol = dlo, oh = dhi
-    cdef const double[::1] vk = k, vt = t, vlo = lo, vhi = hi
-    cdef double logS = log(S), A, rt
-    cdef Margins* m = &margins.m
-    cdef DeltaRange g
-    with nogil:
-        for i in range(n):
-            A = logS - log(vk[i]) + r * vt[i]
-            rt = sqrt(vt[i])
-            _delta_range(is_call, vt[i], A, rt, vlo[i], vhi[i], m, &g)
-            ol[i], oh[i] = g.dlo, g.dhi
-            ob[i] = _gain_bound(is_call, S, vk[i], vt[i], exp(-r * vt[i]), r, &g, dS, trading_days / SESSIONS,
-                                delta_max, m)
+    cdef const double* pk = <const double*>cnp.PyArray_DATA(<cnp.ndarray>k)
+    cdef const double* pt = <const double*>cnp.PyArray_DATA(<cnp.ndarray>t)
+    cdef const double* plo = <const double*>cnp.PyArray_DATA(<cnp.ndarray>lo)
+    cdef const double* phi = <const double*>cnp.PyArray_DATA(<cnp.ndarray>hi)
+    if n:
+        with nogil:
+            _log_moneyness(S, r, q, pk, pt, n, &ob[0])
+            _bounds_rows(is_call, S, r, q, pk, pt, plo, phi, n, dS, trading_days / SESSIONS, delta_max, &margins.m,
+                         &ob[0], &ol[0], &oh[0])
+    return bound, dlo, dhi
+
+
+def bracket_gain_bounds(mid, iv_eu, double S, K, T, double r, double q, bint is_call, double dS,
+                        double trading_days, double delta_max, GainMargins margins not None):
+    """:func:`iv_bracket` (American) then :func:`gain_bounds` over it in one pass (the same numbers):
+    selection's bound before the American IV solve. All NaN when ``r < 0`` or ``q < 0``."""
+    mid, iv_eu, K, T = _rows((mid, iv_eu, K, T), _BRACKET_ROWS)
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>K, 0)
+    bound, dlo, dhi = np.empty(n), np.empty(n), np.empty(n)
+    if r < 0 or q < 0:  # no lower end of the bracket: no bound
+        bound.fill(NAN)
+        dlo.fill(NAN)
+        dhi.fill(NAN)
+        return bound, dlo, dhi
+    # dlo and dhi hold the bracket's ends until the bounds are written over them
+    cdef double[::1] ob = bound, ol = dlo, oh = dhi
+    _bracket(is_call, True, mid, iv_eu, S, r, q, K, T, &margins.m, ob, ol, oh)
+    if n:
+        with nogil:
+            _bounds_rows(is_call, S, r, q, <const double*>cnp.PyArray_DATA(<cnp.ndarray>K),
+                         <const double*>cnp.PyArray_DATA(<cnp.ndarray>T), &ol[0], &oh[0], n, dS,
+                         trading_days / SESSIONS, delta_max, &margins.m, &ob[0], &ol[0], &oh[0])
     return bound, dlo, dhi

@@ -26,24 +26,7 @@ import numpy.typing as npt
 
 from aiots.core import quote_bounds
 from aiots.services.signals.chainview import F64, QuoteModel
-from aiots.services.signals.gain_bound import (
-    ABS_SLACK,
-    BOUND_SLACK,
-    D_SLACK,
-    MAX_CONDITION,
-    PRICE_SLACK,
-    SIGMA_SLACK,
-)
-
-#: the gain bound's margins, as the kernel takes them
-MARGINS = quote_bounds.GainMargins(
-    sigma_slack=SIGMA_SLACK,
-    price_slack=PRICE_SLACK,
-    d_slack=D_SLACK,
-    bound_slack=BOUND_SLACK,
-    max_condition=MAX_CONDITION,
-    abs_slack=ABS_SLACK,
-)
+from aiots.services.signals.gain_bound import MARGINS
 
 #: is_call, S, r, iv, half-spread fraction, least half-spread, tick, K, T, dS, trading days,
 #: delta_min, delta_max, prefilter margin, spread cover, margins
