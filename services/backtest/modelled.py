@@ -39,7 +39,7 @@ from aiots.core.conventions import (
 )
 from aiots.services.backtest.model_iv import ChainIV, RealisedVol
 from aiots.services.signals.atm_iv import grid_first_iv, nearest_strikes, pair_iv
-from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, QuoteModel, Rows
+from aiots.services.signals.chainview import F64, I64, ChainView, ExpiryGrid, QuoteModel, Rows
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
 
@@ -220,6 +220,24 @@ def _strikes_per_side(
     return t_years, n if n < m else m
 
 
+def _strikes_per_side_of(
+    s: ModelSettings, now_ns: int, spot: float, iv: float, step: float, e_ns: list[int]
+) -> tuple[list[float], list[int]]:
+    """:func:`_strikes_per_side` of each expiry in ``e_ns`` (years, strikes per side), the same
+    operations in the same order in one loop (a view's columns need every expiry's: ~13 calls)."""
+    years: list[float] = []
+    sides: list[int] = []
+    a = s.strikes_sd * iv  # the product's first factor: ``sd * iv * sqrt(t) * spot`` is ((sd * iv) * sqrt(t)) * spot
+    m = s.max_strikes_per_side
+    for e in e_ns:
+        t_years = (e - now_ns) / NS_PER_YEAR
+        n = math.ceil(a * math.sqrt(_MIN_WIDTH_YEARS if t_years < _MIN_WIDTH_YEARS else t_years) * spot / step)
+        n = n if n > MIN_STRIKES_PER_SIDE else MIN_STRIKES_PER_SIDE
+        years.append(t_years)
+        sides.append(n if n < m else m)
+    return years, sides
+
+
 def _grid_origin(spot: float) -> tuple[float, float]:
     """(strike step, grid center) of a modelled chain at ``spot`` (dollars): the step's multiple nearest the spot."""
     step = strike_step(spot)
@@ -280,9 +298,16 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
     exp_ns = np.repeat(np.array([e_ns for _e, _iso, e_ns in exps], dtype=np.int64), rows_per_expiry)
     strike = np.concatenate([k for k, _c in blocks])
     is_call = np.concatenate([c for _k, c in blocks])
-    n = len(strike)
-    mult = np.full(n, OptionQuote.multiplier, dtype=np.int64)
-    return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
+    zeros, mult = _constant_columns(len(strike))
+    return _Layout(exps, idx, strike, is_call, exp_ns, zeros, mult, ([e_ns for _e, _iso, e_ns in exps], idx), {})
+
+
+@functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
+def _constant_columns(n: int) -> tuple[F64, I64]:
+    """(zeros, the contract multiplier) for ``n`` rows, read-only: the same in every layout of that size."""
+    zeros, mult = np.zeros(n), np.full(n, OptionQuote.multiplier, dtype=np.int64)
+    zeros.flags.writeable = mult.flags.writeable = False
+    return zeros, mult
 
 
 #: the columns a :class:`ModelledChainView` builds on first read (``__getattr__``)
@@ -291,7 +316,6 @@ _LAZY_COLUMNS = frozenset(
         "expiry_ns",
         "strike",
         "is_call",
-        "ts_ns",
         "ask_size",
         "open_interest",
         "volume",
@@ -365,22 +389,24 @@ class ModelledChainView(ChainView):
         return grids[code]
 
     def _build_columns(self) -> None:
-        years: list[float] = []
         key: list[object] = [self.symbol]
+        years: list[float] = []
         if self._exps:
+            # the grids built so far know their sizes; the rest only their size (built when read)
+            built = len(self._grids)
+            years, sides = self._years.copy(), self._sides.copy()
+            if built < len(self._exps):
+                rest = self._exp_list[built:]
+                more = _strikes_per_side_of(self._s, self.now_ns, self.spot, self.iv, self._step, rest)
+                years += more[0]
+                sides += more[1]
             key += [self._step, self._center]
-            for code, (e, _iso, e_ns) in enumerate(self._exps):
-                if code < len(self._grids):
-                    t_years, n = self._years[code], self._sides[code]
-                else:  # only the grid's size: a grid is built when it is read
-                    t_years, n = self._per_side(e_ns)
-                years.append(t_years)
+            for (e, _iso, e_ns), n in zip(self._exps, sides, strict=True):
                 key += [e, e_ns, n]
         lay = self._book.layout(tuple(key))
         n_rows = len(lay.strike)
         self.expiry_ns, self.strike, self.is_call = lay.expiry_ns, lay.strike, lay.is_call
         self.multiplier = lay.multiplier
-        self.ts_ns = np.full(n_rows, self.now_ns, dtype=np.int64)
         self.ask_size = self.open_interest = self.volume = lay.zeros  # shared read-only columns of the layout
         self._expiry_index = lay.expiry_index
         self._layout = lay
@@ -394,6 +420,14 @@ class ModelledChainView(ChainView):
         for i, (b, a) in self._px.items():
             self._bid[i], self._ask[i], self._priced[i] = b, a, True
         self._ready = True
+
+    @property
+    def ts_ns(self) -> I64:  # type: ignore[override]
+        """Every row's quote time, ``now_ns`` (made on read: the modelled paths ask ``quote_ns``)."""
+        ts = self.__dict__.get("_ts_ns")
+        if ts is None:
+            ts = self.__dict__["_ts_ns"] = np.full(len(self), self.now_ns, dtype=np.int64)
+        return ts
 
     # --- the grid view (:mod:`aiots.services.signals.atm_iv` reads the ATM contracts from it) ----
     def quote_ns(self) -> int | None:
