@@ -5,7 +5,8 @@
   rows priced at the same prices (later decisions read them);
 * the lazily built view has the columns of the eager build (the listed expiries filtered one by one,
   the layout key of every expiry's strike grid);
-* one modelled quote in floats equals the numpy version's element;
+* one modelled quote in floats equals the numpy version's element, and the in-place batch quote
+  (:func:`_quote_batch`) the numpy version's array;
 * the fused ATM pair (the core's ``modelled_atm_pair``) answers and prices as the grid path reading
   the pair through ``bid_ask_list``, on fresh views and on views whose columns exist with some rows
   priced or deferred (as selection leaves them).
@@ -29,6 +30,7 @@ from aiots.services.backtest.modelled import (
     ModelledChainView,
     ModelSettings,
     _build_layout,
+    _quote_batch,
     modelled_quote,
     modelled_quote_prices,
     strike_step,
@@ -155,6 +157,31 @@ def test_one_modelled_quote_in_floats_equals_the_numpy_element(p: float) -> None
     s = ModelSettings()
     bid, ask = modelled_quote_prices(np.array([p]), s)
     assert modelled_quote(p, s) == (float(bid[0]), float(ask[0]))
+
+
+_PRICES = st.one_of(
+    st.floats(0.0, 5000.0),
+    st.floats(0.0, 0.05),
+    st.integers(0, 500_000).map(lambda c: c * 0.01),
+    st.integers(0, 500_000).map(lambda c: c / 0.9875 * 0.01),
+    st.integers(0, 500_000).map(lambda c: c / 1.0125 * 0.01),
+    st.sampled_from([math.nan, math.inf, -0.0, 1e-300]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(_PRICES, min_size=1, max_size=80),
+    st.sampled_from([ModelSettings(), ModelSettings(half_spread_frac=0.03, min_half_spread=0.05, tick=0.05)]),
+)
+def test_the_in_place_batch_quote_equals_the_numpy_definition(ps: list[float], s: ModelSettings) -> None:
+    px = np.array(ps)
+    with np.errstate(invalid="ignore"):
+        want = modelled_quote_prices(px, s)
+        got = _quote_batch(px.copy(), s)
+    for w, g in zip(want, got, strict=True):  # bit for bit, NaN where NaN
+        assert w.tobytes() == g.tobytes()
+    assert px.tobytes() == np.array(ps).tobytes()  # the prices are not written
 
 
 def test_non_finite_prices_quote_as_numpy_does() -> None:
