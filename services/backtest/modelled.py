@@ -505,18 +505,22 @@ class ModelledChainView(ChainView):
     def atm_pair(
         self, grid: ExpiryGrid, i: int, spot: float, years: float, r: float, q: float
     ) -> tuple[float, float, float, float, float, float] | None:
-        # American views whose call and put at strike i are both unpriced (not deferred): the core's
-        # fused call (opt.modelled_atm_pair) prices the pair as bid_ask_list would (the same kernel
-        # on the same two rows, modelled_quote's arithmetic) and solves the mids as implied_vol does
+        # American views whose call and put at strike i are not deferred: the core's fused call
+        # (opt.modelled_atm_pair) prices the pair as bid_ask_list would price the unpriced ones (the
+        # same kernel, rows under BS02_MIN_BLOCK one at a time, modelled_quote's arithmetic) and
+        # solves the mids as implied_vol does. A side priced already keeps its quote: the answer is
+        # used only when the fused call quotes it the same (then its mid, so its IV, is the same)
         if self._style != "american":
             return None
         c, p = grid.call0 + i, grid.put0 + i
         ready = self._ready
         if ready:
-            if self._priced[c] or self._priced[p] or self._block[c] >= 0 or self._block[p] >= 0:
+            if self._block[c] >= 0 or self._block[p] >= 0:
                 return None
-        elif c in self._px or p in self._px:
-            return None
+            old_c = (float(self._bid[c]), float(self._ask[c])) if self._priced[c] else None
+            old_p = (float(self._bid[p]), float(self._ask[p])) if self._priced[p] else None
+        else:
+            old_c, old_p = self._px.get(c), self._px.get(p)
         j = bisect.bisect_right(self._starts, grid.call0) - 1
         if j < 0 or self._grids[j] is not grid:
             return None
@@ -526,11 +530,18 @@ class ModelledChainView(ChainView):
         if out is None:  # a price that is not finite: the general path quotes it
             return None
         bc, ac, bp, ap = out[0], out[1], out[2], out[3]
+        if (old_c is not None and old_c != (bc, ac)) or (old_p is not None and old_p != (bp, ap)):
+            return None  # a side priced in another batch, quoted otherwise: the general path reads it
         if ready:
-            self._bid[c], self._ask[c], self._priced[c] = bc, ac, True
-            self._bid[p], self._ask[p], self._priced[p] = bp, ap, True
+            if old_c is None:
+                self._bid[c], self._ask[c], self._priced[c] = bc, ac, True
+            if old_p is None:
+                self._bid[p], self._ask[p], self._priced[p] = bp, ap, True
         else:
-            self._px[c], self._px[p] = (bc, ac), (bp, ap)
+            if old_c is None:
+                self._px[c] = (bc, ac)
+            if old_p is None:
+                self._px[p] = (bp, ap)
         return out
 
     def _model_prices(self, ks: list[float], years: list[float], calls: list[bool]) -> F64:

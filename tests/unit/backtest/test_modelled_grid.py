@@ -9,7 +9,8 @@
   (:func:`_quote_batch`) the numpy version's array;
 * the fused ATM pair (the core's ``modelled_atm_pair``) answers and prices as the grid path reading
   the pair through ``bid_ask_list``, on fresh views and on views whose columns exist with some rows
-  priced or deferred (as selection leaves them).
+  priced or deferred (as selection leaves them), including sides priced before in other batches
+  (the fused quote must match what is kept) and kept quotes the fused pair does not give.
 
 Random states cover American daily (SPY) and weekly (AAPL) roots and a European one (SPX), spots
 on a half strike (two nearest strikes), and spots and IVs so low that the ATM contracts have no bid
@@ -275,7 +276,7 @@ def test_liquid_rows_are_the_column_scan(
     states(),
     st.sampled_from([(2.0, 21.0), (0.0, 7.0), (5.0, 30.0)]),
     st.sampled_from([0.0, 0.013]),
-    st.sampled_from(["fresh", "columns", "deferred", "priced"]),
+    st.sampled_from(["fresh", "columns", "deferred", "priced", "puts", "both", "quoted otherwise", "read first"]),
 )
 def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
     state: tuple[str, int, float, float], window: tuple[float, float], q: float, before: str
@@ -288,6 +289,8 @@ def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
     )
     fast, slow = ModelledChainView(b, symbol, now, spot, iv), Unfused(b, symbol, now, spot, iv)
     for v in (fast, slow):  # the state selection may leave a view in before an ATM read
+        if before == "read first":  # a pair priced before the columns exist (kept in _px), at another spot
+            grid_scan(v, spot * 1.001, now, RATE, q, now, 1)
         if before != "fresh":
             v._build_columns()
         calls = v.liquid_rows(True, 0.0, 0.0)
@@ -297,6 +300,14 @@ def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
             v.defer_batch(puts)
         elif before == "priced":
             v.bid_ask(calls[::3])
+        elif before == "puts":  # the puts priced in one batch (SIMD blocks: last bits of their own)
+            v.bid_ask(puts)
+        elif before == "both":
+            v.bid_ask(calls)
+            v.bid_ask(puts[::2])
+        elif before == "quoted otherwise":  # priced rows whose quotes the fused pair does not give
+            v.bid_ask(np.concatenate([calls[1::2], puts[::2]]))
+            v._ask[v._priced] += 0.01
     args = (spot, now, RATE, q, EVENT_RATIO)
     assert same(traded_atm_iv(fast, spot, now, cfg, q, AGE_NS), traded_atm_iv(slow, spot, now, cfg, q, AGE_NS))
     assert event_risk(fast, *args) == event_risk(slow, *args)
