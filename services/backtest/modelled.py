@@ -441,7 +441,7 @@ class ModelledChainView(ChainView):
         self._ask = np.zeros(n_rows)
         self._priced = np.zeros(n_rows, dtype=np.bool_)
         self._block = np.full(n_rows, -1, dtype=np.int64)  # the deferred batch block of each row (-1: none)
-        self._blocks: list[Rows] = []
+        self._blocks: list[Rows | None] = []  # None: a group of rows priced alone whatever the batch
         for i, (b, a) in self._px.items():
             self._bid[i], self._ask[i], self._priced[i] = b, a, True
         self._ready = True
@@ -515,7 +515,7 @@ class ModelledChainView(ChainView):
         c, p = grid.call0 + i, grid.put0 + i
         ready = self._ready
         if ready:
-            if self._block[c] >= 0 or self._block[p] >= 0:
+            if self._batched(c) or self._batched(p):
                 return None
             old_c = (float(self._bid[c]), float(self._ask[c])) if self._priced[c] else None
             old_p = (float(self._bid[p]), float(self._ask[p])) if self._priced[p] else None
@@ -534,9 +534,9 @@ class ModelledChainView(ChainView):
             return None  # a side priced in another batch, quoted otherwise: the general path reads it
         if ready:
             if old_c is None:
-                self._bid[c], self._ask[c], self._priced[c] = bc, ac, True
+                self._bid[c], self._ask[c], self._priced[c], self._block[c] = bc, ac, True, -1
             if old_p is None:
-                self._bid[p], self._ask[p], self._priced[p] = bp, ap, True
+                self._bid[p], self._ask[p], self._priced[p], self._block[p] = bp, ap, True, -1
         else:
             if old_c is None:
                 self._px[c] = (bc, ac)
@@ -569,25 +569,42 @@ class ModelledChainView(ChainView):
         contracts in blocks of :data:`BS02_BLOCK` rows, each row's last bits depending on its block;
         a last block under :data:`BS02_MIN_BLOCK` rows one row at a time). Rows deferred already
         count as priced, as they are in the batch that is now not run. Every number read later is
-        the one the batch would have given (an American view; a European one prices now)."""
+        the one the batch would have given (an American view; a European one prices now).
+
+        Calls of a view with a :meth:`quote_model` (American, no yield: the core prices each alone
+        whatever the batch) are deferred as one group instead: each is priced when read, with the
+        others of the group read at the same time and apart from any other row (whose batch it
+        would otherwise change), the number any batch gives it."""
         if self._style != "american":
             self.bid_ask(rows)
             return
         b = rows[~self._priced[rows] & (self._block[rows] < 0)]
+        if self._s.dividend_yield == 0.0 and self.is_call[b].all():
+            self._block[b] = len(self._blocks)
+            self._blocks.append(None)
+            return
         for lo in range(0, len(b), BS02_BLOCK):
             blk = b[lo : lo + BS02_BLOCK]
             for part in [blk] if len(blk) >= BS02_MIN_BLOCK else [blk[j : j + 1] for j in range(len(blk))]:
                 self._block[part] = len(self._blocks)
                 self._blocks.append(part)
 
+    def _batched(self, i: int) -> bool:
+        """Row ``i`` is deferred with a batch block (its number depends on that block)."""
+        block = int(self._block[i])
+        return block >= 0 and self._blocks[block] is not None
+
     def _price_deferred(self, need: Rows) -> Rows:
-        """Price each deferred block holding any of ``need`` (all of it, as its batch); the rest of ``need``."""
+        """Price each deferred block holding any of ``need`` (all of it, as its batch) and the rows of
+        ``need`` deferred alone (as one batch of their own); the rest of ``need``."""
         ids = self._block[need]
         deferred = ids >= 0
         if not deferred.any():
             return need
         for block in dict.fromkeys(ids[deferred].tolist()):
             blk = self._blocks[block]
+            if blk is None:  # calls priced alone whatever the batch: those read now, apart from the rest
+                blk = need[ids == block]
             self._block[blk] = -1
             self._price_batch(blk)
         rest: Rows = need[~deferred]
