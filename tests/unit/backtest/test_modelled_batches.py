@@ -38,7 +38,10 @@ ALONE: Signature = ()
 
 
 class _Recorder:
-    """``aiots.core.options`` as the modelled module sees it, recording each contract's signature."""
+    """``aiots.core.options`` as the modelled module sees it, recording each contract's signature:
+    the first pricing of a contract is the one a view keeps (a row is priced once; the fused ATM
+    pair may price a side again and keeps it only when it quotes the same, so later pricings of a
+    contract are not its signature)."""
 
     def __init__(self, real: Any) -> None:
         self.real = real
@@ -53,12 +56,13 @@ class _Recorder:
         for b0 in range(0, len(rows), BS02_BLOCK):
             block = tuple(rows[b0 : b0 + BS02_BLOCK])
             for j, row in enumerate(block):
-                self.signature[row] = ALONE if len(block) < BS02_MIN_BLOCK else (block, j)
+                self.signature.setdefault(row, ALONE if len(block) < BS02_MIN_BLOCK else (block, j))
         return self.real.american_price(S, K, T, r, sigma, q, is_call, **kw)
 
     def modelled_atm_pair(self, S: float, K: float, T: float, *rest: Any) -> Any:
         # two rows: under BS02_MIN_BLOCK, each priced alone
-        self.signature[(K, T, True)] = self.signature[(K, T, False)] = ALONE
+        self.signature.setdefault((K, T, True), ALONE)
+        self.signature.setdefault((K, T, False), ALONE)
         return self.real.modelled_atm_pair(S, K, T, *rest)
 
 
