@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -184,9 +185,8 @@ def model_price(
 
 @dataclass(frozen=True)
 class _Layout:
-    """The contracts of a modelled chain (no prices): expiries and rows in OCC order."""
+    """The contracts of a modelled chain (no prices): rows in OCC order."""
 
-    exps: list[tuple[dt.date, str, int]]
     exp_idx: np.ndarray
     strike: np.ndarray
     is_call: np.ndarray
@@ -306,25 +306,19 @@ def _american_atm_pair(
 
 def _build_layout(key: tuple[object, ...]) -> _Layout:
     """Rows for ``key`` = (symbol[, step, center, (expiry, expiry ns, strikes per side)...])."""
-    exps: list[tuple[dt.date, str, int]] = []
-    blocks: list[tuple[np.ndarray, np.ndarray]] = []
-    if len(key) > 1:
-        step, center = float(key[1]), float(key[2])  # type: ignore[arg-type]
-        for j in range((len(key) - 3) // 3):
-            e, e_ns, n = key[3 + 3 * j : 6 + 3 * j]
-            assert isinstance(e, dt.date) and isinstance(e_ns, int) and isinstance(n, int)
-            exps.append((e, e.isoformat(), e_ns))
-            blocks.append(_grid_block(step, center, n))
-    if not blocks:
-        return _Layout(exps, np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
+    if len(key) <= 3:
+        return _Layout(np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
+    step, center = cast(float, key[1]), cast(float, key[2])
+    exp_ns = cast(list[int], list(key[4::3]))
+    blocks = [_grid_block(step, center, n) for n in cast(list[int], list(key[5::3]))]
     rows_per_expiry = [len(k) for k, _c in blocks]
-    # the expiries are in date order, so each row's expiry code is its position in ``exps``
+    # the expiries are in date order, so each row's expiry code is its position in the key
     idx = np.repeat(np.arange(len(blocks), dtype=np.int64), rows_per_expiry)
-    exp_ns = np.repeat(np.array([e_ns for _e, _iso, e_ns in exps], dtype=np.int64), rows_per_expiry)
+    row_ns = np.repeat(np.array(exp_ns, dtype=np.int64), rows_per_expiry)
     strike = np.concatenate([k for k, _c in blocks])
     is_call = np.concatenate([c for _k, c in blocks])
     zeros, mult = _constant_columns(len(strike))
-    return _Layout(exps, idx, strike, is_call, exp_ns, zeros, mult, ([e_ns for _e, _iso, e_ns in exps], idx), {})
+    return _Layout(idx, strike, is_call, row_ns, zeros, mult, (exp_ns, idx), {})
 
 
 @functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
