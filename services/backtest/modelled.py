@@ -577,16 +577,11 @@ class ModelledChainView(ChainView):
             self._block[b] = len(self._blocks)
             self._blocks.append(None)
             return
-        # the batch's blocks of BS02_BLOCK rows, numbered from the next free id; a last block under
-        # BS02_MIN_BLOCK rows is one block per row (priced one at a time, as the core would)
-        first, n = len(self._blocks), len(b)
-        whole = n - n % BS02_BLOCK if n % BS02_BLOCK < BS02_MIN_BLOCK else n
-        ids = np.arange(n, dtype=np.int64)
-        ids[:whole] //= BS02_BLOCK
-        ids[whole:] += whole // BS02_BLOCK - whole  # each row of a short last block: a block of its own
-        self._block[b] = first + ids
-        self._blocks += [b[lo : lo + BS02_BLOCK] for lo in range(0, whole, BS02_BLOCK)]
-        self._blocks += [b[j : j + 1] for j in range(whole, n)]
+        for lo in range(0, len(b), BS02_BLOCK):
+            blk = b[lo : lo + BS02_BLOCK]
+            for part in [blk] if len(blk) >= BS02_MIN_BLOCK else [blk[j : j + 1] for j in range(len(blk))]:
+                self._block[part] = len(self._blocks)
+                self._blocks.append(part)
 
     def _batched(self, i: int) -> bool:
         """Row ``i`` is deferred with a batch block (its number depends on that block)."""
