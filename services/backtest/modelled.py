@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from aiots.core.conventions import (
 )
 from aiots.services.backtest.model_iv import ChainIV, RealisedVol
 from aiots.services.signals.atm_iv import grid_first_iv, nearest_strikes, pair_iv
-from aiots.services.signals.chainview import F64, ChainView, ExpiryGrid, QuoteModel, Rows
+from aiots.services.signals.chainview import F64, I64, ChainView, ExpiryGrid, QuoteModel, Rows
 from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
 
@@ -122,6 +123,31 @@ def modelled_quote_prices(model_price: float | np.ndarray, settings: ModelSettin
     return np.where(bid > 0, np.round(bid, PRICE_DECIMALS), 0.0), np.round(ask, PRICE_DECIMALS)
 
 
+def _quote_batch(px: F64, settings: ModelSettings) -> tuple[F64, F64]:
+    """:func:`modelled_quote_prices` of a float64 array of prices, the same numbers with fewer
+    temporaries: the same IEEE operations in the same order, in place (``np.round(x, 6)`` is
+    ``rint(x * 1e6) / 1e6``); the bid's sign is taken before its rounding, as ``np.where`` does."""
+    h = px * settings.half_spread_frac
+    np.maximum(h, settings.min_half_spread, out=h)
+    t = settings.tick
+    bid = px - h
+    bid /= t
+    bid += TICK_EPS
+    np.floor(bid, out=bid)
+    bid *= t
+    ask = px + h
+    ask /= t
+    ask -= TICK_EPS
+    np.ceil(ask, out=ask)
+    ask *= t
+    positive = bid > 0
+    for side in (bid, ask):
+        side *= PRICE_SCALE
+        np.rint(side, out=side)
+        side /= PRICE_SCALE
+    return np.where(positive, bid, 0.0), ask
+
+
 def modelled_quote(model_price: float, settings: ModelSettings) -> tuple[float, float]:
     """:func:`modelled_quote_prices` of one finite price in plain floats, the same numbers: the same
     IEEE operations in the same order (``np.round(x, 6)`` is ``rint(x * 1e6) / 1e6``, and Python's
@@ -159,9 +185,8 @@ def model_price(
 
 @dataclass(frozen=True)
 class _Layout:
-    """The contracts of a modelled chain (no prices): expiries and rows in OCC order."""
+    """The contracts of a modelled chain (no prices): rows in OCC order."""
 
-    exps: list[tuple[dt.date, str, int]]
     exp_idx: np.ndarray
     strike: np.ndarray
     is_call: np.ndarray
@@ -220,6 +245,24 @@ def _strikes_per_side(
     return t_years, n if n < m else m
 
 
+def _strikes_per_side_of(
+    s: ModelSettings, now_ns: int, spot: float, iv: float, step: float, e_ns: list[int]
+) -> tuple[list[float], list[int]]:
+    """:func:`_strikes_per_side` of each expiry in ``e_ns`` (years, strikes per side), the same
+    operations in the same order in one loop (a view's columns need every expiry's: ~13 calls)."""
+    years: list[float] = []
+    sides: list[int] = []
+    a = s.strikes_sd * iv  # the product's first factor: ``sd * iv * sqrt(t) * spot`` is ((sd * iv) * sqrt(t)) * spot
+    m = s.max_strikes_per_side
+    for e in e_ns:
+        t_years = (e - now_ns) / NS_PER_YEAR
+        n = math.ceil(a * math.sqrt(_MIN_WIDTH_YEARS if t_years < _MIN_WIDTH_YEARS else t_years) * spot / step)
+        n = n if n > MIN_STRIKES_PER_SIDE else MIN_STRIKES_PER_SIDE
+        years.append(t_years)
+        sides.append(n if n < m else m)
+    return years, sides
+
+
 def _grid_origin(spot: float) -> tuple[float, float]:
     """(strike step, grid center) of a modelled chain at ``spot`` (dollars): the step's multiple nearest the spot."""
     step = strike_step(spot)
@@ -263,26 +306,27 @@ def _american_atm_pair(
 
 def _build_layout(key: tuple[object, ...]) -> _Layout:
     """Rows for ``key`` = (symbol[, step, center, (expiry, expiry ns, strikes per side)...])."""
-    exps: list[tuple[dt.date, str, int]] = []
-    blocks: list[tuple[np.ndarray, np.ndarray]] = []
-    if len(key) > 1:
-        step, center = float(key[1]), float(key[2])  # type: ignore[arg-type]
-        for j in range((len(key) - 3) // 3):
-            e, e_ns, n = key[3 + 3 * j : 6 + 3 * j]
-            assert isinstance(e, dt.date) and isinstance(e_ns, int) and isinstance(n, int)
-            exps.append((e, e.isoformat(), e_ns))
-            blocks.append(_grid_block(step, center, n))
-    if not blocks:
-        return _Layout(exps, np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
+    if len(key) <= 3:
+        return _Layout(np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
+    step, center = cast(float, key[1]), cast(float, key[2])
+    exp_ns = cast(list[int], list(key[4::3]))
+    blocks = [_grid_block(step, center, n) for n in cast(list[int], list(key[5::3]))]
     rows_per_expiry = [len(k) for k, _c in blocks]
-    # the expiries are in date order, so each row's expiry code is its position in ``exps``
+    # the expiries are in date order, so each row's expiry code is its position in the key
     idx = np.repeat(np.arange(len(blocks), dtype=np.int64), rows_per_expiry)
-    exp_ns = np.repeat(np.array([e_ns for _e, _iso, e_ns in exps], dtype=np.int64), rows_per_expiry)
+    row_ns = np.repeat(np.array(exp_ns, dtype=np.int64), rows_per_expiry)
     strike = np.concatenate([k for k, _c in blocks])
     is_call = np.concatenate([c for _k, c in blocks])
-    n = len(strike)
-    mult = np.full(n, OptionQuote.multiplier, dtype=np.int64)
-    return _Layout(exps, idx, strike, is_call, exp_ns, np.zeros(n), mult, ([e_ns for _e, _iso, e_ns in exps], idx))
+    zeros, mult = _constant_columns(len(strike))
+    return _Layout(idx, strike, is_call, row_ns, zeros, mult, (exp_ns, idx), {})
+
+
+@functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
+def _constant_columns(n: int) -> tuple[F64, I64]:
+    """(zeros, the contract multiplier) for ``n`` rows, read-only: the same in every layout of that size."""
+    zeros, mult = np.zeros(n), np.full(n, OptionQuote.multiplier, dtype=np.int64)
+    zeros.flags.writeable = mult.flags.writeable = False
+    return zeros, mult
 
 
 #: the columns a :class:`ModelledChainView` builds on first read (``__getattr__``)
@@ -291,7 +335,6 @@ _LAZY_COLUMNS = frozenset(
         "expiry_ns",
         "strike",
         "is_call",
-        "ts_ns",
         "ask_size",
         "open_interest",
         "volume",
@@ -365,22 +408,24 @@ class ModelledChainView(ChainView):
         return grids[code]
 
     def _build_columns(self) -> None:
-        years: list[float] = []
         key: list[object] = [self.symbol]
+        years: list[float] = []
         if self._exps:
+            # the grids built so far know their sizes; the rest only their size (built when read)
+            built = len(self._grids)
+            years, sides = self._years.copy(), self._sides.copy()
+            if built < len(self._exps):
+                rest = self._exp_list[built:]
+                more = _strikes_per_side_of(self._s, self.now_ns, self.spot, self.iv, self._step, rest)
+                years += more[0]
+                sides += more[1]
             key += [self._step, self._center]
-            for code, (e, _iso, e_ns) in enumerate(self._exps):
-                if code < len(self._grids):
-                    t_years, n = self._years[code], self._sides[code]
-                else:  # only the grid's size: a grid is built when it is read
-                    t_years, n = self._per_side(e_ns)
-                years.append(t_years)
+            for (e, _iso, e_ns), n in zip(self._exps, sides, strict=True):
                 key += [e, e_ns, n]
         lay = self._book.layout(tuple(key))
         n_rows = len(lay.strike)
         self.expiry_ns, self.strike, self.is_call = lay.expiry_ns, lay.strike, lay.is_call
         self.multiplier = lay.multiplier
-        self.ts_ns = np.full(n_rows, self.now_ns, dtype=np.int64)
         self.ask_size = self.open_interest = self.volume = lay.zeros  # shared read-only columns of the layout
         self._expiry_index = lay.expiry_index
         self._layout = lay
@@ -390,10 +435,18 @@ class ModelledChainView(ChainView):
         self._ask = np.zeros(n_rows)
         self._priced = np.zeros(n_rows, dtype=np.bool_)
         self._block = np.full(n_rows, -1, dtype=np.int64)  # the deferred batch block of each row (-1: none)
-        self._blocks: list[Rows] = []
+        self._blocks: list[Rows | None] = []  # None: a group of rows priced alone whatever the batch
         for i, (b, a) in self._px.items():
             self._bid[i], self._ask[i], self._priced[i] = b, a, True
         self._ready = True
+
+    @property
+    def ts_ns(self) -> I64:  # type: ignore[override]
+        """Every row's quote time, ``now_ns`` (made on read: the modelled paths ask ``quote_ns``)."""
+        ts = self.__dict__.get("_ts_ns")
+        if ts is None:
+            ts = self.__dict__["_ts_ns"] = np.full(len(self), self.now_ns, dtype=np.int64)
+        return ts
 
     # --- the grid view (:mod:`aiots.services.signals.atm_iv` reads the ATM contracts from it) ----
     def quote_ns(self) -> int | None:
@@ -446,18 +499,22 @@ class ModelledChainView(ChainView):
     def atm_pair(
         self, grid: ExpiryGrid, i: int, spot: float, years: float, r: float, q: float
     ) -> tuple[float, float, float, float, float, float] | None:
-        # American views whose call and put at strike i are both unpriced (not deferred): the core's
-        # fused call (opt.modelled_atm_pair) prices the pair as bid_ask_list would (the same kernel
-        # on the same two rows, modelled_quote's arithmetic) and solves the mids as implied_vol does
+        # American views whose call and put at strike i are not deferred: the core's fused call
+        # (opt.modelled_atm_pair) prices the pair as bid_ask_list would price the unpriced ones (the
+        # same kernel, rows under BS02_MIN_BLOCK one at a time, modelled_quote's arithmetic) and
+        # solves the mids as implied_vol does. A side priced already keeps its quote: the answer is
+        # used only when the fused call quotes it the same (then its mid, so its IV, is the same)
         if self._style != "american":
             return None
         c, p = grid.call0 + i, grid.put0 + i
         ready = self._ready
         if ready:
-            if self._priced[c] or self._priced[p] or self._block[c] >= 0 or self._block[p] >= 0:
+            if self._batched(c) or self._batched(p):
                 return None
-        elif c in self._px or p in self._px:
-            return None
+            old_c = (float(self._bid[c]), float(self._ask[c])) if self._priced[c] else None
+            old_p = (float(self._bid[p]), float(self._ask[p])) if self._priced[p] else None
+        else:
+            old_c, old_p = self._px.get(c), self._px.get(p)
         j = bisect.bisect_right(self._starts, grid.call0) - 1
         if j < 0 or self._grids[j] is not grid:
             return None
@@ -467,11 +524,18 @@ class ModelledChainView(ChainView):
         if out is None:  # a price that is not finite: the general path quotes it
             return None
         bc, ac, bp, ap = out[0], out[1], out[2], out[3]
+        if (old_c is not None and old_c != (bc, ac)) or (old_p is not None and old_p != (bp, ap)):
+            return None  # a side priced in another batch, quoted otherwise: the general path reads it
         if ready:
-            self._bid[c], self._ask[c], self._priced[c] = bc, ac, True
-            self._bid[p], self._ask[p], self._priced[p] = bp, ap, True
+            if old_c is None:
+                self._bid[c], self._ask[c], self._priced[c], self._block[c] = bc, ac, True, -1
+            if old_p is None:
+                self._bid[p], self._ask[p], self._priced[p], self._block[p] = bp, ap, True, -1
         else:
-            self._px[c], self._px[p] = (bc, ac), (bp, ap)
+            if old_c is None:
+                self._px[c] = (bc, ac)
+            if old_p is None:
+                self._px[p] = (bp, ap)
         return out
 
     def _model_prices(self, ks: list[float], years: list[float], calls: list[bool]) -> F64:
@@ -499,25 +563,42 @@ class ModelledChainView(ChainView):
         contracts in blocks of :data:`BS02_BLOCK` rows, each row's last bits depending on its block;
         a last block under :data:`BS02_MIN_BLOCK` rows one row at a time). Rows deferred already
         count as priced, as they are in the batch that is now not run. Every number read later is
-        the one the batch would have given (an American view; a European one prices now)."""
+        the one the batch would have given (an American view; a European one prices now).
+
+        Calls of a view with a :meth:`quote_model` (American, no yield: the core prices each alone
+        whatever the batch) are deferred as one group instead: each is priced when read, with the
+        others of the group read at the same time and apart from any other row (whose batch it
+        would otherwise change), the number any batch gives it."""
         if self._style != "american":
             self.bid_ask(rows)
             return
         b = rows[~self._priced[rows] & (self._block[rows] < 0)]
+        if self._s.dividend_yield == 0.0 and self.is_call[b].all():
+            self._block[b] = len(self._blocks)
+            self._blocks.append(None)
+            return
         for lo in range(0, len(b), BS02_BLOCK):
             blk = b[lo : lo + BS02_BLOCK]
             for part in [blk] if len(blk) >= BS02_MIN_BLOCK else [blk[j : j + 1] for j in range(len(blk))]:
                 self._block[part] = len(self._blocks)
                 self._blocks.append(part)
 
+    def _batched(self, i: int) -> bool:
+        """Row ``i`` is deferred with a batch block (its number depends on that block)."""
+        block = int(self._block[i])
+        return block >= 0 and self._blocks[block] is not None
+
     def _price_deferred(self, need: Rows) -> Rows:
-        """Price each deferred block holding any of ``need`` (all of it, as its batch); the rest of ``need``."""
+        """Price each deferred block holding any of ``need`` (all of it, as its batch) and the rows of
+        ``need`` deferred alone (as one batch of their own); the rest of ``need``."""
         ids = self._block[need]
         deferred = ids >= 0
         if not deferred.any():
             return need
         for block in dict.fromkeys(ids[deferred].tolist()):
             blk = self._blocks[block]
+            if blk is None:  # calls priced alone whatever the batch: those read now, apart from the rest
+                blk = need[ids == block]
             self._block[blk] = -1
             self._price_batch(blk)
         rest: Rows = need[~deferred]
@@ -551,7 +632,7 @@ class ModelledChainView(ChainView):
                 self._ask[need] = [a for _b, a in quotes]
                 self._priced[need] = True
             else:
-                b, a = modelled_quote_prices(px, s)
+                b, a = _quote_batch(px, s)
                 self._bid[need], self._ask[need], self._priced[need] = b, a, True
 
     def quote_model(self) -> QuoteModel | None:

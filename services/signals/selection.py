@@ -60,7 +60,6 @@ kernel: ``aiots.core.quote_bounds``).
 
 from __future__ import annotations
 
-import bisect
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -82,7 +81,7 @@ from aiots.core.conventions import (
 )
 from aiots.core.execution import ExecutionModel
 from aiots.core.levels import contract_levels, expected_value
-from aiots.services.signals.atm_iv import EVENT_MIN_DTE_DAYS, event_risk
+from aiots.services.signals.atm_iv import event_risk
 from aiots.services.signals.calibration import Calibrator, Context
 from aiots.services.signals.chainview import F64, ChainView, QuoteModel, Rows, as_view
 from aiots.services.signals.config import SelectionConfig, SignalsConfig
@@ -95,7 +94,6 @@ TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar da
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
 WITNESS_TRIES = 4  # calls tried as the witness of a refusal without pricing (nearest the band's middle first)
 WITNESS_DELTA_EPS = 1e-6  # the witness's European delta inside the prefilter band by this (batch rounding ~1e-16)
-EVENT_EXPIRIES = 3  # expiries after a day whose nearest calls are priced before event risk reads them
 NO_PAY = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
 
@@ -367,34 +365,20 @@ class ContractSelector:
         solved exactly as there, passes the liquidity/spread filter, lies near the band (robustly:
         its European delta is inside the prefilter band by 1e-6) and has an American IV, so the
         answer is the event-risk sentence if any, else "no contract pays". Event risk runs as there,
-        on the same priced calls: the calls it usually reads (the nearest strikes of the first
-        expiries after a day) are priced first and the rest of ``rows`` deferred
-        (``ChainView.defer_batch``), so the contracts it prices with them (puts, calls outside the
-        window) go to the core in the batches the generic path gives them."""
+        on the same priced calls: ``rows`` are deferred (``ChainView.defer_batch``; the modelled view
+        prices these calls, whose numbers do not depend on their batch, when read and apart from any
+        other row), so the contracts it prices with them (puts, calls outside the window) go to the
+        core in the batches the generic path gives them."""
         sc = cfg.selection
         S, r = idea.underlying_price, sc.risk_free_rate
         window = _all_settled(view, model, rows, idea, now_ns, cfg, horizon_end_ns, is_call=True)
         if window is None:
             return None
-        K, T, uniq = window
+        K, T, _ = window
         if not self._witness(view, model, rows, K, T, S, r, sc, want_call=True):
             return None
-        # the calls event risk may read priced first (as the generic path's pricing of ``rows`` has them)
-        after = now_ns + int(EVENT_MIN_DTE_DAYS * NS_PER_DAY)
-        first = [code for code, e in enumerate(uniq) if e > after][:EVENT_EXPIRIES]
-        near_atm: list[int] = []
-        in_rows = set(rows.tolist())
-        for code in first:
-            grid = view.expiry_grid(code)
-            if grid is None:
-                return None
-            i = bisect.bisect_left(grid.strikes, S)
-            near_atm += [grid.call0 + j for j in range(max(0, i - 2), min(len(grid.strikes), i + 2))]
-        near_atm = [i for i in near_atm if i in in_rows]
-        if near_atm:
-            view.bid_ask(np.array(sorted(near_atm), dtype=np.intp))
-        # any other call of ``rows`` event risk reads (walking out from strikes not quoted on both
-        # sides) is priced apart from the puts it reads with it, as the generic path has it priced
+        # any call of ``rows`` event risk reads is priced apart from the puts it reads with it, as the
+        # generic path has it priced (these calls' numbers do not depend on their batch)
         view.defer_batch(rows)
         kink = event_risk(view, S, now_ns, r, 0.0, sc.event_iv_ratio, rows=None)
         return kink if kink is not None else NO_PAY

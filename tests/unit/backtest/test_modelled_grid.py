@@ -5,10 +5,12 @@
   rows priced at the same prices (later decisions read them);
 * the lazily built view has the columns of the eager build (the listed expiries filtered one by one,
   the layout key of every expiry's strike grid);
-* one modelled quote in floats equals the numpy version's element;
+* one modelled quote in floats equals the numpy version's element, and the in-place batch quote
+  (:func:`_quote_batch`) the numpy version's array;
 * the fused ATM pair (the core's ``modelled_atm_pair``) answers and prices as the grid path reading
   the pair through ``bid_ask_list``, on fresh views and on views whose columns exist with some rows
-  priced or deferred (as selection leaves them).
+  priced or deferred (as selection leaves them), including sides priced before in other batches
+  (the fused quote must match what is kept) and kept quotes the fused pair does not give.
 
 Random states cover American daily (SPY) and weekly (AAPL) roots and a European one (SPX), spots
 on a half strike (two nearest strikes), and spots and IVs so low that the ATM contracts have no bid
@@ -29,6 +31,7 @@ from aiots.services.backtest.modelled import (
     ModelledChainView,
     ModelSettings,
     _build_layout,
+    _quote_batch,
     modelled_quote,
     modelled_quote_prices,
     strike_step,
@@ -157,6 +160,31 @@ def test_one_modelled_quote_in_floats_equals_the_numpy_element(p: float) -> None
     assert modelled_quote(p, s) == (float(bid[0]), float(ask[0]))
 
 
+_PRICES = st.one_of(
+    st.floats(0.0, 5000.0),
+    st.floats(0.0, 0.05),
+    st.integers(0, 500_000).map(lambda c: c * 0.01),
+    st.integers(0, 500_000).map(lambda c: c / 0.9875 * 0.01),
+    st.integers(0, 500_000).map(lambda c: c / 1.0125 * 0.01),
+    st.sampled_from([math.nan, math.inf, -0.0, 1e-300]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(_PRICES, min_size=1, max_size=80),
+    st.sampled_from([ModelSettings(), ModelSettings(half_spread_frac=0.03, min_half_spread=0.05, tick=0.05)]),
+)
+def test_the_in_place_batch_quote_equals_the_numpy_definition(ps: list[float], s: ModelSettings) -> None:
+    px = np.array(ps)
+    with np.errstate(invalid="ignore"):
+        want = modelled_quote_prices(px, s)
+        got = _quote_batch(px.copy(), s)
+    for w, g in zip(want, got, strict=True):  # bit for bit, NaN where NaN
+        assert w.tobytes() == g.tobytes()
+    assert px.tobytes() == np.array(ps).tobytes()  # the prices are not written
+
+
 def test_non_finite_prices_quote_as_numpy_does() -> None:
     s = ModelSettings()
     for p in (math.nan, math.inf):
@@ -248,7 +276,7 @@ def test_liquid_rows_are_the_column_scan(
     states(),
     st.sampled_from([(2.0, 21.0), (0.0, 7.0), (5.0, 30.0)]),
     st.sampled_from([0.0, 0.013]),
-    st.sampled_from(["fresh", "columns", "deferred", "priced"]),
+    st.sampled_from(["fresh", "columns", "deferred", "priced", "puts", "both", "quoted otherwise", "read first"]),
 )
 def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
     state: tuple[str, int, float, float], window: tuple[float, float], q: float, before: str
@@ -261,6 +289,8 @@ def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
     )
     fast, slow = ModelledChainView(b, symbol, now, spot, iv), Unfused(b, symbol, now, spot, iv)
     for v in (fast, slow):  # the state selection may leave a view in before an ATM read
+        if before == "read first":  # a pair priced before the columns exist (kept in _px), at another spot
+            grid_scan(v, spot * 1.001, now, RATE, q, now, 1)
         if before != "fresh":
             v._build_columns()
         calls = v.liquid_rows(True, 0.0, 0.0)
@@ -270,6 +300,14 @@ def test_the_fused_atm_pair_answers_and_prices_as_bid_ask_list(
             v.defer_batch(puts)
         elif before == "priced":
             v.bid_ask(calls[::3])
+        elif before == "puts":  # the puts priced in one batch (SIMD blocks: last bits of their own)
+            v.bid_ask(puts)
+        elif before == "both":
+            v.bid_ask(calls)
+            v.bid_ask(puts[::2])
+        elif before == "quoted otherwise":  # priced rows whose quotes the fused pair does not give
+            v.bid_ask(np.concatenate([calls[1::2], puts[::2]]))
+            v._ask[v._priced] += 0.01
     args = (spot, now, RATE, q, EVENT_RATIO)
     assert same(traded_atm_iv(fast, spot, now, cfg, q, AGE_NS), traded_atm_iv(slow, spot, now, cfg, q, AGE_NS))
     assert event_risk(fast, *args) == event_risk(slow, *args)
