@@ -39,6 +39,7 @@ from aiots.core.conventions import (
     ny_midnight_ns,
 )
 from aiots.services.backtest.model_iv import ChainIV, RealisedVol
+from aiots.services.backtest.modelled_atm_bound import atm_iv_exceeds
 from aiots.services.signals.atm_iv import grid_first_iv, nearest_strikes, pair_iv
 from aiots.services.signals.chainview import F64, I64, ChainView, ExpiryGrid, QuoteModel, Rows
 from aiots.services.signals.engine import ChainBook
@@ -822,6 +823,45 @@ class ModelledChainBook(ChainBook):
                 break
         self._unmade[symbol] = (st, args, ans)
         return ans
+
+    def atm_iv_exceeds(
+        self,
+        symbol: str,
+        spot: float,
+        now_ns: int,
+        r: float,
+        q: float,
+        lo: float,
+        hi: float,
+        max_age_ns: int,
+        level: float,
+    ) -> bool:
+        """Whether the ATM IV that :meth:`first_atm_iv` or the view's read gives (NaN aside) is
+        provably above ``level`` without reading it (:func:`~aiots.services.backtest.
+        modelled_atm_bound.atm_iv_exceeds`): a modelled symbol read at its current state (the same
+        spot and time, solved at the model's rate and yield), fresh, with expiries ``lo..hi`` ns."""
+        st = self._state.get(symbol)
+        if st is None or symbol in self.real:
+            return False
+        now_st, spot_st, iv_st = st
+        s = self.settings
+        if not (now_ns == now_st and spot == spot_st and r == self.rate and q == s.dividend_yield):
+            return False  # (read at the state's own time: its quotes are fresh for any max_age_ns >= 0)
+        return max_age_ns >= 0 and atm_iv_exceeds(
+            level,
+            spot,
+            iv_st,
+            r,
+            q,
+            strike_step(spot),
+            (lo - now_ns) / NS_PER_YEAR,
+            (hi - now_ns) / NS_PER_YEAR,
+            s.tick,
+            TICK_EPS,
+            PRICE_SCALE,
+            s.half_spread_frac,
+            s.min_half_spread,
+        )
 
     def chain(self, underlying: str) -> list[OptionQuote]:
         if underlying in self.real:

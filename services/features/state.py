@@ -258,13 +258,17 @@ class Snapshot:
     atm_iv: float = math.nan  # ATM IV of the expiry contracts would be chosen from, when known
     # computes that ATM IV on demand (IV solves: only strategies that need it pay for it)
     iv_source: Callable[[], float] | None = field(default=None, compare=False, repr=False)
+    # whether that ATM IV, where finite, is provably above a level, known without computing it
+    iv_exceeds: Callable[[float], bool] | None = field(default=None, compare=False, repr=False)
 
-    def with_iv_source(self, source: Callable[[], float]) -> Snapshot:
-        """A copy whose :meth:`traded_atm_iv` falls back to ``source`` (``dataclasses.replace``'s
-        result, without re-running the frozen ``__init__``: the engine does this on every bar)."""
+    def with_iv_source(self, source: Callable[[], float], exceeds: Callable[[float], bool] | None = None) -> Snapshot:
+        """A copy whose :meth:`traded_atm_iv` falls back to ``source`` and :meth:`atm_iv_exceeds` to
+        ``exceeds`` (``dataclasses.replace``'s result, without re-running the frozen ``__init__``:
+        the engine does this on every bar)."""
         new = object.__new__(Snapshot)
         new.__dict__.update(self.__dict__)
         object.__setattr__(new, "iv_source", source)
+        object.__setattr__(new, "iv_exceeds", exceeds)
         return new
 
     def traded_atm_iv(self) -> float:
@@ -272,6 +276,13 @@ class Snapshot:
         if math.isfinite(self.atm_iv) or self.iv_source is None:
             return self.atm_iv
         return self.iv_source()
+
+    def atm_iv_exceeds(self, level: float) -> bool:
+        """True only if :meth:`traded_atm_iv`, where finite, is above ``level``: ``atm_iv`` when
+        known, else ``iv_exceeds``'s proof without the IV solves (False: no proof, read it)."""
+        if math.isfinite(self.atm_iv):
+            return self.atm_iv > level
+        return self.iv_exceeds is not None and self.iv_source is not None and self.iv_exceeds(level)
 
     #: warmed up: a previous bar and every indicator finite (computed once: each strategy asks)
     ready = _Ready()
@@ -297,7 +308,7 @@ def new_snapshot(
     support: float,
     realized_vol: float,
 ) -> Snapshot:
-    """``Snapshot(...)`` of these fields (``atm_iv`` NaN, no ``iv_source``), without the frozen
+    """``Snapshot(...)`` of these fields (``atm_iv`` NaN, no ``iv_source``/``iv_exceeds``), without the frozen
     ``__init__``'s ``object.__setattr__`` per field (three quarters of its cost)."""
     s = _new(Snapshot)
     _set(
@@ -324,6 +335,7 @@ def new_snapshot(
             "realized_vol": realized_vol,
             "atm_iv": math.nan,
             "iv_source": None,
+            "iv_exceeds": None,
         },
     )
     return s

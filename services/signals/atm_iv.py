@@ -304,6 +304,21 @@ class ViewBook(Protocol):
     ) -> float | None:
         """:func:`traded_atm_iv` of ``view(symbol)`` without making the view, or None (make it)."""
 
+    def atm_iv_exceeds(
+        self,
+        symbol: str,
+        spot: float,
+        now_ns: int,
+        r: float,
+        q: float,
+        lo: float,
+        hi: float,
+        max_age_ns: int,
+        level: float,
+    ) -> bool:
+        """True only if :func:`traded_atm_iv` of ``view(symbol)``, where finite, is provably above
+        ``level``, known without reading it (False: read it)."""
+
 
 def book_atm_iv(
     book: ViewBook, symbol: str, spot: float, now_ns: int, cfg: SignalsConfig, q: float, max_age_ns: int
@@ -316,6 +331,23 @@ def book_atm_iv(
     if iv is not None:
         return iv
     return traded_atm_iv(book.view(symbol), spot, now_ns, cfg, q, max_age_ns)
+
+
+def book_atm_iv_exceeds(
+    book: ViewBook,
+    symbol: str,
+    spot: float,
+    now_ns: int,
+    cfg: SignalsConfig,
+    q: float,
+    max_age_ns: int,
+    level: float,
+) -> bool:
+    """Whether :func:`book_atm_iv` (NaN aside) is provably above ``level`` without computing it:
+    the book's ``atm_iv_exceeds`` for the selection's DTE window (the backtest's modelled book can
+    prove it from its pricing model; live books never claim it)."""
+    lo, hi = dte_bounds(now_ns, cfg)
+    return book.atm_iv_exceeds(symbol, spot, now_ns, cfg.selection.risk_free_rate, q, lo, hi, max_age_ns, level)
 
 
 def grid_first_iv(view: ChainView, spot: float, now_ns: int, r: float, q: float, lo: float, hi: float) -> float | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiots.core.conventions import NS_PER_MIN, calendar, ny_date, ny_midnight_ns
 from aiots.core.execution import ExecutionModel
-from aiots.services.signals.atm_iv import book_atm_iv
+from aiots.services.signals.atm_iv import book_atm_iv, book_atm_iv_exceeds
 from aiots.services.signals.calibration import Calibrator, load_calibrator
 from aiots.services.signals.chainview import ChainView
 from aiots.services.signals.config import ConfigSource, SignalsConfig
@@ -71,6 +71,21 @@ class ChainBook:
     ) -> float | None:
         """None: real quotes have no shortcut past their view (:func:`~.atm_iv.book_atm_iv`)."""
         return None
+
+    def atm_iv_exceeds(
+        self,
+        symbol: str,
+        spot: float,
+        now_ns: int,
+        r: float,
+        q: float,
+        lo: float,
+        hi: float,
+        max_age_ns: int,
+        level: float,
+    ) -> bool:
+        """False: real quotes prove nothing about their ATM IV before it is read."""
+        return False
 
 
 class SignalEngine:
@@ -170,7 +185,10 @@ class SignalEngine:
             def source() -> float:
                 return book_atm_iv(chains, sym, bar.close, now, cfg, q, age)
 
-            snap = snap.with_iv_source(source)
+            def exceeds(level: float) -> bool:
+                return book_atm_iv_exceeds(chains, sym, bar.close, now, cfg, q, age, level)
+
+            snap = snap.with_iv_source(source, exceeds)
         ideas: list[Idea] = []
         fired = self._last_fired
         cooldown = cfg.cooldown_bars

@@ -16,6 +16,9 @@ from aiots.services.signals.features import MINUTES_PER_YEAR, Snapshot
 from aiots.services.signals.models import Direction, Idea, Reason
 from aiots.services.signals.strategies.base import clip01
 
+# iv > level x (1 + this) makes the rounded iv / rv exceed iv_rv_max whatever the rounding of level
+RATIO_SLACK = 1e-12
+
 
 class CheapVolatility:
     """Bullish: ATM IV / realised vol <= iv_rv_max, EMA(fast) rising above EMA(slow). Bearish mirrors."""
@@ -36,6 +39,8 @@ class CheapVolatility:
             direction = Direction.BEARISH
         else:
             return None
+        if snap.atm_iv_exceeds(c.iv_rv_max * rv * (1.0 + RATIO_SLACK)):
+            return None  # the ATM IV is known to be too rich without solving it (modelled chains)
         iv = snap.traded_atm_iv()  # IV solves: only once the cheap conditions hold
         if not math.isfinite(iv):
             return None

@@ -49,6 +49,44 @@ def test_rich_or_unknown_iv_and_no_trend_give_nothing() -> None:
     assert down is not None and down.direction is Direction.BEARISH and down.projected_move < 0
 
 
+def test_a_proved_rich_iv_skips_the_read_and_an_unproved_one_reads_it() -> None:
+    """The ATM IV read (IV solves) is skipped exactly when the book proves the IV is above
+    iv_rv_max x realised vol (the same answer as reading it: no idea); otherwise it is read, and a
+    cheap IV still gives the idea. The level asked for is that product, a hair above."""
+    cfg = SignalsConfig()
+    s = CheapVolatility()
+    asked: list[float] = []
+
+    def never() -> float:
+        raise AssertionError("read although the bound was proved")
+
+    def proved(level: float) -> bool:
+        asked.append(level)
+        return True
+
+    rich = snap(atm_iv=math.nan).with_iv_source(never, proved)
+    assert s.evaluate(rich, cfg) is None
+    c = cfg.strategies.cheap_volatility
+    assert asked == [pytest.approx(c.iv_rv_max * 0.40, rel=1e-9)] and asked[0] > c.iv_rv_max * 0.40
+    reads: list[int] = []
+
+    def source() -> float:
+        reads.append(1)
+        return 0.24
+
+    cheap = snap(atm_iv=math.nan).with_iv_source(source, lambda _level: False)
+    idea = s.evaluate(cheap, cfg)
+    assert reads == [1] and idea is not None and idea.direction is Direction.BULLISH
+    no_proof = snap(atm_iv=math.nan).with_iv_source(source)  # a book without the bound: read
+    assert s.evaluate(no_proof, cfg) is not None and reads == [1, 1]
+
+
+def test_snapshot_atm_iv_exceeds_uses_a_known_iv_first() -> None:
+    assert snap(atm_iv=0.3).atm_iv_exceeds(0.29) and not snap(atm_iv=0.3).atm_iv_exceeds(0.3)
+    assert not snap(atm_iv=math.nan).atm_iv_exceeds(0.01)  # nothing known, no source: no proof
+    assert not snap(atm_iv=math.nan).with_iv_source(lambda: 0.5, None).atm_iv_exceeds(0.01)
+
+
 def test_rolling_variance_matches_numpy() -> None:
     rng = np.random.default_rng(5)
     x = rng.normal(0, 1e-3, 2000)
