@@ -1,5 +1,7 @@
 # American options for core/options.pyx (included, not compiled alone): Bjerksund-Stensland
-# 1993/2002, Barone-Adesi-Whaley, binomial trees, and the American implied vol (Brent).
+# 1993/2002, Barone-Adesi-Whaley, binomial trees, and the American implied vol (Brent, rows in
+# lock step). Size: over 500 lines because the pricers and the IV solve's state machine share the
+# pricing helpers and constants (AM_NOISE, the floors) and are read together.
 
 # ------------------------------------------------------------------------------------------------
 # American options

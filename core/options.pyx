@@ -569,6 +569,9 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     Bounds are intrinsic (S-K)+ / (K-S)+ and S / K. A price the model cannot reach in that sigma
     range gives OUTSIDE_MODEL_RANGE, and so does a price the model already gives at sigma = 1e-4:
     at intrinsic (deep ITM, exercised at once) the price is flat in sigma and names no vol.
+    The rows of one call are solved in lock step (each round prices every pending row's trial sigma
+    in one call; BS2002 in vector blocks of 8 lanes, whose prices are ``american_price``'s to a few
+    ulp); a row's answer and reason depend on that row alone, never on the batch or its place in it.
 
     Returns sigma (and, with ``return_reason=True``, an int8 array of reason codes, see ``REASONS``).
     """
