@@ -1,5 +1,7 @@
 # American options for core/options.pyx (included, not compiled alone): Bjerksund-Stensland
-# 1993/2002, Barone-Adesi-Whaley, binomial trees, and the American implied vol (Brent).
+# 1993/2002, Barone-Adesi-Whaley, binomial trees, and the American implied vol (Brent, rows in
+# lock step). Size: over 500 lines because the pricers and the IV solve's state machine share the
+# pricing helpers and constants (AM_NOISE, the floors) and are read together.
 
 # ------------------------------------------------------------------------------------------------
 # American options
@@ -542,185 +544,370 @@ cdef inline double _am_f(double v, double P, double S, double K, double T, doubl
     return _am_price1(method, S, K, T, r, q, v, call, steps, lr, dt, dd, nd) - P
 
 
-cdef bint _am_bracket(double P, double S, double K, double T, double r, double q, bint call, int method,
-                      int steps, bint lr, const double* dt, const double* dd, int nd, double se, double fs,
-                      double* a, double* fa, double* b, double* fb) noexcept nogil:
-    """A tight bracket a < root < b (fa < 0 < fb) of the American IV near the European IV se (fs =
-    f(se), nonzero and finite), or False.
+# The American IV solve runs rows in lock step (_am_iv_run): each row is a small state machine (_AmIv)
+# that names the sigma it needs the model price at next (its stage says what for); every round, the
+# pending rows' sigmas are priced in one call (_am_eval: BS2002 through the block pricer
+# _bs2002_rows, whose value for a row depends on that row alone) and each row takes its step. The
+# steps are those of the scalar solve of earlier versions, in the same order: the checks and the
+# European IV se; f(se); _am_bracket's probes; the full bracket's ends; Brent.
+cdef enum:
+    AMI_DONE = 0  # answer in res, reason
+    AMI_SE = 1  # waits for f(se)
+    AMI_PROBE = 2  # a probe of the tight bracket
+    AMI_HI = 3  # f(AM_SIG_HI), the full bracket's upper end
+    AMI_LO = 4  # f(a), its lower end (moved up where the model gives no finite value)
+    AMI_BRENT = 5  # f at Brent's next iterate
+    AMI_GROUP = 256  # rows solved in lock step together (stack arrays of this size)
+    AMI_BRENT_MAX = 300  # Brent iterations before NO_CONVERGENCE
 
-    f(se) is the model's early-exercise premium at se, less the European price's rounding: > 0 puts
-    the root below se, < 0 (rounding only) above it. Steps away from se: first fs over the European
-    vega at se (a Newton step: the American vega is close to it), then secant steps through the last
-    two probes, each times AM_PROBE_OVER plus tol1 so that it lands just past the root; a probe on
-    the same side as se becomes the new end. An exact zero is tried once more tol1 past it (a root
-    there brackets it; zero again: f is flat, no information). False after AM_PROBE_MAX probes, a
-    probe outside (AM_SIG_LO, AM_SIG_HI), a non-finite value or a flat zero; where fs > 0, b and fb
-    are then the lowest probe with f > 0 (se itself if none), a valid upper end."""
-    cdef double dirn = -1.0 if fs > 0.0 else 1.0  # the direction of the root from se
-    cdef double x0 = se, f0 = fs, x, fx, step, vs, d1, vg, tol1
-    cdef bint zero = False
-    cdef int k
-    vs = se * sqrt(T)
-    d1 = (_log_ratio(S, K) + (r - q) * T) / vs + 0.5 * vs
-    vg = S * exp(-q * T) * norm_pdf(d1) * sqrt(T)
-    step = AM_PROBE_OVER * fabs(fs) / vg + (AM_TOL_REL * se + AM_TOL_ABS)
-    if fs > 0.0:
-        b[0] = se
-        fb[0] = fs
-    for k in range(AM_PROBE_MAX):
-        x = x0 + dirn * step
-        if not (x > AM_SIG_LO and x < AM_SIG_HI):  # also a NaN step (vega 0)
-            return False
-        fx = _am_f(x, P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd)
-        if not isfinite(fx):
-            return False
-        tol1 = AM_TOL_REL * x + AM_TOL_ABS
-        if fx == 0.0:
-            if zero:
-                return False  # flat: the full bracket decides (OUTSIDE_MODEL_RANGE if f(1e-4) = 0)
-            zero = True
-            x0 = x
-            f0 = fx
-            step = 2.0 * tol1
-            continue
-        if (fx > 0.0) == (fs > 0.0):
-            if zero:
-                return False  # noise around the zero: the full bracket
-            if fs > 0.0:
-                b[0] = x
-                fb[0] = fx
-            # secant through (x0, f0) and (x, fx) where it heads on, else double the step
-            if fabs(fx) < fabs(f0):
-                step = AM_PROBE_OVER * fabs(x - x0) * fabs(fx) / (fabs(f0) - fabs(fx)) + tol1
-            else:
-                step = 2.0 * step
-            x0 = x
-            f0 = fx
-            continue
-        # crossed: [x, x0] brackets the root
-        if fx < 0.0:
-            a[0] = x
-            fa[0] = fx
-            b[0] = x0
-            fb[0] = f0
+
+cdef struct _AmIv:
+    double P, S, K, T, r, q
+    bint call
+    int st  # AMI_*: what the price at x is for
+    int reason
+    int k  # probes made
+    int it  # Brent iterations made
+    bint zero  # a probe gave f = 0 exactly
+    double x  # the sigma to price next
+    double res
+    double se  # the European IV (fs = f(se))
+    double a, fa, b, fb, c, fc, d, e  # Brent's state (a, fa and b, fb also the brackets' ends)
+    double x0, f0, fs, dirn, step  # the probes' state
+
+
+cdef inline void _ami_done(_AmIv* L, double res, int reason) noexcept nogil:
+    L.res = res
+    L.reason = reason
+    L.st = AMI_DONE
+
+
+cdef void _ami_start(_AmIv* L, double se, int re) noexcept nogil:
+    """Row L's checks; given its European IV se (reason re), its first sigma to price or its answer."""
+    cdef double intrinsic
+    L.st = AMI_DONE
+    L.d = 0.0
+    L.e = 0.0
+    if _bad(L.S, L.K, L.T, L.r, L.q, 1.0) or not (L.P > 0.0 and L.P < INFINITY):
+        _ami_done(L, NAN, R_INVALID)
+        return
+    intrinsic = fmax(L.S - L.K, 0.0) if L.call else fmax(L.K - L.S, 0.0)
+    if L.P < intrinsic:
+        _ami_done(L, NAN, R_BELOW)
+        return
+    if (L.call and L.P >= L.S) or (not L.call and L.P >= L.K):
+        _ami_done(L, NAN, R_ABOVE)
+        return
+    if L.P - intrinsic <= AM_NOISE * (L.S + L.K):
+        _ami_done(L, NAN, R_RANGE)  # at intrinsic: every sigma up to the exercise threshold gives this price
+        return
+    L.b = AM_SIG_HI
+    L.fb = NAN
+    L.a = AM_SIG_LO
+    L.fa = NAN
+    if re == R_OK and se > AM_SIG_LO and se < AM_SIG_HI:
+        L.se = se
+        L.x = se
+        L.st = AMI_SE
+        return
+    _ami_full(L)
+
+
+cdef void _ami_full(_AmIv* L) noexcept nogil:
+    """No tight bracket: [AM_SIG_LO, b], b the lowest sigma found with f > 0, else AM_SIG_HI."""
+    if not L.fb > 0.0:
+        L.b = AM_SIG_HI
+        L.x = AM_SIG_HI
+        L.st = AMI_HI
+        return
+    L.a = AM_SIG_LO
+    L.x = AM_SIG_LO
+    L.st = AMI_LO
+
+
+cdef void _ami_lo(_AmIv* L, double fa) noexcept nogil:
+    """f at the full bracket's lower end a: move it up (BAW and the trees break down at tiny sigma),
+    or check the bracket and start Brent."""
+    L.fa = fa
+    if not isfinite(fa) and L.a < 0.1:
+        L.a *= 4.0
+        L.x = L.a
+        L.st = AMI_LO
+        return
+    if not (isfinite(fa) and isfinite(L.fb)):
+        _ami_done(L, NAN, R_NOCONV)
+        return
+    if fa >= 0.0 or L.fb < 0.0:
+        _ami_done(L, NAN, R_RANGE)
+        return
+    _ami_brent_start(L)
+
+
+cdef inline void _ami_brent_start(_AmIv* L) noexcept nogil:
+    L.c = L.b
+    L.fc = L.fb
+    L.it = 0
+    _ami_brent(L)
+
+
+cdef void _ami_brent(_AmIv* L) noexcept nogil:
+    """One of Brent's iterations on [a, b] (fb just evaluated): the answer (b to tol1) or the next b."""
+    cdef double tol1, xm, p, qq, rr, s, min1, min2
+    if L.it >= AMI_BRENT_MAX:
+        _ami_done(L, NAN, R_NOCONV)
+        return
+    if (L.fb > 0.0 and L.fc > 0.0) or (L.fb < 0.0 and L.fc < 0.0):
+        L.c = L.a
+        L.fc = L.fa
+        L.d = L.b - L.a
+        L.e = L.d
+    if fabs(L.fc) < fabs(L.fb):
+        L.a = L.b
+        L.b = L.c
+        L.c = L.a
+        L.fa = L.fb
+        L.fb = L.fc
+        L.fc = L.fa
+    tol1 = AM_TOL_REL * fabs(L.b) + AM_TOL_ABS
+    xm = 0.5 * (L.c - L.b)
+    if fabs(xm) <= tol1 or L.fb == 0.0:
+        _ami_done(L, L.b, R_OK)
+        return
+    if fabs(L.e) >= tol1 and fabs(L.fa) > fabs(L.fb):
+        s = L.fb / L.fa
+        if L.a == L.c:
+            p = 2.0 * xm * s
+            qq = 1.0 - s
         else:
-            a[0] = x0
-            fa[0] = f0
-            b[0] = x
-            fb[0] = fx
-        return True
-    return False
+            qq = L.fa / L.fc
+            rr = L.fb / L.fc
+            p = s * (2.0 * xm * qq * (qq - rr) - (L.b - L.a) * (rr - 1.0))
+            qq = (qq - 1.0) * (rr - 1.0) * (s - 1.0)
+        if p > 0.0:
+            qq = -qq
+        p = fabs(p)
+        min1 = 3.0 * xm * qq - fabs(tol1 * qq)
+        min2 = fabs(L.e * qq)
+        if 2.0 * p < fmin(min1, min2):
+            L.e = L.d
+            L.d = p / qq
+        else:
+            L.d = xm
+            L.e = L.d
+    else:
+        L.d = xm
+        L.e = L.d
+    L.a = L.b
+    L.fa = L.fb
+    L.b = L.b + L.d if fabs(L.d) > tol1 else L.b + (tol1 if xm > 0.0 else -tol1)
+    L.it += 1
+    L.x = L.b
+    L.st = AMI_BRENT
 
 
-cdef double _am_iv1(double P, double S, double K, double T, double r, double q, bint call, int method,
-                    int steps, bint lr, const double* dt, const double* dd, int nd,
-                    int* reason) noexcept nogil:
-    """American implied vol by Brent's method on the chosen American pricer, sigma in [1e-4, 10].
+cdef void _ami_se(_AmIv* L, double fs) noexcept nogil:
+    """f(se) = the model's early-exercise premium at the European IV, less the quote's rounding: 0 is
+    the answer; > 0 makes se the upper end; then the probes where the quote is surely above the
+    model's range at AM_SIG_LO (_am_above_floor), else the full bracket."""
+    cdef double vs, d1, vg
+    L.fb = fs
+    if fs == 0.0:
+        _ami_done(L, L.se, R_OK)
+        return
+    if fs > 0.0:
+        L.b = L.se
+    if not (isfinite(fs) and _am_above_floor(L.P, L.S, L.K, L.T, L.r, L.q, L.call)):
+        _ami_full(L)
+        return
+    # _am_bracket: a Newton step with the European vega, stretched AM_PROBE_OVER plus tol1
+    L.fs = fs
+    L.dirn = -1.0 if fs > 0.0 else 1.0  # the direction of the root from se
+    L.x0 = L.se
+    L.f0 = fs
+    L.zero = False
+    L.k = 0
+    vs = L.se * sqrt(L.T)
+    d1 = (_log_ratio(L.S, L.K) + (L.r - L.q) * L.T) / vs + 0.5 * vs
+    vg = L.S * exp(-L.q * L.T) * norm_pdf(d1) * sqrt(L.T)
+    L.step = AM_PROBE_OVER * fabs(fs) / vg + (AM_TOL_REL * L.se + AM_TOL_ABS)
+    _ami_probe_next(L)
+
+
+cdef void _ami_probe_next(_AmIv* L) noexcept nogil:
+    """The next probe x0 + dirn step, or the full bracket after AM_PROBE_MAX of them or outside
+    (AM_SIG_LO, AM_SIG_HI) (also a NaN step: vega 0)."""
+    cdef double x
+    if L.k >= AM_PROBE_MAX:
+        _ami_full(L)
+        return
+    x = L.x0 + L.dirn * L.step
+    if not (x > AM_SIG_LO and x < AM_SIG_HI):
+        _ami_full(L)
+        return
+    L.x = x
+    L.st = AMI_PROBE
+
+
+cdef void _ami_probe(_AmIv* L, double fx) noexcept nogil:
+    """A probe's f: crossed (a tight bracket: Brent), or on se's side (the new end where f > 0; a
+    secant step through the last two probes where it heads on, else double the step), or an exact
+    zero (tried once more 2 tol1 past it; zero again: flat, the full bracket), or not finite."""
+    cdef double x = L.x, tol1
+    L.k += 1
+    if not isfinite(fx):
+        _ami_full(L)
+        return
+    tol1 = AM_TOL_REL * x + AM_TOL_ABS
+    if fx == 0.0:
+        if L.zero:
+            _ami_full(L)  # flat: the full bracket decides (OUTSIDE_MODEL_RANGE if f(1e-4) = 0)
+            return
+        L.zero = True
+        L.x0 = x
+        L.f0 = fx
+        L.step = 2.0 * tol1
+        _ami_probe_next(L)
+        return
+    if (fx > 0.0) == (L.fs > 0.0):
+        if L.zero:
+            _ami_full(L)  # noise around the zero: the full bracket
+            return
+        if L.fs > 0.0:
+            L.b = x
+            L.fb = fx
+        if fabs(fx) < fabs(L.f0):
+            L.step = AM_PROBE_OVER * fabs(x - L.x0) * fabs(fx) / (fabs(L.f0) - fabs(fx)) + tol1
+        else:
+            L.step = 2.0 * L.step
+        L.x0 = x
+        L.f0 = fx
+        _ami_probe_next(L)
+        return
+    # crossed: [x, x0] brackets the root
+    if fx < 0.0:
+        L.a = x
+        L.fa = fx
+        L.b = L.x0
+        L.fb = L.f0
+    else:
+        L.a = L.x0
+        L.fa = L.f0
+        L.b = x
+        L.fb = fx
+    _ami_brent_start(L)
+
+
+cdef inline void _ami_step(_AmIv* L, double fx) noexcept nogil:
+    """Row L's step with f = model price at L.x minus the quote."""
+    if L.st == AMI_SE:
+        _ami_se(L, fx)
+    elif L.st == AMI_PROBE:
+        _ami_probe(L, fx)
+    elif L.st == AMI_HI:
+        L.fb = fx
+        L.a = AM_SIG_LO
+        L.x = AM_SIG_LO
+        L.st = AMI_LO
+    elif L.st == AMI_LO:
+        _ami_lo(L, fx)
+    elif L.st == AMI_BRENT:
+        L.fb = fx
+        _ami_brent(L)
+
+
+cdef void _am_iv_run(const double* p0, Py_ssize_t s0, const double* p1, Py_ssize_t s1, const double* p2,
+                     Py_ssize_t s2, const double* p3, Py_ssize_t s3, const double* p4, Py_ssize_t s4,
+                     const double* p5, Py_ssize_t s5, const unsigned char* pc, Py_ssize_t sc,
+                     Py_ssize_t start, Py_ssize_t end, int method, int steps, bint lr, const double* dt,
+                     const double* dd, int nd, double* o, signed char* rs) noexcept nogil:
+    """American implied vols of rows [start, end) of strided inputs (price, S, K, T, r, q, call flag)
+    by Brent's method on the chosen American pricer, sigma in [1e-4, 10], into o and rs (contiguous),
+    AMI_GROUP rows in lock step at a time.
 
     The European implied vol se of P, where it exists, is an upper bracket (American >= European at
     every sigma) and is the answer when the model's early-exercise premium there is nil (most OTM
-    contracts: one American evaluation). Otherwise _am_bracket probes from se towards the root (a
-    Newton step with the European vega, then secant steps) for a tight bracket, usually in one
-    evaluation, and Brent finishes inside it (SPY replay: 3.4 evaluations a solve, 5.7 with Brent on
-    [1e-4, se]); where that fails, Brent runs on [1e-4, the lowest upper end found] as before. A
-    price the model already reaches at sigma = 1e-4 (at intrinsic: flat in sigma, no information)
-    gives OUTSIDE_MODEL_RANGE. The answer is a sign change of f to Brent's tol1, so it can differ
-    from the full bracket's where f is flat within the pricer's noise over a wider sigma range.
-    """
-    cdef double a, b, c, fa, fb, fc, d = 0.0, e = 0.0, tol1, xm, p, qq, rr, s, min1, min2, intrinsic, se
-    cdef int _it, re = 0
-    cdef bint tight = False
-    if _bad(S, K, T, r, q, 1.0) or not (P > 0.0 and P < INFINITY):
-        reason[0] = R_INVALID
-        return NAN
-    intrinsic = fmax(S - K, 0.0) if call else fmax(K - S, 0.0)
-    if P < intrinsic:
-        reason[0] = R_BELOW
-        return NAN
-    if (call and P >= S) or (not call and P >= K):
-        reason[0] = R_ABOVE
-        return NAN
-    if P - intrinsic <= AM_NOISE * (S + K):
-        reason[0] = R_RANGE  # at intrinsic: every sigma up to the exercise threshold gives this price
-        return NAN
-    b = AM_SIG_HI
-    fb = NAN
-    a = AM_SIG_LO
-    fa = NAN
-    se = _iv1(P, S, K, T, r, q, call, &re)
-    if re == R_OK and se > AM_SIG_LO and se < AM_SIG_HI:
-        fb = _am_f(se, P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd)
-        if fb == 0.0:
-            reason[0] = R_OK
-            return se
-        if fb > 0.0:
-            b = se
-        if isfinite(fb) and _am_above_floor(P, S, K, T, r, q, call):
-            # b, fb: a tight bracket's upper end, else the lowest probe above the root (or still se)
-            tight = _am_bracket(P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd, se, fb, &a, &fa, &b, &fb)
-    if not tight:
-        if not fb > 0.0:
-            b = AM_SIG_HI
-            fb = _am_f(b, P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd)
-        a = AM_SIG_LO
-        fa = _am_f(a, P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd)
-        while not isfinite(fa) and a < 0.1:
-            # some approximations (BAW, trees) break down at tiny sigma: move the lower end up
-            a *= 4.0
-            fa = _am_f(a, P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd)
-        if not (isfinite(fa) and isfinite(fb)):
-            reason[0] = R_NOCONV
-            return NAN
-        if fa >= 0.0 or fb < 0.0:
-            reason[0] = R_RANGE
-            return NAN
-    c = b
-    fc = fb
-    for _it in range(300):
-        if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
-            c = a
-            fc = fa
-            d = b - a
-            e = d
-        if fabs(fc) < fabs(fb):
-            a = b
-            b = c
-            c = a
-            fa = fb
-            fb = fc
-            fc = fa
-        tol1 = AM_TOL_REL * fabs(b) + AM_TOL_ABS
-        xm = 0.5 * (c - b)
-        if fabs(xm) <= tol1 or fb == 0.0:
-            reason[0] = R_OK
-            return b
-        if fabs(e) >= tol1 and fabs(fa) > fabs(fb):
-            s = fb / fa
-            if a == c:
-                p = 2.0 * xm * s
-                qq = 1.0 - s
+    contracts: one American evaluation). Otherwise the probes from se towards the root (a Newton
+    step with the European vega, then secant steps) find a tight bracket, usually in one evaluation,
+    and Brent finishes inside it; where that fails, Brent runs on [1e-4, the lowest upper end found].
+    A price the model already reaches at sigma = 1e-4 (at intrinsic: flat in sigma, no information)
+    gives OUTSIDE_MODEL_RANGE. The answer is a sign change of f to Brent's tol1.
+
+    Every round prices the pending rows' sigmas in one call: BS2002 through _bs2002_rows (the block
+    pricer, one vector lane per row, even for one row: a row's value, hence its answer, depends on
+    that row alone, never on the batch), the other methods one row at a time (_am_price1). The
+    European IVs come from _iv_lanes (also batch independent)."""
+    cdef _AmIv L[AMI_GROUP]
+    cdef double eP[AMI_GROUP]
+    cdef double eS[AMI_GROUP]
+    cdef double eK[AMI_GROUP]
+    cdef double eT[AMI_GROUP]
+    cdef double er[AMI_GROUP]
+    cdef double eq[AMI_GROUP]
+    cdef double ex[AMI_GROUP]
+    cdef double ev[AMI_GROUP]
+    cdef unsigned char ec[AMI_GROUP]
+    cdef int ers[AMI_GROUP]
+    cdef int act[AMI_GROUP]
+    cdef Py_ssize_t i0, i
+    cdef int k, m, na, nn
+    cdef _AmIv* Lk
+    i0 = start
+    while i0 < end:
+        m = <int>min(<Py_ssize_t>AMI_GROUP, end - i0)
+        for k in range(m):
+            i = i0 + k
+            eP[k] = p0[i * s0]
+            eS[k] = p1[i * s1]
+            eK[k] = p2[i * s2]
+            eT[k] = p3[i * s3]
+            er[k] = p4[i * s4]
+            eq[k] = p5[i * s5]
+            ec[k] = pc[i * sc]
+        # the European IVs: IV_LANES rows per _iv_lanes call
+        k = 0
+        while k < m:
+            nn = min(<int>IV_LANES, m - k)
+            _iv_lanes(&eP[k], &eS[k], &eK[k], &eT[k], &er[k], &eq[k], &ec[k], nn, &ex[k], &ers[k])
+            k += nn
+        na = 0
+        for k in range(m):
+            Lk = &L[k]
+            Lk.P = eP[k]
+            Lk.S = eS[k]
+            Lk.K = eK[k]
+            Lk.T = eT[k]
+            Lk.r = er[k]
+            Lk.q = eq[k]
+            Lk.call = ec[k] != 0
+            _ami_start(Lk, ex[k], ers[k])
+            if Lk.st != AMI_DONE:
+                act[na] = k
+                na += 1
+        while na > 0:
+            if method == M_BS2002:
+                for k in range(na):
+                    Lk = &L[act[k]]
+                    eS[k] = Lk.S
+                    eK[k] = Lk.K
+                    eT[k] = Lk.T
+                    er[k] = Lk.r
+                    eq[k] = Lk.q
+                    ex[k] = Lk.x
+                    ec[k] = Lk.call
+                _bs2002_rows(na, eS, eK, eT, er, eq, ex, ec, ev)
             else:
-                qq = fa / fc
-                rr = fb / fc
-                p = s * (2.0 * xm * qq * (qq - rr) - (b - a) * (rr - 1.0))
-                qq = (qq - 1.0) * (rr - 1.0) * (s - 1.0)
-            if p > 0.0:
-                qq = -qq
-            p = fabs(p)
-            min1 = 3.0 * xm * qq - fabs(tol1 * qq)
-            min2 = fabs(e * qq)
-            if 2.0 * p < fmin(min1, min2):
-                e = d
-                d = p / qq
-            else:
-                d = xm
-                e = d
-        else:
-            d = xm
-            e = d
-        a = b
-        fa = fb
-        b = b + d if fabs(d) > tol1 else b + (tol1 if xm > 0.0 else -tol1)
-        fb = _am_f(b, P, S, K, T, r, q, call, method, steps, lr, dt, dd, nd)
-    reason[0] = R_NOCONV
-    return NAN
+                for k in range(na):
+                    Lk = &L[act[k]]
+                    ev[k] = _am_price1(method, Lk.S, Lk.K, Lk.T, Lk.r, Lk.q, Lk.x, Lk.call, steps, lr, dt, dd, nd)
+            nn = 0
+            for k in range(na):
+                Lk = &L[act[k]]
+                _ami_step(Lk, ev[k] - Lk.P)
+                if Lk.st != AMI_DONE:
+                    act[nn] = act[k]
+                    nn += 1
+            na = nn
+        for k in range(m):
+            o[i0 + k] = L[k].res
+            rs[i0 + k] = <signed char>L[k].reason
+        i0 += m

@@ -281,7 +281,24 @@ cdef extern from *:
         else
             aiots_bs2002_body(m, S_, K_, T_, R_, B_, V_, val, flag, euro);
     }
+    /* A block of exactly AIOTS_BS02_LANES options, for the American IV's rounds (_bs2002_rows):
+     * one instantiation with a fixed trip count, so that every lane of every call takes the same
+     * vector code. aiots_bs2002_block's variable-size instantiation does not: its loops vectorised
+     * 16 wide (int lanes) leave an 8-lane block to their 4-lane AVX2 / scalar remainder code, whose
+     * libmvec/libm functions round differently in rare last bits (5 of 64 prices at m = 8). */
+    #define AIOTS_BS02_LANES 8
+    #if AIOTS_VMATH
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+    #endif
+    static void aiots_bs2002_lanes(const double* S_, const double* K_, const double* T_, const double* R_,
+                                   const double* B_, const double* V_, double* val, double* flag, double* euro) {
+        aiots_bs2002_body(AIOTS_BS02_LANES, S_, K_, T_, R_, B_, V_, val, flag, euro);
+    }
     """
+    void _bs2002_lanes "aiots_bs2002_lanes"(const double* S, const double* K, const double* T, const double* R,
+                                            const double* B, const double* V, double* val, double* flag,
+                                            double* euro) noexcept nogil
+    int BS02_LANES "AIOTS_BS02_LANES"
     void _bs2002_block "aiots_bs2002_block"(int m, const double* S, const double* K, const double* T,
                                             const double* R, const double* B, const double* V, double* val,
                                             double* flag, double* euro) noexcept nogil
@@ -390,3 +407,70 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
             else:
                 out[i] = _am_floor(a, S, K, T, r, q, v, call)
         b0 += m
+
+
+cdef void _bs2002_rows(int n, const double* pS, const double* pK, const double* pT, const double* pr,
+                       const double* pq, const double* pv, const unsigned char* pc, double* out) noexcept nogil:
+    """_am_price1(M_BS2002, ...) at n rows of contiguous inputs (the American IV's rounds): every row
+    through _bs2002_block, in blocks padded to 8 lanes even for one row (no scalar tail as in
+    _bs2002_range), so that a row's value depends on its own inputs only, never on n or its place:
+    the block's loops are elementwise, every lane takes the same vector path, and its flagged lanes
+    and the lower bounds are per-row scalar code. Calls without yield (never exercised early, flagged
+    by the block) take _bs2002_floored's European shortcut directly, without a lane."""
+    cdef double cS[64]
+    cdef double cK[64]
+    cdef double cT[64]
+    cdef double cr[64]
+    cdef double cb[64]
+    cdef double cv[64]
+    cdef double val[64]
+    cdef double flag[64]
+    cdef double euro[64]
+    cdef int idx[64]
+    cdef int i, j, k, m
+    cdef double S, K, a
+    cdef bint call
+    i = 0
+    while i < n:
+        m = 0
+        while i < n and m < BS02_LANES:
+            call = pc[i] != 0
+            if _bad(pS[i], pK[i], pT[i], pr[i], pq[i], pv[i]):
+                out[i] = NAN
+            elif call and pq[i] == 0.0:
+                out[i] = _bs2002_floored(pS[i], pK[i], pT[i], pr[i], pq[i], pv[i], True)
+            else:
+                # puts by the put-call transformation P(S, K, T, r, b) = C(K, S, T, r - b, -b)
+                idx[m] = i
+                cS[m] = pS[i] if call else pK[i]
+                cK[m] = pK[i] if call else pS[i]
+                cT[m] = pT[i]
+                cr[m] = pr[i] if call else pq[i]
+                cb[m] = pr[i] - pq[i] if call else pq[i] - pr[i]
+                cv[m] = pv[i]
+                m += 1
+            i += 1
+        if m == 0:
+            continue
+        for j in range(m, BS02_LANES):  # harmless padding lanes
+            cS[j] = 100.0
+            cK[j] = 100.0
+            cT[j] = 1.0
+            cr[j] = 0.05
+            cb[j] = 0.05
+            cv[j] = 0.3
+        _bs2002_lanes(cS, cK, cT, cr, cb, cv, val, flag, euro)
+        for j in range(m):
+            k = idx[j]
+            S = pS[k]
+            K = pK[k]
+            call = pc[k] != 0
+            if flag[j] != 0.0:
+                out[k] = _bs2002_floored(S, K, pT[k], pr[k], pq[k], pv[k], call)
+                continue
+            a = val[j]
+            # as _bs2002_range: the exact European only where the premium is near its noise floor
+            if a - fmax(euro[j], fmax(cS[j] - cK[j], 0.0)) > BS02_SKIP * (S + K):
+                out[k] = a
+            else:
+                out[k] = _am_floor(a, S, K, pT[k], pr[k], pq[k], pv[k], call)

@@ -569,6 +569,9 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     Bounds are intrinsic (S-K)+ / (K-S)+ and S / K. A price the model cannot reach in that sigma
     range gives OUTSIDE_MODEL_RANGE, and so does a price the model already gives at sigma = 1e-4:
     at intrinsic (deep ITM, exercised at once) the price is flat in sigma and names no vol.
+    The rows of one call are solved in lock step (each round prices every pending row's trial sigma
+    in one call; BS2002 in vector blocks of 8 lanes, whose prices are ``american_price``'s to a few
+    ulp); a row's answer and reason depend on that row alone, never on the batch or its place in it.
 
     Returns sigma (and, with ``return_reason=True``, an int8 array of reason codes, see ``REASONS``).
     """
@@ -577,10 +580,10 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
         raise ValueError(f"style: expected 'european' or 'american', got {style!r}")
     am = style == "american"
     cdef _Args7 A
-    cdef Py_ssize_t j, m = -1
+    cdef Py_ssize_t m = -1
     cdef double* po
     cdef signed char* pr
-    cdef int fr, fc = 0, flr = 1, fsteps = 3
+    cdef int fc = 0, flr = 1, fsteps = 3
     if not am:
         m = _fast_args((price, S, K, T, r, q), is_call, &A)
         if m >= PAR_MIN_IV:
@@ -600,12 +603,8 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
         pr = <signed char*>cnp.PyArray_DATA(<cnp.ndarray>rsn)
         with nogil:
             if am:
-                for j in range(m):
-                    fr = 0
-                    po[j] = _am_iv1(A.p[0][j * A.s[0]], A.p[1][j * A.s[1]], A.p[2][j * A.s[2]],
-                                    A.p[3][j * A.s[3]], A.p[4][j * A.s[4]], A.p[5][j * A.s[5]], A.pc[j * A.sc] != 0,
-                                    fc, fsteps, flr, &_NO_DIV[0], &_NO_DIV[0], 0, &fr)
-                    pr[j] = <signed char>fr
+                _am_iv_run(A.p[0], A.s[0], A.p[1], A.s[1], A.p[2], A.s[2], A.p[3], A.s[3], A.p[4], A.s[4],
+                           A.p[5], A.s[5], A.pc, A.sc, 0, m, fc, fsteps, flr, &_NO_DIV[0], &_NO_DIV[0], 0, po, pr)
             else:
                 _iv_run(A.p[0], A.s[0], A.p[1], A.s[1], A.p[2], A.s[2], A.p[3], A.s[3], A.p[4], A.s[4],
                         A.p[5], A.s[5], A.pc, A.sc, 0, m, po, pr)
@@ -633,13 +632,13 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
     cdef double[::1] o = out
     cdef signed char[::1] rs = reasons
     cdef Py_ssize_t i, nn = n
-    cdef int rc
     cdef Py_ssize_t pmin = PAR_MIN_IV
     if am:
         pmin = PAR_MIN_HEAVY if code == M_BINOMIAL else PAR_MIN_AM_IV
     cdef Py_ssize_t chunk = 4
     # European: blocks of IV_EU_BLOCK rows (each solved IV_LANES at a time, see _opt_iv.pxi)
     cdef Py_ssize_t blk, nblk = (nn + IV_EU_BLOCK - 1) // IV_EU_BLOCK
+    cdef Py_ssize_t namb = (nn + AMI_GROUP - 1) // AMI_GROUP
     with nogil:
         if nn == 0:
             pass
@@ -651,18 +650,20 @@ def implied_vol(price, S, K, T, r, q=0.0, is_call=True, style="european", return
             else:
                 _iv_run(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a4[0], s4, &a5[0], s5, &a6[0], s6,
                         0, nn, &o[0], &rs[0])
+        elif nn >= pmin and code == M_BS2002:
+            # AMI_GROUP rows in lock step per work item (a row's answer does not depend on its group)
+            for blk in prange(namb, schedule="dynamic", chunksize=1):
+                _am_iv_run(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a4[0], s4, &a5[0], s5, &a6[0], s6,
+                           blk * AMI_GROUP, min(nn, (blk + 1) * AMI_GROUP), code, nsteps, lr_flag, &dtv[0],
+                           &ddv[0], nd, &o[0], &rs[0])
         elif nn >= pmin:
+            # priced one row at a time: no gain from lock step, rows as work items
             for i in prange(nn, schedule="dynamic", chunksize=chunk):
-                rc = 0
-                o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
-                               a6[i * s6] != 0, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &rc)
-                rs[i] = <signed char> rc
+                _am_iv_run(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a4[0], s4, &a5[0], s5, &a6[0], s6,
+                           i, i + 1, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &o[0], &rs[0])
         else:
-            for i in range(nn):
-                rc = 0
-                o[i] = _am_iv1(a0[i * s0], a1[i * s1], a2[i * s2], a3[i * s3], a4[i * s4], a5[i * s5],
-                               a6[i * s6] != 0, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &rc)
-                rs[i] = <signed char> rc
+            _am_iv_run(&a0[0], s0, &a1[0], s1, &a2[0], s2, &a3[0], s3, &a4[0], s4, &a5[0], s5, &a6[0], s6,
+                       0, nn, code, nsteps, lr_flag, &dtv[0], &ddv[0], nd, &o[0], &rs[0])
     if return_reason:
         return _finish(out, shape), _finish(reasons, shape)
     return _finish(out, shape)
