@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from aiots.core import options as opt
 from aiots.core.conventions import (
@@ -582,6 +583,14 @@ class ModelledChainView(ChainView):
             for part in [blk] if len(blk) >= BS02_MIN_BLOCK else [blk[j : j + 1] for j in range(len(blk))]:
                 self._block[part] = len(self._blocks)
                 self._blocks.append(part)
+
+    def priced(self, rows: Rows) -> npt.NDArray[np.bool_]:
+        # priced: quoted already (a deferred row is not: reading it prices its block)
+        if not self._ready:
+            px = self._px
+            return np.array([int(i) in px for i in rows.tolist()], dtype=np.bool_)
+        out: npt.NDArray[np.bool_] = self._priced[rows]
+        return out
 
     def _batched(self, i: int) -> bool:
         """Row ``i`` is deferred with a batch block (its number depends on that block)."""

@@ -99,10 +99,19 @@ def _exempt(view: ModelledChainView, contract: Contract) -> bool:
     st.integers(5, 390),
     st.sampled_from([0.0, 0.0, 0.013]),
     st.booleans(),
+    st.lists(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=4), max_size=3),
 )
 def test_every_contract_is_priced_in_the_generic_paths_batch(
-    state: tuple[str, int, float, float], bullish: bool, move_frac: float, horizon_min: int, q: float, read: bool
+    state: tuple[str, int, float, float],
+    bullish: bool,
+    move_frac: float,
+    horizon_min: int,
+    q: float,
+    read: bool,
+    pre: list[list[float]],
 ) -> None:
+    """``pre``: batches of rows (as fractions of the chain) read before the idea, the same on both
+    views: the refusal's witness tries rows priced already first, so these move which row it is."""
     symbol, now, spot, iv = state
     cfg = SignalsConfig()
     sc = cfg.selection
@@ -126,6 +135,8 @@ def test_every_contract_is_priced_in_the_generic_paths_batch(
             if read:  # the ATM read of cheap_volatility first (the replay's usual bar)
                 lo, hi = now + sc.dte_min * 86_400e9, now + sc.dte_max * 86_400e9
                 grid_first_iv(view, spot, now, sc.risk_free_rate, 0.0, lo, hi)
+            for batch in pre if len(view) else []:  # earlier reads (another idea's, event risk's): priced rows, the same batches
+                view.bid_ask(np.array(sorted({int(f * len(view)) for f in batch}), dtype=np.intp))
             selector = ContractSelector()
             got = selector.select(idea, view, now, cfg, dividend_yield=q)
             # and what a later read would price: every row, as the view stands
@@ -140,3 +151,53 @@ def test_every_contract_is_priced_in_the_generic_paths_batch(
     differ = [c for c in both if sig_fast[c] != sig_gen[c] and not _exempt(fast, c)]
     assert not differ, differ[:3]
     assert all(t >= MIN_YEARS for _k, t, _c in both)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    states(),
+    st.booleans(),
+    st.lists(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=6), max_size=3),
+    st.sampled_from([0.0, 0.013]),
+    st.randoms(use_true_random=False),
+)
+def test_priced_is_whether_reading_a_row_prices_nothing(
+    state: tuple[str, int, float, float], read: bool, defer: list[list[float]], q: float, rnd: Any
+) -> None:
+    """``ModelledChainView.priced`` against its meaning: reading a row it calls priced makes no core
+    pricing call, reading one it calls unpriced makes one (the row itself, or its deferred block),
+    row by row in random order, after the ATM read, deferred batches and earlier reads."""
+    symbol, now, spot, iv = state
+    cfg = SignalsConfig()
+    sc = cfg.selection
+    view = ModelledChainView(book(sc.dte_min, sc.dte_max), symbol, now, spot, iv)
+    view._s = dataclasses.replace(view._s, dividend_yield=q)
+    if read:
+        lo, hi = now + sc.dte_min * 86_400e9, now + sc.dte_max * 86_400e9
+        grid_first_iv(view, spot, now, sc.risk_free_rate, 0.0, lo, hi)
+    n = len(view)
+    for k, batch in enumerate(defer if n else []):  # deferred batches, some rows read between them
+        rows = np.array(sorted({int(f * n) for f in batch}), dtype=np.intp)
+        view.defer_batch(rows) if k % 2 == 0 else view.bid_ask(rows[:1])
+    order = list(range(n))
+    rnd.shuffle(order)
+    calls = 0
+    with _recording() as rec:
+        counted = rec.american_price, rec.real.bs_price
+
+        def count(f: Any) -> Any:
+            def g(*a: Any, **kw: Any) -> Any:
+                nonlocal calls
+                calls += 1
+                return f(*a, **kw)
+
+            return g
+
+        rec.american_price, rec.bs_price = count(counted[0]), count(counted[1])  # type: ignore[method-assign]
+        for i in order:
+            one = np.array([i], dtype=np.intp)
+            was = bool(view.priced(one)[0])
+            before = calls
+            view.bid_ask(one)
+            assert was == (calls == before), (i, was)
+            assert bool(view.priced(one)[0])
