@@ -92,7 +92,7 @@ from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
-WITNESS_TRIES = 4  # witness tries per group (priced rows, then all), nearest the band's middle first
+WITNESS_TRIES = 4  # witness tries per group (priced rows, the front expiry, all), nearest the band's middle first
 WITNESS_DELTA_EPS = 1e-6  # the witness's European delta inside the prefilter band by this (batch rounding ~1e-16)
 NO_PAY = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
@@ -426,24 +426,26 @@ class ContractSelector:
         passes the liquidity/spread filter, lies near the delta band by :data:`WITNESS_DELTA_EPS` (or
         has no European IV) and has an American IV. Tried: the rows priced already first (reading
         them prices nothing; on the usual bar the ATM read has priced the front expiry's ATM call
-        and put), then the others; each group nearest the band's middle first (delta at the view's
-        IV), :data:`WITNESS_TRIES` of each. Which row is the witness changes no answer (any passing
-        row proves the generic path reaches event risk; none found: the generic path decides), only
-        which deferred block is priced now rather than later (the same numbers: the batch rule)."""
+        and put), then the front expiry's (event risk reads its ATM contracts: a put's deferred
+        block is priced anyway), then all; each group nearest the band's middle first (delta at the
+        view's IV), :data:`WITNESS_TRIES` of each (a row tried once). Which row is the witness
+        changes no answer (any passing row proves the generic path reaches event risk; none found:
+        the generic path decides), only which deferred block is priced now rather than later (the
+        same numbers: the batch rule)."""
         middle = 0.5 * (sc.delta_min + sc.delta_max)
         lo_d, hi_d = sc.delta_min - DELTA_PREFILTER_MARGIN, sc.delta_max + DELTA_PREFILTER_MARGIN
-        priced = np.flatnonzero(view.priced(rows))
+        codes = view.expiry_index()[1][rows]
+        groups = (np.flatnonzero(view.priced(rows)), np.flatnonzero(codes == codes[0]), None)
         tried: list[int] = []
-        if len(priced):
-            tried = _nearest(S, K, T, r, model.iv, want_call, middle, priced)
-            for c in tried:
+        for at in groups:
+            if at is not None and not len(at):
+                continue
+            for c in _nearest(S, K, T, r, model.iv, want_call, middle, at):
+                if c in tried:
+                    continue
+                tried.append(c)
                 if _witness_passes(view, rows, c, K, T, S, r, sc, lo_d, hi_d, want_call=want_call):
                     return True
-            if len(priced) == len(rows):
-                return False
-        for c in _nearest(S, K, T, r, model.iv, want_call, middle, None):
-            if c not in tried and _witness_passes(view, rows, c, K, T, S, r, sc, lo_d, hi_d, want_call=want_call):
-                return True
         return False
 
     def _solve_ivs(
@@ -572,6 +574,9 @@ def _nearest(
 ) -> list[int]:
     """The positions in ``K``/``T`` (among ``at``; None: all) of the :data:`WITNESS_TRIES` contracts
     whose |delta| at ``iv`` (no yield) is nearest ``middle``, nearest first (ties: first first)."""
+    if at is not None and len(at) == 1:  # nothing to order
+        one: list[int] = at.tolist()
+        return one
     k, t = (K, T) if at is None else (K[at], T[at])
     d = np.abs(np.asarray(opt.bs_greeks(S, k, t, r, iv, 0.0, want_call)["delta"], dtype=np.float64))
     order = np.argsort(np.abs(d - middle), kind="stable")[:WITNESS_TRIES]
