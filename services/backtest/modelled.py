@@ -74,7 +74,6 @@ _MIN_WIDTH_YEARS = 1.0 / 365.0  # a strike grid spans at least one day's standar
 _NO_EXPIRIES: tuple[list[tuple[dt.date, str, int]], list[int]] = ([], [])
 _NO_ROWS = np.empty(0, dtype=np.intp)
 _NO_ROWS.flags.writeable = False
-_NO_CALLS = np.empty(0, dtype=np.bool_)
 _State = tuple[int, float, float]  # a modelled symbol's state: (time ns, spot, IV)
 _ReadArgs = tuple[float, int, float, float, float, float]  # an ATM read's (spot, now ns, r, q, lo ns, hi ns)
 
@@ -229,11 +228,14 @@ def _layout_offsets(sides: tuple[int, ...]) -> tuple[I64, npt.NDArray[np.bool_],
     its strike is ``center + step * j`` before the rounding, is call, expiry code), each expiry's
     calls then puts, strikes ascending, nonpositive strikes not dropped yet (read-only; kept: the
     sides change far less often than the grid's center)."""
-    offsets = [np.arange(-n, n + 1) for n in sides]
-    j = np.concatenate([np.concatenate([o, o]) for o in offsets]) if sides else np.empty(0, np.int64)
-    per_expiry = [2 * len(o) for o in offsets]
-    is_call = np.concatenate([np.repeat(np.array([True, False]), len(o)) for o in offsets]) if sides else _NO_CALLS
-    idx = np.repeat(np.arange(len(sides), dtype=np.int64), per_expiry)
+    n = np.array(sides, dtype=np.int64)
+    width = 2 * n + 1  # strikes per grid: -n..n
+    idx = np.repeat(np.arange(len(sides), dtype=np.int64), 2 * width)
+    first = np.cumsum(2 * width) - 2 * width  # each expiry's first row
+    pos = np.arange(len(idx), dtype=np.int64) - first[idx]  # place in its expiry: calls, then puts
+    w = width[idx]
+    is_call = pos < w
+    j = pos - n[idx] - np.where(is_call, 0, w)
     j.flags.writeable = is_call.flags.writeable = idx.flags.writeable = False
     return j, is_call, idx
 
