@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from aiots.core import options as opt
 from aiots.core.conventions import (
@@ -223,12 +224,21 @@ def _grid_strikes(step: float, center: float, n: int) -> tuple[np.ndarray, list[
 
 
 @functools.lru_cache(maxsize=STRIKE_GRID_CACHE)
-def _grid_block(step: float, center: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """One expiry's strike and is-call columns (read-only): the grid's calls, then its puts."""
-    k = _grid_strikes(step, center, n)[0]
-    strike, is_call = np.concatenate([k, k]), np.repeat(np.array([True, False]), len(k))
-    strike.flags.writeable = is_call.flags.writeable = False
-    return strike, is_call
+def _layout_offsets(sides: tuple[int, ...]) -> tuple[I64, npt.NDArray[np.bool_], I64]:
+    """For expiries whose grids have ``sides`` strikes per side, every row's (strike offset ``j``:
+    its strike is ``center + step * j`` before the rounding, is call, expiry code), each expiry's
+    calls then puts, strikes ascending, nonpositive strikes not dropped yet (read-only; kept: the
+    sides change far less often than the grid's center)."""
+    n = np.array(sides, dtype=np.int64)
+    width = 2 * n + 1  # strikes per grid: -n..n
+    idx = np.repeat(np.arange(len(sides), dtype=np.int64), 2 * width)
+    first = np.cumsum(2 * width) - 2 * width  # each expiry's first row
+    pos = np.arange(len(idx), dtype=np.int64) - first[idx]  # place in its expiry: calls, then puts
+    w = width[idx]
+    is_call = pos < w
+    j = pos - n[idx] - np.where(is_call, 0, w)
+    j.flags.writeable = is_call.flags.writeable = idx.flags.writeable = False
+    return j, is_call, idx
 
 
 def _strikes_per_side(
@@ -311,13 +321,14 @@ def _build_layout(key: tuple[object, ...]) -> _Layout:
         return _Layout(np.empty(0, np.int64), np.empty(0), np.empty(0, np.bool_), np.empty(0, np.int64))
     step, center = cast(float, key[1]), cast(float, key[2])
     exp_ns = cast(list[int], list(key[4::3]))
-    blocks = [_grid_block(step, center, n) for n in cast(list[int], list(key[5::3]))]
-    rows_per_expiry = [len(k) for k, _c in blocks]
-    # the expiries are in date order, so each row's expiry code is its position in the key
-    idx = np.repeat(np.arange(len(blocks), dtype=np.int64), rows_per_expiry)
-    row_ns = np.repeat(np.array(exp_ns, dtype=np.int64), rows_per_expiry)
-    strike = np.concatenate([k for k, _c in blocks])
-    is_call = np.concatenate([c for _k, c in blocks])
+    j, is_call, idx = _layout_offsets(cast(tuple[int, ...], key[5::3]))
+    # each expiry's strikes as _grid_strikes makes them (the same IEEE operations, element by element,
+    # over every expiry at once): round(center + step * j, 6), the positive ones
+    strike = np.round(center + step * j, PRICE_DECIMALS)
+    row_ns = np.array(exp_ns, dtype=np.int64)[idx]
+    positive = strike > 0
+    if not positive.all():
+        strike, is_call, idx, row_ns = strike[positive], is_call[positive], idx[positive], row_ns[positive]
     zeros, mult = _constant_columns(len(strike))
     return _Layout(idx, strike, is_call, row_ns, zeros, mult, (exp_ns, idx), {})
 
@@ -583,6 +594,14 @@ class ModelledChainView(ChainView):
             for part in [blk] if len(blk) >= BS02_MIN_BLOCK else [blk[j : j + 1] for j in range(len(blk))]:
                 self._block[part] = len(self._blocks)
                 self._blocks.append(part)
+
+    def priced(self, rows: Rows) -> npt.NDArray[np.bool_]:
+        # priced: quoted already (a deferred row is not: reading it prices its block)
+        if not self._ready:
+            px = self._px
+            return np.array([int(i) in px for i in rows.tolist()], dtype=np.bool_)
+        out: npt.NDArray[np.bool_] = self._priced[rows]
+        return out
 
     def _batched(self, i: int) -> bool:
         """Row ``i`` is deferred with a batch block (its number depends on that block)."""

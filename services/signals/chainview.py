@@ -131,6 +131,11 @@ class ChainView:
         have when it is read; here: now)."""
         self.bid_ask(rows)
 
+    def priced(self, rows: Rows) -> npt.NDArray[np.bool_]:
+        """Which of ``rows`` are priced already: reading them prices nothing and changes no batch (a
+        lazy view prices a row when it is read; here every row is quoted)."""
+        return np.ones(len(rows), dtype=np.bool_)
+
     def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
         """The rows of the wanted right with open interest and volume at least these and no known ask
         size below the minimum, ascending (read-only), when the view knows them without a scan of

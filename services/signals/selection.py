@@ -92,7 +92,7 @@ from aiots.services.signals.models import Direction, GreeksTU, Idea, OptionQuote
 DELTA_PREFILTER_MARGIN = 0.05  # European vs American delta differ by far less for short-dated options
 TU_PER_DAY, TU_PER_VOL = 365.0, 100.0  # opt.trader_units: theta per calendar day, vega/rho per point
 PRUNE_MIN_ROWS = 24  # below this many contracts to solve, the gain bound costs more than the solves it saves
-WITNESS_TRIES = 4  # calls tried as the witness of a refusal without pricing (nearest the band's middle first)
+WITNESS_TRIES = 4  # witness tries per group (priced rows, the front expiry, all), nearest the band's middle first
 WITNESS_DELTA_EPS = 1e-6  # the witness's European delta inside the prefilter band by this (batch rounding ~1e-16)
 NO_PAY = "no contract pays its costs (spread, fees, stop distance) at positive expected value"
 STYLE_MEMO_SIZE = 65_536  # OCC symbol -> exercise style kept (a live chain re-quotes the same contracts)
@@ -422,31 +422,30 @@ class ContractSelector:
         *,
         want_call: bool,
     ) -> bool:
-        """Whether one of ``rows`` (those whose delta at the view's IV is nearest the band's middle
-        first, :data:`WITNESS_TRIES` of them), priced and solved exactly as the generic path does
-        (no yield), passes the liquidity/spread filter, lies near the delta band by
-        :data:`WITNESS_DELTA_EPS` (or has no European IV) and has an American IV."""
-        d_model = np.abs(np.asarray(opt.bs_greeks(S, K, T, r, model.iv, 0.0, want_call)["delta"], dtype=np.float64))
+        """Whether one of ``rows``, priced and solved exactly as the generic path does (no yield),
+        passes the liquidity/spread filter, lies near the delta band by :data:`WITNESS_DELTA_EPS` (or
+        has no European IV) and has an American IV. Tried: the rows priced already first (reading
+        them prices nothing; on the usual bar the ATM read has priced the front expiry's ATM call
+        and put), then the front expiry's (event risk reads its ATM contracts: a put's deferred
+        block is priced anyway), then all; each group nearest the band's middle first (delta at the
+        view's IV), :data:`WITNESS_TRIES` of each (a row tried once). Which row is the witness
+        changes no answer (any passing row proves the generic path reaches event risk; none found:
+        the generic path decides), only which deferred block is priced now rather than later (the
+        same numbers: the batch rule)."""
+        middle = 0.5 * (sc.delta_min + sc.delta_max)
         lo_d, hi_d = sc.delta_min - DELTA_PREFILTER_MARGIN, sc.delta_max + DELTA_PREFILTER_MARGIN
-        for c in np.argsort(np.abs(d_model - 0.5 * (sc.delta_min + sc.delta_max)), kind="stable")[:WITNESS_TRIES]:
-            one = rows[c : c + 1]
-            bid, ask = view.bid_ask(one)
-            mid = 0.5 * (bid + ask)
-            # the generic filter on one contract, in floats (the same IEEE operations): two-sided, so
-            # the mid is positive and the spread's fraction of it is defined
-            b, a, m = float(bid[0]), float(ask[0]), float(mid[0])
-            if not (b > 0.0 and a >= b and m >= sc.min_premium and (a - b) / m <= sc.max_spread_frac):
+        codes = view.expiry_index()[1][rows]
+        groups = (np.flatnonzero(view.priced(rows)), np.flatnonzero(codes == codes[0]), None)
+        tried: list[int] = []
+        for at in groups:
+            if at is not None and not len(at):
                 continue
-            k1, t1 = K[c : c + 1], T[c : c + 1]
-            iv_eu = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call), float)[0])
-            if math.isfinite(iv_eu):
-                d = abs(float(opt.bs_greeks(S, k1, t1, r, np.array([iv_eu]), 0.0, want_call)["delta"][0]))
-                if not (lo_d + WITNESS_DELTA_EPS <= d <= hi_d - WITNESS_DELTA_EPS):
+            for c in _nearest(S, K, T, r, model.iv, want_call, middle, at):
+                if c in tried:
                     continue
-            style = _styles(view, one)[0]
-            iv_am = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call, style=style), float)[0])
-            if math.isfinite(iv_am) and iv_am > 0:
-                return True
+                tried.append(c)
+                if _witness_passes(view, rows, c, K, T, S, r, sc, lo_d, hi_d, want_call=want_call):
+                    return True
         return False
 
     def _solve_ivs(
@@ -568,6 +567,57 @@ class ContractSelector:
         return _Levels(
             valid, ask, target, stop, rr, p_model, p_stop, gain, loss, cost, flat, risk_usd, contracts, ev_model_pct
         )
+
+
+def _nearest(
+    S: float, K: F64, T: F64, r: float, iv: float, want_call: bool, middle: float, at: Rows | None
+) -> list[int]:
+    """The positions in ``K``/``T`` (among ``at``; None: all) of the :data:`WITNESS_TRIES` contracts
+    whose |delta| at ``iv`` (no yield) is nearest ``middle``, nearest first (ties: first first)."""
+    if at is not None and len(at) == 1:  # nothing to order
+        one: list[int] = at.tolist()
+        return one
+    k, t = (K, T) if at is None else (K[at], T[at])
+    d = np.abs(np.asarray(opt.bs_greeks(S, k, t, r, iv, 0.0, want_call)["delta"], dtype=np.float64))
+    order = np.argsort(np.abs(d - middle), kind="stable")[:WITNESS_TRIES]
+    out: list[int] = (order if at is None else at[order]).tolist()
+    return out
+
+
+def _witness_passes(
+    view: ChainView,
+    rows: Rows,
+    c: int,
+    K: F64,
+    T: F64,
+    S: float,
+    r: float,
+    sc: SelectionConfig,
+    lo_d: float,
+    hi_d: float,
+    *,
+    want_call: bool,
+) -> bool:
+    """Whether ``rows[c]``, priced and solved exactly as the generic path does (no yield), passes the
+    liquidity/spread filter, lies inside the prefilter band [``lo_d``, ``hi_d``] by
+    :data:`WITNESS_DELTA_EPS` (or has no European IV) and has an American IV."""
+    one = rows[c : c + 1]
+    bid, ask = view.bid_ask(one)
+    mid = 0.5 * (bid + ask)
+    # the generic filter on one contract, in floats (the same IEEE operations): two-sided, so
+    # the mid is positive and the spread's fraction of it is defined
+    b, a, m = float(bid[0]), float(ask[0]), float(mid[0])
+    if not (b > 0.0 and a >= b and m >= sc.min_premium and (a - b) / m <= sc.max_spread_frac):
+        return False
+    k1, t1 = K[c : c + 1], T[c : c + 1]
+    iv_eu = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call), float)[0])
+    if math.isfinite(iv_eu):
+        d = abs(float(opt.bs_greeks(S, k1, t1, r, np.array([iv_eu]), 0.0, want_call)["delta"][0]))
+        if not (lo_d + WITNESS_DELTA_EPS <= d <= hi_d - WITNESS_DELTA_EPS):
+            return False
+    style = _styles(view, one)[0]
+    iv_am = float(np.asarray(opt.implied_vol(mid, S, k1, t1, r, 0.0, want_call, style=style), float)[0])
+    return math.isfinite(iv_am) and iv_am > 0
 
 
 def _all_settled(

@@ -46,11 +46,13 @@ class _Recorder:
     def __init__(self, real: Any) -> None:
         self.real = real
         self.signature: dict[Contract, Signature] = {}
+        self.calls = 0  # core pricing calls (American or European)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
     def american_price(self, S: Any, K: Any, T: Any, r: Any, sigma: Any, q: Any, is_call: Any, **kw: Any) -> Any:
+        self.calls += 1
         k, t, c = np.broadcast_arrays(np.asarray(K, float), np.asarray(T, float), np.asarray(is_call, bool))
         rows = list(zip(k.ravel().tolist(), t.ravel().tolist(), c.ravel().tolist(), strict=True))
         for b0 in range(0, len(rows), BS02_BLOCK):
@@ -58,6 +60,10 @@ class _Recorder:
             for j, row in enumerate(block):
                 self.signature.setdefault(row, ALONE if len(block) < BS02_MIN_BLOCK else (block, j))
         return self.real.american_price(S, K, T, r, sigma, q, is_call, **kw)
+
+    def bs_price(self, *args: Any, **kw: Any) -> Any:
+        self.calls += 1
+        return self.real.bs_price(*args, **kw)
 
     def modelled_atm_pair(self, S: float, K: float, T: float, *rest: Any) -> Any:
         # two rows: under BS02_MIN_BLOCK, each priced alone
@@ -99,10 +105,19 @@ def _exempt(view: ModelledChainView, contract: Contract) -> bool:
     st.integers(5, 390),
     st.sampled_from([0.0, 0.0, 0.013]),
     st.booleans(),
+    st.lists(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=4), max_size=3),
 )
 def test_every_contract_is_priced_in_the_generic_paths_batch(
-    state: tuple[str, int, float, float], bullish: bool, move_frac: float, horizon_min: int, q: float, read: bool
+    state: tuple[str, int, float, float],
+    bullish: bool,
+    move_frac: float,
+    horizon_min: int,
+    q: float,
+    read: bool,
+    pre: list[list[float]],
 ) -> None:
+    """``pre``: batches of rows (as fractions of the chain) read before the idea, the same on both
+    views: the refusal's witness tries rows priced already first, so these move which row it is."""
     symbol, now, spot, iv = state
     cfg = SignalsConfig()
     sc = cfg.selection
@@ -126,6 +141,8 @@ def test_every_contract_is_priced_in_the_generic_paths_batch(
             if read:  # the ATM read of cheap_volatility first (the replay's usual bar)
                 lo, hi = now + sc.dte_min * 86_400e9, now + sc.dte_max * 86_400e9
                 grid_first_iv(view, spot, now, sc.risk_free_rate, 0.0, lo, hi)
+            for batch in pre if len(view) else []:  # earlier reads: priced rows, the same batches
+                view.bid_ask(np.array(sorted({int(f * len(view)) for f in batch}), dtype=np.intp))
             selector = ContractSelector()
             got = selector.select(idea, view, now, cfg, dividend_yield=q)
             # and what a later read would price: every row, as the view stands
@@ -140,3 +157,41 @@ def test_every_contract_is_priced_in_the_generic_paths_batch(
     differ = [c for c in both if sig_fast[c] != sig_gen[c] and not _exempt(fast, c)]
     assert not differ, differ[:3]
     assert all(t >= MIN_YEARS for _k, t, _c in both)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    states(),
+    st.booleans(),
+    st.lists(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=6), max_size=3),
+    st.sampled_from([0.0, 0.013]),
+    st.randoms(use_true_random=False),
+)
+def test_priced_is_whether_reading_a_row_prices_nothing(
+    state: tuple[str, int, float, float], read: bool, defer: list[list[float]], q: float, rnd: Any
+) -> None:
+    """``ModelledChainView.priced`` against its meaning: reading a row it calls priced makes no core
+    pricing call, reading one it calls unpriced makes one (the row itself, or its deferred block),
+    row by row in random order, after the ATM read, deferred batches and earlier reads."""
+    symbol, now, spot, iv = state
+    cfg = SignalsConfig()
+    sc = cfg.selection
+    view = ModelledChainView(book(sc.dte_min, sc.dte_max), symbol, now, spot, iv)
+    view._s = dataclasses.replace(view._s, dividend_yield=q)
+    if read:
+        lo, hi = now + sc.dte_min * 86_400e9, now + sc.dte_max * 86_400e9
+        grid_first_iv(view, spot, now, sc.risk_free_rate, 0.0, lo, hi)
+    n = len(view)
+    for k, batch in enumerate(defer if n else []):  # deferred batches, some rows read between them
+        rows = np.array(sorted({int(f * n) for f in batch}), dtype=np.intp)
+        view.defer_batch(rows) if k % 2 == 0 else view.bid_ask(rows[:1])
+    order = list(range(n))
+    rnd.shuffle(order)
+    with _recording() as rec:
+        for i in order:
+            one = np.array([i], dtype=np.intp)
+            was = bool(view.priced(one)[0])
+            before = rec.calls
+            view.bid_ask(one)
+            assert was == (rec.calls == before), (i, was)
+            assert bool(view.priced(one)[0])
