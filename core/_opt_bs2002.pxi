@@ -312,6 +312,33 @@ cdef double BS02_SKIP = 4e-12
 cdef int BS02_MIN_BLOCK = 4
 
 
+cdef inline void _bs02_lane_in(int j, double S, double K, double T, double r, double q, double v, bint call,
+                               double* cS, double* cK, double* cT, double* cr, double* cb,
+                               double* cv) noexcept nogil:
+    """Lane j of a block's inputs for one option: calls as they are, puts by the put-call
+    transformation P(S, K, T, r, b) = C(K, S, T, r - b, -b)."""
+    cS[j] = S if call else K
+    cK[j] = K if call else S
+    cT[j] = T
+    cr[j] = r if call else q
+    cb[j] = r - q if call else q - r
+    cv[j] = v
+
+
+cdef inline double _bs02_lane_value(double a, double flag, double euro, double cS, double cK, double S, double K,
+                                    double T, double r, double q, double v, bint call) noexcept nogil:
+    """_am_price1(M_BS2002, ...) of a lane's block output (value a, flag, plain European euro; cS/cK its
+    transformed spot and strike): a flagged lane by the scalar formula; otherwise a, held at its lower
+    bounds. _am_floor's answer is a wherever a exceeds max(European, intrinsic) by more than AM_NOISE
+    (S + K): where it does so by BS02_SKIP (S + K) against the plain European (a few ulp of S + K off
+    the exact one), the exact European is not needed."""
+    if flag != 0.0:
+        return _bs2002_floored(S, K, T, r, q, v, call)
+    if a - fmax(euro, fmax(cS - cK, 0.0)) > BS02_SKIP * (S + K):
+        return a
+    return _am_floor(a, S, K, T, r, q, v, call)
+
+
 cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ssize_t sK, const double* pT,
                         Py_ssize_t sT, const double* pr, Py_ssize_t sr, const double* pq, Py_ssize_t sq,
                         const double* pv, Py_ssize_t sv, const unsigned char* pc, Py_ssize_t sc, Py_ssize_t lo,
@@ -331,7 +358,7 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
     cdef bint bad[64]
     cdef Py_ssize_t b0, i
     cdef int m, m8, j
-    cdef double S, K, T, r, q, v, a
+    cdef double S, K, T, r, q, v
     cdef bint call
     b0 = lo
     while b0 < hi:
@@ -375,13 +402,7 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
                 call = True
             else:
                 call = pc[i * sc] != 0
-            # puts by the put-call transformation P(S, K, T, r, b) = C(K, S, T, r - b, -b)
-            cS[j] = S if call else K
-            cK[j] = K if call else S
-            cT[j] = T
-            cr[j] = r if call else q
-            cb[j] = r - q if call else q - r
-            cv[j] = v
+            _bs02_lane_in(j, S, K, T, r, q, v, call, cS, cK, cT, cr, cb, cv)
         _bs2002_block(m8, cS, cK, cT, cr, cb, cv, val, flag, euro)
         for j in range(m):
             i = b0 + j
@@ -395,17 +416,7 @@ cdef void _bs2002_range(const double* pS, Py_ssize_t sS, const double* pK, Py_ss
             q = pq[i * sq]
             v = pv[i * sv]
             call = pc[i * sc] != 0
-            if flag[j] != 0.0:
-                out[i] = _bs2002_floored(S, K, T, r, q, v, call)
-                continue
-            a = val[j]
-            # _am_floor's answer is a wherever a exceeds max(European, intrinsic) by more than
-            # AM_NOISE (S + K): where it does so by BS02_SKIP (S + K) against the plain European
-            # (a few ulp of S + K off the exact one), the exact European is not needed
-            if a - fmax(euro[j], fmax(cS[j] - cK[j], 0.0)) > BS02_SKIP * (S + K):
-                out[i] = a
-            else:
-                out[i] = _am_floor(a, S, K, T, r, q, v, call)
+            out[i] = _bs02_lane_value(val[j], flag[j], euro[j], cS[j], cK[j], S, K, T, r, q, v, call)
         b0 += m
 
 
@@ -428,7 +439,7 @@ cdef void _bs2002_rows(int n, const double* pS, const double* pK, const double* 
     cdef double euro[64]
     cdef int idx[64]
     cdef int i, j, k, m
-    cdef double S, K, a
+    cdef double S, K
     cdef bint call
     i = 0
     while i < n:
@@ -440,14 +451,8 @@ cdef void _bs2002_rows(int n, const double* pS, const double* pK, const double* 
             elif call and pq[i] == 0.0:
                 out[i] = _bs2002_floored(pS[i], pK[i], pT[i], pr[i], pq[i], pv[i], True)
             else:
-                # puts by the put-call transformation P(S, K, T, r, b) = C(K, S, T, r - b, -b)
                 idx[m] = i
-                cS[m] = pS[i] if call else pK[i]
-                cK[m] = pK[i] if call else pS[i]
-                cT[m] = pT[i]
-                cr[m] = pr[i] if call else pq[i]
-                cb[m] = pr[i] - pq[i] if call else pq[i] - pr[i]
-                cv[m] = pv[i]
+                _bs02_lane_in(m, pS[i], pK[i], pT[i], pr[i], pq[i], pv[i], call, cS, cK, cT, cr, cb, cv)
                 m += 1
             i += 1
         if m == 0:
@@ -465,12 +470,4 @@ cdef void _bs2002_rows(int n, const double* pS, const double* pK, const double* 
             S = pS[k]
             K = pK[k]
             call = pc[k] != 0
-            if flag[j] != 0.0:
-                out[k] = _bs2002_floored(S, K, pT[k], pr[k], pq[k], pv[k], call)
-                continue
-            a = val[j]
-            # as _bs2002_range: the exact European only where the premium is near its noise floor
-            if a - fmax(euro[j], fmax(cS[j] - cK[j], 0.0)) > BS02_SKIP * (S + K):
-                out[k] = a
-            else:
-                out[k] = _am_floor(a, S, K, pT[k], pr[k], pq[k], pv[k], call)
+            out[k] = _bs02_lane_value(val[j], flag[j], euro[j], cS[j], cK[j], S, K, pT[k], pr[k], pq[k], pv[k], call)
