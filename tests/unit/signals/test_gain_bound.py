@@ -176,6 +176,18 @@ CHAIN_ROWS = {
 }
 
 
+def _chain_rows(
+    rng: np.random.Generator, n: int, S: float, r: float, q: float, call: bool
+) -> tuple[F64, F64, F64, F64, F64]:
+    """(K, T, IV, mid, European IV of the mid) of ``n`` random contracts: strikes within e^+-0.4 of
+    the spot, 0.5-60 days, American prices at IVs of 5-120 % moved 3 % either way in half of them."""
+    K = np.round(S * np.exp(rng.uniform(-0.4, 0.4, n)), 2)
+    T = rng.uniform(0.5, 60.0, n) / 365.0
+    sig = rng.uniform(0.05, 1.2, n)
+    mid = np.asarray(opt.american_price(S, K, T, r, sig, q, call), float) * rng.choice([1.0, 1.0, 0.97, 1.03], n)
+    return K, T, sig, mid, np.asarray(opt.implied_vol(mid, S, K, T, r, q, call), float)
+
+
 @given(**CHAIN_ROWS)
 @settings(max_examples=300, deadline=None)
 def test_the_fused_bracket_and_bounds_are_the_two_steps_bit_for_bit(
@@ -185,11 +197,7 @@ def test_the_fused_bracket_and_bounds_are_the_two_steps_bit_for_bit(
     :func:`gain_and_delta_bounds` (the functions the soundness tests above hold), on rows of mixed
     moneyness, expiry and IV (some deep in the money, some without a European IV)."""
     rng = np.random.default_rng(seed)
-    K = np.round(S * np.exp(rng.uniform(-0.4, 0.4, n)), 2)
-    T = rng.uniform(0.5, 60.0, n) / 365.0
-    sig = rng.uniform(0.05, 1.2, n)
-    mid = np.asarray(opt.american_price(S, K, T, r, sig, q, call), float) * rng.choice([1.0, 1.0, 0.97, 1.03], n)
-    iv_eu = np.asarray(opt.implied_vol(mid, S, K, T, r, q, call), float)
+    K, T, _sig, mid, iv_eu = _chain_rows(rng, n, S, r, q, call)
     dS, days = move * S, minutes / 390.0
     lo, hi = iv_bracket(mid, iv_eu, S, K, T, r, q, call, american=True)
     want = gain_and_delta_bounds(S, K, T, r, q, call, lo, hi, dS, days, DELTA_MAX)
@@ -389,11 +397,7 @@ def test_the_kernel_is_the_numpy_formulas_to_rounding(
     three), the delta range to 1e-14. Rows of mixed moneyness, expiry and IV (some deep in the money,
     some without a European IV)."""
     rng = np.random.default_rng(seed)
-    K = np.round(S * np.exp(rng.uniform(-0.4, 0.4, n)), 2)
-    T = rng.uniform(0.5, 60.0, n) / 365.0
-    sig = rng.uniform(0.05, 1.2, n)
-    mid = np.asarray(opt.american_price(S, K, T, r, sig, q, call), float) * rng.choice([1.0, 1.0, 0.97, 1.03], n)
-    iv_eu = np.asarray(opt.implied_vol(mid, S, K, T, r, q, call), float)
+    K, T, sig, mid, iv_eu = _chain_rows(rng, n, S, r, q, call)
     dS, days = move * S, minutes / 390.0
     for american in (True, False):
         solved = american and (q if call else r) > 0
