@@ -64,6 +64,7 @@ from aiots.services.analytics import surface
 from aiots.services.analytics.live_state import LiveState
 from aiots.services.analytics.service import AnalyticsServicer
 from aiots.services.cache.backends.memory import MemoryBackend
+from aiots.services.common import event_loop
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import ServiceRegistration, start_server
 from aiots.services.common.settings import Settings
@@ -295,7 +296,7 @@ async def run_cases(dsn: str, quick: bool, client_counts: tuple[int, ...], skip:
     t0 = time.perf_counter()
     await live.start()
     print(f"live state warmed from {N_BARS} stored bars in {time.perf_counter() - t0:.2f} s; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; event loop {event_loop.loop_name()}")  # fmt: skip
     sink: dict[str, list[float]] = defaultdict(list)
     # result cache off (no cache backend): every request recomputes
     servicer = AnalyticsServicer(Runtime(settings=settings, db=pool, cache=None), live)
@@ -434,4 +435,4 @@ if __name__ == "__main__":
     ap.add_argument("--clients", default=",".join(map(str, CLIENTS)), help="concurrent clients, e.g. 1,8,32")
     ap.add_argument("--skip", action="append", default=[], help="skip cases whose label contains this (repeatable)")
     a = ap.parse_args()
-    asyncio.run(main(a.quick, tuple(int(x) for x in a.clients.split(",")), a.skip))
+    event_loop.run_as_service(main(a.quick, tuple(int(x) for x in a.clients.split(",")), a.skip))

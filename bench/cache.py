@@ -7,13 +7,16 @@
    hits both sides alike instead of skewing the ratio.
 2. Bus throughput: events published (publish_many batches) + consumed + acked, in-process and
    through Redis Streams.
+3. ``--only loop``: the same cache service on asyncio's event loop and on uvloop
+   (``Settings.event_loop``), alternating, h2load as the client (C): QPS and the server's CPU per
+   call, ratios within each round.
 
 Besides wall-clock rates, both tables give CPU seconds per operation (this process, the server
 child from /proc, redis-server from ``INFO cpu``): on a shared VM the wall-clock rates swing with
 other people's load, the CPU costs do not. redis-server's CPU includes any other clients of the
 same Redis during the run.
 
-    .venv/bin/python bench/cache.py [--seconds 3] [--events 100000]
+    .venv/bin/python bench/cache.py [--seconds 3] [--events 100000] [--only processes|loop]
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def serve(port: int, ns: str) -> None:
+    """The cache service (Redis backend) on ``port``; prints "ready" once it serves."""
     from aiots.services.cache.app import create_app
     from aiots.services.cache.prices import price_book_for
     from aiots.services.common.runtime import Runtime
@@ -114,6 +119,96 @@ async def interleaved(
     return out
 
 
+def _grpc_body(path: Path) -> Path:
+    """h2load's request body: one gRPC frame of GetStockPriceRequest(AAPL)."""
+    import struct
+
+    from aiots.v1 import cache_pb2
+
+    msg = cache_pb2.GetStockPriceRequest(symbol="AAPL").SerializeToString()
+    path.write_bytes(struct.pack(">BI", 0, len(msg)) + msg)
+    return path
+
+
+def _h2load(port: int, seconds: float, body: Path, log: Path) -> tuple[float, int, list[int]]:
+    """(QPS, requests logged, sorted latencies in us) of one h2load run: 16 connections x 4 streams."""
+    import subprocess
+
+    log.unlink(missing_ok=True)  # h2load appends to an existing log
+    cmd = ["h2load", "-D", str(int(seconds)), "--warm-up-time", "1", "--log-file", str(log),
+           "-c", "16", "-m", "4", "-d", str(body), "-H", "content-type: application/grpc",
+           "-H", "te: trailers", f"http://127.0.0.1:{port}/aiots.v1.CacheService/GetStockPrice"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    qps = next(float(x.split(",")[1].split()[0]) for x in out.splitlines() if x.startswith("finished in"))
+    us = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines())
+    return qps, len(us), us
+
+
+def _proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_loop(seconds: float, rounds: int = 3) -> list[str]:
+    """The cache service (Redis backend, one process, ``--serve`` child) on asyncio's loop and on
+    uvloop, alternating ``rounds`` times; h2load drives it. Server CPU per call counts the warm-up
+    second's calls at the measured rate (h2load logs only the measured window)."""
+    import shutil
+    import socket
+    import tempfile
+
+    if shutil.which("h2load") is None:
+        return ["| (h2load not found: apt-get install nghttp2-client) |"]
+    tmp = Path(tempfile.mkdtemp(prefix="aiots-loop-bench-"))
+    body = _grpc_body(tmp / "req.bin")
+    kinds = ("asyncio", "uvloop")
+    runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in kinds}
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    try:
+        for _ in range(rounds):
+            for kind in kinds:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    port = int(s.getsockname()[1])
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--serve", str(port), ns, kind, stdout=asyncio.subprocess.PIPE
+                )
+                try:
+                    assert proc.stdout is not None
+                    line = await proc.stdout.readline()
+                    assert line.strip() == b"ready", line
+                    c0 = _proc_cpu_s(proc.pid)
+                    qps, n, us = await asyncio.to_thread(_h2load, port, seconds, body, tmp / "h2load.tsv")
+                    cpu = _proc_cpu_s(proc.pid) - c0
+                    calls = n * (seconds + 1) / seconds  # the warm-up second ran at about the same rate
+                    runs[kind].append((qps, 1e6 * cpu / calls, us[len(us) // 2] / 1e3, us[int(len(us) * 0.99)] / 1e3))
+                finally:
+                    proc.terminate()
+                    await proc.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in r.scan_iter(f"{ns}:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+    rows = []
+    for kind in kinds:
+        q = [x[0] for x in runs[kind]]
+        per_round = [a[0] / b[0] for a, b in zip(runs[kind], runs["asyncio"], strict=True)]
+        cpu_ratio = [a[1] / b[1] for a, b in zip(runs[kind], runs["asyncio"], strict=True)]
+        mean = [sum(x[i] for x in runs[kind]) / rounds for i in range(4)]
+        rows.append(
+            f"| {kind} | {mean[0]:,.0f} | {mean[2]:.2f} / {mean[3]:.2f} | {mean[1]:.0f} "
+            f"| **{min(per_round):.2f}-{max(per_round):.2f}** | {min(cpu_ratio):.2f}-{max(cpu_ratio):.2f} "
+            f"| {', '.join(f'{x:,.0f}' for x in q)} |"
+        )
+    return rows
+
+
 async def bench_get(seconds: float) -> list[str]:
     import socket
 
@@ -167,17 +262,13 @@ async def bench_processes(seconds: float, workers: int, rounds: int = 3) -> list
     h2load as the client (C, 16 connections x 4 streams: the client is not the ceiling, and the
     kernel spreads the connections over the processes). Ratios are within this run."""
     import shutil
-    import struct
-    import subprocess
     import tempfile
-    from pathlib import Path
 
     import asyncpg
 
     from aiots.services.cache.prices import price_book_for
     from aiots.services.common.settings import Settings
     from aiots.services.stack.supervisor import Supervisor
-    from aiots.v1 import cache_pb2
 
     if shutil.which("h2load") is None:
         return ["| (h2load not found: apt-get install nghttp2-client) |"]
@@ -186,9 +277,7 @@ async def bench_processes(seconds: float, workers: int, rounds: int = 3) -> list
     admin = await asyncpg.connect(f"{server}/postgres")
     await admin.execute(f'CREATE DATABASE "{db}"')
     tmp = Path(tempfile.mkdtemp(prefix="aiots-cache-bench-"))
-    body = tmp / "req.bin"
-    msg = cache_pb2.GetStockPriceRequest(symbol="AAPL").SerializeToString()
-    body.write_bytes(struct.pack(">BI", 0, len(msg)) + msg)
+    body = _grpc_body(tmp / "req.bin")
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     results: dict[int, list[tuple[float, float, float]]] = {1: [], workers: []}
     try:
@@ -206,17 +295,7 @@ async def bench_processes(seconds: float, workers: int, rounds: int = 3) -> list
                 try:
                     await price_book_for(sup.rt).on_trade("AAPL", time.time_ns(), 200.0, 100)
                     port = sup.apps["cache"].port
-                    log = tmp / "h2load.tsv"
-                    cmd = ["h2load", "-D", str(int(seconds)), "--warm-up-time", "1", "--log-file", str(log),
-                           "-c", "16", "-m", "4", "-d", str(body), "-H", "content-type: application/grpc",
-                           "-H", "te: trailers", f"http://127.0.0.1:{port}/aiots.v1.CacheService/GetStockPrice"]  # fmt: skip
-                    out = (
-                        await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, check=True)
-                    ).stdout
-                    qps = next(
-                        float(x.split(",")[1].split()[0]) for x in out.splitlines() if x.startswith("finished in")
-                    )
-                    us = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines())
+                    qps, _, us = await asyncio.to_thread(_h2load, port, seconds, body, tmp / "h2load.tsv")
                     results[n].append((qps, us[len(us) // 2] / 1e3, us[int(len(us) * 0.99)] / 1e3))
                 finally:
                     await sup.stop()
@@ -294,10 +373,22 @@ async def bench_bus(bus: object, n: int, label: str) -> str:
 async def main(seconds: float, events: int, only: str | None = None, workers: int = 0) -> None:
     from aiots.services.bus.in_process import InProcessBus
     from aiots.services.bus.redis_streams import RedisStreamsBus
+    from aiots.services.common import event_loop
     from aiots.services.common.settings import RedisSettings
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, Redis {REDIS_URL}\n")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, Redis {REDIS_URL}, "
+        f"event loop {event_loop.loop_name()}\n"
+    )
+    if only == "loop":
+        print("GetStockPrice via h2load (16 connections x 4 streams), the cache service on each event loop")
+        print("| loop | QPS | p50 / p99 ms | server CPU us/call | QPS / asyncio's (per round) "
+              "| CPU per call / asyncio's | QPS per round |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for row in await bench_loop(seconds):
+            print(row, flush=True)
+        return
     if only in (None, "processes"):
         n = workers or max(2, os.cpu_count() or 1)
         print(f"GetStockPrice via h2load (64 in flight), the cache service as 1 process vs {n} (cache.workers)")
@@ -340,13 +431,20 @@ async def main(seconds: float, events: int, only: str | None = None, workers: in
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        asyncio.run(serve(int(sys.argv[2]), sys.argv[3]))
+    from aiots.services.common import event_loop
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":  # the server child: port, namespace[, loop]
+        from aiots.services.common.settings import Settings
+
+        kind = sys.argv[4] if len(sys.argv) > 4 else Settings().event_loop
+        event_loop.run(serve(int(sys.argv[2]), sys.argv[3]), kind)  # type: ignore[arg-type]
         sys.exit(0)
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--only", choices=["processes"], help="only the 1 vs N processes table")
+    ap.add_argument(
+        "--only", choices=["processes", "loop"], help="only the 1 vs N processes table, or the event-loop table"
+    )
     ap.add_argument("--workers", type=int, default=0, help="processes for the N column (default: the core count)")
     a = ap.parse_args()
-    asyncio.run(main(a.seconds, a.events, a.only, a.workers))
+    event_loop.run_as_service(main(a.seconds, a.events, a.only, a.workers))

@@ -32,6 +32,7 @@ import grpc
 
 from aiots.gateway.run import Gateway
 from aiots.gateway.tokens import issue_token
+from aiots.services.common import event_loop
 from aiots.services.common.settings import Settings
 from aiots.v1 import cache_pb2 as cpb
 from aiots.v1 import cache_pb2_grpc as cpb_grpc
@@ -69,7 +70,7 @@ def serve(port: int) -> None:
             await hs.set(name, health_pb2.HealthCheckResponse.SERVING)
         await server.wait_for_termination()
 
-    asyncio.run(main())
+    event_loop.run_as_service(main())
 
 
 def cpu_s(pids: list[int]) -> float:

@@ -59,6 +59,7 @@ import zstandard
 from aiots.core import conventions as cv
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.bus.redis_streams import RedisStreamsBus
+from aiots.services.common import event_loop
 from aiots.services.common.settings import RedisSettings
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.live import LiveSource
@@ -513,4 +514,4 @@ async def _main_cancellable() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main_cancellable())
+    event_loop.run_as_service(_main_cancellable())

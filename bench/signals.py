@@ -44,6 +44,7 @@ from aiots.core import conventions as cv
 from aiots.core import options as opt
 from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.common import event_loop
 from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.server import ServiceRegistration, start_server
@@ -566,7 +567,10 @@ def main() -> None:
     )
     a = ap.parse_args()
     run = {a.only} if a.only else {"engine", "fanout", "latency"}
-    print("machine: 2-core shared x86_64 VM, Python", sys.version.split()[0])
+    print(
+        f"machine: {os.cpu_count()}-core shared x86_64 VM, Python {sys.version.split()[0]}, "
+        f"services' event loop: {Settings().event_loop}"
+    )
     if "engine" in run:
         ns, fired, evals = bench_engine(500 if a.quick else 3000)
         print(
@@ -577,8 +581,8 @@ def main() -> None:
         print(f"{'subscribers':>11} | {'SignalService':>14} | {'plain grpc.aio':>14} | ratio")
         for n in (10, 100, 500):
             msgs = max(20, (2000 if not a.quick else 400) // max(1, n // 10))
-            ours = asyncio.run(bench_fanout(n, msgs, plain=False))
-            base = asyncio.run(bench_fanout(n, msgs, plain=True))
+            ours = event_loop.run_as_service(bench_fanout(n, msgs, plain=False))
+            base = event_loop.run_as_service(bench_fanout(n, msgs, plain=True))
             print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}", flush=True)
     if "latency" in run:
         secs = 10 if a.quick else 30
@@ -591,10 +595,10 @@ def main() -> None:
             if flag:
                 labels = [other, "after"] * a.pairs
         if a.warmup > 0:  # the process's first run pays one-off costs (lazy imports, first calls)
-            asyncio.run(bench_latency(a.warmup, 2000, 0.05))
+            event_loop.run_as_service(bench_latency(a.warmup, 2000, 0.05))
         for label in labels:
             load0 = os.getloadavg()[0]
-            lat, per_hop = asyncio.run(
+            lat, per_hop = event_loop.run_as_service(
                 bench_latency(
                     secs, 2000, 0.05, before=label == "before", local=label == "local", over_bus=label == "bus"
                 )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from aiots.services.common import event_loop
 from aiots.services.common.settings import Settings, get_settings
 from aiots.services.stack.supervisor import SERVICE_ORDER
 
@@ -78,7 +79,8 @@ def cli(
         cfg = getattr(settings, service).model_copy(update=updates)
         settings = settings.model_copy(update={service: cfg})
     try:
-        sys.exit(asyncio.run(_serve(settings, service, reuse_port=reuse_port, ready_file=ready_file)))
+        main = _serve(settings, service, reuse_port=reuse_port, ready_file=ready_file)
+        sys.exit(event_loop.run(main, settings.event_loop))
     except SupervisorError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 
 from aiots.core.conventions import DEFAULT_RATE, NotASession
+from aiots.services.common import event_loop
 from aiots.services.common.settings import Settings, get_settings
 
 #: the banner's dev token: the least role its examples need, short-lived, in a 0600 file (never printed)
@@ -123,7 +124,9 @@ def cli(
     settings = with_workers(settings, workers)
     f = Feed(kind=feed, replay_files=list(replay), speed=speed)
     try:
-        rc = asyncio.run(_up(settings, f, gateway=not no_gateway, quiet=quiet, duration=duration))
+        rc = event_loop.run(
+            _up(settings, f, gateway=not no_gateway, quiet=quiet, duration=duration), settings.event_loop
+        )
     except SupervisorError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(rc)

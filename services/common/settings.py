@@ -525,6 +525,9 @@ class Settings(BaseSettings):
     )
     symbols: list[str] = Field(default_factory=lambda: list(UNDERLYINGS), description="underlyings served")
     data_dir: Path = Field(Path(".aiots"), description="where embedded data lives")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="event loop of service processes (aiots up/serve): uvloop, or asyncio's own"
+    )
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
