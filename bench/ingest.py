@@ -273,8 +273,12 @@ async def live_latency(
                 child.join()
         if consumer is not None:
             consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            await asyncio.wait({consumer}, timeout=SESSION_SLACK_S)  # bounded: the run must end
+            if not consumer.done():
+                print(
+                    f"warning: the {TOPIC} consumer did not stop within {SESSION_SLACK_S:.0f} s of its cancel",
+                    flush=True,
+                )
         await asyncio.to_thread(proc.join, 10)
         if proc.is_alive():
             proc.kill()

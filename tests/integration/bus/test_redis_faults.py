@@ -107,3 +107,43 @@ async def test_listener_resubscribes_after_restart(redis_proc: RedisProc) -> Non
     assert got == [2]
     await a.close()
     await b.close()
+
+
+async def test_a_cancel_lost_on_the_way_still_stops_the_consumer(redis_url: str, redis_ns: str) -> None:
+    """A call inside the consumer's round turns the task's cancellation into a timeout (the retry
+    path then reads on): the consumer still ends at its next round. Oracle: the task is done and
+    cancelled within 3 s (before the fix it polled XREADGROUP until the test's timeout)."""
+    bus = RedisStreamsBus(redis_url, CFG.model_copy(update={"namespace": redis_ns}))
+    await bus.ensure_group("trades", ["AAPL"], group="g")
+    real = bus.redis.xreadgroup
+    reading = asyncio.Event()
+    swallowed = 0
+
+    async def lossy(*args: object, **kwargs: object) -> object:
+        nonlocal swallowed
+        reading.set()
+        try:
+            return await real(*args, **kwargs)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            swallowed += 1
+            raise TimeoutError("read timed out") from None  # the cancellation, lost
+
+    bus.redis.xreadgroup = lossy  # type: ignore[method-assign]
+
+    async def consume() -> None:
+        async for _ in bus.consume("trades", ["AAPL"], group="g", consumer="c1"):
+            pass
+
+    task = asyncio.create_task(consume())
+    try:
+        await asyncio.wait_for(reading.wait(), 5)
+        await asyncio.sleep(0.02)  # inside XREADGROUP's BLOCK (100 ms)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=3)
+        assert task in done and task.cancelled()
+        assert swallowed == 1  # the cancellation did go through the lossy call
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await bus.close()
