@@ -119,6 +119,17 @@ async def interleaved(
     return out
 
 
+async def _drop_keys(ns: str) -> None:
+    """Delete this run's Redis keys (namespace ``ns``)."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(REDIS_URL)
+    keys = [k async for k in r.scan_iter(f"{ns}:*")]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
+
+
 def _grpc_body(path: Path) -> Path:
     """h2load's request body: one gRPC frame of GetStockPriceRequest(AAPL)."""
     import struct
@@ -188,13 +199,7 @@ async def bench_loop(seconds: float, rounds: int = 3) -> list[str]:
                     await proc.wait()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        import redis.asyncio as aioredis
-
-        r = aioredis.Redis.from_url(REDIS_URL)
-        keys = [k async for k in r.scan_iter(f"{ns}:*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await _drop_keys(ns)
     rows = []
     for kind in kinds:
         q = [x[0] for x in runs[kind]]
@@ -303,13 +308,7 @@ async def bench_processes(seconds: float, workers: int, rounds: int = 3) -> list
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
         shutil.rmtree(tmp, ignore_errors=True)
-        import redis.asyncio as aioredis
-
-        r = aioredis.Redis.from_url(REDIS_URL)
-        keys = [k async for k in r.scan_iter(f"{ns}:*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await _drop_keys(ns)
     rows = []
     base = sum(q for q, _, _ in results[1]) / rounds
     for n, runs in results.items():
@@ -421,13 +420,7 @@ async def main(seconds: float, events: int, only: str | None = None, workers: in
         print(await bench_bus(rbus, events, "Redis Streams"), flush=True)
     finally:
         await rbus.close()
-        import redis.asyncio as aioredis
-
-        r = aioredis.Redis.from_url(REDIS_URL)
-        keys = [k async for k in r.scan_iter(f"{cfg.namespace}:*")]  # the outbox's high-water key too
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await _drop_keys(cfg.namespace)  # the outbox's high-water key too
 
 
 if __name__ == "__main__":
