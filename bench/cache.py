@@ -76,14 +76,9 @@ class CpuMeter:
     def __init__(self, redis_client: object, server_pid: int | None = None) -> None:
         self.redis = redis_client
         self.server_pid = server_pid
-        self.tick = os.sysconf("SC_CLK_TCK")
 
     def _server(self) -> float:
-        if self.server_pid is None:
-            return 0.0
-        with open(f"/proc/{self.server_pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+        return 0.0 if self.server_pid is None else _proc_cpu_s(self.server_pid)
 
     async def read(self) -> tuple[float, float, float]:
         """(this process, server child, redis-server) CPU seconds."""
@@ -155,7 +150,29 @@ def _h2load(port: int, seconds: float, body: Path, log: Path) -> tuple[float, in
     return qps, len(us), us
 
 
+async def _start_server(ns: str, kind: str | None = None) -> tuple[asyncio.subprocess.Process, int]:
+    """The ``--serve`` child on a spare port (never a fixed one: a running stack may hold the
+    defaults), on loop ``kind`` (default: the settings'); returns once it says "ready"."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    args = [str(port), ns] if kind is None else [str(port), ns, kind]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", *args, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    if line.strip() != b"ready":
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"the cache server child did not start: {line!r}")
+    return proc, port
+
+
 def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (from /proc)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -166,7 +183,6 @@ async def bench_loop(seconds: float, rounds: int = 3) -> list[str]:
     uvloop, alternating ``rounds`` times; h2load drives it. Server CPU per call counts the warm-up
     second's calls at the measured rate (h2load logs only the measured window)."""
     import shutil
-    import socket
     import tempfile
 
     if shutil.which("h2load") is None:
@@ -179,16 +195,8 @@ async def bench_loop(seconds: float, rounds: int = 3) -> list[str]:
     try:
         for _ in range(rounds):
             for kind in kinds:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = int(s.getsockname()[1])
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--serve", str(port), ns, kind, stdout=asyncio.subprocess.PIPE
-                )
+                proc, port = await _start_server(ns, kind)
                 try:
-                    assert proc.stdout is not None
-                    line = await proc.stdout.readline()
-                    assert line.strip() == b"ready", line
                     c0 = _proc_cpu_s(proc.pid)
                     qps, n, us = await asyncio.to_thread(_h2load, port, seconds, body, tmp / "h2load.tsv")
                     cpu = _proc_cpu_s(proc.pid) - c0
@@ -215,23 +223,13 @@ async def bench_loop(seconds: float, rounds: int = 3) -> list[str]:
 
 
 async def bench_get(seconds: float) -> list[str]:
-    import socket
-
     import grpc
     import redis.asyncio as aioredis
 
     from aiots.v1 import cache_pb2, cache_pb2_grpc
 
     ns = f"bench-{uuid.uuid4().hex[:6]}"
-    with socket.socket() as s:  # a spare port, never a fixed one
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", str(port), ns, stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
-    assert line.strip() == b"ready", line
+    proc, port = await _start_server(ns)
     rows = []
     try:
         r = aioredis.Redis.from_url(REDIS_URL, max_connections=128)
