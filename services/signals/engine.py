@@ -16,7 +16,7 @@ from aiots.core.conventions import NS_PER_MIN, calendar, ny_date, ny_midnight_ns
 from aiots.core.execution import ExecutionModel
 from aiots.services.signals.atm_iv import book_atm_iv, book_atm_iv_exceeds
 from aiots.services.signals.calibration import Calibrator, load_calibrator
-from aiots.services.signals.chainview import ChainView
+from aiots.services.signals.chainview import ChainView, ContractColumns, QuoteListView
 from aiots.services.signals.config import ConfigSource, SignalsConfig
 from aiots.services.signals.features import Snapshot, SymbolFeatures
 from aiots.services.signals.ids import signal_id
@@ -43,11 +43,18 @@ def candidate_outcome(reason: str) -> str:
 
 
 class ChainBook:
-    """Latest quote per contract, per underlying (fed by option quote events)."""
+    """Latest quote per contract, per underlying (fed by option quote events).
+
+    A view is built on read and dropped when the underlying's book changes; the contract columns
+    (OCC order, expiry, strike, right, multiplier, the expiry index) are kept until a contract is
+    added or a quote names its contract differently, so a re-quoted chain's view builds only the
+    quote columns."""
 
     def __init__(self) -> None:
         self._chains: dict[str, dict[str, OptionQuote]] = {}
-        self._views: dict[str, ChainView] = {}  # built on read, dropped when the underlying's book changes
+        self._views: dict[str, ChainView] = {}
+        #: per underlying: (the OCC symbols in order, their contract columns)
+        self._contracts: dict[str, tuple[list[str], ContractColumns]] = {}
 
     def update(self, q: OptionQuote) -> None:
         book = self._chains.setdefault(q.underlying, {})
@@ -55,6 +62,14 @@ class ChainBook:
         if old is None or q.ts_ns >= old.ts_ns:
             book[q.occ_symbol] = q
             self._views.pop(q.underlying, None)
+            if (
+                old is None
+                or old.expiry_ns != q.expiry_ns
+                or old.strike != q.strike
+                or old.is_call != q.is_call
+                or old.multiplier != q.multiplier
+            ):
+                self._contracts.pop(q.underlying, None)
 
     def chain(self, underlying: str) -> list[OptionQuote]:
         return sorted(self._chains.get(underlying, {}).values(), key=lambda q: q.occ_symbol)
@@ -63,7 +78,14 @@ class ChainBook:
         """The chain in columns (what selection reads), in :meth:`chain`'s order."""
         v = self._views.get(underlying)
         if v is None:
-            v = self._views[underlying] = ChainView.from_quotes(self.chain(underlying))
+            known = self._contracts.get(underlying)
+            if known is None:
+                quotes = self.chain(underlying)
+                known = self._contracts[underlying] = ([q.occ_symbol for q in quotes], ContractColumns.of(quotes))
+            else:
+                book = self._chains[underlying]
+                quotes = [book[k] for k in known[0]]
+            v = self._views[underlying] = QuoteListView(quotes, known[1])
         return v
 
     def first_atm_iv(

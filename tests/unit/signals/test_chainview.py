@@ -4,17 +4,21 @@ two-sided strike; one-sided or stale quotes skipped)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from py_vollib.black_scholes_merton.implied_volatility import implied_volatility as bsm_iv
 
 from aiots.core.conventions import NS_PER_MIN, NS_PER_YEAR, expiry_ns, format_occ, ny_ns
 from aiots.services.signals.atm_iv import atm_iv_by_expiry, traded_atm_iv
-from aiots.services.signals.chainview import ChainView, QuoteListView, as_view
+from aiots.services.signals.chainview import ChainView, QuoteListView, as_view, expiry_codes
 from aiots.services.signals.config import SignalsConfig
+from aiots.services.signals.engine import ChainBook
 from aiots.services.signals.models import OptionQuote
 
 NOW = ny_ns(dt.date(2024, 3, 5), dt.time(11, 0))
@@ -96,3 +100,75 @@ def test_traded_atm_iv_uses_the_dte_window_and_fresh_quotes() -> None:
     assert iv == pytest.approx(want, abs=1e-7)
     stale = [c for c in CHAIN if c.expiry == E2.isoformat() and c.ts_ns < NOW]
     assert math.isnan(traded_atm_iv(stale, SPOT, NOW, cfg, 0.0, 60 * 10**9))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**62), 2**62), max_size=60), st.integers(1, 6))
+def test_expiry_codes_equal_numpys_unique_with_inverse(values: list[int], distinct: int) -> None:
+    """The oracle is ``np.unique(..., return_inverse=True)``: same distinct values (as Python ints,
+    ascending) and the same code per row, for few distinct values (a chain) and for many."""
+    few = np.array([v % distinct for v in values], dtype=np.int64) * 86_400_000_000_000
+    for arr in (few, np.array(values, dtype=np.int64)):
+        uniq, codes = expiry_codes(arr)
+        want_uniq, want_codes = np.unique(arr, return_inverse=True)
+        assert uniq == want_uniq.tolist() and all(type(u) is int for u in uniq)
+        assert codes.dtype == np.int64 and codes.tolist() == want_codes.tolist()
+
+
+def _requoted(x: OptionQuote, bump: float, ts_ns: int) -> OptionQuote:
+    return dataclasses.replace(x, bid=x.bid + bump, ask=x.ask + bump, ts_ns=ts_ns, volume=x.volume + 1)
+
+
+def _assert_view_is_of(view: ChainView, quotes: list[OptionQuote]) -> None:
+    """Every column and quote of ``view`` is that of a view built afresh from ``quotes`` in OCC order."""
+    fresh = QuoteListView(sorted(quotes, key=lambda x: x.occ_symbol))
+    rows = np.arange(len(fresh), dtype=np.intp)
+    for col in ("expiry_ns", "strike", "is_call", "ts_ns", "ask_size", "open_interest", "volume", "multiplier"):
+        assert getattr(view, col).tolist() == getattr(fresh, col).tolist(), col
+    assert [a.tolist() for a in view.bid_ask(rows)] == [a.tolist() for a in fresh.bid_ask(rows)]
+    assert view.expiry_index()[0] == fresh.expiry_index()[0]
+    assert view.expiry_index()[1].tolist() == fresh.expiry_index()[1].tolist()
+    assert [view.quote(i) for i in range(len(view))] == [fresh.quote(i) for i in range(len(fresh))]
+
+
+def test_a_requoted_books_view_equals_a_fresh_view_and_shares_only_read_only_contract_columns() -> None:
+    book = ChainBook()
+    for x in CHAIN:
+        book.update(x)
+    first = book.view("XYZ")
+    _assert_view_is_of(first, CHAIN)
+    requoted = [_requoted(x, 0.05, NOW + NS_PER_MIN) for x in CHAIN]
+    for x in requoted:
+        book.update(x)
+    second = book.view("XYZ")
+    assert second is not first
+    _assert_view_is_of(second, requoted)
+    assert second.strike is first.strike  # the contract set is unchanged: its columns are kept
+    with pytest.raises(ValueError):
+        second.strike[0] = 1.0  # shared columns can't be written through a view
+    _assert_view_is_of(first, CHAIN)  # the earlier view still shows the earlier quotes
+
+
+def test_a_new_contract_or_a_renamed_one_rebuilds_the_contract_columns() -> None:
+    book = ChainBook()
+    for x in CHAIN:
+        book.update(x)
+    before = book.view("XYZ")
+    added = q("XYZ", E2, "P", 102.0, 1.9, 2.0)
+    book.update(added)
+    _assert_view_is_of(book.view("XYZ"), [*CHAIN, added])
+    assert book.view("XYZ").strike is not before.strike
+    # a later quote of a known OCC symbol that states another expiry, strike, right or multiplier is
+    # taken as given
+    now = [*CHAIN, added]
+    for i, change in enumerate(
+        ({"expiry_ns": expiry_ns(E2)}, {"strike": 101.5}, {"is_call": False}, {"multiplier": 100})
+    ):
+        moved = dataclasses.replace(now[2], ts_ns=NOW + (i + 1) * NS_PER_MIN, **change)
+        book.update(moved)
+        now[2] = moved
+        _assert_view_is_of(book.view("XYZ"), now)
+    # an older quote is ignored and changes nothing
+    kept = book.view("XYZ")
+    book.update(dataclasses.replace(CHAIN[3], bid=0.01, ts_ns=NOW - NS_PER_MIN))
+    assert book.view("XYZ") is kept
