@@ -19,7 +19,9 @@ replicas) *before* it is stored; the store writes run in order on one background
 (:meth:`SignalsApp._persist_loop`), off the bar's critical path. A ``since`` replay merges the
 broker's ring of recent announcements with the stored rows, so a reconnect loses nothing that was
 announced but not yet stored; the writer waits for a ``persist_quiet_s`` pause in announcements, so
-a bar close's burst of signals is announced before any insert runs. After start-up the process's
+a bar close's burst of signals is announced before any insert runs. After an announcement the loop
+thread offers its CPU (``sched_yield``) to the threads the stream write woke: grpc's poller thread,
+woken onto this busy CPU, otherwise waited out the next selection (~1 ms) before the send completed. After start-up the process's
 objects are frozen out of the cyclic GC (``signals.gc_freeze``: a full collection walked them for
 100-250 ms on the bar path). Contract selection runs on the event loop: it takes ~1 ms (p50 in
 bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
@@ -79,6 +81,8 @@ STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 PERSIST_DRAIN_S = 5.0
 ANNOUNCE_YIELDS = 8
+#: give up the CPU to runnable threads (``sched_yield``; a no-op where the OS has none)
+_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 #: start-up objects of this process are out of the cyclic GC's reach (see SignalsApp._settle_gc)
 _gc_frozen = False
 
@@ -367,6 +371,10 @@ class SignalsApp:
             self._persist_wake.set()
         if announced:
             # (the open-signals gauge is updated by the store writes, off this path)
+            # The stream write woke grpc's threads, perhaps onto this thread's CPU (the kernel's
+            # wake-up affinity), where they would wait for the next selection to end: offer them
+            # the CPU now (a no-op when nothing waits).
+            _yield_cpu()
             # Let the subscribers' streams take their message before the next bar is evaluated.
             for _ in range(ANNOUNCE_YIELDS):
                 if not self.broker.deepest_queue():
