@@ -18,6 +18,7 @@
    stand-in for the ingestion bar builder; its cost is a few microseconds.) An unreported first
    run (``--warmup``) takes the process's one-off costs; the subscriber process freezes its start-up
    heap out of the cyclic GC (a full collection of the imported bench stalls it 100-300 ms).
+   ``--yield-cpu`` turns ``signals.yield_cpu`` on (docs/performance.md, round 10).
    ``--compare-bus`` interleaves the path before round 3 (features parsed from the bus, no
    ``gc.freeze``, each store write at once); ``--compare`` and ``--compare-local`` older anchors.
 """
@@ -425,6 +426,7 @@ async def bench_latency(
     before: bool = False,
     local: bool = False,
     over_bus: bool = False,
+    yield_cpu: bool = False,
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals.
 
@@ -438,7 +440,12 @@ async def bench_latency(
     try:
         async with pool.acquire() as con:
             await migrate(con, timescale="off")
-        sig_cfg: dict[str, Any] = {"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000}
+        sig_cfg: dict[str, Any] = {
+            "port": 0,
+            "heartbeat_s": 30,
+            "subscriber_queue": 100_000,
+            "yield_cpu": yield_cpu,
+        }
         if over_bus or before or local:
             sig_cfg.update(local_features=False, gc_freeze=False, persist_quiet_s=0.0)
             gc.unfreeze()  # an earlier run of this process froze its start-up objects
@@ -563,6 +570,11 @@ def main() -> None:
     )
     ap.add_argument("--pairs", type=int, default=2, help="latency: interleaved pairs with --compare*")
     ap.add_argument(
+        "--yield-cpu",
+        action="store_true",
+        help="latency: signals.yield_cpu on (sched_yield after each announcement; off by default)",
+    )
+    ap.add_argument(
         "--warmup", type=float, default=2.0, help="latency: seconds of an unreported first run (first calls, imports)"
     )
     a = ap.parse_args()
@@ -586,7 +598,10 @@ def main() -> None:
             print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}", flush=True)
     if "latency" in run:
         secs = 10 if a.quick else 30
-        print(f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run)")
+        print(
+            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run; "
+            f"signals.yield_cpu {'on' if a.yield_cpu else 'off'})"
+        )
         print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
         print("local = features computed in signals from bars:1m (before analytics became their one owner)")
         print("bus = features parsed from the in-process bus, no gc.freeze, each store write at once (before round 3)")
@@ -600,7 +615,13 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             lat, per_hop = event_loop.run_as_service(
                 bench_latency(
-                    secs, 2000, 0.05, before=label == "before", local=label == "local", over_bus=label == "bus"
+                    secs,
+                    2000,
+                    0.05,
+                    before=label == "before",
+                    local=label == "local",
+                    over_bus=label == "bus",
+                    yield_cpu=a.yield_cpu,
                 )
             )
             print(

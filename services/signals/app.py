@@ -19,10 +19,12 @@ replicas) *before* it is stored; the store writes run in order on one background
 (:meth:`SignalsApp._persist_loop`), off the bar's critical path. A ``since`` replay merges the
 broker's ring of recent announcements with the stored rows, so a reconnect loses nothing that was
 announced but not yet stored; the writer waits for a ``persist_quiet_s`` pause in announcements, so
-a bar close's burst of signals is announced before any insert runs. After an announcement the loop
-thread offers its CPU (``sched_yield``) to the threads the stream write woke: grpc's poller thread
-(and a subscriber's reader on this host), woken onto this busy CPU, otherwise waited out the next
-selection (~1 ms) before the send completed or the message was read. After start-up the process's
+a bar close's burst of signals is announced before any insert runs. With ``signals.yield_cpu``, the
+loop thread offers its CPU (``sched_yield``) after an announcement to the threads the stream write
+woke: grpc's poller thread (and a subscriber's reader on this host), woken onto this busy CPU,
+otherwise wait out the next selection (~1 ms) before the send completes or the message is read.
+Off by default: on a host busy with other work the yield hands the CPU to that work instead
+(docs/performance.md, signals round 10). After start-up the process's
 objects are frozen out of the cyclic GC (``signals.gc_freeze``: a full collection walked them for
 100-250 ms on the bar path). Contract selection runs on the event loop: it takes ~1 ms (p50 in
 bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
@@ -374,8 +376,9 @@ class SignalsApp:
             # (the open-signals gauge is updated by the store writes, off this path)
             # The stream write woke threads (grpc's poller, a reader on this host), perhaps onto
             # this thread's CPU (the kernel's wake-up affinity), where they would wait for the
-            # next selection to end: offer them the CPU now (a no-op when nothing waits).
-            _yield_cpu()
+            # next selection to end: offer them the CPU now (``signals.yield_cpu``).
+            if self.cfg.yield_cpu:
+                _yield_cpu()
             # Let the subscribers' streams take their message before the next bar is evaluated.
             for _ in range(ANNOUNCE_YIELDS):
                 if not self.broker.deepest_queue():
