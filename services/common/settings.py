@@ -280,7 +280,7 @@ class SignalsSettings(ServiceSettings):
     yield_cpu: bool = Field(
         False,
         description=(
-            "after announcing, offer the CPU to the threads the stream write woke (sched_yield): "
+            "after announcing, offer the CPU to the threads stream writes woke (sched_yield): "
             "~1 ms off the p99 on a host with an idle core, worse on a host busy with other work"
         ),
     )

@@ -20,7 +20,7 @@ replicas) *before* it is stored; the store writes run in order on one background
 broker's ring of recent announcements with the stored rows, so a reconnect loses nothing that was
 announced but not yet stored; the writer waits for a ``persist_quiet_s`` pause in announcements, so
 a bar close's burst of signals is announced before any insert runs. With ``signals.yield_cpu``, the
-loop thread offers its CPU (``sched_yield``) after an announcement to the threads the stream write
+loop thread offers its CPU (``sched_yield``) after an announcement to the threads stream writes
 woke: grpc's poller thread (and a subscriber's reader on this host), woken onto this busy CPU,
 otherwise wait out the next selection (~1 ms) before the send completes or the message is read.
 Off by default: on a host busy with other work the yield hands the CPU to that work instead
@@ -374,8 +374,8 @@ class SignalsApp:
             self._persist_wake.set()
         if announced:
             # (the open-signals gauge is updated by the store writes, off this path)
-            # The stream write woke threads (grpc's poller, a reader on this host), perhaps onto
-            # this thread's CPU (the kernel's wake-up affinity), where they would wait for the
+            # Earlier stream writes woke threads (grpc's poller, a reader on this host), perhaps
+            # onto this thread's CPU (the kernel's wake-up affinity), where they would wait for the
             # next selection to end: offer them the CPU now (``signals.yield_cpu``).
             if self.cfg.yield_cpu:
                 _yield_cpu()

@@ -120,15 +120,17 @@ def _requoted(x: OptionQuote, bump: float, ts_ns: int) -> OptionQuote:
 
 
 def _assert_view_is_of(view: ChainView, quotes: list[OptionQuote]) -> None:
-    """Every column and quote of ``view`` is that of a view built afresh from ``quotes`` in OCC order."""
-    fresh = QuoteListView(sorted(quotes, key=lambda x: x.occ_symbol))
-    rows = np.arange(len(fresh), dtype=np.intp)
+    """Every column and quote of ``view`` is the field of ``quotes`` in OCC order (the oracle: the
+    quotes themselves, and ``np.unique`` for the expiry index)."""
+    want = sorted(quotes, key=lambda x: x.occ_symbol)
+    rows = np.arange(len(want), dtype=np.intp)
     for col in ("expiry_ns", "strike", "is_call", "ts_ns", "ask_size", "open_interest", "volume", "multiplier"):
-        assert getattr(view, col).tolist() == getattr(fresh, col).tolist(), col
-    assert [a.tolist() for a in view.bid_ask(rows)] == [a.tolist() for a in fresh.bid_ask(rows)]
-    assert view.expiry_index()[0] == fresh.expiry_index()[0]
-    assert view.expiry_index()[1].tolist() == fresh.expiry_index()[1].tolist()
-    assert [view.quote(i) for i in range(len(view))] == [fresh.quote(i) for i in range(len(fresh))]
+        assert getattr(view, col).tolist() == [getattr(x, col) for x in want], col
+    assert [a.tolist() for a in view.bid_ask(rows)] == [[x.bid for x in want], [x.ask for x in want]]
+    uniq, codes = np.unique([x.expiry_ns for x in want], return_inverse=True)
+    assert view.expiry_index()[0] == uniq.tolist()
+    assert view.expiry_index()[1].tolist() == codes.tolist()
+    assert [view.quote(i) for i in range(len(view))] == want
 
 
 def test_a_requoted_books_view_equals_a_fresh_view_and_shares_only_read_only_contract_columns() -> None:
