@@ -19,7 +19,11 @@ replicas) *before* it is stored; the store writes run in order on one background
 (:meth:`SignalsApp._persist_loop`), off the bar's critical path. A ``since`` replay merges the
 broker's ring of recent announcements with the stored rows, so a reconnect loses nothing that was
 announced but not yet stored; the writer waits for a ``persist_quiet_s`` pause in announcements, so
-a bar close's burst of signals is announced before any insert runs. With ``signals.yield_cpu``, the
+a bar close's burst of signals is announced before any insert runs. The subscribers' streams take
+their messages when the loop next waits, i.e. after the burst when the features arrive in this
+process: each stream write wakes grpc's poller thread and a reader on this host, and mid-burst those
+wake-ups took the loop's CPU from the next symbols (writing after each announcement gave a lower
+median and a higher p99: docs/performance.md, signals round 11). With ``signals.yield_cpu``, the
 loop thread offers its CPU (``sched_yield``) after an announcement to the threads stream writes
 woke: grpc's poller thread (and a subscriber's reader on this host), woken onto this busy CPU,
 otherwise wait out the next selection (~1 ms) before the send completes or the message is read.
@@ -83,7 +87,6 @@ IV_RANK_REFRESH_S = 300.0
 STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 PERSIST_DRAIN_S = 5.0
-ANNOUNCE_YIELDS = 8
 #: give up the CPU to runnable threads (``sched_yield``; a no-op where the OS has none)
 _yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 #: start-up objects of this process are out of the cyclic GC's reach (see SignalsApp._settle_gc)
@@ -372,19 +375,14 @@ class SignalsApp:
             self._persist.append((to_store, updates))
             self._persist_idle.clear()
             self._persist_wake.set()
-        if announced:
+        if announced and self.cfg.yield_cpu:
             # (the open-signals gauge is updated by the store writes, off this path)
             # Earlier stream writes woke threads (grpc's poller, a reader on this host), perhaps
             # onto this thread's CPU (the kernel's wake-up affinity), where they would wait for the
             # next selection to end: offer them the CPU now (``signals.yield_cpu``).
-            if self.cfg.yield_cpu:
-                _yield_cpu()
-            # Let the subscribers' streams take their message before the next bar is evaluated.
-            for _ in range(ANNOUNCE_YIELDS):
-                if not self.broker.deepest_queue():
-                    break
-                await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            _yield_cpu()
+        # No yield to the subscribers' streams here: they write when the loop next waits, after
+        # the bar close's other symbols (see the module docstring).
 
     async def _persist_loop(self) -> None:
         """Store writes in announce order (an exit is never stored before its signal), each after a

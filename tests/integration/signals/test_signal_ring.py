@@ -129,6 +129,27 @@ async def test_an_announcement_offers_the_cpu_once_when_asked_and_a_repeat_does_
     assert len(offered) == 1
 
 
+async def test_announcing_a_bar_close_keeps_the_loop_and_the_stream_sends_them_all_after(
+    held_app: tuple[SignalsApp, asyncio.Event],
+) -> None:
+    """Announcing never gives up the event loop (the close's other symbols are evaluated before any
+    stream write: signals round 11), and the subscribed stream then sends every signal of the close
+    in announce order. Oracle: the list announced, by hand."""
+    app, _release = held_app
+    sigs = same_bar(["AAPL", "MSFT", "TSLA", "SPY", "QQQ"], i=530)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        stub = signals_pb2_grpc.SignalServiceStub(ch)
+        call = stub.SubscribeSignals(signals_pb2.SubscribeSignalsRequest())
+        await _wait_subscribers(app, 1)
+        for sig in sigs:
+            step = app._emit([sig], [])
+            with pytest.raises(StopIteration):  # ran to its end without suspending
+                step.send(None)
+        got = [m.signal.id for m in await _collect(call, len(sigs))]
+        assert got == [s.id for s in sigs]
+        call.cancel()
+
+
 def test_broker_ring_drops_a_repeat_and_evicts_the_oldest() -> None:
     b = Broker(queue_size=8, ring_size=16)
     protos = [signal_to_proto(make_signal(600 + i)) for i in range(20)]
