@@ -16,9 +16,11 @@
    127.0.0.1:5432 or AIOTS_BENCH_PG, a scratch database) and out to a gRPC subscriber; we report p50/p99 from
    that trade to the client receiving the signal. (The bar aggregation here is a minimal
    stand-in for the ingestion bar builder; its cost is a few microseconds.) An unreported first
-   run (``--warmup``) takes the process's one-off costs; the subscriber process freezes its start-up
-   heap out of the cyclic GC (a full collection of the imported bench stalls it 100-300 ms).
-   ``--yield-cpu`` turns ``signals.yield_cpu`` on (docs/performance.md, round 10).
+   run (``--warmup``) takes the process's one-off costs; each run has a process of its own (runs one
+   after another in one process grew slower); the subscriber process freezes its start-up heap out
+   of the cyclic GC (a full collection of the imported bench stalls it 100-300 ms).
+   ``--compare-yield`` interleaves the path before round 11 (after each announcement the loop
+   yields until the subscribers' streams took it, so they write mid-burst);
    ``--compare-bus`` interleaves the path before round 3 (features parsed from the bus, no
    ``gc.freeze``, each store write at once); ``--compare`` and ``--compare-local`` older anchors.
 """
@@ -315,6 +317,50 @@ def latency_config() -> SignalsConfig:
     return cfg
 
 
+def _latency_process(warmup_s: float, secs: float, run_kw: dict[str, bool], conn: Any) -> None:
+    if warmup_s > 0:  # the process's first run pays one-off costs (lazy imports, first calls)
+        event_loop.run_as_service(bench_latency(warmup_s, 2000, 0.05))
+    conn.send(event_loop.run_as_service(bench_latency(secs, 2000, 0.05, **run_kw)))
+    conn.close()
+
+
+def latency_in_fresh_process(
+    warmup_s: float, secs: float, run_kw: dict[str, bool]
+) -> tuple[list[float], dict[str, list[float]]]:
+    """One latency run (after an unreported warm-up) in a process of its own: runs one after another
+    in one process grew slower (p99 13 -> 59 ms over four), which skewed an interleaved comparison."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_latency_process, args=(warmup_s, secs, run_kw, child))
+    proc.start()
+    child.close()
+    try:
+        out: tuple[list[float], dict[str, list[float]]] = parent.recv()
+    except EOFError:
+        raise RuntimeError(f"latency run process died (exit code {proc.exitcode})") from None
+    finally:
+        proc.join()
+    return out
+
+
+def _yield_after_each_announcement(app: SignalsApp) -> None:
+    """The announcement path before round 11: after each announcing call the loop yields (at most
+    eight times) until the subscribers' streams took their message, then once more, so each stream
+    writes before the bar close's next symbol is evaluated."""
+    emit = app._emit
+
+    async def emit_then_yield(new: list[Any], updates: list[Any]) -> None:
+        await emit(new, updates)
+        if new:
+            for _ in range(8):
+                if not app.broker.deepest_queue():
+                    break
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+    app._emit = emit_then_yield  # type: ignore[method-assign]
+
+
 class Hops:
     """perf_counter stamps per (symbol, bar close ns) along the path, from instance wrappers."""
 
@@ -426,12 +472,13 @@ async def bench_latency(
     before: bool = False,
     local: bool = False,
     over_bus: bool = False,
-    yield_cpu: bool = False,
+    yield_each: bool = False,
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals.
 
     ``over_bus``: the path before the in-process features (analytics' events parsed from the bus,
-    no ``gc.freeze`` after start-up, store writes right after each announcement)."""
+    no ``gc.freeze`` after start-up, store writes right after each announcement). ``yield_each``:
+    the path before round 11 (the loop yields after each announcement until the streams took it)."""
     server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     db = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{server}/postgres")
@@ -444,7 +491,6 @@ async def bench_latency(
             "port": 0,
             "heartbeat_s": 30,
             "subscriber_queue": 100_000,
-            "yield_cpu": yield_cpu,
         }
         if over_bus or before or local:
             sig_cfg.update(local_features=False, gc_freeze=False, persist_quiet_s=0.0)
@@ -458,6 +504,8 @@ async def bench_latency(
         app.engine._source = None
         hops = Hops()
         hops.install(app)
+        if yield_each:
+            _yield_after_each_announcement(app)
         live = None
         in_signals = before or local  # the signals service computes the features itself from bars:1m
         if not in_signals:  # the features' one owner, on the same bus (no storage to warm from)
@@ -570,9 +618,9 @@ def main() -> None:
     )
     ap.add_argument("--pairs", type=int, default=2, help="latency: interleaved pairs with --compare*")
     ap.add_argument(
-        "--yield-cpu",
+        "--compare-yield",
         action="store_true",
-        help="latency: signals.yield_cpu on (sched_yield after each announcement; off by default)",
+        help="latency: the streams written after each announcement (before round 11) too",
     )
     ap.add_argument(
         "--warmup", type=float, default=2.0, help="latency: seconds of an unreported first run (first calls, imports)"
@@ -598,32 +646,25 @@ def main() -> None:
             print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}", flush=True)
     if "latency" in run:
         secs = 10 if a.quick else 30
-        print(
-            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run; "
-            f"signals.yield_cpu {'on' if a.yield_cpu else 'off'})"
-        )
+        print(f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run)")
         print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
         print("local = features computed in signals from bars:1m (before analytics became their one owner)")
         print("bus = features parsed from the in-process bus, no gc.freeze, each store write at once (before round 3)")
+        print("yield = the loop yields after each announcement until the streams took it (before round 11)")
         labels = ["after"]
-        for flag, other in ((a.compare, "before"), (a.compare_local, "local"), (a.compare_bus, "bus")):
+        for flag, other in (
+            (a.compare, "before"),
+            (a.compare_local, "local"),
+            (a.compare_bus, "bus"),
+            (a.compare_yield, "yield"),
+        ):
             if flag:
                 labels = [other, "after"] * a.pairs
-        if a.warmup > 0:  # the process's first run pays one-off costs (lazy imports, first calls)
-            event_loop.run_as_service(bench_latency(a.warmup, 2000, 0.05))
         for label in labels:
             load0 = os.getloadavg()[0]
-            lat, per_hop = event_loop.run_as_service(
-                bench_latency(
-                    secs,
-                    2000,
-                    0.05,
-                    before=label == "before",
-                    local=label == "local",
-                    over_bus=label == "bus",
-                    yield_cpu=a.yield_cpu,
-                )
-            )
+            run_kw = {"before": label == "before", "local": label == "local", "over_bus": label == "bus",
+                      "yield_each": label == "yield"}  # fmt: skip
+            lat, per_hop = latency_in_fresh_process(a.warmup, secs, run_kw)
             print(
                 f"{label:<6} n={len(lat)} p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
                 f"max {max(lat, default=float('nan')):.2f} ms, load {load0:.1f} -> {os.getloadavg()[0]:.1f}"

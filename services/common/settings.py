@@ -277,13 +277,6 @@ class SignalsSettings(ServiceSettings):
     gc_freeze: bool = Field(
         True, description="after start-up, exempt the objects alive then from the cyclic GC (gc.freeze)"
     )
-    yield_cpu: bool = Field(
-        False,
-        description=(
-            "after announcing, offer the CPU to the threads stream writes woke (sched_yield): "
-            "~1 ms off the p99 on a host with an idle core, worse on a host busy with other work"
-        ),
-    )
 
 
 class PortfolioSettings(ServiceSettings):

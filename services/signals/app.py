@@ -23,14 +23,10 @@ a bar close's burst of signals is announced before any insert runs. The subscrib
 their messages when the loop next waits, i.e. after the burst when the features arrive in this
 process: each stream write wakes grpc's poller thread and a reader on this host, and mid-burst those
 wake-ups took the loop's CPU from the next symbols (writing after each announcement gave a lower
-median and a higher p99: docs/performance.md, signals round 11). With ``signals.yield_cpu``, the
-loop thread offers its CPU (``sched_yield``) after an announcement to the threads stream writes
-woke: grpc's poller thread (and a subscriber's reader on this host), woken onto this busy CPU,
-otherwise wait out the next selection (~1 ms) before the send completes or the message is read.
-Off by default: on a host busy with other work the yield hands the CPU to that work instead
-(docs/performance.md, signals round 10). After start-up the process's
-objects are frozen out of the cyclic GC (``signals.gc_freeze``: a full collection walked them for
-100-250 ms on the bar path). Contract selection runs on the event loop: it takes ~1 ms (p50 in
+median and a higher p99: docs/performance.md, signals round 11, which also retired the
+``sched_yield`` after announcing of round 10). After start-up the process's objects are frozen
+out of the cyclic GC (``signals.gc_freeze``: a full collection walked them for 100-250 ms on the
+bar path). Contract selection runs on the event loop: it takes ~1 ms (p50 in
 bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
 the GIL anyway.
 """
@@ -87,8 +83,6 @@ IV_RANK_REFRESH_S = 300.0
 STOP_TASKS_TIMEOUT_S = 2.0
 STOP_GRACE_S = 1.0
 PERSIST_DRAIN_S = 5.0
-#: give up the CPU to runnable threads (``sched_yield``; a no-op where the OS has none)
-_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 #: start-up objects of this process are out of the cyclic GC's reach (see SignalsApp._settle_gc)
 _gc_frozen = False
 
@@ -375,12 +369,7 @@ class SignalsApp:
             self._persist.append((to_store, updates))
             self._persist_idle.clear()
             self._persist_wake.set()
-        if announced and self.cfg.yield_cpu:
-            # (the open-signals gauge is updated by the store writes, off this path)
-            # Earlier stream writes woke threads (grpc's poller, a reader on this host), perhaps
-            # onto this thread's CPU (the kernel's wake-up affinity), where they would wait for the
-            # next selection to end: offer them the CPU now (``signals.yield_cpu``).
-            _yield_cpu()
+        # (the open-signals gauge is updated by the store writes, off this path)
         # No yield to the subscribers' streams here: they write when the loop next waits, after
         # the bar close's other symbols (see the module docstring).
 

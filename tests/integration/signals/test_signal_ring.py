@@ -16,7 +16,6 @@ import pytest
 from aiots.services.bus.in_process import InProcessBus
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.settings import Settings
-from aiots.services.signals import app as signals_app
 from aiots.services.signals.app import SignalsApp
 from aiots.services.signals.conversions import signal_to_proto
 from aiots.services.signals.fanout import Broker
@@ -107,26 +106,6 @@ async def test_reconnect_with_since_gets_unstored_signals_exactly_once(
         assert nxt.WhichOneof("event") == "heartbeat"  # nothing more, nothing twice
         call.cancel()
         call2.cancel()
-
-
-async def test_an_announcement_offers_the_cpu_once_when_asked_and_a_repeat_does_not(
-    held_app: tuple[SignalsApp, asyncio.Event], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With ``signals.yield_cpu``, after announcing, the loop thread offers its CPU to the threads the
-    stream write woke (grpc's), once per announcing call; a call that announces nothing (another
-    replica's copy) does not; by default it never does."""
-    app, _release = held_app
-    offered: list[int] = []
-    monkeypatch.setattr(signals_app, "_yield_cpu", lambda: offered.append(1))
-    assert app.cfg.yield_cpu is False  # the default: a host busy with other work would get the CPU
-    await app._emit(same_bar(["AAPL"], i=519), [])
-    assert offered == []
-    monkeypatch.setattr(app.cfg, "yield_cpu", True)
-    sigs = same_bar(["AAPL", "MSFT"], i=520)
-    await app._emit(sigs, [])
-    assert len(offered) == 1
-    await app._emit(sigs[:1], [])  # already announced: dropped
-    assert len(offered) == 1
 
 
 async def test_announcing_a_bar_close_keeps_the_loop_and_the_stream_sends_them_all_after(
