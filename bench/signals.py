@@ -337,6 +337,7 @@ def latency_in_fresh_process(
     try:
         out: tuple[list[float], dict[str, list[float]]] = parent.recv()
     except EOFError:
+        proc.join()
         raise RuntimeError(f"latency run process died (exit code {proc.exitcode})") from None
     finally:
         proc.join()
