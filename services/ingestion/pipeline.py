@@ -31,10 +31,11 @@ from collections import defaultdict, deque
 from typing import Any
 
 import numpy as np
-from google.protobuf.message import Message
 
 from aiots.core import conventions as cv
+from aiots.services.common.ports import Event
 from aiots.services.common.topics import published
+from aiots.services.ingestion import option_quote_wire as oq_wire
 from aiots.services.ingestion.bars import BarBuilder
 from aiots.services.ingestion.normalize import KIND_OPTION, SYMBOLS, Batch, instrument_info
 from aiots.v1 import common_pb2, events_pb2
@@ -78,13 +79,13 @@ class Pipeline:
         self._oi: dict[str, float] = {}
         self._opt_volume: dict[str, tuple[int, float]] = {}
         #: per option symbol code: (OCC symbol, underlying ticker, contract message), built once
-        self._contract: dict[int, tuple[str, str, common_pb2.OptionContract]] = {}
+        self._contract: dict[int, tuple[str, str, bytes]] = {}
         # detach_writer(): batches owed to the writer and the task that hands them over
         self._owed: deque[Batch] = deque()
         self._owed_event: asyncio.Event | None = None
         self._feeder: asyncio.Task[None] | None = None
         # detach_writer() with a networked bus: events owed to the bus and the task that sends them
-        self._unsent: deque[tuple[str, list[tuple[str, Message]]]] = deque()
+        self._unsent: deque[tuple[str, list[tuple[str, Event]]]] = deque()
         self._unsent_event: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
         self._sender_closing = False
@@ -126,7 +127,7 @@ class Pipeline:
 
     async def _send_unsent(self) -> None:
         while self._unsent:
-            by_topic: dict[str, list[tuple[str, Message]]] = {}
+            by_topic: dict[str, list[tuple[str, Event]]] = {}
             while self._unsent:
                 topic, items = self._unsent.popleft()
                 by_topic.setdefault(topic, []).extend(items)
@@ -272,7 +273,7 @@ class Pipeline:
                 )
 
     async def _publish(self, batch: Batch) -> None:
-        by_topic: dict[str, list[tuple[str, Message]]] = defaultdict(list)
+        by_topic: dict[str, list[tuple[str, Event]]] = defaultdict(list)
         src: Any = self.source
         for row in batch.rows.get("option_stats", ()):
             if row[3] is not None:  # (symbol, underlying, as_of, open_interest, close, volume, ts)
@@ -322,39 +323,27 @@ class Pipeline:
                 )
         o = batch.columns.get("option_quotes")
         if o is not None:
-            oq = by_topic["options:quotes"]
-            oq_event, opt_volume, oi = events_pb2.OptionQuoteEvent, self._opt_volume, self._oi
-            for c, u, ts, bid, ask, bs, az, up in zip(
-                o["sym"].tolist(),
-                o["und"].tolist(),
-                o["ts_event"].tolist(),
-                o["bid"].tolist(),
-                o["ask"].tolist(),
-                o["bid_size"].tolist(),
-                o["ask_size"].tolist(),
-                o["underlying_price"].tolist(),
-                strict=True,
-            ):
-                sym, und, contract = self._contract.get(c) or self._contract_of(c, u)
+            # column-wise wire encoding (option_quote_wire): ~0.4 µs a record against ~2.2 µs for a
+            # message built and serialised per record
+            opt_volume, oi, contracts = self._opt_volume, self._oi, self._contract
+            ts = o["ts_event"]
+            days = ((ts // NS - SESSION_OFFSET_S) // 86_400).tolist()  # session_key, column-wise
+            heads: list[bytes] = []
+            keys: list[str] = []
+            vols: list[float] = []
+            ois: list[float] = []
+            for c, u, day in zip(o["sym"].tolist(), o["und"].tolist(), days, strict=True):
+                sym, und, head = contracts.get(c) or self._contract_of(c, u)
+                heads.append(head)
+                keys.append(und)
                 vday, vol = opt_volume.get(sym, _NO_VOLUME)
-                oq.append(
-                    (
-                        und,
-                        oq_event(
-                            symbol=sym,
-                            ts_event=ts,
-                            source=src,
-                            contract=contract,
-                            bid=bid if bid == bid else 0.0,
-                            ask=ask if ask == ask else 0.0,
-                            bid_size=bs,
-                            ask_size=az,
-                            underlying_price=up if up == up else 0.0,
-                            volume=vol if vday and vday == session_key(ts) else 0.0,
-                            open_interest=oi.get(sym, 0.0),
-                        ),
-                    )
-                )
+                vols.append(vol if vday and vday == day else 0.0)
+                ois.append(oi.get(sym, 0.0))
+            payloads = oq_wire.events(
+                heads, ts, o["bid"], o["ask"], o["bid_size"], o["ask_size"], vols, ois, o["underlying_price"],
+                nan_as_zero=("bid", "ask", "underlying_price"),  # NaN: no quote (no price) -> 0.0
+            )  # fmt: skip
+            by_topic["options:quotes"].extend(zip(keys, payloads, strict=True))
         for table, (interval, _) in BAR_WIDTHS.items():
             bars = batch.columns.get(table)
             if bars is None or not published(f"bars:{interval}"):
@@ -381,8 +370,9 @@ class Pipeline:
             await self.bus.publish_many(topic, items)
             self.published += len(items)
 
-    def _contract_of(self, code: int, und_code: int) -> tuple[str, str, common_pb2.OptionContract]:
-        """(OCC symbol, underlying ticker, contract message) of an option symbol code (cached)."""
+    def _contract_of(self, code: int, und_code: int) -> tuple[str, str, bytes]:
+        """(OCC symbol, underlying ticker, the head of its quote events) of an option symbol code
+        (cached; :func:`option_quote_wire.head`)."""
         sym = SYMBOLS.symbol(code)
         inf = instrument_info(sym)
         contract = common_pb2.OptionContract(
@@ -391,7 +381,7 @@ class Pipeline:
             right=common_pb2.OPTION_RIGHT_CALL if inf.right == "C" else common_pb2.OPTION_RIGHT_PUT,
             multiplier=inf.multiplier, style=common_pb2.EXERCISE_STYLE_AMERICAN,
         )  # fmt: skip
-        r = self._contract[code] = (sym, SYMBOLS.symbol(und_code), contract)
+        r = self._contract[code] = (sym, SYMBOLS.symbol(und_code), oq_wire.head(sym, self.source, contract))
         return r
 
 
