@@ -28,7 +28,11 @@ Compares, on the same machine and run, for N trade records (default 1,000,000, 9
    protobuf decoding and XACKs share the publisher's event loop and GIL (on a 2-core machine that
    also measures the consumer's CPU on the publisher's path). Both are printed, never one alone.
 
-Usage: ``.venv/bin/python bench/ingest.py [--n 1000000] [--naive-n 100000] [--only ingest|latency]``.
+6. option quote event encoding (``--only encode``, no database): µs per record of the column-wise
+   encoder (``option_quote_wire.events``) against the anchor, an ``OptionQuoteEvent`` built and
+   serialised per record (the path before session 11), batch sizes alternating.
+
+Usage: ``.venv/bin/python bench/ingest.py [--n 1000000] [--naive-n 100000] [--only ingest|latency|encode]``.
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) or ``--server DSN``; creates and drops its
 own database. The to_df + to_sql comparison needs the ``bench`` extra (SQLAlchemy, psycopg); without
 it that row is skipped with a message. The Redis latency rows need Redis (``--redis``).
@@ -40,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import multiprocessing as mp
 import os
 import socket
@@ -61,12 +66,13 @@ from aiots.services.bus.in_process import InProcessBus
 from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common import event_loop
 from aiots.services.common.settings import RedisSettings
+from aiots.services.ingestion import option_quote_wire as oq_wire
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.live import LiveSource
 from aiots.services.ingestion.sources.replay import replay_files
 from aiots.services.storage.migrate import ensure_partitions, migrate
 from aiots.services.storage.writer import Writer
-from aiots.v1 import events_pb2
+from aiots.v1 import common_pb2, events_pb2
 
 warnings.filterwarnings("ignore")
 NS = cv.NS_PER_S
@@ -465,6 +471,63 @@ async def ingest_table(args: argparse.Namespace, name: str, dsn: str, tmp: Path)
           f"ours / naive = {vs_naive} (target >= 10x)")  # fmt: skip
 
 
+ENCODE_BATCHES = (1, 10, 50, 100, 256)
+ENCODE_NAN_AS_ZERO = ("bid", "ask", "underlying_price")
+
+
+def _encode_anchor(
+    occ: str, src: int, contract: common_pb2.OptionContract, ts: np.ndarray, cols: tuple[np.ndarray, ...]
+) -> list[bytes]:
+    """The path before session 11: an OptionQuoteEvent built and serialised per record."""
+    out = []
+    for t, b, a, bs, az, v, oi, up in zip(ts.tolist(), *(c.tolist() for c in cols), strict=True):
+        ev = events_pb2.OptionQuoteEvent(
+            symbol=occ, ts_event=t, source=src, contract=contract, bid=b if b == b else 0.0,  # type: ignore[arg-type]
+            ask=a if a == a else 0.0, bid_size=bs, ask_size=az, volume=v, open_interest=oi,
+            underlying_price=up if up == up else 0.0,
+        )  # fmt: skip
+        out.append(ev.SerializeToString())
+    return out
+
+
+def _encode_ours(head: bytes, ts: np.ndarray, cols: tuple[np.ndarray, ...]) -> list[bytes]:
+    return oq_wire.events([head] * ts.shape[0], ts, *cols, nan_as_zero=ENCODE_NAN_AS_ZERO)
+
+
+def encode_table(rounds: int = 5) -> None:
+    """Per-record cost of encoding option quote events: column-wise vs a message per record."""
+    contract = common_pb2.OptionContract(
+        occ_symbol="AAPL  250117C00150000", underlying="AAPL", strike=150.0, expiry="2025-01-17",
+        right=common_pb2.OPTION_RIGHT_CALL, multiplier=100, style=common_pb2.EXERCISE_STYLE_AMERICAN,
+    )  # fmt: skip
+    occ, src = contract.occ_symbol, events_pb2.EVENT_SOURCE_LIVE
+    head = oq_wire.head(occ, src, contract)
+    rng = np.random.default_rng(7)
+    print("\nOptionQuoteEvent encoding, us per record (median of rounds; anchor: a message per record)")
+    print("| records per batch | message per record | column-wise | column-wise / anchor |")
+    print("|---:|---:|---:|---:|")
+    for n in ENCODE_BATCHES:
+        ts = (1_760_000_000_000_000_000 + rng.integers(0, 10**12, n)).astype(np.int64)
+        bid = rng.random(n)
+        cols = (bid, bid + 0.05, np.full(n, 10.0), np.full(n, 12.0), np.zeros(n), np.full(n, 500.0),
+                np.full(n, np.nan))  # fmt: skip
+        fns = {
+            "anchor": functools.partial(_encode_anchor, occ, src, contract, ts, cols),
+            "ours": functools.partial(_encode_ours, head, ts, cols),
+        }
+        reps = max(20, 20_000 // n)
+        times: dict[str, list[float]] = {"anchor": [], "ours": []}
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                fn()
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    fn()
+                times[name].append((time.perf_counter() - t0) / reps / n * 1e6)
+        a, o = float(np.median(times["anchor"])), float(np.median(times["ours"]))
+        print(f"| {n} | {a:.2f} | {o:.2f} | {o / a:.2f} |")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -474,8 +537,12 @@ async def main() -> None:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--rate", type=int, default=50_000, help="live latency: records/s")
     ap.add_argument("--seconds", type=float, default=5.0, help="live latency: seconds per run")
-    ap.add_argument("--only", choices=["ingest", "latency"], default=None)
+    ap.add_argument("--only", choices=["ingest", "latency", "encode"], default=None)
     args = ap.parse_args()
+    if args.only in (None, "encode"):
+        encode_table()
+        if args.only == "encode":
+            return
     name = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{args.server}/postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')

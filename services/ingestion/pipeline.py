@@ -323,8 +323,8 @@ class Pipeline:
                 )
         o = batch.columns.get("option_quotes")
         if o is not None:
-            # column-wise wire encoding (option_quote_wire): ~0.4 µs a record against ~2.2 µs for a
-            # message built and serialised per record
+            # column-wise wire encoding (option_quote_wire): 0.3-0.65 µs a record at 50-256 a batch
+            # against ~2 µs for a message built and serialised per record
             opt_volume, oi, contracts = self._opt_volume, self._oi, self._contract
             ts = o["ts_event"]
             days = ((ts // NS - SESSION_OFFSET_S) // 86_400).tolist()  # session_key, column-wise
