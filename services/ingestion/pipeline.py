@@ -78,7 +78,7 @@ class Pipeline:
         # so option quote events carry what contract selection filters on.
         self._oi: dict[str, float] = {}
         self._opt_volume: dict[str, tuple[int, float]] = {}
-        #: per option symbol code: (OCC symbol, underlying ticker, contract message), built once
+        #: per option symbol code: (OCC symbol, underlying ticker, the head of its quote events), built once
         self._contract: dict[int, tuple[str, str, bytes]] = {}
         # detach_writer(): batches owed to the writer and the task that hands them over
         self._owed: deque[Batch] = deque()
@@ -327,7 +327,7 @@ class Pipeline:
             # against ~2 µs for a message built and serialised per record
             opt_volume, oi, contracts = self._opt_volume, self._oi, self._contract
             ts = o["ts_event"]
-            days = ((ts // NS - SESSION_OFFSET_S) // 86_400).tolist()  # session_key, column-wise
+            days = [session_key(t) for t in ts.tolist()]
             heads: list[bytes] = []
             keys: list[str] = []
             vols: list[float] = []
