@@ -34,7 +34,6 @@ UNWRITTEN = ("last",)
 
 _WIRE_VARINT, _WIRE_FIXED64 = 0, 1
 _U7 = np.uint64(0x7F)
-_CONT = np.uint64(0x80)
 #: a 9-byte varint holds exactly [2**56, 2**63): every ns timestamp from 1972 to 2262
 _FAST_LO, _FAST_HI = 1 << 56, 1 << 63
 _MASK64 = (1 << 64) - 1
@@ -92,7 +91,8 @@ def _tails_fast(ts: npt.NDArray[np.int64], cols: npt.NDArray[np.float64]) -> byt
     rec[:, 1:10] = ((ts.astype(np.uint64)[:, None] >> _SHIFTS) & _U7) | _CONT9
     doubles = rec[:, 10:].reshape(n, len(TAIL_DOUBLES), 9)
     doubles[:, :, 0] = _TAGS
-    doubles[:, :, 1:] = cols.view(np.uint8).reshape(n, len(TAIL_DOUBLES), 8)
+    # fixed64 is little-endian on the wire (a no-op view on x86-64 and aarch64)
+    doubles[:, :, 1:] = cols.astype("<f8", copy=False).view(np.uint8).reshape(n, len(TAIL_DOUBLES), 8)
     return rec.tobytes()
 
 
@@ -128,16 +128,20 @@ def events(
     n = t.shape[0]
     if len(heads) != n:
         raise ValueError(f"{len(heads)} heads for {n} records")
+    arrays = [np.asarray(c, dtype=np.float64) for c in doubles]
+    for name, a in zip(TAIL_DOUBLES, arrays, strict=True):
+        if a.shape != (n,):
+            raise ValueError(f"{name}: {a.shape[0] if a.ndim else 'a scalar'} values for {n} records")
     zero = [TAIL_DOUBLES.index(name) for name in nan_as_zero]
     if n >= FAST_MIN_RECORDS and int(t.min()) >= _FAST_LO and int(t.max()) < _FAST_HI:
-        cols = np.stack([np.asarray(c, dtype=np.float64) for c in doubles], axis=1)
+        cols = np.stack(arrays, axis=1)
         if zero:
             sub = cols[:, zero]
             sub[np.isnan(sub)] = 0.0
             cols[:, zero] = sub
         buf = _tails_fast(t, cols)
         return [h + buf[i * _TAIL_LEN : (i + 1) * _TAIL_LEN] for i, h in enumerate(heads)]
-    lists = [np.asarray(c, dtype=np.float64).tolist() for c in doubles]
+    lists = [a.tolist() for a in arrays]
     out = []
     for i, (h, tv) in enumerate(zip(heads, t.tolist(), strict=True)):
         row = [col[i] for col in lists]

@@ -98,4 +98,6 @@ def test_bad_shapes_are_refused() -> None:
         w.events([head], [1 << 60], [1.0])
     with pytest.raises(ValueError, match="heads"):
         w.events([head, head], [1 << 60], *([[1.0]] * len(w.TAIL_DOUBLES)))
+    with pytest.raises(ValueError, match="volume: 2 values for 1 records"):
+        w.events([head], [1 << 60], [1.0], [1.0], [1.0], [1.0], [1.0, 2.0], [1.0], [1.0])
     assert w.events([], [], *([[]] * len(w.TAIL_DOUBLES))) == []
