@@ -475,7 +475,6 @@ async def ingest_table(args: argparse.Namespace, name: str, dsn: str, tmp: Path)
 
 
 ENCODE_BATCHES = (1, 10, 50, 100, 256)
-ENCODE_NAN_AS_ZERO = ("bid", "ask", "underlying_price")
 
 
 def _encode_anchor(
@@ -494,7 +493,7 @@ def _encode_anchor(
 
 
 def _encode_ours(head: bytes, ts: np.ndarray, cols: tuple[np.ndarray, ...]) -> list[bytes]:
-    return oq_wire.events([head] * ts.shape[0], ts, *cols, nan_as_zero=ENCODE_NAN_AS_ZERO)
+    return oq_wire.events([head] * ts.shape[0], ts, *cols, nan_as_zero=oq_wire.NO_PRICE_AS_ZERO)
 
 
 def encode_table(rounds: int = 5) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -334,20 +335,20 @@ def latency_in_fresh_process(
     proc = ctx.Process(target=_latency_process, args=(warmup_s, secs, run_kw, child))
     proc.start()
     child.close()
-    try:
-        out: tuple[list[float], dict[str, list[float]]] = parent.recv()
-    except EOFError:
-        proc.join()
-        raise RuntimeError(f"latency run process died (exit code {proc.exitcode})") from None
-    finally:
-        proc.join()
+    out: tuple[list[float], dict[str, list[float]]] | None = None
+    with contextlib.suppress(EOFError):  # the child died before sending
+        out = parent.recv()
+    proc.join()
+    if out is None:
+        raise RuntimeError(f"latency run process died (exit code {proc.exitcode})")
     return out
 
 
 def _yield_after_each_announcement(app: SignalsApp) -> None:
     """The announcement path before round 11: after each announcing call the loop yields (at most
     eight times) until the subscribers' streams took their message, then once more, so each stream
-    writes before the bar close's next symbol is evaluated."""
+    writes before the bar close's next symbol is evaluated. (The old code yielded when a signal was
+    announced; here when one is new: the same in this bench, which has no second replica.)"""
     emit = app._emit
 
     async def emit_then_yield(new: list[Any], updates: list[Any]) -> None:
@@ -488,11 +489,7 @@ async def bench_latency(
     try:
         async with pool.acquire() as con:
             await migrate(con, timescale="off")
-        sig_cfg: dict[str, Any] = {
-            "port": 0,
-            "heartbeat_s": 30,
-            "subscriber_queue": 100_000,
-        }
+        sig_cfg: dict[str, Any] = {"port": 0, "heartbeat_s": 30, "subscriber_queue": 100_000}
         if over_bus or before or local:
             sig_cfg.update(local_features=False, gc_freeze=False, persist_quiet_s=0.0)
             gc.unfreeze()  # an earlier run of this process froze its start-up objects

@@ -31,6 +31,8 @@ HEAD_FIELDS = ("symbol", "source", "contract")
 TAIL_DOUBLES = ("bid", "ask", "bid_size", "ask_size", "volume", "open_interest", "underlying_price")
 #: fields never written (the live pipeline has no last trade price in a quote)
 UNWRITTEN = ("last",)
+#: the doubles whose NaN (no quote, no underlying price) the events carry as 0.0
+NO_PRICE_AS_ZERO = ("bid", "ask", "underlying_price")
 
 _WIRE_VARINT, _WIRE_FIXED64 = 0, 1
 _U7 = np.uint64(0x7F)

@@ -341,7 +341,7 @@ class Pipeline:
                 ois.append(oi.get(sym, 0.0))
             payloads = oq_wire.events(
                 heads, ts, o["bid"], o["ask"], o["bid_size"], o["ask_size"], vols, ois, o["underlying_price"],
-                nan_as_zero=("bid", "ask", "underlying_price"),  # NaN: no quote (no price) -> 0.0
+                nan_as_zero=oq_wire.NO_PRICE_AS_ZERO,
             )  # fmt: skip
             by_topic["options:quotes"].extend(zip(keys, payloads, strict=True))
         for table, (interval, _) in BAR_WIDTHS.items():
