@@ -22,6 +22,7 @@ changed signals, in signal id order; persistence is the caller's job.
 
 from __future__ import annotations
 
+import heapq
 import math
 
 from aiots.core.execution import ExecutionModel, Fill, Quote
@@ -72,16 +73,20 @@ class LifecycleTracker:
         self.execution = execution or ExecutionModel()
         self._by_occ: dict[str, dict[str, Signal]] = {}
         self._latest: dict[str, OptionQuote] = {}  # per contract with open signals
-        #: :meth:`on_time` has nothing to decide before this (a lower bound, made exact by each
-        #: full pass): the earliest horizon of the open signals, or for one whose horizon decision
-        #: was refused on the contract's latest quote (the same answer until another quote), its expiry
+        #: :meth:`on_time` has nothing to decide before this (a lower bound): the earliest decision
+        #: time in the queues below
         self.next_decision_ns: float = math.inf
         #: signal id -> (the latest quote, the horizon) its horizon decision was refused on
         self._refused: dict[str, tuple[OptionQuote | None, int]] = {}
-        #: the open signals per underlying (signal id -> signal), and ``next_decision_ns`` per
-        #: underlying: a call for one symbol walks and re-bounds that symbol's signals only
+        #: the open signals per underlying (signal id -> signal)
         self._by_sym: dict[str, dict[str, Signal]] = {}
-        self._next_sym: dict[str, float] = {}
+        #: per underlying, a min-heap of (decision time ns, signal id): a signal's horizon, or the
+        #: expiry of one whose horizon decision was refused on its contract's latest quote (the same
+        #: answer until another quote). An entry holds only while ``_at`` gives its signal that time
+        #: (a later schedule or the signal's close leaves it stale, dropped when it surfaces), so
+        #: :meth:`on_time` costs O(due x log n), not O(open).
+        self._due: dict[str, list[tuple[int, str]]] = {}
+        self._at: dict[str, int] = {}  # signal id -> its one live entry's decision time
 
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
@@ -89,14 +94,11 @@ class LifecycleTracker:
             group = self._by_occ.setdefault(occ, {})
             group[sig.id] = sig
             self._by_sym.setdefault(sig.symbol, {})[sig.id] = sig
-            if sig.horizon_ns < self.next_decision_ns:
-                self.next_decision_ns = sig.horizon_ns
-            if sig.horizon_ns < self._next_sym.get(sig.symbol, math.inf):
-                self._next_sym[sig.symbol] = sig.horizon_ns
+            self._schedule(sig, sig.horizon_ns)
             old = self._latest.get(occ)
             if old is None or sig.contract.ts_ns > old.ts_ns:
                 self._latest[occ] = sig.contract  # the quote selection used: the latest known then
-                self._undecided(group)  # a refused decision on this contract may now differ
+                self._rearm(group)  # a refused decision on this contract may now differ
 
     def replace(self, sig: Signal) -> None:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
@@ -109,13 +111,22 @@ class LifecycleTracker:
             mine = self._by_sym[sym]
             if mine.pop(sig.id, None) is not None and not mine:
                 del self._by_sym[sym]
+        self._at.pop(sig.id, None)
         self.add(sig)
 
-    def _undecided(self, group: dict[str, Signal]) -> None:
-        """The contract of ``group`` has a new latest quote: its signals' refused decisions may differ."""
-        self.next_decision_ns = -math.inf
+    def _schedule(self, sig: Signal, at_ns: int) -> None:
+        """Decide ``sig`` at ``at_ns`` (its horizon, or its expiry while refused)."""
+        self._at[sig.id] = at_ns
+        heapq.heappush(self._due.setdefault(sig.symbol, []), (at_ns, sig.id))
+        if at_ns < self.next_decision_ns:
+            self.next_decision_ns = at_ns
+
+    def _rearm(self, group: dict[str, Signal]) -> None:
+        """The contract of ``group`` has a new latest quote: its signals' refused horizon decisions
+        may differ, so each is due again at its horizon (once: later quotes find it scheduled)."""
         for s in group.values():
-            self._next_sym[s.symbol] = -math.inf
+            if self._at.get(s.id) != s.horizon_ns:
+                self._schedule(s, s.horizon_ns)
 
     def open_signals(self) -> list[Signal]:
         return [s for group in self._by_occ.values() for s in group.values()]
@@ -130,6 +141,7 @@ class LifecycleTracker:
         group = self._by_occ.get(occ, {})
         group.pop(sig.id, None)
         self._refused.pop(sig.id, None)
+        self._at.pop(sig.id, None)
         mine = self._by_sym.get(sig.symbol)
         if mine is not None:
             mine.pop(sig.id, None)
@@ -152,7 +164,7 @@ class LifecycleTracker:
         prev = self._latest.get(q.occ_symbol)
         if prev is None or q.ts_ns >= prev.ts_ns:
             self._latest[q.occ_symbol] = q
-            self._undecided(group)  # a refused horizon decision may now differ
+            self._rearm(group)  # a refused horizon decision may now differ
         known = exec_quote(prev) if prev is not None else None
         eq = exec_quote(q)
         changed: list[Signal] = []
@@ -177,16 +189,23 @@ class LifecycleTracker:
         """Take the horizon decision of the signals whose horizon has passed (optionally only this
         underlying's), and settle those whose contract has expired (at the intrinsic value of
         ``spot``, the underlying's price now, when given)."""
-        if now_ns < self.next_decision_ns:  # every open signal would be skipped below
+        if now_ns < self.next_decision_ns:  # nothing is due anywhere
             return []
-        if symbol is not None and now_ns < self._next_sym.get(symbol, math.inf):
-            return []  # the same for this symbol's signals (the only ones a call for it decides)
+        due: list[Signal] = []
+        for sym in list(self._due) if symbol is None else [symbol]:
+            heap = self._due.get(sym)
+            mine = self._by_sym.get(sym, {})
+            while heap and heap[0][0] <= now_ns:
+                at, sid = heapq.heappop(heap)
+                if self._at.get(sid) == at and sid in mine:
+                    del self._at[sid]
+                    due.append(mine[sid])
         changed: list[Signal] = []
-        mine = self.open_signals() if symbol is None else self._by_sym.get(symbol, {}).values()
-        for sig in sorted([s for s in mine if now_ns >= s.horizon_ns], key=lambda s: s.id):  # due ones, id order
+        for sig in sorted(due, key=lambda s: s.id):  # id order
             latest = self._latest.get(sig.contract.occ_symbol)
             if self._waits(sig, latest) and now_ns < sig.contract.expiry_ns:
-                continue  # refused on this very quote already: exit_at_deadline would refuse again
+                self._schedule(sig, sig.contract.expiry_ns)  # exit_at_deadline would refuse again
+                continue
             fill = exit_at_deadline(self.execution, exec_quote(latest) if latest else None, sig.horizon_ns)
             if fill is not None:
                 changed.append(self._expire(sig, fill))
@@ -199,16 +218,20 @@ class LifecycleTracker:
                 changed.append(self._close(sig, Status.EXPIRED, c.expiry_ns, value, note))
             else:
                 self._refused[sig.id] = (latest, sig.horizon_ns)
-        for sym in list(self._by_sym) if symbol is None else [symbol]:
-            if sym in self._by_sym:
-                self._next_sym[sym] = min(
-                    s.contract.expiry_ns if self._waits(s, self._latest.get(s.contract.occ_symbol)) else s.horizon_ns
-                    for s in self._by_sym[sym].values()
-                )
-            else:
-                self._next_sym.pop(sym, None)
-        self.next_decision_ns = min(self._next_sym.values(), default=math.inf)
+                self._schedule(sig, sig.contract.expiry_ns)
+        self.next_decision_ns = min((self._top(sym) for sym in list(self._due)), default=math.inf)
         return changed
+
+    def _top(self, sym: str) -> float:
+        """The earliest live decision time of ``sym``'s queue (stale entries on top dropped; an
+        emptied queue removed), inf when none."""
+        heap = self._due[sym]
+        while heap and self._at.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        if not heap:
+            del self._due[sym]
+            return math.inf
+        return heap[0][0]
 
     def _waits(self, sig: Signal, latest: OptionQuote | None) -> bool:
         """Whether ``sig``'s horizon decision was refused on ``latest`` (the decision depends only

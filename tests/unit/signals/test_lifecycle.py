@@ -154,7 +154,7 @@ class _EveryPass(LifecycleTracker):
 @given(
     ops=st.lists(
         st.tuples(
-            st.sampled_from(["add", "time", "quote"]),
+            st.sampled_from(["add", "time", "quote", "replace"]),
             st.integers(0, 5),  # signal / contract number
             st.one_of(st.integers(-120, 7200), st.sampled_from([10**6 - 1, 10**6, 10**6 + 60])),  # s after T0; expiry
             st.sampled_from(["AAPL", "MSFT", None]),
@@ -163,7 +163,7 @@ class _EveryPass(LifecycleTracker):
     )
 )
 def test_on_time_shortcuts_are_the_full_pass(ops: list[tuple[str, int, int, str | None]]) -> None:
-    """Signals added, quoted and timed in any order, up to and past their contract's expiry: the
+    """Signals added, quoted, replaced and timed in any order, up to and past their contract's expiry: the
     same changes, to the same signals, as the tracker that walks every open signal and decides
     afresh on every call (no skip before the next decision, no refused decision remembered)."""
     fast, full = LifecycleTracker(), _EveryPass()
@@ -177,6 +177,13 @@ def test_on_time_shortcuts_are_the_full_pass(ops: list[tuple[str, int, int, str 
             )
             fast.add(one)
             full.add(replace(one, history=[]))  # a separate copy (the trackers mutate what they hold)
+        elif kind == "replace":  # another replica's version of an open signal: another horizon
+            open_ids = sorted(s.id for s in full.open_signals())
+            if open_ids:
+                was = next(s for s in full.open_signals() if s.id == open_ids[k % len(open_ids)])
+                other = replace(was, horizon_ns=at + (k + 1) * 300 * S, history=[])
+                fast.replace(other)
+                full.replace(replace(other, history=[]))
         elif kind == "time":
             got, want = fast.on_time(at, symbol, 201.0), full.on_time(at, symbol, 201.0)
             assert [(s.id, s.status, s.exit_ns, s.exit_price) for s in got] == [
@@ -239,3 +246,31 @@ def test_a_late_quote_stamped_before_the_horizon_reopens_a_refused_decision_for_
     t.on_quote(replace(Q, bid=2.03, ask=2.07, ts_ns=H - 10 * S))  # arrives late, stamped before the horizon
     (a,) = t.on_time(H + 120 * S, "AAPL")  # the decision at the horizon, on the quote known then
     assert (a.exit_ns, a.exit_price) == (H, 2.03)
+
+
+class _Counting(LifecycleTracker):
+    """Counts the signals a pass looks at (each is asked whether it waits on a refused decision)."""
+
+    looked = 0
+
+    def _waits(self, sig: Signal, latest: OptionQuote | None) -> bool:
+        self.looked += 1
+        return super()._waits(sig, latest)
+
+
+def test_a_pass_looks_only_at_the_signals_due_not_at_every_open_one() -> None:
+    """500 signals refused at their horizon (their contracts' quotes went stale) wait for their
+    expiry. A new signal on another contract, and a quote on that contract, must not make the next
+    passes walk the 500 again: the pass at the new signal's horizon looks at it alone."""
+    t = _Counting()
+    for i in range(500):
+        occ = f"AAPL  251017C{i:08d}"
+        t.add(replace(sig(f"R{i:03d}"), contract=replace(Q, occ_symbol=occ)))
+    assert t.on_time(H, "AAPL") == []  # all refused: their entry quotes are an hour old at the horizon
+    t.looked = 0
+    late = replace(Q, occ_symbol="AAPL  251017C99999999", ts_ns=H + 600 * S)
+    t.add(replace(sig("N"), contract=late, created_ns=H + 600 * S, horizon_ns=H + 1200 * S))
+    t.on_quote(replace(late, bid=2.0, ask=2.04, ts_ns=H + 1190 * S))
+    assert t.on_time(H + 900 * S, "AAPL") == [] and t.looked == 0  # nothing due
+    (n,) = t.on_time(H + 1200 * S, "AAPL")
+    assert (n.id, n.exit_price, t.looked) == ("N", 2.0, 1)
