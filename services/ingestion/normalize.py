@@ -335,7 +335,11 @@ class Normalizer(Symbology):
                 b.rows["data_quality_events"].append(
                     (self._src(), kind, syms[0], int(ts[mask][0]), f"n={k} symbols={syms}")
                 )
-        is_opt = np.array([self.info[self.symtab.symbol(int(c))].kind == KIND_OPTION for c in codes.tolist()])
+        # instrument facts once per distinct contract, not per record (a batch re-quotes few contracts)
+        uc, inv = np.unique(codes, return_inverse=True)
+        infos = [self.info[self.symtab.symbol(c)] for c in uc.tolist()]
+        opt_u = np.array([inf.kind == KIND_OPTION for inf in infos], dtype=np.bool_)
+        is_opt = opt_u[inv]
         if (~is_opt).any():
             m = ~is_opt
             self._order_check("quotes", codes[m], ts[m], b)
@@ -358,9 +362,10 @@ class Normalizer(Symbology):
         if is_opt.any():
             m = is_opt
             oc = codes[m]
-            und_sym = [self.info[self.symtab.symbol(int(c))].underlying for c in oc.tolist()]
-            und = np.array([self.symtab.code(u) for u in und_sym], dtype=np.int32)
-            upx = np.array([self.last_price.get(u, np.nan) for u in und_sym], dtype=np.float64)
+            und_u = [inf.underlying for inf in infos]  # read where the contract is an option only
+            und = np.array([self.symtab.code(u) if o else -1 for u, o in zip(und_u, opt_u.tolist(), strict=True)])
+            upx = np.array([self.last_price.get(u, np.nan) for u in und_u], dtype=np.float64)
+            und, upx = und.astype(np.int32)[inv[m]], upx[inv[m]]
             self._order_check("option_quotes", oc, ts[m], b)
             b.add(
                 "option_quotes",

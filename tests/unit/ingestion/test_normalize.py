@@ -184,3 +184,47 @@ def test_occ_roundtrip() -> None:
     inf = nz.parse_occ(s)
     assert inf is not None and inf.strike == 250.0 and inf.underlying == "AAPL" and inf.expiry == dt.date(2025, 2, 21)
     assert pd.Timestamp(inf.expiry).year == 2025
+
+
+def _mbp1(iid: int, t: int, bid: float, ask: float) -> dbn.MBP1Msg:
+    return dbn.MBP1Msg(
+        publisher_id=1,
+        instrument_id=iid,
+        ts_event=t,
+        price=0,
+        size=0,
+        action=dbn.Action.ADD,
+        side=dbn.Side.NONE,
+        depth=0,
+        ts_recv=t,
+        levels=dbn.BidAskPair(bid_px=round(bid * 1e9), ask_px=round(ask * 1e9), bid_sz=5, ask_sz=7),
+    )
+
+
+def test_a_mixed_batch_gives_each_option_quote_its_underlying_and_the_batchs_last_stock_mid() -> None:
+    """Stock and option quotes of two underlyings interleaved in one batch, a contract quoted
+    twice: each option row carries its own underlying, and the underlying's price is the mid of
+    that stock's last quote in the batch (stocks are folded before options), NaN with none."""
+    n = nz.Normalizer(nz.SOURCE_LIVE)
+    for iid, sym in ((1, "MIXA"), (2, "MIXB"), (3, "MIXA  251219C00100000"), (4, "MIXB  251219P00050000")):
+        n.map_id(iid, sym)
+    n.map_id(5, "MIXC  251219C00010000")  # its underlying is never quoted
+    recs = [
+        _mbp1(3, 10, 1.0, 1.2),
+        _mbp1(1, 11, 100.0, 100.2),
+        _mbp1(4, 12, 2.0, 2.1),
+        _mbp1(2, 13, 50.0, 50.4),
+        _mbp1(3, 14, 1.1, 1.3),
+        _mbp1(1, 15, 101.0, 101.4),
+        _mbp1(5, 16, 0.5, 0.6),
+        _mbp1(4, 17, 2.2, 2.3),
+    ]
+    b = n.records(recs)
+    oq = b.columns["option_quotes"]
+    c, p = "MIXA  251219C00100000", "MIXB  251219P00050000"
+    assert _sym(oq["sym"]) == [c, p, c, "MIXC  251219C00010000", p]
+    assert _sym(oq["und"]) == ["MIXA", "MIXB", "MIXA", "MIXC", "MIXB"]
+    upx = oq["underlying_price"]
+    assert upx[[0, 1, 2, 4]].tolist() == [101.2, 50.2, 101.2, 50.2] and np.isnan(upx[3])
+    assert oq["ts_event"].tolist() == [10, 12, 14, 16, 17] and oq["bid"].tolist() == [1.0, 2.0, 1.1, 0.5, 2.2]
+    assert _sym(b.columns["quotes"]["sym"]) == ["MIXA", "MIXB", "MIXA"]
