@@ -38,7 +38,7 @@ import os
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import grpc
@@ -325,9 +325,7 @@ def _latency_process(warmup_s: float, secs: float, run_kw: dict[str, bool], conn
     conn.close()
 
 
-def latency_in_fresh_process(
-    warmup_s: float, secs: float, run_kw: dict[str, bool]
-) -> tuple[list[float], dict[str, list[float]]]:
+def latency_in_fresh_process(warmup_s: float, secs: float, run_kw: dict[str, bool]) -> LatencyRun:
     """One latency run (after an unreported warm-up) in a process of its own: runs one after another
     in one process grew slower (p99 13 -> 59 ms over four), which skewed an interleaved comparison."""
     ctx = mp.get_context("spawn")
@@ -335,7 +333,7 @@ def latency_in_fresh_process(
     proc = ctx.Process(target=_latency_process, args=(warmup_s, secs, run_kw, child))
     proc.start()
     child.close()
-    out: tuple[list[float], dict[str, list[float]]] | None = None
+    out: LatencyRun | None = None
     with contextlib.suppress(EOFError):  # the child died before sending
         out = parent.recv()
     proc.join()
@@ -467,6 +465,27 @@ async def _local_on_bar(app: SignalsApp, payload: bytes) -> None:
         await app._emit(new, updates)
 
 
+class LatencyRun(NamedTuple):
+    """One latency run: every signal's tick-to-subscriber latency (ms), the time spent in each hop
+    (ms), and (the bar close's ns, the signal's latency ms) per signal received, in arrival order."""
+
+    lat: list[float]
+    per_hop: dict[str, list[float]]
+    arrivals: list[tuple[int, float]]
+
+
+def by_third(arrivals: list[tuple[int, float]]) -> list[tuple[float, float, float]]:
+    """(signals per bar close, p50 ms, p99 ms) over each third of the run's bar closes (the
+    closes that sent a signal, in time order): the bench's load grows as the run goes on."""
+    closes = sorted({ts for ts, _ in arrivals})
+    out = []
+    for k in range(3):
+        part = set(closes[k * len(closes) // 3 : (k + 1) * len(closes) // 3])
+        xs = [ms for ts, ms in arrivals if ts in part]
+        out.append((len(xs) / max(1, len(part)), pct(xs, 50), pct(xs, 99)))
+    return out
+
+
 async def bench_latency(
     seconds: float,
     trades_per_s: int,
@@ -475,7 +494,7 @@ async def bench_latency(
     local: bool = False,
     over_bus: bool = False,
     yield_each: bool = False,
-) -> tuple[list[float], dict[str, list[float]]]:
+) -> LatencyRun:
     """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals.
 
     ``over_bus``: the path before the in-process features (analytics' events parsed from the bus,
@@ -519,6 +538,7 @@ async def bench_latency(
         chains = {s: chain_for(s, 100.0, LAT_T0) for s in UNDERLYINGS}
         closed_at: dict[tuple[str, int], float] = {}
         lat: list[float] = []
+        arrivals: list[tuple[int, float]] = []
         got: dict[tuple[str, int], float] = {}
         # The subscriber runs in its own process (as a client would): its receive stamps are
         # perf_counter (CLOCK_MONOTONIC, one clock for every process on the host).
@@ -573,6 +593,7 @@ async def bench_latency(
                 if key in closed_at:
                     got[key] = t_sub
                     lat.append((t_sub - closed_at[key]) * 1e3)
+                    arrivals.append((key[1], lat[-1]))
         finally:
             await loop_join(client)
             await app.stop()
@@ -590,7 +611,7 @@ async def bench_latency(
                 per_hop[hop].append((stamps[hop] - prev) * 1e3)
                 prev = stamps[hop]
             per_hop["subscriber"].append((t_sub - prev) * 1e3)
-        return lat, per_hop
+        return LatencyRun(lat, per_hop, arrivals)
     finally:
         await pool.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
@@ -662,10 +683,18 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             run_kw = {"before": label == "before", "local": label == "local", "over_bus": label == "bus",
                       "yield_each": label == "yield"}  # fmt: skip
-            lat, per_hop = latency_in_fresh_process(a.warmup, secs, run_kw)
+            lat, per_hop, arrivals = latency_in_fresh_process(a.warmup, secs, run_kw)
             print(
                 f"{label:<6} n={len(lat)} p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
                 f"max {max(lat, default=float('nan')):.2f} ms, load {load0:.1f} -> {os.getloadavg()[0]:.1f}"
+            )
+            thirds = by_third(arrivals)
+            print(
+                "  by third of the run: signals per signalling close "
+                + " / ".join(f"{n:.1f}" for n, _, _ in thirds)
+                + ", p99 "
+                + " / ".join(f"{p99:.2f}" for _, _, p99 in thirds)
+                + " ms"
             )
             print(f"  {'hop (ms)':<12} | {'p50':>6} | {'p99':>6} | {'max':>6}")
             for h, xs in per_hop.items():
