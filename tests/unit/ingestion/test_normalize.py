@@ -139,26 +139,31 @@ def _mk_trade(iid: int, ts: int, px: int, size: int = 1) -> dbn.TradeMsg:
     )
 
 
+def _mbp1(iid: int, t: int, bid: float, ask: float, bid_sz: int = 5, ask_sz: int = 7) -> dbn.MBP1Msg:
+    """An mbp-1 quote record (prices in dollars)."""
+    return dbn.MBP1Msg(
+        publisher_id=1,
+        instrument_id=iid,
+        ts_event=t,
+        price=0,
+        size=0,
+        action=dbn.Action.ADD,
+        side=dbn.Side.NONE,
+        depth=0,
+        ts_recv=t,
+        levels=dbn.BidAskPair(bid_px=round(bid * 1e9), ask_px=round(ask * 1e9), bid_sz=bid_sz, ask_sz=ask_sz),
+    )
+
+
 def test_quality_events_crossed_zero_out_of_order_unmapped() -> None:
     n = nz.Normalizer(nz.SOURCE_LIVE)
     n.map_id(1, "QLTY")
     q = [
-        dbn.MBP1Msg(
-            publisher_id=1,
-            instrument_id=1,
-            ts_event=t,
-            price=0,
-            size=0,
-            action=dbn.Action.ADD,
-            side=dbn.Side.NONE,
-            depth=0,
-            ts_recv=t,
-            levels=dbn.BidAskPair(bid_px=b, ask_px=a, bid_sz=bs, ask_sz=az),
-        )
+        _mbp1(1, t, b, a, bs, az)
         for t, b, a, bs, az in (
-            (10, 101 * 10**9, 100 * 10**9, 1, 1),  # crossed
-            (20, 100 * 10**9, 101 * 10**9, 0, 5),  # zero bid size
-            (15, 100 * 10**9, 101 * 10**9, 3, 5),
+            (10, 101.0, 100.0, 1, 1),  # crossed
+            (20, 100.0, 101.0, 0, 5),  # zero bid size
+            (15, 100.0, 101.0, 3, 5),
         )
     ]  # out of order
     b = n.records([*q, _mk_trade(99, 30, 10**9), nz_undef := _mk_trade(1, 40, nz.UNDEF_PRICE)])
@@ -184,21 +189,6 @@ def test_occ_roundtrip() -> None:
     inf = nz.parse_occ(s)
     assert inf is not None and inf.strike == 250.0 and inf.underlying == "AAPL" and inf.expiry == dt.date(2025, 2, 21)
     assert pd.Timestamp(inf.expiry).year == 2025
-
-
-def _mbp1(iid: int, t: int, bid: float, ask: float) -> dbn.MBP1Msg:
-    return dbn.MBP1Msg(
-        publisher_id=1,
-        instrument_id=iid,
-        ts_event=t,
-        price=0,
-        size=0,
-        action=dbn.Action.ADD,
-        side=dbn.Side.NONE,
-        depth=0,
-        ts_recv=t,
-        levels=dbn.BidAskPair(bid_px=round(bid * 1e9), ask_px=round(ask * 1e9), bid_sz=5, ask_sz=7),
-    )
 
 
 def test_a_mixed_batch_gives_each_option_quote_its_underlying_and_the_batchs_last_stock_mid() -> None:
