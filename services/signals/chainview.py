@@ -136,6 +136,11 @@ class ChainView:
         lazy view prices a row when it is read; here every row is quoted)."""
         return np.ones(len(rows), dtype=np.bool_)
 
+    def quote_columns(self) -> tuple[F64, F64] | None:
+        """(bid, ask) of every row when the view holds them already (reading them prices nothing);
+        None for a view that prices rows when they are read (read :meth:`bid_ask` of the rows)."""
+        return None
+
     def liquid_rows(self, want_call: bool, min_open_interest: float, min_volume: float) -> Rows | None:
         """The rows of the wanted right with open interest and volume at least these and no known ask
         size below the minimum, ascending (read-only), when the view knows them without a scan of
@@ -222,6 +227,9 @@ class QuoteListView(ChainView):
 
     def bid_ask(self, rows: Rows) -> tuple[F64, F64]:
         return self._bid[rows], self._ask[rows]
+
+    def quote_columns(self) -> tuple[F64, F64]:
+        return self._bid, self._ask
 
     def occ(self, i: int) -> str:
         return self.quotes[i].occ_symbol

@@ -48,6 +48,11 @@ the last bit: the core's vectorised Greeks (and its Bjerksund-Stensland prices) 
 an ulp between the SIMD body and the scalar tail of a call, so which rows go into one call is part
 of the behaviour (a modelled chain priced or solved in other batches gives other last bits).
 
+On a view that holds its quotes (a live chain, real quotes in a backtest), the first cut (fresh,
+liquid, of the idea's right, in the DTE window, quoted tightly enough) is one compiled pass
+(:func:`aiots.core.candidates.considered_rows`, the same rule); a modelled view, which prices rows
+when they are read, goes through the NumPy filters and its refusals below.
+
 The level maths of step 3-5 over every candidate in the delta band is one call of the core's kernel
 (:func:`aiots.core.levels.contract_levels`, scalar C over the batch: at 3-40 contracts NumPy's
 per-call cost was most of it).
@@ -70,6 +75,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aiots.core import options as opt
+from aiots.core.candidates import considered_rows
 from aiots.core.conventions import (
     MINUTES_PER_REGULAR_SESSION,
     NS_PER_DAY,
@@ -161,6 +167,46 @@ def _fresh_rows(view: ChainView, now_ns: int, max_age_ns: int) -> tuple[Rows, bo
     return np.empty(0, dtype=np.intp), n == 0
 
 
+def _considered(
+    view: ChainView,
+    cols: tuple[F64, F64],
+    now_ns: int,
+    max_age_ns: int,
+    lo_ns: float,
+    hi_ns: float,
+    want_call: bool,
+    sc: SelectionConfig,
+) -> tuple[Rows, bool, Rows | None]:
+    """(the rows of a view holding its quotes that pass the first cut, whether every row is fresh,
+    the fresh rows or None when every row is): what :func:`_fresh_rows`, :func:`_liquid`,
+    :func:`_in_dte` and the spread filter keep, in one compiled pass
+    (:func:`aiots.core.candidates.considered_rows`, the same rule). The fresh rows are found only
+    where some row is stale (event risk then reads only those)."""
+    uniq, codes = view.expiry_index()
+    expiry_ok = np.array([lo_ns <= e - now_ns <= hi_ns for e in uniq], dtype=np.uint8)
+    rows, n_fresh = considered_rows(
+        view.ts_ns,
+        view.is_call.view(np.uint8),
+        view.open_interest,
+        view.volume,
+        view.ask_size,
+        cols[0],
+        cols[1],
+        codes,
+        expiry_ok,
+        now_ns,
+        max_age_ns,
+        want_call,
+        sc.min_open_interest,
+        sc.min_volume,
+        sc.min_quote_size,
+        sc.min_premium,
+        sc.max_spread_frac,
+    )
+    every = n_fresh == len(view)
+    return rows, every, None if every else _fresh_rows(view, now_ns, max_age_ns)[0]
+
+
 def _in_dte(view: ChainView, rows: Rows, now_ns: int, lo_ns: float, hi_ns: float) -> Rows:
     """``expiry_mask(view, rows, lambda e: lo_ns <= e - now_ns <= hi_ns)`` (Python's exact int/float
     comparisons per distinct expiry); ``rows`` itself when every expiry passes (a new array either way
@@ -220,13 +266,21 @@ class ContractSelector:
         want_call = idea.direction is Direction.BULLISH
         ex = self.execution
         view = as_view(chain)
+        lo_ns, hi_ns = sc.dte_min * NS_PER_DAY, sc.dte_max * NS_PER_DAY
+        cols = view.quote_columns()
+        if cols is not None and view.quote_model() is None:  # quotes held: the first cut in one pass
+            rows, every, fresh = _considered(view, cols, now_ns, ex.max_quote_age_ns, lo_ns, hi_ns, want_call, sc)
+            bid, ask = cols[0][rows], cols[1][rows]
+            mids = 0.5 * (bid + ask)
+            return self._select_among(
+                idea, view, rows, mids, bid, ask, now_ns, cfg, dividend_yield, iv_rank, horizon_end_ns, every, fresh
+            )
         fresh_rows, every = _fresh_rows(view, now_ns, ex.max_quote_age_ns)
         # every row fresh: the view may know its liquid rows without a scan (the modelled chain's are one right)
         pre_rows = view.liquid_rows(want_call, sc.min_open_interest, sc.min_volume) if every else None
         if pre_rows is None:
             pre = _liquid(view, None if every else fresh_rows, want_call, sc)
             pre_rows = np.flatnonzero(pre) if every else fresh_rows[pre]
-        lo_ns, hi_ns = sc.dte_min * NS_PER_DAY, sc.dte_max * NS_PER_DAY
         rows = _in_dte(view, pre_rows, now_ns, lo_ns, hi_ns)
         if want_call and every and dividend_yield == 0.0 and len(rows):
             model = view.quote_model()
@@ -248,6 +302,31 @@ class ContractSelector:
         with np.errstate(divide="ignore", invalid="ignore"):
             keep = two & (mid >= sc.min_premium) & ((ask - bid) / mid <= sc.max_spread_frac)
         rows, mids, bid, ask = rows[keep], mid[keep], bid[keep], ask[keep]
+        return self._select_among(
+            idea, view, rows, mids, bid, ask, now_ns, cfg, dividend_yield, iv_rank, horizon_end_ns, every, fresh_rows
+        )
+
+    def _select_among(
+        self,
+        idea: Idea,
+        view: ChainView,
+        rows: Rows,
+        mids: F64,
+        bid: F64,
+        ask: F64,
+        now_ns: int,
+        cfg: SignalsConfig,
+        dividend_yield: float,
+        iv_rank: float,
+        horizon_end_ns: int | None,
+        every: bool,
+        fresh_rows: Rows | None,
+    ) -> Selection | None:
+        """:meth:`select` from the contracts its first cut kept (``rows``, quoted ``bid``/``ask``,
+        their ``mids``); ``every``: every row of the view is fresh (else ``fresh_rows`` are: event risk
+        reads only those)."""
+        sc = cfg.selection
+        want_call = idea.direction is Direction.BULLISH
         if not len(rows):
             self.last_skip = "no fresh, liquid contract in the DTE, spread and size limits"
             return None
