@@ -9,6 +9,8 @@ argument checks.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -22,52 +24,40 @@ AGE = 60 * 10**9
 LIMITS = {"min_open_interest": 100.0, "min_volume": 10.0, "min_quote_size": 5.0, "min_premium": 0.10}
 
 
-def reference(
-    ts: np.ndarray,
-    is_call: np.ndarray,
-    oi: np.ndarray,
-    vol: np.ndarray,
-    size: np.ndarray,
-    bid: np.ndarray,
-    ask: np.ndarray,
-    code: np.ndarray,
-    ok: np.ndarray,
-    now: int,
-    age: int,
-    want_call: bool,
-    max_spread: float,
-) -> tuple[list[int], int]:
+class Chain(NamedTuple):
+    """The columns of a chain (one entry per row) and one DTE flag per distinct expiry."""
+
+    ts: np.ndarray
+    is_call: np.ndarray
+    oi: np.ndarray
+    vol: np.ndarray
+    size: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    code: np.ndarray
+    ok: np.ndarray
+
+
+def reference(c: Chain, want_call: bool, max_spread: float) -> tuple[list[int], int]:
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        fresh = (np.int64(now) - ts) <= age  # NumPy's int64 subtraction wraps
+        fresh = (np.int64(NOW) - c.ts) <= AGE  # NumPy's int64 subtraction wraps
         liquid = (
-            (is_call == want_call)
-            & (oi >= LIMITS["min_open_interest"])
-            & (vol >= LIMITS["min_volume"])
-            & ~((size > 0) & (size < LIMITS["min_quote_size"]))
+            (c.is_call == want_call)
+            & (c.oi >= LIMITS["min_open_interest"])
+            & (c.vol >= LIMITS["min_volume"])
+            & ~((c.size > 0) & (c.size < LIMITS["min_quote_size"]))
         )
-        mid = 0.5 * (bid + ask)
-        quoted = (bid > 0.0) & (ask >= bid) & (mid >= LIMITS["min_premium"]) & ((ask - bid) / mid <= max_spread)
-    keep = fresh & liquid & ok.astype(bool)[code] & quoted
+        mid = 0.5 * (c.bid + c.ask)
+        quoted = (
+            (c.bid > 0.0) & (c.ask >= c.bid) & (mid >= LIMITS["min_premium"]) & ((c.ask - c.bid) / mid <= max_spread)
+        )
+    keep = fresh & liquid & c.ok.astype(bool)[c.code] & quoted
     return np.flatnonzero(keep).tolist(), int(fresh.sum())
 
 
-def call(
-    ts: np.ndarray,
-    is_call: np.ndarray,
-    oi: np.ndarray,
-    vol: np.ndarray,
-    size: np.ndarray,
-    bid: np.ndarray,
-    ask: np.ndarray,
-    code: np.ndarray,
-    ok: np.ndarray,
-    now: int,
-    age: int,
-    want_call: bool,
-    max_spread: float,
-) -> tuple[list[int], int]:
+def call(c: Chain, want_call: bool, max_spread: float) -> tuple[list[int], int]:
     rows, n_fresh = considered_rows(
-        ts, is_call.view(np.uint8), oi, vol, size, bid, ask, code, ok, now, age, want_call,
+        c.ts, c.is_call.view(np.uint8), c.oi, c.vol, c.size, c.bid, c.ask, c.code, c.ok, NOW, AGE, want_call,
         LIMITS["min_open_interest"], LIMITS["min_volume"], LIMITS["min_quote_size"], LIMITS["min_premium"], max_spread,
     )  # fmt: skip
     assert rows.dtype == np.intp
@@ -81,7 +71,7 @@ FLOATS = st.one_of(
 
 
 @st.composite
-def chains(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
+def chains(draw: st.DrawFn) -> Chain:
     n = draw(st.integers(0, 40))
     n_exp = draw(st.integers(1, 4))
     ts_vals = st.one_of(
@@ -89,7 +79,7 @@ def chains(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
         st.sampled_from([NOW - AGE, NOW - AGE - 1, -(2**63), 2**63 - 1, 0]),
     )
     arr = lambda dtype, elems: draw(hnp.arrays(dtype, n, elements=elems))  # noqa: E731
-    return (
+    return Chain(
         arr(np.int64, ts_vals),
         arr(np.bool_, st.booleans()),
         arr(np.float64, FLOATS),
@@ -104,21 +94,19 @@ def chains(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
 
 @settings(max_examples=400, deadline=None)
 @given(chain=chains(), want_call=st.booleans(), max_spread=st.sampled_from([0.0, 0.05, 0.25, 1.0, float("inf")]))
-def test_the_kernel_is_the_rule_written_in_numpy(
-    chain: tuple[np.ndarray, ...], want_call: bool, max_spread: float
-) -> None:
-    args = (*chain, NOW, AGE, want_call, max_spread)
-    assert call(*args) == reference(*args)
+def test_the_kernel_is_the_rule_written_in_numpy(chain: Chain, want_call: bool, max_spread: float) -> None:
+    assert call(chain, want_call, max_spread) == reference(chain, want_call, max_spread)
 
 
 def _one(**kw: float) -> tuple[list[int], int]:
     """One call row, fresh, liquid, in the window and quoted 1.00 x 1.10, with ``kw`` changed."""
     row = {"ts": NOW - AGE, "oi": 100.0, "vol": 10.0, "size": 5.0, "bid": 1.00, "ask": 1.10} | kw
-    return call(
+    one = Chain(
         np.array([row["ts"]], dtype=np.int64), np.array([True]), np.array([row["oi"]]), np.array([row["vol"]]),
         np.array([row["size"]]), np.array([row["bid"]]), np.array([row["ask"]]), np.zeros(1, dtype=np.int64),
-        np.ones(1, dtype=np.uint8), NOW, AGE, True, 0.1,
+        np.ones(1, dtype=np.uint8),
     )  # fmt: skip
+    return call(one, True, 0.1)
 
 
 def test_each_test_of_the_rule_on_one_row() -> None:
@@ -141,8 +129,8 @@ def test_the_window_and_the_right_are_per_row() -> None:
     bid, ask = np.full(4, 1.0), np.full(4, 1.05)
     code = np.array([0, 0, 1, 2], dtype=np.int64)
     ok = np.array([1, 0, 1], dtype=np.uint8)  # the second expiry is outside the window
-    assert call(ts, is_call, ones, ones, ones, bid, ask, code, ok, NOW, AGE, True, 0.1) == ([0, 3], 4)
-    assert call(ts, is_call, ones, ones, ones, bid, ask, code, ok, NOW, AGE, False, 0.1) == ([1], 4)
+    chain = Chain(ts, is_call, ones, ones, ones, bid, ask, code, ok)
+    assert call(chain, True, 0.1) == ([0, 3], 4) and call(chain, False, 0.1) == ([1], 4)
 
 
 def test_columns_of_unequal_length_are_refused() -> None:
