@@ -466,12 +466,16 @@ async def _local_on_bar(app: SignalsApp, payload: bytes) -> None:
 
 
 class LatencyRun(NamedTuple):
-    """One latency run: every signal's tick-to-subscriber latency (ms), the time spent in each hop
-    (ms), and (the bar close's ns, the signal's latency ms) per signal received, in arrival order."""
+    """One latency run: (the bar close's ns, the signal's tick-to-subscriber latency ms) per signal
+    received, in arrival order, and the time spent in each hop (ms)."""
 
-    lat: list[float]
-    per_hop: dict[str, list[float]]
     arrivals: list[tuple[int, float]]
+    per_hop: dict[str, list[float]]
+
+    @property
+    def lat(self) -> list[float]:
+        """Every signal's latency (ms), in arrival order."""
+        return [ms for _, ms in self.arrivals]
 
 
 def by_third(arrivals: list[tuple[int, float]]) -> list[tuple[float, float, float]]:
@@ -537,7 +541,6 @@ async def bench_latency(
             app._spawn(app._consume(bus.consume(BAR_TOPIC, UNDERLYINGS, group=group, consumer=group), group, handle))
         chains = {s: chain_for(s, 100.0, LAT_T0) for s in UNDERLYINGS}
         closed_at: dict[tuple[str, int], float] = {}
-        lat: list[float] = []
         arrivals: list[tuple[int, float]] = []
         got: dict[tuple[str, int], float] = {}
         # The subscriber runs in its own process (as a client would): its receive stamps are
@@ -592,8 +595,7 @@ async def bench_latency(
             for key, t_sub in await loop.run_in_executor(None, result.get, True, 60):
                 if key in closed_at:
                     got[key] = t_sub
-                    lat.append((t_sub - closed_at[key]) * 1e3)
-                    arrivals.append((key[1], lat[-1]))
+                    arrivals.append((key[1], (t_sub - closed_at[key]) * 1e3))
         finally:
             await loop_join(client)
             await app.stop()
@@ -611,7 +613,7 @@ async def bench_latency(
                 per_hop[hop].append((stamps[hop] - prev) * 1e3)
                 prev = stamps[hop]
             per_hop["subscriber"].append((t_sub - prev) * 1e3)
-        return LatencyRun(lat, per_hop, arrivals)
+        return LatencyRun(arrivals, per_hop)
     finally:
         await pool.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
@@ -683,7 +685,8 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             run_kw = {"before": label == "before", "local": label == "local", "over_bus": label == "bus",
                       "yield_each": label == "yield"}  # fmt: skip
-            lat, per_hop, arrivals = latency_in_fresh_process(a.warmup, secs, run_kw)
+            result = latency_in_fresh_process(a.warmup, secs, run_kw)
+            lat, per_hop, arrivals = result.lat, result.per_hop, result.arrivals
             print(
                 f"{label:<6} n={len(lat)} p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
                 f"max {max(lat, default=float('nan')):.2f} ms, load {load0:.1f} -> {os.getloadavg()[0]:.1f}"

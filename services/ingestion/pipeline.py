@@ -327,17 +327,16 @@ class Pipeline:
             # against ~2 µs for a message built and serialised per record
             opt_volume, oi, contracts = self._opt_volume, self._oi, self._contract
             ts = o["ts_event"]
-            days = [session_key(t) for t in ts.tolist()]
             heads: list[bytes] = []
             keys: list[str] = []
             vols: list[float] = []
             ois: list[float] = []
-            for c, u, day in zip(o["sym"].tolist(), o["und"].tolist(), days, strict=True):
+            for c, u, t in zip(o["sym"].tolist(), o["und"].tolist(), ts.tolist(), strict=True):
                 sym, und, head = contracts.get(c) or self._contract_of(c, u)
                 heads.append(head)
                 keys.append(und)
                 vday, vol = opt_volume.get(sym, _NO_VOLUME)
-                vols.append(vol if vday and vday == day else 0.0)
+                vols.append(vol if vday and vday == session_key(t) else 0.0)  # the day only when a volume is known
                 ois.append(oi.get(sym, 0.0))
             payloads = oq_wire.events(
                 heads, ts, o["bid"], o["ask"], o["bid_size"], o["ask_size"], vols, ois, o["underlying_price"],
