@@ -28,7 +28,12 @@ rolled up from stored bars) is not kept live: those answers are computed from st
 
 The bar → features path makes no database call (except that re-warm) and no thread hop. Consumers in
 this process (the signals service under ``aiots up``) get each snapshot first, as it is, through
-:class:`~aiots.services.common.local_feed.LocalFeed`; the event is then published on the bus.
+:class:`~aiots.services.common.local_feed.LocalFeed`. The bus events follow once the loop turns: while
+the follower runs, each snapshot is queued, and a publisher task serialises the queue and publishes it
+in one ``publish_many`` (in bar order) when the follower next waits. So a bar close's burst (nine
+symbols, each evaluated by the in-process signals) carries no serialisation and no Redis round trip
+of its earlier symbols' events. The queue holds at most ``analytics.publish_queue`` snapshots (a
+follower that reaches it publishes them itself first), and stop publishes what is left.
 
 Metrics: ``aiots_bus_consumed_total`` and ``aiots_bus_lag_seconds`` (now minus the bar's
 ``ts_event``, its open time) by topic and group per consumed event; checkpoint reads count in
@@ -106,6 +111,10 @@ class LiveState:
         #: snapshots from here as they are, before the event is serialised for the bus
         self.local = LocalFeed.of(rt)
         self._withdraw: list[Callable[[], None]] = []
+        #: snapshots waiting for the publisher task, in bar order: (topic, symbol, snapshot)
+        self._unpublished: list[tuple[str, str, Snapshot]] = []
+        self._publish_wake = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
 
     def key(self, symbol: str, interval: str) -> str:
         return f"{self.namespace}:v1:analytics:live:{symbol}:{interval}"
@@ -212,8 +221,47 @@ class LiveState:
         if self.local.listening(topic):  # in-process consumers first: no serialise, no bus hop
             await self.local.deliver(topic, (snap, self._params_msg))
         if self.rt.bus is not None:
-            await self.rt.bus.publish(topic, b.symbol, snapshot_to_event(snap, self._params_msg))
+            await self._publish_later(topic, b.symbol, snap)
         return snap
+
+    # -- the bus events ------------------------------------------------------------------------------
+
+    async def _publish_later(self, topic: str, symbol: str, snap: Snapshot) -> None:
+        """Queue the event of ``snap`` for the publisher task (published now without one: a caller
+        that is not the follower, or after stop); a full queue is published first."""
+        self._unpublished.append((topic, symbol, snap))
+        publisher = self._publisher
+        if publisher is None or publisher.done() or len(self._unpublished) >= self.cfg.publish_queue:
+            await self.publish_queued()
+        else:
+            self._publish_wake.set()
+
+    async def publish_queued(self) -> None:
+        """Serialise and publish the queued snapshots, one ``publish_many`` per topic, in bar order.
+        A failure is logged and the events are dropped, as a failed ``publish`` was (a bus that is
+        down keeps them in its outbox and does not raise)."""
+        bus = self.rt.bus
+        items, self._unpublished = self._unpublished, []
+        if bus is None or not items:
+            return
+        by_topic: dict[str, list[tuple[str, events_pb2.FeatureEvent]]] = {}
+        for topic, symbol, snap in items:
+            by_topic.setdefault(topic, []).append((symbol, snapshot_to_event(snap, self._params_msg)))
+        for topic, events in by_topic.items():
+            try:
+                await bus.publish_many(topic, events)
+            except Exception:
+                log.exception("live state: %d feature events on %s not published", len(events), topic)
+
+    async def _publish_loop(self) -> None:
+        """The publisher task: runs when the follower waits (it never waits mid-burst); after stop, one
+        last round."""
+        while True:
+            await self._publish_wake.wait()
+            self._publish_wake.clear()
+            await self.publish_queued()
+            if self._stop.is_set():
+                return
 
     def latest(
         self, symbol: str, interval: str, calls: Sequence[IndicatorCall]
@@ -249,6 +297,7 @@ class LiveState:
             for i in self.intervals:
                 await self.restore(s, i)
         if self.rt.bus is not None:
+            self._publisher = asyncio.create_task(self._publish_loop(), name="analytics-live-publish")
             for i in self.intervals:
                 self._tasks.append(asyncio.create_task(self._follow(i), name=f"analytics-live-{i}"))
                 self._withdraw.append(self.local.produces(features_topic(i)))
@@ -300,6 +349,17 @@ class LiveState:
                 log.warning("live state: task %s did not stop in time; cancelled", t.get_name())
                 t.cancel()
         self._tasks.clear()
+        if self._publisher is not None:  # the followers are done: what they queued is published now
+            self._publish_wake.set()
+            _done, pending = await asyncio.wait({self._publisher}, timeout=STOP_STEP_TIMEOUT_S)
+            for t in pending:
+                log.warning("live state: the feature publisher did not stop in time; cancelled")
+                t.cancel()
+            self._publisher = None
+        try:
+            await asyncio.wait_for(self.publish_queued(), STOP_STEP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("live state: queued feature events not published in %.0f s", STOP_STEP_TIMEOUT_S)
         if self._own_group and self.rt.bus is not None:  # nobody else reads this replica's group
             for i in self.intervals:
                 try:

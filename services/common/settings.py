@@ -235,6 +235,9 @@ class AnalyticsSettings(ServiceSettings):
         description="live-state intervals (those with a bar topic: 1m; 1d is from storage)",
     )
     live_warmup_bars: int = Field(500, ge=1, description="stored bars replayed to warm live state")
+    publish_queue: int = Field(
+        1024, ge=1, description="feature snapshots queued for the bus while the live state follows a burst of bars"
+    )
     live_consumer_group: str = Field(
         "analytics-{replica}",
         description="consumer group of the live state on bars:1m; {replica} becomes this process's name (host-pid): "
