@@ -23,6 +23,9 @@
    yields until the subscribers' streams took it, so they write mid-burst);
    ``--compare-bus`` interleaves the path before round 3 (features parsed from the bus, no
    ``gc.freeze``, each store write at once); ``--compare`` and ``--compare-local`` older anchors.
+   ``--bus redis`` runs the same path on Redis Streams and pub/sub (``--redis``, a scratch
+   namespace deleted at the end) instead of the in-process bus: the compose deployment's bus, where
+   each bus call of the path is a round trip. The bars of a close go out in one ``publish_many``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from aiots.core import conventions as cv
 from aiots.core import options as opt
 from aiots.services.analytics.live_state import LiveState
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.bus.redis_streams import RedisStreamsBus
 from aiots.services.common import event_loop
 from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
@@ -318,14 +322,14 @@ def latency_config() -> SignalsConfig:
     return cfg
 
 
-def _latency_process(warmup_s: float, secs: float, run_kw: dict[str, bool], conn: Any) -> None:
+def _latency_process(warmup_s: float, secs: float, run_kw: dict[str, Any], conn: Any) -> None:
     if warmup_s > 0:  # the process's first run pays one-off costs (lazy imports, first calls)
-        event_loop.run_as_service(bench_latency(warmup_s, 2000, 0.05))
+        event_loop.run_as_service(bench_latency(warmup_s, 2000, 0.05, redis_url=run_kw.get("redis_url")))
     conn.send(event_loop.run_as_service(bench_latency(secs, 2000, 0.05, **run_kw)))
     conn.close()
 
 
-def latency_in_fresh_process(warmup_s: float, secs: float, run_kw: dict[str, bool]) -> LatencyRun:
+def latency_in_fresh_process(warmup_s: float, secs: float, run_kw: dict[str, Any]) -> LatencyRun:
     """One latency run (after an unreported warm-up) in a process of its own: runs one after another
     in one process grew slower (p99 13 -> 59 ms over four), which skewed an interleaved comparison."""
     ctx = mp.get_context("spawn")
@@ -498,12 +502,14 @@ async def bench_latency(
     local: bool = False,
     over_bus: bool = False,
     yield_each: bool = False,
+    redis_url: str | None = None,
 ) -> LatencyRun:
     """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals.
 
     ``over_bus``: the path before the in-process features (analytics' events parsed from the bus,
     no ``gc.freeze`` after start-up, store writes right after each announcement). ``yield_each``:
-    the path before round 11 (the loop yields after each announcement until the streams took it)."""
+    the path before round 11 (the loop yields after each announcement until the streams took it).
+    ``redis_url``: Redis Streams and pub/sub as the bus (a scratch namespace, deleted at the end)."""
     server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     db = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{server}/postgres")
@@ -517,8 +523,11 @@ async def bench_latency(
             sig_cfg.update(local_features=False, gc_freeze=False, persist_quiet_s=0.0)
             gc.unfreeze()  # an earlier run of this process froze its start-up objects
         signals_app._gc_frozen = False  # (and this run's start freezes them again when it may)
-        settings = Settings(signals=sig_cfg)
-        bus = InProcessBus(settings.redis)
+        ns = f"aiots_bench_{uuid.uuid4().hex[:8]}"
+        settings = Settings(signals=sig_cfg, redis={"namespace": ns})
+        bus: InProcessBus | RedisStreamsBus = (
+            InProcessBus(settings.redis) if redis_url is None else RedisStreamsBus(redis_url, settings.redis)
+        )
         rt = Runtime(settings=settings, db=pool, bus=bus)  # one process: analytics and signals share it
         app = SignalsApp(rt, port=0)
         app.engine._static = latency_config()
@@ -582,11 +591,18 @@ async def bench_latency(
                         )
                 # the first trade of the next minute closes this bar: stamp it now
                 t_close = time.perf_counter()
+                closing: list[tuple[str, events_pb2.BarEvent]] = []
                 for s in UNDERLYINGS:
                     o, h, lo, c, v = state[s]
                     closed_at[(s, ts + MIN_NS)] = t_close
                     bar = common_pb2.Bar(symbol=s, interval="1m", open=o, high=h, low=lo, close=c, volume=v)
-                    await bus.publish(BAR_TOPIC, s, events_pb2.BarEvent(bar=bar, ts_event=ts, closed=True))
+                    ev = events_pb2.BarEvent(bar=bar, ts_event=ts, closed=True)
+                    if redis_url is None:
+                        await bus.publish(BAR_TOPIC, s, ev)
+                    else:
+                        closing.append((s, ev))
+                if closing:  # one round trip for the close's bars
+                    await bus.publish_many(BAR_TOPIC, closing)
                 delay = t_start + (i + 1) * bar_wall_s - time.perf_counter()
                 await asyncio.sleep(max(0.0, delay))
             await asyncio.sleep(1.0)
@@ -601,6 +617,10 @@ async def bench_latency(
             await app.stop()
             if live is not None:
                 await live.stop()
+            if isinstance(bus, RedisStreamsBus):  # the scratch namespace goes
+                keys = [k async for k in bus.redis.scan_iter(match=f"{ns}:*")]
+                if keys:
+                    await bus.redis.delete(*keys)
             await bus.close()
         order = HOPS_BEFORE if in_signals else HOPS
         per_hop: dict[str, list[float]] = {h: [] for h in order}
@@ -644,6 +664,13 @@ def main() -> None:
         help="latency: the streams written after each announcement (before round 11) too",
     )
     ap.add_argument(
+        "--bus",
+        choices=["in-process", "redis"],
+        default="in-process",
+        help="latency: the bus of the path (redis: Redis Streams and pub/sub at --redis)",
+    )
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="latency: Redis for --bus redis")
+    ap.add_argument(
         "--warmup", type=float, default=2.0, help="latency: seconds of an unreported first run (first calls, imports)"
     )
     a = ap.parse_args()
@@ -667,7 +694,9 @@ def main() -> None:
             print(f"{n:>11} | {ours:>14,.0f} | {base:>14,.0f} | {ours / base:.2f}", flush=True)
     if "latency" in run:
         secs = 10 if a.quick else 30
-        print(f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run)")
+        print(
+            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run, bus: {a.bus})"
+        )
         print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
         print("local = features computed in signals from bars:1m (before analytics became their one owner)")
         print("bus = features parsed from the in-process bus, no gc.freeze, each store write at once (before round 3)")
@@ -683,8 +712,9 @@ def main() -> None:
                 labels = [other, "after"] * a.pairs
         for label in labels:
             load0 = os.getloadavg()[0]
-            run_kw = {"before": label == "before", "local": label == "local", "over_bus": label == "bus",
-                      "yield_each": label == "yield"}  # fmt: skip
+            run_kw: dict[str, Any] = {"before": label == "before", "local": label == "local",
+                                      "over_bus": label == "bus", "yield_each": label == "yield",
+                                      "redis_url": a.redis if a.bus == "redis" else None}  # fmt: skip
             result = latency_in_fresh_process(a.warmup, secs, run_kw)
             lat, per_hop, arrivals = result.lat, result.per_hop, result.arrivals
             print(
