@@ -427,10 +427,12 @@ class RedisStreamsBus:
                         batch.extend(_raw_deliveries(s, key_of[s], entries))
                 elif time.monotonic() - last_claim >= cfg.claim_interval_s:
                     last_claim = time.monotonic()
+                    pipe = self.redis.pipeline(transaction=False)  # one round trip for every stream
                     for s in streams:
-                        res = await self.redis.xautoclaim(
+                        pipe.xautoclaim(
                             s, group, consumer, cfg.claim_idle_ms, start_id=claim_cursor[s], count=cfg.read_batch
                         )
+                    for s, res in zip(streams, await pipe.execute(), strict=True):
                         claim_cursor[s] = _s(res[0])
                         batch.extend(self._deliveries(s, key_of[s], res[1]))
                     if batch:

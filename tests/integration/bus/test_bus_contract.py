@@ -177,6 +177,23 @@ async def test_dead_consumer_messages_are_redelivered(make_bus: Callable[..., An
     await survivor.aclose()
 
 
+async def test_a_dead_consumers_messages_on_every_stream_are_redelivered(make_bus: Callable[..., Any]) -> None:
+    """The reclaim covers each of the consumer's streams (Redis: one XAUTOCLAIM per stream, sent
+    together), each message once."""
+    bus1, bus2 = make_bus(), make_bus()
+    t = topic()
+    keys = ["AAPL", "MSFT", "NVDA"]
+    await bus1.publish_many(t, [(keys[i % 3], trade(keys[i % 3], i)) for i in range(9)])
+    dead = bus1.consume(t, keys, group="g", consumer="dead", start="0")
+    first = await take(dead, 9)  # received, never acked
+    await dead.aclose()
+    survivor = bus2.consume(t, keys, group="g", consumer="alive")
+    again = await take(survivor, 9, limit_s=15)
+    assert sorted(seq_of(d) for d in again) == sorted(seq_of(d) for d in first) == list(range(9))
+    assert {d.key for d in again} == set(keys)
+    await survivor.aclose()
+
+
 async def test_restarted_consumer_gets_its_own_pending_back(make_bus: Callable[..., Any]) -> None:
     bus = make_bus(claim_idle_ms=60_000)  # no idle reclaim: only the restart path can redeliver
     t = topic()
