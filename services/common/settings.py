@@ -277,6 +277,11 @@ class SignalsSettings(ServiceSettings):
     persist_quiet_s: float = Field(
         0.005, ge=0, description="store writes wait for this pause in announcements (off a bar close's burst)"
     )
+    bus_announce_queue: int = Field(
+        1024,
+        ge=1,
+        description="new signals queued for the bus (other replicas, the signals topic) while a burst is announced",
+    )
     gc_freeze: bool = Field(
         True, description="after start-up, exempt the objects alive then from the cyclic GC (gc.freeze)"
     )

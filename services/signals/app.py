@@ -15,21 +15,23 @@ Work split across replicas (all standard Redis mechanisms, nothing home-made):
 - exits seen by several replicas: the conditional UPDATE in the store lets exactly one announce.
 
 Latency: a new signal is announced (this replica's subscribers, then the bus broadcast for the other
-replicas) *before* it is stored; the store writes run in order on one background task
-(:meth:`SignalsApp._persist_loop`), off the bar's critical path. A ``since`` replay merges the
-broker's ring of recent announcements with the stored rows, so a reconnect loses nothing that was
-announced but not yet stored; the writer waits for a ``persist_quiet_s`` pause in announcements, so
-a bar close's burst of signals is announced before any insert runs. The subscribers' streams take
-their messages when the loop next waits, i.e. after the burst when the features arrive in this
-process: each stream write wakes grpc's poller thread and a reader on this host, and mid-burst those
-wake-ups took the loop's CPU from the next symbols (writing after each announcement gave a lower
-median and a higher p99: docs/performance.md, signals round 11, which also retired the
-``sched_yield`` after announcing of round 10). After start-up the process's objects are frozen
-out of the cyclic GC (``signals.gc_freeze``: a full collection walked them for 100-250 ms on the
-bar path). Contract selection runs on the event loop: it takes ~1 ms (p50 in
-bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
-the GIL anyway.
-"""
+replicas) *before* it is stored. This replica's subscribers get it at once; its bus events (the
+broadcast, and the ``signals`` topic) queue for an announcer task that sends them when the loop next
+waits, i.e. after the bar close's burst, so the burst awaits no Redis round trip and serialises no
+event (``signals.bus_announce_queue`` bounds the queue; stop sends what is left). The store writes
+run in order on one background task (:meth:`SignalsApp._persist_loop`), off the bar's critical path.
+A ``since`` replay merges the broker's ring of recent announcements with the stored rows, so a
+reconnect loses nothing that was announced but not yet stored; the writer waits for a
+``persist_quiet_s`` pause in announcements, so a bar close's burst of signals is announced before
+any insert runs. The subscribers' streams take their messages when the loop next waits, i.e. after
+the burst when the features arrive in this process: each stream write wakes grpc's poller thread and
+a reader on this host, and mid-burst those wake-ups took the loop's CPU from the next symbols
+(writing after each announcement gave a lower median and a higher p99: docs/performance.md, signals
+round 11, which also retired the ``sched_yield`` after announcing of round 10). After start-up the
+process's objects are frozen out of the cyclic GC (``signals.gc_freeze``: a full collection walked
+them for 100-250 ms on the bar path). Contract selection runs on the event loop: it takes ~1 ms (p50
+in bench/signals.py), less than a thread hop costs on a loaded machine, and the selection code holds
+the GIL anyway."""
 
 from __future__ import annotations
 
@@ -172,6 +174,12 @@ class SignalsApp:
         #: new-signal broadcasts of this replica not yet heard back (the in-process bus hands the
         #: listener the same bytes object: its own echo is dropped unparsed), by id()
         self._own: dict[int, bytes] = {}
+        #: new signals announced here whose bus events are not sent yet, in announce order
+        self._unsent: list[signals_pb2.Signal] = []
+        self._announce_wake = asyncio.Event()
+        self._announce_lock = asyncio.Lock()  # one send at a time: the bus sees announce order
+        self._announcer: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -190,6 +198,7 @@ class SignalsApp:
         metrics.queue_capacity.set(self.cfg.subscriber_queue, {"queue": "signals_subscriber"})
         self._spawn(self._fanout(listener))
         self._persister = asyncio.ensure_future(self._persist_loop())
+        self._announcer = asyncio.ensure_future(self._announce_loop())
         # Every replica evaluates every bar's features (a group of its own): cooldowns are per-symbol
         # state that must see each bar in order. Signal ids are deterministic per (bar close, symbol,
         # strategy), so the store's ON CONFLICT lets exactly one replica record and announce each signal.
@@ -248,6 +257,7 @@ class SignalsApp:
             _done, pending = await asyncio.wait(self._tasks, timeout=STOP_TASKS_TIMEOUT_S)
             for t in pending:
                 log.warning("signals: background task did not stop in time: %r", t)
+        await self._stop_announcer()
         await self._drain_persist()
         if self.server is not None:
             await self.server.server.stop(STOP_GRACE_S)
@@ -338,8 +348,6 @@ class SignalsApp:
         """Announce new signals now (this replica's subscribers first, then every replica through
         the bus), and queue the store writes; exits are stored before they are announced (the
         conditional UPDATE picks the one replica that announces an exit)."""
-        bus = self.rt.need_bus("signals")
-        in_process = isinstance(bus, InProcessBus)
         announced: list[signals_pb2.Signal] = []
         to_store: list[signals_pb2.Signal] = []
         for sig in new:
@@ -356,14 +364,12 @@ class SignalsApp:
             announced.append(msg)
             to_store.append(msg)
             metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
-            ev = events_pb2.SignalEvent(symbol=sig.symbol, ts_event=sig.created_ns, signal=msg, is_update=False)
-            raw = ev.SerializeToString()  # serialised once for the channel and the topic
-            if in_process:
-                self._own[id(raw)] = raw
-                if len(self._own) > self.cfg.announce_ring:  # echoes the listener dropped (overflow)
-                    del self._own[next(iter(self._own))]
-            await bus.broadcast(SIGNAL_CHANNEL, raw)
-            await bus.publish(SIGNAL_TOPIC, sig.symbol, raw)
+        if announced:  # the other replicas and the topic: after the burst (see the module docstring)
+            self._unsent += announced
+            if self._announcer is None or self._announcer.done() or len(self._unsent) >= self.cfg.bus_announce_queue:
+                await self._send_announcements()
+            else:
+                self._announce_wake.set()
         if to_store or updates:
             self._announces += 1
             self._persist.append((to_store, updates))
@@ -372,6 +378,58 @@ class SignalsApp:
         # (the open-signals gauge is updated by the store writes, off this path)
         # No yield to the subscribers' streams here: they write when the loop next waits, after
         # the bar close's other symbols (see the module docstring).
+
+    async def _send_announcements(self) -> None:
+        """Send the queued new signals' bus events, in announce order: each broadcast to the other
+        replicas, then all on the ``signals`` topic in one ``publish_many``. A failure is logged (a
+        Redis that is down keeps the topic's events in the outbox; a broadcast is not retried)."""
+        async with self._announce_lock:
+            sigs, self._unsent = self._unsent, []
+            if not sigs:
+                return
+            bus = self.rt.need_bus("signals")
+            in_process = isinstance(bus, InProcessBus)
+            events: list[tuple[str, bytes]] = []
+            for msg in sigs:
+                ev = events_pb2.SignalEvent(
+                    symbol=msg.symbol, ts_event=msg.created_at.ToNanoseconds(), signal=msg, is_update=False
+                )
+                raw = ev.SerializeToString()  # serialised once for the channel and the topic
+                if in_process:
+                    self._own[id(raw)] = raw
+                    if len(self._own) > self.cfg.announce_ring:  # echoes the listener dropped (overflow)
+                        del self._own[next(iter(self._own))]
+                events.append((msg.symbol, raw))
+                try:
+                    await bus.broadcast(SIGNAL_CHANNEL, raw)
+                except Exception:
+                    log.exception("signals: broadcast of %s to the other replicas failed", msg.id)
+            try:
+                await bus.publish_many(SIGNAL_TOPIC, events)
+            except Exception:
+                log.exception("signals: %d new signals not published on %s", len(events), SIGNAL_TOPIC)
+
+    async def _announce_loop(self) -> None:
+        """The announcer task: sends when the loop waits (the burst never does); after stop, once more."""
+        while True:
+            await self._announce_wake.wait()
+            self._announce_wake.clear()
+            await self._send_announcements()
+            if self._stopping:
+                return
+
+    async def _stop_announcer(self) -> None:
+        """Let the announcer send what is queued (bounded), then send anything left here."""
+        self._stopping = True
+        task, self._announcer = self._announcer, None
+        if task is not None:
+            self._announce_wake.set()
+            _done, pending = await asyncio.wait({task}, timeout=STOP_TASKS_TIMEOUT_S)
+            for t in pending:
+                log.warning("signals: the bus announcer did not stop in time; cancelled")
+                t.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._send_announcements(), STOP_TASKS_TIMEOUT_S)
 
     async def _persist_loop(self) -> None:
         """Store writes in announce order (an exit is never stored before its signal), each after a
@@ -416,6 +474,8 @@ class SignalsApp:
 
     async def _store(self, new: list[signals_pb2.Signal], updates: list[Signal]) -> None:
         bus = self.rt.need_bus("signals")
+        if updates:  # an exit goes on the bus after its signal's announcement
+            await self._send_announcements()
         for msg in new:
             sig = signal_from_proto(msg, expiry_ns(msg.contract.expiry))
             if not await self.store.insert(sig, msg):
