@@ -98,7 +98,7 @@ class LifecycleTracker:
             old = self._latest.get(occ)
             if old is None or sig.contract.ts_ns > old.ts_ns:
                 self._latest[occ] = sig.contract  # the quote selection used: the latest known then
-                self._rearm(group)  # a refused decision on this contract may now differ
+                self._rearm(group, sig.contract.ts_ns)  # a refused decision on this contract may now differ
 
     def replace(self, sig: Signal) -> None:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
@@ -121,11 +121,14 @@ class LifecycleTracker:
         if at_ns < self.next_decision_ns:
             self.next_decision_ns = at_ns
 
-    def _rearm(self, group: dict[str, Signal]) -> None:
-        """The contract of ``group`` has a new latest quote: its signals' refused horizon decisions
-        may differ, so each is due again at its horizon (once: later quotes find it scheduled)."""
+    def _rearm(self, group: dict[str, Signal], quote_ns: int) -> None:
+        """The contract of ``group`` has a new latest quote, stamped ``quote_ns``: its signals' refused
+        horizon decisions may differ, so each is due again at its horizon (once: later quotes find it
+        scheduled). Not one whose horizon is before the quote: the decision at a deadline is refused
+        on any quote newer than it (:func:`exit_at_deadline`), so it would be refused again (the
+        first quote past the deadline settles it in :meth:`on_quote`)."""
         for s in group.values():
-            if self._at.get(s.id) != s.horizon_ns:
+            if s.horizon_ns >= quote_ns and self._at.get(s.id) != s.horizon_ns:
                 self._schedule(s, s.horizon_ns)
 
     def open_signals(self) -> list[Signal]:
@@ -164,7 +167,7 @@ class LifecycleTracker:
         prev = self._latest.get(q.occ_symbol)
         if prev is None or q.ts_ns >= prev.ts_ns:
             self._latest[q.occ_symbol] = q
-            self._rearm(group)  # a refused horizon decision may now differ
+            self._rearm(group, q.ts_ns)  # a refused horizon decision may now differ
         known = exec_quote(prev) if prev is not None else None
         eq = exec_quote(q)
         changed: list[Signal] = []

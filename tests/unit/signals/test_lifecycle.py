@@ -248,6 +248,37 @@ def test_a_late_quote_stamped_before_the_horizon_reopens_a_refused_decision_for_
     assert (a.exit_ns, a.exit_price) == (H, 2.03)
 
 
+def test_a_new_signal_quoted_at_a_refused_horizon_reopens_that_decision() -> None:
+    """A is refused at its horizon (only its hour-old entry quote). B opens on the same contract with
+    a quote stamped exactly at A's horizon: A's decision is taken again on it (a quote not newer than
+    the deadline) and sells at its bid, at the horizon."""
+    t = LifecycleTracker()
+    t.add(sig("A"))
+    assert t.on_time(H) == []  # refused
+    t.add(replace(sig("B"), created_ns=H, contract=replace(Q, bid=2.03, ask=2.07, ts_ns=H), horizon_ns=H + 3600 * S))
+    (a,) = t.on_time(H + 60 * S)
+    assert (a.id, a.exit_ns, a.exit_price) == ("A", H, 2.03)
+
+
+def test_refused_signals_past_their_horizon_are_not_re_decided_on_a_newer_quote() -> None:
+    """Ten signals refused at their horizon stay refused on any quote newer than it (a deadline
+    decision never takes a quote from after the deadline), so a new signal on their contract, quoted
+    after their horizon, makes the next pass look at none of them; the first quote after the
+    horizon that reaches the tracker settles them (at its bid, stamped at its time)."""
+    t = _Counting()
+    for i in range(10):
+        t.add(sig(f"A{i}"))
+    assert t.on_time(H) == []  # all refused on the entry quote
+    later = H + 600 * S
+    t.add(replace(sig("B"), created_ns=later, contract=replace(Q, ts_ns=later), horizon_ns=later + 3600 * S))
+    t.looked = 0
+    assert t.on_time(later + 60 * S) == []
+    assert t.looked == 0
+    done = t.on_quote(replace(Q, bid=2.01, ask=2.05, ts_ns=later + 120 * S))
+    assert sorted(s.id for s in done) == [f"A{i}" for i in range(10)]
+    assert {(s.exit_ns, s.exit_price) for s in done} == {(later + 120 * S, 2.01)}
+
+
 class _Counting(LifecycleTracker):
     """Counts the signals a pass looks at (each is asked whether it waits on a refused decision)."""
 
