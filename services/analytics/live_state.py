@@ -56,6 +56,7 @@ import numpy as np
 from aiots.core.conventions import NS_PER_MS, NS_PER_S
 from aiots.services.analytics.indicators import SPECS, IndicatorCall, IndicatorValues
 from aiots.services.analytics.store import metered_get
+from aiots.services.common.after_burst import AfterBurst
 from aiots.services.common.local_feed import LocalFeed
 from aiots.services.common.runtime import Runtime
 from aiots.services.common.telemetry import metrics
@@ -111,10 +112,10 @@ class LiveState:
         #: snapshots from here as they are, before the event is serialised for the bus
         self.local = LocalFeed.of(rt)
         self._withdraw: list[Callable[[], None]] = []
-        #: snapshots waiting for the publisher task, in bar order: (topic, symbol, snapshot)
-        self._unpublished: list[tuple[str, str, Snapshot]] = []
-        self._publish_wake = asyncio.Event()
-        self._publisher: asyncio.Task[None] | None = None
+        #: the bus events, (topic, symbol, snapshot) in bar order, published when the follower waits
+        self._publisher: AfterBurst[tuple[str, str, Snapshot]] = AfterBurst(
+            self._publish, self.cfg.publish_queue, "analytics-live-publish"
+        )
 
     def key(self, symbol: str, interval: str) -> str:
         return f"{self.namespace}:v1:analytics:live:{symbol}:{interval}"
@@ -221,28 +222,17 @@ class LiveState:
         if self.local.listening(topic):  # in-process consumers first: no serialise, no bus hop
             await self.local.deliver(topic, (snap, self._params_msg))
         if self.rt.bus is not None:
-            await self._publish_later(topic, b.symbol, snap)
+            await self._publisher.put(((topic, b.symbol, snap),))
         return snap
 
     # -- the bus events ------------------------------------------------------------------------------
 
-    async def _publish_later(self, topic: str, symbol: str, snap: Snapshot) -> None:
-        """Queue the event of ``snap`` for the publisher task (published now without one: a caller
-        that is not the follower, or after stop); a full queue is published first."""
-        self._unpublished.append((topic, symbol, snap))
-        publisher = self._publisher
-        if publisher is None or publisher.done() or len(self._unpublished) >= self.cfg.publish_queue:
-            await self.publish_queued()
-        else:
-            self._publish_wake.set()
-
-    async def publish_queued(self) -> None:
-        """Serialise and publish the queued snapshots, one ``publish_many`` per topic, in bar order.
-        A failure is logged and the events are dropped, as a failed ``publish`` was (a bus that is
-        down keeps them in its outbox and does not raise)."""
+    async def _publish(self, items: list[tuple[str, str, Snapshot]]) -> None:
+        """Serialise and publish queued snapshots, one ``publish_many`` per topic, in bar order. A
+        failure is logged and the events are dropped, as a failed ``publish`` was (a bus that is down
+        keeps them in its outbox and does not raise)."""
         bus = self.rt.bus
-        items, self._unpublished = self._unpublished, []
-        if bus is None or not items:
+        if bus is None:
             return
         by_topic: dict[str, list[tuple[str, events_pb2.FeatureEvent]]] = {}
         for topic, symbol, snap in items:
@@ -252,16 +242,6 @@ class LiveState:
                 await bus.publish_many(topic, events)
             except Exception:
                 log.exception("live state: %d feature events on %s not published", len(events), topic)
-
-    async def _publish_loop(self) -> None:
-        """The publisher task: runs when the follower waits (it never waits mid-burst); after stop, one
-        last round."""
-        while True:
-            await self._publish_wake.wait()
-            self._publish_wake.clear()
-            await self.publish_queued()
-            if self._stop.is_set():
-                return
 
     def latest(
         self, symbol: str, interval: str, calls: Sequence[IndicatorCall]
@@ -297,7 +277,7 @@ class LiveState:
             for i in self.intervals:
                 await self.restore(s, i)
         if self.rt.bus is not None:
-            self._publisher = asyncio.create_task(self._publish_loop(), name="analytics-live-publish")
+            self._publisher.start()
             for i in self.intervals:
                 self._tasks.append(asyncio.create_task(self._follow(i), name=f"analytics-live-{i}"))
                 self._withdraw.append(self.local.produces(features_topic(i)))
@@ -349,17 +329,7 @@ class LiveState:
                 log.warning("live state: task %s did not stop in time; cancelled", t.get_name())
                 t.cancel()
         self._tasks.clear()
-        if self._publisher is not None:  # the followers are done: what they queued is published now
-            self._publish_wake.set()
-            _done, pending = await asyncio.wait({self._publisher}, timeout=STOP_STEP_TIMEOUT_S)
-            for t in pending:
-                log.warning("live state: the feature publisher did not stop in time; cancelled")
-                t.cancel()
-            self._publisher = None
-        try:
-            await asyncio.wait_for(self.publish_queued(), STOP_STEP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("live state: queued feature events not published in %.0f s", STOP_STEP_TIMEOUT_S)
+        await self._publisher.stop(STOP_STEP_TIMEOUT_S)  # the followers are done: what they queued goes now
         if self._own_group and self.rt.bus is not None:  # nobody else reads this replica's group
             for i in self.intervals:
                 try:

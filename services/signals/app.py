@@ -54,6 +54,7 @@ from aiots.core.conventions import iv_rank
 from aiots.services.bus.base import Delivery
 from aiots.services.bus.consume import handle_each
 from aiots.services.bus.in_process import InProcessBus
+from aiots.services.common.after_burst import AfterBurst
 from aiots.services.common.gc_tuning import freeze_startup_heap
 from aiots.services.common.health import runtime_dependencies
 from aiots.services.common.local_feed import LocalFeed
@@ -174,12 +175,10 @@ class SignalsApp:
         #: new-signal broadcasts of this replica not yet heard back (the in-process bus hands the
         #: listener the same bytes object: its own echo is dropped unparsed), by id()
         self._own: dict[int, bytes] = {}
-        #: new signals announced here whose bus events are not sent yet, in announce order
-        self._unsent: list[signals_pb2.Signal] = []
-        self._announce_wake = asyncio.Event()
-        self._announce_lock = asyncio.Lock()  # one send at a time: the bus sees announce order
-        self._announcer: asyncio.Task[None] | None = None
-        self._stopping = False
+        #: the bus events of the new signals announced here, sent when the loop next waits
+        self._bus_announcer: AfterBurst[signals_pb2.Signal] = AfterBurst(
+            self._announce_on_bus, self.cfg.bus_announce_queue, "signals-bus-announce"
+        )
 
     @property
     def port(self) -> int:
@@ -198,7 +197,7 @@ class SignalsApp:
         metrics.queue_capacity.set(self.cfg.subscriber_queue, {"queue": "signals_subscriber"})
         self._spawn(self._fanout(listener))
         self._persister = asyncio.ensure_future(self._persist_loop())
-        self._announcer = asyncio.ensure_future(self._announce_loop())
+        self._bus_announcer.start()
         # Every replica evaluates every bar's features (a group of its own): cooldowns are per-symbol
         # state that must see each bar in order. Signal ids are deterministic per (bar close, symbol,
         # strategy), so the store's ON CONFLICT lets exactly one replica record and announce each signal.
@@ -257,7 +256,7 @@ class SignalsApp:
             _done, pending = await asyncio.wait(self._tasks, timeout=STOP_TASKS_TIMEOUT_S)
             for t in pending:
                 log.warning("signals: background task did not stop in time: %r", t)
-        await self._stop_announcer()
+        await self._bus_announcer.stop(STOP_TASKS_TIMEOUT_S)
         await self._drain_persist()
         if self.server is not None:
             await self.server.server.stop(STOP_GRACE_S)
@@ -364,12 +363,8 @@ class SignalsApp:
             announced.append(msg)
             to_store.append(msg)
             metrics.signals.add(1, {"strategy": sig.strategy, "status": sig.status.name})
-        if announced:  # the other replicas and the topic: after the burst (see the module docstring)
-            self._unsent += announced
-            if self._announcer is None or self._announcer.done() or len(self._unsent) >= self.cfg.bus_announce_queue:
-                await self._send_announcements()
-            else:
-                self._announce_wake.set()
+        # the other replicas and the topic: after the burst (see the module docstring)
+        await self._bus_announcer.put(announced)
         if to_store or updates:
             self._announces += 1
             self._persist.append((to_store, updates))
@@ -379,57 +374,29 @@ class SignalsApp:
         # No yield to the subscribers' streams here: they write when the loop next waits, after
         # the bar close's other symbols (see the module docstring).
 
-    async def _send_announcements(self) -> None:
-        """Send the queued new signals' bus events, in announce order: each broadcast to the other
-        replicas, then all on the ``signals`` topic in one ``publish_many``. A failure is logged (a
-        Redis that is down keeps the topic's events in the outbox; a broadcast is not retried)."""
-        async with self._announce_lock:
-            sigs, self._unsent = self._unsent, []
-            if not sigs:
-                return
-            bus = self.rt.need_bus("signals")
-            in_process = isinstance(bus, InProcessBus)
-            events: list[tuple[str, bytes]] = []
-            for msg in sigs:
-                ev = events_pb2.SignalEvent(
-                    symbol=msg.symbol, ts_event=msg.created_at.ToNanoseconds(), signal=msg, is_update=False
-                )
-                raw = ev.SerializeToString()  # serialised once for the channel and the topic
-                if in_process:
-                    self._own[id(raw)] = raw
-                    if len(self._own) > self.cfg.announce_ring:  # echoes the listener dropped (overflow)
-                        del self._own[next(iter(self._own))]
-                events.append((msg.symbol, raw))
-                try:
-                    await bus.broadcast(SIGNAL_CHANNEL, raw)
-                except Exception:
-                    log.exception("signals: broadcast of %s to the other replicas failed", msg.id)
+    async def _announce_on_bus(self, sigs: list[signals_pb2.Signal]) -> None:
+        """New signals' bus events, in announce order: each broadcast to the other replicas, then all on
+        the ``signals`` topic in one ``publish_many`` (failures logged; a Redis down keeps the outbox)."""
+        bus = self.rt.need_bus("signals")
+        in_process = isinstance(bus, InProcessBus)
+        events: list[tuple[str, bytes]] = []
+        for msg in sigs:
+            ts = msg.created_at.ToNanoseconds()
+            ev = events_pb2.SignalEvent(symbol=msg.symbol, ts_event=ts, signal=msg, is_update=False)
+            raw = ev.SerializeToString()  # serialised once for the channel and the topic
+            if in_process:
+                self._own[id(raw)] = raw
+                if len(self._own) > self.cfg.announce_ring:  # echoes the listener dropped (overflow)
+                    del self._own[next(iter(self._own))]
+            events.append((msg.symbol, raw))
             try:
-                await bus.publish_many(SIGNAL_TOPIC, events)
+                await bus.broadcast(SIGNAL_CHANNEL, raw)
             except Exception:
-                log.exception("signals: %d new signals not published on %s", len(events), SIGNAL_TOPIC)
-
-    async def _announce_loop(self) -> None:
-        """The announcer task: sends when the loop waits (the burst never does); after stop, once more."""
-        while True:
-            await self._announce_wake.wait()
-            self._announce_wake.clear()
-            await self._send_announcements()
-            if self._stopping:
-                return
-
-    async def _stop_announcer(self) -> None:
-        """Let the announcer send what is queued (bounded), then send anything left here."""
-        self._stopping = True
-        task, self._announcer = self._announcer, None
-        if task is not None:
-            self._announce_wake.set()
-            _done, pending = await asyncio.wait({task}, timeout=STOP_TASKS_TIMEOUT_S)
-            for t in pending:
-                log.warning("signals: the bus announcer did not stop in time; cancelled")
-                t.cancel()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._send_announcements(), STOP_TASKS_TIMEOUT_S)
+                log.exception("signals: broadcast of %s to the other replicas failed", msg.id)
+        try:
+            await bus.publish_many(SIGNAL_TOPIC, events)
+        except Exception:
+            log.exception("signals: %d new signals not published on %s", len(events), SIGNAL_TOPIC)
 
     async def _persist_loop(self) -> None:
         """Store writes in announce order (an exit is never stored before its signal), each after a
@@ -475,7 +442,7 @@ class SignalsApp:
     async def _store(self, new: list[signals_pb2.Signal], updates: list[Signal]) -> None:
         bus = self.rt.need_bus("signals")
         if updates:  # an exit goes on the bus after its signal's announcement
-            await self._send_announcements()
+            await self._bus_announcer.flush()
         for msg in new:
             sig = signal_from_proto(msg, expiry_ns(msg.contract.expiry))
             if not await self.store.insert(sig, msg):
