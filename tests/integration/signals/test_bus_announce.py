@@ -22,6 +22,7 @@ from aiots.services.signals.store import SignalFilter
 from aiots.v1 import events_pb2
 from tests.integration.signals.test_signal_ring import same_bar
 from tests.integration.signals.test_signal_service import make_signal
+from tests.integration.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +75,6 @@ async def logged(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, _LoggingBus]]:
     await pg_pool.execute("DELETE FROM signals")
 
 
-async def _until(cond: Any) -> None:
-    for _ in range(1000):
-        if cond():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("timed out")
-
-
 async def test_a_burst_reaches_the_bus_after_this_replicas_subscribers(
     logged: tuple[SignalsApp, _LoggingBus],
 ) -> None:
@@ -93,7 +86,7 @@ async def test_a_burst_reaches_the_bus_after_this_replicas_subscribers(
     assert sub.queue.qsize() == 3  # this replica's subscriber has the whole burst
     assert bus.log == []  # and the bus nothing yet
     ids = [s.id for s in sigs]
-    await _until(lambda: len(bus.log) == 6)
+    await until(lambda: len(bus.log) == 6, 5.0)
     assert bus.log == [("broadcast", i, False) for i in ids] + [("topic", i, False) for i in ids]
     app.broker.unsubscribe(sub)
 
@@ -112,7 +105,7 @@ async def test_an_exit_goes_on_the_bus_after_its_signal(logged: tuple[SignalsApp
     assert [u.status for u in updates] == [Status.TARGET_HIT]
     await app._emit([], updates)  # stored, then announced by the store writer
     await app.stored()
-    await _until(lambda: len(bus.log) == 4)
+    await until(lambda: len(bus.log) == 4, 5.0)
     new = [e for e in bus.log if not e[2]]
     exits = [e for e in bus.log if e[2]]
     assert sorted(new) == [("broadcast", s.id, False), ("topic", s.id, False)]
