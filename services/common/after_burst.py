@@ -2,9 +2,9 @@
 close's symbols, evaluated one after another) and sent, in order, by a task of their own, which runs
 when the loop next waits.
 
-Used for the bus events of a bar close: the features analytics publishes and the new signals each
-replica broadcasts. The burst then serialises nothing for the bus and awaits no Redis round trip,
-and the queue goes out in one call.
+Used for the bus events of a bar close (the features analytics publishes, the new signals each
+replica broadcasts) and of a live feed's decoded batches (the ingestion pipeline). The burst then
+serialises nothing for the bus and awaits no Redis round trip, and the queue goes out in one call.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ class AfterBurst(Generic[T]):
     """Items handed to ``send`` (as one list, in the order put) when the loop next waits.
 
     Until :meth:`start`, and after :meth:`stop`, :meth:`put` sends at once. A queue that reaches
-    ``limit`` items is sent by the caller of :meth:`put` itself (back-pressure on the burst, not an
-    unbounded queue). :meth:`flush` sends what is queued now, after any send in progress, so whatever
-    a caller sends next goes after it. A ``send`` that raises is logged; its items are dropped.
+    ``limit`` items is sent by the caller of :meth:`put` itself (back-pressure on the burst; None:
+    never, the queue is unbounded). :meth:`flush` sends what is queued now, after any send in
+    progress, so whatever a caller sends next goes after it. A ``send`` that raises is logged; its
+    items are dropped.
     """
 
-    def __init__(self, send: Callable[[list[T]], Awaitable[None]], limit: int, name: str) -> None:
-        if limit < 1:
+    def __init__(self, send: Callable[[list[T]], Awaitable[None]], limit: int | None, name: str) -> None:
+        if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self._send = send
         self.limit = limit
@@ -43,6 +44,11 @@ class AfterBurst(Generic[T]):
     def queued(self) -> int:
         return len(self._items)
 
+    @property
+    def running(self) -> bool:
+        """The sending task runs (between :meth:`start` and :meth:`stop`)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Start the sending task (on the running loop)."""
         self._stopping = False
@@ -54,7 +60,7 @@ class AfterBurst(Generic[T]):
             return
         self._items.extend(items)
         task = self._task
-        if task is None or task.done() or len(self._items) >= self.limit:
+        if task is None or task.done() or (self.limit is not None and len(self._items) >= self.limit):
             await self.flush()
         else:
             self._wake.set()
@@ -78,8 +84,10 @@ class AfterBurst(Generic[T]):
             if self._stopping:
                 return
 
-    async def stop(self, timeout_s: float) -> None:
-        """Let the task send what is queued (at most ``timeout_s``), then send anything left here."""
+    async def stop(self, timeout_s: float | None) -> None:
+        """Let the task send what is queued (at most ``timeout_s``, then it is cancelled; None: as long
+        as it takes, never cancelled, as a Redis command cancelled mid-flight leaves its connection
+        unusable), then send anything left here."""
         self._stopping = True
         task, self._task = self._task, None
         if task is not None:

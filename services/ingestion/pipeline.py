@@ -17,7 +17,8 @@ for the writer. File sources keep the writer's backpressure on decode (memory st
 live source cannot slow the exchange down, so it calls :meth:`Pipeline.detach_writer`: batches go
 to the writer through a feeder task, and the writer's backpressure stops at that task (the queue
 in front of it is what PostgreSQL owes; the writer spills to disk when PostgreSQL is away).
-With a networked bus (Redis) it also publishes from a task: the first batch goes out at once, and
+With a networked bus (Redis) it also publishes from a task (an
+:class:`~aiots.services.common.after_burst.AfterBurst`): the first batch goes out at once, and
 whatever is decoded while that round trip is in flight goes out in the next command (per topic, in
 order), so decoding never waits for a bus round trip and the round trips never bound throughput.
 """
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from aiots.core import conventions as cv
+from aiots.services.common.after_burst import AfterBurst
 from aiots.services.common.ports import Event
 from aiots.services.common.topics import published
 from aiots.services.ingestion import option_quote_wire as oq_wire
@@ -84,11 +86,9 @@ class Pipeline:
         self._owed: deque[Batch] = deque()
         self._owed_event: asyncio.Event | None = None
         self._feeder: asyncio.Task[None] | None = None
-        # detach_writer() with a networked bus: events owed to the bus and the task that sends them
-        self._unsent: deque[tuple[str, list[tuple[str, Event]]]] = deque()
-        self._unsent_event: asyncio.Event | None = None
-        self._sender: asyncio.Task[None] | None = None
-        self._sender_closing = False
+        # detach_writer() with a networked bus: the events owed to it, (topic, events) per batch,
+        # published when the loop next waits
+        self._sender: AfterBurst[tuple[str, list[tuple[str, Event]]]] | None = None
 
     def detach_writer(self) -> None:
         """Hand batches to the writer from a feeder task, so the writer's backpressure never
@@ -97,8 +97,8 @@ class Pipeline:
             self._owed_event = asyncio.Event()
             self._feeder = asyncio.ensure_future(self._feed_writer())
         if self._sender is None and self.publish_events and getattr(self.bus, "backend", "") != "memory":
-            self._unsent_event = asyncio.Event()
-            self._sender = asyncio.ensure_future(self._send_events())
+            self._sender = AfterBurst(self._send_unsent, None, "ingestion-bus-send")
+            self._sender.start()
 
     @property
     def owed(self) -> int:
@@ -114,43 +114,26 @@ class Pipeline:
                 await self.writer.put(self._owed[0])  # the writer's backpressure waits here only
                 self._owed.popleft()
 
-    async def _send_events(self) -> None:
+    async def _send_unsent(self, unsent: list[tuple[str, list[tuple[str, Event]]]]) -> None:
         """Publish what is owed to the bus: everything queued since the last send, one command per
         topic (order kept per topic, and so per stream)."""
-        assert self._unsent_event is not None
-        while True:
-            await self._unsent_event.wait()
-            self._unsent_event.clear()
-            await self._send_unsent()
-            if self._sender_closing:
-                return
-
-    async def _send_unsent(self) -> None:
-        while self._unsent:
-            by_topic: dict[str, list[tuple[str, Event]]] = {}
-            while self._unsent:
-                topic, items = self._unsent.popleft()
-                by_topic.setdefault(topic, []).extend(items)
-            for topic, items in by_topic.items():
-                try:
-                    await self.bus.publish_many(topic, items)
-                    self.published += len(items)
-                except Exception:
-                    self.bus_errors += 1
-                    log.exception("bus publish failed")
+        by_topic: dict[str, list[tuple[str, Event]]] = {}
+        for topic, items in unsent:
+            by_topic.setdefault(topic, []).extend(items)
+        for topic, events in by_topic.items():
+            try:
+                await self.bus.publish_many(topic, events)
+                self.published += len(events)
+            except Exception:
+                self.bus_errors += 1
+                log.exception("bus publish failed")
 
     async def attach_writer(self) -> None:
         """Publish what is owed to the bus and hand every owed batch to the writer, then stop the
         sender and the feeder (back to direct publishing and puts)."""
-        sender = self._sender
-        if sender is not None and self._unsent_event is not None:
-            # not cancelled: a command cancelled mid-flight leaves the Redis connection unusable
-            self._sender_closing = True
-            self._unsent_event.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            self._sender, self._sender_closing = None, False
-        await self._send_unsent()
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender.stop(None)  # not cancelled: a Redis command cancelled mid-flight spoils its connection
         feeder, self._feeder = self._feeder, None
         if feeder is not None:
             feeder.cancel()
@@ -361,9 +344,8 @@ class Pipeline:
                 by_topic[f"bars:{interval}"].append(
                     (sym, events_pb2.BarEvent(source=src, bar=bar, ts_event=ts, closed=True))
                 )
-        if self._sender is not None and self._unsent_event is not None:
-            self._unsent.extend(by_topic.items())
-            self._unsent_event.set()
+        if self._sender is not None:
+            await self._sender.put(list(by_topic.items()))
             return
         for topic, items in by_topic.items():
             await self.bus.publish_many(topic, items)

@@ -9,7 +9,7 @@ through :class:`~aiots.services.common.local_feed.LocalFeed`: no serialise, pars
 
 Work split across replicas (all standard Redis mechanisms, nothing home-made):
 - features of closed 1m bars: a group per replica (each replica evaluates every bar in order;
-  deterministic ids + the store's ON CONFLICT make exactly one replica announce);
+  deterministic ids: the store's ON CONFLICT records each once, the broker's ring gives each once);
 - option quotes: a group per replica (every replica keeps the whole chain and open signals);
 - signal events: pub/sub broadcast ``signals`` (every replica fans out to its subscribers);
 - exits seen by several replicas: the conditional UPDATE in the store lets exactly one announce.
@@ -200,7 +200,7 @@ class SignalsApp:
         self._bus_announcer.start()
         # Every replica evaluates every bar's features (a group of its own): cooldowns are per-symbol
         # state that must see each bar in order. Signal ids are deterministic per (bar close, symbol,
-        # strategy), so the store's ON CONFLICT lets exactly one replica record and announce each signal.
+        # strategy), so the store's ON CONFLICT records each signal once and a subscriber gets it once.
         local = LocalFeed.of(self.rt)
         if self.cfg.local_features and local.has_producer(FEATURE_TOPIC):
             # analytics runs in this process: its snapshots as they are (no serialise, parse or bus hop)

@@ -109,6 +109,36 @@ async def test_a_failed_send_is_logged_and_the_task_goes_on(caplog: pytest.LogCa
     await ab.stop(1.0)
 
 
+async def test_without_a_limit_the_queue_waits_for_the_task() -> None:
+    rec = _Recorder()
+    ab = AfterBurst(rec, limit=None, name="t")
+    ab.start()
+    assert ab.running
+    for i in range(5000):
+        await ab.put([i])
+    assert rec.calls == [] and ab.queued == 5000
+    await _turn()
+    assert rec.calls == [list(range(5000))]
+    await ab.stop(None)
+    assert not ab.running
+
+
+async def test_stop_without_a_timeout_waits_for_a_slow_send_and_never_cancels_it() -> None:
+    gate = asyncio.Event()
+    rec = _Recorder(gate)
+    ab = AfterBurst(rec, limit=None, name="t")
+    ab.start()
+    await ab.put([1])
+    await _turn()  # the task took [1] and waits in send
+    await ab.put([2])
+    stopping = asyncio.create_task(ab.stop(None))
+    await asyncio.sleep(0.05)
+    assert not stopping.done() and rec.calls == []
+    gate.set()
+    await stopping
+    assert rec.calls == [[1], [2]]
+
+
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="limit must be at least 1, got 0"):
         AfterBurst(_Recorder(), limit=0, name="t")
