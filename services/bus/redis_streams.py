@@ -328,10 +328,16 @@ class RedisStreamsBus:
                     log.info("bus: outbox replayed; publishing directly again")
 
     async def drain_outbox(self, timeout: float) -> bool:  # noqa: ASYNC109
-        """Wait until the outbox is empty (True) or ``timeout`` seconds pass (False)."""
+        """Wait until the outbox is empty and its replay has ended (True: the last batch's file is
+        removed in a thread before the replay counts it, so an empty directory alone could be seen
+        with that count still to come) or ``timeout`` seconds pass (False)."""
         deadline = time.monotonic() + timeout
-        while self.outbox and time.monotonic() < deadline:
-            self._start_replay()
+        while time.monotonic() < deadline:
+            replaying = self._replay_task is not None and not self._replay_task.done()
+            if not self.outbox and not replaying:
+                return True
+            if self.outbox:
+                self._start_replay()
             await asyncio.sleep(0.05)
         return not self.outbox
 
