@@ -7,9 +7,9 @@
   re-reads its own pending history (``XREADGROUP ... 0``: a consumer restarted under the same name
   gets back what it had not acked), and every ``claim_interval_s`` it runs ``XAUTOCLAIM`` for
   entries pending longer than ``claim_idle_ms`` (a crashed consumer's messages are redelivered).
-- ``ack``: ``XACK``, buffered and flushed in one pipeline per event-loop turn (and before each
-  read), so acking costs one round trip per batch, not per message. An ack lost to a crash only
-  causes a redelivery (at-least-once).
+- ``ack``: ``XACK``, buffered and flushed in one pipeline per event-loop turn, or sent in front of
+  the consumer's next blocking read in the same pipeline: acking a batch costs no round trip of its
+  own. An ack lost to a crash only causes a redelivery (at-least-once).
 - ``broadcast``/``listen``: ``PUBLISH``/``SUBSCRIBE`` on ``<ns>:v1:<channel>``; fire-and-forget
   (a listener misses what is sent while it is disconnected).
 - Faults: when Redis goes away, ``publish``/``publish_many`` keep the events in the on-disk outbox
@@ -50,6 +50,7 @@ from aiots.services.common.telemetry import metrics
 log = logging.getLogger(__name__)
 
 _F_PAYLOAD = b"p"
+_Acks = dict[tuple[str, str], list[str]]  # (stream, group) -> message ids to XACK
 _SUB_RETRY_ERRORS: tuple[type[BaseException], ...] = (Unavailable, *REDIS_DOWN_ERRORS)
 _MAX_CACHED_NAMES = 100_000  # stream names memoised per (topic, key)
 #: ``Delivery(...)`` minus the namedtuple's Python-level ``__new__`` (one per consumed message).
@@ -197,7 +198,8 @@ class RedisStreamsBus:
         self.url = url
         # Typed loosely: redis-py's stream command stubs do not model RESP2 replies.
         self.redis: Any = connect_redis(url, self.cfg, block_ms=self.cfg.read_block_ms)
-        self._acks: dict[tuple[str, str], list[str]] = {}
+        self._acks: _Acks = {}
+        self._carried: list[_Acks] = []  # acks sent in front of a blocking read still in flight
         self._flush_task: asyncio.Task[None] | None = None
         self._closed = False
         self._subs: set[RedisSubscription] = set()
@@ -420,7 +422,9 @@ class RedisStreamsBus:
                 if not ready:
                     await self._create_groups(streams, group, group_start)
                     ready = True
-                await self._flush_acks()
+                claiming = not history and time.monotonic() - last_claim >= cfg.claim_interval_s
+                if history or claiming:
+                    await self._flush_acks()  # a blocking read below sends them in its own round trip
                 if history:
                     res = await self.redis.xreadgroup(group, consumer, dict(history), count=cfg.read_batch)
                     got = {_s(name): entries for name, entries in _stream_items(res)}
@@ -431,7 +435,7 @@ class RedisStreamsBus:
                             continue
                         history[s] = _s(entries[-1][0])
                         batch.extend(_raw_deliveries(s, key_of[s], entries))
-                elif time.monotonic() - last_claim >= cfg.claim_interval_s:
+                elif claiming:
                     last_claim = time.monotonic()
                     pipe = self.redis.pipeline(transaction=False)  # one round trip for every stream
                     for s in streams:
@@ -444,9 +448,7 @@ class RedisStreamsBus:
                     if batch:
                         log.info("reclaimed %d idle pending messages for %s/%s", len(batch), group, consumer)
                 else:
-                    res = await self.redis.xreadgroup(
-                        group, consumer, dict.fromkeys(streams, ">"), count=cfg.read_batch, block=cfg.read_block_ms
-                    )
+                    res = await self._ack_then_read(group, consumer, dict.fromkeys(streams, ">"))
                     for name, entries in _stream_items(res):
                         s = _s(name)
                         batch.extend(_raw_deliveries(s, key_of[s], entries))
@@ -492,23 +494,48 @@ class RedisStreamsBus:
                 await asyncio.sleep(delay)
 
     async def _flush_acks(self) -> None:
+        if self._acks:
+            await self._send_acks(None)
+
+    async def _ack_then_read(self, group: str, consumer: str, streams: dict[str, str]) -> Any:
+        """The buffered XACKs and the next blocking ``XREADGROUP`` in one round trip (its reply)."""
         if not self._acks:
-            return
+            return await self.redis.xreadgroup(
+                group, consumer, streams, count=self.cfg.read_batch, block=self.cfg.read_block_ms
+            )
+        return await self._send_acks((group, consumer, streams))
+
+    async def _send_acks(self, read: tuple[str, str, dict[str, str]] | None, also: Sequence[_Acks] = ()) -> Any:
+        """One pipeline: every buffered XACK (and those in ``also``), then the read if given (its
+        reply is returned). Acks a failed round trip may not have applied are kept for the next one
+        (XACK is idempotent)."""
         acks, self._acks = self._acks, {}
         pipe = self.redis.pipeline(transaction=False)
-        for (stream, group), ids in acks.items():
-            pipe.xack(stream, group, *ids)
+        for batch in (acks, *also):
+            for (stream, group), ids in batch.items():
+                pipe.xack(stream, group, *ids)
+        if read is not None:
+            pipe.xreadgroup(read[0], read[1], read[2], count=self.cfg.read_batch, block=self.cfg.read_block_ms)
+            self._carried.append(acks)
         try:
-            await pipe.execute()
+            replies = await pipe.execute()
         except BaseException:
             for k, ids in acks.items():  # keep them for the next flush
                 self._acks.setdefault(k, [])[:0] = ids
             raise
+        finally:
+            if read is not None:
+                self._carried = [a for a in self._carried if a is not acks]
+        return replies[-1] if read is not None else None
 
     async def flush(self) -> None:
-        """Send buffered acks now (raises ``Unavailable`` when Redis is away)."""
+        """Apply the acks made so far before returning (raises ``Unavailable`` when Redis is away):
+        the buffered ones, and again those riding a consumer's blocking read, which may not be
+        written yet."""
+        carried = [a for a in self._carried if a]
         try:
-            await self._flush_acks()
+            if self._acks or carried:
+                await self._send_acks(None, carried)
         except REDIS_DOWN_ERRORS as exc:
             raise self._down("XACK", exc) from exc
 
