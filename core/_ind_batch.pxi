@@ -563,7 +563,7 @@ cdef extern from *:
         double acc, amax, af, ep, sar, new_high, new_low;
         int is_long, count;
     } aiots_sar_t;
-    #define AIOTS_SAR_NEXT(FMA, MAX, MIN, GT_PICK, S, HIGH, LOW, OUT)                                        \
+    #define AIOTS_SAR_NEXT(FMA, MAX, MIN, GT_PICK, S, HIGH, LOW, OUT)                          \
         do {                                                                                   \
             double ph_ = (S).new_high, pl_ = (S).new_low, nh_ = (HIGH), nl_ = (LOW), a_, s_;   \
             (S).new_high = nh_;                                                                \
@@ -589,7 +589,7 @@ cdef extern from *:
                     (S).af = a_ > (S).amax ? (S).amax : a_;                                    \
                     a_ = pl_ > nl_ ? nl_ : pl_;                                                \
                     s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                               \
-                    (S).sar = MIN(a_, s_);                                                         \
+                    (S).sar = MIN(a_, s_);                                                     \
                 }                                                                              \
             } else if (nh_ >= (S).sar) {                                                       \
                 (S).is_long = 1;                                                               \
@@ -611,7 +611,7 @@ cdef extern from *:
                 (S).af = a_ > (S).amax ? (S).amax : a_;                                        \
                 a_ = ph_ < nh_ ? nh_ : ph_;                                                    \
                 s_ = FMA((S).af, (S).ep - (S).sar, (S).sar);                                   \
-                (S).sar = MAX(a_, s_);                                                             \
+                (S).sar = MAX(a_, s_);                                                         \
             }                                                                                  \
         } while (0)
     static double aiots_sar_next(aiots_sar_t* s, double high, double low) {
@@ -619,15 +619,17 @@ cdef extern from *:
         AIOTS_SAR_NEXT(fma, AIOTS_SAR_MAX, AIOTS_SAR_MIN, AIOTS_SAR_GT_PICK, *s, high, low, o);
         return o;
     }
-    #define AIOTS_SAR_LOOP(NAME, ATTR, FMA, MAX, MIN, PICK)                                   \
+    #define AIOTS_SAR_LOOP(NAME, ATTR, FMA, MAX, MIN, PICK)                                    \
     static ATTR void NAME(const double* h, const double* l, Py_ssize_t from, Py_ssize_t n,     \
                           aiots_sar_t* s, double* out) {                                       \
         aiots_sar_t st = *s;                                                                   \
-        for (Py_ssize_t i = from; i < n; i++) AIOTS_SAR_NEXT(FMA, MAX, MIN, PICK, st, h[i], l[i], out[i]);     \
+        for (Py_ssize_t i = from; i < n; i++)                                                  \
+            AIOTS_SAR_NEXT(FMA, MAX, MIN, PICK, st, h[i], l[i], out[i]);                       \
         *s = st;                                                                               \
     }
     AIOTS_SAR_LOOP(aiots_sar_plain, , fma, AIOTS_SAR_MAX, AIOTS_SAR_MIN, AIOTS_SAR_GT_PICK)
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    /* a > b ? a : b and a < b ? a : b, as AIOTS_SAR_MAX/MIN, without zeroing an upper lane */
     static inline __attribute__((always_inline)) double aiots_vmaxsd(double a, double b) {
         double r;
         __asm__("vmaxsd %2, %1, %0" : "=x"(r) : "x"(a), "x"(b));
@@ -638,12 +640,14 @@ cdef extern from *:
         __asm__("vminsd %2, %1, %0" : "=x"(r) : "x"(a), "x"(b));
         return r;
     }
-    static inline __attribute__((always_inline, target("fma"))) double aiots_gt_blend(double x, double y, double a, double b) {
+    static inline __attribute__((always_inline, target("fma")))
+    double aiots_gt_blend(double x, double y, double a, double b) {
         /* x > y ? a : b bit for bit, in vector registers: an ordered compare's mask blends a over b */
         __m128d m = _mm_cmp_sd(_mm_set_sd(x), _mm_set_sd(y), _CMP_GT_OQ);
         return _mm_cvtsd_f64(_mm_blendv_pd(_mm_set_sd(b), _mm_set_sd(a), m));
     }
-    AIOTS_SAR_LOOP(aiots_sar_fma3, __attribute__((target("fma"))), __builtin_fma, aiots_vmaxsd, aiots_vminsd, aiots_gt_blend)
+    AIOTS_SAR_LOOP(aiots_sar_fma3, __attribute__((target("fma"))), __builtin_fma,
+                   aiots_vmaxsd, aiots_vminsd, aiots_gt_blend)
     static int aiots_sar_have_fma = -1;
     #endif
     static void aiots_sar_loop(const double* h, const double* l, Py_ssize_t from, Py_ssize_t n,
