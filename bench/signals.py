@@ -26,6 +26,8 @@
    ``--bus redis`` runs the same path on Redis Streams and pub/sub (``--redis``, a scratch
    namespace deleted at the end) instead of the in-process bus: the compose deployment's bus, where
    each bus call of the path is a round trip. The bars of a close go out in one ``publish_many``.
+   ``--analytics-process`` (with ``--bus redis``) runs analytics' live state in a process of its own,
+   as compose does: the signals service takes the features from ``features:1m`` on Redis.
 """
 
 from __future__ import annotations
@@ -268,6 +270,7 @@ LAT_FIRST_MIN, LAT_MINUTES = 15, 270
 #: FeatureEvent (the pre-issue-20 anchor computes the features in signals: bus, then features)
 HOPS = ("features", "bus", "strategies", "selection", "announce", "subscriber")
 HOPS_BEFORE = ("bus", "features", "strategies", "selection", "announce", "subscriber")
+HOPS_SPLIT = ("bus", "strategies", "selection", "announce", "subscriber")  # features: another process
 
 
 END_SYMBOL = "~END"
@@ -324,7 +327,8 @@ def latency_config() -> SignalsConfig:
 
 def _latency_process(warmup_s: float, secs: float, run_kw: dict[str, Any], conn: Any) -> None:
     if warmup_s > 0:  # the process's first run pays one-off costs (lazy imports, first calls)
-        event_loop.run_as_service(bench_latency(warmup_s, 2000, 0.05, redis_url=run_kw.get("redis_url")))
+        shape = {k: run_kw[k] for k in ("redis_url", "analytics_process") if k in run_kw}
+        event_loop.run_as_service(bench_latency(warmup_s, 2000, 0.05, **shape))
     conn.send(event_loop.run_as_service(bench_latency(secs, 2000, 0.05, **run_kw)))
     conn.close()
 
@@ -344,6 +348,24 @@ def latency_in_fresh_process(warmup_s: float, secs: float, run_kw: dict[str, Any
     if out is None:
         raise RuntimeError(f"latency run process died (exit code {proc.exitcode})")
     return out
+
+
+def _analytics_process(redis_url: str, namespace: str, ready: Any, stop: Any) -> None:
+    """Analytics' live state in a process of its own (the compose shape): bars from ``bars:1m`` on
+    Redis, features published on ``features:1m`` after each burst; runs until ``stop`` is set."""
+
+    async def run() -> None:
+        settings = Settings(redis={"namespace": namespace})
+        bus = RedisStreamsBus(redis_url, settings.redis)
+        live = LiveState(Runtime(settings=settings, bus=bus))  # no storage to warm from, no local feed
+        await live.start()
+        ready.set()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, stop.wait)
+        await live.stop()
+        await bus.close()
+
+    event_loop.run_as_service(run())
 
 
 def _yield_after_each_announcement(app: SignalsApp) -> None:
@@ -503,13 +525,18 @@ async def bench_latency(
     over_bus: bool = False,
     yield_each: bool = False,
     redis_url: str | None = None,
+    analytics_process: bool = False,
 ) -> LatencyRun:
     """Tick-to-subscriber latencies (ms) and, per hop, the time spent in it (ms) for the signals.
 
     ``over_bus``: the path before the in-process features (analytics' events parsed from the bus,
     no ``gc.freeze`` after start-up, store writes right after each announcement). ``yield_each``:
     the path before round 11 (the loop yields after each announcement until the streams took it).
-    ``redis_url``: Redis Streams and pub/sub as the bus (a scratch namespace, deleted at the end)."""
+    ``redis_url``: Redis Streams and pub/sub as the bus (a scratch namespace, deleted at the end).
+    ``analytics_process`` (with ``redis_url``): analytics' live state runs in a process of its own and
+    the signals service takes the features from the bus, as in the compose deployment."""
+    if analytics_process and redis_url is None:
+        raise ValueError("analytics_process needs redis_url (processes share no in-process bus)")
     server = os.environ.get("AIOTS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     db = f"aiots_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(f"{server}/postgres")
@@ -522,6 +549,8 @@ async def bench_latency(
         if over_bus or before or local:
             sig_cfg.update(local_features=False, gc_freeze=False, persist_quiet_s=0.0)
             gc.unfreeze()  # an earlier run of this process froze its start-up objects
+        elif analytics_process:
+            sig_cfg.update(local_features=False)  # the features come over Redis from the other process
         signals_app._gc_frozen = False  # (and this run's start freezes them again when it may)
         ns = f"aiots_bench_{uuid.uuid4().hex[:8]}"
         settings = Settings(signals=sig_cfg, redis={"namespace": ns})
@@ -537,8 +566,20 @@ async def bench_latency(
         if yield_each:
             _yield_after_each_announcement(app)
         live = None
+        ctx = mp.get_context("spawn")
+        analytics: Any = None
+        analytics_stop = ctx.Event()
         in_signals = before or local  # the signals service computes the features itself from bars:1m
-        if not in_signals:  # the features' one owner, on the same bus (no storage to warm from)
+        if analytics_process:
+            assert redis_url is not None
+            analytics_ready = ctx.Event()
+            analytics = ctx.Process(
+                target=_analytics_process, args=(redis_url, ns, analytics_ready, analytics_stop), daemon=True
+            )
+            analytics.start()
+            if not await asyncio.to_thread(analytics_ready.wait, 60):
+                raise RuntimeError("the analytics process did not start in 60 s")
+        elif not in_signals:  # the features' one owner, on the same bus (no storage to warm from)
             live_rt = Runtime(settings=settings, bus=bus)  # no storage to warm from
             live_rt.register(LocalFeed.of(rt))  # the process-wide feed: signals takes the features in-process
             live = LiveState(live_rt)
@@ -554,7 +595,6 @@ async def bench_latency(
         got: dict[tuple[str, int], float] = {}
         # The subscriber runs in its own process (as a client would): its receive stamps are
         # perf_counter (CLOCK_MONOTONIC, one clock for every process on the host).
-        ctx = mp.get_context("spawn")
         result = ctx.Queue()
         client = ctx.Process(target=_latency_client, args=(app.port, result), daemon=True)
         client.start()
@@ -617,12 +657,15 @@ async def bench_latency(
             await app.stop()
             if live is not None:
                 await live.stop()
+            if analytics is not None:
+                analytics_stop.set()
+                await loop_join(analytics)
             if isinstance(bus, RedisStreamsBus):  # the scratch namespace goes
                 keys = [k async for k in bus.redis.scan_iter(match=f"{ns}:*")]
                 if keys:
                     await bus.redis.delete(*keys)
             await bus.close()
-        order = HOPS_BEFORE if in_signals else HOPS
+        order = HOPS_BEFORE if in_signals else HOPS_SPLIT if analytics_process else HOPS
         per_hop: dict[str, list[float]] = {h: [] for h in order}
         for key, t_sub in got.items():
             stamps = hops.t.get(key, {})
@@ -671,9 +714,16 @@ def main() -> None:
     )
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="latency: Redis for --bus redis")
     ap.add_argument(
+        "--analytics-process",
+        action="store_true",
+        help="latency, with --bus redis: analytics' live state in a process of its own (the compose shape)",
+    )
+    ap.add_argument(
         "--warmup", type=float, default=2.0, help="latency: seconds of an unreported first run (first calls, imports)"
     )
     a = ap.parse_args()
+    if a.analytics_process and a.bus != "redis":
+        ap.error("--analytics-process needs --bus redis (processes share no in-process bus)")
     run = {a.only} if a.only else {"engine", "fanout", "latency"}
     print(
         f"machine: {os.cpu_count()}-core shared x86_64 VM, Python {sys.version.split()[0]}, "
@@ -695,7 +745,8 @@ def main() -> None:
     if "latency" in run:
         secs = 10 if a.quick else 30
         print(
-            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run, bus: {a.bus})"
+            f"\ntick-to-subscriber (2,000 trades/s, 9 symbols, a bar close every 50 ms, {secs} s per run, bus: {a.bus}"
+            + (", analytics in a process of its own)" if a.analytics_process else ")")
         )
         print("before = the pre-issue-20 path (store, then announce through the bus; selection in a thread)")
         print("local = features computed in signals from bars:1m (before analytics became their one owner)")
@@ -714,7 +765,8 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             run_kw: dict[str, Any] = {"before": label == "before", "local": label == "local",
                                       "over_bus": label == "bus", "yield_each": label == "yield",
-                                      "redis_url": a.redis if a.bus == "redis" else None}  # fmt: skip
+                                      "redis_url": a.redis if a.bus == "redis" else None,
+                                      "analytics_process": a.analytics_process}  # fmt: skip
             result = latency_in_fresh_process(a.warmup, secs, run_kw)
             lat, per_hop, arrivals = result.lat, result.per_hop, result.arrivals
             print(
