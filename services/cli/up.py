@@ -243,9 +243,16 @@ def _banner(console: Console, sup: Any, took: float, token_file: Path | None) ->
         cfg = getattr(s, name)
         mp = sup.metrics_ports.get(name)
         metrics = f"   metrics http://{cfg.host}:{mp}/metrics" if mp else ""
+        pool = getattr(sup, "pools", {}).get(name)
+        others = [p for p in pool.metrics_ports if p is not None] if pool is not None else []
+        if mp and others:
+            metrics += " (workers' own: " + " ".join(f":{p}" for p in others) + ")"
         n = getattr(sup, "workers", {}).get(name, 1)
         procs = f"  x{n} processes" if n > 1 else ""
         console.print(f"  {name:<10} grpc {cfg.host}:{app.port}{procs}{metrics}")
+    targets = getattr(sup, "targets_file", None)
+    if targets is not None and getattr(sup, "pools", {}):
+        console.print(f"  prometheus every metrics endpoint, workers' included: {_shown(targets)} (file_sd)")
     if not (s.redis_url and s.database_url):
         console.print("  one process per service (in-process bus/cache; --workers needs REDIS_URL and DATABASE_URL)")
     for note in sup.notes:

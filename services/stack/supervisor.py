@@ -46,6 +46,7 @@ from aiots.services.ingestion.normalize import SOURCE_REPLAY
 from aiots.services.ingestion.pipeline import Pipeline
 from aiots.services.ingestion.sources.replay import ReplayRunner, Step, bus_settle
 from aiots.services.stack import replay as file_replay
+from aiots.services.stack.metrics_targets import target_groups, targets_path, write_targets
 from aiots.services.stack.workers import MULTI_WORKER_SERVICES, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,8 @@ class Supervisor:
         self.services = [s for s in SERVICE_ORDER if s in services]
         self.gateway_wanted = gateway
         self.metrics = metrics
+        #: the Prometheus file_sd targets written at start (None: not written)
+        self.targets_file: Path | None = None
         self.feed = feed or Feed()
         #: this process is itself one worker of a multi-process service (``aiots serve --reuse-port``)
         self.reuse_port = reuse_port
@@ -233,6 +236,7 @@ class Supervisor:
             if self.gateway_wanted:
                 await self._start_gateway()
             await self._start_replay()
+            await self._write_metrics_targets()
         except BaseException:
             await self.stop()
             raise
@@ -318,7 +322,7 @@ class Supervisor:
             cfg = getattr(self.settings, name)
             pool = WorkerPool(
                 self.settings, name, host=cfg.host, port=app.port, count=workers - 1,
-                log_dir=Path(self.settings.data_dir) / "workers",
+                log_dir=Path(self.settings.data_dir) / "workers", on_metrics_change=self._write_metrics_targets,
             )  # fmt: skip
             self._started.append(_Started(f"{name} workers", pool.stop))
             try:
@@ -328,6 +332,19 @@ class Supervisor:
             self.pools[name] = pool
         self.workers[name] = workers
         log.info("service started", extra={"component": name, "port": app.port, "workers": workers})
+
+    async def _write_metrics_targets(self) -> None:
+        """Every metrics endpoint of this stack, workers' included, as a Prometheus file_sd file
+        (:mod:`~aiots.services.stack.metrics_targets`); not by a worker, nor without metrics."""
+        if not self.metrics or self.reuse_port:
+            return
+        ports = {
+            n: [p, *(self.pools[n].metrics_ports if n in self.pools else [])] for n, p in self.metrics_ports.items()
+        }
+        hosts = {n: getattr(self.settings, n).host for n in ports}
+        path = targets_path(self.settings.data_dir)
+        await asyncio.to_thread(write_targets, path, target_groups(hosts, ports))
+        self.targets_file = path
 
     def _workers(self, name: str) -> int:
         """Processes for ``name``: its ``workers`` setting where that can work, else 1 (with a note)."""

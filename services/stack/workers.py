@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -77,13 +78,26 @@ class _Worker:
     log: IO[bytes]
     ready_file: Path
     started: float = field(default_factory=time.monotonic)
+    metrics_port: int | None = None  # from the ready file (the worker binds a free one)
 
 
 class WorkerPool:
     """``count`` child processes serving ``name`` on ``host:port`` beside the in-process server."""
 
-    def __init__(self, settings: Settings, name: str, *, host: str, port: int, count: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        count: int,
+        log_dir: Path,
+        on_metrics_change: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.name, self.host, self.port, self.count = name, host, port, count
+        #: awaited when a worker started again serves its metrics on another port
+        self.on_metrics_change = on_metrics_change
         self.log_dir = log_dir
         self.env = worker_env(settings, name, getattr(settings, name))
         self.workers: list[_Worker] = []
@@ -95,6 +109,11 @@ class WorkerPool:
     @property
     def pids(self) -> list[int]:
         return [w.proc.pid for w in self.workers if w.proc.poll() is None]
+
+    @property
+    def metrics_ports(self) -> list[int | None]:
+        """Each worker's metrics port, in worker order (None: not serving now)."""
+        return [w.metrics_port if w.proc.poll() is None else None for w in self.workers]
 
     def _spawn(self, index: int) -> _Worker:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +138,11 @@ class WorkerPool:
                 why = f"exited with {w.proc.returncode}" if w.proc.returncode is not None else "not ready in time"
                 raise WorkerError(f"{self.name} worker {w.index} {why}: {tail}")
             await asyncio.sleep(READY_POLL_S)
+        try:
+            port = json.loads(w.ready_file.read_text()).get("metrics_port")
+        except (OSError, ValueError, AttributeError):
+            port = None
+        w.metrics_port = port if isinstance(port, int) else None
 
     async def start(self) -> None:
         """Start every worker and wait until each serves the port; on failure stop them all."""
@@ -147,8 +171,22 @@ class WorkerPool:
                 w.log.close()
                 await asyncio.sleep(RESPAWN_DELAY_S)
                 if not self._stopping:
-                    self.workers[j] = self._spawn(w.index)
+                    self.workers[j] = again = self._spawn(w.index)
                     self.respawns += 1
+                    await self._announce_metrics(again)
+
+    async def _announce_metrics(self, w: _Worker) -> None:
+        """Once a worker started again is up, tell the owner its metrics port."""
+        try:
+            await self._wait_ready(w)
+        except WorkerError as exc:
+            log.warning("worker started again is not ready (%s)", exc, extra={"component": self.name})
+            return
+        if self.on_metrics_change is not None:
+            try:
+                await self.on_metrics_change()
+            except Exception:
+                log.exception("metrics targets not updated", extra={"component": self.name})
 
     async def stop(self, budget_s: float = 5.0) -> None:
         """SIGTERM every worker (graceful: drain, flush), SIGKILL what is left after ``budget_s``."""

@@ -5,8 +5,10 @@ N-1 ``aiots serve --reuse-port`` children, SO_REUSEPORT. Oracle: the kernel's so
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +84,61 @@ async def test_three_processes_answer_on_one_port_and_survive_a_killed_worker(
         assert await sup.stop() == []
     for c in children:
         assert not c.is_running() or c.status() == psutil.STATUS_ZOMBIE
+
+
+def _scrape(target: str) -> str:
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as r:
+        return str(r.read().decode())
+
+
+def _cache_targets(path: Path) -> dict[str, str]:
+    """aiots_process -> "host:port" for the cache in a file_sd targets file."""
+    groups = json.loads(path.read_text())
+    return {g["labels"]["aiots_process"]: g["targets"][0] for g in groups if g["labels"]["aiots_service"] == "cache"}
+
+
+async def test_every_workers_metrics_endpoint_is_a_prometheus_target_even_after_a_restart(
+    redis_url: str,  # noqa: F811
+    redis_ns: str,  # noqa: F811
+    make_database: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """The supervisor's own endpoint and each worker's (a free port each) go in a file_sd file; a
+    worker started again on another port replaces its old target. Oracle: each endpoint's own
+    /metrics text (the cache's series) and the worker processes' sockets."""
+    settings = Settings(
+        redis_url=redis_url,
+        database_url=make_database(True),
+        redis={"namespace": redis_ns},
+        cache={"port": free_port(), "metrics_port": free_port(), "workers": 3, "host": "127.0.0.1"},
+        data_dir=tmp_path,
+    )
+    sup = Supervisor(settings, services=["cache"], gateway=False)
+    await sup.start()
+    try:
+        assert sup.targets_file == tmp_path / "prometheus" / "targets.json"
+        targets = _cache_targets(sup.targets_file)
+        assert sorted(targets) == ["0", "1", "2"]
+        assert targets["0"] == f"127.0.0.1:{settings.cache.metrics_port}"
+        pool = sup.pools["cache"]
+        for i, pid in enumerate(pool.pids, start=1):  # worker i's target is a port that process listens on
+            port = int(targets[str(i)].rsplit(":", 1)[1])
+            assert pid in _server_pids(port, psutil.CONN_LISTEN)
+        for i in ("1", "2"):  # the workers run `aiots serve` (telemetry set up): the cache's own series
+            assert 'service="cache"' in await asyncio.to_thread(_scrape, targets[i])
+        assert "# TYPE" in await asyncio.to_thread(_scrape, targets["0"])  # this test's process serves too
+
+        victim, old = pool.pids[0], targets["1"]
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(600):  # started again, on another free port, and the file says so
+            now = _cache_targets(sup.targets_file)
+            if pool.respawns == 1 and now.get("1") not in (None, old):
+                break
+            await asyncio.sleep(0.1)
+        assert pool.respawns == 1 and now["1"] != old and now["2"] == targets["2"]
+        assert 'service="cache"' in await asyncio.to_thread(_scrape, now["1"])
+    finally:
+        assert await sup.stop() == []
 
 
 async def test_one_process_without_redis_and_postgres_and_says_why(tmp_path: Path) -> None:
