@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from aiots.services.common.settings import Settings
 from aiots.services.common.telemetry import METRIC_NAMES
+from aiots.services.stack.metrics_targets import target_groups, targets_path, write_targets
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -115,6 +116,23 @@ def test_prometheus_config_scrapes_every_metrics_port(tmp_path: Path) -> None:
         [_promtool(), "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_local_prometheus_config_scrapes_the_targets_a_stack_writes(tmp_path: Path) -> None:
+    """deploy/prometheus/local.yml reads the file a stack with the default data_dir writes, and
+    promtool accepts that file's content (it checks every file_sd file it finds)."""
+    cfg = yaml.safe_load((DEPLOY / "prometheus/local.yml").read_text())
+    (job,) = cfg["scrape_configs"]
+    (files,) = job["file_sd_configs"][0]["files"]
+    assert (DEPLOY / "prometheus" / files).resolve() == (ROOT / targets_path(Settings().data_dir)).resolve()
+    written = targets_path(tmp_path)
+    groups = target_groups({"cache": "0.0.0.0", "signals": "::1"}, {"cache": [9101, 40001], "signals": [9104]})
+    write_targets(written, groups)
+    job["file_sd_configs"][0]["files"] = [str(written)]
+    cfg["rule_files"] = [str(DEPLOY / "prometheus/alerts.yml")]
+    (tmp_path / "local.yml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([_promtool(), "check", "config", str(tmp_path / "local.yml")], capture_output=True, text=True)
+    assert out.returncode == 0 and "WARNING" not in out.stdout + out.stderr, out.stdout + out.stderr
 
 
 def test_dashboards_are_provisionable() -> None:
