@@ -466,9 +466,7 @@ class SignalsApp:
             self._update_open_gauge()
 
     def _update_open_gauge(self) -> None:
-        counts = dict.fromkeys(self.engine.strategy_names, 0)
-        for sig in self.engine.tracker.open_signals():
-            counts[sig.strategy] = counts.get(sig.strategy, 0) + 1
+        counts = dict.fromkeys(self.engine.strategy_names, 0) | self.engine.tracker.open_counts()
         for strategy, n in counts.items():
             metrics.signals_open.set(n, {"strategy": strategy})
 

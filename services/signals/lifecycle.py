@@ -87,12 +87,18 @@ class LifecycleTracker:
         #: :meth:`on_time` costs O(due x log n), not O(open).
         self._due: dict[str, list[tuple[int, str]]] = {}
         self._at: dict[str, int] = {}  # signal id -> its one live entry's decision time
+        #: open signals per strategy, kept as they open and close (the gauge reads it per store)
+        self._per_strategy: dict[str, int] = {}
 
     def add(self, sig: Signal) -> None:
         if sig.status is Status.OPEN:
             occ = sig.contract.occ_symbol
             group = self._by_occ.setdefault(occ, {})
+            old_sig = group.get(sig.id)
+            if old_sig is not None:
+                self._count(old_sig.strategy, -1)
             group[sig.id] = sig
+            self._count(sig.strategy, 1)
             self._by_sym.setdefault(sig.symbol, {})[sig.id] = sig
             self._schedule(sig, sig.horizon_ns)
             old = self._latest.get(occ)
@@ -104,9 +110,12 @@ class LifecycleTracker:
         """Track ``sig`` instead of any local signal with the same id (another replica's version won)."""
         for occ in list(self._by_occ):
             group = self._by_occ[occ]
-            if group.pop(sig.id, None) is not None and not group:
-                del self._by_occ[occ]
-                self._latest.pop(occ, None)
+            gone = group.pop(sig.id, None)
+            if gone is not None:
+                self._count(gone.strategy, -1)
+                if not group:
+                    del self._by_occ[occ]
+                    self._latest.pop(occ, None)
         for sym in list(self._by_sym):
             mine = self._by_sym[sym]
             if mine.pop(sig.id, None) is not None and not mine:
@@ -134,6 +143,17 @@ class LifecycleTracker:
     def open_signals(self) -> list[Signal]:
         return [s for group in self._by_occ.values() for s in group.values()]
 
+    def open_counts(self) -> dict[str, int]:
+        """Open signals per strategy (strategies with none left out), without walking them."""
+        return dict(self._per_strategy)
+
+    def _count(self, strategy: str, delta: int) -> None:
+        n = self._per_strategy.get(strategy, 0) + delta
+        if n:
+            self._per_strategy[strategy] = n
+        else:
+            self._per_strategy.pop(strategy, None)
+
     def _close(self, sig: Signal, status: Status, at_ns: int, price: float, note: str) -> Signal:
         sig.status = status
         sig.exit_ns = at_ns
@@ -142,7 +162,9 @@ class LifecycleTracker:
         sig.history.append(StatusChange(status, at_ns, price, note))
         occ = sig.contract.occ_symbol
         group = self._by_occ.get(occ, {})
-        group.pop(sig.id, None)
+        gone = group.pop(sig.id, None)
+        if gone is not None:
+            self._count(gone.strategy, -1)
         self._refused.pop(sig.id, None)
         self._at.pop(sig.id, None)
         mine = self._by_sym.get(sig.symbol)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -165,7 +166,8 @@ class _EveryPass(LifecycleTracker):
 def test_on_time_shortcuts_are_the_full_pass(ops: list[tuple[str, int, int, str | None]]) -> None:
     """Signals added, quoted, replaced and timed in any order, up to and past their contract's expiry: the
     same changes, to the same signals, as the tracker that walks every open signal and decides
-    afresh on every call (no skip before the next decision, no refused decision remembered)."""
+    afresh on every call (no skip before the next decision, no refused decision remembered). The
+    open signals counted per strategy as they open and close equal a count over them, at every step."""
     fast, full = LifecycleTracker(), _EveryPass()
     for kind, k, secs, symbol in ops:
         at = T0 + secs * S
@@ -173,7 +175,11 @@ def test_on_time_shortcuts_are_the_full_pass(ops: list[tuple[str, int, int, str 
         quote = replace(Q, occ_symbol=occ, bid=1.5 + 0.2 * (k % 3), ask=2.3, ts_ns=at)
         if kind == "add":
             one = replace(
-                sig(f"S{k}{secs}"), symbol=symbol or "AAPL", contract=quote, horizon_ns=at + (k + 1) * 600 * S
+                sig(f"S{k}{secs}"),
+                symbol=symbol or "AAPL",
+                contract=quote,
+                horizon_ns=at + (k + 1) * 600 * S,
+                strategy=("momentum_breakout", "mean_reversion")[k % 2],
             )
             fast.add(one)
             full.add(replace(one, history=[]))  # a separate copy (the trackers mutate what they hold)
@@ -194,6 +200,7 @@ def test_on_time_shortcuts_are_the_full_pass(ops: list[tuple[str, int, int, str 
             assert [(s.id, s.status, s.exit_ns, s.exit_price) for s in got] == [
                 (s.id, s.status, s.exit_ns, s.exit_price) for s in want
             ]
+        assert fast.open_counts() == dict(Counter(s.strategy for s in fast.open_signals()))
     assert sorted(s.id for s in fast.open_signals()) == sorted(s.id for s in full.open_signals())
 
 
