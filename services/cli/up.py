@@ -144,7 +144,7 @@ async def _up(settings: Settings, feed: Any, *, gateway: bool, quiet: bool, dura
     _install_signals(stop)
     console.print("[bold]AI-OTS[/] starting ...")
     t0 = time.monotonic()
-    sup = Supervisor(settings, gateway=gateway, feed=feed)
+    sup = Supervisor(settings, gateway=gateway, feed=feed, metrics_targets=True)
     await sup.start()
     # Loading the RSA dev key and signing take ~150 ms: not on the loop the services run on.
     token_file = await asyncio.to_thread(_dev_token, settings) if sup.gateway is not None else None

@@ -196,6 +196,7 @@ class Supervisor:
         metrics: bool = True,
         feed: Feed | None = None,
         reuse_port: bool = False,
+        metrics_targets: bool | None = None,
     ) -> None:
         unknown = [s for s in services if s not in SERVICE_ORDER]
         if unknown:
@@ -204,6 +205,8 @@ class Supervisor:
         self.services = [s for s in SERVICE_ORDER if s in services]
         self.gateway_wanted = gateway
         self.metrics = metrics
+        #: write the Prometheus file_sd targets (None: when a service runs as several processes)
+        self.metrics_targets = metrics_targets
         #: the Prometheus file_sd targets written at start (None: not written)
         self.targets_file: Path | None = None
         self.feed = feed or Feed()
@@ -336,14 +339,19 @@ class Supervisor:
     async def _write_metrics_targets(self) -> None:
         """Every metrics endpoint of this stack, workers' included, as a Prometheus file_sd file
         (:mod:`~aiots.services.stack.metrics_targets`); not by a worker, nor without metrics."""
-        if not self.metrics or self.reuse_port:
+        wanted = bool(self.pools) if self.metrics_targets is None else self.metrics_targets
+        if not self.metrics or self.reuse_port or not wanted:
             return
         ports = {
             n: [p, *(self.pools[n].metrics_ports if n in self.pools else [])] for n, p in self.metrics_ports.items()
         }
         hosts = {n: getattr(self.settings, n).host for n in ports}
         path = targets_path(self.settings.data_dir)
-        await asyncio.to_thread(write_targets, path, target_groups(hosts, ports))
+        try:
+            await asyncio.to_thread(write_targets, path, target_groups(hosts, ports))
+        except OSError as exc:  # a read-only data_dir (a container's root file system) must not stop a service
+            log.warning("metrics targets not written to %s (%s); scrape the metrics ports directly", path, exc)
+            return
         self.targets_file = path
 
     def _workers(self, name: str) -> int:

@@ -141,6 +141,36 @@ async def test_every_workers_metrics_endpoint_is_a_prometheus_target_even_after_
         assert await sup.stop() == []
 
 
+async def test_targets_only_when_asked_or_several_processes_and_never_fatal(tmp_path: Path) -> None:
+    """One process per service writes no targets file unless asked (`aiots up` asks); a data_dir
+    that can't be written (a container's read-only root) leaves the service running, unlisted."""
+    cache = {"port": 0, "metrics_port": free_port(), "host": "127.0.0.1"}
+    sup = Supervisor(Settings(data_dir=tmp_path / "a", cache=cache), services=["cache"], gateway=False)
+    await sup.start()
+    try:
+        assert sup.targets_file is None and not (tmp_path / "a" / "prometheus").exists()
+    finally:
+        await sup.stop()
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")  # the targets' folder can't be made below a file
+    cache["metrics_port"] = free_port()
+    sup = Supervisor(Settings(data_dir=blocked, cache=cache), services=["cache"], gateway=False, metrics_targets=True)
+    await sup.start()
+    try:
+        assert "cache" in sup.apps and sup.targets_file is None
+    finally:
+        await sup.stop()
+    cache["metrics_port"] = free_port()
+    sup = Supervisor(
+        Settings(data_dir=tmp_path / "b", cache=cache), services=["cache"], gateway=False, metrics_targets=True
+    )
+    await sup.start()
+    try:
+        assert sup.targets_file is not None and list(_cache_targets(sup.targets_file)) == ["0"]
+    finally:
+        await sup.stop()
+
+
 async def test_one_process_without_redis_and_postgres_and_says_why(tmp_path: Path) -> None:
     settings = with_workers(Settings(data_dir=tmp_path, cache={"port": 0}), 4)
     assert settings.cache.workers == 4 and settings.ingestion.workers == 1  # ingestion owns the feed
