@@ -518,7 +518,9 @@ class RedisStreamsBus:
             pipe.xreadgroup(read[0], read[1], read[2], count=self.cfg.read_batch, block=self.cfg.read_block_ms)
             self._carried.append(acks)
         try:
-            replies = await pipe.execute()
+            # Errors come back as replies: an XACK refused by Redis must not cost the read its reply
+            # (its messages would sit pending until reclaimed).
+            replies = await pipe.execute(raise_on_error=False)
         except BaseException:
             for k, ids in acks.items():  # keep them for the next flush
                 self._acks.setdefault(k, [])[:0] = ids
@@ -526,7 +528,15 @@ class RedisStreamsBus:
         finally:
             if read is not None:
                 self._carried = [a for a in self._carried if a is not acks]
-        return replies[-1] if read is not None else None
+        acked = replies[:-1] if read is not None else replies
+        for reply in acked:
+            if isinstance(reply, Exception):  # a wrong-typed key, say: retrying would fail the same way
+                log.warning("XACK refused by Redis (%s); those messages stay pending", reply)
+        if read is None:
+            return None
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[-1]
 
     async def flush(self) -> None:
         """Apply the acks made so far before returning (raises ``Unavailable`` when Redis is away):

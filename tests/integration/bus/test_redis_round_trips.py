@@ -148,3 +148,30 @@ async def test_flush_applies_acks_riding_a_read_not_yet_sent(
         await it.aclose()
         await bus.close()
         await direct.close()
+
+
+async def test_an_ack_redis_refuses_does_not_cost_the_read_its_messages(redis_url: str, redis_ns: str) -> None:
+    """An XACK that fails on the server (here: a key of the wrong type) rides the same pipeline as
+    the read: the read's messages still arrive, and the other acks still apply."""
+    cfg = RedisSettings(namespace=redis_ns, read_block_ms=200, claim_interval_s=3600)
+    bus = RedisStreamsBus(redis_url, cfg)
+    await bus.ensure_group("t", ["AAPL"], group="g", start="$")
+    wrong = f"{redis_ns}:not-a-stream"
+    await bus.redis.set(wrong, "x")
+    await bus.publish("t", "AAPL", trade(1))
+    it = bus.consume("t", ["AAPL"], group="g", consumer="c")
+    try:
+        first = await asyncio.wait_for(anext(it), 10)
+        await bus.publish("t", "AAPL", trade(2))
+        reader = asyncio.create_task(anext(it))  # runs before the acks' own flush: its read carries them
+        await bus.ack(Delivery(wrong, "1-1", "AAPL", b""), group="g")
+        await bus.ack(first, group="g")
+        second = await asyncio.wait_for(reader, 10)
+        assert events_pb2.TradeEvent.FromString(second.payload).sequence == 2
+        await bus.ack(second, group="g")
+        await bus.flush()
+        assert await bus.pending_count("t", "AAPL", "g") == 0
+    finally:
+        await it.aclose()
+        await bus.redis.delete(wrong)
+        await bus.close()
