@@ -399,9 +399,9 @@ class SignalsApp:
             log.exception("signals: %d new signals not published on %s", len(events), SIGNAL_TOPIC)
 
     async def _persist_loop(self) -> None:
-        """Store writes in announce order (an exit is never stored before its signal), each after a
-        pause of ``persist_quiet_s`` in announcements: the signals of one bar close are announced
-        one after another, and a write's CPU on the loop would delay the next ones."""
+        """Store writes after a pause of ``persist_quiet_s`` in announcements (a write's CPU would delay
+        a bar close's next announcements): the new signals queued meanwhile in one insert, then the
+        exits in order (an exit is never stored before its signal)."""
         quiet_s = self.cfg.persist_quiet_s
         while True:
             await self._persist_wake.wait()
@@ -409,8 +409,9 @@ class SignalsApp:
             while quiet_s > 0 and seen != self._announces:
                 seen = self._announces
                 await asyncio.sleep(quiet_s)
-            while self._persist:
-                new, updates = self._persist.popleft()
+            while self._persist:  # what queued while waiting goes in one write: its signals in one insert
+                queued, self._persist = self._persist, deque()
+                new, updates = [m for b, _ in queued for m in b], [u for _, b in queued for u in b]
                 try:
                     await self._store(new, updates)
                 except Exception:
@@ -443,9 +444,10 @@ class SignalsApp:
         bus = self.rt.need_bus("signals")
         if updates:  # an exit goes on the bus after its signal's announcement
             await self._bus_announcer.flush()
-        for msg in new:
-            sig = signal_from_proto(msg, expiry_ns(msg.contract.expiry))
-            if not await self.store.insert(sig, msg):
+        batch = [(signal_from_proto(msg, expiry_ns(msg.contract.expiry)), msg) for msg in new]
+        inserted = await self.store.insert_many(batch)  # one round trip
+        for sig, _msg in batch:
+            if sig.id not in inserted:
                 # Another replica stored this id first: follow the stored version.
                 stored = await self.store.get(sig.id)
                 if stored is not None:

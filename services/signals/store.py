@@ -6,6 +6,7 @@ see the same exit, exactly one records and announces it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,45 +65,56 @@ class SignalStore:
         self.pool = pool
 
     async def insert(self, s: Signal, msg: signals_pb2.Signal | None = None) -> bool:
-        """Store a new signal and its opening status in one round trip (idempotent on id).
+        """Store a new signal and its opening status (idempotent on id); True when it was new.
+        ``msg``: ``s`` already converted (the announced message), so it is not converted again."""
+        return s.id in await self.insert_many([(s, msg)])
 
-        ``msg``: ``s`` already converted (the announced message), so it is not converted again.
-        True when it was new."""
-        payload = (signal_to_proto(s) if msg is None else msg).SerializeToString()
-        h = s.history[0]
-        inserted = await self.pool.fetchval(
-            """WITH s AS (
+    async def insert_many(self, items: Sequence[tuple[Signal, signals_pb2.Signal | None]]) -> set[str]:
+        """Store new signals and their opening statuses in one round trip (idempotent on id; the
+        first of a repeated id counts). Returns the ids that were new: the others were stored
+        already (by another replica)."""
+        rows: dict[str, tuple[Any, ...]] = {}
+        for sig, msg in items:
+            if sig.id in rows:
+                continue
+            h = sig.history[0]
+            payload = (signal_to_proto(sig) if msg is None else msg).SerializeToString()
+            rows[sig.id] = (
+                sig.id, _dt(sig.created_ns), sig.symbol, sig.strategy, int(sig.direction), int(sig.status),
+                sig.confidence, sig.underlying_price, sig.contract.occ_symbol, sig.entry_price,
+                sig.target_price, sig.stop_price, _dt(sig.horizon_ns), sig.expected_return_pct,
+                sig.reward_risk, sig.iv, sig.iv_rank, payload, int(h.status), _dt(h.at_ns), h.option_price,
+                h.note,
+            )  # fmt: skip
+        if not rows:
+            return set()
+        columns = list(zip(*rows.values(), strict=True))
+        got = await self.pool.fetch(
+            """WITH r AS (
+                   SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[],
+                       $5::smallint[], $6::smallint[], $7::float8[], $8::float8[], $9::text[],
+                       $10::float8[], $11::float8[], $12::float8[], $13::timestamptz[], $14::float8[],
+                       $15::float8[], $16::float8[], $17::float8[], $18::bytea[], $19::smallint[],
+                       $20::timestamptz[], $21::float8[], $22::text[])
+                   WITH ORDINALITY AS r(id, created_at, symbol, strategy, direction, status, confidence,
+                       underlying_price, occ_symbol, entry_price, target_price, stop_price, horizon,
+                       expected_return_pct, reward_risk, iv, iv_rank, payload, h_status, h_at,
+                       h_price, h_note, n)),
+               s AS (
                    INSERT INTO signals (id, created_at, symbol, strategy, direction, status, confidence,
                        underlying_price, occ_symbol, entry_price, target_price, stop_price, horizon,
                        expected_return_pct, reward_risk, iv, iv_rank, payload)
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
+                   SELECT id, created_at, symbol, strategy, direction, status, confidence,
+                       underlying_price, occ_symbol, entry_price, target_price, stop_price, horizon,
+                       expected_return_pct, reward_risk, iv, iv_rank, payload
+                   FROM r ORDER BY n
                    ON CONFLICT (id) DO NOTHING RETURNING id)
                INSERT INTO signal_status_history (signal_id, status, at, option_price, note)
-               SELECT id, $19, $20, $21, $22 FROM s RETURNING signal_id""",
-            s.id,
-            _dt(s.created_ns),
-            s.symbol,
-            s.strategy,
-            int(s.direction),
-            int(s.status),
-            s.confidence,
-            s.underlying_price,
-            s.contract.occ_symbol,
-            s.entry_price,
-            s.target_price,
-            s.stop_price,
-            _dt(s.horizon_ns),
-            s.expected_return_pct,
-            s.reward_risk,
-            s.iv,
-            s.iv_rank,
-            payload,
-            int(h.status),
-            _dt(h.at_ns),
-            h.option_price,
-            h.note,
+               SELECT r.id, r.h_status, r.h_at, r.h_price, r.h_note FROM s JOIN r USING (id) ORDER BY r.n
+               RETURNING signal_id""",
+            *[list(c) for c in columns],
         )
-        return inserted is not None
+        return {r["signal_id"] for r in got}
 
     async def close(self, s: Signal, msg: signals_pb2.Signal | None = None) -> bool:
         """Record a status change from OPEN; False when another replica already did. ``msg``: ``s``

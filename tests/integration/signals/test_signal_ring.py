@@ -51,13 +51,13 @@ async def held_app(pg_pool: Any) -> AsyncIterator[tuple[SignalsApp, asyncio.Even
     await pg_pool.execute("DELETE FROM signals")
     a = SignalsApp(Runtime(settings=settings, db=pg_pool, bus=bus), port=0)
     release = asyncio.Event()
-    insert = a.store.insert
+    insert_many = a.store.insert_many
 
-    async def held_insert(*args: Any, **kwargs: Any) -> bool:
+    async def held_insert(*args: Any, **kwargs: Any) -> set[str]:
         await release.wait()
-        return await insert(*args, **kwargs)
+        return await insert_many(*args, **kwargs)
 
-    a.store.insert = held_insert  # type: ignore[method-assign]
+    a.store.insert_many = held_insert  # type: ignore[method-assign]
     await a.start()
     yield a, release
     release.set()
