@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ import click
 from aiots.services.common import event_loop
 from aiots.services.common.settings import Settings, get_settings
 from aiots.services.stack.supervisor import SERVICE_ORDER
+from aiots.services.stack.workers import write_ready
 
 PARENT_POLL_S = 1.0
 SERVICES = SERVICE_ORDER  # every service the composition root knows
@@ -106,7 +106,7 @@ async def _serve(settings: Settings, service: str, *, reuse_port: bool = False, 
     for note in sup.notes:
         logging.getLogger(__name__).warning(note)
     if ready_file is not None:  # the parent learns this worker's metrics port from it
-        await asyncio.to_thread(_write_ready, ready_file, sup.metrics_ports.get(service))
+        await asyncio.to_thread(write_ready, ready_file, sup.metrics_ports.get(service))
     orphan_watch = asyncio.ensure_future(_stop_with_parent(stop)) if reuse_port else None
     await stop.wait()
     if orphan_watch is not None:
@@ -116,13 +116,6 @@ async def _serve(settings: Settings, service: str, *, reuse_port: bool = False, 
     if sup.stuck:
         exit_now(1)
     return 1 if overran else 0
-
-
-def _write_ready(path: Path, metrics_port: int | None) -> None:
-    """``{"pid", "metrics_port"}`` as JSON, renamed into place (the parent never reads half of it)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "metrics_port": metrics_port}))
-    os.replace(tmp, path)
 
 
 async def _stop_with_parent(stop: asyncio.Event) -> None:

@@ -62,6 +62,14 @@ def worker_env(settings: Settings, name: str, cfg: ServiceSettings) -> dict[str,
     return env
 
 
+def write_ready(path: Path, metrics_port: int | None) -> None:
+    """A worker's word to its pool that it serves: ``{"pid", "metrics_port"}`` as JSON, renamed into
+    place (the pool never reads half of it; :meth:`WorkerPool._wait_ready` reads it). Blocking."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "metrics_port": metrics_port}))
+    os.replace(tmp, path)
+
+
 def aiots_command() -> str:
     """The ``aiots`` console script of this interpreter's environment (the stack is below the CLI
     layer, so it runs the command rather than importing it)."""
